@@ -1,0 +1,1 @@
+//! Helpers shared by Ember's end-to-end tests.
