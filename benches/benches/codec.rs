@@ -22,6 +22,31 @@ fn ember_all(decoder: &mut Decoder, buf: &mut BytesMut) -> usize {
     n
 }
 
+/// Decodes every frame in `buf` with ember-resp into raw frames (one buffer
+/// and an index per frame); returns the frame count.
+fn ember_raw_all(decoder: &mut Decoder, buf: &mut BytesMut) -> usize {
+    let mut n = 0;
+    while let Some(frame) = decoder.decode_raw(buf).expect("valid input") {
+        black_box(frame);
+        n += 1;
+    }
+    n
+}
+
+/// redis-protocol's cheapest complete decode: frame ranges, then the frame's
+/// bytes split off the buffer, as a connection must do.
+fn peer_range_all(buf: &mut BytesMut) -> usize {
+    let mut n = 0;
+    while let Some((frame, len)) =
+        redis_protocol::resp2::decode::decode_range(buf).expect("valid input")
+    {
+        black_box(frame);
+        black_box(buf.split_to(len).freeze());
+        n += 1;
+    }
+    n
+}
+
 /// Decodes every frame in `buf` with redis-protocol (RESP2, zero-copy).
 fn peer_all(buf: &mut BytesMut) -> usize {
     let mut n = 0;
@@ -57,25 +82,36 @@ fn peer_chunked(input: &[u8], chunk: usize) -> usize {
     n
 }
 
-/// The whole-buffer cases: the buffer is filled outside the timing.
+/// One whole-buffer measurement: `decode_all` drains a freshly filled
+/// buffer (filled outside the timing) and must find `frames` frames.
+fn drain(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    input: &[u8],
+    frames: usize,
+    mut decode_all: impl FnMut(&mut BytesMut) -> usize,
+) {
+    group.bench_function(name, |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(input),
+            |buf| assert_eq!(decode_all(buf), frames),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+/// The whole-buffer cases, for every decoder.
 fn whole(group: &mut BenchmarkGroup<'_, WallTime>, input: &[u8], frames: usize) {
     group.throughput(Throughput::Bytes(input.len() as u64));
-    let fresh = || BytesMut::from(input);
-    group.bench_function("ember-resp", |b| {
-        let mut decoder = Decoder::new();
-        b.iter_batched_ref(
-            fresh,
-            |buf| assert_eq!(ember_all(&mut decoder, buf), frames),
-            BatchSize::LargeInput,
-        )
+    let mut decoder = Decoder::new();
+    drain(group, "ember-resp", input, frames, |buf| {
+        ember_all(&mut decoder, buf)
     });
-    group.bench_function("redis-protocol", |b| {
-        b.iter_batched_ref(
-            fresh,
-            |buf| assert_eq!(peer_all(buf), frames),
-            BatchSize::LargeInput,
-        )
+    drain(group, "redis-protocol", input, frames, peer_all);
+    drain(group, "ember-resp/raw", input, frames, |buf| {
+        ember_raw_all(&mut decoder, buf)
     });
+    drain(group, "redis-protocol/range", input, frames, peer_range_all);
 }
 
 /// The chunked cases: both the whole and the chunked variant copy the input
@@ -103,20 +139,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("a_set_pipeline_1000");
     whole(&mut g, &pipeline, 1000);
     // The server's path: the request decoder, straight to argument lists.
-    g.bench_function("ember-resp/requests", |b| {
-        let mut decoder = RequestDecoder::new();
-        b.iter_batched_ref(
-            || BytesMut::from(&pipeline[..]),
-            |buf| {
-                let mut n = 0;
-                while let Some(args) = decoder.decode(buf).expect("valid input") {
-                    black_box(args);
-                    n += 1;
-                }
-                assert_eq!(n, 1000);
-            },
-            BatchSize::LargeInput,
-        )
+    let mut requests = RequestDecoder::new();
+    drain(&mut g, "ember-resp/requests", &pipeline, 1000, |buf| {
+        let mut n = 0;
+        while let Some(request) = requests.decode(buf).expect("valid input") {
+            black_box(&request[0]);
+            black_box(request);
+            n += 1;
+        }
+        n
     });
     g.finish();
 

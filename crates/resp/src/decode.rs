@@ -14,10 +14,12 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
-use crate::parse::{is_big_number, parse_bool, parse_double, parse_int, verbatim_format};
-use crate::{DecodeError, Frame, Limits};
+use crate::parse::{
+    is_big_number, parse_bool, parse_double, parse_int, quick_len, verbatim_format,
+};
+use crate::{DecodeError, Frame, Limits, RawFrame};
 
 /// Items kept between frames; a bigger list is shrunk back after use so one
 /// huge frame does not pin its scratch memory for the life of a connection.
@@ -79,24 +81,43 @@ impl Decoder {
     /// `Ok(None)` when more bytes are needed, with `buf` untouched; or an
     /// error, with `buf` untouched and the decoder reset.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        self.next(buf, |bytes, scan| {
+            let mut slicer = Slicer {
+                bytes,
+                left: scan.strings,
+            };
+            build(&mut scan.items.iter(), &mut slicer)
+        })
+    }
+
+    /// Decodes the frame at the front of `buf` into a [`RawFrame`]: the
+    /// frame's own bytes plus an index of its elements.
+    ///
+    /// Same contract as [`Decoder::decode`]. Use it where a frame is read
+    /// in place or forwarded as is: nothing is sliced or counted per
+    /// element, and [`RawFrame::as_bytes`] gives the exact wire bytes.
+    pub fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, DecodeError> {
+        self.next(buf, |bytes, scan| RawFrame::new(bytes, &mut scan.items))
+    }
+
+    /// Scans on; once a frame is complete, splits its bytes off `buf` and
+    /// hands them with the scan to `finish`.
+    fn next<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        finish: impl FnOnce(Bytes, &mut Scan) -> T,
+    ) -> Result<Option<T>, DecodeError> {
         if buf.len() < self.scan.pos {
             // The caller consumed bytes we had scanned: start the frame over.
             self.scan.reset();
         }
-        match self.scan.run(buf, &self.limits) {
-            Ok(Some(len)) => {
-                let bytes = buf.split_to(len).freeze();
-                let mut items = self.scan.items.iter();
-                let frame = build(&mut items, &bytes);
-                self.scan.reset();
-                Ok(Some(frame))
-            }
-            Ok(None) => Ok(None),
-            Err(e) => {
-                self.scan.reset();
-                Err(e)
-            }
-        }
+        let result = match self.scan.run(buf, &self.limits) {
+            Ok(Some(len)) => Ok(Some(finish(buf.split_to(len).freeze(), &mut self.scan))),
+            Ok(None) => return Ok(None),
+            Err(e) => Err(e),
+        };
+        self.scan.reset();
+        result
     }
 
     /// Forgets any partly scanned frame, as after a reconnect.
@@ -117,7 +138,7 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
 /// One scanned element: a scalar with the ranges of its bytes, or the header
 /// of an aggregate whose children follow it in the list.
 #[derive(Debug, Clone)]
-enum Head {
+pub(crate) enum Head {
     Simple(Range<usize>),
     Error(Range<usize>),
     Integer(i64),
@@ -130,9 +151,37 @@ enum Head {
     BigNumber(Range<usize>),
     BulkError(Range<usize>),
     Verbatim([u8; 3], Range<usize>),
-    /// An aggregate: its type marker and its length (pairs for maps and
-    /// attributes).
-    Aggregate(u8, usize),
+    /// An aggregate: its type marker, its length (pairs for maps and
+    /// attributes), and the index in the list just past its last
+    /// descendant, so a reader can step over it.
+    Aggregate {
+        marker: u8,
+        len: usize,
+        end: usize,
+    },
+}
+
+impl Head {
+    fn has_bytes(&self) -> bool {
+        matches!(
+            self,
+            Head::Simple(_)
+                | Head::Error(_)
+                | Head::Bulk(_)
+                | Head::BigNumber(_)
+                | Head::BulkError(_)
+                | Head::Verbatim(..)
+        )
+    }
+}
+
+/// An aggregate being scanned.
+#[derive(Debug)]
+struct Open {
+    /// Children still expected.
+    left: u64,
+    /// Its index in the item list.
+    item: usize,
 }
 
 #[derive(Debug, Default)]
@@ -143,10 +192,12 @@ struct Scan {
     /// searched for its line end, so a long line arriving slowly is searched
     /// once.
     searched: usize,
-    /// Children still expected by each open aggregate, innermost last.
-    stack: Vec<u64>,
+    /// The aggregates still open, innermost last.
+    stack: Vec<Open>,
     /// The elements scanned so far, in pre-order.
     items: Vec<Head>,
+    /// How many of them carry bytes (strings of any kind).
+    strings: usize,
 }
 
 impl Scan {
@@ -155,6 +206,7 @@ impl Scan {
         self.searched = 0;
         self.stack.clear();
         self.items.clear();
+        self.strings = 0;
         if self.items.capacity() > KEEP_ITEMS {
             self.items.shrink_to(KEEP_ITEMS);
         }
@@ -170,30 +222,44 @@ impl Scan {
                 return Ok(None);
             };
             self.pos = next;
-            if let Head::Aggregate(marker, len) = head {
-                let children = match marker {
+            self.searched = 0;
+            let item = self.items.len();
+            if let Head::Aggregate { marker, len, .. } = head {
+                let left = match marker {
                     b'%' => 2 * len as u64,
                     b'|' => 2 * len as u64 + 1,
                     _ => len as u64,
                 };
-                if children > 0 {
+                if left > 0 {
                     if self.stack.len() >= limits.depth() {
                         return Err(DecodeError::TooDeep(limits.depth()));
                     }
                     self.items.push(head);
-                    self.stack.push(children);
+                    self.stack.push(Open { left, item });
                     continue;
                 }
+                self.items.push(Head::Aggregate {
+                    marker,
+                    len,
+                    end: item + 1,
+                });
+            } else {
+                self.strings += usize::from(head.has_bytes());
+                self.items.push(head);
             }
-            self.items.push(head);
             // An element is complete: close every aggregate it completes.
             loop {
                 match self.stack.last_mut() {
                     None => return Ok(Some(self.pos)),
-                    Some(left) => {
-                        *left -= 1;
-                        if *left > 0 {
+                    Some(open) => {
+                        open.left -= 1;
+                        if open.left > 0 {
                             break;
+                        }
+                        let end = self.items.len();
+                        if let Some(Head::Aggregate { end: e, .. }) = self.items.get_mut(open.item)
+                        {
+                            *e = end;
                         }
                         self.stack.pop();
                     }
@@ -214,14 +280,27 @@ fn scan_head(
     let Some(&marker) = buf.get(pos) else {
         return Ok(None);
     };
-    let too_long = match marker {
-        b'*' | b'%' | b'~' | b'>' | b'|' => DecodeError::TooBigMultibulkCountString,
-        b'$' | b'!' | b'=' => DecodeError::TooBigBulkCountString,
-        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => DecodeError::LineTooLong,
+    let (too_long, is_len) = match marker {
+        b'*' | b'%' | b'~' | b'>' | b'|' => (DecodeError::TooBigMultibulkCountString, true),
+        b'$' | b'!' | b'=' => (DecodeError::TooBigBulkCountString, true),
+        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => (DecodeError::LineTooLong, false),
         other => return Err(DecodeError::InvalidType(other)),
     };
-    let Some(cr) = find_line_end(buf, pos, searched, limits.max_inline_len, too_long)? else {
-        return Ok(None);
+    let quick = if is_len {
+        quick_len(buf, pos + 1)
+    } else {
+        None
+    };
+    let cr = match quick {
+        Some((_, cr)) => match buf.get(cr + 1) {
+            Some(b'\n') => cr,
+            Some(_) => return Err(DecodeError::ExpectedCrlf),
+            None => return Ok(None),
+        },
+        None => match find_line_end(buf, pos, searched, limits.max_inline_len, too_long)? {
+            Some(cr) => cr,
+            None => return Ok(None),
+        },
     };
     let body = pos + 1..cr;
     let line = &buf[body.clone()];
@@ -240,7 +319,10 @@ fn scan_head(
             if line == b"?" {
                 return Err(DecodeError::Streamed);
             }
-            let len = parse_int(line).ok_or(DecodeError::InvalidBulkLength)?;
+            let len = match quick {
+                Some((len, _)) => len,
+                None => parse_int(line).ok_or(DecodeError::InvalidBulkLength)?,
+            };
             if len == -1 && marker == b'$' {
                 return Ok(Some((Head::NullBulk, next)));
             }
@@ -275,7 +357,10 @@ fn scan_head(
             if line == b"?" {
                 return Err(DecodeError::Streamed);
             }
-            let len = parse_int(line).ok_or(DecodeError::InvalidMultibulkLength)?;
+            let len = match quick {
+                Some((len, _)) => len,
+                None => parse_int(line).ok_or(DecodeError::InvalidMultibulkLength)?,
+            };
             if len == -1 && marker == b'*' {
                 Head::NullArray
             } else {
@@ -284,7 +369,11 @@ fn scan_head(
                     .filter(|&len| len <= limits.max_multibulk_len)
                     .and_then(|len| usize::try_from(len).ok())
                     .ok_or(DecodeError::InvalidMultibulkLength)?;
-                Head::Aggregate(marker, len)
+                Head::Aggregate {
+                    marker,
+                    len,
+                    end: 0,
+                }
             }
         }
     };
@@ -333,30 +422,55 @@ pub(crate) fn find_line_end(
     }
 }
 
+/// Hands out the strings of one frame as slices of its bytes.
+///
+/// Each slice costs a reference-count increment (and a decrement when
+/// dropped); the last string takes the frame's own handle instead, which
+/// saves one round trip per frame, a fair share of the cost of small frames.
+#[derive(Debug)]
+pub(crate) struct Slicer {
+    pub(crate) bytes: Bytes,
+    /// Strings still to hand out; the handle itself goes with the last.
+    pub(crate) left: usize,
+}
+
+impl Slicer {
+    fn take(&mut self, range: &Range<usize>) -> Bytes {
+        self.left = self.left.saturating_sub(1);
+        if self.left > 0 {
+            return self.bytes.slice(range.clone());
+        }
+        let mut last = std::mem::take(&mut self.bytes);
+        last.truncate(range.end);
+        last.advance(range.start);
+        last
+    }
+}
+
 /// Turns scanned elements into a frame whose strings are slices of `bytes`.
-fn build(items: &mut std::slice::Iter<'_, Head>, bytes: &Bytes) -> Frame {
+pub(crate) fn build(items: &mut std::slice::Iter<'_, Head>, bytes: &mut Slicer) -> Frame {
     let Some(head) = items.next() else {
         // The scanner records every child of every aggregate before it
         // reports a frame complete, so the list never runs out early.
         return Frame::Null;
     };
     match head {
-        Head::Simple(r) => Frame::Simple(bytes.slice(r.clone())),
-        Head::Error(r) => Frame::Error(bytes.slice(r.clone())),
+        Head::Simple(r) => Frame::Simple(bytes.take(r)),
+        Head::Error(r) => Frame::Error(bytes.take(r)),
         Head::Integer(i) => Frame::Integer(*i),
-        Head::Bulk(r) => Frame::Bulk(bytes.slice(r.clone())),
+        Head::Bulk(r) => Frame::Bulk(bytes.take(r)),
         Head::NullBulk => Frame::NullBulk,
         Head::NullArray => Frame::NullArray,
         Head::Null => Frame::Null,
         Head::Boolean(b) => Frame::Boolean(*b),
         Head::Double(d) => Frame::Double(*d),
-        Head::BigNumber(r) => Frame::BigNumber(bytes.slice(r.clone())),
-        Head::BulkError(r) => Frame::BulkError(bytes.slice(r.clone())),
+        Head::BigNumber(r) => Frame::BigNumber(bytes.take(r)),
+        Head::BulkError(r) => Frame::BulkError(bytes.take(r)),
         Head::Verbatim(format, r) => Frame::Verbatim {
             format: *format,
-            text: bytes.slice(r.clone()),
+            text: bytes.take(r),
         },
-        Head::Aggregate(marker, len) => {
+        Head::Aggregate { marker, len, .. } => {
             let len = *len;
             match marker {
                 b'%' => Frame::Map(build_pairs(items, bytes, len)),
@@ -385,7 +499,7 @@ fn build(items: &mut std::slice::Iter<'_, Head>, bytes: &Bytes) -> Frame {
 
 fn build_pairs(
     items: &mut std::slice::Iter<'_, Head>,
-    bytes: &Bytes,
+    bytes: &mut Slicer,
     len: usize,
 ) -> Vec<(Frame, Frame)> {
     let mut pairs = Vec::with_capacity(len);
@@ -672,6 +786,48 @@ mod tests {
         assert_eq!(decoder.decode(&mut buf), Ok(Some(Frame::Integer(7))));
     }
 
+    /// Rebuilds an owned frame by walking a view, to check the view's
+    /// navigation against the builder.
+    fn view_to_frame(view: crate::FrameRef<'_>) -> Frame {
+        use crate::FrameRef as R;
+        let own = Bytes::copy_from_slice;
+        match view {
+            R::Simple(s) => Frame::Simple(own(s)),
+            R::Error(s) => Frame::Error(own(s)),
+            R::Integer(i) => Frame::Integer(i),
+            R::Bulk(s) => Frame::Bulk(own(s)),
+            R::NullBulk => Frame::NullBulk,
+            R::NullArray => Frame::NullArray,
+            R::Null => Frame::Null,
+            R::Boolean(b) => Frame::Boolean(b),
+            R::Double(d) => Frame::Double(d),
+            R::BigNumber(s) => Frame::BigNumber(own(s)),
+            R::BulkError(s) => Frame::BulkError(own(s)),
+            R::Verbatim { format, text } => Frame::Verbatim {
+                format,
+                text: own(text),
+            },
+            R::Array(e) => Frame::Array(e.iter().map(view_to_frame).collect()),
+            R::Set(e) => Frame::Set(e.iter().map(view_to_frame).collect()),
+            R::Push(e) => Frame::Push(e.iter().map(view_to_frame).collect()),
+            R::Map(e) => Frame::Map(
+                e.pairs()
+                    .map(|(k, v)| (view_to_frame(k), view_to_frame(v)))
+                    .collect(),
+            ),
+            R::Attribute(e) => {
+                let mut all: Vec<Frame> = e.iter().map(view_to_frame).collect();
+                let frame = Box::new(all.pop().unwrap_or(Frame::Null));
+                let mut attrs = Vec::new();
+                let mut it = all.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    attrs.push((k, v));
+                }
+                Frame::Attribute { attrs, frame }
+            }
+        }
+    }
+
     /// Frames that re-encode to exactly their decoded bytes: no NaN (it is
     /// not equal to itself), simple strings without CR or LF.
     pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
@@ -752,6 +908,17 @@ mod tests {
             }
             prop_assert_eq!(got, frames);
             prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn raw_view_matches_frame(frame in arb_frame()) {
+            let mut buf = BytesMut::new();
+            frame.encode(&mut buf);
+            let wire = buf.clone().freeze();
+            let raw = Decoder::new().decode_raw(&mut buf).unwrap().unwrap();
+            prop_assert_eq!(raw.as_bytes(), &wire);
+            prop_assert_eq!(view_to_frame(raw.view()), frame.clone());
+            prop_assert_eq!(raw.to_frame(), frame);
         }
 
         #[test]

@@ -44,6 +44,7 @@ mod frame;
 mod inline;
 mod limits;
 mod parse;
+mod raw;
 mod request;
 
 pub use decode::{Decoder, decode};
@@ -55,4 +56,5 @@ pub use frame::Frame;
 pub use inline::split_args;
 pub use limits::Limits;
 pub use parse::parse_int;
-pub use request::RequestDecoder;
+pub use raw::{Elements, ElementsIter, FrameRef, RawFrame};
+pub use request::{Request, RequestDecoder};

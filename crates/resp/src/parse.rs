@@ -36,6 +36,38 @@ pub fn parse_int(input: &[u8]) -> Option<i64> {
     all_consuming(int).parse(input).ok().map(|(_, v)| v)
 }
 
+/// The fast path for the length in a header line such as `$5\r\n`: reads
+/// the digits starting at `start` and returns the value and the index of
+/// the `\r` right after them.
+///
+/// It only answers for the common shape, a canonical number of at most 18
+/// digits (which cannot overflow) followed by `\r`; for anything else it
+/// returns `None` and the caller takes the general path (find the line end,
+/// then [`parse_int`]), which gives the exact verdict. Lengths are on every
+/// element, so this loop is most of a decoder's work on small frames.
+#[inline]
+pub(crate) fn quick_len(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+    let negative = buf.get(start) == Some(&b'-');
+    let first = start + usize::from(negative);
+    let mut i = first;
+    let mut v: i64 = 0;
+    while let Some(&d) = buf.get(i) {
+        if !d.is_ascii_digit() || i - first == 18 {
+            break;
+        }
+        v = v * 10 + i64::from(d - b'0');
+        i += 1;
+    }
+    let digits = i - first;
+    if digits == 0 || buf.get(i) != Some(&b'\r') {
+        return None;
+    }
+    if buf[first] == b'0' && (digits > 1 || negative) {
+        return None;
+    }
+    Some((if negative { -v } else { v }, i))
+}
+
 /// `-?(0|[1-9][0-9]*)` within `i64`.
 fn int(input: &[u8]) -> IResult<&[u8], i64> {
     let (rest, minus) = opt(char('-')).parse(input)?;
@@ -146,6 +178,39 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn quick_len_agrees_with_parse_int() {
+        let cases: &[&[u8]] = &[
+            b"0\r",
+            b"5\r",
+            b"-1\r",
+            b"123456789012345678\r",
+            b"1234567890123456789\r",
+            b"00\r",
+            b"-0\r",
+            b"01\r",
+            b"\r",
+            b"-\r",
+            b"12",
+            b"1a\r",
+            b"+1\r",
+        ];
+        for case in cases {
+            let line = &case[..case.len().saturating_sub(1)];
+            match quick_len(case, 0) {
+                Some((v, cr)) => {
+                    assert_eq!(cr, case.len() - 1);
+                    assert_eq!(parse_int(line), Some(v), "{case:?}");
+                }
+                // No answer is always allowed: the general path decides.
+                None => assert!(
+                    parse_int(line).is_none() || line.len() > 18 || !case.ends_with(b"\r"),
+                    "{case:?}"
+                ),
+            }
         }
     }
 

@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::parse::quick_len;
 use crate::{DecodeError, Limits, parse_int, split_args};
 
 /// Argument ranges kept between requests; see `decode::KEEP_ITEMS`.
@@ -21,13 +22,12 @@ const PREALLOC_ARGS: usize = 1024;
 /// leniencies: the two bytes after a bulk payload are skipped unchecked, and
 /// an inline line may end in LF alone.
 ///
-/// Multibulk arguments are zero-copy slices of `buf`; inline arguments are
-/// copied, since quotes and escapes change them. A server that keeps an
-/// argument for long (as a stored value) may want to copy a small one, so it
-/// does not hold a whole read buffer alive.
+/// Each decoded [`Request`] shares the read buffer: its arguments are ranges
+/// of the request's bytes, not copies (inline arguments are unescaped into
+/// a buffer of their own).
 ///
-/// An empty request (`*0\r\n`, `*-1\r\n`, a blank line) decodes as an empty
-/// argument list; Redis ignores those without replying.
+/// An empty request (`*0\r\n`, `*-1\r\n`, a blank line) decodes as a
+/// request with no arguments; Redis ignores those without replying.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -35,8 +35,12 @@ const PREALLOC_ARGS: usize = 1024;
 ///
 /// let mut decoder = RequestDecoder::new();
 /// let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n"[..]);
-/// assert_eq!(decoder.decode(&mut buf).unwrap().unwrap(), [&b"GET"[..], b"k"]);
-/// assert_eq!(decoder.decode(&mut buf).unwrap().unwrap(), [&b"PING"[..]]);
+/// let get = decoder.decode(&mut buf).unwrap().unwrap();
+/// assert_eq!(get.len(), 2);
+/// assert_eq!(&get[0], b"GET");
+/// assert_eq!(get.to_vec(), [&b"GET"[..], b"k"]);
+/// let ping = decoder.decode(&mut buf).unwrap().unwrap();
+/// assert_eq!(&ping[0], b"PING");
 /// assert_eq!(decoder.decode(&mut buf), Ok(None));
 /// ```
 #[derive(Debug)]
@@ -102,7 +106,7 @@ impl RequestDecoder {
     /// error, with `buf` untouched and the decoder reset. After an error the
     /// stream cannot be trusted: reply with
     /// [`DecodeError::to_redis_error`] and close, as Redis does.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, DecodeError> {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
         if buf.len() < self.pos {
             self.reset();
         }
@@ -128,7 +132,7 @@ impl RequestDecoder {
         }
     }
 
-    fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, DecodeError> {
+    fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
         if buf.is_empty() {
             return Ok(None);
         }
@@ -148,18 +152,20 @@ impl RequestDecoder {
         let args = split_args(&buf[..end]).ok_or(DecodeError::UnbalancedQuotes)?;
         let _ = buf.split_to(lf + 1);
         self.searched = 0;
-        Ok(Some(args))
+        Ok(Some(Request::from_args(&args)))
     }
 
-    fn multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, DecodeError> {
+    fn multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
         let limits = self.limits;
         let remaining = match self.remaining {
             Some(n) => n,
             None => {
-                let Some(cr) = self.line_end(buf, DecodeError::TooBigMultibulkCountString)? else {
-                    return Ok(None);
+                let (quick, cr) = match self.header(buf, DecodeError::TooBigMultibulkCountString)? {
+                    Some(found) => found,
+                    None => return Ok(None),
                 };
-                let count = parse_int(&buf[1..cr])
+                let count = quick
+                    .or_else(|| parse_int(&buf[1..cr]))
                     .filter(|&n| n <= i64::from(i32::MAX) && n <= clamp(limits.max_multibulk_len))
                     .ok_or(DecodeError::InvalidMultibulkLength)?;
                 if !self.authenticated && count > clamp(limits.unauthenticated_multibulk_len) {
@@ -168,9 +174,10 @@ impl RequestDecoder {
                 if count <= 0 {
                     let _ = buf.split_to(cr + 2);
                     self.reset();
-                    return Ok(Some(Vec::new()));
+                    return Ok(Some(Request::default()));
                 }
                 self.pos = cr + 2;
+                self.searched = 0;
                 let count = count as u64;
                 self.args.reserve(PREALLOC_ARGS.min(count as usize));
                 count
@@ -179,13 +186,15 @@ impl RequestDecoder {
         self.remaining = Some(remaining);
         for _ in 0..remaining {
             let start = self.pos;
-            let Some(cr) = self.line_end(buf, DecodeError::TooBigBulkCountString)? else {
-                return Ok(None);
+            let (quick, cr) = match self.header(buf, DecodeError::TooBigBulkCountString)? {
+                Some(found) => found,
+                None => return Ok(None),
             };
             if buf[start] != b'$' {
                 return Err(DecodeError::ExpectedBulk(buf[start]));
             }
-            let len = parse_int(&buf[start + 1..cr])
+            let len = quick
+                .or_else(|| parse_int(&buf[start + 1..cr]))
                 .and_then(|n| u64::try_from(n).ok())
                 .filter(|&n| n <= limits.max_bulk_len)
                 .ok_or(DecodeError::InvalidBulkLength)?;
@@ -212,9 +221,24 @@ impl RequestDecoder {
             self.remaining = Some(self.remaining.unwrap_or(1) - 1);
         }
         let bytes = buf.split_to(self.pos).freeze();
-        let args = self.args.iter().map(|r| bytes.slice(r.clone())).collect();
+        let args = std::mem::take(&mut self.args);
         self.reset();
-        Ok(Some(args))
+        Ok(Some(Request { bytes, args }))
+    }
+
+    /// Reads the header line at `self.pos`: the quick path for a plain
+    /// number, else the general search. Returns the number if the quick path
+    /// read it, and the index of the line's `\r`.
+    fn header(
+        &mut self,
+        buf: &[u8],
+        too_long: DecodeError,
+    ) -> Result<Option<(Option<i64>, usize)>, DecodeError> {
+        if let Some((n, cr)) = quick_len(buf, self.pos + 1) {
+            // Like Redis, wait until the byte after `\r` is here too.
+            return Ok((cr + 1 < buf.len()).then_some((Some(n), cr)));
+        }
+        Ok(self.line_end(buf, too_long)?.map(|cr| (None, cr)))
     }
 
     /// Finds the `\r` ending the header line at `self.pos`, the way Redis
@@ -246,6 +270,89 @@ impl RequestDecoder {
     }
 }
 
+/// One client request: its arguments, command name first.
+///
+/// The arguments live in one shared buffer (for a multibulk request, the
+/// bytes it arrived in), so decoding touches no reference count per
+/// argument. Read them as `&[u8]` with indexing, [`Request::get`] or
+/// [`Request::iter`]; take one as an owned, zero-copy [`Bytes`] with
+/// [`Request::arg_bytes`] when it must outlive the request. Note that such a
+/// slice keeps the whole read buffer it came from alive: a server storing a
+/// small value for long may prefer to copy it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    bytes: Bytes,
+    args: Vec<Range<usize>>,
+}
+
+impl Request {
+    /// A request holding a copy of `args`, as if it had been decoded.
+    pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
+        let mut bytes = BytesMut::with_capacity(args.iter().map(|a| a.as_ref().len()).sum());
+        let mut ranges = Vec::with_capacity(args.len());
+        for arg in args {
+            let start = bytes.len();
+            bytes.extend_from_slice(arg.as_ref());
+            ranges.push(start..bytes.len());
+        }
+        Request {
+            bytes: bytes.freeze(),
+            args: ranges,
+        }
+    }
+
+    /// The number of arguments, the command name included.
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Whether the request has no arguments at all (an empty request).
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// Argument `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.args.get(i).map(|r| &self.bytes[r.clone()])
+    }
+
+    /// Argument `i` as an owned slice of the shared buffer (no copy).
+    pub fn arg_bytes(&self, i: usize) -> Option<Bytes> {
+        self.args.get(i).map(|r| self.bytes.slice(r.clone()))
+    }
+
+    /// The arguments, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + DoubleEndedIterator + '_ {
+        self.args.iter().map(|r| &self.bytes[r.clone()])
+    }
+
+    /// All arguments as owned, zero-copy slices.
+    pub fn to_vec(&self) -> Vec<Bytes> {
+        self.args
+            .iter()
+            .map(|r| self.bytes.slice(r.clone()))
+            .collect()
+    }
+}
+
+impl std::ops::Index<usize> for Request {
+    type Output = [u8];
+
+    /// Argument `i`. Panics past the end, like slice indexing; use
+    /// [`Request::get`] where `i` comes from the client.
+    fn index(&self, i: usize) -> &[u8] {
+        &self.bytes[self.args[i].clone()]
+    }
+}
+
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Request {}
+
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -256,8 +363,8 @@ mod tests {
 
     use super::*;
 
-    fn args(list: &[&[u8]]) -> Vec<Bytes> {
-        list.iter().map(|a| Bytes::copy_from_slice(a)).collect()
+    fn args(list: &[&[u8]]) -> Request {
+        Request::from_args(list)
     }
 
     /// A valid request: whole, with a following request, byte by byte, and
@@ -403,7 +510,8 @@ mod tests {
     fn multibulk_arguments_share_the_buffer() {
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"[..]);
         let base = buf.as_ptr() as usize;
-        let args = RequestDecoder::new().decode(&mut buf).unwrap().unwrap();
-        assert_eq!(args[1].as_ptr() as usize, base + 17);
+        let req = RequestDecoder::new().decode(&mut buf).unwrap().unwrap();
+        assert_eq!(req[1].as_ptr() as usize, base + 17);
+        assert_eq!(req.arg_bytes(1).unwrap().as_ptr() as usize, base + 17);
     }
 }
