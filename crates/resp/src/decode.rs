@@ -393,11 +393,15 @@ pub(crate) fn find_line_end(
     too_long: DecodeError,
 ) -> Result<Option<usize>, DecodeError> {
     let from = pos + 1 + *searched;
-    match memchr::memchr(b'\r', buf.get(from..).unwrap_or_default()) {
+    // A line holds neither CR nor LF: stop at the first of either.
+    match memchr::memchr2(b'\r', b'\n', buf.get(from..).unwrap_or_default()) {
         Some(offset) => {
             let cr = from + offset;
             if cr - pos - 1 > max {
                 return Err(too_long);
+            }
+            if buf[cr] == b'\n' {
+                return Err(DecodeError::ExpectedCrlf);
             }
             match buf.get(cr + 1) {
                 None => {
@@ -707,6 +711,9 @@ mod tests {
         err(b"$3\r\nabcde", DecodeError::ExpectedCrlf);
         err(b"$3\r\nabc\n\n", DecodeError::ExpectedCrlf);
         err(b"+OK\rX", DecodeError::ExpectedCrlf);
+        // A bare LF inside a line; found by fuzzing.
+        err(b"+a\nb\r\n", DecodeError::ExpectedCrlf);
+        err(b"*1\r\n-a\n", DecodeError::ExpectedCrlf);
         err(b"*-2\r\n", DecodeError::InvalidMultibulkLength);
         err(b"%-1\r\n", DecodeError::InvalidMultibulkLength);
         err(b"*2147483648\r\n", DecodeError::InvalidMultibulkLength);
@@ -890,22 +897,9 @@ mod tests {
             for f in &frames {
                 f.encode(&mut wire);
             }
-            let wire = wire.freeze();
-            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
-            cuts.push(wire.len());
-            cuts.sort_unstable();
-
             let mut decoder = Decoder::new();
-            let mut buf = BytesMut::new();
-            let mut got = Vec::new();
-            let mut fed = 0;
-            for cut in cuts {
-                buf.put_slice(&wire[fed..cut]);
-                fed = cut;
-                while let Some(f) = decoder.decode(&mut buf).unwrap() {
-                    got.push(f);
-                }
-            }
+            let (got, buf) =
+                crate::testing::in_pieces(&wire, &cuts, |buf| decoder.decode(buf).unwrap());
             prop_assert_eq!(got, frames);
             prop_assert!(buf.is_empty());
         }

@@ -52,8 +52,8 @@ pub enum DecodeError {
     /// within the line limit.
     #[error("too big line")]
     LineTooLong,
-    /// A carriage return inside a line was not followed by a line feed, or
-    /// bulk data was not followed by CRLF.
+    /// A line held a CR not followed by LF, or a bare LF, or bulk data was
+    /// not followed by CRLF.
     #[error("expected CRLF")]
     ExpectedCrlf,
     /// An integer frame (`:`) did not hold a 64-bit signed integer.

@@ -46,6 +46,8 @@ mod limits;
 mod parse;
 mod raw;
 mod request;
+#[cfg(test)]
+mod testing;
 
 pub use decode::{Decoder, decode};
 pub use encode::{

@@ -160,10 +160,11 @@ impl RequestDecoder {
         let remaining = match self.remaining {
             Some(n) => n,
             None => {
-                let (quick, cr) = match self.header(buf, DecodeError::TooBigMultibulkCountString)? {
-                    Some(found) => found,
-                    None => return Ok(None),
-                };
+                let (quick, cr) =
+                    match self.header(buf, b'*', DecodeError::TooBigMultibulkCountString)? {
+                        Some(found) => found,
+                        None => return Ok(None),
+                    };
                 let count = quick
                     .or_else(|| parse_int(&buf[1..cr]))
                     .filter(|&n| n <= i64::from(i32::MAX) && n <= clamp(limits.max_multibulk_len))
@@ -186,7 +187,7 @@ impl RequestDecoder {
         self.remaining = Some(remaining);
         for _ in 0..remaining {
             let start = self.pos;
-            let (quick, cr) = match self.header(buf, DecodeError::TooBigBulkCountString)? {
+            let (quick, cr) = match self.header(buf, b'$', DecodeError::TooBigBulkCountString)? {
                 Some(found) => found,
                 None => return Ok(None),
             };
@@ -232,9 +233,15 @@ impl RequestDecoder {
     fn header(
         &mut self,
         buf: &[u8],
+        marker: u8,
         too_long: DecodeError,
     ) -> Result<Option<(Option<i64>, usize)>, DecodeError> {
-        if let Some((n, cr)) = quick_len(buf, self.pos + 1) {
+        // The quick path reads after the marker, so it is only for lines
+        // that start with the right one; Redis's search for the line end
+        // starts at the marker itself.
+        if buf.get(self.pos) == Some(&marker)
+            && let Some((n, cr)) = quick_len(buf, self.pos + 1)
+        {
             // Like Redis, wait until the byte after `\r` is here too.
             return Ok((cr + 1 < buf.len()).then_some((Some(n), cr)));
         }
@@ -360,6 +367,7 @@ fn clamp(n: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use bytes::BufMut;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -504,6 +512,41 @@ mod tests {
         assert!(d.args.capacity() <= PREALLOC_ARGS);
         let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
         assert_eq!(RequestDecoder::new().decode(&mut buf), Ok(None));
+    }
+
+    /// A request as a client might send it: multibulk from arbitrary bytes,
+    /// or an inline line of plain words.
+    fn arb_request() -> impl Strategy<Value = (Vec<u8>, Vec<Vec<u8>>)> {
+        let multibulk =
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..6)
+                .prop_map(|args| {
+                    let mut wire = BytesMut::new();
+                    crate::encode_command(&mut wire, &args);
+                    (wire.to_vec(), args)
+                });
+        let inline = proptest::collection::vec("[a-zA-Z0-9:_-]{1,8}", 1..5).prop_map(|words| {
+            let line = format!("{}\r\n", words.join(" ")).into_bytes();
+            (line, words.into_iter().map(String::into_bytes).collect())
+        });
+        prop_oneof![multibulk, inline]
+    }
+
+    proptest! {
+        #[test]
+        fn split_anywhere_equals_whole(
+            requests in proptest::collection::vec(arb_request(), 1..6),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let wire: Vec<u8> = requests.iter().flat_map(|(w, _)| w.clone()).collect();
+            let want: Vec<Vec<Vec<u8>>> = requests.into_iter().map(|(_, a)| a).collect();
+            let mut decoder = RequestDecoder::new();
+            let (got, buf) = crate::testing::in_pieces(&wire, &cuts, |buf| {
+                let request = decoder.decode(buf).unwrap()?;
+                Some(request.iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
+            });
+            prop_assert_eq!(got, want);
+            prop_assert!(buf.is_empty());
+        }
     }
 
     #[test]

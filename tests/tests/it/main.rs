@@ -1,1 +1,4 @@
+//! Ember's end-to-end tests: one binary, one module per area.
 
+mod protocol_vs_redis;
+mod replies_from_redis;
