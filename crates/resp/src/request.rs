@@ -29,6 +29,13 @@ const PREALLOC_ARGS: usize = 1024;
 /// An empty request (`*0\r\n`, `*-1\r\n`, a blank line) decodes as a
 /// request with no arguments; Redis ignores those without replying.
 ///
+/// Redis checks the 64 KiB line limits (no line end yet and more than
+/// [`Limits::max_inline_len`] bytes waiting) after each read of at most
+/// 16 KiB, so a line a little over the limit passes when its end arrives in
+/// the same read. This decoder applies the same check to whatever the
+/// buffer holds; a server that wants Redis's behaviour exactly decodes after
+/// each read of at most 16 KiB, as Redis does.
+///
 /// ```
 /// use bytes::BytesMut;
 /// use ember_resp::RequestDecoder;
@@ -212,7 +219,7 @@ impl RequestDecoder {
             if buf.len() < end + 2 {
                 // Keep the header's line end found, so the next call goes
                 // straight to the length check.
-                self.searched = cr - start - 1;
+                self.searched = cr - start;
                 return Ok(None);
             }
             self.args.push(data..end);
