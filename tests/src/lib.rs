@@ -57,15 +57,7 @@ impl RedisServer {
 
     /// A new connection with read and write timeouts set.
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect to redis-server");
-        stream
-            .set_read_timeout(Some(REPLY_TIMEOUT))
-            .expect("set read timeout");
-        stream
-            .set_write_timeout(Some(REPLY_TIMEOUT))
-            .expect("set write timeout");
-        stream.set_nodelay(true).expect("set nodelay");
-        stream
+        connect(self.addr)
     }
 
     fn wait_ready(&self) {
@@ -134,4 +126,112 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut byte = [0u8; 1];
     matches!(stream.read(&mut byte), Ok(0) | Err(_))
+}
+
+/// An Ember server running in this process on a free loopback port, with
+/// its own runtime on its own thread. Stopped (gracefully) on drop.
+#[derive(Debug)]
+pub struct EmberServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmberServer {
+    /// Starts a server configured by redis.conf-style `lines`
+    /// (`["requirepass secret"]`).
+    pub fn start(lines: &[&str]) -> EmberServer {
+        let mut config = server::Config::default();
+        config
+            .load_file(&lines.join("\n"))
+            .expect("valid test configuration");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                server::run(listener, config, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        EmberServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A new connection with read and write timeouts set.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// A `redis://` URL for client libraries.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+}
+
+impl Drop for EmberServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A connection to `addr` with read and write timeouts set.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .expect("set read timeout");
+    stream
+        .set_write_timeout(Some(REPLY_TIMEOUT))
+        .expect("set write timeout");
+    stream.set_nodelay(true).expect("set nodelay");
+    stream
+}
+
+/// Sends `args` as one command and returns the raw bytes of the one reply.
+pub fn call(stream: &mut TcpStream, args: &[&[u8]]) -> bytes::Bytes {
+    let mut request = bytes::BytesMut::new();
+    resp::encode_command(&mut request, args);
+    stream.write_all(&request).expect("write");
+    read_reply(stream)
+}
+
+/// Reads exactly one reply frame and returns its raw bytes.
+pub fn read_reply(stream: &mut TcpStream) -> bytes::Bytes {
+    let mut decoder = resp::Decoder::new();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        if let Some(frame) = decoder.decode_raw(&mut buf).expect("a valid reply") {
+            assert!(buf.is_empty(), "unexpected bytes after the reply: {buf:?}");
+            return frame.as_bytes().clone();
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = stream.read(&mut chunk).expect("read a reply");
+        assert!(n > 0, "connection closed before a full reply ({buf:?})");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }

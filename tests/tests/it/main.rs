@@ -2,3 +2,4 @@
 
 mod protocol_vs_redis;
 mod replies_from_redis;
+mod server_vs_redis;

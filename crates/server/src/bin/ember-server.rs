@@ -1,0 +1,85 @@
+//! `ember-server`: run the server. `ember-server --help` lists the flags.
+
+use clap::Parser;
+use ember_server::{Config, Flags};
+use tokio::net::TcpListener;
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_flags(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("*** FATAL CONFIG FILE ERROR *** {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let level = match config.get("loglevel").unwrap_or("notice") {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> std::process::ExitCode {
+    let port = config.get("port").unwrap_or("6379").to_string();
+    let bind = config.get("bind").unwrap_or("127.0.0.1").to_string();
+    let host = bind
+        .split_whitespace()
+        .next()
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("Could not create server TCP listening socket {addr}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("Ready to accept connections on {addr}");
+    ember_server::run(listener, config, stop_signal()).await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+            _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,382 @@
+//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT, RESET.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use resp::{Protocol, Request};
+
+use super::keys::{subcommand_arity, unknown_subcommand};
+use super::{CmdError, CmdResult, Ctx};
+use crate::args::{Args, eq, parse_i64};
+use crate::client::ClientInfo;
+
+/// The version this server reports, the Redis release it matches.
+pub(crate) const REDIS_VERSION: &str = "7.0.15";
+
+pub(super) fn ping(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    match req.len() {
+        1 => ctx.reply.simple("PONG"),
+        2 => ctx.reply.bulk(&req[1]),
+        _ => return Err(arity(ctx)),
+    }
+    Ok(())
+}
+
+fn arity(ctx: &Ctx<'_>) -> CmdError {
+    CmdError::other(format!(
+        "ERR wrong number of arguments for '{}' command",
+        ctx.cmd.name
+    ))
+}
+
+pub(super) fn echo(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ctx.reply.bulk(&req[1]);
+    Ok(())
+}
+
+pub(super) fn quit(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    ctx.reply.ok();
+    ctx.client.closing = true;
+    Ok(())
+}
+
+pub(super) fn select(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let n = parse_i64(&req[1])?;
+    if n < 0 || n >= ctx.shared.keyspace.databases() as i64 {
+        return Err(CmdError::other("ERR DB index is out of range"));
+    }
+    ctx.client.db = n as usize;
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Checks a user and password against `requirepass` (the only user is
+/// `default`).
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
+    let required = ctx.shared.config_get("requirepass");
+    if user == b"default" && !required.is_empty() && pass == required.as_bytes() {
+        ctx.client.authenticated = true;
+        return Ok(());
+    }
+    Err(CmdError::other(
+        "WRONGPASS invalid username-password pair or user is disabled.",
+    ))
+}
+
+pub(super) fn auth(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    if req.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    if req.len() == 2 && ctx.shared.config_get("requirepass").is_empty() {
+        return Err(CmdError::other(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    }
+    let (user, pass) = if req.len() == 3 {
+        (&req[1], &req[2])
+    } else {
+        (&b"default"[..], &req[1])
+    };
+    check_password(ctx, user, pass)?;
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn hello(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut args = Args::new(req);
+    let mut proto = None;
+    if let Some(ver) = args.peek() {
+        args.next()?;
+        let v = resp::parse_int(ver).ok_or_else(|| {
+            CmdError::other("ERR Protocol version is not an integer or out of range")
+        })?;
+        proto = Some(match v {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err(CmdError::other("NOPROTO unsupported protocol version")),
+        });
+    }
+    let mut name = None;
+    while let Some(opt) = args.peek() {
+        args.next()?;
+        if eq(opt, "auth") && args.remaining() >= 2 {
+            let user = args.next()?;
+            let pass = args.next()?;
+            check_password(ctx, user, pass)?;
+        } else if eq(opt, "setname") && args.remaining() >= 1 {
+            let n = args.next()?;
+            valid_name(n)?;
+            name = Some(Bytes::copy_from_slice(n));
+        } else {
+            let mut text = b"ERR Syntax error in HELLO option '".to_vec();
+            text.extend_from_slice(opt);
+            text.push(b'\'');
+            return Err(CmdError::other(String::from_utf8_lossy(&text)));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::other(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(n) = name {
+        ctx.client.name = n;
+    }
+    if let Some(p) = proto {
+        ctx.client.proto = p;
+        ctx.reply.proto = p;
+    }
+    let proto_num = if ctx.client.proto == Protocol::Resp3 {
+        3
+    } else {
+        2
+    };
+    ctx.reply.map(7);
+    ctx.reply.bulk(b"server");
+    ctx.reply.bulk(b"redis");
+    ctx.reply.bulk(b"version");
+    ctx.reply.bulk(REDIS_VERSION.as_bytes());
+    ctx.reply.bulk(b"proto");
+    ctx.reply.int(proto_num);
+    ctx.reply.bulk(b"id");
+    ctx.reply.int(ctx.client.id() as i64);
+    ctx.reply.bulk(b"mode");
+    ctx.reply.bulk(b"standalone");
+    ctx.reply.bulk(b"role");
+    ctx.reply.bulk(b"master");
+    ctx.reply.bulk(b"modules");
+    ctx.reply.array(0);
+    Ok(())
+}
+
+/// Client names: no spaces, newlines or other special characters.
+fn valid_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(CmdError::other(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn reset(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    ctx.client.db = 0;
+    ctx.client.proto = Protocol::Resp2;
+    ctx.reply.proto = Protocol::Resp2;
+    ctx.client.name = Bytes::new();
+    ctx.client.authenticated = ctx.shared.config_get("requirepass").is_empty();
+    ctx.reply.simple("RESET");
+    Ok(())
+}
+
+pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = &req[1];
+    let argc = req.len();
+    let want = |n: usize, name: &str| {
+        if argc == n {
+            Ok(())
+        } else {
+            Err(subcommand_arity("client", name))
+        }
+    };
+    if eq(sub, "id") {
+        want(2, "id")?;
+        ctx.reply.int(ctx.client.id() as i64);
+    } else if eq(sub, "setname") {
+        want(3, "setname")?;
+        valid_name(&req[2])?;
+        ctx.client.name = Bytes::copy_from_slice(&req[2]);
+        ctx.reply.ok();
+    } else if eq(sub, "getname") {
+        want(2, "getname")?;
+        if ctx.client.name.is_empty() {
+            ctx.reply.null();
+        } else {
+            let name = ctx.client.name.clone();
+            ctx.reply.bulk(&name);
+        }
+    } else if eq(sub, "list") {
+        let mut ids: Option<Vec<u64>> = None;
+        let mut args = Args::new(req);
+        args.next()?;
+        while let Some(opt) = args.peek() {
+            args.next()?;
+            if eq(opt, "type") && args.remaining() > 0 {
+                let t = args.next()?;
+                if !["normal", "master", "replica", "slave", "pubsub"]
+                    .iter()
+                    .any(|k| eq(t, k))
+                {
+                    return Err(CmdError::other(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(t)
+                    )));
+                }
+                if !eq(t, "normal") {
+                    ids = Some(Vec::new());
+                }
+            } else if eq(opt, "id") && args.remaining() > 0 {
+                let mut list = Vec::new();
+                for id in args.rest() {
+                    let n = resp::parse_int(id)
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| CmdError::other("ERR Invalid client ID"))?;
+                    list.push(n as u64);
+                }
+                ids = Some(list);
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        let mut clients: Vec<Arc<ClientInfo>> = ctx
+            .shared
+            .clients
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        clients.sort_by_key(|c| c.id);
+        let mut text = String::new();
+        for c in clients {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+                continue;
+            }
+            text.push_str(&client_line(ctx, &c));
+            text.push('\n');
+        }
+        ctx.reply.verbatim(text.as_bytes());
+    } else if eq(sub, "info") {
+        want(2, "info")?;
+        let me = ctx.client.info.clone();
+        let mut line = client_line(ctx, &me);
+        line.push('\n');
+        ctx.reply.verbatim(line.as_bytes());
+    } else if eq(sub, "kill") {
+        client_kill(ctx, req)?;
+    } else if eq(sub, "no-evict") {
+        want(3, "no-evict")?;
+        if !eq(&req[2], "on") && !eq(&req[2], "off") {
+            return Err(CmdError::Syntax);
+        }
+        ctx.reply.ok();
+    } else {
+        return Err(unknown_subcommand(&req[0], sub));
+    }
+    Ok(())
+}
+
+/// One CLIENT LIST line, with Redis 7.0's fields.
+fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
+    let me = c.id == ctx.client.id();
+    let (name, db, cmd, idle, proto) = if me {
+        (
+            ctx.client.name.clone(),
+            ctx.client.db,
+            ctx.cmd.name.to_string() + &sub_suffix(ctx),
+            0,
+            ctx.client.proto,
+        )
+    } else {
+        let m = c.meta();
+        (
+            m.name.clone(),
+            m.db,
+            m.last_command.clone(),
+            m.last_active.elapsed().as_secs(),
+            m.proto,
+        )
+    };
+    let mut line = String::new();
+    let _ = write!(
+        line,
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags=N db={db} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        String::from_utf8_lossy(&name),
+        c.created.elapsed().as_secs(),
+        if proto == Protocol::Resp3 { 3 } else { 2 },
+    );
+    line
+}
+
+fn sub_suffix(ctx: &Ctx<'_>) -> String {
+    if ctx.cmd.name == "client" {
+        ctx.client.last_sub.clone()
+    } else {
+        String::new()
+    }
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let clients: Vec<Arc<ClientInfo>> = ctx
+        .shared
+        .clients
+        .lock()
+        .map(|c| c.values().cloned().collect())
+        .unwrap_or_default();
+    // The old form: CLIENT KILL addr:port.
+    if req.len() == 3 {
+        let addr = String::from_utf8_lossy(&req[2]).into_owned();
+        let Some(target) = clients.iter().find(|c| c.addr.to_string() == addr) else {
+            return Err(CmdError::other("ERR No such client"));
+        };
+        kill(ctx, target);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    let mut args = Args::new(req);
+    args.next()?;
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    if !args.remaining().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    while let Some(opt) = args.peek() {
+        args.next()?;
+        let value = args.next()?;
+        if eq(opt, "id") {
+            let n = resp::parse_int(value)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| CmdError::other("ERR client-id should be greater than 0"))?;
+            id = Some(n as u64);
+        } else if eq(opt, "addr") {
+            addr = Some(String::from_utf8_lossy(value).into_owned());
+        } else if eq(opt, "laddr") {
+            laddr = Some(String::from_utf8_lossy(value).into_owned());
+        } else if eq(opt, "skipme") {
+            skipme = if eq(value, "yes") {
+                true
+            } else if eq(value, "no") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+        } else if eq(opt, "type") || eq(opt, "user") || eq(opt, "maxage") {
+            // Every client is a normal client of the default user.
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut killed = 0;
+    for c in &clients {
+        let matched = id.is_none_or(|id| c.id == id)
+            && addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string());
+        if matched && !(skipme && c.id == ctx.client.id()) {
+            kill(ctx, c);
+            killed += 1;
+        }
+    }
+    ctx.reply.int(killed);
+    Ok(())
+}
+
+fn kill(ctx: &mut Ctx<'_>, target: &ClientInfo) {
+    if target.id == ctx.client.id() {
+        // Killing oneself: the reply still goes out, then the connection
+        // closes.
+        ctx.client.closing = true;
+    } else {
+        target.kill.cancel();
+    }
+}

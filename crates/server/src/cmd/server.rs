@@ -1,0 +1,526 @@
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG,
+//! COMMAND, SHUTDOWN, DEBUG, FUNCTION.
+
+use std::sync::atomic::Ordering;
+
+use resp::{Protocol, Request};
+
+use super::connection::REDIS_VERSION;
+use super::keys::{subcommand_arity, unknown_subcommand};
+use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, lookup};
+use crate::args::{eq, parse_f64, parse_i64};
+use crate::config::Config;
+
+pub(super) fn dbsize(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    let mut n = 0;
+    let db = ctx.client.db;
+    ctx.shared.keyspace.for_each_shard(|s| n += s.dbs[db].len());
+    ctx.reply.int(n as i64);
+    Ok(())
+}
+
+/// The optional ASYNC or SYNC of FLUSHDB and FLUSHALL.
+fn flush_mode(req: &Request) -> CmdResult {
+    match req.len() {
+        1 => Ok(()),
+        2 if eq(&req[1], "async") || eq(&req[1], "sync") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    flush_mode(req)?;
+    let db = ctx.client.db;
+    let mut locked = ctx.shared.keyspace.lock_all();
+    for shard in locked.shards() {
+        shard.dbs[db].clear();
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    flush_mode(req)?;
+    let mut locked = ctx.shared.keyspace.lock_all();
+    for shard in locked.shards() {
+        shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let a = parse_i64(&req[1]).map_err(|_| CmdError::other("ERR invalid first DB index"))?;
+    let b = parse_i64(&req[2]).map_err(|_| CmdError::other("ERR invalid second DB index"))?;
+    let n = ctx.shared.keyspace.databases() as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return Err(CmdError::other("ERR DB index is out of range"));
+    }
+    let mut locked = ctx.shared.keyspace.lock_all();
+    for shard in locked.shards() {
+        shard.dbs.swap(a as usize, b as usize);
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn time(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.reply.array(2);
+    ctx.reply.bulk(now.as_secs().to_string().as_bytes());
+    ctx.reply.bulk(now.subsec_micros().to_string().as_bytes());
+    Ok(())
+}
+
+/// INFO's sections, in Redis's order; `true` if part of the default set.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("keyspace", true),
+];
+
+pub(super) fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let asked: Vec<String> = req
+        .iter()
+        .skip(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let everything = asked.is_empty()
+        || asked
+            .iter()
+            .any(|s| s == "all" || s == "everything" || s == "default");
+    let mut text = String::new();
+    for (name, _) in SECTIONS {
+        if !everything && !asked.iter().any(|s| s == name) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        info_section(ctx, name, &mut text);
+    }
+    ctx.reply.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let uptime = shared.started.elapsed().as_secs();
+    let mut w = |line: String| {
+        out.push_str(&line);
+        out.push_str("\r\n");
+    };
+    match name {
+        "server" => {
+            w("# Server".into());
+            w(format!("redis_version:{REDIS_VERSION}"));
+            w("redis_git_sha1:00000000".into());
+            w("redis_git_dirty:0".into());
+            w(format!(
+                "redis_build_id:ember-{}",
+                env!("CARGO_PKG_VERSION")
+            ));
+            w("redis_mode:standalone".into());
+            w(format!(
+                "os:{} {}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ));
+            w("arch_bits:64".into());
+            w("multiplexing_api:tokio".into());
+            w(format!("ember_version:{}", env!("CARGO_PKG_VERSION")));
+            w(format!("process_id:{}", std::process::id()));
+            w(format!("run_id:{}", shared.run_id));
+            w(format!("tcp_port:{}", shared.port));
+            w(format!("uptime_in_seconds:{uptime}"));
+            w(format!("uptime_in_days:{}", uptime / 86_400));
+            w(format!("hz:{}", shared.config_i64("hz")));
+            w("executable:ember-server".into());
+        }
+        "clients" => {
+            let n = shared.clients.lock().map(|c| c.len()).unwrap_or(0);
+            w("# Clients".into());
+            w(format!("connected_clients:{n}"));
+            w("cluster_connections:0".into());
+            w(format!("maxclients:{}", shared.config_i64("maxclients")));
+            w("blocked_clients:0".into());
+            w("tracking_clients:0".into());
+            w("clients_in_timeout_table:0".into());
+        }
+        "memory" => {
+            let rss = resident_memory();
+            w("# Memory".into());
+            w(format!("used_memory:{rss}"));
+            w(format!("used_memory_human:{}", human_bytes(rss)));
+            w(format!("used_memory_rss:{rss}"));
+            w(format!("used_memory_rss_human:{}", human_bytes(rss)));
+            w(format!("used_memory_peak:{rss}"));
+            w(format!("maxmemory:{}", shared.config_i64("maxmemory")));
+            w(format!(
+                "maxmemory_policy:{}",
+                shared.config_get("maxmemory-policy")
+            ));
+            w("mem_allocator:libc".into());
+        }
+        "persistence" => {
+            w("# Persistence".into());
+            w("loading:0".into());
+            w("async_loading:0".into());
+            w("rdb_changes_since_last_save:0".into());
+            w("rdb_bgsave_in_progress:0".into());
+            w("rdb_last_bgsave_status:ok".into());
+            w(format!(
+                "aof_enabled:{}",
+                i32::from(shared.config_get("appendonly") == "yes")
+            ));
+            w("aof_rewrite_in_progress:0".into());
+        }
+        "stats" => {
+            w("# Stats".into());
+            w(format!(
+                "total_connections_received:{}",
+                load(&stats.connections_received)
+            ));
+            w(format!(
+                "total_commands_processed:{}",
+                load(&stats.commands_processed)
+            ));
+            w(format!(
+                "total_net_input_bytes:{}",
+                load(&stats.net_input_bytes)
+            ));
+            w(format!(
+                "total_net_output_bytes:{}",
+                load(&stats.net_output_bytes)
+            ));
+            w(format!(
+                "rejected_connections:{}",
+                load(&stats.rejected_connections)
+            ));
+            w(format!("expired_keys:{}", load(&stats.expired_keys)));
+            w("evicted_keys:0".into());
+            w(format!("keyspace_hits:{}", load(&stats.keyspace_hits)));
+            w(format!("keyspace_misses:{}", load(&stats.keyspace_misses)));
+            w("pubsub_channels:0".into());
+            w("pubsub_patterns:0".into());
+        }
+        "replication" => {
+            w("# Replication".into());
+            w("role:master".into());
+            w("connected_slaves:0".into());
+            w(format!("master_replid:{}", shared.run_id));
+            w("master_replid2:0000000000000000000000000000000000000000".into());
+            w("master_repl_offset:0".into());
+            w("second_repl_offset:-1".into());
+            w("repl_backlog_active:0".into());
+            w(format!(
+                "repl_backlog_size:{}",
+                shared.config_i64("repl-backlog-size")
+            ));
+        }
+        "cpu" => {
+            let (user, sys) = cpu_times();
+            w("# CPU".into());
+            w(format!("used_cpu_sys:{sys:.6}"));
+            w(format!("used_cpu_user:{user:.6}"));
+            w("used_cpu_sys_children:0.000000".into());
+            w("used_cpu_user_children:0.000000".into());
+        }
+        "keyspace" => {
+            w("# Keyspace".into());
+            let databases = shared.keyspace.databases();
+            let mut counts = vec![(0usize, 0usize); databases];
+            shared.keyspace.for_each_shard(|s| {
+                for (i, db) in s.dbs.iter().enumerate() {
+                    counts[i].0 += db.len();
+                    counts[i].1 += db.volatile_len();
+                }
+            });
+            for (i, (keys, expires)) in counts.into_iter().enumerate() {
+                if keys > 0 {
+                    w(format!("db{i}:keys={keys},expires={expires},avg_ttl=0"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < units.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[unit])
+    }
+}
+
+/// Resident memory in bytes, from /proc (0 where there is none).
+fn resident_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// User and system CPU seconds, from /proc.
+fn cpu_times() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (ticks(11), ticks(12))
+}
+
+pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = &req[1];
+    if eq(sub, "get") {
+        if req.len() < 3 {
+            return Err(subcommand_arity("config", "get"));
+        }
+        let config = ctx
+            .shared
+            .config
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for pattern in req.iter().skip(2) {
+            for (name, value) in config.matching(pattern) {
+                if !pairs.iter().any(|(n, _)| *n == name) {
+                    pairs.push((name, value));
+                }
+            }
+        }
+        ctx.reply.map(pairs.len());
+        for (name, value) in pairs {
+            ctx.reply.bulk(name.as_bytes());
+            ctx.reply.bulk(value.as_bytes());
+        }
+    } else if eq(sub, "set") {
+        if req.len() < 4 || !req.len().is_multiple_of(2) {
+            return Err(subcommand_arity("config", "set"));
+        }
+        // All or nothing: apply to a copy, then swap it in.
+        let mut config = ctx
+            .shared
+            .config
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        for i in (2..req.len()).step_by(2) {
+            let name = String::from_utf8_lossy(&req[i]).to_ascii_lowercase();
+            let value = String::from_utf8_lossy(&req[i + 1]).into_owned();
+            match Config::is_mutable(&name) {
+                None => {
+                    return Err(CmdError::other(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    )));
+                }
+                Some(false) => {
+                    return Err(CmdError::other(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    )));
+                }
+                Some(true) => {}
+            }
+            config.set(&name, &value).map_err(|reason| {
+                CmdError::other(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                ))
+            })?;
+        }
+        if let Ok(mut current) = ctx.shared.config.lock() {
+            *current = config;
+        }
+        ctx.reply.ok();
+    } else if eq(sub, "resetstat") {
+        if req.len() != 2 {
+            return Err(subcommand_arity("config", "resetstat"));
+        }
+        ctx.shared.stats.reset();
+        ctx.reply.ok();
+    } else if eq(sub, "rewrite") {
+        return Err(CmdError::other(
+            "ERR The server is running without a config file",
+        ));
+    } else {
+        return Err(unknown_subcommand(&req[0], sub));
+    }
+    Ok(())
+}
+
+pub(super) fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let Some(sub) = req.get(1) else {
+        ctx.reply.array(COMMANDS.len());
+        for c in COMMANDS {
+            command_info(ctx, c);
+        }
+        return Ok(());
+    };
+    if eq(sub, "count") {
+        ctx.reply.int(COMMANDS.len() as i64);
+    } else if eq(sub, "list") {
+        ctx.reply.array(COMMANDS.len());
+        for c in COMMANDS {
+            ctx.reply.bulk(c.name.as_bytes());
+        }
+    } else if eq(sub, "info") {
+        let names: Vec<&[u8]> = req.iter().skip(2).collect();
+        if names.is_empty() {
+            ctx.reply.array(COMMANDS.len());
+            COMMANDS.iter().for_each(|c| command_info(ctx, c));
+        } else {
+            ctx.reply.array(names.len());
+            for name in names {
+                match lookup(name) {
+                    Some(c) => command_info(ctx, c),
+                    None => ctx.reply.null_array(),
+                }
+            }
+        }
+    } else if eq(sub, "docs") {
+        // Docs are summaries in Redis; clients use them for help text only.
+        let names: Vec<&'static Command> = if req.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            req.iter().skip(2).filter_map(lookup).collect()
+        };
+        ctx.reply.map(names.len());
+        for c in names {
+            ctx.reply.bulk(c.name.as_bytes());
+            ctx.reply.map(3);
+            ctx.reply.bulk(b"summary");
+            ctx.reply.bulk(c.name.as_bytes());
+            ctx.reply.bulk(b"since");
+            ctx.reply.bulk(b"1.0.0");
+            ctx.reply.bulk(b"group");
+            ctx.reply.bulk(b"generic");
+        }
+    } else if eq(sub, "getkeys") {
+        if req.len() < 4 {
+            return Err(subcommand_arity("command", "getkeys"));
+        }
+        let Some(c) = lookup(&req[2]) else {
+            return Err(CmdError::other("ERR Invalid command specified"));
+        };
+        let argc = req.len() - 2;
+        if !c.arity_ok(argc) {
+            return Err(CmdError::other(
+                "ERR Invalid number of arguments specified for command",
+            ));
+        }
+        let (first, last, step) = c.keys;
+        if first == 0 {
+            return Err(CmdError::other("ERR The command has no key arguments"));
+        }
+        let last = if last < 0 { argc as i32 + last } else { last };
+        let keys: Vec<usize> = (first..=last)
+            .step_by(step.max(1) as usize)
+            .map(|i| i as usize + 2)
+            .collect();
+        ctx.reply.array(keys.len());
+        for i in keys {
+            ctx.reply.bulk(&req[i]);
+        }
+    } else {
+        return Err(unknown_subcommand(&req[0], sub));
+    }
+    Ok(())
+}
+
+/// One COMMAND INFO entry: name, arity, flags, first key, last key, step,
+/// ACL categories, tips, key specs, subcommands.
+fn command_info(ctx: &mut Ctx<'_>, c: &Command) {
+    ctx.reply.array(10);
+    ctx.reply.bulk(c.name.as_bytes());
+    ctx.reply.int(i64::from(c.arity));
+    let flags = c.flag_names();
+    match ctx.reply.proto {
+        Protocol::Resp2 => ctx.reply.array(flags.len()),
+        _ => ctx.reply.set(flags.len()),
+    }
+    for f in flags {
+        ctx.reply.simple(f);
+    }
+    ctx.reply.int(i64::from(c.keys.0));
+    ctx.reply.int(i64::from(c.keys.1));
+    ctx.reply.int(i64::from(c.keys.2));
+    ctx.reply.array(0);
+    ctx.reply.array(0);
+    ctx.reply.array(0);
+    ctx.reply.array(0);
+}
+
+pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    for opt in req.iter().skip(1) {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|o| eq(opt, o))
+        {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if req.iter().skip(1).any(|o| eq(o, "abort")) {
+        return Err(CmdError::other("ERR No shutdown in progress."));
+    }
+    // No reply: the connection closes as the server stops.
+    ctx.shared.shutdown.trigger();
+    ctx.client.closing = true;
+    Ok(())
+}
+
+pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = &req[1];
+    if eq(sub, "sleep") && req.len() == 3 {
+        let secs = parse_f64(&req[2])?;
+        // Like Redis, DEBUG SLEEP blocks this connection; other clients go
+        // on, since each connection has its own task.
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+        ctx.reply.ok();
+    } else if eq(sub, "log")
+        || eq(sub, "set-active-expire")
+        || eq(sub, "quicklist-packed-threshold")
+    {
+        // Accepted for the test suite's sake; they change nothing here.
+        ctx.reply.ok();
+    } else {
+        return Err(unknown_subcommand(&req[0], sub));
+    }
+    Ok(())
+}
+
+pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = &req[1];
+    if eq(sub, "flush") {
+        // There are no functions to flush.
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "list") {
+        ctx.reply.array(0);
+        return Ok(());
+    }
+    Err(unknown_subcommand(&req[0], sub))
+}

@@ -1,0 +1,599 @@
+//! String commands.
+
+use bytes::{Bytes, BytesMut};
+use resp::Request;
+
+use super::{CmdError, CmdResult, Ctx};
+use crate::args::{Args, eq, parse_f64, parse_i64};
+use crate::db::{Db, Entry};
+use crate::value::{Str, Value, stored};
+
+/// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
+fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => Ok(Some(s)),
+        #[allow(unreachable_patterns)] // other types arrive with their commands
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+fn string_entry(bytes: Bytes) -> Entry {
+    Entry::new(Value::from_bytes(bytes))
+}
+
+pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    let found = get_str(db, key, ctx.now)?;
+    ctx.shared.stats.hit(found.is_some());
+    match found {
+        Some(s) => ctx.reply.bulk(&s.bytes),
+        None => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+/// The expiry options shared by SET and GETEX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Keep,
+    /// Relative seconds or milliseconds, or an absolute time.
+    Ex(i64),
+    Px(i64),
+    ExAt(i64),
+    PxAt(i64),
+    Persist,
+}
+
+impl Expiry {
+    /// The absolute deadline in ms, Redis's checks and error included.
+    fn deadline(self, now: i64, command: &str) -> Result<Option<i64>, CmdError> {
+        let invalid = || CmdError::other(format!("ERR invalid expire time in '{command}' command"));
+        let (ms, relative) = match self {
+            Expiry::Keep | Expiry::Persist => return Ok(None),
+            Expiry::Ex(s) | Expiry::ExAt(s) => {
+                if s <= 0 || s > i64::MAX / 1000 {
+                    return Err(invalid());
+                }
+                (s * 1000, matches!(self, Expiry::Ex(_)))
+            }
+            Expiry::Px(ms) | Expiry::PxAt(ms) => {
+                if ms <= 0 {
+                    return Err(invalid());
+                }
+                (ms, matches!(self, Expiry::Px(_)))
+            }
+        };
+        let at = if relative {
+            ms.checked_add(now).ok_or_else(invalid)?
+        } else {
+            ms
+        };
+        Ok(Some(at))
+    }
+}
+
+/// Reads one `EX n`, `PX n`, `EXAT n`, `PXAT n` option if `opt` is one.
+fn expiry_option(opt: &[u8], args: &mut Args<'_>) -> Result<Option<Expiry>, CmdError> {
+    let make: fn(i64) -> Expiry = if eq(opt, "ex") {
+        Expiry::Ex
+    } else if eq(opt, "px") {
+        Expiry::Px
+    } else if eq(opt, "exat") {
+        Expiry::ExAt
+    } else if eq(opt, "pxat") {
+        Expiry::PxAt
+    } else {
+        return Ok(None);
+    };
+    // The value is checked later, after every option has been read, as in
+    // Redis: a syntax error anywhere wins over a bad number.
+    let value = args.next()?;
+    Ok(Some(make(resp::parse_int(value).unwrap_or(i64::MIN))))
+}
+
+pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut args = Args::new(req);
+    let key = Bytes::copy_from_slice(args.next()?);
+    let value_arg = args.next()?;
+    let value = stored(value_arg, || args.shared(2));
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut opts = ExpiryOpts::default();
+    while let Some(opt) = args.peek() {
+        args.next()?;
+        if eq(opt, "nx") && !xx {
+            nx = true;
+        } else if eq(opt, "xx") && !nx {
+            xx = true;
+        } else if eq(opt, "get") {
+            get = true;
+        } else if eq(opt, "keepttl") && matches!(opts.expiry, None | Some(Expiry::Keep)) {
+            opts.expiry = Some(Expiry::Keep);
+        } else if !opts.take(opt, &mut args)? {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let expiry = opts.expiry;
+    let deadline = opts.deadline(ctx.now, "set")?;
+    let mut shard = ctx
+        .shared
+        .keyspace
+        .lock(crate::db::Keyspace::shard_of(&key));
+    let db = &mut shard.dbs[ctx.client.db];
+    if get {
+        match get_str(db, &key, ctx.now)? {
+            Some(old) => ctx.reply.bulk(&old.bytes),
+            None => ctx.reply.null(),
+        }
+    }
+    let old = db.get(&key, ctx.now);
+    let found = old.is_some();
+    if (nx && found) || (xx && !found) {
+        if !get {
+            ctx.reply.null();
+        }
+        return Ok(());
+    }
+    let keep = if expiry == Some(Expiry::Keep) {
+        old.and_then(|e| e.expire_at)
+    } else {
+        None
+    };
+    let mut entry = string_entry(value);
+    entry.expire_at = deadline.or(keep);
+    db.insert(key, entry);
+    if !get {
+        ctx.reply.ok();
+    }
+    Ok(())
+}
+
+/// The expiry options of SET and GETEX as they are read.
+#[derive(Debug, Default)]
+struct ExpiryOpts<'a> {
+    expiry: Option<Expiry>,
+    /// The text of the last amount given, checked once all options are in.
+    raw: Option<&'a [u8]>,
+}
+
+impl<'a> ExpiryOpts<'a> {
+    /// Takes `EX n`, `PX n`, `EXAT n` or `PXAT n` if `opt` is one and may
+    /// come here: first of its kind, or a repeat of the same kind (the last
+    /// wins, as in Redis). Returns whether it took it.
+    fn take(&mut self, opt: &[u8], args: &mut Args<'a>) -> Result<bool, CmdError> {
+        let is_amount = ["ex", "px", "exat", "pxat"].iter().any(|o| eq(opt, o));
+        let allowed = self.expiry.is_none() || same_kind(self.expiry, opt);
+        if !is_amount || !allowed || args.remaining() == 0 {
+            return Ok(false);
+        }
+        self.raw = args.peek();
+        self.expiry = expiry_option(opt, args)?;
+        Ok(true)
+    }
+
+    /// The deadline, after checking the amount is an integer.
+    fn deadline(&self, now: i64, command: &str) -> Result<Option<i64>, CmdError> {
+        if self.raw.is_some_and(|raw| resp::parse_int(raw).is_none()) {
+            return Err(CmdError::NotInteger);
+        }
+        match self.expiry {
+            Some(e) => e.deadline(now, command),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Whether `opt` repeats the expiry option already given (`EX 1 EX 2` is
+/// allowed: the last wins).
+fn same_kind(expiry: Option<Expiry>, opt: &[u8]) -> bool {
+    match expiry {
+        Some(Expiry::Ex(_)) => eq(opt, "ex"),
+        Some(Expiry::Px(_)) => eq(opt, "px"),
+        Some(Expiry::ExAt(_)) => eq(opt, "exat"),
+        Some(Expiry::PxAt(_)) => eq(opt, "pxat"),
+        _ => false,
+    }
+}
+
+pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = Bytes::copy_from_slice(&req[1]);
+    let value = stored(&req[2], || req.arg_bytes(2).unwrap_or_default());
+    let mut shard = ctx
+        .shared
+        .keyspace
+        .lock(crate::db::Keyspace::shard_of(&key));
+    let db = &mut shard.dbs[ctx.client.db];
+    if db.contains(&key, ctx.now) {
+        ctx.reply.int(0);
+    } else {
+        db.insert(key, string_entry(value));
+        ctx.reply.int(1);
+    }
+    Ok(())
+}
+
+fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult {
+    let amount = parse_i64(&req[2])?;
+    let expiry = if millis {
+        Expiry::Px(amount)
+    } else {
+        Expiry::Ex(amount)
+    };
+    let deadline = expiry.deadline(ctx.now, ctx.cmd.name)?;
+    let key = Bytes::copy_from_slice(&req[1]);
+    let value = stored(&req[3], || req.arg_bytes(3).unwrap_or_default());
+    let mut entry = string_entry(value);
+    entry.expire_at = deadline;
+    let mut shard = ctx
+        .shared
+        .keyspace
+        .lock(crate::db::Keyspace::shard_of(&key));
+    shard.dbs[ctx.client.db].insert(key, entry);
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn setex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    set_with_expiry(ctx, req, false)
+}
+
+pub(super) fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    set_with_expiry(ctx, req, true)
+}
+
+pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = Bytes::copy_from_slice(&req[1]);
+    let value = stored(&req[2], || req.arg_bytes(2).unwrap_or_default());
+    let mut shard = ctx
+        .shared
+        .keyspace
+        .lock(crate::db::Keyspace::shard_of(&key));
+    let db = &mut shard.dbs[ctx.client.db];
+    match get_str(db, &key, ctx.now)? {
+        Some(old) => ctx.reply.bulk(&old.bytes),
+        None => ctx.reply.null(),
+    }
+    db.insert(key, string_entry(value));
+    Ok(())
+}
+
+pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    match get_str(db, key, ctx.now)? {
+        Some(old) => {
+            ctx.reply.bulk(&old.bytes);
+            db.remove(key);
+        }
+        None => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut args = Args::new(req);
+    let key = args.next()?;
+    let mut opts = ExpiryOpts::default();
+    while let Some(opt) = args.peek() {
+        args.next()?;
+        if eq(opt, "persist") && opts.expiry.is_none() {
+            opts.expiry = Some(Expiry::Persist);
+        } else if !opts.take(opt, &mut args)? {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let expiry = opts.expiry;
+    let deadline = opts.deadline(ctx.now, "getex")?;
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    let Some(s) = get_str(db, key, ctx.now)? else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    ctx.reply.bulk(&s.bytes);
+    match expiry {
+        Some(Expiry::Persist) => {
+            db.set_expire(key, None);
+        }
+        Some(_) => {
+            // A deadline already past deletes the key, as in Redis.
+            match deadline {
+                Some(at) if at <= ctx.now => {
+                    db.remove(key);
+                }
+                at => {
+                    db.set_expire(key, at);
+                }
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let keys: Vec<&[u8]> = req.iter().skip(1).collect();
+    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().copied());
+    ctx.reply.array(keys.len());
+    for key in keys {
+        match locked.db(ctx.client.db, key).get(key, ctx.now) {
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => ctx.reply.bulk(&s.bytes),
+            #[allow(unreachable_patterns)]
+            _ => ctx.reply.null(),
+        }
+    }
+    Ok(())
+}
+
+fn mset_pairs(ctx: &Ctx<'_>, req: &Request) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+    if req.len().is_multiple_of(2) {
+        return Err(CmdError::other(format!(
+            "ERR wrong number of arguments for '{}' command",
+            ctx.cmd.name
+        )));
+    }
+    Ok((1..req.len())
+        .step_by(2)
+        .map(|i| {
+            let value = stored(&req[i + 1], || req.arg_bytes(i + 1).unwrap_or_default());
+            (Bytes::copy_from_slice(&req[i]), value)
+        })
+        .collect())
+}
+
+pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let pairs = mset_pairs(ctx, req)?;
+    let mut locked = ctx
+        .shared
+        .keyspace
+        .lock_keys(pairs.iter().map(|(k, _)| &k[..]));
+    for (key, value) in pairs {
+        locked
+            .db(ctx.client.db, &key)
+            .insert(key, string_entry(value));
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let pairs = mset_pairs(ctx, req)?;
+    let mut locked = ctx
+        .shared
+        .keyspace
+        .lock_keys(pairs.iter().map(|(k, _)| &k[..]));
+    let db = ctx.client.db;
+    if pairs
+        .iter()
+        .any(|(k, _)| locked.db(db, k).contains(k, ctx.now))
+    {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    for (key, value) in pairs {
+        locked.db(db, &key).insert(key, string_entry(value));
+    }
+    ctx.reply.int(1);
+    Ok(())
+}
+
+/// Fails if a string would grow past `proto-max-bulk-len`.
+fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
+    if len > ctx.shared.config_i64("proto-max-bulk-len") as u64 {
+        return Err(CmdError::other(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let extra = &req[2];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    match get_str(db, key, ctx.now)? {
+        Some(s) => {
+            let len = (s.bytes.len() + extra.len()) as u64;
+            check_size(ctx, len)?;
+            let mut grown = BytesMut::with_capacity(len as usize);
+            grown.extend_from_slice(&s.bytes);
+            grown.extend_from_slice(extra);
+            s.bytes = grown.freeze();
+            s.raw = true;
+            ctx.reply.int(len as i64);
+        }
+        None => {
+            let value = stored(extra, || req.arg_bytes(2).unwrap_or_default());
+            db.insert(Bytes::copy_from_slice(key), string_entry(value));
+            ctx.reply.int(extra.len() as i64);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes.len());
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+/// INCR and friends: the new value, keeping the key's deadline.
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    let current = match get_str(db, key, ctx.now)? {
+        Some(s) => parse_i64(&s.bytes)?,
+        None => 0,
+    };
+    let new = current.checked_add(by).ok_or(CmdError::Overflow)?;
+    let text = Bytes::from(new.to_string());
+    match get_str(db, key, ctx.now)? {
+        Some(s) => {
+            s.bytes = text;
+            s.raw = false;
+        }
+        None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
+    }
+    ctx.reply.int(new);
+    Ok(())
+}
+
+pub(super) fn incr(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    incr_by(ctx, &req[1], 1)
+}
+
+pub(super) fn decr(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    incr_by(ctx, &req[1], -1)
+}
+
+pub(super) fn incrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let by = parse_i64(&req[2])?;
+    incr_by(ctx, &req[1], by)
+}
+
+pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let by = parse_i64(&req[2])?;
+    let by = by
+        .checked_neg()
+        .ok_or_else(|| CmdError::other("ERR decrement would overflow"))?;
+    incr_by(ctx, &req[1], by)
+}
+
+pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let by = parse_f64(&req[2])?;
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    let current = match get_str(db, key, ctx.now)? {
+        Some(s) => parse_f64(&s.bytes)?,
+        None => 0.0,
+    };
+    let new = current + by;
+    if !new.is_finite() {
+        return Err(CmdError::other(
+            "ERR increment would produce NaN or Infinity",
+        ));
+    }
+    let text = Bytes::from(format_float(new));
+    ctx.reply.bulk(&text);
+    match get_str(db, key, ctx.now)? {
+        Some(s) => {
+            s.bytes = text;
+            s.raw = false;
+        }
+        None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
+    }
+    Ok(())
+}
+
+/// A float the way INCRBYFLOAT prints it: plain decimal, no exponent, no
+/// trailing zeros.
+pub(crate) fn format_float(v: f64) -> String {
+    let text = format!("{v}");
+    if text == "-0" { "0".to_string() } else { text }
+}
+
+/// Resolves Redis's inclusive, possibly negative `start..=end` over `len`.
+fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (s, e) = (norm(start), norm(end).min(len - 1));
+    if start < 0 && end < 0 && start > end || len == 0 || s > e {
+        return None;
+    }
+    Some((s as usize, e as usize))
+}
+
+pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let start = parse_i64(&req[2])?;
+    let end = parse_i64(&req[3])?;
+    let key = &req[1];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let Some(s) = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)? else {
+        ctx.reply.bulk(b"");
+        return Ok(());
+    };
+    match range(start, end, s.bytes.len()) {
+        Some((a, b)) => ctx.reply.bulk(&s.bytes[a..=b]),
+        None => ctx.reply.bulk(b""),
+    }
+    Ok(())
+}
+
+pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = &req[1];
+    let offset = parse_i64(&req[2])?;
+    if offset < 0 {
+        return Err(CmdError::other("ERR offset is out of range"));
+    }
+    let value = &req[3];
+    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let db = &mut shard.dbs[ctx.client.db];
+    let existing = get_str(db, key, ctx.now)?;
+    let current_len = existing.as_ref().map_or(0, |s| s.bytes.len());
+    if value.is_empty() {
+        ctx.reply.int(current_len as i64);
+        return Ok(());
+    }
+    let end = offset as u64 + value.len() as u64;
+    check_size(ctx, end)?;
+    let end = end as usize;
+    let offset = offset as usize;
+    let mut buf = BytesMut::from(existing.map(|s| &s.bytes[..]).unwrap_or_default());
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[offset..end].copy_from_slice(value);
+    let len = buf.len();
+    match get_str(db, key, ctx.now)? {
+        Some(s) => {
+            s.bytes = buf.freeze();
+            s.raw = true;
+        }
+        None => db.insert(
+            Bytes::copy_from_slice(key),
+            Entry::new(Value::Str(Str {
+                bytes: buf.freeze(),
+                raw: true,
+            })),
+        ),
+    }
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_like_redis() {
+        assert_eq!(range(0, -1, 5), Some((0, 4)));
+        assert_eq!(range(-3, -1, 5), Some((2, 4)));
+        assert_eq!(range(3, 100, 5), Some((3, 4)));
+        assert_eq!(range(4, 2, 5), None);
+        assert_eq!(range(-1, -3, 5), None);
+        assert_eq!(range(0, 0, 0), None);
+        assert_eq!(range(-100, 0, 5), Some((0, 0)));
+    }
+
+    #[test]
+    fn floats_print_plainly() {
+        assert_eq!(format_float(10.6), "10.6");
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(-0.0), "0");
+        assert_eq!(format_float(5e-5), "0.00005");
+    }
+}

@@ -1,0 +1,424 @@
+//! Configuration: command-line flags, a redis.conf-style file, and the
+//! parameters CONFIG GET and CONFIG SET see.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `ember-server [CONFIG-FILE] [--port N] [--bind ADDR]...`
+#[derive(Debug, Parser)]
+#[command(
+    name = "ember-server",
+    version,
+    about = "A Redis 7.0 compatible server"
+)]
+pub struct Flags {
+    /// A redis.conf-style file (`port 7000`, one directive a line), read
+    /// before the flags, which override it.
+    pub config_file: Option<PathBuf>,
+    /// TCP port to listen on.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Addresses to listen on.
+    #[arg(long, num_args = 1..)]
+    pub bind: Option<Vec<String>>,
+    /// Number of databases.
+    #[arg(long)]
+    pub databases: Option<usize>,
+    /// Most clients connected at once.
+    #[arg(long)]
+    pub maxclients: Option<usize>,
+    /// Password clients must give with AUTH.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// debug, verbose, notice or warning.
+    #[arg(long)]
+    pub loglevel: Option<String>,
+    /// Any other parameter as `--name value`, as redis-server accepts.
+    #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
+    pub set: Vec<String>,
+}
+
+/// A configuration error: Redis's wording where Redis has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A line or flag that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The kind of value a parameter holds, for validation.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Any text.
+    Text,
+    /// `yes` or `no`.
+    Bool,
+    /// An integer within bounds; memory units (`1mb`) allowed.
+    Int(i64, i64),
+    /// One of a few words.
+    Enum(&'static [&'static str]),
+}
+
+/// Every parameter, Redis 7.0's default, its kind, and whether CONFIG SET
+/// may change it at run time.
+const PARAMS: &[(&str, &str, Kind, bool)] = &[
+    ("port", "6379", Kind::Int(0, 65535), false),
+    ("bind", "127.0.0.1", Kind::Text, false),
+    ("databases", "16", Kind::Int(1, i32::MAX as i64), false),
+    ("maxclients", "10000", Kind::Int(1, i32::MAX as i64), true),
+    ("requirepass", "", Kind::Text, true),
+    (
+        "loglevel",
+        "notice",
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+        true,
+    ),
+    ("save", "3600 1 300 100 60 10000", Kind::Text, true),
+    ("appendonly", "no", Kind::Bool, true),
+    (
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["always", "everysec", "no"]),
+        true,
+    ),
+    ("dir", "", Kind::Text, true),
+    ("dbfilename", "dump.rdb", Kind::Text, true),
+    ("daemonize", "no", Kind::Bool, false),
+    ("protected-mode", "yes", Kind::Bool, true),
+    ("timeout", "0", Kind::Int(0, i32::MAX as i64), true),
+    ("tcp-keepalive", "300", Kind::Int(0, i32::MAX as i64), true),
+    ("hz", "10", Kind::Int(0, i32::MAX as i64), true),
+    (
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::Int(1024 * 1024, i64::MAX),
+        true,
+    ),
+    (
+        "client-query-buffer-limit",
+        "1073741824",
+        Kind::Int(1024 * 1024, i64::MAX),
+        true,
+    ),
+    ("maxmemory", "0", Kind::Int(0, i64::MAX), true),
+    (
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        true,
+    ),
+    (
+        "list-max-listpack-size",
+        "-2",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        true,
+    ),
+    (
+        "list-max-ziplist-size",
+        "-2",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        true,
+    ),
+    (
+        "list-compress-depth",
+        "0",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    (
+        "set-max-intset-entries",
+        "512",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    (
+        "hash-max-listpack-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    (
+        "hash-max-ziplist-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    (
+        "hash-max-listpack-value",
+        "64",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    ("hash-max-ziplist-value", "64", Kind::Int(0, i64::MAX), true),
+    (
+        "zset-max-listpack-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    (
+        "zset-max-ziplist-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    (
+        "zset-max-listpack-value",
+        "64",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    ("zset-max-ziplist-value", "64", Kind::Int(0, i64::MAX), true),
+    ("lazyfree-lazy-user-del", "no", Kind::Bool, true),
+    ("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
+    ("lua-time-limit", "5000", Kind::Int(0, i64::MAX), true),
+    ("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
+    ("repl-backlog-size", "1048576", Kind::Int(1, i64::MAX), true),
+    ("latency-tracking", "yes", Kind::Bool, true),
+    (
+        "slowlog-log-slower-than",
+        "10000",
+        Kind::Int(-1, i64::MAX),
+        true,
+    ),
+    ("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
+    ("notify-keyspace-events", "", Kind::Text, true),
+    ("activerehashing", "yes", Kind::Bool, true),
+    (
+        "enable-debug-command",
+        "no",
+        Kind::Enum(&["yes", "no", "local"]),
+        false,
+    ),
+    ("io-threads", "1", Kind::Int(1, 128), false),
+];
+
+/// The parameter table's aliases: Redis 7.0 keeps the old ziplist names in
+/// step with the listpack ones.
+const ALIASES: &[(&str, &str)] = &[
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+];
+
+/// The server's configuration: every parameter by name, as text in the
+/// canonical form CONFIG GET shows.
+#[derive(Debug, Clone)]
+pub struct Config {
+    params: BTreeMap<&'static str, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut params: BTreeMap<&'static str, String> = PARAMS
+            .iter()
+            .map(|(name, default, ..)| (*name, default.to_string()))
+            .collect();
+        if let Ok(dir) = std::env::current_dir() {
+            params.insert("dir", dir.display().to_string());
+        }
+        Config { params }
+    }
+}
+
+impl Config {
+    /// The configuration from flags, reading the config file they name.
+    pub fn from_flags(flags: &Flags) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = &flags.config_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            config.load_file(&text)?;
+        }
+        let mut set =
+            |name: &str, value: String| config.set(name, &value).map_err(ConfigError::Invalid);
+        if let Some(port) = flags.port {
+            set("port", port.to_string())?;
+        }
+        if let Some(bind) = &flags.bind {
+            set("bind", bind.join(" "))?;
+        }
+        if let Some(n) = flags.databases {
+            set("databases", n.to_string())?;
+        }
+        if let Some(n) = flags.maxclients {
+            set("maxclients", n.to_string())?;
+        }
+        if let Some(p) = &flags.requirepass {
+            set("requirepass", p.clone())?;
+        }
+        if let Some(l) = &flags.loglevel {
+            set("loglevel", l.clone())?;
+        }
+        for pair in flags.set.chunks(2) {
+            if let [name, value] = pair {
+                set(name, value.clone())?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// Applies redis.conf lines: `name value...`, `#` comments, blank lines.
+    pub fn load_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args = resp::split_args(line.as_bytes()).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "line {}: unbalanced quotes in configuration line",
+                    n + 1
+                ))
+            })?;
+            let Some((name, values)) = args.split_first() else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let value: Vec<String> = values
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            self.set(&name, &value.join(" "))
+                .map_err(|e| ConfigError::Invalid(format!("line {}: {e}", n + 1)))?;
+        }
+        Ok(())
+    }
+
+    /// A parameter's value, if the parameter exists.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// A numeric parameter.
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// The names and values of parameters matching a glob `pattern`.
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
+        self.params
+            .iter()
+            .filter(|(name, _)| crate::glob::matches(pattern, name.as_bytes(), true))
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect()
+    }
+
+    /// Whether CONFIG SET may change `name` while running.
+    pub fn is_mutable(name: &str) -> Option<bool> {
+        PARAMS.iter().find(|p| p.0 == name).map(|p| p.3)
+    }
+
+    /// Sets a parameter after checking its value; the error is Redis's
+    /// reason text.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let Some(&(key, _, kind, _)) = PARAMS.iter().find(|p| p.0 == name) else {
+            return Err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ));
+        };
+        let canonical = match kind {
+            Kind::Text => value.to_string(),
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                "yes" => "yes".to_string(),
+                "no" => "no".to_string(),
+                _ => return Err("argument must be 'yes' or 'no'".to_string()),
+            },
+            Kind::Enum(words) => {
+                let lower = value.to_ascii_lowercase();
+                if !words.contains(&lower.as_str()) {
+                    return Err(format!(
+                        "argument(s) must be one of the following: {}",
+                        words.join(", ")
+                    ));
+                }
+                lower
+            }
+            Kind::Int(min, max) => {
+                let n = parse_memory(value)
+                    .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+                if n < min || n > max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
+                }
+                n.to_string()
+            }
+        };
+        self.params.insert(key, canonical.clone());
+        for (a, b) in ALIASES {
+            if *a == key {
+                self.params.insert(b, canonical.clone());
+            } else if *b == key {
+                self.params.insert(a, canonical.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An integer with an optional memory unit, as redis.conf allows (`1mb`,
+/// `512k`, `2gb`).
+fn parse_memory(value: &str) -> Option<i64> {
+    let lower = value.to_ascii_lowercase();
+    let units: &[(&str, i64)] = &[
+        ("kb", 1024),
+        ("mb", 1024 * 1024),
+        ("gb", 1024 * 1024 * 1024),
+        ("k", 1000),
+        ("m", 1000 * 1000),
+        ("g", 1000 * 1000 * 1000),
+        ("b", 1),
+    ];
+    for (suffix, mult) in units {
+        if let Some(number) = lower.strip_suffix(suffix) {
+            return resp::parse_int(number.as_bytes())?.checked_mul(*mult);
+        }
+    }
+    resp::parse_int(lower.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_flags_and_aliases() {
+        let mut c = Config::default();
+        c.load_file("# comment\n\nport 7000\nsave \"\"\nlist-max-ziplist-size 16\n")
+            .unwrap();
+        assert_eq!(c.get("port"), Some("7000"));
+        assert_eq!(c.get("save"), Some(""));
+        assert_eq!(c.get("list-max-listpack-size"), Some("16"));
+        assert!(c.load_file("nosuch 1").is_err());
+        assert!(c.set("appendonly", "maybe").is_err());
+        assert_eq!(c.set("proto-max-bulk-len", "2mb"), Ok(()));
+        assert_eq!(c.get("proto-max-bulk-len"), Some("2097152"));
+    }
+
+    #[test]
+    fn glob_matching_params() {
+        let c = Config::default();
+        let got: Vec<_> = c
+            .matching(b"*max-*-entries")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(got.contains(&"set-max-intset-entries"));
+        assert!(got.contains(&"hash-max-ziplist-entries"));
+    }
+}

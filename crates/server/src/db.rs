@@ -1,0 +1,363 @@
+//! The keyspace: every database, split into independently locked shards.
+//!
+//! A key lives in shard `xxh3(key) % SHARDS` in every database, so a
+//! command on one key takes one shard's lock, and commands on different
+//! shards run in parallel. A command on several keys locks their shards in
+//! ascending order (so two such commands can never deadlock) and holds them
+//! all while it runs, which makes it atomic, as in Redis. Commands on the
+//! whole keyspace (FLUSHALL, KEYS, SWAPDB) lock every shard, in order.
+//!
+//! Expiry is lazy (a key read after its deadline is deleted on the spot)
+//! and active (`active_expire_cycle` samples keys with a deadline, the way
+//! Redis's `activeExpireCycle` does).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::value::Value;
+
+/// Shards per keyspace. A power of two; enough that SCAN, which returns one
+/// shard per step, keeps steps small, and that two cores rarely meet on the
+/// same lock.
+pub(crate) const SHARDS: usize = 1024;
+
+/// One key's value and deadline.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) value: Value,
+    /// Unix time in milliseconds after which the key no longer exists.
+    pub(crate) expire_at: Option<i64>,
+}
+
+impl Entry {
+    pub(crate) fn new(value: Value) -> Self {
+        Entry {
+            value,
+            expire_at: None,
+        }
+    }
+
+    fn is_expired(&self, now: i64) -> bool {
+        self.expire_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// One database's keys within one shard.
+#[derive(Debug, Default)]
+pub(crate) struct Db {
+    map: HashMap<Bytes, Entry>,
+    /// The keys that have a deadline, for sampling; see [`Volatile`].
+    volatile: Volatile,
+}
+
+impl Db {
+    /// The live entry for `key`, deleting it first if it has expired.
+    pub(crate) fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        if self.map.get(key)?.is_expired(now) {
+            self.remove(key);
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Whether `key` exists (and has not expired).
+    pub(crate) fn contains(&mut self, key: &[u8], now: i64) -> bool {
+        self.get(key, now).is_some()
+    }
+
+    /// Stores `entry` under `key`, replacing any old value and deadline.
+    pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
+        if entry.expire_at.is_some() {
+            self.volatile.insert(&key);
+        } else {
+            self.volatile.remove(&key);
+        }
+        self.map.insert(key, entry);
+    }
+
+    /// Removes `key`, returning its entry (expired or not).
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        if entry.expire_at.is_some() {
+            self.volatile.remove(key);
+        }
+        Some(entry)
+    }
+
+    /// Sets or clears the deadline of an existing key. Returns false if the
+    /// key does not exist.
+    pub(crate) fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
+        let Some((k, entry)) = self.map.get_key_value(key) else {
+            return false;
+        };
+        let k = k.clone();
+        match (entry.expire_at, at) {
+            (None, Some(_)) => self.volatile.insert(&k),
+            (Some(_), None) => self.volatile.remove(&k),
+            _ => {}
+        }
+        if let Some(entry) = self.map.get_mut(key) {
+            entry.expire_at = at;
+        }
+        true
+    }
+
+    /// Number of keys, counting ones expired but not yet reclaimed (as
+    /// Redis's DBSIZE does).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Number of keys with a deadline.
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.volatile.keys.len()
+    }
+
+    /// Every live key, with its entry.
+    pub(crate) fn iter(&self, now: i64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.map = HashMap::new();
+        self.volatile = Volatile::default();
+    }
+
+    /// A key picked at random among the live ones, or `None` if none is.
+    pub(crate) fn random_key(&mut self, now: i64, rng: &mut Rng) -> Option<Bytes> {
+        // Expired keys met on the way are deleted, as Redis's RANDOMKEY does.
+        for _ in 0..self.map.len().min(100) {
+            let n = rng.below(self.map.len())?;
+            let (key, entry) = self.map.iter().nth(n)?;
+            if !entry.is_expired(now) {
+                return Some(key.clone());
+            }
+            let key = key.clone();
+            self.remove(&key);
+        }
+        None
+    }
+
+    /// Deletes sampled expired keys: up to `samples` keys with a deadline,
+    /// chosen at random. Returns (sampled, expired).
+    pub(crate) fn expire_sample(
+        &mut self,
+        samples: usize,
+        now: i64,
+        rng: &mut Rng,
+    ) -> (usize, usize) {
+        let mut expired = 0;
+        let n = samples.min(self.volatile.keys.len());
+        for _ in 0..n {
+            let Some(i) = rng.below(self.volatile.keys.len()) else {
+                break;
+            };
+            let key = self.volatile.keys[i].clone();
+            if self.map.get(&key).is_some_and(|e| e.is_expired(now)) {
+                self.remove(&key);
+                expired += 1;
+            }
+        }
+        (n, expired)
+    }
+}
+
+/// The keys with a deadline, in a form that can be sampled at random in
+/// O(1): a vector of keys and each key's position in it. Keys are `Bytes`
+/// sharing the map's key storage, so this costs two words per key.
+#[derive(Debug, Default)]
+struct Volatile {
+    keys: Vec<Bytes>,
+    pos: HashMap<Bytes, usize>,
+}
+
+impl Volatile {
+    fn insert(&mut self, key: &Bytes) {
+        if !self.pos.contains_key(key) {
+            self.pos.insert(key.clone(), self.keys.len());
+            self.keys.push(key.clone());
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(i) = self.pos.remove(key) {
+            self.keys.swap_remove(i);
+            if let Some(moved) = self.keys.get(i) {
+                self.pos.insert(moved.clone(), i);
+            }
+        }
+    }
+}
+
+/// One shard: its part of every database.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(crate) dbs: Vec<Db>,
+}
+
+/// All databases, sharded.
+#[derive(Debug)]
+pub(crate) struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    databases: usize,
+}
+
+impl Keyspace {
+    pub(crate) fn new(databases: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    dbs: (0..databases).map(|_| Db::default()).collect(),
+                })
+            })
+            .collect();
+        Keyspace { shards, databases }
+    }
+
+    pub(crate) fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// The shard `key` lives in.
+    pub(crate) fn shard_of(key: &[u8]) -> usize {
+        (twox_hash::XxHash3_64::oneshot(key) as usize) & (SHARDS - 1)
+    }
+
+    /// Locks one shard. A poisoned lock (a command panicked while holding
+    /// it) is taken anyway: a shard's maps are valid after any panic.
+    pub(crate) fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Locks the shards of `keys`, in ascending order, each once.
+    pub(crate) fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
+        let mut ids: Vec<usize> = keys.into_iter().map(Self::shard_of).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let guards = ids.iter().map(|&i| self.lock(i)).collect();
+        Locked { ids, guards }
+    }
+
+    /// Locks every shard, in order.
+    pub(crate) fn lock_all(&self) -> Locked<'_> {
+        let ids: Vec<usize> = (0..SHARDS).collect();
+        let guards = ids.iter().map(|&i| self.lock(i)).collect();
+        Locked { ids, guards }
+    }
+
+    /// Runs `f` on each shard in turn, each under its own lock: for
+    /// whole-keyspace reads that need no atomicity across shards.
+    pub(crate) fn for_each_shard(&self, mut f: impl FnMut(&mut Shard)) {
+        for i in 0..SHARDS {
+            f(&mut self.lock(i));
+        }
+    }
+}
+
+/// A set of locked shards.
+#[derive(Debug)]
+pub(crate) struct Locked<'a> {
+    ids: Vec<usize>,
+    guards: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl Locked<'_> {
+    /// The database `db` of the shard holding `key`, which must be one of
+    /// the locked keys.
+    pub(crate) fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
+        let shard = Keyspace::shard_of(key);
+        let i = self.ids.binary_search(&shard).unwrap_or(0);
+        &mut self.guards[i].dbs[db]
+    }
+
+    /// Every locked shard.
+    pub(crate) fn shards(&mut self) -> impl Iterator<Item = &mut Shard> {
+        self.guards.iter_mut().map(|g| &mut **g)
+    }
+}
+
+/// A small, fast random number generator (xorshift64*) for sampling keys;
+/// not for anything that needs to be unpredictable.
+#[derive(Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`, or `None` when `n` is 0.
+    pub(crate) fn below(&mut self, n: usize) -> Option<usize> {
+        (n > 0).then(|| (self.next() % n as u64) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
+        Entry {
+            value: Value::from_bytes(Bytes::from_static(v.as_bytes())),
+            expire_at,
+        }
+    }
+
+    #[test]
+    fn lazy_expiry_and_volatile_tracking() {
+        let mut db = Db::default();
+        db.insert(Bytes::from_static(b"a"), entry("1", Some(100)));
+        db.insert(Bytes::from_static(b"b"), entry("2", None));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.get(b"a", 99).is_some());
+        assert!(db.get(b"a", 100).is_none());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.volatile_len(), 0);
+        assert!(db.set_expire(b"b", Some(50)));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.set_expire(b"b", None));
+        assert_eq!(db.volatile_len(), 0);
+        assert!(!db.set_expire(b"zz", None));
+    }
+
+    #[test]
+    fn sampling_reclaims_expired_keys() {
+        let mut db = Db::default();
+        for i in 0..100 {
+            let at = if i % 2 == 0 { Some(10) } else { Some(1_000) };
+            db.insert(Bytes::from(format!("k{i}")), entry("v", at));
+        }
+        let mut rng = Rng::new(7);
+        for _ in 0..200 {
+            db.expire_sample(20, 500, &mut rng);
+        }
+        assert_eq!(db.len(), 50);
+        assert_eq!(db.volatile_len(), 50);
+    }
+
+    #[test]
+    fn multi_key_locks_are_ordered_and_deduplicated() {
+        let ks = Keyspace::new(2);
+        let keys: Vec<&[u8]> = vec![b"x", b"y", b"x", b"z"];
+        let mut locked = ks.lock_keys(keys.iter().copied());
+        assert!(locked.ids.windows(2).all(|w| w[0] < w[1]));
+        locked
+            .db(1, b"y")
+            .insert(Bytes::from_static(b"y"), entry("v", None));
+        drop(locked);
+        assert_eq!(ks.lock(Keyspace::shard_of(b"y")).dbs[1].len(), 1);
+    }
+}

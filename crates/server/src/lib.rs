@@ -1,0 +1,23 @@
+//! ember-server: a Redis 7.0 compatible server.
+//!
+//! [`run`] serves clients on a listener until a stop signal; the
+//! `ember-server` binary wraps it with flags, a config file and signal
+//! handling. Tests start it on `127.0.0.1:0`.
+//!
+//! Inside: each connection is a task that reads requests with
+//! `ember-resp`'s `RequestDecoder`, runs them against a sharded keyspace
+//! (see `db.rs`), and writes every reply of a pipelined batch at once.
+#![warn(missing_docs)]
+
+mod args;
+mod client;
+mod cmd;
+pub mod config;
+mod db;
+mod glob;
+mod reply;
+mod server;
+mod value;
+
+pub use config::{Config, ConfigError, Flags};
+pub use server::run;

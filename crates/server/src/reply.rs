@@ -1,0 +1,83 @@
+//! Writing replies straight into a connection's output buffer.
+
+use bytes::{BufMut, BytesMut};
+use resp::Protocol;
+
+/// Appends replies in the client's protocol.
+#[derive(Debug)]
+pub(crate) struct Reply<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) proto: Protocol,
+}
+
+impl Reply<'_> {
+    pub(crate) fn ok(&mut self) {
+        self.out.put_slice(b"+OK\r\n");
+    }
+
+    pub(crate) fn simple(&mut self, s: &str) {
+        resp::write_simple(self.out, s.as_bytes());
+    }
+
+    pub(crate) fn error(&mut self, e: impl AsRef<[u8]>) {
+        resp::write_error(self.out, e.as_ref());
+    }
+
+    pub(crate) fn int(&mut self, i: i64) {
+        resp::write_integer(self.out, i);
+    }
+
+    pub(crate) fn bulk(&mut self, b: &[u8]) {
+        resp::write_bulk(self.out, b);
+    }
+
+    /// The null reply: `$-1` in RESP2, `_` in RESP3.
+    pub(crate) fn null(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.out.put_slice(b"$-1\r\n"),
+            _ => self.out.put_slice(b"_\r\n"),
+        }
+    }
+
+    /// The null array: `*-1` in RESP2, `_` in RESP3.
+    pub(crate) fn null_array(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.out.put_slice(b"*-1\r\n"),
+            _ => self.out.put_slice(b"_\r\n"),
+        }
+    }
+
+    pub(crate) fn array(&mut self, len: usize) {
+        resp::write_header(self.out, b'*', len);
+    }
+
+    /// A map of `len` pairs: flattened into an array in RESP2.
+    pub(crate) fn map(&mut self, len: usize) {
+        match self.proto {
+            Protocol::Resp2 => resp::write_header(self.out, b'*', len * 2),
+            _ => resp::write_header(self.out, b'%', len),
+        }
+    }
+
+    /// A set: an array in RESP2.
+    #[allow(dead_code)] // used by the set commands
+    pub(crate) fn set(&mut self, len: usize) {
+        match self.proto {
+            Protocol::Resp2 => resp::write_header(self.out, b'*', len),
+            _ => resp::write_header(self.out, b'~', len),
+        }
+    }
+
+    /// A verbatim string (`=`) in RESP3, a bulk string in RESP2.
+    pub(crate) fn verbatim(&mut self, text: &[u8]) {
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text),
+            _ => {
+                resp::write_header(self.out, b'=', text.len() + 4);
+                self.out.put_slice(b"txt:");
+                self.out.put_slice(text);
+                self.out.put_slice(b"\r\n");
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The listener, the state every connection shares, and background work.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use transport::Shutdown;
+
+use crate::client::{self, ClientInfo};
+use crate::config::Config;
+use crate::db::{Keyspace, Rng, SHARDS};
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Mutex<Config>,
+    pub(crate) keyspace: Keyspace,
+    pub(crate) clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    pub(crate) stats: Stats,
+    pub(crate) started: Instant,
+    pub(crate) run_id: String,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) port: u16,
+    next_client_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A copy of a config parameter.
+    pub(crate) fn config_get(&self, name: &str) -> String {
+        self.config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub(crate) fn config_i64(&self, name: &str) -> i64 {
+        self.config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_i64(name)
+    }
+}
+
+/// Counters INFO reports.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) commands_processed: AtomicU64,
+    pub(crate) rejected_connections: AtomicU64,
+    pub(crate) expired_keys: AtomicU64,
+    pub(crate) keyspace_hits: AtomicU64,
+    pub(crate) keyspace_misses: AtomicU64,
+    pub(crate) net_input_bytes: AtomicU64,
+    pub(crate) net_output_bytes: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn command(&self) {
+        self.commands_processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hit(&self, hit: bool) {
+        let counter = if hit {
+            &self.keyspace_hits
+        } else {
+            &self.keyspace_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.expired_keys,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A 40-character hexadecimal run id, different for every start.
+fn run_id() -> String {
+    let mut rng = Rng::new(now_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32));
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[(rng.next() % 16) as usize]))
+        .collect()
+}
+
+/// Serves clients on `listener` until `stop` completes or a client sends
+/// SHUTDOWN; then stops accepting, closes every connection and returns.
+pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output = ()>) {
+    let databases = config.get_i64("databases").max(1) as usize;
+    let maxclients = config.get_i64("maxclients").max(1) as usize;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let shared = Arc::new(Shared {
+        keyspace: Keyspace::new(databases),
+        config: Mutex::new(config),
+        clients: Mutex::new(HashMap::new()),
+        stats: Stats::default(),
+        started: Instant::now(),
+        run_id: run_id(),
+        shutdown: Shutdown::new(),
+        port,
+        next_client_id: AtomicU64::new(1),
+    });
+    let limit = Arc::new(Semaphore::new(maxclients));
+    shared.shutdown.spawn(active_expire(shared.clone()));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                    let permit = limit.clone().try_acquire_owned().ok();
+                    if permit.is_none() {
+                        shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    }
+                    shared.shutdown.spawn(client::serve(shared.clone(), stream, peer, permit));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut stop => break,
+            () = shared.shutdown.triggered() => break,
+        }
+    }
+    tracing::info!(
+        "shutting down: closing {} clients",
+        shared.clients.lock().map(|c| c.len()).unwrap_or(0)
+    );
+    shared.shutdown.trigger();
+    drop(listener);
+    shared.shutdown.wait().await;
+    tracing::info!("ready to exit, bye bye");
+}
+
+/// Reclaims expired keys nobody reads, Redis's way: every 100 ms, sample
+/// keys with a deadline in a window of shards, delete the expired ones, and
+/// keep going on a shard while more than a quarter of its sample had
+/// expired, within a time budget.
+async fn active_expire(shared: Arc<Shared>) {
+    const SAMPLES: usize = 20;
+    const SHARDS_PER_TICK: usize = SHARDS / 8;
+    const BUDGET: Duration = Duration::from_millis(25);
+    let mut rng = Rng::new(now_ms() as u64);
+    let mut next_shard = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.shutdown.triggered() => return,
+        }
+        let started = Instant::now();
+        for _ in 0..SHARDS_PER_TICK {
+            let now = now_ms();
+            let mut shard = shared.keyspace.lock(next_shard);
+            for db in shard.dbs.iter_mut() {
+                loop {
+                    let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
+                    shared
+                        .stats
+                        .expired_keys
+                        .fetch_add(expired as u64, Ordering::Relaxed);
+                    if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
+                        break;
+                    }
+                }
+            }
+            drop(shard);
+            next_shard = (next_shard + 1) % SHARDS;
+            if started.elapsed() > BUDGET {
+                break;
+            }
+        }
+    }
+}

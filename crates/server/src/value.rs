@@ -1,0 +1,72 @@
+//! Values stored under keys.
+
+use bytes::Bytes;
+
+/// A key's value. Strings only for now; the other types arrive with their
+/// commands.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// A string.
+    Str(Str),
+}
+
+impl Value {
+    pub(crate) fn from_bytes(bytes: Bytes) -> Value {
+        Value::Str(Str { bytes, raw: false })
+    }
+
+    /// The name TYPE reports.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The encoding OBJECT ENCODING reports, with Redis's names and
+    /// thresholds.
+    pub(crate) fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+}
+
+/// A string value.
+#[derive(Debug, Clone)]
+pub(crate) struct Str {
+    pub(crate) bytes: Bytes,
+    /// Whether it was changed in place (APPEND, SETRANGE), which Redis
+    /// reports as `raw` whatever it holds.
+    pub(crate) raw: bool,
+}
+
+/// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`.
+const EMBSTR_LIMIT: usize = 44;
+
+impl Str {
+    fn encoding(&self) -> &'static str {
+        if self.raw {
+            "raw"
+        } else if self.bytes.len() <= 20 && resp::parse_int(&self.bytes).is_some() {
+            "int"
+        } else if self.bytes.len() <= EMBSTR_LIMIT {
+            "embstr"
+        } else {
+            "raw"
+        }
+    }
+}
+
+/// Arguments at least this long are stored as slices of the request that
+/// carried them, like Redis's big-argument path; shorter ones are copied so
+/// a stored value never pins a whole read buffer.
+const SHARE_ABOVE: usize = 32 * 1024;
+
+/// The bytes to store for an argument.
+pub(crate) fn stored(arg: &[u8], shared: impl FnOnce() -> Bytes) -> Bytes {
+    if arg.len() >= SHARE_ABOVE {
+        shared()
+    } else {
+        Bytes::copy_from_slice(arg)
+    }
+}

@@ -1,0 +1,198 @@
+//! A RESP connection with a reused read buffer and a coalescing write buffer.
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::TransportError;
+
+/// Bounds on one connection's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// Bytes asked of the socket per read while the read buffer is small:
+    /// Redis reads 16 KiB at a time (`PROTO_IOBUF_LEN`). A larger request
+    /// in progress is read in steps as large as what has arrived of it, so
+    /// big values cost few reads.
+    pub read_chunk: usize,
+    /// Most unsent output a connection may hold before it is cut off
+    /// (Redis's `client-output-buffer-limit`); 0 means no limit.
+    pub max_output: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            read_chunk: 16 * 1024,
+            max_output: 0,
+        }
+    }
+}
+
+/// One peer: a byte stream, the bytes read from it and not yet decoded, and
+/// the bytes to send it.
+///
+/// The intended loop, for a server: [`Connection::fill`], decode every
+/// complete request in [`Connection::read_buffer`], append each reply to
+/// [`Connection::write_buffer`], and when the read buffer holds no complete
+/// request, [`Connection::flush`]. A pipelined batch of N commands then
+/// costs one write, not N.
+#[derive(Debug)]
+pub struct Connection<S> {
+    stream: S,
+    read: BytesMut,
+    write: BytesMut,
+    limits: ConnectionLimits,
+}
+
+/// Buffers above this capacity are given back after a flush, so one huge
+/// reply does not pin memory for the life of the connection.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps `stream` with default limits.
+    pub fn new(stream: S) -> Self {
+        Self::with_limits(stream, ConnectionLimits::default())
+    }
+
+    /// Wraps `stream` with `limits`.
+    pub fn with_limits(stream: S, limits: ConnectionLimits) -> Self {
+        Connection {
+            stream,
+            read: BytesMut::with_capacity(limits.read_chunk),
+            write: BytesMut::new(),
+            limits,
+        }
+    }
+
+    /// Reads once from the stream into the read buffer. Returns the number
+    /// of bytes read; `Ok(0)` means the peer closed its side.
+    pub async fn fill(&mut self) -> Result<usize, TransportError> {
+        let want = self.limits.read_chunk.max(self.read.len()).max(1);
+        // `reserve` reuses the buffer's allocation once earlier frames
+        // split off it have been dropped.
+        self.read.reserve(want);
+        let n = self
+            .stream
+            .read_buf(&mut (&mut self.read).limit(want))
+            .await?;
+        Ok(n)
+    }
+
+    /// The bytes read and not yet consumed.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.read
+    }
+
+    /// The bytes waiting to be sent; append replies here.
+    pub fn write_buffer(&mut self) -> &mut BytesMut {
+        &mut self.write
+    }
+
+    /// Whether unsent output has grown past [`ConnectionLimits::max_output`].
+    pub fn output_exceeded(&self) -> bool {
+        self.limits.max_output != 0 && self.write.len() > self.limits.max_output
+    }
+
+    /// Fails with [`TransportError::OutputLimit`] if the output limit is
+    /// exceeded.
+    pub fn check_output(&self) -> Result<(), TransportError> {
+        if self.output_exceeded() {
+            return Err(TransportError::OutputLimit {
+                limit: self.limits.max_output,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends everything in the write buffer, in as few writes as the socket
+    /// allows.
+    pub async fn flush(&mut self) -> Result<(), TransportError> {
+        if !self.write.is_empty() {
+            self.stream.write_all(&self.write).await?;
+            self.write.clear();
+            if self.write.capacity() > KEEP_CAPACITY {
+                self.write = BytesMut::new();
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream, for socket options.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// Takes the stream back, dropping unsent output.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::duplex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn pipelined_replies_leave_in_one_write() {
+        let (client, server) = duplex(1 << 16);
+        let mut conn = Connection::new(server);
+        let mut client = Connection::new(client);
+        client.write_buffer().put_slice(b"PING\r\nPING\r\nPING\r\n");
+        client.flush().await.unwrap();
+        assert!(conn.fill().await.unwrap() > 0);
+        let mut decoder = resp::RequestDecoder::new();
+        let mut n = 0;
+        while let Some(_request) = decoder.decode(conn.read_buffer()).unwrap() {
+            conn.write_buffer().put_slice(b"+PONG\r\n");
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        conn.flush().await.unwrap();
+        assert_eq!(client.fill().await.unwrap(), 21);
+        assert_eq!(&client.read_buffer()[..], b"+PONG\r\n+PONG\r\n+PONG\r\n");
+    }
+
+    #[tokio::test]
+    async fn output_limit() {
+        let (_client, server) = duplex(64);
+        let limits = ConnectionLimits {
+            max_output: 10,
+            ..ConnectionLimits::default()
+        };
+        let mut conn = Connection::with_limits(server, limits);
+        conn.write_buffer().put_slice(b"0123456789");
+        assert!(conn.check_output().is_ok());
+        conn.write_buffer().put_slice(b"!");
+        assert!(matches!(
+            conn.check_output(),
+            Err(TransportError::OutputLimit { limit: 10 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn reads_are_bounded_then_grow_with_the_request() {
+        let (mut client, server) = duplex(1 << 20);
+        let limits = ConnectionLimits {
+            read_chunk: 4,
+            ..ConnectionLimits::default()
+        };
+        let mut conn = Connection::with_limits(server, limits);
+        client.write_all(&[b'x'; 100]).await.unwrap();
+        assert_eq!(conn.fill().await.unwrap(), 4);
+        assert_eq!(conn.fill().await.unwrap(), 4);
+        assert_eq!(conn.fill().await.unwrap(), 8);
+        assert_eq!(conn.fill().await.unwrap(), 16);
+        drop(client);
+        let mut total = 32;
+        loop {
+            let n = conn.fill().await.unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, 100);
+    }
+}

@@ -1,0 +1,613 @@
+//! The differential harness: the same command sequences against a real
+//! `redis-server` 7.0 and against Ember, replies compared byte for byte.
+//!
+//! Hand-written cases cover each implemented command's options and errors;
+//! a seeded generator adds random sequences over the same commands. A
+//! mismatch is shrunk to the shortest sequence that still shows it.
+
+use std::net::TcpStream;
+
+use bytes::{Bytes, BytesMut};
+use ember_tests::{EmberServer, RedisServer, call};
+use resp::Frame;
+
+/// A running pair of servers and one connection to each.
+struct Pair {
+    _redis: RedisServer,
+    _ember: EmberServer,
+    redis: TcpStream,
+    ember: TcpStream,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let redis = RedisServer::start(&[]);
+        // The same settings the Redis helper starts with.
+        let ember = EmberServer::start(&["save \"\"", "appendonly no"]);
+        Pair {
+            redis: redis.connect(),
+            ember: ember.connect(),
+            _redis: redis,
+            _ember: ember,
+        }
+    }
+
+    /// Runs `commands` on both from an empty keyspace; returns the first
+    /// difference as (index, redis's reply, ember's reply).
+    fn diff(&mut self, commands: &[Vec<Vec<u8>>]) -> Option<(usize, Bytes, Bytes)> {
+        for conn in [&mut self.redis, &mut self.ember] {
+            call(conn, &[b"SELECT", b"0"]);
+            call(conn, &[b"FLUSHALL"]);
+        }
+        for (i, cmd) in commands.iter().enumerate() {
+            let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+            let r = normalize(&args, call(&mut self.redis, &args));
+            let e = normalize(&args, call(&mut self.ember, &args));
+            if r != e {
+                return Some((i, r, e));
+            }
+        }
+        None
+    }
+
+    /// Fails the test with the shortest prefix-preserving subsequence of
+    /// `commands` that still shows a difference.
+    fn check(&mut self, commands: &[Vec<Vec<u8>>]) {
+        let Some(_) = self.diff(commands) else {
+            return;
+        };
+        let mut shortest = commands.to_vec();
+        let mut i = 0;
+        while i < shortest.len() {
+            let mut candidate = shortest.clone();
+            candidate.remove(i);
+            if self.diff(&candidate).is_some() {
+                shortest = candidate;
+            } else {
+                i += 1;
+            }
+        }
+        let (at, r, e) = self.diff(&shortest).expect("still differs");
+        let shown: Vec<String> = shortest.iter().map(|c| show(c)).collect();
+        panic!(
+            "replies differ at command {} of:\n  {}\nredis: {:?}\nember: {:?}",
+            at + 1,
+            shown.join("\n  "),
+            String::from_utf8_lossy(&r),
+            String::from_utf8_lossy(&e)
+        );
+    }
+}
+
+fn show(cmd: &[Vec<u8>]) -> String {
+    cmd.iter()
+        .map(|a| format!("{:?}", String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Replies whose order Redis leaves unspecified (KEYS) are sorted.
+fn normalize(args: &[&[u8]], reply: Bytes) -> Bytes {
+    if !args[0].eq_ignore_ascii_case(b"keys") {
+        return reply;
+    }
+    let mut buf = BytesMut::from(&reply[..]);
+    let Ok(Some(Frame::Array(mut items))) = resp::decode(&mut buf) else {
+        return reply;
+    };
+    items.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+    let mut out = BytesMut::new();
+    Frame::Array(items).encode(&mut out);
+    out.freeze()
+}
+
+fn cmd(text: &str) -> Vec<Vec<u8>> {
+    resp::split_args(text.as_bytes())
+        .expect("balanced quotes")
+        .into_iter()
+        .map(|a| a.to_vec())
+        .collect()
+}
+
+fn case(lines: &[&str]) -> Vec<Vec<Vec<u8>>> {
+    lines.iter().map(|l| cmd(l)).collect()
+}
+
+#[test]
+fn hand_written_cases_match_redis() {
+    let cases: &[&[&str]] = &[
+        // connection
+        &[
+            "PING",
+            "PING hello",
+            "PING a b",
+            "ECHO x",
+            "ECHO",
+            "SELECT 1",
+            "SELECT 16",
+            "SELECT -1",
+            "SELECT x",
+            "SELECT 0",
+        ],
+        &[
+            "AUTH x",
+            "AUTH a b c",
+            "HELLO 4",
+            "HELLO x",
+            "CLIENT SETNAME a b",
+            "CLIENT SETNAME ok",
+            "CLIENT GETNAME",
+            "CLIENT NOSUCH",
+            "CLIENT SETNAME",
+        ],
+        &[
+            "nosuchcommand",
+            "nosuchcommand a b c",
+            "GET",
+            "SET k",
+            "CONFIG",
+            "OBJECT",
+            "OBJECT FOO k",
+            "OBJECT ENCODING",
+        ],
+        // strings: SET and its options
+        &[
+            "SET k v",
+            "GET k",
+            "SET k v2 NX",
+            "SET k v3 XX",
+            "GET k",
+            "SET new v XX",
+            "GET new",
+            "SET k v GET",
+            "SET k2 v GET",
+        ],
+        &[
+            "SET k v EX 100",
+            "TTL k",
+            "SET k v PX 100000",
+            "TTL k",
+            "SET k v KEEPTTL",
+            "TTL k",
+            "SET k v",
+            "TTL k",
+        ],
+        &[
+            "SET k v EX 0",
+            "SET k v EX -1",
+            "SET k v EX x",
+            "SET k v PX 0",
+            "SET k v EX 10 PX 10",
+            "SET k v EX 10 KEEPTTL",
+            "SET k v NX XX",
+            "SET k v EX",
+            "SET k v FOO",
+            "SET k v EX 9223372036854775807",
+            "SET k v EX 10 EX 20",
+            "TTL k",
+        ],
+        &[
+            "SET k v EXAT 4000000000",
+            "TTL k",
+            "EXPIRETIME k",
+            "SET k v PXAT 4000000000000",
+            "PEXPIRETIME k",
+            "SET k v EXAT 1",
+            "GET k",
+            "EXISTS k",
+        ],
+        &[
+            "SET k v NX GET",
+            "SET k v2 NX GET",
+            "GET k",
+            "SET k v3 XX GET",
+            "SET k2 v XX GET",
+            "EXISTS k2",
+        ],
+        &[
+            "SETNX a 1",
+            "SETNX a 2",
+            "GET a",
+            "SETEX b 100 x",
+            "TTL b",
+            "SETEX b 0 x",
+            "SETEX b -5 x",
+            "SETEX b x x",
+            "PSETEX c 100000 y",
+            "TTL c",
+            "PSETEX c 0 y",
+        ],
+        &[
+            "GETSET a 1",
+            "GETSET a 2",
+            "GETDEL a",
+            "GETDEL a",
+            "SET t v EX 100",
+            "GETSET t w",
+            "TTL t",
+        ],
+        &[
+            "SET a v EX 100",
+            "GETEX a",
+            "TTL a",
+            "GETEX a PERSIST",
+            "TTL a",
+            "GETEX a EX 50",
+            "TTL a",
+            "GETEX a PX 0",
+            "GETEX a EX 10 PX 10",
+            "GETEX a FOO",
+            "GETEX missing EX 10",
+            "GETEX a EXAT 1",
+            "EXISTS a",
+        ],
+        &[
+            "MSET a 1 b 2 c 3",
+            "MGET a b c d",
+            "MSET a",
+            "MSET a 1 b",
+            "MSETNX a 9 z 9",
+            "MSETNX y 1 z 2",
+            "MGET y z a",
+        ],
+        &[
+            "APPEND s hello",
+            "APPEND s \" world\"",
+            "GET s",
+            "STRLEN s",
+            "STRLEN nope",
+            "OBJECT ENCODING s",
+        ],
+        &[
+            "INCR n",
+            "INCR n",
+            "DECR n",
+            "INCRBY n 10",
+            "DECRBY n 3",
+            "INCRBY n x",
+            "SET f 1.5",
+            "INCR f",
+            "SET big 9223372036854775807",
+            "INCR big",
+            "DECRBY n -9223372036854775808",
+            "SET sp \" 1\"",
+            "INCR sp",
+            "SET lead 01",
+            "INCR lead",
+        ],
+        &[
+            "INCRBYFLOAT f 1.5",
+            "INCRBYFLOAT f 0.1",
+            "GET f",
+            "INCRBYFLOAT f x",
+            "INCRBYFLOAT f inf",
+            "SET g abc",
+            "INCRBYFLOAT g 1",
+            "INCRBYFLOAT h 5",
+            "INCRBYFLOAT h -5",
+            "INCRBYFLOAT i 1e3",
+        ],
+        &[
+            "SET s \"Hello World\"",
+            "GETRANGE s 0 4",
+            "GETRANGE s -5 -1",
+            "GETRANGE s 5 2",
+            "GETRANGE s -100 100",
+            "GETRANGE s 0 -100",
+            "GETRANGE nope 0 10",
+            "GETRANGE s x 1",
+            "SUBSTR s 1 3",
+        ],
+        &[
+            "SETRANGE s 6 Redis",
+            "GET s",
+            "SETRANGE s 0 x",
+            "SETRANGE s -1 x",
+            "SETRANGE e 0 \"\"",
+            "EXISTS e",
+            "SETRANGE t 3 abc",
+            "GET t",
+            "OBJECT ENCODING t",
+            "SETRANGE t 1 \"\"",
+        ],
+        &[
+            "SET n 12345",
+            "OBJECT ENCODING n",
+            "SET e abc",
+            "OBJECT ENCODING e",
+            "SET r 0123456789012345678901234567890123456789012345",
+            "OBJECT ENCODING r",
+            "SET l 12345678901234567890",
+            "OBJECT ENCODING l",
+            "SET m -0",
+            "OBJECT ENCODING m",
+            "OBJECT ENCODING nope",
+            "OBJECT REFCOUNT e",
+        ],
+        // keys
+        &[
+            "SET a 1",
+            "SET b 2",
+            "DEL a b c",
+            "DEL a",
+            "EXISTS a b",
+            "SET a 1",
+            "EXISTS a a a",
+            "TOUCH a a z",
+            "UNLINK a",
+            "TYPE a",
+            "SET a 1",
+            "TYPE a",
+            "TYPE none",
+        ],
+        &[
+            "MSET a 1 b 2 c 3 abc 4",
+            "KEYS *",
+            "KEYS a*",
+            "KEYS ?",
+            "KEYS [ab]",
+            "KEYS *c",
+            "DBSIZE",
+        ],
+        &[
+            "SET a 1",
+            "RENAME a b",
+            "GET b",
+            "RENAME a c",
+            "RENAMENX b c",
+            "SET d 1",
+            "RENAMENX c d",
+            "RENAME d d",
+            "RENAMENX d d",
+            "RENAME zz zz",
+        ],
+        &[
+            "SET a 1 EX 100",
+            "RENAME a b",
+            "TTL b",
+            "COPY b c",
+            "TTL c",
+            "COPY b c",
+            "COPY b c REPLACE",
+            "COPY b b",
+            "COPY b c DB 1",
+            "COPY b c DB 99",
+            "COPY b c FOO",
+            "COPY nope x",
+            "SELECT 1",
+            "GET c",
+            "TTL c",
+        ],
+        &[
+            "SET a 1",
+            "MOVE a 1",
+            "MOVE a 1",
+            "SELECT 1",
+            "GET a",
+            "MOVE a 1",
+            "MOVE a 99",
+            "MOVE a x",
+            "SELECT 0",
+            "SET a 2",
+            "SELECT 1",
+            "MOVE a 0",
+        ],
+        &[
+            "SET a 1",
+            "EXPIRE a 100",
+            "TTL a",
+            "EXPIRE a 50 NX",
+            "EXPIRE a 200 XX",
+            "TTL a",
+            "EXPIRE a 100 GT",
+            "EXPIRE a 300 GT",
+            "TTL a",
+            "EXPIRE a 400 LT",
+            "EXPIRE a 10 LT",
+            "TTL a",
+            "EXPIRE a 10 NX XX",
+            "EXPIRE a 10 GT LT",
+            "EXPIRE a 10 FOO",
+            "EXPIRE a x",
+            "EXPIRE nope 10",
+        ],
+        &[
+            "SET a 1",
+            "EXPIRE a 10 XX",
+            "EXPIRE a 10 GT",
+            "EXPIRE a 10 LT",
+            "TTL a",
+            "PERSIST a",
+            "PERSIST a",
+            "TTL a",
+            "EXPIRE a -1",
+            "EXISTS a",
+        ],
+        &[
+            "SET a 1",
+            "PEXPIRE a 100000",
+            "TTL a",
+            "EXPIREAT a 4000000000",
+            "EXPIRETIME a",
+            "PEXPIREAT a 4000000000123",
+            "PEXPIRETIME a",
+            "EXPIRETIME a",
+            "EXPIREAT a 1",
+            "EXISTS a",
+            "TTL a",
+            "PTTL a",
+            "EXPIRETIME a",
+        ],
+        &[
+            "SET a 1",
+            "EXPIRE a 9223372036854775807",
+            "EXPIRE a 9223372036854775",
+            "PEXPIRE a 9223372036854775807",
+            "EXPIRE a -9223372036854775808",
+            "TTL a",
+        ],
+        &[
+            "SET a 1",
+            "PERSIST a",
+            "TTL a",
+            "PTTL a",
+            "EXPIRETIME a",
+            "PEXPIRETIME a",
+        ],
+        // server
+        &[
+            "SET a 1",
+            "SELECT 2",
+            "SET b 2",
+            "DBSIZE",
+            "FLUSHDB",
+            "DBSIZE",
+            "SELECT 0",
+            "DBSIZE",
+            "FLUSHDB ASYNC",
+            "FLUSHDB SYNC",
+            "FLUSHDB FOO",
+            "FLUSHALL SYNC",
+            "FLUSHALL X",
+        ],
+        &[
+            "SET a 1",
+            "SWAPDB 0 1",
+            "GET a",
+            "SELECT 1",
+            "GET a",
+            "SWAPDB 0 x",
+            "SWAPDB x 0",
+            "SWAPDB 0 16",
+            "SWAPDB 0 0",
+        ],
+        &[
+            "CONFIG GET maxclients",
+            "CONFIG GET proto-max-bulk-len",
+            "CONFIG SET maxclients 100",
+            "CONFIG GET maxclients",
+            "CONFIG SET maxclients 10000",
+            "CONFIG SET nosuch 1",
+            "CONFIG SET appendonly maybe",
+            "CONFIG GET nosuch",
+            "CONFIG GET save",
+        ],
+        &[
+            "CONFIG GET list-max-ziplist-size",
+            "CONFIG SET list-max-ziplist-size 16",
+            "CONFIG GET list-max-listpack-size",
+            "CONFIG SET list-max-ziplist-size -2",
+            "CONFIG GET set-max-intset-entries",
+        ],
+        &[
+            "FUNCTION FLUSH",
+            "COMMAND GETKEYS SET a b",
+            "COMMAND GETKEYS MSET a 1 b 2",
+            "COMMAND GETKEYS PING",
+            "COMMAND GETKEYS PING x",
+            "COMMAND GETKEYS GET",
+            "COMMAND GETKEYS NOSUCH a",
+            "COMMAND GETKEYS MSET a 1 b",
+            "OBJECT HELP",
+        ],
+    ];
+    let mut pair = Pair::start();
+    for lines in cases {
+        pair.check(&case(lines));
+    }
+}
+
+/// A small, seeded generator of command sequences over a few keys, so the
+/// commands interact.
+struct Generator(u64);
+
+impl Generator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn command(&mut self) -> Vec<Vec<u8>> {
+        let key = self.pick(&["a", "b", "c", "d"]);
+        let other = self.pick(&["a", "b", "c", "d"]);
+        let value = self.pick(&[
+            "1",
+            "-7",
+            "0",
+            "3.5",
+            "abc",
+            "",
+            "9223372036854775807",
+            "x y",
+            "12345678901234567890",
+        ]);
+        let n = self.pick(&["0", "1", "-1", "3", "100", "-100", "x"]);
+        let text = match self.next() % 26 {
+            0 => format!("SET {key} \"{value}\""),
+            1 => format!(
+                "SET {key} \"{value}\" {}",
+                self.pick(&[
+                    "NX",
+                    "XX",
+                    "GET",
+                    "EX 100",
+                    "PX 100000",
+                    "KEEPTTL",
+                    "NX GET",
+                    "EX 0"
+                ])
+            ),
+            2 => format!("GET {key}"),
+            3 => format!("INCR {key}"),
+            4 => format!("INCRBY {key} {n}"),
+            5 => format!("DECRBY {key} {n}"),
+            6 => format!("APPEND {key} \"{value}\""),
+            7 => format!("STRLEN {key}"),
+            8 => format!("DEL {key} {other}"),
+            9 => format!("EXISTS {key} {other} {key}"),
+            10 => format!("MSET {key} \"{value}\" {other} 2"),
+            11 => format!("MGET {key} {other} z"),
+            12 => format!("MSETNX {key} 1 {other} 2"),
+            13 => format!("GETSET {key} \"{value}\""),
+            14 => format!("GETDEL {key}"),
+            15 => format!("RENAME {key} {other}"),
+            16 => format!("RENAMENX {key} {other}"),
+            17 => format!(
+                "EXPIRE {key} {n} {}",
+                self.pick(&["", "NX", "XX", "GT", "LT"])
+            ),
+            18 => format!("TTL {key}"),
+            19 => format!("PERSIST {key}"),
+            20 => format!("GETRANGE {key} {n} {}", self.pick(&["0", "-1", "2", "100"])),
+            21 => format!(
+                "SETRANGE {key} {} \"{value}\"",
+                self.pick(&["0", "2", "5", "-1"])
+            ),
+            22 => format!("TYPE {key}"),
+            // INCRBYFLOAT is left out: Redis computes it in 80-bit long
+            // double, Ember in f64, and they part ways past 17 digits
+            // (a known gap; hand-written cases cover the common range).
+            23 => format!("DECR {key}"),
+            24 => format!("COPY {key} {other} {}", self.pick(&["", "REPLACE"])),
+            _ => format!("OBJECT ENCODING {key}"),
+        };
+        cmd(&text)
+    }
+}
+
+#[test]
+fn random_sequences_match_redis() {
+    let seed = 0x5eed_1234_u64;
+    let mut generator = Generator(seed);
+    let mut pair = Pair::start();
+    for _ in 0..150 {
+        let sequence: Vec<Vec<Vec<u8>>> = (0..25).map(|_| generator.command()).collect();
+        pair.check(&sequence);
+    }
+}
