@@ -2,4 +2,5 @@
 
 mod protocol_vs_redis;
 mod replies_from_redis;
+mod server_e2e;
 mod server_vs_redis;

@@ -1,0 +1,121 @@
+//! The `ember-server` binary as an operator runs it: flags, a config file,
+//! SIGTERM and SHUTDOWN.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("ephemeral port")
+}
+
+fn start(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ember-server"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ember-server")
+}
+
+/// Connects once the server listens (bounded wait).
+fn connect(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ember-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ask(s: &mut TcpStream, request: &[u8]) -> Vec<u8> {
+    s.write_all(request).unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    buf[..n].to_vec()
+}
+
+/// Waits (bounded) for the process to exit; returns whether it exited
+/// successfully.
+fn exits_cleanly(child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn flags_and_sigterm() {
+    let port = free_port();
+    let mut child = start(&["--port", &port.to_string(), "--databases", "2"]);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"PING\r\n"), b"+PONG\r\n");
+    assert_eq!(
+        ask(&mut c, b"SELECT 2\r\n"),
+        b"-ERR DB index is out of range\r\n"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        exits_cleanly(&mut child),
+        "SIGTERM did not stop the server cleanly"
+    );
+}
+
+#[test]
+fn config_file_and_shutdown_command() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-conf-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ember.conf");
+    std::fs::write(&conf, format!("# test\nport {port}\nrequirepass s3cret\n")).unwrap();
+    let mut child = start(&[conf.to_str().unwrap()]);
+    let mut c = connect(port);
+    assert_eq!(
+        ask(&mut c, b"PING\r\n"),
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(ask(&mut c, b"AUTH s3cret\r\n"), b"+OK\r\n");
+    // SHUTDOWN replies nothing: the connection closes as the server stops.
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(
+        exits_cleanly(&mut child),
+        "SHUTDOWN did not stop the server cleanly"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_config_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ember-badconf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bad.conf");
+    std::fs::write(&conf, "nosuchdirective 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-server"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchdirective"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,241 @@
+//! Ember's server through real clients (the `redis` crate, `redis-cli`,
+//! `redis-benchmark`) and through hostile raw sockets.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ember_tests::{EmberServer, call, connect, exchange, is_closed, read_reply};
+
+#[test]
+fn redis_crate_client_works_unchanged() {
+    let server = EmberServer::start(&[]);
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut con = client.get_connection().expect("connection");
+    let _: () = redis::cmd("SET")
+        .arg("greeting")
+        .arg("hello")
+        .query(&mut con)
+        .unwrap();
+    let got: String = redis::cmd("GET").arg("greeting").query(&mut con).unwrap();
+    assert_eq!(got, "hello");
+    let n: i64 = redis::cmd("INCRBY")
+        .arg("n")
+        .arg(41)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 41);
+    let missing: Option<String> = redis::cmd("GET").arg("missing").query(&mut con).unwrap();
+    assert_eq!(missing, None);
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["greeting", "nope", "n"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(values, [Some("hello".into()), None, Some("41".into())]);
+    let err = redis::cmd("INCR")
+        .arg("greeting")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("not an integer"), "{err}");
+    // A pipeline of 1,000 commands answered in order.
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+    }
+    pipe.cmd("DBSIZE");
+    let (size,): (i64,) = pipe.query(&mut con).unwrap();
+    assert_eq!(size, 1002);
+}
+
+#[test]
+fn redis_cli_and_redis_benchmark_smoke() {
+    let server = EmberServer::start(&[]);
+    let port = server.addr().port().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (scripts/test installs redis-tools)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cli(&["SET", "k", "v"]), "OK\n");
+    assert_eq!(cli(&["GET", "k"]), "v\n");
+    assert_eq!(cli(&["INCR", "c"]), "1\n");
+    assert_eq!(cli(&["TTL", "k"]), "-1\n");
+    assert!(cli(&["INFO", "server"]).contains("redis_version:7.0.15"));
+    assert!(cli(&["NOSUCH"]).starts_with("ERR unknown command 'NOSUCH'"));
+    // redis-benchmark's own checks pass, and every request is answered.
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-q",
+            "-n",
+            "20000",
+            "-c",
+            "20",
+            "-P",
+            "8",
+        ])
+        .args(["-t", "set,get,incr,mset"])
+        .output()
+        .expect("redis-benchmark runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for test in ["SET: ", "GET: ", "INCR: ", "MSET (10 keys): "] {
+        assert!(text.contains(test), "{test} missing in {text}");
+    }
+}
+
+#[test]
+fn requirepass_allows_only_auth_first() {
+    let server = EmberServer::start(&["requirepass secret"]);
+    let mut c = server.connect();
+    assert_eq!(
+        &call(&mut c, &[b"GET", b"k"])[..],
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        &call(&mut c, &[b"AUTH", b"wrong"])[..],
+        &b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"[..]
+    );
+    // Before AUTH, Redis's tighter protocol limits apply.
+    let mut big = server.connect();
+    let reply = exchange(&mut big, b"*20\r\n", 100);
+    assert_eq!(
+        &reply[..],
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    assert!(is_closed(&mut big));
+    assert_eq!(&call(&mut c, &[b"AUTH", b"secret"])[..], b"+OK\r\n");
+    assert_eq!(&call(&mut c, &[b"GET", b"k"])[..], b"$-1\r\n");
+    let mut h = server.connect();
+    assert!(call(&mut h, &[b"HELLO", b"3", b"AUTH", b"default", b"secret"]).starts_with(b"%7\r\n"));
+}
+
+#[test]
+fn quit_kill_and_maxclients() {
+    let server = EmberServer::start(&["maxclients 3"]);
+    let mut a = server.connect();
+    assert_eq!(&exchange(&mut a, b"QUIT\r\n", 5)[..], b"+OK\r\n");
+    assert!(is_closed(&mut a));
+
+    let mut b = server.connect();
+    let mut killer = server.connect();
+    let id = String::from_utf8_lossy(&call(&mut b, &[b"CLIENT", b"ID"])[1..])
+        .trim()
+        .to_string();
+    assert_eq!(
+        &call(&mut killer, &[b"CLIENT", b"KILL", b"ID", id.as_bytes()])[..],
+        b":1\r\n"
+    );
+    assert!(is_closed(&mut b));
+
+    // Three slots: killer plus two more; the fourth is told the server is full.
+    let _c = server.connect();
+    let mut d = server.connect();
+    call(&mut d, &[b"PING"]);
+    let mut e = server.connect();
+    let reply = exchange(&mut e, b"PING\r\n", 64);
+    assert_eq!(&reply[..], b"-ERR max number of clients reached\r\n");
+}
+
+#[test]
+fn expired_keys_are_reclaimed_without_reads() {
+    let server = EmberServer::start(&[]);
+    let mut c = server.connect();
+    for i in 0..500 {
+        let key = format!("temp:{i}");
+        call(&mut c, &[b"SET", key.as_bytes(), b"v", b"PX", b"50"]);
+    }
+    call(&mut c, &[b"SET", b"kept", b"v"]);
+    // Nobody reads the keys; the active cycle must still delete them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = call(&mut c, &[b"DBSIZE"]);
+        if &size[..] == b":1\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {size:?} keys after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let info = call(&mut c, &[b"INFO", b"stats"]);
+    assert!(
+        String::from_utf8_lossy(&info).contains("expired_keys:500"),
+        "{info:?}"
+    );
+}
+
+#[test]
+fn hostile_input_never_stalls_other_clients() {
+    let server = EmberServer::start(&[]);
+    let mut healthy = server.connect();
+
+    // A header claiming half a gigabyte, then nothing: no allocation, and
+    // the connection just waits.
+    let mut claim = server.connect();
+    claim.write_all(b"*1\r\n$536870912\r\nabc").unwrap();
+    // Garbage and protocol errors get Redis's reply and a close.
+    let mut garbage = server.connect();
+    assert_eq!(
+        &exchange(&mut garbage, b"*1\r\n$x\r\n", 64)[..],
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert!(is_closed(&mut garbage));
+    // A client that vanishes mid-frame.
+    let mut vanish = server.connect();
+    vanish.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk").unwrap();
+    drop(vanish);
+    // A slow sender, one byte at a time.
+    let mut slow = server.connect();
+    for &b in b"*2\r\n$4\r\nECHO\r\n$5\r\nslow!\r\n" {
+        slow.write_all(&[b]).unwrap();
+        assert_eq!(&call(&mut healthy, &[b"PING"])[..], b"+PONG\r\n");
+    }
+    assert_eq!(&read_reply(&mut slow)[..], b"$5\r\nslow!\r\n");
+    // 2,000 idle connections.
+    let idle: Vec<_> = (0..2000).map(|_| connect(server.addr())).collect();
+    assert_eq!(&call(&mut healthy, &[b"PING"])[..], b"+PONG\r\n");
+    drop(idle);
+    drop(claim);
+    assert_eq!(
+        &call(&mut healthy, &[b"ECHO", b"still here"])[..],
+        b"$10\r\nstill here\r\n"
+    );
+}
+
+#[test]
+fn big_pipelines_and_big_values() {
+    let server = EmberServer::start(&[]);
+    let mut c = server.connect();
+    // 100,000 commands in one write; the replies stream back in order.
+    let mut batch = Vec::new();
+    for _ in 0..100_000 {
+        batch.extend_from_slice(b"*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n");
+    }
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        std::thread::spawn(move || w.write_all(&batch).unwrap())
+    };
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let want_last = b":100000\r\n";
+    while !got.ends_with(want_last) {
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&chunk[..n]);
+    }
+    writer.join().unwrap();
+    assert_eq!(got.iter().filter(|&&b| b == b':').count(), 100_000);
+
+    // A 64 MiB value in and out.
+    let value = vec![b'v'; 64 << 20];
+    assert_eq!(&call(&mut c, &[b"SET", b"big", &value])[..], b"+OK\r\n");
+    assert_eq!(&call(&mut c, &[b"STRLEN", b"big"])[..], b":67108864\r\n");
+    let reply = call(&mut c, &[b"GET", b"big"]);
+    assert_eq!(reply.len(), (64 << 20) + 13);
+    assert!(reply[11..11 + 1000].iter().all(|&b| b == b'v'));
+}
