@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Side-by-side throughput: redis-benchmark against redis-server and a release
+# ember-server, started here on free loopback ports, runs interleaved so both
+# see the same machine state. Prints requests/s for both, the ratio
+# (Ember / Redis), p50/p99 latency at pipeline 1, and the geometric mean.
+#
+# Usage: benches/vs-redis.sh [REQUESTS] [TESTS]
+#   REQUESTS  requests per run (default 200000)
+#   TESTS     comma-separated redis-benchmark tests (default set,get,incr,mset)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=${1:-200000}
+tests=${2:-set,get,incr,mset}
+clients=50
+
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
+    exit 1
+}
+cargo build --release -q -p ember-server
+ember=target/release/ember-server
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+ember_port=$(free_port)
+workdir=$(mktemp -d)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
+redis_pid=$!
+"$ember" --port "$ember_port" >/dev/null 2>&1 &
+ember_pid=$!
+trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
+for port in "$redis_port" "$ember_port"; do
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+done
+
+# One run: prints "rps p50 p99" for a test against a port.
+run() {
+    local port=$1 test=$2 pipeline=$3
+    redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
+        -t "$test" --csv 2>/dev/null |
+        awk -F, 'NR==2 { gsub(/"/, ""); print $2, $5, $7 }'
+}
+
+printf '%-6s %3s %12s %12s %7s %18s %18s\n' test P redis_rps ember_rps ratio "redis p50/p99 ms" "ember p50/p99 ms"
+log_sum=0
+rows=0
+for pipeline in 1 16; do
+    for test in ${tests//,/ }; do
+        read -r r_rps r_p50 r_p99 < <(run "$redis_port" "$test" "$pipeline")
+        read -r e_rps e_p50 e_p99 < <(run "$ember_port" "$test" "$pipeline")
+        ratio=$(awk -v e="$e_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", e / r }')
+        log_sum=$(awk -v s="$log_sum" -v x="$ratio" 'BEGIN { print s + log(x) }')
+        rows=$((rows + 1))
+        lat_r="-"; lat_e="-"
+        if [[ $pipeline == 1 ]]; then lat_r="$r_p50/$r_p99"; lat_e="$e_p50/$e_p99"; fi
+        printf '%-6s %3s %12s %12s %7s %18s %18s\n' "$test" "$pipeline" "$r_rps" "$e_rps" "${ratio}x" "$lat_r" "$lat_e"
+    done
+done
+awk -v s="$log_sum" -v n="$rows" 'BEGIN { printf "geometric mean ratio (Ember / Redis): %.2fx over %d rows\n", exp(s / n), n }'
