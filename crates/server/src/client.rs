@@ -46,6 +46,15 @@ impl ClientInfo {
     }
 }
 
+/// A client waiting in a blocking command.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    pub(crate) waiter: Arc<crate::blocking::Waiter>,
+    pub(crate) rx: tokio::sync::oneshot::Receiver<crate::blocking::Outcome>,
+    /// Unix ms, or `None` to wait forever.
+    pub(crate) deadline: Option<i64>,
+}
+
 /// A connection's own state, which its commands read and change.
 #[derive(Debug)]
 pub(crate) struct Client {
@@ -60,6 +69,10 @@ pub(crate) struct Client {
     /// The subcommand of the running command, for CLIENT LIST's `cmd=`
     /// (`|list`), empty when it has none.
     pub(crate) last_sub: String,
+    /// Set by a blocking command that found nothing to pop.
+    pub(crate) blocked: Option<Blocked>,
+    /// Inside MULTI, blocking commands do not block.
+    pub(crate) in_multi: bool,
 }
 
 impl Client {
@@ -113,11 +126,105 @@ pub(crate) async fn serve(
         closing: false,
         last_command: "NULL",
         last_sub: String::new(),
+        blocked: None,
+        in_multi: false,
     };
     let reason = run(&shared, &mut conn, &mut client).await;
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     if let Ok(mut clients) = shared.clients.lock() {
         clients.remove(&info.id);
+    }
+}
+
+/// How a blocking wait ended.
+enum Wait {
+    /// The reply (an element or the timeout's null) is in the output.
+    Done,
+    /// Run the command again.
+    Retry,
+    /// The connection is over.
+    Gone(String),
+}
+
+/// Waits for a blocked command to be served, to time out, or for the
+/// client to go away. Output already produced is sent first, as Redis
+/// sends replies to earlier pipelined commands before blocking.
+async fn wait(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &mut Client,
+    blocked: Blocked,
+) -> Wait {
+    use crate::blocking::Outcome;
+    let Blocked {
+        waiter,
+        mut rx,
+        deadline,
+    } = blocked;
+    shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    let _ = conn.flush().await;
+    let sleep = async {
+        match deadline {
+            Some(at) => {
+                let ms = (at - crate::server::now_ms()).max(0) as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(sleep);
+    let kill = client.info.kill.clone();
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut rx => break outcome.ok(),
+            () = &mut sleep => {
+                if waiter.claim() {
+                    break None;
+                }
+                // Served at the last moment: the reply is on its way.
+            }
+            read = conn.fill() => match read {
+                Ok(0) | Err(_) => {
+                    if waiter.claim() {
+                        crate::blocking::unregister(&shared.keyspace, &waiter);
+                    }
+                    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                    return Wait::Gone("closed while blocked".into());
+                }
+                // Later commands wait in the buffer until this one ends.
+                Ok(_) => {}
+            },
+            () = kill.cancelled() => {
+                waiter.claim();
+                crate::blocking::unregister(&shared.keyspace, &waiter);
+                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                return Wait::Gone("killed".into());
+            }
+            () = shared.shutdown.triggered() => {
+                waiter.claim();
+                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                return Wait::Gone("server shutdown".into());
+            }
+        }
+    };
+    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    crate::blocking::unregister(&shared.keyspace, &waiter);
+    match outcome {
+        Some(Outcome::Reply(bytes)) => {
+            conn.write_buffer().extend_from_slice(&bytes);
+            Wait::Done
+        }
+        Some(Outcome::Retry) => Wait::Retry,
+        None => {
+            let mut reply = crate::reply::Reply {
+                out: conn.write_buffer(),
+                proto: client.proto,
+            };
+            // Redis answers a timed-out list wait with the null array, for
+            // the moves as well.
+            reply.null_array();
+            Wait::Done
+        }
     }
 }
 
@@ -147,7 +254,19 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             if request.is_empty() {
                 continue;
             }
-            let after = cmd::execute(shared, client, conn.write_buffer(), &request);
+            let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
+            while after == After::Block {
+                let Some(blocked) = client.blocked.take() else {
+                    break;
+                };
+                match wait(shared, conn, client, blocked).await {
+                    Wait::Done => after = After::Continue,
+                    Wait::Retry => {
+                        after = cmd::execute(shared, client, conn.write_buffer(), &request);
+                    }
+                    Wait::Gone(reason) => return reason,
+                }
+            }
             // AUTH and HELLO change what the next request may be.
             decoder.set_authenticated(client.authenticated);
             if after == After::Close {

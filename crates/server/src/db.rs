@@ -11,11 +11,12 @@
 //! and active (`active_expire_cycle` samples keys with a deadline, the way
 //! Redis's `activeExpireCycle` does).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use crate::blocking::Waiter;
 use crate::value::Value;
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
@@ -50,6 +51,9 @@ pub(crate) struct Db {
     map: HashMap<Bytes, Entry>,
     /// The keys that have a deadline, for sampling; see [`Volatile`].
     volatile: Volatile,
+    /// Clients blocked on keys of this shard, oldest first. They belong to
+    /// the database index, not its contents: SWAPDB leaves them in place.
+    pub(crate) waiters: HashMap<Bytes, VecDeque<Arc<Waiter>>>,
 }
 
 impl Db {
@@ -123,6 +127,18 @@ impl Db {
     pub(crate) fn clear(&mut self) {
         self.map = HashMap::new();
         self.volatile = Volatile::default();
+    }
+
+    /// Exchanges contents (keys and deadlines, not blocked clients) with
+    /// `other`, for SWAPDB.
+    pub(crate) fn swap_contents(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.map, &mut other.map);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+    }
+
+    /// Keys some client is blocked on.
+    pub(crate) fn waited_keys(&self) -> Vec<Bytes> {
+        self.waiters.keys().cloned().collect()
     }
 
     /// A key picked at random among the live ones, or `None` if none is.
@@ -265,7 +281,7 @@ pub(crate) struct Locked<'a> {
     guards: Vec<MutexGuard<'a, Shard>>,
 }
 
-impl Locked<'_> {
+impl<'a> Locked<'a> {
     /// The database `db` of the shard holding `key`, which must be one of
     /// the locked keys.
     pub(crate) fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
@@ -277,6 +293,33 @@ impl Locked<'_> {
     /// Every locked shard.
     pub(crate) fn shards(&mut self) -> impl Iterator<Item = &mut Shard> {
         self.guards.iter_mut().map(|g| &mut **g)
+    }
+
+    /// Whether the shard of `key` is locked.
+    pub(crate) fn holds(&self, key: &[u8]) -> bool {
+        self.ids.binary_search(&Keyspace::shard_of(key)).is_ok()
+    }
+
+    /// Adds the shard of `key` if it can be locked without waiting: taking
+    /// a lock out of order is safe only as a try, never as a wait.
+    pub(crate) fn try_add(&mut self, ks: &'a Keyspace, key: &[u8]) -> bool {
+        let shard = Keyspace::shard_of(key);
+        let Err(at) = self.ids.binary_search(&shard) else {
+            return true;
+        };
+        match ks.shards[shard].try_lock() {
+            Ok(guard) => {
+                self.ids.insert(at, shard);
+                self.guards.insert(at, guard);
+                true
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                self.ids.insert(at, shard);
+                self.guards.insert(at, p.into_inner());
+                true
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod blocking;
 mod client;
 mod cmd;
 pub mod config;

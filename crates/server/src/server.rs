@@ -62,6 +62,7 @@ pub(crate) struct Stats {
     pub(crate) keyspace_misses: AtomicU64,
     pub(crate) net_input_bytes: AtomicU64,
     pub(crate) net_output_bytes: AtomicU64,
+    pub(crate) blocked_clients: AtomicU64,
 }
 
 impl Stats {

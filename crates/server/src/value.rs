@@ -1,13 +1,16 @@
 //! Values stored under keys.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
-/// A key's value. Strings only for now; the other types arrive with their
-/// commands.
+/// A key's value. Hashes, sets and sorted sets arrive with their commands.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     /// A string.
     Str(Str),
+    /// A list. Never empty: the last pop deletes the key.
+    List(VecDeque<Bytes>),
 }
 
 impl Value {
@@ -19,6 +22,7 @@ impl Value {
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
         }
     }
 
@@ -27,6 +31,9 @@ impl Value {
     pub(crate) fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            // Redis 7.0 keeps every list in a quicklist (7.2 added listpack
+            // for small ones).
+            Value::List(_) => "quicklist",
         }
     }
 }

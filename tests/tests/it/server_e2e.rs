@@ -239,3 +239,112 @@ fn big_pipelines_and_big_values() {
     assert_eq!(reply.len(), (64 << 20) + 13);
     assert!(reply[11..11 + 1000].iter().all(|&b| b == b'v'));
 }
+
+/// Waits (bounded) until the server reports `n` blocked clients.
+fn await_blocked(c: &mut std::net::TcpStream, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&call(c, &[b"INFO", b"clients"])).contains(&want) {
+        assert!(Instant::now() < deadline, "never saw {want:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn send(c: &mut std::net::TcpStream, args: &[&[u8]]) {
+    let mut request = bytes::BytesMut::new();
+    resp::encode_command(&mut request, args);
+    c.write_all(&request).unwrap();
+}
+
+#[test]
+fn blocked_clients_are_served_first_come_first_served() {
+    let server = EmberServer::start(&[]);
+    let mut admin = server.connect();
+    let mut first = server.connect();
+    let mut second = server.connect();
+    send(&mut first, &[b"BLPOP", b"queue", b"0"]);
+    await_blocked(&mut admin, 1);
+    send(&mut second, &[b"BRPOP", b"other", b"queue", b"0"]);
+    await_blocked(&mut admin, 2);
+    // One push of two elements: the older waiter gets the first.
+    assert_eq!(
+        &call(&mut admin, &[b"RPUSH", b"queue", b"a", b"b"])[..],
+        b":2\r\n"
+    );
+    assert_eq!(
+        &read_reply(&mut first)[..],
+        b"*2\r\n$5\r\nqueue\r\n$1\r\na\r\n"
+    );
+    assert_eq!(
+        &read_reply(&mut second)[..],
+        b"*2\r\n$5\r\nqueue\r\n$1\r\nb\r\n"
+    );
+    await_blocked(&mut admin, 0);
+    assert_eq!(&call(&mut admin, &[b"EXISTS", b"queue"])[..], b":0\r\n");
+}
+
+#[test]
+fn a_pushed_element_goes_to_the_waiter_not_to_the_next_command() {
+    let server = EmberServer::start(&[]);
+    let mut admin = server.connect();
+    let mut waiter = server.connect();
+    send(&mut waiter, &[b"BLPOP", b"q", b"0"]);
+    await_blocked(&mut admin, 1);
+    // Push and pop in one pipelined write: Redis hands the element to the
+    // blocked client before the LPOP runs.
+    let replies = exchange(&mut admin, b"RPUSH q x\r\nLPOP q\r\n", 9);
+    assert_eq!(&replies[..], b":1\r\n$-1\r\n");
+    assert_eq!(
+        &read_reply(&mut waiter)[..],
+        b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n"
+    );
+}
+
+#[test]
+fn blocking_moves_chain_and_time_out() {
+    let server = EmberServer::start(&[]);
+    let mut admin = server.connect();
+    let mut mover = server.connect();
+    let mut popper = server.connect();
+    send(
+        &mut mover,
+        &[b"BLMOVE", b"src", b"mid", b"LEFT", b"RIGHT", b"0"],
+    );
+    await_blocked(&mut admin, 1);
+    send(&mut popper, &[b"BLPOP", b"mid", b"0"]);
+    await_blocked(&mut admin, 2);
+    call(&mut admin, &[b"LPUSH", b"src", b"item"]);
+    // The move feeds the second waiter, in the same step.
+    assert_eq!(&read_reply(&mut mover)[..], b"$4\r\nitem\r\n");
+    assert_eq!(
+        &read_reply(&mut popper)[..],
+        b"*2\r\n$3\r\nmid\r\n$4\r\nitem\r\n"
+    );
+    assert_eq!(
+        &call(&mut admin, &[b"EXISTS", b"src", b"mid"])[..],
+        b":0\r\n"
+    );
+    // Timeouts answer with the null array, fractional seconds allowed.
+    assert_eq!(
+        &call(&mut popper, &[b"BLPOP", b"nothing", b"0.05"])[..],
+        b"*-1\r\n"
+    );
+    assert_eq!(
+        &call(
+            &mut popper,
+            &[b"BLMOVE", b"nothing", b"x", b"LEFT", b"LEFT", b"0.05"]
+        )[..],
+        b"*-1\r\n"
+    );
+    // A client that leaves while blocked takes nothing with it.
+    let mut gone = server.connect();
+    send(&mut gone, &[b"BLPOP", b"later", b"0"]);
+    await_blocked(&mut admin, 1);
+    drop(gone);
+    await_blocked(&mut admin, 0);
+    call(&mut admin, &[b"RPUSH", b"later", b"kept"]);
+    assert_eq!(
+        &call(&mut admin, &[b"LRANGE", b"later", b"0", b"-1"])[..],
+        b"*1\r\n$4\r\nkept\r\n"
+    );
+}

@@ -155,6 +155,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
             .db(db, dst)
             .insert(Bytes::copy_from_slice(dst), entry);
     }
+    crate::blocking::serve(&mut locked, &ctx.shared.keyspace, db, dst, ctx.now);
     if nx {
         ctx.reply.int(1);
     } else {
@@ -212,6 +213,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     target.insert(Bytes::copy_from_slice(dst), entry);
     ctx.reply.int(1);
+    crate::blocking::serve(&mut locked, &ctx.shared.keyspace, target_db, dst, ctx.now);
     Ok(())
 }
 

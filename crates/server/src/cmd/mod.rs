@@ -7,6 +7,7 @@
 
 mod connection;
 mod keys;
+mod lists;
 mod server;
 mod strings;
 
@@ -203,6 +204,29 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "getrange", 4, READONLY, KEY1, strings::getrange;
     "substr", 4, READONLY, KEY1, strings::getrange;
     "setrange", 4, WRITE, KEY1, strings::setrange;
+    // lists
+    "lpush", -3, WRITE | FAST, KEY1, lists::lpush;
+    "rpush", -3, WRITE | FAST, KEY1, lists::rpush;
+    "lpushx", -3, WRITE | FAST, KEY1, lists::lpushx;
+    "rpushx", -3, WRITE | FAST, KEY1, lists::rpushx;
+    "lpop", -2, WRITE | FAST, KEY1, lists::lpop;
+    "rpop", -2, WRITE | FAST, KEY1, lists::rpop;
+    "llen", 2, READONLY | FAST, KEY1, lists::llen;
+    "lrange", 4, READONLY, KEY1, lists::lrange;
+    "lindex", 3, READONLY, KEY1, lists::lindex;
+    "lset", 4, WRITE, KEY1, lists::lset;
+    "linsert", 5, WRITE, KEY1, lists::linsert;
+    "lrem", 4, WRITE, KEY1, lists::lrem;
+    "ltrim", 4, WRITE, KEY1, lists::ltrim;
+    "lpos", -3, READONLY, KEY1, lists::lpos;
+    "lmove", 5, WRITE, (1, 2, 1), lists::lmove;
+    "rpoplpush", 3, WRITE, (1, 2, 1), lists::rpoplpush;
+    "lmpop", -4, WRITE, NOKEY, lists::lmpop;
+    "blpop", -3, WRITE, (1, -2, 1), lists::blpop;
+    "brpop", -3, WRITE, (1, -2, 1), lists::brpop;
+    "blmove", 6, WRITE, (1, 2, 1), lists::blmove;
+    "brpoplpush", 4, WRITE, (1, 2, 1), lists::brpoplpush;
+    "blmpop", -5, WRITE, NOKEY, lists::blmpop;
 };
 
 /// Commands whose first argument is a subcommand, reported as
@@ -229,6 +253,8 @@ pub(crate) enum After {
     Continue,
     /// Send what is buffered, then close.
     Close,
+    /// The command blocked: wait for `Client::blocked`.
+    Block,
 }
 
 /// Runs one request and appends its reply to `out`.
@@ -281,6 +307,8 @@ pub(crate) fn execute(
     }
     if ctx.client.closing {
         After::Close
+    } else if ctx.client.blocked.is_some() {
+        After::Block
     } else {
         After::Continue
     }

@@ -56,9 +56,22 @@ pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::other("ERR DB index is out of range"));
     }
+    let (a, b) = (a as usize, b as usize);
     let mut locked = ctx.shared.keyspace.lock_all();
+    let mut waited = Vec::new();
     for shard in locked.shards() {
-        shard.dbs.swap(a as usize, b as usize);
+        if a != b {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let (left, right) = shard.dbs.split_at_mut(hi);
+            left[lo].swap_contents(&mut right[0]);
+        }
+        for db in [a, b] {
+            waited.extend(shard.dbs[db].waited_keys().into_iter().map(|k| (db, k)));
+        }
+    }
+    // Clients blocked in either database may now find their lists.
+    for (db, key) in waited {
+        crate::blocking::serve(&mut locked, &ctx.shared.keyspace, db, &key, ctx.now);
     }
     ctx.reply.ok();
     Ok(())
@@ -152,7 +165,7 @@ fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
             w(format!("connected_clients:{n}"));
             w("cluster_connections:0".into());
             w(format!("maxclients:{}", shared.config_i64("maxclients")));
-            w("blocked_clients:0".into());
+            w(format!("blocked_clients:{}", load(&stats.blocked_clients)));
             w("tracking_clients:0".into());
             w("clients_in_timeout_table:0".into());
         }

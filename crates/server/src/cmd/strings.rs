@@ -16,7 +16,6 @@ fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut St
             value: Value::Str(s),
             ..
         }) => Ok(Some(s)),
-        #[allow(unreachable_patterns)] // other types arrive with their commands
         Some(_) => Err(CmdError::WrongType),
     }
 }
@@ -327,7 +326,6 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 value: Value::Str(s),
                 ..
             }) => ctx.reply.bulk(&s.bytes),
-            #[allow(unreachable_patterns)]
             _ => ctx.reply.null(),
         }
     }

@@ -1,0 +1,305 @@
+//! Clients blocked on lists (BLPOP and friends), and handing pushed
+//! elements to them.
+//!
+//! A blocking command that finds all its lists empty registers one
+//! [`Waiter`] in the queue of every key it waits on, under the same shard
+//! locks it checked the lists with, so no push can slip between the check
+//! and the registration. Whatever makes a waited-on key a non-empty list
+//! (a push, a move, RENAME, SWAPDB...) calls [`serve`] before releasing its
+//! locks: waiters are served oldest first, each exactly once, and the
+//! elements they take never become visible to anyone else, as in Redis.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use resp::Protocol;
+use tokio::sync::oneshot;
+
+use crate::db::{Db, Entry, Keyspace, Locked};
+use crate::reply::Reply;
+use crate::value::Value;
+
+/// What a blocked client is waiting to do.
+#[derive(Debug, Clone)]
+pub(crate) enum BlockOp {
+    /// BLPOP/BRPOP (`count: None`, reply `[key, element]`) or BLMPOP
+    /// (`Some(n)`, reply `[key, [elements]]`).
+    Pop { left: bool, count: Option<usize> },
+    /// BLMOVE/BRPOPLPUSH: pop from the waited key, push to `dst`.
+    Move {
+        from_left: bool,
+        to_left: bool,
+        dst: Bytes,
+    },
+}
+
+/// How a wait ends, besides timing out.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The reply, encoded for the client's protocol.
+    Reply(BytesMut),
+    /// The client must run its command again (the destination of a move
+    /// was busy); it blocks again if the list is empty by then.
+    Retry,
+}
+
+/// One blocked client.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) db: usize,
+    pub(crate) keys: Vec<Bytes>,
+    pub(crate) op: BlockOp,
+    pub(crate) proto: Protocol,
+    claimed: AtomicBool,
+    tx: Mutex<Option<oneshot::Sender<Outcome>>>,
+}
+
+impl Waiter {
+    pub(crate) fn new(
+        db: usize,
+        keys: Vec<Bytes>,
+        op: BlockOp,
+        proto: Protocol,
+    ) -> (Arc<Waiter>, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        let waiter = Waiter {
+            db,
+            keys,
+            op,
+            proto,
+            claimed: AtomicBool::new(false),
+            tx: Mutex::new(Some(tx)),
+        };
+        (Arc::new(waiter), rx)
+    }
+
+    /// Takes the right to end this wait; only one party ever gets it (a
+    /// server of one of its keys, or the client's own timeout).
+    pub(crate) fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    fn send(&self, outcome: Outcome) {
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+/// Registers `waiter` on each of its keys. The caller holds their shards.
+pub(crate) fn register(locked: &mut Locked<'_>, waiter: &Arc<Waiter>) {
+    for key in &waiter.keys {
+        locked
+            .db(waiter.db, key)
+            .waiters
+            .entry(key.clone())
+            .or_default()
+            .push_back(waiter.clone());
+    }
+}
+
+/// Removes a finished waiter from its keys' queues.
+pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
+    let mut locked = ks.lock_keys(waiter.keys.iter().map(|k| &k[..]));
+    for key in &waiter.keys {
+        let db = locked.db(waiter.db, key);
+        if let Some(queue) = db.waiters.get_mut(key) {
+            queue.retain(|w| !Arc::ptr_eq(w, waiter));
+            if queue.is_empty() {
+                db.waiters.remove(key);
+            }
+        }
+    }
+}
+
+/// Serves clients blocked on `key` in `db` while it holds a non-empty
+/// list, oldest first. The caller holds `key`'s shard in `locked`.
+pub(crate) fn serve<'a>(
+    locked: &mut Locked<'a>,
+    ks: &'a Keyspace,
+    db: usize,
+    key: &[u8],
+    now: i64,
+) {
+    serve_depth(locked, ks, db, key, now, 0);
+}
+
+/// A move can make its destination ready, which may feed another move:
+/// chains are followed this deep, like Redis's loop over ready keys.
+const MAX_CHAIN: usize = 64;
+
+fn serve_depth<'a>(
+    locked: &mut Locked<'a>,
+    ks: &'a Keyspace,
+    db: usize,
+    key: &[u8],
+    now: i64,
+    depth: usize,
+) {
+    loop {
+        let Some(waiter) = next_waiter(locked.db(db, key), key, now) else {
+            return;
+        };
+        match waiter.op.clone() {
+            BlockOp::Pop { left, count } => {
+                if !waiter.claim() {
+                    continue;
+                }
+                let items = pop(locked.db(db, key), key, left, count.unwrap_or(1));
+                let mut out = BytesMut::new();
+                let mut reply = Reply {
+                    out: &mut out,
+                    proto: waiter.proto,
+                };
+                reply.array(2);
+                reply.bulk(key);
+                match count {
+                    None => reply.bulk(&items[0]),
+                    Some(_) => {
+                        reply.array(items.len());
+                        items.iter().for_each(|i| reply.bulk(i));
+                    }
+                }
+                waiter.send(Outcome::Reply(out));
+            }
+            BlockOp::Move {
+                from_left,
+                to_left,
+                dst,
+            } => {
+                if !locked.holds(&dst) && !locked.try_add(ks, &dst) {
+                    // The destination's shard is busy and may not be waited
+                    // for out of order: let the client retry by itself.
+                    if waiter.claim() {
+                        waiter.send(Outcome::Retry);
+                    }
+                    continue;
+                }
+                let dst_is_other_type = locked
+                    .db(db, &dst)
+                    .get(&dst, now)
+                    .is_some_and(|e| !matches!(e.value, Value::List(_)));
+                if !waiter.claim() {
+                    continue;
+                }
+                let mut out = BytesMut::new();
+                let mut reply = Reply {
+                    out: &mut out,
+                    proto: waiter.proto,
+                };
+                if dst_is_other_type {
+                    reply
+                        .error("WRONGTYPE Operation against a key holding the wrong kind of value");
+                    waiter.send(Outcome::Reply(out));
+                    continue;
+                }
+                let item = pop(locked.db(db, key), key, from_left, 1).remove(0);
+                push(locked.db(db, &dst), &dst, to_left, [item.clone()], now);
+                reply.bulk(&item);
+                waiter.send(Outcome::Reply(out));
+                if depth < MAX_CHAIN {
+                    serve_depth(locked, ks, db, &dst, now, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+/// The oldest unclaimed waiter on `key` if `key` holds a non-empty list;
+/// claimed waiters met on the way are dropped from the queue.
+fn next_waiter(db: &mut Db, key: &[u8], now: i64) -> Option<Arc<Waiter>> {
+    let ready =
+        matches!(db.get(key, now), Some(Entry { value: Value::List(l), .. }) if !l.is_empty());
+    let queue = db.waiters.get_mut(key)?;
+    while queue.front().is_some_and(|w| w.is_claimed()) {
+        queue.pop_front();
+    }
+    let front = queue.front().cloned();
+    if queue.is_empty() {
+        db.waiters.remove(key);
+    }
+    if ready {
+        front.map(|w| pop_front_of(db, key, w))
+    } else {
+        None
+    }
+}
+
+/// Removes `w` (the front) from `key`'s queue and returns it.
+fn pop_front_of(db: &mut Db, key: &[u8], w: Arc<Waiter>) -> Arc<Waiter> {
+    if let Some(queue) = db.waiters.get_mut(key) {
+        queue.pop_front();
+        if queue.is_empty() {
+            db.waiters.remove(key);
+        }
+    }
+    w
+}
+
+/// Pops up to `n` elements from the list at `key`, deleting the key when it
+/// empties. The caller knows it is a non-empty list.
+pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
+    let mut items = Vec::new();
+    let mut empty = false;
+    if let Some(Entry {
+        value: Value::List(list),
+        ..
+    }) = db.get(key, i64::MIN)
+    {
+        for _ in 0..n {
+            let item = if left {
+                list.pop_front()
+            } else {
+                list.pop_back()
+            };
+            match item {
+                Some(i) => items.push(i),
+                None => break,
+            }
+        }
+        empty = list.is_empty();
+    }
+    if empty {
+        db.remove(key);
+    }
+    items
+}
+
+/// Pushes `items` onto the list at `key`, creating it. The caller knows
+/// the key holds a list or nothing.
+pub(crate) fn push(
+    db: &mut Db,
+    key: &[u8],
+    left: bool,
+    items: impl IntoIterator<Item = Bytes>,
+    now: i64,
+) -> usize {
+    if db.get(key, now).is_none() {
+        db.insert(
+            Bytes::copy_from_slice(key),
+            Entry::new(Value::List(VecDeque::new())),
+        );
+    }
+    match db.get(key, now) {
+        Some(Entry {
+            value: Value::List(list),
+            ..
+        }) => {
+            for item in items {
+                if left {
+                    list.push_front(item);
+                } else {
+                    list.push_back(item);
+                }
+            }
+            list.len()
+        }
+        _ => 0,
+    }
+}
