@@ -51,8 +51,19 @@ impl Shared {
     }
 }
 
-/// Counters INFO reports.
+/// One command's counters (INFO commandstats).
 #[derive(Debug, Default)]
+pub(crate) struct CommandStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) usec: AtomicU64,
+    /// Refused before running: arity, authentication.
+    pub(crate) rejected: AtomicU64,
+    /// Ran and replied with an error.
+    pub(crate) failed: AtomicU64,
+}
+
+/// Counters INFO reports.
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
@@ -63,6 +74,33 @@ pub(crate) struct Stats {
     pub(crate) net_input_bytes: AtomicU64,
     pub(crate) net_output_bytes: AtomicU64,
     pub(crate) blocked_clients: AtomicU64,
+    /// Per command, in the order of the command table.
+    pub(crate) commands: Box<[CommandStats]>,
+    /// Error replies by their code (`ERR`, `WRONGTYPE`, ...).
+    pub(crate) errors: Mutex<std::collections::BTreeMap<String, u64>>,
+    pub(crate) error_replies: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            connections_received: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            keyspace_hits: AtomicU64::new(0),
+            keyspace_misses: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            blocked_clients: AtomicU64::new(0),
+            commands: crate::cmd::COMMANDS
+                .iter()
+                .map(|_| CommandStats::default())
+                .collect(),
+            errors: Mutex::new(std::collections::BTreeMap::new()),
+            error_replies: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Stats {
@@ -79,7 +117,26 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an error reply by its code, the text's first word.
+    pub(crate) fn error(&self, text: &[u8]) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+        let code = String::from_utf8_lossy(&code[..code.len().min(64)]).into_owned();
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(code).or_default() += 1;
+        }
+    }
+
     pub(crate) fn reset(&self) {
+        for c in self.commands.iter() {
+            for a in [&c.calls, &c.usec, &c.rejected, &c.failed] {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.clear();
+        }
+        self.error_replies.store(0, Ordering::Relaxed);
         for c in [
             &self.connections_received,
             &self.commands_processed,

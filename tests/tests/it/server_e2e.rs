@@ -348,3 +348,29 @@ fn blocking_moves_chain_and_time_out() {
         b"*1\r\n$4\r\nkept\r\n"
     );
 }
+
+#[test]
+fn info_counts_commands_and_errors() {
+    let server = EmberServer::start(&[]);
+    let mut c = server.connect();
+    call(&mut c, &[b"SET", b"s", b"text"]);
+    call(&mut c, &[b"GET"]);
+    call(&mut c, &[b"INCR", b"s"]);
+    call(&mut c, &[b"LPUSH", b"s", b"x"]);
+    let info = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"commandstats", b"errorstats"]))
+        .into_owned();
+    assert!(info.contains("cmdstat_get:calls=0,"), "{info}");
+    assert!(info.contains("rejected_calls=1,failed_calls=0"), "{info}");
+    assert!(info.contains("cmdstat_incr:calls=1,"), "{info}");
+    assert!(info.contains("errorstat_ERR:count=2"), "{info}");
+    assert!(info.contains("errorstat_WRONGTYPE:count=1"), "{info}");
+    // Neither section is in the default INFO.
+    let default = String::from_utf8_lossy(&call(&mut c, &[b"INFO"])).into_owned();
+    assert!(
+        !default.contains("cmdstat_") && default.contains("# Keyspace"),
+        "{default}"
+    );
+    call(&mut c, &[b"CONFIG", b"RESETSTAT"]);
+    let info = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"errorstats"])).into_owned();
+    assert!(!info.contains("errorstat_"), "{info}");
+}

@@ -13,6 +13,7 @@ mod strings;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::Ordering::Relaxed;
 
 use resp::Request;
 
@@ -233,11 +234,21 @@ pub(crate) static COMMANDS: &[Command] = commands! {
 /// `client|list` and the like.
 const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function", "debug"];
 
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Command>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
+static BY_NAME: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_bytes(), i))
+        .collect()
+});
 
 /// The command named `name`, in any case.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
+    lookup_index(name).map(|i| &COMMANDS[i])
+}
+
+/// The position in [`COMMANDS`] of the command named `name`.
+fn lookup_index(name: &[u8]) -> Option<usize> {
     let mut lower = [0u8; 32];
     let lower = lower.get_mut(..name.len())?;
     for (l, b) in lower.iter_mut().zip(name) {
@@ -271,21 +282,29 @@ pub(crate) fn execute(
         out,
         proto: client.proto,
     };
-    let Some(cmd) = lookup(name) else {
+    let Some(index) = lookup_index(name) else {
+        shared.stats.error(b"ERR");
         reply.error(unknown_command(req));
         return After::Continue;
     };
-    if !client.authenticated && cmd.flags & NO_AUTH == 0 {
-        reply.error("NOAUTH Authentication required.");
-        return After::Continue;
-    }
-    if !cmd.arity_ok(req.len()) {
-        reply.error(format!(
+    let cmd = &COMMANDS[index];
+    let rejected = if !client.authenticated && cmd.flags & NO_AUTH == 0 {
+        Some("NOAUTH Authentication required.".to_string())
+    } else if !cmd.arity_ok(req.len()) {
+        Some(format!(
             "ERR wrong number of arguments for '{}' command",
             cmd.name
-        ));
+        ))
+    } else {
+        None
+    };
+    if let Some(text) = rejected {
+        shared.stats.error(text.as_bytes());
+        shared.stats.commands[index].rejected.fetch_add(1, Relaxed);
+        reply.error(text);
         return After::Continue;
     }
+    let started = std::time::Instant::now();
     shared.stats.command();
     client.last_command = cmd.name;
     client.last_sub.clear();
@@ -302,8 +321,16 @@ pub(crate) fn execute(
         now: crate::server::now_ms(),
         cmd,
     };
-    if let Err(e) = (cmd.handler)(&mut ctx, req) {
-        ctx.reply.error(e.to_string());
+    let result = (cmd.handler)(&mut ctx, req);
+    let stat = &shared.stats.commands[index];
+    stat.calls.fetch_add(1, Relaxed);
+    stat.usec
+        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    if let Err(e) = result {
+        let text = e.to_string();
+        shared.stats.error(text.as_bytes());
+        stat.failed.fetch_add(1, Relaxed);
+        ctx.reply.error(text);
     }
     if ctx.client.closing {
         After::Close

@@ -96,6 +96,8 @@ const SECTIONS: &[(&str, bool)] = &[
     ("stats", true),
     ("replication", true),
     ("cpu", true),
+    ("commandstats", false),
+    ("errorstats", false),
     ("keyspace", true),
 ];
 
@@ -105,13 +107,12 @@ pub(super) fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .skip(1)
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
-    let everything = asked.is_empty()
-        || asked
-            .iter()
-            .any(|s| s == "all" || s == "everything" || s == "default");
+    let all = asked.iter().any(|s| s == "all" || s == "everything");
+    let default = asked.is_empty() || asked.iter().any(|s| s == "default");
     let mut text = String::new();
-    for (name, _) in SECTIONS {
-        if !everything && !asked.iter().any(|s| s == name) {
+    for (name, in_default) in SECTIONS {
+        let wanted = all || (default && *in_default) || asked.iter().any(|s| s == name);
+        if !wanted {
             continue;
         }
         if !text.is_empty() {
@@ -223,6 +224,10 @@ fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
             w("evicted_keys:0".into());
             w(format!("keyspace_hits:{}", load(&stats.keyspace_hits)));
             w(format!("keyspace_misses:{}", load(&stats.keyspace_misses)));
+            w(format!(
+                "total_error_replies:{}",
+                load(&stats.error_replies)
+            ));
             w("pubsub_channels:0".into());
             w("pubsub_patterns:0".into());
         }
@@ -247,6 +252,33 @@ fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
             w(format!("used_cpu_user:{user:.6}"));
             w("used_cpu_sys_children:0.000000".into());
             w("used_cpu_user_children:0.000000".into());
+        }
+        "commandstats" => {
+            w("# Commandstats".into());
+            for (c, s) in COMMANDS.iter().zip(stats.commands.iter()) {
+                let (calls, usec) = (load(&s.calls), load(&s.usec));
+                let (rejected, failed) = (load(&s.rejected), load(&s.failed));
+                if calls + rejected == 0 {
+                    continue;
+                }
+                let per_call = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                };
+                w(format!(
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}",
+                    c.name
+                ));
+            }
+        }
+        "errorstats" => {
+            w("# Errorstats".into());
+            if let Ok(errors) = stats.errors.lock() {
+                for (code, count) in errors.iter() {
+                    w(format!("errorstat_{code}:count={count}"));
+                }
+            }
         }
         "keyspace" => {
             w("# Keyspace".into());
