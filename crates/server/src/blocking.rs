@@ -43,6 +43,8 @@ pub(crate) enum Outcome {
     /// The client must run its command again (the destination of a move
     /// was busy); it blocks again if the list is empty by then.
     Retry,
+    /// CLIENT UNBLOCK: answer as a timeout, or with the UNBLOCKED error.
+    Unblocked { error: bool },
 }
 
 /// One blocked client.
@@ -83,6 +85,16 @@ impl Waiter {
 
     pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Ends the wait from outside (CLIENT UNBLOCK). Returns whether it was
+    /// still waiting.
+    pub(crate) fn unblock(&self, error: bool) -> bool {
+        if !self.claim() {
+            return false;
+        }
+        self.send(Outcome::Unblocked { error });
+        true
     }
 
     fn send(&self, outcome: Outcome) {

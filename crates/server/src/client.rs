@@ -25,6 +25,8 @@ pub(crate) struct ClientInfo {
     pub(crate) meta: Mutex<Meta>,
     /// Cancelled by CLIENT KILL.
     pub(crate) kill: CancellationToken,
+    /// What the client is blocked on, for CLIENT UNBLOCK.
+    pub(crate) blocked_on: Mutex<Option<Arc<crate::blocking::Waiter>>>,
 }
 
 /// The changing part of [`ClientInfo`], updated after each batch of
@@ -112,6 +114,7 @@ pub(crate) async fn serve(
             proto: Protocol::Resp2,
         }),
         kill: CancellationToken::new(),
+        blocked_on: Mutex::new(None),
     });
     if let Ok(mut clients) = shared.clients.lock() {
         clients.insert(info.id, info.clone());
@@ -155,13 +158,31 @@ async fn wait(
     client: &mut Client,
     blocked: Blocked,
 ) -> Wait {
-    use crate::blocking::Outcome;
     let Blocked {
         waiter,
-        mut rx,
+        rx,
         deadline,
     } = blocked;
     shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut on) = client.info.blocked_on.lock() {
+        *on = Some(waiter.clone());
+    }
+    let result = wait_inner(shared, conn, client, waiter, rx, deadline).await;
+    if let Ok(mut on) = client.info.blocked_on.lock() {
+        *on = None;
+    }
+    result
+}
+
+async fn wait_inner(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &mut Client,
+    waiter: Arc<crate::blocking::Waiter>,
+    mut rx: tokio::sync::oneshot::Receiver<crate::blocking::Outcome>,
+    deadline: Option<i64>,
+) -> Wait {
+    use crate::blocking::Outcome;
     let _ = conn.flush().await;
     let sleep = async {
         match deadline {
@@ -215,7 +236,12 @@ async fn wait(
             Wait::Done
         }
         Some(Outcome::Retry) => Wait::Retry,
-        None => {
+        Some(Outcome::Unblocked { error: true }) => {
+            conn.write_buffer()
+                .extend_from_slice(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+            Wait::Done
+        }
+        Some(Outcome::Unblocked { error: false }) | None => {
             let mut reply = crate::reply::Reply {
                 out: conn.write_buffer(),
                 proto: client.proto,

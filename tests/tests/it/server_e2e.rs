@@ -374,3 +374,41 @@ fn info_counts_commands_and_errors() {
     let info = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"errorstats"])).into_owned();
     assert!(!info.contains("errorstat_"), "{info}");
 }
+
+#[test]
+fn client_unblock_as_timeout_or_error() {
+    let server = EmberServer::start(&[]);
+    let mut admin = server.connect();
+    let mut blocked = server.connect();
+    let id = String::from_utf8_lossy(&call(&mut blocked, &[b"CLIENT", b"ID"])[1..])
+        .trim()
+        .to_string();
+    send(&mut blocked, &[b"BLPOP", b"nothing", b"0"]);
+    await_blocked(&mut admin, 1);
+    assert_eq!(
+        &call(&mut admin, &[b"CLIENT", b"UNBLOCK", id.as_bytes()])[..],
+        b":1\r\n"
+    );
+    assert_eq!(&read_reply(&mut blocked)[..], b"*-1\r\n");
+    send(
+        &mut blocked,
+        &[b"BLMOVE", b"nothing", b"x", b"LEFT", b"LEFT", b"0"],
+    );
+    await_blocked(&mut admin, 1);
+    assert_eq!(
+        &call(
+            &mut admin,
+            &[b"CLIENT", b"UNBLOCK", id.as_bytes(), b"ERROR"]
+        )[..],
+        b":1\r\n"
+    );
+    assert_eq!(
+        &read_reply(&mut blocked)[..],
+        &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..]
+    );
+    // Not blocked any more: nothing to do.
+    assert_eq!(
+        &call(&mut admin, &[b"CLIENT", b"UNBLOCK", id.as_bytes()])[..],
+        b":0\r\n"
+    );
+}

@@ -138,6 +138,10 @@ fn hand_written_cases_match_redis() {
             "CLIENT SETNAME ok",
             "CLIENT GETNAME",
             "CLIENT NOSUCH",
+            "CLIENT UNBLOCK 1 foo",
+            "CLIENT UNBLOCK 999",
+            "CLIENT UNBLOCK x",
+            "CLIENT UNBLOCK",
             "CLIENT SETNAME",
         ],
         &[

@@ -253,6 +253,30 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.verbatim(line.as_bytes());
     } else if eq(sub, "kill") {
         client_kill(ctx, req)?;
+    } else if eq(sub, "unblock") {
+        if !(3..=4).contains(&argc) {
+            return Err(subcommand_arity("client", "unblock"));
+        }
+        let id = parse_i64(&req[2])?;
+        let error = match req.get(3) {
+            None => false,
+            Some(m) if eq(m, "timeout") => false,
+            Some(m) if eq(m, "error") => true,
+            Some(_) => {
+                return Err(CmdError::other(
+                    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                ));
+            }
+        };
+        let target = ctx
+            .shared
+            .clients
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(id as u64)).cloned());
+        let waiter = target.and_then(|t| t.blocked_on.lock().ok().and_then(|w| w.clone()));
+        let done = waiter.is_some_and(|w| w.unblock(error));
+        ctx.reply.int(i64::from(done));
     } else if eq(sub, "no-evict") {
         want(3, "no-evict")?;
         if !eq(&req[2], "on") && !eq(&req[2], "off") {
