@@ -1,7 +1,6 @@
 //! A cursor over a command's arguments, so every command reports arity,
 //! syntax and number errors the same way.
 
-use bytes::Bytes;
 use resp::Request;
 
 use crate::cmd::CmdError;
@@ -29,11 +28,6 @@ impl<'a> Args<'a> {
         let arg = self.req.get(self.pos).ok_or(CmdError::Syntax)?;
         self.pos += 1;
         Ok(arg)
-    }
-
-    /// The argument at `i` (0 is the command name) as an owned slice.
-    pub(crate) fn shared(&self, i: usize) -> Bytes {
-        self.req.arg_bytes(i).unwrap_or_default()
     }
 
     /// The next argument, if any.

@@ -241,6 +241,11 @@ impl Keyspace {
         (twox_hash::XxHash3_64::oneshot(key) as usize) & (SHARDS - 1)
     }
 
+    /// Locks the shard `key` lives in.
+    pub(crate) fn lock_key(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
+        self.lock(Self::shard_of(key))
+    }
+
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
     pub(crate) fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {

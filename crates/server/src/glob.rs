@@ -30,7 +30,7 @@ pub(crate) fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((true, next)) = class(pattern, p, text[t], nocase) {
+                    if let (true, next) = class(pattern, p, text[t], nocase) {
                         p = next;
                         t += 1;
                         continue;
@@ -68,7 +68,7 @@ pub(crate) fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
 /// Matches `c` against the class starting at `pattern[start] == b'['`.
 /// Returns whether it matched and where the pattern goes on; an unclosed
 /// class runs to the end of the pattern, as in Redis.
-fn class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
+fn class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> (bool, usize) {
     let fold = |b: u8| if nocase { b.to_ascii_lowercase() } else { b };
     let c = fold(c);
     let mut i = start + 1;
@@ -95,7 +95,7 @@ fn class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(bool, usi
     }
     // Step past the closing bracket, if there is one.
     let next = (i + 1).min(pattern.len());
-    Some((hit != negate, next))
+    (hit != negate, next)
 }
 
 #[cfg(test)]

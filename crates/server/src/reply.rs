@@ -60,7 +60,6 @@ impl Reply<'_> {
     }
 
     /// A set: an array in RESP2.
-    #[allow(dead_code)] // used by the set commands
     pub(crate) fn set(&mut self, len: usize) {
         match self.proto {
             Protocol::Resp2 => resp::write_header(self.out, b'*', len),

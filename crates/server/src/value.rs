@@ -69,6 +69,13 @@ impl Str {
 /// a stored value never pins a whole read buffer.
 const SHARE_ABOVE: usize = 32 * 1024;
 
+/// The bytes to store for argument `i` of a request.
+pub(crate) fn stored_arg(req: &resp::Request, i: usize) -> Bytes {
+    stored(req.get(i).unwrap_or_default(), || {
+        req.arg_bytes(i).unwrap_or_default()
+    })
+}
+
 /// The bytes to store for an argument.
 pub(crate) fn stored(arg: &[u8], shared: impl FnOnce() -> Bytes) -> Bytes {
     if arg.len() >= SHARE_ABOVE {

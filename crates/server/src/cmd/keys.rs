@@ -6,7 +6,7 @@ use resp::Request;
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64};
-use crate::db::{Keyspace, Rng, SHARDS};
+use crate::db::{Rng, SHARDS};
 
 pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
@@ -38,7 +38,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let name = shard.dbs[ctx.client.db]
         .get(key, ctx.now)
         .map_or("none", |e| e.value.type_name());
@@ -225,7 +225,7 @@ pub(super) fn move_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let now = ctx.now;
     if !shard.dbs[ctx.client.db].contains(key, now) || shard.dbs[target].contains(key, now) {
         ctx.reply.int(0);
@@ -281,7 +281,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
         when
     };
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let Some(entry) = db.get(key, ctx.now) else {
         ctx.reply.int(0);
@@ -323,7 +323,7 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
 fn deadline(ctx: &Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     match shard.dbs[ctx.client.db].get(key, ctx.now) {
         None => Err(-2),
         Some(e) => e.expire_at.ok_or(-1),
@@ -356,7 +356,7 @@ pub(super) fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let had = db.get(key, ctx.now).is_some_and(|e| e.expire_at.is_some());
     if had {
@@ -408,7 +408,7 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ));
         }
     }
-    let mut shard = ctx.shared.keyspace.lock(Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let Some(entry) = shard.dbs[ctx.client.db].get(key, ctx.now) else {
         ctx.reply.null();
         return Ok(());

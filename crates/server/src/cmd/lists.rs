@@ -10,7 +10,7 @@ use crate::args::{Args, eq, parse_f64, parse_i64};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::Blocked;
 use crate::db::{Db, Entry, Locked};
-use crate::value::{Value, stored};
+use crate::value::{Value, stored_arg};
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_list<'d>(
@@ -49,7 +49,7 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
         ctx.reply.int(0);
         return Ok(());
     }
-    let items = (2..req.len()).map(|i| stored(&req[i], || req.arg_bytes(i).unwrap_or_default()));
+    let items = (2..req.len()).map(|i| stored_arg(req, i));
     let len = blocking::push(db, key, left, items, ctx.now);
     ctx.reply.int(len as i64);
     blocking::serve(&mut locked, ks, ctx.client.db, key, ctx.now);
@@ -192,7 +192,7 @@ pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(CmdError::other("ERR no such key"));
     };
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
-    list[i] = stored(&req[3], || req.arg_bytes(3).unwrap_or_default());
+    list[i] = stored_arg(req, 3);
     ctx.reply.ok();
     Ok(())
 }
@@ -215,7 +215,7 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(-1);
         return Ok(());
     };
-    let item = stored(&req[4], || req.arg_bytes(4).unwrap_or_default());
+    let item = stored_arg(req, 4);
     list.insert(if before { at } else { at + 1 }, item);
     ctx.reply.int(list.len() as i64);
     Ok(())

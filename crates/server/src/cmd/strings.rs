@@ -6,7 +6,7 @@ use resp::Request;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_f64, parse_i64};
 use crate::db::{Db, Entry};
-use crate::value::{Str, Value, stored};
+use crate::value::{Str, Value, stored_arg};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
@@ -26,7 +26,7 @@ fn string_entry(bytes: Bytes) -> Entry {
 
 pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let found = get_str(db, key, ctx.now)?;
     ctx.shared.stats.hit(found.is_some());
@@ -99,8 +99,8 @@ fn expiry_option(opt: &[u8], args: &mut Args<'_>) -> Result<Option<Expiry>, CmdE
 pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut args = Args::new(req);
     let key = Bytes::copy_from_slice(args.next()?);
-    let value_arg = args.next()?;
-    let value = stored(value_arg, || args.shared(2));
+    args.next()?; // the value, stored below
+    let value = stored_arg(req, 2);
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut opts = ExpiryOpts::default();
     while let Some(opt) = args.peek() {
@@ -119,10 +119,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let expiry = opts.expiry;
     let deadline = opts.deadline(ctx.now, "set")?;
-    let mut shard = ctx
-        .shared
-        .keyspace
-        .lock(crate::db::Keyspace::shard_of(&key));
+    let mut shard = ctx.shared.keyspace.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     if get {
         match get_str(db, &key, ctx.now)? {
@@ -201,11 +198,8 @@ fn same_kind(expiry: Option<Expiry>, opt: &[u8]) -> bool {
 
 pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored(&req[2], || req.arg_bytes(2).unwrap_or_default());
-    let mut shard = ctx
-        .shared
-        .keyspace
-        .lock(crate::db::Keyspace::shard_of(&key));
+    let value = stored_arg(req, 2);
+    let mut shard = ctx.shared.keyspace.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     if db.contains(&key, ctx.now) {
         ctx.reply.int(0);
@@ -225,13 +219,10 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     };
     let deadline = expiry.deadline(ctx.now, ctx.cmd.name)?;
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored(&req[3], || req.arg_bytes(3).unwrap_or_default());
+    let value = stored_arg(req, 3);
     let mut entry = string_entry(value);
     entry.expire_at = deadline;
-    let mut shard = ctx
-        .shared
-        .keyspace
-        .lock(crate::db::Keyspace::shard_of(&key));
+    let mut shard = ctx.shared.keyspace.lock_key(&key);
     shard.dbs[ctx.client.db].insert(key, entry);
     ctx.reply.ok();
     Ok(())
@@ -247,11 +238,8 @@ pub(super) fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored(&req[2], || req.arg_bytes(2).unwrap_or_default());
-    let mut shard = ctx
-        .shared
-        .keyspace
-        .lock(crate::db::Keyspace::shard_of(&key));
+    let value = stored_arg(req, 2);
+    let mut shard = ctx.shared.keyspace.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, &key, ctx.now)? {
         Some(old) => ctx.reply.bulk(&old.bytes),
@@ -263,7 +251,7 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(old) => {
@@ -289,7 +277,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let expiry = opts.expiry;
     let deadline = opts.deadline(ctx.now, "getex")?;
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let Some(s) = get_str(db, key, ctx.now)? else {
         ctx.reply.null();
@@ -342,7 +330,7 @@ fn mset_pairs(ctx: &Ctx<'_>, req: &Request) -> Result<Vec<(Bytes, Bytes)>, CmdEr
     Ok((1..req.len())
         .step_by(2)
         .map(|i| {
-            let value = stored(&req[i + 1], || req.arg_bytes(i + 1).unwrap_or_default());
+            let value = stored_arg(req, i + 1);
             (Bytes::copy_from_slice(&req[i]), value)
         })
         .collect())
@@ -397,7 +385,7 @@ fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
 pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let extra = &req[2];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(s) => {
@@ -411,7 +399,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ctx.reply.int(len as i64);
         }
         None => {
-            let value = stored(extra, || req.arg_bytes(2).unwrap_or_default());
+            let value = stored_arg(req, 2);
             db.insert(Bytes::copy_from_slice(key), string_entry(value));
             ctx.reply.int(extra.len() as i64);
         }
@@ -421,7 +409,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes.len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -429,21 +417,25 @@ pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// INCR and friends: the new value, keeping the key's deadline.
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
-    let current = match get_str(db, key, ctx.now)? {
-        Some(s) => parse_i64(&s.bytes)?,
-        None => 0,
-    };
-    let new = current.checked_add(by).ok_or(CmdError::Overflow)?;
-    let text = Bytes::from(new.to_string());
-    match get_str(db, key, ctx.now)? {
+    let new = match get_str(db, key, ctx.now)? {
         Some(s) => {
-            s.bytes = text;
+            let new = parse_i64(&s.bytes)?
+                .checked_add(by)
+                .ok_or(CmdError::Overflow)?;
+            s.bytes = Bytes::from(new.to_string());
             s.raw = false;
+            new
         }
-        None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
-    }
+        None => {
+            db.insert(
+                Bytes::copy_from_slice(key),
+                string_entry(Bytes::from(by.to_string())),
+            );
+            by
+        }
+    };
     ctx.reply.int(new);
     Ok(())
 }
@@ -472,7 +464,7 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let by = parse_f64(&req[2])?;
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let current = match get_str(db, key, ctx.now)? {
         Some(s) => parse_f64(&s.bytes)?,
@@ -518,7 +510,7 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(&req[2])?;
     let end = parse_i64(&req[3])?;
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let Some(s) = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)? else {
         ctx.reply.bulk(b"");
         return Ok(());
@@ -537,7 +529,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(CmdError::other("ERR offset is out of range"));
     }
     let value = &req[3];
-    let mut shard = ctx.shared.keyspace.lock(crate::db::Keyspace::shard_of(key));
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let existing = get_str(db, key, ctx.now)?;
     let current_len = existing.as_ref().map_or(0, |s| s.bytes.len());
