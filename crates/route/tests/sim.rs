@@ -1,0 +1,1015 @@
+//! Deterministic simulations: a router, fake nodes and a virtual clock in one
+//! thread, stepped until idle (after quinn-proto's `tests/util.rs` `Pair`).
+//!
+//! The simulator plays a well-behaved driver: one connection per node,
+//! opened when a transmit carries a new epoch, replies matched FIFO. Faults
+//! are scripted per node: crashed (connections refused and broken),
+//! partitioned (commands vanish, so they time out), slow (a latency).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ember_route::{
+    Backoff, Config, Epoch, Event, Failure, GroupId, NodeId, Outcome, ReadPreference, RequestId,
+    RouteError, Router, ShardId, Token, Topology, Transmit, WritePolicy,
+};
+use resp::Frame;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Refuses connections and breaks the one it had.
+    Crashed,
+    /// Takes commands and never answers.
+    Partitioned,
+}
+
+#[derive(Debug)]
+struct Reply {
+    at: Instant,
+    epoch: Epoch,
+    token: Token,
+    frame: Frame,
+}
+
+/// A tiny Redis: strings only, enough commands for the router's plans.
+#[derive(Debug)]
+struct FakeNode {
+    store: BTreeMap<Bytes, Bytes>,
+    fault: Fault,
+    latency: Duration,
+    conn: Option<Epoch>,
+    /// Replies on their way, in the order they will arrive.
+    wire: VecDeque<Reply>,
+    multi: Option<Vec<Vec<Bytes>>>,
+}
+
+impl FakeNode {
+    fn new() -> FakeNode {
+        FakeNode {
+            store: BTreeMap::new(),
+            fault: Fault::None,
+            latency: Duration::from_millis(1),
+            conn: None,
+            wire: VecDeque::new(),
+            multi: None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        self.store.get(key.as_bytes()).map(|v| &v[..])
+    }
+
+    /// Runs a command; `Err(wait)` for a blocking pop that answers nil after
+    /// `wait`.
+    fn execute(&mut self, args: &[Bytes]) -> Result<Frame, Duration> {
+        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
+        let ok = || Frame::simple("OK");
+        if let Some(queued) = &mut self.multi {
+            if name != "exec" {
+                queued.push(args.to_vec());
+                return Ok(Frame::simple("QUEUED"));
+            }
+            let queued = self.multi.take().unwrap_or_default();
+            let replies = queued
+                .iter()
+                .map(|c| self.execute(c).unwrap_or(Frame::NullArray));
+            return Ok(Frame::Array(replies.collect()));
+        }
+        let count = |store: &BTreeMap<Bytes, Bytes>| {
+            Frame::Integer(args[1..].iter().filter(|k| store.contains_key(*k)).count() as i64)
+        };
+        Ok(match name.as_str() {
+            "ping" => Frame::simple("PONG"),
+            "multi" => {
+                self.multi = Some(Vec::new());
+                ok()
+            }
+            "get" => self
+                .store
+                .get(&args[1])
+                .cloned()
+                .map_or(Frame::NullBulk, Frame::Bulk),
+            "set" => {
+                self.store.insert(args[1].clone(), args[2].clone());
+                ok()
+            }
+            "mget" => Frame::Array(
+                args[1..]
+                    .iter()
+                    .map(|k| {
+                        self.store
+                            .get(k)
+                            .cloned()
+                            .map_or(Frame::NullBulk, Frame::Bulk)
+                    })
+                    .collect(),
+            ),
+            "mset" => {
+                for kv in args[1..].chunks(2) {
+                    self.store.insert(kv[0].clone(), kv[1].clone());
+                }
+                ok()
+            }
+            "exists" => count(&self.store),
+            "del" | "unlink" => {
+                let n = count(&self.store);
+                args[1..].iter().for_each(|k| drop(self.store.remove(k)));
+                n
+            }
+            "incr" => {
+                let old = self.store.get(&args[1]).map_or(Some(0), |v| {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                });
+                match old {
+                    Some(n) => {
+                        self.store
+                            .insert(args[1].clone(), Bytes::from((n + 1).to_string()));
+                        Frame::Integer(n + 1)
+                    }
+                    None => Frame::error("ERR value is not an integer or out of range"),
+                }
+            }
+            "llen" if self.store.contains_key(&args[1]) => {
+                Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value")
+            }
+            "llen" => Frame::Integer(0),
+            "blpop" => {
+                let secs: f64 = std::str::from_utf8(args.last().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                return Err(Duration::from_secs_f64(secs));
+            }
+            "rename" => match self.store.remove(&args[1]) {
+                Some(v) => {
+                    self.store.insert(args[2].clone(), v);
+                    ok()
+                }
+                None => Frame::error("ERR no such key"),
+            },
+            "dbsize" => Frame::Integer(self.store.len() as i64),
+            "keys" => Frame::Array(self.store.keys().cloned().map(Frame::Bulk).collect()),
+            "scan" => {
+                let cursor: usize = std::str::from_utf8(&args[1]).unwrap().parse().unwrap();
+                let count: usize = match args.get(2) {
+                    Some(opt) if opt.eq_ignore_ascii_case(b"count") => {
+                        std::str::from_utf8(&args[3]).unwrap().parse().unwrap()
+                    }
+                    _ => 10,
+                };
+                let keys: Vec<Frame> = self
+                    .store
+                    .keys()
+                    .skip(cursor)
+                    .take(count)
+                    .cloned()
+                    .map(Frame::Bulk)
+                    .collect();
+                let next = if cursor + count >= self.store.len() {
+                    0
+                } else {
+                    cursor + count
+                };
+                Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(keys)])
+            }
+            "flushall" | "flushdb" => {
+                self.store.clear();
+                ok()
+            }
+            _ => Frame::error(format!("ERR unknown command '{name}'")),
+        })
+    }
+}
+
+/// The router, its nodes and a virtual clock.
+struct Sim {
+    router: Router,
+    start: Instant,
+    now: Instant,
+    nodes: Vec<FakeNode>,
+    /// Whether the driver keeps reading a connection after a reset (a slow
+    /// driver): then late replies reach the router, which must ignore them.
+    lazy: bool,
+    completed: HashMap<RequestId, Result<Frame, RouteError>>,
+    /// Events other than completions, with when.
+    events: Vec<(Duration, Event)>,
+    /// Every command a node received: when, which node, the command name.
+    log: Vec<(Duration, NodeId, String)>,
+    /// Every command the driver tried to write, received or not.
+    attempts: Vec<(Duration, NodeId, String)>,
+    /// Replies handed to the router for a connection it had reset.
+    late: usize,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn clock_start() -> Instant {
+    // The only clock read: the virtual clock's origin.
+    Instant::now()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn args(cmd: &str) -> Vec<Bytes> {
+    cmd.split(' ')
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect()
+}
+
+impl Sim {
+    fn new(groups: u32, shards: u32, config: Config) -> Sim {
+        Sim::with_topology(topology(groups, shards), config)
+    }
+
+    fn with_topology(topology: Topology, config: Config) -> Sim {
+        let start = clock_start();
+        Sim {
+            nodes: (0..topology.len()).map(|_| FakeNode::new()).collect(),
+            router: Router::new(topology, config),
+            start,
+            now: start,
+            lazy: false,
+            completed: HashMap::new(),
+            events: Vec::new(),
+            log: Vec::new(),
+            attempts: Vec::new(),
+            late: 0,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn node(&mut self, group: u32, shard: u32) -> &mut FakeNode {
+        let id = self.id(group, shard);
+        &mut self.nodes[id.0 as usize]
+    }
+
+    fn id(&self, group: u32, shard: u32) -> NodeId {
+        self.router
+            .topology()
+            .node(GroupId(group), ShardId(shard))
+            .unwrap()
+    }
+
+    fn submit(&mut self, cmd: &str) -> RequestId {
+        let id = self.router.submit(self.now, args(cmd)).unwrap();
+        self.pump();
+        id
+    }
+
+    /// Submits, runs until idle, and returns the answer.
+    fn call(&mut self, cmd: &str) -> Result<Frame, RouteError> {
+        let id = self.submit(cmd);
+        self.run();
+        self.completed.remove(&id).expect("request completed")
+    }
+
+    fn crash(&mut self, node: NodeId) {
+        let n = &mut self.nodes[node.0 as usize];
+        n.fault = Fault::Crashed;
+        n.wire.clear();
+        if let Some(epoch) = n.conn.take() {
+            self.router
+                .handle_failure(self.now, node, epoch, Failure::Closed);
+        }
+        self.pump();
+    }
+
+    fn heal(&mut self, node: NodeId) {
+        self.nodes[node.0 as usize].fault = Fault::None;
+    }
+
+    /// Carries out the router's output until there is none.
+    fn pump(&mut self) {
+        loop {
+            if let Some(tx) = self.router.poll_transmit() {
+                self.transmit(tx);
+                continue;
+            }
+            match self.router.poll_event() {
+                Some(Event::Completed { id, result }) => {
+                    assert!(self.completed.insert(id, result).is_none(), "{id} twice");
+                }
+                Some(event) => {
+                    if let Event::ResetConnection { node, epoch } = event
+                        && !self.lazy
+                    {
+                        let n = &mut self.nodes[node.0 as usize];
+                        n.wire.retain(|r| r.epoch >= epoch);
+                        n.conn = None;
+                    }
+                    self.events.push((self.elapsed(), event));
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn transmit(&mut self, tx: Transmit) {
+        let (now, node, epoch) = (self.now, tx.node, tx.token.epoch());
+        if Some(epoch) < self.router.epoch(node) {
+            return; // given up on already
+        }
+        let name = String::from_utf8_lossy(&tx.command[0]).to_lowercase();
+        self.attempts.push((now - self.start, node, name.clone()));
+        let n = &mut self.nodes[node.0 as usize];
+        if n.conn != Some(epoch) {
+            if n.fault == Fault::Crashed {
+                self.router
+                    .handle_failure(now, node, epoch, Failure::Connect);
+                return;
+            }
+            // A new connection; a prompt driver closed the old one.
+            n.conn = Some(epoch);
+            n.multi = None;
+            if !self.lazy {
+                n.wire.clear();
+            }
+        }
+        self.log.push((now - self.start, node, name));
+        if n.fault == Fault::Partitioned {
+            return;
+        }
+        let (frame, latency) = match n.execute(&tx.command) {
+            Ok(frame) => (frame, n.latency),
+            Err(wait) => (Frame::NullArray, n.latency + wait),
+        };
+        // Replies on one connection keep their order.
+        let after = n
+            .wire
+            .iter()
+            .filter(|r| r.epoch == epoch)
+            .map(|r| r.at)
+            .max();
+        let at = after.map_or(now + latency, |a| a.max(now + latency));
+        let token = tx.token;
+        let pos = n
+            .wire
+            .iter()
+            .position(|r| r.at > at)
+            .unwrap_or(n.wire.len());
+        n.wire.insert(
+            pos,
+            Reply {
+                at,
+                epoch,
+                token,
+                frame,
+            },
+        );
+    }
+
+    /// Advances to the next reply or timer and handles it. `false` when there
+    /// is nothing before `until`.
+    fn step(&mut self, until: Option<Instant>) -> bool {
+        self.pump();
+        let next_reply = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.wire.front().map(|r| r.at))
+            .min();
+        let Some(next) = next_reply
+            .into_iter()
+            .chain(self.router.poll_timeout())
+            .min()
+        else {
+            return false;
+        };
+        if until.is_some_and(|u| next > u) {
+            return false;
+        }
+        self.now = self.now.max(next);
+        for i in 0..self.nodes.len() {
+            while self.nodes[i].wire.front().is_some_and(|r| r.at <= self.now) {
+                let r = self.nodes[i].wire.pop_front().unwrap();
+                if Some(r.epoch) < self.router.epoch(NodeId(i as u32)) {
+                    self.late += 1;
+                }
+                self.router
+                    .handle_reply(self.now, NodeId(i as u32), r.token, r.frame);
+                self.pump();
+            }
+        }
+        self.router.handle_timeout(self.now);
+        self.pump();
+        true
+    }
+
+    /// Steps until nothing is in flight and no reply is on its way.
+    fn run(&mut self) {
+        for _ in 0..100_000 {
+            let busy = self.router.in_flight() > 0 || self.nodes.iter().any(|n| !n.wire.is_empty());
+            if !busy || !self.step(None) {
+                return;
+            }
+        }
+        panic!("simulation did not settle");
+    }
+
+    /// Steps until `done` holds.
+    fn run_until(&mut self, done: impl Fn(&Sim) -> bool) {
+        for _ in 0..100_000 {
+            if done(self) {
+                return;
+            }
+            assert!(self.step(None), "stuck");
+        }
+        panic!("condition never held");
+    }
+
+    /// Steps through `d` of virtual time.
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.step(Some(until)) {}
+        self.now = until;
+    }
+
+    /// Which nodes received command `name`, in order.
+    fn received(&self, name: &str) -> Vec<NodeId> {
+        self.log
+            .iter()
+            .filter(|(_, _, c)| c == name)
+            .map(|&(_, n, _)| n)
+            .collect()
+    }
+
+    fn clear_log(&mut self) {
+        self.log.clear();
+    }
+}
+
+fn topology(groups: u32, shards: u32) -> Topology {
+    Topology::new((0..groups).map(|g| (0..shards).map(move |s| format!("10.0.{g}.{s}:6379"))))
+        .unwrap()
+}
+
+/// The first `n` of `key0`, `key1`... that live on `shard`.
+fn keys_on(t: &Topology, shard: u32, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("key{i}"))
+        .filter(|k| t.shard_for(k.as_bytes()) == ShardId(shard))
+        .take(n)
+        .collect()
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+// ---- writes ----
+
+#[test]
+fn write_policies_with_failing_groups() {
+    for policy in [WritePolicy::One, WritePolicy::Quorum, WritePolicy::All] {
+        for partition in [false, true] {
+            for failing in 0..=2u32 {
+                let mut cfg = config();
+                cfg.write_policy = policy;
+                let mut sim = Sim::new(3, 2, cfg);
+                let shard = sim.router.topology().shard_for(b"k").0;
+                for g in 0..failing {
+                    let node = sim.id(g, shard);
+                    if partition {
+                        sim.nodes[node.0 as usize].fault = Fault::Partitioned;
+                    } else {
+                        sim.crash(node);
+                    }
+                }
+                let result = sim.call("SET k v");
+                if let Err(e) = &result {
+                    assert!(
+                        e.to_string()
+                            .contains(&format!("the {policy} policy needs")),
+                        "{e}"
+                    );
+                }
+                let acks = (3 - failing) as usize;
+                let needed = policy.needed(3);
+                let case = format!("{policy} policy, {failing} failing, partition {partition}");
+                if acks >= needed {
+                    assert_eq!(result, Ok(Frame::simple("OK")), "{case}");
+                } else {
+                    let Err(RouteError::WriteFailed {
+                        policy: p,
+                        needed: n,
+                        outcomes,
+                        ..
+                    }) = result
+                    else {
+                        panic!("{case}: {result:?}");
+                    };
+                    assert_eq!((p, n), (policy, needed), "{case}");
+                    let why = if partition {
+                        Failure::Timeout
+                    } else {
+                        Failure::Connect
+                    };
+                    assert_eq!(outcomes[0].outcome, Outcome::Failed(why), "{case}");
+                    for o in &outcomes {
+                        // A failure can decide the write before the next
+                        // failing group's failure is known.
+                        let fine: &[Outcome] = match (o.group.0 < failing, partition) {
+                            (true, _) => &[Outcome::Failed(why), Outcome::Pending],
+                            (false, true) => &[Outcome::Replied],
+                            (false, false) => &[Outcome::Pending],
+                        };
+                        assert!(fine.contains(&o.outcome), "{case}: {o}");
+                    }
+                }
+                // Every live group applied the write, whatever the caller heard.
+                for g in failing..3 {
+                    assert_eq!(sim.node(g, shard).get("k"), Some(&b"v"[..]), "{case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn mset_partial_failure_names_the_failed_shard() {
+    let mut sim = Sim::new(2, 3, config());
+    let t = sim.router.topology().clone();
+    let (a, b, c) = (
+        &keys_on(&t, 0, 1)[0],
+        &keys_on(&t, 1, 1)[0],
+        &keys_on(&t, 2, 1)[0],
+    );
+    for g in 0..2 {
+        let node = sim.id(g, 1);
+        sim.crash(node);
+    }
+    let result = sim.call(&format!("MSET {a} 1 {b} 2 {c} 3"));
+    let Err(RouteError::Partial { succeeded, failed }) = result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(succeeded, [ShardId(0), ShardId(2)]);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, ShardId(1));
+    assert!(matches!(
+        failed[0].1,
+        RouteError::WriteFailed { acks: 0, .. }
+    ));
+    // Parts are not atomic: the other shards were written.
+    assert_eq!(sim.node(0, 0).get(a), Some(&b"1"[..]));
+    assert_eq!(sim.node(1, 2).get(c), Some(&b"3"[..]));
+    assert_eq!(
+        sim.call(&format!("MGET {a} {c}")),
+        Ok(Frame::Array(vec![Frame::bulk("1"), Frame::bulk("3")]))
+    );
+}
+
+#[test]
+fn flushall_reaches_every_node() {
+    let mut sim = Sim::new(2, 3, config());
+    let keys = (0..20)
+        .map(|i| format!("k{i} v"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(sim.call(&format!("MSET {keys}")), Ok(Frame::simple("OK")));
+    assert_eq!(sim.call("DBSIZE"), Ok(Frame::Integer(20)));
+    sim.clear_log();
+    assert_eq!(sim.call("FLUSHALL"), Ok(Frame::simple("OK")));
+    let reached: BTreeSet<NodeId> = sim.received("flushall").into_iter().collect();
+    assert_eq!(reached.len(), 6);
+    assert!(sim.nodes.iter().all(|n| n.store.is_empty()));
+    assert_eq!(sim.call("DBSIZE"), Ok(Frame::Integer(0)));
+}
+
+// ---- reads ----
+
+#[test]
+fn fixed_reads_fail_over_on_errors_but_not_on_answers() {
+    let mut sim = Sim::new(3, 1, config());
+    sim.call("SET k v").unwrap();
+    sim.clear_log();
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")));
+    assert_eq!(sim.call("GET missing"), Ok(Frame::NullBulk));
+    let err = sim.call("LLEN k").unwrap();
+    assert!(err.is_error());
+    // Nil and WRONGTYPE are answers: group 0 alone was asked.
+    assert_eq!(sim.received("get"), [NodeId(0), NodeId(0)]);
+    assert_eq!(sim.received("llen"), [NodeId(0)]);
+
+    // A crashed node: fail over to the next group.
+    sim.crash(NodeId(0));
+    sim.clear_log();
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")));
+    assert_eq!(sim.received("get"), [NodeId(1)]);
+
+    // A silent node: fail over after the timeout, resetting its connection.
+    // Node 0's connection of epoch 0 broke when it crashed, it refused the
+    // one of epoch 1, and now epoch 2 times out.
+    sim.heal(NodeId(0));
+    sim.nodes[0].fault = Fault::Partitioned;
+    sim.clear_log();
+    let t0 = sim.elapsed();
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")));
+    assert_eq!(sim.received("get"), [NodeId(0), NodeId(1)]);
+    assert_eq!(sim.elapsed() - t0, Duration::from_secs(1) + ms(1));
+    let reset = Event::ResetConnection {
+        node: NodeId(0),
+        epoch: Epoch(3),
+    };
+    assert!(
+        sim.events.iter().any(|(_, e)| *e == reset),
+        "{:?}",
+        sim.events
+    );
+    assert!(
+        sim.router.is_up(NodeId(0)),
+        "two failures are below the threshold"
+    );
+}
+
+#[test]
+fn reads_fail_when_no_replica_answers() {
+    let mut sim = Sim::new(2, 1, config());
+    sim.crash(NodeId(0));
+    sim.nodes[1].fault = Fault::Partitioned;
+    let result = sim.call("GET k");
+    let Err(RouteError::Unavailable { shard, attempts }) = result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(shard, ShardId(0));
+    let outcomes: Vec<Outcome> = attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Failed(Failure::Connect),
+            Outcome::Failed(Failure::Timeout)
+        ]
+    );
+}
+
+#[test]
+fn round_robin_reads_spread_over_groups() {
+    let mut cfg = config();
+    cfg.read_preference = ReadPreference::RoundRobin;
+    let mut sim = Sim::new(3, 1, cfg);
+    sim.call("SET k v").unwrap();
+    sim.clear_log();
+    for _ in 0..6 {
+        assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")));
+    }
+    let order: Vec<u32> = sim.received("get").iter().map(|n| n.0).collect();
+    assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+}
+
+#[test]
+fn fastest_recently_prefers_the_quick_group() {
+    let mut cfg = config();
+    cfg.read_preference = ReadPreference::FastestRecently;
+    let mut sim = Sim::new(3, 1, cfg);
+    sim.nodes[0].latency = ms(50);
+    sim.nodes[1].latency = ms(5);
+    sim.nodes[2].latency = ms(20);
+    for _ in 0..10 {
+        let id = sim.submit("GET k");
+        sim.run();
+        assert_eq!(sim.completed.remove(&id), Some(Ok(Frame::NullBulk)));
+    }
+    let order: Vec<u32> = sim.received("get").iter().map(|n| n.0).collect();
+    // Each unmeasured node is tried once, then the fastest wins.
+    assert_eq!(order, [0, 1, 2, 1, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(sim.router.latency(NodeId(1)), Some(ms(5)));
+
+    // Node 1 slows down past the timeout: it is timed out, and the next
+    // reads go to the next fastest.
+    sim.nodes[1].latency = Duration::from_secs(5);
+    sim.clear_log();
+    for _ in 0..3 {
+        assert_eq!(sim.call("GET k"), Ok(Frame::NullBulk));
+    }
+    let order: Vec<u32> = sim.received("get").iter().map(|n| n.0).collect();
+    assert_eq!(order, [1, 2, 2, 2]);
+}
+
+#[test]
+fn late_reply_after_timeout_is_never_matched() {
+    let mut sim = Sim::new(2, 1, config());
+    sim.lazy = true;
+    sim.call("MSET k1 v1 k2 v2").unwrap();
+    // Node 0 answers GET k1 after 1.5 s; the timeout is 1 s.
+    sim.nodes[0].latency = ms(1500);
+    let first = sim.submit("GET k1");
+    sim.run_until(|s| s.completed.contains_key(&first));
+    assert_eq!(sim.completed[&first], Ok(Frame::bulk("v1")));
+    assert_eq!(
+        sim.events[0].1,
+        Event::ResetConnection {
+            node: NodeId(0),
+            epoch: Epoch(1)
+        }
+    );
+    // GET k2 goes to node 0 again, on a new connection, and is answered
+    // after the stale `v1` reply, which the lazy driver still hands in.
+    sim.nodes[0].latency = ms(1000);
+    let second = sim.submit("GET k2");
+    sim.run();
+    assert_eq!(sim.received("get"), [NodeId(0), NodeId(1), NodeId(0)]);
+    assert_eq!(sim.completed[&second], Ok(Frame::bulk("v2")));
+    assert_eq!(sim.late, 1, "the stale reply did reach the router");
+    assert_eq!(sim.completed.len(), 2);
+    assert_eq!(sim.router.in_flight(), 0);
+}
+
+#[test]
+fn mget_keeps_the_callers_order_across_shards() {
+    let mut sim = Sim::new(2, 4, config());
+    let pairs: Vec<String> = (0..12).map(|i| format!("key{i} val{i}")).collect();
+    sim.call(&format!("MSET {}", pairs.join(" "))).unwrap();
+    sim.clear_log();
+    let asked = ["key7", "nope", "key0", "key11", "key3", "key7", "key5"];
+    let result = sim.call(&format!("MGET {}", asked.join(" "))).unwrap();
+    let expected: Vec<Frame> = asked
+        .iter()
+        .map(|k| match k.strip_prefix("key") {
+            Some(i) => Frame::bulk(format!("val{i}")),
+            None => Frame::NullBulk,
+        })
+        .collect();
+    assert_eq!(result, Frame::Array(expected));
+    assert!(sim.received("mget").len() > 1);
+}
+
+#[test]
+fn counts_are_summed_over_shards() {
+    let mut sim = Sim::new(2, 3, config());
+    sim.call("MSET a 1 b 2 c 3 d 4 e 5").unwrap();
+    assert_eq!(sim.call("EXISTS a b x c a"), Ok(Frame::Integer(4)));
+    assert_eq!(sim.call("DEL a b x c"), Ok(Frame::Integer(3)));
+    assert_eq!(sim.call("UNLINK d e a"), Ok(Frame::Integer(2)));
+    assert_eq!(sim.call("DBSIZE"), Ok(Frame::Integer(0)));
+    assert!(sim.nodes.iter().all(|n| n.store.is_empty()));
+}
+
+#[test]
+fn cross_shard_commands_are_refused_and_same_shard_ones_run() {
+    let mut sim = Sim::with_topology(topology(2, 4).with_hash_tags(true), config());
+    let t = sim.router.topology().clone();
+    let (a, b) = (&keys_on(&t, 0, 1)[0], &keys_on(&t, 1, 1)[0]);
+    sim.call(&format!("SET {a} v")).unwrap();
+    let err = sim
+        .router
+        .submit(sim.now, args(&format!("RENAME {a} {b}")))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RouteError::CrossShard {
+            command: "rename".into(),
+            first: ShardId(0),
+            second: ShardId(1)
+        }
+    );
+    assert!(
+        sim.router
+            .submit(sim.now, args(&format!("BLPOP {a} {b} 0")))
+            .is_err()
+    );
+    sim.call("SET {user1}.name ann").unwrap();
+    assert_eq!(
+        sim.call("RENAME {user1}.name {user1}.nick"),
+        Ok(Frame::simple("OK"))
+    );
+    assert_eq!(sim.call("GET {user1}.nick"), Ok(Frame::bulk("ann")));
+    assert_eq!(sim.router.pending_requests(), 0);
+}
+
+#[test]
+fn transactions_run_on_one_shard() {
+    let mut sim = Sim::with_topology(topology(2, 4).with_hash_tags(true), config());
+    let tx: Vec<Vec<Bytes>> = ["SET {u}.a 1", "INCR {u}.a", "GET {u}.a"]
+        .map(args)
+        .to_vec();
+    let id = sim.router.submit_transaction(sim.now, tx).unwrap();
+    sim.run();
+    assert_eq!(
+        sim.completed[&id],
+        Ok(Frame::Array(vec![
+            Frame::simple("OK"),
+            Frame::Integer(2),
+            Frame::bulk("2")
+        ]))
+    );
+    let shard = sim.router.topology().shard_for(b"u").0;
+    for g in 0..2 {
+        assert_eq!(sim.node(g, shard).get("{u}.a"), Some(&b"2"[..]));
+    }
+    let spread = vec![args("SET {u}.a 1"), args("SET {v}.a 1")];
+    let err = sim.router.submit_transaction(sim.now, spread).unwrap_err();
+    assert!(matches!(err, RouteError::CrossShard { .. }));
+}
+
+#[test]
+fn blocking_commands_get_their_own_wait() {
+    let mut sim = Sim::new(2, 1, config());
+    let id = sim.submit("BLPOP list 2.5");
+    // The default timeout is 1 s; the pop may wait 2.5 s on top.
+    assert_eq!(sim.router.poll_timeout(), Some(sim.now + ms(3500)));
+    sim.run();
+    assert_eq!(sim.completed[&id], Ok(Frame::NullArray));
+    assert!(sim.events.is_empty(), "{:?}", sim.events);
+    let _ = sim.submit("BLPOP list 0");
+    assert_eq!(sim.router.poll_timeout(), None);
+}
+
+// ---- SCAN, KEYS ----
+
+#[test]
+fn scan_visits_every_key_of_every_shard_once() {
+    let mut sim = Sim::new(2, 3, config());
+    let all: BTreeSet<String> = (0..50).map(|i| format!("key{i}")).collect();
+    let pairs: Vec<String> = all.iter().map(|k| format!("{k} x")).collect();
+    sim.call(&format!("MSET {}", pairs.join(" "))).unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_owned();
+    let mut calls = 0;
+    loop {
+        let reply = sim.call(&format!("SCAN {cursor} COUNT 7")).unwrap();
+        let Frame::Array(mut parts) = reply else {
+            panic!()
+        };
+        let Frame::Array(keys) = parts.pop().unwrap() else {
+            panic!()
+        };
+        seen.extend(
+            keys.iter()
+                .map(|k| String::from_utf8(k.as_bytes().unwrap().to_vec()).unwrap()),
+        );
+        cursor = String::from_utf8(parts[0].as_bytes().unwrap().to_vec()).unwrap();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 100);
+    }
+    assert_eq!(seen.len(), 50, "no key twice");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), all);
+    assert!(calls >= 3, "every shard was scanned");
+    let Ok(Frame::Array(keys)) = sim.call("KEYS *") else {
+        panic!()
+    };
+    assert_eq!(keys.len(), 50);
+}
+
+// ---- node health ----
+
+fn backoff_config(seed: u64) -> Config {
+    let mut cfg = config();
+    cfg.failure_threshold = 2;
+    cfg.backoff = Backoff {
+        initial: ms(100),
+        max: ms(800),
+        jitter: 0.5,
+    };
+    cfg.seed = seed;
+    cfg
+}
+
+/// Crashes node 0 until it is marked down, runs for `span`, and returns the
+/// waits before each probe: the first from the moment it went down.
+fn probe_waits(seed: u64, span: Duration) -> (Sim, Vec<Duration>) {
+    let mut sim = Sim::new(2, 1, backoff_config(seed));
+    sim.crash(NodeId(0));
+    sim.run_for(ms(10));
+    assert_eq!(sim.call("GET k"), Ok(Frame::NullBulk));
+    assert!(
+        sim.router.is_up(NodeId(0)),
+        "one failure is below the threshold"
+    );
+    assert_eq!(sim.call("GET k"), Ok(Frame::NullBulk));
+    assert!(!sim.router.is_up(NodeId(0)));
+    assert_eq!(
+        sim.events.last().unwrap().1,
+        Event::NodeDown { node: NodeId(0) }
+    );
+    let down_at = sim.elapsed();
+    // Reads skip the node while it is down.
+    sim.clear_log();
+    assert_eq!(sim.call("GET k"), Ok(Frame::NullBulk));
+    assert_eq!(sim.received("get"), [NodeId(1)]);
+    sim.run_for(span);
+    let mut last = down_at;
+    let waits = sim
+        .attempts
+        .iter()
+        .filter(|(_, n, c)| *n == NodeId(0) && c == "ping")
+        .map(|&(t, _, _)| {
+            let wait = t - last;
+            last = t;
+            wait
+        })
+        .collect();
+    (sim, waits)
+}
+
+#[test]
+fn backoff_grows_is_capped_and_its_jitter_follows_the_seed() {
+    let (sim, waits) = probe_waits(7, Duration::from_secs(10));
+    // 100 + 200 + 400 + 800 + ... ms, each cut by up to half.
+    assert!(waits.len() >= 12, "{waits:?}");
+    for (i, &wait) in waits.iter().enumerate() {
+        let nominal = ms(100 << i.min(3));
+        assert!(
+            wait <= nominal && wait >= nominal / 2,
+            "probe {i}: {wait:?}"
+        );
+    }
+    assert!(waits.windows(2).take(3).all(|w| w[0] <= w[1]), "{waits:?}");
+    assert!(!sim.router.is_up(NodeId(0)));
+    assert_eq!(probe_waits(7, Duration::from_secs(10)).1, waits);
+    assert_ne!(probe_waits(8, Duration::from_secs(10)).1, waits);
+}
+
+#[test]
+fn a_probe_brings_the_node_back() {
+    let (mut sim, _) = probe_waits(1, Duration::from_secs(2));
+    sim.heal(NodeId(0));
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.router.is_up(NodeId(0)));
+    assert_eq!(
+        sim.events.last().unwrap().1,
+        Event::NodeUp { node: NodeId(0) }
+    );
+    assert_eq!(sim.received("ping"), [NodeId(0)]);
+    sim.clear_log();
+    assert_eq!(sim.call("GET k"), Ok(Frame::NullBulk));
+    assert_eq!(sim.received("get"), [NodeId(0)]);
+}
+
+#[test]
+fn a_probe_that_times_out_backs_off_further() {
+    let (mut sim, _) = probe_waits(3, Duration::from_secs(1));
+    // Reachable now, but silent: the probe times out (1 s).
+    sim.heal(NodeId(0));
+    sim.nodes[0].fault = Fault::Partitioned;
+    sim.run_for(Duration::from_secs(3));
+    assert!(!sim.router.is_up(NodeId(0)));
+    assert!(sim.received("ping").contains(&NodeId(0)));
+    assert!(sim.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::ResetConnection {
+            node: NodeId(0),
+            ..
+        }
+    )));
+    sim.nodes[0].fault = Fault::None;
+    sim.run_for(Duration::from_secs(2));
+    assert!(sim.router.is_up(NodeId(0)));
+}
+
+#[test]
+fn a_flapping_node_never_gets_an_answer_wrong() {
+    let mut cfg = config();
+    cfg.failure_threshold = 1;
+    cfg.backoff = Backoff {
+        initial: ms(20),
+        max: ms(100),
+        jitter: 0.5,
+    };
+    let mut sim = Sim::new(2, 1, cfg);
+    for i in 0..60 {
+        if i % 6 == 0 {
+            if i % 12 == 0 {
+                sim.crash(NodeId(0));
+            } else {
+                sim.heal(NodeId(0));
+            }
+        }
+        assert_eq!(sim.call(&format!("SET k{i} v{i}")), Ok(Frame::simple("OK")));
+        // Node 0 may have missed the write while it was down, so nil is
+        // fair; another key's value never is.
+        let got = sim.call(&format!("GET k{i}")).unwrap();
+        assert!(
+            got == Frame::bulk(format!("v{i}")) || got == Frame::NullBulk,
+            "{i}: {got:?}"
+        );
+        sim.run_for(ms(30));
+    }
+    let flips: Vec<bool> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::NodeDown { node: NodeId(0) } => Some(false),
+            Event::NodeUp { node: NodeId(0) } => Some(true),
+            _ => None,
+        })
+        .collect();
+    assert!(flips.len() >= 8, "{flips:?}");
+    assert!(
+        flips.iter().enumerate().all(|(i, &up)| up == (i % 2 == 1)),
+        "{flips:?}"
+    );
+    assert!(
+        sim.events
+            .iter()
+            .all(|(_, e)| !matches!(e, Event::NodeDown { node: NodeId(1) }))
+    );
+}
