@@ -4,14 +4,17 @@
 # see the same machine state. Prints requests/s for both, the ratio
 # (Ember / Redis), p50/p99 latency at pipeline 1, and the geometric mean.
 #
-# Usage: benches/vs-redis.sh [REQUESTS] [TESTS]
+# Usage: benches/vs-redis.sh [REQUESTS] [TESTS] [THREADS]
 #   REQUESTS  requests per run (default 200000)
 #   TESTS     comma-separated redis-benchmark tests (default set,get,incr,mset)
+#   THREADS   ember-server --threads (default: its own, one per core); 1 gives
+#             Ember the one thread Redis executes commands on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=${1:-200000}
 tests=${2:-set,get,incr,mset}
+threads=${3:-}
 clients=50
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
@@ -27,7 +30,7 @@ ember_port=$(free_port)
 workdir=$(mktemp -d)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
 redis_pid=$!
-"$ember" --port "$ember_port" >/dev/null 2>&1 &
+"$ember" --port "$ember_port" ${threads:+--threads "$threads"} >/dev/null 2>&1 &
 ember_pid=$!
 trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
 for port in "$redis_port" "$ember_port"; do

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use transport::{Connection, ConnectionLimits};
 
 use crate::cmd::{self, After};
-use crate::server::Shared;
+use crate::server::{Clock, LocalStats, Shared};
 
 /// What other connections may see of a client (CLIENT LIST, CLIENT KILL).
 #[derive(Debug)]
@@ -75,6 +75,10 @@ pub(crate) struct Client {
     pub(crate) blocked: Option<Blocked>,
     /// Inside MULTI, blocking commands do not block.
     pub(crate) in_multi: bool,
+    /// Dates and times the commands of the current batch.
+    pub(crate) clock: Clock,
+    /// Counters of the current batch, not yet in the shared ones.
+    pub(crate) stats: LocalStats,
 }
 
 impl Client {
@@ -131,6 +135,8 @@ pub(crate) async fn serve(
         last_sub: String::new(),
         blocked: None,
         in_multi: false,
+        clock: Clock::new(),
+        stats: LocalStats::default(),
     };
     let reason = run(&shared, &mut conn, &mut client).await;
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
@@ -204,7 +210,7 @@ async fn wait_inner(
                 }
                 // Served at the last moment: the reply is on its way.
             }
-            read = conn.fill() => match read {
+            read = conn.fill_socket() => match read {
                 Ok(0) | Err(_) => {
                     if waiter.claim() {
                         crate::blocking::unregister(&shared.keyspace, &waiter);
@@ -260,9 +266,10 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
     loop {
+        client.clock = Clock::new();
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
-        limits.max_bulk_len = shared.config_i64("proto-max-bulk-len").max(0) as u64;
+        limits.max_bulk_len = shared.max_bulk_len.load(Ordering::Relaxed).max(0) as u64;
         decoder.set_limits(limits);
         loop {
             let request = match decoder.decode(conn.read_buffer()) {
@@ -285,7 +292,10 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 let Some(blocked) = client.blocked.take() else {
                     break;
                 };
-                match wait(shared, conn, client, blocked).await {
+                client.stats.flush(&shared.stats);
+                let waited = wait(shared, conn, client, blocked).await;
+                client.clock = Clock::new();
+                match waited {
                     Wait::Done => after = After::Continue,
                     Wait::Retry => {
                         after = cmd::execute(shared, client, conn.write_buffer(), &request);
@@ -306,10 +316,11 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             meta.last_command.clear();
             meta.last_command.push_str(client.last_command);
             meta.last_command.push_str(&client.last_sub);
-            meta.last_active = Instant::now();
+            meta.last_active = client.clock.last();
             meta.proto = client.proto;
             meta.name = client.name.clone();
         }
+        client.stats.flush(&shared.stats);
         let pending = conn.write_buffer().len();
         if let Err(e) = conn.flush().await {
             return format!("write failed: {e}");
@@ -319,7 +330,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             .net_output_bytes
             .fetch_add(pending as u64, Ordering::Relaxed);
         tokio::select! {
-            read = conn.fill() => match read {
+            read = conn.fill_socket() => match read {
                 Ok(0) => return "closed by peer".into(),
                 Ok(n) => {
                     shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);

@@ -35,6 +35,9 @@ pub struct Flags {
     /// debug, verbose, notice or warning.
     #[arg(long)]
     pub loglevel: Option<String>,
+    /// Threads that serve connections (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Any other parameter as `--name value`, as redis-server accepts.
     #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
     pub set: Vec<String>,

@@ -1,8 +1,8 @@
 //! The keyspace: every database, split into independently locked shards.
 //!
-//! A key lives in shard `xxh3(key) % SHARDS` in every database, so a
-//! command on one key takes one shard's lock, and commands on different
-//! shards run in parallel. A command on several keys locks their shards in
+//! A key lives in the same shard (a slice of its [`hash_key`]) in every
+//! database, so a command on one key takes one shard's lock, and commands
+//! on different shards run in parallel. A command on several keys locks their shards in
 //! ascending order (so two such commands can never deadlock) and holds them
 //! all while it runs, which makes it atomic, as in Redis. Commands on the
 //! whole keyspace (FLUSHALL, KEYS, SWAPDB) lock every shard, in order.
@@ -12,9 +12,10 @@
 //! Redis's `activeExpireCycle` does).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 
 use crate::blocking::Waiter;
 use crate::value::Value;
@@ -23,6 +24,24 @@ use crate::value::Value;
 /// shard per step, keeps steps small, and that two cores rarely meet on the
 /// same lock.
 pub(crate) const SHARDS: usize = 1024;
+
+/// The keyspace's hash of a key: xxh3 with a seed chosen at random when the
+/// server starts, so that nobody can prepare keys that collide (Redis seeds
+/// its SipHash the same way). One hash gives both the shard (middle bits)
+/// and the slot within the shard's table (hashbrown uses the low and the top
+/// bits).
+pub(crate) fn hash_key(key: &[u8]) -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let mut rng = Rng::new(
+            crate::server::now_ms() as u64
+                ^ u64::from(std::process::id()).rotate_left(40)
+                ^ (&SEED as *const _ as u64).rotate_left(20),
+        );
+        rng.next()
+    });
+    twox_hash::XxHash3_64::oneshot_with_seed(seed, key)
+}
 
 /// One key's value and deadline.
 #[derive(Debug, Clone)]
@@ -48,7 +67,10 @@ impl Entry {
 /// One database's keys within one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Db {
-    map: HashMap<Bytes, Entry>,
+    /// Keys and entries, found by [`hash_key`]: a table rather than a map so
+    /// that a lookup hashes the key once and an expired entry is deleted
+    /// through the slot that found it.
+    map: HashTable<(Bytes, Entry)>,
     /// The keys that have a deadline, for sampling; see [`Volatile`].
     volatile: Volatile,
     /// Clients blocked on keys of this shard, oldest first. They belong to
@@ -59,11 +81,16 @@ pub(crate) struct Db {
 impl Db {
     /// The live entry for `key`, deleting it first if it has expired.
     pub(crate) fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        if self.map.get(key)?.is_expired(now) {
-            self.remove(key);
-            return None;
+        let hash = hash_key(key);
+        match self.map.find_entry(hash, |(k, _)| k[..] == *key) {
+            Ok(slot) if !slot.get().1.is_expired(now) => Some(&mut slot.into_mut().1),
+            Ok(slot) => {
+                let ((key, _), _) = slot.remove();
+                self.volatile.remove(hash, &key);
+                None
+            }
+            Err(_) => None,
         }
-        self.map.get_mut(key)
     }
 
     /// Whether `key` exists (and has not expired).
@@ -73,19 +100,28 @@ impl Db {
 
     /// Stores `entry` under `key`, replacing any old value and deadline.
     pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
+        let hash = hash_key(&key);
         if entry.expire_at.is_some() {
-            self.volatile.insert(&key);
+            self.volatile.insert(hash, &key);
         } else {
-            self.volatile.remove(&key);
+            self.volatile.remove(hash, &key);
         }
-        self.map.insert(key, entry);
+        match self.map.find_entry(hash, |(k, _)| *k == key) {
+            Ok(mut slot) => slot.get_mut().1 = entry,
+            Err(_) => {
+                self.map
+                    .insert_unique(hash, (key, entry), |(k, _)| hash_key(k));
+            }
+        }
     }
 
     /// Removes `key`, returning its entry (expired or not).
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.map.remove(key)?;
+        let hash = hash_key(key);
+        let slot = self.map.find_entry(hash, |(k, _)| k[..] == *key).ok()?;
+        let ((_, entry), _) = slot.remove();
         if entry.expire_at.is_some() {
-            self.volatile.remove(key);
+            self.volatile.remove(hash, key);
         }
         Some(entry)
     }
@@ -93,18 +129,16 @@ impl Db {
     /// Sets or clears the deadline of an existing key. Returns false if the
     /// key does not exist.
     pub(crate) fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
-        let Some((k, entry)) = self.map.get_key_value(key) else {
+        let hash = hash_key(key);
+        let Some((k, entry)) = self.map.find_mut(hash, |(k, _)| k[..] == *key) else {
             return false;
         };
-        let k = k.clone();
         match (entry.expire_at, at) {
-            (None, Some(_)) => self.volatile.insert(&k),
-            (Some(_), None) => self.volatile.remove(&k),
+            (None, Some(_)) => self.volatile.insert(hash, k),
+            (Some(_), None) => self.volatile.remove(hash, key),
             _ => {}
         }
-        if let Some(entry) = self.map.get_mut(key) {
-            entry.expire_at = at;
-        }
+        entry.expire_at = at;
         true
     }
 
@@ -121,11 +155,14 @@ impl Db {
 
     /// Every live key, with its entry.
     pub(crate) fn iter(&self, now: i64) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+        self.map
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
+            .map(|(k, e)| (k, e))
     }
 
     pub(crate) fn clear(&mut self) {
-        self.map = HashMap::new();
+        self.map = HashTable::new();
         self.volatile = Volatile::default();
     }
 
@@ -145,15 +182,27 @@ impl Db {
     pub(crate) fn random_key(&mut self, now: i64, rng: &mut Rng) -> Option<Bytes> {
         // Expired keys met on the way are deleted, as Redis's RANDOMKEY does.
         for _ in 0..self.map.len().min(100) {
-            let n = rng.below(self.map.len())?;
-            let (key, entry) = self.map.iter().nth(n)?;
-            if !entry.is_expired(now) {
-                return Some(key.clone());
-            }
+            let key = self.random_slot(rng)?;
             let key = key.clone();
-            self.remove(&key);
+            if self.get(&key, now).is_some() {
+                return Some(key);
+            }
         }
         None
+    }
+
+    /// The key of a slot picked at random: random buckets until one is
+    /// full (a table is at least about 40% full unless it shrank by
+    /// deletes), then, rarely, a walk to a random position.
+    fn random_slot(&self, rng: &mut Rng) -> Option<&Bytes> {
+        let buckets = self.map.num_buckets();
+        for _ in 0..32 {
+            if let Some((key, _)) = self.map.get_bucket(rng.below(buckets)?) {
+                return Some(key);
+            }
+        }
+        let n = rng.below(self.map.len())?;
+        self.map.iter().nth(n).map(|(k, _)| k)
     }
 
     /// Deletes sampled expired keys: up to `samples` keys with a deadline,
@@ -171,8 +220,7 @@ impl Db {
                 break;
             };
             let key = self.volatile.keys[i].clone();
-            if self.map.get(&key).is_some_and(|e| e.is_expired(now)) {
-                self.remove(&key);
+            if self.get(&key, now).is_none() {
                 expired += 1;
             }
         }
@@ -181,29 +229,43 @@ impl Db {
 }
 
 /// The keys with a deadline, in a form that can be sampled at random in
-/// O(1): a vector of keys and each key's position in it. Keys are `Bytes`
-/// sharing the map's key storage, so this costs two words per key.
+/// O(1): a vector of keys (`Bytes` sharing the table's key storage) and,
+/// to find a key's place in it, a table of positions that compares through
+/// the vector. About 40 bytes per key with a deadline.
 #[derive(Debug, Default)]
 struct Volatile {
     keys: Vec<Bytes>,
-    pos: HashMap<Bytes, usize>,
+    pos: HashTable<u32>,
 }
 
 impl Volatile {
-    fn insert(&mut self, key: &Bytes) {
-        if !self.pos.contains_key(key) {
-            self.pos.insert(key.clone(), self.keys.len());
+    fn insert(&mut self, hash: u64, key: &Bytes) {
+        let keys = &self.keys;
+        if self.pos.find(hash, |&i| keys[i as usize] == key).is_none() {
+            self.pos
+                .insert_unique(hash, keys.len() as u32, |&i| hash_key(&keys[i as usize]));
             self.keys.push(key.clone());
         }
     }
 
-    fn remove(&mut self, key: &[u8]) {
-        if let Some(i) = self.pos.remove(key) {
-            self.keys.swap_remove(i);
-            if let Some(moved) = self.keys.get(i) {
-                self.pos.insert(moved.clone(), i);
+    fn remove(&mut self, hash: u64, key: &[u8]) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let keys = &self.keys;
+        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize] == key) else {
+            return;
+        };
+        let (i, _) = slot.remove();
+        let last = (self.keys.len() - 1) as u32;
+        if i != last {
+            // The last key moves into the hole: repoint its position.
+            let moved = hash_key(&self.keys[last as usize]);
+            if let Some(p) = self.pos.find_mut(moved, |&j| j == last) {
+                *p = i;
             }
         }
+        self.keys.swap_remove(i as usize);
     }
 }
 
@@ -238,7 +300,7 @@ impl Keyspace {
 
     /// The shard `key` lives in.
     pub(crate) fn shard_of(key: &[u8]) -> usize {
-        (twox_hash::XxHash3_64::oneshot(key) as usize) & (SHARDS - 1)
+        (hash_key(key) >> 32) as usize & (SHARDS - 1)
     }
 
     /// Locks the shard `key` lives in.

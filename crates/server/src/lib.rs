@@ -21,4 +21,4 @@ mod server;
 mod value;
 
 pub use config::{Config, ConfigError, Flags};
-pub use server::run;
+pub use server::{Workers, run, run_on};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     pub(crate) run_id: String,
     pub(crate) shutdown: Shutdown,
     pub(crate) port: u16,
+    /// `proto-max-bulk-len`, read by every connection for every batch, so
+    /// kept outside the config's lock.
+    pub(crate) max_bulk_len: AtomicI64,
     next_client_id: AtomicU64,
 }
 
@@ -104,19 +107,6 @@ impl Default for Stats {
 }
 
 impl Stats {
-    pub(crate) fn command(&self) {
-        self.commands_processed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn hit(&self, hit: bool) {
-        let counter = if hit {
-            &self.keyspace_hits
-        } else {
-            &self.keyspace_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Counts an error reply by its code, the text's first word.
     pub(crate) fn error(&self, text: &[u8]) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +142,103 @@ impl Stats {
     }
 }
 
+/// A connection's view of time while it runs a batch of requests: one
+/// reading of the wall clock per batch, and one of the monotonic clock per
+/// command, which both times the command and dates the next one. Reading a
+/// clock costs more than a whole GET on some virtual machines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    base: Instant,
+    base_ms: i64,
+    last: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        let now = Instant::now();
+        Clock {
+            base: now,
+            base_ms: now_ms(),
+            last: now,
+        }
+    }
+
+    /// Unix time in milliseconds at the last reading.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.base_ms + (self.last - self.base).as_millis() as i64
+    }
+
+    /// The monotonic time of the last reading.
+    pub(crate) fn last(&self) -> Instant {
+        self.last
+    }
+
+    /// Reads the clock again and returns the time since the last reading.
+    pub(crate) fn tick(&mut self) -> Duration {
+        let now = Instant::now();
+        let elapsed = now - self.last;
+        self.last = now;
+        elapsed
+    }
+}
+
+/// Counters a connection gathers while it runs a batch of requests. They
+/// reach the shared [`Stats`] when the command changes and at the end of the
+/// batch, not per command: an atomic that every thread updates moves its
+/// cache line between cores on each update. A command that reads the
+/// counters (INFO) differs from the one before it, so it sees them all.
+#[derive(Debug, Default)]
+pub(crate) struct LocalStats {
+    /// The command whose calls are counted, by its index in the table.
+    index: Option<usize>,
+    calls: u64,
+    usec: u64,
+    hits: u64,
+    misses: u64,
+}
+
+impl LocalStats {
+    /// Counts one call of the command at `index` that took `usec`.
+    pub(crate) fn call(&mut self, stats: &Stats, index: usize, usec: u64) {
+        if self.index != Some(index) {
+            self.flush(stats);
+            self.index = Some(index);
+        }
+        self.calls += 1;
+        self.usec += usec;
+    }
+
+    /// Counts a keyspace hit or miss.
+    pub(crate) fn hit(&mut self, hit: bool) {
+        if hit {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+    }
+
+    /// Adds what was gathered to the shared counters.
+    pub(crate) fn flush(&mut self, stats: &Stats) {
+        if let Some(index) = self.index.take() {
+            let command = &stats.commands[index];
+            command.calls.fetch_add(self.calls, Ordering::Relaxed);
+            command.usec.fetch_add(self.usec, Ordering::Relaxed);
+            stats
+                .commands_processed
+                .fetch_add(self.calls, Ordering::Relaxed);
+        }
+        if self.hits > 0 {
+            stats.keyspace_hits.fetch_add(self.hits, Ordering::Relaxed);
+        }
+        if self.misses > 0 {
+            stats
+                .keyspace_misses
+                .fetch_add(self.misses, Ordering::Relaxed);
+        }
+        *self = LocalStats::default();
+    }
+}
+
 /// Unix time in milliseconds.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -171,9 +258,76 @@ fn run_id() -> String {
 /// Serves clients on `listener` until `stop` completes or a client sends
 /// SHUTDOWN; then stops accepting, closes every connection and returns.
 pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output = ()>) {
+    run_on(listener, config, stop, None).await;
+}
+
+/// Threads that serve connections, each with a single-threaded runtime of
+/// its own: a connection stays on the thread it was given, so its task is
+/// never stolen by, or woken from, another core. On a machine where the
+/// server shares its cores (with a load generator, with other services),
+/// work stealing costs more than it balances.
+#[derive(Debug)]
+pub struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: tokio_util::sync::CancellationToken,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Workers {
+    /// Starts `n` (at least one) threads.
+    pub fn start(n: usize) -> std::io::Result<Workers> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("ember-worker-{i}"))
+                    .spawn(move || runtime.block_on(stop.cancelled()))?,
+            );
+        }
+        Ok(Workers {
+            handles,
+            threads,
+            stop,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The runtime for the next connection, in turn.
+    fn pick(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.handles[i % self.handles.len()]
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// [`run`], with connections served on `workers` rather than on the
+/// runtime that runs this future.
+pub async fn run_on(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()>,
+    workers: Option<&Workers>,
+) {
     let databases = config.get_i64("databases").max(1) as usize;
     let maxclients = config.get_i64("maxclients").max(1) as usize;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let max_bulk_len = config.get_i64("proto-max-bulk-len");
     let shared = Arc::new(Shared {
         keyspace: Keyspace::new(databases),
         config: Mutex::new(config),
@@ -183,6 +337,7 @@ pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output
         run_id: run_id(),
         shutdown: Shutdown::new(),
         port,
+        max_bulk_len: AtomicI64::new(max_bulk_len),
         next_client_id: AtomicU64::new(1),
     });
     let limit = Arc::new(Semaphore::new(maxclients));
@@ -197,7 +352,7 @@ pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output
                     if permit.is_none() {
                         shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                     }
-                    shared.shutdown.spawn(client::serve(shared.clone(), stream, peer, permit));
+                    spawn_client(&shared, workers, stream, peer, permit);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly
@@ -218,6 +373,40 @@ pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output
     drop(listener);
     shared.shutdown.wait().await;
     tracing::info!("ready to exit, bye bye");
+}
+
+/// Starts serving a connection, on a worker thread when there are some.
+fn spawn_client(
+    shared: &Arc<Shared>,
+    workers: Option<&Workers>,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let Some(workers) = workers else {
+        shared
+            .shutdown
+            .spawn(client::serve(shared.clone(), stream, peer, permit));
+        return;
+    };
+    // The socket moves to the worker's own reactor.
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot hand over a connection: {e}");
+            return;
+        }
+    };
+    let task_shared = shared.clone();
+    shared.shutdown.spawn_on(
+        async move {
+            match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => client::serve(task_shared, stream, peer, permit).await,
+                Err(e) => tracing::warn!("cannot hand over a connection: {e}"),
+            }
+        },
+        workers.pick(),
+    );
 }
 
 /// Reclaims expired keys nobody reads, Redis's way: every 100 ms, sample

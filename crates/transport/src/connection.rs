@@ -44,6 +44,43 @@ pub struct Connection<S> {
     limits: ConnectionLimits,
 }
 
+impl Connection<tokio::net::TcpStream> {
+    /// [`Connection::fill`] for a TCP socket, one system call cheaper per
+    /// read. tokio learns that a socket is drained only from a read that
+    /// would block, so a plain read loop makes one empty `read` per batch of
+    /// requests. A read that stops short of the room it was given has taken
+    /// everything the socket held, so here the socket is marked not ready
+    /// at once. Bytes that arrive meanwhile raise readiness anew, and
+    /// tokio's readiness ticks keep that from being cleared by mistake.
+    pub async fn fill_socket(&mut self) -> Result<usize, TransportError> {
+        let want = self.limits.read_chunk.max(self.read.len()).max(1);
+        self.read.reserve(want);
+        loop {
+            self.stream.readable().await?;
+            let stream = &self.stream;
+            let buf = &mut self.read;
+            let mut drained = None;
+            let read = stream.try_io(tokio::io::Interest::READABLE, || {
+                let n = stream.try_read_buf(&mut buf.limit(want))?;
+                if n > 0 && n < want {
+                    drained = Some(n);
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match read {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Some(n) = drained {
+                        return Ok(n);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Buffers above this capacity are given back after a flush, so one huge
 /// reply does not pin memory for the life of the connection.
 const KEEP_CAPACITY: usize = 64 * 1024;

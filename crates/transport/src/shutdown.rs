@@ -49,6 +49,16 @@ impl Shutdown {
         self.tracker.spawn(task)
     }
 
+    /// Spawns a task on the runtime of `handle` that [`Shutdown::wait`]
+    /// waits for.
+    pub fn spawn_on<F>(&self, task: F, handle: &tokio::runtime::Handle) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn_on(task, handle)
+    }
+
     /// Signals every task to stop.
     pub fn trigger(&self) {
         self.token.cancel();

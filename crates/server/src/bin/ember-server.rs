@@ -1,7 +1,7 @@
 //! `ember-server`: run the server. `ember-server --help` lists the flags.
 
 use clap::Parser;
-use ember_server::{Config, Flags};
+use ember_server::{Config, Flags, Workers};
 use tokio::net::TcpListener;
 
 fn main() -> std::process::ExitCode {
@@ -26,7 +26,19 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let threads = flags.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let workers = match Workers::start(threads) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("cannot start the worker threads: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // The main thread accepts connections, handles signals and runs the
+    // background work; the workers serve the connections.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -36,10 +48,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, &workers))
 }
 
-async fn serve(config: Config) -> std::process::ExitCode {
+async fn serve(config: Config, workers: &Workers) -> std::process::ExitCode {
     let port = config.get("port").unwrap_or("6379").to_string();
     let bind = config.get("bind").unwrap_or("127.0.0.1").to_string();
     let host = bind
@@ -60,7 +72,7 @@ async fn serve(config: Config) -> std::process::ExitCode {
         }
     };
     tracing::info!("Ready to accept connections on {addr}");
-    ember_server::run(listener, config, stop_signal()).await;
+    ember_server::run_on(listener, config, stop_signal(), Some(workers)).await;
     std::process::ExitCode::SUCCESS
 }
 

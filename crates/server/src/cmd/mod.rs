@@ -304,8 +304,6 @@ pub(crate) fn execute(
         reply.error(text);
         return After::Continue;
     }
-    let started = std::time::Instant::now();
-    shared.stats.command();
     client.last_command = cmd.name;
     client.last_sub.clear();
     if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
@@ -314,22 +312,21 @@ pub(crate) fn execute(
             .last_sub
             .push_str(&String::from_utf8_lossy(&req[1]).to_ascii_lowercase());
     }
+    let now = client.clock.now_ms();
     let mut ctx = Ctx {
         shared,
         client,
         reply,
-        now: crate::server::now_ms(),
+        now,
         cmd,
     };
     let result = (cmd.handler)(&mut ctx, req);
-    let stat = &shared.stats.commands[index];
-    stat.calls.fetch_add(1, Relaxed);
-    stat.usec
-        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    let usec = ctx.client.clock.tick().as_micros() as u64;
+    ctx.client.stats.call(&shared.stats, index, usec);
     if let Err(e) = result {
         let text = e.to_string();
         shared.stats.error(text.as_bytes());
-        stat.failed.fetch_add(1, Relaxed);
+        shared.stats.commands[index].failed.fetch_add(1, Relaxed);
         ctx.reply.error(text);
     }
     if ctx.client.closing {

@@ -396,6 +396,9 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 ))
             })?;
         }
+        ctx.shared
+            .max_bulk_len
+            .store(config.get_i64("proto-max-bulk-len"), Ordering::Relaxed);
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
         }

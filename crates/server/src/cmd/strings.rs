@@ -29,7 +29,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let found = get_str(db, key, ctx.now)?;
-    ctx.shared.stats.hit(found.is_some());
+    ctx.client.stats.hit(found.is_some());
     match found {
         Some(s) => ctx.reply.bulk(&s.bytes),
         None => ctx.reply.null(),
@@ -374,7 +374,12 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// Fails if a string would grow past `proto-max-bulk-len`.
 fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
-    if len > ctx.shared.config_i64("proto-max-bulk-len") as u64 {
+    if len
+        > ctx
+            .shared
+            .max_bulk_len
+            .load(std::sync::atomic::Ordering::Relaxed) as u64
+    {
         return Err(CmdError::other(
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
