@@ -9,12 +9,17 @@
 #   TESTS     comma-separated redis-benchmark tests (default set,get,incr,mset)
 #   THREADS   ember-server --threads (default: its own, one per core); 1 gives
 #             Ember the one thread Redis executes commands on
+#   ROUNDS    (environment) runs per row and server, alternating between the
+#             servers; each server's row is the run with its median rps
+#             (default 3). One run of a row moves by up to 10% on a shared
+#             two-core machine; the median of three moves far less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=${1:-200000}
 tests=${2:-set,get,incr,mset}
 threads=${3:-}
+rounds=${ROUNDS:-3}
 clients=50
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
@@ -45,13 +50,23 @@ run() {
         awk -F, 'NR==2 { gsub(/"/, ""); print $2, $5, $7 }'
 }
 
+# The run with the median rps among lines of "rps p50 p99".
+median() {
+    printf '%s' "$1" | grep . | sort -n | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
+}
+
 printf '%-6s %3s %12s %12s %7s %18s %18s\n' test P redis_rps ember_rps ratio "redis p50/p99 ms" "ember p50/p99 ms"
 log_sum=0
 rows=0
 for pipeline in 1 16; do
     for test in ${tests//,/ }; do
-        read -r r_rps r_p50 r_p99 < <(run "$redis_port" "$test" "$pipeline")
-        read -r e_rps e_p50 e_p99 < <(run "$ember_port" "$test" "$pipeline")
+        r_runs=""; e_runs=""
+        for _ in $(seq "$rounds"); do
+            r_runs+="$(run "$redis_port" "$test" "$pipeline")"$'\n'
+            e_runs+="$(run "$ember_port" "$test" "$pipeline")"$'\n'
+        done
+        read -r r_rps r_p50 r_p99 < <(median "$r_runs")
+        read -r e_rps e_p50 e_p99 < <(median "$e_runs")
         ratio=$(awk -v e="$e_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", e / r }')
         log_sum=$(awk -v s="$log_sum" -v x="$ratio" 'BEGIN { print s + log(x) }')
         rows=$((rows + 1))

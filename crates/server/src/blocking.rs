@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use resp::Protocol;
 use tokio::sync::oneshot;
+use transport::Output;
 
 use crate::db::{Db, Entry, Keyspace, Locked};
 use crate::reply::Reply;
@@ -39,7 +40,7 @@ pub(crate) enum BlockOp {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The reply, encoded for the client's protocol.
-    Reply(BytesMut),
+    Reply(Output),
     /// The client must run its command again (the destination of a move
     /// was busy); it blocks again if the list is empty by then.
     Retry,
@@ -164,7 +165,7 @@ fn serve_depth<'a>(
                     continue;
                 }
                 let items = pop(locked.db(db, key), key, left, count.unwrap_or(1));
-                let mut out = BytesMut::new();
+                let mut out = Output::new();
                 let mut reply = Reply {
                     out: &mut out,
                     proto: waiter.proto,
@@ -200,7 +201,7 @@ fn serve_depth<'a>(
                 if !waiter.claim() {
                     continue;
                 }
-                let mut out = BytesMut::new();
+                let mut out = Output::new();
                 let mut reply = Reply {
                     out: &mut out,
                     proto: waiter.proto,

@@ -237,8 +237,8 @@ async fn wait_inner(
     shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     crate::blocking::unregister(&shared.keyspace, &waiter);
     match outcome {
-        Some(Outcome::Reply(bytes)) => {
-            conn.write_buffer().extend_from_slice(&bytes);
+        Some(Outcome::Reply(out)) => {
+            conn.write_buffer().append(out);
             Wait::Done
         }
         Some(Outcome::Retry) => Wait::Retry,

@@ -1,12 +1,13 @@
 //! Writing replies straight into a connection's output buffer.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes};
 use resp::Protocol;
+use transport::Output;
 
 /// Appends replies in the client's protocol.
 #[derive(Debug)]
 pub(crate) struct Reply<'a> {
-    pub(crate) out: &'a mut BytesMut,
+    pub(crate) out: &'a mut Output,
     pub(crate) proto: Protocol,
 }
 
@@ -29,6 +30,17 @@ impl Reply<'_> {
 
     pub(crate) fn bulk(&mut self, b: &[u8]) {
         resp::write_bulk(self.out, b);
+    }
+
+    /// A bulk string the caller holds as [`Bytes`]: a large one is sent
+    /// from its own memory rather than copied into the output.
+    pub(crate) fn bulk_shared(&mut self, b: &Bytes) {
+        if b.len() < Output::SHARE_FROM {
+            return self.bulk(b);
+        }
+        resp::write_header(self.out, b'$', b.len());
+        self.out.put_shared(b.clone());
+        self.out.put_slice(b"\r\n");
     }
 
     /// The null reply: `$-1` in RESP2, `_` in RESP3.

@@ -4,6 +4,7 @@ use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::TransportError;
+use crate::output::{Output, Piece};
 
 /// Bounds on one connection's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl Default for ConnectionLimits {
 pub struct Connection<S> {
     stream: S,
     read: BytesMut,
-    write: BytesMut,
+    write: Output,
     limits: ConnectionLimits,
 }
 
@@ -96,7 +97,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Connection {
             stream,
             read: BytesMut::with_capacity(limits.read_chunk),
-            write: BytesMut::new(),
+            write: Output::new(),
             limits,
         }
     }
@@ -121,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// The bytes waiting to be sent; append replies here.
-    pub fn write_buffer(&mut self) -> &mut BytesMut {
+    pub fn write_buffer(&mut self) -> &mut Output {
         &mut self.write
     }
 
@@ -144,13 +145,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends everything in the write buffer, in as few writes as the socket
     /// allows.
     pub async fn flush(&mut self) -> Result<(), TransportError> {
-        if !self.write.is_empty() {
-            self.stream.write_all(&self.write).await?;
-            self.write.clear();
-            if self.write.capacity() > KEEP_CAPACITY {
-                self.write = BytesMut::new();
+        while let Some(piece) = self.write.next_piece() {
+            let written = match piece {
+                Piece::Shared(bytes) => self.stream.write_all(&bytes).await,
+                Piece::Buffer(buf) => {
+                    let written = self.stream.write_all(buf).await;
+                    buf.clear();
+                    written
+                }
+            };
+            if let Err(e) = written {
+                self.write.clear(KEEP_CAPACITY);
+                return Err(e.into());
             }
         }
+        self.write.clear(KEEP_CAPACITY);
         Ok(())
     }
 

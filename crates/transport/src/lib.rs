@@ -5,6 +5,8 @@
 //!   replies to a pipelined batch so they leave in as few writes as
 //!   possible. Output is bounded: a peer that does not read its replies is
 //!   cut off instead of growing the buffer forever.
+//! - [`Output`]: that write buffer, which also queues large shared values
+//!   by reference so a 100 MB reply is sent without being copied.
 //! - [`RespCodec`] and [`RequestCodec`]: the `tokio_util::codec` adapters
 //!   for `ember-resp`, for code that prefers `Framed`.
 //! - [`Shutdown`]: graceful shutdown from a `CancellationToken` and a
@@ -16,9 +18,11 @@
 mod codec;
 mod connection;
 mod error;
+mod output;
 mod shutdown;
 
 pub use codec::{RequestCodec, RespCodec};
 pub use connection::{Connection, ConnectionLimits};
 pub use error::TransportError;
+pub use output::Output;
 pub use shutdown::Shutdown;

@@ -272,7 +272,7 @@ pub(crate) enum After {
 pub(crate) fn execute(
     shared: &Shared,
     client: &mut Client,
-    out: &mut bytes::BytesMut,
+    out: &mut transport::Output,
     req: &Request,
 ) -> After {
     let Some(name) = req.get(0) else {

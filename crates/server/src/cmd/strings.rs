@@ -31,7 +31,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let found = get_str(db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     match found {
-        Some(s) => ctx.reply.bulk(&s.bytes),
+        Some(s) => ctx.reply.bulk_shared(&s.bytes),
         None => ctx.reply.null(),
     }
     Ok(())
@@ -98,9 +98,8 @@ fn expiry_option(opt: &[u8], args: &mut Args<'_>) -> Result<Option<Expiry>, CmdE
 
 pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut args = Args::new(req);
-    let key = Bytes::copy_from_slice(args.next()?);
+    let key = args.next()?;
     args.next()?; // the value, stored below
-    let value = stored_arg(req, 2);
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut opts = ExpiryOpts::default();
     while let Some(opt) = args.peek() {
@@ -117,36 +116,34 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let expiry = opts.expiry;
+    let keep_ttl = opts.expiry == Some(Expiry::Keep);
     let deadline = opts.deadline(ctx.now, "set")?;
-    let mut shard = ctx.shared.keyspace.lock_key(&key);
+    let mut shard = ctx.shared.keyspace.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
-    if get {
-        match get_str(db, &key, ctx.now)? {
-            Some(old) => ctx.reply.bulk(&old.bytes),
-            None => ctx.reply.null(),
+    let reply = &mut ctx.reply;
+    // One lookup decides everything: the old value for GET, NX and XX,
+    // the old deadline for KEEPTTL.
+    db.update(key, ctx.now, |old| {
+        if get {
+            match old.map(|e| &e.value) {
+                Some(Value::Str(old)) => reply.bulk(&old.bytes),
+                Some(_) => return (None, Err(CmdError::WrongType)),
+                None => reply.null(),
+            }
         }
-    }
-    let old = db.get(&key, ctx.now);
-    let found = old.is_some();
-    if (nx && found) || (xx && !found) {
+        if (nx && old.is_some()) || (xx && old.is_none()) {
+            if !get {
+                reply.null();
+            }
+            return (None, Ok(()));
+        }
+        let mut entry = string_entry(stored_arg(req, 2));
+        entry.expire_at = deadline.or(old.filter(|_| keep_ttl).and_then(|e| e.expire_at));
         if !get {
-            ctx.reply.null();
+            reply.ok();
         }
-        return Ok(());
-    }
-    let keep = if expiry == Some(Expiry::Keep) {
-        old.and_then(|e| e.expire_at)
-    } else {
-        None
-    };
-    let mut entry = string_entry(value);
-    entry.expire_at = deadline.or(keep);
-    db.insert(key, entry);
-    if !get {
-        ctx.reply.ok();
-    }
-    Ok(())
+        (Some(entry), Ok(()))
+    })
 }
 
 /// The expiry options of SET and GETEX as they are read.

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Resident memory with N small keys: loads the same N `SET key:NNNNNNNNNN xxx`
+# commands (redis-benchmark's key and value shape) into redis-server and a
+# release ember-server through `redis-cli --pipe`, then prints each server's
+# RSS before and after, the growth per key, and the ratio (Ember / Redis).
+#
+# Usage: benches/memory.sh [KEYS] [VALUE_SIZE]   (defaults: 1000000 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keys=${1:-1000000}
+size=${2:-3}
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
+    echo "needs redis-server and redis-cli (apt-get install redis-server redis-tools)" >&2
+    exit 1
+}
+cargo build --release -q -p ember-server
+ember=target/release/ember-server
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+ember_port=$(free_port)
+workdir=$(mktemp -d)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
+redis_pid=$!
+"$ember" --port "$ember_port" >/dev/null 2>&1 &
+ember_pid=$!
+trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
+for port in "$redis_port" "$ember_port"; do
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+done
+
+# The commands, in RESP, written once and replayed to both servers.
+python3 - "$keys" "$size" > "$workdir/load.resp" <<'PY'
+import sys
+keys, size = int(sys.argv[1]), int(sys.argv[2])
+value = b"x" * size
+out = sys.stdout.buffer
+for i in range(keys):
+    key = b"key:%010d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+PY
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+printf '%-6s %12s %12s %12s %14s\n' server keys "rss before" "rss after" "bytes per key"
+declare -A grown
+for name in redis ember; do
+    if [[ $name == redis ]]; then port=$redis_port; pid=$redis_pid; else port=$ember_port; pid=$ember_pid; fi
+    before=$(rss_kb "$pid")
+    redis-cli -p "$port" --pipe < "$workdir/load.resp" >/dev/null
+    count=$(redis-cli -p "$port" dbsize)
+    [[ $count == "$keys" ]] || { echo "$name holds $count keys, not $keys" >&2; exit 1; }
+    after=$(rss_kb "$pid")
+    grown[$name]=$((after - before))
+    printf '%-6s %12s %9s MiB %9s MiB %14s\n' "$name" "$count" $((before / 1024)) $((after / 1024)) \
+        "$(awk -v g="${grown[$name]}" -v k="$keys" 'BEGIN { printf "%.1f", g * 1024 / k }')"
+done
+awk -v e="${grown[ember]}" -v r="${grown[redis]}" \
+    'BEGIN { printf "memory for the keys, Ember / Redis: %.2fx\n", e / r }'

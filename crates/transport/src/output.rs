@@ -1,0 +1,153 @@
+//! A connection's output: a buffer that replies are written into, and
+//! large values sent from where they already are.
+
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+
+use bytes::{Bytes, BytesMut};
+
+/// Bytes waiting to be sent, in order.
+///
+/// Most replies are small and are written straight into the buffer this
+/// type dereferences to. A large value the caller already holds as
+/// [`Bytes`] (a stored 100 MB string, say) goes in with
+/// [`Output::put_shared`] instead: it is queued by reference and written to
+/// the socket from its own memory, neither copied nor reallocated into the
+/// buffer.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Pieces that precede `buf`: frozen earlier parts of the buffer and
+    /// shared values, in sending order.
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    buf: BytesMut,
+}
+
+impl Output {
+    /// Values at least this long are queued by reference by
+    /// [`Output::put_shared`]; shorter ones are cheaper to copy.
+    pub const SHARE_FROM: usize = 64 * 1024;
+
+    /// An empty output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `bytes`, by reference if it is large.
+    pub fn put_shared(&mut self, bytes: Bytes) {
+        if bytes.len() < Self::SHARE_FROM {
+            self.buf.extend_from_slice(&bytes);
+            return;
+        }
+        if !self.buf.is_empty() {
+            let head = self.buf.split().freeze();
+            self.queued += head.len();
+            self.queue.push_back(head);
+        }
+        self.queued += bytes.len();
+        self.queue.push_back(bytes);
+    }
+
+    /// Appends everything in `other`, keeping its shared pieces shared.
+    pub fn append(&mut self, other: Output) {
+        for piece in other.queue {
+            self.put_shared(piece);
+        }
+        self.buf.extend_from_slice(&other.buf);
+    }
+
+    /// Bytes waiting, shared pieces included.
+    pub fn len(&self) -> usize {
+        self.queued + self.buf.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the next piece to send: queued pieces first, then the buffer.
+    /// `None` when empty. The buffer keeps its allocation for reuse.
+    pub(crate) fn next_piece(&mut self) -> Option<Piece<'_>> {
+        if let Some(piece) = self.queue.pop_front() {
+            self.queued -= piece.len();
+            return Some(Piece::Shared(piece));
+        }
+        (!self.buf.is_empty()).then_some(Piece::Buffer(&mut self.buf))
+    }
+
+    /// Drops everything waiting; gives back a large buffer's memory.
+    pub(crate) fn clear(&mut self, keep_capacity: usize) {
+        self.queue.clear();
+        self.queued = 0;
+        self.buf.clear();
+        if self.buf.capacity() > keep_capacity {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+/// One piece of output to write.
+#[derive(Debug)]
+pub(crate) enum Piece<'a> {
+    Shared(Bytes),
+    Buffer(&'a mut BytesMut),
+}
+
+impl Deref for Output {
+    type Target = BytesMut;
+
+    fn deref(&self) -> &BytesMut {
+        &self.buf
+    }
+}
+
+impl DerefMut for Output {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(out: &mut Output) -> Vec<u8> {
+        let mut sent = Vec::new();
+        while let Some(piece) = out.next_piece() {
+            match piece {
+                Piece::Shared(b) => sent.extend_from_slice(&b),
+                Piece::Buffer(b) => {
+                    sent.extend_from_slice(b);
+                    b.clear();
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn large_values_are_queued_in_order_and_small_ones_copied() {
+        let big = Bytes::from(vec![7u8; Output::SHARE_FROM]);
+        let mut out = Output::new();
+        out.extend_from_slice(b"$65536\r\n");
+        out.put_shared(big.clone());
+        out.extend_from_slice(b"\r\n:1\r\n");
+        out.put_shared(Bytes::from_static(b"small"));
+        assert_eq!(out.len(), 8 + big.len() + 6 + 5);
+        // The big value was not copied: the queue holds the same memory.
+        assert!(out.queue.iter().any(|p| p.as_ptr() == big.as_ptr()));
+
+        let mut other = Output::new();
+        other.extend_from_slice(b"+OK\r\n");
+        other.put_shared(big.clone());
+        out.append(other);
+
+        let mut want = b"$65536\r\n".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"\r\n:1\r\nsmall+OK\r\n");
+        want.extend_from_slice(&big);
+        assert_eq!(drain(&mut out), want);
+        assert!(out.is_empty());
+    }
+}
