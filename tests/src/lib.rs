@@ -235,3 +235,268 @@ pub fn read_reply(stream: &mut TcpStream) -> bytes::Bytes {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Which server a [`NodeProcess`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `redis-server`, with persistence off.
+    Redis,
+    /// Ember's server, in a process of its own (see [`NodeProcess`]).
+    Ember,
+}
+
+/// The environment variable that makes the test binary serve as an Ember
+/// node on the port it names (see [`serve_if_node_process`]).
+pub const NODE_PORT_ENV: &str = "EMBER_TEST_NODE_PORT";
+
+/// The test that [`NodeProcess`] runs in a child copy of the test binary:
+/// `tests/it/client.rs` calls [`serve_if_node_process`] from it.
+pub const NODE_PROCESS_TEST: &str = "client::ember_node_process";
+
+/// A server in a process of its own on a fixed loopback port, so a test can
+/// SIGKILL it mid-load and start it again on the same port. Killed on drop.
+///
+/// An Ember node is the test binary itself, run again with only
+/// [`NODE_PROCESS_TEST`] selected and [`NODE_PORT_ENV`] set: that test
+/// serves until its standard input closes (when this process exits, however
+/// it exits). So the node runs the server code of this very build, with no
+/// binary to build first. Set `EMBER_SERVER_BIN` to run a built
+/// `ember-server` instead (say `target/release/ember-server`).
+#[derive(Debug)]
+pub struct NodeProcess {
+    kind: NodeKind,
+    port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts a node on a free port.
+    pub fn start(kind: NodeKind) -> NodeProcess {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("ember-node-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let mut node = NodeProcess {
+            kind,
+            port,
+            child: None,
+            dir,
+        };
+        node.restart();
+        node
+    }
+
+    /// The address it listens on, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it with SIGKILL: no goodbye on its sockets beyond what the
+    /// kernel sends, and its data is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let port = self.port.to_string();
+        let mut command = match (self.kind, std::env::var_os("EMBER_SERVER_BIN")) {
+            (NodeKind::Redis, _) => {
+                let mut c = Command::new("redis-server");
+                c.args(["--port", &port, "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                    .arg("--dir")
+                    .arg(&self.dir);
+                c
+            }
+            (NodeKind::Ember, Some(bin)) => {
+                let mut c = Command::new(bin);
+                c.args([
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--loglevel",
+                    "warning",
+                ]);
+                c
+            }
+            (NodeKind::Ember, None) => {
+                let exe = std::env::current_exe().expect("the test binary's path");
+                let mut c = Command::new(exe);
+                c.args([
+                    NODE_PROCESS_TEST,
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(NODE_PORT_ENV, &port);
+                c
+            }
+        };
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start a {:?} node: {e}", self.kind));
+        self.child = Some(child);
+        wait_ready(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)));
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until the server at `addr` answers `PING`.
+fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut reply = [0u8; 64];
+            if s.write_all(b"PING\r\n").is_ok()
+                && matches!(s.read(&mut reply), Ok(n) if reply[..n].starts_with(b"+PONG"))
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the node on {addr} did not start within {START_TIMEOUT:?}");
+}
+
+/// In a child started by [`NodeProcess`], serves as an Ember node until
+/// standard input closes, then returns; anywhere else, returns at once.
+pub fn serve_if_node_process() {
+    let Some(port) = std::env::var_os(NODE_PORT_ENV) else {
+        return;
+    };
+    let port: u16 = port
+        .to_str()
+        .and_then(|p| p.parse().ok())
+        .expect("a port number");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .expect("bind the node's port");
+        let parent_gone = tokio::task::spawn_blocking(|| {
+            let mut buf = [0u8; 64];
+            while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        });
+        server::run(listener, server::Config::default(), async {
+            let _ = parent_gone.await;
+        })
+        .await;
+    });
+    runtime.shutdown_background();
+}
+
+/// `groups` replica groups of `shards` nodes each, every node its own
+/// process.
+#[derive(Debug)]
+pub struct NodeCluster {
+    /// The nodes, group by group: node `g * shards + s` is shard `s` of
+    /// group `g`, as in a `Topology`.
+    pub nodes: Vec<NodeProcess>,
+    shards: usize,
+}
+
+impl NodeCluster {
+    /// Starts every node (in parallel) and waits until each answers.
+    pub fn start(kind: NodeKind, groups: usize, shards: usize) -> NodeCluster {
+        let starting: Vec<_> = (0..groups * shards)
+            .map(|_| std::thread::spawn(move || NodeProcess::start(kind)))
+            .collect();
+        let nodes = starting
+            .into_iter()
+            .map(|t| t.join().expect("a node started"))
+            .collect();
+        NodeCluster { nodes, shards }
+    }
+
+    /// The addresses, one list per group in shard order.
+    pub fn groups(&self) -> Vec<Vec<String>> {
+        self.nodes
+            .chunks(self.shards)
+            .map(|g| g.iter().map(NodeProcess::addr).collect())
+            .collect()
+    }
+}
+
+/// A node that accepts connections and never answers: it reads and drops
+/// what it is sent, and holds every socket open until it is dropped.
+#[derive(Debug)]
+pub struct SilentNode {
+    addr: SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentNode {
+    /// Listens on a free loopback port.
+    pub fn start() -> SilentNode {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (count, halt) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut sink = [0u8; 4096];
+            while !halt.load(Ordering::Relaxed) {
+                if let Ok((s, _)) = listener.accept() {
+                    let _ = s.set_nonblocking(true);
+                    held.push(s);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                // Read so the sender's buffers never fill; answer nothing.
+                for s in &mut held {
+                    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        SilentNode {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Its address, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for SilentNode {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
+mod client;
 mod protocol_vs_redis;
 mod replies_from_redis;
 mod server_e2e;

@@ -1,0 +1,117 @@
+//! The client's CPU costs without a network: placing a key, and planning
+//! and merging a 100-key `MGET`.
+//!
+//! Run with `cargo bench -p ember-benches --bench client`. Set
+//! `EMBER_BENCH_QUICK=1` for a shorter run. The end-to-end comparison with
+//! the `redis` crate is `src/bin/client-vs-redis.rs`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput};
+use resp::Frame;
+use route::{Merge, Topology, plan};
+
+/// A topology of `groups` groups of `shards` made-up nodes.
+fn topology(groups: usize, shards: usize) -> Topology {
+    Topology::new((0..groups).map(|g| (0..shards).map(move |s| format!("10.0.{g}.{s}:6379"))))
+        .expect("a topology")
+}
+
+/// `n` distinct 16-byte keys.
+fn keys16(n: usize) -> Vec<[u8; 16]> {
+    (0..n)
+        .map(|i| {
+            let mut k = *b"user:0000000000x";
+            k[5..15].copy_from_slice(format!("{i:010}").as_bytes());
+            k
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    // Placement: xxh64 of the key, then the jump hash over S shards.
+    let mut g = c.benchmark_group("placement_16b_key");
+    g.throughput(Throughput::Elements(1));
+    let keys = keys16(1024);
+    for shards in [3, 16, 1000] {
+        let topo = topology(2, shards);
+        let mut i = 0;
+        g.bench_function(format!("{shards}_shards"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                black_box(topo.shard_for(black_box(&keys[i])))
+            })
+        });
+    }
+    let tagged = topology(2, 16).with_hash_tags(true);
+    let mut i = 0;
+    g.bench_function("16_shards_hash_tags", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            black_box(tagged.shard_for(black_box(&keys[i])))
+        })
+    });
+    g.finish();
+
+    // MGET of 100 keys over 2 x 16: split by shard, then the parts' answers
+    // put back in the caller's order.
+    let mut g = c.benchmark_group("mget_100_keys");
+    g.throughput(Throughput::Elements(100));
+    let topo = topology(2, 16);
+    let mut args = vec![Bytes::from_static(b"MGET")];
+    args.extend(keys16(100).iter().map(|k| Bytes::copy_from_slice(k)));
+    g.bench_function("plan", |b| {
+        b.iter_batched(
+            || args.clone(),
+            |args| black_box(plan(&topo, args).expect("a plan")),
+            BatchSize::SmallInput,
+        )
+    });
+    let planned = plan(&topo, args.clone()).expect("a plan");
+    let replies: Vec<Frame> = planned
+        .parts
+        .iter()
+        .map(|part| {
+            let n = part.commands[0].len() - 1;
+            Frame::Array((0..n).map(|i| Frame::bulk(format!("value{i}"))).collect())
+        })
+        .collect();
+    let merge: Merge = planned.merge.clone();
+    g.bench_function("merge", |b| {
+        b.iter_batched(
+            || replies.clone(),
+            |replies| black_box(merge.apply(replies).expect("merged")),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("plan_and_merge", |b| {
+        b.iter_batched(
+            || (args.clone(), replies.clone()),
+            |(args, replies)| {
+                let planned = plan(&topo, args).expect("a plan");
+                black_box(planned.merge.apply(replies).expect("merged"))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    let c = Criterion::default();
+    if std::env::var_os("EMBER_BENCH_QUICK").is_some() {
+        c.warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
+    } else {
+        c
+    }
+}
+
+criterion::criterion_group! {
+    name = client;
+    config = config();
+    targets = benches
+}
+criterion::criterion_main!(client);

@@ -1,0 +1,667 @@
+//! The driver: one task that owns the router and every socket.
+//!
+//! Callers hand requests to the driver through a channel, each with a
+//! oneshot for its answer. The driver is a hand-written future in the manner
+//! of quinn's `ConnectionDriver`: every time it is woken it takes all the
+//! input that is ready (new requests, connections that opened, bytes from
+//! nodes, the timer), feeds it to the [`Router`], and then carries out the
+//! router's output: it encodes every pending transmit into its connection's
+//! output buffer, writes each buffer once, re-arms its one timer from
+//! `poll_timeout`, and answers the callers whose requests completed.
+//!
+//! Everything happens on one task, so a reply never crosses a channel
+//! between a socket and the router, and commands that arrive together leave
+//! together: a hundred callers' `GET`s for one node become one `write`.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use resp::Frame;
+use route::{
+    Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, Token, Topology,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Sleep;
+use tokio_util::io::{poll_read_buf, poll_write_buf};
+
+use crate::{Error, NodeEvent, Options};
+
+/// The answer to one request.
+pub(crate) type Reply = oneshot::Sender<Result<Frame, Error>>;
+
+/// A request from a caller.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A command for the router to place.
+    Routed { args: Vec<Bytes>, reply: Reply },
+    /// A command for one node, as it is.
+    To {
+        node: NodeId,
+        args: Vec<Bytes>,
+        reply: Reply,
+    },
+    /// `MULTI`, the commands, `EXEC`, on one shard.
+    Transaction {
+        commands: Vec<Vec<Bytes>>,
+        reply: Reply,
+    },
+}
+
+/// How failures are reported to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A distributed client: routing errors as they are, naming every node.
+    Cluster,
+    /// One node: a timeout is [`Error::Timeout`], a lost connection the
+    /// [`Error::Io`] that lost it.
+    Single,
+}
+
+/// What the driver shares with the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) topology: Topology,
+    pub(crate) up: Vec<AtomicBool>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+}
+
+/// Starts a driver on the current tokio runtime. The receiver answers once
+/// every node has been tried: `Ok` if any connection opened.
+pub(crate) fn spawn(
+    topology: Topology,
+    options: &Options,
+    mode: Mode,
+) -> (
+    mpsc::UnboundedSender<Msg>,
+    Arc<Shared>,
+    oneshot::Receiver<Result<(), Error>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (events, _) = broadcast::channel(64);
+    let shared = Arc::new(Shared {
+        up: topology.nodes().map(|_| AtomicBool::new(true)).collect(),
+        topology: topology.clone(),
+        events,
+    });
+    let router = Router::new(topology.clone(), options.router_config());
+    let mut driver = Driver {
+        nodes: topology
+            .nodes()
+            .map(|(_, addr)| NodeIo {
+                addr: Arc::from(addr),
+                main: None,
+                dedicated: Vec::new(),
+                last_error: None,
+            })
+            .collect(),
+        router,
+        rx,
+        rx_closed: false,
+        pending: HashMap::default(),
+        deferred: false,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        armed: None,
+        replies: Vec::new(),
+        dead: Vec::new(),
+        shared: shared.clone(),
+        connect_timeout: options.connect_timeout,
+        mode,
+        startup: Some(Startup {
+            waiting: vec![true; topology.len()],
+            left: topology.len(),
+            opened: 0,
+            error: None,
+            ready: ready_tx,
+        }),
+    };
+    for i in 0..driver.nodes.len() {
+        let node = NodeId(i as u32);
+        let epoch = driver.router.epoch(node).unwrap_or_default();
+        let conn = Conn::connect(driver.nodes[i].addr.clone(), epoch, driver.connect_timeout);
+        driver.nodes[i].main = Some(conn);
+    }
+    tokio::spawn(driver);
+    (tx, shared, ready_rx)
+}
+
+/// The task.
+struct Driver {
+    router: Router,
+    nodes: Vec<NodeIo>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    rx_closed: bool,
+    /// Callers waiting, by request.
+    pending: HashMap<RequestId, Reply, BuildHasherDefault<IdHasher>>,
+    timer: Pin<Box<Sleep>>,
+    /// The instant `timer` is set to, if it is armed.
+    armed: Option<Instant>,
+    /// Scratch: replies read in this round.
+    replies: Vec<(NodeId, Token, Frame)>,
+    /// Scratch: connections that died in this round.
+    dead: Vec<(NodeId, Epoch, Dead)>,
+    shared: Arc<Shared>,
+    connect_timeout: Duration,
+    mode: Mode,
+    startup: Option<Startup>,
+    /// Whether the last poll put off writing what it encoded, to let the
+    /// callers that are ready run first and add their commands.
+    deferred: bool,
+}
+
+/// Request ids are a counter: a multiplication spreads them well enough,
+/// for a fraction of SipHash's cost.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// `Client::connect` waits until every node's first connection opened or
+/// failed.
+struct Startup {
+    waiting: Vec<bool>,
+    left: usize,
+    opened: usize,
+    error: Option<io::Error>,
+    ready: oneshot::Sender<Result<(), Error>>,
+}
+
+/// One node's connections.
+struct NodeIo {
+    addr: Arc<str>,
+    /// The pipelined connection every ordinary command shares.
+    main: Option<Conn>,
+    /// One connection per blocking command in flight (`BLPOP`...), so that
+    /// its wait does not hold up the commands behind it.
+    dedicated: Vec<Conn>,
+    /// Why the last connection failed, for [`Mode::Single`]'s errors.
+    last_error: Option<(io::ErrorKind, String)>,
+}
+
+/// How many rounds of input the driver takes in one wake-up before it
+/// yields to the runtime, so that a flood of replies cannot starve the
+/// tasks waiting for them.
+const ROUNDS: usize = 32;
+
+/// How many requests one round takes from the channel.
+const INTAKE: usize = 4096;
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // Write coalescing across tasks: a caller's request wakes this
+        // task, which tokio then runs right after that caller, before the
+        // other callers that are ready. Writing at once would send one
+        // command per write. Instead the first poll that encodes commands
+        // puts the write off and yields; the next one, after the other
+        // callers have added theirs, writes them all.
+        let may_write = std::mem::take(&mut this.deferred);
+        for _ in 0..ROUNDS {
+            let now = Instant::now();
+            let mut progress = this.take_requests(cx, now);
+            progress |= this.poll_connections(cx, now, may_write);
+            progress |= this.poll_timer(cx);
+            let (p, encoded) = this.run_output();
+            progress |= p;
+            if encoded && !may_write {
+                this.deferred = true;
+                this.settle_startup();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            progress |= this.poll_connections(cx, now, true);
+            progress |= this.rearm();
+            this.settle_startup();
+            if this.rx_closed && this.pending.is_empty() {
+                // Every handle is gone and every caller answered: close
+                // the sockets by dropping them.
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Driver {
+    /// Submits the requests waiting in the channel.
+    fn take_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for _ in 0..INTAKE {
+            if self.rx_closed {
+                break;
+            }
+            let msg = match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => msg,
+                Poll::Ready(None) => {
+                    self.rx_closed = true;
+                    progress = true;
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            progress = true;
+            let (submitted, reply) = match msg {
+                Msg::Routed { args, reply } => (self.router.submit(now, args), reply),
+                Msg::To { node, args, reply } => (self.router.submit_to(now, node, args), reply),
+                Msg::Transaction { commands, reply } => {
+                    (self.router.submit_transaction(now, commands), reply)
+                }
+            };
+            match submitted {
+                Ok(id) => {
+                    self.pending.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Route(e)));
+                }
+            }
+        }
+        progress
+    }
+
+    /// Connects, writes (if `write`) and reads every connection, and hands
+    /// the router what came of it.
+    fn poll_connections(&mut self, cx: &mut Context<'_>, now: Instant, write: bool) -> bool {
+        let mut progress = false;
+        for (i, io) in self.nodes.iter_mut().enumerate() {
+            let node = NodeId(i as u32);
+            let conns = io.main.iter_mut().chain(io.dedicated.iter_mut());
+            for conn in conns {
+                let was_open = conn.is_open();
+                match conn.poll_io(cx, node, write, &mut self.replies) {
+                    Ok(p) => progress |= p,
+                    Err(dead) => {
+                        progress = true;
+                        self.dead.push((node, conn.epoch, dead));
+                        conn.failed = true;
+                    }
+                }
+                if !was_open && conn.is_open() {
+                    tracing::debug!(node = node.0, addr = %io.addr, "connected");
+                    if let Some(s) = &mut self.startup {
+                        s.opened(i);
+                    }
+                }
+            }
+            // A dedicated connection is done with its one command.
+            io.dedicated.retain(|c| !c.failed && !c.fifo.is_empty());
+            if io.main.as_ref().is_some_and(|c| c.failed) {
+                io.main = None;
+            }
+        }
+        if self.replies.is_empty() && self.dead.is_empty() {
+            return progress;
+        }
+        for (node, token, frame) in self.replies.drain(..) {
+            self.router.handle_reply(now, node, token, frame);
+        }
+        for (node, epoch, dead) in std::mem::take(&mut self.dead) {
+            let (failure, err) = match dead {
+                Dead::Connect(e) => (Failure::Connect, e),
+                Dead::Closed(e) => (Failure::Closed, e),
+                Dead::Protocol(e) => (Failure::Protocol, e),
+            };
+            let io = &mut self.nodes[node.0 as usize];
+            tracing::debug!(node = node.0, addr = %io.addr, %epoch, "connection lost: {err}");
+            io.last_error = Some((err.kind(), err.to_string()));
+            if let Some(s) = &mut self.startup {
+                s.failed(node.0 as usize, &io.addr, err);
+            }
+            self.router.handle_failure(now, node, epoch, failure);
+            self.prune(node);
+        }
+        true
+    }
+
+    /// Fires the timer if its instant has come.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.armed.is_none() || self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.armed = None;
+        self.router.handle_timeout(Instant::now());
+        true
+    }
+
+    /// Carries out the router's output: events to callers, transmits into
+    /// output buffers. Returns whether anything happened, and whether any
+    /// command was encoded.
+    fn run_output(&mut self) -> (bool, bool) {
+        let mut progress = false;
+        while let Some(event) = self.router.poll_event() {
+            progress = true;
+            self.event(event);
+        }
+        let mut encoded = false;
+        while let Some(tx) = self.router.poll_transmit() {
+            progress = true;
+            let node = tx.node;
+            let epoch = tx.token.epoch();
+            if self.router.epoch(node).is_some_and(|now| epoch < now) {
+                // Given up on by the router already.
+                continue;
+            }
+            let connect_timeout = self.connect_timeout;
+            let io = &mut self.nodes[node.0 as usize];
+            let conn = if tx.blocking {
+                io.dedicated
+                    .push(Conn::connect(io.addr.clone(), epoch, connect_timeout));
+                io.dedicated.last_mut()
+            } else {
+                if io.main.as_ref().is_none_or(|c| c.epoch != epoch) {
+                    // A newer epoch: whatever was queued on the old
+                    // connection was given up on.
+                    io.main = Some(Conn::connect(io.addr.clone(), epoch, connect_timeout));
+                }
+                io.main.as_mut()
+            };
+            if let Some(conn) = conn {
+                tx.encode(&mut conn.out);
+                conn.fifo.push_back(tx.token);
+                encoded = true;
+            }
+        }
+        (progress, encoded)
+    }
+
+    /// Sets the timer to the router's next deadline.
+    fn rearm(&mut self) -> bool {
+        let next = self.router.poll_timeout();
+        if next == self.armed {
+            return false;
+        }
+        self.armed = next;
+        if let Some(at) = next {
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(at));
+            // Polled (and so registered) by the next round.
+            return true;
+        }
+        false
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Completed { id, result } => {
+                let Some(reply) = self.pending.remove(&id) else {
+                    return;
+                };
+                let result = match result {
+                    Ok(Frame::Error(text) | Frame::BulkError(text)) => {
+                        Err(Error::Redis(String::from_utf8_lossy(&text).into_owned()))
+                    }
+                    Ok(frame) => Ok(frame),
+                    Err(e) => Err(self.route_error(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Event::NodeDown { node } => {
+                let addr = &self.nodes[node.0 as usize].addr;
+                tracing::warn!(node = node.0, %addr, "node down");
+                self.shared.up[node.0 as usize].store(false, Ordering::Relaxed);
+                let _ = self.shared.events.send(NodeEvent::Down(node));
+            }
+            Event::NodeUp { node } => {
+                let addr = &self.nodes[node.0 as usize].addr;
+                tracing::info!(node = node.0, %addr, "node up");
+                self.shared.up[node.0 as usize].store(true, Ordering::Relaxed);
+                let _ = self.shared.events.send(NodeEvent::Up(node));
+            }
+            Event::ResetConnection { node, epoch } => {
+                let addr = &self.nodes[node.0 as usize].addr;
+                tracing::debug!(node = node.0, %addr, %epoch, "command timed out: reconnecting");
+                self.prune(node);
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops the node's connections of epochs the router has left behind:
+    /// their replies, if any still come, must never be matched to a later
+    /// command.
+    fn prune(&mut self, node: NodeId) {
+        let Some(current) = self.router.epoch(node) else {
+            return;
+        };
+        let io = &mut self.nodes[node.0 as usize];
+        if io.main.as_ref().is_some_and(|c| c.epoch < current) {
+            io.main = None;
+        }
+        io.dedicated.retain(|c| c.epoch >= current);
+        if let Some(s) = &mut self.startup
+            && io.main.is_none()
+        {
+            let err = io::Error::new(io::ErrorKind::TimedOut, "no answer in time");
+            s.failed(node.0 as usize, &io.addr, err);
+        }
+    }
+
+    /// What a caller sees of a routing failure.
+    fn route_error(&self, e: RouteError) -> Error {
+        if self.mode == Mode::Cluster {
+            return Error::Route(e);
+        }
+        let RouteError::Unavailable { attempts, .. } = &e else {
+            return Error::Route(e);
+        };
+        match attempts.last().map(|a| (a.node, a.outcome)) {
+            Some((_, Outcome::Failed(Failure::Timeout | Failure::Reset))) => Error::Timeout,
+            Some((
+                node,
+                Outcome::Failed(Failure::Connect | Failure::Closed | Failure::Protocol),
+            )) => match &self.nodes[node.0 as usize].last_error {
+                Some((kind, text)) => Error::Io(io::Error::new(*kind, text.clone())),
+                None => Error::Route(e),
+            },
+            _ => Error::Route(e),
+        }
+    }
+}
+
+impl Startup {
+    fn opened(&mut self, node: usize) {
+        if std::mem::take(&mut self.waiting[node]) {
+            self.opened += 1;
+            self.left -= 1;
+        }
+    }
+
+    fn failed(&mut self, node: usize, addr: &str, err: io::Error) {
+        if std::mem::take(&mut self.waiting[node]) {
+            self.left -= 1;
+            self.error = Some(io::Error::new(err.kind(), format!("{addr}: {err}")));
+        }
+    }
+}
+
+impl Driver {
+    /// Answers `Client::connect` once every node has been tried.
+    fn settle_startup(&mut self) {
+        let done = self.startup.as_ref().is_some_and(|s| s.left == 0);
+        if !done {
+            return;
+        }
+        if let Some(s) = self.startup.take() {
+            let result = if s.opened > 0 {
+                Ok(())
+            } else {
+                Err(Error::Io(s.error.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotConnected, "no node to connect to")
+                })))
+            };
+            let _ = s.ready.send(result);
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Dead {
+    Connect(io::Error),
+    Closed(io::Error),
+    Protocol(io::Error),
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+enum State {
+    Connecting(Connecting),
+    Open(TcpStream),
+}
+
+/// One connection to a node: its socket, the commands waiting to be
+/// written, the bytes read and not yet decoded, and the tokens of the
+/// commands written and not yet answered, oldest first.
+struct Conn {
+    epoch: Epoch,
+    state: State,
+    out: BytesMut,
+    input: BytesMut,
+    decoder: resp::Decoder,
+    fifo: VecDeque<Token>,
+    failed: bool,
+}
+
+/// Bytes asked of the socket per read, as Redis reads.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Reads per connection per round, before giving the others a turn.
+const READS: usize = 8;
+
+impl Conn {
+    fn connect(addr: Arc<str>, epoch: Epoch, timeout: Duration) -> Conn {
+        let connecting: Connecting = Box::pin(async move {
+            let stream = tokio::time::timeout(timeout, TcpStream::connect(&*addr))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            // Commands are batched by the driver already; Nagle would only
+            // add latency.
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        });
+        Conn {
+            epoch,
+            state: State::Connecting(connecting),
+            out: BytesMut::new(),
+            input: BytesMut::new(),
+            decoder: resp::Decoder::new(),
+            fifo: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+
+    /// Moves the connection forward as far as it goes without waiting:
+    /// finish connecting, write the output, read and decode replies.
+    /// Returns whether anything happened.
+    fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        node: NodeId,
+        write: bool,
+        replies: &mut Vec<(NodeId, Token, Frame)>,
+    ) -> Result<bool, Dead> {
+        if self.failed {
+            return Ok(false);
+        }
+        let mut progress = false;
+        let stream = match &mut self.state {
+            State::Connecting(connecting) => match connecting.as_mut().poll(cx) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Err(e)) => return Err(Dead::Connect(e)),
+                Poll::Ready(Ok(stream)) => {
+                    progress = true;
+                    self.state = State::Open(stream);
+                    match &mut self.state {
+                        State::Open(s) => s,
+                        State::Connecting(_) => unreachable!("just opened"),
+                    }
+                }
+            },
+            State::Open(stream) => stream,
+        };
+        while write && !self.out.is_empty() {
+            match poll_write_buf(Pin::new(&mut *stream), cx, &mut self.out) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => return Err(Dead::Closed(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Err(e)) => return Err(Dead::Closed(e)),
+            }
+        }
+        if self.out.is_empty() {
+            // Keep the allocation; writing moved its start.
+            self.out.clear();
+        }
+        for _ in 0..READS {
+            self.input.reserve(READ_CHUNK);
+            // `poll_read` (unlike `try_read`) takes a short read to mean the
+            // socket is drained, which saves a read that would block.
+            match poll_read_buf(Pin::new(&mut *stream), cx, &mut self.input) {
+                Poll::Pending => return Ok(progress),
+                Poll::Ready(Ok(0)) => {
+                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "closed by the node");
+                    return Err(Dead::Closed(eof));
+                }
+                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Err(e)) => return Err(Dead::Closed(e)),
+            }
+            loop {
+                let frame = match self.decoder.decode(&mut self.input) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(Dead::Protocol(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            e,
+                        )));
+                    }
+                };
+                // Pushes are not replies; we never ask for them (RESP2),
+                // but a proxy might send them anyway.
+                if matches!(frame, Frame::Push(_)) {
+                    continue;
+                }
+                let Some(token) = self.fifo.pop_front() else {
+                    let stray = io::Error::new(io::ErrorKind::InvalidData, "a reply to no command");
+                    return Err(Dead::Protocol(stray));
+                };
+                replies.push((node, token, frame));
+            }
+        }
+        // Out of turns with bytes perhaps still waiting: come back.
+        Ok(true)
+    }
+}

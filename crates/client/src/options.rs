@@ -1,0 +1,68 @@
+//! The client's settings.
+
+use std::time::Duration;
+
+use route::{Backoff, Config, ReadPreference, WritePolicy};
+
+/// How a [`Client`](crate::Client) or [`Connection`](crate::Connection)
+/// behaves. Start from [`Options::default`] and change the fields you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use ember_client::{Options, WritePolicy};
+///
+/// let mut options = Options::default();
+/// options.timeout = Duration::from_millis(250);
+/// options.write_policy = WritePolicy::Quorum;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Options {
+    /// How long a node has to answer a command (1 s). A blocking command
+    /// (`BLPOP k 5`) gets its own wait on top. Past it, the command fails
+    /// over or fails, and the node's connection is dropped and rebuilt.
+    pub timeout: Duration,
+    /// How long opening a connection may take (1 s).
+    pub connect_timeout: Duration,
+    /// How many replica groups must acknowledge a write ([`WritePolicy::One`]).
+    pub write_policy: WritePolicy,
+    /// Which replica a read tries first ([`ReadPreference::Fixed`]: group 0).
+    pub read_preference: ReadPreference,
+    /// How many failures in a row (lost connections, refused connections,
+    /// timeouts) mark a node down (3).
+    pub failure_threshold: u32,
+    /// When to probe a node that is down (100 ms doubling to 10 s, with
+    /// jitter).
+    pub backoff: Backoff,
+    /// The seed of the backoff's jitter.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let config = Config::default();
+        Options {
+            timeout: config.timeout,
+            connect_timeout: Duration::from_secs(1),
+            write_policy: config.write_policy,
+            read_preference: config.read_preference,
+            failure_threshold: config.failure_threshold,
+            backoff: config.backoff,
+            seed: config.seed,
+        }
+    }
+}
+
+impl Options {
+    /// The router's settings for these options.
+    pub(crate) fn router_config(&self) -> Config {
+        let mut config = Config::default();
+        config.timeout = self.timeout;
+        config.write_policy = self.write_policy;
+        config.read_preference = self.read_preference;
+        config.failure_threshold = self.failure_threshold;
+        config.backoff = self.backoff;
+        config.seed = self.seed;
+        config
+    }
+}
