@@ -2,6 +2,7 @@
 
 mod client;
 mod protocol_vs_redis;
+mod python;
 mod replies_from_redis;
 mod server_e2e;
 mod server_vs_redis;
