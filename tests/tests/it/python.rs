@@ -17,8 +17,8 @@ fn run_script(addr: SocketAddr, protocol: u8) -> Result<String, String> {
         .arg(protocol.to_string())
         .output()
         .expect("python3 runs (scripts/test installs redis-py)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         Ok(text)
     } else {
