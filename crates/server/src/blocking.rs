@@ -8,6 +8,9 @@
 //! (a push, a move, RENAME, SWAPDB...) calls [`serve`] before releasing its
 //! locks: waiters are served oldest first, each exactly once, and the
 //! elements they take never become visible to anyone else, as in Redis.
+//! Inside EXEC, [`serve`] only notes the key; the transaction serves its
+//! keys at the end, still under its locks, so a blocked client sees the
+//! state the whole transaction left (Redis serves after EXEC too).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,7 @@ use resp::Protocol;
 use tokio::sync::oneshot;
 use transport::Output;
 
-use crate::db::{Db, Entry, Keyspace, Locked};
+use crate::db::{Db, Entry, Keyspace, Locked, Shards};
 use crate::reply::Reply;
 use crate::value::Value;
 
@@ -119,7 +122,8 @@ pub(crate) fn register(locked: &mut Locked<'_>, waiter: &Arc<Waiter>) {
 
 /// Removes a finished waiter from its keys' queues.
 pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
-    let mut locked = ks.lock_keys(waiter.keys.iter().map(|k| &k[..]));
+    let mut shards = Shards::new(ks);
+    let mut locked = shards.lock_keys(waiter.keys.iter().map(|k| &k[..]));
     for key in &waiter.keys {
         let db = locked.db(waiter.db, key);
         if let Some(queue) = db.waiters.get_mut(key) {
@@ -133,28 +137,18 @@ pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
 
 /// Serves clients blocked on `key` in `db` while it holds a non-empty
 /// list, oldest first. The caller holds `key`'s shard in `locked`.
-pub(crate) fn serve<'a>(
-    locked: &mut Locked<'a>,
-    ks: &'a Keyspace,
-    db: usize,
-    key: &[u8],
-    now: i64,
-) {
-    serve_depth(locked, ks, db, key, now, 0);
+pub(crate) fn serve(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64) {
+    if !locked.db(db, key).waiters.contains_key(key) || locked.defer_ready(db, key) {
+        return;
+    }
+    serve_depth(locked, db, key, now, 0);
 }
 
 /// A move can make its destination ready, which may feed another move:
 /// chains are followed this deep, like Redis's loop over ready keys.
 const MAX_CHAIN: usize = 64;
 
-fn serve_depth<'a>(
-    locked: &mut Locked<'a>,
-    ks: &'a Keyspace,
-    db: usize,
-    key: &[u8],
-    now: i64,
-    depth: usize,
-) {
+fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: usize) {
     loop {
         let Some(waiter) = next_waiter(locked.db(db, key), key, now) else {
             return;
@@ -186,7 +180,7 @@ fn serve_depth<'a>(
                 to_left,
                 dst,
             } => {
-                if !locked.holds(&dst) && !locked.try_add(ks, &dst) {
+                if !locked.holds(&dst) && !locked.try_add(&dst) {
                     // The destination's shard is busy and may not be waited
                     // for out of order: let the client retry by itself.
                     if waiter.claim() {
@@ -217,7 +211,7 @@ fn serve_depth<'a>(
                 reply.bulk(&item);
                 waiter.send(Outcome::Reply(out));
                 if depth < MAX_CHAIN {
-                    serve_depth(locked, ks, db, &dst, now, depth + 1);
+                    serve_depth(locked, db, &dst, now, depth + 1);
                 }
             }
         }
@@ -280,6 +274,8 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
     }
     if empty {
         db.remove(key);
+    } else if !items.is_empty() {
+        db.modified(key);
     }
     items
 }
@@ -311,7 +307,9 @@ pub(crate) fn push(
                     list.push_back(item);
                 }
             }
-            list.len()
+            let len = list.len();
+            db.modified(key);
+            len
         }
         _ => 0,
     }

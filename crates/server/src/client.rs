@@ -1,5 +1,6 @@
 //! One client connection: its state and its read–execute–write loop.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use transport::{Connection, ConnectionLimits};
 
-use crate::cmd::{self, After};
+use crate::cmd::{self, After, Multi};
+use crate::db::{Shards, WatchFlag};
 use crate::server::{Clock, LocalStats, Shared};
 
 /// What other connections may see of a client (CLIENT LIST, CLIENT KILL).
@@ -27,6 +29,8 @@ pub(crate) struct ClientInfo {
     pub(crate) kill: CancellationToken,
     /// What the client is blocked on, for CLIENT UNBLOCK.
     pub(crate) blocked_on: Mutex<Option<Arc<crate::blocking::Waiter>>>,
+    /// Set when a key the client watches changes (CLIENT LIST's `d`).
+    pub(crate) watch: Arc<WatchFlag>,
 }
 
 /// The changing part of [`ClientInfo`], updated after each batch of
@@ -38,6 +42,10 @@ pub(crate) struct Meta {
     pub(crate) last_command: String,
     pub(crate) last_active: Instant,
     pub(crate) proto: Protocol,
+    /// Commands queued since MULTI, or -1 outside MULTI.
+    pub(crate) multi: i64,
+    /// An estimate of the memory the queued commands take.
+    pub(crate) multi_mem: usize,
 }
 
 impl ClientInfo {
@@ -73,8 +81,14 @@ pub(crate) struct Client {
     pub(crate) last_sub: String,
     /// Set by a blocking command that found nothing to pop.
     pub(crate) blocked: Option<Blocked>,
-    /// Inside MULTI, blocking commands do not block.
-    pub(crate) in_multi: bool,
+    /// The transaction being queued, between MULTI and EXEC.
+    pub(crate) multi: Option<Multi>,
+    /// EXEC is running the queue: blocking commands do not block.
+    pub(crate) in_exec: bool,
+    /// The keys WATCH registered, by database.
+    pub(crate) watching: HashSet<(usize, Bytes)>,
+    /// Memory was over `maxmemory` when the batch began.
+    pub(crate) oom: bool,
     /// Dates and times the commands of the current batch.
     pub(crate) clock: Clock,
     /// Counters of the current batch, not yet in the shared ones.
@@ -116,9 +130,12 @@ pub(crate) async fn serve(
             last_command: "NULL".to_string(),
             last_active: Instant::now(),
             proto: Protocol::Resp2,
+            multi: -1,
+            multi_mem: 0,
         }),
         kill: CancellationToken::new(),
         blocked_on: Mutex::new(None),
+        watch: Arc::new(WatchFlag::default()),
     });
     if let Ok(mut clients) = shared.clients.lock() {
         clients.insert(info.id, info.clone());
@@ -134,12 +151,16 @@ pub(crate) async fn serve(
         last_command: "NULL",
         last_sub: String::new(),
         blocked: None,
-        in_multi: false,
+        multi: None,
+        in_exec: false,
+        watching: HashSet::new(),
+        oom: false,
         clock: Clock::new(),
         stats: LocalStats::default(),
     };
     let reason = run(&shared, &mut conn, &mut client).await;
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
+    cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     if let Ok(mut clients) = shared.clients.lock() {
         clients.remove(&info.id);
     }
@@ -270,6 +291,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
         limits.max_bulk_len = shared.max_bulk_len.load(Ordering::Relaxed).max(0) as u64;
+        client.oom = shared.out_of_memory();
         decoder.set_limits(limits);
         loop {
             let request = match decoder.decode(conn.read_buffer()) {
@@ -319,6 +341,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             meta.last_active = client.clock.last();
             meta.proto = client.proto;
             meta.name = client.name.clone();
+            meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
+            meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
         }
         client.stats.flush(&shared.stats);
         let pending = conn.write_buffer().len();

@@ -7,11 +7,24 @@
 //! all while it runs, which makes it atomic, as in Redis. Commands on the
 //! whole keyspace (FLUSHALL, KEYS, SWAPDB) lock every shard, in order.
 //!
+//! Shards are reached only through [`Shards`], which a command finds in its
+//! context: outside a transaction it locks shards as asked, and inside EXEC
+//! it hands out the shards the transaction already holds (a
+//! `std::sync::Mutex` is not reentrant, so a second lock of a held shard
+//! would deadlock). The keyspace's own lock methods are private to this
+//! file for that reason.
+//!
 //! Expiry is lazy (a key read after its deadline is deleted on the spot)
 //! and active (`active_expire_cycle` samples keys with a deadline, the way
 //! Redis's `activeExpireCycle` does).
+//!
+//! WATCH is a registry per database of who watches which key. Every change
+//! to a key made through [`Db`] (insert, remove, a new deadline, an expired
+//! key deleted) marks its watchers; a command that changes a value in place
+//! calls [`Db::modified`]. Nobody watching costs one length check.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -85,6 +98,58 @@ pub(crate) struct Db {
     /// Clients blocked on keys of this shard, oldest first. They belong to
     /// the database index, not its contents: SWAPDB leaves them in place.
     pub(crate) waiters: HashMap<Bytes, VecDeque<Arc<Waiter>>>,
+    /// Clients watching keys of this shard. Like the waiters, they stay
+    /// with the database index.
+    watched: HashMap<Bytes, Vec<Watcher>>,
+}
+
+/// A client's WATCH state as the keyspace sees it: set when a key it
+/// watches changes, read by its EXEC (Redis's `CLIENT_DIRTY_CAS`). It is
+/// set under the lock of the changed key's shard, and EXEC reads it holding
+/// the shards of every watched key.
+#[derive(Debug, Default)]
+pub(crate) struct WatchFlag(AtomicBool);
+
+impl WatchFlag {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Redis's `touchWatchedKey`: marks the clients watching `key`. `expiry`
+/// says the key was deleted because it had expired: for a client that
+/// watched it already expired, that is no change.
+#[cold]
+fn touch(watched: &mut HashMap<Bytes, Vec<Watcher>>, key: &[u8], expiry: bool) {
+    let Some(watchers) = watched.get_mut(key) else {
+        return;
+    };
+    for w in watchers {
+        if expiry && w.expired {
+            // Stale when watched, gone now: logically unchanged. From now
+            // on the key is watched as a missing key.
+            w.expired = false;
+        } else {
+            w.flag.set();
+        }
+    }
+}
+
+/// One client watching one key.
+#[derive(Debug)]
+struct Watcher {
+    flag: Arc<WatchFlag>,
+    /// The key had expired, but was not yet deleted, when WATCH was called:
+    /// its deletion is then no change (Redis 7.0's "stale keys" rule).
+    expired: bool,
 }
 
 impl Db {
@@ -96,6 +161,9 @@ impl Db {
             Ok(slot) => {
                 let (slot, _) = slot.remove();
                 self.volatile.remove(hash, &slot.key);
+                if !self.watched.is_empty() {
+                    touch(&mut self.watched, &slot.key, true);
+                }
                 None
             }
             Err(_) => None,
@@ -130,12 +198,14 @@ impl Db {
                             _ => {}
                         }
                         slot.get_mut().entry = new;
+                        self.modified(key);
                     }
                     None if !live => {
                         slot.remove();
                         if had_deadline {
                             self.volatile.remove(hash, key);
                         }
+                        self.expired(key);
                     }
                     None => {}
                 }
@@ -144,11 +214,12 @@ impl Db {
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 let (new, result) = decide(None);
                 if let Some(entry) = new {
-                    let key = Bytes::copy_from_slice(key);
+                    let owned = Bytes::copy_from_slice(key);
                     if entry.expire_at.is_some() {
-                        self.volatile.insert(hash, &key);
+                        self.volatile.insert(hash, &owned);
                     }
-                    slot.insert(Box::new(Slot { key, entry }));
+                    slot.insert(Box::new(Slot { key: owned, entry }));
+                    self.modified(key);
                 }
                 result
             }
@@ -168,6 +239,7 @@ impl Db {
         } else {
             self.volatile.remove(hash, &key);
         }
+        self.modified(&key);
         match self.map.find_entry(hash, |s| s.key == key) {
             Ok(mut slot) => slot.get_mut().entry = entry,
             Err(_) => {
@@ -186,11 +258,13 @@ impl Db {
         if entry.expire_at.is_some() {
             self.volatile.remove(hash, key);
         }
+        self.modified(key);
         Some(entry)
     }
 
     /// Sets or clears the deadline of an existing key. Returns false if the
-    /// key does not exist.
+    /// key does not exist. Clearing a deadline the key does not have is no
+    /// change (for WATCH).
     pub(crate) fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
         let hash = hash_key(key);
         let Some(Slot { key: k, entry }) = self
@@ -200,13 +274,126 @@ impl Db {
         else {
             return false;
         };
-        match (entry.expire_at, at) {
-            (None, Some(_)) => self.volatile.insert(hash, k),
-            (Some(_), None) => self.volatile.remove(hash, key),
-            _ => {}
-        }
+        let changed = match (entry.expire_at, at) {
+            (None, Some(_)) => {
+                self.volatile.insert(hash, k);
+                true
+            }
+            (Some(_), None) => {
+                self.volatile.remove(hash, key);
+                true
+            }
+            (None, None) => false,
+            (Some(_), Some(_)) => true,
+        };
         entry.expire_at = at;
+        if changed {
+            self.modified(key);
+        }
         true
+    }
+
+    /// Marks the clients watching `key` (their EXEC will fail): the
+    /// command changed its value in place. Changes made through this
+    /// type's own methods mark them already.
+    #[inline]
+    pub(crate) fn modified(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            touch(&mut self.watched, key, false);
+        }
+    }
+
+    /// An expired `key` was just deleted.
+    #[inline]
+    fn expired(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            touch(&mut self.watched, key, true);
+        }
+    }
+
+    /// Whether `key` is in the table, live or expired.
+    fn present(&self, key: &[u8]) -> bool {
+        self.map
+            .find(hash_key(key), |s| s.key[..] == *key)
+            .is_some()
+    }
+
+    /// Whether `key` is in the table and past its deadline (Redis's
+    /// `keyIsExpired`): it does not delete it.
+    fn is_stale(&self, key: &[u8], now: i64) -> bool {
+        self.map
+            .find(hash_key(key), |s| s.key[..] == *key)
+            .is_some_and(|s| s.entry.is_expired(now))
+    }
+
+    /// Registers `flag` as watching `key` (the caller has checked that it
+    /// does not yet).
+    pub(crate) fn watch(&mut self, key: &[u8], flag: &Arc<WatchFlag>, now: i64) {
+        let expired = self.is_stale(key, now);
+        self.watched
+            .entry(Bytes::copy_from_slice(key))
+            .or_default()
+            .push(Watcher {
+                flag: flag.clone(),
+                expired,
+            });
+    }
+
+    /// Forgets that `flag` watches `key`.
+    pub(crate) fn unwatch(&mut self, key: &[u8], flag: &Arc<WatchFlag>) {
+        if let Some(watchers) = self.watched.get_mut(key) {
+            watchers.retain(|w| !Arc::ptr_eq(&w.flag, flag));
+            if watchers.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Whether `key`, watched through `flag` when it was live, has expired
+    /// since, without being deleted yet: EXEC then fails, as in Redis's
+    /// `isWatchedKeyExpired`.
+    pub(crate) fn watched_key_expired(&self, key: &[u8], flag: &Arc<WatchFlag>, now: i64) -> bool {
+        let stale_when_watched = self
+            .watched
+            .get(key)
+            .and_then(|ws| ws.iter().find(|w| Arc::ptr_eq(&w.flag, flag)))
+            .is_none_or(|w| w.expired);
+        !stale_when_watched && self.is_stale(key, now)
+    }
+
+    /// Redis's `touchAllWatchedKeysInDb`: this database is about to be
+    /// emptied (FLUSHDB, FLUSHALL) or to take the contents of `replaced_with`
+    /// (SWAPDB). A watched key changes if it exists on either side; a key
+    /// that was stale when watched, and is missing or stale afterwards, does
+    /// not.
+    fn touch_all(&mut self, replaced_with: Option<&Db>, now: i64) {
+        if self.watched.is_empty() {
+            return;
+        }
+        for (key, watchers) in self.watched.iter_mut() {
+            let hash = hash_key(key);
+            let exists = self.map.find(hash, |s| s.key == key).is_some();
+            let after = replaced_with.map(|r| (r.present(key), r.is_stale(key, now)));
+            let (exists_after, stale_after) = after.unwrap_or((false, false));
+            if !exists && !exists_after {
+                continue;
+            }
+            for w in watchers.iter_mut() {
+                if w.expired {
+                    if !exists_after {
+                        w.expired = false;
+                        continue;
+                    } else if stale_after {
+                        continue;
+                    }
+                } else if !exists && stale_after {
+                    // A missing key replaced with a stale one.
+                    w.expired = true;
+                    continue;
+                }
+                w.flag.set();
+            }
+        }
     }
 
     /// Number of keys, counting ones expired but not yet reclaimed (as
@@ -228,14 +415,18 @@ impl Db {
             .map(|s| (&s.key, &s.entry))
     }
 
+    /// Deletes every key (FLUSHDB, FLUSHALL).
     pub(crate) fn clear(&mut self) {
+        self.touch_all(None, 0);
         self.map = HashTable::new();
         self.volatile = Volatile::default();
     }
 
-    /// Exchanges contents (keys and deadlines, not blocked clients) with
-    /// `other`, for SWAPDB.
-    pub(crate) fn swap_contents(&mut self, other: &mut Db) {
+    /// Exchanges contents (keys and deadlines, not blocked or watching
+    /// clients) with `other`, for SWAPDB.
+    pub(crate) fn swap_contents(&mut self, other: &mut Db, now: i64) {
+        self.touch_all(Some(other), now);
+        other.touch_all(Some(self), now);
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
     }
@@ -342,7 +533,7 @@ pub(crate) struct Shard {
     pub(crate) dbs: Vec<Db>,
 }
 
-/// All databases, sharded.
+/// All databases, sharded. Its shards are locked only through [`Shards`].
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
@@ -361,49 +552,213 @@ impl Keyspace {
         Keyspace { shards, databases }
     }
 
-    pub(crate) fn databases(&self) -> usize {
-        self.databases
-    }
-
     /// The shard `key` lives in.
     pub(crate) fn shard_of(key: &[u8]) -> usize {
         (hash_key(key) >> 32) as usize & (SHARDS - 1)
     }
 
-    /// Locks the shard `key` lives in.
-    pub(crate) fn lock_key(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
-        self.lock(Self::shard_of(key))
-    }
-
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
-    pub(crate) fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         self.shards[shard]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Locks one shard if that needs no waiting.
+    fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        match self.shards[shard].try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Locks the shards of `keys`, in ascending order, each once.
-    pub(crate) fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
+    fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
         let mut ids: Vec<usize> = keys.into_iter().map(Self::shard_of).collect();
         ids.sort_unstable();
         ids.dedup();
         let guards = ids.iter().map(|&i| self.lock(i)).collect();
-        Locked { ids, guards }
+        Locked {
+            ks: self,
+            ids,
+            guards,
+            ready: None,
+        }
     }
 
     /// Locks every shard, in order.
-    pub(crate) fn lock_all(&self) -> Locked<'_> {
+    fn lock_all(&self) -> Locked<'_> {
         let ids: Vec<usize> = (0..SHARDS).collect();
         let guards = ids.iter().map(|&i| self.lock(i)).collect();
-        Locked { ids, guards }
+        Locked {
+            ks: self,
+            ids,
+            guards,
+            ready: None,
+        }
+    }
+}
+
+/// How code reaches the keyspace's shards: a command through its context
+/// (`ctx.shards`), background work through a `Shards` of its own.
+///
+/// Outside a transaction each call locks what it names, exactly as a direct
+/// lock would. Inside EXEC the transaction has locked, in ascending order,
+/// every shard its commands name ([`Shards::hold_keys`], or all of them), and
+/// each call hands out a view of those locks instead: the commands of a
+/// transaction run with no other client's command in between, and never
+/// wait for a lock they hold.
+#[derive(Debug)]
+pub(crate) struct Shards<'a> {
+    ks: &'a Keyspace,
+    held: Option<Locked<'a>>,
+}
+
+impl<'a> Shards<'a> {
+    /// Direct access: each call takes its own locks. A command must use the
+    /// `Shards` of its context instead, which knows about transactions.
+    pub(crate) fn new(ks: &'a Keyspace) -> Self {
+        Shards { ks, held: None }
+    }
+
+    pub(crate) fn databases(&self) -> usize {
+        self.ks.databases
+    }
+
+    /// The shard `key` lives in, locked.
+    pub(crate) fn lock_key(&mut self, key: &[u8]) -> ShardRef<'_> {
+        match &mut self.held {
+            None => ShardRef::Own(self.ks.lock(Keyspace::shard_of(key))),
+            Some(held) => ShardRef::Held(held.shard_mut(Keyspace::shard_of(key))),
+        }
+    }
+
+    /// One shard by number, locked (SCAN walks them in turn).
+    pub(crate) fn lock_shard(&mut self, shard: usize) -> ShardRef<'_> {
+        match &mut self.held {
+            None => ShardRef::Own(self.ks.lock(shard)),
+            Some(held) => ShardRef::Held(held.shard_mut(shard)),
+        }
+    }
+
+    /// The shards of `keys`, locked in ascending order, each once.
+    pub(crate) fn lock_keys<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> LockedRef<'_, 'a> {
+        match &mut self.held {
+            None => LockedRef::Own(self.ks.lock_keys(keys)),
+            Some(held) => {
+                for key in keys {
+                    held.position(Keyspace::shard_of(key));
+                }
+                LockedRef::Held(held)
+            }
+        }
+    }
+
+    /// Every shard, locked in order.
+    pub(crate) fn lock_all(&mut self) -> LockedRef<'_, 'a> {
+        match &mut self.held {
+            None => LockedRef::Own(self.ks.lock_all()),
+            Some(held) => {
+                for shard in 0..SHARDS {
+                    held.position(shard);
+                }
+                LockedRef::Held(held)
+            }
+        }
     }
 
     /// Runs `f` on each shard in turn, each under its own lock: for
     /// whole-keyspace reads that need no atomicity across shards.
-    pub(crate) fn for_each_shard(&self, mut f: impl FnMut(&mut Shard)) {
-        for i in 0..SHARDS {
-            f(&mut self.lock(i));
+    pub(crate) fn for_each_shard(&mut self, mut f: impl FnMut(&mut Shard)) {
+        for shard in 0..SHARDS {
+            f(&mut self.lock_shard(shard));
+        }
+    }
+
+    /// EXEC: locks the shards of `keys`, in ascending order, and holds them
+    /// until [`Shards::release`]; pushes meanwhile only note which keys
+    /// became ready for blocked clients ([`Locked::take_ready`]).
+    pub(crate) fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        debug_assert!(self.held.is_none(), "transactions do not nest");
+        let mut locked = self.ks.lock_keys(keys);
+        locked.ready = Some(Vec::new());
+        self.held = Some(locked);
+    }
+
+    /// EXEC of a command on the whole keyspace: holds every shard.
+    pub(crate) fn hold_all(&mut self) {
+        debug_assert!(self.held.is_none(), "transactions do not nest");
+        let mut locked = self.ks.lock_all();
+        locked.ready = Some(Vec::new());
+        self.held = Some(locked);
+    }
+
+    /// The locks held by EXEC, if any.
+    pub(crate) fn held(&mut self) -> Option<&mut Locked<'a>> {
+        self.held.as_mut()
+    }
+
+    /// Ends EXEC's hold, handing back its locks (dropping them unlocks).
+    pub(crate) fn release(&mut self) -> Option<Locked<'a>> {
+        self.held.take()
+    }
+}
+
+/// A locked shard: locked for this call, or one of a transaction's.
+#[derive(Debug)]
+pub(crate) enum ShardRef<'s> {
+    Own(MutexGuard<'s, Shard>),
+    Held(&'s mut Shard),
+}
+
+impl std::ops::Deref for ShardRef<'_> {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardRef::Own(guard) => guard,
+            ShardRef::Held(shard) => shard,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ShardRef<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardRef::Own(guard) => guard,
+            ShardRef::Held(shard) => shard,
+        }
+    }
+}
+
+/// A set of locked shards: locked for this call, or a transaction's.
+#[derive(Debug)]
+pub(crate) enum LockedRef<'s, 'a> {
+    Own(Locked<'a>),
+    Held(&'s mut Locked<'a>),
+}
+
+impl<'a> std::ops::Deref for LockedRef<'_, 'a> {
+    type Target = Locked<'a>;
+
+    fn deref(&self) -> &Locked<'a> {
+        match self {
+            LockedRef::Own(locked) => locked,
+            LockedRef::Held(locked) => locked,
+        }
+    }
+}
+
+impl<'a> std::ops::DerefMut for LockedRef<'_, 'a> {
+    fn deref_mut(&mut self) -> &mut Locked<'a> {
+        match self {
+            LockedRef::Own(locked) => locked,
+            LockedRef::Held(locked) => locked,
         }
     }
 }
@@ -411,17 +766,45 @@ impl Keyspace {
 /// A set of locked shards.
 #[derive(Debug)]
 pub(crate) struct Locked<'a> {
+    ks: &'a Keyspace,
     ids: Vec<usize>,
     guards: Vec<MutexGuard<'a, Shard>>,
+    /// Inside EXEC: keys that became lists with blocked clients, served
+    /// when the transaction ends, as Redis serves them after EXEC.
+    ready: Option<Vec<(usize, Bytes)>>,
 }
 
 impl<'a> Locked<'a> {
     /// The database `db` of the shard holding `key`, which must be one of
     /// the locked keys.
     pub(crate) fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
-        let shard = Keyspace::shard_of(key);
-        let i = self.ids.binary_search(&shard).unwrap_or(0);
+        let i = self.position(Keyspace::shard_of(key));
         &mut self.guards[i].dbs[db]
+    }
+
+    /// A locked shard by number.
+    fn shard_mut(&mut self, shard: usize) -> &mut Shard {
+        let i = self.position(shard);
+        &mut self.guards[i]
+    }
+
+    /// Where `shard` is among the locked ones. Every caller names shards it
+    /// locked (a transaction locks what its commands name, see
+    /// `cmd::command_keys`); should one not, it is added if that needs no
+    /// waiting, and otherwise waited for, out of order: a bug, caught in
+    /// debug builds.
+    fn position(&mut self, shard: usize) -> usize {
+        match self.ids.binary_search(&shard) {
+            Ok(i) => i,
+            Err(at) => {
+                debug_assert!(false, "shard {shard} is used but was not locked");
+                let ks = self.ks;
+                let guard = ks.try_lock(shard).unwrap_or_else(|| ks.lock(shard));
+                self.ids.insert(at, shard);
+                self.guards.insert(at, guard);
+                at
+            }
+        }
     }
 
     /// Every locked shard.
@@ -436,24 +819,38 @@ impl<'a> Locked<'a> {
 
     /// Adds the shard of `key` if it can be locked without waiting: taking
     /// a lock out of order is safe only as a try, never as a wait.
-    pub(crate) fn try_add(&mut self, ks: &'a Keyspace, key: &[u8]) -> bool {
+    pub(crate) fn try_add(&mut self, key: &[u8]) -> bool {
         let shard = Keyspace::shard_of(key);
         let Err(at) = self.ids.binary_search(&shard) else {
             return true;
         };
-        match ks.shards[shard].try_lock() {
-            Ok(guard) => {
+        match self.ks.try_lock(shard) {
+            Some(guard) => {
                 self.ids.insert(at, shard);
                 self.guards.insert(at, guard);
                 true
             }
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                self.ids.insert(at, shard);
-                self.guards.insert(at, p.into_inner());
-                true
-            }
-            Err(std::sync::TryLockError::WouldBlock) => false,
+            None => false,
         }
+    }
+
+    /// Inside EXEC, notes that `key` of `db` may have become ready for
+    /// blocked clients and returns true: they are served when the
+    /// transaction ends. Outside, returns false: serve them now.
+    pub(crate) fn defer_ready(&mut self, db: usize, key: &[u8]) -> bool {
+        let Some(ready) = &mut self.ready else {
+            return false;
+        };
+        if !ready.iter().any(|(d, k)| *d == db && k == key) {
+            ready.push((db, Bytes::copy_from_slice(key)));
+        }
+        true
+    }
+
+    /// The keys noted by [`Locked::defer_ready`], in order, ending the
+    /// deferral.
+    pub(crate) fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
+        self.ready.take().unwrap_or_default()
     }
 }
 
@@ -536,5 +933,131 @@ mod tests {
             .insert(Bytes::from_static(b"y"), entry("v", None));
         drop(locked);
         assert_eq!(ks.lock(Keyspace::shard_of(b"y")).dbs[1].len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_lends_its_locks_instead_of_locking_again() {
+        let ks = Keyspace::new(1);
+        let mut shards = Shards::new(&ks);
+        shards.hold_keys([&b"a"[..], b"b"]);
+        // A second lock of a held std mutex would deadlock here.
+        shards.lock_key(b"a").dbs[0].insert(Bytes::from_static(b"a"), entry("1", None));
+        let mut locked = shards.lock_keys([&b"b"[..], b"a"]);
+        locked
+            .db(0, b"b")
+            .insert(Bytes::from_static(b"b"), entry("2", None));
+        assert!(locked.db(0, b"a").contains(b"a", 0));
+        drop(locked);
+        // Pushes inside the transaction are noted, not served.
+        let held = shards.held().expect("held");
+        assert!(held.defer_ready(0, b"a"));
+        assert!(held.defer_ready(0, b"a"));
+        let mut released = shards.release().expect("held");
+        assert_eq!(released.take_ready(), vec![(0, Bytes::from_static(b"a"))]);
+        assert!(!released.defer_ready(0, b"a"));
+        drop(released);
+        // Released: other code locks the shards again.
+        assert!(Shards::new(&ks).lock_key(b"b").dbs[0].contains(b"b", 0));
+    }
+
+    fn watched(db: &mut Db, key: &'static [u8], now: i64) -> Arc<WatchFlag> {
+        let flag = Arc::new(WatchFlag::default());
+        db.watch(key, &flag, now);
+        flag
+    }
+
+    #[test]
+    fn watch_sees_changes_of_its_key_only() {
+        let mut db = Db::default();
+        db.insert(Bytes::from_static(b"k"), entry("v", None));
+        let flag = watched(&mut db, b"k", 0);
+        db.insert(Bytes::from_static(b"other"), entry("v", None));
+        db.remove(b"other");
+        db.modified(b"other");
+        assert!(!flag.is_set());
+        // Reads and no-op writes are no change.
+        assert!(db.get(b"k", 0).is_some());
+        db.update(b"k", 0, |_| (None, ()));
+        db.set_expire(b"k", None);
+        assert!(!flag.is_set());
+        db.set_expire(b"k", Some(100));
+        assert!(flag.is_set());
+        for change in [
+            |db: &mut Db| db.insert(Bytes::from_static(b"k"), entry("v", None)),
+            |db: &mut Db| drop(db.remove(b"k")),
+            |db: &mut Db| db.modified(b"k"),
+            |db: &mut Db| db.update(b"k", 0, |_| (Some(entry("w", None)), ())),
+            |db: &mut Db| {
+                db.get(b"k", 1_000);
+            },
+            |db: &mut Db| db.clear(),
+        ] {
+            let mut db = Db::default();
+            db.insert(Bytes::from_static(b"k"), entry("v", Some(500)));
+            let flag = watched(&mut db, b"k", 0);
+            change(&mut db);
+            assert!(flag.is_set());
+            db.unwatch(b"k", &flag);
+            assert!(db.watched.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_key_stale_when_watched_changes_only_if_it_comes_back() {
+        // Expired (at 10) but not deleted when watched at 20.
+        let mut db = Db::default();
+        db.insert(Bytes::from_static(b"k"), entry("v", Some(10)));
+        let flag = watched(&mut db, b"k", 20);
+        assert!(!db.watched_key_expired(b"k", &flag, 20));
+        // Its deletion is no change; a new value is.
+        assert!(db.get(b"k", 20).is_none());
+        assert!(!flag.is_set());
+        db.insert(Bytes::from_static(b"k"), entry("v", None));
+        assert!(flag.is_set());
+
+        // Live when watched, expired by EXEC: EXEC fails.
+        let mut db = Db::default();
+        db.insert(Bytes::from_static(b"k"), entry("v", Some(10)));
+        let flag = watched(&mut db, b"k", 5);
+        assert!(db.watched_key_expired(b"k", &flag, 20));
+        // Deleted by expiry meanwhile: a change.
+        db.get(b"k", 20);
+        assert!(flag.is_set());
+
+        // FLUSHDB of a stale key is no change.
+        let mut db = Db::default();
+        db.insert(Bytes::from_static(b"k"), entry("v", Some(10)));
+        let stale = watched(&mut db, b"k", 20);
+        let missing = watched(&mut db, b"gone", 20);
+        db.clear();
+        assert!(!stale.is_set() && !missing.is_set());
+    }
+
+    #[test]
+    fn swapdb_touches_keys_that_exist_on_either_side() {
+        let now = 20;
+        let case = |mine: Option<Option<i64>>, theirs: Option<Option<i64>>| {
+            let mut a = Db::default();
+            let mut b = Db::default();
+            if let Some(at) = mine {
+                a.insert(Bytes::from_static(b"x"), entry("a", at));
+            }
+            if let Some(at) = theirs {
+                b.insert(Bytes::from_static(b"x"), entry("b", at));
+            }
+            let flag = watched(&mut a, b"x", now);
+            a.swap_contents(&mut b, now);
+            flag.is_set() || a.watched_key_expired(b"x", &flag, now)
+        };
+        let (live, stale) = (Some(None), Some(Some(10)));
+        assert!(case(live, None));
+        assert!(case(None, live));
+        assert!(case(live, live));
+        assert!(!case(None, None));
+        // Redis 7.0's stale-key rules.
+        assert!(!case(stale, None));
+        assert!(!case(None, stale));
+        assert!(!case(stale, stale));
+        assert!(case(stale, live));
     }
 }

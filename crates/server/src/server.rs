@@ -12,7 +12,7 @@ use transport::Shutdown;
 
 use crate::client::{self, ClientInfo};
 use crate::config::Config;
-use crate::db::{Keyspace, Rng, SHARDS};
+use crate::db::{Keyspace, Rng, SHARDS, Shards};
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -28,6 +28,12 @@ pub(crate) struct Shared {
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
     pub(crate) max_bulk_len: AtomicI64,
+    /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
+    /// which commands that may grow memory are refused. Read once per
+    /// batch. Ember evicts nothing, so other policies set no limit.
+    pub(crate) memory_limit: AtomicU64,
+    /// The memory used, as INFO reports it, sampled while there is a limit.
+    pub(crate) used_memory: AtomicU64,
     next_client_id: AtomicU64,
 }
 
@@ -52,6 +58,34 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_i64(name)
     }
+
+    /// Sets [`Shared::memory_limit`] from `config`, and samples the memory
+    /// used if there is a limit.
+    pub(crate) fn set_memory_limit(&self, config: &Config) {
+        let limit = match config.get("maxmemory-policy") {
+            Some("noeviction") => config.get_i64("maxmemory").max(0) as u64,
+            _ => 0,
+        };
+        self.memory_limit.store(limit, Ordering::Relaxed);
+        if limit > 0 {
+            self.used_memory.store(resident_memory(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether memory is over the limit: commands that may grow it are
+    /// refused (Redis's OOM error under `noeviction`).
+    pub(crate) fn out_of_memory(&self) -> bool {
+        let limit = self.memory_limit.load(Ordering::Relaxed);
+        limit > 0 && self.used_memory.load(Ordering::Relaxed) > limit
+    }
+}
+
+/// Resident memory in bytes, from /proc (0 where there is none).
+pub(crate) fn resident_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// One command's counters (INFO commandstats).
@@ -338,8 +372,13 @@ pub async fn run_on(
         shutdown: Shutdown::new(),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
+        memory_limit: AtomicU64::new(0),
+        used_memory: AtomicU64::new(0),
         next_client_id: AtomicU64::new(1),
     });
+    if let Ok(config) = shared.config.lock() {
+        shared.set_memory_limit(&config);
+    }
     let limit = Arc::new(Semaphore::new(maxclients));
     shared.shutdown.spawn(active_expire(shared.clone()));
     tokio::pin!(stop);
@@ -425,10 +464,18 @@ async fn active_expire(shared: Arc<Shared>) {
             _ = tick.tick() => {}
             () = shared.shutdown.triggered() => return,
         }
+        if shared.memory_limit.load(Ordering::Relaxed) > 0 {
+            shared
+                .used_memory
+                .store(resident_memory(), Ordering::Relaxed);
+        }
         let started = Instant::now();
+        // Created after the await: a `Shards` may hold locks, which never
+        // cross an await.
+        let mut shards = Shards::new(&shared.keyspace);
         for _ in 0..SHARDS_PER_TICK {
             let now = now_ms();
-            let mut shard = shared.keyspace.lock(next_shard);
+            let mut shard = shards.lock_shard(next_shard);
             for db in shard.dbs.iter_mut() {
                 loop {
                     let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);

@@ -412,3 +412,135 @@ fn client_unblock_as_timeout_or_error() {
         b":0\r\n"
     );
 }
+
+#[test]
+fn transactions_are_atomic() {
+    let server = EmberServer::start(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two writers: each transaction adds one to both keys, so a reader that
+    // sees them differ has seen half a transaction.
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = server.connect();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                let batch = b"MULTI\r\nINCR a\r\nINCR b\r\nEXEC\r\n";
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let reply = exchange(&mut c, batch, 1);
+                    // +OK, two +QUEUED and the EXEC array; read it all.
+                    let mut got = reply;
+                    while got.iter().filter(|&&b| b == b'\n').count() < 6 {
+                        let mut chunk = [0u8; 256];
+                        let k = c.read(&mut chunk).unwrap();
+                        assert!(k > 0);
+                        got.extend_from_slice(&chunk[..k]);
+                    }
+                    assert!(got.starts_with(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:"));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut reader = server.connect();
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let reply = call(&mut reader, &[b"MGET", b"a", b"b"]);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let values: Vec<&str> = text
+            .split("\r\n")
+            .filter(|l| !l.starts_with(['*', '$']))
+            .collect();
+        assert_eq!(values[0], values[1], "saw half a transaction: {text:?}");
+        checks += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let total: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(
+        total > 100 && checks > 100,
+        "{total} transactions, {checks} checks"
+    );
+    let a = call(&mut reader, &[b"GET", b"a"]);
+    assert_eq!(a, call(&mut reader, &[b"GET", b"b"]));
+    assert_eq!(
+        a,
+        format!("${}\r\n{total}\r\n", total.to_string().len()).as_bytes()
+    );
+}
+
+#[test]
+fn transactions_show_in_client_list_and_stats() {
+    let server = EmberServer::start(&[]);
+    let mut c = server.connect();
+    let mut admin = server.connect();
+    let id = String::from_utf8_lossy(&call(&mut c, &[b"CLIENT", b"ID"])[1..])
+        .trim()
+        .to_string();
+    let line = |admin: &mut std::net::TcpStream| {
+        String::from_utf8_lossy(&call(admin, &[b"CLIENT", b"LIST", b"ID", id.as_bytes()]))
+            .into_owned()
+    };
+    assert!(
+        line(&mut admin).contains(" flags=N "),
+        "{}",
+        line(&mut admin)
+    );
+    assert!(line(&mut admin).contains(" multi=-1 "));
+    call(&mut c, &[b"WATCH", b"w"]);
+    call(&mut admin, &[b"SET", b"w", b"1"]);
+    call(&mut c, &[b"MULTI"]);
+    call(&mut c, &[b"SET", b"a", b"1"]);
+    call(&mut c, &[b"GET", b"a"]);
+    // A touched watched key: queued commands are answered, not kept.
+    let text = line(&mut admin);
+    assert!(
+        text.contains(" flags=xd ") && text.contains(" multi=0 "),
+        "{text}"
+    );
+    assert_eq!(&call(&mut c, &[b"EXEC"])[..], b"*-1\r\n");
+    call(&mut c, &[b"CONFIG", b"RESETSTAT"]);
+    call(&mut c, &[b"MULTI"]);
+    call(&mut c, &[b"SET", b"a", b"1"]);
+    call(&mut c, &[b"AUTH", b"a"]);
+    let text = line(&mut admin);
+    assert!(
+        text.contains(" flags=x ") && text.contains(" multi=2 "),
+        "{text}"
+    );
+    assert!(text.contains(" cmd=auth "), "{text}");
+    let reply = call(&mut c, &[b"EXEC"]);
+    assert!(reply.starts_with(b"*2\r\n+OK\r\n-ERR AUTH"), "{reply:?}");
+    assert_eq!(
+        &call(&mut c, &[b"EXEC"])[..],
+        b"-ERR EXEC without MULTI\r\n"
+    );
+    let info = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"commandstats"])).into_owned();
+    // EXEC and the commands it ran are counted; errors go to whoever made
+    // them, as in Redis.
+    assert!(info.contains("cmdstat_set:calls=1,"), "{info}");
+    let stat = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .map(|l| {
+                l.split_once("usec_per_call")
+                    .map_or("", |(_, rest)| rest)
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    assert!(info.contains("cmdstat_exec:calls=2,"), "{info}");
+    assert!(
+        stat("exec").ends_with("rejected_calls=0,failed_calls=1"),
+        "{info}"
+    );
+    assert!(
+        stat("auth").ends_with("rejected_calls=0,failed_calls=1"),
+        "{info}"
+    );
+    assert!(
+        stat("set").ends_with("rejected_calls=0,failed_calls=0"),
+        "{info}"
+    );
+}

@@ -5,18 +5,67 @@
 //! a seeded generator adds random sequences over the same commands. A
 //! mismatch is shrunk to the shortest sequence that still shows it.
 
+use std::io::Write;
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use ember_tests::{EmberServer, RedisServer, call};
+use ember_tests::{EmberServer, RedisServer, call, read_reply};
 use resp::Frame;
 
-/// A running pair of servers and one connection to each.
+/// A running pair of servers and connections to each: the main one, a
+/// second client for cases with two, and an admin connection that only
+/// watches (INFO), so it never changes what the cases see.
 struct Pair {
     _redis: RedisServer,
     _ember: EmberServer,
-    redis: TcpStream,
-    ember: TcpStream,
+    redis: Side,
+    ember: Side,
+}
+
+/// One server's connections.
+struct Side {
+    main: TcpStream,
+    other: TcpStream,
+    admin: TcpStream,
+}
+
+impl Side {
+    fn new(connect: impl Fn() -> TcpStream) -> Side {
+        Side {
+            main: connect(),
+            other: connect(),
+            admin: connect(),
+        }
+    }
+
+    fn conn(&mut self, second: bool) -> &mut TcpStream {
+        if second {
+            &mut self.other
+        } else {
+            &mut self.main
+        }
+    }
+
+    /// Both clients back to a fresh state (out of MULTI, nothing watched,
+    /// RESP2, database 0) and an empty keyspace.
+    fn reset(&mut self) {
+        for conn in [&mut self.main, &mut self.other] {
+            call(conn, &[b"RESET"]);
+        }
+        call(&mut self.main, &[b"FLUSHALL"]);
+    }
+
+    /// Waits (bounded) until the server reports `n` blocked clients.
+    fn await_blocked(&mut self, n: usize) {
+        let want = format!("blocked_clients:{n}\r\n");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !String::from_utf8_lossy(&call(&mut self.admin, &[b"INFO", b"clients"]))
+            .contains(&want)
+        {
+            assert!(std::time::Instant::now() < deadline, "never saw {want:?}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
 
 impl Pair {
@@ -25,8 +74,8 @@ impl Pair {
         // The same settings the Redis helper starts with.
         let ember = EmberServer::start(&["save \"\"", "appendonly no"]);
         Pair {
-            redis: redis.connect(),
-            ember: ember.connect(),
+            redis: Side::new(|| redis.connect()),
+            ember: Side::new(|| ember.connect()),
             _redis: redis,
             _ember: ember,
         }
@@ -35,14 +84,12 @@ impl Pair {
     /// Runs `commands` on both from an empty keyspace; returns the first
     /// difference as (index, redis's reply, ember's reply).
     fn diff(&mut self, commands: &[Vec<Vec<u8>>]) -> Option<(usize, Bytes, Bytes)> {
-        for conn in [&mut self.redis, &mut self.ember] {
-            call(conn, &[b"SELECT", b"0"]);
-            call(conn, &[b"FLUSHALL"]);
-        }
+        self.redis.reset();
+        self.ember.reset();
         for (i, cmd) in commands.iter().enumerate() {
             let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
-            let r = normalize(&args, call(&mut self.redis, &args));
-            let e = normalize(&args, call(&mut self.ember, &args));
+            let r = normalize(&args, call(&mut self.redis.main, &args));
+            let e = normalize(&args, call(&mut self.ember.main, &args));
             if r != e {
                 return Some((i, r, e));
             }
@@ -76,6 +123,73 @@ impl Pair {
             String::from_utf8_lossy(&r),
             String::from_utf8_lossy(&e)
         );
+    }
+
+    /// Runs a script over two clients from an empty keyspace and fails at
+    /// the first difference. A line is a command for the main client, or:
+    /// `2> CMD` for the second client; `2< CMD` sends it without waiting
+    /// for the reply (a blocking command), which `2?` reads later;
+    /// `~ CMD` runs a command whose reply is not compared (HELLO, which
+    /// tells client ids); `!blocked N` waits until each server has N
+    /// blocked clients; `!sleep MS` waits. Scripts are not shrunk: removing
+    /// a line could leave a client blocked forever.
+    fn check_script(&mut self, lines: &[&str]) {
+        self.redis.reset();
+        self.ember.reset();
+        for (i, line) in lines.iter().enumerate() {
+            let fail = |r: &[u8], e: &[u8]| {
+                panic!(
+                    "replies differ at line {} of:\n  {}\nredis: {:?}\nember: {:?}",
+                    i + 1,
+                    lines.join("\n  "),
+                    String::from_utf8_lossy(r),
+                    String::from_utf8_lossy(e)
+                )
+            };
+            if let Some(n) = line.strip_prefix("!blocked ") {
+                let n = n.parse().expect("a count");
+                self.redis.await_blocked(n);
+                self.ember.await_blocked(n);
+                continue;
+            }
+            if let Some(ms) = line.strip_prefix("!sleep ") {
+                let ms = ms.parse().expect("milliseconds");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                continue;
+            }
+            if *line == "2?" {
+                let r = read_reply(&mut self.redis.other);
+                let e = read_reply(&mut self.ember.other);
+                if r != e {
+                    fail(&r, &e);
+                }
+                continue;
+            }
+            let (second, send_only, compare, text) = if let Some(t) = line.strip_prefix("2> ") {
+                (true, false, true, t)
+            } else if let Some(t) = line.strip_prefix("2< ") {
+                (true, true, false, t)
+            } else if let Some(t) = line.strip_prefix("~ ") {
+                (false, false, false, t)
+            } else {
+                (false, false, true, *line)
+            };
+            let command = cmd(text);
+            let args: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+            if send_only {
+                for side in [&mut self.redis, &mut self.ember] {
+                    let mut request = BytesMut::new();
+                    resp::encode_command(&mut request, &args);
+                    side.conn(true).write_all(&request).expect("write");
+                }
+                continue;
+            }
+            let r = call(self.redis.conn(second), &args);
+            let e = call(self.ember.conn(second), &args);
+            if compare && r != e {
+                fail(&r, &e);
+            }
+        }
     }
 }
 
@@ -675,6 +789,449 @@ fn hand_written_cases_match_redis() {
     }
 }
 
+#[test]
+fn transactions_match_redis() {
+    let cases: &[&[&str]] = &[
+        // Queued, run in order, per-command errors in the array.
+        &[
+            "MULTI",
+            "SET a 1",
+            "INCR a",
+            "LPUSH a x",
+            "GET a",
+            "INCRBY a x",
+            "EXEC",
+            "GET a",
+        ],
+        &[
+            "MULTI", "EXEC", "EXEC", "DISCARD", "MULTI", "DISCARD", "DISCARD",
+        ],
+        // Errors that leave the transaction usable.
+        &[
+            "MULTI", "MULTI", "WATCH x", "PING", "EXEC", "UNWATCH", "WATCH",
+        ],
+        // Errors while queueing abort it.
+        &[
+            "MULTI",
+            "SET a 1",
+            "SET b",
+            "nosuchcommand x",
+            "INCR a",
+            "EXEC",
+            "GET a",
+            "EXEC",
+        ],
+        &["MULTI", "SET a 1", "GET", "EXEC", "EXISTS a"],
+        &["MULTI", "CLIENT NOSUCH", "EXEC"],
+        &["MULTI", "CONFIG GET", "PING", "EXEC"],
+        &["MULTI", "OBJECT ENCODING", "EXEC"],
+        &["MULTI", "COMMAND GETKEYS", "EXEC"],
+        &["MULTI", "SHUTDOWN", "EXEC"],
+        &["MULTI", "SHUTDOWN NOSAVE", "PING", "EXEC"],
+        &["MULTI", "OBJECT FREQ x", "EXEC"],
+        // Subcommands Ember lacks are queued, as Redis queues them.
+        &["MULTI", "CLIENT PAUSE", "CLIENT ID x", "EXEC"],
+        // Runtime errors are replies in the array; the rest runs.
+        &[
+            "SET s x",
+            "MULTI",
+            "INCR s",
+            "LPOP s",
+            "RPUSH l a b",
+            "LPOP l 2 x",
+            "EXPIRE s x",
+            "LPOP l -1",
+            "SET s y EX 0",
+            "CLIENT SETNAME \"a b\"",
+            "CONFIG SET nosuch 1",
+            "GET s",
+            "EXEC",
+        ],
+        &["MULTI", "SET a 1", "DISCARD", "GET a", "EXEC"],
+        &["MULTI", "SET a 1", "RESET", "EXEC", "GET a"],
+        // SELECT, SWAPDB and whole-keyspace commands inside EXEC.
+        &[
+            "SET a 1",
+            "MULTI",
+            "SELECT 1",
+            "SET b 2",
+            "DBSIZE",
+            "SWAPDB 0 1",
+            "KEYS *",
+            "SELECT 0",
+            "GET b",
+            "RANDOMKEY",
+            "SCAN 0 COUNT 1000",
+            "FLUSHDB",
+            "DBSIZE",
+            "EXEC",
+            "DBSIZE",
+            "SELECT 1",
+            "KEYS *",
+        ],
+        &[
+            "MSET a 1 b 2",
+            "MULTI",
+            "MOVE a 1",
+            "COPY b c DB 2",
+            "RENAME b d",
+            "FLUSHALL",
+            "EXEC",
+            "SELECT 2",
+            "DBSIZE",
+        ],
+        // Blocking commands answer at once inside EXEC, timeouts ignored.
+        &[
+            "RPUSH l a b",
+            "MULTI",
+            "BLPOP l 0",
+            "BRPOP l 0",
+            "BLPOP l 0",
+            "BLMOVE l m LEFT LEFT 0",
+            "BRPOPLPUSH l m 0",
+            "BLMPOP 0 1 l LEFT",
+            "BLMPOP 0 1 l LEFT COUNT 2",
+            "BLPOP l x",
+            "BLPOP l -1",
+            "EXEC",
+        ],
+        &[
+            "LPUSH x foo bar",
+            "MULTI",
+            "BRPOPLPUSH x t 0",
+            "BRPOPLPUSH x t 0",
+            "BRPOPLPUSH x t 0",
+            "LRANGE x 0 -1",
+            "LRANGE t 0 -1",
+            "EXEC",
+        ],
+        // WATCH: the client's own changes count; other keys do not.
+        &[
+            "SET x 1",
+            "WATCH x",
+            "SET x 2",
+            "MULTI",
+            "GET x",
+            "EXEC",
+            "GET x",
+            "WATCH x",
+            "MULTI",
+            "INCR x",
+            "EXEC",
+            "WATCH x y",
+            "SET y 1",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        &[
+            "WATCH a b c",
+            "WATCH d",
+            "SET z 1",
+            "MULTI",
+            "PING",
+            "EXEC",
+            "WATCH a",
+            "UNWATCH",
+            "SET a 1",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        // UNWATCH inside MULTI is queued: too late.
+        &["WATCH x", "SET x 1", "MULTI", "UNWATCH", "PING", "EXEC"],
+        &[
+            "WATCH x", "SET x 1", "MULTI", "DISCARD", "MULTI", "INCR x", "EXEC",
+        ],
+        &["WATCH x", "SET x 1", "MULTI", "SET y", "EXEC"],
+        &[
+            "SET x 1", "WATCH x", "SELECT 1", "SET x 2", "SELECT 0", "MULTI", "PING", "EXEC",
+        ],
+        &["WATCH x", "EXEC", "SET x 1", "MULTI", "PING", "EXEC"],
+    ];
+    let mut pair = Pair::start();
+    for lines in cases {
+        pair.check(&case(lines));
+    }
+    // For each command, whether it touches a watched key: a real change
+    // does, even to the same value; a no-op write, a failed command or a
+    // read does not.
+    let setup = [
+        "MSET k v n 1 s x",
+        "RPUSH l a b a",
+        "SET t v EX 100",
+        "SELECT 1",
+        "SET k other",
+        "SELECT 0",
+    ];
+    let probes: &[(&str, &str)] = &[
+        ("k", "SET k v"),
+        ("k", "SET k v NX"),
+        ("missing", "SET missing v XX"),
+        ("k", "SET k v XX GET"),
+        ("k", "SETNX k x"),
+        ("k", "GETSET k v"),
+        ("k", "SETEX k 10 v"),
+        ("k", "APPEND k \"\""),
+        ("k", "SETRANGE k 0 \"\""),
+        ("k", "SETRANGE k 1 z"),
+        ("n", "INCR n"),
+        ("s", "INCR s"),
+        ("n", "INCRBYFLOAT n 1.5"),
+        ("s", "INCRBYFLOAT s 1"),
+        ("k", "GET k"),
+        ("k", "GETEX k"),
+        ("k", "GETEX k PERSIST"),
+        ("t", "GETEX t PERSIST"),
+        ("k", "GETEX k EX 100"),
+        ("k", "GETDEL k"),
+        ("missing", "GETDEL missing"),
+        ("k", "MSET k 1"),
+        ("k", "MSETNX k 1 z 2"),
+        ("z", "MSETNX y 1 z 2"),
+        ("k", "DEL k"),
+        ("missing", "DEL missing"),
+        ("k", "UNLINK k"),
+        ("k", "EXISTS k"),
+        ("k", "TYPE k"),
+        ("k", "EXPIRE k 100"),
+        ("t", "EXPIRE t 10 NX"),
+        ("k", "EXPIRE k -1"),
+        ("missing", "EXPIRE missing 10"),
+        ("k", "PERSIST k"),
+        ("t", "PERSIST t"),
+        ("k", "RENAME k k"),
+        ("k", "RENAME k r"),
+        ("r", "RENAME k r"),
+        ("n", "RENAMENX k n"),
+        ("k", "COPY n k"),
+        ("k", "COPY n k REPLACE"),
+        ("k", "MOVE k 1"),
+        ("n", "MOVE n 1"),
+        ("l", "LPUSH l x"),
+        ("missing", "LPUSHX missing x"),
+        ("missing", "RPUSHX missing x"),
+        ("k", "LPUSH k x"),
+        ("l", "LPOP l"),
+        ("missing", "LPOP missing"),
+        ("l", "LSET l 0 a"),
+        ("l", "LTRIM l 0 -1"),
+        ("missing", "LTRIM missing 0 1"),
+        ("l", "LREM l 0 zz"),
+        ("l", "LREM l 1 a"),
+        ("l", "LINSERT l BEFORE zz y"),
+        ("l", "LINSERT l BEFORE a y"),
+        ("l", "LRANGE l 0 -1"),
+        ("m", "LMOVE l m LEFT RIGHT"),
+        ("l", "LMOVE missing l LEFT RIGHT"),
+        ("l", "LMPOP 1 l LEFT"),
+        ("l", "BLPOP l 0.01"),
+        ("m", "BRPOPLPUSH l m 0.01"),
+        ("k", "FLUSHDB"),
+        ("missing", "FLUSHDB"),
+        ("k", "FLUSHALL"),
+        ("k", "SWAPDB 0 1"),
+        ("k", "SWAPDB 0 0"),
+        ("missing", "SWAPDB 0 1"),
+    ];
+    for (key, probe) in probes {
+        let watch = format!("WATCH {key}");
+        let mut lines: Vec<&str> = setup.to_vec();
+        lines.extend([watch.as_str(), probe, "MULTI", "PING", "EXEC"]);
+        pair.check(&case(&lines));
+    }
+}
+
+#[test]
+fn transactions_with_two_clients_match_redis() {
+    let scripts: &[&[&str]] = &[
+        // Another client's change aborts EXEC; a change to another key,
+        // or a read, does not.
+        &[
+            "SET x 1",
+            "WATCH x",
+            "2> SET x 2",
+            "MULTI",
+            "GET x",
+            "EXEC",
+            "WATCH x",
+            "2> SET y 2",
+            "2> GET x",
+            "MULTI",
+            "GET x",
+            "EXEC",
+            "WATCH x",
+            "MULTI",
+            "INCR x",
+            "2> DEL x",
+            "EXEC",
+            "GET x",
+        ],
+        // Queued commands have not run until EXEC.
+        &["MULTI", "SET a 1", "2> GET a", "EXEC", "2> GET a"],
+        // RESP3 replies inside EXEC, and EXEC's null.
+        &[
+            "~ HELLO 3",
+            "SET a 1",
+            "MULTI",
+            "GET a",
+            "GET nosuch",
+            "LPOP nosuch 2",
+            "CONFIG GET maxclients",
+            "BLPOP nosuch 0",
+            "INCR a",
+            "EXEC",
+            "WATCH a",
+            "2> SET a 5",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        // A transaction's pushes reach a blocked client when EXEC ends,
+        // with what EXEC left.
+        &[
+            "2< BLPOP q 0",
+            "!blocked 1",
+            "MULTI",
+            "LPUSH q a",
+            "LPUSH q b",
+            "LPUSH q c",
+            "EXEC",
+            "2?",
+            "LRANGE q 0 -1",
+        ],
+        &[
+            "2< BLMPOP 0 1 q LEFT COUNT 2",
+            "!blocked 1",
+            "MULTI",
+            "RPUSH q a b c",
+            "LPOP q",
+            "EXEC",
+            "2?",
+            "LRANGE q 0 -1",
+        ],
+        &[
+            "2< BLPOP q 0",
+            "!blocked 1",
+            "MULTI",
+            "LPUSH q a",
+            "DEL q",
+            "EXEC",
+            "MULTI",
+            "LPUSH q a",
+            "DEL q",
+            "SET q foo",
+            "EXEC",
+            "DEL q",
+            "!blocked 1",
+            "LPUSH q b",
+            "2?",
+        ],
+        // A blocked move's push touches a watched destination.
+        &[
+            "2< BRPOPLPUSH src dst 0",
+            "!blocked 1",
+            "WATCH dst",
+            "LPUSH src element",
+            "2?",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        &[
+            "2< BRPOPLPUSH src dst 0",
+            "!blocked 1",
+            "WATCH dst",
+            "MULTI",
+            "PING",
+            "EXEC",
+            "LPUSH src element",
+            "2?",
+        ],
+        // Expiry: a key that expired after WATCH fails EXEC; one already
+        // stale when watched does not, deleted or not.
+        &[
+            "SET x 1 PX 10",
+            "WATCH x",
+            "!sleep 30",
+            "MULTI",
+            "INCR x",
+            "EXEC",
+        ],
+        &[
+            "SET x 1 PX 1",
+            "!sleep 5",
+            "WATCH x",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        &[
+            "SET x 1 PX 1",
+            "!sleep 5",
+            "WATCH x",
+            "EXISTS x",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        &[
+            "SET x 1 PX 1",
+            "!sleep 5",
+            "WATCH x",
+            "FLUSHDB",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        &[
+            "SET x 1",
+            "WATCH x",
+            "2> EXPIRE x 10",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ],
+        // Over maxmemory (noeviction): queueing is refused, DISCARD works,
+        // and EXEC fails if it holds a command that may grow memory.
+        &[
+            "2> CONFIG SET maxmemory 1",
+            "SET a 1",
+            "GET a",
+            "MULTI",
+            "SET x 1",
+            "GET x",
+            "DISCARD",
+            "MULTI",
+            "LPUSH l a",
+            "2> CONFIG SET maxmemory 0",
+            "SET y 1",
+            "EXEC",
+            "EXISTS y",
+        ],
+        &[
+            "MULTI",
+            "SET x 1",
+            "GET x",
+            "2> CONFIG SET maxmemory 1",
+            "EXEC",
+            "EXEC",
+            "2> CONFIG SET maxmemory 0",
+            "SET x 1",
+            "MULTI",
+            "GET x",
+            "PING",
+            "2> CONFIG SET maxmemory 1",
+            "EXEC",
+            "2> CONFIG SET maxmemory 0",
+        ],
+    ];
+    let mut pair = Pair::start();
+    for lines in scripts {
+        pair.check_script(lines);
+    }
+}
+
 /// A small, seeded generator of command sequences over a few keys, so the
 /// commands interact.
 struct Generator(u64);
@@ -706,7 +1263,7 @@ impl Generator {
             "12345678901234567890",
         ]);
         let n = self.pick(&["0", "1", "-1", "3", "100", "-100", "x"]);
-        let text = match self.next() % 26 {
+        let text = match self.next() % 28 {
             0 => format!("SET {key} \"{value}\""),
             1 => format!(
                 "SET {key} \"{value}\" {}",
@@ -766,6 +1323,12 @@ impl Generator {
             // (a known gap; hand-written cases cover the common range).
             23 => format!("DECR {key}"),
             24 => format!("COPY {key} {other} {}", self.pick(&["", "REPLACE"])),
+            // Transactions: queued commands, EXEC, and WATCH of keys the
+            // other commands change.
+            26 => self
+                .pick(&["MULTI", "EXEC", "DISCARD", "UNWATCH"])
+                .to_string(),
+            27 => format!("WATCH {key} {other}"),
             _ => format!("OBJECT ENCODING {key}"),
         };
         cmd(&text)

@@ -43,7 +43,7 @@ pub(super) fn quit(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
 
 pub(super) fn select(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let n = parse_i64(&req[1])?;
-    if n < 0 || n >= ctx.shared.keyspace.databases() as i64 {
+    if n < 0 || n >= ctx.shards.databases() as i64 {
         return Err(CmdError::other("ERR DB index is out of range"));
     }
     ctx.client.db = n as usize;
@@ -161,6 +161,7 @@ fn valid_name(name: &[u8]) -> CmdResult {
 }
 
 pub(super) fn reset(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    super::transactions::discard_transaction(&mut ctx.shards, ctx.client);
     ctx.client.db = 0;
     ctx.client.proto = Protocol::Resp2;
     ctx.reply.proto = Protocol::Resp2;
@@ -292,13 +293,18 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// One CLIENT LIST line, with Redis 7.0's fields.
 fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     let me = c.id == ctx.client.id();
-    let (name, db, cmd, idle, proto) = if me {
+    let (name, db, cmd, idle, proto, multi, multi_mem) = if me {
+        let multi = ctx.client.multi.as_ref();
         (
             ctx.client.name.clone(),
             ctx.client.db,
-            ctx.cmd.name.to_string() + &sub_suffix(ctx),
+            // The command that came from the connection: EXEC while it
+            // runs the queue, as in Redis.
+            ctx.client.last_command.to_string() + &ctx.client.last_sub,
             0,
             ctx.client.proto,
+            multi.map_or(-1, |m| m.len() as i64),
+            multi.map_or(0, |m| m.memory()),
         )
     } else {
         let m = c.meta();
@@ -308,12 +314,29 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
             m.last_command.clone(),
             m.last_active.elapsed().as_secs(),
             m.proto,
+            m.multi,
+            m.multi_mem,
         )
     };
+    // Redis's letters, in its order: x in MULTI, b blocked, d a watched
+    // key changed; N for none.
+    let mut flags = String::new();
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if c.blocked_on.lock().is_ok_and(|b| b.is_some()) {
+        flags.push('b');
+    }
+    if c.watch.is_set() {
+        flags.push('d');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     let mut line = String::new();
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags=N db={db} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub=0 psub=0 ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -322,14 +345,6 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
         if proto == Protocol::Resp3 { 3 } else { 2 },
     );
     line
-}
-
-fn sub_suffix(ctx: &Ctx<'_>) -> String {
-    if ctx.cmd.name == "client" {
-        ctx.client.last_sub.clone()
-    } else {
-        String::new()
-    }
 }
 
 fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {

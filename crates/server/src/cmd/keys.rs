@@ -10,7 +10,7 @@ use crate::db::{Rng, SHARDS};
 
 pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().copied());
+    let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let mut n = 0;
     for key in keys {
         let db = locked.db(ctx.client.db, key);
@@ -27,7 +27,7 @@ pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// EXISTS and TOUCH: how many of the keys exist, repeats counted.
 pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().copied());
+    let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let n = keys
         .iter()
         .filter(|k| locked.db(ctx.client.db, k).contains(k, ctx.now))
@@ -38,7 +38,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let name = shard.dbs[ctx.client.db]
         .get(key, ctx.now)
         .map_or("none", |e| e.value.type_name());
@@ -51,7 +51,7 @@ pub(super) fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let all = pattern == b"*";
     let mut found = Vec::new();
     let db = ctx.client.db;
-    let mut locked = ctx.shared.keyspace.lock_all();
+    let mut locked = ctx.shards.lock_all();
     for shard in locked.shards() {
         found.extend(
             shard.dbs[db]
@@ -97,7 +97,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard_id = cursor as usize;
     let mut found = Vec::new();
     while shard_id < SHARDS && (found.len() as i64) < count {
-        let shard = ctx.shared.keyspace.lock(shard_id);
+        let shard = ctx.shards.lock_shard(shard_id);
         found.extend(
             shard.dbs[ctx.client.db]
                 .iter(ctx.now)
@@ -118,10 +118,14 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
-    let mut rng = Rng::new(ctx.now as u64 ^ ctx.client.id().rotate_left(17));
+    // Calls within the same millisecond must not repeat one another: each
+    // call moves a shared seed on (a Weyl sequence).
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed);
+    let mut rng = Rng::new(ctx.now as u64 ^ ctx.client.id().rotate_left(17) ^ call);
     let start = rng.below(SHARDS).unwrap_or(0);
     for i in 0..SHARDS {
-        let mut shard = ctx.shared.keyspace.lock((start + i) % SHARDS);
+        let mut shard = ctx.shards.lock_shard((start + i) % SHARDS);
         if let Some(key) = shard.dbs[ctx.client.db].random_key(ctx.now, &mut rng) {
             ctx.reply.bulk(&key);
             return Ok(());
@@ -133,7 +137,7 @@ pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
     let (src, dst) = (&req[1], &req[2]);
-    let mut locked = ctx.shared.keyspace.lock_keys([src, dst]);
+    let mut locked = ctx.shards.lock_keys([src, dst]);
     let db = ctx.client.db;
     if !locked.db(db, src).contains(src, ctx.now) {
         return Err(CmdError::other("ERR no such key"));
@@ -155,7 +159,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
             .db(db, dst)
             .insert(Bytes::copy_from_slice(dst), entry);
     }
-    crate::blocking::serve(&mut locked, &ctx.shared.keyspace, db, dst, ctx.now);
+    crate::blocking::serve(&mut locked, db, dst, ctx.now);
     if nx {
         ctx.reply.int(1);
     } else {
@@ -175,7 +179,7 @@ pub(super) fn renamenx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// A database index argument.
 fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
     let n = parse_i64(arg)?;
-    if n < 0 || n >= ctx.shared.keyspace.databases() as i64 || n > i64::from(i32::MAX) {
+    if n < 0 || n >= ctx.shards.databases() as i64 || n > i64::from(i32::MAX) {
         return Err(CmdError::other("ERR DB index is out of range"));
     }
     Ok(n as usize)
@@ -201,7 +205,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let mut locked = ctx.shared.keyspace.lock_keys([src, dst]);
+    let mut locked = ctx.shards.lock_keys([src, dst]);
     let Some(entry) = locked.db(ctx.client.db, src).get(src, ctx.now).cloned() else {
         ctx.reply.int(0);
         return Ok(());
@@ -213,7 +217,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     target.insert(Bytes::copy_from_slice(dst), entry);
     ctx.reply.int(1);
-    crate::blocking::serve(&mut locked, &ctx.shared.keyspace, target_db, dst, ctx.now);
+    crate::blocking::serve(&mut locked, target_db, dst, ctx.now);
     Ok(())
 }
 
@@ -225,7 +229,7 @@ pub(super) fn move_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let now = ctx.now;
     if !shard.dbs[ctx.client.db].contains(key, now) || shard.dbs[target].contains(key, now) {
         ctx.reply.int(0);
@@ -281,7 +285,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
         when
     };
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let Some(entry) = db.get(key, ctx.now) else {
         ctx.reply.int(0);
@@ -322,8 +326,8 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
-fn deadline(ctx: &Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
+    let mut shard = ctx.shards.lock_key(key);
     match shard.dbs[ctx.client.db].get(key, ctx.now) {
         None => Err(-2),
         Some(e) => e.expire_at.ok_or(-1),
@@ -356,7 +360,7 @@ pub(super) fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let had = db.get(key, ctx.now).is_some_and(|e| e.expire_at.is_some());
     if had {
@@ -400,19 +404,18 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(subcommand_arity("object", name));
     }
     let key = &req[2];
-    if eq(sub, "freq") {
-        let policy = ctx.shared.config_get("maxmemory-policy");
-        if !policy.contains("lfu") {
-            return Err(CmdError::other(
-                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
-            ));
-        }
-    }
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let lfu = eq(sub, "freq") && ctx.shared.config_get("maxmemory-policy").contains("lfu");
+    let mut shard = ctx.shards.lock_key(key);
     let Some(entry) = shard.dbs[ctx.client.db].get(key, ctx.now) else {
         ctx.reply.null();
         return Ok(());
     };
+    // As in Redis, a missing key is answered before the policy is checked.
+    if eq(sub, "freq") && !lfu {
+        return Err(CmdError::other(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
     if eq(sub, "encoding") {
         ctx.reply.bulk(entry.value.encoding().as_bytes());
     } else if eq(sub, "refcount") {

@@ -8,8 +8,9 @@ use resp::Request;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_f64, parse_i64};
 use crate::blocking::{self, BlockOp, Waiter};
-use crate::client::Blocked;
+use crate::client::{Blocked, Client};
 use crate::db::{Db, Entry, Locked};
+use crate::reply::Reply;
 use crate::value::{Value, stored_arg};
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
@@ -41,8 +42,7 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
 
 fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: bool) -> CmdResult {
     let key = &req[1];
-    let ks = &ctx.shared.keyspace;
-    let mut locked = ks.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let db = locked.db(ctx.client.db, key);
     let exists = get_list(db, key, ctx.now)?.is_some();
     if only_existing && !exists {
@@ -52,7 +52,7 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
     let items = (2..req.len()).map(|i| stored_arg(req, i));
     let len = blocking::push(db, key, left, items, ctx.now);
     ctx.reply.int(len as i64);
-    blocking::serve(&mut locked, ks, ctx.client.db, key, ctx.now);
+    blocking::serve(&mut locked, ctx.client.db, key, ctx.now);
     Ok(())
 }
 
@@ -89,7 +89,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
         None => None,
     };
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let db = locked.db(ctx.client.db, key);
     if get_list(db, key, ctx.now)?.is_none() {
         match count {
@@ -122,7 +122,7 @@ pub(super) fn rpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let len = get_list(locked.db(ctx.client.db, key), key, ctx.now)?.map_or(0, |l| l.len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -151,7 +151,7 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(&req[2])?;
     let stop = parse_i64(&req[3])?;
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
         ctx.reply.array(0);
         return Ok(());
@@ -175,7 +175,7 @@ fn index(i: i64, len: usize) -> Option<usize> {
 pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = parse_i64(&req[2])?;
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let list = get_list(locked.db(ctx.client.db, key), key, ctx.now)?;
     match list.and_then(|l| index(i, l.len()).map(|i| l[i].clone())) {
         Some(item) => ctx.reply.bulk(&item),
@@ -187,12 +187,14 @@ pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = parse_i64(&req[2])?;
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
-    let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let mut locked = ctx.shards.lock_keys([key]);
+    let db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(db, key, ctx.now)? else {
         return Err(CmdError::other("ERR no such key"));
     };
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
     list[i] = stored_arg(req, 3);
+    db.modified(key);
     ctx.reply.ok();
     Ok(())
 }
@@ -206,8 +208,9 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(CmdError::Syntax);
     };
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
-    let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let mut locked = ctx.shards.lock_keys([key]);
+    let db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -218,6 +221,7 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let item = stored_arg(req, 4);
     list.insert(if before { at } else { at + 1 }, item);
     ctx.reply.int(list.len() as i64);
+    db.modified(key);
     Ok(())
 }
 
@@ -225,7 +229,7 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let count = parse_i64(&req[2])?;
     let key = &req[1];
     let target = &req[3];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let db = locked.db(ctx.client.db, key);
     let Some(list) = get_list(db, key, ctx.now)? else {
         ctx.reply.int(0);
@@ -259,6 +263,8 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     if list.is_empty() {
         db.remove(key);
+    } else if removed > 0 {
+        db.modified(key);
     }
     ctx.reply.int(removed as i64);
     Ok(())
@@ -268,7 +274,7 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(&req[2])?;
     let stop = parse_i64(&req[3])?;
     let key = &req[1];
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let db = locked.db(ctx.client.db, key);
     if let Some(list) = get_list(db, key, ctx.now)? {
         match list_range(start, stop, list.len()) {
@@ -278,8 +284,12 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
             None => list.clear(),
         }
+        // Redis counts LTRIM of an existing list as a change, even when
+        // nothing was trimmed.
         if list.is_empty() {
             db.remove(key);
+        } else {
+            db.modified(key);
         }
     }
     ctx.reply.ok();
@@ -315,7 +325,7 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let mut locked = ctx.shared.keyspace.lock_keys([key]);
+    let mut locked = ctx.shards.lock_keys([key]);
     let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
         match count {
             Some(_) => ctx.reply.array(0),
@@ -364,21 +374,21 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// LMOVE's work, shared by the blocking forms: `Ok(None)` if the source is
 /// empty. Serves clients blocked on the destination.
-fn lmove_locked<'a>(
-    ctx: &Ctx<'_>,
-    locked: &mut Locked<'a>,
+fn lmove_locked(
+    locked: &mut Locked<'_>,
+    db: usize,
+    now: i64,
     src: &[u8],
     dst: &[u8],
     from_left: bool,
     to_left: bool,
 ) -> Result<Option<Bytes>, CmdError> {
-    let db = ctx.client.db;
-    if get_list(locked.db(db, src), src, ctx.now)?.is_none() {
+    if get_list(locked.db(db, src), src, now)?.is_none() {
         return Ok(None);
     }
-    get_list(locked.db(db, dst), dst, ctx.now)?;
+    get_list(locked.db(db, dst), dst, now)?;
     let item = blocking::pop(locked.db(db, src), src, from_left, 1).remove(0);
-    blocking::push(locked.db(db, dst), dst, to_left, [item.clone()], ctx.now);
+    blocking::push(locked.db(db, dst), dst, to_left, [item.clone()], now);
     Ok(Some(item))
 }
 
@@ -389,12 +399,12 @@ fn lmove_generic(
     from_left: bool,
     to_left: bool,
 ) -> CmdResult {
-    let ks = &ctx.shared.keyspace;
-    let mut locked = ks.lock_keys([src, dst]);
-    match lmove_locked(ctx, &mut locked, src, dst, from_left, to_left)? {
+    let mut locked = ctx.shards.lock_keys([src, dst]);
+    let (db, now) = (ctx.client.db, ctx.now);
+    match lmove_locked(&mut locked, db, now, src, dst, from_left, to_left)? {
         Some(item) => {
             ctx.reply.bulk(&item);
-            blocking::serve(&mut locked, ks, ctx.client.db, dst, ctx.now);
+            blocking::serve(&mut locked, ctx.client.db, dst, ctx.now);
         }
         None => ctx.reply.null(),
     }
@@ -442,27 +452,27 @@ fn mpop_args(req: &Request, numkeys_at: usize) -> Result<(Vec<Bytes>, bool, usiz
     Ok((keys, left, count.unwrap_or(1)))
 }
 
-/// Pops from the first non-empty list of `keys`, replying as BLPOP
-/// (`mpop: false`) or LMPOP (`mpop: true`). Returns whether it popped.
+/// Pops from the first non-empty list of `keys` of `db`, replying as
+/// BLPOP (`count: None`) or LMPOP (`Some(count)`). Returns whether it
+/// popped.
 fn pop_first(
-    ctx: &mut Ctx<'_>,
+    reply: &mut Reply<'_>,
     locked: &mut Locked<'_>,
+    (db, now): (usize, i64),
     keys: &[Bytes],
     left: bool,
-    count: usize,
-    mpop: bool,
+    count: Option<usize>,
 ) -> Result<bool, CmdError> {
-    let db = ctx.client.db;
     for key in keys {
-        if get_list(locked.db(db, key), key, ctx.now)?.is_some() {
-            let items = blocking::pop(locked.db(db, key), key, left, count);
-            ctx.reply.array(2);
-            ctx.reply.bulk(key);
-            if mpop {
-                ctx.reply.array(items.len());
-                items.iter().for_each(|i| ctx.reply.bulk(i));
+        if get_list(locked.db(db, key), key, now)?.is_some() {
+            let items = blocking::pop(locked.db(db, key), key, left, count.unwrap_or(1));
+            reply.array(2);
+            reply.bulk(key);
+            if count.is_some() {
+                reply.array(items.len());
+                items.iter().for_each(|i| reply.bulk(i));
             } else {
-                ctx.reply.bulk(&items[0]);
+                reply.bulk(&items[0]);
             }
             return Ok(true);
         }
@@ -472,8 +482,9 @@ fn pop_first(
 
 pub(super) fn lmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (keys, left, count) = mpop_args(req, 1)?;
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().map(|k| &k[..]));
-    if !pop_first(ctx, &mut locked, &keys, left, count, true)? {
+    let mut locked = ctx.shards.lock_keys(keys.iter().map(|k| &k[..]));
+    let at = (ctx.client.db, ctx.now);
+    if !pop_first(&mut ctx.reply, &mut locked, at, &keys, left, Some(count))? {
         ctx.reply.null_array();
     }
     Ok(())
@@ -499,15 +510,15 @@ fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
 /// Blocks the client on `keys` (their shards locked by the caller, all
 /// found empty).
 fn block(
-    ctx: &mut Ctx<'_>,
+    client: &mut Client,
     locked: &mut Locked<'_>,
     keys: Vec<Bytes>,
     op: BlockOp,
     deadline: Option<i64>,
 ) {
-    let (waiter, rx) = Waiter::new(ctx.client.db, keys, op, ctx.client.proto);
+    let (waiter, rx) = Waiter::new(client.db, keys, op, client.proto);
     blocking::register(locked, &waiter);
-    ctx.client.blocked = Some(Blocked {
+    client.blocked = Some(Blocked {
         waiter,
         rx,
         deadline,
@@ -519,16 +530,17 @@ fn bpop(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
     let keys: Vec<Bytes> = (1..req.len() - 1)
         .map(|i| req.arg_bytes(i).unwrap_or_default())
         .collect();
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().map(|k| &k[..]));
-    if pop_first(ctx, &mut locked, &keys, left, 1, false)? {
+    let mut locked = ctx.shards.lock_keys(keys.iter().map(|k| &k[..]));
+    let at = (ctx.client.db, ctx.now);
+    if pop_first(&mut ctx.reply, &mut locked, at, &keys, left, None)? {
         return Ok(());
     }
-    if ctx.client.in_multi {
+    if ctx.client.in_exec {
         ctx.reply.null_array();
         return Ok(());
     }
     block(
-        ctx,
+        ctx.client,
         &mut locked,
         keys,
         BlockOp::Pop { left, count: None },
@@ -548,16 +560,17 @@ pub(super) fn brpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn blmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let deadline = timeout(&req[1], ctx.now)?;
     let (keys, left, count) = mpop_args(req, 2)?;
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().map(|k| &k[..]));
-    if pop_first(ctx, &mut locked, &keys, left, count, true)? {
+    let mut locked = ctx.shards.lock_keys(keys.iter().map(|k| &k[..]));
+    let at = (ctx.client.db, ctx.now);
+    if pop_first(&mut ctx.reply, &mut locked, at, &keys, left, Some(count))? {
         return Ok(());
     }
-    if ctx.client.in_multi {
+    if ctx.client.in_exec {
         ctx.reply.null_array();
         return Ok(());
     }
     block(
-        ctx,
+        ctx.client,
         &mut locked,
         keys,
         BlockOp::Pop {
@@ -577,14 +590,14 @@ fn bmove(
     to_left: bool,
     deadline: Option<i64>,
 ) -> CmdResult {
-    let ks = &ctx.shared.keyspace;
-    let mut locked = ks.lock_keys([&src[..], &dst[..]]);
-    if let Some(item) = lmove_locked(ctx, &mut locked, src, dst, from_left, to_left)? {
+    let mut locked = ctx.shards.lock_keys([&src[..], &dst[..]]);
+    let (db, now) = (ctx.client.db, ctx.now);
+    if let Some(item) = lmove_locked(&mut locked, db, now, src, dst, from_left, to_left)? {
         ctx.reply.bulk(&item);
-        blocking::serve(&mut locked, ks, ctx.client.db, dst, ctx.now);
+        blocking::serve(&mut locked, ctx.client.db, dst, ctx.now);
         return Ok(());
     }
-    if ctx.client.in_multi {
+    if ctx.client.in_exec {
         ctx.reply.null();
         return Ok(());
     }
@@ -593,7 +606,7 @@ fn bmove(
         to_left,
         dst: dst.clone(),
     };
-    block(ctx, &mut locked, vec![src.clone()], op, deadline);
+    block(ctx.client, &mut locked, vec![src.clone()], op, deadline);
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod keys;
 mod lists;
 mod server;
 mod strings;
+mod transactions;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -18,8 +19,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use resp::Request;
 
 use crate::client::Client;
+use crate::db::Shards;
 use crate::reply::Reply;
 use crate::server::Shared;
+
+pub(crate) use transactions::{Multi, unwatch_all};
 
 /// A command's failure, written back as an error reply. The connection
 /// stays open.
@@ -60,9 +64,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client: &'a mut Client,
     pub(crate) reply: Reply<'a>,
     /// The time the command started, in Unix milliseconds: one command sees
-    /// one instant, as in Redis.
+    /// one instant, as in Redis (a transaction's commands share EXEC's).
     pub(crate) now: i64,
     pub(crate) cmd: &'static Command,
+    /// The only way to the keyspace: it locks shards, or, inside EXEC,
+    /// lends the transaction's locks.
+    pub(crate) shards: Shards<'a>,
 }
 
 /// A handler.
@@ -82,6 +89,21 @@ pub(crate) mod flags {
     pub(crate) const ADMIN: u32 = 1 << 4;
     /// Does not touch keys but may load the server (KEYS, FLUSHALL...).
     pub(crate) const SLOW: u32 = 1 << 5;
+    /// Refused inside MULTI (Redis's `no-multi`).
+    pub(crate) const NO_MULTI: u32 = 1 << 6;
+    /// Runs at once inside MULTI instead of being queued: EXEC, DISCARD,
+    /// MULTI, WATCH, QUIT, RESET.
+    pub(crate) const NOT_QUEUED: u32 = 1 << 7;
+    /// Works on whole databases (FLUSHDB, KEYS, SWAPDB, INFO's key
+    /// counts...): a transaction that runs it locks every shard. Ember's
+    /// own flag, not reported by COMMAND.
+    pub(crate) const KEYSPACE: u32 = 1 << 8;
+    /// Has subcommands, checked (name, arity) before the command runs or
+    /// is queued, as Redis does with its subcommand table.
+    pub(crate) const CONTAINER: u32 = 1 << 9;
+    /// May grow memory: refused while over `maxmemory` (Redis's
+    /// `denyoom`).
+    pub(crate) const DENYOOM: u32 = 1 << 10;
 }
 
 /// One command's description.
@@ -101,12 +123,7 @@ pub(crate) struct Command {
 impl Command {
     /// Whether `argc` arguments (name included) fit the arity.
     fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i32;
-        if self.arity >= 0 {
-            argc == self.arity
-        } else {
-            argc >= -self.arity
-        }
+        arity_fits(self.arity, argc)
     }
 
     pub(crate) fn flag_names(&self) -> Vec<&'static str> {
@@ -142,36 +159,42 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     // connection
     "ping", -1, FAST, NOKEY, connection::ping;
     "echo", 2, FAST, NOKEY, connection::echo;
-    "quit", -1, NO_AUTH | FAST, NOKEY, connection::quit;
+    "quit", -1, NO_AUTH | FAST | NOT_QUEUED, NOKEY, connection::quit;
     "select", 2, FAST, NOKEY, connection::select;
     "auth", -2, NO_AUTH | FAST, NOKEY, connection::auth;
     "hello", -1, NO_AUTH | FAST, NOKEY, connection::hello;
-    "client", -2, SLOW, NOKEY, connection::client;
-    "reset", 1, NO_AUTH | FAST, NOKEY, connection::reset;
+    "client", -2, SLOW | CONTAINER, NOKEY, connection::client;
+    "reset", 1, NO_AUTH | FAST | NOT_QUEUED, NOKEY, connection::reset;
+    // transactions
+    "multi", 1, FAST | NOT_QUEUED, NOKEY, transactions::multi;
+    "exec", 1, NOT_QUEUED, NOKEY, transactions::exec;
+    "discard", 1, FAST | NOT_QUEUED, NOKEY, transactions::discard;
+    "watch", -2, FAST | NOT_QUEUED, (1, -1, 1), transactions::watch;
+    "unwatch", 1, FAST, NOKEY, transactions::unwatch;
     // server
-    "dbsize", 1, READONLY | FAST, NOKEY, server::dbsize;
-    "flushdb", -1, WRITE, NOKEY, server::flushdb;
-    "flushall", -1, WRITE, NOKEY, server::flushall;
-    "swapdb", 3, WRITE | FAST, NOKEY, server::swapdb;
+    "dbsize", 1, READONLY | FAST | KEYSPACE, NOKEY, server::dbsize;
+    "flushdb", -1, WRITE | KEYSPACE, NOKEY, server::flushdb;
+    "flushall", -1, WRITE | KEYSPACE, NOKEY, server::flushall;
+    "swapdb", 3, WRITE | FAST | KEYSPACE, NOKEY, server::swapdb;
     "time", 1, FAST, NOKEY, server::time;
-    "info", -1, SLOW, NOKEY, server::info;
-    "config", -2, ADMIN, NOKEY, server::config;
-    "command", -1, SLOW, NOKEY, server::command;
-    "shutdown", -1, ADMIN, NOKEY, server::shutdown;
+    "info", -1, SLOW | KEYSPACE, NOKEY, server::info;
+    "config", -2, ADMIN | CONTAINER, NOKEY, server::config;
+    "command", -1, SLOW | CONTAINER, NOKEY, server::command;
+    "shutdown", -1, ADMIN | NO_MULTI, NOKEY, server::shutdown;
     "debug", -2, ADMIN, NOKEY, server::debug;
-    "function", -2, SLOW, NOKEY, server::function;
+    "function", -2, SLOW | CONTAINER, NOKEY, server::function;
     // keys
     "del", -2, WRITE, (1, -1, 1), keys::del;
     "unlink", -2, WRITE | FAST, (1, -1, 1), keys::del;
     "exists", -2, READONLY | FAST, (1, -1, 1), keys::exists;
     "touch", -2, READONLY | FAST, (1, -1, 1), keys::exists;
     "type", 2, READONLY | FAST, KEY1, keys::type_;
-    "keys", 2, READONLY | SLOW, NOKEY, keys::keys;
-    "scan", -2, READONLY, NOKEY, keys::scan;
-    "randomkey", 1, READONLY, NOKEY, keys::randomkey;
+    "keys", 2, READONLY | SLOW | KEYSPACE, NOKEY, keys::keys;
+    "scan", -2, READONLY | KEYSPACE, NOKEY, keys::scan;
+    "randomkey", 1, READONLY | KEYSPACE, NOKEY, keys::randomkey;
     "rename", 3, WRITE, (1, 2, 1), keys::rename;
     "renamenx", 3, WRITE | FAST, (1, 2, 1), keys::renamenx;
-    "copy", -3, WRITE, (1, 2, 1), keys::copy;
+    "copy", -3, WRITE | DENYOOM, (1, 2, 1), keys::copy;
     "move", 3, WRITE | FAST, KEY1, keys::move_;
     "expire", -3, WRITE | FAST, KEY1, keys::expire;
     "pexpire", -3, WRITE | FAST, KEY1, keys::pexpire;
@@ -182,57 +205,173 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "expiretime", 2, READONLY | FAST, KEY1, keys::expiretime;
     "pexpiretime", 2, READONLY | FAST, KEY1, keys::pexpiretime;
     "persist", 2, WRITE | FAST, KEY1, keys::persist;
-    "object", -2, READONLY | SLOW, (2, 2, 1), keys::object;
+    "object", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), keys::object;
     // strings
     "get", 2, READONLY | FAST, KEY1, strings::get;
-    "set", -3, WRITE, KEY1, strings::set;
-    "setnx", 3, WRITE | FAST, KEY1, strings::setnx;
-    "setex", 4, WRITE, KEY1, strings::setex;
-    "psetex", 4, WRITE, KEY1, strings::psetex;
-    "getset", 3, WRITE | FAST, KEY1, strings::getset;
+    "set", -3, WRITE | DENYOOM, KEY1, strings::set;
+    "setnx", 3, WRITE | FAST | DENYOOM, KEY1, strings::setnx;
+    "setex", 4, WRITE | DENYOOM, KEY1, strings::setex;
+    "psetex", 4, WRITE | DENYOOM, KEY1, strings::psetex;
+    "getset", 3, WRITE | FAST | DENYOOM, KEY1, strings::getset;
     "getdel", 2, WRITE | FAST, KEY1, strings::getdel;
     "getex", -2, WRITE | FAST, KEY1, strings::getex;
     "mget", -2, READONLY | FAST, (1, -1, 1), strings::mget;
-    "mset", -3, WRITE, (1, -1, 2), strings::mset;
-    "msetnx", -3, WRITE, (1, -1, 2), strings::msetnx;
-    "append", 3, WRITE | FAST, KEY1, strings::append;
+    "mset", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset;
+    "msetnx", -3, WRITE | DENYOOM, (1, -1, 2), strings::msetnx;
+    "append", 3, WRITE | FAST | DENYOOM, KEY1, strings::append;
     "strlen", 2, READONLY | FAST, KEY1, strings::strlen;
-    "incr", 2, WRITE | FAST, KEY1, strings::incr;
-    "decr", 2, WRITE | FAST, KEY1, strings::decr;
-    "incrby", 3, WRITE | FAST, KEY1, strings::incrby;
-    "decrby", 3, WRITE | FAST, KEY1, strings::decrby;
-    "incrbyfloat", 3, WRITE | FAST, KEY1, strings::incrbyfloat;
+    "incr", 2, WRITE | FAST | DENYOOM, KEY1, strings::incr;
+    "decr", 2, WRITE | FAST | DENYOOM, KEY1, strings::decr;
+    "incrby", 3, WRITE | FAST | DENYOOM, KEY1, strings::incrby;
+    "decrby", 3, WRITE | FAST | DENYOOM, KEY1, strings::decrby;
+    "incrbyfloat", 3, WRITE | FAST | DENYOOM, KEY1, strings::incrbyfloat;
     "getrange", 4, READONLY, KEY1, strings::getrange;
     "substr", 4, READONLY, KEY1, strings::getrange;
-    "setrange", 4, WRITE, KEY1, strings::setrange;
+    "setrange", 4, WRITE | DENYOOM, KEY1, strings::setrange;
     // lists
-    "lpush", -3, WRITE | FAST, KEY1, lists::lpush;
-    "rpush", -3, WRITE | FAST, KEY1, lists::rpush;
-    "lpushx", -3, WRITE | FAST, KEY1, lists::lpushx;
-    "rpushx", -3, WRITE | FAST, KEY1, lists::rpushx;
+    "lpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::lpush;
+    "rpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::rpush;
+    "lpushx", -3, WRITE | FAST | DENYOOM, KEY1, lists::lpushx;
+    "rpushx", -3, WRITE | FAST | DENYOOM, KEY1, lists::rpushx;
     "lpop", -2, WRITE | FAST, KEY1, lists::lpop;
     "rpop", -2, WRITE | FAST, KEY1, lists::rpop;
     "llen", 2, READONLY | FAST, KEY1, lists::llen;
     "lrange", 4, READONLY, KEY1, lists::lrange;
     "lindex", 3, READONLY, KEY1, lists::lindex;
-    "lset", 4, WRITE, KEY1, lists::lset;
-    "linsert", 5, WRITE, KEY1, lists::linsert;
+    "lset", 4, WRITE | DENYOOM, KEY1, lists::lset;
+    "linsert", 5, WRITE | DENYOOM, KEY1, lists::linsert;
     "lrem", 4, WRITE, KEY1, lists::lrem;
     "ltrim", 4, WRITE, KEY1, lists::ltrim;
     "lpos", -3, READONLY, KEY1, lists::lpos;
-    "lmove", 5, WRITE, (1, 2, 1), lists::lmove;
-    "rpoplpush", 3, WRITE, (1, 2, 1), lists::rpoplpush;
+    "lmove", 5, WRITE | DENYOOM, (1, 2, 1), lists::lmove;
+    "rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), lists::rpoplpush;
     "lmpop", -4, WRITE, NOKEY, lists::lmpop;
     "blpop", -3, WRITE, (1, -2, 1), lists::blpop;
     "brpop", -3, WRITE, (1, -2, 1), lists::brpop;
-    "blmove", 6, WRITE, (1, 2, 1), lists::blmove;
-    "brpoplpush", 4, WRITE, (1, 2, 1), lists::brpoplpush;
+    "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
+    "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE, NOKEY, lists::blmpop;
 };
 
 /// Commands whose first argument is a subcommand, reported as
 /// `client|list` and the like.
 const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function", "debug"];
+
+/// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
+/// arities (the container's name counted). Redis checks them before a
+/// command runs or is queued; so does [`execute`]. Subcommands Ember does
+/// not implement are listed too: inside MULTI they are queued, as in
+/// Redis, and fail when EXEC runs them.
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("caching", 3),
+            ("getname", 2),
+            ("getredir", 2),
+            ("help", 2),
+            ("id", 2),
+            ("info", 2),
+            ("kill", -3),
+            ("list", -2),
+            ("no-evict", 3),
+            ("pause", -3),
+            ("reply", 3),
+            ("setname", 3),
+            ("tracking", -3),
+            ("trackinginfo", 2),
+            ("unblock", -3),
+            ("unpause", 2),
+        ],
+    ),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("help", 2),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("set", -4),
+        ],
+    ),
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("help", 2),
+            ("idletime", 3),
+            ("refcount", 3),
+        ],
+    ),
+    (
+        "command",
+        &[
+            ("count", 2),
+            ("docs", -2),
+            ("getkeys", -4),
+            ("getkeysandflags", -4),
+            ("help", 2),
+            ("info", -2),
+            ("list", -2),
+        ],
+    ),
+    (
+        "function",
+        &[
+            ("delete", 3),
+            ("dump", 2),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("list", -2),
+            ("load", -3),
+            ("restore", -3),
+            ("stats", 2),
+        ],
+    ),
+];
+
+/// Whether `argc` arguments fit Redis's `arity`: `n` exactly n, `-n` at
+/// least n.
+fn arity_fits(arity: i32, argc: usize) -> bool {
+    let argc = argc.min(i32::MAX as usize) as i32;
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// The error for a subcommand that does not exist or has the wrong number
+/// of arguments, as Redis's command lookup gives it.
+fn check_subcommand(cmd: &Command, req: &Request) -> Option<Vec<u8>> {
+    let sub = req.get(1)?;
+    let (_, subs) = SUBCOMMANDS.iter().find(|(name, _)| *name == cmd.name)?;
+    let Some((name, arity)) = subs
+        .iter()
+        .find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
+    else {
+        let mut text = b"ERR unknown subcommand '".to_vec();
+        text.extend(sub[..sub.len().min(128)].iter().map(|&b| no_newline(b)));
+        text.extend_from_slice(b"'. Try ");
+        text.extend(req[0].iter().map(|&b| no_newline(b.to_ascii_uppercase())));
+        text.extend_from_slice(b" HELP.");
+        return Some(text);
+    };
+    (!arity_fits(*arity, req.len())).then(|| {
+        format!(
+            "ERR wrong number of arguments for '{}|{name}' command",
+            cmd.name
+        )
+        .into_bytes()
+    })
+}
+
+/// Redis replaces newlines in error texts built from arguments.
+fn no_newline(b: u8) -> u8 {
+    if b == b'\r' || b == b'\n' { b' ' } else { b }
+}
 
 static BY_NAME: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
     COMMANDS
@@ -257,6 +396,43 @@ fn lookup_index(name: &[u8]) -> Option<usize> {
     BY_NAME.get(&*lower).copied()
 }
 
+/// The keys `req` names, as its handler will lock them: the table's key
+/// positions, or, for LMPOP and BLMPOP, the keys after their `numkeys`. A
+/// transaction locks the shards of all its commands' keys up front.
+pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&'r [u8]>) {
+    let argc = req.len();
+    let numkeys_at = match cmd.name {
+        "lmpop" => Some(1),
+        "blmpop" => Some(2),
+        _ => None,
+    };
+    if let Some(at) = numkeys_at {
+        // A bad count fails in the handler before it locks anything.
+        let n = req
+            .get(at)
+            .and_then(resp::parse_int)
+            .filter(|&n| n > 0)
+            .unwrap_or(0);
+        let end = (at as i64 + 1).saturating_add(n).min(argc as i64) as usize;
+        keys.extend((at + 1..end).filter_map(|i| req.get(i)));
+        return;
+    }
+    let (first, last, step) = cmd.keys;
+    if first <= 0 {
+        return;
+    }
+    let last = if last < 0 {
+        argc as i64 + i64::from(last)
+    } else {
+        i64::from(last)
+    };
+    let mut i = i64::from(first);
+    while i <= last && i < argc as i64 {
+        keys.extend(req.get(i as usize));
+        i += i64::from(step.max(1));
+    }
+}
+
 /// What the connection should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum After {
@@ -268,7 +444,8 @@ pub(crate) enum After {
     Block,
 }
 
-/// Runs one request and appends its reply to `out`.
+/// Runs one request and appends its reply to `out`. Inside MULTI, queues
+/// it instead (or refuses it, which makes EXEC fail).
 pub(crate) fn execute(
     shared: &Shared,
     client: &mut Client,
@@ -285,23 +462,32 @@ pub(crate) fn execute(
     let Some(index) = lookup_index(name) else {
         shared.stats.error(b"ERR");
         reply.error(unknown_command(req));
+        if let Some(multi) = &mut client.multi {
+            multi.refused();
+        }
         return After::Continue;
     };
     let cmd = &COMMANDS[index];
     let rejected = if !client.authenticated && cmd.flags & NO_AUTH == 0 {
-        Some("NOAUTH Authentication required.".to_string())
+        Some(b"NOAUTH Authentication required.".to_vec())
     } else if !cmd.arity_ok(req.len()) {
-        Some(format!(
-            "ERR wrong number of arguments for '{}' command",
-            cmd.name
-        ))
+        Some(format!("ERR wrong number of arguments for '{}' command", cmd.name).into_bytes())
+    } else if cmd.flags & CONTAINER != 0 {
+        check_subcommand(cmd, req)
+    } else if cmd.flags & NO_MULTI != 0 && client.multi.is_some() {
+        Some(b"ERR Command not allowed inside a transaction".to_vec())
+    } else if client.oom && refused_when_out_of_memory(cmd, client) {
+        Some(OOM.as_bytes().to_vec())
     } else {
         None
     };
     if let Some(text) = rejected {
-        shared.stats.error(text.as_bytes());
+        shared.stats.error(&text);
         shared.stats.commands[index].rejected.fetch_add(1, Relaxed);
         reply.error(text);
+        if let Some(multi) = &mut client.multi {
+            multi.refused();
+        }
         return After::Continue;
     }
     client.last_command = cmd.name;
@@ -312,6 +498,13 @@ pub(crate) fn execute(
             .last_sub
             .push_str(&String::from_utf8_lossy(&req[1]).to_ascii_lowercase());
     }
+    if let Some(multi) = &mut client.multi
+        && cmd.flags & NOT_QUEUED == 0
+    {
+        multi.queue(index, req, &client.info.watch);
+        reply.simple("QUEUED");
+        return After::Continue;
+    }
     let now = client.clock.now_ms();
     let mut ctx = Ctx {
         shared,
@@ -319,22 +512,47 @@ pub(crate) fn execute(
         reply,
         now,
         cmd,
+        shards: Shards::new(&shared.keyspace),
     };
-    let result = (cmd.handler)(&mut ctx, req);
-    let usec = ctx.client.clock.tick().as_micros() as u64;
-    ctx.client.stats.call(&shared.stats, index, usec);
-    if let Err(e) = result {
-        let text = e.to_string();
-        shared.stats.error(text.as_bytes());
-        shared.stats.commands[index].failed.fetch_add(1, Relaxed);
-        ctx.reply.error(text);
-    }
+    call(&mut ctx, index, req);
     if ctx.client.closing {
         After::Close
     } else if ctx.client.blocked.is_some() {
         After::Block
     } else {
         After::Continue
+    }
+}
+
+/// Redis's error for a command refused over `maxmemory`.
+pub(crate) const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Over `maxmemory`, Redis refuses commands that may grow memory and,
+/// inside MULTI, queueing anything but EXEC, DISCARD, QUIT and RESET (EXEC
+/// itself fails if it holds such a command).
+fn refused_when_out_of_memory(cmd: &Command, client: &Client) -> bool {
+    if client.multi.is_some() {
+        !matches!(cmd.name, "exec" | "discard" | "quit" | "reset")
+    } else {
+        cmd.flags & DENYOOM != 0
+    }
+}
+
+/// Runs the command at `index` of the table with `ctx`, counts the call,
+/// and writes its error if it fails. EXEC calls it for each queued command.
+fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
+    let cmd = &COMMANDS[index];
+    ctx.cmd = cmd;
+    let result = (cmd.handler)(ctx, req);
+    let usec = ctx.client.clock.tick().as_micros() as u64;
+    ctx.client.stats.call(&ctx.shared.stats, index, usec);
+    if let Err(e) = result {
+        let text = e.to_string();
+        ctx.shared.stats.error(text.as_bytes());
+        ctx.shared.stats.commands[index]
+            .failed
+            .fetch_add(1, Relaxed);
+        ctx.reply.error(text);
     }
 }
 
@@ -370,6 +588,44 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
         assert!(lookup(b"nope").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    fn keys_of(line: &str) -> Vec<String> {
+        let args: Vec<&str> = line.split(' ').collect();
+        let req = Request::from_args(&args);
+        let mut keys = Vec::new();
+        command_keys(lookup(&req[0]).expect("known"), &req, &mut keys);
+        keys.iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn transactions_lock_the_keys_handlers_use() {
+        assert_eq!(keys_of("DEL a b c"), ["a", "b", "c"]);
+        assert_eq!(keys_of("MSET a 1 b 2"), ["a", "b"]);
+        assert_eq!(keys_of("MSET a 1 b"), ["a", "b"]);
+        assert_eq!(keys_of("BLPOP a b 0"), ["a", "b"]);
+        assert_eq!(keys_of("BLMOVE a b LEFT LEFT 0"), ["a", "b"]);
+        assert_eq!(keys_of("LMPOP 2 a b LEFT"), ["a", "b"]);
+        assert_eq!(keys_of("LMPOP 5 a b"), ["a", "b"]);
+        assert_eq!(keys_of("LMPOP x a LEFT"), Vec::<String>::new());
+        assert_eq!(keys_of("BLMPOP 0 1 a LEFT COUNT 2"), ["a"]);
+        assert_eq!(keys_of("OBJECT HELP"), Vec::<String>::new());
+        assert_eq!(keys_of("OBJECT ENCODING k"), ["k"]);
+        assert_eq!(keys_of("PING"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn subcommands_belong_to_containers() {
+        for (name, subs) in SUBCOMMANDS {
+            let c = lookup(name.as_bytes()).expect("a command");
+            assert!(c.flags & CONTAINER != 0, "{name}");
+            assert!(subs.iter().all(|(_, arity)| *arity != 0));
+        }
+        for c in COMMANDS.iter().filter(|c| c.flags & CONTAINER != 0) {
+            assert!(SUBCOMMANDS.iter().any(|(n, _)| *n == c.name), "{}", c.name);
+        }
     }
 
     #[test]

@@ -10,11 +10,12 @@ use super::keys::{subcommand_arity, unknown_subcommand};
 use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, lookup};
 use crate::args::{eq, parse_f64, parse_i64};
 use crate::config::Config;
+use crate::server::resident_memory;
 
 pub(super) fn dbsize(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let mut n = 0;
     let db = ctx.client.db;
-    ctx.shared.keyspace.for_each_shard(|s| n += s.dbs[db].len());
+    ctx.shards.for_each_shard(|s| n += s.dbs[db].len());
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -31,7 +32,7 @@ fn flush_mode(req: &Request) -> CmdResult {
 pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     flush_mode(req)?;
     let db = ctx.client.db;
-    let mut locked = ctx.shared.keyspace.lock_all();
+    let mut locked = ctx.shards.lock_all();
     for shard in locked.shards() {
         shard.dbs[db].clear();
     }
@@ -41,7 +42,7 @@ pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     flush_mode(req)?;
-    let mut locked = ctx.shared.keyspace.lock_all();
+    let mut locked = ctx.shards.lock_all();
     for shard in locked.shards() {
         shard.dbs.iter_mut().for_each(crate::db::Db::clear);
     }
@@ -52,18 +53,19 @@ pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let a = parse_i64(&req[1]).map_err(|_| CmdError::other("ERR invalid first DB index"))?;
     let b = parse_i64(&req[2]).map_err(|_| CmdError::other("ERR invalid second DB index"))?;
-    let n = ctx.shared.keyspace.databases() as i64;
+    let n = ctx.shards.databases() as i64;
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::other("ERR DB index is out of range"));
     }
     let (a, b) = (a as usize, b as usize);
-    let mut locked = ctx.shared.keyspace.lock_all();
+    let now = ctx.now;
+    let mut locked = ctx.shards.lock_all();
     let mut waited = Vec::new();
     for shard in locked.shards() {
         if a != b {
             let (lo, hi) = (a.min(b), a.max(b));
             let (left, right) = shard.dbs.split_at_mut(hi);
-            left[lo].swap_contents(&mut right[0]);
+            left[lo].swap_contents(&mut right[0], now);
         }
         for db in [a, b] {
             waited.extend(shard.dbs[db].waited_keys().into_iter().map(|k| (db, k)));
@@ -71,7 +73,7 @@ pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     // Clients blocked in either database may now find their lists.
     for (db, key) in waited {
-        crate::blocking::serve(&mut locked, &ctx.shared.keyspace, db, &key, ctx.now);
+        crate::blocking::serve(&mut locked, db, &key, now);
     }
     ctx.reply.ok();
     Ok(())
@@ -124,7 +126,7 @@ pub(super) fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     Ok(())
 }
 
-fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
+fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
     let shared = ctx.shared;
     let stats = &shared.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -282,9 +284,9 @@ fn info_section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
         }
         "keyspace" => {
             w("# Keyspace".into());
-            let databases = shared.keyspace.databases();
+            let databases = ctx.shards.databases();
             let mut counts = vec![(0usize, 0usize); databases];
-            shared.keyspace.for_each_shard(|s| {
+            ctx.shards.for_each_shard(|s| {
                 for (i, db) in s.dbs.iter().enumerate() {
                     counts[i].0 += db.len();
                     counts[i].1 += db.volatile_len();
@@ -313,14 +315,6 @@ fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.2}{}", units[unit])
     }
-}
-
-/// Resident memory in bytes, from /proc (0 where there is none).
-fn resident_memory() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
 }
 
 /// User and system CPU seconds, from /proc.
@@ -399,6 +393,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .max_bulk_len
             .store(config.get_i64("proto-max-bulk-len"), Ordering::Relaxed);
+        ctx.shared.set_memory_limit(&config);
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
         }

@@ -26,7 +26,7 @@ fn string_entry(bytes: Bytes) -> Entry {
 
 pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let found = get_str(db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
@@ -118,7 +118,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let keep_ttl = opts.expiry == Some(Expiry::Keep);
     let deadline = opts.deadline(ctx.now, "set")?;
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let reply = &mut ctx.reply;
     // One lookup decides everything: the old value for GET, NX and XX,
@@ -196,7 +196,7 @@ fn same_kind(expiry: Option<Expiry>, opt: &[u8]) -> bool {
 pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
     let value = stored_arg(req, 2);
-    let mut shard = ctx.shared.keyspace.lock_key(&key);
+    let mut shard = ctx.shards.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     if db.contains(&key, ctx.now) {
         ctx.reply.int(0);
@@ -219,7 +219,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     let value = stored_arg(req, 3);
     let mut entry = string_entry(value);
     entry.expire_at = deadline;
-    let mut shard = ctx.shared.keyspace.lock_key(&key);
+    let mut shard = ctx.shards.lock_key(&key);
     shard.dbs[ctx.client.db].insert(key, entry);
     ctx.reply.ok();
     Ok(())
@@ -236,7 +236,7 @@ pub(super) fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
     let value = stored_arg(req, 2);
-    let mut shard = ctx.shared.keyspace.lock_key(&key);
+    let mut shard = ctx.shards.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, &key, ctx.now)? {
         Some(old) => ctx.reply.bulk(&old.bytes),
@@ -248,7 +248,7 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(old) => {
@@ -274,7 +274,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let expiry = opts.expiry;
     let deadline = opts.deadline(ctx.now, "getex")?;
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let Some(s) = get_str(db, key, ctx.now)? else {
         ctx.reply.null();
@@ -303,7 +303,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
-    let mut locked = ctx.shared.keyspace.lock_keys(keys.iter().copied());
+    let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     ctx.reply.array(keys.len());
     for key in keys {
         match locked.db(ctx.client.db, key).get(key, ctx.now) {
@@ -335,10 +335,7 @@ fn mset_pairs(ctx: &Ctx<'_>, req: &Request) -> Result<Vec<(Bytes, Bytes)>, CmdEr
 
 pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let pairs = mset_pairs(ctx, req)?;
-    let mut locked = ctx
-        .shared
-        .keyspace
-        .lock_keys(pairs.iter().map(|(k, _)| &k[..]));
+    let mut locked = ctx.shards.lock_keys(pairs.iter().map(|(k, _)| &k[..]));
     for (key, value) in pairs {
         locked
             .db(ctx.client.db, &key)
@@ -350,10 +347,7 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let pairs = mset_pairs(ctx, req)?;
-    let mut locked = ctx
-        .shared
-        .keyspace
-        .lock_keys(pairs.iter().map(|(k, _)| &k[..]));
+    let mut locked = ctx.shards.lock_keys(pairs.iter().map(|(k, _)| &k[..]));
     let db = ctx.client.db;
     if pairs
         .iter()
@@ -370,10 +364,9 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// Fails if a string would grow past `proto-max-bulk-len`.
-fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
+fn check_size(shared: &crate::server::Shared, len: u64) -> CmdResult {
     if len
-        > ctx
-            .shared
+        > shared
             .max_bulk_len
             .load(std::sync::atomic::Ordering::Relaxed) as u64
     {
@@ -387,17 +380,18 @@ fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
 pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let extra = &req[2];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(s) => {
             let len = (s.bytes.len() + extra.len()) as u64;
-            check_size(ctx, len)?;
+            check_size(ctx.shared, len)?;
             let mut grown = BytesMut::with_capacity(len as usize);
             grown.extend_from_slice(&s.bytes);
             grown.extend_from_slice(extra);
             s.bytes = grown.freeze();
             s.raw = true;
+            db.modified(key);
             ctx.reply.int(len as i64);
         }
         None => {
@@ -411,7 +405,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes.len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -419,7 +413,7 @@ pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// INCR and friends: the new value, keeping the key's deadline.
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let new = match get_str(db, key, ctx.now)? {
         Some(s) => {
@@ -428,6 +422,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
                 .ok_or(CmdError::Overflow)?;
             s.bytes = Bytes::from(new.to_string());
             s.raw = false;
+            db.modified(key);
             new
         }
         None => {
@@ -466,7 +461,7 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let by = parse_f64(&req[2])?;
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let current = match get_str(db, key, ctx.now)? {
         Some(s) => parse_f64(&s.bytes)?,
@@ -484,6 +479,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(s) => {
             s.bytes = text;
             s.raw = false;
+            db.modified(key);
         }
         None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
     }
@@ -512,7 +508,7 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(&req[2])?;
     let end = parse_i64(&req[3])?;
     let key = &req[1];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let Some(s) = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)? else {
         ctx.reply.bulk(b"");
         return Ok(());
@@ -531,7 +527,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(CmdError::other("ERR offset is out of range"));
     }
     let value = &req[3];
-    let mut shard = ctx.shared.keyspace.lock_key(key);
+    let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let existing = get_str(db, key, ctx.now)?;
     let current_len = existing.as_ref().map_or(0, |s| s.bytes.len());
@@ -540,7 +536,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Ok(());
     }
     let end = offset as u64 + value.len() as u64;
-    check_size(ctx, end)?;
+    check_size(ctx.shared, end)?;
     let end = end as usize;
     let offset = offset as usize;
     let mut buf = BytesMut::from(existing.map(|s| &s.bytes[..]).unwrap_or_default());
@@ -553,6 +549,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(s) => {
             s.bytes = buf.freeze();
             s.raw = true;
+            db.modified(key);
         }
         None => db.insert(
             Bytes::copy_from_slice(key),
