@@ -10,25 +10,8 @@ cd "$(dirname "$0")/.."
 
 keys=${1:-1000000}
 size=${2:-3}
-command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
-    echo "needs redis-server and redis-cli (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
-cargo build --release -q -p ember-server
-ember=target/release/ember-server
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_port=$(free_port)
-ember_port=$(free_port)
-workdir=$(mktemp -d)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
-redis_pid=$!
-"$ember" --port "$ember_port" >/dev/null 2>&1 &
-ember_pid=$!
-trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
-for port in "$redis_port" "$ember_port"; do
-    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-done
+source benches/servers.sh
+start_servers
 
 # The commands, in RESP, written once and replayed to both servers.
 python3 - "$keys" "$size" > "$workdir/load.resp" <<'PY'
