@@ -416,6 +416,12 @@ fn client_unblock_as_timeout_or_error() {
 #[test]
 fn transactions_are_atomic() {
     let server = EmberServer::start(&[]);
+    let mut reader = server.connect();
+    // Both keys exist before the first check, so every MGET has two values.
+    assert_eq!(
+        &call(&mut reader, &[b"MSET", b"a", b"0", b"b", b"0"])[..],
+        b"+OK\r\n"
+    );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Two writers: each transaction adds one to both keys, so a reader that
     // sees them differ has seen half a transaction.
@@ -443,7 +449,6 @@ fn transactions_are_atomic() {
             })
         })
         .collect();
-    let mut reader = server.connect();
     let started = Instant::now();
     let mut checks = 0;
     while started.elapsed() < Duration::from_millis(1500) {
@@ -453,6 +458,7 @@ fn transactions_are_atomic() {
             .split("\r\n")
             .filter(|l| !l.starts_with(['*', '$']))
             .collect();
+        assert_eq!(values.len(), 3, "two values and the tail: {text:?}");
         assert_eq!(values[0], values[1], "saw half a transaction: {text:?}");
         checks += 1;
     }
