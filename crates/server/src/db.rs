@@ -579,18 +579,16 @@ impl Keyspace {
         let mut ids: Vec<usize> = keys.into_iter().map(Self::shard_of).collect();
         ids.sort_unstable();
         ids.dedup();
-        let guards = ids.iter().map(|&i| self.lock(i)).collect();
-        Locked {
-            ks: self,
-            ids,
-            guards,
-            ready: None,
-        }
+        self.lock_ids(ids)
     }
 
     /// Locks every shard, in order.
     fn lock_all(&self) -> Locked<'_> {
-        let ids: Vec<usize> = (0..SHARDS).collect();
+        self.lock_ids((0..SHARDS).collect())
+    }
+
+    /// Locks `ids`, which must be ascending and distinct.
+    fn lock_ids(&self, ids: Vec<usize>) -> Locked<'_> {
         let guards = ids.iter().map(|&i| self.lock(i)).collect();
         Locked {
             ks: self,
