@@ -1,0 +1,683 @@
+//! Round trips, hand-made files of every supported encoding, and corrupt
+//! input.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::write::write_with;
+use super::*;
+use crate::db::{Entry, Keyspace};
+use crate::value::{Str, Value};
+
+/// A comparable form of a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum V {
+    S(Vec<u8>),
+    L(Vec<Vec<u8>>),
+}
+
+fn v(value: &Value) -> V {
+    match value {
+        Value::Str(s) => V::S(s.bytes.to_vec()),
+        Value::List(l) => V::L(l.iter().map(|b| b.to_vec()).collect()),
+    }
+}
+
+/// Every key of `dbs`, sorted, in comparable form.
+fn flat(dbs: &[(usize, Vec<(Bytes, Entry)>)]) -> Vec<(usize, Vec<u8>, V, Option<i64>)> {
+    let mut out: Vec<_> = dbs
+        .iter()
+        .flat_map(|(db, keys)| {
+            keys.iter()
+                .map(move |(k, e)| (*db, k.to_vec(), v(&e.value), e.expire_at))
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
+fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
+    Entry {
+        value: Value::Str(Str {
+            bytes: s.into(),
+            raw: false,
+        }),
+        expire_at,
+    }
+}
+
+fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Entry {
+    Entry {
+        value: Value::List(items.into_iter().map(Bytes::from).collect::<VecDeque<_>>()),
+        expire_at,
+    }
+}
+
+/// A snapshot with every kind of string and list, in three databases.
+fn sample() -> Snapshot {
+    let mut rng = crate::db::Rng::new(42);
+    let noise: Vec<u8> = (0..5000).map(|_| rng.next() as u8).collect();
+    let db0 = vec![
+        (Bytes::from_static(b"int8"), string("-12", None)),
+        (Bytes::from_static(b"int16"), string("30000", None)),
+        (
+            Bytes::from_static(b"int32"),
+            string("-2000000000", Some(4_000_000_000_000)),
+        ),
+        (
+            Bytes::from_static(b"int64"),
+            string("9223372036854775807", None),
+        ),
+        (Bytes::from_static(b"not-int"), string("007", None)),
+        (Bytes::from_static(b"minus-zero"), string("-0", None)),
+        (Bytes::from_static(b"empty"), string("", None)),
+        (Bytes::from_static(b"short"), string("hello", None)),
+        (
+            Bytes::from_static(b"compressible"),
+            string(vec![b'z'; 10_000], None),
+        ),
+        (Bytes::from_static(b"noise"), string(noise.clone(), Some(1))),
+        (
+            Bytes::from_static(b"binary\x00\xff"),
+            string(&b"\x00\x01\xfe\xff"[..], None),
+        ),
+        (Bytes::from(vec![b'k'; 300]), string("long key", None)),
+        (Bytes::from_static(b"123"), string("an integer key", None)),
+    ];
+    let db3 = vec![
+        (
+            Bytes::from_static(b"small"),
+            list(
+                [
+                    b"a".to_vec(),
+                    b"1".to_vec(),
+                    b"-70000".to_vec(),
+                    b"".to_vec(),
+                ],
+                Some(5_000_000_000_000),
+            ),
+        ),
+        (
+            Bytes::from_static(b"many-nodes"),
+            list(
+                (0..20_000).map(|i| format!("element-{i}").into_bytes()),
+                None,
+            ),
+        ),
+        (
+            Bytes::from_static(b"ints"),
+            list(
+                (0..5_000i64).map(|i| (i * i * 997 - 3_000_000).to_string().into_bytes()),
+                None,
+            ),
+        ),
+        (
+            Bytes::from_static(b"huge-elements"),
+            list(
+                [
+                    b"x".to_vec(),
+                    vec![b'h'; 100_000],
+                    noise.clone(),
+                    b"y".to_vec(),
+                    vec![b'q'; 8_200],
+                ],
+                None,
+            ),
+        ),
+    ];
+    let db15 = vec![(Bytes::from_static(b"k"), string("in the last db", Some(-5)))];
+    let mut dbs = vec![Vec::new(); 16];
+    dbs[0] = db0;
+    dbs[3] = db3;
+    dbs[15] = db15;
+    Snapshot { dbs }
+}
+
+fn to_loaded_form(s: &Snapshot) -> Vec<(usize, Vec<(Bytes, Entry)>)> {
+    s.dbs
+        .iter()
+        .enumerate()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(i, keys)| (i, keys.clone()))
+        .collect()
+}
+
+fn encode(s: &Snapshot, aux: &Aux) -> Vec<u8> {
+    let mut out = Vec::new();
+    write(s, aux, &mut out).expect("write to memory");
+    out
+}
+
+#[test]
+fn round_trip_strings_and_lists_across_databases() {
+    let snapshot = sample();
+    let aux = Aux {
+        repl_id: Some("a".repeat(40)),
+        repl_offset: Some(12345),
+        repl_stream_db: Some(3),
+    };
+    let file = encode(&snapshot, &aux);
+    assert_eq!(&file[..9], b"REDIS0010");
+    let loaded = read(&file).expect("reads back");
+    assert_eq!(flat(&loaded.dbs), flat(&to_loaded_form(&snapshot)));
+    assert_eq!(loaded.repl_id.as_deref(), Some(&*"a".repeat(40)));
+    assert_eq!(loaded.repl_offset, Some(12345));
+    let aux_keys: Vec<&[u8]> = loaded.aux.iter().map(|(k, _)| &k[..]).collect();
+    assert_eq!(
+        aux_keys,
+        [
+            &b"redis-ver"[..],
+            b"redis-bits",
+            b"ctime",
+            b"used-mem",
+            b"repl-stream-db",
+            b"repl-id",
+            b"repl-offset",
+            b"aof-base"
+        ]
+    );
+    assert_eq!(&loaded.aux[0].1[..], b"7.0.15");
+    // No repl fields when there is no replication.
+    let loaded = read(&encode(&snapshot, &Aux::default())).unwrap();
+    assert_eq!(loaded.aux.len(), 5);
+    assert_eq!(loaded.repl_id, None);
+    // An empty keyspace is a valid file too.
+    let empty = encode(&Snapshot::default(), &Aux::default());
+    assert!(read(&empty).unwrap().dbs.is_empty());
+}
+
+#[test]
+fn plain_nodes_round_trip() {
+    let snapshot = sample();
+    let mut file = Vec::new();
+    write_with(&snapshot, &Aux::default(), &mut file, 1000).unwrap();
+    let loaded = read(&file).unwrap();
+    assert_eq!(flat(&loaded.dbs), flat(&to_loaded_form(&snapshot)));
+}
+
+/// The bytes of one string as the writer encodes it.
+fn encoded(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = write::Writer::new(&mut out, 1 << 30);
+    w.string(s).unwrap();
+    w.finish().unwrap();
+    out.truncate(out.len() - 8);
+    out
+}
+
+#[test]
+fn strings_use_redis_encodings() {
+    assert_eq!(encoded(b"0"), [0xC0, 0]);
+    assert_eq!(encoded(b"-128"), [0xC0, 0x80]);
+    assert_eq!(encoded(b"127"), [0xC0, 0x7F]);
+    assert_eq!(encoded(b"128"), [0xC1, 0x80, 0x00]);
+    assert_eq!(encoded(b"-32768"), [0xC1, 0x00, 0x80]);
+    assert_eq!(encoded(b"32768"), [0xC2, 0x00, 0x80, 0, 0]);
+    assert_eq!(encoded(b"2147483647"), [0xC2, 0xFF, 0xFF, 0xFF, 0x7F]);
+    // Past 32 bits, or not canonical: the text.
+    assert_eq!(encoded(b"2147483648"), b"\x0a2147483648");
+    assert_eq!(encoded(b"-0"), b"\x02-0");
+    assert_eq!(encoded(b"01"), b"\x0201");
+    assert_eq!(encoded(b"+1"), b"\x02+1");
+    assert_eq!(encoded(b""), [0]);
+    // 20 bytes are never compressed; 21 are if it saves 4 bytes.
+    assert_eq!(encoded(&[b'a'; 20])[0], 20);
+    assert_eq!(encoded(&[b'a'; 21])[0], 0xC3);
+    let mut rng = crate::db::Rng::new(9);
+    let noise: Vec<u8> = (0..100).map(|_| rng.next() as u8).collect();
+    assert_eq!(&encoded(&noise)[..2], &[0x40, 100]);
+    // Lengths: 6, 14 and 32 bits.
+    let noise: Vec<u8> = (0..20_000).map(|_| rng.next() as u8).collect();
+    assert_eq!(&encoded(&noise[..64])[..2], &[0x40, 64]);
+    assert_eq!(&encoded(&noise)[..5], &[0x80, 0, 0, 0x4E, 0x20]);
+}
+
+#[test]
+fn lists_split_like_redis_quicklists() {
+    let elements: Vec<Bytes> = (0..3000)
+        .map(|i| Bytes::from(format!("value-{i:05}")))
+        .collect();
+    let nodes = write::split(elements.iter(), 1 << 30);
+    let mut total = 0;
+    let mut previous: Option<usize> = None;
+    for node in &nodes {
+        let write::Node::Packed(lp) = node else {
+            panic!("no plain nodes below the threshold");
+        };
+        let items = listpack::decode(lp).unwrap();
+        assert!(lp.len() <= 8192);
+        // The node before was closed because this node's first element
+        // did not fit: 8 bytes of slack per element, as Redis allows.
+        if let Some(prev) = previous {
+            assert!(prev + 11 + 8 > 8192, "node of {prev} bytes closed early");
+        }
+        previous = Some(lp.len());
+        total += items.len();
+    }
+    assert_eq!(total, 3000);
+    assert!(nodes.len() > 3);
+    // An element longer than a node gets a node of its own.
+    let big = Bytes::from(vec![b'b'; 9000]);
+    let small = Bytes::from_static(b"s");
+    let nodes = write::split([&small, &big, &small].into_iter(), 1 << 30);
+    assert_eq!(nodes.len(), 3);
+    let nodes = write::split([&small, &big, &small].into_iter(), 5000);
+    assert!(matches!(nodes[1], write::Node::Plain(b) if b.len() == 9000));
+}
+
+/// A file of `version` around `body`, with a checksum if `version >= 5`.
+fn file(version: u32, body: &[u8]) -> Vec<u8> {
+    let mut f = format!("REDIS{version:04}").into_bytes();
+    f.extend_from_slice(body);
+    f.push(0xFF);
+    if version >= 5 {
+        let crc = crc::crc64(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+    }
+    f
+}
+
+/// An RDB string of `s`, raw.
+fn s(s: &[u8]) -> Vec<u8> {
+    assert!(s.len() < 64);
+    [&[s.len() as u8][..], s].concat()
+}
+
+fn keys_of(data: &[u8]) -> Vec<(usize, Vec<u8>, V, Option<i64>)> {
+    flat(&read(data).expect("loads").dbs)
+}
+
+#[test]
+fn old_versions_and_encodings() {
+    // Version 3: a plain list, EXPIRETIME in seconds, an integer key, no
+    // checksum.
+    let body = [
+        &[0xFE, 0x01][..],
+        &[0xFD],
+        &100i32.to_le_bytes(),
+        &[0x01],
+        &[0xC0, 0x07],
+        &[0x02],
+        &s(b"a"),
+        &[0xC1, 0x10, 0x27],
+    ]
+    .concat();
+    assert_eq!(
+        keys_of(&file(3, &body)),
+        [(
+            1,
+            b"7".to_vec(),
+            V::L(vec![b"a".to_vec(), b"10000".to_vec()]),
+            Some(100_000)
+        )]
+    );
+    // Version 6: a ziplist list, a quicklist of ziplists; IDLE, FREQ,
+    // RESIZEDB and unknown AUX fields are skipped.
+    let zl = ziplist::tests::ziplist(&[b"\x03one", &[0xF3]]);
+    let zl2 = ziplist::tests::ziplist(&[&[0xFE, 0x80]]);
+    let body = [
+        &[0xFA][..],
+        &s(b"lua"),
+        &s(b"ignored"),
+        &[0xFB, 2, 0],
+        &[0xF8, 0x05, 0xF9, 0x07],
+        &[10],
+        &s(b"zl"),
+        &s(&zl),
+        &[14],
+        &s(b"ql"),
+        &[2],
+        &s(&zl),
+        &s(&zl2),
+    ]
+    .concat();
+    assert_eq!(
+        keys_of(&file(6, &body)),
+        [
+            (
+                0,
+                b"ql".to_vec(),
+                V::L(vec![b"one".to_vec(), b"2".to_vec(), b"-128".to_vec()]),
+                None
+            ),
+            (
+                0,
+                b"zl".to_vec(),
+                V::L(vec![b"one".to_vec(), b"2".to_vec()]),
+                None
+            ),
+        ]
+    );
+    // Version 10: quicklist 2 with a PLAIN node and a PACKED node, an LZF
+    // string and an int32 string, EXPIRETIME_MS.
+    let mut lp = listpack::Builder::new();
+    lp.push(b"p1");
+    lp.push(b"-5");
+    let lp = lp.finish();
+    let body = [
+        &[0xFC][..],
+        &1_700_000_000_123i64.to_le_bytes(),
+        &[18],
+        &s(b"l"),
+        &[2, 1],
+        &s(b"plain"),
+        &[2],
+        &s(&lp),
+        &[0],
+        &s(b"lzf"),
+        &[0xC3, 5, 52, 0x00, b'a', 0xE0, 42, 0x00],
+        &[0],
+        &s(b"i32"),
+        &[0xC2, 0xFF, 0xFF, 0xFF, 0xFF],
+    ]
+    .concat();
+    assert_eq!(
+        keys_of(&file(10, &body)),
+        [
+            (0, b"i32".to_vec(), V::S(b"-1".to_vec()), None),
+            (
+                0,
+                b"l".to_vec(),
+                V::L(vec![b"plain".to_vec(), b"p1".to_vec(), b"-5".to_vec()]),
+                Some(1_700_000_000_123)
+            ),
+            (0, b"lzf".to_vec(), V::S(vec![b'a'; 52]), None),
+        ]
+    );
+    // Lengths in 14, 32 and 64 bits.
+    let long = vec![b'L'; 100];
+    let body = [
+        &[0][..],
+        &s(b"a"),
+        &[0x40, 100],
+        &long,
+        &[0],
+        &s(b"b"),
+        &[0x80, 0, 0, 0, 100],
+        &long,
+        &[0],
+        &s(b"c"),
+        &[0x81, 0, 0, 0, 0, 0, 0, 0, 100],
+        &long,
+    ]
+    .concat();
+    assert_eq!(keys_of(&file(9, &body)).len(), 3);
+}
+
+#[test]
+fn empty_collections_are_skipped_like_redis() {
+    let empty_lp = listpack::Builder::new().finish();
+    let body = [
+        &[1][..],
+        &s(b"empty"),
+        &[0],
+        &[18],
+        &s(b"q"),
+        &[1, 2],
+        &s(&empty_lp),
+        &[4],
+        &s(b"h"),
+        &[0],
+    ]
+    .concat();
+    assert!(keys_of(&file(10, &body)).is_empty());
+}
+
+fn err(data: &[u8]) -> String {
+    match read(data) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn types_the_keyspace_cannot_hold_are_refused_by_name() {
+    let refused = |ty: u8, value: &[u8]| err(&file(10, &[&[ty][..], &s(b"h"), value].concat()));
+    let holds =
+        |kind: &str| format!("key 'h' holds a {kind}; this server stores strings and lists only");
+    assert_eq!(
+        refused(4, &[&[1][..], &s(b"f"), &s(b"v")].concat()),
+        holds("hash")
+    );
+    assert_eq!(refused(2, &[&[1][..], &s(b"m")].concat()), holds("set"));
+    assert_eq!(
+        refused(3, &[&[1][..], &s(b"m"), &[1, b'1']].concat()),
+        holds("zset")
+    );
+    assert_eq!(
+        refused(5, &[&[1][..], &s(b"m"), &1.5f64.to_le_bytes()].concat()),
+        holds("zset")
+    );
+    let is = [2u8, 0, 0, 0, 1, 0, 0, 0, 5, 0];
+    assert_eq!(refused(11, &s(&is)), holds("set"));
+    assert_eq!(refused(9, &s(b"\x01\x01f\x01\x00v\xff")), holds("hash"));
+    let zl = ziplist::tests::ziplist(&[b"\x01f", b"\x01v"]);
+    assert_eq!(refused(13, &s(&zl)), holds("hash"));
+    assert_eq!(refused(12, &s(&zl)), holds("zset"));
+    let mut lp = listpack::Builder::new();
+    lp.push(b"f");
+    lp.push(b"v");
+    let lp = lp.finish();
+    assert_eq!(refused(16, &s(&lp)), holds("hash"));
+    assert_eq!(refused(17, &s(&lp)), holds("zset"));
+    assert_eq!(refused(20, &s(&lp)), holds("set"));
+    // Validated before refused: a corrupt hash is a corruption.
+    assert!(refused(16, &s(&lp[..lp.len() - 1])).starts_with("corrupt RDB data at offset"));
+    assert_eq!(
+        refused(15, &[]),
+        "unsupported RDB type 15 (stream) for key 'h'"
+    );
+    assert_eq!(
+        refused(19, &[]),
+        "unsupported RDB type 19 (stream) for key 'h'"
+    );
+    assert_eq!(
+        refused(7, &[]),
+        "unsupported RDB type 7 (module) for key 'h'"
+    );
+    assert!(refused(8, &[]).contains("unknown RDB type 8"));
+    assert!(err(&file(10, &[0xF7, 1, 2, 3])).contains("module aux data"));
+    assert!(
+        err(&file(10, &[&[0xF5][..], &s(b"#!lua name=x")].concat())).contains("function library")
+    );
+}
+
+#[test]
+fn header_checksum_and_duplicates() {
+    let good = encode(&sample(), &Aux::default());
+    let mut v11 = good.clone();
+    v11[5..9].copy_from_slice(b"0011");
+    assert_eq!(err(&v11), "Can't handle RDB format version 11");
+    let mut v0 = good.clone();
+    v0[5..9].copy_from_slice(b"abcd");
+    assert_eq!(err(&v0), "Can't handle RDB format version 0");
+    assert!(err(b"RADIS0010\xff").contains("signature"));
+    assert_eq!(err(b"RED"), "unexpected end of RDB data at offset 0");
+    // A flipped bit in a value: the checksum catches it.
+    let mut flipped = good.clone();
+    let at = flipped.windows(5).position(|w| w == b"hello").unwrap();
+    flipped[at] = b'j';
+    assert!(err(&flipped).starts_with("RDB checksum mismatch"));
+    // A zero checksum is not checked (rdbchecksum no).
+    let n = flipped.len();
+    flipped[n - 8..].fill(0);
+    assert!(read(&flipped).is_ok());
+    // The same key twice in a database.
+    let body = [&[0][..], &s(b"k"), &s(b"1"), &[0], &s(b"k"), &s(b"2")].concat();
+    assert_eq!(err(&file(10, &body)), "RDB has duplicated key 'k' in DB 0");
+    let body = [
+        &[0][..],
+        &s(b"k"),
+        &s(b"1"),
+        &[0xFE, 1, 0],
+        &s(b"k"),
+        &s(b"2"),
+    ]
+    .concat();
+    assert_eq!(read(&file(10, &body)).unwrap().len(), 2);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let mut small = Snapshot {
+        dbs: vec![Vec::new(); 2],
+    };
+    small.dbs[0].push((
+        Bytes::from_static(b"s"),
+        string("some text that compresses compresses compresses", Some(7)),
+    ));
+    small.dbs[1].push((
+        Bytes::from_static(b"l"),
+        list([b"a".to_vec(), b"12".to_vec(), vec![b'c'; 70]], None),
+    ));
+    small.dbs[1].push((Bytes::from_static(b"i"), string("42", None)));
+    let good = encode(&small, &Aux::default());
+    assert_eq!(read(&good).unwrap().len(), 3);
+    for n in 0..good.len() {
+        assert!(read(&good[..n]).is_err(), "a prefix of {n} bytes loaded");
+    }
+    // Trailing bytes after the checksum are ignored, as by Redis.
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"junk");
+    assert!(read(&longer).is_ok());
+}
+
+#[test]
+fn claims_larger_than_the_data_are_refused_without_allocating() {
+    // A list of 2^62 elements, a string of 2^40 bytes, an LZF string that
+    // claims 4 GiB from 5 bytes.
+    for body in [
+        [&[1][..], &s(b"k"), &[0x81, 0x40, 0, 0, 0, 0, 0, 0, 0]].concat(),
+        [&[0][..], &s(b"k"), &[0x81, 0, 0, 1, 0, 0, 0, 0, 0]].concat(),
+        [
+            &[0][..],
+            &s(b"k"),
+            &[0xC3, 5, 0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0, b'a', 0xE0, 42, 0],
+        ]
+        .concat(),
+        [&[18][..], &s(b"k"), &[0x80, 0x7F, 0xFF, 0xFF, 0xFF]].concat(),
+    ] {
+        assert!(read(&file(10, &body)).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn corruption_never_panics(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        static GOOD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = GOOD.get_or_init(|| {
+            let mut s = Snapshot { dbs: vec![Vec::new(); 3] };
+            s.dbs[0].push((Bytes::from_static(b"str"), string("value value value value value", Some(99))));
+            s.dbs[0].push((Bytes::from_static(b"n"), string("-1234", None)));
+            s.dbs[2].push((Bytes::from_static(b"list"), list((0..40).map(|i| format!("{i}-{}", "x".repeat(i)).into_bytes()), None)));
+            encode(&s, &Aux::default())
+        });
+        let mut data = good.clone();
+        for (at, b) in flips {
+            let at = at % data.len();
+            data[at] = b;
+        }
+        // Without the checksum to catch it, the parser sees the damage.
+        let n = data.len();
+        data[n - 8..].fill(0);
+        let _ = read(&data);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut data = b"REDIS0010".to_vec();
+        data.extend_from_slice(&body);
+        let _ = read(&data);
+    }
+
+    #[test]
+    fn strings_round_trip(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..20)) {
+        let mut snapshot = Snapshot { dbs: vec![Vec::new()] };
+        for (i, value) in values.iter().enumerate() {
+            snapshot.dbs[0].push((Bytes::from(format!("k{i}")), string(value.clone(), None)));
+        }
+        snapshot.dbs[0].push((Bytes::from_static(b"list"), list(values.clone(), None)));
+        let loaded = read(&encode(&snapshot, &Aux::default())).unwrap();
+        prop_assert_eq!(flat(&loaded.dbs), flat(&to_loaded_form(&snapshot)));
+    }
+}
+
+#[test]
+fn strict_integers_match_string2ll() {
+    for (s, want) in [
+        (&b"0"[..], Some(0)),
+        (b"-1", Some(-1)),
+        (b"9223372036854775807", Some(i64::MAX)),
+        (b"-9223372036854775808", Some(i64::MIN)),
+        (b"9223372036854775808", None),
+        (b"-0", None),
+        (b"00", None),
+        (b"01", None),
+        (b"+1", None),
+        (b" 1", None),
+        (b"1 ", None),
+        (b"-", None),
+        (b"", None),
+        (b"1a", None),
+    ] {
+        assert_eq!(strict_i64(s), want, "{:?}", String::from_utf8_lossy(s));
+    }
+}
+
+#[test]
+fn snapshot_and_install() {
+    let ks = Keyspace::new(4);
+    let mut shards = Shards::new(&ks);
+    shards.lock_key(b"a").dbs[0].insert(Bytes::from_static(b"a"), string("1", None));
+    shards.lock_key(b"b").dbs[2].insert(
+        Bytes::from_static(b"b"),
+        list([b"x".to_vec()], Some(i64::MAX)),
+    );
+    shards.lock_key(b"gone").dbs[2].insert(Bytes::from_static(b"gone"), string("old", Some(1)));
+    let (snapshot, extra) = Snapshot::take(&mut shards, || 7);
+    assert_eq!(extra, 7);
+    assert_eq!(snapshot.dbs.len(), 4);
+    assert_eq!(snapshot.len(), 2, "the expired key is left out");
+    let loaded = read(&encode(&snapshot, &Aux::default())).unwrap();
+
+    // Install over other contents: they are flushed.
+    shards.lock_key(b"c").dbs[1].insert(Bytes::from_static(b"c"), string("3", None));
+    install(&mut shards, loaded, Some(0)).unwrap();
+    let mut count = 0;
+    shards.for_each_shard(|s| count += s.dbs.iter().map(crate::db::Db::len).sum::<usize>());
+    assert_eq!(count, 2);
+    assert!(shards.lock_key(b"b").dbs[2].contains(b"b", 0));
+
+    // A database the server does not have: nothing changes.
+    let mut far = Loaded::default();
+    far.dbs
+        .push((0, vec![(Bytes::from_static(b"z"), string("z", None))]));
+    far.dbs
+        .push((9, vec![(Bytes::from_static(b"y"), string("y", None))]));
+    assert_eq!(
+        install(&mut shards, far, None).unwrap_err().to_string(),
+        "the RDB file has data in DB 9, but this server is configured with 4 databases"
+    );
+    assert!(!shards.lock_key(b"z").dbs[0].contains(b"z", 0));
+    assert!(shards.lock_key(b"a").dbs[0].contains(b"a", 0));
+
+    // A master drops expired keys; a replica keeps them.
+    let mut expiring = Loaded::default();
+    expiring.dbs.push((
+        0,
+        vec![
+            (Bytes::from_static(b"old"), string("o", Some(100))),
+            (Bytes::from_static(b"new"), string("n", Some(300))),
+        ],
+    ));
+    assert_eq!(expiring.expired(Some(200)), 1);
+    assert_eq!(expiring.expired(None), 0);
+    install(&mut shards, expiring, Some(200)).unwrap();
+    let mut count = 0;
+    shards.for_each_shard(|s| count += s.dbs[0].len());
+    assert_eq!(count, 1);
+}
