@@ -159,10 +159,13 @@ impl EmberServer {
                 .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                server::run(listener, config, async {
+                let served = server::run(listener, config, async {
                     let _ = stopped.await;
                 })
                 .await;
+                if let Err(e) = served {
+                    eprintln!("the Ember test server did not start: {e}");
+                }
             });
         });
         EmberServer {
@@ -397,10 +400,13 @@ pub fn serve_if_node_process() {
             let mut buf = [0u8; 64];
             while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
         });
-        server::run(listener, server::Config::default(), async {
+        let served = server::run(listener, server::Config::default(), async {
             let _ = parent_gone.await;
         })
         .await;
+        if let Err(e) = served {
+            eprintln!("the Ember node did not start: {e}");
+        }
     });
     runtime.shutdown_background();
 }

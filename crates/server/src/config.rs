@@ -38,6 +38,13 @@ pub struct Flags {
     /// Threads that serve connections (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The working directory: where SAVE writes and startup loads the RDB
+    /// file.
+    #[arg(long)]
+    pub dir: Option<String>,
+    /// The RDB file's name within `dir` (default `dump.rdb`).
+    #[arg(long)]
+    pub dbfilename: Option<String>,
     /// Any other parameter as `--name value`, as redis-server accepts.
     #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
     pub set: Vec<String>,
@@ -267,6 +274,12 @@ impl Config {
         if let Some(l) = &flags.loglevel {
             set("loglevel", l.clone())?;
         }
+        if let Some(d) = &flags.dir {
+            set("dir", d.clone())?;
+        }
+        if let Some(f) = &flags.dbfilename {
+            set("dbfilename", f.clone())?;
+        }
         for pair in flags.set.chunks(2) {
             if let [name, value] = pair {
                 set(name, value.clone())?;
@@ -335,6 +348,10 @@ impl Config {
             ));
         };
         let canonical = match kind {
+            Kind::Text if key == "dir" => self.resolve_dir(value)?,
+            Kind::Text if key == "dbfilename" && value.contains('/') => {
+                return Err("dbfilename can't be a path, just a filename".to_string());
+            }
             Kind::Text => value.to_string(),
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => "yes".to_string(),
@@ -371,6 +388,31 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// `dir` as Redis's `chdir` would take it: relative to the current
+    /// `dir`, which must exist; stored absolute, as CONFIG GET shows it.
+    fn resolve_dir(&self, value: &str) -> Result<String, String> {
+        let base = std::path::Path::new(self.get("dir").unwrap_or("."));
+        let dir = base.join(value);
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err("Not a directory".to_string()),
+            Err(e) => return Err(io_reason(&e)),
+        }
+        let dir = std::fs::canonicalize(&dir).map_err(|e| io_reason(&e))?;
+        Ok(dir.display().to_string())
+    }
+}
+
+/// An I/O error as C's `strerror` words it (Redis's config errors do).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -411,6 +453,23 @@ mod tests {
         assert!(c.set("appendonly", "maybe").is_err());
         assert_eq!(c.set("proto-max-bulk-len", "2mb"), Ok(()));
         assert_eq!(c.get("proto-max-bulk-len"), Some("2097152"));
+    }
+
+    #[test]
+    fn dir_is_resolved_like_chdir() {
+        let mut c = Config::default();
+        let tmp = std::env::temp_dir().canonicalize().unwrap();
+        c.set("dir", tmp.to_str().unwrap()).unwrap();
+        assert_eq!(c.get("dir"), Some(tmp.to_str().unwrap()));
+        // Relative to the current dir.
+        c.set("dir", "..").unwrap();
+        assert_eq!(c.get("dir"), tmp.parent().and_then(|p| p.to_str()));
+        assert_eq!(
+            c.set("dir", "/no/such/dir/here"),
+            Err("No such file or directory".to_string())
+        );
+        assert!(c.set("dbfilename", "a/b.rdb").is_err());
+        assert_eq!(c.set("dbfilename", "other.rdb"), Ok(()));
     }
 
     #[test]

@@ -16,9 +16,10 @@ mod cmd;
 pub mod config;
 mod db;
 mod glob;
+mod rdb;
 mod reply;
 mod server;
 mod value;
 
 pub use config::{Config, ConfigError, Flags};
-pub use server::{Workers, run, run_on};
+pub use server::{ServeError, Workers, run, run_on};

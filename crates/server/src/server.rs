@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) memory_limit: AtomicU64,
     /// The memory used, as INFO reports it, sampled while there is a limit.
     pub(crate) used_memory: AtomicU64,
+    /// SAVE and BGSAVE state.
+    pub(crate) persistence: Arc<crate::rdb::Persistence>,
     next_client_id: AtomicU64,
 }
 
@@ -116,6 +118,12 @@ pub(crate) struct Stats {
     /// Error replies by their code (`ERR`, `WRONGTYPE`, ...).
     pub(crate) errors: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) error_replies: AtomicU64,
+    /// Calls of write commands since startup, for
+    /// `rdb_changes_since_last_save`. Redis counts changes (an RPUSH of
+    /// three elements is three, a DEL of a missing key none); this counts
+    /// calls, failed ones included, so it is an approximation that is zero
+    /// exactly when nothing was written. CONFIG RESETSTAT leaves it alone.
+    pub(crate) dirty: AtomicU64,
 }
 
 impl Default for Stats {
@@ -136,6 +144,7 @@ impl Default for Stats {
                 .collect(),
             errors: Mutex::new(std::collections::BTreeMap::new()),
             error_replies: AtomicU64::new(0),
+            dirty: AtomicU64::new(0),
         }
     }
 }
@@ -260,6 +269,9 @@ impl LocalStats {
             stats
                 .commands_processed
                 .fetch_add(self.calls, Ordering::Relaxed);
+            if crate::cmd::COMMANDS[index].flags & crate::cmd::flags::WRITE != 0 {
+                stats.dirty.fetch_add(self.calls, Ordering::Relaxed);
+            }
         }
         if self.hits > 0 {
             stats.keyspace_hits.fetch_add(self.hits, Ordering::Relaxed);
@@ -289,10 +301,33 @@ fn run_id() -> String {
         .collect()
 }
 
+/// Why the server could not serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The RDB file (`dir`/`dbfilename`) exists but cannot be loaded: the
+    /// server does not start on a partial or empty keyspace, as Redis
+    /// does not.
+    #[error("cannot load the RDB file {}: {reason}", path.display())]
+    Load {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// Serves clients on `listener` until `stop` completes or a client sends
 /// SHUTDOWN; then stops accepting, closes every connection and returns.
-pub async fn run(listener: TcpListener, config: Config, stop: impl Future<Output = ()>) {
-    run_on(listener, config, stop, None).await;
+///
+/// First, if `dir`/`dbfilename` names a file, loads it (keys already
+/// expired are left out), before any client is accepted.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    run_on(listener, config, stop, None).await
 }
 
 /// Threads that serve connections, each with a single-threaded runtime of
@@ -357,7 +392,7 @@ pub async fn run_on(
     config: Config,
     stop: impl Future<Output = ()>,
     workers: Option<&Workers>,
-) {
+) -> Result<(), ServeError> {
     let databases = config.get_i64("databases").max(1) as usize;
     let maxclients = config.get_i64("maxclients").max(1) as usize;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -374,10 +409,15 @@ pub async fn run_on(
         max_bulk_len: AtomicI64::new(max_bulk_len),
         memory_limit: AtomicU64::new(0),
         used_memory: AtomicU64::new(0),
+        persistence: Arc::default(),
         next_client_id: AtomicU64::new(1),
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
+    }
+    load_at_startup(&shared)?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("Ready to accept connections on {addr}");
     }
     let limit = Arc::new(Semaphore::new(maxclients));
     shared.shutdown.spawn(active_expire(shared.clone()));
@@ -412,6 +452,49 @@ pub async fn run_on(
     drop(listener);
     shared.shutdown.wait().await;
     tracing::info!("ready to exit, bye bye");
+    Ok(())
+}
+
+/// Loads `dir`/`dbfilename` into the empty keyspace, if the file exists.
+fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
+    let path = crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let started = Instant::now();
+    let fail = |reason: String| ServeError::Load {
+        path: path.clone(),
+        reason,
+    };
+    let loaded = match crate::rdb::load_file(&path) {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    if let Some((_, version)) = loaded.aux.iter().find(|(k, _)| &k[..] == b"redis-ver") {
+        tracing::info!(
+            "Loading RDB produced by version {}",
+            String::from_utf8_lossy(version)
+        );
+    }
+    let now = now_ms();
+    let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
+    let mut shards = Shards::new(&shared.keyspace);
+    crate::rdb::install(&mut shards, loaded, Some(now)).map_err(|e| fail(e.to_string()))?;
+    shared.persistence.loaded(
+        keys - expired,
+        expired,
+        shared.stats.dirty.load(Ordering::Relaxed),
+    );
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds. Keys loaded: {}, keys expired: {}.",
+        started.elapsed().as_secs_f64(),
+        keys - expired,
+        expired
+    );
+    Ok(())
 }
 
 /// Starts serving a connection, on a worker thread when there are some.

@@ -71,9 +71,14 @@ async fn serve(config: Config, workers: &Workers) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing::info!("Ready to accept connections on {addr}");
-    ember_server::run_on(listener, config, stop_signal(), Some(workers)).await;
-    std::process::ExitCode::SUCCESS
+    match ember_server::run_on(listener, config, stop_signal(), Some(workers)).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Like Redis, refuse to serve a keyspace that is not the file's.
+            tracing::error!("{e}. Unrecoverable error, aborting now.");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

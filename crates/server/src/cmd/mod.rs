@@ -8,6 +8,7 @@
 mod connection;
 mod keys;
 mod lists;
+mod persistence;
 mod server;
 mod strings;
 mod transactions;
@@ -181,8 +182,12 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "config", -2, ADMIN | CONTAINER, NOKEY, server::config;
     "command", -1, SLOW | CONTAINER, NOKEY, server::command;
     "shutdown", -1, ADMIN | NO_MULTI, NOKEY, server::shutdown;
-    "debug", -2, ADMIN, NOKEY, server::debug;
+    "debug", -2, ADMIN | KEYSPACE, NOKEY, server::debug;
     "function", -2, SLOW | CONTAINER, NOKEY, server::function;
+    // persistence
+    "save", 1, ADMIN | NO_MULTI, NOKEY, persistence::save;
+    "bgsave", -1, ADMIN | KEYSPACE, NOKEY, persistence::bgsave;
+    "lastsave", 1, FAST, NOKEY, persistence::lastsave;
     // keys
     "del", -2, WRITE, (1, -1, 1), keys::del;
     "unlink", -2, WRITE | FAST, (1, -1, 1), keys::del;

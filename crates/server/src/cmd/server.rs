@@ -187,19 +187,7 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             ));
             w("mem_allocator:libc".into());
         }
-        "persistence" => {
-            w("# Persistence".into());
-            w("loading:0".into());
-            w("async_loading:0".into());
-            w("rdb_changes_since_last_save:0".into());
-            w("rdb_bgsave_in_progress:0".into());
-            w("rdb_last_bgsave_status:ok".into());
-            w(format!(
-                "aof_enabled:{}",
-                i32::from(shared.config_get("appendonly") == "yes")
-            ));
-            w("aof_rewrite_in_progress:0".into());
-        }
+        "persistence" => super::persistence::info(ctx, &mut w),
         "stats" => {
             w("# Stats".into());
             w(format!(
@@ -528,6 +516,12 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if req.iter().skip(1).any(|o| eq(o, "abort")) {
         return Err(CmdError::other("ERR No shutdown in progress."));
     }
+    // Without SAVE nothing is saved: Ember has no save points, which is
+    // what makes Redis save on a plain SHUTDOWN.
+    let nosave = req.iter().skip(1).any(|o| eq(o, "nosave"));
+    if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
+        super::persistence::shutdown_save(ctx)?;
+    }
     // No reply: the connection closes as the server stops.
     ctx.shared.shutdown.trigger();
     ctx.client.closing = true;
@@ -536,6 +530,9 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let sub = &req[1];
+    if eq(sub, "reload") {
+        return super::persistence::debug_reload(ctx, req);
+    }
     if eq(sub, "sleep") && req.len() == 3 {
         let secs = parse_f64(&req[2])?;
         // Like Redis, DEBUG SLEEP blocks this connection; other clients go

@@ -1,0 +1,205 @@
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, and the RDB parts of
+//! DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
+//!
+//! Every save copies the keyspace under all shard locks (`Snapshot::take`:
+//! the server pauses for the copy, as Redis pauses for its fork) and writes
+//! the copy without holding any lock. There are no automatic save points
+//! and no AOF.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use resp::Request;
+
+use super::{CmdError, CmdResult, Ctx};
+use crate::args::eq;
+use crate::rdb::{Aux, Snapshot};
+
+/// SAVE: writes the RDB file before replying.
+pub(super) fn save(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    save_now(ctx)?;
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Saves in the foreground; the error is the reply.
+fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    if shared.persistence.bgsave_in_progress() {
+        return Err(CmdError::other("ERR Background save already in progress"));
+    }
+    let path = crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let (snapshot, dirty) = Snapshot::take(&mut ctx.shards, || shared.stats.dirty.load(Relaxed));
+    shared
+        .persistence
+        .save(&path, &snapshot, &Aux::default(), dirty)
+        .map_err(|e| CmdError::other(format!("ERR error saving the DB on disk: {e}")))
+}
+
+/// BGSAVE [SCHEDULE]: copies the keyspace now and writes the copy on a
+/// thread of its own. SCHEDULE only matters in Redis while an AOF rewrite
+/// runs, which never happens here.
+pub(super) fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    match req.len() {
+        1 => {}
+        2 if eq(&req[1], "schedule") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    let shared = ctx.shared;
+    if !shared.persistence.begin_background() {
+        return Err(CmdError::other("ERR Background save already in progress"));
+    }
+    // Inside EXEC Redis cannot fork and answers "scheduled"; the copy here
+    // is taken under the transaction's locks, right away.
+    let in_exec = ctx.shards.held().is_some();
+    let path = crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let (snapshot, dirty) = Snapshot::take(&mut ctx.shards, || shared.stats.dirty.load(Relaxed));
+    shared
+        .persistence
+        .spawn_background(path, snapshot, Aux::default(), dirty)
+        .map_err(|e| CmdError::other(format!("ERR can't save in background: {e}")))?;
+    ctx.reply.simple(if in_exec {
+        "Background saving scheduled"
+    } else {
+        "Background saving started"
+    });
+    Ok(())
+}
+
+pub(super) fn lastsave(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    ctx.reply.int(ctx.shared.persistence.last_save());
+    Ok(())
+}
+
+/// DEBUG RELOAD [NOSAVE]: saves (unless NOSAVE), then replaces the
+/// keyspace with what the file holds, as a restart would. Unlike Redis,
+/// a file that fails to load leaves the keyspace as it was.
+pub(super) fn debug_reload(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut save = true;
+    for opt in req.iter().skip(2) {
+        if eq(opt, "nosave") {
+            save = false;
+        } else if eq(opt, "merge") || eq(opt, "noflush") {
+            return Err(CmdError::other(
+                "ERR DEBUG RELOAD MERGE and NOFLUSH are not supported",
+            ));
+        } else {
+            return Err(CmdError::other(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    // Under every lock from the save to the end of the load, so that no
+    // write falls between them (Redis is single-threaded; so is this).
+    let own = ctx.shards.held().is_none();
+    if own {
+        ctx.shards.hold_all();
+    }
+    let result = reload(ctx, save);
+    if own && let Some(mut locked) = ctx.shards.release() {
+        for (db, key) in locked.take_ready() {
+            crate::blocking::serve(&mut locked, db, &key, ctx.now);
+        }
+    }
+    result?;
+    tracing::warn!("DB reloaded by DEBUG RELOAD");
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// DEBUG RELOAD's work, under all locks.
+fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
+    if save {
+        save_now(ctx)?;
+    }
+    let shared = ctx.shared;
+    let path = crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let loaded = match crate::rdb::load_file(&path) {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => {
+            return Err(CmdError::other(
+                "ERR Error trying to load the RDB dump: no such file",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!("DEBUG RELOAD: {e}");
+            return Err(CmdError::other(format!(
+                "ERR Error trying to load the RDB dump: {e}"
+            )));
+        }
+    };
+    let now = crate::server::now_ms();
+    let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
+    crate::rdb::install(&mut ctx.shards, loaded, Some(now))
+        .map_err(|e| CmdError::other(format!("ERR Error trying to load the RDB dump: {e}")))?;
+    shared
+        .persistence
+        .loaded(keys - expired, expired, shared.stats.dirty.load(Relaxed));
+    Ok(())
+}
+
+/// SHUTDOWN SAVE: the save before stopping. Redis refuses to stop when it
+/// fails.
+pub(super) fn shutdown_save(ctx: &mut Ctx<'_>) -> CmdResult {
+    save_now(ctx).map_err(|e| {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        CmdError::other("ERR Errors trying to SHUTDOWN. Check logs.")
+    })
+}
+
+/// INFO persistence.
+pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
+    let shared = ctx.shared;
+    w("# Persistence".into());
+    w("loading:0".into());
+    w("async_loading:0".into());
+    for line in [
+        "current_cow_peak:0",
+        "current_cow_size:0",
+        "current_cow_size_age:0",
+        "current_fork_perc:0.00",
+        "current_save_keys_processed:0",
+        "current_save_keys_total:0",
+    ] {
+        w(line.into());
+    }
+    for line in shared
+        .persistence
+        .info_lines(shared.stats.dirty.load(Relaxed))
+    {
+        w(line);
+    }
+    w(format!(
+        "aof_enabled:{}",
+        i32::from(shared.config_get("appendonly") == "yes")
+    ));
+    for line in [
+        "aof_rewrite_in_progress:0",
+        "aof_rewrite_scheduled:0",
+        "aof_last_rewrite_time_sec:-1",
+        "aof_current_rewrite_time_sec:-1",
+        "aof_last_bgrewrite_status:ok",
+        "aof_rewrites:0",
+        "aof_rewrites_consecutive_failures:0",
+        "aof_last_write_status:ok",
+        "aof_last_cow_size:0",
+        "module_fork_in_progress:0",
+        "module_fork_last_cow_size:0",
+    ] {
+        w(line.into());
+    }
+}
