@@ -32,6 +32,8 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
     let mut loaded = Loaded::default();
     // Keys seen, per database: Redis refuses a file with a duplicate.
     let mut seen: HashMap<usize, HashSet<Bytes>> = HashMap::new();
+    // Where each database's keys are in `loaded.dbs`.
+    let mut slot: HashMap<usize, usize> = HashMap::new();
     let mut db = 0usize;
     let mut expire_at: Option<i64> = None;
     loop {
@@ -108,14 +110,11 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
                         db,
                     });
                 }
-                let keys = match loaded.dbs.iter().position(|(d, _)| *d == db) {
-                    Some(i) => &mut loaded.dbs[i].1,
-                    None => {
-                        loaded.dbs.push((db, Vec::new()));
-                        &mut loaded.dbs.last_mut().expect("just pushed").1
-                    }
-                };
-                keys.push((
+                let i = *slot.entry(db).or_insert_with(|| {
+                    loaded.dbs.push((db, Vec::new()));
+                    loaded.dbs.len() - 1
+                });
+                loaded.dbs[i].1.push((
                     key,
                     Entry {
                         value,
@@ -292,7 +291,9 @@ impl<'a> Reader<'a> {
             }
             kind::LIST => {
                 let n = self.count(1)?;
-                let mut list = VecDeque::with_capacity(n);
+                // An element may take one byte of the file and 32 of
+                // memory: grow past a modest start rather than trust `n`.
+                let mut list = VecDeque::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
                     list.push_back(Bytes::from(self.string()?.into_owned()));
                 }

@@ -9,9 +9,12 @@
 const BIGLEN: u8 = 254;
 const END: u8 = 0xFF;
 
+/// A field and its value.
+pub(super) type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// The field-value pairs of `zm`, checked as Redis's deep validation
 /// (`zipmapValidateIntegrity`) checks them.
-pub(super) fn decode(zm: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub(super) fn decode(zm: &[u8]) -> Result<Vec<Pair<'_>>, &'static str> {
     const PAST: &str = "zipmap entry runs past the end";
     if zm.len() < 2 {
         return Err("zipmap shorter than its header");
