@@ -119,3 +119,73 @@ fn a_bad_config_file_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchdirective"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn dir_and_dbfilename_flags_save_and_load_across_restarts() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-rdb-bin-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--dbfilename",
+        "data.rdb",
+    ];
+    let mut child = start(&args);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"SET k v\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"RPUSH l a b c\r\n"), b":3\r\n");
+    assert_eq!(ask(&mut c, b"SAVE\r\n"), b"+OK\r\n");
+    assert!(dir.join("data.rdb").exists());
+    assert_eq!(ask(&mut c, b"SET later v\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+
+    // What SAVE wrote comes back; what came after it does not.
+    let mut child = start(&args);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"GET k\r\n"), b"$1\r\nv\r\n");
+    assert_eq!(ask(&mut c, b"LLEN l\r\n"), b":3\r\n");
+    assert_eq!(ask(&mut c, b"EXISTS later\r\n"), b":0\r\n");
+    // SHUTDOWN SAVE saves on the way out.
+    assert_eq!(ask(&mut c, b"SET k2 v2\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN SAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+
+    let mut child = start(&args);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"GET k2\r\n"), b"$2\r\nv2\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_damaged_rdb_file_stops_startup_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("ember-rdb-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (bytes, reason) in [
+        // Cut short after a SELECTDB.
+        (
+            &b"REDIS0010\xfe\x00\x00\x01k"[..],
+            "unexpected end of RDB data",
+        ),
+        (b"REDIS0042", "Can't handle RDB format version 42"),
+        (b"not an rdb file", "signature"),
+    ] {
+        std::fs::write(dir.join("dump.rdb"), bytes).unwrap();
+        let port = free_port().to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_ember-server"))
+            .args(["--port", &port, "--dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot load the RDB file"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
