@@ -540,3 +540,98 @@ fn debug_reload_round_trips_through_the_file() {
         .as_secs() as i64;
     assert!((now - last).abs() < 60, "LASTSAVE {last}, now {now}");
 }
+
+/// Waits (bounded) until no BGSAVE runs.
+fn await_bgsave(con: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(con)
+            .expect("INFO");
+        if info.contains("rdb_bgsave_in_progress:0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "BGSAVE did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn save_commands_and_their_configuration() {
+    let dir = TempDir::new("commands");
+    let other = TempDir::new("commands-other");
+    let ember = EmberServer::start(&[&format!("dir {}", dir.str())]);
+    let mut con = connect(ember.addr());
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    let err = redis::cmd("BGSAVE")
+        .arg("NOW")
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let started: String = redis::cmd("BGSAVE")
+        .arg("SCHEDULE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(started, "Background saving started");
+    await_bgsave(&mut con);
+    assert!(dir.file().exists());
+    // Inside EXEC, Redis's answer.
+    let (scheduled,): (String,) = redis::pipe()
+        .atomic()
+        .cmd("BGSAVE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(scheduled, "Background saving scheduled");
+    await_bgsave(&mut con);
+    // SAVE is refused in a transaction.
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let err = redis::cmd("SAVE").query::<String>(&mut con).unwrap_err();
+    assert!(
+        err.to_string().contains("not allowed inside a transaction"),
+        "{err}"
+    );
+    let _: () = redis::cmd("DISCARD").query(&mut con).unwrap();
+    // dir and dbfilename: where the next SAVE goes.
+    let config_set = |con: &mut Connection, name: &str, value: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(con)
+    };
+    config_set(&mut con, "dir", other.str()).unwrap();
+    config_set(&mut con, "dbfilename", "elsewhere.rdb").unwrap();
+    save(&mut con);
+    assert!(other.path().join("elsewhere.rdb").exists());
+    let err = config_set(&mut con, "dir", "/no/such/directory").unwrap_err();
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "{err}"
+    );
+    let err = config_set(&mut con, "dbfilename", "a/b.rdb").unwrap_err();
+    assert!(err.to_string().contains("can't be a path"), "{err}");
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(other.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("rdb_saves:3\r\n"), "{info}");
+    assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
+    let _: () = redis::cmd("SET")
+        .arg("k2")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("rdb_changes_since_last_save:1\r\n"), "{info}");
+}
