@@ -141,11 +141,17 @@ impl EmberServer {
     /// Starts a server configured by redis.conf-style `lines`
     /// (`["requirepass secret"]`).
     pub fn start(lines: &[&str]) -> EmberServer {
+        Self::start_on(0, lines)
+    }
+
+    /// Starts a server on `port` (0 for any free one), as a restarted
+    /// server comes back on its old port.
+    pub fn start_on(port: u16, lines: &[&str]) -> EmberServer {
         let mut config = server::Config::default();
         config
             .load_file(&lines.join("\n"))
             .expect("valid test configuration");
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use transport::Output;
 
 use crate::db::{Db, Entry, Keyspace, Locked, Shards};
+use crate::repl::prop::Op;
 use crate::reply::Reply;
 use crate::value::Value;
 
@@ -159,6 +160,9 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                     continue;
                 }
                 let items = pop(locked.db(db, key), key, left, count.unwrap_or(1));
+                if crate::repl::prop::recording() {
+                    crate::repl::prop::also(pop_op(db, key, left, count));
+                }
                 let mut out = Output::new();
                 let mut reply = Reply {
                     out: &mut out,
@@ -208,6 +212,13 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 }
                 let item = pop(locked.db(db, key), key, from_left, 1).remove(0);
                 push(locked.db(db, &dst), &dst, to_left, [item.clone()], now);
+                if crate::repl::prop::recording() {
+                    let side = |left| if left { &b"LEFT"[..] } else { b"RIGHT" };
+                    crate::repl::prop::also(Op::new(
+                        Some(db),
+                        &[b"LMOVE", key, &dst, side(from_left), side(to_left)],
+                    ));
+                }
                 reply.bulk(&item);
                 waiter.send(Outcome::Reply(out));
                 if depth < MAX_CHAIN {
@@ -247,6 +258,16 @@ fn pop_front_of(db: &mut Db, key: &[u8], w: Arc<Waiter>) -> Arc<Waiter> {
         }
     }
     w
+}
+
+/// A pop as replicas must run it: `LPOP key` for BLPOP's one element,
+/// `LPOP key count` for LMPOP's.
+pub(crate) fn pop_op(db: usize, key: &[u8], left: bool, count: Option<usize>) -> Op {
+    let name = if left { &b"LPOP"[..] } else { b"RPOP" };
+    match count {
+        None => Op::new(Some(db), &[name, key]),
+        Some(n) => Op::new(Some(db), &[name, key, n.to_string().as_bytes()]),
+    }
 }
 
 /// Pops up to `n` elements from the list at `key`, deleting the key when it

@@ -31,7 +31,17 @@ pub(crate) struct ClientInfo {
     pub(crate) blocked_on: Mutex<Option<Arc<crate::blocking::Waiter>>>,
     /// Set when a key the client watches changes (CLIENT LIST's `d`).
     pub(crate) watch: Arc<WatchFlag>,
+    /// What kind of client it is: [`NORMAL`], [`REPLICA`] or [`MASTER`].
+    pub(crate) kind: std::sync::atomic::AtomicU8,
 }
+
+/// A client's kind (CLIENT LIST's flags, CLIENT KILL TYPE): an ordinary
+/// client.
+pub(crate) const NORMAL: u8 = 0;
+/// A replica's link to this server (flag `S`).
+pub(crate) const REPLICA: u8 = 1;
+/// This replica's link to its master (flag `M`).
+pub(crate) const MASTER: u8 = 2;
 
 /// The changing part of [`ClientInfo`], updated after each batch of
 /// commands.
@@ -93,9 +103,100 @@ pub(crate) struct Client {
     pub(crate) clock: Clock,
     /// Counters of the current batch, not yet in the shared ones.
     pub(crate) stats: LocalStats,
+    /// This is a replica's link to its master: its commands come from the
+    /// replication stream and are never refused as writes.
+    pub(crate) is_master: bool,
+    /// The port a replica said it listens on (REPLCONF listening-port).
+    pub(crate) repl_port: u16,
+    /// Set by PSYNC and SYNC: the connection turns into a replica's link.
+    pub(crate) psync: Option<Psync>,
+    /// Set by WAIT when replicas have not acknowledged enough yet.
+    pub(crate) wait_acks: Option<WaitAcks>,
+    /// The stream offset after this client's last write: what WAIT waits
+    /// for.
+    pub(crate) woff: i64,
+}
+
+/// A replica's request for the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Psync {
+    /// The history it has (`?` for none).
+    pub(crate) replid: String,
+    /// The first byte it lacks, or -1.
+    pub(crate) offset: i64,
+    /// SYNC, not PSYNC: no `+FULLRESYNC` line before the RDB.
+    pub(crate) old: bool,
+}
+
+/// WAIT, waiting for acknowledgements.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitAcks {
+    /// The stream offset replicas must reach.
+    pub(crate) target: i64,
+    pub(crate) numreplicas: usize,
+    /// Unix ms, or `None` to wait forever.
+    pub(crate) deadline: Option<i64>,
+}
+
+impl ClientInfo {
+    /// A new client's public part, listed in the client registry.
+    pub(crate) fn register(
+        shared: &Shared,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+    ) -> Arc<ClientInfo> {
+        let info = Arc::new(ClientInfo {
+            id: shared.next_client_id(),
+            addr,
+            laddr,
+            created: Instant::now(),
+            meta: Mutex::new(Meta {
+                name: Bytes::new(),
+                db: 0,
+                last_command: "NULL".to_string(),
+                last_active: Instant::now(),
+                proto: Protocol::Resp2,
+                multi: -1,
+                multi_mem: 0,
+            }),
+            kill: CancellationToken::new(),
+            blocked_on: Mutex::new(None),
+            watch: Arc::new(WatchFlag::default()),
+            kind: std::sync::atomic::AtomicU8::new(NORMAL),
+        });
+        if let Ok(mut clients) = shared.clients.lock() {
+            clients.insert(info.id, info.clone());
+        }
+        info
+    }
 }
 
 impl Client {
+    pub(crate) fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+        Client {
+            info,
+            db: 0,
+            proto: Protocol::Resp2,
+            authenticated,
+            name: Bytes::new(),
+            closing: false,
+            last_command: "NULL",
+            last_sub: String::new(),
+            blocked: None,
+            multi: None,
+            in_exec: false,
+            watching: HashSet::new(),
+            oom: false,
+            clock: Clock::new(),
+            stats: LocalStats::default(),
+            is_master: false,
+            repl_port: 0,
+            psync: None,
+            wait_acks: None,
+            woff: 0,
+        }
+    }
+
     pub(crate) fn id(&self) -> u64 {
         self.info.id
     }
@@ -119,46 +220,14 @@ pub(crate) async fn serve(
         let _ = conn.flush().await;
         return;
     };
-    let info = Arc::new(ClientInfo {
-        id: shared.next_client_id(),
-        addr: peer,
-        laddr,
-        created: Instant::now(),
-        meta: Mutex::new(Meta {
-            name: Bytes::new(),
-            db: 0,
-            last_command: "NULL".to_string(),
-            last_active: Instant::now(),
-            proto: Protocol::Resp2,
-            multi: -1,
-            multi_mem: 0,
-        }),
-        kill: CancellationToken::new(),
-        blocked_on: Mutex::new(None),
-        watch: Arc::new(WatchFlag::default()),
-    });
-    if let Ok(mut clients) = shared.clients.lock() {
-        clients.insert(info.id, info.clone());
-    }
+    let info = ClientInfo::register(&shared, peer, laddr);
     let requirepass = !shared.config_get("requirepass").is_empty();
-    let mut client = Client {
-        info: info.clone(),
-        db: 0,
-        proto: Protocol::Resp2,
-        authenticated: !requirepass,
-        name: Bytes::new(),
-        closing: false,
-        last_command: "NULL",
-        last_sub: String::new(),
-        blocked: None,
-        multi: None,
-        in_exec: false,
-        watching: HashSet::new(),
-        oom: false,
-        clock: Clock::new(),
-        stats: LocalStats::default(),
-    };
-    let reason = run(&shared, &mut conn, &mut client).await;
+    let mut client = Client::new(info.clone(), !requirepass);
+    let mut reason = run(&shared, &mut conn, &mut client).await;
+    if let Some(psync) = client.psync.take() {
+        info.kind.store(REPLICA, Ordering::Relaxed);
+        reason = crate::repl::master::serve(&shared, &mut conn, &mut client, psync).await;
+    }
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     if let Ok(mut clients) = shared.clients.lock() {
@@ -311,6 +380,19 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             }
             let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
             while after == After::Block {
+                if let Some(wait) = client.wait_acks.take() {
+                    client.stats.flush(&shared.stats);
+                    let _ = conn.flush().await;
+                    let acked = crate::repl::master::wait_acks(shared, wait).await;
+                    let mut reply = crate::reply::Reply {
+                        out: conn.write_buffer(),
+                        proto: client.proto,
+                    };
+                    reply.int(acked as i64);
+                    client.clock = Clock::new();
+                    after = After::Continue;
+                    break;
+                }
                 let Some(blocked) = client.blocked.take() else {
                     break;
                 };
@@ -330,6 +412,10 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             if after == After::Close {
                 let _ = conn.flush().await;
                 return "quit".into();
+            }
+            if after == After::Replica {
+                client.stats.flush(&shared.stats);
+                return "became a replica".into();
             }
         }
         {

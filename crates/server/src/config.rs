@@ -35,6 +35,12 @@ pub struct Flags {
     /// debug, verbose, notice or warning.
     #[arg(long)]
     pub loglevel: Option<String>,
+    /// Follow a master: `--replicaof HOST PORT`.
+    #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
+    pub replicaof: Option<Vec<String>>,
+    /// The password to give the master (AUTH), as `masterauth`.
+    #[arg(long)]
+    pub masterauth: Option<String>,
     /// Threads that serve connections (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -195,6 +201,65 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ("lua-time-limit", "5000", Kind::Int(0, i64::MAX), true),
     ("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     ("repl-backlog-size", "1048576", Kind::Int(1, i64::MAX), true),
+    ("replicaof", "", Kind::Text, false),
+    ("masterauth", "", Kind::Text, true),
+    ("masteruser", "", Kind::Text, true),
+    (
+        "repl-ping-replica-period",
+        "10",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
+    ("repl-timeout", "60", Kind::Int(1, i32::MAX as i64), true),
+    ("replica-read-only", "yes", Kind::Bool, false),
+    ("replica-serve-stale-data", "yes", Kind::Bool, true),
+    (
+        "replica-priority",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    ("repl-diskless-sync", "yes", Kind::Bool, true),
+    (
+        "repl-diskless-sync-delay",
+        "5",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    (
+        "repl-diskless-load",
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        true,
+    ),
+    (
+        "repl-backlog-ttl",
+        "3600",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    ("slaveof", "", Kind::Text, false),
+    ("slave-read-only", "yes", Kind::Bool, false),
+    ("slave-serve-stale-data", "yes", Kind::Bool, true),
+    ("slave-priority", "100", Kind::Int(0, i32::MAX as i64), true),
+    (
+        "repl-ping-slave-period",
+        "10",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
+    (
+        "min-replicas-to-write",
+        "0",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    (
+        "min-replicas-max-lag",
+        "10",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
     ("latency-tracking", "yes", Kind::Bool, true),
     (
         "slowlog-log-slower-than",
@@ -217,6 +282,11 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
 /// The parameter table's aliases: Redis 7.0 keeps the old ziplist names in
 /// step with the listpack ones.
 const ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-priority", "replica-priority"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
@@ -279,6 +349,12 @@ impl Config {
         }
         if let Some(f) = &flags.dbfilename {
             set("dbfilename", f.clone())?;
+        }
+        if let Some(r) = &flags.replicaof {
+            set("replicaof", r.join(" "))?;
+        }
+        if let Some(p) = &flags.masterauth {
+            set("masterauth", p.clone())?;
         }
         for pair in flags.set.chunks(2) {
             if let [name, value] = pair {

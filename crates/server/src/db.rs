@@ -101,6 +101,14 @@ pub(crate) struct Db {
     /// Clients watching keys of this shard. Like the waiters, they stay
     /// with the database index.
     watched: HashMap<Bytes, Vec<Watcher>>,
+    /// This database's number (SWAPDB exchanges contents, not numbers).
+    pub(crate) index: usize,
+    /// Expired keys are hidden instead of deleted, unless the running
+    /// command records what it changes for replicas (see
+    /// [`crate::repl::prop`]). A replica sets it, as it leaves deletions to
+    /// its master; a master feeding replicas sets it so that only commands
+    /// whose deletions reach the stream, in order, delete.
+    pub(crate) hide_expired: bool,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -159,10 +167,16 @@ impl Db {
         match self.map.find_entry(hash, |s| s.key[..] == *key) {
             Ok(slot) if !slot.get().entry.is_expired(now) => Some(&mut slot.into_mut().entry),
             Ok(slot) => {
+                if self.hide_expired && !crate::repl::prop::recording() {
+                    return None;
+                }
                 let (slot, _) = slot.remove();
                 self.volatile.remove(hash, &slot.key);
                 if !self.watched.is_empty() {
                     touch(&mut self.watched, &slot.key, true);
+                }
+                if self.hide_expired {
+                    crate::repl::prop::expired(self.index, &slot.key);
                 }
                 None
             }
@@ -190,6 +204,17 @@ impl Db {
                 let live = !old.is_expired(now);
                 let had_deadline = old.expire_at.is_some();
                 let (new, result) = decide(live.then_some(old));
+                if !live && self.hide_expired {
+                    // Whether it is replaced or kept, a replica must drop
+                    // the expired value first: its copy never expires.
+                    if !crate::repl::prop::recording() {
+                        if new.is_none() {
+                            return result;
+                        }
+                    } else {
+                        crate::repl::prop::expired(self.index, key);
+                    }
+                }
                 match new {
                     Some(new) => {
                         match (had_deadline, new.expire_at.is_some()) {
@@ -298,6 +323,7 @@ impl Db {
     /// type's own methods mark them already.
     #[inline]
     pub(crate) fn modified(&mut self, key: &[u8]) {
+        crate::repl::prop::dirty();
         if !self.watched.is_empty() {
             touch(&mut self.watched, key, false);
         }
@@ -538,6 +564,10 @@ pub(crate) struct Shard {
 pub(crate) struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     databases: usize,
+    /// Changes are recorded for replicas (see `crate::repl`). Set and
+    /// cleared only while every shard is locked, so a command that reads
+    /// it holding a shard's lock sees the truth for that shard.
+    feeding: AtomicBool,
 }
 
 impl Keyspace {
@@ -545,11 +575,31 @@ impl Keyspace {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    dbs: (0..databases).map(|_| Db::default()).collect(),
+                    dbs: (0..databases)
+                        .map(|index| Db {
+                            index,
+                            ..Db::default()
+                        })
+                        .collect(),
                 })
             })
             .collect();
-        Keyspace { shards, databases }
+        Keyspace {
+            shards,
+            databases,
+            feeding: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether writes are recorded for replicas.
+    pub(crate) fn feeding(&self) -> bool {
+        self.feeding.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops recording writes for replicas. The caller holds
+    /// every shard.
+    pub(crate) fn set_feeding(&self, on: bool) {
+        self.feeding.store(on, Ordering::Release);
     }
 
     /// The shard `key` lives in.
@@ -612,13 +662,62 @@ impl Keyspace {
 pub(crate) struct Shards<'a> {
     ks: &'a Keyspace,
     held: Option<Locked<'a>>,
+    /// A write command that started while nothing was recorded for
+    /// replicas: should a lock it takes show that recording has begun since,
+    /// it holds all its keys instead and records (see [`Shards::upgrade`]).
+    write: Option<Write<'a>>,
+}
+
+/// A write command, as [`Shards`] needs it to find its keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) cmd: &'static crate::cmd::Command,
+    pub(crate) req: &'a resp::Request,
 }
 
 impl<'a> Shards<'a> {
     /// Direct access: each call takes its own locks. A command must use the
     /// `Shards` of its context instead, which knows about transactions.
     pub(crate) fn new(ks: &'a Keyspace) -> Self {
-        Shards { ks, held: None }
+        Shards {
+            ks,
+            held: None,
+            write: None,
+        }
+    }
+
+    /// For a write command outside EXEC: records it for replicas if they
+    /// are fed, holding its keys' shards until [`Shards::release`];
+    /// otherwise notes it, so that it switches to recording should feeding
+    /// begin before it takes its first lock.
+    pub(crate) fn begin_write(&mut self, write: Write<'a>) {
+        self.write = Some(write);
+        if self.ks.feeding() {
+            self.upgrade();
+        }
+    }
+
+    /// Whether a lock just taken, outside EXEC, shows that replicas are fed
+    /// while the running write does not record yet; if so the lock was
+    /// dropped, and the command now holds its keys and records.
+    fn must_upgrade(&self) -> bool {
+        self.write.is_some() && self.ks.feeding()
+    }
+
+    /// Holds the write command's keys (or every shard for a command on whole
+    /// databases) and starts recording.
+    fn upgrade(&mut self) {
+        let Some(w) = self.write.take() else {
+            return;
+        };
+        if w.cmd.flags & crate::cmd::flags::KEYSPACE != 0 {
+            self.hold_all();
+        } else {
+            let mut keys = Vec::new();
+            crate::cmd::command_keys(w.cmd, w.req, &mut keys);
+            self.hold_keys(keys);
+        }
+        crate::repl::prop::start();
     }
 
     pub(crate) fn databases(&self) -> usize {
@@ -627,6 +726,14 @@ impl<'a> Shards<'a> {
 
     /// The shard `key` lives in, locked.
     pub(crate) fn lock_key(&mut self, key: &[u8]) -> ShardRef<'_> {
+        if self.held.is_none() {
+            let guard = self.ks.lock(Keyspace::shard_of(key));
+            if !self.must_upgrade() {
+                return ShardRef::Own(guard);
+            }
+            drop(guard);
+            self.upgrade();
+        }
         match &mut self.held {
             None => ShardRef::Own(self.ks.lock(Keyspace::shard_of(key))),
             Some(held) => ShardRef::Held(held.shard_mut(Keyspace::shard_of(key))),
@@ -635,6 +742,14 @@ impl<'a> Shards<'a> {
 
     /// One shard by number, locked (SCAN walks them in turn).
     pub(crate) fn lock_shard(&mut self, shard: usize) -> ShardRef<'_> {
+        if self.held.is_none() {
+            let guard = self.ks.lock(shard);
+            if !self.must_upgrade() {
+                return ShardRef::Own(guard);
+            }
+            drop(guard);
+            self.upgrade();
+        }
         match &mut self.held {
             None => ShardRef::Own(self.ks.lock(shard)),
             Some(held) => ShardRef::Held(held.shard_mut(shard)),
@@ -646,19 +761,38 @@ impl<'a> Shards<'a> {
         &mut self,
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) -> LockedRef<'_, 'a> {
-        match &mut self.held {
-            None => LockedRef::Own(self.ks.lock_keys(keys)),
-            Some(held) => {
-                for key in keys {
-                    held.position(Keyspace::shard_of(key));
-                }
-                LockedRef::Held(held)
+        if self.held.is_none() {
+            let locked = self.ks.lock_keys(keys);
+            if !self.must_upgrade() {
+                return LockedRef::Own(locked);
             }
+            drop(locked);
+            self.upgrade();
+            // The keys named are the command's own, now all held.
+            return match &mut self.held {
+                Some(held) => LockedRef::Held(held),
+                None => LockedRef::Own(self.ks.lock_all()),
+            };
         }
+        let Some(held) = &mut self.held else {
+            return LockedRef::Own(self.ks.lock_all());
+        };
+        for key in keys {
+            held.position(Keyspace::shard_of(key));
+        }
+        LockedRef::Held(held)
     }
 
     /// Every shard, locked in order.
     pub(crate) fn lock_all(&mut self) -> LockedRef<'_, 'a> {
+        if self.held.is_none() {
+            let locked = self.ks.lock_all();
+            if !self.must_upgrade() {
+                return LockedRef::Own(locked);
+            }
+            drop(locked);
+            self.upgrade();
+        }
         match &mut self.held {
             None => LockedRef::Own(self.ks.lock_all()),
             Some(held) => {

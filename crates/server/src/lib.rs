@@ -17,6 +17,7 @@ pub mod config;
 mod db;
 mod glob;
 mod rdb;
+mod repl;
 mod reply;
 mod server;
 mod value;

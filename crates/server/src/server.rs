@@ -18,6 +18,10 @@ use crate::db::{Keyspace, Rng, SHARDS, Shards};
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Mutex<Config>,
+    /// Replication: this server's history, its replicas, its master.
+    pub(crate) repl: crate::repl::Repl,
+    /// This value's own `Arc`, for tasks a command starts.
+    pub(crate) me: std::sync::Weak<Shared>,
     pub(crate) keyspace: Keyspace,
     pub(crate) clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     pub(crate) stats: Stats,
@@ -397,9 +401,12 @@ pub async fn run_on(
     let maxclients = config.get_i64("maxclients").max(1) as usize;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let max_bulk_len = config.get_i64("proto-max-bulk-len");
-    let shared = Arc::new(Shared {
+    let replicaof = config.get("replicaof").unwrap_or_default().to_string();
+    let shared = Arc::new_cyclic(|me| Shared {
         keyspace: Keyspace::new(databases),
         config: Mutex::new(config),
+        repl: crate::repl::Repl::new(),
+        me: me.clone(),
         clients: Mutex::new(HashMap::new()),
         stats: Stats::default(),
         started: Instant::now(),
@@ -421,6 +428,14 @@ pub async fn run_on(
     }
     let limit = Arc::new(Semaphore::new(maxclients));
     shared.shutdown.spawn(active_expire(shared.clone()));
+    shared
+        .shutdown
+        .spawn(crate::repl::master::ping_replicas(shared.clone()));
+    if let Some((host, port)) = replicaof.split_once(' ')
+        && let Ok(port) = port.trim().parse::<u16>()
+    {
+        crate::repl::replica::follow(&shared, host.to_string(), port);
+    }
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -478,6 +493,19 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
             "Loading RDB produced by version {}",
             String::from_utf8_lossy(version)
         );
+    }
+    // A replica continues the history its file records, so its master can
+    // send only what it missed.
+    let replica = !shared.config_get("replicaof").is_empty();
+    if replica && let (Some(id), Some(offset)) = (&loaded.repl_id, loaded.repl_offset) {
+        let db = loaded
+            .aux
+            .iter()
+            .find(|(k, _)| &k[..] == b"repl-stream-db")
+            .and_then(|(_, v)| resp::parse_int(v))
+            .and_then(|db| usize::try_from(db).ok())
+            .unwrap_or(0);
+        shared.repl.resume(id.clone(), offset, db);
     }
     let now = now_ms();
     let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
@@ -555,10 +583,20 @@ async fn active_expire(shared: Arc<Shared>) {
         let started = Instant::now();
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.
+        // A replica leaves expiry to its master's DELs.
+        if shared.repl.read_only() {
+            continue;
+        }
         let mut shards = Shards::new(&shared.keyspace);
         for _ in 0..SHARDS_PER_TICK {
             let now = now_ms();
             let mut shard = shards.lock_shard(next_shard);
+            // Feeding replicas, deletions reach the stream while the shard
+            // is still locked.
+            let feeding = shared.keyspace.feeding();
+            if feeding {
+                crate::repl::prop::start();
+            }
             for db in shard.dbs.iter_mut() {
                 loop {
                     let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
@@ -570,6 +608,9 @@ async fn active_expire(shared: Arc<Shared>) {
                         break;
                     }
                 }
+            }
+            if feeding {
+                shared.repl.append(crate::repl::prop::finish());
             }
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;

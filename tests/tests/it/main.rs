@@ -4,6 +4,7 @@ mod client;
 mod protocol_vs_redis;
 mod python;
 mod rdb;
+mod replication;
 mod replies_from_redis;
 mod server_e2e;
 mod server_vs_redis;

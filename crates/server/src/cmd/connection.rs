@@ -199,24 +199,13 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     } else if eq(sub, "list") {
         let mut ids: Option<Vec<u64>> = None;
+        let mut kind: Option<u8> = None;
         let mut args = Args::new(req);
         args.next()?;
         while let Some(opt) = args.peek() {
             args.next()?;
             if eq(opt, "type") && args.remaining() > 0 {
-                let t = args.next()?;
-                if !["normal", "master", "replica", "slave", "pubsub"]
-                    .iter()
-                    .any(|k| eq(t, k))
-                {
-                    return Err(CmdError::other(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(t)
-                    )));
-                }
-                if !eq(t, "normal") {
-                    ids = Some(Vec::new());
-                }
+                kind = Some(client_kind(args.next()?)?);
             } else if eq(opt, "id") && args.remaining() > 0 {
                 let mut list = Vec::new();
                 for id in args.rest() {
@@ -239,7 +228,9 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         clients.sort_by_key(|c| c.id);
         let mut text = String::new();
         for c in clients {
-            if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
+                || kind.is_some_and(|k| k != c.kind.load(std::sync::atomic::Ordering::Relaxed))
+            {
                 continue;
             }
             text.push_str(&client_line(ctx, &c));
@@ -330,6 +321,11 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     if c.watch.is_set() {
         flags.push('d');
     }
+    match c.kind.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::client::REPLICA => flags.push('S'),
+        crate::client::MASTER => flags.push('M'),
+        _ => {}
+    }
     if flags.is_empty() {
         flags.push('N');
     }
@@ -367,6 +363,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut args = Args::new(req);
     args.next()?;
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut kind: Option<u8> = None;
     if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
@@ -390,8 +387,10 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             } else {
                 return Err(CmdError::Syntax);
             };
-        } else if eq(opt, "type") || eq(opt, "user") || eq(opt, "maxage") {
-            // Every client is a normal client of the default user.
+        } else if eq(opt, "type") {
+            kind = Some(client_kind(value)?);
+        } else if eq(opt, "user") || eq(opt, "maxage") {
+            // Every client is a client of the default user.
         } else {
             return Err(CmdError::Syntax);
         }
@@ -399,6 +398,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut killed = 0;
     for c in &clients {
         let matched = id.is_none_or(|id| c.id == id)
+            && kind.is_none_or(|k| k == c.kind.load(std::sync::atomic::Ordering::Relaxed))
             && addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
             && laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string());
         if matched && !(skipme && c.id == ctx.client.id()) {
@@ -408,6 +408,25 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     ctx.reply.int(killed);
     Ok(())
+}
+
+/// The kind CLIENT LIST TYPE and CLIENT KILL TYPE name (pubsub matches no
+/// client: there is no pub/sub yet).
+fn client_kind(name: &[u8]) -> Result<u8, CmdError> {
+    if eq(name, "normal") {
+        Ok(crate::client::NORMAL)
+    } else if eq(name, "master") {
+        Ok(crate::client::MASTER)
+    } else if eq(name, "replica") || eq(name, "slave") {
+        Ok(crate::client::REPLICA)
+    } else if eq(name, "pubsub") {
+        Ok(u8::MAX)
+    } else {
+        Err(CmdError::other(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(name)
+        )))
+    }
 }
 
 fn kill(ctx: &mut Ctx<'_>, target: &ClientInfo) {

@@ -466,6 +466,9 @@ fn pop_first(
     for key in keys {
         if get_list(locked.db(db, key), key, now)?.is_some() {
             let items = blocking::pop(locked.db(db, key), key, left, count.unwrap_or(1));
+            if crate::repl::prop::recording() {
+                crate::repl::prop::rewrite(vec![blocking::pop_op(db, key, left, count)]);
+            }
             reply.array(2);
             reply.bulk(key);
             if count.is_some() {

@@ -9,6 +9,7 @@ mod connection;
 mod keys;
 mod lists;
 mod persistence;
+mod replication;
 mod server;
 mod strings;
 mod transactions;
@@ -20,7 +21,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use resp::Request;
 
 use crate::client::Client;
-use crate::db::Shards;
+use crate::db::{Shards, Write};
+use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
@@ -256,6 +258,14 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE, NOKEY, lists::blmpop;
+    // replication
+    "replicaof", 3, ADMIN | NO_MULTI, NOKEY, replication::replicaof;
+    "slaveof", 3, ADMIN | NO_MULTI, NOKEY, replication::replicaof;
+    "replconf", -1, ADMIN, NOKEY, replication::replconf;
+    "psync", -3, ADMIN | NO_MULTI, NOKEY, replication::psync;
+    "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
+    "wait", 3, 0, NOKEY, replication::wait;
+    "role", 1, FAST, NOKEY, replication::role;
 };
 
 /// Commands whose first argument is a subcommand, reported as
@@ -445,8 +455,12 @@ pub(crate) enum After {
     Continue,
     /// Send what is buffered, then close.
     Close,
-    /// The command blocked: wait for `Client::blocked`.
+    /// The command blocked: wait for `Client::blocked` or
+    /// `Client::wait_acks`.
     Block,
+    /// PSYNC or SYNC: the connection now serves a replica
+    /// (`Client::psync`).
+    Replica,
 }
 
 /// Runs one request and appends its reply to `out`. Inside MULTI, queues
@@ -483,6 +497,8 @@ pub(crate) fn execute(
         Some(b"ERR Command not allowed inside a transaction".to_vec())
     } else if client.oom && refused_when_out_of_memory(cmd, client) {
         Some(OOM.as_bytes().to_vec())
+    } else if cmd.flags & WRITE != 0 && !client.is_master && shared.repl.read_only() {
+        Some(b"READONLY You can't write against a read only replica.".to_vec())
     } else {
         None
     };
@@ -510,7 +526,13 @@ pub(crate) fn execute(
         reply.simple("QUEUED");
         return After::Continue;
     }
-    let now = client.clock.now_ms();
+    // The master's stream runs as if no key had expired: expiry on a
+    // replica is the master's DELs.
+    let now = if client.is_master {
+        i64::MIN
+    } else {
+        client.clock.now_ms()
+    };
     let mut ctx = Ctx {
         shared,
         client,
@@ -519,11 +541,26 @@ pub(crate) fn execute(
         cmd,
         shards: Shards::new(&shared.keyspace),
     };
+    if cmd.flags & WRITE != 0 && !ctx.client.is_master {
+        ctx.shards.begin_write(Write { cmd, req });
+    }
     call(&mut ctx, index, req);
+    // A write recorded for replicas holds its keys until what it changed is
+    // in the stream.
+    if let Some(mut locked) = ctx.shards.release() {
+        for (db, key) in locked.take_ready() {
+            crate::blocking::serve(&mut locked, db, &key, now);
+        }
+        if let Some(offset) = shared.repl.append_recorded() {
+            ctx.client.woff = offset;
+        }
+    }
     if ctx.client.closing {
         After::Close
-    } else if ctx.client.blocked.is_some() {
+    } else if ctx.client.blocked.is_some() || ctx.client.wait_acks.is_some() {
         After::Block
+    } else if ctx.client.psync.is_some() {
+        After::Replica
     } else {
         After::Continue
     }
@@ -548,7 +585,12 @@ fn refused_when_out_of_memory(cmd: &Command, client: &Client) -> bool {
 fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     let cmd = &COMMANDS[index];
     ctx.cmd = cmd;
+    let dirty = prop::dirty_count();
     let result = (cmd.handler)(ctx, req);
+    if prop::recording() {
+        let changed = prop::dirty_count() != dirty;
+        record(ctx, cmd, req, result.is_ok(), changed);
+    }
     let usec = ctx.client.clock.tick().as_micros() as u64;
     ctx.client.stats.call(&ctx.shared.stats, index, usec);
     if let Err(e) = result {
@@ -558,6 +600,88 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
             .failed
             .fetch_add(1, Relaxed);
         ctx.reply.error(text);
+    }
+}
+
+/// Records what a command did for replicas: what it asked to be
+/// propagated as, or, if it changed anything, its effect: itself, or for
+/// commands whose arguments depend on the moment or on the state (relative
+/// deadlines, float increments, blocking forms), what they did.
+fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bool) {
+    if let Some(ops) = prop::take_rewrite() {
+        prop::extend(ops);
+        return;
+    }
+    if cmd.flags & WRITE == 0 {
+        return;
+    }
+    // Redis forces these into the stream even when nothing changed.
+    let forced = ok && matches!(cmd.name, "flushall" | "flushdb" | "swapdb");
+    if !changed && !forced {
+        return;
+    }
+    let db = ctx.client.db;
+    let op = |args: &[&[u8]]| vec![Op::new(Some(db), args)];
+    let ops = match cmd.name {
+        "set" if has_relative_or_absolute_expiry(req) => set_as_pxat(ctx, db, &req[1], &req[2]),
+        "setex" | "psetex" => set_as_pxat(ctx, db, &req[1], &req[3]),
+        "getex" | "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            let key = &req[1];
+            match deadline_of(ctx, db, key) {
+                None => op(&[b"DEL", key]),
+                Some(None) => op(&[b"PERSIST", key]),
+                Some(Some(at)) => op(&[b"PEXPIREAT", key, at.to_string().as_bytes()]),
+            }
+        }
+        "incrbyfloat" => {
+            let key = &req[1];
+            match string_of(ctx, db, key) {
+                Some(value) => op(&[b"SET", key, &value, b"KEEPTTL"]),
+                None => op(&[b"DEL", key]),
+            }
+        }
+        "getdel" => op(&[b"DEL", &req[1]]),
+        "blmove" => op(&[b"LMOVE", &req[1], &req[2], &req[3], &req[4]]),
+        "brpoplpush" => op(&[b"RPOPLPUSH", &req[1], &req[2]]),
+        _ => vec![Op::from_iter(Some(db), req.iter())],
+    };
+    prop::extend(ops);
+}
+
+/// Whether a SET names a deadline (EX, PX, EXAT or PXAT).
+fn has_relative_or_absolute_expiry(req: &Request) -> bool {
+    req.iter().skip(3).any(|a| {
+        [&b"ex"[..], b"px", b"exat", b"pxat"]
+            .iter()
+            .any(|o| a.eq_ignore_ascii_case(o))
+    })
+}
+
+/// A SET with a deadline as replicas must run it: `SET key value PXAT ms`.
+fn set_as_pxat(ctx: &mut Ctx<'_>, db: usize, key: &[u8], value: &[u8]) -> Vec<Op> {
+    match deadline_of(ctx, db, key) {
+        Some(Some(at)) => vec![Op::new(
+            Some(db),
+            &[b"SET", key, value, b"PXAT", at.to_string().as_bytes()],
+        )],
+        Some(None) => vec![Op::new(Some(db), &[b"SET", key, value])],
+        None => vec![Op::new(Some(db), &[&b"DEL"[..], key])],
+    }
+}
+
+/// The deadline of `key` as the command left it: `None` if the key is
+/// gone, `Some(None)` if it has none. The command holds its shard.
+fn deadline_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<Option<i64>> {
+    let mut shard = ctx.shards.lock_key(key);
+    shard.dbs[db].get(key, i64::MIN).map(|e| e.expire_at)
+}
+
+/// The string at `key` as the command left it.
+fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
+    let mut shard = ctx.shards.lock_key(key);
+    match &shard.dbs[db].get(key, i64::MIN)?.value {
+        crate::value::Value::Str(s) => Some(s.bytes.clone()),
+        crate::value::Value::List(_) => None,
     }
 }
 

@@ -33,16 +33,36 @@ fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let (snapshot, dirty) = Snapshot::take(&mut ctx.shards, || shared.stats.dirty.load(Relaxed));
+    let (snapshot, (dirty, aux)) = snapshot(ctx);
     shared
         .persistence
-        .save(&path, &snapshot, &Aux::default(), dirty)
+        .save(&path, &snapshot, &aux, dirty)
         .map_err(|e| CmdError::other(format!("ERR error saving the DB on disk: {e}")))
 }
 
 /// BGSAVE [SCHEDULE]: copies the keyspace now and writes the copy on a
 /// thread of its own. SCHEDULE only matters in Redis while an AOF rewrite
 /// runs, which never happens here.
+/// A copy of the keyspace for a save, with the change count and the
+/// replication history it stands at (a replica that restarts from the
+/// file asks its master to continue from there). On a replica the
+/// master's stream is paused meanwhile, so the offset matches the data;
+/// inside EXEC, which already holds shard locks, it cannot be, and the
+/// file records no history.
+fn snapshot(ctx: &mut Ctx<'_>) -> (Snapshot, (u64, Aux)) {
+    let shared = ctx.shared;
+    let in_exec = ctx.shards.held().is_some();
+    let _paused = (!in_exec).then(|| shared.repl.pause_apply());
+    Snapshot::take(&mut ctx.shards, || {
+        let aux = if in_exec {
+            Aux::default()
+        } else {
+            shared.repl.save_info()
+        };
+        (shared.stats.dirty.load(Relaxed), aux)
+    })
+}
+
 pub(super) fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     match req.len() {
         1 => {}
@@ -62,10 +82,10 @@ pub(super) fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let (snapshot, dirty) = Snapshot::take(&mut ctx.shards, || shared.stats.dirty.load(Relaxed));
+    let (snapshot, (dirty, aux)) = snapshot(ctx);
     shared
         .persistence
-        .spawn_background(path, snapshot, Aux::default(), dirty)
+        .spawn_background(path, snapshot, aux, dirty)
         .map_err(|e| CmdError::other(format!("ERR can't save in background: {e}")))?;
     ctx.reply.simple(if in_exec {
         "Background saving scheduled"

@@ -214,6 +214,16 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             w("evicted_keys:0".into());
             w(format!("keyspace_hits:{}", load(&stats.keyspace_hits)));
             w(format!("keyspace_misses:{}", load(&stats.keyspace_misses)));
+            let repl = &shared.repl;
+            w(format!("sync_full:{}", repl.stat(&repl.sync_full)));
+            w(format!(
+                "sync_partial_ok:{}",
+                repl.stat(&repl.sync_partial_ok)
+            ));
+            w(format!(
+                "sync_partial_err:{}",
+                repl.stat(&repl.sync_partial_err)
+            ));
             w(format!(
                 "total_error_replies:{}",
                 load(&stats.error_replies)
@@ -221,20 +231,7 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             w("pubsub_channels:0".into());
             w("pubsub_patterns:0".into());
         }
-        "replication" => {
-            w("# Replication".into());
-            w("role:master".into());
-            w("connected_slaves:0".into());
-            w(format!("master_replid:{}", shared.run_id));
-            w("master_replid2:0000000000000000000000000000000000000000".into());
-            w("master_repl_offset:0".into());
-            w("second_repl_offset:-1".into());
-            w("repl_backlog_active:0".into());
-            w(format!(
-                "repl_backlog_size:{}",
-                shared.config_i64("repl-backlog-size")
-            ));
-        }
+        "replication" => super::replication::info(ctx, &mut w),
         "cpu" => {
             let (user, sys) = cpu_times();
             w("# CPU".into());
@@ -382,6 +379,9 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .max_bulk_len
             .store(config.get_i64("proto-max-bulk-len"), Ordering::Relaxed);
         ctx.shared.set_memory_limit(&config);
+        ctx.shared
+            .repl
+            .resize_backlog(config.get_i64("repl-backlog-size"));
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
         }

@@ -149,6 +149,11 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         ctx.reply.null_array();
         return Ok(());
     }
+    // Feeding replicas, the transaction's changes reach the stream, as one
+    // MULTI/EXEC, before its locks are released.
+    if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
+        crate::repl::prop::start();
+    }
     let exec = ctx.cmd;
     ctx.reply.array(queued.len());
     // Blocking commands answer at once inside EXEC.
@@ -164,6 +169,9 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         // still under its locks, from what the transaction left.
         for (db, key) in locked.take_ready() {
             blocking::serve(&mut locked, db, &key, ctx.now);
+        }
+        if let Some(offset) = ctx.shared.repl.append_recorded() {
+            ctx.client.woff = offset;
         }
     }
     Ok(())

@@ -1,0 +1,247 @@
+//! The master's side: a connection that sent PSYNC (or SYNC) becomes a
+//! replica's link. It gets a partial resync from the backlog when its
+//! history and offset allow, a full one otherwise (an RDB of a snapshot
+//! taken under every shard lock, at a known offset), then the stream; its
+//! `REPLCONF ACK`s are read on the way.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use resp::RequestDecoder;
+use tokio::net::TcpStream;
+use transport::Connection;
+
+use super::prop::Op;
+use super::{Follower, Repl};
+use crate::client::{Client, Psync, WaitAcks};
+use crate::db::Shards;
+use crate::rdb;
+use crate::server::Shared;
+
+/// Serves a replica until its link breaks; returns why it ended.
+pub(crate) async fn serve(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &mut Client,
+    psync: Psync,
+) -> String {
+    let repl = &shared.repl;
+    let id = client.id();
+    let follower = Follower {
+        ip: client.info.addr.ip(),
+        port: client.repl_port,
+        sent: 0,
+        ack: 0,
+        last_ack: Instant::now(),
+        online: false,
+        dropped: false,
+    };
+    repl.start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
+    let reason = match sync(shared, conn, psync, id, follower).await {
+        Ok(()) => stream(shared, conn, client).await,
+        Err(e) => e,
+    };
+    repl.state().replicas.remove(&id);
+    repl.acks.notify_waiters();
+    tracing::info!(
+        "connection with replica {} lost: {reason}",
+        client.info.addr
+    );
+    reason
+}
+
+/// The resync: `+CONTINUE` and the missing bytes, or `+FULLRESYNC`, an RDB
+/// and the stream from the snapshot's offset.
+async fn sync(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    psync: Psync,
+    id: u64,
+    mut follower: Follower,
+) -> Result<(), String> {
+    let repl = &shared.repl;
+    // Checked and registered under one lock, so the bytes it needs cannot be
+    // trimmed in between.
+    let continued = {
+        let mut st = repl.state();
+        if !psync.old && Repl::can_continue(&st, &psync.replid, psync.offset) {
+            follower.sent = psync.offset - 1;
+            follower.ack = psync.offset - 1;
+            follower.online = true;
+            st.replicas.insert(id, follower);
+            Ok(format!("+CONTINUE {}\r\n", st.replid))
+        } else {
+            Err(follower)
+        }
+    };
+    let follower = match continued {
+        Ok(line) => {
+            repl.sync_partial_ok.fetch_add(1, Relaxed);
+            tracing::info!(
+                "partial resynchronization accepted from offset {}",
+                psync.offset
+            );
+            conn.write_buffer().extend_from_slice(line.as_bytes());
+            return conn.flush().await.map_err(|e| e.to_string());
+        }
+        Err(follower) => follower,
+    };
+    if psync.replid != "?" && !psync.old {
+        repl.sync_partial_err.fetch_add(1, Relaxed);
+    }
+    // The snapshot and the offset it stands at are taken under every shard
+    // lock: the stream from that offset holds exactly the later writes.
+    let (snapshot, (replid, offset)) = {
+        let mut shards = Shards::new(&shared.keyspace);
+        rdb::Snapshot::take(&mut shards, || repl.begin_full_sync(id, follower))
+    };
+    tracing::info!("full resync requested by a replica, at offset {offset}");
+    if !psync.old {
+        conn.write_buffer()
+            .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+        conn.flush().await.map_err(|e| e.to_string())?;
+    }
+    let aux = rdb::Aux {
+        repl_id: Some(replid),
+        repl_offset: Some(offset),
+        repl_stream_db: Some(0),
+    };
+    let payload = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        rdb::write(&snapshot, &aux, &mut out).map(|()| out)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot write the RDB: {e}"))?;
+    conn.write_buffer()
+        .extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
+    conn.write_buffer().put_shared(payload.into());
+    conn.flush().await.map_err(|e| e.to_string())?;
+    if let Some(f) = repl.state().replicas.get_mut(&id) {
+        f.online = true;
+        f.last_ack = Instant::now();
+    }
+    repl.sync_full.fetch_add(1, Relaxed);
+    tracing::info!("synchronization with replica succeeded");
+    Ok(())
+}
+
+/// Sends the stream as it grows and reads the replica's acknowledgements.
+async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> String {
+    let repl = &shared.repl;
+    let id = client.id();
+    let kill = client.info.kill.clone();
+    let mut decoder = RequestDecoder::new();
+    loop {
+        let notified = repl.data.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let Some(chunks) = repl.take_for(id) else {
+            return "the replica fell too far behind".into();
+        };
+        if !chunks.is_empty() {
+            for chunk in chunks {
+                conn.write_buffer().put_shared(chunk);
+            }
+            if let Err(e) = conn.flush().await {
+                return format!("write failed: {e}");
+            }
+            continue;
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            read = conn.fill_socket() => match read {
+                Ok(0) => return "closed by the replica".into(),
+                Ok(_) => {
+                    if let Err(e) = read_acks(repl, id, &mut decoder, conn) {
+                        return e;
+                    }
+                }
+                Err(e) => return format!("read failed: {e}"),
+            },
+            () = kill.cancelled() => return "killed".into(),
+            () = shared.shutdown.triggered() => return "server shutdown".into(),
+        }
+    }
+}
+
+/// Handles what a replica sent: `REPLCONF ACK <offset>` (anything else is
+/// ignored, as Redis does on a replica's link).
+fn read_acks(
+    repl: &Repl,
+    id: u64,
+    decoder: &mut RequestDecoder,
+    conn: &mut Connection<TcpStream>,
+) -> Result<(), String> {
+    loop {
+        match decoder.decode(conn.read_buffer()) {
+            Ok(Some(req)) => {
+                let is_ack = req.len() >= 3
+                    && req[0].eq_ignore_ascii_case(b"replconf")
+                    && req[1].eq_ignore_ascii_case(b"ack");
+                if let Some(offset) = is_ack.then(|| resp::parse_int(&req[2])).flatten() {
+                    if let Some(f) = repl.state().replicas.get_mut(&id) {
+                        f.ack = f.ack.max(offset);
+                        f.last_ack = Instant::now();
+                    }
+                    repl.acks.notify_waiters();
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("protocol error from the replica: {e}")),
+        }
+    }
+}
+
+/// WAIT: asks the replicas for their offsets and waits until `numreplicas`
+/// reached `target`, or the deadline; returns how many did.
+pub(crate) async fn wait_acks(shared: &Shared, wait: WaitAcks) -> usize {
+    let repl = &shared.repl;
+    repl.append(vec![Op::new(None, &["REPLCONF", "GETACK", "*"])]);
+    let sleep = async {
+        match wait.deadline {
+            Some(at) => {
+                let ms = (at - crate::server::now_ms()).max(0) as u64;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    loop {
+        let notified = repl.acks.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let acked = repl.acked(wait.target);
+        if acked >= wait.numreplicas {
+            return acked;
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = &mut sleep => return repl.acked(wait.target),
+            () = shared.shutdown.triggered() => return acked,
+        }
+    }
+}
+
+/// Sends PING to replicas every `repl-ping-replica-period` seconds, so they
+/// can tell a quiet master from a dead link.
+pub(crate) async fn ping_replicas(shared: std::sync::Arc<Shared>) {
+    let mut last = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.shutdown.triggered() => return,
+        }
+        let period = shared.config_i64("repl-ping-replica-period").max(1) as u64;
+        if last.elapsed() < Duration::from_secs(period) {
+            continue;
+        }
+        last = Instant::now();
+        let any = !shared.repl.state().replicas.is_empty();
+        if any && !shared.repl.read_only() {
+            shared.repl.append(vec![Op::new(None, &["PING"])]);
+        }
+    }
+}

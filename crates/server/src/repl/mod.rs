@@ -1,0 +1,497 @@
+//! Master–replica replication, Redis 7.0's protocol (PSYNC, REPLCONF,
+//! WAIT), so Ember can follow a Redis master and a Redis replica can
+//! follow Ember.
+//!
+//! - [`prop`]: what a command changed, recorded while it holds its locks.
+//! - [`Repl`] (here): the replication id and offset, the stream of changes
+//!   (a backlog that also serves as every replica's output buffer), the
+//!   replicas served and the master followed, and what INFO and ROLE show.
+//! - [`master`]: serving one replica (full or partial resync, then the
+//!   stream, reading its acknowledgements); WAIT.
+//! - [`replica`]: following a master: the handshake, loading its RDB,
+//!   applying its stream, acknowledging.
+//!
+//! The keyspace is sharded, so the stream's order must come from the
+//! locks: a write command appends what it changed while it still holds the
+//! shards of its keys, and the backlog's own lock is always taken last.
+//! Two commands on one key therefore reach the stream in the order they
+//! ran, and commands on different keys, which commute, in some order.
+//! Before any replica has asked for the stream, nothing is recorded.
+
+pub(crate) mod master;
+pub(crate) mod prop;
+pub(crate) mod replica;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Keyspace, Shards};
+use prop::Op;
+
+/// A replica further behind than this is disconnected (and will resync),
+/// Redis's `client-output-buffer-limit replica` hard limit.
+pub(crate) const REPLICA_OUTPUT_LIMIT: i64 = 256 * 1024 * 1024;
+
+/// Backlog bytes are kept in chunks of about this size.
+const CHUNK: usize = 16 * 1024;
+
+/// The server's replication state, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Repl {
+    state: Mutex<State>,
+    /// Held by a replica while it applies a batch of its master's stream
+    /// and advances its offset, and by a save while it copies the
+    /// keyspace, so a saved offset always matches the saved data. Taken
+    /// before any shard lock.
+    applying: Mutex<()>,
+    /// Following a master: writes from clients are refused.
+    replica: AtomicBool,
+    /// New bytes in the stream.
+    pub(crate) data: Notify,
+    /// A replica acknowledged an offset.
+    pub(crate) acks: Notify,
+    pub(crate) sync_full: AtomicU64,
+    pub(crate) sync_partial_ok: AtomicU64,
+    pub(crate) sync_partial_err: AtomicU64,
+}
+
+/// What [`Repl`]'s lock guards.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// This dataset's history: the replication id and the offset in it.
+    pub(crate) replid: String,
+    /// The id this server's history continued from, after a promotion.
+    pub(crate) replid2: String,
+    /// The first offset not shared with `replid2`'s history, or -1.
+    pub(crate) second_offset: i64,
+    /// Bytes of stream so far (`master_repl_offset`).
+    pub(crate) offset: i64,
+    backlog: Option<Backlog>,
+    /// The database the stream last selected: a command on another one is
+    /// preceded by SELECT.
+    stream_db: Option<usize>,
+    /// The replicas served, by client id.
+    pub(crate) replicas: BTreeMap<u64, Follower>,
+    /// The master followed, on a replica.
+    pub(crate) master: Option<MasterLink>,
+    /// The database the master's stream had selected when this replica's
+    /// file was saved, for a link that continues from it.
+    pub(crate) resume_db: usize,
+}
+
+/// A replica as its master sees it.
+#[derive(Debug)]
+pub(crate) struct Follower {
+    pub(crate) ip: IpAddr,
+    /// The port it listens on (REPLCONF listening-port).
+    pub(crate) port: u16,
+    /// Stream bytes up to here were handed to its connection.
+    pub(crate) sent: i64,
+    /// The offset it last acknowledged.
+    pub(crate) ack: i64,
+    pub(crate) last_ack: Instant,
+    /// Receiving its RDB (`wait_bgsave`/`send_bulk`) or the stream
+    /// (`online`).
+    pub(crate) online: bool,
+    /// Fell too far behind: its connection closes.
+    pub(crate) dropped: bool,
+}
+
+/// The link of a replica to its master.
+#[derive(Debug)]
+pub(crate) struct MasterLink {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) status: LinkStatus,
+    /// When the master last sent anything.
+    pub(crate) last_io: Instant,
+    /// Stops the link's task (REPLICAOF elsewhere, NO ONE, shutdown).
+    pub(crate) cancel: CancellationToken,
+    /// The database the master's stream has selected, kept across a
+    /// partial resync.
+    pub(crate) db: usize,
+    /// Whether the dataset came from this master (a partial resync is
+    /// possible).
+    pub(crate) synced: bool,
+    /// Full resync: bytes of RDB expected and received so far.
+    pub(crate) transfer: Option<(i64, i64)>,
+}
+
+/// Where a replica's link stands, with ROLE's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkStatus {
+    Connect,
+    Connecting,
+    Sync,
+    Connected,
+}
+
+impl LinkStatus {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            LinkStatus::Connect => "connect",
+            LinkStatus::Connecting => "connecting",
+            LinkStatus::Sync => "sync",
+            LinkStatus::Connected => "connected",
+        }
+    }
+}
+
+/// The stream's recent bytes, for partial resyncs, and the bytes replicas
+/// have not been handed yet: at least `size` bytes are kept (Redis's
+/// `repl-backlog-size`), and more while a replica still needs them.
+#[derive(Debug)]
+struct Backlog {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    /// Stream position of the first byte kept.
+    base: i64,
+    size: i64,
+}
+
+impl Backlog {
+    fn new(base: i64, size: i64) -> Self {
+        Backlog {
+            chunks: VecDeque::new(),
+            tail: BytesMut::new(),
+            base,
+            size,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() >= CHUNK {
+            self.seal();
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+    }
+
+    /// The bytes from stream position `from` to the end, or `None` if
+    /// some were dropped already.
+    fn read(&mut self, from: i64) -> Option<Vec<Bytes>> {
+        if from < self.base {
+            return None;
+        }
+        self.seal();
+        let mut skip = (from - self.base) as usize;
+        let mut out = Vec::new();
+        for chunk in &self.chunks {
+            if skip >= chunk.len() {
+                skip -= chunk.len();
+                continue;
+            }
+            out.push(chunk.slice(skip..));
+            skip = 0;
+        }
+        Some(out)
+    }
+
+    /// Drops old chunks beyond `size` that no replica still needs
+    /// (`keep_from` is the earliest position one needs).
+    fn trim(&mut self, end: i64, keep_from: i64) {
+        while let Some(front) = self.chunks.front() {
+            let next = self.base + front.len() as i64;
+            if end - next < self.size || next > keep_from {
+                break;
+            }
+            self.base = next;
+            self.chunks.pop_front();
+        }
+    }
+
+    fn resize(&mut self, size: i64) {
+        self.size = size.max(1);
+    }
+}
+
+impl Repl {
+    pub(crate) fn new() -> Self {
+        Repl {
+            state: Mutex::new(State {
+                replid: new_replid(),
+                replid2: "0".repeat(40),
+                second_offset: -1,
+                offset: 0,
+                backlog: None,
+                stream_db: None,
+                replicas: BTreeMap::new(),
+                master: None,
+                resume_db: 0,
+            }),
+            replica: AtomicBool::new(false),
+            applying: Mutex::new(()),
+            data: Notify::new(),
+            acks: Notify::new(),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops a replica from applying its master's stream until dropped.
+    pub(crate) fn pause_apply(&self) -> MutexGuard<'_, ()> {
+        self.applying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The history a saved file records: the replication id and offset,
+    /// and the database the stream has selected.
+    pub(crate) fn save_info(&self) -> crate::rdb::Aux {
+        let st = self.state();
+        let db = st.master.as_ref().map_or(0, |m| m.db);
+        crate::rdb::Aux {
+            repl_id: Some(st.replid.clone()),
+            repl_offset: Some(st.offset),
+            repl_stream_db: Some(db as i64),
+        }
+    }
+
+    /// A replica restarted from a saved file: it continues the history
+    /// the file records.
+    pub(crate) fn resume(&self, replid: String, offset: i64, db: usize) {
+        let mut st = self.state();
+        Repl::reset_history(&mut st, replid, offset);
+        st.resume_db = db;
+    }
+
+    /// Whether this server follows a master.
+    pub(crate) fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Acquire)
+    }
+
+    /// Whether clients' writes are refused (a replica is read-only).
+    pub(crate) fn read_only(&self) -> bool {
+        self.is_replica()
+    }
+
+    pub(crate) fn set_replica(&self, on: bool) {
+        self.replica.store(on, Ordering::Release);
+    }
+
+    /// A full resync: registers replica `id` to receive the stream from the
+    /// current offset, and makes the stream select its database again, as
+    /// the replica's starts at database 0. Called under every shard lock,
+    /// while the snapshot is taken; returns the history and offset the
+    /// snapshot stands at.
+    pub(crate) fn begin_full_sync(&self, id: u64, mut follower: Follower) -> (String, i64) {
+        let mut st = self.state();
+        st.stream_db = None;
+        follower.sent = st.offset;
+        st.replicas.insert(id, follower);
+        (st.replid.clone(), st.offset)
+    }
+
+    /// Starts recording changes for replicas, if not yet: from now on every
+    /// write appends to the stream under its locks, and expired keys are
+    /// deleted only by commands that record the deletion.
+    pub(crate) fn start_feeding(&self, ks: &Keyspace, backlog_size: i64) {
+        if ks.feeding() {
+            return;
+        }
+        let mut shards = Shards::new(ks);
+        let mut locked = shards.lock_all();
+        for shard in locked.shards() {
+            for db in &mut shard.dbs {
+                db.hide_expired = true;
+            }
+        }
+        let mut st = self.state();
+        if st.backlog.is_none() {
+            let offset = st.offset;
+            st.backlog = Some(Backlog::new(offset, backlog_size));
+        }
+        st.stream_db = None;
+        ks.set_feeding(true);
+    }
+
+    /// Appends commands to the stream. The caller still holds the shards
+    /// the commands changed.
+    pub(crate) fn append(&self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(backlog) = &mut st.backlog else {
+            return;
+        };
+        let wrap = ops.len() > 1;
+        if wrap {
+            push_op(
+                backlog,
+                &mut st.offset,
+                &mut st.stream_db,
+                &Op::new(ops[0].db, &["MULTI"]),
+            );
+        }
+        for op in &ops {
+            push_op(backlog, &mut st.offset, &mut st.stream_db, op);
+        }
+        if wrap {
+            push_op(
+                backlog,
+                &mut st.offset,
+                &mut st.stream_db,
+                &Op::new(None, &["EXEC"]),
+            );
+        }
+        let keep_from = limit_lag(&mut st.replicas, st.offset);
+        backlog.trim(st.offset, keep_from);
+        drop(ops);
+        self.data.notify_waiters();
+    }
+
+    /// Appends what the running command recorded, if it records; returns
+    /// the stream's offset after it (what WAIT waits for).
+    pub(crate) fn append_recorded(&self) -> Option<i64> {
+        if !prop::recording() {
+            return None;
+        }
+        let ops = prop::finish();
+        if ops.is_empty() {
+            return None;
+        }
+        self.append(ops);
+        Some(self.state().offset)
+    }
+
+    /// The stream from `from` on for replica `id`, marking it handed over;
+    /// `None` if the replica was dropped or the bytes are gone.
+    pub(crate) fn take_for(&self, id: u64) -> Option<Vec<Bytes>> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let follower = st.replicas.get_mut(&id)?;
+        if follower.dropped {
+            return None;
+        }
+        let chunks = st.backlog.as_mut()?.read(follower.sent)?;
+        follower.sent = st.offset;
+        let keep_from = limit_lag(&mut st.replicas, st.offset);
+        if let Some(b) = &mut st.backlog {
+            b.trim(st.offset, keep_from);
+        }
+        Some(chunks)
+    }
+
+    /// Applies a new `repl-backlog-size`.
+    pub(crate) fn resize_backlog(&self, size: i64) {
+        if let Some(b) = &mut self.state().backlog {
+            b.resize(size);
+        }
+    }
+
+    /// Makes this server a master of a new history that continues the
+    /// current one (REPLICAOF NO ONE): replicas of the old master that
+    /// reach the same offset can continue with a partial resync.
+    pub(crate) fn shift_replid(&self) {
+        let mut st = self.state();
+        st.replid2 = std::mem::replace(&mut st.replid, new_replid());
+        st.second_offset = st.offset + 1;
+    }
+
+    /// Whether a replica asking for `replid` from `offset` (the first byte
+    /// it lacks, 1-based) can continue from the backlog.
+    pub(crate) fn can_continue(st: &State, replid: &str, offset: i64) -> bool {
+        let Some(backlog) = &st.backlog else {
+            return false;
+        };
+        let same = replid == st.replid
+            || (replid == st.replid2 && st.second_offset > 0 && offset <= st.second_offset);
+        let from = offset - 1;
+        same && from >= backlog.base && from <= st.offset
+    }
+
+    /// Whether a backlog exists (INFO's `repl_backlog_active`).
+    pub(crate) fn backlog_info(st: &State) -> Option<(i64, i64, i64)> {
+        st.backlog
+            .as_ref()
+            .map(|b| (b.size, b.base + 1, st.offset - b.base))
+    }
+
+    /// The offsets replicas acknowledged at or past `offset`.
+    pub(crate) fn acked(&self, offset: i64) -> usize {
+        self.state()
+            .replicas
+            .values()
+            .filter(|f| f.online && f.ack >= offset)
+            .count()
+    }
+
+    /// A new history on this server's own (a master restarted, a replica
+    /// that loaded a master's RDB takes that master's id instead).
+    pub(crate) fn reset_history(st: &mut State, replid: String, offset: i64) {
+        st.replid = replid;
+        st.replid2 = "0".repeat(40);
+        st.second_offset = -1;
+        st.offset = offset;
+        st.backlog = None;
+        st.stream_db = None;
+    }
+
+    pub(crate) fn stat(&self, counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+fn push_op(backlog: &mut Backlog, offset: &mut i64, stream_db: &mut Option<usize>, op: &Op) {
+    if let Some(db) = op.db
+        && *stream_db != Some(db)
+    {
+        let select = Op::new(None, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+        backlog.push(&select.bytes);
+        *offset += select.bytes.len() as i64;
+        *stream_db = Some(db);
+    }
+    backlog.push(&op.bytes);
+    *offset += op.bytes.len() as i64;
+}
+
+/// Drops replicas more than [`REPLICA_OUTPUT_LIMIT`] behind and returns
+/// the earliest position a remaining one still needs.
+fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64) -> i64 {
+    let mut keep_from = end;
+    for f in replicas.values_mut().filter(|f| !f.dropped) {
+        if end - f.sent > REPLICA_OUTPUT_LIMIT {
+            f.dropped = true;
+        } else {
+            keep_from = keep_from.min(f.sent);
+        }
+    }
+    keep_from
+}
+
+/// A new 40-character replication id.
+pub(crate) fn new_replid() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut rng = crate::db::Rng::new(
+        crate::server::now_ms() as u64
+            ^ u64::from(std::process::id()).rotate_left(32)
+            ^ calls.rotate_left(48)
+            ^ crate::db::hash_key(b"replid"),
+    );
+    rng.next();
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[(rng.next() % 16) as usize]))
+        .collect()
+}

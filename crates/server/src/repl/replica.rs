@@ -1,0 +1,460 @@
+//! The replica's side: following a master (REPLICAOF, `--replicaof`).
+//!
+//! A task keeps the link up: connect, the handshake Redis replicas make
+//! (PING, AUTH with `masterauth`, REPLCONF listening-port and capa, PSYNC
+//! with the history and offset this server has), then either `+CONTINUE`
+//! or `+FULLRESYNC` and an RDB (sized `$<len>` or diskless `$EOF:<mark>`),
+//! loaded in place of the whole dataset. After that, every command of the
+//! stream runs as the master's client, silently, and the offset counts
+//! its bytes; `REPLCONF ACK` goes back every second and on `GETACK`. A
+//! broken link is retried every second with PSYNC, so a short break costs
+//! a partial resync only.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use resp::RequestDecoder;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use transport::Connection;
+
+use super::{LinkStatus, MasterLink, Repl};
+use crate::client::{Client, ClientInfo};
+use crate::db::{Keyspace, Shards};
+use crate::rdb;
+use crate::server::Shared;
+
+/// Starts following `host:port`, dropping any other master and every
+/// replica of this server.
+pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
+    let Some(me) = shared.me.upgrade() else {
+        return;
+    };
+    let cancel = CancellationToken::new();
+    {
+        let mut st = shared.repl.state();
+        if let Some(old) = st.master.take() {
+            old.cancel.cancel();
+        }
+        for f in st.replicas.values_mut() {
+            f.dropped = true;
+        }
+        st.master = Some(MasterLink {
+            host: host.clone(),
+            port,
+            status: LinkStatus::Connect,
+            last_io: Instant::now(),
+            cancel: cancel.clone(),
+            db: st.resume_db,
+            synced: false,
+            transfer: None,
+        });
+    }
+    shared.repl.set_replica(true);
+    shared.repl.data.notify_waiters();
+    hide_expired(&shared.keyspace, true);
+    tracing::info!("connecting to MASTER {host}:{port}");
+    shared.shutdown.spawn(link(me, cancel));
+}
+
+/// REPLICAOF NO ONE: stops following and becomes a master whose history
+/// continues the old master's, so its former siblings can continue with
+/// a partial resync.
+pub(crate) fn promote(shared: &Shared) {
+    let Some(link) = shared.repl.state().master.take() else {
+        return;
+    };
+    link.cancel.cancel();
+    shared.repl.set_replica(false);
+    shared.repl.shift_replid();
+    shared
+        .repl
+        .start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
+    tracing::info!("MASTER MODE enabled");
+}
+
+/// A replica never deletes expired keys itself: it hides them from
+/// clients and waits for its master's DEL. Stops recording writes too.
+fn hide_expired(ks: &Keyspace, hide: bool) {
+    let mut shards = Shards::new(ks);
+    let mut locked = shards.lock_all();
+    for shard in locked.shards() {
+        for db in &mut shard.dbs {
+            db.hide_expired = hide;
+        }
+    }
+    ks.set_feeding(false);
+}
+
+fn set_status(repl: &Repl, status: LinkStatus) {
+    if let Some(m) = &mut repl.state().master {
+        m.status = status;
+        if status != LinkStatus::Sync {
+            m.transfer = None;
+        }
+    }
+}
+
+/// Keeps the link to the master up until cancelled.
+async fn link(shared: Arc<Shared>, cancel: CancellationToken) {
+    loop {
+        let Some((host, port)) = shared
+            .repl
+            .state()
+            .master
+            .as_ref()
+            .map(|m| (m.host.clone(), m.port))
+        else {
+            return;
+        };
+        set_status(&shared.repl, LinkStatus::Connecting);
+        let result = tokio::select! {
+            r = session(&shared, &host, port) => r,
+            () = cancel.cancelled() => return,
+            () = shared.shutdown.triggered() => return,
+        };
+        if let Err(e) = result {
+            tracing::warn!("replication link with {host}:{port} broke: {e}");
+        }
+        set_status(&shared.repl, LinkStatus::Connect);
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = cancel.cancelled() => return,
+            () = shared.shutdown.triggered() => return,
+        }
+    }
+}
+
+type Link = Connection<TcpStream>;
+
+/// The longest silence tolerated from the master (`repl-timeout`).
+fn repl_timeout(shared: &Shared) -> Duration {
+    Duration::from_secs(shared.config_i64("repl-timeout").max(1) as u64)
+}
+
+/// One connection to the master, from the handshake to the break.
+async fn session(shared: &Shared, host: &str, port: u16) -> Result<(), String> {
+    let timeout = repl_timeout(shared);
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| "timeout connecting to the master".to_string())?
+        .map_err(|e| format!("error connecting to the master: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+    let laddr = stream.local_addr().map_err(|e| e.to_string())?;
+    let mut conn = Connection::new(stream);
+    // PING: any reply but a timeout will do (-NOAUTH means AUTH comes next).
+    command(&mut conn, &[b"PING"]).await?;
+    let pong = line(&mut conn, timeout).await?;
+    if pong.starts_with(b"-") && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM") {
+        return Err(format!(
+            "error reply to PING from master: '{}'",
+            String::from_utf8_lossy(&pong)
+        ));
+    }
+    let pass = shared.config_get("masterauth");
+    if !pass.is_empty() {
+        let user = shared.config_get("masteruser");
+        if user.is_empty() {
+            command(&mut conn, &[b"AUTH", pass.as_bytes()]).await?;
+        } else {
+            command(&mut conn, &[b"AUTH", user.as_bytes(), pass.as_bytes()]).await?;
+        }
+        let ok = line(&mut conn, timeout).await?;
+        if ok.starts_with(b"-") {
+            return Err(format!(
+                "unable to AUTH to MASTER: {}",
+                String::from_utf8_lossy(&ok)
+            ));
+        }
+    }
+    let my_port = shared.port.to_string();
+    command(
+        &mut conn,
+        &[b"REPLCONF", b"listening-port", my_port.as_bytes()],
+    )
+    .await?;
+    line(&mut conn, timeout).await?;
+    command(
+        &mut conn,
+        &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
+    )
+    .await?;
+    line(&mut conn, timeout).await?;
+    let (replid, offset) = {
+        let st = shared.repl.state();
+        (st.replid.clone(), st.offset)
+    };
+    let next = (offset + 1).to_string();
+    command(&mut conn, &[b"PSYNC", replid.as_bytes(), next.as_bytes()]).await?;
+    let reply = line(&mut conn, timeout).await?;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let mut words = reply.split(' ');
+    match words.next() {
+        Some("+FULLRESYNC") => {
+            let (Some(id), Some(off)) = (words.next(), words.next().and_then(|o| o.parse().ok()))
+            else {
+                return Err(format!("bad FULLRESYNC reply: '{reply}'"));
+            };
+            full_resync(shared, &mut conn, id.to_string(), off).await?;
+        }
+        Some("+CONTINUE") => {
+            let mut st = shared.repl.state();
+            if let Some(id) = words.next().filter(|id| id.len() == 40 && *id != st.replid) {
+                // The master's history forked from ours at our offset.
+                st.replid2 = std::mem::replace(&mut st.replid, id.to_string());
+                st.second_offset = st.offset + 1;
+            }
+            tracing::info!("successful partial resynchronization with master");
+        }
+        _ => return Err(format!("unexpected reply to PSYNC: '{reply}'")),
+    }
+    let db = {
+        let mut st = shared.repl.state();
+        let Some(m) = &mut st.master else {
+            return Ok(());
+        };
+        m.status = LinkStatus::Connected;
+        m.synced = true;
+        m.last_io = Instant::now();
+        m.db
+    };
+    tracing::info!("MASTER <-> REPLICA sync: finished with success");
+    let info = ClientInfo::register(shared, peer, laddr);
+    let mut master = Client::new(info.clone(), true);
+    master.is_master = true;
+    master.db = db;
+    info.kind
+        .store(crate::client::MASTER, std::sync::atomic::Ordering::Relaxed);
+    let result = apply_stream(shared, &mut conn, &mut master).await;
+    if let Some(m) = &mut shared.repl.state().master {
+        m.db = master.db;
+    }
+    crate::cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut master);
+    if let Ok(mut clients) = shared.clients.lock() {
+        clients.remove(&info.id);
+    }
+    result
+}
+
+/// Sends one command.
+async fn command(conn: &mut Link, args: &[&[u8]]) -> Result<(), String> {
+    let mut out = Vec::new();
+    super::prop::encode_into(&mut out, args.iter().copied());
+    conn.write_buffer().extend_from_slice(&out);
+    conn.flush()
+        .await
+        .map_err(|e| format!("write to master failed: {e}"))
+}
+
+/// Reads one reply line, skipping the empty lines a master sends to keep
+/// the link alive while it prepares an RDB.
+async fn line(conn: &mut Link, timeout: Duration) -> Result<Vec<u8>, String> {
+    loop {
+        if let Some(pos) = conn.read_buffer().iter().position(|&b| b == b'\n') {
+            let raw = conn.read_buffer().split_to(pos + 1);
+            let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.is_empty() {
+                continue;
+            }
+            return Ok(text.to_vec());
+        }
+        if conn.read_buffer().len() > 64 * 1024 {
+            return Err("reply line too long from master".into());
+        }
+        fill(conn, timeout).await?;
+    }
+}
+
+/// Reads more from the master, within `timeout`.
+async fn fill(conn: &mut Link, timeout: Duration) -> Result<usize, String> {
+    match tokio::time::timeout(timeout, conn.fill_socket()).await {
+        Err(_) => Err("timeout reading from master".into()),
+        Ok(Ok(0)) => Err("connection closed by master".into()),
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(format!("read from master failed: {e}")),
+    }
+}
+
+/// Receives the master's RDB and loads it in place of every database.
+async fn full_resync(
+    shared: &Shared,
+    conn: &mut Link,
+    replid: String,
+    offset: i64,
+) -> Result<(), String> {
+    let timeout = repl_timeout(shared);
+    set_status(&shared.repl, LinkStatus::Sync);
+    let header = line(conn, timeout).await?;
+    let payload = if let Some(mark) = header.strip_prefix(b"$EOF:") {
+        if mark.len() != 40 {
+            return Err("bad EOF mark from master".into());
+        }
+        read_until_mark(shared, conn, mark, timeout).await?
+    } else if let Some(len) = header.strip_prefix(b"$").and_then(resp::parse_int) {
+        if len < 0 {
+            return Err("bad RDB length from master".into());
+        }
+        read_exact(shared, conn, len as usize, timeout).await?
+    } else {
+        return Err(format!(
+            "bad protocol from master, the first byte is not '$': '{}'",
+            String::from_utf8_lossy(&header)
+        ));
+    };
+    tracing::info!(
+        "MASTER <-> REPLICA sync: receiving {} bytes of RDB done",
+        payload.len()
+    );
+    let ks_shared = shared.me.upgrade().ok_or("server gone")?;
+    let loaded = tokio::task::spawn_blocking(move || -> Result<Option<i64>, String> {
+        let loaded =
+            rdb::read(&payload).map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        let stream_db = loaded
+            .aux
+            .iter()
+            .find(|(k, _)| &k[..] == b"repl-stream-db")
+            .and_then(|(_, v)| resp::parse_int(v));
+        let mut shards = Shards::new(&ks_shared.keyspace);
+        rdb::install(&mut shards, loaded, None)
+            .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        Ok(stream_db)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let mut st = shared.repl.state();
+    Repl::reset_history(&mut st, replid, offset);
+    if let Some(m) = &mut st.master {
+        m.db = loaded.and_then(|db| usize::try_from(db).ok()).unwrap_or(0);
+    }
+    Ok(())
+}
+
+/// Reads a `$<len>` payload.
+async fn read_exact(
+    shared: &Shared,
+    conn: &mut Link,
+    len: usize,
+    timeout: Duration,
+) -> Result<BytesMut, String> {
+    while conn.read_buffer().len() < len {
+        let have = conn.read_buffer().len();
+        conn.read_buffer()
+            .reserve((len - have).min(16 * 1024 * 1024));
+        fill(conn, timeout).await?;
+        progress(shared, len as i64, conn.read_buffer().len().min(len) as i64);
+    }
+    Ok(conn.read_buffer().split_to(len))
+}
+
+/// Reads a diskless payload, which ends with the 40-byte `mark`.
+async fn read_until_mark(
+    shared: &Shared,
+    conn: &mut Link,
+    mark: &[u8],
+    timeout: Duration,
+) -> Result<BytesMut, String> {
+    let mut data = BytesMut::new();
+    loop {
+        data.extend_from_slice(&conn.read_buffer().split());
+        if data.ends_with(mark) {
+            data.truncate(data.len() - mark.len());
+            return Ok(data);
+        }
+        fill(conn, timeout).await?;
+        progress(
+            shared,
+            -1,
+            data.len() as i64 + conn.read_buffer().len() as i64,
+        );
+    }
+}
+
+fn progress(shared: &Shared, total: i64, read: i64) {
+    if let Some(m) = &mut shared.repl.state().master {
+        m.transfer = Some((total, read));
+        m.last_io = Instant::now();
+    }
+}
+
+/// Runs the master's stream until the link breaks.
+async fn apply_stream(shared: &Shared, conn: &mut Link, master: &mut Client) -> Result<(), String> {
+    let timeout = repl_timeout(shared);
+    let mut decoder = RequestDecoder::new();
+    decoder.set_authenticated(true);
+    let mut limits = *decoder.limits();
+    limits.max_bulk_len = u64::MAX / 2;
+    decoder.set_limits(limits);
+    let mut ack = tokio::time::interval(Duration::from_secs(1));
+    let mut sink = transport::Output::new();
+    let mut offset = shared.repl.state().offset;
+    let mut last_io = Instant::now();
+    let kill = master.info.kill.clone();
+    loop {
+        let mut applied = false;
+        let paused = shared.repl.pause_apply();
+        loop {
+            let before = conn.read_buffer().len();
+            let req = match decoder.decode(conn.read_buffer()) {
+                Ok(Some(req)) => req,
+                Ok(None) => break,
+                Err(e) => return Err(format!("protocol error from master: {e}")),
+            };
+            let consumed = (before - conn.read_buffer().len()) as i64;
+            applied = true;
+            if req.len() >= 2
+                && req[0].eq_ignore_ascii_case(b"replconf")
+                && req[1].eq_ignore_ascii_case(b"getack")
+            {
+                send_ack(conn, offset);
+            } else if !req.is_empty() {
+                master.clock = crate::server::Clock::new();
+                crate::cmd::execute(shared, master, &mut sink, &req);
+                sink = transport::Output::new();
+            }
+            offset += consumed;
+        }
+        if applied {
+            master.stats.flush(&shared.stats);
+            let mut st = shared.repl.state();
+            st.offset = offset;
+            if let Some(m) = &mut st.master {
+                m.last_io = last_io;
+                m.db = master.db;
+            }
+        }
+        drop(paused);
+        if !conn.write_buffer().is_empty() {
+            conn.flush()
+                .await
+                .map_err(|e| format!("write to master failed: {e}"))?;
+        }
+        tokio::select! {
+            read = conn.fill_socket() => match read {
+                Ok(0) => return Err("connection closed by master".into()),
+                Ok(_) => last_io = Instant::now(),
+                Err(e) => return Err(format!("read from master failed: {e}")),
+            },
+            () = kill.cancelled() => return Err("killed".into()),
+            _ = ack.tick() => {
+                if last_io.elapsed() > timeout {
+                    return Err("timeout: no data from master".into());
+                }
+                send_ack(conn, offset);
+            }
+        }
+    }
+}
+
+/// Queues `REPLCONF ACK <offset>`.
+fn send_ack(conn: &mut Link, offset: i64) {
+    let mut out = Vec::new();
+    let offset = offset.to_string();
+    super::prop::encode_into(
+        &mut out,
+        [&b"REPLCONF"[..], b"ACK", offset.as_bytes()].into_iter(),
+    );
+    conn.write_buffer().extend_from_slice(&out);
+}

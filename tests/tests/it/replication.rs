@@ -1,0 +1,418 @@
+//! Master–replica replication against real processes, both ways with
+//! real Redis: Ember → Ember, Ember → redis-server, redis-server → Ember.
+//! Each test loads data of every type Ember holds, with deadlines, in
+//! several databases, writes more while the link is up (through commands
+//! whose effect must be propagated, not their text: relative deadlines,
+//! INCRBYFLOAT, blocking pops, transactions, lazily expired keys), then
+//! compares both datasets key by key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ember_tests::{EmberServer, RedisServer};
+use redis::Connection;
+
+fn conn(addr: SocketAddr) -> Connection {
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+    let con = client.get_connection().expect("connection");
+    con.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    con
+}
+
+fn cmd<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
+    let info: String = cmd(con, &["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .to_string()
+}
+
+/// Waits until `check` holds, or fails with `what`.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Waits until the replica has everything the master wrote: after a write
+/// of its own, WAIT on the master counts it.
+fn caught_up(master: &mut Connection) {
+    cmd::<i64>(master, &["INCR", "sync-marker"]);
+    eventually("the replica to acknowledge the master's offset", || {
+        cmd::<i64>(master, &["WAIT", "1", "1000"]) == 1
+    });
+}
+
+/// What a key holds, as compared: type, value, and deadline in ms.
+#[derive(Debug, PartialEq)]
+enum Held {
+    Str(Vec<u8>),
+    List(Vec<Vec<u8>>),
+}
+
+type Dataset = BTreeMap<(usize, Vec<u8>), (Held, i64)>;
+
+fn dataset(con: &mut Connection) -> Dataset {
+    let mut all = BTreeMap::new();
+    for db in 0..16 {
+        cmd::<()>(con, &["SELECT", &db.to_string()]);
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(con).expect("KEYS");
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(con).expect("TYPE");
+            let held = match kind.as_str() {
+                "string" => Held::Str(redis::cmd("GET").arg(&key).query(con).expect("GET")),
+                "list" => Held::List(
+                    redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query(con)
+                        .expect("LRANGE"),
+                ),
+                "none" => continue, // expired between KEYS and TYPE
+                other => panic!("unexpected type {other}"),
+            };
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(con).expect("PTTL");
+            all.insert((db, key), (held, pttl));
+        }
+    }
+    cmd::<()>(con, &["SELECT", "0"]);
+    all
+}
+
+/// Compares two datasets: same keys, types and values; deadlines within a
+/// second of each other.
+fn assert_same(master: &Dataset, replica: &Dataset) {
+    let show = |k: &(usize, Vec<u8>)| format!("db{} {}", k.0, String::from_utf8_lossy(&k.1));
+    let only_master: Vec<_> = master
+        .keys()
+        .filter(|k| !replica.contains_key(*k))
+        .map(show)
+        .collect();
+    let only_replica: Vec<_> = replica
+        .keys()
+        .filter(|k| !master.contains_key(*k))
+        .map(show)
+        .collect();
+    assert!(
+        only_master.is_empty() && only_replica.is_empty(),
+        "keys only on the master: {only_master:?}; only on the replica: {only_replica:?}"
+    );
+    for (key, (held, ttl)) in master {
+        let (rheld, rttl) = &replica[key];
+        assert!(held == rheld, "value of {}", show(key));
+        if *ttl < 0 || *rttl < 0 {
+            assert_eq!(ttl, rttl, "deadline of {}", show(key));
+        } else {
+            assert!(
+                (ttl - rttl).abs() <= 1000,
+                "deadline of {}: {ttl} vs {rttl}",
+                show(key)
+            );
+        }
+    }
+}
+
+/// Data of every type Ember holds, before the replica exists.
+fn load_initial(con: &mut Connection) {
+    for db in ["0", "3", "15"] {
+        cmd::<()>(con, &["SELECT", db]);
+        for i in 0..200 {
+            let k = format!("s{i}");
+            cmd::<()>(
+                con,
+                &["SET", &k, &format!("value-{i}-{}", "x".repeat(i % 50))],
+            );
+        }
+        cmd::<()>(con, &["SET", "int", "12345"]);
+        cmd::<()>(con, &["SET", "big", &"y".repeat(100_000)]);
+        cmd::<()>(con, &["SET", "ttl", "v", "EX", "1000"]);
+        cmd::<()>(con, &["SET", "pttl", "v", "PX", "500000"]);
+        for i in 0..20 {
+            cmd::<i64>(con, &["RPUSH", &format!("l{i}"), "a", "b", &i.to_string()]);
+        }
+        let many: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+        let mut rpush = vec!["RPUSH", "long"];
+        rpush.extend(many.iter().map(String::as_str));
+        cmd::<i64>(con, &rpush);
+        cmd::<i64>(con, &["EXPIRE", "l3", "3000"]);
+    }
+    cmd::<()>(con, &["SELECT", "0"]);
+}
+
+/// More writes while the link is up, through commands a replica must see
+/// as their effect.
+fn write_more(con: &mut Connection, blocker: &mut Connection) {
+    cmd::<()>(con, &["SET", "live", "1"]);
+    cmd::<i64>(con, &["INCR", "live"]);
+    cmd::<String>(con, &["INCRBYFLOAT", "float", "1.25"]);
+    cmd::<String>(con, &["INCRBYFLOAT", "float", "0.1"]);
+    cmd::<()>(con, &["SETEX", "setex", "100", "v"]);
+    cmd::<()>(con, &["PSETEX", "psetex", "100000", "v"]);
+    cmd::<()>(con, &["SET", "setex2", "v", "EX", "200"]);
+    cmd::<i64>(con, &["EXPIRE", "s1", "300"]);
+    cmd::<i64>(con, &["PEXPIRE", "s2", "400000"]);
+    cmd::<i64>(con, &["PERSIST", "ttl"]);
+    cmd::<Option<String>>(con, &["GETEX", "s3", "EX", "500"]);
+    cmd::<Option<String>>(con, &["GETDEL", "s4"]);
+    cmd::<i64>(con, &["DEL", "s5", "s6", "nothing"]);
+    cmd::<()>(con, &["RENAME", "s7", "renamed"]);
+    cmd::<Option<String>>(con, &["LPOP", "l1"]);
+    cmd::<Option<String>>(con, &["RPOPLPUSH", "l2", "l1"]);
+    cmd::<Option<String>>(con, &["LMOVE", "l2", "moved", "LEFT", "RIGHT"]);
+    let _: redis::Value = cmd(con, &["LMPOP", "2", "none", "l4", "RIGHT", "COUNT", "2"]);
+    cmd::<()>(con, &["LSET", "l5", "0", "set"]);
+    cmd::<()>(con, &["LTRIM", "long", "10", "4000"]);
+    cmd::<i64>(con, &["LREM", "long", "0", "100"]);
+    cmd::<i64>(con, &["LINSERT", "long", "BEFORE", "200", "inserted"]);
+    // A blocked pop served by a push: the replica sees the push and the pop.
+    let blocked = std::thread::scope(|s| {
+        let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BLPOP", "queue", "10"]));
+        eventually("the client to block", || {
+            info_field(con, "clients", "blocked_clients") == "1"
+        });
+        cmd::<i64>(con, &["RPUSH", "queue", "first", "second"]);
+        waiter.join().expect("blocked client")
+    });
+    assert_eq!(blocked, ["queue", "first"]);
+    // A transaction.
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("tx1")
+        .arg("a")
+        .cmd("INCR")
+        .arg("tx2")
+        .cmd("EXPIRE")
+        .arg("tx1")
+        .arg(900)
+        .query(con)
+        .expect("MULTI/EXEC");
+    // Keys that expire on the master: a replica drops them only when told.
+    cmd::<()>(con, &["SET", "short", "v", "PX", "50"]);
+    cmd::<()>(con, &["SET", "short2", "v", "PX", "50"]);
+    std::thread::sleep(Duration::from_millis(120));
+    // A write to a key that expired: the replica must not see the old value.
+    cmd::<()>(con, &["SET", "short2", "new", "NX"]);
+    cmd::<Option<String>>(con, &["GET", "short"]);
+    // Another database, and a database swap.
+    cmd::<()>(con, &["SELECT", "5"]);
+    cmd::<()>(con, &["SET", "in5", "v"]);
+    cmd::<()>(con, &["SWAPDB", "5", "6"]);
+    cmd::<()>(con, &["SELECT", "15"]);
+    cmd::<()>(con, &["FLUSHDB"]);
+    cmd::<()>(con, &["SELECT", "0"]);
+}
+
+/// Waits for the master to have reclaimed its expired keys (so DBSIZE and
+/// KEYS agree on both sides), then compares.
+fn compare(master: &mut Connection, replica: &mut Connection) {
+    eventually("the master's expired keys to be reclaimed", || {
+        cmd::<i64>(master, &["EXISTS", "short"]) == 0
+    });
+    caught_up(master);
+    assert_same(&dataset(master), &dataset(replica));
+}
+
+#[test]
+fn ember_master_to_ember_replica() {
+    let master = EmberServer::start(&[]);
+    let mut m = conn(master.addr());
+    load_initial(&mut m);
+    let port = master.addr().port();
+    let replica = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    assert_same(&dataset(&mut m), &dataset(&mut r));
+    let mut blocker = conn(master.addr());
+    write_more(&mut m, &mut blocker);
+    compare(&mut m, &mut r);
+
+    // Replicas are read-only.
+    let err = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut r)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
+    let role: Vec<redis::Value> = cmd(&mut r, &["ROLE"]);
+    assert_eq!(role[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status"),
+        "up"
+    );
+
+    // A broken link resumes with a partial resync, writes in the gap
+    // included.
+    let before: u64 = info_field(&mut m, "stats", "sync_partial_ok")
+        .parse()
+        .unwrap();
+    assert_eq!(cmd::<i64>(&mut r, &["CLIENT", "KILL", "TYPE", "master"]), 1);
+    cmd::<()>(&mut m, &["SET", "during-gap", "1"]);
+    eventually("a partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok")
+            .parse::<u64>()
+            .unwrap()
+            == before + 1
+    });
+    compare(&mut m, &mut r);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+
+    // A gap larger than the backlog needs a full resync.
+    cmd::<()>(&mut m, &["CONFIG", "SET", "repl-backlog-size", "16384"]);
+    for i in 0..200 {
+        cmd::<()>(&mut m, &["SET", &format!("fill{i}"), &"z".repeat(200)]);
+    }
+    caught_up(&mut m);
+    assert_eq!(cmd::<i64>(&mut r, &["CLIENT", "KILL", "TYPE", "master"]), 1);
+    for i in 0..200 {
+        cmd::<()>(&mut m, &["SET", &format!("gap{i}"), &"z".repeat(200)]);
+    }
+    eventually("a full resync", || {
+        info_field(&mut m, "stats", "sync_full") == "2"
+    });
+    compare(&mut m, &mut r);
+
+    // WAIT counts replicas that have the writes.
+    cmd::<()>(&mut m, &["SET", "w", "1"]);
+    assert_eq!(cmd::<i64>(&mut m, &["WAIT", "1", "5000"]), 1);
+    assert_eq!(cmd::<i64>(&mut m, &["WAIT", "2", "200"]), 1);
+    assert_eq!(cmd::<i64>(&mut m, &["WAIT", "0", "0"]), 1);
+
+    // REPLICAOF NO ONE promotes it: writable, with a new history that
+    // continues the old one.
+    let replid = info_field(&mut m, "replication", "master_replid");
+    cmd::<()>(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    cmd::<()>(&mut r, &["SET", "x", "1"]);
+    assert_eq!(info_field(&mut r, "replication", "role"), "master");
+    assert_eq!(info_field(&mut r, "replication", "master_replid2"), replid);
+}
+
+#[test]
+fn master_restarted_with_a_new_history_forces_a_full_resync() {
+    let port = ember_tests::free_port();
+    let master = EmberServer::start_on(port, &[]);
+    let mut m = conn(master.addr());
+    cmd::<()>(&mut m, &["SET", "old", "1"]);
+    let replica = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    assert_eq!(
+        cmd::<Option<String>>(&mut r, &["GET", "old"]).as_deref(),
+        Some("1")
+    );
+    drop(m);
+    drop(master);
+    let master = EmberServer::start_on(port, &[]);
+    let mut m = conn(master.addr());
+    cmd::<()>(&mut m, &["SET", "new", "2"]);
+    caught_up(&mut m);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_err"), "1");
+    assert_same(&dataset(&mut m), &dataset(&mut r));
+}
+
+#[test]
+fn ember_master_to_redis_replica() {
+    let master = EmberServer::start(&[]);
+    let mut m = conn(master.addr());
+    load_initial(&mut m);
+    let port = master.addr().port().to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    assert_same(&dataset(&mut m), &dataset(&mut r));
+    let mut blocker = conn(master.addr());
+    write_more(&mut m, &mut blocker);
+    compare(&mut m, &mut r);
+    // Redis reconnects after a kill with a partial resync.
+    assert_eq!(
+        cmd::<i64>(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]),
+        1
+    );
+    cmd::<()>(&mut m, &["SET", "during-gap", "1"]);
+    eventually("a partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok") == "1"
+    });
+    compare(&mut m, &mut r);
+}
+
+#[test]
+fn redis_master_to_ember_replica() {
+    let master = RedisServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut m = conn(master.addr());
+    load_initial(&mut m);
+    let port = master.addr().port();
+    let replica = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    assert_same(&dataset(&mut m), &dataset(&mut r));
+    let mut blocker = conn(master.addr());
+    write_more(&mut m, &mut blocker);
+    compare(&mut m, &mut r);
+    // Ember reconnects after a kill with a partial resync.
+    assert_eq!(cmd::<i64>(&mut r, &["CLIENT", "KILL", "TYPE", "master"]), 1);
+    cmd::<()>(&mut m, &["SET", "during-gap", "1"]);
+    eventually("a partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok") == "1"
+    });
+    compare(&mut m, &mut r);
+}
+
+#[test]
+fn replica_restarted_from_its_file_continues_with_a_partial_resync() {
+    let master = EmberServer::start(&[]);
+    let mut m = conn(master.addr());
+    load_initial(&mut m);
+    let dir = std::env::temp_dir().join(format!("ember-replica-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let lines = [
+        format!("replicaof 127.0.0.1 {}", master.addr().port()),
+        format!("dir {}", dir.display()),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let port = ember_tests::free_port();
+    let replica = EmberServer::start_on(port, &lines);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    cmd::<()>(&mut m, &["SELECT", "3"]);
+    cmd::<()>(&mut m, &["SET", "before-restart", "1"]);
+    caught_up(&mut m);
+    // A graceful stop saves the dataset with the history it stands at.
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut r);
+    drop(r);
+    drop(replica);
+    // Writes while it is down: in database 3, where the stream stands.
+    cmd::<()>(&mut m, &["SET", "while-down", "1"]);
+    cmd::<i64>(&mut m, &["RPUSH", "l1", "more"]);
+    cmd::<()>(&mut m, &["SELECT", "0"]);
+    let replica = EmberServer::start_on(port, &lines);
+    let mut r = conn(replica.addr());
+    eventually("a partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok") == "1"
+    });
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+    compare(&mut m, &mut r);
+    cmd::<()>(&mut r, &["SELECT", "3"]);
+    assert_eq!(
+        cmd::<Option<String>>(&mut r, &["GET", "while-down"]).as_deref(),
+        Some("1")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
