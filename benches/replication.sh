@@ -65,7 +65,8 @@ for name in redis ember; do
     bench=$!
     samples=()
     while kill -0 "$bench" 2>/dev/null; do
-        m=$(field "$mport" master_repl_offset); r=$(field "$rport" slave_repl_offset)
+        # The replica first: the lag is never underestimated.
+        r=$(field "$rport" slave_repl_offset); m=$(field "$mport" master_repl_offset)
         [[ -n $m && -n $r ]] && samples+=($((m - r)))
         sleep 0.05
     done

@@ -383,7 +383,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 if let Some(wait) = client.wait_acks.take() {
                     client.stats.flush(&shared.stats);
                     let _ = conn.flush().await;
-                    let acked = crate::repl::master::wait_acks(shared, wait).await;
+                    let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
                     let mut reply = crate::reply::Reply {
                         out: conn.write_buffer(),
                         proto: client.proto,

@@ -24,7 +24,7 @@
 //! calls [`Db::modified`]. Nobody watching costs one length check.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -272,6 +272,26 @@ impl Db {
                     .insert_unique(hash, Box::new(Slot { key, entry }), |s| hash_key(&s.key));
             }
         }
+    }
+
+    /// Makes room for `n` more keys.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.map.reserve(n, |s| hash_key(&s.key));
+    }
+
+    /// Stores a new key whose [`hash_key`] is `hash` (loading a file);
+    /// gives the key back if it is already there.
+    pub(crate) fn insert_new(&mut self, hash: u64, key: Bytes, entry: Entry) -> Result<(), Bytes> {
+        if self.map.find(hash, |s| s.key == key).is_some() {
+            return Err(key);
+        }
+        if entry.expire_at.is_some() {
+            self.volatile.insert(hash, &key);
+        }
+        self.modified(&key);
+        self.map
+            .insert_unique(hash, Box::new(Slot { key, entry }), |s| hash_key(&s.key));
+        Ok(())
     }
 
     /// Removes `key`, returning its entry (expired or not).
@@ -557,6 +577,41 @@ impl Volatile {
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub(crate) dbs: Vec<Db>,
+    /// The snapshot this shard was last copied for (see
+    /// [`Keyspace::begin_snapshot`]), and the copy, until the snapshot
+    /// collects it.
+    snap_done: u64,
+    snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
+}
+
+impl Shard {
+    /// Copies this shard's live keys for snapshot `epoch` (taken at `now`),
+    /// once.
+    fn copy_for_snapshot(&mut self, epoch: u64, now: i64) {
+        if self.snap_done == epoch {
+            return;
+        }
+        self.snap_done = epoch;
+        // Where expired keys are hidden rather than deleted (a replica, a
+        // master feeding replicas) they are kept: a replica's clock runs
+        // ahead of its master's stream, which may still make them live.
+        let copy = self
+            .dbs
+            .iter()
+            .map(|db| {
+                let now = if db.hide_expired { i64::MIN } else { now };
+                db.iter(now).map(|(k, e)| (k.clone(), e.clone())).collect()
+            })
+            .collect();
+        self.snap_copy = Some(copy);
+    }
+
+    /// This shard's part of snapshot `epoch`: the copy made when it was
+    /// first locked after the snapshot began, or one made now.
+    pub(crate) fn snapshot_part(&mut self, epoch: u64, now: i64) -> Vec<Vec<(Bytes, Entry)>> {
+        self.copy_for_snapshot(epoch, now);
+        self.snap_copy.take().unwrap_or_default()
+    }
 }
 
 /// All databases, sharded. Its shards are locked only through [`Shards`].
@@ -568,6 +623,14 @@ pub(crate) struct Keyspace {
     /// cleared only while every shard is locked, so a command that reads
     /// it holding a shard's lock sees the truth for that shard.
     feeding: AtomicBool,
+    /// The snapshot being taken (0 for none) and the time it stands at:
+    /// see [`Keyspace::begin_snapshot`].
+    snap_epoch: AtomicU64,
+    snap_now: AtomicI64,
+    /// One snapshot at a time.
+    snap_lock: Mutex<()>,
+    /// Snapshots taken so far, for their epochs.
+    snap_count: AtomicU64,
 }
 
 impl Keyspace {
@@ -581,6 +644,8 @@ impl Keyspace {
                             ..Db::default()
                         })
                         .collect(),
+                    snap_done: 0,
+                    snap_copy: None,
                 })
             })
             .collect();
@@ -588,6 +653,51 @@ impl Keyspace {
             shards,
             databases,
             feeding: AtomicBool::new(false),
+            snap_epoch: AtomicU64::new(0),
+            snap_now: AtomicI64::new(0),
+            snap_lock: Mutex::new(()),
+            snap_count: AtomicU64::new(0),
+        }
+    }
+
+    /// A snapshot without stopping the world, copy-on-first-lock: the
+    /// caller holds every shard when it calls this, so the snapshot stands
+    /// at that instant. From then on, whoever locks a shard first (a
+    /// command about to change it, or the snapshot collecting it) copies it
+    /// before anything else happens to it; the snapshot then collects the
+    /// copies one shard at a time ([`Shard::snapshot_part`]). Each shard is
+    /// copied once, by whoever gets there first, and no command waits for
+    /// more than its own shards' copies. Returns the snapshot's epoch;
+    /// [`Keyspace::end_snapshot`] ends it. The caller holds
+    /// [`Keyspace::snapshot_guard`].
+    pub(crate) fn begin_snapshot(&self, now: i64, epoch: u64) {
+        self.snap_now.store(now, Ordering::Release);
+        self.snap_epoch.store(epoch, Ordering::Release);
+    }
+
+    pub(crate) fn end_snapshot(&self) {
+        self.snap_epoch.store(0, Ordering::Release);
+    }
+
+    /// A new snapshot's epoch, never used before (nor 0).
+    pub(crate) fn next_snapshot_epoch(&self) -> u64 {
+        self.snap_count.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Serializes snapshots.
+    pub(crate) fn snapshot_guard(&self) -> MutexGuard<'_, ()> {
+        self.snap_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies a shard just locked for the running snapshot, if any and if
+    /// not done yet.
+    #[inline]
+    fn on_lock(&self, guard: &mut MutexGuard<'_, Shard>) {
+        let epoch = self.snap_epoch.load(Ordering::Acquire);
+        if epoch != 0 && guard.snap_done != epoch {
+            guard.copy_for_snapshot(epoch, self.snap_now.load(Ordering::Acquire));
         }
     }
 
@@ -604,24 +714,33 @@ impl Keyspace {
 
     /// The shard `key` lives in.
     pub(crate) fn shard_of(key: &[u8]) -> usize {
-        (hash_key(key) >> 32) as usize & (SHARDS - 1)
+        Self::shard_of_hash(hash_key(key))
+    }
+
+    /// The shard of a key whose [`hash_key`] is `hash`.
+    fn shard_of_hash(hash: u64) -> usize {
+        (hash >> 32) as usize & (SHARDS - 1)
     }
 
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
+        let mut guard = self.shards[shard]
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.on_lock(&mut guard);
+        guard
     }
 
     /// Locks one shard if that needs no waiting.
     fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
-        match self.shards[shard].try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
+        let mut guard = match self.shards[shard].try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        self.on_lock(&mut guard);
+        Some(guard)
     }
 
     /// Locks the shards of `keys`, in ascending order, each once.
@@ -722,6 +841,11 @@ impl<'a> Shards<'a> {
 
     pub(crate) fn databases(&self) -> usize {
         self.ks.databases
+    }
+
+    /// The keyspace itself.
+    pub(crate) fn keyspace(&self) -> &'a Keyspace {
+        self.ks
     }
 
     /// The shard `key` lives in, locked.
@@ -914,6 +1038,13 @@ impl<'a> Locked<'a> {
         &mut self.guards[i].dbs[db]
     }
 
+    /// The database `db` of the shard of a key whose [`hash_key`] is
+    /// `hash`, which must be locked.
+    pub(crate) fn db_hashed(&mut self, db: usize, hash: u64) -> &mut Db {
+        let i = self.position(Keyspace::shard_of_hash(hash));
+        &mut self.guards[i].dbs[db]
+    }
+
     /// A locked shard by number.
     fn shard_mut(&mut self, shard: usize) -> &mut Shard {
         let i = self.position(shard);
@@ -1020,6 +1151,54 @@ mod tests {
             value: Value::from_bytes(Bytes::from_static(v.as_bytes())),
             expire_at,
         }
+    }
+
+    fn snapshot_values(ks: &Keyspace, epoch: u64) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::new();
+        for i in 0..SHARDS {
+            for db in ks.lock(i).snapshot_part(epoch, 0) {
+                for (k, e) in db {
+                    let Value::Str(s) = e.value else {
+                        panic!("a string")
+                    };
+                    out.push((k, s.bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_snapshot_sees_the_keyspace_as_it_was_when_it_began() {
+        let ks = Keyspace::new(1);
+        let mut shards = Shards::new(&ks);
+        let key = |k: &'static str| Bytes::from_static(k.as_bytes());
+        shards.lock_key(b"a").dbs[0].insert(key("a"), entry("old", None));
+        shards.lock_key(b"b").dbs[0].insert(key("b"), entry("kept", None));
+        let _one = ks.snapshot_guard();
+        let epoch = ks.next_snapshot_epoch();
+        {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(0, epoch);
+        }
+        // Changes after the instant: the shard is copied before they land.
+        shards.lock_key(b"a").dbs[0].insert(key("a"), entry("new", None));
+        shards.lock_key(b"c").dbs[0].insert(key("c"), entry("later", None));
+        shards.lock_key(b"b").dbs[0].remove(b"b");
+        let seen = snapshot_values(&ks, epoch);
+        ks.end_snapshot();
+        assert_eq!(seen, [(key("a"), key("old")), (key("b"), key("kept"))]);
+        // The keyspace itself has the changes, and the next snapshot too.
+        assert!(shards.lock_key(b"c").dbs[0].contains(b"c", 0));
+        let next = ks.next_snapshot_epoch();
+        {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(0, next);
+        }
+        let seen = snapshot_values(&ks, next);
+        ks.end_snapshot();
+        assert_eq!(seen, [(key("a"), key("new")), (key("c"), key("later"))]);
     }
 
     #[test]

@@ -510,7 +510,10 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
     let now = now_ms();
     let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
     let mut shards = Shards::new(&shared.keyspace);
-    crate::rdb::install(&mut shards, loaded, Some(now)).map_err(|e| fail(e.to_string()))?;
+    // A master drops keys that expired while it was down; a replica keeps
+    // them for its master to delete, as Redis does.
+    let drop_before = (!replica).then_some(now);
+    crate::rdb::install(&mut shards, loaded, drop_before).map_err(|e| fail(e.to_string()))?;
     shared.persistence.loaded(
         keys - expired,
         expired,

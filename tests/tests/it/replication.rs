@@ -298,10 +298,38 @@ fn ember_master_to_ember_replica() {
     // REPLICAOF NO ONE promotes it: writable, with a new history that
     // continues the old one.
     let replid = info_field(&mut m, "replication", "master_replid");
+    // A transaction queued before the server became a replica cannot write.
+    let mut queued = conn(master.addr());
+    cmd::<()>(&mut queued, &["MULTI"]);
+    let _: redis::Value = cmd(&mut queued, &["SET", "queued", "1"]);
     cmd::<()>(&mut r, &["REPLICAOF", "NO", "ONE"]);
     cmd::<()>(&mut r, &["SET", "x", "1"]);
     assert_eq!(info_field(&mut r, "replication", "role"), "master");
     assert_eq!(info_field(&mut r, "replication", "master_replid2"), replid);
+
+    // Switch over and back: the old master follows the promoted replica,
+    // continuing its history, then takes the lead again.
+    let partial: u64 = info_field(&mut r, "stats", "sync_partial_ok")
+        .parse()
+        .unwrap();
+    let r_port = replica.addr().port().to_string();
+    cmd::<()>(&mut m, &["REPLICAOF", "127.0.0.1", &r_port]);
+    let err = redis::cmd("EXEC").query::<()>(&mut queued).unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    eventually("the old master to continue from the new one", || {
+        info_field(&mut r, "stats", "sync_partial_ok")
+            .parse::<u64>()
+            .unwrap()
+            == partial + 1
+    });
+    cmd::<()>(&mut r, &["SET", "from-new-master", "1"]);
+    compare(&mut r, &mut m);
+    cmd::<()>(&mut m, &["REPLICAOF", "NO", "ONE"]);
+    let m_port = master.addr().port().to_string();
+    cmd::<()>(&mut r, &["REPLICAOF", "127.0.0.1", &m_port]);
+    cmd::<()>(&mut m, &["SET", "back", "1"]);
+    cmd::<i64>(&mut m, &["RPUSH", "l1", "after-failback"]);
+    compare(&mut m, &mut r);
 }
 
 #[test]

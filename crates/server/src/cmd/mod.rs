@@ -474,6 +474,11 @@ pub(crate) fn execute(
     let Some(name) = req.get(0) else {
         return After::Continue;
     };
+    // A command that panicked while recording left its records behind;
+    // they belong to no stream.
+    if prop::recording() {
+        prop::finish();
+    }
     let mut reply = Reply {
         out,
         proto: client.proto,

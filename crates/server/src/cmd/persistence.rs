@@ -51,7 +51,8 @@ fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
 /// file records no history.
 fn snapshot(ctx: &mut Ctx<'_>) -> (Snapshot, (u64, Aux)) {
     let shared = ctx.shared;
-    let in_exec = ctx.shards.held().is_some();
+    // The master's own stream (which holds the pause) cannot pause itself.
+    let in_exec = ctx.shards.held().is_some() || ctx.client.is_master;
     let _paused = (!in_exec).then(|| shared.repl.pause_apply());
     Snapshot::take(&mut ctx.shards, || {
         let aux = if in_exec {

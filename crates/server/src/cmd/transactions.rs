@@ -19,7 +19,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use resp::Request;
 
-use super::{COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, OOM, call, command_keys};
+use super::{
+    COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, OOM, WRITE, call, command_keys,
+};
 use crate::blocking;
 use crate::client::Client;
 use crate::db::{Shards, WatchFlag};
@@ -110,6 +112,19 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         return Err(CmdError::other(format!(
             "EXECABORT Transaction discarded because of: {OOM}"
         )));
+    }
+    // The server became a read-only replica since the writes were queued.
+    if ctx.shared.repl.read_only()
+        && !ctx.client.is_master
+        && multi
+            .queued
+            .iter()
+            .any(|(i, _)| COMMANDS[*i].flags & WRITE != 0)
+    {
+        discard_transaction(&mut ctx.shards, ctx.client);
+        return Err(CmdError::other(
+            "ERR Transaction contains write commands but instance is now a read-only slave. EXEC aborted.",
+        ));
     }
     if multi.aborted {
         discard_transaction(&mut ctx.shards, ctx.client);

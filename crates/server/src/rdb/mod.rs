@@ -187,27 +187,54 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Locks every shard (via `shards.lock_all()`), clones every live key,
-    /// runs `under_lock` while still holding all locks, and returns both.
+    /// A copy of every live key as of one instant, with `under_lock` run
+    /// at that instant (every shard locked), so that, for example, a
+    /// replication offset matches the copy exactly.
     ///
-    /// Keys past their deadline but not yet reclaimed are left out: they
-    /// no longer exist for any client. Values are cheap to clone (strings
-    /// share their bytes; a list copies its vector of handles), so the
-    /// server pauses for about the time a KEYS * would take.
+    /// Outside a transaction the world does not stop for the copy: the
+    /// keyspace copies each shard when it is next locked
+    /// (`Keyspace::begin_snapshot`), and clients wait only for the copies
+    /// of the shards they touch. Inside EXEC, which holds every shard, the
+    /// copy is made at once. Keys past their deadline but not yet
+    /// reclaimed are left out: they no longer exist for any client.
     pub(crate) fn take<T>(
         shards: &mut Shards<'_>,
         under_lock: impl FnOnce() -> T,
     ) -> (Snapshot, T) {
         let now = crate::server::now_ms();
-        let mut dbs: Vec<Vec<(Bytes, Entry)>> = vec![Vec::new(); shards.databases()];
-        let mut locked = shards.lock_all();
-        for shard in locked.shards() {
-            for (i, db) in shard.dbs.iter().enumerate() {
-                dbs[i].extend(db.iter(now).map(|(k, e)| (k.clone(), e.clone())));
+        let databases = shards.databases();
+        let ks = shards.keyspace();
+        let held = shards.held().is_some();
+        // Inside EXEC the locks are already held: no other snapshot may be
+        // waited for (it could be waiting for them).
+        let guard = (!held).then(|| ks.snapshot_guard());
+        let epoch = ks.next_snapshot_epoch();
+        let mut sizes = vec![0usize; databases];
+        let extra = {
+            let mut all = shards.lock_all();
+            for shard in all.shards() {
+                for (size, db) in sizes.iter_mut().zip(&shard.dbs) {
+                    *size += db.len();
+                }
+            }
+            if !held {
+                ks.begin_snapshot(now, epoch);
+            }
+            under_lock()
+        };
+        let mut dbs: Vec<Vec<(Bytes, Entry)>> = sizes.into_iter().map(Vec::with_capacity).collect();
+        for i in 0..crate::db::SHARDS {
+            let mut shard = shards.lock_shard(i);
+            let part = shard.snapshot_part(epoch, now);
+            drop(shard);
+            for (db, keys) in dbs.iter_mut().zip(part) {
+                db.extend(keys);
             }
         }
-        let extra = under_lock();
-        drop(locked);
+        if !held {
+            ks.end_snapshot();
+        }
+        drop(guard);
         (Snapshot { dbs }, extra)
     }
 
@@ -277,11 +304,27 @@ pub(crate) fn install(
         shard.dbs.iter_mut().for_each(crate::db::Db::clear);
     }
     for (db, keys) in loaded.dbs {
+        // Tables sized once, not grown (and rehashed) step by step.
+        let per_shard = keys.len() / crate::db::SHARDS;
+        for shard in locked.shards() {
+            shard.dbs[db].reserve(per_shard + per_shard / 4 + 1);
+        }
         for (key, entry) in keys {
             if is_expired(&entry, drop_expired_before) {
                 continue;
             }
-            locked.db(db, &key).insert(key, entry);
+            // One hash per key finds both its shard and its slot.
+            let hash = crate::db::hash_key(&key);
+            if let Err(key) = locked.db_hashed(db, hash).insert_new(hash, key, entry) {
+                // Redis refuses such a file; nothing of it stays.
+                for shard in locked.shards() {
+                    shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+                }
+                return Err(RdbError::DuplicateKey {
+                    key: printable(&key),
+                    db,
+                });
+            }
         }
     }
     // Clients blocked on a key that is now a list get it, as after SWAPDB.

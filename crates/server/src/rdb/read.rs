@@ -1,7 +1,7 @@
 //! Reading: a whole RDB file, held in memory, into [`Loaded`].
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -30,8 +30,6 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
         return Err(RdbError::Version(version));
     }
     let mut loaded = Loaded::default();
-    // Keys seen, per database: Redis refuses a file with a duplicate.
-    let mut seen: HashMap<usize, HashSet<Bytes>> = HashMap::new();
     // Where each database's keys are in `loaded.dbs`.
     let mut slot: HashMap<usize, usize> = HashMap::new();
     let mut db = 0usize;
@@ -104,12 +102,8 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
                     // An empty collection: Redis skips it too.
                     continue;
                 };
-                if !seen.entry(db).or_default().insert(key.clone()) {
-                    return Err(RdbError::DuplicateKey {
-                        key: printable(&key),
-                        db,
-                    });
-                }
+                // A duplicate key is refused when installed (`install`),
+                // where the keyspace's table finds it for free.
                 let i = *slot.entry(db).or_insert_with(|| {
                     loaded.dbs.push((db, Vec::new()));
                     loaded.dbs.len() - 1

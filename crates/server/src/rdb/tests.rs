@@ -506,7 +506,15 @@ fn header_checksum_and_duplicates() {
     assert!(read(&flipped).is_ok());
     // The same key twice in a database.
     let body = [&[0][..], &s(b"k"), &s(b"1"), &[0], &s(b"k"), &s(b"2")].concat();
-    assert_eq!(err(&file(10, &body)), "RDB has duplicated key 'k' in DB 0");
+    // Found when installed, and then nothing of the file stays.
+    let ks = Keyspace::new(16);
+    let mut shards = Shards::new(&ks);
+    let loaded = read(&file(10, &body)).unwrap();
+    assert_eq!(
+        install(&mut shards, loaded, None).unwrap_err().to_string(),
+        "RDB has duplicated key 'k' in DB 0"
+    );
+    assert!(!shards.lock_key(b"k").dbs[0].contains(b"k", 0));
     let body = [
         &[0][..],
         &s(b"k"),

@@ -36,6 +36,9 @@ pub(crate) async fn serve(
         online: false,
         dropped: false,
     };
+    if repl.is_replica() {
+        return "this server became a replica".into();
+    }
     repl.start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
     let reason = match sync(shared, conn, psync, id, follower).await {
         Ok(()) => stream(shared, conn, client).await,
@@ -91,11 +94,15 @@ async fn sync(
     }
     // The snapshot and the offset it stands at are taken under every shard
     // lock: the stream from that offset holds exactly the later writes.
+    let started = Instant::now();
     let (snapshot, (replid, offset)) = {
         let mut shards = Shards::new(&shared.keyspace);
         rdb::Snapshot::take(&mut shards, || repl.begin_full_sync(id, follower))
     };
-    tracing::info!("full resync requested by a replica, at offset {offset}");
+    tracing::info!(
+        "full resync requested by a replica, at offset {offset}; snapshot taken in {:?}",
+        started.elapsed()
+    );
     if !psync.old {
         conn.write_buffer()
             .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
@@ -113,26 +120,52 @@ async fn sync(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("cannot write the RDB: {e}"))?;
+    tracing::info!(
+        "RDB of {} bytes written in {:?}",
+        payload.len(),
+        started.elapsed()
+    );
     conn.write_buffer()
         .extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
     conn.write_buffer().put_shared(payload.into());
-    conn.flush().await.map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(shared.config_i64("repl-timeout").max(1) as u64);
+    tokio::select! {
+        done = tokio::time::timeout(timeout, conn.flush()) => match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("timeout sending the RDB to the replica".into()),
+        },
+        () = shared.shutdown.triggered() => return Err("server shutdown".into()),
+    }
     if let Some(f) = repl.state().replicas.get_mut(&id) {
         f.online = true;
         f.last_ack = Instant::now();
     }
     repl.sync_full.fetch_add(1, Relaxed);
-    tracing::info!("synchronization with replica succeeded");
+    tracing::info!(
+        "synchronization with replica succeeded in {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
 /// Sends the stream as it grows and reads the replica's acknowledgements.
+/// A replica that neither reads nor acknowledges for `repl-timeout`
+/// seconds is disconnected, as Redis does.
 async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> String {
     let repl = &shared.repl;
     let id = client.id();
     let kill = client.info.kill.clone();
     let mut decoder = RequestDecoder::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let timeout = Duration::from_secs(shared.config_i64("repl-timeout").max(1) as u64);
+        if kill.is_cancelled() {
+            return "killed".into();
+        }
+        if shared.shutdown.is_triggered() {
+            return "server shutdown".into();
+        }
         let notified = repl.data.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -143,8 +176,22 @@ async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut 
             for chunk in chunks {
                 conn.write_buffer().put_shared(chunk);
             }
-            if let Err(e) = conn.flush().await {
-                return format!("write failed: {e}");
+            match tokio::time::timeout(timeout, conn.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return format!("write failed: {e}"),
+                Err(_) => return "timeout writing to the replica".into(),
+            }
+            // Acknowledgements that arrived meanwhile, without waiting.
+            if let Ok(read) = tokio::time::timeout(Duration::ZERO, conn.fill_socket()).await {
+                match read {
+                    Ok(0) => return "closed by the replica".into(),
+                    Ok(_) => {
+                        if let Err(e) = read_acks(repl, id, &mut decoder, conn) {
+                            return e;
+                        }
+                    }
+                    Err(e) => return format!("read failed: {e}"),
+                }
             }
             continue;
         }
@@ -159,6 +206,16 @@ async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut 
                 }
                 Err(e) => return format!("read failed: {e}"),
             },
+            _ = tick.tick() => {
+                let silent = repl
+                    .state()
+                    .replicas
+                    .get(&id)
+                    .is_none_or(|f| f.last_ack.elapsed() > timeout);
+                if silent {
+                    return "timeout: no acknowledgement from the replica".into();
+                }
+            }
             () = kill.cancelled() => return "killed".into(),
             () = shared.shutdown.triggered() => return "server shutdown".into(),
         }
@@ -195,7 +252,11 @@ fn read_acks(
 
 /// WAIT: asks the replicas for their offsets and waits until `numreplicas`
 /// reached `target`, or the deadline; returns how many did.
-pub(crate) async fn wait_acks(shared: &Shared, wait: WaitAcks) -> usize {
+pub(crate) async fn wait_acks(
+    shared: &Shared,
+    wait: WaitAcks,
+    kill: &tokio_util::sync::CancellationToken,
+) -> usize {
     let repl = &shared.repl;
     repl.append(vec![Op::new(None, &["REPLCONF", "GETACK", "*"])]);
     let sleep = async {
@@ -220,6 +281,7 @@ pub(crate) async fn wait_acks(shared: &Shared, wait: WaitAcks) -> usize {
             () = &mut notified => {}
             () = &mut sleep => return repl.acked(wait.target),
             () = shared.shutdown.triggered() => return acked,
+            () = kill.cancelled() => return acked,
         }
     }
 }

@@ -179,23 +179,32 @@ impl Backlog {
         }
     }
 
-    /// The bytes from stream position `from` to the end, or `None` if
-    /// some were dropped already.
-    fn read(&mut self, from: i64) -> Option<Vec<Bytes>> {
-        if from < self.base {
+    /// The bytes from stream position `from` to `end` (the stream's
+    /// offset), or `None` if some were dropped already. The chunks needed
+    /// are found from the back, so a replica that keeps up costs only what
+    /// it reads; the unsealed tail is copied rather than sealed, so chunks
+    /// stay large.
+    fn read(&self, from: i64, end: i64) -> Option<Vec<Bytes>> {
+        if from < self.base || from > end {
             return None;
         }
-        self.seal();
-        let mut skip = (from - self.base) as usize;
         let mut out = Vec::new();
-        for chunk in &self.chunks {
-            if skip >= chunk.len() {
-                skip -= chunk.len();
-                continue;
-            }
-            out.push(chunk.slice(skip..));
-            skip = 0;
+        let tail_start = end - self.tail.len() as i64;
+        if from < end {
+            let skip = (from.max(tail_start) - tail_start) as usize;
+            out.push(Bytes::copy_from_slice(&self.tail[skip..]));
         }
+        let mut chunk_end = tail_start;
+        for chunk in self.chunks.iter().rev() {
+            if chunk_end <= from {
+                break;
+            }
+            let chunk_start = chunk_end - chunk.len() as i64;
+            let skip = (from.max(chunk_start) - chunk_start) as usize;
+            out.push(chunk.slice(skip..));
+            chunk_end = chunk_start;
+        }
+        out.reverse();
         Some(out)
     }
 
@@ -305,7 +314,7 @@ impl Repl {
     /// write appends to the stream under its locks, and expired keys are
     /// deleted only by commands that record the deletion.
     pub(crate) fn start_feeding(&self, ks: &Keyspace, backlog_size: i64) {
-        if ks.feeding() {
+        if ks.feeding() && self.state().backlog.is_some() {
             return;
         }
         let mut shards = Shards::new(ks);
@@ -384,7 +393,7 @@ impl Repl {
         if follower.dropped {
             return None;
         }
-        let chunks = st.backlog.as_mut()?.read(follower.sent)?;
+        let chunks = st.backlog.as_ref()?.read(follower.sent, st.offset)?;
         follower.sent = st.offset;
         let keep_from = limit_lag(&mut st.replicas, st.offset);
         if let Some(b) = &mut st.backlog {
@@ -417,7 +426,9 @@ impl Repl {
         };
         let same = replid == st.replid
             || (replid == st.replid2 && st.second_offset > 0 && offset <= st.second_offset);
-        let from = offset - 1;
+        let Some(from) = offset.checked_sub(1) else {
+            return false;
+        };
         same && from >= backlog.base && from <= st.offset
     }
 

@@ -32,21 +32,30 @@ pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
         return;
     };
     let cancel = CancellationToken::new();
+    // No batch of an old link's stream is half applied meanwhile.
+    let paused = shared.repl.pause_apply();
     {
         let mut st = shared.repl.state();
-        if let Some(old) = st.master.take() {
+        let old = st.master.take();
+        if let Some(old) = &old {
             old.cancel.cancel();
         }
+        // The database the stream stands in, kept for a link that
+        // continues the same history.
+        let db = old.map_or(st.resume_db, |o| o.db);
         for f in st.replicas.values_mut() {
             f.dropped = true;
         }
+        // A replica keeps no backlog: a later promotion starts a fresh one
+        // at the offset it reached.
+        st.backlog = None;
         st.master = Some(MasterLink {
             host: host.clone(),
             port,
             status: LinkStatus::Connect,
             last_io: Instant::now(),
             cancel: cancel.clone(),
-            db: st.resume_db,
+            db,
             synced: false,
             transfer: None,
         });
@@ -54,6 +63,7 @@ pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
     shared.repl.set_replica(true);
     shared.repl.data.notify_waiters();
     hide_expired(&shared.keyspace, true);
+    drop(paused);
     tracing::info!("connecting to MASTER {host}:{port}");
     shared.shutdown.spawn(link(me, cancel));
 }
@@ -62,15 +72,20 @@ pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
 /// continues the old master's, so its former siblings can continue with
 /// a partial resync.
 pub(crate) fn promote(shared: &Shared) {
+    // The link's task stops between batches: nothing of the old stream
+    // lands after this.
+    let _paused = shared.repl.pause_apply();
     let Some(link) = shared.repl.state().master.take() else {
         return;
     };
     link.cancel.cancel();
-    shared.repl.set_replica(false);
+    shared.repl.state().resume_db = link.db;
     shared.repl.shift_replid();
+    // Recording starts before clients may write.
     shared
         .repl
         .start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
+    shared.repl.set_replica(false);
     tracing::info!("MASTER MODE enabled");
 }
 
@@ -110,7 +125,7 @@ async fn link(shared: Arc<Shared>, cancel: CancellationToken) {
         };
         set_status(&shared.repl, LinkStatus::Connecting);
         let result = tokio::select! {
-            r = session(&shared, &host, port) => r,
+            r = session(&shared, &host, port, &cancel) => r,
             () = cancel.cancelled() => return,
             () = shared.shutdown.triggered() => return,
         };
@@ -134,7 +149,12 @@ fn repl_timeout(shared: &Shared) -> Duration {
 }
 
 /// One connection to the master, from the handshake to the break.
-async fn session(shared: &Shared, host: &str, port: u16) -> Result<(), String> {
+async fn session(
+    shared: &Shared,
+    host: &str,
+    port: u16,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
     let timeout = repl_timeout(shared);
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
@@ -197,7 +217,7 @@ async fn session(shared: &Shared, host: &str, port: u16) -> Result<(), String> {
             else {
                 return Err(format!("bad FULLRESYNC reply: '{reply}'"));
             };
-            full_resync(shared, &mut conn, id.to_string(), off).await?;
+            full_resync(shared, &mut conn, id.to_string(), off, cancel).await?;
         }
         Some("+CONTINUE") => {
             let mut st = shared.repl.state();
@@ -222,20 +242,32 @@ async fn session(shared: &Shared, host: &str, port: u16) -> Result<(), String> {
     };
     tracing::info!("MASTER <-> REPLICA sync: finished with success");
     let info = ClientInfo::register(shared, peer, laddr);
+    // Listed in CLIENT LIST until this function ends, however it ends
+    // (cancellation included).
+    let _listed = Listed {
+        shared,
+        id: info.id,
+    };
     let mut master = Client::new(info.clone(), true);
     master.is_master = true;
     master.db = db;
     info.kind
         .store(crate::client::MASTER, std::sync::atomic::Ordering::Relaxed);
-    let result = apply_stream(shared, &mut conn, &mut master).await;
-    if let Some(m) = &mut shared.repl.state().master {
-        m.db = master.db;
+    apply_stream(shared, &mut conn, &mut master, cancel).await
+}
+
+/// Removes the master's client from the registry when dropped.
+struct Listed<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut clients) = self.shared.clients.lock() {
+            clients.remove(&self.id);
+        }
     }
-    crate::cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut master);
-    if let Ok(mut clients) = shared.clients.lock() {
-        clients.remove(&info.id);
-    }
-    result
 }
 
 /// Sends one command.
@@ -284,6 +316,7 @@ async fn full_resync(
     conn: &mut Link,
     replid: String,
     offset: i64,
+    cancel: &CancellationToken,
 ) -> Result<(), String> {
     let timeout = repl_timeout(shared);
     set_status(&shared.repl, LinkStatus::Sync);
@@ -309,27 +342,43 @@ async fn full_resync(
         payload.len()
     );
     let ks_shared = shared.me.upgrade().ok_or("server gone")?;
-    let loaded = tokio::task::spawn_blocking(move || -> Result<Option<i64>, String> {
+    let cancel = cancel.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let shared = &*ks_shared;
+        let started = Instant::now();
         let loaded =
             rdb::read(&payload).map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        let parsed = started.elapsed();
         let stream_db = loaded
             .aux
             .iter()
             .find(|(k, _)| &k[..] == b"repl-stream-db")
-            .and_then(|(_, v)| resp::parse_int(v));
-        let mut shards = Shards::new(&ks_shared.keyspace);
+            .and_then(|(_, v)| resp::parse_int(v))
+            .and_then(|db| usize::try_from(db).ok())
+            .unwrap_or(0);
+        // Installed as one step with the new history, and only if this
+        // link still stands (REPLICAOF may have moved on meanwhile).
+        let _paused = shared.repl.pause_apply();
+        if cancel.is_cancelled() {
+            return Err("the link was cancelled".into());
+        }
+        let mut shards = Shards::new(&shared.keyspace);
         rdb::install(&mut shards, loaded, None)
             .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
-        Ok(stream_db)
+        let mut st = shared.repl.state();
+        Repl::reset_history(&mut st, replid, offset);
+        if let Some(m) = &mut st.master {
+            m.db = stream_db;
+        }
+        drop(st);
+        tracing::info!(
+            "MASTER <-> REPLICA sync: RDB parsed in {parsed:?}, loaded in {:?}",
+            started.elapsed()
+        );
+        Ok(())
     })
     .await
-    .map_err(|e| e.to_string())??;
-    let mut st = shared.repl.state();
-    Repl::reset_history(&mut st, replid, offset);
-    if let Some(m) = &mut st.master {
-        m.db = loaded.and_then(|db| usize::try_from(db).ok()).unwrap_or(0);
-    }
-    Ok(())
+    .map_err(|e| e.to_string())?
 }
 
 /// Reads a `$<len>` payload.
@@ -380,7 +429,17 @@ fn progress(shared: &Shared, total: i64, read: i64) {
 }
 
 /// Runs the master's stream until the link breaks.
-async fn apply_stream(shared: &Shared, conn: &mut Link, master: &mut Client) -> Result<(), String> {
+///
+/// The offset counts every byte read, but the one this replica reports
+/// and saves (`committed`) stops short of a transaction still being
+/// queued, as Redis's does: a replica that reconnects or restarts in the
+/// middle of one asks for it again from its MULTI.
+async fn apply_stream(
+    shared: &Shared,
+    conn: &mut Link,
+    master: &mut Client,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
     let timeout = repl_timeout(shared);
     let mut decoder = RequestDecoder::new();
     decoder.set_authenticated(true);
@@ -390,42 +449,55 @@ async fn apply_stream(shared: &Shared, conn: &mut Link, master: &mut Client) -> 
     let mut ack = tokio::time::interval(Duration::from_secs(1));
     let mut sink = transport::Output::new();
     let mut offset = shared.repl.state().offset;
+    let mut committed = (offset, master.db);
     let mut last_io = Instant::now();
     let kill = master.info.kill.clone();
     loop {
-        let mut applied = false;
         let paused = shared.repl.pause_apply();
+        if cancel.is_cancelled() {
+            return Err("the link was cancelled".into());
+        }
+        let mut failed = None;
         loop {
             let before = conn.read_buffer().len();
             let req = match decoder.decode(conn.read_buffer()) {
                 Ok(Some(req)) => req,
                 Ok(None) => break,
-                Err(e) => return Err(format!("protocol error from master: {e}")),
+                Err(e) => {
+                    failed = Some(format!("protocol error from master: {e}"));
+                    break;
+                }
             };
             let consumed = (before - conn.read_buffer().len()) as i64;
-            applied = true;
             if req.len() >= 2
                 && req[0].eq_ignore_ascii_case(b"replconf")
                 && req[1].eq_ignore_ascii_case(b"getack")
             {
-                send_ack(conn, offset);
+                send_ack(conn, committed.0);
             } else if !req.is_empty() {
                 master.clock = crate::server::Clock::new();
                 crate::cmd::execute(shared, master, &mut sink, &req);
                 sink = transport::Output::new();
+                forget_waits(shared, master);
             }
-            offset += consumed;
+            offset = offset.saturating_add(consumed);
+            if master.multi.is_none() {
+                committed = (offset, master.db);
+            }
         }
-        if applied {
-            master.stats.flush(&shared.stats);
+        master.stats.flush(&shared.stats);
+        {
             let mut st = shared.repl.state();
-            st.offset = offset;
+            st.offset = committed.0;
             if let Some(m) = &mut st.master {
                 m.last_io = last_io;
-                m.db = master.db;
+                m.db = committed.1;
             }
         }
         drop(paused);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if !conn.write_buffer().is_empty() {
             conn.flush()
                 .await
@@ -438,14 +510,27 @@ async fn apply_stream(shared: &Shared, conn: &mut Link, master: &mut Client) -> 
                 Err(e) => return Err(format!("read from master failed: {e}")),
             },
             () = kill.cancelled() => return Err("killed".into()),
+            () = cancel.cancelled() => return Err("the link was cancelled".into()),
             _ = ack.tick() => {
                 if last_io.elapsed() > timeout {
                     return Err("timeout: no data from master".into());
                 }
-                send_ack(conn, offset);
+                send_ack(conn, committed.0);
             }
         }
     }
+}
+
+/// The master's client never waits: a blocking command it sent on an
+/// empty list (Redis masters send none) is forgotten, not left to take
+/// later pushes; WAIT and PSYNC from it are ignored.
+fn forget_waits(shared: &Shared, master: &mut Client) {
+    if let Some(blocked) = master.blocked.take() {
+        blocked.waiter.claim();
+        crate::blocking::unregister(&shared.keyspace, &blocked.waiter);
+    }
+    master.wait_acks = None;
+    master.psync = None;
 }
 
 /// Queues `REPLCONF ACK <offset>`.
