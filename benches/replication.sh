@@ -49,7 +49,7 @@ field() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: -v f="$2" '$
 now_ms() { date +%s%3N; }
 
 printf '%-6s %10s %14s %14s %12s %12s %14s\n' master keys "full sync ms" "SET req/s" "lag mean B" "lag max B" "catch-up ms"
-for name in redis ember; do
+for name in ${ORDER:-redis ember}; do
     if [[ $name == redis ]]; then mport=$redis_port; rport=$redis_replica_port
     else mport=$ember_port; rport=$ember_replica_port; fi
     redis-cli -p "$mport" --pipe < "$workdir/load.resp" >/dev/null
