@@ -108,6 +108,8 @@ pub(crate) struct Client {
     pub(crate) is_master: bool,
     /// The port a replica said it listens on (REPLCONF listening-port).
     pub(crate) repl_port: u16,
+    /// The replica reads an RDB of unknown length (REPLCONF capa eof).
+    pub(crate) repl_capa_eof: bool,
     /// Set by PSYNC and SYNC: the connection turns into a replica's link.
     pub(crate) psync: Option<Psync>,
     /// Set by WAIT when replicas have not acknowledged enough yet.
@@ -191,6 +193,7 @@ impl Client {
             stats: LocalStats::default(),
             is_master: false,
             repl_port: 0,
+            repl_capa_eof: false,
             psync: None,
             wait_acks: None,
             woff: 0,

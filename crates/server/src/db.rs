@@ -584,6 +584,15 @@ pub(crate) struct Shard {
     snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
 }
 
+/// What [`Shard::snapshot_view`] gives.
+#[derive(Debug)]
+pub(crate) enum ShardView<'s> {
+    /// A copy made before a command changed the shard, per database.
+    Copied(Vec<Vec<(Bytes, Entry)>>),
+    /// The shard as it is, unchanged since the snapshot's instant.
+    Live(&'s [Db]),
+}
+
 impl Shard {
     /// Copies this shard's live keys for snapshot `epoch` (taken at `now`),
     /// once.
@@ -604,6 +613,19 @@ impl Shard {
             })
             .collect();
         self.snap_copy = Some(copy);
+    }
+
+    /// This shard as snapshot `epoch` must see it: the copy a command made
+    /// when it touched the shard first, or, if none did, the shard itself,
+    /// which is then marked done (the caller reads it under this lock, so
+    /// no later command needs to copy it).
+    pub(crate) fn snapshot_view(&mut self, epoch: u64) -> ShardView<'_> {
+        if self.snap_done == epoch {
+            ShardView::Copied(self.snap_copy.take().unwrap_or_default())
+        } else {
+            self.snap_done = epoch;
+            ShardView::Live(&self.dbs)
+        }
     }
 
     /// This shard's part of snapshot `epoch`: the copy made when it was
@@ -684,6 +706,21 @@ impl Keyspace {
         self.snap_count.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Runs `f` on shard `i` as snapshot `epoch` must see it, under the
+    /// shard's lock but without copying it first: the snapshot's own visit
+    /// reads the shard in place.
+    pub(crate) fn visit_for_snapshot<R>(
+        &self,
+        i: usize,
+        epoch: u64,
+        f: impl FnOnce(ShardView<'_>) -> R,
+    ) -> R {
+        let mut guard = self.shards[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(guard.snapshot_view(epoch))
+    }
+
     /// Serializes snapshots.
     pub(crate) fn snapshot_guard(&self) -> MutexGuard<'_, ()> {
         self.snap_lock
@@ -718,7 +755,7 @@ impl Keyspace {
     }
 
     /// The shard of a key whose [`hash_key`] is `hash`.
-    fn shard_of_hash(hash: u64) -> usize {
+    pub(crate) fn shard_of_hash(hash: u64) -> usize {
         (hash >> 32) as usize & (SHARDS - 1)
     }
 
@@ -1035,13 +1072,6 @@ impl<'a> Locked<'a> {
     /// the locked keys.
     pub(crate) fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
         let i = self.position(Keyspace::shard_of(key));
-        &mut self.guards[i].dbs[db]
-    }
-
-    /// The database `db` of the shard of a key whose [`hash_key`] is
-    /// `hash`, which must be locked.
-    pub(crate) fn db_hashed(&mut self, db: usize, hash: u64) -> &mut Db {
-        let i = self.position(Keyspace::shard_of_hash(hash));
         &mut self.guards[i].dbs[db]
     }
 

@@ -54,9 +54,14 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// of its own, WAIT on the master counts it.
 fn caught_up(master: &mut Connection) {
     cmd::<i64>(master, &["INCR", "sync-marker"]);
-    eventually("the replica to acknowledge the master's offset", || {
-        cmd::<i64>(master, &["WAIT", "1", "1000"]) == 1
-    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if cmd::<i64>(master, &["WAIT", "1", "1000"]) == 1 {
+            return;
+        }
+    }
+    let info: String = cmd(master, &["INFO", "replication"]);
+    panic!("timed out waiting for the replica to acknowledge the master's offset:\n{info}");
 }
 
 /// What a key holds, as compared: type, value, and deadline in ms.

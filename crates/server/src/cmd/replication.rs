@@ -47,7 +47,12 @@ pub(super) fn replconf(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 let port = parse_i64(value)?;
                 ctx.client.repl_port = u16::try_from(port).unwrap_or(0);
             }
-            b"ip-address" | b"capa" | b"rdb-only" | b"rdb-filter-only" => {}
+            b"capa" => {
+                if value.eq_ignore_ascii_case(b"eof") {
+                    ctx.client.repl_capa_eof = true;
+                }
+            }
+            b"ip-address" | b"rdb-only" | b"rdb-filter-only" => {}
             // Acknowledgements arrive on the replica's link, which reads
             // them itself; from anyone else they are ignored, unanswered.
             b"ack" | b"fack" => return Ok(()),

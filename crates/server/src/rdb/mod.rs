@@ -40,11 +40,11 @@ mod zipmap;
 
 use bytes::Bytes;
 
-use crate::db::{Entry, Shards};
+use crate::db::{Entry, Keyspace, SHARDS, Shards};
 
 pub(crate) use disk::{Persistence, file_path, load_file};
 pub(crate) use read::read;
-pub(crate) use write::write;
+pub(crate) use write::{stream_snapshot, write};
 
 /// The version [`write`] produces and the newest [`read`] accepts.
 pub(crate) const RDB_VERSION: u32 = 10;
@@ -223,7 +223,7 @@ impl Snapshot {
             under_lock()
         };
         let mut dbs: Vec<Vec<(Bytes, Entry)>> = sizes.into_iter().map(Vec::with_capacity).collect();
-        for i in 0..crate::db::SHARDS {
+        for i in 0..SHARDS {
             let mut shard = shards.lock_shard(i);
             let part = shard.snapshot_part(epoch, now);
             drop(shard);
@@ -305,26 +305,44 @@ pub(crate) fn install(
     }
     for (db, keys) in loaded.dbs {
         // Tables sized once, not grown (and rehashed) step by step.
-        let per_shard = keys.len() / crate::db::SHARDS;
+        let per_shard = keys.len() / SHARDS;
         for shard in locked.shards() {
             shard.dbs[db].reserve(per_shard + per_shard / 4 + 1);
         }
+        // One hash per key finds both its shard and its slot. A large
+        // database is filled on two threads, each with half of the shards.
+        let mut halves: [Vec<(u64, Bytes, Entry)>; 2] = Default::default();
         for (key, entry) in keys {
             if is_expired(&entry, drop_expired_before) {
                 continue;
             }
-            // One hash per key finds both its shard and its slot.
             let hash = crate::db::hash_key(&key);
-            if let Err(key) = locked.db_hashed(db, hash).insert_new(hash, key, entry) {
-                // Redis refuses such a file; nothing of it stays.
-                for shard in locked.shards() {
-                    shard.dbs.iter_mut().for_each(crate::db::Db::clear);
-                }
-                return Err(RdbError::DuplicateKey {
-                    key: printable(&key),
-                    db,
-                });
+            let half = usize::from(Keyspace::shard_of_hash(hash) >= SHARDS / 2);
+            halves[half].push((hash, key, entry));
+        }
+        let mut all: Vec<&mut crate::db::Shard> = locked.shards().collect();
+        let (low, high) = all.split_at_mut(SHARDS / 2);
+        let [low_keys, high_keys] = halves;
+        let filled = if low_keys.len() + high_keys.len() < 10_000 {
+            fill(low, 0, db, low_keys).and_then(|()| fill(high, SHARDS / 2, db, high_keys))
+        } else {
+            std::thread::scope(|s| {
+                let other = s.spawn(move || fill(low, 0, db, low_keys));
+                let mine = fill(high, SHARDS / 2, db, high_keys);
+                let theirs = other.join().unwrap_or(Err(Bytes::new()));
+                theirs.and(mine)
+            })
+        };
+        drop(all);
+        if let Err(key) = filled {
+            // Redis refuses such a file; nothing of it stays.
+            for shard in locked.shards() {
+                shard.dbs.iter_mut().for_each(crate::db::Db::clear);
             }
+            return Err(RdbError::DuplicateKey {
+                key: printable(&key),
+                db,
+            });
         }
     }
     // Clients blocked on a key that is now a list get it, as after SWAPDB.
@@ -337,6 +355,21 @@ pub(crate) fn install(
     }
     for (db, key) in waited {
         crate::blocking::serve(&mut locked, db, &key, now);
+    }
+    Ok(())
+}
+
+/// Inserts `entries` into database `db` of `shards`, which are the shards
+/// numbered from `first`; gives back a key that is there twice.
+fn fill(
+    shards: &mut [&mut crate::db::Shard],
+    first: usize,
+    db: usize,
+    entries: Vec<(u64, Bytes, Entry)>,
+) -> Result<(), Bytes> {
+    for (hash, key, entry) in entries {
+        let shard = &mut shards[Keyspace::shard_of_hash(hash) - first];
+        shard.dbs[db].insert_new(hash, key, entry)?;
     }
     Ok(())
 }

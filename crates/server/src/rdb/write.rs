@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::crc::Crc64;
 use super::listpack::Builder;
 use super::{Aux, RDB_VERSION, REDIS_VER, Snapshot, container, kind, lzf, opcode, strict_i64};
+use crate::db::{Entry, ShardView, Shards};
 use crate::value::Value;
 
 /// Redis's default `list-max-listpack-size -2`: a quicklist node's
@@ -40,56 +41,126 @@ pub(super) fn write_with(
     plain_threshold: usize,
 ) -> io::Result<()> {
     let mut w = Writer::new(out, plain_threshold);
-    w.raw(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
-    let ctime = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    w.aux(b"redis-ver", REDIS_VER.as_bytes())?;
-    w.aux(b"redis-bits", b"64")?;
-    w.aux(b"ctime", ctime.to_string().as_bytes())?;
-    let used = crate::server::resident_memory();
-    w.aux(b"used-mem", used.to_string().as_bytes())?;
-    if let Some(db) = aux.repl_stream_db {
-        w.aux(b"repl-stream-db", db.to_string().as_bytes())?;
-    }
-    if let Some(id) = &aux.repl_id {
-        w.aux(b"repl-id", id.as_bytes())?;
-    }
-    if let Some(offset) = aux.repl_offset {
-        w.aux(b"repl-offset", offset.to_string().as_bytes())?;
-    }
-    w.aux(b"aof-base", b"0")?;
+    w.header(aux)?;
     for (i, keys) in snapshot.dbs.iter().enumerate() {
         if keys.is_empty() {
             continue;
         }
         let expires = keys.iter().filter(|(_, e)| e.expire_at.is_some()).count();
-        w.byte(opcode::SELECTDB)?;
-        w.len(i as u64)?;
-        w.byte(opcode::RESIZEDB)?;
-        w.len(keys.len() as u64)?;
-        w.len(expires as u64)?;
+        w.select_db(i, keys.len(), expires)?;
         for (key, entry) in keys {
-            if let Some(at) = entry.expire_at {
-                w.byte(opcode::EXPIRETIME_MS)?;
-                w.raw(&at.to_le_bytes())?;
-            }
-            match &entry.value {
-                Value::Str(s) => {
-                    w.byte(kind::STRING)?;
-                    w.string(key)?;
-                    w.string(&s.bytes)?;
-                }
-                Value::List(list) => {
-                    w.byte(kind::LIST_QUICKLIST_2)?;
-                    w.string(key)?;
-                    w.quicklist(list.iter())?;
-                }
-            }
+            w.entry(key, entry)?;
         }
     }
     w.byte(opcode::EOF)?;
     w.finish()
+}
+
+/// Streams an RDB file of the keyspace as of one instant into `out`, the
+/// way a replica's full resync wants it: the snapshot's instant is fixed
+/// under every shard lock (where `under_lock` runs and gives the aux
+/// fields), then each shard is encoded in place under its own lock, or
+/// from the copy a command made when it touched the shard first (see
+/// `Keyspace::begin_snapshot`). Nothing is copied but what commands touch
+/// meanwhile, and the first bytes leave before the last shard is read. The
+/// first non-empty database streams this way; any other one is copied
+/// during the walk and written after it (the format groups keys by
+/// database).
+///
+/// The bytes go to `send` between shard visits, never while a shard is
+/// locked: `send` may wait (for a slow replica) without holding up the
+/// clients of any shard.
+pub(crate) fn stream_snapshot<T>(
+    shards: &mut Shards<'_>,
+    under_lock: impl FnOnce() -> (T, Aux),
+    mut send: impl FnMut(Vec<u8>) -> io::Result<()>,
+) -> io::Result<T> {
+    let now = crate::server::now_ms();
+    let ks = shards.keyspace();
+    let databases = shards.databases();
+    let _one = ks.snapshot_guard();
+    let epoch = ks.next_snapshot_epoch();
+    let mut sizes = vec![(0usize, 0usize); databases];
+    let (extra, aux) = {
+        let mut all = shards.lock_all();
+        for shard in all.shards() {
+            for (size, db) in sizes.iter_mut().zip(&shard.dbs) {
+                size.0 += db.len();
+                size.1 += db.volatile_len();
+            }
+        }
+        ks.begin_snapshot(now, epoch);
+        under_lock()
+    };
+    let mut out = Vec::new();
+    let result = (|| {
+        let mut w = Writer::new(&mut out, PLAIN_THRESHOLD);
+        w.header(&aux)?;
+        let first = sizes.iter().position(|s| s.0 > 0);
+        let mut later: Vec<Vec<(Bytes, Entry)>> = vec![Vec::new(); databases];
+        if let Some(first) = first {
+            w.select_db(first, sizes[first].0, sizes[first].1)?;
+        }
+        for i in 0..crate::db::SHARDS {
+            ks.visit_for_snapshot(i, epoch, |view| -> io::Result<()> {
+                match view {
+                    ShardView::Copied(parts) => {
+                        for (db, keys) in parts.into_iter().enumerate() {
+                            if Some(db) == first {
+                                for (key, entry) in &keys {
+                                    w.entry(key, entry)?;
+                                }
+                            } else {
+                                later[db].extend(keys);
+                            }
+                        }
+                    }
+                    ShardView::Live(dbs) => {
+                        for (db, d) in dbs.iter().enumerate() {
+                            let at = if d.hide_expired { i64::MIN } else { now };
+                            if Some(db) == first {
+                                for (key, entry) in d.iter(at) {
+                                    w.entry(key, entry)?;
+                                }
+                            } else if d.len() > 0 {
+                                later[db].extend(d.iter(at).map(|(k, e)| (k.clone(), e.clone())));
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            let ready = w.take_output();
+            if !ready.is_empty() {
+                send(ready)?;
+            }
+        }
+        for (db, keys) in later.iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            let expires = keys.iter().filter(|(_, e)| e.expire_at.is_some()).count();
+            w.select_db(db, keys.len(), expires)?;
+            for (key, entry) in keys {
+                w.entry(key, entry)?;
+            }
+        }
+        w.byte(opcode::EOF)?;
+        w.finish()
+    })();
+    ks.end_snapshot();
+    result?;
+    if !out.is_empty() {
+        send(out)?;
+    }
+    Ok(extra)
+}
+
+impl Writer<'_, Vec<u8>> {
+    /// What has been written out so far (the unflushed buffer stays).
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(self.out)
+    }
 }
 
 /// Buffers output and keeps the running checksum of everything written.
@@ -110,6 +181,58 @@ impl<'w, W: Write> Writer<'w, W> {
             buf: Vec::with_capacity(BUF),
             crc: Crc64::new(),
             plain_threshold,
+        }
+    }
+
+    /// The magic, the version and the aux fields.
+    fn header(&mut self, aux: &Aux) -> io::Result<()> {
+        self.raw(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
+        let ctime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.aux(b"redis-ver", REDIS_VER.as_bytes())?;
+        self.aux(b"redis-bits", b"64")?;
+        self.aux(b"ctime", ctime.to_string().as_bytes())?;
+        let used = crate::server::resident_memory();
+        self.aux(b"used-mem", used.to_string().as_bytes())?;
+        if let Some(db) = aux.repl_stream_db {
+            self.aux(b"repl-stream-db", db.to_string().as_bytes())?;
+        }
+        if let Some(id) = &aux.repl_id {
+            self.aux(b"repl-id", id.as_bytes())?;
+        }
+        if let Some(offset) = aux.repl_offset {
+            self.aux(b"repl-offset", offset.to_string().as_bytes())?;
+        }
+        self.aux(b"aof-base", b"0")
+    }
+
+    /// SELECTDB and the RESIZEDB hint.
+    fn select_db(&mut self, db: usize, keys: usize, expires: usize) -> io::Result<()> {
+        self.byte(opcode::SELECTDB)?;
+        self.len(db as u64)?;
+        self.byte(opcode::RESIZEDB)?;
+        self.len(keys as u64)?;
+        self.len(expires as u64)
+    }
+
+    /// One key: its deadline, type, name and value.
+    fn entry(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
+        if let Some(at) = entry.expire_at {
+            self.byte(opcode::EXPIRETIME_MS)?;
+            self.raw(&at.to_le_bytes())?;
+        }
+        match &entry.value {
+            Value::Str(s) => {
+                self.byte(kind::STRING)?;
+                self.string(key)?;
+                self.string(&s.bytes)
+            }
+            Value::List(list) => {
+                self.byte(kind::LIST_QUICKLIST_2)?;
+                self.string(key)?;
+                self.quicklist(list.iter())
+            }
         }
     }
 

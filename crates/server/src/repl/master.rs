@@ -40,8 +40,10 @@ pub(crate) async fn serve(
         return "this server became a replica".into();
     }
     repl.start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
-    let reason = match sync(shared, conn, psync, id, follower).await {
-        Ok(()) => stream(shared, conn, client).await,
+    let eof = client.repl_capa_eof;
+    let mut decoder = RequestDecoder::new();
+    let reason = match sync(shared, conn, psync, id, follower, eof, &mut decoder).await {
+        Ok(()) => stream(shared, conn, client, &mut decoder).await,
         Err(e) => e,
     };
     repl.state().replicas.remove(&id);
@@ -61,6 +63,8 @@ async fn sync(
     psync: Psync,
     id: u64,
     mut follower: Follower,
+    eof: bool,
+    decoder: &mut RequestDecoder,
 ) -> Result<(), String> {
     let repl = &shared.repl;
     // Checked and registered under one lock, so the bytes it needs cannot be
@@ -92,50 +96,102 @@ async fn sync(
     if psync.replid != "?" && !psync.old {
         repl.sync_partial_err.fetch_add(1, Relaxed);
     }
-    // The snapshot and the offset it stands at are taken under every shard
-    // lock: the stream from that offset holds exactly the later writes.
+    // The snapshot's instant and the offset it stands at are fixed under
+    // every shard lock: the stream from that offset holds exactly the later
+    // writes. The RDB is encoded on a blocking thread as the shards are
+    // read, and sent as it comes: in Redis's diskless form, ended by a
+    // random mark, to a replica that reads it (`capa eof`), else whole
+    // after a `$<length>` header.
     let started = Instant::now();
-    let (snapshot, (replid, offset)) = {
-        let mut shards = Shards::new(&shared.keyspace);
-        rdb::Snapshot::take(&mut shards, || repl.begin_full_sync(id, follower))
-    };
-    tracing::info!(
-        "full resync requested by a replica, at offset {offset}; snapshot taken in {:?}",
-        started.elapsed()
-    );
+    let me = shared.me.upgrade().ok_or("server gone")?;
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let encoder = tokio::task::spawn_blocking(move || {
+        let repl = &me.repl;
+        let mut shards = Shards::new(&me.keyspace);
+        rdb::stream_snapshot(
+            &mut shards,
+            || {
+                let (replid, offset) = repl.begin_full_sync(id, follower);
+                let _ = start_tx.send((replid.clone(), offset));
+                let aux = rdb::Aux {
+                    repl_id: Some(replid),
+                    repl_offset: Some(offset),
+                    repl_stream_db: Some(0),
+                };
+                ((), aux)
+            },
+            |bytes| {
+                tx.blocking_send(bytes.into())
+                    .map_err(|_| std::io::Error::other("the replica's link closed"))
+            },
+        )
+    });
+    let (replid, offset) = start_rx
+        .await
+        .map_err(|_| "the snapshot failed".to_string())?;
+    tracing::info!("full resync requested by a replica, at offset {offset}");
     if !psync.old {
         conn.write_buffer()
             .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-        conn.flush().await.map_err(|e| e.to_string())?;
     }
-    let aux = rdb::Aux {
-        repl_id: Some(replid),
-        repl_offset: Some(offset),
-        repl_stream_db: Some(0),
-    };
-    let payload = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        rdb::write(&snapshot, &aux, &mut out).map(|()| out)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot write the RDB: {e}"))?;
-    tracing::info!(
-        "RDB of {} bytes written in {:?}",
-        payload.len(),
-        started.elapsed()
-    );
-    conn.write_buffer()
-        .extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
-    conn.write_buffer().put_shared(payload.into());
     let timeout = Duration::from_secs(shared.config_i64("repl-timeout").max(1) as u64);
-    tokio::select! {
-        done = tokio::time::timeout(timeout, conn.flush()) => match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("timeout sending the RDB to the replica".into()),
-        },
-        () = shared.shutdown.triggered() => return Err("server shutdown".into()),
+    let mark = super::new_replid();
+    let mut total = 0usize;
+    if eof {
+        conn.write_buffer()
+            .extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
+        while let Some(chunk) = rx.recv().await {
+            total += chunk.len();
+            conn.write_buffer().put_shared(chunk);
+            send(shared, conn, timeout).await?;
+        }
+        conn.write_buffer().extend_from_slice(mark.as_bytes());
+    } else {
+        let mut payload = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            payload.extend_from_slice(&chunk);
+        }
+        total = payload.len();
+        conn.write_buffer()
+            .extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
+        conn.write_buffer().put_shared(payload.into());
+    }
+    encoder
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot write the RDB: {e}"))?;
+    send(shared, conn, timeout).await?;
+    tracing::info!("RDB of {total} bytes sent in {:?}", started.elapsed());
+    if eof {
+        // A replica finds the end of a diskless payload by its last bytes:
+        // nothing more may follow until it has loaded it and says so with
+        // its first acknowledgement (Redis waits for it too).
+        let first_ack = async {
+            loop {
+                match conn.fill_socket().await {
+                    Ok(0) => return Err("closed by the replica".to_string()),
+                    Ok(_) => {
+                        read_acks(repl, id, decoder, conn)?;
+                        let acked = repl
+                            .state()
+                            .replicas
+                            .get(&id)
+                            .is_some_and(|f| f.last_ack >= started);
+                        if acked {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(format!("read failed: {e}")),
+                }
+            }
+        };
+        tokio::select! {
+            done = tokio::time::timeout(timeout, first_ack) => {
+                done.map_err(|_| "timeout waiting for the replica to load the RDB".to_string())??;
+            }
+            () = shared.shutdown.triggered() => return Err("server shutdown".into()),
+        }
     }
     if let Some(f) = repl.state().replicas.get_mut(&id) {
         f.online = true;
@@ -149,14 +205,34 @@ async fn sync(
     Ok(())
 }
 
+/// Sends what is buffered, within `timeout`, unless the server stops.
+async fn send(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    timeout: Duration,
+) -> Result<(), String> {
+    tokio::select! {
+        done = tokio::time::timeout(timeout, conn.flush()) => match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timeout sending the RDB to the replica".into()),
+        },
+        () = shared.shutdown.triggered() => Err("server shutdown".into()),
+    }
+}
+
 /// Sends the stream as it grows and reads the replica's acknowledgements.
 /// A replica that neither reads nor acknowledges for `repl-timeout`
 /// seconds is disconnected, as Redis does.
-async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> String {
+async fn stream(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &mut Client,
+    decoder: &mut RequestDecoder,
+) -> String {
     let repl = &shared.repl;
     let id = client.id();
     let kill = client.info.kill.clone();
-    let mut decoder = RequestDecoder::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let timeout = Duration::from_secs(shared.config_i64("repl-timeout").max(1) as u64);
@@ -186,7 +262,7 @@ async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut 
                 match read {
                     Ok(0) => return "closed by the replica".into(),
                     Ok(_) => {
-                        if let Err(e) = read_acks(repl, id, &mut decoder, conn) {
+                        if let Err(e) = read_acks(repl, id, decoder, conn) {
                             return e;
                         }
                     }
@@ -200,7 +276,7 @@ async fn stream(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut 
             read = conn.fill_socket() => match read {
                 Ok(0) => return "closed by the replica".into(),
                 Ok(_) => {
-                    if let Err(e) = read_acks(repl, id, &mut decoder, conn) {
+                    if let Err(e) = read_acks(repl, id, decoder, conn) {
                         return e;
                     }
                 }
