@@ -202,6 +202,12 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     ("repl-backlog-size", "1048576", Kind::Int(1, i64::MAX), true),
     ("replicaof", "", Kind::Text, false),
+    (
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Text,
+        true,
+    ),
     ("masterauth", "", Kind::Text, true),
     ("masteruser", "", Kind::Text, true),
     (
@@ -425,6 +431,7 @@ impl Config {
         };
         let canonical = match kind {
             Kind::Text if key == "dir" => self.resolve_dir(value)?,
+            Kind::Text if key == "client-output-buffer-limit" => self.output_limits(value)?,
             Kind::Text if key == "dbfilename" && value.contains('/') => {
                 return Err("dbfilename can't be a path, just a filename".to_string());
             }
@@ -490,6 +497,73 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "Permission denied".to_string(),
         _ => e.to_string(),
     }
+}
+
+impl Config {
+    /// `client-output-buffer-limit`: `class hard soft seconds` groups for
+    /// some of the classes (normal, replica or slave, pubsub), merged into
+    /// the current value, in Redis's canonical form.
+    fn output_limits(&self, value: &str) -> Result<String, String> {
+        let current = self
+            .get("client-output-buffer-limit")
+            .unwrap_or_default()
+            .to_string();
+        let mut classes: Vec<(&'static str, [i64; 3])> = Vec::new();
+        merge_output_limits(&current, &mut classes)?;
+        merge_output_limits(value, &mut classes)?;
+        let mut out = Vec::new();
+        for class in ["normal", "slave", "pubsub"] {
+            if let Some((_, [hard, soft, secs])) = classes.iter().find(|(c, _)| *c == class) {
+                out.push(format!("{class} {hard} {soft} {secs}"));
+            }
+        }
+        Ok(out.join(" "))
+    }
+
+    /// The hard output limit for replicas' links, in bytes (0: none).
+    pub fn replica_output_limit(&self) -> i64 {
+        let text = self.get("client-output-buffer-limit").unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words
+            .chunks(4)
+            .find(|g| g[0] == "slave")
+            .and_then(|g| g.get(1))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Parses `class hard soft seconds` groups into `classes`, replacing a
+/// class given twice; Redis's error texts.
+fn merge_output_limits(
+    text: &str,
+    classes: &mut Vec<(&'static str, [i64; 3])>,
+) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "replica" | "slave" => "slave",
+            "pubsub" => "pubsub",
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into());
+            }
+        };
+        let mut limits = [0i64; 3];
+        for (limit, word) in limits.iter_mut().zip(&group[1..]) {
+            *limit = parse_memory(word).filter(|n| *n >= 0).ok_or(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            )?;
+        }
+        match classes.iter_mut().find(|(c, _)| *c == class) {
+            Some(entry) => entry.1 = limits,
+            None => classes.push((class, limits)),
+        }
+    }
+    Ok(())
 }
 
 /// An integer with an optional memory unit, as redis.conf allows (`1mb`,

@@ -421,6 +421,7 @@ pub async fn run_on(
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
+        shared.repl.set_output_limit(config.replica_output_limit());
     }
     load_at_startup(&shared)?;
     if let Ok(addr) = listener.local_addr() {

@@ -447,5 +447,83 @@ fn replica_restarted_from_its_file_continues_with_a_partial_resync() {
         cmd::<Option<String>>(&mut r, &["GET", "while-down"]).as_deref(),
         Some("1")
     );
+    // Stopped without saving, it comes back with nothing and a history the
+    // master does not know: a full resync.
+    drop(r);
+    drop(replica);
+    std::fs::remove_dir_all(&dir).expect("remove the saved file");
+    std::fs::create_dir_all(&dir).expect("a directory");
+    cmd::<()>(&mut m, &["SET", "while-down-again", "1"]);
+    let replica = EmberServer::start_on(port, &lines);
+    let mut r = conn(replica.addr());
+    eventually("a full resync", || {
+        info_field(&mut m, "stats", "sync_full") == "2"
+    });
+    compare(&mut m, &mut r);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_and_the_master_keeps_serving() {
+    use std::io::{Read, Write};
+    let master = EmberServer::start(&["client-output-buffer-limit replica 1mb 0 0"]);
+    let mut m = conn(master.addr());
+    // A replica that asks for the stream, then never reads again.
+    let mut stuck = master.connect();
+    stuck.write_all(b"PSYNC ? -1\r\n").expect("write");
+    let mut first = [0u8; 11];
+    stuck.read_exact(&mut first).expect("the master answers");
+    assert_eq!(&first, b"+FULLRESYNC");
+    eventually("the replica to be listed", || {
+        info_field(&mut m, "replication", "connected_slaves") == "1"
+    });
+    // 32 MB of writes: more than the socket buffers and the limit hold.
+    let value = "v".repeat(1 << 20);
+    for i in 0..32 {
+        cmd::<()>(&mut m, &["SET", &format!("big{i}"), &value]);
+    }
+    eventually("the stuck replica to be dropped", || {
+        info_field(&mut m, "replication", "connected_slaves") == "0"
+    });
+    assert_eq!(cmd::<i64>(&mut m, &["DBSIZE"]), 32);
+    // Its connection is closed: reading drains what was sent, then ends.
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut sink = vec![0u8; 1 << 16];
+    loop {
+        match stuck.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the master did not close the stuck replica's link: {e}"),
+        }
+    }
+}
+
+#[test]
+fn an_ember_replica_authenticates_to_a_redis_master() {
+    let master =
+        RedisServer::start(&["--requirepass", "s3cret", "--repl-diskless-sync-delay", "0"]);
+    let client =
+        redis::Client::open(format!("redis://:s3cret@{}/", master.addr())).expect("client");
+    let mut m = client.get_connection().expect("connection");
+    cmd::<()>(&mut m, &["SET", "k", "v"]);
+    let port = master.addr().port();
+    let replica =
+        EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}"), "masterauth s3cret"]);
+    let mut r = conn(replica.addr());
+    caught_up(&mut m);
+    assert_eq!(
+        cmd::<Option<String>>(&mut r, &["GET", "k"]).as_deref(),
+        Some("v")
+    );
+    // Without the password the link stays down.
+    let lost = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
+    let mut l = conn(lost.addr());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        info_field(&mut l, "replication", "master_link_status"),
+        "down"
+    );
+    assert_eq!(cmd::<i64>(&mut l, &["DBSIZE"]), 0);
 }

@@ -382,6 +382,9 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .repl
             .resize_backlog(config.get_i64("repl-backlog-size"));
+        ctx.shared
+            .repl
+            .set_output_limit(config.replica_output_limit());
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
         }

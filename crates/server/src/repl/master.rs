@@ -35,6 +35,7 @@ pub(crate) async fn serve(
         last_ack: Instant::now(),
         online: false,
         dropped: false,
+        kill: client.info.kill.clone(),
     };
     if repl.is_replica() {
         return "this server became a replica".into();
@@ -252,10 +253,13 @@ async fn stream(
             for chunk in chunks {
                 conn.write_buffer().put_shared(chunk);
             }
-            match tokio::time::timeout(timeout, conn.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return format!("write failed: {e}"),
-                Err(_) => return "timeout writing to the replica".into(),
+            tokio::select! {
+                done = tokio::time::timeout(timeout, conn.flush()) => match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return format!("write failed: {e}"),
+                    Err(_) => return "timeout writing to the replica".into(),
+                },
+                () = kill.cancelled() => return "killed, or too far behind".into(),
             }
             // Acknowledgements that arrived meanwhile, without waiting.
             if let Ok(read) = tokio::time::timeout(Duration::ZERO, conn.fill_socket()).await {

@@ -24,7 +24,7 @@ pub(crate) mod replica;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -35,10 +35,6 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{Keyspace, Shards};
 use prop::Op;
 
-/// A replica further behind than this is disconnected (and will resync),
-/// Redis's `client-output-buffer-limit replica` hard limit.
-pub(crate) const REPLICA_OUTPUT_LIMIT: i64 = 256 * 1024 * 1024;
-
 /// Backlog bytes are kept in chunks of about this size.
 const CHUNK: usize = 16 * 1024;
 
@@ -46,6 +42,10 @@ const CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct Repl {
     state: Mutex<State>,
+    /// A replica further behind than this many bytes is disconnected (and
+    /// will resync): the hard limit of `client-output-buffer-limit
+    /// replica`; 0 for none.
+    output_limit: AtomicI64,
     /// Held by a replica while it applies a batch of its master's stream
     /// and advances its offset, and by a save while it copies the
     /// keyspace, so a saved offset always matches the saved data. Taken
@@ -102,6 +102,8 @@ pub(crate) struct Follower {
     pub(crate) online: bool,
     /// Fell too far behind: its connection closes.
     pub(crate) dropped: bool,
+    /// Closes its connection (CLIENT KILL's token).
+    pub(crate) kill: CancellationToken,
 }
 
 /// The link of a replica to its master.
@@ -241,6 +243,7 @@ impl Repl {
                 resume_db: 0,
             }),
             replica: AtomicBool::new(false),
+            output_limit: AtomicI64::new(256 * 1024 * 1024),
             applying: Mutex::new(()),
             data: Notify::new(),
             acks: Notify::new(),
@@ -364,7 +367,11 @@ impl Repl {
                 &Op::new(None, &["EXEC"]),
             );
         }
-        let keep_from = limit_lag(&mut st.replicas, st.offset);
+        let keep_from = limit_lag(
+            &mut st.replicas,
+            st.offset,
+            self.output_limit.load(Ordering::Relaxed),
+        );
         backlog.trim(st.offset, keep_from);
         drop(ops);
         self.data.notify_waiters();
@@ -395,11 +402,20 @@ impl Repl {
         }
         let chunks = st.backlog.as_ref()?.read(follower.sent, st.offset)?;
         follower.sent = st.offset;
-        let keep_from = limit_lag(&mut st.replicas, st.offset);
+        let keep_from = limit_lag(
+            &mut st.replicas,
+            st.offset,
+            self.output_limit.load(Ordering::Relaxed),
+        );
         if let Some(b) = &mut st.backlog {
             b.trim(st.offset, keep_from);
         }
         Some(chunks)
+    }
+
+    /// Applies a new replica output limit (bytes, 0 for none).
+    pub(crate) fn set_output_limit(&self, limit: i64) {
+        self.output_limit.store(limit, Ordering::Relaxed);
     }
 
     /// Applies a new `repl-backlog-size`.
@@ -477,13 +493,14 @@ fn push_op(backlog: &mut Backlog, offset: &mut i64, stream_db: &mut Option<usize
     *offset += op.bytes.len() as i64;
 }
 
-/// Drops replicas more than [`REPLICA_OUTPUT_LIMIT`] behind and returns
-/// the earliest position a remaining one still needs.
-fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64) -> i64 {
+/// Drops replicas more than `limit` bytes behind (0: no limit) and
+/// returns the earliest position a remaining one still needs.
+fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64, limit: i64) -> i64 {
     let mut keep_from = end;
     for f in replicas.values_mut().filter(|f| !f.dropped) {
-        if end - f.sent > REPLICA_OUTPUT_LIMIT {
+        if limit > 0 && end - f.sent > limit {
             f.dropped = true;
+            f.kill.cancel();
         } else {
             keep_from = keep_from.min(f.sent);
         }
