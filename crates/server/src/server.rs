@@ -422,6 +422,13 @@ pub async fn run_on(
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
         shared.repl.set_output_limit(config.replica_output_limit());
+        shared.repl.set_min_replicas(
+            config.get_i64("min-replicas-to-write"),
+            config.get_i64("min-replicas-max-lag"),
+        );
+        shared
+            .repl
+            .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
     }
     load_at_startup(&shared)?;
     if let Ok(addr) = listener.local_addr() {
@@ -435,7 +442,12 @@ pub async fn run_on(
     if let Some((host, port)) = replicaof.split_once(' ')
         && let Ok(port) = port.trim().parse::<u16>()
     {
-        crate::repl::replica::follow(&shared, host.to_string(), port);
+        crate::repl::replica::follow(
+            &shared,
+            &mut Shards::new(&shared.keyspace),
+            host.to_string(),
+            port,
+        );
     }
     tokio::pin!(stop);
     loop {

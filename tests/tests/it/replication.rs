@@ -527,3 +527,42 @@ fn an_ember_replica_authenticates_to_a_redis_master() {
     );
     assert_eq!(cmd::<i64>(&mut l, &["DBSIZE"]), 0);
 }
+
+/// The error texts of writes without enough replicas and of a stale
+/// replica, compared with redis-server's.
+#[test]
+fn noreplicas_and_masterdown_match_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let dead = ember_tests::free_port().to_string();
+    let mut seen = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let mut c = conn(addr);
+        let mut errors = Vec::new();
+        let mut err = |c: &mut Connection, args: &[&str]| {
+            let mut q = redis::cmd(args[0]);
+            for a in &args[1..] {
+                q.arg(*a);
+            }
+            let e = q.query::<redis::Value>(c).map(|v| format!("{v:?}"));
+            errors.push(e.unwrap_or_else(|e| e.to_string()));
+        };
+        cmd::<()>(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+        err(&mut c, &["SET", "k", "v"]);
+        cmd::<()>(&mut c, &["MULTI"]);
+        err(&mut c, &["INCR", "n"]);
+        err(&mut c, &["EXEC"]);
+        err(&mut c, &["GET", "k"]);
+        cmd::<()>(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+        cmd::<()>(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+        cmd::<()>(&mut c, &["REPLICAOF", "127.0.0.1", &dead]);
+        err(&mut c, &["GET", "k"]);
+        err(&mut c, &["PING"]);
+        err(&mut c, &["ECHO", "still"]);
+        err(&mut c, &["SET", "k", "v"]);
+        cmd::<()>(&mut c, &["REPLICAOF", "NO", "ONE"]);
+        err(&mut c, &["GET", "k"]);
+        seen.push(errors);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

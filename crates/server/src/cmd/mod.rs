@@ -259,8 +259,8 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE, NOKEY, lists::blmpop;
     // replication
-    "replicaof", 3, ADMIN | NO_MULTI, NOKEY, replication::replicaof;
-    "slaveof", 3, ADMIN | NO_MULTI, NOKEY, replication::replicaof;
+    "replicaof", 3, ADMIN | KEYSPACE, NOKEY, replication::replicaof;
+    "slaveof", 3, ADMIN | KEYSPACE, NOKEY, replication::replicaof;
     "replconf", -1, ADMIN, NOKEY, replication::replconf;
     "psync", -3, ADMIN | NO_MULTI, NOKEY, replication::psync;
     "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
@@ -504,6 +504,10 @@ pub(crate) fn execute(
         Some(OOM.as_bytes().to_vec())
     } else if cmd.flags & WRITE != 0 && !client.is_master && shared.repl.read_only() {
         Some(b"READONLY You can't write against a read only replica.".to_vec())
+    } else if cmd.flags & WRITE != 0 && !client.is_master && shared.repl.too_few_replicas() {
+        Some(NOREPLICAS.as_bytes().to_vec())
+    } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
+        Some(MASTERDOWN.as_bytes().to_vec())
     } else {
         None
     };
@@ -570,6 +574,55 @@ pub(crate) fn execute(
         After::Continue
     }
 }
+
+/// Redis's error for a command a replica refuses while its link is down
+/// and `replica-serve-stale-data` is `no`.
+pub(crate) const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+/// Commands a stale replica still serves (Redis's `stale` flag); for
+/// OBJECT and FUNCTION only their HELP.
+fn stale_ok(cmd: &Command, req: &Request) -> bool {
+    const STALE: &[&str] = &[
+        "auth",
+        "hello",
+        "echo",
+        "command",
+        "config",
+        "client",
+        "debug",
+        "discard",
+        "exec",
+        "info",
+        "lastsave",
+        "multi",
+        "quit",
+        "replconf",
+        "replicaof",
+        "slaveof",
+        "reset",
+        "role",
+        "select",
+        "shutdown",
+        "time",
+        "unwatch",
+        "watch",
+    ];
+    if STALE.contains(&cmd.name) {
+        return true;
+    }
+    matches!(cmd.name, "object" | "function")
+        && req.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"help"))
+}
+
+/// Whether a queued command may run on a stale replica.
+pub(crate) fn stale_ok_at(index: usize, req: &Request) -> bool {
+    stale_ok(&COMMANDS[index], req)
+}
+
+/// Redis's error for a write refused for want of replicas
+/// (`min-replicas-to-write`).
+pub(crate) const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// Redis's error for a command refused over `maxmemory`.
 pub(crate) const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";

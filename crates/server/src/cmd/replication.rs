@@ -11,7 +11,7 @@ use crate::repl::{self, LinkStatus};
 pub(super) fn replicaof(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (host, port) = (&req[1], &req[2]);
     if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
-        repl::replica::promote(ctx.shared);
+        repl::replica::promote(ctx.shared, &mut ctx.shards);
         ctx.reply.ok();
         return Ok(());
     }
@@ -29,7 +29,7 @@ pub(super) fn replicaof(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             return Ok(());
         }
     }
-    repl::replica::follow(ctx.shared, host, port);
+    repl::replica::follow(ctx.shared, &mut ctx.shards, host, port);
     ctx.reply.ok();
     Ok(())
 }

@@ -385,6 +385,13 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .repl
             .set_output_limit(config.replica_output_limit());
+        ctx.shared.repl.set_min_replicas(
+            config.get_i64("min-replicas-to-write"),
+            config.get_i64("min-replicas-max-lag"),
+        );
+        ctx.shared
+            .repl
+            .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
         }

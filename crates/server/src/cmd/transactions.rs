@@ -20,7 +20,8 @@ use bytes::Bytes;
 use resp::Request;
 
 use super::{
-    COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, OOM, WRITE, call, command_keys,
+    COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, NOREPLICAS, OOM, WRITE, call,
+    command_keys,
 };
 use crate::blocking;
 use crate::client::Client;
@@ -125,6 +126,28 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         return Err(CmdError::other(
             "ERR Transaction contains write commands but instance is now a read-only slave. EXEC aborted.",
         ));
+    }
+    if !ctx.client.is_master
+        && multi.queued.iter().any(|(i, r)| !super::stale_ok_at(*i, r))
+        && ctx.shared.repl.stale()
+    {
+        discard_transaction(&mut ctx.shards, ctx.client);
+        return Err(CmdError::other(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            super::MASTERDOWN
+        )));
+    }
+    if !ctx.client.is_master
+        && ctx.shared.repl.too_few_replicas()
+        && multi
+            .queued
+            .iter()
+            .any(|(i, _)| COMMANDS[*i].flags & WRITE != 0)
+    {
+        discard_transaction(&mut ctx.shards, ctx.client);
+        return Err(CmdError::other(format!(
+            "EXECABORT Transaction discarded because of: {NOREPLICAS}"
+        )));
     }
     if multi.aborted {
         discard_transaction(&mut ctx.shards, ctx.client);

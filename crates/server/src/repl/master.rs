@@ -40,7 +40,10 @@ pub(crate) async fn serve(
     if repl.is_replica() {
         return "this server became a replica".into();
     }
-    repl.start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
+    repl.start_feeding(
+        &mut Shards::new(&shared.keyspace),
+        shared.config_i64("repl-backlog-size"),
+    );
     let eof = client.repl_capa_eof;
     let mut decoder = RequestDecoder::new();
     let reason = match sync(shared, conn, psync, id, follower, eof, &mut decoder).await {

@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Keyspace, Shards};
+use crate::db::Shards;
 use prop::Op;
 
 /// Backlog bytes are kept in chunks of about this size.
@@ -46,6 +46,11 @@ pub(crate) struct Repl {
     /// will resync): the hard limit of `client-output-buffer-limit
     /// replica`; 0 for none.
     output_limit: AtomicI64,
+    /// `replica-serve-stale-data`.
+    serve_stale: AtomicBool,
+    /// `min-replicas-to-write` and `min-replicas-max-lag`.
+    min_replicas: AtomicI64,
+    min_replicas_lag: AtomicI64,
     /// Held by a replica while it applies a batch of its master's stream
     /// and advances its offset, and by a save while it copies the
     /// keyspace, so a saved offset always matches the saved data. Taken
@@ -244,6 +249,9 @@ impl Repl {
             }),
             replica: AtomicBool::new(false),
             output_limit: AtomicI64::new(256 * 1024 * 1024),
+            serve_stale: AtomicBool::new(true),
+            min_replicas: AtomicI64::new(0),
+            min_replicas_lag: AtomicI64::new(10),
             applying: Mutex::new(()),
             data: Notify::new(),
             acks: Notify::new(),
@@ -316,11 +324,11 @@ impl Repl {
     /// Starts recording changes for replicas, if not yet: from now on every
     /// write appends to the stream under its locks, and expired keys are
     /// deleted only by commands that record the deletion.
-    pub(crate) fn start_feeding(&self, ks: &Keyspace, backlog_size: i64) {
+    pub(crate) fn start_feeding(&self, shards: &mut Shards<'_>, backlog_size: i64) {
+        let ks = shards.keyspace();
         if ks.feeding() && self.state().backlog.is_some() {
             return;
         }
-        let mut shards = Shards::new(ks);
         let mut locked = shards.lock_all();
         for shard in locked.shards() {
             for db in &mut shard.dbs {
@@ -411,6 +419,48 @@ impl Repl {
             b.trim(st.offset, keep_from);
         }
         Some(chunks)
+    }
+
+    /// Applies `replica-serve-stale-data`.
+    pub(crate) fn set_serve_stale(&self, on: bool) {
+        self.serve_stale.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether this replica refuses what needs its data: its link is not
+    /// up and `replica-serve-stale-data` is `no`.
+    pub(crate) fn stale(&self) -> bool {
+        self.is_replica()
+            && !self.serve_stale.load(Ordering::Relaxed)
+            && self
+                .state()
+                .master
+                .as_ref()
+                .is_some_and(|m| m.status != LinkStatus::Connected)
+    }
+
+    /// Applies `min-replicas-to-write` and `min-replicas-max-lag`.
+    pub(crate) fn set_min_replicas(&self, count: i64, lag: i64) {
+        self.min_replicas.store(count, Ordering::Relaxed);
+        self.min_replicas_lag.store(lag, Ordering::Relaxed);
+    }
+
+    /// Whether writes are refused for want of replicas: fewer than
+    /// `min-replicas-to-write` replicas acknowledged within
+    /// `min-replicas-max-lag` seconds (Redis's `checkGoodReplicasStatus`).
+    pub(crate) fn too_few_replicas(&self) -> bool {
+        let want = self.min_replicas.load(Ordering::Relaxed);
+        let lag = self.min_replicas_lag.load(Ordering::Relaxed);
+        if want <= 0 || lag <= 0 || self.is_replica() {
+            return false;
+        }
+        let max = std::time::Duration::from_secs(lag as u64);
+        let good = self
+            .state()
+            .replicas
+            .values()
+            .filter(|f| f.online && !f.dropped && f.last_ack.elapsed() <= max)
+            .count();
+        (good as i64) < want
     }
 
     /// Applies a new replica output limit (bytes, 0 for none).

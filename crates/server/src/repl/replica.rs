@@ -21,19 +21,23 @@ use transport::Connection;
 
 use super::{LinkStatus, MasterLink, Repl};
 use crate::client::{Client, ClientInfo};
-use crate::db::{Keyspace, Shards};
+use crate::db::Shards;
 use crate::rdb;
 use crate::server::Shared;
 
 /// Starts following `host:port`, dropping any other master and every
 /// replica of this server.
-pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
+///
+/// `shards` is the caller's: inside EXEC it lends the transaction's locks
+/// (every shard, as REPLICAOF works on the whole keyspace), and the link's
+/// task, which cannot take a shard meanwhile, is not waited for.
+pub(crate) fn follow(shared: &Shared, shards: &mut Shards<'_>, host: String, port: u16) {
     let Some(me) = shared.me.upgrade() else {
         return;
     };
     let cancel = CancellationToken::new();
     // No batch of an old link's stream is half applied meanwhile.
-    let paused = shared.repl.pause_apply();
+    let paused = shards.held().is_none().then(|| shared.repl.pause_apply());
     {
         let mut st = shared.repl.state();
         let old = st.master.take();
@@ -62,7 +66,7 @@ pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
     }
     shared.repl.set_replica(true);
     shared.repl.data.notify_waiters();
-    hide_expired(&shared.keyspace, true);
+    hide_expired(shards, true);
     drop(paused);
     tracing::info!("connecting to MASTER {host}:{port}");
     shared.shutdown.spawn(link(me, cancel));
@@ -71,10 +75,10 @@ pub(crate) fn follow(shared: &Shared, host: String, port: u16) {
 /// REPLICAOF NO ONE: stops following and becomes a master whose history
 /// continues the old master's, so its former siblings can continue with
 /// a partial resync.
-pub(crate) fn promote(shared: &Shared) {
+pub(crate) fn promote(shared: &Shared, shards: &mut Shards<'_>) {
     // The link's task stops between batches: nothing of the old stream
     // lands after this.
-    let _paused = shared.repl.pause_apply();
+    let _paused = shards.held().is_none().then(|| shared.repl.pause_apply());
     let Some(link) = shared.repl.state().master.take() else {
         return;
     };
@@ -84,15 +88,15 @@ pub(crate) fn promote(shared: &Shared) {
     // Recording starts before clients may write.
     shared
         .repl
-        .start_feeding(&shared.keyspace, shared.config_i64("repl-backlog-size"));
+        .start_feeding(shards, shared.config_i64("repl-backlog-size"));
     shared.repl.set_replica(false);
     tracing::info!("MASTER MODE enabled");
 }
 
 /// A replica never deletes expired keys itself: it hides them from
 /// clients and waits for its master's DEL. Stops recording writes too.
-fn hide_expired(ks: &Keyspace, hide: bool) {
-    let mut shards = Shards::new(ks);
+fn hide_expired(shards: &mut Shards<'_>, hide: bool) {
+    let ks = shards.keyspace();
     let mut locked = shards.lock_all();
     for shard in locked.shards() {
         for db in &mut shard.dbs {
