@@ -26,6 +26,7 @@ use super::{
 use crate::blocking;
 use crate::client::Client;
 use crate::db::{Shards, WatchFlag};
+use crate::server::Shared;
 
 /// A client's transaction, from MULTI to EXEC or DISCARD.
 #[derive(Debug, Default)]
@@ -102,59 +103,13 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let Some(multi) = &mut ctx.client.multi else {
         return Err(CmdError::other("ERR EXEC without MULTI"));
     };
-    // Checked first, as Redis checks memory before running EXEC.
-    if ctx.client.oom
-        && multi
-            .queued
-            .iter()
-            .any(|(i, _)| COMMANDS[*i].flags & DENYOOM != 0)
-    {
+    if let Some(reason) = refusal(ctx.shared, ctx.client.oom, ctx.client.is_master, multi) {
         discard_transaction(&mut ctx.shards, ctx.client);
-        return Err(CmdError::other(format!(
-            "EXECABORT Transaction discarded because of: {OOM}"
-        )));
+        return Err(CmdError::other(reason));
     }
-    // The server became a read-only replica since the writes were queued.
-    if ctx.shared.repl.read_only()
-        && !ctx.client.is_master
-        && multi
-            .queued
-            .iter()
-            .any(|(i, _)| COMMANDS[*i].flags & WRITE != 0)
-    {
-        discard_transaction(&mut ctx.shards, ctx.client);
-        return Err(CmdError::other(
-            "ERR Transaction contains write commands but instance is now a read-only slave. EXEC aborted.",
-        ));
-    }
-    if !ctx.client.is_master
-        && multi.queued.iter().any(|(i, r)| !super::stale_ok_at(*i, r))
-        && ctx.shared.repl.stale()
-    {
-        discard_transaction(&mut ctx.shards, ctx.client);
-        return Err(CmdError::other(format!(
-            "EXECABORT Transaction discarded because of: {}",
-            super::MASTERDOWN
-        )));
-    }
-    if !ctx.client.is_master
-        && ctx.shared.repl.too_few_replicas()
-        && multi
-            .queued
-            .iter()
-            .any(|(i, _)| COMMANDS[*i].flags & WRITE != 0)
-    {
-        discard_transaction(&mut ctx.shards, ctx.client);
-        return Err(CmdError::other(format!(
-            "EXECABORT Transaction discarded because of: {NOREPLICAS}"
-        )));
-    }
-    if multi.aborted {
-        discard_transaction(&mut ctx.shards, ctx.client);
-        return Err(CmdError::other(
-            "EXECABORT Transaction discarded because of previous errors.",
-        ));
-    }
+    let Some(multi) = &mut ctx.client.multi else {
+        return Err(CmdError::other("ERR EXEC without MULTI"));
+    };
     let queued = std::mem::take(&mut multi.queued);
     let watching: Vec<(usize, Bytes)> = ctx.client.watching.drain().collect();
     let whole = queued
@@ -213,6 +168,38 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// Why EXEC must discard the transaction instead of running it, if it
+/// must, in Redis's order and words: memory, a server that became a
+/// read-only or stale replica, too few replicas, a command refused while
+/// queueing.
+fn refusal(shared: &Shared, oom: bool, from_master: bool, multi: &Multi) -> Option<String> {
+    let any =
+        |test: &dyn Fn(usize, &Request) -> bool| multi.queued.iter().any(|(i, r)| test(*i, r));
+    let writes = any(&|i, _| COMMANDS[i].flags & WRITE != 0);
+    let abort = |why: &str| Some(format!("EXECABORT Transaction discarded because of: {why}"));
+    if oom && any(&|i, _| COMMANDS[i].flags & DENYOOM != 0) {
+        abort(OOM)
+    } else if from_master {
+        multi.aborted.then(previous_errors)
+    } else if writes && shared.repl.read_only() {
+        Some(
+            "ERR Transaction contains write commands but instance is now a read-only slave. \
+             EXEC aborted."
+                .into(),
+        )
+    } else if any(&|i, r| !super::stale_ok_at(i, r)) && shared.repl.stale() {
+        abort(super::MASTERDOWN)
+    } else if writes && shared.repl.too_few_replicas() {
+        abort(NOREPLICAS)
+    } else {
+        multi.aborted.then(previous_errors)
+    }
+}
+
+fn previous_errors() -> String {
+    "EXECABORT Transaction discarded because of previous errors.".into()
 }
 
 pub(super) fn watch(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
