@@ -7,7 +7,7 @@
 # Usage: benches/vs-redis.sh [REQUESTS] [TESTS] [THREADS]
 #   REQUESTS  requests per run (default 200000)
 #   TESTS     comma-separated redis-benchmark tests (default set,get,incr,mset)
-#   THREADS   ember-server --threads (default: its own, one per core); 1 gives
+#   THREADS   ember-server --threads (default: its own, one per core but one); 1 gives
 #             Ember the one thread Redis executes commands on
 #   ROUNDS    (environment) runs per row and server, alternating between the
 #             servers; each server's row is the run with its median rps

@@ -41,7 +41,8 @@ pub struct Flags {
     /// The password to give the master (AUTH), as `masterauth`.
     #[arg(long)]
     pub masterauth: Option<String>,
-    /// Threads that serve connections (default: one per core).
+    /// Threads that serve connections (default: one per core but one, at
+    /// least one).
     #[arg(long)]
     pub threads: Option<usize>,
     /// The working directory: where SAVE writes and startup loads the RDB

@@ -26,8 +26,14 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One thread per core but one: the kernel's network work (and, on a
+    // small machine, the clients) needs a core too. On two cores, one
+    // thread measured faster than two (docs/benchmarks.md).
     let threads = flags.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .saturating_sub(1)
+            .max(1)
     });
     let workers = match Workers::start(threads) {
         Ok(w) => w,
