@@ -142,7 +142,7 @@ impl Default for Stats {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             blocked_clients: AtomicU64::new(0),
-            commands: crate::cmd::COMMANDS
+            commands: crate::cmd::STAT_NAMES
                 .iter()
                 .map(|_| CommandStats::default())
                 .collect(),
@@ -273,7 +273,11 @@ impl LocalStats {
             stats
                 .commands_processed
                 .fetch_add(self.calls, Ordering::Relaxed);
-            if crate::cmd::COMMANDS[index].flags & crate::cmd::flags::WRITE != 0 {
+            // Subcommands (past the table's end) are never writes.
+            let write = crate::cmd::COMMANDS
+                .get(index)
+                .is_some_and(|c| c.flags & crate::cmd::flags::WRITE != 0);
+            if write {
                 stats.dirty.fetch_add(self.calls, Ordering::Relaxed);
             }
         }

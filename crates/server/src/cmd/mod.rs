@@ -388,6 +388,40 @@ fn no_newline(b: u8) -> u8 {
     if b == b'\r' || b == b'\n' { b' ' } else { b }
 }
 
+/// The names statistics are kept under, as INFO commandstats shows them:
+/// every command of [`COMMANDS`] in order, then every subcommand of
+/// [`SUBCOMMANDS`] as `container|sub`. A container's calls count on its
+/// subcommands, as in Redis 7.0.
+pub(crate) static STAT_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut names: Vec<String> = COMMANDS.iter().map(|c| c.name.to_string()).collect();
+    for (container, subs) in SUBCOMMANDS {
+        names.extend(subs.iter().map(|(sub, _)| format!("{container}|{sub}")));
+    }
+    names
+});
+
+/// Where the statistics of the command at `index` of [`COMMANDS`], called
+/// as `req`, are kept in [`STAT_NAMES`]; `None` for an unknown subcommand
+/// (Redis counts such a call nowhere but in errorstats).
+fn stat_index(index: usize, req: &Request) -> Option<usize> {
+    let cmd = &COMMANDS[index];
+    if cmd.flags & CONTAINER == 0 {
+        return Some(index);
+    }
+    let mut base = COMMANDS.len();
+    for (container, subs) in SUBCOMMANDS {
+        if *container == cmd.name {
+            let sub = req.get(1)?;
+            return subs
+                .iter()
+                .position(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|i| base + i);
+        }
+        base += subs.len();
+    }
+    Some(index)
+}
+
 static BY_NAME: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
     COMMANDS
         .iter()
@@ -513,7 +547,9 @@ pub(crate) fn execute(
     };
     if let Some(text) = rejected {
         shared.stats.error(&text);
-        shared.stats.commands[index].rejected.fetch_add(1, Relaxed);
+        if let Some(stat) = stat_index(index, req) {
+            shared.stats.commands[stat].rejected.fetch_add(1, Relaxed);
+        }
         reply.error(text);
         if let Some(multi) = &mut client.multi {
             multi.refused();
@@ -650,13 +686,13 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
         record(ctx, cmd, req, result.is_ok(), changed);
     }
     let usec = ctx.client.clock.tick().as_micros() as u64;
-    ctx.client.stats.call(&ctx.shared.stats, index, usec);
+    // A container's calls count on its subcommand (`config|get`).
+    let stat = stat_index(index, req).unwrap_or(index);
+    ctx.client.stats.call(&ctx.shared.stats, stat, usec);
     if let Err(e) = result {
         let text = e.to_string();
         ctx.shared.stats.error(text.as_bytes());
-        ctx.shared.stats.commands[index]
-            .failed
-            .fetch_add(1, Relaxed);
+        ctx.shared.stats.commands[stat].failed.fetch_add(1, Relaxed);
         ctx.reply.error(text);
     }
 }

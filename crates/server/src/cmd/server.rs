@@ -242,7 +242,7 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
         }
         "commandstats" => {
             w("# Commandstats".into());
-            for (c, s) in COMMANDS.iter().zip(stats.commands.iter()) {
+            for (name, s) in super::STAT_NAMES.iter().zip(stats.commands.iter()) {
                 let (calls, usec) = (load(&s.calls), load(&s.usec));
                 let (rejected, failed) = (load(&s.rejected), load(&s.failed));
                 if calls + rejected == 0 {
@@ -254,8 +254,7 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                     usec as f64 / calls as f64
                 };
                 w(format!(
-                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}",
-                    c.name
+                    "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"
                 ));
             }
         }
