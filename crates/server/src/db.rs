@@ -24,7 +24,7 @@
 //! calls [`Db::modified`]. Nobody watching costs one length check.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -60,20 +60,40 @@ pub(crate) fn hash_key(key: &[u8]) -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) value: Value,
-    /// Unix time in milliseconds after which the key no longer exists.
-    pub(crate) expire_at: Option<i64>,
+    /// Unix time in milliseconds after which the key no longer exists. A
+    /// deadline of exactly 0 is stored as `i64::MIN` (it has passed either
+    /// way), so that the option takes no room of its own.
+    deadline: Option<std::num::NonZeroI64>,
 }
 
 impl Entry {
     pub(crate) fn new(value: Value) -> Self {
         Entry {
             value,
-            expire_at: None,
+            deadline: None,
         }
     }
 
+    /// An entry with a deadline (Unix ms), or none.
+    pub(crate) fn with(value: Value, expire_at: Option<i64>) -> Self {
+        let mut entry = Entry::new(value);
+        entry.set_expire_at(expire_at);
+        entry
+    }
+
+    /// The deadline, in Unix milliseconds.
+    #[inline]
+    pub(crate) fn expire_at(&self) -> Option<i64> {
+        self.deadline.map(std::num::NonZeroI64::get)
+    }
+
+    pub(crate) fn set_expire_at(&mut self, at: Option<i64>) {
+        self.deadline =
+            at.map(|at| std::num::NonZeroI64::new(at).unwrap_or(std::num::NonZeroI64::MIN));
+    }
+
     fn is_expired(&self, now: i64) -> bool {
-        self.expire_at.is_some_and(|at| at <= now)
+        self.expire_at().is_some_and(|at| at <= now)
     }
 }
 
@@ -82,6 +102,25 @@ impl Entry {
 struct Slot {
     key: Bytes,
     entry: Entry,
+    /// When the key was last accessed, on [`lru_clock`] (OBJECT IDLETIME).
+    lru: u32,
+}
+
+/// Seconds since the epoch, as a `u32` that wraps (in 2106), refreshed by
+/// [`tick_lru_clock`] ten times a second: what each access stamps on its
+/// key, like Redis's LRU clock, without reading a clock per access.
+static LRU_CLOCK: AtomicU32 = AtomicU32::new(0);
+
+/// The current [`LRU_CLOCK`].
+#[inline]
+pub(crate) fn lru_clock() -> u32 {
+    LRU_CLOCK.load(Ordering::Relaxed)
+}
+
+/// Refreshes the clock keys' last accesses are stamped with.
+pub(crate) fn tick_lru_clock() {
+    let secs = crate::server::now_ms().max(0) / 1000;
+    LRU_CLOCK.store(secs as u32, Ordering::Relaxed);
 }
 
 /// One database's keys within one shard.
@@ -163,9 +202,32 @@ struct Watcher {
 impl Db {
     /// The live entry for `key`, deleting it first if it has expired.
     pub(crate) fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.lookup(key, now, true)
+    }
+
+    /// [`Db::get`] without counting as an access: what OBJECT, TYPE, TTL and
+    /// EXISTS use, so that OBJECT IDLETIME is not reset by them (Redis's
+    /// `LOOKUP_NOTOUCH`).
+    pub(crate) fn peek(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.lookup(key, now, false)
+    }
+
+    /// Seconds since `key` was last accessed, if it exists.
+    pub(crate) fn idle_secs(&self, key: &[u8]) -> Option<u64> {
+        let slot = self.map.find(hash_key(key), |s| s.key[..] == *key)?;
+        Some(u64::from(lru_clock().wrapping_sub(slot.lru)))
+    }
+
+    fn lookup(&mut self, key: &[u8], now: i64, access: bool) -> Option<&mut Entry> {
         let hash = hash_key(key);
         match self.map.find_entry(hash, |s| s.key[..] == *key) {
-            Ok(slot) if !slot.get().entry.is_expired(now) => Some(&mut slot.into_mut().entry),
+            Ok(slot) if !slot.get().entry.is_expired(now) => {
+                let slot = slot.into_mut();
+                if access {
+                    slot.lru = lru_clock();
+                }
+                Some(&mut slot.entry)
+            }
             Ok(slot) => {
                 if self.hide_expired && !crate::repl::prop::recording() {
                     return None;
@@ -200,9 +262,10 @@ impl Db {
             .entry(hash, |s| s.key[..] == *key, |s| hash_key(&s.key));
         match slot {
             hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                slot.get_mut().lru = lru_clock();
                 let old = &slot.get().entry;
                 let live = !old.is_expired(now);
-                let had_deadline = old.expire_at.is_some();
+                let had_deadline = old.expire_at().is_some();
                 let (new, result) = decide(live.then_some(old));
                 if !live && self.hide_expired {
                     // Whether it is replaced or kept, a replica must drop
@@ -217,7 +280,7 @@ impl Db {
                 }
                 match new {
                     Some(new) => {
-                        match (had_deadline, new.expire_at.is_some()) {
+                        match (had_deadline, new.expire_at().is_some()) {
                             (false, true) => self.volatile.insert(hash, &slot.get().key),
                             (true, false) => self.volatile.remove(hash, key),
                             _ => {}
@@ -240,10 +303,14 @@ impl Db {
                 let (new, result) = decide(None);
                 if let Some(entry) = new {
                     let owned = Bytes::copy_from_slice(key);
-                    if entry.expire_at.is_some() {
+                    if entry.expire_at().is_some() {
                         self.volatile.insert(hash, &owned);
                     }
-                    slot.insert(Box::new(Slot { key: owned, entry }));
+                    slot.insert(Box::new(Slot {
+                        key: owned,
+                        entry,
+                        lru: lru_clock(),
+                    }));
                     self.modified(key);
                 }
                 result
@@ -259,7 +326,7 @@ impl Db {
     /// Stores `entry` under `key`, replacing any old value and deadline.
     pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
         let hash = hash_key(&key);
-        if entry.expire_at.is_some() {
+        if entry.expire_at().is_some() {
             self.volatile.insert(hash, &key);
         } else {
             self.volatile.remove(hash, &key);
@@ -268,8 +335,15 @@ impl Db {
         match self.map.find_entry(hash, |s| s.key == key) {
             Ok(mut slot) => slot.get_mut().entry = entry,
             Err(_) => {
-                self.map
-                    .insert_unique(hash, Box::new(Slot { key, entry }), |s| hash_key(&s.key));
+                self.map.insert_unique(
+                    hash,
+                    Box::new(Slot {
+                        key,
+                        entry,
+                        lru: lru_clock(),
+                    }),
+                    |s| hash_key(&s.key),
+                );
             }
         }
     }
@@ -285,12 +359,19 @@ impl Db {
         if self.map.find(hash, |s| s.key == key).is_some() {
             return Err(key);
         }
-        if entry.expire_at.is_some() {
+        if entry.expire_at().is_some() {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
-        self.map
-            .insert_unique(hash, Box::new(Slot { key, entry }), |s| hash_key(&s.key));
+        self.map.insert_unique(
+            hash,
+            Box::new(Slot {
+                key,
+                entry,
+                lru: lru_clock(),
+            }),
+            |s| hash_key(&s.key),
+        );
         Ok(())
     }
 
@@ -300,7 +381,7 @@ impl Db {
         let slot = self.map.find_entry(hash, |s| s.key[..] == *key).ok()?;
         let (slot, _) = slot.remove();
         let entry = slot.entry;
-        if entry.expire_at.is_some() {
+        if entry.expire_at().is_some() {
             self.volatile.remove(hash, key);
         }
         self.modified(key);
@@ -312,14 +393,14 @@ impl Db {
     /// change (for WATCH).
     pub(crate) fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
         let hash = hash_key(key);
-        let Some(Slot { key: k, entry }) = self
+        let Some(Slot { key: k, entry, .. }) = self
             .map
             .find_mut(hash, |s| s.key[..] == *key)
             .map(|s| &mut **s)
         else {
             return false;
         };
-        let changed = match (entry.expire_at, at) {
+        let changed = match (entry.expire_at(), at) {
             (None, Some(_)) => {
                 self.volatile.insert(hash, k);
                 true
@@ -331,7 +412,7 @@ impl Db {
             (None, None) => false,
             (Some(_), Some(_)) => true,
         };
-        entry.expire_at = at;
+        entry.set_expire_at(at);
         if changed {
             self.modified(key);
         }
@@ -1177,10 +1258,10 @@ mod tests {
     use super::*;
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
-        Entry {
-            value: Value::from_bytes(Bytes::from_static(v.as_bytes())),
+        Entry::with(
+            Value::from_bytes(Bytes::from_static(v.as_bytes())),
             expire_at,
-        }
+        )
     }
 
     fn snapshot_values(ks: &Keyspace, epoch: u64) -> Vec<(Bytes, Bytes)> {
@@ -1229,6 +1310,19 @@ mod tests {
         let seen = snapshot_values(&ks, next);
         ks.end_snapshot();
         assert_eq!(seen, [(key("a"), key("new")), (key("c"), key("later"))]);
+    }
+
+    #[test]
+    fn accesses_but_not_peeks_reset_the_idle_time() {
+        let mut db = Db::default();
+        LRU_CLOCK.store(1_000, Ordering::Relaxed);
+        db.insert(Bytes::from_static(b"k"), entry("v", None));
+        LRU_CLOCK.store(1_007, Ordering::Relaxed);
+        assert!(db.peek(b"k", 0).is_some());
+        assert_eq!(db.idle_secs(b"k"), Some(7));
+        assert!(db.get(b"k", 0).is_some());
+        assert_eq!(db.idle_secs(b"k"), Some(0));
+        assert_eq!(db.idle_secs(b"missing"), None);
     }
 
     #[test]

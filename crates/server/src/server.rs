@@ -439,6 +439,7 @@ pub async fn run_on(
         tracing::info!("Ready to accept connections on {addr}");
     }
     let limit = Arc::new(Semaphore::new(maxclients));
+    crate::db::tick_lru_clock();
     shared.shutdown.spawn(active_expire(shared.clone()));
     shared
         .shutdown
@@ -595,6 +596,7 @@ async fn active_expire(shared: Arc<Shared>) {
             _ = tick.tick() => {}
             () = shared.shutdown.triggered() => return,
         }
+        crate::db::tick_lru_clock();
         if shared.memory_limit.load(Ordering::Relaxed) > 0 {
             shared
                 .used_memory

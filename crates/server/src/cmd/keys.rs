@@ -27,10 +27,19 @@ pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// EXISTS and TOUCH: how many of the keys exist, repeats counted.
 pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
+    // TOUCH counts as an access (OBJECT IDLETIME); EXISTS does not.
+    let access = ctx.cmd.name == "touch";
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let n = keys
         .iter()
-        .filter(|k| locked.db(ctx.client.db, k).contains(k, ctx.now))
+        .filter(|k| {
+            let db = locked.db(ctx.client.db, k);
+            if access {
+                db.get(k, ctx.now).is_some()
+            } else {
+                db.peek(k, ctx.now).is_some()
+            }
+        })
         .count();
     ctx.reply.int(n as i64);
     Ok(())
@@ -40,7 +49,7 @@ pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let name = shard.dbs[ctx.client.db]
-        .get(key, ctx.now)
+        .peek(key, ctx.now)
         .map_or("none", |e| e.value.type_name());
     ctx.reply.simple(name);
     Ok(())
@@ -291,7 +300,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
         ctx.reply.int(0);
         return Ok(());
     };
-    let current = entry.expire_at;
+    let current = entry.expire_at();
     let refused = (nx && current.is_some())
         || (xx && current.is_none())
         || (gt && current.is_none_or(|c| when <= c))
@@ -328,9 +337,9 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
 fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
     let mut shard = ctx.shards.lock_key(key);
-    match shard.dbs[ctx.client.db].get(key, ctx.now) {
+    match shard.dbs[ctx.client.db].peek(key, ctx.now) {
         None => Err(-2),
-        Some(e) => e.expire_at.ok_or(-1),
+        Some(e) => e.expire_at().ok_or(-1),
     }
 }
 
@@ -362,7 +371,9 @@ pub(super) fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
-    let had = db.get(key, ctx.now).is_some_and(|e| e.expire_at.is_some());
+    let had = db
+        .get(key, ctx.now)
+        .is_some_and(|e| e.expire_at().is_some());
     if had {
         db.set_expire(key, None);
     }
@@ -404,9 +415,11 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(subcommand_arity("object", name));
     }
     let key = &req[2];
-    let lfu = eq(sub, "freq") && ctx.shared.config_get("maxmemory-policy").contains("lfu");
+    let lfu_policy = ctx.shared.config_get("maxmemory-policy").contains("lfu");
+    let lfu = eq(sub, "freq") && lfu_policy;
     let mut shard = ctx.shards.lock_key(key);
-    let Some(entry) = shard.dbs[ctx.client.db].get(key, ctx.now) else {
+    let db = &mut shard.dbs[ctx.client.db];
+    let Some(entry) = db.peek(key, ctx.now) else {
         ctx.reply.null();
         return Ok(());
     };
@@ -420,8 +433,16 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.bulk(entry.value.encoding().as_bytes());
     } else if eq(sub, "refcount") {
         ctx.reply.int(1);
+    } else if eq(sub, "idletime") {
+        if lfu_policy {
+            return Err(CmdError::other(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        let idle = db.idle_secs(key).unwrap_or(0);
+        ctx.reply.int(idle as i64);
     } else {
-        // Access times and frequencies are not tracked yet.
+        // Access frequencies are not tracked: Ember evicts nothing.
         ctx.reply.int(0);
     }
     Ok(())

@@ -767,7 +767,7 @@ fn set_as_pxat(ctx: &mut Ctx<'_>, db: usize, key: &[u8], value: &[u8]) -> Vec<Op
 /// gone, `Some(None)` if it has none. The command holds its shard.
 fn deadline_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<Option<i64>> {
     let mut shard = ctx.shards.lock_key(key);
-    shard.dbs[db].get(key, i64::MIN).map(|e| e.expire_at)
+    shard.dbs[db].get(key, i64::MIN).map(|e| e.expire_at())
 }
 
 /// The string at `key` as the command left it.

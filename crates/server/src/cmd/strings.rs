@@ -138,7 +138,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             return (None, Ok(()));
         }
         let mut entry = string_entry(stored_arg(req, 2));
-        entry.expire_at = deadline.or(old.filter(|_| keep_ttl).and_then(|e| e.expire_at));
+        entry.set_expire_at(deadline.or(old.filter(|_| keep_ttl).and_then(Entry::expire_at)));
         if !get {
             reply.ok();
         }
@@ -218,7 +218,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     let key = Bytes::copy_from_slice(&req[1]);
     let value = stored_arg(req, 3);
     let mut entry = string_entry(value);
-    entry.expire_at = deadline;
+    entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
     shard.dbs[ctx.client.db].insert(key, entry);
     ctx.reply.ok();

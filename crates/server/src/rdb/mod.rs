@@ -376,7 +376,7 @@ fn fill(
 
 /// Whether [`install`] leaves `entry` out.
 fn is_expired(entry: &Entry, drop_expired_before: Option<i64>) -> bool {
-    matches!((entry.expire_at, drop_expired_before), (Some(at), Some(before)) if at < before)
+    matches!((entry.expire_at(), drop_expired_before), (Some(at), Some(before)) if at < before)
 }
 
 /// Redis's `string2ll`: the integer `s` spells exactly, with no sign but

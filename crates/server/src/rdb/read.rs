@@ -108,13 +108,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
                     loaded.dbs.push((db, Vec::new()));
                     loaded.dbs.len() - 1
                 });
-                loaded.dbs[i].1.push((
-                    key,
-                    Entry {
-                        value,
-                        expire_at: deadline,
-                    },
-                ));
+                loaded.dbs[i].1.push((key, Entry::with(value, deadline)));
             }
         }
     }

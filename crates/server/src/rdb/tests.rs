@@ -31,7 +31,7 @@ fn flat(dbs: &[(usize, Vec<(Bytes, Entry)>)]) -> Vec<(usize, Vec<u8>, V, Option<
         .iter()
         .flat_map(|(db, keys)| {
             keys.iter()
-                .map(move |(k, e)| (*db, k.to_vec(), v(&e.value), e.expire_at))
+                .map(move |(k, e)| (*db, k.to_vec(), v(&e.value), e.expire_at()))
         })
         .collect();
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -39,20 +39,20 @@ fn flat(dbs: &[(usize, Vec<(Bytes, Entry)>)]) -> Vec<(usize, Vec<u8>, V, Option<
 }
 
 fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
-    Entry {
-        value: Value::Str(Str {
+    Entry::with(
+        Value::Str(Str {
             bytes: s.into(),
             raw: false,
         }),
         expire_at,
-    }
+    )
 }
 
 fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Entry {
-    Entry {
-        value: Value::List(items.into_iter().map(Bytes::from).collect::<VecDeque<_>>()),
+    Entry::with(
+        Value::List(items.into_iter().map(Bytes::from).collect::<VecDeque<_>>()),
         expire_at,
-    }
+    )
 }
 
 /// A snapshot with every kind of string and list, in three databases.

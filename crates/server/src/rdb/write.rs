@@ -46,7 +46,7 @@ pub(super) fn write_with(
         if keys.is_empty() {
             continue;
         }
-        let expires = keys.iter().filter(|(_, e)| e.expire_at.is_some()).count();
+        let expires = keys.iter().filter(|(_, e)| e.expire_at().is_some()).count();
         w.select_db(i, keys.len(), expires)?;
         for (key, entry) in keys {
             w.entry(key, entry)?;
@@ -139,7 +139,7 @@ pub(crate) fn stream_snapshot<T>(
             if keys.is_empty() {
                 continue;
             }
-            let expires = keys.iter().filter(|(_, e)| e.expire_at.is_some()).count();
+            let expires = keys.iter().filter(|(_, e)| e.expire_at().is_some()).count();
             w.select_db(db, keys.len(), expires)?;
             for (key, entry) in keys {
                 w.entry(key, entry)?;
@@ -218,7 +218,7 @@ impl<'w, W: Write> Writer<'w, W> {
 
     /// One key: its deadline, type, name and value.
     fn entry(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
-        if let Some(at) = entry.expire_at {
+        if let Some(at) = entry.expire_at() {
             self.byte(opcode::EXPIRETIME_MS)?;
             self.raw(&at.to_le_bytes())?;
         }
