@@ -1345,3 +1345,35 @@ fn random_sequences_match_redis() {
         pair.check(&sequence);
     }
 }
+
+/// INCRBYFLOAT in Redis's `long double`: seeded sums of decimals of every
+/// size, exponents and signs, each reply compared byte for byte.
+#[test]
+fn incrbyfloat_matches_redis_long_double() {
+    let mut generator = Generator(0x000f_10a7_5eed);
+    let mut pair = Pair::start();
+    for _ in 0..40 {
+        let mut sequence = vec![cmd("DEL f")];
+        for _ in 0..25 {
+            let digits = 1 + generator.next() % 19;
+            let mantissa = generator.next() % 10u64.pow(digits as u32);
+            let point = generator.next() % (digits + 1);
+            let mut text = mantissa.to_string();
+            if point > 0 && (point as usize) < text.len() {
+                text.insert(text.len() - point as usize, '.');
+            }
+            match generator.next() % 4 {
+                0 => text = format!("-{text}"),
+                1 => text = format!("{text}e{}", (generator.next() % 40) as i64 - 20),
+                _ => {}
+            }
+            sequence.push(vec![
+                b"INCRBYFLOAT".to_vec(),
+                b"f".to_vec(),
+                text.into_bytes(),
+            ]);
+        }
+        sequence.push(cmd("GET f"));
+        pair.check(&sequence);
+    }
+}

@@ -4,8 +4,9 @@ use bytes::{Bytes, BytesMut};
 use resp::Request;
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::args::{Args, eq, parse_f64, parse_i64};
+use crate::args::{Args, eq, parse_i64};
 use crate::db::{Db, Entry};
+use crate::longdouble;
 use crate::value::{Str, Value, stored_arg};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
@@ -459,21 +460,22 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    use rustc_apfloat::Float;
     let key = &req[1];
-    let by = parse_f64(&req[2])?;
+    let by = longdouble::parse(&req[2]).ok_or(CmdError::NotFloat)?;
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let current = match get_str(db, key, ctx.now)? {
-        Some(s) => parse_f64(&s.bytes)?,
-        None => 0.0,
+        Some(s) => longdouble::parse(&s.bytes).ok_or(CmdError::NotFloat)?,
+        None => longdouble::LongDouble::ZERO,
     };
-    let new = current + by;
-    if !new.is_finite() {
+    let new = longdouble::add(current, by);
+    if new.is_nan() || new.is_infinite() {
         return Err(CmdError::other(
             "ERR increment would produce NaN or Infinity",
         ));
     }
-    let text = Bytes::from(format_float(new));
+    let text = Bytes::from(longdouble::format(new));
     ctx.reply.bulk(&text);
     match get_str(db, key, ctx.now)? {
         Some(s) => {
@@ -484,13 +486,6 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
     }
     Ok(())
-}
-
-/// A float the way INCRBYFLOAT prints it: plain decimal, no exponent, no
-/// trailing zeros.
-pub(crate) fn format_float(v: f64) -> String {
-    let text = format!("{v}");
-    if text == "-0" { "0".to_string() } else { text }
 }
 
 /// Resolves Redis's inclusive, possibly negative `start..=end` over `len`.
@@ -576,13 +571,5 @@ mod tests {
         assert_eq!(range(-1, -3, 5), None);
         assert_eq!(range(0, 0, 0), None);
         assert_eq!(range(-100, 0, 5), Some((0, 0)));
-    }
-
-    #[test]
-    fn floats_print_plainly() {
-        assert_eq!(format_float(10.6), "10.6");
-        assert_eq!(format_float(3.0), "3");
-        assert_eq!(format_float(-0.0), "0");
-        assert_eq!(format_float(5e-5), "0.00005");
     }
 }
