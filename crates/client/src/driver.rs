@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use resp::Frame;
 use route::{
-    Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, Token, Topology,
+    Command, Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, Token, Topology,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -42,11 +42,11 @@ pub(crate) type Reply = oneshot::Sender<Result<Frame, Error>>;
 #[derive(Debug)]
 pub(crate) enum Msg {
     /// A command for the router to place.
-    Routed { args: Vec<Bytes>, reply: Reply },
+    Routed { args: Command, reply: Reply },
     /// A command for one node, as it is.
     To {
         node: NodeId,
-        args: Vec<Bytes>,
+        args: Command,
         reply: Reply,
     },
     /// `MULTI`, the commands, `EXEC`, on one shard.
