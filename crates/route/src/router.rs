@@ -1289,4 +1289,113 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_node_queue_of_deadlines_survives_replies_out_of_order() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let timeout = config.timeout;
+        let mut r = Router::new(Topology::new([["a"]]).unwrap(), config);
+        let ids: Vec<RequestId> = (0..3)
+            .map(|i| {
+                let now = t0 + Duration::from_millis(i);
+                r.submit(now, [Bytes::from("GET"), Bytes::from(format!("k{i}"))])
+                    .unwrap()
+            })
+            .collect();
+        let tx = drain(&mut r);
+        assert_eq!(r.poll_timeout(), Some(t0 + timeout));
+        // The middle one first: a well-behaved node never does this, but
+        // the router must not lose track of the others.
+        r.handle_reply(t0, tx[1].node, tx[1].token, Frame::bulk("1"));
+        assert_eq!(r.poll_timeout(), Some(t0 + timeout));
+        r.handle_reply(t0, tx[0].node, tx[0].token, Frame::bulk("0"));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(t0 + Duration::from_millis(2) + timeout)
+        );
+        let done: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+        assert_eq!(done.len(), 2);
+        // The last one times out on time, and alone.
+        r.handle_timeout(t0 + Duration::from_millis(1) + timeout);
+        assert_eq!(r.poll_event(), None);
+        r.handle_timeout(t0 + Duration::from_millis(2) + timeout);
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::ResetConnection {
+                epoch: Epoch(1),
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Completed { id, result: Err(RouteError::Unavailable { .. }) }) if id == ids[2]
+        ));
+        assert_eq!((r.in_flight(), r.poll_timeout()), (0, None));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn writes_to_more_than_eight_groups_report_every_group() {
+        let t0 = Instant::now();
+        let config = Config {
+            write_policy: crate::WritePolicy::All,
+            ..Config::default()
+        };
+        let groups: Vec<[String; 1]> = (0..9).map(|g| [format!("n{g}")]).collect();
+        let mut r = Router::new(Topology::new(groups).unwrap(), config);
+        let id = r.submit(t0, cmd("SET k v")).unwrap();
+        let tx = drain(&mut r);
+        assert_eq!(tx.len(), 9);
+        for t in &tx[..8] {
+            r.handle_reply(t0, t.node, t.token, Frame::simple("OK"));
+        }
+        r.handle_failure(t0, tx[8].node, tx[8].token.epoch(), Failure::Closed);
+        let Some(Event::Completed {
+            id: done,
+            result: Err(RouteError::WriteFailed { acks, outcomes, .. }),
+        }) = r.poll_event()
+        else {
+            panic!("the write should fail");
+        };
+        assert_eq!((done, acks, outcomes.len()), (id, 8, 9));
+        assert_eq!(outcomes[8].node, NodeId(8));
+        assert_eq!(outcomes[8].outcome, Outcome::Failed(Failure::Closed));
+        assert!(outcomes[..8].iter().all(|o| o.outcome == Outcome::Replied));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_transaction_shares_one_command_list_with_its_transmits() {
+        let t0 = Instant::now();
+        let topology = Topology::new([["a"], ["b"]]).unwrap();
+        let mut r = Router::new(topology, Config::default());
+        let id = r
+            .submit_transaction(t0, vec![cmd("INCR a"), cmd("INCR b")])
+            .unwrap();
+        let tx = drain(&mut r);
+        // Every group runs it (a write), back to back on one connection;
+        // the first group's EXEC answers.
+        let first = tx[0].node;
+        let names: Vec<&[u8]> = tx.iter().map(|t| &t.command[0][..]).collect();
+        let run = [&b"MULTI"[..], b"INCR", b"INCR", b"EXEC"];
+        assert_eq!(names, [run, run].concat());
+        assert!(tx[..4].iter().all(|t| t.node == first));
+        for t in tx.iter().filter(|t| t.node == first) {
+            let reply = if &t.command[0][..] == b"EXEC" {
+                Frame::Array(vec![Frame::Integer(1), Frame::Integer(1)])
+            } else {
+                Frame::simple("QUEUED")
+            };
+            r.handle_reply(t0, t.node, t.token, reply);
+        }
+        assert_eq!(
+            r.poll_event(),
+            Some(Event::Completed {
+                id,
+                result: Ok(Frame::Array(vec![Frame::Integer(1), Frame::Integer(1)]))
+            })
+        );
+    }
 }
