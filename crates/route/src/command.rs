@@ -110,6 +110,15 @@ impl Iterator for KeyIter {
             KeyIter::Sort(s) => s.next(),
         }
     }
+
+    // So that `key_positions` allocates its `Vec` once.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            KeyIter::Range(r) => r.size_hint(),
+            KeyIter::Listed(l) => l.size_hint(),
+            KeyIter::Sort(s) => s.size_hint(),
+        }
+    }
 }
 
 // Flags.
