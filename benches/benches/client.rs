@@ -1,5 +1,5 @@
-//! The client's CPU costs without a network: placing a key, and planning
-//! and merging a 100-key `MGET`.
+//! The client's CPU costs without a network: placing a key, planning and
+//! merging a 100-key `MGET`, and a router's round trip for one command.
 //!
 //! Run with `cargo bench -p ember-benches --bench client`. Set
 //! `EMBER_BENCH_QUICK=1` for a shorter run. The end-to-end comparison with
@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput};
 use resp::Frame;
-use route::{Merge, Topology, plan};
+use route::{Config, Event, Merge, Router, Topology, plan};
 
 /// A topology of `groups` groups of `shards` made-up nodes.
 fn topology(groups: usize, shards: usize) -> Topology {
@@ -96,6 +96,50 @@ fn benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.finish();
+
+    // One `GET` or `SET` through a router, as the driver sees it: submit,
+    // take the transmit and encode it, hand in the reply, take the event.
+    // Here is the router's whole share of a request's CPU.
+    let mut g = c.benchmark_group("router_round_trip");
+    g.throughput(Throughput::Elements(1));
+    let keys = keys16(1024);
+    for (name, groups, shards) in [("1_node", 1, 1), ("3x2_nodes", 3, 2)] {
+        let mut router = Router::new(topology(groups, shards), Config::default());
+        // A fixed instant: the router never reads the clock, and this one
+        // is far from any deadline.
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::Instant::now();
+        let mut out = bytes::BytesMut::with_capacity(4096);
+        for (command, reply) in [("GET", Frame::bulk("value")), ("SET", Frame::simple("OK"))] {
+            let mut i = 0;
+            g.bench_function(format!("{command}_{name}"), |b| {
+                b.iter(|| {
+                    i = (i + 1) & 1023;
+                    let mut args = vec![
+                        Bytes::from_static(command.as_bytes()),
+                        Bytes::copy_from_slice(&keys[i]),
+                    ];
+                    if command == "SET" {
+                        args.push(Bytes::from_static(b"xyz"));
+                    }
+                    let id = router.submit(now, args).expect("routed");
+                    while let Some(tx) = router.poll_transmit() {
+                        tx.encode(&mut out);
+                        router.handle_reply(now, tx.node, tx.token, reply.clone());
+                    }
+                    out.clear();
+                    let mut answered = false;
+                    while let Some(event) = router.poll_event() {
+                        if let Event::Completed { id: done, result } = event {
+                            answered |= done == id && result.is_ok();
+                        }
+                    }
+                    assert!(answered);
+                })
+            });
+        }
+    }
     g.finish();
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use resp::Frame;
-use route::{NodeId, Topology};
+use route::{Command, NodeId, Topology};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::commands::{
@@ -118,7 +118,7 @@ async fn pipeline(
     out
 }
 
-fn to_args<I>(args: I) -> Vec<Bytes>
+fn to_args<I>(args: I) -> Command
 where
     I: IntoIterator,
     I::Item: AsRef<[u8]>,
@@ -197,7 +197,7 @@ impl Client {
         commands: impl IntoIterator<Item = Vec<Bytes>>,
     ) -> Vec<Result<Frame, Error>> {
         pipeline(&self.tx, commands, |args, reply| Msg::Routed {
-            args,
+            args: args.into(),
             reply,
         })
         .await
@@ -210,7 +210,8 @@ impl Client {
         request(&self.tx, |reply| Msg::Transaction { commands, reply }).await
     }
 
-    async fn call(&self, args: Vec<Bytes>) -> Result<Frame, Error> {
+    async fn call(&self, args: impl Into<Command>) -> Result<Frame, Error> {
+        let args = args.into();
         request(&self.tx, |reply| Msg::Routed { args, reply }).await
     }
 
@@ -223,6 +224,7 @@ impl Client {
         args: Vec<Bytes>,
     ) -> oneshot::Receiver<Result<Frame, Error>> {
         let (reply, answer) = oneshot::channel();
+        let args = args.into();
         let msg = match node {
             Some(node) => Msg::To { node, args, reply },
             None => Msg::Routed { args, reply },
@@ -319,13 +321,14 @@ impl Connection {
     ) -> Vec<Result<Frame, Error>> {
         pipeline(&self.tx, commands, |args, reply| Msg::To {
             node: NodeId(0),
-            args,
+            args: args.into(),
             reply,
         })
         .await
     }
 
-    async fn call(&self, args: Vec<Bytes>) -> Result<Frame, Error> {
+    async fn call(&self, args: impl Into<Command>) -> Result<Frame, Error> {
+        let args = args.into();
         request(&self.tx, |reply| Msg::To {
             node: NodeId(0),
             args,

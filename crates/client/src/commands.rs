@@ -228,13 +228,13 @@ macro_rules! typed_commands {
     () => {
         /// `PING`: checks that a node answers.
         pub async fn ping(&self) -> Result<(), Error> {
-            let reply = self.call(vec![name("PING")]).await?;
+            let reply = self.call([name("PING")]).await?;
             ok("PING", reply)
         }
 
         /// `GET key`: the value, or `None` when the key does not exist.
         pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-            let reply = self.call(vec![name("GET"), arg(key)]).await?;
+            let reply = self.call([name("GET"), arg(key)]).await?;
             opt_bytes("GET", reply)
         }
 
@@ -244,7 +244,7 @@ macro_rules! typed_commands {
             key: impl AsRef<[u8]>,
             value: impl AsRef<[u8]>,
         ) -> Result<(), Error> {
-            let reply = self.call(vec![name("SET"), arg(key), arg(value)]).await?;
+            let reply = self.call([name("SET"), arg(key), arg(value)]).await?;
             ok("SET", reply)
         }
 
@@ -267,39 +267,37 @@ macro_rules! typed_commands {
             key: impl AsRef<[u8]>,
             value: impl AsRef<[u8]>,
         ) -> Result<i64, Error> {
-            let reply = self
-                .call(vec![name("APPEND"), arg(key), arg(value)])
-                .await?;
+            let reply = self.call([name("APPEND"), arg(key), arg(value)]).await?;
             integer("APPEND", reply)
         }
 
         /// `STRLEN key`: the length of the value, 0 when there is none.
         pub async fn strlen(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("STRLEN"), arg(key)]).await?;
+            let reply = self.call([name("STRLEN"), arg(key)]).await?;
             integer("STRLEN", reply)
         }
 
         /// `INCR key`: the value after adding one.
         pub async fn incr(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("INCR"), arg(key)]).await?;
+            let reply = self.call([name("INCR"), arg(key)]).await?;
             integer("INCR", reply)
         }
 
         /// `INCRBY key by`: the value after adding `by`.
         pub async fn incrby(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64, Error> {
-            let reply = self.call(vec![name("INCRBY"), arg(key), int(by)]).await?;
+            let reply = self.call([name("INCRBY"), arg(key), int(by)]).await?;
             integer("INCRBY", reply)
         }
 
         /// `DECR key`: the value after taking one away.
         pub async fn decr(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("DECR"), arg(key)]).await?;
+            let reply = self.call([name("DECR"), arg(key)]).await?;
             integer("DECR", reply)
         }
 
         /// `DECRBY key by`: the value after taking `by` away.
         pub async fn decrby(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64, Error> {
-            let reply = self.call(vec![name("DECRBY"), arg(key), int(by)]).await?;
+            let reply = self.call([name("DECRBY"), arg(key), int(by)]).await?;
             integer("DECRBY", reply)
         }
 
@@ -355,9 +353,7 @@ macro_rules! typed_commands {
 
         /// `EXPIRE key seconds`: whether the key exists (and now expires).
         pub async fn expire(&self, key: impl AsRef<[u8]>, seconds: i64) -> Result<bool, Error> {
-            let reply = self
-                .call(vec![name("EXPIRE"), arg(key), int(seconds)])
-                .await?;
+            let reply = self.call([name("EXPIRE"), arg(key), int(seconds)]).await?;
             boolean("EXPIRE", reply)
         }
 
@@ -369,27 +365,27 @@ macro_rules! typed_commands {
             milliseconds: i64,
         ) -> Result<bool, Error> {
             let reply = self
-                .call(vec![name("PEXPIRE"), arg(key), int(milliseconds)])
+                .call([name("PEXPIRE"), arg(key), int(milliseconds)])
                 .await?;
             boolean("PEXPIRE", reply)
         }
 
         /// `PERSIST key`: whether the key had a time to live, now removed.
         pub async fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
-            let reply = self.call(vec![name("PERSIST"), arg(key)]).await?;
+            let reply = self.call([name("PERSIST"), arg(key)]).await?;
             boolean("PERSIST", reply)
         }
 
         /// `TTL key`: seconds left to live; -1 for a key that does not
         /// expire, -2 for one that does not exist.
         pub async fn ttl(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("TTL"), arg(key)]).await?;
+            let reply = self.call([name("TTL"), arg(key)]).await?;
             integer("TTL", reply)
         }
 
         /// `PTTL key`: as [`ttl`](Self::ttl), in milliseconds.
         pub async fn pttl(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("PTTL"), arg(key)]).await?;
+            let reply = self.call([name("PTTL"), arg(key)]).await?;
             integer("PTTL", reply)
         }
 
@@ -419,13 +415,13 @@ macro_rules! typed_commands {
 
         /// `LPOP key`: the first element, or `None` for an empty list.
         pub async fn lpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-            let reply = self.call(vec![name("LPOP"), arg(key)]).await?;
+            let reply = self.call([name("LPOP"), arg(key)]).await?;
             opt_bytes("LPOP", reply)
         }
 
         /// `RPOP key`: the last element, or `None` for an empty list.
         pub async fn rpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-            let reply = self.call(vec![name("RPOP"), arg(key)]).await?;
+            let reply = self.call([name("RPOP"), arg(key)]).await?;
             opt_bytes("RPOP", reply)
         }
 
@@ -438,14 +434,14 @@ macro_rules! typed_commands {
             stop: i64,
         ) -> Result<Vec<Bytes>, Error> {
             let reply = self
-                .call(vec![name("LRANGE"), arg(key), int(start), int(stop)])
+                .call([name("LRANGE"), arg(key), int(start), int(stop)])
                 .await?;
             list("LRANGE", reply)
         }
 
         /// `LLEN key`: the length of the list.
         pub async fn llen(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
-            let reply = self.call(vec![name("LLEN"), arg(key)]).await?;
+            let reply = self.call([name("LLEN"), arg(key)]).await?;
             integer("LLEN", reply)
         }
 
@@ -470,13 +466,13 @@ macro_rules! typed_commands {
             key: impl AsRef<[u8]>,
             field: impl AsRef<[u8]>,
         ) -> Result<Option<Bytes>, Error> {
-            let reply = self.call(vec![name("HGET"), arg(key), arg(field)]).await?;
+            let reply = self.call([name("HGET"), arg(key), arg(field)]).await?;
             opt_bytes("HGET", reply)
         }
 
         /// `HGETALL key`: every field and value.
         pub async fn hgetall(&self, key: impl AsRef<[u8]>) -> Result<Vec<(Bytes, Bytes)>, Error> {
-            let reply = self.call(vec![name("HGETALL"), arg(key)]).await?;
+            let reply = self.call([name("HGETALL"), arg(key)]).await?;
             pairs("HGETALL", reply)
         }
 
@@ -495,14 +491,14 @@ macro_rules! typed_commands {
         /// `DBSIZE`: the number of keys (summed over the shards by a
         /// [`Client`](crate::Client)).
         pub async fn dbsize(&self) -> Result<i64, Error> {
-            let reply = self.call(vec![name("DBSIZE")]).await?;
+            let reply = self.call([name("DBSIZE")]).await?;
             integer("DBSIZE", reply)
         }
 
         /// `FLUSHALL`: deletes every key (on every node, for a
         /// [`Client`](crate::Client)).
         pub async fn flushall(&self) -> Result<(), Error> {
-            let reply = self.call(vec![name("FLUSHALL")]).await?;
+            let reply = self.call([name("FLUSHALL")]).await?;
             ok("FLUSHALL", reply)
         }
     };

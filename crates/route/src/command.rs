@@ -2,6 +2,7 @@
 //! writes or blocks, and how a request for it is planned.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -87,6 +88,39 @@ pub enum Block {
     Forever,
 }
 
+/// The positions of a command's keys, in argument order, from
+/// [`CommandInfo::key_iter`].
+#[derive(Debug)]
+pub(crate) enum KeyIter {
+    /// Every `step`th argument of a range.
+    Range(std::iter::StepBy<std::ops::RangeInclusive<usize>>),
+    /// A destination, maybe, then a run of keys after their count.
+    Listed(std::iter::Chain<std::option::IntoIter<usize>, std::ops::Range<usize>>),
+    /// `SORT`'s key and its `STORE` destinations.
+    Sort(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyIter::Range(r) => r.next(),
+            KeyIter::Listed(l) => l.next(),
+            KeyIter::Sort(s) => s.next(),
+        }
+    }
+
+    // So that `key_positions` allocates its `Vec` once.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            KeyIter::Range(r) => r.size_hint(),
+            KeyIter::Listed(l) => l.size_hint(),
+            KeyIter::Sort(s) => s.size_hint(),
+        }
+    }
+}
+
 // Flags.
 const W: u8 = 1; // changes data or server state: every replica runs it
 const R: u8 = 1 << 1; // only reads: one replica answers
@@ -163,13 +197,19 @@ impl CommandInfo {
     ///
     /// `args` must fit the arity; [`resolve`] checks it.
     pub fn key_positions<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Vec<usize>, RouteError> {
+        Ok(self.key_iter(args)?.collect())
+    }
+
+    /// As [`key_positions`](CommandInfo::key_positions), one at a time: the
+    /// router places a single-key command without collecting its one key.
+    pub(crate) fn key_iter<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<KeyIter, RouteError> {
         let n = args.len();
         let bad = |reason| RouteError::BadArguments {
             command: self.name.to_owned(),
             reason,
         };
         match self.keys {
-            KeySpec::None => Ok(Vec::new()),
+            KeySpec::None => Ok(KeyIter::Listed(None.into_iter().chain(0..0))),
             KeySpec::Range { first, last, step } => {
                 let last = if last < 0 {
                     n as isize + last
@@ -177,14 +217,14 @@ impl CommandInfo {
                     last.min(n as isize - 1)
                 };
                 if last < first as isize {
-                    return Ok(Vec::new());
+                    return Ok(KeyIter::Listed(None.into_iter().chain(0..0)));
                 }
                 let (last, step) = (last as usize, step.max(1));
                 // `MSET k v k` would be half a pair: Redis calls it arity.
                 if (last + 1 - first) % step != 0 {
                     return Err(RouteError::WrongArity(self.name.to_owned()));
                 }
-                Ok((first..=last).step_by(step).collect())
+                Ok(KeyIter::Range((first..=last).step_by(step)))
             }
             KeySpec::NumKeys { numkeys, dest } => {
                 let count = args
@@ -196,12 +236,11 @@ impl CommandInfo {
                     return Err(bad("numkeys is greater than the number of arguments"));
                 }
                 let dest = dest.then_some(1);
-                Ok(dest
-                    .into_iter()
-                    .chain(numkeys + 1..numkeys + 1 + count)
-                    .collect())
+                Ok(KeyIter::Listed(
+                    dest.into_iter().chain(numkeys + 1..numkeys + 1 + count),
+                ))
             }
-            KeySpec::Sort if n < 2 => Ok(Vec::new()),
+            KeySpec::Sort if n < 2 => Ok(KeyIter::Listed(None.into_iter().chain(0..0))),
             KeySpec::Sort => {
                 let mut keys = vec![1];
                 let mut i = 2;
@@ -220,7 +259,7 @@ impl CommandInfo {
                         1
                     };
                 }
-                Ok(keys)
+                Ok(KeyIter::Sort(keys.into_iter()))
             }
         }
     }
@@ -292,8 +331,33 @@ fn printable(name: &[u8]) -> String {
 }
 
 /// Every entry, by lowercase name.
-static TABLE: LazyLock<HashMap<&'static str, &'static CommandInfo>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+static TABLE: LazyLock<
+    HashMap<&'static str, &'static CommandInfo, BuildHasherDefault<NameHasher>>,
+> = LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+
+/// FNV-1a: the table's keys are a few hundred short names fixed at compile
+/// time, so SipHash's defence against chosen keys buys nothing, and every
+/// request pays for a lookup.
+#[derive(Debug)]
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// The whole table, in family order.
 pub fn commands() -> impl Iterator<Item = &'static CommandInfo> {

@@ -1,6 +1,7 @@
 //! Small copyable ids.
 
 use std::fmt;
+use std::hash::Hasher;
 
 /// A node: one Redis server, by its index in the [`Topology`](crate::Topology).
 ///
@@ -44,6 +45,8 @@ pub struct Epoch(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Token {
     pub(crate) seq: u64,
+    /// The first token of its run: a transaction's commands share one.
+    pub(crate) sub: u64,
     pub(crate) epoch: Epoch,
 }
 
@@ -65,3 +68,25 @@ macro_rules! display {
 }
 
 display!(NodeId "node", GroupId "group", ShardId "shard", RequestId "request", Epoch "epoch");
+
+/// Hashes the router's counters (request ids, token numbers): a
+/// multiplication spreads consecutive numbers well enough, for a fraction of
+/// SipHash's cost, and nobody outside chooses them.
+#[derive(Debug, Default)]
+pub(crate) struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}

@@ -85,5 +85,5 @@ pub use error::{Failure, GroupOutcome, Outcome, RouteError};
 pub use hash::{hash_tag, jump, key_hash};
 pub use id::{Epoch, GroupId, NodeId, RequestId, ShardId, Token};
 pub use plan::{Merge, Part, Plan, Target, plan, plan_transaction};
-pub use router::{Event, Router, Transmit};
+pub use router::{Command, Event, Router, Transmit};
 pub use topology::Topology;

@@ -96,23 +96,62 @@ pub enum Merge {
 /// - Unknown commands, and those the table refuses, are errors: a router
 ///   that guessed would send them to the wrong place.
 pub fn plan(topology: &Topology, args: Vec<Bytes>) -> Result<Plan, RouteError> {
-    let info = resolve(&args)?;
+    Ok(match plan_request(topology, &args)? {
+        Planned::One {
+            shard,
+            target,
+            block,
+            merge,
+            rewritten,
+        } => Plan {
+            parts: vec![Part {
+                shard,
+                target,
+                commands: vec![rewritten.unwrap_or(args)],
+                block,
+            }],
+            merge,
+        },
+        Planned::Many(plan) => plan,
+    })
+}
+
+/// A [`Plan`] as the router takes it. Nearly every request is one command
+/// for one shard, sent as it came; the router takes that without a `Vec`
+/// of parts, or a copy of the arguments.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    /// One part: the command as it came, or `rewritten` (`SCAN`'s cursor).
+    One {
+        shard: Option<ShardId>,
+        target: Target,
+        block: Option<Block>,
+        merge: Merge,
+        rewritten: Option<Vec<Bytes>>,
+    },
+    /// Anything else.
+    Many(Plan),
+}
+
+/// [`plan`], borrowing the arguments.
+pub(crate) fn plan_request(topology: &Topology, args: &[Bytes]) -> Result<Planned, RouteError> {
+    let info = resolve(args)?;
     let target = target(info);
     match info.route() {
         Route::Refused(reason) => Err(unsupported(info, reason)),
         Route::AnyNode => Ok(single(None, target, info, args)),
         Route::Keyed => {
-            let keys = info.key_positions(&args)?;
-            let shard = common_shard(topology, info.name(), keys.iter().map(|&i| &args[i][..]))?;
+            let keys = info.key_iter(args)?.map(|i| &args[i][..]);
+            let shard = common_shard(topology, info.name(), keys)?;
             Ok(single(shard, target, info, args))
         }
         Route::Split(reduce) => split(topology, info, args, reduce),
-        Route::EveryShard(reduce) => Ok(Plan {
+        Route::EveryShard(reduce) => Ok(Planned::Many(Plan {
             parts: (0..topology.shards())
                 .map(|s| Part {
                     shard: Some(ShardId(s)),
                     target,
-                    commands: vec![args.clone()],
+                    commands: vec![args.to_vec()],
                     block: None,
                 })
                 .collect(),
@@ -121,8 +160,8 @@ pub fn plan(topology: &Topology, args: Vec<Bytes>) -> Result<Plan, RouteError> {
                 Reduce::AllOk => Merge::AllOk,
                 Reduce::Concat | Reduce::Ordered => Merge::Concat,
             },
-        }),
-        Route::Scan => scan(topology, args),
+        })),
+        Route::Scan => Ok(scan(topology, args)?),
     }
 }
 
@@ -186,15 +225,13 @@ fn unsupported(info: &CommandInfo, reason: &'static str) -> RouteError {
     }
 }
 
-fn single(shard: Option<ShardId>, target: Target, info: &CommandInfo, args: Vec<Bytes>) -> Plan {
-    Plan {
-        parts: vec![Part {
-            shard,
-            target,
-            block: info.block(&args),
-            commands: vec![args],
-        }],
+fn single(shard: Option<ShardId>, target: Target, info: &CommandInfo, args: &[Bytes]) -> Planned {
+    Planned::One {
+        shard,
+        target,
+        block: info.block(args),
         merge: Merge::Single,
+        rewritten: None,
     }
 }
 
@@ -225,10 +262,10 @@ fn common_shard<'a>(
 fn split(
     topology: &Topology,
     info: &CommandInfo,
-    args: Vec<Bytes>,
+    args: &[Bytes],
     reduce: Reduce,
-) -> Result<Plan, RouteError> {
-    let keys = info.key_positions(&args)?;
+) -> Result<Planned, RouteError> {
+    let keys = info.key_positions(args)?;
     let step = match info.keys() {
         crate::KeySpec::Range { step, .. } => step.max(1),
         _ => 1,
@@ -262,7 +299,7 @@ fn split(
         Reduce::Concat => Merge::Concat,
     };
     let target = target(info);
-    Ok(Plan {
+    Ok(Planned::Many(Plan {
         parts: parts
             .into_iter()
             .map(|(shard, args, _)| Part {
@@ -273,10 +310,10 @@ fn split(
             })
             .collect(),
         merge,
-    })
+    }))
 }
 
-fn scan(topology: &Topology, mut args: Vec<Bytes>) -> Result<Plan, RouteError> {
+fn scan(topology: &Topology, args: &[Bytes]) -> Result<Planned, RouteError> {
     let bad = || RouteError::BadArguments {
         command: "scan".to_owned(),
         reason: "invalid cursor",
@@ -285,15 +322,14 @@ fn scan(topology: &Topology, mut args: Vec<Bytes>) -> Result<Plan, RouteError> {
     let shards = topology.shards();
     let shard = ShardId((cursor % u128::from(shards)) as u32);
     let node_cursor = u64::try_from(cursor / u128::from(shards)).map_err(|_| bad())?;
+    let mut args = args.to_vec();
     args[1] = Bytes::from(node_cursor.to_string());
-    Ok(Plan {
-        parts: vec![Part {
-            shard: Some(shard),
-            target: Target::OneReplica,
-            commands: vec![args],
-            block: None,
-        }],
+    Ok(Planned::One {
+        shard: Some(shard),
+        target: Target::OneReplica,
+        block: None,
         merge: Merge::Scan { shard, shards },
+        rewritten: Some(args),
     })
 }
 

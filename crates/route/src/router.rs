@@ -1,6 +1,16 @@
 //! The router: requests in, commands to nodes out, answers back.
+//!
+//! Nearly every request is one command for one shard (`GET`, `SET`,
+//! `HINCRBY`), so that case allocates nothing here: its arguments are
+//! shared with its transmits rather than copied, its one part is kept in
+//! place rather than in a `Vec`, a read's replicas are worked out as it
+//! fails over rather than listed up front, and a write's per-group outcomes
+//! fit in a few bytes. Multi-shard requests take the general path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -9,10 +19,53 @@ use resp::Frame;
 use crate::command::{Block, resolve};
 use crate::config::SplitMix64;
 use crate::error::{Failure, GroupOutcome, Outcome};
-use crate::plan::{Merge, Plan, Target, plan, plan_transaction};
+use crate::id::SeqHasher;
+use crate::plan::{Merge, Planned, Target, plan_request, plan_transaction};
 use crate::{
     Config, Epoch, GroupId, NodeId, ReadPreference, RequestId, RouteError, ShardId, Token, Topology,
 };
+
+/// A command's arguments, name first.
+///
+/// Cloning one is cheap: a request and every transmit of it (one per
+/// replica group for a write, one per attempt for a read) share the
+/// arguments instead of copying them. Make one from a `Vec<Bytes>`, or from
+/// an array to skip the `Vec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command(Arc<[Bytes]>);
+
+impl Command {
+    /// The arguments.
+    pub fn args(&self) -> &[Bytes] {
+        &self.0
+    }
+}
+
+impl Deref for Command {
+    type Target = [Bytes];
+
+    fn deref(&self) -> &[Bytes] {
+        &self.0
+    }
+}
+
+impl From<Vec<Bytes>> for Command {
+    fn from(args: Vec<Bytes>) -> Command {
+        Command(args.into())
+    }
+}
+
+impl<const N: usize> From<[Bytes; N]> for Command {
+    fn from(args: [Bytes; N]) -> Command {
+        Command(Arc::new(args))
+    }
+}
+
+impl FromIterator<Bytes> for Command {
+    fn from_iter<I: IntoIterator<Item = Bytes>>(args: I) -> Command {
+        Command(args.into_iter().collect())
+    }
+}
 
 /// A command to write to a node.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +76,7 @@ pub struct Transmit {
     /// [`epoch`](Token::epoch) says which connection to write it on.
     pub token: Token,
     /// The command, name first.
-    pub command: Vec<Bytes>,
+    pub command: Command,
     /// Whether the command may block for a long time (`BLPOP`...). A driver
     /// that pipelines many callers over one connection may want to give it
     /// a connection of its own; replies are matched by token either way.
@@ -83,7 +136,8 @@ pub enum Event {
 ///   [`handle_reply`](Router::handle_reply) for each reply a node sends;
 ///   [`handle_failure`](Router::handle_failure) when a connection cannot be
 ///   made or breaks; [`handle_timeout`](Router::handle_timeout) when the
-///   instant from [`poll_timeout`](Router::poll_timeout) has come.
+///   instant from [`poll_timeout`](Router::poll_timeout) has come. The
+///   `now` handed in never goes backwards.
 /// - Output, after every input: write each [`poll_transmit`](Router::poll_transmit)
 ///   to its node, re-arm one timer from `poll_timeout`, and deliver each
 ///   [`poll_event`](Router::poll_event).
@@ -111,11 +165,12 @@ pub struct Router {
     topology: Topology,
     config: Config,
     nodes: Vec<Node>,
-    requests: HashMap<RequestId, Request>,
+    requests: HashMap<RequestId, Request, BuildHasherDefault<SeqHasher>>,
     /// Commands awaiting replies, by their first token's sequence number.
-    subs: BTreeMap<u64, Sub>,
-    /// `(deadline, sub)`, soonest first.
-    deadlines: BTreeSet<(Instant, u64)>,
+    subs: HashMap<u64, Sub, BuildHasherDefault<SeqHasher>>,
+    /// `(deadline, sub)` of blocking commands, soonest first. Other
+    /// commands' deadlines are kept per node (see [`Node::deadlines`]).
+    blocking_deadlines: BTreeSet<(Instant, u64)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_request: u64,
@@ -133,6 +188,11 @@ struct Node {
     failures: u32,
     health: Health,
     latency: Option<Duration>,
+    /// `(deadline, sub)` of the node's commands that do not block, in the
+    /// order they were sent. They share one connection, which answers in
+    /// that order, and one timeout, so this is soonest first too and the
+    /// command answered is almost always the front: no search, no tree.
+    deadlines: VecDeque<(Instant, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,38 +211,159 @@ enum Health {
 
 #[derive(Debug)]
 struct Request {
-    parts: Vec<PartState>,
+    parts: Parts,
     merge: Merge,
     /// Parts without a result yet.
     open: usize,
 }
 
+/// A request's parts: one, kept in place, or several.
+#[derive(Debug)]
+enum Parts {
+    One(PartState),
+    Many(Vec<PartState>),
+}
+
+impl Parts {
+    fn len(&self) -> usize {
+        match self {
+            Parts::One(_) => 1,
+            Parts::Many(parts) => parts.len(),
+        }
+    }
+
+    fn get(&self, p: usize) -> Option<&PartState> {
+        match self {
+            Parts::One(part) => (p == 0).then_some(part),
+            Parts::Many(parts) => parts.get(p),
+        }
+    }
+
+    fn get_mut(&mut self, p: usize) -> Option<&mut PartState> {
+        match self {
+            Parts::One(part) => (p == 0).then_some(part),
+            Parts::Many(parts) => parts.get_mut(p),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PartState {
     shard: ShardId,
-    commands: Vec<Vec<Bytes>>,
+    commands: Commands,
     block: Option<Block>,
     result: Option<Result<Frame, RouteError>>,
     mode: Mode,
+}
+
+/// What a part writes to a node: one command, or a transaction's run.
+#[derive(Debug, Clone)]
+enum Commands {
+    One(Command),
+    Run(Vec<Command>),
+}
+
+impl Commands {
+    fn as_slice(&self) -> &[Command] {
+        match self {
+            Commands::One(command) => std::slice::from_ref(command),
+            Commands::Run(run) => run,
+        }
+    }
+}
+
+impl From<Vec<Vec<Bytes>>> for Commands {
+    fn from(mut commands: Vec<Vec<Bytes>>) -> Commands {
+        if commands.len() == 1
+            && let Some(command) = commands.pop()
+        {
+            return Commands::One(command.into());
+        }
+        Commands::Run(commands.into_iter().map(Command::from).collect())
+    }
 }
 
 #[derive(Debug)]
 enum Mode {
     /// One replica at a time, in `candidates` order.
     Read {
-        candidates: Vec<(GroupId, NodeId)>,
+        candidates: Candidates,
+        /// The next candidate to try; the one in flight is `next - 1`.
         next: usize,
         /// `submit_to`: try the node even if it is down.
         forced: bool,
-        attempts: Vec<GroupOutcome>,
+        /// The candidates that failed or were down, in order. The attempt
+        /// in flight, if any, is number `failed.len()`.
+        failed: Vec<GroupOutcome>,
     },
-    /// Every group at once; `outcomes` is indexed by group.
+    /// Every group at once.
     Write {
-        outcomes: Vec<GroupOutcome>,
+        outcomes: Outcomes,
         acks: usize,
         needed: usize,
         first: Option<Frame>,
     },
+}
+
+/// The replicas a read may try, best first.
+#[derive(Debug)]
+enum Candidates {
+    /// Every group, from `start` on and around.
+    Rotated { start: u32 },
+    /// This list (the fastest first).
+    Listed(Vec<(GroupId, NodeId)>),
+    /// One node (`submit_to`).
+    Node(GroupId, NodeId),
+}
+
+impl Candidates {
+    /// Candidate `i` for `shard`.
+    fn get(&self, i: usize, shard: ShardId, topology: &Topology) -> Option<(GroupId, NodeId)> {
+        match self {
+            Candidates::Rotated { start } => {
+                let groups = topology.groups();
+                let i = u32::try_from(i).ok().filter(|&i| i < groups)?;
+                let g = (start + i) % groups;
+                Some((GroupId(g), NodeId(g * topology.shards() + shard.0)))
+            }
+            Candidates::Listed(list) => list.get(i).copied(),
+            Candidates::Node(group, node) => (i == 0).then_some((*group, *node)),
+        }
+    }
+}
+
+/// A write part's outcome in each group, by group: in place for up to
+/// eight groups, which covers any replication factor in use.
+#[derive(Debug)]
+enum Outcomes {
+    Inline { len: u8, items: [Outcome; 8] },
+    Heap(Vec<Outcome>),
+}
+
+impl Outcomes {
+    fn new(groups: usize) -> Outcomes {
+        match u8::try_from(groups) {
+            Ok(len) if len <= 8 => Outcomes::Inline {
+                len,
+                items: [Outcome::Pending; 8],
+            },
+            _ => Outcomes::Heap(vec![Outcome::Pending; groups]),
+        }
+    }
+
+    fn as_slice(&self) -> &[Outcome] {
+        match self {
+            Outcomes::Inline { len, items } => &items[..usize::from(*len)],
+            Outcomes::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Outcome] {
+        match self {
+            Outcomes::Inline { len, items } => &mut items[..usize::from(*len)],
+            Outcomes::Heap(v) => v,
+        }
+    }
 }
 
 /// One part sent to one node: one command, or a transaction's run of them.
@@ -201,7 +382,7 @@ struct Sub {
 
 #[derive(Debug, Clone, Copy)]
 enum Owner {
-    /// `slot` indexes the part's attempts (reads) or outcomes (writes).
+    /// `slot` numbers the part's attempt (reads) or is its group (writes).
     Part {
         request: RequestId,
         part: usize,
@@ -219,6 +400,7 @@ impl Router {
                 failures: 0,
                 health: Health::Up,
                 latency: None,
+                deadlines: VecDeque::new(),
             })
             .collect();
         Router {
@@ -226,9 +408,9 @@ impl Router {
             topology,
             config,
             nodes,
-            requests: HashMap::new(),
-            subs: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            requests: HashMap::default(),
+            subs: HashMap::default(),
+            blocking_deadlines: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_request: 0,
@@ -254,9 +436,14 @@ impl Router {
     /// the wrong arity, keys on different shards for a command that cannot
     /// be split. Otherwise the answer comes as [`Event::Completed`], maybe
     /// already by the next `poll_event` (when every replica is down).
-    pub fn submit(&mut self, now: Instant, args: Vec<Bytes>) -> Result<RequestId, RouteError> {
-        let plan = plan(&self.topology, args)?;
-        Ok(self.start(now, plan))
+    pub fn submit(
+        &mut self,
+        now: Instant,
+        args: impl Into<Command>,
+    ) -> Result<RequestId, RouteError> {
+        let command = args.into();
+        let planned = plan_request(&self.topology, &command)?;
+        Ok(self.start(now, planned, command))
     }
 
     /// Submits a transaction: the commands are sent between `MULTI` and
@@ -268,7 +455,7 @@ impl Router {
         commands: Vec<Vec<Bytes>>,
     ) -> Result<RequestId, RouteError> {
         let plan = plan_transaction(&self.topology, commands)?;
-        Ok(self.start(now, plan))
+        Ok(self.start_many(now, plan))
     }
 
     /// Sends a command to one node as it is: no command table, no failover,
@@ -278,29 +465,30 @@ impl Router {
         &mut self,
         now: Instant,
         node: NodeId,
-        args: Vec<Bytes>,
+        args: impl Into<Command>,
     ) -> Result<RequestId, RouteError> {
         let (group, shard) = self
             .topology
             .position(node)
             .ok_or(RouteError::UnknownNode(node))?;
-        if args.is_empty() {
+        let command = args.into();
+        if command.is_empty() {
             return Err(RouteError::EmptyCommand);
         }
-        let block = resolve(&args).ok().and_then(|info| info.block(&args));
+        let block = resolve(&command).ok().and_then(|info| info.block(&command));
         let part = PartState {
             shard,
-            commands: vec![args],
+            commands: Commands::One(command),
             block,
             result: None,
             mode: Mode::Read {
-                candidates: vec![(group, node)],
+                candidates: Candidates::Node(group, node),
                 next: 0,
                 forced: true,
-                attempts: Vec::new(),
+                failed: Vec::new(),
             },
         };
-        Ok(self.start_parts(now, vec![part], Merge::Single))
+        Ok(self.start_parts(now, Parts::One(part), Merge::Single))
     }
 
     /// A node replied. `token` is the front of the node's connection queue:
@@ -309,7 +497,8 @@ impl Router {
     /// Replies for tokens the router gave up on (a past epoch, a timeout)
     /// are ignored.
     pub fn handle_reply(&mut self, now: Instant, node: NodeId, token: Token, frame: Frame) {
-        let Some((&first, sub)) = self.subs.range_mut(..=token.seq).next_back() else {
+        let first = token.sub;
+        let Some(sub) = self.subs.get_mut(&first) else {
             return;
         };
         if sub.node != node || sub.epoch != token.epoch || sub.next != token.seq {
@@ -323,9 +512,7 @@ impl Router {
         let Some(sub) = self.subs.remove(&first) else {
             return;
         };
-        if let Some(deadline) = sub.deadline {
-            self.deadlines.remove(&(deadline, first));
-        }
+        self.forget_deadline(first, &sub);
         if !sub.blocking {
             self.sample_latency(node, now.saturating_duration_since(sub.sent_at));
         }
@@ -368,19 +555,37 @@ impl Router {
     /// connections are reset, see [`Event::ResetConnection`]), and nodes
     /// whose backoff has run out are probed with a `PING`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(deadline, first)) = self.deadlines.first() {
-            if deadline > now {
+        // Soonest first across all nodes, as one queue would have them; a
+        // failover sent meanwhile may be due already (a zero timeout).
+        loop {
+            let mut expired: Vec<(Instant, u64)> = self
+                .blocking_deadlines
+                .range(..=(now, u64::MAX))
+                .copied()
+                .collect();
+            for node in &self.nodes {
+                expired.extend(node.deadlines.iter().take_while(|&&(d, _)| d <= now));
+            }
+            expired.sort_unstable();
+            let mut fired = false;
+            for (deadline, first) in expired {
+                // An earlier timeout may have reset this one's connection.
+                let Some(sub) = self.subs.get(&first) else {
+                    continue;
+                };
+                if sub.deadline != Some(deadline) {
+                    continue;
+                }
+                fired = true;
+                let (node, sent_at, blocking) = (sub.node, sub.sent_at, sub.blocking);
+                if !blocking {
+                    self.sample_latency(node, now.saturating_duration_since(sent_at));
+                }
+                self.incident(now, node, Failure::Timeout, Some(first), true);
+            }
+            if !fired {
                 break;
             }
-            self.deadlines.pop_first();
-            let Some(sub) = self.subs.get(&first) else {
-                continue;
-            };
-            let (node, sent_at, blocking) = (sub.node, sub.sent_at, sub.blocking);
-            if !blocking {
-                self.sample_latency(node, now.saturating_duration_since(sent_at));
-            }
-            self.incident(now, node, Failure::Timeout, Some(first), true);
         }
         for i in 0..self.nodes.len() {
             if let Health::Down {
@@ -390,7 +595,7 @@ impl Router {
                 && at <= now
             {
                 self.nodes[i].health = Health::Probing { attempt };
-                let ping = [vec![Bytes::from_static(b"PING")]];
+                let ping = [Command::from([Bytes::from_static(b"PING")])];
                 self.send(now, NodeId(i as u32), &ping, None, Owner::Probe);
             }
         }
@@ -406,16 +611,16 @@ impl Router {
     /// anything waits on time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.deadlines.first().map(|&(d, _)| d);
-        let retry = self
-            .nodes
-            .iter()
-            .filter_map(|n| match n.health {
+        let blocking = self.blocking_deadlines.first().map(|&(d, _)| d);
+        let nodes = self.nodes.iter().filter_map(|n| {
+            let deadline = n.deadlines.front().map(|&(d, _)| d);
+            let retry = match n.health {
                 Health::Down { retry_at, .. } => retry_at,
                 _ => None,
-            })
-            .min();
-        deadline.into_iter().chain(retry).min()
+            };
+            deadline.into_iter().chain(retry).min()
+        });
+        blocking.into_iter().chain(nodes).min()
     }
 
     /// The next event, if any.
@@ -453,43 +658,73 @@ impl Router {
         self.subs.len()
     }
 
-    fn start(&mut self, now: Instant, plan: Plan) -> RequestId {
-        let needed = self.config.write_policy.needed(self.topology.groups());
-        let parts = plan
+    fn start(&mut self, now: Instant, planned: Planned, command: Command) -> RequestId {
+        match planned {
+            Planned::One {
+                shard,
+                target,
+                block,
+                merge,
+                rewritten,
+            } => {
+                let command = rewritten.map_or(command, Command::from);
+                let part = self.part(shard, target, Commands::One(command), block);
+                self.start_parts(now, Parts::One(part), merge)
+            }
+            Planned::Many(plan) => self.start_many(now, plan),
+        }
+    }
+
+    fn start_many(&mut self, now: Instant, plan: crate::Plan) -> RequestId {
+        let mut parts: Vec<PartState> = plan
             .parts
             .into_iter()
-            .map(|part| {
-                let shard = part.shard.unwrap_or_else(|| {
-                    self.any_turn = self.any_turn.wrapping_add(1);
-                    ShardId(((self.any_turn - 1) % u64::from(self.topology.shards())) as u32)
-                });
-                let mode = match part.target {
-                    Target::OneReplica => Mode::Read {
-                        candidates: self.read_order(shard),
-                        next: 0,
-                        forced: false,
-                        attempts: Vec::new(),
-                    },
-                    Target::EveryReplica => Mode::Write {
-                        outcomes: Vec::new(),
-                        acks: 0,
-                        needed,
-                        first: None,
-                    },
-                };
-                PartState {
-                    shard,
-                    commands: part.commands,
-                    block: part.block,
-                    result: None,
-                    mode,
-                }
-            })
+            .map(|p| self.part(p.shard, p.target, p.commands.into(), p.block))
             .collect();
+        let parts = match parts.len() {
+            1 => Parts::One(parts.remove(0)),
+            _ => Parts::Many(parts),
+        };
         self.start_parts(now, parts, plan.merge)
     }
 
-    fn start_parts(&mut self, now: Instant, parts: Vec<PartState>, merge: Merge) -> RequestId {
+    /// A part's state before anything is sent; `None` picks the next
+    /// shard in turn.
+    fn part(
+        &mut self,
+        shard: Option<ShardId>,
+        target: Target,
+        commands: Commands,
+        block: Option<Block>,
+    ) -> PartState {
+        let shard = shard.unwrap_or_else(|| {
+            self.any_turn = self.any_turn.wrapping_add(1);
+            ShardId(((self.any_turn - 1) % u64::from(self.topology.shards())) as u32)
+        });
+        let mode = match target {
+            Target::OneReplica => Mode::Read {
+                candidates: self.read_order(shard),
+                next: 0,
+                forced: false,
+                failed: Vec::new(),
+            },
+            Target::EveryReplica => Mode::Write {
+                outcomes: Outcomes::new(self.topology.groups() as usize),
+                acks: 0,
+                needed: self.config.write_policy.needed(self.topology.groups()),
+                first: None,
+            },
+        };
+        PartState {
+            shard,
+            commands,
+            block,
+            result: None,
+            mode,
+        }
+    }
+
+    fn start_parts(&mut self, now: Instant, parts: Parts, merge: Merge) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
         let count = parts.len();
@@ -506,8 +741,11 @@ impl Router {
         }
         for part in 0..count {
             let write = matches!(
-                self.requests.get(&id).map(|r| &r.parts[part].mode),
-                Some(Mode::Write { .. })
+                self.requests.get(&id).and_then(|r| r.parts.get(part)),
+                Some(PartState {
+                    mode: Mode::Write { .. },
+                    ..
+                })
             );
             if write {
                 self.write_all(now, id, part);
@@ -519,30 +757,35 @@ impl Router {
     }
 
     /// The groups to read shard `shard` from, best first.
-    fn read_order(&mut self, shard: ShardId) -> Vec<(GroupId, NodeId)> {
-        let shards = self.topology.shards();
-        let mut groups: Vec<u32> = (0..self.topology.groups()).collect();
+    fn read_order(&mut self, shard: ShardId) -> Candidates {
+        let groups = self.topology.groups();
         match self.config.read_preference {
-            ReadPreference::Fixed => {}
             ReadPreference::RoundRobin => {
-                let start = self.read_turn % groups.len() as u64;
+                let start = self.read_turn % u64::from(groups.max(1));
                 self.read_turn = self.read_turn.wrapping_add(1);
-                groups.rotate_left(start as usize);
+                Candidates::Rotated {
+                    start: start as u32,
+                }
             }
-            ReadPreference::FastestRecently => {
+            ReadPreference::FastestRecently if groups > 1 => {
+                let shards = self.topology.shards();
                 let latency = |g: u32| self.nodes[(g * shards + shard.0) as usize].latency;
-                groups.sort_by_key(|&g| (latency(g).unwrap_or(Duration::ZERO), g));
+                let mut order: Vec<u32> = (0..groups).collect();
+                order.sort_by_key(|&g| (latency(g).unwrap_or(Duration::ZERO), g));
+                Candidates::Listed(
+                    order
+                        .into_iter()
+                        .map(|g| (GroupId(g), NodeId(g * shards + shard.0)))
+                        .collect(),
+                )
             }
+            _ => Candidates::Rotated { start: 0 },
         }
-        groups
-            .into_iter()
-            .map(|g| (GroupId(g), NodeId(g * shards + shard.0)))
-            .collect()
     }
 
     /// Sends a read part to its next candidate that is up, or fails it.
     fn read_next(&mut self, now: Instant, id: RequestId, p: usize) {
-        let nodes = &self.nodes;
+        let (nodes, topology) = (&self.nodes, &self.topology);
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
             return;
         };
@@ -550,15 +793,15 @@ impl Router {
             candidates,
             next,
             forced,
-            attempts,
+            failed,
         } = &mut part.mode
         else {
             return;
         };
-        while let Some(&(group, node)) = candidates.get(*next) {
+        while let Some((group, node)) = candidates.get(*next, part.shard, topology) {
             *next += 1;
             if !*forced && nodes[node.0 as usize].health != Health::Up {
-                attempts.push(GroupOutcome {
+                failed.push(GroupOutcome {
                     group,
                     node,
                     outcome: Outcome::Failed(Failure::Down),
@@ -568,20 +811,15 @@ impl Router {
             let owner = Owner::Part {
                 request: id,
                 part: p,
-                slot: attempts.len(),
+                slot: failed.len(),
             };
-            attempts.push(GroupOutcome {
-                group,
-                node,
-                outcome: Outcome::Pending,
-            });
             let (commands, block) = (part.commands.clone(), part.block);
-            self.send(now, node, &commands, block, owner);
+            self.send(now, node, commands.as_slice(), block, owner);
             return;
         }
         let err = RouteError::Unavailable {
             shard: part.shard,
-            attempts: attempts.clone(),
+            attempts: failed.clone(),
         };
         self.part_done(id, p, Err(err));
     }
@@ -592,7 +830,6 @@ impl Router {
             return;
         };
         let (shard, commands, block) = (part.shard, part.commands.clone(), part.block);
-        let mut outcomes = Vec::new();
         for g in 0..self.topology.groups() {
             let node = NodeId(g * self.topology.shards() + shard.0);
             let outcome = if self.nodes[node.0 as usize].health == Health::Up {
@@ -601,24 +838,20 @@ impl Router {
                     part: p,
                     slot: g as usize,
                 };
-                self.send(now, node, &commands, block, owner);
+                self.send(now, node, commands.as_slice(), block, owner);
                 Outcome::Pending
             } else {
                 Outcome::Failed(Failure::Down)
             };
-            outcomes.push(GroupOutcome {
-                group: GroupId(g),
-                node,
-                outcome,
-            });
-        }
-        if let Some(Mode::Write { outcomes: o, .. }) = self
-            .requests
-            .get_mut(&id)
-            .and_then(|r| r.parts.get_mut(p))
-            .map(|part| &mut part.mode)
-        {
-            *o = outcomes;
+            if let Some(Mode::Write { outcomes, .. }) = self
+                .requests
+                .get_mut(&id)
+                .and_then(|r| r.parts.get_mut(p))
+                .map(|part| &mut part.mode)
+                && let Some(o) = outcomes.as_mut_slice().get_mut(g as usize)
+            {
+                *o = outcome;
+            }
         }
         self.check_write(id, p);
     }
@@ -638,16 +871,26 @@ impl Router {
             return;
         };
         let pending = outcomes
+            .as_slice()
             .iter()
-            .filter(|o| o.outcome == Outcome::Pending)
+            .filter(|&&o| o == Outcome::Pending)
             .count();
         if part.result.is_none() && acks + pending < *needed {
+            let shards = self.topology.shards();
+            let outcomes = (0u32..)
+                .zip(outcomes.as_slice())
+                .map(|(g, &outcome)| GroupOutcome {
+                    group: GroupId(g),
+                    node: NodeId(g * shards + part.shard.0),
+                    outcome,
+                })
+                .collect();
             let err = RouteError::WriteFailed {
                 shard: part.shard,
                 policy: self.config.write_policy,
                 acks: *acks,
                 needed: *needed,
-                outcomes: outcomes.clone(),
+                outcomes,
             };
             self.part_done(id, p, Err(err));
         }
@@ -658,7 +901,7 @@ impl Router {
         &mut self,
         now: Instant,
         node: NodeId,
-        commands: &[Vec<Bytes>],
+        commands: &[Command],
         block: Option<Block>,
         owner: Owner,
     ) {
@@ -670,6 +913,7 @@ impl Router {
                 node,
                 token: Token {
                     seq: self.next_token,
+                    sub: first,
                     epoch,
                 },
                 command: command.clone(),
@@ -679,13 +923,21 @@ impl Router {
         }
         let timeout = self.config.timeout;
         // A deadline too far to represent is no deadline.
-        let deadline = match block {
+        let mut deadline = match block {
             None => now.checked_add(timeout),
             Some(Block::For(wait)) => wait.checked_add(timeout).and_then(|d| now.checked_add(d)),
             Some(Block::Forever) => None,
         };
-        if let Some(deadline) = deadline {
-            self.deadlines.insert((deadline, first));
+        if let Some(at) = deadline {
+            if block.is_some() {
+                self.blocking_deadlines.insert((at, first));
+            } else {
+                let queue = &mut self.nodes[node.0 as usize].deadlines;
+                // Kept in order even if `now` went backwards.
+                let at = queue.back().map_or(at, |&(last, _)| at.max(last));
+                queue.push_back((at, first));
+                deadline = Some(at);
+            }
         }
         self.subs.insert(
             first,
@@ -702,6 +954,23 @@ impl Router {
         );
     }
 
+    /// Takes a sub that is leaving `subs` off the deadline queues.
+    fn forget_deadline(&mut self, first: u64, sub: &Sub) {
+        let Some(deadline) = sub.deadline else {
+            return;
+        };
+        if sub.blocking {
+            self.blocking_deadlines.remove(&(deadline, first));
+            return;
+        }
+        let queue = &mut self.nodes[sub.node.0 as usize].deadlines;
+        if queue.front().is_some_and(|&(_, f)| f == first) {
+            queue.pop_front();
+        } else if let Some(i) = queue.iter().position(|&(_, f)| f == first) {
+            queue.remove(i);
+        }
+    }
+
     fn part_reply(&mut self, id: RequestId, p: usize, slot: usize, frame: Frame) {
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
             return;
@@ -711,20 +980,15 @@ impl Router {
             return;
         }
         let done = match &mut part.mode {
-            Mode::Read { attempts, .. } => {
-                if let Some(a) = attempts.get_mut(slot) {
-                    a.outcome = Outcome::Replied;
-                }
-                Some(frame)
-            }
+            Mode::Read { .. } => Some(frame),
             Mode::Write {
                 outcomes,
                 acks,
                 needed,
                 first,
             } => {
-                if let Some(o) = outcomes.get_mut(slot) {
-                    o.outcome = Outcome::Replied;
+                if let Some(o) = outcomes.as_mut_slice().get_mut(slot) {
+                    *o = Outcome::Replied;
                 }
                 *acks += 1;
                 // The first group to answer speaks for all.
@@ -738,6 +1002,7 @@ impl Router {
     }
 
     fn part_failed(&mut self, now: Instant, id: RequestId, p: usize, slot: usize, why: Failure) {
+        let topology = &self.topology;
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
             return;
         };
@@ -745,15 +1010,28 @@ impl Router {
             return;
         }
         match &mut part.mode {
-            Mode::Read { attempts, .. } => {
-                if let Some(a) = attempts.get_mut(slot) {
-                    a.outcome = Outcome::Failed(why);
+            Mode::Read {
+                candidates,
+                next,
+                failed,
+                ..
+            } => {
+                if slot == failed.len()
+                    && let Some((group, node)) = next
+                        .checked_sub(1)
+                        .and_then(|i| candidates.get(i, part.shard, topology))
+                {
+                    failed.push(GroupOutcome {
+                        group,
+                        node,
+                        outcome: Outcome::Failed(why),
+                    });
                 }
                 self.read_next(now, id, p);
             }
             Mode::Write { outcomes, .. } => {
-                if let Some(o) = outcomes.get_mut(slot) {
-                    o.outcome = Outcome::Failed(why);
+                if let Some(o) = outcomes.as_mut_slice().get_mut(slot) {
+                    *o = Outcome::Failed(why);
                 }
                 self.check_write(id, p);
             }
@@ -780,11 +1058,28 @@ impl Router {
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        let mut frames = Vec::with_capacity(request.parts.len());
+        let parts = match request.parts {
+            Parts::One(part) => match (part.result, &request.merge) {
+                // The usual answer: one part's, as it is.
+                (Some(Ok(frame)), Merge::Single) => {
+                    let result = Ok(frame);
+                    self.events.push_back(Event::Completed { id, result });
+                    return;
+                }
+                (Some(Err(err)), _) => {
+                    let result = Err(err);
+                    self.events.push_back(Event::Completed { id, result });
+                    return;
+                }
+                (result, _) => vec![PartState { result, ..part }],
+            },
+            Parts::Many(parts) => parts,
+        };
+        let mut frames = Vec::with_capacity(parts.len());
         let mut succeeded = Vec::new();
         let mut failed = Vec::new();
-        let single = request.parts.len() == 1;
-        for part in request.parts {
+        let single = parts.len() == 1;
+        for part in parts {
             match part.result {
                 Some(Ok(frame)) => {
                     frames.push(frame);
@@ -819,6 +1114,7 @@ impl Router {
     ) {
         let state = &mut self.nodes[node.0 as usize];
         state.epoch = Epoch(state.epoch.0.wrapping_add(1));
+        state.deadlines.clear();
         if culprit.is_some() {
             let epoch = state.epoch;
             self.events
@@ -828,18 +1124,20 @@ impl Router {
         if count {
             self.count_failure(now, node);
         }
-        let lost: Vec<u64> = self
+        // Oldest first, as they were sent.
+        let mut lost: Vec<u64> = self
             .subs
             .iter()
             .filter(|(_, s)| s.node == node)
             .map(|(&first, _)| first)
             .collect();
+        lost.sort_unstable();
         for first in lost {
             let Some(sub) = self.subs.remove(&first) else {
                 continue;
             };
-            if let Some(deadline) = sub.deadline {
-                self.deadlines.remove(&(deadline, first));
+            if sub.blocking {
+                self.forget_deadline(first, &sub);
             }
             // Commands queued behind one that timed out are lost because
             // their connection is reset.
@@ -988,6 +1286,115 @@ mod tests {
             Some(Event::Completed {
                 id,
                 result: Ok(Frame::error("ERR unknown command"))
+            })
+        );
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_node_queue_of_deadlines_survives_replies_out_of_order() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let timeout = config.timeout;
+        let mut r = Router::new(Topology::new([["a"]]).unwrap(), config);
+        let ids: Vec<RequestId> = (0..3)
+            .map(|i| {
+                let now = t0 + Duration::from_millis(i);
+                r.submit(now, [Bytes::from("GET"), Bytes::from(format!("k{i}"))])
+                    .unwrap()
+            })
+            .collect();
+        let tx = drain(&mut r);
+        assert_eq!(r.poll_timeout(), Some(t0 + timeout));
+        // The middle one first: a well-behaved node never does this, but
+        // the router must not lose track of the others.
+        r.handle_reply(t0, tx[1].node, tx[1].token, Frame::bulk("1"));
+        assert_eq!(r.poll_timeout(), Some(t0 + timeout));
+        r.handle_reply(t0, tx[0].node, tx[0].token, Frame::bulk("0"));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(t0 + Duration::from_millis(2) + timeout)
+        );
+        let done: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+        assert_eq!(done.len(), 2);
+        // The last one times out on time, and alone.
+        r.handle_timeout(t0 + Duration::from_millis(1) + timeout);
+        assert_eq!(r.poll_event(), None);
+        r.handle_timeout(t0 + Duration::from_millis(2) + timeout);
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::ResetConnection {
+                epoch: Epoch(1),
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Completed { id, result: Err(RouteError::Unavailable { .. }) }) if id == ids[2]
+        ));
+        assert_eq!((r.in_flight(), r.poll_timeout()), (0, None));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn writes_to_more_than_eight_groups_report_every_group() {
+        let t0 = Instant::now();
+        let config = Config {
+            write_policy: crate::WritePolicy::All,
+            ..Config::default()
+        };
+        let groups: Vec<[String; 1]> = (0..9).map(|g| [format!("n{g}")]).collect();
+        let mut r = Router::new(Topology::new(groups).unwrap(), config);
+        let id = r.submit(t0, cmd("SET k v")).unwrap();
+        let tx = drain(&mut r);
+        assert_eq!(tx.len(), 9);
+        for t in &tx[..8] {
+            r.handle_reply(t0, t.node, t.token, Frame::simple("OK"));
+        }
+        r.handle_failure(t0, tx[8].node, tx[8].token.epoch(), Failure::Closed);
+        let Some(Event::Completed {
+            id: done,
+            result: Err(RouteError::WriteFailed { acks, outcomes, .. }),
+        }) = r.poll_event()
+        else {
+            panic!("the write should fail");
+        };
+        assert_eq!((done, acks, outcomes.len()), (id, 8, 9));
+        assert_eq!(outcomes[8].node, NodeId(8));
+        assert_eq!(outcomes[8].outcome, Outcome::Failed(Failure::Closed));
+        assert!(outcomes[..8].iter().all(|o| o.outcome == Outcome::Replied));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_transaction_shares_one_command_list_with_its_transmits() {
+        let t0 = Instant::now();
+        let topology = Topology::new([["a"], ["b"]]).unwrap();
+        let mut r = Router::new(topology, Config::default());
+        let id = r
+            .submit_transaction(t0, vec![cmd("INCR a"), cmd("INCR b")])
+            .unwrap();
+        let tx = drain(&mut r);
+        // Every group runs it (a write), back to back on one connection;
+        // the first group's EXEC answers.
+        let first = tx[0].node;
+        let names: Vec<&[u8]> = tx.iter().map(|t| &t.command[0][..]).collect();
+        let run = [&b"MULTI"[..], b"INCR", b"INCR", b"EXEC"];
+        assert_eq!(names, [run, run].concat());
+        assert!(tx[..4].iter().all(|t| t.node == first));
+        for t in tx.iter().filter(|t| t.node == first) {
+            let reply = if &t.command[0][..] == b"EXEC" {
+                Frame::Array(vec![Frame::Integer(1), Frame::Integer(1)])
+            } else {
+                Frame::simple("QUEUED")
+            };
+            r.handle_reply(t0, t.node, t.token, reply);
+        }
+        assert_eq!(
+            r.poll_event(),
+            Some(Event::Completed {
+                id,
+                result: Ok(Frame::Array(vec![Frame::Integer(1), Frame::Integer(1)]))
             })
         );
     }
