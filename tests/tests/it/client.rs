@@ -185,7 +185,10 @@ async fn typed_round_trips(client: &Client) {
 fn typed_round_trips_on_ember_nodes() {
     let cluster = NodeCluster::start(NodeKind::Ember, 2, 3);
     block_on(async {
-        let client = connect(cluster.groups(), options(WritePolicy::All)).await;
+        // No fault here: a timeout could only be the machine being busy.
+        let mut options = options(WritePolicy::All);
+        options.timeout = Duration::from_secs(10);
+        let client = connect(cluster.groups(), options).await;
         typed_round_trips(&client).await;
         // Every group holds every write: read each group alone.
         for g in 0..2 {
@@ -205,7 +208,10 @@ fn typed_round_trips_on_ember_nodes() {
 fn typed_round_trips_on_redis_nodes() {
     let cluster = NodeCluster::start(NodeKind::Redis, 2, 3);
     block_on(async {
-        let client = connect(cluster.groups(), options(WritePolicy::All)).await;
+        // No fault here: a timeout could only be the machine being busy.
+        let mut options = options(WritePolicy::All);
+        options.timeout = Duration::from_secs(10);
+        let client = connect(cluster.groups(), options).await;
         typed_round_trips(&client).await;
         assert_eq!(client.hset("h", [("f", "1"), ("g", "2")]).await.unwrap(), 2);
         assert_eq!(client.hget("h", "g").await.unwrap(), Some(b("2")));
