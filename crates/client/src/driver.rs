@@ -114,7 +114,7 @@ pub(crate) fn spawn(
         replies: Vec::new(),
         dead: Vec::new(),
         shared: shared.clone(),
-        connect_timeout: options.connect_timeout,
+        dial: Arc::new(Dial::new(options)),
         mode,
         startup: Some(Startup {
             waiting: vec![true; topology.len()],
@@ -127,7 +127,7 @@ pub(crate) fn spawn(
     for i in 0..driver.nodes.len() {
         let node = NodeId(i as u32);
         let epoch = driver.router.epoch(node).unwrap_or_default();
-        let conn = Conn::connect(driver.nodes[i].addr.clone(), epoch, driver.connect_timeout);
+        let conn = Conn::connect(driver.nodes[i].addr.clone(), epoch, &driver.dial);
         driver.nodes[i].main = Some(conn);
     }
     tokio::spawn(driver);
@@ -150,7 +150,8 @@ struct Driver {
     /// Scratch: connections that died in this round.
     dead: Vec<(NodeId, Epoch, Dead)>,
     shared: Arc<Shared>,
-    connect_timeout: Duration,
+    /// How connections are opened.
+    dial: Arc<Dial>,
     mode: Mode,
     startup: Option<Startup>,
     /// Whether the last poll put off writing what it encoded, to let the
@@ -377,17 +378,17 @@ impl Driver {
                 // Given up on by the router already.
                 continue;
             }
-            let connect_timeout = self.connect_timeout;
+            let dial = &self.dial;
             let io = &mut self.nodes[node.0 as usize];
             let conn = if tx.blocking {
                 io.dedicated
-                    .push(Conn::connect(io.addr.clone(), epoch, connect_timeout));
+                    .push(Conn::connect(io.addr.clone(), epoch, dial));
                 io.dedicated.last_mut()
             } else {
                 if io.main.as_ref().is_none_or(|c| c.epoch != epoch) {
                     // A newer epoch: whatever was queued on the old
                     // connection was given up on.
-                    io.main = Some(Conn::connect(io.addr.clone(), epoch, connect_timeout));
+                    io.main = Some(Conn::connect(io.addr.clone(), epoch, dial));
                 }
                 io.main.as_mut()
             };
@@ -577,17 +578,98 @@ const READS: usize = 8;
 /// with 5 or 200 tasks it made no difference.
 const EAGER_WRITE: usize = 8;
 
+/// How a connection is opened: within a timeout, then, if the options say
+/// so, `AUTH` and `SELECT` before any command, on every connection and
+/// reconnection.
+#[derive(Debug)]
+struct Dial {
+    timeout: Duration,
+    /// `AUTH` and `SELECT`, encoded, and how many replies they get.
+    hello: Option<(Bytes, usize)>,
+}
+
+impl Dial {
+    fn new(options: &Options) -> Dial {
+        let mut hello = BytesMut::new();
+        let mut replies = 0;
+        if let Some(password) = &options.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &options.username {
+                args.push(user.as_bytes());
+            }
+            args.push(password.as_bytes());
+            resp::encode_command(&mut hello, &args);
+            replies += 1;
+        }
+        if options.database != 0 {
+            let db = options.database.to_string();
+            resp::encode_command(&mut hello, &[&b"SELECT"[..], db.as_bytes()]);
+            replies += 1;
+        }
+        Dial {
+            timeout: options.connect_timeout,
+            hello: (replies > 0).then(|| (hello.freeze(), replies)),
+        }
+    }
+
+    async fn open(&self, addr: &str) -> io::Result<TcpStream> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        // Commands are batched by the driver already; Nagle would only add
+        // latency.
+        stream.set_nodelay(true)?;
+        let Some((hello, mut replies)) = self.hello.clone() else {
+            return Ok(stream);
+        };
+        let handshake = async {
+            stream.write_all(&hello).await?;
+            let mut buf = Vec::new();
+            while replies > 0 {
+                let mut chunk = [0u8; 512];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "closed during AUTH/SELECT",
+                    ));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+                    let line: Vec<u8> = buf.drain(..end + 2).collect();
+                    if line.first() != Some(&b'+') {
+                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!(
+                                "the node refused AUTH or SELECT: {}",
+                                text.trim_start_matches('-')
+                            ),
+                        ));
+                    }
+                    replies -= 1;
+                }
+                if buf.len() > 64 * 1024 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "reply to AUTH/SELECT too long",
+                    ));
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "AUTH/SELECT timed out"))??;
+        Ok(stream)
+    }
+}
+
 impl Conn {
-    fn connect(addr: Arc<str>, epoch: Epoch, timeout: Duration) -> Conn {
-        let connecting: Connecting = Box::pin(async move {
-            let stream = tokio::time::timeout(timeout, TcpStream::connect(&*addr))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            // Commands are batched by the driver already; Nagle would only
-            // add latency.
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        });
+    fn connect(addr: Arc<str>, epoch: Epoch, dial: &Arc<Dial>) -> Conn {
+        let dial = dial.clone();
+        let connecting: Connecting = Box::pin(async move { dial.open(&addr).await });
         Conn {
             epoch,
             state: State::Connecting(connecting),

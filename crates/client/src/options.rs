@@ -36,6 +36,13 @@ pub struct Options {
     pub backoff: Backoff,
     /// The seed of the backoff's jitter.
     pub seed: u64,
+    /// A password: every connection sends `AUTH [username] password` first
+    /// (none).
+    pub password: Option<String>,
+    /// The ACL user for `password` (none: Redis's `default` user).
+    pub username: Option<String>,
+    /// The database every connection selects (0).
+    pub database: u32,
 }
 
 impl Default for Options {
@@ -49,6 +56,9 @@ impl Default for Options {
             failure_threshold: config.failure_threshold,
             backoff: config.backoff,
             seed: config.seed,
+            password: None,
+            username: None,
+            database: 0,
         }
     }
 }

@@ -694,3 +694,47 @@ fn ember_cli_bulk_load_through_the_cluster() {
         }
     });
 }
+
+/// Nodes that ask for a password, and a database other than 0: `Client`,
+/// `Connection` and `ember-cli` authenticate and select on every
+/// connection, against Redis and Ember alike; a wrong password is a clear
+/// error, not a hang.
+#[test]
+fn auth_and_select_on_every_connection() {
+    let redis = RedisServer::start(&["--requirepass", "s3cret"]);
+    let ember = ember_tests::EmberServer::start(&["requirepass s3cret"]);
+    for addr in [redis.addr().to_string(), ember.addr().to_string()] {
+        let mut opts = options(WritePolicy::One);
+        opts.timeout = Duration::from_secs(10);
+        opts.password = Some("s3cret".into());
+        opts.database = 3;
+        block_on(async {
+            let topology = Topology::new(vec![vec![addr.clone()]]).expect("a topology");
+            let client = Client::connect(topology, opts.clone())
+                .await
+                .expect("connect");
+            client.set("k", "v").await.unwrap();
+            let conn = Connection::connect_with(addr.clone(), opts.clone())
+                .await
+                .unwrap();
+            assert_eq!(conn.get("k").await.unwrap(), Some(b("v")));
+            // The key is in database 3, not 0.
+            let mut zero = opts.clone();
+            zero.database = 0;
+            let conn0 = Connection::connect_with(addr.clone(), zero).await.unwrap();
+            assert_eq!(conn0.get("k").await.unwrap(), None);
+            // A wrong password.
+            let mut wrong = opts.clone();
+            wrong.password = Some("nope".into());
+            let err = Connection::connect_with(addr.clone(), wrong)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("AUTH"), "{err}");
+        });
+        let (code, out, err) = ember_cli(
+            &["--replica", &addr, "-a", "s3cret", "-n", "3", "GET", "k"],
+            b"",
+        );
+        assert_eq!((code, out.as_str()), (0, "v\n"), "{err}");
+    }
+}

@@ -197,6 +197,15 @@ struct Args {
     /// Place keys holding `{tag}` by the tag alone, as Redis Cluster does.
     #[arg(long)]
     hash_tags: bool,
+    /// The password every node asks for (`AUTH`), as `redis-cli -a`.
+    #[arg(short = 'a', long = "pass", value_name = "PASSWORD")]
+    password: Option<String>,
+    /// The ACL user for `--pass`.
+    #[arg(long)]
+    user: Option<String>,
+    /// The database to select on every node, as `redis-cli -n`.
+    #[arg(short = 'n', long = "db", value_name = "DB")]
+    database: Option<u32>,
     /// Print replies raw, even on a terminal.
     #[arg(long, conflicts_with = "no_raw")]
     raw: bool,
@@ -276,6 +285,15 @@ impl Args {
         }
         if let Some(t) = self.timeout {
             options.timeout = t;
+        }
+        if let Some(p) = &self.password {
+            options.password = Some(p.clone());
+        }
+        if let Some(u) = &self.user {
+            options.username = Some(u.clone());
+        }
+        if let Some(db) = self.database {
+            options.database = db;
         }
         Ok((topology, options))
     }
