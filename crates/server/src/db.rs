@@ -324,6 +324,42 @@ impl Db {
     }
 
     /// Stores `entry` under `key`, replacing any old value and deadline.
+    /// Stores `entry` under `key`, as [`Db::insert`] does, copying the key
+    /// only when it is new (MSET's common case is overwriting).
+    pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
+        let hash = hash_key(key);
+        let deadline = entry.expire_at().is_some();
+        self.modified(key);
+        match self.map.find_entry(hash, |s| s.key[..] == *key) {
+            Ok(mut slot) => {
+                let slot = slot.get_mut();
+                let had = slot.entry.expire_at().is_some();
+                slot.entry = entry;
+                slot.lru = lru_clock();
+                match (had, deadline) {
+                    (false, true) => self.volatile.insert(hash, &slot.key),
+                    (true, false) => self.volatile.remove(hash, key),
+                    _ => {}
+                }
+            }
+            Err(_) => {
+                let key = Bytes::copy_from_slice(key);
+                if deadline {
+                    self.volatile.insert(hash, &key);
+                }
+                self.map.insert_unique(
+                    hash,
+                    Box::new(Slot {
+                        key,
+                        entry,
+                        lru: lru_clock(),
+                    }),
+                    |s| hash_key(&s.key),
+                );
+            }
+        }
+    }
+
     pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
         let hash = hash_key(&key);
         if entry.expire_at().is_some() {

@@ -318,47 +318,47 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     Ok(())
 }
 
-fn mset_pairs(ctx: &Ctx<'_>, req: &Request) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+/// MSET's and MSETNX's keys, after the arity check (an odd number of
+/// arguments after the name).
+fn mset_keys<'r>(
+    name: &str,
+    req: &'r Request,
+) -> Result<impl Iterator<Item = &'r [u8]> + Clone + use<'r>, CmdError> {
     if req.len().is_multiple_of(2) {
         return Err(CmdError::other(format!(
-            "ERR wrong number of arguments for '{}' command",
-            ctx.cmd.name
+            "ERR wrong number of arguments for '{name}' command"
         )));
     }
-    Ok((1..req.len())
-        .step_by(2)
-        .map(|i| {
-            let value = stored_arg(req, i + 1);
-            (Bytes::copy_from_slice(&req[i]), value)
-        })
-        .collect())
+    Ok((1..req.len()).step_by(2).map(|i| &req[i]))
 }
 
 pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let pairs = mset_pairs(ctx, req)?;
-    let mut locked = ctx.shards.lock_keys(pairs.iter().map(|(k, _)| &k[..]));
-    for (key, value) in pairs {
+    let keys = mset_keys(ctx.cmd.name, req)?;
+    let db = ctx.client.db;
+    let mut locked = ctx.shards.lock_keys(keys);
+    for i in (1..req.len()).step_by(2) {
+        let key = &req[i];
         locked
-            .db(ctx.client.db, &key)
-            .insert(key, string_entry(value));
+            .db(db, key)
+            .put(key, string_entry(stored_arg(req, i + 1)));
     }
     ctx.reply.ok();
     Ok(())
 }
 
 pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let pairs = mset_pairs(ctx, req)?;
-    let mut locked = ctx.shards.lock_keys(pairs.iter().map(|(k, _)| &k[..]));
+    let keys = mset_keys(ctx.cmd.name, req)?;
     let db = ctx.client.db;
-    if pairs
-        .iter()
-        .any(|(k, _)| locked.db(db, k).contains(k, ctx.now))
-    {
+    let mut locked = ctx.shards.lock_keys(keys.clone());
+    if keys.clone().any(|k| locked.db(db, k).contains(k, ctx.now)) {
         ctx.reply.int(0);
         return Ok(());
     }
-    for (key, value) in pairs {
-        locked.db(db, &key).insert(key, string_entry(value));
+    for i in (1..req.len()).step_by(2) {
+        let key = &req[i];
+        locked
+            .db(db, key)
+            .put(key, string_entry(stored_arg(req, i + 1)));
     }
     ctx.reply.int(1);
     Ok(())
