@@ -327,10 +327,22 @@ impl Db {
     /// Stores `entry` under `key`, as [`Db::insert`] does, copying the key
     /// only when it is new (MSET's common case is overwriting).
     pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
-        let hash = hash_key(key);
+        self.store(key, Bytes::copy_from_slice, entry);
+    }
+
+    /// Stores `entry` under `key`, replacing any old value and deadline.
+    pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
+        self.store(key, |k| k, entry);
+    }
+
+    /// [`Db::put`] and [`Db::insert`]: `owned` makes the key to keep when
+    /// it is new.
+    fn store<K: AsRef<[u8]>>(&mut self, key: K, owned: impl FnOnce(K) -> Bytes, entry: Entry) {
+        let k = key.as_ref();
+        let hash = hash_key(k);
         let deadline = entry.expire_at().is_some();
-        self.modified(key);
-        match self.map.find_entry(hash, |s| s.key[..] == *key) {
+        self.modified(k);
+        match self.map.find_entry(hash, |s| s.key[..] == *k) {
             Ok(mut slot) => {
                 let slot = slot.get_mut();
                 let had = slot.entry.expire_at().is_some();
@@ -338,50 +350,28 @@ impl Db {
                 slot.lru = lru_clock();
                 match (had, deadline) {
                     (false, true) => self.volatile.insert(hash, &slot.key),
-                    (true, false) => self.volatile.remove(hash, key),
+                    (true, false) => self.volatile.remove(hash, &slot.key),
                     _ => {}
                 }
             }
             Err(_) => {
-                let key = Bytes::copy_from_slice(key);
+                let key = owned(key);
                 if deadline {
                     self.volatile.insert(hash, &key);
                 }
-                self.map.insert_unique(
-                    hash,
-                    Box::new(Slot {
-                        key,
-                        entry,
-                        lru: lru_clock(),
-                    }),
-                    |s| hash_key(&s.key),
-                );
+                self.add_slot(hash, key, entry);
             }
         }
     }
 
-    pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
-        let hash = hash_key(&key);
-        if entry.expire_at().is_some() {
-            self.volatile.insert(hash, &key);
-        } else {
-            self.volatile.remove(hash, &key);
-        }
-        self.modified(&key);
-        match self.map.find_entry(hash, |s| s.key == key) {
-            Ok(mut slot) => slot.get_mut().entry = entry,
-            Err(_) => {
-                self.map.insert_unique(
-                    hash,
-                    Box::new(Slot {
-                        key,
-                        entry,
-                        lru: lru_clock(),
-                    }),
-                    |s| hash_key(&s.key),
-                );
-            }
-        }
+    /// Adds a key known to be absent.
+    fn add_slot(&mut self, hash: u64, key: Bytes, entry: Entry) {
+        let slot = Box::new(Slot {
+            key,
+            entry,
+            lru: lru_clock(),
+        });
+        self.map.insert_unique(hash, slot, |s| hash_key(&s.key));
     }
 
     /// Makes room for `n` more keys.
@@ -399,15 +389,7 @@ impl Db {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
-        self.map.insert_unique(
-            hash,
-            Box::new(Slot {
-                key,
-                entry,
-                lru: lru_clock(),
-            }),
-            |s| hash_key(&s.key),
-        );
+        self.add_slot(hash, key, entry);
         Ok(())
     }
 

@@ -27,12 +27,7 @@ fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
     if shared.persistence.bgsave_in_progress() {
         return Err(CmdError::other("ERR Background save already in progress"));
     }
-    let path = crate::rdb::file_path(
-        &shared
-            .config
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let path = rdb_path(shared);
     let (snapshot, (dirty, aux)) = snapshot(ctx);
     shared
         .persistence
@@ -43,6 +38,16 @@ fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
 /// BGSAVE [SCHEDULE]: copies the keyspace now and writes the copy on a
 /// thread of its own. SCHEDULE only matters in Redis while an AOF rewrite
 /// runs, which never happens here.
+/// Where SAVE and BGSAVE write: `dir`/`dbfilename`.
+fn rdb_path(shared: &crate::server::Shared) -> std::path::PathBuf {
+    crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
 /// A copy of the keyspace for a save, with the change count and the
 /// replication history it stands at (a replica that restarts from the
 /// file asks its master to continue from there). On a replica the
@@ -77,12 +82,7 @@ pub(super) fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // Inside EXEC Redis cannot fork and answers "scheduled"; the copy here
     // is taken under the transaction's locks, right away.
     let in_exec = ctx.shards.held().is_some();
-    let path = crate::rdb::file_path(
-        &shared
-            .config
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let path = rdb_path(shared);
     let (snapshot, (dirty, aux)) = snapshot(ctx);
     shared
         .persistence
@@ -143,12 +143,7 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
         save_now(ctx)?;
     }
     let shared = ctx.shared;
-    let path = crate::rdb::file_path(
-        &shared
-            .config
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let path = rdb_path(shared);
     let loaded = match crate::rdb::load_file(&path) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => {
