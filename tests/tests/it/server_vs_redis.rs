@@ -20,6 +20,8 @@ struct Pair {
     _ember: EmberServer,
     redis: Side,
     ember: Side,
+    /// Compare TTL and PTTL by sign only (see [`normalize`]).
+    loose_ttl: bool,
 }
 
 /// One server's connections.
@@ -78,6 +80,7 @@ impl Pair {
             ember: Side::new(|| ember.connect()),
             _redis: redis,
             _ember: ember,
+            loose_ttl: false,
         }
     }
 
@@ -88,8 +91,8 @@ impl Pair {
         self.ember.reset();
         for (i, cmd) in commands.iter().enumerate() {
             let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
-            let r = normalize(&args, call(&mut self.redis.main, &args));
-            let e = normalize(&args, call(&mut self.ember.main, &args));
+            let r = normalize(&args, call(&mut self.redis.main, &args), self.loose_ttl);
+            let e = normalize(&args, call(&mut self.ember.main, &args), self.loose_ttl);
             if r != e {
                 return Some((i, r, e));
             }
@@ -100,7 +103,7 @@ impl Pair {
     /// Fails the test with the shortest prefix-preserving subsequence of
     /// `commands` that still shows a difference.
     fn check(&mut self, commands: &[Vec<Vec<u8>>]) {
-        let Some(_) = self.diff(commands) else {
+        let Some(first) = self.diff(commands) else {
             return;
         };
         let mut shortest = commands.to_vec();
@@ -114,7 +117,15 @@ impl Pair {
                 i += 1;
             }
         }
-        let (at, r, e) = self.diff(&shortest).expect("still differs");
+        // A difference that does not come back (timing) is shown as first
+        // seen, over the whole sequence.
+        let (at, r, e) = match self.diff(&shortest) {
+            Some(found) => found,
+            None => {
+                shortest = commands.to_vec();
+                first
+            }
+        };
         let shown: Vec<String> = shortest.iter().map(|c| show(c)).collect();
         panic!(
             "replies differ at command {} of:\n  {}\nredis: {:?}\nember: {:?}",
@@ -201,7 +212,16 @@ fn show(cmd: &[Vec<u8>]) -> String {
 }
 
 /// Replies whose order Redis leaves unspecified (KEYS) are sorted.
-fn normalize(args: &[&[u8]], reply: Bytes) -> Bytes {
+fn normalize(args: &[&[u8]], reply: Bytes, loose_ttl: bool) -> Bytes {
+    // With `loose_ttl`, a remaining time, which depends on the instant each
+    // server is asked (they differ under load), is compared by its sign
+    // only (-2, -1, or some time left).
+    let timed = [&b"ttl"[..], b"pttl"]
+        .iter()
+        .any(|c| args[0].eq_ignore_ascii_case(c));
+    if loose_ttl && timed && reply.starts_with(b":") && !reply.starts_with(b":-") {
+        return Bytes::from_static(b":positive\r\n");
+    }
     if !args[0].eq_ignore_ascii_case(b"keys") {
         return reply;
     }
@@ -1340,6 +1360,9 @@ fn random_sequences_match_redis() {
     let seed = 0x5eed_1234_u64;
     let mut generator = Generator(seed);
     let mut pair = Pair::start();
+    // Random sequences set deadlines and read them back at moments that
+    // differ between the servers; the hand-written cases check exact TTLs.
+    pair.loose_ttl = true;
     for _ in 0..150 {
         let sequence: Vec<Vec<Vec<u8>>> = (0..25).map(|_| generator.command()).collect();
         pair.check(&sequence);
