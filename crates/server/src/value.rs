@@ -15,7 +15,10 @@ pub(crate) enum Value {
 
 impl Value {
     pub(crate) fn from_bytes(bytes: Bytes) -> Value {
-        Value::Str(Str { bytes, raw: false })
+        Value::Str(Str {
+            bytes,
+            form: Form::Auto,
+        })
     }
 
     /// The name TYPE reports.
@@ -42,9 +45,22 @@ impl Value {
 #[derive(Debug, Clone)]
 pub(crate) struct Str {
     pub(crate) bytes: Bytes,
-    /// Whether it was changed in place (APPEND, SETRANGE), which Redis
-    /// reports as `raw` whatever it holds.
-    pub(crate) raw: bool,
+    /// How Redis would have encoded it, where that is not read off the
+    /// bytes.
+    pub(crate) form: Form,
+}
+
+/// What decides a string's reported encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The bytes: `int`, `embstr` or `raw` by content and length, as Redis's
+    /// `tryObjectEncoding` leaves a value it stores.
+    Auto,
+    /// Made without `tryObjectEncoding` (INCRBYFLOAT): `embstr` up to 44
+    /// bytes even when it reads as an integer.
+    Plain,
+    /// Changed in place (APPEND, SETRANGE): `raw` whatever it holds.
+    Raw,
 }
 
 /// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`.
@@ -52,9 +68,12 @@ const EMBSTR_LIMIT: usize = 44;
 
 impl Str {
     fn encoding(&self) -> &'static str {
-        if self.raw {
+        if self.form == Form::Raw {
             "raw"
-        } else if self.bytes.len() <= 20 && resp::parse_int(&self.bytes).is_some() {
+        } else if self.form == Form::Auto
+            && self.bytes.len() <= 20
+            && resp::parse_int(&self.bytes).is_some()
+        {
             "int"
         } else if self.bytes.len() <= EMBSTR_LIMIT {
             "embstr"

@@ -7,7 +7,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64};
 use crate::db::{Db, Entry};
 use crate::longdouble;
-use crate::value::{Str, Value, stored_arg};
+use crate::value::{Form, Str, Value, stored_arg};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
@@ -391,7 +391,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             grown.extend_from_slice(&s.bytes);
             grown.extend_from_slice(extra);
             s.bytes = grown.freeze();
-            s.raw = true;
+            s.form = Form::Raw;
             db.modified(key);
             ctx.reply.int(len as i64);
         }
@@ -422,7 +422,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
                 .checked_add(by)
                 .ok_or(CmdError::Overflow)?;
             s.bytes = Bytes::from(new.to_string());
-            s.raw = false;
+            s.form = Form::Auto;
             db.modified(key);
             new
         }
@@ -480,10 +480,16 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     match get_str(db, key, ctx.now)? {
         Some(s) => {
             s.bytes = text;
-            s.raw = false;
+            s.form = Form::Plain;
             db.modified(key);
         }
-        None => db.insert(Bytes::copy_from_slice(key), string_entry(text)),
+        None => db.insert(
+            Bytes::copy_from_slice(key),
+            Entry::new(Value::Str(Str {
+                bytes: text,
+                form: Form::Plain,
+            })),
+        ),
     }
     Ok(())
 }
@@ -543,14 +549,14 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     match get_str(db, key, ctx.now)? {
         Some(s) => {
             s.bytes = buf.freeze();
-            s.raw = true;
+            s.form = Form::Raw;
             db.modified(key);
         }
         None => db.insert(
             Bytes::copy_from_slice(key),
             Entry::new(Value::Str(Str {
                 bytes: buf.freeze(),
-                raw: true,
+                form: Form::Raw,
             })),
         ),
     }

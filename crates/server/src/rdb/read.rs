@@ -11,7 +11,7 @@ use super::{
     ziplist, zipmap,
 };
 use crate::db::Entry;
-use crate::value::{Str, Value};
+use crate::value::{Form, Str, Value};
 
 /// Parses a whole RDB file held in memory. Never panics; corrupt,
 /// truncated or unsupported input is an [`RdbError`].
@@ -274,7 +274,7 @@ impl<'a> Reader<'a> {
                 let s = self.string()?;
                 Ok(Some(Value::Str(Str {
                     bytes: Bytes::from(s.into_owned()),
-                    raw: false,
+                    form: Form::Auto,
                 })))
             }
             kind::LIST => {

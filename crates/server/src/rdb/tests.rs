@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::write::write_with;
 use super::*;
 use crate::db::{Entry, Keyspace};
-use crate::value::{Str, Value};
+use crate::value::{Form, Str, Value};
 
 /// A comparable form of a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
     Entry::with(
         Value::Str(Str {
             bytes: s.into(),
-            raw: false,
+            form: Form::Auto,
         }),
         expire_at,
     )
