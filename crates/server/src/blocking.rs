@@ -12,7 +12,6 @@
 //! keys at the end, still under its locks, so a blocked client sees the
 //! state the whole transaction left (Redis serves after EXEC too).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +21,7 @@ use tokio::sync::oneshot;
 use transport::Output;
 
 use crate::db::{Db, Entry, Keyspace, Locked, Shards};
+use crate::list::List;
 use crate::repl::prop::Op;
 use crate::reply::Reply;
 use crate::value::Value;
@@ -211,7 +211,9 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                     continue;
                 }
                 let item = pop(locked.db(db, key), key, from_left, 1).remove(0);
-                push(locked.db(db, &dst), &dst, to_left, [item.clone()], now);
+                push(locked.db(db, &dst), &dst, now, |list| {
+                    list.push_bytes(to_left, item.clone());
+                });
                 if crate::repl::prop::recording() {
                     let side = |left| if left { &b"LEFT"[..] } else { b"RIGHT" };
                     crate::repl::prop::also(Op::new(
@@ -281,12 +283,7 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
     }) = db.get(key, i64::MIN)
     {
         for _ in 0..n {
-            let item = if left {
-                list.pop_front()
-            } else {
-                list.pop_back()
-            };
-            match item {
+            match list.pop(left) {
                 Some(i) => items.push(i),
                 None => break,
             }
@@ -301,19 +298,14 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
     items
 }
 
-/// Pushes `items` onto the list at `key`, creating it. The caller knows
-/// the key holds a list or nothing.
-pub(crate) fn push(
-    db: &mut Db,
-    key: &[u8],
-    left: bool,
-    items: impl IntoIterator<Item = Bytes>,
-    now: i64,
-) -> usize {
+/// Pushes onto the list at `key` with `fill`, creating the list, and
+/// returns its new length. The caller knows the key holds a list or
+/// nothing.
+pub(crate) fn push(db: &mut Db, key: &[u8], now: i64, fill: impl FnOnce(&mut List)) -> usize {
     if db.get(key, now).is_none() {
         db.insert(
             Bytes::copy_from_slice(key),
-            Entry::new(Value::List(VecDeque::new())),
+            Entry::new(Value::List(Box::default())),
         );
     }
     match db.get(key, now) {
@@ -321,13 +313,7 @@ pub(crate) fn push(
             value: Value::List(list),
             ..
         }) => {
-            for item in items {
-                if left {
-                    list.push_front(item);
-                } else {
-                    list.push_back(item);
-                }
-            }
+            fill(list);
             let len = list.len();
             db.modified(key);
             len

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use crate::blocking::Waiter;
 use crate::value::Value;
@@ -881,7 +882,7 @@ impl Keyspace {
 
     /// Locks the shards of `keys`, in ascending order, each once.
     fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
-        let mut ids: Vec<usize> = keys.into_iter().map(Self::shard_of).collect();
+        let mut ids: Ids = keys.into_iter().map(Self::shard_of).collect();
         ids.sort_unstable();
         ids.dedup();
         self.lock_ids(ids)
@@ -893,7 +894,7 @@ impl Keyspace {
     }
 
     /// Locks `ids`, which must be ascending and distinct.
-    fn lock_ids(&self, ids: Vec<usize>) -> Locked<'_> {
+    fn lock_ids(&self, ids: Ids) -> Locked<'_> {
         let guards = ids.iter().map(|&i| self.lock(i)).collect();
         Locked {
             ks: self,
@@ -903,6 +904,9 @@ impl Keyspace {
         }
     }
 }
+
+/// Locked shard numbers: most commands lock one or two, without allocating.
+type Ids = SmallVec<[usize; 2]>;
 
 /// How code reaches the keyspace's shards: a command through its context
 /// (`ctx.shards`), background work through a `Shards` of its own.
@@ -1159,8 +1163,8 @@ impl<'a> std::ops::DerefMut for LockedRef<'_, 'a> {
 #[derive(Debug)]
 pub(crate) struct Locked<'a> {
     ks: &'a Keyspace,
-    ids: Vec<usize>,
-    guards: Vec<MutexGuard<'a, Shard>>,
+    ids: Ids,
+    guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
     /// Inside EXEC: keys that became lists with blocked clients, served
     /// when the transaction ends, as Redis serves them after EXEC.
     ready: Option<Vec<(usize, Bytes)>>,

@@ -16,6 +16,7 @@ mod cmd;
 pub mod config;
 mod db;
 mod glob;
+mod list;
 mod longdouble;
 mod rdb;
 mod repl;

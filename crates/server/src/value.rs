@@ -1,16 +1,17 @@
 //! Values stored under keys.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
+
+use crate::list::List;
 
 /// A key's value. Hashes, sets and sorted sets arrive with their commands.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     /// A string.
     Str(Str),
-    /// A list. Never empty: the last pop deletes the key.
-    List(VecDeque<Bytes>),
+    /// A list. Never empty: the last pop deletes the key. Boxed, so that
+    /// strings, the common case, keep entries small.
+    List(Box<List>),
 }
 
 impl Value {

@@ -1,7 +1,5 @@
 //! List commands, blocking ones included.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use resp::Request;
 
@@ -10,15 +8,12 @@ use crate::args::{Args, eq, parse_f64, parse_i64};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
 use crate::db::{Db, Entry, Locked};
+use crate::list::{self, List};
 use crate::reply::Reply;
 use crate::value::{Value, stored_arg};
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_list<'d>(
-    db: &'d mut Db,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'d mut VecDeque<Bytes>>, CmdError> {
+fn get_list<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut List>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Entry {
@@ -49,8 +44,16 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
         ctx.reply.int(0);
         return Ok(());
     }
-    let items = (2..req.len()).map(|i| stored_arg(req, i));
-    let len = blocking::push(db, key, left, items, ctx.now);
+    let len = blocking::push(db, key, ctx.now, |list| {
+        for i in 2..req.len() {
+            let item = &req[i];
+            if item.len() >= list::BIG {
+                list.push_bytes(left, stored_arg(req, i));
+            } else {
+                list.push(left, item);
+            }
+        }
+    });
     ctx.reply.int(len as i64);
     blocking::serve(&mut locked, ctx.client.db, key, ctx.now);
     Ok(())
@@ -159,7 +162,9 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     match list_range(start, stop, list.len()) {
         Some((a, b)) => {
             ctx.reply.array(b - a + 1);
-            list.range(a..=b).for_each(|i| ctx.reply.bulk(i));
+            list.iter_from(a)
+                .take(b - a + 1)
+                .for_each(|i| ctx.reply.bulk(i));
         }
         None => ctx.reply.array(0),
     }
@@ -177,8 +182,8 @@ pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
     let list = get_list(locked.db(ctx.client.db, key), key, ctx.now)?;
-    match list.and_then(|l| index(i, l.len()).map(|i| l[i].clone())) {
-        Some(item) => ctx.reply.bulk(&item),
+    match list.and_then(|l| index(i, l.len()).and_then(|i| l.get(i))) {
+        Some(item) => ctx.reply.bulk(item),
         None => ctx.reply.null(),
     }
     Ok(())
@@ -193,7 +198,7 @@ pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(CmdError::other("ERR no such key"));
     };
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
-    list[i] = stored_arg(req, 3);
+    list.set(i, stored_arg(req, 3));
     db.modified(key);
     ctx.reply.ok();
     Ok(())
@@ -214,7 +219,7 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     };
-    let Some(at) = list.iter().position(|i| i[..] == req[3]) else {
+    let Some(at) = list.iter().position(|i| *i == req[3]) else {
         ctx.reply.int(-1);
         return Ok(());
     };
@@ -240,27 +245,7 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     } else {
         count.unsigned_abs() as usize
     };
-    let mut removed = 0;
-    if count >= 0 {
-        let mut i = 0;
-        while i < list.len() && removed < limit {
-            if list[i][..] == *target {
-                list.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
-            }
-        }
-    } else {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if list[i][..] == *target {
-                list.remove(i);
-                removed += 1;
-            }
-        }
-    }
+    let removed = list.remove_matching(target, limit, count >= 0);
     if list.is_empty() {
         db.remove(key);
     } else if removed > 0 {
@@ -278,10 +263,7 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let db = locked.db(ctx.client.db, key);
     if let Some(list) = get_list(db, key, ctx.now)? {
         match list_range(start, stop, list.len()) {
-            Some((a, b)) => {
-                list.truncate(b + 1);
-                list.drain(..a);
-            }
+            Some((a, b)) => list.trim(a, b),
             None => list.clear(),
         }
         // Redis counts LTRIM of an existing list as a change, even when
@@ -346,9 +328,14 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let mut skip = rank.unsigned_abs().saturating_sub(1);
     let mut found = Vec::new();
-    for step in 0..scan_limit {
+    let items = if rank > 0 {
+        list.iter()
+    } else {
+        list.iter_rev()
+    };
+    for (step, item) in items.take(scan_limit).enumerate() {
         let i = if rank > 0 { step } else { len - 1 - step };
-        if list[i][..] == *target {
+        if item == target {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -388,7 +375,9 @@ fn lmove_locked(
     }
     get_list(locked.db(db, dst), dst, now)?;
     let item = blocking::pop(locked.db(db, src), src, from_left, 1).remove(0);
-    blocking::push(locked.db(db, dst), dst, to_left, [item.clone()], now);
+    blocking::push(locked.db(db, dst), dst, now, |list| {
+        list.push_bytes(to_left, item.clone());
+    });
     Ok(Some(item))
 }
 

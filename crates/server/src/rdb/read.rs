@@ -1,16 +1,16 @@
 //! Reading: a whole RDB file, held in memory, into [`Loaded`].
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::listpack::Item;
 use super::{
     Loaded, RDB_VERSION, RdbError, container, crc, intset, kind, listpack, lzf, opcode, printable,
     ziplist, zipmap,
 };
 use crate::db::Entry;
+use crate::list::List;
 use crate::value::{Form, Str, Value};
 
 /// Parses a whole RDB file held in memory. Never panics; corrupt,
@@ -279,9 +279,7 @@ impl<'a> Reader<'a> {
             }
             kind::LIST => {
                 let n = self.count(1)?;
-                // An element may take one byte of the file and 32 of
-                // memory: grow past a modest start rather than trust `n`.
-                let mut list = VecDeque::with_capacity(n.min(1 << 16));
+                let mut list = List::new();
                 for _ in 0..n {
                     list.push_back(Bytes::from(self.string()?.into_owned()));
                 }
@@ -291,11 +289,13 @@ impl<'a> Reader<'a> {
                 let start = self.pos;
                 let zl = self.string()?;
                 let items = ziplist::decode(&zl).map_err(|e| bad(start, e))?;
-                Ok(non_empty(items.into_iter().map(Item::to_bytes).collect()))
+                let mut list = List::new();
+                items.into_iter().for_each(|i| list.push_back(i.to_bytes()));
+                Ok(non_empty(list))
             }
             kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
                 let nodes = self.count(2)?;
-                let mut list = VecDeque::new();
+                let mut list = List::new();
                 for _ in 0..nodes {
                     let mut packing = container::PACKED;
                     if ty == kind::LIST_QUICKLIST_2 {
@@ -323,7 +323,7 @@ impl<'a> Reader<'a> {
                         ziplist::decode(&node)
                     }
                     .map_err(|e| bad(start, e))?;
-                    list.extend(items.into_iter().map(Item::to_bytes));
+                    items.into_iter().for_each(|i| list.push_back(i.to_bytes()));
                 }
                 Ok(non_empty(list))
             }
@@ -428,6 +428,6 @@ impl<'a> Reader<'a> {
 }
 
 /// A list value, or `None` if it is empty.
-fn non_empty(list: VecDeque<Bytes>) -> Option<Value> {
-    (!list.is_empty()).then_some(Value::List(list))
+fn non_empty(list: List) -> Option<Value> {
+    (!list.is_empty()).then(|| Value::List(Box::new(list)))
 }

@@ -1,8 +1,6 @@
 //! Round trips, hand-made files of every supported encoding, and corrupt
 //! input.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -50,7 +48,13 @@ fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
 
 fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Entry {
     Entry::with(
-        Value::List(items.into_iter().map(Bytes::from).collect::<VecDeque<_>>()),
+        Value::List(Box::new(items.into_iter().map(Bytes::from).fold(
+            crate::list::List::new(),
+            |mut l, i| {
+                l.push_back(i);
+                l
+            },
+        ))),
         expire_at,
     )
 }
@@ -239,7 +243,7 @@ fn lists_split_like_redis_quicklists() {
     let elements: Vec<Bytes> = (0..3000)
         .map(|i| Bytes::from(format!("value-{i:05}")))
         .collect();
-    let nodes = write::split(elements.iter(), 1 << 30);
+    let nodes = write::split(elements.iter().map(|e| &e[..]), 1 << 30);
     let mut total = 0;
     let mut previous: Option<usize> = None;
     for node in &nodes {
@@ -261,9 +265,9 @@ fn lists_split_like_redis_quicklists() {
     // An element longer than a node gets a node of its own.
     let big = Bytes::from(vec![b'b'; 9000]);
     let small = Bytes::from_static(b"s");
-    let nodes = write::split([&small, &big, &small].into_iter(), 1 << 30);
+    let nodes = write::split([&small[..], &big, &small].into_iter(), 1 << 30);
     assert_eq!(nodes.len(), 3);
-    let nodes = write::split([&small, &big, &small].into_iter(), 5000);
+    let nodes = write::split([&small[..], &big, &small].into_iter(), 5000);
     assert!(matches!(nodes[1], write::Node::Plain(b) if b.len() == 9000));
 }
 

@@ -314,7 +314,7 @@ impl<'w, W: Write> Writer<'w, W> {
 
     /// A list as RDB_TYPE_LIST_QUICKLIST_2: nodes split as Redis's
     /// `quicklistPushTail` splits them under `list-max-listpack-size -2`.
-    fn quicklist<'a>(&mut self, list: impl Iterator<Item = &'a Bytes>) -> io::Result<()> {
+    fn quicklist<'a>(&mut self, list: impl Iterator<Item = &'a [u8]>) -> io::Result<()> {
         let nodes = split(list, self.plain_threshold);
         self.len(nodes.len() as u64)?;
         for node in nodes {
@@ -344,7 +344,7 @@ impl<'w, W: Write> Writer<'w, W> {
 /// A quicklist node to write.
 pub(super) enum Node<'a> {
     /// One element, stored as is.
-    Plain(&'a Bytes),
+    Plain(&'a [u8]),
     /// A listpack.
     Packed(Vec<u8>),
 }
@@ -354,7 +354,7 @@ pub(super) enum Node<'a> {
 /// (Redis's `_quicklistNodeAllowInsert` with fill -2); a node always
 /// takes its first element, however long.
 pub(super) fn split<'a>(
-    list: impl Iterator<Item = &'a Bytes>,
+    list: impl Iterator<Item = &'a [u8]>,
     plain_threshold: usize,
 ) -> Vec<Node<'a>> {
     let mut nodes = Vec::new();
