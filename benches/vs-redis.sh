@@ -5,7 +5,8 @@
 # (Ember / Redis), p50/p99 latency at pipeline 1, and the geometric mean.
 #
 # Usage: benches/vs-redis.sh [REQUESTS] [TESTS] [THREADS]
-#   REQUESTS  requests per run (default 200000)
+#   REQUESTS  requests per run at pipeline 1 (default 200000; ten times as
+#             many at pipeline 16)
 #   TESTS     comma-separated redis-benchmark tests (default set,get,incr,mset)
 #   THREADS   ember-server --threads (default: its own, one per core but one); 1 gives
 #             Ember the one thread Redis executes commands on
@@ -13,6 +14,12 @@
 #             servers; each server's row is the run with its median rps
 #             (default 3). One run of a row moves by up to 10% on a shared
 #             two-core machine; the median of three moves far less.
+#   PIN=1     (environment) load generator on the first core, servers on the
+#             others (see benches/servers.sh)
+#
+# The last column is each server's CPU time per request (all its threads,
+# from /proc), Redis's then Ember's: steadier than requests/s when the load
+# generator, not the server, is what saturates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,37 +36,47 @@ command -v redis-benchmark >/dev/null || {
 source benches/servers.sh
 start_servers ${threads:+--threads "$threads"}
 
-# One run: prints "rps p50 p99" for a test against a port.
+# One run: prints "rps p50 p99 cpu" for a test against a server, cpu being
+# the server's CPU time per request in microseconds.
 run() {
-    local port=$1 test=$2 pipeline=$3
-    redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
+    local port=$1 pid=$2 test=$3 pipeline=$4 before after requests=$requests
+    # Pipelined runs are ten times as long: 200,000 pipelined requests take
+    # a tenth of a second, which start-up and scheduling blur.
+    ((pipeline > 1)) && requests=$((requests * 10))
+    before=$(cpu_ns "$pid")
+    $client_cpus redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
         -t "$test" --csv 2>/dev/null |
-        awk -F, 'NR==2 { gsub(/"/, ""); print $2, $5, $7 }'
+        awk -F, 'NR==2 { gsub(/"/, ""); printf "%s %s %s ", $2, $5, $7 }'
+    after=$(cpu_ns "$pid")
+    awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.2f\n", (b - a) / n / 1000 }'
 }
 
-# The run with the median rps among lines of "rps p50 p99".
+# The run with the median rps among lines of "rps p50 p99 cpu", with the
+# median cpu of all of them.
 median() {
-    printf '%s' "$1" | grep . | sort -n | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
+    local cpu
+    cpu=$(printf '%s' "$1" | grep . | awk '{ print $4 }' | sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }')
+    printf '%s' "$1" | grep . | sort -n | awk -v cpu="$cpu" '{ line[NR] = $1 " " $2 " " $3 } END { print line[int((NR + 1) / 2)], cpu }'
 }
 
-printf '%-6s %3s %12s %12s %7s %18s %18s\n' test P redis_rps ember_rps ratio "redis p50/p99 ms" "ember p50/p99 ms"
+printf '%-6s %3s %12s %12s %7s %18s %18s %11s\n' test P redis_rps ember_rps ratio "redis p50/p99 ms" "ember p50/p99 ms" "CPU us/req"
 log_sum=0
 rows=0
 for pipeline in 1 16; do
     for test in ${tests//,/ }; do
         r_runs=""; e_runs=""
         for _ in $(seq "$rounds"); do
-            r_runs+="$(run "$redis_port" "$test" "$pipeline")"$'\n'
-            e_runs+="$(run "$ember_port" "$test" "$pipeline")"$'\n'
+            r_runs+="$(run "$redis_port" "$redis_pid" "$test" "$pipeline")"$'\n'
+            e_runs+="$(run "$ember_port" "$ember_pid" "$test" "$pipeline")"$'\n'
         done
-        read -r r_rps r_p50 r_p99 < <(median "$r_runs")
-        read -r e_rps e_p50 e_p99 < <(median "$e_runs")
+        read -r r_rps r_p50 r_p99 r_cpu < <(median "$r_runs")
+        read -r e_rps e_p50 e_p99 e_cpu < <(median "$e_runs")
         ratio=$(awk -v e="$e_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", e / r }')
         log_sum=$(awk -v s="$log_sum" -v x="$ratio" 'BEGIN { print s + log(x) }')
         rows=$((rows + 1))
         lat_r="-"; lat_e="-"
         if [[ $pipeline == 1 ]]; then lat_r="$r_p50/$r_p99"; lat_e="$e_p50/$e_p99"; fi
-        printf '%-6s %3s %12s %12s %7s %18s %18s\n' "$test" "$pipeline" "$r_rps" "$e_rps" "${ratio}x" "$lat_r" "$lat_e"
+        printf '%-6s %3s %12s %12s %7s %18s %18s %11s\n' "$test" "$pipeline" "$r_rps" "$e_rps" "${ratio}x" "$lat_r" "$lat_e" "$r_cpu/$e_cpu"
     done
 done
 awk -v s="$log_sum" -v n="$rows" 'BEGIN { printf "geometric mean ratio (Ember / Redis): %.2fx over %d rows\n", exp(s / n), n }'

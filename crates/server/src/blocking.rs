@@ -161,7 +161,7 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 }
                 let items = pop(locked.db(db, key), key, left, count.unwrap_or(1));
                 if crate::repl::prop::recording() {
-                    crate::repl::prop::also(pop_op(db, key, left, count));
+                    crate::repl::prop::also(pop_op(db, key, left, count.map(|_| items.len())));
                 }
                 let mut out = Output::new();
                 let mut reply = Reply {
@@ -263,7 +263,8 @@ fn pop_front_of(db: &mut Db, key: &[u8], w: Arc<Waiter>) -> Arc<Waiter> {
 }
 
 /// A pop as replicas must run it: `LPOP key` for BLPOP's one element,
-/// `LPOP key count` for LMPOP's.
+/// `LPOP key count` for LMPOP's, with the count it popped (as Redis
+/// propagates it).
 pub(crate) fn pop_op(db: usize, key: &[u8], left: bool, count: Option<usize>) -> Op {
     let name = if left { &b"LPOP"[..] } else { b"RPOP" };
     match count {

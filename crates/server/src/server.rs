@@ -632,7 +632,9 @@ async fn active_expire(shared: Arc<Shared>) {
                 }
             }
             if feeding {
-                shared.repl.append(crate::repl::prop::finish());
+                // Each deletion on its own, not wrapped in MULTI/EXEC.
+                let dels = crate::repl::prop::finish().into_iter().flatten();
+                shared.repl.append_units(dels.map(|op| vec![op]).collect());
             }
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;

@@ -566,3 +566,252 @@ fn noreplicas_and_masterdown_match_redis() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// Attaches to `addr` as a replica with SYNC, skips the RDB payload, and
+/// returns the connection with what it read past the payload.
+fn attach_to_stream(addr: SocketAddr) -> (std::net::TcpStream, bytes::BytesMut) {
+    use std::io::{Read, Write};
+    let mut s = ember_tests::connect(addr);
+    s.write_all(b"SYNC\r\n").expect("write SYNC");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let read = |s: &mut std::net::TcpStream, buf: &mut Vec<u8>, chunk: &mut [u8]| {
+        let n = s.read(chunk).expect("read the payload");
+        assert!(n > 0, "closed during the payload");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    // Newlines keep the link alive while the master prepares the payload.
+    loop {
+        while buf.first() == Some(&b'\n') {
+            buf.remove(0);
+        }
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let header = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = header
+                .strip_prefix('$')
+                .and_then(|l| l.parse().ok())
+                .unwrap_or_else(|| panic!("payload header {header:?}"));
+            while buf.len() < end + 2 + len {
+                read(&mut s, &mut buf, &mut chunk);
+            }
+            let rest = bytes::BytesMut::from(&buf[end + 2 + len..]);
+            return (s, rest);
+        }
+        read(&mut s, &mut buf, &mut chunk);
+    }
+}
+
+/// Reads commands from a replication stream until one is `SET <marker> 1`,
+/// leaving out PINGs, as lower-case words with deadlines replaced by `<t>`
+/// once checked to lie within a day of now.
+fn read_stream(
+    s: &mut std::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+    marker: &str,
+) -> Vec<String> {
+    use std::io::Read;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut decoder = resp::Decoder::new();
+    let mut out = Vec::new();
+    loop {
+        while let Some(frame) = decoder.decode(buf).expect("a valid stream") {
+            let resp::Frame::Array(items) = frame else {
+                panic!("not a command: {frame:?}");
+            };
+            let words: Vec<String> = items
+                .iter()
+                .map(|f| match f {
+                    resp::Frame::Bulk(b) => String::from_utf8_lossy(b).to_string(),
+                    other => panic!("not a bulk string: {other:?}"),
+                })
+                .collect();
+            let mut line: Vec<String> = Vec::new();
+            for w in &words {
+                let time_arg = line.last().is_some_and(|p| p.eq_ignore_ascii_case("pxat"))
+                    || line.first().is_some_and(|c| c == "pexpireat") && line.len() == 2;
+                match w.parse::<i64>() {
+                    Ok(t) if time_arg && (t - now_ms).abs() < 86_400_000 => line.push("<t>".into()),
+                    _ if line.is_empty() => line.push(w.to_lowercase()),
+                    _ => line.push(w.clone()),
+                }
+            }
+            if line == ["set", marker, "1"] {
+                return out;
+            }
+            if line[0] != "ping" {
+                out.push(line.join(" "));
+            }
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).expect("read the stream");
+        assert!(n > 0, "the stream closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What a master sends its replicas for each kind of write — effects, not
+/// the commands' text — compared command by command with redis-server's
+/// stream for the same writes.
+#[test]
+fn replication_stream_matches_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let mut streams = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let (mut s, mut buf) = attach_to_stream(addr);
+        let mut c = conn(addr);
+        let mut blocker = conn(addr);
+        let run = |c: &mut Connection, line: &str| {
+            let args: Vec<&str> = line.split(' ').collect();
+            let mut q = redis::cmd(args[0]);
+            for a in &args[1..] {
+                q.arg(*a);
+            }
+            let _ = q.query::<redis::Value>(c);
+        };
+        for line in [
+            "SET a 1",
+            "SET b v EX 100",
+            "SET c v PX 5000 NX",
+            "SET c w XX KEEPTTL",
+            "SET c x EXAT 4000000000",
+            "SET c y PXAT 4000000000000 GET",
+            "SETEX d 100 v",
+            "PSETEX e 100000 v",
+            "SETNX e v",
+            "SETNX e2 v",
+            "EXPIRE a 100",
+            "PEXPIRE a 100000 GT",
+            "EXPIREAT a 4000000000",
+            "PEXPIREAT a 4000000000000 LT",
+            "EXPIRE a 100 NX",
+            "PERSIST a",
+            "PERSIST a",
+            "INCRBYFLOAT f 1.5",
+            "INCRBYFLOAT f 1e3",
+            "INCR n",
+            "INCRBY n 5",
+            "DECR n",
+            "DECRBY n 2",
+            "APPEND a x",
+            "SETRANGE a 5 zz",
+            "GETSET a y",
+            "GETDEL a",
+            "GETDEL a",
+            "GETEX b EX 200",
+            "GETEX b PERSIST",
+            "GETEX b",
+            "MSET m1 1 m2 2",
+            "MSETNX m1 1 m3 3",
+            "MSETNX m4 4 m3 3",
+            "RPUSH l a b c d e f",
+            "LPOP l",
+            "RPOP l 2",
+            "LMPOP 1 l LEFT COUNT 10",
+            "LMPOP 1 l LEFT COUNT 10",
+            "LPUSH l2 x",
+            "LPUSHX l9 x",
+            "RPUSHX l2 w",
+            "LMOVE l2 l3 LEFT RIGHT",
+            "RPOPLPUSH l3 l2",
+            "BLMOVE l2 l3 RIGHT LEFT 0",
+            "BRPOPLPUSH l3 l2 0",
+            "BLPOP l2 0",
+            "RPUSH l2 p q r",
+            "BLMPOP 0 2 l9 l2 RIGHT COUNT 5",
+            "RPUSH l2 s t u",
+            "LSET l2 0 z",
+            "LINSERT l2 BEFORE z y",
+            "LREM l2 0 y",
+            "LTRIM l2 0 0",
+            "RENAME l2 l4",
+            "RENAMENX l4 m1",
+            "RENAMENX l4 l5",
+            "COPY l5 l6",
+            "COPY l5 l6 REPLACE",
+            "DEL l5 nothing",
+            "UNLINK l6",
+            "DEL nothing",
+            "MULTI",
+            "SET x 1",
+            "INCR x",
+            "EXPIRE x 100",
+            "EXEC",
+            "MULTI",
+            "GET x",
+            "EXEC",
+            "SELECT 3",
+            "SET y 1",
+            "SELECT 0",
+            "SWAPDB 0 3",
+            "FLUSHDB",
+            "SELECT 3",
+            "SET z v PX 1",
+        ] {
+            run(&mut c, line);
+        }
+        run(&mut c, "SET z2 v PX 1");
+        run(&mut c, "RPUSH z3 v");
+        run(&mut c, "PEXPIRE z3 1");
+        run(&mut c, "MULTI");
+        run(&mut c, "SET one 1");
+        run(&mut c, "EXEC");
+        std::thread::sleep(Duration::from_millis(20));
+        // Expired keys met by a read, a write and a push.
+        run(&mut c, "GET z");
+        run(&mut c, "SET z2 w");
+        run(&mut c, "RPUSH z3 w");
+        // Keys the expiry cycle reclaims (Redis samples ten times a
+        // second).
+        run(&mut c, "SELECT 5");
+        for i in 0..3 {
+            run(&mut c, &format!("SET gone{i} v PX 1"));
+        }
+        eventually("the expiry cycle", || {
+            !cmd::<String>(&mut blocker, &["INFO", "keyspace"]).contains("db5:")
+        });
+        // A blocked pop served by a push from another client.
+        run(&mut c, "SELECT 0");
+        let mut q = redis::cmd("BLPOP");
+        q.arg("bl").arg(0);
+        let blocked = q.get_packed_command();
+        {
+            use std::io::Write;
+            let mut raw = ember_tests::connect(addr);
+            raw.write_all(&blocked).expect("send BLPOP");
+            eventually("a blocked client", || {
+                info_field(&mut blocker, "clients", "blocked_clients") == "1"
+            });
+            run(&mut c, "RPUSH bl one two");
+            let reply = ember_tests::read_reply(&mut raw);
+            assert_eq!(&reply[..], b"*2\r\n$2\r\nbl\r\n$3\r\none\r\n");
+        }
+        run(&mut c, "SET end 1");
+        let mut stream = read_stream(&mut s, &mut buf, "end");
+        // The expiry cycle samples keys in no particular order.
+        let at: Vec<usize> = (0..stream.len())
+            .filter(|&i| stream[i].starts_with("del gone"))
+            .collect();
+        let mut gone: Vec<String> = at.iter().map(|&i| stream[i].clone()).collect();
+        gone.sort();
+        for (&i, line) in at.iter().zip(gone) {
+            stream[i] = line;
+        }
+        streams.push(stream);
+    }
+    let (theirs, ours) = (&streams[0], &streams[1]);
+    for (i, (r, e)) in theirs.iter().zip(ours).enumerate() {
+        assert_eq!(
+            r, e,
+            "command {i} differs; redis sent:\n{theirs:#?}\nember sent:\n{ours:#?}"
+        );
+    }
+    assert_eq!(
+        theirs.len(),
+        ours.len(),
+        "redis sent:\n{theirs:#?}\nember sent:\n{ours:#?}"
+    );
+}

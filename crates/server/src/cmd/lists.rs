@@ -456,7 +456,12 @@ fn pop_first(
         if get_list(locked.db(db, key), key, now)?.is_some() {
             let items = blocking::pop(locked.db(db, key), key, left, count.unwrap_or(1));
             if crate::repl::prop::recording() {
-                crate::repl::prop::rewrite(vec![blocking::pop_op(db, key, left, count)]);
+                crate::repl::prop::rewrite(vec![blocking::pop_op(
+                    db,
+                    key,
+                    left,
+                    count.map(|_| items.len()),
+                )]);
             }
             reply.array(2);
             reply.bulk(key);

@@ -599,6 +599,17 @@ pub(crate) fn execute(
     };
     if cmd.flags & WRITE != 0 && !ctx.client.is_master {
         ctx.shards.begin_write(Write { cmd, req });
+    } else if cmd.keys.0 > 0
+        && cmd.flags & KEYSPACE == 0
+        && !ctx.client.is_master
+        && shared.keyspace.feeding()
+        && !shared.repl.is_replica()
+    {
+        // A read that meets an expired key on a master with replicas
+        // deletes it and sends replicas the DEL, as Redis's lookups do: it
+        // records like a write (a read that began just before feeding did
+        // leaves the key hidden, for the next access or the expiry cycle).
+        ctx.shards.begin_write(Write { cmd, req });
     }
     call(&mut ctx, index, req);
     // A write recorded for replicas holds its keys until what it changed is
@@ -746,6 +757,7 @@ fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bo
             }
         }
         "getdel" => op(&[b"DEL", &req[1]]),
+        "getset" => op(&[b"SET", &req[1], &req[2]]),
         "blmove" => op(&[b"LMOVE", &req[1], &req[2], &req[3], &req[4]]),
         "brpoplpush" => op(&[b"RPOPLPUSH", &req[1], &req[2]]),
         _ => vec![Op::from_iter(Some(db), req.iter())],

@@ -347,7 +347,13 @@ impl Repl {
     /// Appends commands to the stream. The caller still holds the shards
     /// the commands changed.
     pub(crate) fn append(&self, ops: Vec<Op>) {
-        if ops.is_empty() {
+        self.append_units(vec![ops]);
+    }
+
+    /// Appends units of commands, each wrapped in MULTI/EXEC if it holds
+    /// more than one.
+    pub(crate) fn append_units(&self, units: Vec<Vec<Op>>) {
+        if units.iter().all(Vec::is_empty) {
             return;
         }
         let mut st = self.state();
@@ -355,25 +361,27 @@ impl Repl {
         let Some(backlog) = &mut st.backlog else {
             return;
         };
-        let wrap = ops.len() > 1;
-        if wrap {
-            push_op(
-                backlog,
-                &mut st.offset,
-                &mut st.stream_db,
-                &Op::new(ops[0].db, &["MULTI"]),
-            );
-        }
-        for op in &ops {
-            push_op(backlog, &mut st.offset, &mut st.stream_db, op);
-        }
-        if wrap {
-            push_op(
-                backlog,
-                &mut st.offset,
-                &mut st.stream_db,
-                &Op::new(None, &["EXEC"]),
-            );
+        for ops in &units {
+            let wrap = ops.len() > 1;
+            if wrap {
+                push_op(
+                    backlog,
+                    &mut st.offset,
+                    &mut st.stream_db,
+                    &Op::new(ops[0].db, &["MULTI"]),
+                );
+            }
+            for op in ops {
+                push_op(backlog, &mut st.offset, &mut st.stream_db, op);
+            }
+            if wrap {
+                push_op(
+                    backlog,
+                    &mut st.offset,
+                    &mut st.stream_db,
+                    &Op::new(None, &["EXEC"]),
+                );
+            }
         }
         let keep_from = limit_lag(
             &mut st.replicas,
@@ -381,7 +389,7 @@ impl Repl {
             self.output_limit.load(Ordering::Relaxed),
         );
         backlog.trim(st.offset, keep_from);
-        drop(ops);
+        drop(units);
         self.data.notify_waiters();
     }
 
@@ -391,11 +399,11 @@ impl Repl {
         if !prop::recording() {
             return None;
         }
-        let ops = prop::finish();
-        if ops.is_empty() {
+        let units = prop::finish();
+        if units.is_empty() {
             return None;
         }
-        self.append(ops);
+        self.append_units(units);
         Some(self.state().offset)
     }
 

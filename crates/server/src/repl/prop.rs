@@ -61,6 +61,11 @@ fn itoa(n: i64) -> String {
 struct Pending {
     /// Ready for the stream, in order.
     ops: Vec<Op>,
+    /// Where in `ops` each unit after the first begins: a unit reaches
+    /// replicas wrapped in MULTI/EXEC when it holds more than one command.
+    /// The command's own effects are one unit, each pop served to a
+    /// blocked client another (Redis serves them after the command).
+    units: Vec<usize>,
     /// What the running command asked to propagate instead of itself.
     rewrite: Option<Vec<Op>>,
 }
@@ -83,13 +88,23 @@ pub(crate) fn start() {
     RECORDING.with(|r| r.set(true));
 }
 
-/// Stops recording and returns what was recorded.
-pub(crate) fn finish() -> Vec<Op> {
+/// Stops recording and returns what was recorded, unit by unit.
+pub(crate) fn finish() -> Vec<Vec<Op>> {
     RECORDING.with(|r| r.set(false));
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.rewrite = None;
-        std::mem::take(&mut p.ops)
+        let mut ops = std::mem::take(&mut p.ops);
+        let mut units = Vec::with_capacity(p.units.len() + 1);
+        for &at in p.units.iter().rev() {
+            units.push(ops.split_off(at));
+        }
+        p.units.clear();
+        if !ops.is_empty() {
+            units.push(ops);
+        }
+        units.reverse();
+        units
     })
 }
 
@@ -121,10 +136,18 @@ pub(crate) fn rewrite(ops: Vec<Op>) {
     }
 }
 
-/// A further command for replicas (a pop made for a blocked client).
+/// A further command for replicas, on its own (a pop made for a blocked
+/// client).
 pub(crate) fn also(op: Op) {
     if recording() {
-        push(op);
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let at = p.ops.len();
+            if at > 0 {
+                p.units.push(at);
+            }
+            p.ops.push(op);
+        });
     }
 }
 
