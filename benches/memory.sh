@@ -3,40 +3,49 @@
 # commands (redis-benchmark's key and value shape) into redis-server and a
 # release ember-server through `redis-cli --pipe`, then prints each server's
 # RSS before and after, the growth per key, and the ratio (Ember / Redis).
+# With KIND `list`, the N values are pushed onto one list instead (RPUSH,
+# 100 at a time) and the growth is per element.
 #
-# Usage: benches/memory.sh [KEYS] [VALUE_SIZE]   (defaults: 1000000 3)
+# Usage: benches/memory.sh [N] [VALUE_SIZE] [KIND]   (defaults: 1000000 3 keys)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 keys=${1:-1000000}
 size=${2:-3}
+kind=${3:-keys}
 source benches/servers.sh
 start_servers
 
 # The commands, in RESP, written once and replayed to both servers.
-python3 - "$keys" "$size" > "$workdir/load.resp" <<'PY'
+python3 - "$keys" "$size" "$kind" > "$workdir/load.resp" <<'PY'
 import sys
-keys, size = int(sys.argv[1]), int(sys.argv[2])
+keys, size, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 value = b"x" * size
 out = sys.stdout.buffer
-for i in range(keys):
-    key = b"key:%010d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+if kind == "list":
+    for start in range(0, keys, 100):
+        n = min(100, keys - start)
+        out.write(b"*%d\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n" % (n + 2))
+        out.write((b"$%d\r\n%s\r\n" % (len(value), value)) * n)
+else:
+    for i in range(keys):
+        key = b"key:%010d" % i
+        out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
 PY
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-printf '%-6s %12s %12s %12s %14s\n' server keys "rss before" "rss after" "bytes per key"
+printf '%-6s %12s %12s %12s %14s\n' server "$kind" "rss before" "rss after" "bytes per one"
 declare -A grown
 for name in redis ember; do
     if [[ $name == redis ]]; then port=$redis_port; pid=$redis_pid; else port=$ember_port; pid=$ember_pid; fi
     before=$(rss_kb "$pid")
     redis-cli -p "$port" --pipe < "$workdir/load.resp" >/dev/null
-    count=$(redis-cli -p "$port" dbsize)
-    [[ $count == "$keys" ]] || { echo "$name holds $count keys, not $keys" >&2; exit 1; }
+    if [[ $kind == list ]]; then count=$(redis-cli -p "$port" llen list); else count=$(redis-cli -p "$port" dbsize); fi
+    [[ $count == "$keys" ]] || { echo "$name holds $count, not $keys" >&2; exit 1; }
     after=$(rss_kb "$pid")
     grown[$name]=$((after - before))
     printf '%-6s %12s %9s MiB %9s MiB %14s\n' "$name" "$count" $((before / 1024)) $((after / 1024)) \
         "$(awk -v g="${grown[$name]}" -v k="$keys" 'BEGIN { printf "%.1f", g * 1024 / k }')"
 done
 awk -v e="${grown[ember]}" -v r="${grown[redis]}" \
-    'BEGIN { printf "memory for the keys, Ember / Redis: %.2fx\n", e / r }'
+    'BEGIN { printf "memory, Ember / Redis: %.2fx\n", e / r }'

@@ -273,6 +273,82 @@ impl Packed {
         }
     }
 
+    /// Puts an entry for `data` in place of the bytes `a..b` (an entry, or
+    /// nothing to insert one), moving the entries after it, or before it,
+    /// or growing the buffer; `false` if the node would outgrow
+    /// [`NODE_MAX`].
+    fn splice(&mut self, mut a: usize, b: usize, data: &[u8]) -> bool {
+        let need = entry_size(data.len());
+        let old = b - a;
+        if need <= old {
+            write_entry(&mut self.buf[a..a + need], data);
+            self.buf.copy_within(b..self.end, a + need);
+            self.end -= old - need;
+            return true;
+        }
+        let grow = need - old;
+        if self.buf.len() - self.end < grow && self.start < grow {
+            let want = self.used() + grow;
+            if want > NODE_MAX {
+                return false;
+            }
+            let cap = want.next_power_of_two().clamp(NODE_MIN, NODE_MAX);
+            let mut buf = vec![0; cap].into_boxed_slice();
+            let used = self.used();
+            buf[..used].copy_from_slice(&self.buf[self.start..self.end]);
+            a -= self.start;
+            self.buf = buf;
+            self.start = 0;
+            self.end = used;
+            return self.splice(a, a + old, data);
+        }
+        if self.buf.len() - self.end >= grow {
+            self.buf.copy_within(b..self.end, b + grow);
+            self.end += grow;
+        } else {
+            self.buf.copy_within(self.start..a, self.start - grow);
+            self.start -= grow;
+            a -= grow;
+        }
+        write_entry(&mut self.buf[a..a + need], data);
+        true
+    }
+
+    /// Removes up to `limit` entries equal to `target`, the first ones or
+    /// (`!front`) the last ones; returns how many.
+    fn remove_matching(&mut self, target: &[u8], limit: usize, front: bool) -> usize {
+        let matches = self.iter().filter(|e| *e == target).count();
+        let drop = matches.min(limit);
+        if drop == 0 {
+            return 0;
+        }
+        // Matches to keep before dropping starts.
+        let mut skip = if front { 0 } else { matches - drop };
+        let mut left = drop;
+        let (mut read, mut write) = (self.start, self.start);
+        while read < self.end {
+            let (a, b, next) = read_forward(&self.buf, read);
+            let hit = left > 0 && self.buf[a..b] == *target && {
+                if skip > 0 {
+                    skip -= 1;
+                    false
+                } else {
+                    true
+                }
+            };
+            if hit {
+                left -= 1;
+            } else {
+                self.buf.copy_within(read..next, write);
+                write += next - read;
+            }
+            read = next;
+        }
+        self.end = write;
+        self.count -= drop as u32;
+        drop
+    }
+
     /// Entry `k`.
     fn get(&self, k: usize) -> &[u8] {
         let (a, b, _) = read_forward(&self.buf, self.offset(k));
@@ -329,15 +405,31 @@ impl<'a> DoubleEndedIterator for PackedIter<'a> {
     }
 }
 
+/// An element while a node is rebuilt: still in the old node's buffer, or
+/// new.
+enum Elem<'a> {
+    Old(&'a [u8]),
+    New(Bytes),
+}
+
+impl Elem<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Elem::Old(b) => b,
+            Elem::New(b) => b,
+        }
+    }
+}
+
 /// Builds nodes from elements in order, packing short ones.
-struct Builder {
+struct Builder<'a> {
     nodes: Vec<Node>,
-    pending: Vec<Bytes>,
+    pending: Vec<Elem<'a>>,
     size: usize,
 }
 
-impl Builder {
-    fn new() -> Builder {
+impl<'a> Builder<'a> {
+    fn new() -> Builder<'a> {
         Builder {
             nodes: Vec::new(),
             pending: Vec::new(),
@@ -345,13 +437,17 @@ impl Builder {
         }
     }
 
-    fn add(&mut self, item: Bytes) {
-        if item.len() >= BIG {
+    fn add(&mut self, item: Elem<'a>) {
+        let len = item.bytes().len();
+        if len >= BIG {
             self.flush();
-            self.nodes.push(Node::Big(item));
+            self.nodes.push(Node::Big(match item {
+                Elem::Old(b) => Bytes::copy_from_slice(b),
+                Elem::New(b) => b,
+            }));
             return;
         }
-        let need = entry_size(item.len());
+        let need = entry_size(len);
         if self.size + need > NODE_MAX {
             self.flush();
         }
@@ -361,7 +457,7 @@ impl Builder {
 
     fn flush(&mut self) {
         if !self.pending.is_empty() {
-            let node = Packed::from_items(self.pending.iter().map(|b| &b[..]), self.size);
+            let node = Packed::from_items(self.pending.iter().map(Elem::bytes), self.size);
             self.nodes.push(Node::Packed(node));
             self.pending.clear();
             self.size = 0;
@@ -536,7 +632,16 @@ impl List {
     /// Replaces element `i` (which must exist).
     pub(crate) fn set(&mut self, i: usize, item: Bytes) {
         let (n, k) = self.locate(i);
-        self.rebuild(n, |items| items[k] = item);
+        if let Node::Packed(p) = &mut self.nodes[n]
+            && item.len() < BIG
+        {
+            let a = p.offset(k);
+            let b = read_forward(&p.buf, a).2;
+            if p.splice(a, b, &item) {
+                return;
+            }
+        }
+        self.rebuild(n, |items| items[k] = Elem::New(item));
     }
 
     /// Inserts `item` so that it becomes element `i` (`i <= len`).
@@ -548,14 +653,26 @@ impl List {
             return self.push_bytes(false, item);
         }
         let (n, k) = self.locate(i);
-        self.rebuild(n, |items| items.insert(k, item));
+        if let Node::Packed(p) = &mut self.nodes[n]
+            && item.len() < BIG
+        {
+            let a = p.offset(k);
+            if p.splice(a, a, &item) {
+                p.count += 1;
+                self.len += 1;
+                return;
+            }
+        }
+        self.rebuild(n, |items| items.insert(k, Elem::New(item)));
     }
 
     /// Rewrites node `n` through `f`, which edits its elements.
-    fn rebuild(&mut self, n: usize, f: impl FnOnce(&mut Vec<Bytes>)) {
-        let mut items: Vec<Bytes> = match &self.nodes[n] {
-            Node::Packed(p) => p.iter().map(Bytes::copy_from_slice).collect(),
-            Node::Big(b) => vec![b.clone()],
+    fn rebuild(&mut self, n: usize, f: impl FnOnce(&mut Vec<Elem<'_>>)) {
+        // The node leaves the list while its elements are read from it.
+        let old = std::mem::replace(&mut self.nodes[n], Node::Big(Bytes::new()));
+        let mut items: Vec<Elem<'_>> = match &old {
+            Node::Packed(p) => p.iter().map(Elem::Old).collect(),
+            Node::Big(b) => vec![Elem::New(b.clone())],
         };
         let before = items.len();
         f(&mut items);
@@ -577,24 +694,30 @@ impl List {
     /// Removes up to `limit` elements equal to `target`, scanning from the
     /// front or from the back; returns how many it removed.
     pub(crate) fn remove_matching(&mut self, target: &[u8], limit: usize, front: bool) -> usize {
-        if limit == 0 || !self.iter().any(|e| e == target) {
-            return 0;
-        }
-        let mut kept = List::new();
         let mut removed = 0;
-        let mut take = |e: &[u8]| {
-            if removed < limit && e == target {
-                removed += 1;
-            } else {
-                kept.push(!front, e);
+        let count = self.nodes.len();
+        for step in 0..count {
+            if removed == limit {
+                break;
             }
-        };
-        if front {
-            self.iter().for_each(&mut take);
-        } else {
-            self.iter_rev().for_each(&mut take);
+            let n = if front { step } else { count - 1 - step };
+            removed += match &mut self.nodes[n] {
+                Node::Big(b) if b[..] == *target => {
+                    *b = Bytes::new();
+                    1
+                }
+                Node::Big(_) => 0,
+                Node::Packed(p) => p.remove_matching(target, limit - removed, front),
+            };
         }
-        *self = kept;
+        if removed > 0 {
+            self.len -= removed;
+            self.nodes.retain(|n| match n {
+                Node::Packed(p) => p.count > 0,
+                // An emptied big node (no element is both big and empty).
+                Node::Big(b) => !b.is_empty(),
+            });
+        }
         removed
     }
 
@@ -804,6 +927,13 @@ mod tests {
             list.len()
         );
         assert!(list.nodes.iter().all(|n| n.count() > 0));
+        for node in &list.nodes {
+            if let Node::Packed(p) = node {
+                assert!(p.buf.len() <= NODE_MAX && p.start <= p.end && p.end <= p.buf.len());
+                assert_eq!(p.iter().count(), p.count as usize);
+                assert_eq!(p.iter().rev().count(), p.count as usize);
+            }
+        }
     }
 
     proptest! {

@@ -746,6 +746,14 @@ fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bo
             match deadline_of(ctx, db, key) {
                 None => op(&[b"DEL", key]),
                 Some(None) => op(&[b"PERSIST", key]),
+                // The EXPIRE family keeps its NX/XX/GT/LT flags, as Redis
+                // sends them.
+                Some(Some(at)) if cmd.name != "getex" => {
+                    let at = at.to_string();
+                    let mut args = vec![&b"PEXPIREAT"[..], key, at.as_bytes()];
+                    args.extend(req.iter().skip(3));
+                    op(&args)
+                }
                 Some(Some(at)) => op(&[b"PEXPIREAT", key, at.to_string().as_bytes()]),
             }
         }
