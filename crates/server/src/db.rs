@@ -98,10 +98,15 @@ impl Entry {
     }
 }
 
+/// A stored key: up to 24 bytes inside the slot itself (most keys), longer
+/// ones in an allocation of their own. 32 bytes, as a `Bytes` handle is,
+/// without the separate allocation a `Bytes` copy of a short key needs.
+pub(crate) type Key = SmallVec<[u8; 24]>;
+
 /// A key and its entry, as the table holds them.
 #[derive(Debug)]
 struct Slot {
-    key: Bytes,
+    key: Key,
     entry: Entry,
     /// When the key was last accessed, on [`lru_clock`] (OBJECT IDLETIME).
     lru: u32,
@@ -303,9 +308,9 @@ impl Db {
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 let (new, result) = decide(None);
                 if let Some(entry) = new {
-                    let owned = Bytes::copy_from_slice(key);
+                    let owned = Key::from_slice(key);
                     if entry.expire_at().is_some() {
-                        self.volatile.insert(hash, &owned);
+                        self.volatile.insert(hash, key);
                     }
                     slot.insert(Box::new(Slot {
                         key: owned,
@@ -328,17 +333,17 @@ impl Db {
     /// Stores `entry` under `key`, as [`Db::insert`] does, copying the key
     /// only when it is new (MSET's common case is overwriting).
     pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
-        self.store(key, Bytes::copy_from_slice, entry);
+        self.store(key, Key::from_slice, entry);
     }
 
     /// Stores `entry` under `key`, replacing any old value and deadline.
     pub(crate) fn insert(&mut self, key: Bytes, entry: Entry) {
-        self.store(key, |k| k, entry);
+        self.store(key, |k| Key::from_slice(&k), entry);
     }
 
     /// [`Db::put`] and [`Db::insert`]: `owned` makes the key to keep when
     /// it is new.
-    fn store<K: AsRef<[u8]>>(&mut self, key: K, owned: impl FnOnce(K) -> Bytes, entry: Entry) {
+    fn store<K: AsRef<[u8]>>(&mut self, key: K, owned: impl FnOnce(K) -> Key, entry: Entry) {
         let k = key.as_ref();
         let hash = hash_key(k);
         let deadline = entry.expire_at().is_some();
@@ -366,7 +371,7 @@ impl Db {
     }
 
     /// Adds a key known to be absent.
-    fn add_slot(&mut self, hash: u64, key: Bytes, entry: Entry) {
+    fn add_slot(&mut self, hash: u64, key: Key, entry: Entry) {
         let slot = Box::new(Slot {
             key,
             entry,
@@ -383,14 +388,14 @@ impl Db {
     /// Stores a new key whose [`hash_key`] is `hash` (loading a file);
     /// gives the key back if it is already there.
     pub(crate) fn insert_new(&mut self, hash: u64, key: Bytes, entry: Entry) -> Result<(), Bytes> {
-        if self.map.find(hash, |s| s.key == key).is_some() {
+        if self.map.find(hash, |s| s.key[..] == key[..]).is_some() {
             return Err(key);
         }
         if entry.expire_at().is_some() {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
-        self.add_slot(hash, key, entry);
+        self.add_slot(hash, Key::from_slice(&key), entry);
         Ok(())
     }
 
@@ -518,7 +523,7 @@ impl Db {
         }
         for (key, watchers) in self.watched.iter_mut() {
             let hash = hash_key(key);
-            let exists = self.map.find(hash, |s| s.key == key).is_some();
+            let exists = self.map.find(hash, |s| s.key[..] == key[..]).is_some();
             let after = replaced_with.map(|r| (r.present(key), r.is_stale(key, now)));
             let (exists_after, stale_after) = after.unwrap_or((false, false));
             if !exists && !exists_after {
@@ -554,11 +559,11 @@ impl Db {
     }
 
     /// Every live key, with its entry.
-    pub(crate) fn iter(&self, now: i64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub(crate) fn iter(&self, now: i64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.map
             .iter()
             .filter(move |s| !s.entry.is_expired(now))
-            .map(|s| (&s.key, &s.entry))
+            .map(|s| (&s.key[..], &s.entry))
     }
 
     /// Deletes every key (FLUSHDB, FLUSHALL).
@@ -587,7 +592,7 @@ impl Db {
         // Expired keys met on the way are deleted, as Redis's RANDOMKEY does.
         for _ in 0..self.map.len().min(100) {
             let key = self.random_slot(rng)?;
-            let key = key.clone();
+            let key = Bytes::copy_from_slice(key);
             if self.get(&key, now).is_some() {
                 return Some(key);
             }
@@ -598,7 +603,7 @@ impl Db {
     /// The key of a slot picked at random: random buckets until one is
     /// full (a table is at least about 40% full unless it shrank by
     /// deletes), then, rarely, a walk to a random position.
-    fn random_slot(&self, rng: &mut Rng) -> Option<&Bytes> {
+    fn random_slot(&self, rng: &mut Rng) -> Option<&[u8]> {
         let buckets = self.map.num_buckets();
         for _ in 0..32 {
             if let Some(slot) = self.map.get_bucket(rng.below(buckets)?) {
@@ -606,7 +611,7 @@ impl Db {
             }
         }
         let n = rng.below(self.map.len())?;
-        self.map.iter().nth(n).map(|s| &s.key)
+        self.map.iter().nth(n).map(|s| &s.key[..])
     }
 
     /// Deletes sampled expired keys: up to `samples` keys with a deadline,
@@ -638,17 +643,21 @@ impl Db {
 /// the vector. About 40 bytes per key with a deadline.
 #[derive(Debug, Default)]
 struct Volatile {
-    keys: Vec<Bytes>,
+    keys: Vec<Key>,
     pos: HashTable<u32>,
 }
 
 impl Volatile {
-    fn insert(&mut self, hash: u64, key: &Bytes) {
+    fn insert(&mut self, hash: u64, key: &[u8]) {
         let keys = &self.keys;
-        if self.pos.find(hash, |&i| keys[i as usize] == key).is_none() {
+        if self
+            .pos
+            .find(hash, |&i| keys[i as usize][..] == *key)
+            .is_none()
+        {
             self.pos
                 .insert_unique(hash, keys.len() as u32, |&i| hash_key(&keys[i as usize]));
-            self.keys.push(key.clone());
+            self.keys.push(Key::from_slice(key));
         }
     }
 
@@ -657,7 +666,7 @@ impl Volatile {
             return;
         }
         let keys = &self.keys;
-        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize] == key) else {
+        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize][..] == *key) else {
             return;
         };
         let (i, _) = slot.remove();
@@ -709,7 +718,9 @@ impl Shard {
             .iter()
             .map(|db| {
                 let now = if db.hide_expired { i64::MIN } else { now };
-                db.iter(now).map(|(k, e)| (k.clone(), e.clone())).collect()
+                db.iter(now)
+                    .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone()))
+                    .collect()
             })
             .collect();
         self.snap_copy = Some(copy);

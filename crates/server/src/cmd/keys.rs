@@ -66,7 +66,7 @@ pub(super) fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             shard.dbs[db]
                 .iter(ctx.now)
                 .filter(|(k, _)| all || crate::glob::matches(pattern, k, false))
-                .map(|(k, _)| k.clone()),
+                .map(|(k, _)| crate::db::Key::from_slice(k)),
         );
     }
     drop(locked);
@@ -112,7 +112,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 .iter(ctx.now)
                 .filter(|(k, _)| pattern.is_none_or(|p| crate::glob::matches(p, k, false)))
                 .filter(|(_, e)| type_filter.is_none_or(|t| eq(t, e.value.type_name())))
-                .map(|(k, _)| k.clone()),
+                .map(|(k, _)| crate::db::Key::from_slice(k)),
         );
         shard_id += 1;
     }

@@ -123,7 +123,10 @@ pub(crate) fn stream_snapshot<T>(
                                     w.entry(key, entry)?;
                                 }
                             } else if d.len() > 0 {
-                                later[db].extend(d.iter(at).map(|(k, e)| (k.clone(), e.clone())));
+                                later[db].extend(
+                                    d.iter(at)
+                                        .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone())),
+                                );
                             }
                         }
                     }
