@@ -1292,7 +1292,10 @@ mod tests {
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
         Entry::with(
-            Value::from_bytes(Bytes::from_static(v.as_bytes())),
+            Value::Str(crate::value::Str::from_slice(
+                v.as_bytes(),
+                crate::value::Form::Auto,
+            )),
             expire_at,
         )
     }
@@ -1305,7 +1308,7 @@ mod tests {
                     let Value::Str(s) = e.value else {
                         panic!("a string")
                     };
-                    out.push((k, s.bytes));
+                    out.push((k, s.to_bytes()));
                 }
             }
         }

@@ -7,7 +7,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64};
 use crate::db::{Db, Entry};
 use crate::longdouble;
-use crate::value::{Form, Str, Value, stored_arg};
+use crate::value::{Form, Str, Value, stored_str};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
@@ -21,8 +21,8 @@ fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut St
     }
 }
 
-fn string_entry(bytes: Bytes) -> Entry {
-    Entry::new(Value::from_bytes(bytes))
+fn string_entry(s: Str) -> Entry {
+    Entry::new(Value::Str(s))
 }
 
 pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
@@ -32,7 +32,10 @@ pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let found = get_str(db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     match found {
-        Some(s) => ctx.reply.bulk_shared(&s.bytes),
+        Some(s) => match s.shared() {
+            Some(b) => ctx.reply.bulk_shared(b),
+            None => ctx.reply.bulk(s.bytes()),
+        },
         None => ctx.reply.null(),
     }
     Ok(())
@@ -127,7 +130,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     db.update(key, ctx.now, |old| {
         if get {
             match old.map(|e| &e.value) {
-                Some(Value::Str(old)) => reply.bulk(&old.bytes),
+                Some(Value::Str(old)) => reply.bulk(old.bytes()),
                 Some(_) => return (None, Err(CmdError::WrongType)),
                 None => reply.null(),
             }
@@ -138,7 +141,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
             return (None, Ok(()));
         }
-        let mut entry = string_entry(stored_arg(req, 2));
+        let mut entry = string_entry(stored_str(req, 2));
         entry.set_expire_at(deadline.or(old.filter(|_| keep_ttl).and_then(Entry::expire_at)));
         if !get {
             reply.ok();
@@ -196,7 +199,7 @@ fn same_kind(expiry: Option<Expiry>, opt: &[u8]) -> bool {
 
 pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored_arg(req, 2);
+    let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     if db.contains(&key, ctx.now) {
@@ -217,7 +220,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     };
     let deadline = expiry.deadline(ctx.now, ctx.cmd.name)?;
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored_arg(req, 3);
+    let value = stored_str(req, 3);
     let mut entry = string_entry(value);
     entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
@@ -236,11 +239,11 @@ pub(super) fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
-    let value = stored_arg(req, 2);
+    let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, &key, ctx.now)? {
-        Some(old) => ctx.reply.bulk(&old.bytes),
+        Some(old) => ctx.reply.bulk(old.bytes()),
         None => ctx.reply.null(),
     }
     db.insert(key, string_entry(value));
@@ -253,7 +256,7 @@ pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(old) => {
-            ctx.reply.bulk(&old.bytes);
+            ctx.reply.bulk(old.bytes());
             db.remove(key);
         }
         None => ctx.reply.null(),
@@ -281,7 +284,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.null();
         return Ok(());
     };
-    ctx.reply.bulk(&s.bytes);
+    ctx.reply.bulk(s.bytes());
     match expiry {
         Some(Expiry::Persist) => {
             db.set_expire(key, None);
@@ -311,7 +314,7 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Some(Entry {
                 value: Value::Str(s),
                 ..
-            }) => ctx.reply.bulk(&s.bytes),
+            }) => ctx.reply.bulk(s.bytes()),
             _ => ctx.reply.null(),
         }
     }
@@ -340,7 +343,7 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let key = &req[i];
         locked
             .db(db, key)
-            .put(key, string_entry(stored_arg(req, i + 1)));
+            .put(key, string_entry(stored_str(req, i + 1)));
     }
     ctx.reply.ok();
     Ok(())
@@ -358,7 +361,7 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let key = &req[i];
         locked
             .db(db, key)
-            .put(key, string_entry(stored_arg(req, i + 1)));
+            .put(key, string_entry(stored_str(req, i + 1)));
     }
     ctx.reply.int(1);
     Ok(())
@@ -385,18 +388,17 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let db = &mut shard.dbs[ctx.client.db];
     match get_str(db, key, ctx.now)? {
         Some(s) => {
-            let len = (s.bytes.len() + extra.len()) as u64;
+            let len = (s.bytes().len() + extra.len()) as u64;
             check_size(ctx.shared, len)?;
             let mut grown = BytesMut::with_capacity(len as usize);
-            grown.extend_from_slice(&s.bytes);
+            grown.extend_from_slice(s.bytes());
             grown.extend_from_slice(extra);
-            s.bytes = grown.freeze();
-            s.form = Form::Raw;
+            *s = Str::new(grown.freeze(), Form::Raw);
             db.modified(key);
             ctx.reply.int(len as i64);
         }
         None => {
-            let value = stored_arg(req, 2);
+            let value = stored_str(req, 2);
             db.insert(Bytes::copy_from_slice(key), string_entry(value));
             ctx.reply.int(extra.len() as i64);
         }
@@ -407,7 +409,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes.len());
+    let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes().len());
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -418,18 +420,17 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     let db = &mut shard.dbs[ctx.client.db];
     let new = match get_str(db, key, ctx.now)? {
         Some(s) => {
-            let new = parse_i64(&s.bytes)?
+            let new = parse_i64(s.bytes())?
                 .checked_add(by)
                 .ok_or(CmdError::Overflow)?;
-            s.bytes = Bytes::from(new.to_string());
-            s.form = Form::Auto;
+            *s = Str::from_slice(new.to_string().as_bytes(), Form::Auto);
             db.modified(key);
             new
         }
         None => {
             db.insert(
                 Bytes::copy_from_slice(key),
-                string_entry(Bytes::from(by.to_string())),
+                string_entry(Str::from_slice(by.to_string().as_bytes(), Form::Auto)),
             );
             by
         }
@@ -466,7 +467,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let current = match get_str(db, key, ctx.now)? {
-        Some(s) => longdouble::parse(&s.bytes).ok_or(CmdError::NotFloat)?,
+        Some(s) => longdouble::parse(s.bytes()).ok_or(CmdError::NotFloat)?,
         None => longdouble::LongDouble::ZERO,
     };
     let new = longdouble::add(current, by);
@@ -479,16 +480,12 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.reply.bulk(&text);
     match get_str(db, key, ctx.now)? {
         Some(s) => {
-            s.bytes = text;
-            s.form = Form::Plain;
+            *s = Str::new(text, Form::Plain);
             db.modified(key);
         }
         None => db.insert(
             Bytes::copy_from_slice(key),
-            Entry::new(Value::Str(Str {
-                bytes: text,
-                form: Form::Plain,
-            })),
+            Entry::new(Value::Str(Str::new(text, Form::Plain))),
         ),
     }
     Ok(())
@@ -514,8 +511,8 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.bulk(b"");
         return Ok(());
     };
-    match range(start, end, s.bytes.len()) {
-        Some((a, b)) => ctx.reply.bulk(&s.bytes[a..=b]),
+    match range(start, end, s.bytes().len()) {
+        Some((a, b)) => ctx.reply.bulk(&s.bytes()[a..=b]),
         None => ctx.reply.bulk(b""),
     }
     Ok(())
@@ -531,7 +528,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
     let existing = get_str(db, key, ctx.now)?;
-    let current_len = existing.as_ref().map_or(0, |s| s.bytes.len());
+    let current_len = existing.as_ref().map_or(0, |s| s.bytes().len());
     if value.is_empty() {
         ctx.reply.int(current_len as i64);
         return Ok(());
@@ -540,7 +537,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     check_size(ctx.shared, end)?;
     let end = end as usize;
     let offset = offset as usize;
-    let mut buf = BytesMut::from(existing.map(|s| &s.bytes[..]).unwrap_or_default());
+    let mut buf = BytesMut::from(existing.map(|s| s.bytes()).unwrap_or_default());
     if buf.len() < end {
         buf.resize(end, 0);
     }
@@ -548,16 +545,12 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let len = buf.len();
     match get_str(db, key, ctx.now)? {
         Some(s) => {
-            s.bytes = buf.freeze();
-            s.form = Form::Raw;
+            *s = Str::new(buf.freeze(), Form::Raw);
             db.modified(key);
         }
         None => db.insert(
             Bytes::copy_from_slice(key),
-            Entry::new(Value::Str(Str {
-                bytes: buf.freeze(),
-                form: Form::Raw,
-            })),
+            Entry::new(Value::Str(Str::new(buf.freeze(), Form::Raw))),
         ),
     }
     ctx.reply.int(len as i64);

@@ -272,10 +272,10 @@ impl<'a> Reader<'a> {
         match ty {
             kind::STRING => {
                 let s = self.string()?;
-                Ok(Some(Value::Str(Str {
-                    bytes: Bytes::from(s.into_owned()),
-                    form: Form::Auto,
-                })))
+                Ok(Some(Value::Str(Str::new(
+                    Bytes::from(s.into_owned()),
+                    Form::Auto,
+                ))))
             }
             kind::LIST => {
                 let n = self.count(1)?;

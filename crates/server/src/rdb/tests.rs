@@ -18,7 +18,7 @@ enum V {
 
 fn v(value: &Value) -> V {
     match value {
-        Value::Str(s) => V::S(s.bytes.to_vec()),
+        Value::Str(s) => V::S(s.bytes().to_vec()),
         Value::List(l) => V::L(l.iter().map(|b| b.to_vec()).collect()),
     }
 }
@@ -37,13 +37,7 @@ fn flat(dbs: &[(usize, Vec<(Bytes, Entry)>)]) -> Vec<(usize, Vec<u8>, V, Option<
 }
 
 fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
-    Entry::with(
-        Value::Str(Str {
-            bytes: s.into(),
-            form: Form::Auto,
-        }),
-        expire_at,
-    )
+    Entry::with(Value::Str(Str::new(s.into(), Form::Auto)), expire_at)
 }
 
 fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Entry {

@@ -229,7 +229,7 @@ impl<'w, W: Write> Writer<'w, W> {
             Value::Str(s) => {
                 self.byte(kind::STRING)?;
                 self.string(key)?;
-                self.string(&s.bytes)
+                self.string(s.bytes())
             }
             Value::List(list) => {
                 self.byte(kind::LIST_QUICKLIST_2)?;
