@@ -192,6 +192,9 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                     }
                     continue;
                 }
+                // The destination's lazy DEL, if it expired, and the move
+                // reach replicas together, apart from the push before.
+                crate::repl::prop::begin_unit();
                 let dst_is_other_type = locked
                     .db(db, &dst)
                     .get(&dst, now)
@@ -216,10 +219,10 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 });
                 if crate::repl::prop::recording() {
                     let side = |left| if left { &b"LEFT"[..] } else { b"RIGHT" };
-                    crate::repl::prop::also(Op::new(
+                    crate::repl::prop::extend([Op::new(
                         Some(db),
                         &[b"LMOVE", key, &dst, side(from_left), side(to_left)],
-                    ));
+                    )]);
                 }
                 reply.bulk(&item);
                 waiter.send(Outcome::Reply(out));

@@ -426,6 +426,8 @@ struct Builder<'a> {
     nodes: Vec<Node>,
     pending: Vec<Elem<'a>>,
     size: usize,
+    /// The largest node to build.
+    limit: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -434,6 +436,7 @@ impl<'a> Builder<'a> {
             nodes: Vec::new(),
             pending: Vec::new(),
             size: 0,
+            limit: NODE_MAX,
         }
     }
 
@@ -448,7 +451,7 @@ impl<'a> Builder<'a> {
             return;
         }
         let need = entry_size(len);
-        if self.size + need > NODE_MAX {
+        if self.size + need > self.limit {
             self.flush();
         }
         self.size += need;
@@ -678,6 +681,19 @@ impl List {
         f(&mut items);
         self.len = self.len + items.len() - before;
         let mut builder = Builder::new();
+        // A node that outgrows the maximum splits in halves, as Redis's
+        // quicklist splits, so that each half has room for the next edits:
+        // a full node and a scrap would make one more node per edit.
+        let sizes = items
+            .iter()
+            .map(|e| e.bytes().len())
+            .filter(|&n| n < BIG)
+            .map(entry_size);
+        let (packed, largest) = sizes.fold((0, 0), |(sum, max), n| (sum + n, max.max(n)));
+        if packed > NODE_MAX {
+            // The first half takes at least half, so the rest fits one node.
+            builder.limit = (packed.div_ceil(2) + largest).min(NODE_MAX);
+        }
         items.into_iter().for_each(|item| builder.add(item));
         let mut new = builder.finish().into_iter();
         match new.next() {
@@ -696,12 +712,14 @@ impl List {
     pub(crate) fn remove_matching(&mut self, target: &[u8], limit: usize, front: bool) -> usize {
         let mut removed = 0;
         let count = self.nodes.len();
+        // The nodes that lost elements, as a range.
+        let (mut lo, mut hi) = (usize::MAX, 0);
         for step in 0..count {
             if removed == limit {
                 break;
             }
             let n = if front { step } else { count - 1 - step };
-            removed += match &mut self.nodes[n] {
+            let gone = match &mut self.nodes[n] {
                 Node::Big(b) if b[..] == *target => {
                     *b = Bytes::new();
                     1
@@ -709,16 +727,35 @@ impl List {
                 Node::Big(_) => 0,
                 Node::Packed(p) => p.remove_matching(target, limit - removed, front),
             };
+            if gone > 0 {
+                removed += gone;
+                (lo, hi) = (lo.min(n), hi.max(n));
+            }
         }
         if removed > 0 {
             self.len -= removed;
-            self.nodes.retain(|n| match n {
-                Node::Packed(p) => p.count > 0,
-                // An emptied big node (no element is both big and empty).
-                Node::Big(b) => !b.is_empty(),
-            });
+            self.repack(lo.saturating_sub(1), (hi + 1).min(count - 1));
         }
         removed
+    }
+
+    /// Packs the elements of nodes `lo..=hi` into as few nodes as they need,
+    /// without spare room: after LREM, so that nodes it thinned out give
+    /// their memory back and do not multiply.
+    fn repack(&mut self, lo: usize, hi: usize) {
+        let old: Vec<Node> = self.nodes.drain(lo..=hi).collect();
+        let mut builder = Builder::new();
+        for node in &old {
+            match node {
+                Node::Packed(p) => p.iter().for_each(|e| builder.add(Elem::Old(e))),
+                // An emptied big node (no element is both big and empty).
+                Node::Big(b) if b.is_empty() => {}
+                Node::Big(b) => builder.add(Elem::New(b.clone())),
+            }
+        }
+        for (j, node) in builder.finish().into_iter().enumerate() {
+            self.nodes.insert(lo + j, node);
+        }
     }
 
     /// Keeps elements `a..=b` only (both within the list).
@@ -877,6 +914,74 @@ mod tests {
         assert_eq!(popped.as_ptr(), big.as_ptr());
         assert_eq!(list.pop(true).as_deref(), Some(&b"x"[..]));
         assert!(list.is_empty());
+    }
+
+    /// Bytes of buffer a list holds, in packed nodes.
+    fn capacity(list: &List) -> usize {
+        list.nodes
+            .iter()
+            .map(|n| match n {
+                Node::Packed(p) => p.buf.len(),
+                Node::Big(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Edits that overflow full nodes split them in halves: the node count
+    /// stays proportional to the data, not to the number of edits.
+    #[test]
+    fn growing_edits_keep_nodes_few() {
+        let mut list = List::new();
+        for _ in 0..20_000 {
+            list.push(false, &[b'a'; 10]);
+        }
+        for i in 0..20_000 {
+            list.set(i, Bytes::from_static(&[b'b'; 20]));
+        }
+        // Nodes split in halves are at least about half full.
+        let half_full = |bytes: usize| bytes / (NODE_MAX / 2) * 5 / 4 + 2;
+        assert!(
+            list.node_count() <= half_full(20_000 * 22),
+            "{} nodes",
+            list.node_count()
+        );
+        assert!(list.iter().all(|e| e == [b'b'; 20]));
+        let mut list = List::new();
+        for _ in 0..2_000 {
+            list.push(false, &[b'a'; 10]);
+        }
+        for _ in 0..20_000 {
+            list.insert(5, Bytes::from_static(&[b'y'; 10]));
+        }
+        assert!(
+            list.node_count() <= half_full(22_000 * 12),
+            "{} nodes",
+            list.node_count()
+        );
+        assert_eq!(list.len(), 22_000);
+    }
+
+    /// LREM gives back the room of the elements it removes.
+    #[test]
+    fn removals_give_memory_back() {
+        let mut list = List::new();
+        for i in 0..100_000 {
+            let e: &[u8] = if i % 1000 == 0 { b"keep" } else { b"drop" };
+            list.push(false, e);
+        }
+        assert_eq!(list.remove_matching(b"drop", usize::MAX, true), 99_900);
+        assert_eq!(list.len(), 100);
+        assert!(list.iter().all(|e| e == b"keep"));
+        assert_eq!(list.node_count(), 1);
+        assert!(capacity(&list) < 1024, "{} bytes", capacity(&list));
+        // From the back, with a limit: only the nodes it touched are
+        // repacked.
+        let mut list = List::new();
+        for _ in 0..100_000 {
+            list.push(false, b"x");
+        }
+        assert_eq!(list.remove_matching(b"x", 10, false), 10);
+        assert_eq!(list.len(), 99_990);
     }
 
     /// An operation on a list and on a `VecDeque` model.

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
     pub(crate) max_bulk_len: AtomicI64,
+    /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
     /// which commands that may grow memory are refused. Read once per
     /// batch. Ember evicts nothing, so other policies set no limit.
@@ -418,6 +420,7 @@ pub async fn run_on(
         shutdown: Shutdown::new(),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
+        active_expire: std::sync::atomic::AtomicBool::new(true),
         memory_limit: AtomicU64::new(0),
         used_memory: AtomicU64::new(0),
         persistence: Arc::default(),
@@ -606,7 +609,7 @@ async fn active_expire(shared: Arc<Shared>) {
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.
         // A replica leaves expiry to its master's DELs.
-        if shared.repl.read_only() {
+        if shared.repl.read_only() || !shared.active_expire.load(Ordering::Relaxed) {
             continue;
         }
         let mut shards = Shards::new(&shared.keyspace);

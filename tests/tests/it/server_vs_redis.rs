@@ -678,6 +678,8 @@ fn hand_written_cases_match_redis() {
             "LPOS l a",
             "LPOS l a RANK 2",
             "LPOS l a RANK -1",
+            "LPOS l a RANK -9223372036854775808",
+            "LPOS l a RANK 9223372036854775807",
             "LPOS l a COUNT 0",
             "LPOS l a COUNT 2",
             "LPOS l a COUNT 2 RANK -1",

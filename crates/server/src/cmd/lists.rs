@@ -326,7 +326,13 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     } else {
         (maxlen as usize).min(len)
     };
-    let mut skip = rank.unsigned_abs().saturating_sub(1);
+    // Redis negates RANK in a C `long`; the most negative rank stays
+    // negative there and takes the first match from the tail.
+    let mut skip = if rank == i64::MIN {
+        0
+    } else {
+        rank.unsigned_abs() - 1
+    };
     let mut found = Vec::new();
     let items = if rank > 0 {
         list.iter()

@@ -548,10 +548,19 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         // on, since each connection has its own task.
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
         ctx.reply.ok();
-    } else if eq(sub, "log")
-        || eq(sub, "set-active-expire")
-        || eq(sub, "quicklist-packed-threshold")
-    {
+    } else if eq(sub, "set-active-expire") && req.len() == 3 {
+        // Redis reads it with atoi: anything but a leading non-zero number
+        // turns it off.
+        let digits = req[2]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(req[2].len());
+        let on = resp::parse_int(&req[2][..digits]).is_some_and(|n| n != 0);
+        ctx.shared
+            .active_expire
+            .store(on, Ordering::Relaxed);
+        ctx.reply.ok();
+    } else if eq(sub, "log") || eq(sub, "quicklist-packed-threshold") {
         // Accepted for the test suite's sake; they change nothing here.
         ctx.reply.ok();
     } else {

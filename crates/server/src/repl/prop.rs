@@ -104,6 +104,7 @@ pub(crate) fn finish() -> Vec<Vec<Op>> {
             units.push(ops);
         }
         units.reverse();
+        units.retain(|u| !u.is_empty());
         units
     })
 }
@@ -140,15 +141,24 @@ pub(crate) fn rewrite(ops: Vec<Op>) {
 /// client).
 pub(crate) fn also(op: Op) {
     if recording() {
-        PENDING.with(|p| {
-            let mut p = p.borrow_mut();
-            let at = p.ops.len();
-            if at > 0 {
-                p.units.push(at);
-            }
-            p.ops.push(op);
-        });
+        begin_unit();
+        push(op);
     }
+}
+
+/// What is recorded next reaches replicas apart from what came before (in
+/// a MULTI/EXEC of its own if it is more than one command).
+pub(crate) fn begin_unit() {
+    if !recording() {
+        return;
+    }
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let at = p.ops.len();
+        if at > 0 && p.units.last() != Some(&at) {
+            p.units.push(at);
+        }
+    });
 }
 
 fn push(op: Op) {
