@@ -151,6 +151,9 @@ const MAX_CHAIN: usize = 64;
 
 fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: usize) {
     loop {
+        // What serving does (a pop, or the DEL of a key found expired)
+        // reaches replicas apart from the command that made the key ready.
+        crate::repl::prop::begin_unit();
         let Some(waiter) = next_waiter(locked.db(db, key), key, now) else {
             return;
         };

@@ -658,10 +658,8 @@ fn ember_cli_bulk_load_through_the_cluster() {
     }
     input.push_str("\n   \nGET \"unbalanced\nINCR bulk:0\nMGET bulk:1 nothing bulk:2\n");
     let args = ["--replica", &groups[0], "--replica", &groups[1]];
-    let start = Instant::now();
     let (code, out, err) = ember_cli(&args, input.as_bytes());
     assert_eq!(code, 0, "{err}");
-    assert!(start.elapsed() < Duration::from_secs(20));
     let lines: Vec<&str> = out.lines().collect();
     for i in 0..n {
         assert_eq!(lines[2 * i], "OK", "line {}", 2 * i);

@@ -816,3 +816,68 @@ fn replication_stream_matches_redis() {
         "redis sent:\n{theirs:#?}\nember sent:\n{ours:#?}"
     );
 }
+
+/// Blocked clients woken for keys that expired meanwhile: the pop they
+/// cannot make leaves the key's DEL in the stream, after the command that
+/// woke them and apart from it, as Redis sends it.
+#[test]
+fn expired_keys_met_by_blocked_clients_stream_like_redis() {
+    use std::io::Write;
+    let redis = RedisServer::start(&["--enable-debug-command", "yes"]);
+    let ember = EmberServer::start(&[]);
+    let mut streams = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let (mut s, mut buf) = attach_to_stream(addr);
+        let mut c = conn(addr);
+        let mut watcher = conn(addr);
+        let blocked = |watcher: &mut Connection, n: &str| {
+            eventually("a blocked client", || {
+                info_field(watcher, "clients", "blocked_clients") == n
+            });
+        };
+        cmd::<()>(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        // SWAPDB brings in a list that has expired.
+        cmd::<()>(&mut c, &["SELECT", "1"]);
+        cmd::<i64>(&mut c, &["RPUSH", "k", "hello"]);
+        cmd::<i64>(&mut c, &["PEXPIRE", "k", "50"]);
+        let mut rd = ember_tests::connect(addr);
+        rd.write_all(
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n9\r\n*3\r\n$5\r\nBRPOP\r\n$1\r\nk\r\n$1\r\n0\r\n",
+        )
+        .expect("send BRPOP");
+        assert_eq!(&ember_tests::read_reply(&mut rd)[..], b"+OK\r\n");
+        blocked(&mut watcher, "1");
+        std::thread::sleep(Duration::from_millis(80));
+        cmd::<()>(&mut c, &["SWAPDB", "1", "9"]);
+        drop(rd);
+        blocked(&mut watcher, "0");
+        // A transaction pushes, sets a deadline and outlives it.
+        cmd::<()>(&mut c, &["SELECT", "0"]);
+        let mut rd = ember_tests::connect(addr);
+        rd.write_all(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nm\r\n$1\r\n0\r\n")
+            .expect("send BRPOP");
+        blocked(&mut watcher, "1");
+        redis::pipe()
+            .atomic()
+            .cmd("RPUSH")
+            .arg("m")
+            .arg("hello")
+            .cmd("PEXPIRE")
+            .arg("m")
+            .arg(50)
+            .cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(0.1)
+            .query::<redis::Value>(&mut c)
+            .expect("transaction");
+        drop(rd);
+        blocked(&mut watcher, "0");
+        cmd::<()>(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        cmd::<()>(&mut c, &["SET", "end", "1"]);
+        streams.push(read_stream(&mut s, &mut buf, "end"));
+    }
+    assert_eq!(
+        streams[0], streams[1],
+        "redis sent the first, ember the second"
+    );
+}

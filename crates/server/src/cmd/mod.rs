@@ -615,6 +615,7 @@ pub(crate) fn execute(
     // A write recorded for replicas holds its keys until what it changed is
     // in the stream.
     if let Some(mut locked) = ctx.shards.release() {
+        let now = serving_time(now);
         for (db, key) in locked.take_ready() {
             crate::blocking::serve(&mut locked, db, &key, now);
         }
@@ -630,6 +631,18 @@ pub(crate) fn execute(
         After::Replica
     } else {
         After::Continue
+    }
+}
+
+/// When clients blocked on keys a command made ready are served after it:
+/// then, as Redis serves them, so that a transaction that slept past a
+/// deadline it set leaves them an expired key rather than an element. A
+/// master's stream (`now` of `i64::MIN`) keeps its clock stopped.
+pub(crate) fn serving_time(now: i64) -> i64 {
+    if now == i64::MIN {
+        now
+    } else {
+        crate::server::now_ms()
     }
 }
 

@@ -556,9 +556,7 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .position(|b| !b.is_ascii_digit())
             .unwrap_or(req[2].len());
         let on = resp::parse_int(&req[2][..digits]).is_some_and(|n| n != 0);
-        ctx.shared
-            .active_expire
-            .store(on, Ordering::Relaxed);
+        ctx.shared.active_expire.store(on, Ordering::Relaxed);
         ctx.reply.ok();
     } else if eq(sub, "log") || eq(sub, "quicklist-packed-threshold") {
         // Accepted for the test suite's sake; they change nothing here.
