@@ -614,6 +614,16 @@ impl Db {
         self.map.iter().nth(n).map(|s| &s.key[..])
     }
 
+    /// The keys past their deadline, still in the table.
+    pub(crate) fn expired_keys(&self, now: i64) -> Vec<Key> {
+        self.volatile
+            .keys
+            .iter()
+            .filter(|k| self.is_stale(k, now))
+            .cloned()
+            .collect()
+    }
+
     /// Deletes sampled expired keys: up to `samples` keys with a deadline,
     /// chosen at random. Returns (sampled, expired).
     pub(crate) fn expire_sample(
@@ -638,7 +648,7 @@ impl Db {
 }
 
 /// The keys with a deadline, in a form that can be sampled at random in
-/// O(1): a vector of keys (`Bytes` sharing the table's key storage) and,
+/// O(1): a vector of keys (copies, inline for keys of up to 24 bytes) and,
 /// to find a key's place in it, a table of positions that compares through
 /// the vector. About 40 bytes per key with a deadline.
 #[derive(Debug, Default)]

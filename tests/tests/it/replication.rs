@@ -652,6 +652,19 @@ fn read_stream(
     }
 }
 
+/// Sorts the lines that start with `prefix` among their own places, for
+/// deletions a server makes in an order of its own.
+fn sort_lines(stream: &mut [String], prefix: &str) {
+    let at: Vec<usize> = (0..stream.len())
+        .filter(|&i| stream[i].starts_with(prefix))
+        .collect();
+    let mut lines: Vec<String> = at.iter().map(|&i| stream[i].clone()).collect();
+    lines.sort();
+    for (&i, line) in at.iter().zip(lines) {
+        stream[i] = line;
+    }
+}
+
 /// What a master sends its replicas for each kind of write — effects, not
 /// the commands' text — compared command by command with redis-server's
 /// stream for the same writes.
@@ -793,14 +806,7 @@ fn replication_stream_matches_redis() {
         run(&mut c, "SET end 1");
         let mut stream = read_stream(&mut s, &mut buf, "end");
         // The expiry cycle samples keys in no particular order.
-        let at: Vec<usize> = (0..stream.len())
-            .filter(|&i| stream[i].starts_with("del gone"))
-            .collect();
-        let mut gone: Vec<String> = at.iter().map(|&i| stream[i].clone()).collect();
-        gone.sort();
-        for (&i, line) in at.iter().zip(gone) {
-            stream[i] = line;
-        }
+        sort_lines(&mut stream, "del gone");
         streams.push(stream);
     }
     let (theirs, ours) = (&streams[0], &streams[1]);
@@ -817,11 +823,12 @@ fn replication_stream_matches_redis() {
     );
 }
 
-/// Blocked clients woken for keys that expired meanwhile: the pop they
-/// cannot make leaves the key's DEL in the stream, after the command that
-/// woke them and apart from it, as Redis sends it.
+/// Expired keys met by blocked clients woken for them (the pop they
+/// cannot make leaves the key's DEL, after the command that woke them and
+/// apart from it), by SCAN and by RANDOMKEY: the DELs reach replicas as
+/// Redis sends them.
 #[test]
-fn expired_keys_met_by_blocked_clients_stream_like_redis() {
+fn expired_keys_met_by_blocked_clients_and_scans_stream_like_redis() {
     use std::io::Write;
     let redis = RedisServer::start(&["--enable-debug-command", "yes"]);
     let ember = EmberServer::start(&[]);
@@ -872,9 +879,26 @@ fn expired_keys_met_by_blocked_clients_stream_like_redis() {
             .expect("transaction");
         drop(rd);
         blocked(&mut watcher, "0");
+        // SCAN and RANDOMKEY delete the expired keys they meet, each DEL
+        // on its own.
+        cmd::<()>(&mut c, &["SELECT", "2"]);
+        for key in ["s1", "s2", "r1", "r2"] {
+            cmd::<()>(&mut c, &["SET", key, "v", "PX", "1"]);
+            if key == "s2" {
+                std::thread::sleep(Duration::from_millis(20));
+                let (next, keys): (String, Vec<String>) = cmd(&mut c, &["SCAN", "0"]);
+                assert_eq!((next.as_str(), keys.len()), ("0", 0));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(cmd::<Option<String>>(&mut c, &["RANDOMKEY"]), None);
         cmd::<()>(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
         cmd::<()>(&mut c, &["SET", "end", "1"]);
-        streams.push(read_stream(&mut s, &mut buf, "end"));
+        let mut stream = read_stream(&mut s, &mut buf, "end");
+        // Each server meets the keys in an order of its own.
+        sort_lines(&mut stream, "del s");
+        sort_lines(&mut stream, "del r");
+        streams.push(stream);
     }
     assert_eq!(
         streams[0], streams[1],

@@ -106,10 +106,19 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard_id = cursor as usize;
     let mut found = Vec::new();
     while shard_id < SHARDS && (found.len() as i64) < count {
-        let shard = ctx.shards.lock_shard(shard_id);
+        let mut shard = ctx.shards.lock_shard(shard_id);
+        let db = &mut shard.dbs[ctx.client.db];
+        // Expired keys SCAN meets are deleted, as Redis's SCAN deletes them.
+        let expired = db.expired_keys(ctx.now);
+        if !expired.is_empty() {
+            deleting_expired(ctx.shared, db, |db| {
+                for key in &expired {
+                    db.get(key, ctx.now);
+                }
+            });
+        }
         found.extend(
-            shard.dbs[ctx.client.db]
-                .iter(ctx.now)
+            db.iter(ctx.now)
                 .filter(|(k, _)| pattern.is_none_or(|p| crate::glob::matches(p, k, false)))
                 .filter(|(_, e)| type_filter.is_none_or(|t| eq(t, e.value.type_name())))
                 .map(|(k, _)| crate::db::Key::from_slice(k)),
@@ -135,13 +144,38 @@ pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let start = rng.below(SHARDS).unwrap_or(0);
     for i in 0..SHARDS {
         let mut shard = ctx.shards.lock_shard((start + i) % SHARDS);
-        if let Some(key) = shard.dbs[ctx.client.db].random_key(ctx.now, &mut rng) {
+        let db = &mut shard.dbs[ctx.client.db];
+        let now = ctx.now;
+        if let Some(key) = deleting_expired(ctx.shared, db, |db| db.random_key(now, &mut rng)) {
             ctx.reply.bulk(&key);
             return Ok(());
         }
     }
     ctx.reply.null();
     Ok(())
+}
+
+/// Runs `f`, which may delete expired keys of `db` (its shard locked by
+/// the caller), for a command that names no keys (SCAN, RANDOMKEY). On a
+/// master with replicas each deletion reaches them as a DEL of its own,
+/// as Redis sends them (never inside a MULTI/EXEC); a replica only hides
+/// them, leaving the DELs to its master.
+fn deleting_expired<R>(
+    shared: &crate::server::Shared,
+    db: &mut crate::db::Db,
+    f: impl FnOnce(&mut crate::db::Db) -> R,
+) -> R {
+    use crate::repl::prop;
+    let own = db.hide_expired && !prop::recording() && !shared.repl.is_replica();
+    if own {
+        prop::start();
+    }
+    let result = f(db);
+    if own {
+        let dels = prop::finish().into_iter().flatten();
+        shared.repl.append_units(dels.map(|op| vec![op]).collect());
+    }
+    result
 }
 
 fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
