@@ -463,13 +463,15 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     use rustc_apfloat::Float;
     let key = &req[1];
-    let by = longdouble::parse(&req[2]).ok_or(CmdError::NotFloat)?;
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
+    // Redis checks the key's type and value before the increment (INCRBY
+    // checks its increment first).
     let current = match get_str(db, key, ctx.now)? {
         Some(s) => longdouble::parse(s.bytes()).ok_or(CmdError::NotFloat)?,
         None => longdouble::LongDouble::ZERO,
     };
+    let by = longdouble::parse(&req[2]).ok_or(CmdError::NotFloat)?;
     let new = longdouble::add(current, by);
     if new.is_nan() || new.is_infinite() {
         return Err(CmdError::other(
