@@ -805,14 +805,6 @@ impl List {
     }
 }
 
-impl<'a> FromIterator<&'a [u8]> for List {
-    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> List {
-        let mut list = List::new();
-        iter.into_iter().for_each(|e| list.push(false, e));
-        list
-    }
-}
-
 enum NodeIter<'a> {
     Packed(PackedIter<'a>),
     Big(Option<&'a [u8]>),

@@ -519,13 +519,7 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
     // send only what it missed.
     let replica = !shared.config_get("replicaof").is_empty();
     if replica && let (Some(id), Some(offset)) = (&loaded.repl_id, loaded.repl_offset) {
-        let db = loaded
-            .aux
-            .iter()
-            .find(|(k, _)| &k[..] == b"repl-stream-db")
-            .and_then(|(_, v)| resp::parse_int(v))
-            .and_then(|db| usize::try_from(db).ok())
-            .unwrap_or(0);
+        let db = loaded.stream_db();
         shared.repl.resume(id.clone(), offset, db);
     }
     let now = now_ms();
@@ -618,27 +612,20 @@ async fn active_expire(shared: Arc<Shared>) {
             let mut shard = shards.lock_shard(next_shard);
             // Feeding replicas, deletions reach the stream while the shard
             // is still locked.
-            let feeding = shared.keyspace.feeding();
-            if feeding {
-                crate::repl::prop::start();
-            }
-            for db in shard.dbs.iter_mut() {
-                loop {
-                    let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
-                    shared
-                        .stats
-                        .expired_keys
-                        .fetch_add(expired as u64, Ordering::Relaxed);
-                    if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
-                        break;
+            shared.repl.expiring(shared.keyspace.feeding(), || {
+                for db in shard.dbs.iter_mut() {
+                    loop {
+                        let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
+                        shared
+                            .stats
+                            .expired_keys
+                            .fetch_add(expired as u64, Ordering::Relaxed);
+                        if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
+                            break;
+                        }
                     }
                 }
-            }
-            if feeding {
-                // Each deletion on its own, not wrapped in MULTI/EXEC.
-                let dels = crate::repl::prop::finish().into_iter().flatten();
-                shared.repl.append_units(dels.map(|op| vec![op]).collect());
-            }
+            });
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;
             if started.elapsed() > BUDGET {

@@ -155,27 +155,16 @@ pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     Ok(())
 }
 
-/// Runs `f`, which may delete expired keys of `db` (its shard locked by
-/// the caller), for a command that names no keys (SCAN, RANDOMKEY). On a
-/// master with replicas each deletion reaches them as a DEL of its own,
-/// as Redis sends them (never inside a MULTI/EXEC); a replica only hides
-/// them, leaving the DELs to its master.
+/// Runs `f`, which may delete expired keys of `db`, for a command that
+/// names no keys (SCAN, RANDOMKEY): a master with replicas sends each DEL on
+/// its own; a replica only hides them, leaving the DELs to its master.
 fn deleting_expired<R>(
     shared: &crate::server::Shared,
     db: &mut crate::db::Db,
     f: impl FnOnce(&mut crate::db::Db) -> R,
 ) -> R {
-    use crate::repl::prop;
-    let own = db.hide_expired && !prop::recording() && !shared.repl.is_replica();
-    if own {
-        prop::start();
-    }
-    let result = f(db);
-    if own {
-        let dels = prop::finish().into_iter().flatten();
-        shared.repl.append_units(dels.map(|op| vec![op]).collect());
-    }
-    result
+    let record = db.hide_expired && !crate::repl::prop::recording() && !shared.repl.is_replica();
+    shared.repl.expiring(record, || f(db))
 }
 
 fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {

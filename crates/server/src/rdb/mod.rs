@@ -270,6 +270,17 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// `repl-stream-db`: the database the master's stream had selected when
+    /// the file was written (0 if the file does not say).
+    pub(crate) fn stream_db(&self) -> usize {
+        self.aux
+            .iter()
+            .find(|(k, _)| &k[..] == b"repl-stream-db")
+            .and_then(|(_, v)| resp::parse_int(v))
+            .and_then(|db| usize::try_from(db).ok())
+            .unwrap_or(0)
+    }
+
     /// Number of keys in every database.
     pub(crate) fn len(&self) -> usize {
         self.dbs.iter().map(|(_, keys)| keys.len()).sum()

@@ -352,7 +352,7 @@ impl Repl {
 
     /// Appends units of commands, each wrapped in MULTI/EXEC if it holds
     /// more than one.
-    pub(crate) fn append_units(&self, units: Vec<Vec<Op>>) {
+    fn append_units(&self, units: Vec<Vec<Op>>) {
         if units.iter().all(Vec::is_empty) {
             return;
         }
@@ -391,6 +391,23 @@ impl Repl {
         backlog.trim(st.offset, keep_from);
         drop(units);
         self.data.notify_waiters();
+    }
+
+    /// Runs `f`, which may delete expired keys outside a command's own
+    /// recording (the expiry cycle, SCAN, RANDOMKEY), the caller holding
+    /// the shards it deletes from. With `record`, each deletion reaches
+    /// replicas as a DEL of its own, as Redis sends them, never inside a
+    /// MULTI/EXEC.
+    pub(crate) fn expiring<R>(&self, record: bool, f: impl FnOnce() -> R) -> R {
+        if record {
+            prop::start();
+        }
+        let result = f();
+        if record {
+            let dels = prop::finish().into_iter().flatten();
+            self.append_units(dels.map(|op| vec![op]).collect());
+        }
+        result
     }
 
     /// Appends what the running command recorded, if it records; returns

@@ -353,13 +353,7 @@ async fn full_resync(
         let loaded =
             rdb::read(&payload).map_err(|e| format!("cannot load the master's RDB: {e}"))?;
         let parsed = started.elapsed();
-        let stream_db = loaded
-            .aux
-            .iter()
-            .find(|(k, _)| &k[..] == b"repl-stream-db")
-            .and_then(|(_, v)| resp::parse_int(v))
-            .and_then(|db| usize::try_from(db).ok())
-            .unwrap_or(0);
+        let stream_db = loaded.stream_db();
         // Installed as one step with the new history, and only if this
         // link still stands (REPLICAOF may have moved on meanwhile).
         let _paused = shared.repl.pause_apply();
