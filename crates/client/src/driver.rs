@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use resp::Frame;
 use route::{
-    Command, Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, Token, Topology,
+    Command, Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, SeqHasher,
+    Token, Topology,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -141,7 +142,7 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Msg>,
     rx_closed: bool,
     /// Callers waiting, by request.
-    pending: HashMap<RequestId, Reply, BuildHasherDefault<IdHasher>>,
+    pending: HashMap<RequestId, Reply, BuildHasherDefault<SeqHasher>>,
     timer: Pin<Box<Sleep>>,
     /// The instant `timer` is set to, if it is armed.
     armed: Option<Instant>,
@@ -157,27 +158,6 @@ struct Driver {
     /// Whether the last poll put off writing what it encoded, to let the
     /// callers that are ready run first and add their commands.
     deferred: bool,
-}
-
-/// Request ids are a counter: a multiplication spreads them well enough,
-/// for a fraction of SipHash's cost.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// `Client::connect` waits until every node's first connection opened or

@@ -69,11 +69,12 @@ macro_rules! display {
 
 display!(NodeId "node", GroupId "group", ShardId "shard", RequestId "request", Epoch "epoch");
 
-/// Hashes the router's counters (request ids, token numbers): a
-/// multiplication spreads consecutive numbers well enough, for a fraction of
-/// SipHash's cost, and nobody outside chooses them.
+/// Hashes the router's counters (request ids, token numbers), for maps
+/// keyed by them (`BuildHasherDefault<SeqHasher>`): a multiplication spreads
+/// consecutive numbers well enough, for a fraction of SipHash's cost, and
+/// nobody outside chooses them.
 #[derive(Debug, Default)]
-pub(crate) struct SeqHasher(u64);
+pub struct SeqHasher(u64);
 
 impl Hasher for SeqHasher {
     fn finish(&self) -> u64 {

@@ -83,7 +83,7 @@ pub use command::{Block, CommandInfo, KeySpec, Reduce, Route, commands, lookup, 
 pub use config::{Backoff, Config, ReadPreference, WritePolicy};
 pub use error::{Failure, GroupOutcome, Outcome, RouteError};
 pub use hash::{hash_tag, jump, key_hash};
-pub use id::{Epoch, GroupId, NodeId, RequestId, ShardId, Token};
+pub use id::{Epoch, GroupId, NodeId, RequestId, SeqHasher, ShardId, Token};
 pub use plan::{Merge, Part, Plan, Target, plan, plan_transaction};
 pub use router::{Command, Event, Router, Transmit};
 pub use topology::Topology;
