@@ -6,12 +6,13 @@
 //! the `redis` crate is `src/bin/client-vs-redis.rs`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput};
 use resp::Frame;
 use route::{Config, Event, Merge, Router, Topology, plan};
+
+mod common;
 
 /// A topology of `groups` groups of `shards` made-up nodes.
 fn topology(groups: usize, shards: usize) -> Topology {
@@ -143,19 +144,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    let c = Criterion::default();
-    if std::env::var_os("EMBER_BENCH_QUICK").is_some() {
-        c.warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1))
-    } else {
-        c
-    }
-}
-
 criterion::criterion_group! {
     name = client;
-    config = config();
+    config = common::config();
     targets = benches
 }
 criterion::criterion_main!(client);

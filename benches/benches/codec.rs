@@ -5,12 +5,13 @@
 //! `EMBER_BENCH_QUICK=1` for a shorter run.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use ember_benches::{big_bulk, bulk_array, set_pipeline};
 use resp::{Decoder, RequestDecoder};
+
+mod common;
 
 /// Decodes every frame in `buf` with ember-resp; returns the frame count.
 fn ember_all(decoder: &mut Decoder, buf: &mut BytesMut) -> usize {
@@ -180,19 +181,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    let c = Criterion::default();
-    if std::env::var_os("EMBER_BENCH_QUICK").is_some() {
-        c.warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1))
-    } else {
-        c
-    }
-}
-
 criterion::criterion_group! {
     name = codec;
-    config = config();
+    config = common::config();
     targets = benches
 }
 criterion::criterion_main!(codec);
