@@ -120,6 +120,9 @@ pub struct Config {
     pub backoff: Backoff,
     /// The seed of the jitter: the same seed gives the same waits.
     pub seed: u64,
+    /// Self-healing: where the fleet keeps its markers and hints (see
+    /// [`Trust`](crate::Trust)). `None` takes every node's data on trust.
+    pub healing: Option<crate::Healing>,
 }
 
 impl Default for Config {
@@ -131,6 +134,7 @@ impl Default for Config {
             failure_threshold: 3,
             backoff: Backoff::default(),
             seed: 0,
+            healing: None,
         }
     }
 }

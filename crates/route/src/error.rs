@@ -126,6 +126,15 @@ pub enum Failure {
     Reset,
     /// The node was marked down, so it was not tried. Reported by the router.
     Down,
+    /// The node answered that it cannot serve now (`-LOADING`,
+    /// `-MASTERDOWN`, `-READONLY`, `-BUSY`).
+    Unready,
+    /// The node is being repaired, so it was not tried. Reported by the
+    /// router.
+    Repairing,
+    /// The node missed a write to the key (and is not repaired yet), so it
+    /// was not asked. Reported by the router.
+    Stale,
 }
 
 impl fmt::Display for Failure {
@@ -137,6 +146,9 @@ impl fmt::Display for Failure {
             Failure::Timeout => "timed out",
             Failure::Reset => "connection reset after a timeout",
             Failure::Down => "marked down",
+            Failure::Unready => "cannot serve now",
+            Failure::Repairing => "being repaired",
+            Failure::Stale => "missed writes to the key",
         })
     }
 }

@@ -78,6 +78,7 @@ mod id;
 mod plan;
 mod router;
 mod topology;
+mod trust;
 
 pub use command::{Block, CommandInfo, KeySpec, Reduce, Route, commands, lookup, resolve};
 pub use config::{Backoff, Config, ReadPreference, WritePolicy};
@@ -87,3 +88,7 @@ pub use id::{Epoch, GroupId, NodeId, RequestId, SeqHasher, ShardId, Token};
 pub use plan::{Merge, Part, Plan, Target, plan, plan_transaction};
 pub use router::{Command, Event, Router, Transmit};
 pub use topology::Topology;
+pub use trust::{
+    Doubt, Healing, Identity, MARKER, PREFIX, Trust, hint_key, is_empty_answer, is_unready,
+    lock_key, resync_key,
+};

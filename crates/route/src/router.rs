@@ -21,6 +21,7 @@ use crate::config::SplitMix64;
 use crate::error::{Failure, GroupOutcome, Outcome};
 use crate::id::SeqHasher;
 use crate::plan::{Merge, Planned, Target, plan_request, plan_transaction};
+use crate::trust::{self, Doubt, Identity, Trust};
 use crate::{
     Config, Epoch, GroupId, NodeId, ReadPreference, RequestId, RouteError, ShardId, Token, Topology,
 };
@@ -124,6 +125,14 @@ pub enum Event {
         /// The epoch of the connection to open next.
         epoch: Epoch,
     },
+    /// What the router believes of a node's data changed (see [`Trust`]).
+    /// A node that became [`Trust::Unverified`] while up wants a repair.
+    Trust {
+        /// The node.
+        node: NodeId,
+        /// What it is now.
+        trust: Trust,
+    },
 }
 
 /// The sans-I/O core of the distributed client.
@@ -188,6 +197,18 @@ struct Node {
     failures: u32,
     health: Health,
     latency: Option<Duration>,
+    trust: Trust,
+    /// The `run_id` of the node's process, as its last connection said.
+    run_id: Option<Bytes>,
+    /// Whether it missed a write of this router's since it was last
+    /// verified, and which keys (all of them once there are too many to
+    /// keep, or the write had none): its answers for those are not taken
+    /// even as a last resort.
+    missed: bool,
+    missed_keys: std::collections::HashSet<Bytes>,
+    missed_all: bool,
+    /// Whether a marker for its `run_id` is on its way (adoption).
+    marking: bool,
     /// `(deadline, sub)` of the node's commands that do not block, in the
     /// order they were sent. They share one connection, which answers in
     /// that order, and one timeout, so this is soonest first too and the
@@ -295,6 +316,11 @@ enum Mode {
         /// The candidates that failed or were down, in order. The attempt
         /// in flight, if any, is number `failed.len()`.
         failed: Vec<GroupOutcome>,
+        /// The candidate in flight.
+        current: Option<(GroupId, NodeId)>,
+        /// An empty answer from a node that was not verified: the answer if
+        /// no other replica has a better one.
+        fallback: Option<Frame>,
     },
     /// Every group at once.
     Write {
@@ -317,6 +343,15 @@ enum Candidates {
 }
 
 impl Candidates {
+    /// How many there are.
+    fn len(&self, topology: &Topology) -> usize {
+        match self {
+            Candidates::Rotated { .. } => topology.groups() as usize,
+            Candidates::Listed(list) => list.len(),
+            Candidates::Node(..) => 1,
+        }
+    }
+
     /// Candidate `i` for `shard`.
     fn get(&self, i: usize, shard: ShardId, topology: &Topology) -> Option<(GroupId, NodeId)> {
         match self {
@@ -378,9 +413,15 @@ struct Sub {
     next: u64,
     end: u64,
     blocking: bool,
+    /// A write's commands, to say what the node missed if it fails.
+    write: Option<Commands>,
+    /// Whether a reply of the run (a transaction's `QUEUED`...) was an
+    /// error, and whether one was a "cannot serve now" error.
+    flawed: bool,
+    unready: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Owner {
     /// `slot` numbers the part's attempt (reads) or is its group (writes).
     Part {
@@ -389,6 +430,10 @@ enum Owner {
         slot: usize,
     },
     Probe,
+    /// A hint of a missed write, left on a peer; its answer changes nothing.
+    Hint,
+    /// Marks the node as holding its shard's data (`run_id`).
+    Mark(Bytes),
 }
 
 impl Router {
@@ -400,6 +445,16 @@ impl Router {
                 failures: 0,
                 health: Health::Up,
                 latency: None,
+                // Without self-healing every node is taken on trust.
+                trust: match config.healing {
+                    Some(_) => Trust::Unknown,
+                    None => Trust::Verified,
+                },
+                run_id: None,
+                missed: false,
+                missed_keys: Default::default(),
+                missed_all: false,
+                marking: false,
                 deadlines: VecDeque::new(),
             })
             .collect();
@@ -486,6 +541,8 @@ impl Router {
                 next: 0,
                 forced: true,
                 failed: Vec::new(),
+                current: None,
+                fallback: None,
             },
         };
         Ok(self.start_parts(now, Parts::One(part), Merge::Single))
@@ -506,6 +563,10 @@ impl Router {
         }
         if token.seq + 1 < sub.end {
             // A transaction's `+OK` or `+QUEUED`: `EXEC` answers for all.
+            if frame.is_error() {
+                sub.flawed = true;
+                sub.unready |= trust::is_unready(&frame);
+            }
             sub.next += 1;
             return;
         }
@@ -516,18 +577,124 @@ impl Router {
         if !sub.blocking {
             self.sample_latency(node, now.saturating_duration_since(sub.sent_at));
         }
+        let unready = sub.unready || trust::is_unready(&frame);
+        if self.config.healing.is_some()
+            && matches!(&frame, Frame::Error(t) if t.starts_with(b"LOADING "))
+        {
+            self.doubt(node, Doubt::Loading);
+        }
         match sub.owner {
             // A node answering `PING` with an error (`-LOADING`) is not back.
             Owner::Probe if frame.is_error() => self.count_failure(now, node),
-            Owner::Probe => self.node_alive(node),
+            Owner::Probe | Owner::Hint => self.node_alive(node),
+            Owner::Mark(run_id) => {
+                self.node_alive(node);
+                self.marked(node, run_id, !sub.flawed && !frame.is_error());
+            }
             Owner::Part {
                 request,
                 part,
                 slot,
             } => {
                 self.node_alive(node);
-                self.part_reply(request, part, slot, frame);
+                if unready && let Some(commands) = &sub.write {
+                    self.missed(now, node, commands);
+                }
+                self.part_reply(now, request, part, slot, frame, unready);
             }
+        }
+    }
+
+    /// A connection to `node` opened and the node said who it is: its
+    /// `run_id`, its marker, and which of its peers it holds hints for.
+    /// Call it before handing in any reply from that connection. Ignored
+    /// without [`Config::healing`], and for an epoch not current.
+    ///
+    /// A node whose `run_id` changed, or that lacks the marker of its own
+    /// `run_id`, becomes [`Trust::Unverified`]; one that holds it, and
+    /// missed nothing, [`Trust::Verified`]. When every node of a shard is
+    /// unmarked and none is known to have missed anything (a new fleet, or
+    /// one first used with self-healing), there is nothing to repair from:
+    /// the router adopts their data as it is and marks them all.
+    pub fn handle_identity(
+        &mut self,
+        now: Instant,
+        node: NodeId,
+        epoch: Epoch,
+        identity: Identity,
+    ) {
+        if self.config.healing.is_none() {
+            return;
+        }
+        let Some((_, shard)) = self.topology.position(node) else {
+            return;
+        };
+        let marked = identity.is_marked();
+        let state = &mut self.nodes[node.0 as usize];
+        if state.epoch != epoch {
+            return;
+        }
+        let restarted = state
+            .run_id
+            .as_ref()
+            .is_some_and(|old| *old != identity.run_id);
+        if restarted {
+            state.marking = false;
+        }
+        state.run_id = Some(identity.run_id);
+        let trust = match state.trust {
+            Trust::Repairing => Trust::Repairing,
+            _ if marked && state.missed => Trust::Unverified(Doubt::Missed),
+            Trust::Unverified(Doubt::Hinted) if marked => Trust::Unverified(Doubt::Hinted),
+            _ if marked => Trust::Verified,
+            _ if restarted => Trust::Unverified(Doubt::Restarted),
+            Trust::Unverified(why @ (Doubt::Restarted | Doubt::Missed | Doubt::Hinted)) => {
+                Trust::Unverified(why)
+            }
+            _ => Trust::Unverified(Doubt::Unmarked),
+        };
+        self.set_trust(node, trust);
+        for peer in identity.hints_for {
+            let same_shard = self
+                .topology
+                .position(peer)
+                .is_some_and(|(_, s)| s == shard);
+            if same_shard && peer != node {
+                self.doubt(peer, Doubt::Hinted);
+            }
+        }
+        self.try_adopt(now, shard);
+    }
+
+    /// What the router believes of `node`'s data.
+    pub fn trust(&self, node: NodeId) -> Option<Trust> {
+        self.nodes.get(node.0 as usize).map(|n| n.trust)
+    }
+
+    /// The `run_id` `node` last said it has.
+    pub fn run_id(&self, node: NodeId) -> Option<&Bytes> {
+        self.nodes
+            .get(node.0 as usize)
+            .and_then(|n| n.run_id.as_ref())
+    }
+
+    /// Sets what the router believes of `node`: a repair calls it with
+    /// [`Trust::Repairing`] as it starts (reads and writes then leave the
+    /// node alone, and writes leave hints for it on its peers), and with
+    /// [`Trust::Verified`] once the node holds its peers' data (which also
+    /// forgets what it missed), or [`Trust::Unverified`] if it gave up.
+    pub fn set_trust(&mut self, node: NodeId, trust: Trust) {
+        let Some(state) = self.nodes.get_mut(node.0 as usize) else {
+            return;
+        };
+        if trust == Trust::Verified {
+            state.missed = false;
+            state.missed_all = false;
+            state.missed_keys = Default::default();
+        }
+        if state.trust != trust {
+            state.trust = trust;
+            self.events.push_back(Event::Trust { node, trust });
         }
     }
 
@@ -596,7 +763,7 @@ impl Router {
             {
                 self.nodes[i].health = Health::Probing { attempt };
                 let ping = [Command::from([Bytes::from_static(b"PING")])];
-                self.send(now, NodeId(i as u32), &ping, None, Owner::Probe);
+                self.send(now, NodeId(i as u32), &ping, None, Owner::Probe, false);
             }
         }
     }
@@ -707,6 +874,8 @@ impl Router {
                 next: 0,
                 forced: false,
                 failed: Vec::new(),
+                current: None,
+                fallback: None,
             },
             Target::EveryReplica => Mode::Write {
                 outcomes: Outcomes::new(self.topology.groups() as usize),
@@ -784,6 +953,10 @@ impl Router {
     }
 
     /// Sends a read part to its next candidate that is up, or fails it.
+    ///
+    /// With self-healing the candidates are gone through twice: verified
+    /// nodes first, in order, then the others (unknown, unverified) as a
+    /// last resort. A node being repaired is never read.
     fn read_next(&mut self, now: Instant, id: RequestId, p: usize) {
         let (nodes, topology) = (&self.nodes, &self.topology);
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
@@ -794,34 +967,72 @@ impl Router {
             next,
             forced,
             failed,
+            current,
+            fallback,
         } = &mut part.mode
         else {
             return;
         };
-        while let Some((group, node)) = candidates.get(*next, part.shard, topology) {
+        let count = candidates.len(topology).max(1);
+        let passes = if *forced || self.config.healing.is_none() {
+            1
+        } else {
+            2
+        };
+        *current = None;
+        while *next < count * passes {
+            let (pass, i) = (*next / count, *next % count);
             *next += 1;
-            if !*forced && nodes[node.0 as usize].health != Health::Up {
-                failed.push(GroupOutcome {
-                    group,
-                    node,
-                    outcome: Outcome::Failed(Failure::Down),
-                });
+            let Some((group, node)) = candidates.get(i, part.shard, topology) else {
                 continue;
+            };
+            let state = &nodes[node.0 as usize];
+            if !*forced {
+                let last = pass + 1 == passes;
+                let why = if state.health != Health::Up {
+                    Some(Failure::Down)
+                } else if state.trust == Trust::Repairing {
+                    Some(Failure::Repairing)
+                } else if state.missed && missed_key(state, &part.commands) {
+                    Some(Failure::Stale)
+                } else {
+                    None
+                };
+                let verified = state.trust == Trust::Verified;
+                match why {
+                    // Said once, on the last pass.
+                    Some(why) if last => {
+                        failed.push(GroupOutcome {
+                            group,
+                            node,
+                            outcome: Outcome::Failed(why),
+                        });
+                        continue;
+                    }
+                    Some(_) => continue,
+                    // Verified nodes on the first pass, the others after.
+                    None if passes == 2 && verified != (pass == 0) => continue,
+                    None => {}
+                }
             }
             let owner = Owner::Part {
                 request: id,
                 part: p,
                 slot: failed.len(),
             };
+            *current = Some((group, node));
             let (commands, block) = (part.commands.clone(), part.block);
-            self.send(now, node, commands.as_slice(), block, owner);
+            self.send(now, node, commands.as_slice(), block, owner, false);
             return;
         }
-        let err = RouteError::Unavailable {
-            shard: part.shard,
-            attempts: failed.clone(),
+        let result = match fallback.take() {
+            Some(frame) => Ok(frame),
+            None => Err(RouteError::Unavailable {
+                shard: part.shard,
+                attempts: failed.clone(),
+            }),
         };
-        self.part_done(id, p, Err(err));
+        self.part_done(id, p, result);
     }
 
     /// Sends a write part to every group that is up.
@@ -830,18 +1041,33 @@ impl Router {
             return;
         };
         let (shard, commands, block) = (part.shard, part.commands.clone(), part.block);
+        let skipped = |node: &Node| match (node.health, node.trust) {
+            (Health::Up, Trust::Repairing) => Some(Failure::Repairing),
+            (Health::Up, _) => None,
+            _ => Some(Failure::Down),
+        };
+        if self.config.healing.is_some() {
+            // The hints go first, on the same connections as the write, so
+            // no peer can hold the write without its hint.
+            for g in 0..self.topology.groups() {
+                let node = NodeId(g * self.topology.shards() + shard.0);
+                if skipped(&self.nodes[node.0 as usize]).is_some() {
+                    self.missed(now, node, &commands);
+                }
+            }
+        }
         for g in 0..self.topology.groups() {
             let node = NodeId(g * self.topology.shards() + shard.0);
-            let outcome = if self.nodes[node.0 as usize].health == Health::Up {
+            let outcome = if let Some(why) = skipped(&self.nodes[node.0 as usize]) {
+                Outcome::Failed(why)
+            } else {
                 let owner = Owner::Part {
                     request: id,
                     part: p,
                     slot: g as usize,
                 };
-                self.send(now, node, commands.as_slice(), block, owner);
+                self.send(now, node, commands.as_slice(), block, owner, true);
                 Outcome::Pending
-            } else {
-                Outcome::Failed(Failure::Down)
             };
             if let Some(Mode::Write { outcomes, .. }) = self
                 .requests
@@ -904,6 +1130,7 @@ impl Router {
         commands: &[Command],
         block: Option<Block>,
         owner: Owner,
+        write: bool,
     ) {
         debug_assert!(!commands.is_empty());
         let epoch = self.nodes[node.0 as usize].epoch;
@@ -950,6 +1177,12 @@ impl Router {
                 next: first,
                 end: self.next_token,
                 blocking: block.is_some(),
+                write: write.then(|| match commands {
+                    [one] => Commands::One(one.clone()),
+                    run => Commands::Run(run.to_vec()),
+                }),
+                flawed: false,
+                unready: false,
             },
         );
     }
@@ -971,7 +1204,17 @@ impl Router {
         }
     }
 
-    fn part_reply(&mut self, id: RequestId, p: usize, slot: usize, frame: Frame) {
+    fn part_reply(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        p: usize,
+        slot: usize,
+        frame: Frame,
+        unready: bool,
+    ) {
+        let healing = self.config.healing.is_some();
+        let nodes = &self.nodes;
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
             return;
         };
@@ -979,7 +1222,33 @@ impl Router {
             // A write the policy had already decided.
             return;
         }
+        let forced = matches!(part.mode, Mode::Read { forced: true, .. });
+        if unready && !forced {
+            self.part_failed(now, id, p, slot, Failure::Unready);
+            return;
+        }
         let done = match &mut part.mode {
+            Mode::Read {
+                forced: false,
+                current: Some((group, node)),
+                failed,
+                fallback,
+                ..
+            } if healing
+                && nodes[node.0 as usize].trust != Trust::Verified
+                && empty_answer(&part.commands, &frame) =>
+            {
+                // Proves nothing from a node that may have lost data: ask
+                // the next replica, and keep this in case none knows more.
+                failed.push(GroupOutcome {
+                    group: *group,
+                    node: *node,
+                    outcome: Outcome::Replied,
+                });
+                fallback.get_or_insert(frame);
+                self.read_next(now, id, p);
+                return;
+            }
             Mode::Read { .. } => Some(frame),
             Mode::Write {
                 outcomes,
@@ -1002,7 +1271,6 @@ impl Router {
     }
 
     fn part_failed(&mut self, now: Instant, id: RequestId, p: usize, slot: usize, why: Failure) {
-        let topology = &self.topology;
         let Some(part) = self.requests.get_mut(&id).and_then(|r| r.parts.get_mut(p)) else {
             return;
         };
@@ -1011,15 +1279,10 @@ impl Router {
         }
         match &mut part.mode {
             Mode::Read {
-                candidates,
-                next,
-                failed,
-                ..
+                failed, current, ..
             } => {
                 if slot == failed.len()
-                    && let Some((group, node)) = next
-                        .checked_sub(1)
-                        .and_then(|i| candidates.get(i, part.shard, topology))
+                    && let Some((group, node)) = *current
                 {
                     failed.push(GroupOutcome {
                         group,
@@ -1145,6 +1408,9 @@ impl Router {
                 Some(c) if c != first => Failure::Reset,
                 _ => cause,
             };
+            if let Some(commands) = &sub.write {
+                self.missed(now, node, commands);
+            }
             if let Owner::Part {
                 request,
                 part,
@@ -1186,6 +1452,137 @@ impl Router {
         }
     }
 
+    /// Doubts `node`'s data for `why`, unless it is being repaired.
+    fn doubt(&mut self, node: NodeId, why: Doubt) {
+        let Some(state) = self.nodes.get(node.0 as usize) else {
+            return;
+        };
+        match state.trust {
+            // The first reason stays: it says more.
+            Trust::Repairing | Trust::Unverified(_) => {}
+            _ => self.set_trust(node, Trust::Unverified(why)),
+        }
+    }
+
+    /// `node` missed a write of `commands` (it was down, being repaired,
+    /// failed, or refused it): doubt it, and leave a hint with each of its
+    /// peers that is up, naming the keys (or, for a write without keys,
+    /// asking for a full copy).
+    fn missed(&mut self, now: Instant, node: NodeId, commands: &Commands) {
+        let Some(healing) = self.config.healing else {
+            return;
+        };
+        let Some((_, shard)) = self.topology.position(node) else {
+            return;
+        };
+        self.nodes[node.0 as usize].missed = true;
+        self.doubt(node, Doubt::Missed);
+        let mut keys: Vec<Bytes> = Vec::new();
+        let mut keyless = false;
+        for command in commands.as_slice() {
+            let Ok(info) = resolve(command) else {
+                continue;
+            };
+            if matches!(info.name(), "multi" | "exec" | "discard") {
+                continue;
+            }
+            match info.key_positions(command) {
+                Ok(at) if !at.is_empty() => {
+                    keys.extend(at.into_iter().filter_map(|i| command.get(i).cloned()));
+                }
+                _ => keyless = true,
+            }
+        }
+        let Some(addr) = self.topology.addr(node) else {
+            return;
+        };
+        let state = &mut self.nodes[node.0 as usize];
+        if keyless || state.missed_keys.len() + keys.len() > MISSED_KEYS {
+            state.missed_all = true;
+            state.missed_keys = Default::default();
+        } else if !state.missed_all {
+            state.missed_keys.extend(keys.iter().cloned());
+        }
+        let mut body: Vec<Bytes> = if keyless {
+            let key = trust::resync_key(healing.db, addr);
+            vec![
+                Bytes::from_static(b"SET"),
+                Bytes::from(key),
+                Bytes::from_static(b"1"),
+            ]
+        } else {
+            let key = trust::hint_key(healing.db, addr);
+            let mut args = Vec::with_capacity(keys.len() + 2);
+            args.extend([Bytes::from_static(b"RPUSH"), Bytes::from(key)]);
+            args.extend(keys);
+            args
+        };
+        let run = meta_run(healing, Command::from(std::mem::take(&mut body)));
+        for g in 0..self.topology.groups() {
+            let Some(peer) = self.topology.node(GroupId(g), shard) else {
+                continue;
+            };
+            let state = &self.nodes[peer.0 as usize];
+            if peer != node && state.health == Health::Up && state.trust != Trust::Repairing {
+                self.send(now, peer, &run, None, Owner::Hint, false);
+            }
+        }
+    }
+
+    /// Adopts the data of `shard`'s nodes as it is when none of them is
+    /// marked and none is known to lack anything: there is nothing to
+    /// repair from, so each gets the marker of its `run_id`.
+    fn try_adopt(&mut self, now: Instant, shard: ShardId) {
+        let Some(healing) = self.config.healing else {
+            return;
+        };
+        let nodes: Vec<NodeId> = (0..self.topology.groups())
+            .filter_map(|g| self.topology.node(GroupId(g), shard))
+            .collect();
+        let adoptable = nodes.iter().all(|n| {
+            let state = &self.nodes[n.0 as usize];
+            state.run_id.is_some()
+                && state.health == Health::Up
+                && !state.missed
+                && !state.marking
+                && matches!(
+                    state.trust,
+                    Trust::Unverified(Doubt::Unmarked | Doubt::Restarted)
+                )
+        });
+        if !adoptable {
+            return;
+        }
+        for node in nodes {
+            let state = &mut self.nodes[node.0 as usize];
+            let Some(run_id) = state.run_id.clone() else {
+                continue;
+            };
+            state.marking = true;
+            let set = Command::from([
+                Bytes::from_static(b"SET"),
+                Bytes::from_static(trust::MARKER.as_bytes()),
+                run_id.clone(),
+            ]);
+            let run = meta_run(healing, set);
+            self.send(now, node, &run, None, Owner::Mark(run_id), false);
+        }
+    }
+
+    /// A marker sent by [`Router::try_adopt`] was answered.
+    fn marked(&mut self, node: NodeId, run_id: Bytes, ok: bool) {
+        let state = &mut self.nodes[node.0 as usize];
+        state.marking = false;
+        let current = state.run_id.as_ref() == Some(&run_id);
+        let adoptable = matches!(
+            state.trust,
+            Trust::Unverified(Doubt::Unmarked | Doubt::Restarted)
+        );
+        if ok && current && adoptable && !state.missed {
+            self.set_trust(node, Trust::Verified);
+        }
+    }
+
     fn sample_latency(&mut self, node: NodeId, sample: Duration) {
         let state = &mut self.nodes[node.0 as usize];
         state.latency = Some(match state.latency {
@@ -1193,6 +1590,49 @@ impl Router {
             Some(old) => (old.saturating_mul(3) / 4).saturating_add(sample / 4),
         });
     }
+}
+
+/// How many missed keys a router remembers per node before it distrusts
+/// all of the node's answers until it is repaired.
+const MISSED_KEYS: usize = 100_000;
+
+/// Whether the part reads a key `node` missed a write to.
+fn missed_key(node: &Node, commands: &Commands) -> bool {
+    if node.missed_all {
+        return true;
+    }
+    commands.as_slice().iter().any(|command| {
+        resolve(command)
+            .and_then(|info| info.key_positions(command))
+            .is_ok_and(|at| {
+                at.iter()
+                    .any(|&i| command.get(i).is_some_and(|k| node.missed_keys.contains(k)))
+            })
+    })
+}
+
+/// `command` run in the fleet's own database: `SELECT meta`, the command,
+/// `SELECT db` back (the `SELECT`s left out when they are the same).
+fn meta_run(healing: crate::Healing, command: Command) -> Vec<Command> {
+    if healing.meta_db == healing.db {
+        return vec![command];
+    }
+    let select =
+        |db: u32| Command::from([Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
+    vec![select(healing.meta_db), command, select(healing.db)]
+}
+
+/// Whether `frame` is an empty answer (see [`trust::is_empty_answer`]) to
+/// the part's one command.
+fn empty_answer(commands: &Commands, frame: &Frame) -> bool {
+    let Commands::One(command) = commands else {
+        return false;
+    };
+    let Some(name) = command.first() else {
+        return false;
+    };
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    trust::is_empty_answer(&name, frame)
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ember_route::{
-    Backoff, Config, Epoch, Event, Failure, GroupId, NodeId, Outcome, ReadPreference, RequestId,
-    RouteError, Router, ShardId, Token, Topology, Transmit, WritePolicy,
+    Backoff, Config, Doubt, Epoch, Event, Failure, GroupId, Healing, Identity, MARKER, NodeId,
+    Outcome, ReadPreference, RequestId, RouteError, Router, ShardId, Token, Topology, Transmit,
+    Trust, WritePolicy, hint_key,
 };
 use resp::Frame;
 
@@ -43,6 +44,14 @@ struct FakeNode {
     /// Replies on their way, in the order they will arrive.
     wire: VecDeque<Reply>,
     multi: Option<Vec<Vec<Bytes>>>,
+    /// A new one for every process (restart).
+    run_id: u32,
+    /// The database the connection selected.
+    db: u32,
+    /// Database 15, the fleet's own: strings and lists as lists.
+    meta: BTreeMap<Bytes, Vec<Bytes>>,
+    /// An error every command but `SELECT` gets (`LOADING`...).
+    unready: Option<&'static str>,
 }
 
 impl FakeNode {
@@ -54,6 +63,57 @@ impl FakeNode {
             conn: None,
             wire: VecDeque::new(),
             multi: None,
+            run_id: 0,
+            db: 0,
+            meta: BTreeMap::new(),
+            unready: None,
+        }
+    }
+
+    /// What the driver's handshake learns on a new connection.
+    fn identity(&self, me: NodeId, topology: &Topology) -> Identity {
+        Identity {
+            run_id: Bytes::from(format!("run{}", self.run_id)),
+            marker: self
+                .meta
+                .get(MARKER.as_bytes())
+                .and_then(|v| v.first().cloned()),
+            hints_for: topology
+                .nodes()
+                .filter(|&(n, addr)| {
+                    n != me && self.meta.contains_key(hint_key(0, addr).as_bytes())
+                })
+                .map(|(n, _)| n)
+                .collect(),
+        }
+    }
+
+    /// The keys the fleet's hints on this node say `addr` missed.
+    fn hints(&self, addr: &str) -> Vec<Bytes> {
+        self.meta
+            .get(hint_key(0, addr).as_bytes())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Database 15's commands.
+    fn execute_meta(&mut self, name: &str, args: &[Bytes]) -> Frame {
+        match name {
+            "set" => {
+                self.meta.insert(args[1].clone(), vec![args[2].clone()]);
+                Frame::simple("OK")
+            }
+            "get" => self
+                .meta
+                .get(&args[1])
+                .and_then(|v| v.first().cloned())
+                .map_or(Frame::NullBulk, Frame::Bulk),
+            "rpush" => {
+                let list = self.meta.entry(args[1].clone()).or_default();
+                list.extend(args[2..].iter().cloned());
+                Frame::Integer(list.len() as i64)
+            }
+            _ => Frame::error(format!("ERR no {name} in the meta database")),
         }
     }
 
@@ -66,6 +126,16 @@ impl FakeNode {
     fn execute(&mut self, args: &[Bytes]) -> Result<Frame, Duration> {
         let name = String::from_utf8_lossy(&args[0]).to_lowercase();
         let ok = || Frame::simple("OK");
+        if name == "select" {
+            self.db = std::str::from_utf8(&args[1]).unwrap().parse().unwrap();
+            return Ok(ok());
+        }
+        if let Some(error) = self.unready {
+            return Ok(Frame::error(error));
+        }
+        if self.db == 15 {
+            return Ok(self.execute_meta(&name, args));
+        }
         if let Some(queued) = &mut self.multi {
             if name != "exec" {
                 queued.push(args.to_vec());
@@ -286,6 +356,73 @@ impl Sim {
         self.nodes[node.0 as usize].fault = Fault::None;
     }
 
+    /// The driver's first connections, one per node that takes them, each
+    /// with its handshake.
+    fn connect_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            let node = NodeId(i as u32);
+            let epoch = self.router.epoch(node).unwrap();
+            if self.nodes[i].fault == Fault::Crashed || self.nodes[i].conn == Some(epoch) {
+                continue;
+            }
+            self.nodes[i].conn = Some(epoch);
+            self.nodes[i].db = 0;
+            let identity = self.nodes[i].identity(node, self.router.topology());
+            self.router.handle_identity(self.now, node, epoch, identity);
+        }
+        self.run();
+    }
+
+    /// The node's process dies and a new one starts with nothing.
+    fn restart_empty(&mut self, node: NodeId) {
+        self.crash(node);
+        let n = &mut self.nodes[node.0 as usize];
+        n.store.clear();
+        n.meta.clear();
+        n.run_id += 1;
+        n.fault = Fault::None;
+    }
+
+    /// What the client's repair does, done at once: copy `from`'s data to
+    /// `node`, mark it, drop the hints about it, and tell the router.
+    fn repair(&mut self, node: NodeId, from: NodeId) {
+        let data = self.nodes[from.0 as usize].store.clone();
+        let addr = self.router.topology().addr(node).unwrap().to_owned();
+        let n = &mut self.nodes[node.0 as usize];
+        n.store = data;
+        let marker = Bytes::from(format!("run{}", n.run_id));
+        n.meta
+            .insert(Bytes::from_static(MARKER.as_bytes()), vec![marker]);
+        for peer in &mut self.nodes {
+            peer.meta.remove(hint_key(0, &addr).as_bytes());
+        }
+        self.router.set_trust(node, Trust::Verified);
+        self.pump();
+    }
+
+    /// Another client of the same nodes, which connects to them afresh.
+    fn fresh_client(&mut self) -> Sim {
+        let mut fresh =
+            Sim::with_topology(self.router.topology().clone(), self.router.config().clone());
+        fresh.nodes = std::mem::take(&mut self.nodes);
+        for n in &mut fresh.nodes {
+            n.conn = None;
+            n.wire.clear();
+        }
+        fresh.connect_all();
+        fresh
+    }
+
+    fn trust_events(&self, node: NodeId) -> Vec<Trust> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Trust { node: n, trust } if *n == node => Some(*trust),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Carries out the router's output until there is none.
     fn pump(&mut self) {
         loop {
@@ -329,9 +466,13 @@ impl Sim {
             // A new connection; a prompt driver closed the old one.
             n.conn = Some(epoch);
             n.multi = None;
+            n.db = 0;
             if !self.lazy {
                 n.wire.clear();
             }
+            // The handshake, before anything is read on it.
+            let identity = n.identity(node, self.router.topology());
+            self.router.handle_identity(now, node, epoch, identity);
         }
         self.log.push((now - self.start, node, name));
         if n.fault == Fault::Partitioned {
@@ -1011,5 +1152,325 @@ fn a_flapping_node_never_gets_an_answer_wrong() {
         sim.events
             .iter()
             .all(|(_, e)| !matches!(e, Event::NodeDown { node: NodeId(1) }))
+    );
+}
+
+// ---- self-healing ----
+
+fn healing() -> Config {
+    let mut cfg = config();
+    cfg.healing = Some(Healing { meta_db: 15, db: 0 });
+    cfg
+}
+
+#[test]
+fn a_new_fleet_is_adopted_and_marked() {
+    let mut sim = Sim::new(2, 2, healing());
+    sim.connect_all();
+    for node in 0..4 {
+        assert_eq!(sim.router.trust(NodeId(node)), Some(Trust::Verified));
+        let marker = sim.nodes[node as usize]
+            .meta
+            .get(MARKER.as_bytes())
+            .cloned();
+        assert_eq!(marker, Some(vec![Bytes::from("run0")]), "node {node}");
+    }
+    // A second client of the same fleet finds them marked: nothing to adopt.
+    let other = sim.fresh_client();
+    assert!(other.received("set").is_empty());
+    assert_eq!(other.router.trust(NodeId(3)), Some(Trust::Verified));
+}
+
+#[test]
+fn a_node_that_restarts_empty_never_answers_nil_for_its_peers_keys() {
+    let mut sim = Sim::new(2, 1, healing());
+    sim.connect_all();
+    sim.call("SET k1 v1").unwrap();
+    sim.crash(NodeId(0));
+    // Policy one: group 1 takes it, and keeps a hint for node 0.
+    assert_eq!(sim.call("SET k2 v2"), Ok(Frame::simple("OK")));
+    assert_eq!(sim.nodes[1].hints("10.0.0.0:6379"), [Bytes::from("k2")]);
+    sim.restart_empty(NodeId(0));
+    sim.run_for(Duration::from_secs(3));
+    sim.clear_log();
+    assert_eq!(sim.call("GET k1"), Ok(Frame::bulk("v1")));
+    assert_eq!(sim.call("GET k2"), Ok(Frame::bulk("v2")));
+    assert_eq!(sim.call("EXISTS k1"), Ok(Frame::Integer(1)));
+    assert_eq!(sim.call("GET nothing"), Ok(Frame::NullBulk));
+    assert!(sim.received("get").iter().all(|&n| n == NodeId(1)));
+    assert!(matches!(
+        sim.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Restarted | Doubt::Missed))
+    ));
+
+    // A client that starts now never saw node 0 fail: the missing marker
+    // tells it.
+    let mut fresh = sim.fresh_client();
+    assert_eq!(
+        fresh.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Unmarked))
+    );
+    assert_eq!(fresh.router.trust(NodeId(1)), Some(Trust::Verified));
+    assert_eq!(fresh.call("GET k1"), Ok(Frame::bulk("v1")));
+
+    // Group 1 goes down too: node 0 is the last resort, and its nils fail
+    // over to nobody, so they stand; its values are answers.
+    fresh.crash(NodeId(1));
+    fresh.call("SET k3 v3").unwrap();
+    assert_eq!(fresh.call("GET k3"), Ok(Frame::bulk("v3")));
+    assert_eq!(fresh.call("GET k1"), Ok(Frame::NullBulk));
+    fresh.heal(NodeId(1));
+    fresh.run_for(Duration::from_secs(3));
+
+    // Repaired: verified, read first again.
+    fresh.repair(NodeId(0), NodeId(1));
+    assert_eq!(fresh.router.trust(NodeId(0)), Some(Trust::Verified));
+    fresh.clear_log();
+    assert_eq!(fresh.call("GET k1"), Ok(Frame::bulk("v1")));
+    assert_eq!(fresh.received("get"), [NodeId(0)]);
+}
+
+#[test]
+fn a_node_that_missed_writes_is_doubted_by_a_client_that_never_saw_it() {
+    let mut sim = Sim::new(2, 1, healing());
+    sim.connect_all();
+    sim.call("SET k v1").unwrap();
+    // Partitioned, not restarted: it keeps its run_id and its marker.
+    sim.nodes[0].fault = Fault::Partitioned;
+    sim.call("SET k v2").unwrap();
+    sim.run();
+    assert_eq!(sim.nodes[1].hints("10.0.0.0:6379"), [Bytes::from("k")]);
+    assert_eq!(sim.nodes[0].get("k"), Some(&b"v1"[..]));
+    sim.nodes[0].fault = Fault::None;
+    sim.run_for(Duration::from_secs(3));
+    // Stale, but doubted: reads go to group 1.
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v2")));
+    assert_eq!(
+        sim.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Missed))
+    );
+    let mut fresh = sim.fresh_client();
+    assert_eq!(
+        fresh.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Hinted))
+    );
+    assert_eq!(fresh.call("GET k"), Ok(Frame::bulk("v2")));
+    fresh.repair(NodeId(0), NodeId(1));
+    assert_eq!(fresh.trust_events(NodeId(0)).last(), Some(&Trust::Verified));
+}
+
+#[test]
+fn nodes_that_cannot_serve_are_failed_over_and_hinted() {
+    let mut sim = Sim::new(2, 1, healing());
+    sim.connect_all();
+    sim.call("SET k v").unwrap();
+    for error in [
+        "LOADING Redis is loading the dataset in memory",
+        "READONLY You can't write against a read only replica.",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        "BUSY Redis is busy running a script.",
+    ] {
+        sim.nodes[0].unready = Some(error);
+        sim.clear_log();
+        assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")), "{error}");
+        // A write counts group 0 as failed and leaves a hint on group 1.
+        let before = sim.nodes[1].hints("10.0.0.0:6379").len();
+        assert_eq!(sim.call("SET k v"), Ok(Frame::simple("OK")));
+        assert_eq!(sim.nodes[1].hints("10.0.0.0:6379").len(), before + 1);
+        sim.nodes[0].unready = None;
+    }
+    assert_eq!(
+        sim.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Loading))
+    );
+    // A command sent to one node as it is gets the error as its answer.
+    sim.nodes[0].unready = Some("LOADING Redis is loading the dataset in memory");
+    let id = sim
+        .router
+        .submit_to(sim.now, NodeId(0), args("GET k"))
+        .unwrap();
+    sim.pump();
+    sim.run();
+    assert!(sim.completed[&id].as_ref().unwrap().is_error());
+}
+
+#[test]
+fn writes_while_repairing_skip_the_node_and_leave_hints() {
+    let mut cfg = healing();
+    cfg.write_policy = WritePolicy::All;
+    let mut sim = Sim::new(2, 1, cfg);
+    sim.connect_all();
+    sim.router.set_trust(NodeId(0), Trust::Repairing);
+    sim.clear_log();
+    let result = sim.call("SET k v");
+    let Err(RouteError::WriteFailed { outcomes, .. }) = result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(outcomes[0].outcome, Outcome::Failed(Failure::Repairing));
+    assert!(sim.received("set").iter().all(|&n| n == NodeId(1)));
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v")));
+    assert!(sim.received("get").iter().all(|&n| n == NodeId(1)));
+    // The hint went before the write, on the same connection.
+    let order: Vec<&str> = sim
+        .log
+        .iter()
+        .filter(|(_, n, _)| *n == NodeId(1))
+        .map(|(_, _, c)| c.as_str())
+        .collect();
+    assert_eq!(order[..4], ["select", "rpush", "select", "set"]);
+    assert_eq!(sim.nodes[1].hints("10.0.0.0:6379"), [Bytes::from("k")]);
+}
+
+#[test]
+fn a_flapping_node_with_healing_never_answers_wrong_or_nil() {
+    let mut cfg = healing();
+    cfg.failure_threshold = 1;
+    cfg.backoff = Backoff {
+        initial: ms(20),
+        max: ms(100),
+        jitter: 0.5,
+    };
+    let mut sim = Sim::new(2, 1, cfg);
+    sim.connect_all();
+    for i in 0..60 {
+        if i % 6 == 0 {
+            if i % 12 == 0 {
+                sim.crash(NodeId(0));
+            } else {
+                sim.heal(NodeId(0));
+            }
+        }
+        assert_eq!(sim.call(&format!("SET k{i} v{i}")), Ok(Frame::simple("OK")));
+        // Unlike without healing, a nil is never fair: the node that
+        // missed the write is doubted until repaired.
+        assert_eq!(
+            sim.call(&format!("GET k{i}")),
+            Ok(Frame::bulk(format!("v{i}")))
+        );
+        sim.run_for(ms(30));
+    }
+}
+
+/// A seeded schedule of faults (crash, restart empty, partition, slow) on
+/// one node per shard at a time, with writes under policy one, reads, and
+/// the client's repair whenever a doubted node is up and a peer verified.
+/// Every read of a key answers the value of its last acknowledged write.
+#[test]
+fn random_fault_schedules_never_give_a_wrong_answer() {
+    // So that the test cannot pass by checking nothing.
+    let (mut repairs, mut checked, mut faults) = (0, 0, 0);
+    for seed in 0..150u64 {
+        let mut cfg = healing();
+        cfg.failure_threshold = 2;
+        cfg.seed = seed;
+        cfg.backoff = Backoff {
+            initial: ms(10),
+            max: ms(200),
+            jitter: 0.5,
+        };
+        let mut sim = Sim::new(2, 2, cfg);
+        sim.connect_all();
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let keys: Vec<String> = (0..8).map(|i| format!("key{i}")).collect();
+        let mut model: HashMap<String, String> = HashMap::new();
+        // The faulty node of each shard, if any, and the nodes that lost
+        // their data and are not repaired yet (which the router learns of
+        // only when it next connects to them).
+        let mut faulty: [Option<NodeId>; 2] = [None, None];
+        let mut lost: BTreeSet<NodeId> = BTreeSet::new();
+        for step in 0..120 {
+            // The client's automatic repair: a doubted node that is up, with
+            // a verified peer, is brought back.
+            for n in 0..4 {
+                let node = NodeId(n);
+                let peer = sim.id(1 - n / 2, n % 2);
+                let doubted = matches!(
+                    sim.router.trust(node),
+                    Some(Trust::Unverified(_) | Trust::Unknown)
+                );
+                if doubted
+                    && sim.router.is_up(node)
+                    && sim.router.trust(peer) == Some(Trust::Verified)
+                    && !faulty.contains(&Some(node))
+                {
+                    sim.repair(node, peer);
+                    lost.remove(&node);
+                    repairs += 1;
+                }
+            }
+            match next(10) {
+                0 => {
+                    // A fault, on a shard whose nodes are all well.
+                    let shard = next(2) as u32;
+                    let well = (0..2).all(|g| {
+                        let n = sim.id(g, shard);
+                        sim.router.is_up(n)
+                            && sim.router.trust(n) == Some(Trust::Verified)
+                            && !lost.contains(&n)
+                    });
+                    if faulty[shard as usize].is_none() && well {
+                        let node = sim.id(next(2) as u32, shard);
+                        match next(4) {
+                            0 => sim.crash(node),
+                            1 => {
+                                sim.restart_empty(node);
+                                lost.insert(node);
+                            }
+                            2 => sim.nodes[node.0 as usize].fault = Fault::Partitioned,
+                            _ => sim.nodes[node.0 as usize].latency = ms(1500),
+                        }
+                        faulty[shard as usize] = Some(node);
+                        faults += 1;
+                    }
+                }
+                1 => {
+                    let shard = next(2) as usize;
+                    if let Some(node) = faulty[shard].take() {
+                        sim.heal(node);
+                        sim.nodes[node.0 as usize].latency = ms(1);
+                    }
+                }
+                2..=5 => {
+                    let key = &keys[next(keys.len() as u64) as usize];
+                    let value = format!("v{step}");
+                    if let Ok(frame) = sim.call(&format!("SET {key} {value}")) {
+                        assert_eq!(frame, Frame::simple("OK"));
+                        model.insert(key.clone(), value);
+                    } else {
+                        // Not acknowledged: either value may stand.
+                        model.remove(key);
+                    }
+                }
+                _ => {
+                    let key = &keys[next(keys.len() as u64) as usize];
+                    let Some(want) = model.get(key) else {
+                        continue;
+                    };
+                    match sim.call(&format!("GET {key}")) {
+                        Ok(got) => {
+                            assert_eq!(
+                                got,
+                                Frame::bulk(want.clone()),
+                                "seed {seed} step {step} {key}"
+                            );
+                            checked += 1;
+                        }
+                        Err(RouteError::Unavailable { .. }) => {}
+                        Err(e) => panic!("seed {seed} step {step}: {e}"),
+                    }
+                }
+            }
+            sim.run_for(ms(50));
+        }
+    }
+    assert!(
+        faults > 300 && repairs > 200 && checked > 5000,
+        "{faults} {repairs} {checked}"
     );
 }
