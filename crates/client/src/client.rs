@@ -56,6 +56,10 @@ pub enum NodeEvent {
     Down(NodeId),
     /// A node that was down answered a probe.
     Up(NodeId),
+    /// What the client believes of a node's data changed: it restarted or
+    /// missed writes ([`Trust::Unverified`](route::Trust)), is being
+    /// repaired, or was verified.
+    Trust(NodeId, route::Trust),
 }
 
 /// The stream of a client's [`NodeEvent`]s, from [`Client::node_events`].
@@ -156,6 +160,63 @@ impl Client {
     /// Nodes going down and coming back from now on.
     pub fn node_events(&self) -> NodeEvents {
         NodeEvents(self.shared.events.subscribe())
+    }
+
+    /// Waits until nothing is in flight: every write answered (or failed)
+    /// on every group, and the hints for the groups that missed one
+    /// written to their peers. A short-lived process should call it before
+    /// it exits, or a node that missed its last writes may not learn of
+    /// them. Gives up after twice the timeout.
+    pub async fn flush(&self) {
+        let (reply, done) = oneshot::channel();
+        let _ = self.tx.send(Msg::Flush { reply });
+        let wait = self.shared.options.timeout.saturating_mul(2);
+        let _ = tokio::time::timeout(wait, done).await;
+    }
+
+    /// What the client believes of `node`'s data (see docs/client.md):
+    /// verified, unverified and why, or being repaired.
+    pub fn trust(&self, node: NodeId) -> Option<route::Trust> {
+        let trust = self.shared.trust.lock().ok()?;
+        trust.get(node.0 as usize).copied()
+    }
+
+    /// Brings `node` back to its peers' data, now: the hinted keys it
+    /// missed if it kept its process, or a full copy by replication if it
+    /// restarted (see [`RepairKind`](crate::RepairKind)). Needs a verified
+    /// peer of its shard that is up. With [`Options::repair`] on (the
+    /// default) the client does this by itself when a doubted node answers
+    /// again.
+    pub async fn repair(&self, node: NodeId) -> Result<crate::RepairReport, Error> {
+        let shared = &self.shared;
+        let (_, shard) = shared
+            .topology
+            .position(node)
+            .ok_or(route::RouteError::UnknownNode(node))?;
+        let source = (0..shared.topology.groups())
+            .filter_map(|g| shared.topology.node(route::GroupId(g), shard))
+            .find(|&peer| {
+                peer != node && self.is_up(peer) && self.trust(peer) == Some(route::Trust::Verified)
+            })
+            .ok_or_else(|| {
+                Error::Repair(format!(
+                    "no verified peer of node {} is up to repair it from",
+                    node.0
+                ))
+            })?;
+        let flag = &shared.repairing[node.0 as usize];
+        if flag
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::Repair(format!(
+                "node {} is being repaired by this client already",
+                node.0
+            )));
+        }
+        let result = crate::repair::run(shared, &self.tx, node, source).await;
+        flag.store(false, Ordering::Release);
+        result
     }
 
     /// Runs any command the router knows, name first:

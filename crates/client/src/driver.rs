@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use resp::Frame;
 use route::{
-    Command, Epoch, Event, Failure, NodeId, Outcome, RequestId, RouteError, Router, SeqHasher,
-    Token, Topology,
+    Command, Epoch, Event, Failure, Identity, NodeId, Outcome, RequestId, RouteError, Router,
+    SeqHasher, Token, Topology, Trust,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -55,6 +55,13 @@ pub(crate) enum Msg {
         commands: Vec<Vec<Bytes>>,
         reply: Reply,
     },
+    /// A repair changed what the router should believe of a node.
+    SetTrust { node: NodeId, trust: Trust },
+    /// An automatic repair of the node ended (whatever came of it).
+    RepairDone { node: NodeId },
+    /// Answer once nothing is in flight: every write settled on every
+    /// group, and the hints of those that failed written.
+    Flush { reply: oneshot::Sender<()> },
 }
 
 /// How failures are reported to callers.
@@ -73,6 +80,13 @@ pub(crate) struct Shared {
     pub(crate) topology: Topology,
     pub(crate) up: Vec<AtomicBool>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// What the router believes of each node.
+    pub(crate) trust: std::sync::Mutex<Vec<Trust>>,
+    /// Whether a repair of each node runs in this client.
+    pub(crate) repairing: Vec<AtomicBool>,
+    /// Automatic repairs of each node that failed in a row.
+    pub(crate) repair_failures: Vec<std::sync::atomic::AtomicU32>,
+    pub(crate) options: Options,
 }
 
 /// Starts a driver on the current tokio runtime. The receiver answers once
@@ -89,12 +103,27 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (events, _) = broadcast::channel(64);
+    let mut config = options.router_config();
+    if mode == Mode::Single {
+        // One node, commands as they are: nothing to heal from.
+        config.healing = None;
+    }
+    let healing = config.healing.is_some();
+    let initial = if healing {
+        Trust::Unknown
+    } else {
+        Trust::Verified
+    };
     let shared = Arc::new(Shared {
         up: topology.nodes().map(|_| AtomicBool::new(true)).collect(),
+        trust: std::sync::Mutex::new(vec![initial; topology.len()]),
+        repairing: topology.nodes().map(|_| AtomicBool::new(false)).collect(),
+        repair_failures: topology.nodes().map(|_| Default::default()).collect(),
         topology: topology.clone(),
         events,
+        options: options.clone(),
     });
-    let router = Router::new(topology.clone(), options.router_config());
+    let router = Router::new(topology.clone(), config);
     let mut driver = Driver {
         nodes: topology
             .nodes()
@@ -115,8 +144,12 @@ pub(crate) fn spawn(
         replies: Vec::new(),
         dead: Vec::new(),
         shared: shared.clone(),
-        dial: Arc::new(Dial::new(options)),
+        dial: Arc::new(Dial::new(options, &topology, healing)),
         mode,
+        tx: tx.downgrade(),
+        auto_repair: healing && options.repair,
+        identities: Vec::new(),
+        flushes: Vec::new(),
         startup: Some(Startup {
             waiting: vec![true; topology.len()],
             left: topology.len(),
@@ -128,7 +161,12 @@ pub(crate) fn spawn(
     for i in 0..driver.nodes.len() {
         let node = NodeId(i as u32);
         let epoch = driver.router.epoch(node).unwrap_or_default();
-        let conn = Conn::connect(driver.nodes[i].addr.clone(), epoch, &driver.dial);
+        let conn = Conn::connect(
+            driver.nodes[i].addr.clone(),
+            epoch,
+            &driver.dial,
+            Some(node),
+        );
         driver.nodes[i].main = Some(conn);
     }
     tokio::spawn(driver);
@@ -158,6 +196,15 @@ struct Driver {
     /// Whether the last poll put off writing what it encoded, to let the
     /// callers that are ready run first and add their commands.
     deferred: bool,
+    /// The driver's own channel, for the repairs it starts (weak, so that
+    /// the driver still ends when every handle is gone).
+    tx: mpsc::WeakUnboundedSender<Msg>,
+    auto_repair: bool,
+    /// Scratch: what nodes said of themselves on connections opened in
+    /// this round.
+    identities: Vec<(NodeId, Epoch, Identity)>,
+    /// Callers waiting for nothing to be in flight.
+    flushes: Vec<oneshot::Sender<()>>,
 }
 
 /// `Client::connect` waits until every node's first connection opened or
@@ -219,6 +266,11 @@ impl Future for Driver {
             }
             progress |= this.rearm();
             this.settle_startup();
+            if !this.flushes.is_empty() && this.router.in_flight() == 0 {
+                for f in this.flushes.drain(..) {
+                    let _ = f.send(());
+                }
+            }
             if this.rx_closed && this.pending.is_empty() {
                 // Every handle is gone and every caller answered: close
                 // the sockets by dropping them.
@@ -256,6 +308,21 @@ impl Driver {
                 Msg::To { node, args, reply } => (self.router.submit_to(now, node, args), reply),
                 Msg::Transaction { commands, reply } => {
                     (self.router.submit_transaction(now, commands), reply)
+                }
+                Msg::SetTrust { node, trust } => {
+                    self.router.set_trust(node, trust);
+                    continue;
+                }
+                Msg::Flush { reply } => {
+                    self.flushes.push(reply);
+                    continue;
+                }
+                Msg::RepairDone { node } => {
+                    if let Some(flag) = self.shared.repairing.get(node.0 as usize) {
+                        flag.store(false, Ordering::Release);
+                    }
+                    self.maybe_repair();
+                    continue;
                 }
             };
             match submitted {
@@ -300,6 +367,9 @@ impl Driver {
                     if let Some(s) = &mut self.startup {
                         s.opened(i);
                     }
+                    if let Some(identity) = conn.identity.take() {
+                        self.identities.push((node, conn.epoch, identity));
+                    }
                 }
             }
             // A dedicated connection is done with its one command.
@@ -308,8 +378,12 @@ impl Driver {
                 io.main = None;
             }
         }
-        if self.replies.is_empty() && self.dead.is_empty() {
+        if self.replies.is_empty() && self.dead.is_empty() && self.identities.is_empty() {
             return progress;
+        }
+        // Who a node is, before anything it answered on that connection.
+        for (node, epoch, identity) in self.identities.drain(..) {
+            self.router.handle_identity(now, node, epoch, identity);
         }
         for (node, token, frame) in self.replies.drain(..) {
             self.router.handle_reply(now, node, token, frame);
@@ -362,13 +436,13 @@ impl Driver {
             let io = &mut self.nodes[node.0 as usize];
             let conn = if tx.blocking {
                 io.dedicated
-                    .push(Conn::connect(io.addr.clone(), epoch, dial));
+                    .push(Conn::connect(io.addr.clone(), epoch, dial, None));
                 io.dedicated.last_mut()
             } else {
                 if io.main.as_ref().is_none_or(|c| c.epoch != epoch) {
                     // A newer epoch: whatever was queued on the old
                     // connection was given up on.
-                    io.main = Some(Conn::connect(io.addr.clone(), epoch, dial));
+                    io.main = Some(Conn::connect(io.addr.clone(), epoch, dial, Some(node)));
                 }
                 io.main.as_mut()
             };
@@ -424,6 +498,23 @@ impl Driver {
                 tracing::info!(node = node.0, %addr, "node up");
                 self.shared.up[node.0 as usize].store(true, Ordering::Relaxed);
                 let _ = self.shared.events.send(NodeEvent::Up(node));
+                self.maybe_repair();
+            }
+            Event::Trust { node, trust } => {
+                let addr = &self.nodes[node.0 as usize].addr;
+                match trust {
+                    Trust::Unverified(why) => {
+                        tracing::warn!(node = node.0, %addr, %why, "node unverified");
+                    }
+                    _ => tracing::info!(node = node.0, %addr, %trust, "node trust"),
+                }
+                if let Ok(mut all) = self.shared.trust.lock()
+                    && let Some(t) = all.get_mut(node.0 as usize)
+                {
+                    *t = trust;
+                }
+                let _ = self.shared.events.send(NodeEvent::Trust(node, trust));
+                self.maybe_repair();
             }
             Event::ResetConnection { node, epoch } => {
                 let addr = &self.nodes[node.0 as usize].addr;
@@ -451,6 +542,36 @@ impl Driver {
         {
             let err = io::Error::new(io::ErrorKind::TimedOut, "no answer in time");
             s.failed(node.0 as usize, &io.addr, err);
+        }
+    }
+
+    /// Starts a repair of every node that wants one and can have one now:
+    /// unverified, up, not being repaired here already, with a verified
+    /// peer that is up to copy from.
+    fn maybe_repair(&mut self) {
+        if !self.auto_repair {
+            return;
+        }
+        for i in 0..self.nodes.len() {
+            let node = NodeId(i as u32);
+            let doubted = matches!(self.router.trust(node), Some(Trust::Unverified(_)));
+            if !doubted || !self.router.is_up(node) {
+                continue;
+            }
+            let Some(source) = crate::repair::source(&self.router, node) else {
+                continue;
+            };
+            let Some(tx) = self.tx.upgrade() else {
+                return;
+            };
+            if self.shared.repairing[i]
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let shared = self.shared.clone();
+            tokio::spawn(crate::repair::auto(shared, tx, node, source));
         }
     }
 
@@ -520,7 +641,7 @@ enum Dead {
     Protocol(io::Error),
 }
 
-type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = io::Result<(TcpStream, Option<Identity>)>> + Send>>;
 
 enum State {
     Connecting(Connecting),
@@ -541,6 +662,9 @@ struct Conn {
     /// the count as it was).
     unsent: usize,
     failed: bool,
+    /// What the node said of itself as the connection opened, until the
+    /// router has it.
+    identity: Option<Identity>,
 }
 
 /// Bytes asked of the socket per read, as Redis reads.
@@ -560,39 +684,99 @@ const EAGER_WRITE: usize = 8;
 
 /// How a connection is opened: within a timeout, then, if the options say
 /// so, `AUTH` and `SELECT` before any command, on every connection and
-/// reconnection.
+/// reconnection; with self-healing, the node is also asked who it is.
 #[derive(Debug)]
 struct Dial {
     timeout: Duration,
-    /// `AUTH` and `SELECT`, encoded, and how many replies they get.
-    hello: Option<(Bytes, usize)>,
+    /// `AUTH` and `SELECT`, encoded, and what their replies are.
+    hello: (Bytes, Vec<Expect>),
+    /// Per node, with self-healing: `AUTH`, `SELECT meta`, `INFO server`,
+    /// `GET` the marker, `EXISTS` each peer's hint keys, `SELECT db`.
+    identify: Vec<(Bytes, Vec<Expect>)>,
+}
+
+/// What a reply of the handshake is.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// `+OK` (`AUTH`, `SELECT`).
+    Ok,
+    /// `INFO server`, with the `run_id`.
+    Info,
+    /// The marker's value.
+    Marker,
+    /// How many of a peer's hint keys exist.
+    Hints(NodeId),
 }
 
 impl Dial {
-    fn new(options: &Options) -> Dial {
-        let mut hello = BytesMut::new();
-        let mut replies = 0;
+    fn new(options: &Options, topology: &Topology, healing: bool) -> Dial {
+        let mut auth = BytesMut::new();
+        let mut expect = Vec::new();
         if let Some(password) = &options.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &options.username {
                 args.push(user.as_bytes());
             }
             args.push(password.as_bytes());
-            resp::encode_command(&mut hello, &args);
-            replies += 1;
+            resp::encode_command(&mut auth, &args);
+            expect.push(Expect::Ok);
         }
+        let db = options.database.to_string();
+        let select = |buf: &mut BytesMut, db: &str| {
+            resp::encode_command(buf, &[&b"SELECT"[..], db.as_bytes()]);
+        };
+        let mut hello = auth.clone();
+        let mut hello_expect = expect.clone();
         if options.database != 0 {
-            let db = options.database.to_string();
-            resp::encode_command(&mut hello, &[&b"SELECT"[..], db.as_bytes()]);
-            replies += 1;
+            select(&mut hello, &db);
+            hello_expect.push(Expect::Ok);
         }
+        let identify = if healing {
+            topology
+                .nodes()
+                .map(|(node, _)| {
+                    let (mut buf, mut exp) = (auth.clone(), expect.clone());
+                    select(&mut buf, &options.meta_database.to_string());
+                    exp.push(Expect::Ok);
+                    resp::encode_command(&mut buf, &[&b"INFO"[..], b"server"]);
+                    exp.push(Expect::Info);
+                    resp::encode_command(&mut buf, &[&b"GET"[..], route::MARKER.as_bytes()]);
+                    exp.push(Expect::Marker);
+                    let shard = topology.position(node).map(|(_, s)| s);
+                    for (peer, addr) in topology.nodes() {
+                        if peer == node || topology.position(peer).map(|(_, s)| s) != shard {
+                            continue;
+                        }
+                        let hints = route::hint_key(options.database, addr);
+                        let resync = route::resync_key(options.database, addr);
+                        resp::encode_command(
+                            &mut buf,
+                            &[&b"EXISTS"[..], hints.as_bytes(), resync.as_bytes()],
+                        );
+                        exp.push(Expect::Hints(peer));
+                    }
+                    select(&mut buf, &db);
+                    exp.push(Expect::Ok);
+                    (buf.freeze(), exp)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Dial {
             timeout: options.connect_timeout,
-            hello: (replies > 0).then(|| (hello.freeze(), replies)),
+            hello: (hello.freeze(), hello_expect),
+            identify,
         }
     }
 
-    async fn open(&self, addr: &str) -> io::Result<TcpStream> {
+    /// Opens a connection to `addr`; for `node`, with self-healing, also
+    /// learns who the node is.
+    async fn open(
+        &self,
+        addr: &str,
+        node: Option<NodeId>,
+    ) -> io::Result<(TcpStream, Option<Identity>)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
             .await
@@ -600,56 +784,98 @@ impl Dial {
         // Commands are batched by the driver already; Nagle would only add
         // latency.
         stream.set_nodelay(true)?;
-        let Some((hello, mut replies)) = self.hello.clone() else {
-            return Ok(stream);
+        let (hello, expect) = match node.and_then(|n| self.identify.get(n.0 as usize)) {
+            Some(identify) => identify,
+            None => &self.hello,
         };
+        if expect.is_empty() {
+            return Ok((stream, None));
+        }
         let handshake = async {
-            stream.write_all(&hello).await?;
-            let mut buf = Vec::new();
-            while replies > 0 {
-                let mut chunk = [0u8; 512];
-                let n = stream.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "closed during AUTH/SELECT",
-                    ));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                while let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-                    let line: Vec<u8> = buf.drain(..end + 2).collect();
-                    if line.first() != Some(&b'+') {
-                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+            stream.write_all(hello).await?;
+            let mut input = BytesMut::new();
+            let mut decoder = resp::Decoder::new();
+            let mut identity: Option<Identity> = None;
+            for &want in expect {
+                let frame = loop {
+                    match decoder.decode(&mut input) {
+                        Ok(Some(frame)) => break frame,
+                        Ok(None) => {}
+                        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                    }
+                    if input.len() > 1 << 20 {
                         return Err(io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            format!(
-                                "the node refused AUTH or SELECT: {}",
-                                text.trim_start_matches('-')
-                            ),
+                            io::ErrorKind::InvalidData,
+                            "handshake reply too long",
                         ));
                     }
-                    replies -= 1;
-                }
-                if buf.len() > 64 * 1024 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "reply to AUTH/SELECT too long",
-                    ));
-                }
+                    if stream.read_buf(&mut input).await? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed during the handshake",
+                        ));
+                    }
+                };
+                handshake_reply(want, frame, &mut identity)?;
             }
-            Ok(())
+            Ok(identity)
         };
-        tokio::time::timeout(self.timeout, handshake)
+        let identity = tokio::time::timeout(self.timeout, handshake)
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "AUTH/SELECT timed out"))??;
-        Ok(stream)
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
+        Ok((stream, identity))
     }
 }
 
+/// Checks one reply of the handshake and keeps what it says.
+fn handshake_reply(want: Expect, frame: Frame, identity: &mut Option<Identity>) -> io::Result<()> {
+    let refused = |what: &str, frame: &Frame| {
+        let text = match frame {
+            Frame::Error(t) | Frame::BulkError(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        };
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the node refused {what}: {text}"),
+        )
+    };
+    match want {
+        Expect::Ok if matches!(&frame, Frame::Simple(_)) => {}
+        Expect::Ok => return Err(refused("AUTH or SELECT", &frame)),
+        Expect::Info => {
+            let text = frame.as_bytes().ok_or_else(|| refused("INFO", &frame))?;
+            let run_id = text
+                .split(|&b| b == b'\n')
+                .find_map(|line| line.strip_prefix(b"run_id:"))
+                .map(|id| Bytes::copy_from_slice(id.trim_ascii()))
+                .ok_or_else(|| refused("INFO (no run_id)", &frame))?;
+            *identity = Some(Identity {
+                run_id,
+                marker: None,
+                hints_for: Vec::new(),
+            });
+        }
+        // A node still loading answers -LOADING: it is not marked.
+        Expect::Marker => {
+            if let (Some(id), Frame::Bulk(value)) = (identity.as_mut(), frame) {
+                id.marker = Some(value);
+            }
+        }
+        Expect::Hints(peer) => {
+            if let (Some(id), Frame::Integer(n)) = (identity.as_mut(), frame)
+                && n > 0
+            {
+                id.hints_for.push(peer);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Conn {
-    fn connect(addr: Arc<str>, epoch: Epoch, dial: &Arc<Dial>) -> Conn {
+    fn connect(addr: Arc<str>, epoch: Epoch, dial: &Arc<Dial>, node: Option<NodeId>) -> Conn {
         let dial = dial.clone();
-        let connecting: Connecting = Box::pin(async move { dial.open(&addr).await });
+        let connecting: Connecting = Box::pin(async move { dial.open(&addr, node).await });
         Conn {
             epoch,
             state: State::Connecting(connecting),
@@ -659,6 +885,7 @@ impl Conn {
             fifo: VecDeque::new(),
             unsent: 0,
             failed: false,
+            identity: None,
         }
     }
 
@@ -686,8 +913,9 @@ impl Conn {
             State::Connecting(connecting) => match connecting.as_mut().poll(cx) {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Err(e)) => return Err(Dead::Connect(e)),
-                Poll::Ready(Ok(stream)) => {
+                Poll::Ready(Ok((stream, identity))) => {
                     progress = true;
+                    self.identity = identity;
                     self.state = State::Open(stream);
                     match &mut self.state {
                         State::Open(s) => s,

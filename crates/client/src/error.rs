@@ -48,6 +48,10 @@ pub enum Error {
     /// down.
     #[error("the client is closed")]
     Closed,
+    /// A repair could not be done, or gave up; the text says why. Both
+    /// nodes were left serving (the peer unpaused, the node promoted).
+    #[error("repair: {0}")]
+    Repair(String),
 }
 
 impl Error {

@@ -44,10 +44,14 @@ mod commands;
 mod driver;
 mod error;
 mod options;
+mod repair;
 
 pub use client::{Client, Connection, NodeEvent, NodeEvents};
 pub use commands::{SetOptions, SetReply};
 pub use error::Error;
 pub use options::Options;
+pub use repair::{RepairKind, RepairReport};
 pub use resp::Frame;
-pub use route::{Backoff, NodeId, ReadPreference, RouteError, ShardId, Topology, WritePolicy};
+pub use route::{
+    Backoff, Doubt, NodeId, ReadPreference, RouteError, ShardId, Topology, Trust, WritePolicy,
+};

@@ -43,6 +43,26 @@ pub struct Options {
     pub username: Option<String>,
     /// The database every connection selects (0).
     pub database: u32,
+    /// Self-healing (on): a node that restarted or missed writes is not
+    /// believed until it is repaired, and writes it missed leave hints on
+    /// its peers (see docs/client.md). Off, every answer is taken as it is.
+    pub healing: bool,
+    /// The database of the fleet's own keys: markers, hints, repair locks
+    /// (15). The fleet's data should live elsewhere.
+    pub meta_database: u32,
+    /// Repair a doubted node as soon as it answers again and a peer of its
+    /// shard is verified (on). Off, [`Client::repair`](crate::Client::repair)
+    /// or `ember-cli repair` does it.
+    pub repair: bool,
+    /// How long a full repair may take before it gives up and restores
+    /// both nodes (10 min).
+    pub repair_timeout: Duration,
+    /// How long a repair may pause the peer's writes while the node catches
+    /// up with it (`CLIENT PAUSE`, 2 s).
+    pub repair_pause: Duration,
+    /// How many hinted keys a repair copies one by one; a node that missed
+    /// more gets a full copy (100,000).
+    pub hint_limit: u64,
 }
 
 impl Default for Options {
@@ -59,6 +79,12 @@ impl Default for Options {
             password: None,
             username: None,
             database: 0,
+            healing: true,
+            meta_database: 15,
+            repair: true,
+            repair_timeout: Duration::from_secs(600),
+            repair_pause: Duration::from_secs(2),
+            hint_limit: 100_000,
         }
     }
 }
@@ -73,6 +99,10 @@ impl Options {
         config.failure_threshold = self.failure_threshold;
         config.backoff = self.backoff;
         config.seed = self.seed;
+        config.healing = self.healing.then_some(route::Healing {
+            meta_db: self.meta_database,
+            db: self.database,
+        });
         config
     }
 }

@@ -1051,7 +1051,10 @@ impl Router {
             // no peer can hold the write without its hint.
             for g in 0..self.topology.groups() {
                 let node = NodeId(g * self.topology.shards() + shard.0);
-                if skipped(&self.nodes[node.0 as usize]).is_some() {
+                // A node that failed lately will likely miss this one too:
+                // hinting it needlessly costs a copy of one key later.
+                let state = &self.nodes[node.0 as usize];
+                if skipped(state).is_some() || state.failures > 0 {
                     self.missed(now, node, &commands);
                 }
             }

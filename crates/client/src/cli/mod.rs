@@ -48,10 +48,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use resp::Frame;
-use route::{NodeId, ReadPreference, Topology, WritePolicy};
+use route::{NodeId, ReadPreference, Topology, Trust, WritePolicy};
 use tokio::sync::oneshot::error::TryRecvError;
 
-use crate::{Client, Error, Options};
+use crate::{Client, Error, Options, RepairKind};
 
 /// The standard streams of one run, and whether each is a terminal.
 pub struct Io<'a> {
@@ -128,7 +128,21 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
         .map(|a| Bytes::from(a.into_encoded_bytes()))
         .collect();
     let first = command.first().map(|c| c.to_ascii_lowercase());
+    // A one-shot command ends before a repair would: leave repairs to
+    // `repair`, to long-lived clients and to the line modes.
+    let mut options = options;
+    options.repair = match args.repair {
+        Some(mode) => mode == RepairMode::Auto,
+        None => first.is_none(),
+    };
     match first.as_deref() {
+        Some(b"repair") => {
+            command.remove(0);
+            options.repair = false;
+            with_client(topology, options, io, |client, io| async move {
+                repair(&client, &command, io).await
+            })
+        }
         Some(b"locate") => {
             command.remove(0);
             locate(&topology, &command, io.stdout)
@@ -173,6 +187,8 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
     after_help = "Without a command, reads one command a line from standard input (pipelined \
                   when it is not a terminal).\n\
                   `ember-cli locate KEY...` prints each key's shard and nodes.\n\
+                  `ember-cli repair [HOST:PORT...]` brings nodes back to their peers' data \
+                  (every doubted node without an address).\n\
                   `ember-cli bench --help` describes the benchmark."
 )]
 struct Args {
@@ -212,9 +228,26 @@ struct Args {
     /// Print replies formatted, even when standard output is not a terminal.
     #[arg(long)]
     no_raw: bool,
+    /// Take every node's answers as they are: no markers, no hints, no
+    /// repair (self-healing is on by default).
+    #[arg(long)]
+    no_heal: bool,
+    /// The database of the fleet's own keys (markers, hints) [default: 15].
+    #[arg(long, value_name = "DB")]
+    meta_db: Option<u32>,
+    /// Repair doubted nodes as soon as they answer [default: auto when
+    /// reading commands from standard input, off for one command].
+    #[arg(long, value_enum)]
+    repair: Option<RepairMode>,
     /// A Redis command and its arguments, `locate KEY...` or `bench`.
     #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RepairMode {
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -295,6 +328,10 @@ impl Args {
         if let Some(db) = self.database {
             options.database = db;
         }
+        options.healing = !self.no_heal;
+        if let Some(db) = self.meta_db {
+            options.meta_database = db;
+        }
         Ok((topology, options))
     }
 }
@@ -359,6 +396,61 @@ fn locate(topology: &Topology, keys: &[Bytes], out: &mut dyn Write) -> u8 {
 }
 
 /// Connects, then runs `body` on a runtime of its own.
+/// `repair [HOST:PORT...]`: repairs the nodes named (every node the
+/// client doubts, without a name) and says what came of each.
+async fn repair(client: &Client, addrs: &[Bytes], io: Io<'_>) -> u8 {
+    let topology = client.topology();
+    let mut nodes = Vec::new();
+    for addr in addrs {
+        let addr = String::from_utf8_lossy(addr);
+        match topology.nodes().find(|(_, a)| *a == addr) {
+            Some((node, _)) => nodes.push(node),
+            None => {
+                let _ = writeln!(io.stderr, "ember-cli: {addr} is not a node of the topology");
+                return 2;
+            }
+        }
+    }
+    if addrs.is_empty() {
+        nodes = topology
+            .nodes()
+            .map(|(n, _)| n)
+            .filter(|&n| matches!(client.trust(n), Some(Trust::Unverified(_))))
+            .collect();
+        if nodes.is_empty() {
+            let _ = writeln!(io.stdout, "every node is verified");
+            return 0;
+        }
+    }
+    let mut failed = false;
+    for node in nodes {
+        let addr = topology.addr(node).unwrap_or_default();
+        let line = match client.repair(node).await {
+            Ok(r) => {
+                let from = topology.addr(r.source).unwrap_or_default();
+                let secs = r.elapsed.as_secs_f64();
+                match r.kind {
+                    RepairKind::Full => format!(
+                        "{addr}: full copy from {from}, then {} hinted keys copied and {} deleted, in {secs:.2} s",
+                        r.copied, r.deleted
+                    ),
+                    RepairKind::Hints => format!(
+                        "{addr}: {} hinted keys copied and {} deleted from {from}, in {secs:.2} s",
+                        r.copied, r.deleted
+                    ),
+                    _ => format!("{addr}: nothing to repair (verified against {from})"),
+                }
+            }
+            Err(e) => {
+                failed = true;
+                format!("{addr}: {e}")
+            }
+        };
+        let _ = writeln!(io.stdout, "{line}");
+    }
+    u8::from(failed)
+}
+
 fn with_client<'a, F, Fut>(topology: Topology, options: Options, io: Io<'a>, body: F) -> u8
 where
     F: FnOnce(Client, Io<'a>) -> Fut,
@@ -376,7 +468,13 @@ where
     };
     let code = runtime.block_on(async {
         match Client::connect(topology, options).await {
-            Ok(client) => body(client, io).await,
+            Ok(client) => {
+                let code = body(client.clone(), io).await;
+                // Hints of writes a node missed must be on its peers
+                // before this process ends.
+                client.flush().await;
+                code
+            }
             Err(e) => {
                 // `e` names the node that failed last.
                 let _ = writeln!(io.stderr, "Could not connect to {e}");
