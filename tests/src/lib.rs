@@ -309,6 +309,26 @@ impl NodeProcess {
         }
     }
 
+    /// Stops it with SIGSTOP: it keeps its sockets and its data, and
+    /// answers nothing until [`NodeProcess::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("a running node");
+        let status = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} failed");
+    }
+
     /// Starts it again, empty, on the same port, and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();

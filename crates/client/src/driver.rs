@@ -554,8 +554,7 @@ impl Driver {
         }
         for i in 0..self.nodes.len() {
             let node = NodeId(i as u32);
-            let doubted = matches!(self.router.trust(node), Some(Trust::Unverified(_)));
-            if !doubted || !self.router.is_up(node) {
+            if !self.router.wants_repair(node) {
                 continue;
             }
             let Some(source) = crate::repair::source(&self.router, node) else {

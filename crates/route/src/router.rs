@@ -671,6 +671,14 @@ impl Router {
         self.nodes.get(node.0 as usize).map(|n| n.trust)
     }
 
+    /// Whether `node` wants a repair now: doubted, up, and not being
+    /// adopted as it is.
+    pub fn wants_repair(&self, node: NodeId) -> bool {
+        self.nodes.get(node.0 as usize).is_some_and(|n| {
+            matches!(n.trust, Trust::Unverified(_)) && n.health == Health::Up && !n.marking
+        })
+    }
+
     /// The `run_id` `node` last said it has.
     pub fn run_id(&self, node: NodeId) -> Option<&Bytes> {
         self.nodes

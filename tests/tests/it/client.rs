@@ -382,6 +382,10 @@ fn a_silent_node_times_out() {
     block_on(async {
         let mut opts = options(WritePolicy::One);
         opts.timeout = Duration::from_millis(200);
+        // The timeouts themselves are under test: with self-healing, a node
+        // that never answered its handshake is not verified, and reads
+        // would skip it from the start.
+        opts.healing = false;
         let groups = vec![vec![silent.addr()], vec![redis.addr().to_string()]];
         let client = connect(groups.clone(), opts.clone()).await;
         client.set("k", "v").await.unwrap();
