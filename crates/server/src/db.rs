@@ -224,6 +224,16 @@ impl Db {
         Some(u64::from(lru_clock().wrapping_sub(slot.lru)))
     }
 
+    /// Makes `key` look idle for `secs` seconds (RESTORE's IDLETIME).
+    pub(crate) fn set_idle(&mut self, key: &[u8], secs: i64) {
+        if let Some(slot) = self.map.find_mut(hash_key(key), |s| s.key[..] == *key) {
+            // The clock wraps; an idle time beyond half its range would
+            // read as a recent access.
+            let secs = secs.clamp(0, i64::from(u32::MAX / 2)) as u32;
+            slot.lru = lru_clock().wrapping_sub(secs);
+        }
+    }
+
     fn lookup(&mut self, key: &[u8], now: i64, access: bool) -> Option<&mut Entry> {
         let hash = hash_key(key);
         match self.map.find_entry(hash, |s| s.key[..] == *key) {

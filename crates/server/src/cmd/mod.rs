@@ -6,6 +6,7 @@
 //! each is a plain function of its input.
 
 mod connection;
+mod dump;
 mod keys;
 mod lists;
 mod persistence;
@@ -212,6 +213,8 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "pexpiretime", 2, READONLY | FAST, KEY1, keys::pexpiretime;
     "persist", 2, WRITE | FAST, KEY1, keys::persist;
     "object", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), keys::object;
+    "dump", 2, READONLY, KEY1, dump::dump;
+    "restore", -4, WRITE | DENYOOM, KEY1, dump::restore;
     // strings
     "get", 2, READONLY | FAST, KEY1, strings::get;
     "set", -3, WRITE | DENYOOM, KEY1, strings::set;
