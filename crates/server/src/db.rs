@@ -154,6 +154,11 @@ pub(crate) struct Db {
     /// its master; a master feeding replicas sets it so that only commands
     /// whose deletions reach the stream, in order, delete.
     pub(crate) hide_expired: bool,
+    /// The end (Unix ms) of the CLIENT PAUSE in force, `i64::MIN` for
+    /// none, shared by every database: while a pause is on, expired keys
+    /// are hidden, not deleted, so the keyspace and replication stream stay
+    /// still (Redis's `expireIfNeeded` under a pause).
+    expiry_paused_until: Arc<AtomicI64>,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -246,6 +251,9 @@ impl Db {
             }
             Ok(slot) => {
                 if self.hide_expired && !crate::repl::prop::recording() {
+                    return None;
+                }
+                if self.expiry_paused_until.load(Ordering::Relaxed) >= now {
                     return None;
                 }
                 let (slot, _) = slot.remove();
@@ -782,18 +790,23 @@ pub(crate) struct Keyspace {
     snap_now: AtomicI64,
     /// One snapshot at a time.
     snap_lock: Mutex<()>,
+    /// What every database reads to know whether a CLIENT PAUSE freezes
+    /// expiry (see [`crate::pause`]).
+    expiry_pause: Arc<AtomicI64>,
     /// Snapshots taken so far, for their epochs.
     snap_count: AtomicU64,
 }
 
 impl Keyspace {
     pub(crate) fn new(databases: usize) -> Self {
+        let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
                     dbs: (0..databases)
                         .map(|index| Db {
                             index,
+                            expiry_paused_until: expiry_pause.clone(),
                             ..Db::default()
                         })
                         .collect(),
@@ -805,12 +818,19 @@ impl Keyspace {
         Keyspace {
             shards,
             databases,
+            expiry_pause,
             feeding: AtomicBool::new(false),
             snap_epoch: AtomicU64::new(0),
             snap_now: AtomicI64::new(0),
             snap_lock: Mutex::new(()),
             snap_count: AtomicU64::new(0),
         }
+    }
+
+    /// The end of the pause that freezes expiry, shared with every
+    /// database: [`crate::pause::Pause`] sets it.
+    pub(crate) fn expiry_pause(&self) -> Arc<AtomicI64> {
+        self.expiry_pause.clone()
     }
 
     /// A snapshot without stopping the world, copy-on-first-lock: the

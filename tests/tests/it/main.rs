@@ -1,6 +1,7 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
 mod client;
+mod client_pause;
 mod dump_restore;
 mod protocol_vs_redis;
 mod python;

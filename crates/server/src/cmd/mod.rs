@@ -509,6 +509,21 @@ pub(crate) enum After {
     /// PSYNC or SYNC: the connection now serves a replica
     /// (`Client::psync`).
     Replica,
+    /// CLIENT PAUSE holds the command back: nothing ran and nothing was
+    /// answered; run it again once the pause is over for it
+    /// (`Pause::wait_over` with [`may_write`]).
+    Postpone,
+}
+
+/// Whether a pause of kind WRITE holds `req` back (Redis's
+/// `is_may_replicate_command`): a write command, or EXEC of a transaction
+/// that queued one.
+pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
+    let Some(cmd) = req.get(0).and_then(lookup) else {
+        return false;
+    };
+    cmd.flags & WRITE != 0
+        || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
 
 /// Runs one request and appends its reply to `out`. Inside MULTI, queues
@@ -569,6 +584,16 @@ pub(crate) fn execute(
             multi.refused();
         }
         return After::Continue;
+    }
+    // Checked last, as in Redis: a command refused anyway is refused at
+    // once. The master's stream and replicas' links are never held back.
+    if !client.is_master
+        && shared
+            .pause
+            .holds(may_write(client, req), client.clock.now_ms())
+            .is_some()
+    {
+        return After::Postpone;
     }
     client.last_command = cmd.name;
     client.last_sub.clear();
