@@ -3,6 +3,7 @@
 mod client;
 mod client_pause;
 mod dump_restore;
+mod migrate;
 mod protocol_vs_redis;
 mod python;
 mod rdb;

@@ -215,6 +215,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "object", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), keys::object;
     "dump", 2, READONLY, KEY1, dump::dump;
     "restore", -4, WRITE | DENYOOM, KEY1, dump::restore;
+    "migrate", -6, WRITE, (3, 3, 1), dump::migrate;
     // strings
     "get", 2, READONLY | FAST, KEY1, strings::get;
     "set", -3, WRITE | DENYOOM, KEY1, strings::set;
@@ -480,6 +481,10 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
         keys.extend((at + 1..end).filter_map(|i| req.get(i)));
         return;
     }
+    if cmd.name == "migrate" {
+        migrate_keys(req, keys);
+        return;
+    }
     let (first, last, step) = cmd.keys;
     if first <= 0 {
         return;
@@ -494,6 +499,27 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
         keys.extend(req.get(i as usize));
         i += i64::from(step.max(1));
     }
+}
+
+/// MIGRATE's keys, as Redis's `migrateGetKeys` finds them: the key
+/// argument, or what follows KEYS (nothing if the key argument is not
+/// empty then, which the handler refuses).
+fn migrate_keys<'r>(req: &'r Request, keys: &mut Vec<&'r [u8]>) {
+    let mut i = 6;
+    while let Some(arg) = req.get(i) {
+        if arg.eq_ignore_ascii_case(b"keys") {
+            if req.get(3).is_some_and(|k| k.is_empty()) {
+                keys.extend((i + 1..req.len()).filter_map(|j| req.get(j)));
+            }
+            return;
+        }
+        i += match arg.to_ascii_lowercase().as_slice() {
+            b"auth" => 2,
+            b"auth2" => 3,
+            _ => 1,
+        };
+    }
+    keys.extend(req.get(3));
 }
 
 /// What the connection should do after a command.
@@ -909,6 +935,15 @@ mod tests {
         assert_eq!(keys_of("OBJECT HELP"), Vec::<String>::new());
         assert_eq!(keys_of("OBJECT ENCODING k"), ["k"]);
         assert_eq!(keys_of("PING"), Vec::<String>::new());
+        assert_eq!(keys_of("MIGRATE h 1 k 0 10"), ["k"]);
+        assert_eq!(
+            keys_of("MIGRATE h 1 k 0 10 COPY KEYS a"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            keys_of("MIGRATE h 1  0 10 AUTH keys AUTH2 keys keys KEYS a b"),
+            ["a", "b"]
+        );
     }
 
     #[test]
