@@ -33,6 +33,8 @@ pub(crate) struct ClientInfo {
     pub(crate) watch: Arc<WatchFlag>,
     /// What kind of client it is: [`NORMAL`], [`REPLICA`] or [`MASTER`].
     pub(crate) kind: std::sync::atomic::AtomicU8,
+    /// A CLIENT PAUSE holds its command back (CLIENT LIST's `b`).
+    pub(crate) postponed: std::sync::atomic::AtomicBool,
 }
 
 /// A client's kind (CLIENT LIST's flags, CLIENT KILL TYPE): an ordinary
@@ -165,6 +167,7 @@ impl ClientInfo {
             blocked_on: Mutex::new(None),
             watch: Arc::new(WatchFlag::default()),
             kind: std::sync::atomic::AtomicU8::new(NORMAL),
+            postponed: std::sync::atomic::AtomicBool::new(false),
         });
         if let Ok(mut clients) = shared.clients.lock() {
             clients.insert(info.id, info.clone());
@@ -353,6 +356,39 @@ async fn wait_inner(
     }
 }
 
+/// Waits while CLIENT PAUSE holds `request` back, as a blocked client
+/// (INFO's `blocked_clients`, CLIENT LIST's `b`). Replies to earlier
+/// commands go out first. `Err` says why the connection ended meanwhile.
+async fn postponed(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &mut Client,
+    request: &resp::Request,
+) -> Result<(), String> {
+    if let Err(e) = conn.flush().await {
+        return Err(format!("write failed: {e}"));
+    }
+    let write = cmd::may_write(client, request);
+    shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    client.info.postponed.store(true, Ordering::Relaxed);
+    let kill = client.info.kill.clone();
+    let result = loop {
+        tokio::select! {
+            () = shared.pause.wait_over(write) => break Ok(()),
+            read = conn.fill_socket() => match read {
+                Ok(0) | Err(_) => break Err("closed while paused".to_string()),
+                // Later commands wait in the buffer until this one runs.
+                Ok(_) => {}
+            },
+            () = kill.cancelled() => break Err("killed".to_string()),
+            () = shared.shutdown.triggered() => break Err("server shutdown".to_string()),
+        }
+    };
+    client.info.postponed.store(false, Ordering::Relaxed);
+    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    result
+}
+
 /// The loop: read, execute every complete request, write all replies at
 /// once. Returns why it stopped.
 async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> String {
@@ -382,6 +418,14 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 continue;
             }
             let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
+            while after == After::Postpone {
+                client.stats.flush(&shared.stats);
+                if let Err(reason) = postponed(shared, conn, client, &request).await {
+                    return reason;
+                }
+                client.clock = Clock::new();
+                after = cmd::execute(shared, client, conn.write_buffer(), &request);
+            }
             while after == After::Block {
                 if let Some(wait) = client.wait_acks.take() {
                     client.stats.flush(&shared.stats);

@@ -154,6 +154,11 @@ pub(crate) struct Db {
     /// its master; a master feeding replicas sets it so that only commands
     /// whose deletions reach the stream, in order, delete.
     pub(crate) hide_expired: bool,
+    /// The end (Unix ms) of the CLIENT PAUSE in force, `i64::MIN` for
+    /// none, shared by every database: while a pause is on, expired keys
+    /// are hidden, not deleted, so the keyspace and replication stream stay
+    /// still (Redis's `expireIfNeeded` under a pause).
+    expiry_paused_until: Arc<AtomicI64>,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -224,6 +229,16 @@ impl Db {
         Some(u64::from(lru_clock().wrapping_sub(slot.lru)))
     }
 
+    /// Makes `key` look idle for `secs` seconds (RESTORE's IDLETIME).
+    pub(crate) fn set_idle(&mut self, key: &[u8], secs: i64) {
+        if let Some(slot) = self.map.find_mut(hash_key(key), |s| s.key[..] == *key) {
+            // The clock wraps; an idle time beyond half its range would
+            // read as a recent access.
+            let secs = secs.clamp(0, i64::from(u32::MAX / 2)) as u32;
+            slot.lru = lru_clock().wrapping_sub(secs);
+        }
+    }
+
     fn lookup(&mut self, key: &[u8], now: i64, access: bool) -> Option<&mut Entry> {
         let hash = hash_key(key);
         match self.map.find_entry(hash, |s| s.key[..] == *key) {
@@ -236,6 +251,9 @@ impl Db {
             }
             Ok(slot) => {
                 if self.hide_expired && !crate::repl::prop::recording() {
+                    return None;
+                }
+                if self.expiry_paused_until.load(Ordering::Relaxed) >= now {
                     return None;
                 }
                 let (slot, _) = slot.remove();
@@ -772,18 +790,23 @@ pub(crate) struct Keyspace {
     snap_now: AtomicI64,
     /// One snapshot at a time.
     snap_lock: Mutex<()>,
+    /// What every database reads to know whether a CLIENT PAUSE freezes
+    /// expiry (see [`crate::pause`]).
+    expiry_pause: Arc<AtomicI64>,
     /// Snapshots taken so far, for their epochs.
     snap_count: AtomicU64,
 }
 
 impl Keyspace {
     pub(crate) fn new(databases: usize) -> Self {
+        let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
                     dbs: (0..databases)
                         .map(|index| Db {
                             index,
+                            expiry_paused_until: expiry_pause.clone(),
                             ..Db::default()
                         })
                         .collect(),
@@ -795,12 +818,19 @@ impl Keyspace {
         Keyspace {
             shards,
             databases,
+            expiry_pause,
             feeding: AtomicBool::new(false),
             snap_epoch: AtomicU64::new(0),
             snap_now: AtomicI64::new(0),
             snap_lock: Mutex::new(()),
             snap_count: AtomicU64::new(0),
         }
+    }
+
+    /// The end of the pause that freezes expiry, shared with every
+    /// database: [`crate::pause::Pause`] sets it.
+    pub(crate) fn expiry_pause(&self) -> Arc<AtomicI64> {
+        self.expiry_pause.clone()
     }
 
     /// A snapshot without stopping the world, copy-on-first-lock: the

@@ -18,6 +18,7 @@ mod db;
 mod glob;
 mod list;
 mod longdouble;
+mod pause;
 mod rdb;
 mod repl;
 mod reply;

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) used_memory: AtomicU64,
     /// SAVE and BGSAVE state.
     pub(crate) persistence: Arc<crate::rdb::Persistence>,
+    /// CLIENT PAUSE.
+    pub(crate) pause: crate::pause::Pause,
     next_client_id: AtomicU64,
 }
 
@@ -408,8 +410,11 @@ pub async fn run_on(
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let max_bulk_len = config.get_i64("proto-max-bulk-len");
     let replicaof = config.get("replicaof").unwrap_or_default().to_string();
+    let keyspace = Keyspace::new(databases);
+    let pause = crate::pause::Pause::new(keyspace.expiry_pause());
     let shared = Arc::new_cyclic(|me| Shared {
-        keyspace: Keyspace::new(databases),
+        keyspace,
+        pause,
         config: Mutex::new(config),
         repl: crate::repl::Repl::new(),
         me: me.clone(),
@@ -602,8 +607,13 @@ async fn active_expire(shared: Arc<Shared>) {
         let started = Instant::now();
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.
-        // A replica leaves expiry to its master's DELs.
-        if shared.repl.read_only() || !shared.active_expire.load(Ordering::Relaxed) {
+        // A replica leaves expiry to its master's DELs; a pause keeps the
+        // keyspace as it is (Redis's activeExpireCycle does nothing while
+        // clients are paused).
+        if shared.repl.read_only()
+            || !shared.active_expire.load(Ordering::Relaxed)
+            || shared.pause.active(now_ms())
+        {
             continue;
         }
         let mut shards = Shards::new(&shared.keyspace);

@@ -1,7 +1,10 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
 mod client;
+mod client_pause;
+mod dump_restore;
 mod healing;
+mod migrate;
 mod protocol_vs_redis;
 mod python;
 mod rdb;

@@ -269,6 +269,12 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let waiter = target.and_then(|t| t.blocked_on.lock().ok().and_then(|w| w.clone()));
         let done = waiter.is_some_and(|w| w.unblock(error));
         ctx.reply.int(i64::from(done));
+    } else if eq(sub, "pause") {
+        client_pause(ctx, req)?;
+    } else if eq(sub, "unpause") {
+        want(2, "unpause")?;
+        ctx.shared.pause.unpause();
+        ctx.reply.ok();
     } else if eq(sub, "no-evict") {
         want(3, "no-evict")?;
         if !eq(&req[2], "on") && !eq(&req[2], "off") {
@@ -278,6 +284,40 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     } else {
         return Err(unknown_subcommand(&req[0], sub));
     }
+    Ok(())
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]`: the mode is checked before the
+/// timeout, as in Redis.
+fn client_pause(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    if !(3..=4).contains(&req.len()) {
+        // Redis's `addReplySubcommandSyntaxError`, the subcommand as typed.
+        return Err(CmdError::other(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&req[1][..req[1].len().min(128)]),
+            String::from_utf8_lossy(&req[0]).to_ascii_uppercase()
+        )));
+    }
+    let kind = match req.get(3) {
+        None => crate::pause::Kind::All,
+        Some(m) if eq(m, "write") => crate::pause::Kind::Write,
+        Some(m) if eq(m, "all") => crate::pause::Kind::All,
+        Some(_) => {
+            return Err(CmdError::other(
+                "ERR CLIENT PAUSE mode must be WRITE or ALL",
+            ));
+        }
+    };
+    let ms = resp::parse_int(&req[2])
+        .ok_or_else(|| CmdError::other("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::other("ERR timeout is negative"));
+    }
+    let now = crate::server::now_ms();
+    // Redis's end time: 0 stays 0, which has passed already.
+    let end = if ms > 0 { ms.saturating_add(now) } else { 0 };
+    ctx.shared.pause.pause(kind, end, now);
+    ctx.reply.ok();
     Ok(())
 }
 
@@ -315,7 +355,9 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     if multi >= 0 {
         flags.push('x');
     }
-    if c.blocked_on.lock().is_ok_and(|b| b.is_some()) {
+    if c.blocked_on.lock().is_ok_and(|b| b.is_some())
+        || c.postponed.load(std::sync::atomic::Ordering::Relaxed)
+    {
         flags.push('b');
     }
     if c.watch.is_set() {

@@ -6,6 +6,7 @@
 //! each is a plain function of its input.
 
 mod connection;
+mod dump;
 mod keys;
 mod lists;
 mod persistence;
@@ -212,6 +213,9 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "pexpiretime", 2, READONLY | FAST, KEY1, keys::pexpiretime;
     "persist", 2, WRITE | FAST, KEY1, keys::persist;
     "object", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), keys::object;
+    "dump", 2, READONLY, KEY1, dump::dump;
+    "restore", -4, WRITE | DENYOOM, KEY1, dump::restore;
+    "migrate", -6, WRITE, (3, 3, 1), dump::migrate;
     // strings
     "get", 2, READONLY | FAST, KEY1, strings::get;
     "set", -3, WRITE | DENYOOM, KEY1, strings::set;
@@ -477,6 +481,10 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
         keys.extend((at + 1..end).filter_map(|i| req.get(i)));
         return;
     }
+    if cmd.name == "migrate" {
+        migrate_keys(req, keys);
+        return;
+    }
     let (first, last, step) = cmd.keys;
     if first <= 0 {
         return;
@@ -493,6 +501,27 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
     }
 }
 
+/// MIGRATE's keys, as Redis's `migrateGetKeys` finds them: the key
+/// argument, or what follows KEYS (nothing if the key argument is not
+/// empty then, which the handler refuses).
+fn migrate_keys<'r>(req: &'r Request, keys: &mut Vec<&'r [u8]>) {
+    let mut i = 6;
+    while let Some(arg) = req.get(i) {
+        if arg.eq_ignore_ascii_case(b"keys") {
+            if req.get(3).is_some_and(|k| k.is_empty()) {
+                keys.extend((i + 1..req.len()).filter_map(|j| req.get(j)));
+            }
+            return;
+        }
+        i += match arg.to_ascii_lowercase().as_slice() {
+            b"auth" => 2,
+            b"auth2" => 3,
+            _ => 1,
+        };
+    }
+    keys.extend(req.get(3));
+}
+
 /// What the connection should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum After {
@@ -506,6 +535,21 @@ pub(crate) enum After {
     /// PSYNC or SYNC: the connection now serves a replica
     /// (`Client::psync`).
     Replica,
+    /// CLIENT PAUSE holds the command back: nothing ran and nothing was
+    /// answered; run it again once the pause is over for it
+    /// (`Pause::wait_over` with [`may_write`]).
+    Postpone,
+}
+
+/// Whether a pause of kind WRITE holds `req` back (Redis's
+/// `is_may_replicate_command`): a write command, or EXEC of a transaction
+/// that queued one.
+pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
+    let Some(cmd) = req.get(0).and_then(lookup) else {
+        return false;
+    };
+    cmd.flags & WRITE != 0
+        || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
 
 /// Runs one request and appends its reply to `out`. Inside MULTI, queues
@@ -566,6 +610,16 @@ pub(crate) fn execute(
             multi.refused();
         }
         return After::Continue;
+    }
+    // Checked last, as in Redis: a command refused anyway is refused at
+    // once. The master's stream and replicas' links are never held back.
+    if !client.is_master
+        && shared
+            .pause
+            .holds(may_write(client, req), client.clock.now_ms())
+            .is_some()
+    {
+        return After::Postpone;
     }
     client.last_command = cmd.name;
     client.last_sub.clear();
@@ -881,6 +935,15 @@ mod tests {
         assert_eq!(keys_of("OBJECT HELP"), Vec::<String>::new());
         assert_eq!(keys_of("OBJECT ENCODING k"), ["k"]);
         assert_eq!(keys_of("PING"), Vec::<String>::new());
+        assert_eq!(keys_of("MIGRATE h 1 k 0 10"), ["k"]);
+        assert_eq!(
+            keys_of("MIGRATE h 1 k 0 10 COPY KEYS a"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            keys_of("MIGRATE h 1  0 10 AUTH keys AUTH2 keys keys KEYS a b"),
+            ["a", "b"]
+        );
     }
 
     #[test]

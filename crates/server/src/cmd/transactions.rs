@@ -45,6 +45,13 @@ pub(crate) struct Multi {
 }
 
 impl Multi {
+    /// Whether a queued command writes: EXEC then waits out a WRITE pause.
+    pub(crate) fn writes(&self) -> bool {
+        self.queued
+            .iter()
+            .any(|&(i, _)| COMMANDS[i].flags & WRITE != 0)
+    }
+
     /// Queues a command. Once the transaction cannot succeed (a refused
     /// command, a touched watched key) commands are answered but not kept,
     /// as in Redis.

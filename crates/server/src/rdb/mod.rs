@@ -44,7 +44,7 @@ use crate::db::{Entry, Keyspace, SHARDS, Shards};
 
 pub(crate) use disk::{Persistence, file_path, load_file};
 pub(crate) use read::read;
-pub(crate) use write::{stream_snapshot, write};
+pub(crate) use write::{dump, stream_snapshot, write};
 
 /// The version [`write`] produces and the newest [`read`] accepts.
 pub(crate) const RDB_VERSION: u32 = 10;
@@ -177,6 +177,49 @@ pub(crate) enum RdbError {
     /// The file could not be read.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why RESTORE refuses a payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PayloadError {
+    /// Shorter than its trailer, from a newer RDB version, or a checksum
+    /// that does not match (Redis's wording).
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    Trailer,
+    /// The value does not decode, or is an empty collection.
+    #[error("ERR Bad data format")]
+    BadFormat,
+    /// A valid value of a type this server cannot hold yet.
+    #[error(
+        "ERR Bad data format: the payload holds a {0}, and this server stores strings and lists only"
+    )]
+    Unsupported(&'static str),
+}
+
+/// The value in a DUMP payload (see [`dump`]), its trailer checked the
+/// way Redis's `verifyDumpPayload` checks it.
+pub(crate) fn restore(payload: &[u8]) -> Result<crate::value::Value, PayloadError> {
+    let Some(body_len) = payload.len().checked_sub(10) else {
+        return Err(PayloadError::Trailer);
+    };
+    let trailer = &payload[body_len..];
+    let version = u16::from_le_bytes([trailer[0], trailer[1]]);
+    if u32::from(version) > RDB_VERSION {
+        return Err(PayloadError::Trailer);
+    }
+    let mut stored = [0u8; 8];
+    stored.copy_from_slice(&trailer[2..]);
+    // The checksum covers the version too.
+    if crc::crc64(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
+        return Err(PayloadError::Trailer);
+    }
+    match read::read_value(payload) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(PayloadError::BadFormat),
+        Err(RdbError::UnsupportedValue { kind, .. }) => Err(PayloadError::Unsupported(kind)),
+        Err(RdbError::UnsupportedType { name, .. }) => Err(PayloadError::Unsupported(name)),
+        Err(_) => Err(PayloadError::BadFormat),
+    }
 }
 
 /// A copy of every database, taken under all shard locks.

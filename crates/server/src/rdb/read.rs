@@ -128,6 +128,19 @@ pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
     Ok(loaded)
 }
 
+/// The value in a DUMP payload whose trailer was checked already: a type
+/// byte, then the value's encoding. Like Redis, reads from the start of
+/// the payload and ignores what follows the value; `None` for an empty
+/// collection (which Redis refuses too).
+pub(crate) fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
+    let mut r = Reader {
+        data: payload,
+        pos: 0,
+    };
+    let ty = r.byte()?;
+    r.object(ty, b"", 0)
+}
+
 /// A cursor over the file.
 struct Reader<'a> {
     data: &'a [u8],

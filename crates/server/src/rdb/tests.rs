@@ -687,3 +687,50 @@ fn snapshot_and_install() {
     shards.for_each_shard(|s| count += s.dbs[0].len());
     assert_eq!(count, 1);
 }
+
+#[test]
+fn dump_payloads_round_trip_and_check_their_trailer() {
+    let values = [
+        string("bar", None).value,
+        string("12345", None).value,
+        string(vec![b'z'; 100], None).value,
+        list((0..3000).map(|i| format!("e{i}").into_bytes()), None).value,
+    ];
+    for value in &values {
+        let payload = dump(value);
+        let restored = restore(&payload).expect("a valid payload");
+        assert_eq!(v(&restored), v(value));
+        // Redis's layout: the value, version 10, then the CRC64 of both.
+        let n = payload.len();
+        assert_eq!(&payload[n - 10..n - 8], &[10, 0]);
+        assert_eq!(
+            crc::crc64(&payload[..n - 8]).to_le_bytes(),
+            payload[n - 8..]
+        );
+        for cut in 0..n {
+            assert!(restore(&payload[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = payload.clone();
+        bad[0] ^= 0x40;
+        assert_eq!(restore(&bad).err(), Some(PayloadError::Trailer));
+    }
+    // "bar" encodes exactly as Redis 7.0 dumps it.
+    assert_eq!(
+        dump(&values[0]),
+        b"\x00\x03bar\x0a\x00\xe6\xbeI`\xeef\xfd\x17"
+    );
+}
+
+proptest! {
+    /// Whatever the bytes, with a valid trailer or not, restoring never
+    /// panics.
+    #[test]
+    fn restore_never_panics(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = restore(&body);
+        let mut p = body.clone();
+        p.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc::crc64(&p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        let _ = restore(&p);
+    }
+}

@@ -159,6 +159,30 @@ pub(crate) fn stream_snapshot<T>(
     Ok(extra)
 }
 
+/// The RDB type byte a value is written with.
+fn value_type(value: &Value) -> u8 {
+    match value {
+        Value::Str(_) => kind::STRING,
+        Value::List(_) => kind::LIST_QUICKLIST_2,
+    }
+}
+
+/// DUMP's payload for `value`: its type byte and encoding as in a file,
+/// then the RDB version (2 bytes) and the CRC64 of everything before it
+/// (8 bytes), both little endian, as Redis's `createDumpPayload` makes it.
+pub(crate) fn dump(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out, PLAIN_THRESHOLD);
+    let written = w
+        .byte(value_type(value))
+        .and_then(|()| w.value(value))
+        .and_then(|()| w.raw(&(RDB_VERSION as u16).to_le_bytes()))
+        .and_then(|()| w.finish());
+    // Writing into a Vec does not fail.
+    debug_assert!(written.is_ok());
+    out
+}
+
 impl Writer<'_, Vec<u8>> {
     /// What has been written out so far (the unflushed buffer stays).
     fn take_output(&mut self) -> Vec<u8> {
@@ -225,17 +249,16 @@ impl<'w, W: Write> Writer<'w, W> {
             self.byte(opcode::EXPIRETIME_MS)?;
             self.raw(&at.to_le_bytes())?;
         }
-        match &entry.value {
-            Value::Str(s) => {
-                self.byte(kind::STRING)?;
-                self.string(key)?;
-                self.string(s.bytes())
-            }
-            Value::List(list) => {
-                self.byte(kind::LIST_QUICKLIST_2)?;
-                self.string(key)?;
-                self.quicklist(list.iter())
-            }
+        self.byte(value_type(&entry.value))?;
+        self.string(key)?;
+        self.value(&entry.value)
+    }
+
+    /// A value's encoding, without its type byte.
+    fn value(&mut self, value: &Value) -> io::Result<()> {
+        match value {
+            Value::Str(s) => self.string(s.bytes()),
+            Value::List(list) => self.quicklist(list.iter()),
         }
     }
 
