@@ -1,5 +1,6 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
+mod check;
 mod client;
 mod protocol_vs_redis;
 mod python;
