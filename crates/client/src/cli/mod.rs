@@ -15,6 +15,8 @@
 //!   without connecting.
 //! - `ember-cli [TOPOLOGY] bench [OPTIONS]` measures `SET` and `GET` through
 //!   the client.
+//! - `ember-cli [TOPOLOGY] check [--verbose] [--fix --from-group G]` compares
+//!   the replica groups key by key; exit status 1 when they differ.
 //!
 //! The topology is `--replica HOST:PORT,...` once per replica group, or
 //! `--topology FILE` (TOML, see below); without either, one node at
@@ -34,6 +36,7 @@
 //! ```
 
 mod bench;
+mod check;
 mod file;
 mod format;
 
@@ -162,6 +165,7 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
                 bench::run(client, bench, io).await
             })
         }
+        Some(b"check") => check::main(topology, options, &command[1..], io),
         Some(_) => with_client(topology, options, io, |client, io| async move {
             let result = execute(&client, command).await;
             let mut out = Vec::new();
