@@ -135,6 +135,13 @@ fn restart_empty_heals(kind: NodeKind) {
     assert_eq!((code, out.as_str()), (0, "every node is verified\n"));
     node_holds(&first, 0..20_000);
     assert_eq!(wrong_reads(&t, 0..20_000), Vec::<String>::new());
+    let (code, out, err) = run_cli(&t, &["check"], "");
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn an_ember_node_that_restarts_empty_heals() {
+    restart_empty_heals(NodeKind::Ember);
 }
 
 #[test]
@@ -164,6 +171,13 @@ fn paused_node_gets_hinted_handoff(kind: NodeKind) {
     );
     assert!(out.starts_with(&want), "{out}");
     node_holds(&first, 0..1_300);
+    let (code, out, err) = run_cli(&t, &["check"], "");
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_paused_ember_node_gets_hinted_handoff() {
+    paused_node_gets_hinted_handoff(NodeKind::Ember);
 }
 
 #[test]
