@@ -687,6 +687,8 @@ const EAGER_WRITE: usize = 8;
 #[derive(Debug)]
 struct Dial {
     timeout: Duration,
+    /// How long the handshake's replies may take: a command's timeout.
+    reply_timeout: Duration,
     /// `AUTH` and `SELECT`, encoded, and what their replies are.
     hello: (Bytes, Vec<Expect>),
     /// Per node, with self-healing: `AUTH`, `SELECT meta`, `INFO server`,
@@ -764,6 +766,7 @@ impl Dial {
         };
         Dial {
             timeout: options.connect_timeout,
+            reply_timeout: options.timeout,
             hello: (hello.freeze(), hello_expect),
             identify,
         }
@@ -819,7 +822,7 @@ impl Dial {
             }
             Ok(identity)
         };
-        let identity = tokio::time::timeout(self.timeout, handshake)
+        let identity = tokio::time::timeout(self.reply_timeout, handshake)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
         Ok((stream, identity))

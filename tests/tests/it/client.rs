@@ -512,8 +512,9 @@ fn single_connection_against_redis() {
     assert!(matches!(err, Error::Io(_)), "{err:?}");
 }
 
-/// Runs ember-cli in this process, its standard input `stdin`.
-fn ember_cli(args: &[&str], stdin: &[u8]) -> (u8, String, String) {
+/// Runs ember-cli in this process (a client of its own, as a new process
+/// would have), its standard input `stdin`.
+pub(crate) fn ember_cli(args: &[&str], stdin: &[u8]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let io = Io {
         stdin: Box::new(std::io::Cursor::new(stdin.to_vec())),

@@ -419,7 +419,7 @@ async fn repair(client: &Client, addrs: &[Bytes], io: Io<'_>) -> u8 {
         nodes = topology
             .nodes()
             .map(|(n, _)| n)
-            .filter(|&n| matches!(client.trust(n), Some(Trust::Unverified(_))))
+            .filter(|&n| client.trust(n) != Some(Trust::Verified))
             .collect();
         if nodes.is_empty() {
             let _ = writeln!(io.stdout, "every node is verified");
