@@ -1054,18 +1054,26 @@ impl Router {
             (Health::Up, _) => None,
             _ => Some(Failure::Down),
         };
-        if self.config.healing.is_some() {
-            // The hints go first, on the same connections as the write, so
-            // no peer can hold the write without its hint.
-            for g in 0..self.topology.groups() {
-                let node = NodeId(g * self.topology.shards() + shard.0);
-                // A node that failed lately will likely miss this one too:
-                // hinting it needlessly costs a copy of one key later.
-                let state = &self.nodes[node.0 as usize];
-                if skipped(state).is_some() || state.failures > 0 {
-                    self.missed(now, node, &commands);
+        let healing = self.config.healing;
+        // FLUSHALL empties the fleet's database too: its markers and hints.
+        let wipes = healing.is_some()
+            && commands.as_slice().iter().any(|c| {
+                c.first()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"flushall"))
+            });
+        // The hints go first, on the same connections as the write, so no
+        // peer can hold the write without its hint; after it for FLUSHALL,
+        // which would wipe them.
+        let hint = |router: &mut Router| {
+            for g in 0..router.topology.groups() {
+                let node = NodeId(g * router.topology.shards() + shard.0);
+                if skipped(&router.nodes[node.0 as usize]).is_some() {
+                    router.missed(now, node, &commands);
                 }
             }
+        };
+        if healing.is_some() && !wipes {
+            hint(self);
         }
         for g in 0..self.topology.groups() {
             let node = NodeId(g * self.topology.shards() + shard.0);
@@ -1078,6 +1086,16 @@ impl Router {
                     slot: g as usize,
                 };
                 self.send(now, node, commands.as_slice(), block, owner, true);
+                // A verified node keeps its marker through FLUSHALL: empty,
+                // it still holds its shard's data.
+                let state = &self.nodes[node.0 as usize];
+                if wipes
+                    && state.trust == Trust::Verified
+                    && let (Some(healing), Some(run_id)) = (healing, state.run_id.clone())
+                {
+                    let run = meta_run(healing, mark_command(&run_id));
+                    self.send(now, node, &run, None, Owner::Mark(run_id), false);
+                }
                 Outcome::Pending
             };
             if let Some(Mode::Write { outcomes, .. }) = self
@@ -1089,6 +1107,9 @@ impl Router {
             {
                 *o = outcome;
             }
+        }
+        if wipes {
+            hint(self);
         }
         self.check_write(id, p);
     }
@@ -1480,14 +1501,37 @@ impl Router {
     /// peers that is up, naming the keys (or, for a write without keys,
     /// asking for a full copy).
     fn missed(&mut self, now: Instant, node: NodeId, commands: &Commands) {
-        let Some(healing) = self.config.healing else {
+        if self.config.healing.is_none() || node.0 as usize >= self.nodes.len() {
             return;
-        };
-        let Some((_, shard)) = self.topology.position(node) else {
-            return;
-        };
+        }
         self.nodes[node.0 as usize].missed = true;
         self.doubt(node, Doubt::Missed);
+        let keys = self.leave_hints(now, node, commands);
+        let state = &mut self.nodes[node.0 as usize];
+        match keys {
+            Some(keys) if state.missed_keys.len() + keys.len() <= MISSED_KEYS => {
+                if !state.missed_all {
+                    state.missed_keys.extend(keys);
+                }
+            }
+            _ => {
+                state.missed_all = true;
+                state.missed_keys = Default::default();
+            }
+        }
+    }
+
+    /// Leaves a hint with each of `node`'s peers that is up, naming the
+    /// keys `commands` write (or, for a write without keys, asking for a
+    /// full copy). Returns the keys, `None` for a write without keys.
+    fn leave_hints(
+        &mut self,
+        now: Instant,
+        node: NodeId,
+        commands: &Commands,
+    ) -> Option<Vec<Bytes>> {
+        let healing = self.config.healing?;
+        let (_, shard) = self.topology.position(node)?;
         let mut keys: Vec<Bytes> = Vec::new();
         let mut keyless = false;
         for command in commands.as_slice() {
@@ -1504,16 +1548,7 @@ impl Router {
                 _ => keyless = true,
             }
         }
-        let Some(addr) = self.topology.addr(node) else {
-            return;
-        };
-        let state = &mut self.nodes[node.0 as usize];
-        if keyless || state.missed_keys.len() + keys.len() > MISSED_KEYS {
-            state.missed_all = true;
-            state.missed_keys = Default::default();
-        } else if !state.missed_all {
-            state.missed_keys.extend(keys.iter().cloned());
-        }
+        let addr = self.topology.addr(node)?;
         let mut body: Vec<Bytes> = if keyless {
             let key = trust::resync_key(healing.db, addr);
             vec![
@@ -1525,7 +1560,7 @@ impl Router {
             let key = trust::hint_key(healing.db, addr);
             let mut args = Vec::with_capacity(keys.len() + 2);
             args.extend([Bytes::from_static(b"RPUSH"), Bytes::from(key)]);
-            args.extend(keys);
+            args.extend(keys.iter().cloned());
             args
         };
         let run = meta_run(healing, Command::from(std::mem::take(&mut body)));
@@ -1538,6 +1573,7 @@ impl Router {
                 self.send(now, peer, &run, None, Owner::Hint, false);
             }
         }
+        (!keyless).then_some(keys)
     }
 
     /// Adopts the data of `shard`'s nodes as it is when none of them is
@@ -1570,12 +1606,7 @@ impl Router {
                 continue;
             };
             state.marking = true;
-            let set = Command::from([
-                Bytes::from_static(b"SET"),
-                Bytes::from_static(trust::MARKER.as_bytes()),
-                run_id.clone(),
-            ]);
-            let run = meta_run(healing, set);
+            let run = meta_run(healing, mark_command(&run_id));
             self.send(now, node, &run, None, Owner::Mark(run_id), false);
         }
     }
@@ -1620,6 +1651,15 @@ fn missed_key(node: &Node, commands: &Commands) -> bool {
                     .any(|&i| command.get(i).is_some_and(|k| node.missed_keys.contains(k)))
             })
     })
+}
+
+/// `SET` the marker to `run_id`.
+fn mark_command(run_id: &Bytes) -> Command {
+    Command::from([
+        Bytes::from_static(b"SET"),
+        Bytes::from_static(trust::MARKER.as_bytes()),
+        run_id.clone(),
+    ])
 }
 
 /// `command` run in the fleet's own database: `SELECT meta`, the command,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ember_route::{
     Backoff, Config, Doubt, Epoch, Event, Failure, GroupId, Healing, Identity, MARKER, NodeId,
     Outcome, ReadPreference, RequestId, RouteError, Router, ShardId, Token, Topology, Transmit,
-    Trust, WritePolicy, hint_key,
+    Trust, WritePolicy, hint_key, resync_key,
 };
 use resp::Frame;
 
@@ -81,7 +81,9 @@ impl FakeNode {
             hints_for: topology
                 .nodes()
                 .filter(|&(n, addr)| {
-                    n != me && self.meta.contains_key(hint_key(0, addr).as_bytes())
+                    n != me
+                        && (self.meta.contains_key(hint_key(0, addr).as_bytes())
+                            || self.meta.contains_key(resync_key(0, addr).as_bytes()))
                 })
                 .map(|(n, _)| n)
                 .collect(),
@@ -246,7 +248,12 @@ impl FakeNode {
                 };
                 Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(keys)])
             }
-            "flushall" | "flushdb" => {
+            "flushall" => {
+                self.store.clear();
+                self.meta.clear();
+                ok()
+            }
+            "flushdb" => {
                 self.store.clear();
                 ok()
             }
@@ -1468,9 +1475,70 @@ fn random_fault_schedules_never_give_a_wrong_answer() {
             }
             sim.run_for(ms(50));
         }
+        // Every fault ends: writes reach every node again (so the router
+        // meets the restarted ones), and every node ends up verified.
+        for node in faulty.iter().flatten() {
+            sim.heal(*node);
+            sim.nodes[node.0 as usize].latency = ms(1);
+        }
+        for round in 0..10 {
+            for key in &keys {
+                let _ = sim.call(&format!("SET {key} end{round}"));
+            }
+            sim.run_for(Duration::from_secs(1));
+            for n in 0..4 {
+                let (node, peer) = (NodeId(n), sim.id(1 - n / 2, n % 2));
+                let doubted = matches!(sim.router.trust(node), Some(Trust::Unverified(_)));
+                if doubted && sim.router.trust(peer) == Some(Trust::Verified) {
+                    sim.repair(node, peer);
+                }
+            }
+        }
+        for n in 0..4 {
+            let trust = sim.router.trust(NodeId(n));
+            assert_eq!(
+                trust,
+                Some(Trust::Verified),
+                "seed {seed} node {n} up {} peer {:?} faulty {faulty:?} fault {:?}",
+                sim.router.is_up(NodeId(n)),
+                sim.router.trust(sim.id(1 - n / 2, n % 2)),
+                sim.nodes[n as usize].fault
+            );
+        }
     }
     assert!(
         faults > 300 && repairs > 200 && checked > 5000,
         "{faults} {repairs} {checked}"
     );
+}
+
+#[test]
+fn flushall_keeps_markers_and_the_hints_of_a_node_that_missed_it() {
+    let mut sim = Sim::new(2, 1, healing());
+    sim.connect_all();
+    sim.call("SET k v").unwrap();
+    sim.crash(NodeId(0));
+    assert_eq!(sim.call("FLUSHALL"), Ok(Frame::simple("OK")));
+    // Group 1 is empty, still marked, and says node 0 needs a full copy.
+    let peer = &sim.nodes[1];
+    assert!(peer.store.is_empty());
+    assert_eq!(
+        peer.meta.get(MARKER.as_bytes()),
+        Some(&vec![Bytes::from("run0")])
+    );
+    assert!(
+        peer.meta
+            .contains_key(resync_key(0, "10.0.0.0:6379").as_bytes())
+    );
+    // Node 0 comes back with its old data and its marker: a client that
+    // never saw it miss the FLUSHALL still does not believe it.
+    sim.heal(NodeId(0));
+    let mut fresh = sim.fresh_client();
+    assert_eq!(fresh.router.trust(NodeId(1)), Some(Trust::Verified));
+    assert_eq!(
+        fresh.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Hinted))
+    );
+    assert_eq!(fresh.call("GET k"), Ok(Frame::NullBulk));
+    assert_eq!(fresh.received("get"), [NodeId(1)]);
 }
