@@ -216,6 +216,10 @@ impl Client {
         }
         let result = crate::repair::run(shared, &self.tx, node, source).await;
         flag.store(false, Ordering::Release);
+        // What the repair told the driver is visible once it returns.
+        let (reply, done) = oneshot::channel();
+        let _ = self.tx.send(Msg::Barrier { reply });
+        let _ = done.await;
         result
     }
 

@@ -62,6 +62,9 @@ pub(crate) enum Msg {
     /// Answer once nothing is in flight: every write settled on every
     /// group, and the hints of those that failed written.
     Flush { reply: oneshot::Sender<()> },
+    /// Answer once every message before this one has been acted on (their
+    /// effects on [`Shared`] visible).
+    Barrier { reply: oneshot::Sender<()> },
 }
 
 /// How failures are reported to callers.
@@ -150,6 +153,7 @@ pub(crate) fn spawn(
         auto_repair: healing && options.repair,
         identities: Vec::new(),
         flushes: Vec::new(),
+        barriers: Vec::new(),
         startup: Some(Startup {
             waiting: vec![true; topology.len()],
             left: topology.len(),
@@ -205,6 +209,8 @@ struct Driver {
     identities: Vec<(NodeId, Epoch, Identity)>,
     /// Callers waiting for nothing to be in flight.
     flushes: Vec<oneshot::Sender<()>>,
+    /// Callers waiting for this round's events to be handled.
+    barriers: Vec<oneshot::Sender<()>>,
 }
 
 /// `Client::connect` waits until every node's first connection opened or
@@ -256,6 +262,9 @@ impl Future for Driver {
             progress |= this.poll_connections(cx, now, may_write, &mut false);
             progress |= this.poll_timer(cx);
             progress |= this.run_output();
+            for b in this.barriers.drain(..) {
+                let _ = b.send(());
+            }
             let mut held = false;
             progress |= this.poll_connections(cx, now, may_write, &mut held);
             if held {
@@ -315,6 +324,10 @@ impl Driver {
                 }
                 Msg::Flush { reply } => {
                     self.flushes.push(reply);
+                    continue;
+                }
+                Msg::Barrier { reply } => {
+                    self.barriers.push(reply);
                     continue;
                 }
                 Msg::RepairDone { node } => {

@@ -149,6 +149,14 @@ pub(crate) async fn run(
             })
         }
         Err(e) => {
+            let e = match e {
+                Error::Repair(_) => e,
+                other => repair_error(format!(
+                    "repairing {} from {}: {other}",
+                    shared.topology.addr(node).unwrap_or_default(),
+                    shared.topology.addr(source).unwrap_or_default()
+                )),
+            };
             let trust = match before {
                 Trust::Unverified(why) => Trust::Unverified(why),
                 _ => Trust::Unverified(Doubt::Unmarked),
@@ -406,7 +414,17 @@ impl<'a> Job<'a> {
         let options = &self.shared.options;
         // The full sync.
         loop {
-            let info = self.node_data.cmd(["INFO", "replication"]).await?;
+            if let Err(e) = self.source_data.cmd(["PING"]).await {
+                return Err(repair_error(format!(
+                    "the source {} failed during the sync: {e}",
+                    self.source_addr
+                )));
+            }
+            let info = self
+                .node_data
+                .cmd(["INFO", "replication"])
+                .await
+                .map_err(|e| repair_error(format!("{} failed during the sync: {e}", self.addr)))?;
             let up = info_field(&info, "master_link_status").as_deref() == Some("up");
             let syncing = info_field(&info, "master_sync_in_progress").as_deref() == Some("1");
             if up && !syncing {

@@ -3,6 +3,8 @@
 //! with real server processes and fresh `ember-cli` runs (each its own
 //! client, knowing nothing of the ones before).
 
+use std::future::Future;
+
 use ::client::{Connection, Frame};
 use ember_tests::{NodeKind, NodeProcess};
 
@@ -177,4 +179,259 @@ fn a_paused_ember_node_gets_hinted_handoff() {
 #[test]
 fn a_paused_redis_node_gets_hinted_handoff() {
     paused_node_gets_hinted_handoff(NodeKind::Redis);
+}
+
+// ---- repairs with a Client, under load and under faults ----
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Options for clients that must not time out on a busy machine.
+fn patient() -> ::client::Options {
+    let mut options = ::client::Options::default();
+    options.timeout = std::time::Duration::from_secs(10);
+    options.backoff = ::client::Backoff {
+        initial: std::time::Duration::from_millis(50),
+        max: std::time::Duration::from_millis(400),
+        jitter: 0.25,
+    };
+    options
+}
+
+async fn connect(nodes: &[&NodeProcess], options: ::client::Options) -> ::client::Client {
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
+    connect_to(&addrs, options).await
+}
+
+/// A client of one shard, one group per address.
+async fn connect_to(addrs: &[String], options: ::client::Options) -> ::client::Client {
+    let topology = ::client::Topology::new(addrs.iter().map(|a| [a.clone()])).expect("topology");
+    ::client::Client::connect(topology, options)
+        .await
+        .expect("connect")
+}
+
+/// Waits, within a bound, for `client` to see `node` verified.
+async fn verified(client: &::client::Client, node: ::client::NodeId) {
+    for _ in 0..600 {
+        if client.trust(node) == Some(::client::Trust::Verified) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("node {} never verified: {:?}", node.0, client.trust(node));
+}
+
+async fn load(client: &::client::Client, range: std::ops::Range<usize>) {
+    // As `sets`: every third key with a TTL.
+    let sets = range.map(|i| {
+        let mut set = vec![
+            bytes::Bytes::from("SET"),
+            bytes::Bytes::from(format!("k{i}")),
+            bytes::Bytes::from(format!("v{i}")),
+        ];
+        if i % 3 == 0 {
+            set.extend([bytes::Bytes::from("EX"), bytes::Bytes::from("5000")]);
+        }
+        set
+    });
+    for reply in client.pipeline(sets).await {
+        reply.expect("SET");
+    }
+}
+
+/// A long-lived client repairs a node that came back empty by itself, and
+/// while it does, two other clients keep writing: every write they had
+/// acknowledged is on both nodes once the fleet has settled.
+fn auto_repair_under_load(kind: NodeKind) {
+    let mut first = NodeProcess::start(kind);
+    let second = NodeProcess::start(kind);
+    block_on(async {
+        let watcher = connect(&[&first, &second], patient()).await;
+        load(&watcher, 0..20_000).await;
+        first.kill();
+        first.restart();
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let nodes = [first.addr(), second.addr()];
+                tokio::spawn(async move {
+                    let topology = ::client::Topology::new(nodes.map(|n| [n])).unwrap();
+                    let client = ::client::Client::connect(topology, patient())
+                        .await
+                        .unwrap();
+                    let mut acked = Vec::new();
+                    for i in 0..3_000 {
+                        let key = format!("w{w}:{i}");
+                        if client.set(&key, &key).await.is_ok() {
+                            acked.push(key);
+                        }
+                        if i % 100 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    client.flush().await;
+                    acked
+                })
+            })
+            .collect();
+        // The watcher meets the restarted node (a write reaches it) and
+        // repairs it by itself.
+        watcher.set("poke", "1").await.expect("SET");
+        verified(&watcher, ::client::NodeId(0)).await;
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await.expect("writer"));
+        }
+        // No error beyond the policy's: under `one`, every write succeeded.
+        assert_eq!(acked.len(), 6_000);
+        // Hints left while the node was a replica are replayed by whoever
+        // repairs next: here a fresh client.
+        let fresh = connect(&[&first, &second], patient()).await;
+        let _ = fresh.repair(::client::NodeId(0)).await;
+        for node in [&first, &second] {
+            let conn = Connection::connect(node.addr()).await.expect("connect");
+            let gets = acked
+                .iter()
+                .map(|k| vec![bytes::Bytes::from("GET"), bytes::Bytes::from(k.clone())]);
+            let replies = conn.pipeline(gets).await;
+            let lost: Vec<&String> = acked
+                .iter()
+                .zip(&replies)
+                .filter(|(k, r)| !matches!(r, Ok(Frame::Bulk(v)) if v == k.as_bytes()))
+                .map(|(k, _)| k)
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "{} lost {} writes: {:?}",
+                node.addr(),
+                lost.len(),
+                &lost[..lost.len().min(5)]
+            );
+        }
+    });
+    node_holds(&first, 0..20_000);
+    let t = topology_args(&[&first, &second]);
+    let (code, out, err) = run_cli(&t, &["check"], "");
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_redis_node_is_repaired_automatically_under_load() {
+    auto_repair_under_load(NodeKind::Redis);
+}
+
+#[test]
+fn an_ember_node_is_repaired_automatically_under_load() {
+    auto_repair_under_load(NodeKind::Ember);
+}
+
+/// Two clients repair the same node at once: one copies, the other waits
+/// and finds it done.
+#[test]
+fn two_clients_repair_one_node_once() {
+    let mut first = NodeProcess::start(NodeKind::Redis);
+    let second = NodeProcess::start(NodeKind::Redis);
+    block_on(async {
+        let mut options = patient();
+        options.repair = false;
+        let a = connect(&[&first, &second], options.clone()).await;
+        load(&a, 0..5_000).await;
+        first.kill();
+        first.restart();
+        let a = connect(&[&first, &second], options.clone()).await;
+        let b = connect(&[&first, &second], options).await;
+        let node = ::client::NodeId(0);
+        let (ra, rb) = tokio::join!(a.repair(node), b.repair(node));
+        let mut kinds = [ra.expect("a").kind, rb.expect("b").kind];
+        kinds.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(
+            kinds,
+            [::client::RepairKind::Full, ::client::RepairKind::Nothing]
+        );
+        assert_eq!(a.trust(node), Some(::client::Trust::Verified));
+        assert_eq!(b.trust(node), Some(::client::Trust::Verified));
+    });
+    node_holds(&first, 0..5_000);
+}
+
+/// A repair whose source dies during the sync, and one whose node dies:
+/// each says what happened, leaves the node a master and the source
+/// unpaused, and the fleet readable.
+#[test]
+fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
+    for victim in ["source", "node"] {
+        let mut first = NodeProcess::start(NodeKind::Redis);
+        let mut second = NodeProcess::start(NodeKind::Redis);
+        let third = NodeProcess::start(NodeKind::Redis);
+        block_on(async {
+            let mut options = patient();
+            options.repair = false;
+            options.repair_timeout = std::time::Duration::from_secs(60);
+            let nodes = [first.addr(), second.addr(), third.addr()];
+            let client = connect_to(&nodes, options.clone()).await;
+            load(&client, 0..3_000).await;
+            first.kill();
+            first.restart();
+            // A slow sync (1 ms a key), so that it can be interrupted.
+            let source = Connection::connect(second.addr()).await.unwrap();
+            source
+                .cmd(["CONFIG", "SET", "rdb-key-save-delay", "1000"])
+                .await
+                .unwrap();
+            let client = connect_to(&nodes, options).await;
+            let repair = {
+                let client = client.clone();
+                tokio::spawn(async move { client.repair(::client::NodeId(0)).await })
+            };
+            let node = Connection::connect(first.addr()).await.unwrap();
+            for _ in 0..600 {
+                let info = node.cmd(["INFO", "replication"]).await.unwrap();
+                let text = String::from_utf8_lossy(info.as_bytes().unwrap()).into_owned();
+                if text.contains("master_sync_in_progress:1") {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            match victim {
+                "source" => second.kill(),
+                _ => first.kill(),
+            }
+            let err = repair.await.unwrap().expect_err("the repair must fail");
+            let text = err.to_string();
+            assert!(text.starts_with("repair: "), "{text}");
+            // It names the node that failed.
+            let dead = if victim == "source" {
+                second.addr()
+            } else {
+                first.addr()
+            };
+            assert!(text.contains(&dead), "{text}");
+            if victim == "source" {
+                // The node is promoted back, not left a replica of a dead
+                // node; reads still work from the third group.
+                let role = node.cmd(["ROLE"]).await.unwrap();
+                assert_eq!(role.as_slice().unwrap()[0], Frame::bulk("master"), "{text}");
+                assert_eq!(client.get("k7").await.unwrap().as_deref(), Some(&b"v7"[..]));
+            } else {
+                // The source is not left paused: a write answers at once.
+                let mut quick = ::client::Options::default();
+                quick.timeout = std::time::Duration::from_millis(500);
+                let source = Connection::connect_with(second.addr(), quick)
+                    .await
+                    .unwrap();
+                source
+                    .cmd(["SET", "after", "1"])
+                    .await
+                    .expect("the source takes writes");
+                assert_eq!(client.get("k7").await.unwrap().as_deref(), Some(&b"v7"[..]));
+            }
+        });
+        drop((first, second, third));
+    }
 }
