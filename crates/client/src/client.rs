@@ -204,15 +204,21 @@ impl Client {
                     node.0
                 ))
             })?;
+        // One repair of a node at a time in a client: wait for an automatic
+        // one to end (this one then finds what it left, often nothing).
         let flag = &shared.repairing[node.0 as usize];
-        if flag
+        let deadline = std::time::Instant::now() + shared.options.repair_timeout;
+        while flag
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(Error::Repair(format!(
-                "node {} is being repaired by this client already",
-                node.0
-            )));
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Repair(format!(
+                    "node {} has been under repair by this client for too long",
+                    node.0
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let result = crate::repair::run(shared, &self.tx, node, source).await;
         flag.store(false, Ordering::Release);

@@ -63,6 +63,11 @@ pub struct Options {
     /// How many hinted keys a repair copies one by one; a node that missed
     /// more gets a full copy (100,000).
     pub hint_limit: u64,
+    /// How often every node's marker, and the hints it holds for its
+    /// peers, are read again, so that this client learns within that time
+    /// of writes a node missed from another client (5 s; `None`: only when
+    /// a connection opens).
+    pub recheck: Option<Duration>,
 }
 
 impl Default for Options {
@@ -85,6 +90,7 @@ impl Default for Options {
             repair_timeout: Duration::from_secs(600),
             repair_pause: Duration::from_secs(2),
             hint_limit: 100_000,
+            recheck: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -99,9 +105,10 @@ impl Options {
         config.failure_threshold = self.failure_threshold;
         config.backoff = self.backoff;
         config.seed = self.seed;
-        config.healing = self.healing.then_some(route::Healing {
-            meta_db: self.meta_database,
-            db: self.database,
+        config.healing = self.healing.then(|| {
+            let mut healing = route::Healing::new(self.meta_database, self.database);
+            healing.recheck = self.recheck;
+            healing
         });
         config
     }

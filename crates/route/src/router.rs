@@ -189,6 +189,8 @@ pub struct Router {
     /// The shard the next any-shard command goes to.
     any_turn: u64,
     rng: SplitMix64,
+    /// When every node's marker and hints are read again.
+    recheck_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -434,6 +436,9 @@ enum Owner {
     Hint,
     /// Marks the node as holding its shard's data (`run_id`).
     Mark(Bytes),
+    /// A recheck's reading of the node's marker, or of the hints it holds
+    /// for a peer.
+    Recheck(NodeId, Option<NodeId>),
 }
 
 impl Router {
@@ -472,6 +477,7 @@ impl Router {
             next_token: 0,
             read_turn: 0,
             any_turn: 0,
+            recheck_at: None,
         }
     }
 
@@ -591,6 +597,10 @@ impl Router {
                 self.node_alive(node);
                 self.marked(node, run_id, !sub.flawed && !frame.is_error());
             }
+            Owner::Recheck(of, peer) => {
+                self.node_alive(node);
+                self.rechecked(of, peer, &frame);
+            }
             Owner::Part {
                 request,
                 part,
@@ -630,6 +640,11 @@ impl Router {
             return;
         };
         let marked = identity.is_marked();
+        if self.recheck_at.is_none()
+            && let Some(every) = self.config.healing.and_then(|h| h.recheck)
+        {
+            self.recheck_at = now.checked_add(every);
+        }
         let state = &mut self.nodes[node.0 as usize];
         if state.epoch != epoch {
             return;
@@ -762,6 +777,9 @@ impl Router {
                 break;
             }
         }
+        if self.recheck_at.is_some_and(|at| at <= now) {
+            self.recheck(now);
+        }
         for i in 0..self.nodes.len() {
             if let Health::Down {
                 attempt,
@@ -795,7 +813,11 @@ impl Router {
             };
             deadline.into_iter().chain(retry).min()
         });
-        blocking.into_iter().chain(nodes).min()
+        blocking
+            .into_iter()
+            .chain(nodes)
+            .chain(self.recheck_at)
+            .min()
     }
 
     /// The next event, if any.
@@ -1608,6 +1630,99 @@ impl Router {
             state.marking = true;
             let run = meta_run(healing, mark_command(&run_id));
             self.send(now, node, &run, None, Owner::Mark(run_id), false);
+        }
+    }
+
+    /// Reads every node's marker and the hints it holds for its peers
+    /// again, on its connection, so that what other clients saw reaches
+    /// this one: `SELECT meta`, `GET` the marker, `EXISTS` each peer's hint
+    /// keys, `SELECT db`, each its own command so that each answer counts.
+    fn recheck(&mut self, now: Instant) {
+        let Some(healing) = self.config.healing else {
+            return;
+        };
+        self.recheck_at = healing.recheck.and_then(|every| now.checked_add(every));
+        let select =
+            |db: u32| Command::from([Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
+        for i in 0..self.nodes.len() {
+            let node = NodeId(i as u32);
+            let state = &self.nodes[i];
+            if state.health != Health::Up
+                || state.trust == Trust::Repairing
+                || state.run_id.is_none()
+            {
+                continue;
+            }
+            let Some((_, shard)) = self.topology.position(node) else {
+                continue;
+            };
+            let mut reads = vec![(
+                Command::from([
+                    Bytes::from_static(b"GET"),
+                    Bytes::from_static(trust::MARKER.as_bytes()),
+                ]),
+                None,
+            )];
+            for g in 0..self.topology.groups() {
+                let Some(peer) = self.topology.node(GroupId(g), shard) else {
+                    continue;
+                };
+                let Some(addr) = self.topology.addr(peer) else {
+                    continue;
+                };
+                if peer != node {
+                    let keys = [
+                        trust::hint_key(healing.db, addr),
+                        trust::resync_key(healing.db, addr),
+                    ];
+                    let mut exists = vec![Bytes::from_static(b"EXISTS")];
+                    exists.extend(keys.map(Bytes::from));
+                    reads.push((Command::from(exists), Some(peer)));
+                }
+            }
+            let separate = healing.meta_db != healing.db;
+            if separate {
+                self.send(
+                    now,
+                    node,
+                    &[select(healing.meta_db)],
+                    None,
+                    Owner::Hint,
+                    false,
+                );
+            }
+            for (command, peer) in reads {
+                self.send(
+                    now,
+                    node,
+                    &[command],
+                    None,
+                    Owner::Recheck(node, peer),
+                    false,
+                );
+            }
+            if separate {
+                self.send(now, node, &[select(healing.db)], None, Owner::Hint, false);
+            }
+        }
+    }
+
+    /// A recheck's answer: a marker that is gone or not the node's own, or
+    /// hints for a peer, doubt the node concerned.
+    fn rechecked(&mut self, node: NodeId, peer: Option<NodeId>, frame: &Frame) {
+        match peer {
+            None => {
+                let state = &self.nodes[node.0 as usize];
+                let own = matches!(frame, Frame::Bulk(v) if state.run_id.as_ref() == Some(v));
+                if !own && !frame.is_error() && state.trust == Trust::Verified && !state.marking {
+                    self.doubt(node, Doubt::Unmarked);
+                }
+            }
+            Some(peer) => {
+                if matches!(frame, Frame::Integer(n) if *n > 0) {
+                    self.doubt(peer, Doubt::Hinted);
+                }
+            }
         }
     }
 

@@ -80,19 +80,38 @@ impl std::fmt::Display for Trust {
     }
 }
 
-/// Self-healing's settings: where the fleet's own keys live.
+/// Self-healing's settings: where the fleet's own keys live, and how
+/// often a router looks at them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Healing {
     /// The database of the fleet's own keys (markers, hints). The fleet's
     /// data should not use it.
     pub meta_db: u32,
     /// The database the client's connections select.
     pub db: u32,
+    /// How often each node's marker, and the hints it holds for its peers,
+    /// are read again, so that a client learns what another one saw (a
+    /// node that missed that client's writes) without reconnecting.
+    /// `None`: only when a connection opens.
+    pub recheck: Option<std::time::Duration>,
+}
+
+impl Healing {
+    /// The fleet's keys in `meta_db`, the data in `db`, rechecked every
+    /// 5 seconds.
+    pub fn new(meta_db: u32, db: u32) -> Healing {
+        Healing {
+            meta_db,
+            db,
+            recheck: Some(std::time::Duration::from_secs(5)),
+        }
+    }
 }
 
 impl Default for Healing {
     fn default() -> Healing {
-        Healing { meta_db: 15, db: 0 }
+        Healing::new(15, 0)
     }
 }
 

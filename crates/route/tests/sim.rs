@@ -115,6 +115,12 @@ impl FakeNode {
                 list.extend(args[2..].iter().cloned());
                 Frame::Integer(list.len() as i64)
             }
+            "exists" => Frame::Integer(
+                args[1..]
+                    .iter()
+                    .filter(|k| self.meta.contains_key(*k))
+                    .count() as i64,
+            ),
             _ => Frame::error(format!("ERR no {name} in the meta database")),
         }
     }
@@ -1166,7 +1172,7 @@ fn a_flapping_node_never_gets_an_answer_wrong() {
 
 fn healing() -> Config {
     let mut cfg = config();
-    cfg.healing = Some(Healing { meta_db: 15, db: 0 });
+    cfg.healing = Some(Healing::new(15, 0));
     cfg
 }
 
@@ -1541,4 +1547,35 @@ fn flushall_keeps_markers_and_the_hints_of_a_node_that_missed_it() {
     );
     assert_eq!(fresh.call("GET k"), Ok(Frame::NullBulk));
     assert_eq!(fresh.received("get"), [NodeId(1)]);
+}
+
+#[test]
+fn a_long_lived_client_learns_what_another_client_saw() {
+    let mut sim = Sim::new(2, 1, healing());
+    sim.connect_all();
+    sim.call("SET k v1").unwrap();
+    // Another client, cut off from node 0 alone, wrote k to node 1 and
+    // left its hint there; this client saw nothing of it.
+    sim.nodes[1]
+        .store
+        .insert(Bytes::from("k"), Bytes::from("v2"));
+    sim.nodes[1].meta.insert(
+        Bytes::from(hint_key(0, "10.0.0.0:6379")),
+        vec![Bytes::from("k")],
+    );
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v1")), "stale, for now");
+    sim.run_for(Duration::from_secs(6));
+    assert_eq!(
+        sim.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Hinted))
+    );
+    assert_eq!(sim.call("GET k"), Ok(Frame::bulk("v2")));
+    // A marker that disappears (the node's database 15 flushed) is seen too.
+    sim.repair(NodeId(0), NodeId(1));
+    sim.nodes[0].meta.clear();
+    sim.run_for(Duration::from_secs(6));
+    assert_eq!(
+        sim.router.trust(NodeId(0)),
+        Some(Trust::Unverified(Doubt::Unmarked))
+    );
 }

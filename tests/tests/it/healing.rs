@@ -293,7 +293,8 @@ fn auto_repair_under_load(kind: NodeKind) {
         // Hints left while the node was a replica are replayed by whoever
         // repairs next: here a fresh client.
         let fresh = connect(&[&first, &second], patient()).await;
-        let _ = fresh.repair(::client::NodeId(0)).await;
+        let report = fresh.repair(::client::NodeId(0)).await.expect("repair");
+        assert_ne!(report.kind, ::client::RepairKind::Full, "{report:?}");
         for node in [&first, &second] {
             let conn = Connection::connect(node.addr()).await.expect("connect");
             let gets = acked
