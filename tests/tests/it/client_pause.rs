@@ -197,15 +197,14 @@ fn expiry_stands_still_while_paused() {
 /// The failover a client runs: CLIENT PAUSE WRITE on the master, wait
 /// until each replica's offset equals the master's, promote one replica
 /// (REPLICAOF NO ONE); it has every write acknowledged before the pause
-/// and none of the held-back ones.
-#[test]
-fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
-    let master = EmberServer::start(&[]);
-    let port = master.addr().port().to_string();
+/// and none of the held-back ones. WAIT during the pause sends no GETACK
+/// (it would move the offsets), yet counts the replicas.
+fn failover(master: SocketAddr) {
+    let port = master.port().to_string();
     let redis = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
     let ember = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
-    let mut m = master.connect();
-    let mut writer = master.connect();
+    let mut m = connect(master);
+    let mut writer = connect(master);
     eventually("two replicas", || {
         info_field(&mut m, "replication", "connected_slaves") == "2"
     });
@@ -227,8 +226,9 @@ fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
                 == info_field(&mut m, "replication", "master_repl_offset")
         });
     }
+    assert_eq!(&call(&mut m, &[b"WAIT", b"2", b"5000"])[..], b":2\r\n");
     // Nothing but PINGs moved the master meanwhile: the held-back write
-    // is not in the stream.
+    // is not in the stream, and WAIT sent no GETACK.
     let now: i64 = info_field(&mut m, "replication", "master_repl_offset")
         .parse()
         .expect("an offset");
@@ -244,4 +244,16 @@ fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
     }
     call(&mut m, &[b"CLIENT", b"UNPAUSE"]);
     assert_eq!(&read_reply(&mut writer)[..], b"+OK\r\n");
+}
+
+#[test]
+fn failover_under_a_write_pause_on_an_ember_master() {
+    let master = EmberServer::start(&[]);
+    failover(master.addr());
+}
+
+#[test]
+fn failover_under_a_write_pause_on_a_redis_master() {
+    let master = RedisServer::start(&["--repl-diskless-sync-delay", "0"]);
+    failover(master.addr());
 }

@@ -230,6 +230,8 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             ));
             w("pubsub_channels:0".into());
             w("pubsub_patterns:0".into());
+            // MIGRATE keeps no connections open.
+            w("migrate_cached_sockets:0".into());
         }
         "replication" => super::replication::info(ctx, &mut w),
         "cpu" => {
