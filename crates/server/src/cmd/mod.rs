@@ -142,6 +142,10 @@ impl Command {
                 names.push(name);
             }
         }
+        // Keys found by parsing the arguments, not by position alone.
+        if matches!(self.name, "migrate" | "lmpop" | "blmpop") {
+            names.push("movablekeys");
+        }
         names
     }
 }
@@ -597,6 +601,15 @@ pub(crate) fn execute(
         Some(NOREPLICAS.as_bytes().to_vec())
     } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
         Some(MASTERDOWN.as_bytes().to_vec())
+    } else if shared.loading.load(std::sync::atomic::Ordering::Acquire)
+        && !loading_ok(cmd, req)
+        && !(cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.all(|i, r| loading_ok(&COMMANDS[i], r))))
+    {
+        Some(LOADING.as_bytes().to_vec())
     } else {
         None
     };
@@ -738,6 +751,27 @@ fn stale_ok(cmd: &Command, req: &Request) -> bool {
     }
     matches!(cmd.name, "object" | "function")
         && req.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"help"))
+}
+
+/// Redis's error for a command refused while the RDB file loads.
+pub(crate) const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+
+/// Commands served while the RDB file loads (Redis's `loading` flag), but
+/// DEBUG RELOAD, which would save the half-loaded keyspace over the file;
+/// for OBJECT and FUNCTION only their HELP.
+fn loading_ok(cmd: &Command, req: &Request) -> bool {
+    const LOADING_OK: &[&str] = &[
+        "auth", "client", "command", "config", "discard", "echo", "exec", "hello", "info",
+        "lastsave", "multi", "quit", "replconf", "reset", "role", "select", "shutdown", "time",
+        "unwatch", "watch",
+    ];
+    let sub = |name: &str| {
+        req.get(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    LOADING_OK.contains(&cmd.name)
+        || (cmd.name == "debug" && !sub("reload"))
+        || (matches!(cmd.name, "object" | "function") && sub("help"))
 }
 
 /// Whether a queued command may run on a stale replica.

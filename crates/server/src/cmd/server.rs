@@ -529,7 +529,10 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     // Without SAVE nothing is saved: Ember has no save points, which is
     // what makes Redis save on a plain SHUTDOWN.
-    let nosave = req.iter().skip(1).any(|o| eq(o, "nosave"));
+    // Nothing is saved while the file loads: the keyspace is not yet
+    // the file's (Redis forces NOSAVE then too).
+    let nosave =
+        req.iter().skip(1).any(|o| eq(o, "nosave")) || ctx.shared.loading.load(Ordering::Acquire);
     if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
         super::persistence::shutdown_save(ctx)?;
     }
