@@ -173,7 +173,7 @@ fn pause_errors_match_redis() {
 /// until the pause ends.
 fn expiry_stands_still(addr: SocketAddr) {
     let (mut admin, mut c) = (connect(addr), connect(addr));
-    call(&mut c, &[b"SET", b"e", b"v", b"PX", b"300"]);
+    call(&mut c, &[b"SET", b"e", b"v", b"PX", b"1000"]);
     call(&mut admin, &[b"CLIENT", b"PAUSE", b"100000", b"WRITE"]);
     eventually("the key to expire", || {
         &call(&mut c, &[b"PTTL", b"e"])[..] == b":-2\r\n"

@@ -549,9 +549,12 @@ pub(crate) enum After {
 /// `is_may_replicate_command`): a write command, or EXEC of a transaction
 /// that queued one.
 pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
-    let Some(cmd) = req.get(0).and_then(lookup) else {
-        return false;
-    };
+    req.get(0)
+        .and_then(lookup)
+        .is_some_and(|cmd| writes(cmd, client))
+}
+
+fn writes(cmd: &Command, client: &Client) -> bool {
     cmd.flags & WRITE != 0
         || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
@@ -629,7 +632,7 @@ pub(crate) fn execute(
     if !client.is_master
         && shared
             .pause
-            .holds(may_write(client, req), client.clock.now_ms())
+            .holds(|| writes(cmd, client), client.clock.now_ms())
             .is_some()
     {
         return After::Postpone;
