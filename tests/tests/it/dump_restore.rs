@@ -167,6 +167,7 @@ fn dump_payloads_restore_in_both_directions() {
             assert_eq!(from_redis, from_ember, "payloads of {value:?}");
         }
         let want = read_back(&mut b.r, &key, kind);
+        let mut encodings = Vec::new();
         for (to_redis, payload, name) in [
             (true, &from_ember, "redis restores ember's"),
             (false, &from_redis, "ember restores redis's"),
@@ -181,8 +182,14 @@ fn dump_payloads_restore_in_both_directions() {
             );
             assert_eq!(read_back(conn, &copy, kind), want, "{name} ({kind} {i})");
             assert_eq!(&call(conn, &[b"TTL", &copy])[..], b":-1\r\n");
+            encodings.push(call(conn, &[b"OBJECT", b"ENCODING", &copy]));
             call(conn, &[b"DEL", &copy]);
         }
+        // A restored value takes the encoding Redis gives it.
+        assert!(
+            encodings.iter().all(|e| *e == encodings[0]),
+            "{kind} {i}: {encodings:?}"
+        );
     }
     b.same(&[b"DUMP", b"missing"]);
 }
