@@ -106,6 +106,23 @@ fn write_waits_for_unpause(addr: SocketAddr) {
         b"*2\r\n$3\r\nnew\r\n:1\r\n"
     );
     blocked(&mut admin, 0);
+    // A blocking pop held back by the pause runs after it, then blocks
+    // until an element comes.
+    call(&mut admin, &[b"CLIENT", b"PAUSE", b"100000", b"WRITE"]);
+    send(&mut writer, &[b"BLPOP", b"q", b"0"]);
+    blocked(&mut admin, 1);
+    let list = call(&mut admin, &[b"CLIENT", b"LIST"]);
+    assert!(
+        String::from_utf8_lossy(&list).contains("flags=b db=0"),
+        "{list:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&list).contains("cmd=blpop"),
+        "{list:?}"
+    );
+    call(&mut admin, &[b"CLIENT", b"UNPAUSE"]);
+    call(&mut reader, &[b"RPUSH", b"q", b"x"]);
+    expect(&mut writer, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
 }
 
 #[test]

@@ -627,16 +627,6 @@ pub(crate) fn execute(
         }
         return After::Continue;
     }
-    // Checked last, as in Redis: a command refused anyway is refused at
-    // once. The master's stream and replicas' links are never held back.
-    if !client.is_master
-        && shared
-            .pause
-            .holds(|| writes(cmd, client), client.clock.now_ms())
-            .is_some()
-    {
-        return After::Postpone;
-    }
     client.last_command = cmd.name;
     client.last_sub.clear();
     if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
@@ -644,6 +634,17 @@ pub(crate) fn execute(
         client
             .last_sub
             .push_str(&String::from_utf8_lossy(&req[1]).to_ascii_lowercase());
+    }
+    // Checked last, as in Redis: a command refused anyway is refused at
+    // once. The master's stream and replicas' links are never held back.
+    // CLIENT LIST shows the held-back command, as Redis does.
+    if !client.is_master
+        && shared
+            .pause
+            .holds(|| writes(cmd, client), client.clock.now_ms())
+            .is_some()
+    {
+        return After::Postpone;
     }
     if let Some(multi) = &mut client.multi
         && cmd.flags & NOT_QUEUED == 0
