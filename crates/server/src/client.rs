@@ -356,6 +356,21 @@ async fn wait_inner(
     }
 }
 
+/// Updates what other clients see of this one (CLIENT LIST): after each
+/// batch, and before a wait.
+fn publish_meta(client: &Client) {
+    let mut meta = client.info.meta();
+    meta.db = client.db;
+    meta.last_command.clear();
+    meta.last_command.push_str(client.last_command);
+    meta.last_command.push_str(&client.last_sub);
+    meta.last_active = client.clock.last();
+    meta.proto = client.proto;
+    meta.name = client.name.clone();
+    meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
+    meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
+}
+
 /// Waits while CLIENT PAUSE holds `request` back, as a blocked client
 /// (INFO's `blocked_clients`, CLIENT LIST's `b`). Replies to earlier
 /// commands go out first. `Err` says why the connection ended meanwhile.
@@ -369,6 +384,7 @@ async fn postponed(
         return Err(format!("write failed: {e}"));
     }
     let write = cmd::may_write(client, request);
+    publish_meta(client);
     shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
     client.info.postponed.store(true, Ordering::Relaxed);
     let kill = client.info.kill.clone();
@@ -418,15 +434,18 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 continue;
             }
             let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
-            while after == After::Postpone {
-                client.stats.flush(&shared.stats);
-                if let Err(reason) = postponed(shared, conn, client, &request).await {
-                    return reason;
+            // A command run again after a wait may block or be held back
+            // in turn.
+            while matches!(after, After::Block | After::Postpone) {
+                if after == After::Postpone {
+                    client.stats.flush(&shared.stats);
+                    if let Err(reason) = postponed(shared, conn, client, &request).await {
+                        return reason;
+                    }
+                    client.clock = Clock::new();
+                    after = cmd::execute(shared, client, conn.write_buffer(), &request);
+                    continue;
                 }
-                client.clock = Clock::new();
-                after = cmd::execute(shared, client, conn.write_buffer(), &request);
-            }
-            while after == After::Block {
                 if let Some(wait) = client.wait_acks.take() {
                     client.stats.flush(&shared.stats);
                     let _ = conn.flush().await;
@@ -465,18 +484,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 return "became a replica".into();
             }
         }
-        {
-            let mut meta = client.info.meta();
-            meta.db = client.db;
-            meta.last_command.clear();
-            meta.last_command.push_str(client.last_command);
-            meta.last_command.push_str(&client.last_sub);
-            meta.last_active = client.clock.last();
-            meta.proto = client.proto;
-            meta.name = client.name.clone();
-            meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
-            meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
-        }
+        publish_meta(client);
         client.stats.flush(&shared.stats);
         let pending = conn.write_buffer().len();
         if let Err(e) = conn.flush().await {

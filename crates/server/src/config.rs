@@ -120,6 +120,13 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         true,
     ),
     ("maxmemory", "0", Kind::Int(0, i64::MAX), true),
+    // Microseconds to wait per key loaded at startup, for tests.
+    (
+        "key-load-delay",
+        "0",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        true,
+    ),
     (
         "maxmemory-policy",
         "noeviction",

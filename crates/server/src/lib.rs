@@ -26,4 +26,4 @@ mod server;
 mod value;
 
 pub use config::{Config, ConfigError, Flags};
-pub use server::{ServeError, Workers, run, run_on};
+pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

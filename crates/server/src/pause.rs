@@ -92,7 +92,7 @@ impl Pause {
         }
         *state = Some(merged);
         self.expiry_paused_until
-            .store(merged.end, Ordering::Relaxed);
+            .store(merged.end, Ordering::Release);
         drop(state);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -100,18 +100,28 @@ impl Pause {
     /// Ends the pause (CLIENT UNPAUSE).
     pub(crate) fn unpause(&self) {
         *self.state() = None;
-        self.expiry_paused_until.store(i64::MIN, Ordering::Relaxed);
+        self.expiry_paused_until.store(i64::MIN, Ordering::Release);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether a pause may be on at `now`, without the lock: every command
+    /// asks, and almost always there is none.
+    fn maybe(&self, now: i64) -> bool {
+        self.expiry_paused_until.load(Ordering::Acquire) >= now
     }
 
     /// Whether the keyspace is frozen at `now`: any pause is on.
     pub(crate) fn active(&self, now: i64) -> bool {
-        Self::current(&mut self.state(), now).is_some()
+        self.maybe(now) && Self::current(&mut self.state(), now).is_some()
     }
 
     /// The end of the pause that holds back a command at `now`, if one
-    /// does: `write` says whether the command may write.
-    pub(crate) fn holds(&self, write: bool, now: i64) -> Option<i64> {
+    /// does: `write` says whether the command may write (asked only while
+    /// a pause is on).
+    pub(crate) fn holds(&self, write: impl FnOnce() -> bool, now: i64) -> Option<i64> {
+        if !self.maybe(now) {
+            return None;
+        }
         match Self::current(&mut self.state(), now)? {
             State {
                 kind: Kind::All,
@@ -120,7 +130,7 @@ impl Pause {
             State {
                 kind: Kind::Write,
                 end,
-            } if write => Some(end),
+            } if write() => Some(end),
             State { .. } => None,
         }
     }
@@ -133,7 +143,7 @@ impl Pause {
             // wakes the wait below.
             changed.borrow_and_update();
             let now = crate::server::now_ms();
-            let Some(end) = self.holds(write, now) else {
+            let Some(end) = self.holds(|| write, now) else {
                 return;
             };
             let left = u64::try_from(end - now).unwrap_or(0) + 1;
@@ -156,16 +166,16 @@ mod tests {
     #[test]
     fn a_weaker_or_shorter_pause_never_shortens_one() {
         let p = pause();
-        assert_eq!(p.holds(true, 0), None);
+        assert_eq!(p.holds(|| true, 0), None);
         p.pause(Kind::All, 1000, 0);
-        assert_eq!(p.holds(false, 10), Some(1000));
+        assert_eq!(p.holds(|| false, 10), Some(1000));
         p.pause(Kind::Write, 500, 10);
-        assert_eq!(p.holds(false, 20), Some(1000), "still ALL, still 1000");
+        assert_eq!(p.holds(|| false, 20), Some(1000), "still ALL, still 1000");
         p.pause(Kind::Write, 2000, 20);
-        assert_eq!(p.holds(false, 30), Some(2000), "ALL, extended");
+        assert_eq!(p.holds(|| false, 30), Some(2000), "ALL, extended");
         assert_eq!(p.expiry_paused_until.load(Ordering::Relaxed), 2000);
-        assert_eq!(p.holds(true, 2000), Some(2000), "the end is inclusive");
-        assert_eq!(p.holds(true, 2001), None);
+        assert_eq!(p.holds(|| true, 2000), Some(2000), "the end is inclusive");
+        assert_eq!(p.holds(|| true, 2001), None);
         assert!(!p.active(2001));
     }
 
@@ -173,16 +183,16 @@ mod tests {
     fn write_pauses_hold_back_writes_only_and_unpause_ends_all() {
         let p = pause();
         p.pause(Kind::Write, 100, 0);
-        assert_eq!(p.holds(false, 1), None);
-        assert_eq!(p.holds(true, 1), Some(100));
+        assert_eq!(p.holds(|| false, 1), None);
+        assert_eq!(p.holds(|| true, 1), Some(100));
         assert!(p.active(1));
         p.unpause();
-        assert_eq!(p.holds(true, 1), None);
+        assert_eq!(p.holds(|| true, 1), None);
         assert_eq!(p.expiry_paused_until.load(Ordering::Relaxed), i64::MIN);
         // An ended pause is forgotten before a new one is merged with it.
         p.pause(Kind::All, 100, 0);
         p.pause(Kind::Write, 300, 200);
-        assert_eq!(p.holds(false, 250), None);
+        assert_eq!(p.holds(|| false, 250), None);
         // A pause whose end has passed does nothing.
         p.unpause();
         p.pause(Kind::All, 0, 10);

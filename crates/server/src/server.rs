@@ -44,6 +44,9 @@ pub(crate) struct Shared {
     pub(crate) persistence: Arc<crate::rdb::Persistence>,
     /// CLIENT PAUSE.
     pub(crate) pause: crate::pause::Pause,
+    /// The RDB file is being loaded while clients are served (see
+    /// [`run_on_while_loading`]): most commands get `-LOADING`.
+    pub(crate) loading: std::sync::atomic::AtomicBool,
     next_client_id: AtomicU64,
 }
 
@@ -405,6 +408,33 @@ pub async fn run_on(
     stop: impl Future<Output = ()>,
     workers: Option<&Workers>,
 ) -> Result<(), ServeError> {
+    serve(listener, config, stop, workers, false).await
+}
+
+/// [`run_on`], but serving clients while the RDB file loads, as
+/// redis-server does: until it is loaded, commands Redis refuses while
+/// loading get `-LOADING Redis is loading the dataset in memory` (PING
+/// among them; INFO, CONFIG, CLIENT, AUTH and the like are answered), and
+/// the expiry cycle and replication start once it is loaded. A file that
+/// cannot be loaded still ends with [`ServeError::Load`]. The binary
+/// serves this way; [`run`] and [`run_on`] load first, which in-process
+/// tests rely on.
+pub async fn run_on_while_loading(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()>,
+    workers: Option<&Workers>,
+) -> Result<(), ServeError> {
+    serve(listener, config, stop, workers, true).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()>,
+    workers: Option<&Workers>,
+    load_while_serving: bool,
+) -> Result<(), ServeError> {
     let databases = config.get_i64("databases").max(1) as usize;
     let maxclients = config.get_i64("maxclients").max(1) as usize;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -415,6 +445,7 @@ pub async fn run_on(
     let shared = Arc::new_cyclic(|me| Shared {
         keyspace,
         pause,
+        loading: std::sync::atomic::AtomicBool::new(false),
         config: Mutex::new(config),
         repl: crate::repl::Repl::new(),
         me: me.clone(),
@@ -442,29 +473,69 @@ pub async fn run_on(
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
     }
-    load_at_startup(&shared)?;
+    crate::db::tick_lru_clock();
+    let file = crate::rdb::file_path(
+        &shared
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    // Where the file loads while clients are served: its outcome.
+    let mut loading: Option<tokio::sync::oneshot::Receiver<Result<(), ServeError>>> = None;
+    if load_while_serving && file.exists() {
+        shared.loading.store(true, Ordering::Release);
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let loader = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ember-load".into())
+            .spawn(move || {
+                let _ = done.send(load_at_startup(&loader));
+            });
+        if let Err(e) = spawned {
+            return Err(ServeError::Load {
+                path: file,
+                reason: format!("cannot start the loading thread: {e}"),
+            });
+        }
+        loading = Some(outcome);
+    } else {
+        load_at_startup(&shared)?;
+        start_background(&shared, &replicaof);
+    }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("Ready to accept connections on {addr}");
     }
     let limit = Arc::new(Semaphore::new(maxclients));
-    crate::db::tick_lru_clock();
-    shared.shutdown.spawn(active_expire(shared.clone()));
-    shared
-        .shutdown
-        .spawn(crate::repl::master::ping_replicas(shared.clone()));
-    if let Some((host, port)) = replicaof.split_once(' ')
-        && let Ok(port) = port.trim().parse::<u16>()
-    {
-        crate::repl::replica::follow(
-            &shared,
-            &mut Shards::new(&shared.keyspace),
-            host.to_string(),
-            port,
-        );
-    }
+    let mut failed = None;
     tokio::pin!(stop);
     loop {
+        let loaded = async {
+            match &mut loading {
+                Some(outcome) => outcome.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            outcome = loaded => {
+                loading = None;
+                match outcome {
+                    Ok(Ok(())) => {
+                        shared.loading.store(false, Ordering::Release);
+                        start_background(&shared, &replicaof);
+                    }
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(_) => {
+                        failed = Some(ServeError::Load {
+                            path: file.clone(),
+                            reason: "the loading thread stopped".into(),
+                        });
+                        break;
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
@@ -492,8 +563,54 @@ pub async fn run_on(
     shared.shutdown.trigger();
     drop(listener);
     shared.shutdown.wait().await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     tracing::info!("ready to exit, bye bye");
     Ok(())
+}
+
+/// Starts what runs once the keyspace is loaded: the expiry cycle, PINGs
+/// to replicas, and following the configured master.
+fn start_background(shared: &Arc<Shared>, replicaof: &str) {
+    shared.shutdown.spawn(active_expire(shared.clone()));
+    shared
+        .shutdown
+        .spawn(crate::repl::master::ping_replicas(shared.clone()));
+    if let Some((host, port)) = replicaof.split_once(' ')
+        && let Ok(port) = port.trim().parse::<u16>()
+    {
+        crate::repl::replica::follow(
+            shared,
+            &mut Shards::new(&shared.keyspace),
+            host.to_string(),
+            port,
+        );
+    }
+}
+
+/// Redis's `key-load-delay`: waits that many microseconds per key loaded
+/// (Ember waits after parsing, before the keys go in), rereading the
+/// setting as it goes so that CONFIG SET can cut the wait short. For tests
+/// that need a load to last.
+fn key_load_delay(shared: &Shared, keys: usize) {
+    const STEP: Duration = Duration::from_millis(10);
+    for _ in 0..keys {
+        let mut left = None;
+        loop {
+            let delay = shared.config_i64("key-load-delay");
+            if delay <= 0 {
+                return;
+            }
+            let l = left.get_or_insert(Duration::from_micros(delay as u64));
+            if l.is_zero() {
+                break;
+            }
+            let step = (*l).min(STEP);
+            std::thread::sleep(step);
+            *l -= step;
+        }
+    }
 }
 
 /// Loads `dir`/`dbfilename` into the empty keyspace, if the file exists.
@@ -527,6 +644,7 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
         let db = loaded.stream_db();
         shared.repl.resume(id.clone(), offset, db);
     }
+    key_load_delay(shared, loaded.len());
     let now = now_ms();
     let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
     let mut shards = Shards::new(&shared.keyspace);

@@ -38,6 +38,36 @@ fn connect(port: u16) -> TcpStream {
     }
 }
 
+/// Waits (bounded) until the server has loaded its file: PING answers
+/// `-LOADING` until then.
+fn wait_loaded(s: &mut TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ask(s, b"PING\r\n") != b"+PONG\r\n" {
+        assert!(Instant::now() < deadline, "the file never finished loading");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// INFO `section`'s text (a bulk reply, read whole).
+fn info(s: &mut TcpStream, section: &str) -> String {
+    s.write_all(format!("INFO {section}\r\n").as_bytes())
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "no INFO reply");
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        if let Some((header, body)) = text.split_once("\r\n")
+            && let Ok(len) = header.trim_start_matches('$').parse::<usize>()
+            && body.len() >= len + 2
+        {
+            return body.to_string();
+        }
+    }
+}
+
 fn ask(s: &mut TcpStream, request: &[u8]) -> Vec<u8> {
     s.write_all(request).unwrap();
     let mut buf = [0u8; 256];
@@ -146,6 +176,7 @@ fn dir_and_dbfilename_flags_save_and_load_across_restarts() {
     // What SAVE wrote comes back; what came after it does not.
     let mut child = start(&args);
     let mut c = connect(port);
+    wait_loaded(&mut c);
     assert_eq!(ask(&mut c, b"GET k\r\n"), b"$1\r\nv\r\n");
     assert_eq!(ask(&mut c, b"LLEN l\r\n"), b":3\r\n");
     assert_eq!(ask(&mut c, b"EXISTS later\r\n"), b":0\r\n");
@@ -156,7 +187,63 @@ fn dir_and_dbfilename_flags_save_and_load_across_restarts() {
 
     let mut child = start(&args);
     let mut c = connect(port);
+    wait_loaded(&mut c);
     assert_eq!(ask(&mut c, b"GET k2\r\n"), b"$2\r\nv2\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Like redis-server, the binary answers while its file loads: `-LOADING`
+/// to most commands, INFO and CONFIG served. `key-load-delay` (Redis's
+/// own test setting) holds the load until CONFIG SET lifts it, so the
+/// test sees both states without timing anything.
+#[test]
+fn commands_get_loading_while_the_file_loads() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-loading-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_arg = port.to_string();
+    let args = ["--port", &port_arg, "--dir", dir.to_str().unwrap()];
+    let mut child = start(&args);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"MSET a 1 b 2 c 3\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SAVE\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+
+    let mut slow = args.to_vec();
+    slow.extend(["--set", "key-load-delay", "2000000000"]);
+    let mut child = start(&slow);
+    let mut c = connect(port);
+    let loading = b"-LOADING Redis is loading the dataset in memory\r\n";
+    assert_eq!(ask(&mut c, b"PING\r\n"), loading);
+    assert_eq!(ask(&mut c, b"GET a\r\n"), loading);
+    assert_eq!(ask(&mut c, b"DBSIZE\r\n"), loading);
+    assert_eq!(ask(&mut c, b"ECHO x\r\n"), b"$1\r\nx\r\n");
+    assert!(info(&mut c, "persistence").contains("loading:1"));
+    // A transaction of commands served while loading runs; one with GET
+    // is refused when GET is queued.
+    assert_eq!(ask(&mut c, b"MULTI\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"GET a\r\n"), loading);
+    assert_eq!(ask(&mut c, b"DISCARD\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"CONFIG SET key-load-delay 0\r\n"), b"+OK\r\n");
+    wait_loaded(&mut c);
+    assert_eq!(ask(&mut c, b"GET c\r\n"), b"$1\r\n3\r\n");
+    assert!(info(&mut c, "persistence").contains("loading:0"));
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+
+    // SHUTDOWN SAVE while loading saves nothing over the file.
+    let mut child = start(&slow);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"PING\r\n"), loading);
+    assert_eq!(ask(&mut c, b"SHUTDOWN SAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    let mut child = start(&args);
+    let mut c = connect(port);
+    wait_loaded(&mut c);
+    assert_eq!(ask(&mut c, b"DBSIZE\r\n"), b":3\r\n");
     assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
     assert!(exits_cleanly(&mut child));
     let _ = std::fs::remove_dir_all(dir);

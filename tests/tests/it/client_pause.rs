@@ -106,6 +106,23 @@ fn write_waits_for_unpause(addr: SocketAddr) {
         b"*2\r\n$3\r\nnew\r\n:1\r\n"
     );
     blocked(&mut admin, 0);
+    // A blocking pop held back by the pause runs after it, then blocks
+    // until an element comes.
+    call(&mut admin, &[b"CLIENT", b"PAUSE", b"100000", b"WRITE"]);
+    send(&mut writer, &[b"BLPOP", b"q", b"0"]);
+    blocked(&mut admin, 1);
+    let list = call(&mut admin, &[b"CLIENT", b"LIST"]);
+    assert!(
+        String::from_utf8_lossy(&list).contains("flags=b db=0"),
+        "{list:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&list).contains("cmd=blpop"),
+        "{list:?}"
+    );
+    call(&mut admin, &[b"CLIENT", b"UNPAUSE"]);
+    call(&mut reader, &[b"RPUSH", b"q", b"x"]);
+    expect(&mut writer, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
 }
 
 #[test]
@@ -173,7 +190,7 @@ fn pause_errors_match_redis() {
 /// until the pause ends.
 fn expiry_stands_still(addr: SocketAddr) {
     let (mut admin, mut c) = (connect(addr), connect(addr));
-    call(&mut c, &[b"SET", b"e", b"v", b"PX", b"300"]);
+    call(&mut c, &[b"SET", b"e", b"v", b"PX", b"1000"]);
     call(&mut admin, &[b"CLIENT", b"PAUSE", b"100000", b"WRITE"]);
     eventually("the key to expire", || {
         &call(&mut c, &[b"PTTL", b"e"])[..] == b":-2\r\n"
@@ -197,15 +214,14 @@ fn expiry_stands_still_while_paused() {
 /// The failover a client runs: CLIENT PAUSE WRITE on the master, wait
 /// until each replica's offset equals the master's, promote one replica
 /// (REPLICAOF NO ONE); it has every write acknowledged before the pause
-/// and none of the held-back ones.
-#[test]
-fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
-    let master = EmberServer::start(&[]);
-    let port = master.addr().port().to_string();
+/// and none of the held-back ones. WAIT during the pause sends no GETACK
+/// (it would move the offsets), yet counts the replicas.
+fn failover(master: SocketAddr) {
+    let port = master.port().to_string();
     let redis = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
     let ember = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
-    let mut m = master.connect();
-    let mut writer = master.connect();
+    let mut m = connect(master);
+    let mut writer = connect(master);
     eventually("two replicas", || {
         info_field(&mut m, "replication", "connected_slaves") == "2"
     });
@@ -227,8 +243,9 @@ fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
                 == info_field(&mut m, "replication", "master_repl_offset")
         });
     }
+    assert_eq!(&call(&mut m, &[b"WAIT", b"2", b"5000"])[..], b":2\r\n");
     // Nothing but PINGs moved the master meanwhile: the held-back write
-    // is not in the stream.
+    // is not in the stream, and WAIT sent no GETACK.
     let now: i64 = info_field(&mut m, "replication", "master_repl_offset")
         .parse()
         .expect("an offset");
@@ -244,4 +261,16 @@ fn failover_under_a_write_pause_with_ember_and_redis_replicas() {
     }
     call(&mut m, &[b"CLIENT", b"UNPAUSE"]);
     assert_eq!(&read_reply(&mut writer)[..], b"+OK\r\n");
+}
+
+#[test]
+fn failover_under_a_write_pause_on_an_ember_master() {
+    let master = EmberServer::start(&[]);
+    failover(master.addr());
+}
+
+#[test]
+fn failover_under_a_write_pause_on_a_redis_master() {
+    let master = RedisServer::start(&["--repl-diskless-sync-delay", "0"]);
+    failover(master.addr());
 }

@@ -167,6 +167,7 @@ fn dump_payloads_restore_in_both_directions() {
             assert_eq!(from_redis, from_ember, "payloads of {value:?}");
         }
         let want = read_back(&mut b.r, &key, kind);
+        let mut encodings = Vec::new();
         for (to_redis, payload, name) in [
             (true, &from_ember, "redis restores ember's"),
             (false, &from_redis, "ember restores redis's"),
@@ -181,8 +182,14 @@ fn dump_payloads_restore_in_both_directions() {
             );
             assert_eq!(read_back(conn, &copy, kind), want, "{name} ({kind} {i})");
             assert_eq!(&call(conn, &[b"TTL", &copy])[..], b":-1\r\n");
+            encodings.push(call(conn, &[b"OBJECT", b"ENCODING", &copy]));
             call(conn, &[b"DEL", &copy]);
         }
+        // A restored value takes the encoding Redis gives it.
+        assert!(
+            encodings.iter().all(|e| *e == encodings[0]),
+            "{kind} {i}: {encodings:?}"
+        );
     }
     b.same(&[b"DUMP", b"missing"]);
 }
@@ -353,4 +360,40 @@ fn restore_reaches_replicas_with_absolute_deadlines() {
         assert_eq!(&call(r, &[b"GET", b"plain"])[..], b"$1\r\nv\r\n");
         assert_eq!(&call(r, &[b"EXISTS", b"old", b"never"])[..], b":0\r\n");
     }
+}
+
+/// RESTORE is a write like any other: it fails a transaction watching its
+/// key, and runs queued inside MULTI.
+fn watch_script(addr: std::net::SocketAddr) {
+    let (mut a, mut b) = (ember_tests::connect(addr), ember_tests::connect(addr));
+    call(&mut a, &[b"SET", b"k", b"v"]);
+    let p = bulk(&call(&mut a, &[b"DUMP", b"k"])).expect("a payload");
+    assert_eq!(&call(&mut a, &[b"WATCH", b"k"])[..], b"+OK\r\n");
+    assert_eq!(
+        &call(&mut b, &[b"RESTORE", b"k", b"0", &p, b"REPLACE"])[..],
+        b"+OK\r\n"
+    );
+    call(&mut a, &[b"MULTI"]);
+    call(&mut a, &[b"GET", b"k"]);
+    assert_eq!(&call(&mut a, &[b"EXEC"])[..], b"*-1\r\n");
+    call(&mut a, &[b"MULTI"]);
+    assert_eq!(
+        &call(&mut a, &[b"RESTORE", b"n", b"0", &p])[..],
+        b"+QUEUED\r\n"
+    );
+    call(&mut a, &[b"DUMP", b"n"]);
+    let exec = call(&mut a, &[b"EXEC"]);
+    let mut want = b"*2\r\n+OK\r\n".to_vec();
+    want.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+    want.extend_from_slice(&p);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(exec, want);
+}
+
+#[test]
+fn restore_touches_watched_keys_and_runs_in_transactions() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    watch_script(redis.addr());
+    watch_script(ember.addr());
 }

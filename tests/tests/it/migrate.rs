@@ -181,6 +181,17 @@ fn migrate_errors_match_redis() {
     for args in &cases {
         assert_eq!(cmd(&mut e, args), cmd(&mut r, args), "{args:?}");
     }
+    // To itself: Redis waits for its own answer until the timeout; Ember
+    // fails at once, with the same error, and keeps the key.
+    for (conn, port) in [(&mut r, redis.addr().port()), (&mut e, ember.addr().port())] {
+        let port = port.to_string();
+        let args = ["MIGRATE", "127.0.0.1", &port, "k", "0", "100", "REPLACE"];
+        assert_eq!(
+            cmd(conn, &args),
+            "-IOERR error or timeout reading to target instance\r\n"
+        );
+        assert_eq!(cmd(conn, &["GET", "k"]), "$1\r\nv\r\n");
+    }
 }
 
 #[test]

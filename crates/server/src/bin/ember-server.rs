@@ -77,7 +77,7 @@ async fn serve(config: Config, workers: &Workers) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match ember_server::run_on(listener, config, stop_signal(), Some(workers)).await {
+    match ember_server::run_on_while_loading(listener, config, stop_signal(), Some(workers)).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Like Redis, refuse to serve a keyspace that is not the file's.

@@ -248,7 +248,8 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         prop::encode_into(&mut out, args.into_iter());
     }
     let timeout = std::time::Duration::from_millis(timeout as u64);
-    let mut conn = Target::connect(&req[1], &req[2], timeout).map_err(CmdError::other)?;
+    let me = (ctx.client.info.laddr, ctx.shared.port);
+    let mut conn = Target::connect(&req[1], &req[2], timeout, me).map_err(CmdError::other)?;
     if conn.send(&out).is_err() {
         return Err(CmdError::other(WRITE_FAILED));
     }
@@ -312,10 +313,17 @@ impl Target {
     /// too. The error is Redis's: an address that does not resolve or a
     /// connection that times out fails "connecting"; one refused fails
     /// "writing", because Redis only learns of the refusal when it writes.
+    ///
+    /// `me` is this server (a client's local address, and the port it
+    /// listens on): a server migrating to itself would, in Redis, wait for
+    /// its own answer until the timeout; in Ember another thread would
+    /// answer, and the key would be deleted once restored over itself. It
+    /// fails at once, with the error Redis gives after the wait.
     fn connect(
         host: &[u8],
         port: &[u8],
         timeout: std::time::Duration,
+        me: (std::net::SocketAddr, u16),
     ) -> Result<Target, &'static str> {
         use std::net::ToSocketAddrs;
         let host = std::str::from_utf8(host).map_err(|_| CONNECT_FAILED)?;
@@ -332,6 +340,11 @@ impl Target {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or(CONNECT_FAILED)?;
+        let (laddr, listening) = me;
+        let loopback = addr.ip().is_loopback() && laddr.ip().is_loopback();
+        if addr == laddr || (loopback && addr.port() == listening) {
+            return Err(READ_FAILED);
+        }
         let stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
                 CONNECT_FAILED

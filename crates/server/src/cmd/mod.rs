@@ -142,6 +142,10 @@ impl Command {
                 names.push(name);
             }
         }
+        // Keys found by parsing the arguments, not by position alone.
+        if matches!(self.name, "migrate" | "lmpop" | "blmpop") {
+            names.push("movablekeys");
+        }
         names
     }
 }
@@ -545,9 +549,12 @@ pub(crate) enum After {
 /// `is_may_replicate_command`): a write command, or EXEC of a transaction
 /// that queued one.
 pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
-    let Some(cmd) = req.get(0).and_then(lookup) else {
-        return false;
-    };
+    req.get(0)
+        .and_then(lookup)
+        .is_some_and(|cmd| writes(cmd, client))
+}
+
+fn writes(cmd: &Command, client: &Client) -> bool {
     cmd.flags & WRITE != 0
         || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
@@ -597,6 +604,15 @@ pub(crate) fn execute(
         Some(NOREPLICAS.as_bytes().to_vec())
     } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
         Some(MASTERDOWN.as_bytes().to_vec())
+    } else if shared.loading.load(std::sync::atomic::Ordering::Acquire)
+        && !loading_ok(cmd, req)
+        && !(cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.all(|i, r| loading_ok(&COMMANDS[i], r))))
+    {
+        Some(LOADING.as_bytes().to_vec())
     } else {
         None
     };
@@ -611,16 +627,6 @@ pub(crate) fn execute(
         }
         return After::Continue;
     }
-    // Checked last, as in Redis: a command refused anyway is refused at
-    // once. The master's stream and replicas' links are never held back.
-    if !client.is_master
-        && shared
-            .pause
-            .holds(may_write(client, req), client.clock.now_ms())
-            .is_some()
-    {
-        return After::Postpone;
-    }
     client.last_command = cmd.name;
     client.last_sub.clear();
     if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
@@ -628,6 +634,17 @@ pub(crate) fn execute(
         client
             .last_sub
             .push_str(&String::from_utf8_lossy(&req[1]).to_ascii_lowercase());
+    }
+    // Checked last, as in Redis: a command refused anyway is refused at
+    // once. The master's stream and replicas' links are never held back.
+    // CLIENT LIST shows the held-back command, as Redis does.
+    if !client.is_master
+        && shared
+            .pause
+            .holds(|| writes(cmd, client), client.clock.now_ms())
+            .is_some()
+    {
+        return After::Postpone;
     }
     if let Some(multi) = &mut client.multi
         && cmd.flags & NOT_QUEUED == 0
@@ -738,6 +755,27 @@ fn stale_ok(cmd: &Command, req: &Request) -> bool {
     }
     matches!(cmd.name, "object" | "function")
         && req.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"help"))
+}
+
+/// Redis's error for a command refused while the RDB file loads.
+pub(crate) const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+
+/// Commands served while the RDB file loads (Redis's `loading` flag), but
+/// DEBUG RELOAD, which would save the half-loaded keyspace over the file;
+/// for OBJECT and FUNCTION only their HELP.
+fn loading_ok(cmd: &Command, req: &Request) -> bool {
+    const LOADING_OK: &[&str] = &[
+        "auth", "client", "command", "config", "discard", "echo", "exec", "hello", "info",
+        "lastsave", "multi", "quit", "replconf", "reset", "role", "select", "shutdown", "time",
+        "unwatch", "watch",
+    ];
+    let sub = |name: &str| {
+        req.get(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    LOADING_OK.contains(&cmd.name)
+        || (cmd.name == "debug" && !sub("reload"))
+        || (matches!(cmd.name, "object" | "function") && sub("help"))
 }
 
 /// Whether a queued command may run on a stale replica.

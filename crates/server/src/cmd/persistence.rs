@@ -181,7 +181,11 @@ pub(super) fn shutdown_save(ctx: &mut Ctx<'_>) -> CmdResult {
 pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     let shared = ctx.shared;
     w("# Persistence".into());
-    w("loading:0".into());
+    let loading = ctx
+        .shared
+        .loading
+        .load(std::sync::atomic::Ordering::Acquire);
+    w(format!("loading:{}", u8::from(loading)));
     w("async_loading:0".into());
     for line in [
         "current_cow_peak:0",

@@ -230,6 +230,8 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             ));
             w("pubsub_channels:0".into());
             w("pubsub_patterns:0".into());
+            // MIGRATE keeps no connections open.
+            w("migrate_cached_sockets:0".into());
         }
         "replication" => super::replication::info(ctx, &mut w),
         "cpu" => {
@@ -527,7 +529,10 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     // Without SAVE nothing is saved: Ember has no save points, which is
     // what makes Redis save on a plain SHUTDOWN.
-    let nosave = req.iter().skip(1).any(|o| eq(o, "nosave"));
+    // Nothing is saved while the file loads: the keyspace is not yet
+    // the file's (Redis forces NOSAVE then too).
+    let nosave =
+        req.iter().skip(1).any(|o| eq(o, "nosave")) || ctx.shared.loading.load(Ordering::Acquire);
     if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
         super::persistence::shutdown_save(ctx)?;
     }

@@ -45,6 +45,12 @@ pub(crate) struct Multi {
 }
 
 impl Multi {
+    /// Whether every queued command passes `ok` (by its index in the
+    /// command table and its request).
+    pub(crate) fn all(&self, ok: impl Fn(usize, &Request) -> bool) -> bool {
+        self.queued.iter().all(|(i, req)| ok(*i, req))
+    }
+
     /// Whether a queued command writes: EXEC then waits out a WRITE pause.
     pub(crate) fn writes(&self) -> bool {
         self.queued
