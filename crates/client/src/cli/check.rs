@@ -5,12 +5,13 @@
 //! group 0), in two sweeps per shard:
 //!
 //! 1. The reference's node is scanned (`SCAN cursor COUNT batch`). Each batch
-//!    of keys is read on every group's node with pipelines: `TYPE` and `PTTL`
-//!    of every key, then its value where the groups hold the same type
-//!    (`MGET` for all the strings of the batch in one command, `LRANGE`,
-//!    `HGETALL`, `SMEMBERS`, `ZRANGE ... WITHSCORES`, or `DUMP` for the other
-//!    types). Values are compared as data, not as `DUMP` bytes: Ember and
-//!    Redis encode the same value differently.
+//!    of keys is read on every group's node with pipelines: one `MGET` of the
+//!    whole batch and a `PTTL` per key; then `TYPE` of the keys `MGET` found
+//!    no string for, and the values of those of other types where the groups
+//!    hold the same type (`LRANGE`, `HGETALL`, `SMEMBERS`,
+//!    `ZRANGE ... WITHSCORES`, or `DUMP` for the other types). Values are
+//!    compared as data, not as `DUMP` bytes: Ember and Redis encode the same
+//!    value differently.
 //! 2. Every other group's node is scanned for keys the reference lacks. One
 //!    `EXISTS k1 k2 ...` on the reference per batch usually says that it holds
 //!    them all; only when it does not is each key asked about, and a key that
@@ -39,7 +40,7 @@ use super::Io;
 use crate::{Client, Error, Options};
 
 /// Batches read at once, each by a task of its own.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 
 /// Keys the fleet keeps for its own bookkeeping: never compared.
 const OWN_PREFIX: &[u8] = b"__ember__:";
@@ -118,6 +119,7 @@ async fn run(client: Client, args: CheckArgs, io: Io<'_>) -> u8 {
         verbose: args.verbose,
         reference: checker.reference,
         progress: io.stderr_is_terminal.then_some(Progress {
+            group: 0,
             start: now,
             last: now,
             scanned: 0,
@@ -354,6 +356,7 @@ impl Checker {
         out: &mut Out<'_>,
     ) -> Result<(), String> {
         let node = self.nodes(shard)[group];
+        out.start_sweep(group);
         let count = Bytes::from(batch.to_string());
         let mut cursor = Bytes::from_static(b"0");
         let mut tasks: VecDeque<JoinHandle<Result<Found, String>>> = VecDeque::new();
@@ -372,13 +375,18 @@ impl Checker {
                     .into_iter()
                     .filter(|k| !k.starts_with(OWN_PREFIX))
                     .collect();
-                out.scanned(keys.len() as u64, group);
-                for chunk in keys.chunks(batch as usize) {
+                out.scanned(keys.len() as u64);
+                // Even batches: SCAN's COUNT is a hint, and a batch of a
+                // few keys costs as many round trips as a full one.
+                let size = keys
+                    .len()
+                    .div_ceil(keys.len().div_ceil(batch as usize).max(1));
+                for chunk in keys.chunks(size.max(1)) {
                     if tasks.len() >= IN_FLIGHT
                         && let Some(task) = tasks.pop_front()
                     {
                         tally.record(shard, joined(task.await)?, out);
-                        out.show_progress(group);
+                        out.show_progress();
                     }
                     let (checker, sweep, keys) = (self.clone(), sweep.clone(), chunk.to_vec());
                     tasks.push_back(tokio::spawn(async move {
@@ -397,7 +405,7 @@ impl Checker {
             }
             while let Some(task) = tasks.pop_front() {
                 tally.record(shard, joined(task.await)?, out);
-                out.show_progress(group);
+                out.show_progress();
             }
             Ok(())
         }
@@ -494,94 +502,109 @@ impl Checker {
         self.check_batch(shard, lacking).await
     }
 
-    /// Every group's copy of each key, `[key][group]`: `TYPE` and `PTTL` of
-    /// every key on every group, then the values worth comparing.
+    /// Every group's copy of each key, `[key][group]`.
+    ///
+    /// Most keys are strings, so each group is asked first for one `MGET`
+    /// of the whole batch and a `PTTL` per key; only the keys `MGET`
+    /// answers nil for (missing, or not strings) are asked their `TYPE`,
+    /// then the values of the other types are read where the reference and
+    /// another group hold the same type.
     async fn read(&self, shard: ShardId, keys: &[Bytes]) -> Result<Vec<Vec<State>>, String> {
         let nodes = self.nodes(shard);
-        let mut answers = Vec::with_capacity(nodes.len() * keys.len() * 2);
+        let mut mgets = Vec::with_capacity(nodes.len());
+        let mut ttls = Vec::with_capacity(nodes.len() * keys.len());
         for &node in &nodes {
+            let mut args = Vec::with_capacity(keys.len() + 1);
+            args.push(Bytes::from_static(b"MGET"));
+            args.extend(keys.iter().cloned());
+            mgets.push(self.send(node, args));
             for key in keys {
-                answers.push(self.send(node, vec![Bytes::from_static(b"TYPE"), key.clone()]));
-                answers.push(self.send(node, vec![Bytes::from_static(b"PTTL"), key.clone()]));
+                ttls.push(self.send(node, vec![Bytes::from_static(b"PTTL"), key.clone()]));
             }
         }
         let mut states = vec![vec![State::Missing; nodes.len()]; keys.len()];
-        let mut answers = answers.into_iter();
-        for (g, &node) in nodes.iter().enumerate() {
-            for state in states.iter_mut() {
-                let (Some(kind), Some(ttl)) = (answers.next(), answers.next()) else {
-                    unreachable!("two answers per key and group");
-                };
-                let kind = match self.answer(node, kind).await? {
-                    Ok(Frame::Simple(t) | Frame::Bulk(t)) => t,
-                    Ok(other) => {
-                        return Err(format!(
-                            "{}: unexpected reply to TYPE: {other:?}",
-                            self.name(node)
-                        ));
-                    }
-                    Err(text) => return Err(format!("{}: TYPE: {text}", self.name(node))),
-                };
+        // Keys that are not strings (or not there), by group.
+        let mut unknown: Vec<(usize, usize, i64)> = Vec::new();
+        let mut ttls = ttls.into_iter();
+        for ((g, &node), mget) in nodes.iter().enumerate().zip(mgets) {
+            let values = match self.answer(node, mget).await? {
+                Ok(Frame::Array(items)) if items.len() == keys.len() => items,
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: unexpected reply to MGET: {other:?}",
+                        self.name(node)
+                    ));
+                }
+                Err(text) => return Err(format!("{}: MGET: {text}", self.name(node))),
+            };
+            for (k, value) in values.into_iter().enumerate() {
+                let ttl = ttls.next().expect("one PTTL per key and group");
                 let ttl = self.integer(node, "PTTL", ttl).await?;
-                if kind.as_ref() != b"none" {
-                    state[g] = State::Present {
-                        kind,
-                        ttl,
-                        value: Value::Unread,
-                    };
+                match value {
+                    Frame::Bulk(value) => {
+                        states[k][g] = State::Present {
+                            kind: Bytes::from_static(b"string"),
+                            ttl,
+                            value: Value::Bytes(value),
+                        };
+                    }
+                    _ => unknown.push((k, g, ttl)),
                 }
             }
         }
-        // Values, where the reference and another group hold the same type.
-        let mut strings: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-        let mut others = Vec::new();
+        let types: Vec<Answer> = unknown
+            .iter()
+            .map(|&(k, g, _)| {
+                self.send(nodes[g], vec![Bytes::from_static(b"TYPE"), keys[k].clone()])
+            })
+            .collect();
+        for ((k, g, ttl), answer) in unknown.into_iter().zip(types) {
+            let kind = match self.answer(nodes[g], answer).await? {
+                Ok(Frame::Simple(t) | Frame::Bulk(t)) => t,
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: unexpected reply to TYPE: {other:?}",
+                        self.name(nodes[g])
+                    ));
+                }
+                Err(text) => return Err(format!("{}: TYPE: {text}", self.name(nodes[g]))),
+            };
+            if kind.as_ref() != b"none" {
+                // A string here was written since MGET: read again.
+                let value = if kind.as_ref() == b"string" {
+                    Value::Gone
+                } else {
+                    Value::Unread
+                };
+                states[k][g] = State::Present { kind, ttl, value };
+            }
+        }
+        // Values of the other types, where the reference and another group
+        // hold the same type.
+        let mut reads = Vec::new();
         for (k, key_states) in states.iter().enumerate() {
-            let State::Present { kind, .. } = &key_states[self.reference] else {
+            let State::Present {
+                kind,
+                value: Value::Unread,
+                ..
+            } = &key_states[self.reference]
+            else {
                 continue;
             };
             let same: Vec<usize> = (0..nodes.len())
-                .filter(|&g| matches!(&key_states[g], State::Present { kind: other, .. } if other == kind))
+                .filter(|&g| {
+                    matches!(&key_states[g], State::Present { kind: other, .. } if other == kind)
+                })
                 .collect();
             if same.len() < 2 {
                 continue;
             }
             for g in same {
-                if kind.as_ref() == b"string" {
-                    strings[g].push(k);
-                } else {
-                    let args = value_command(kind, &keys[k]);
-                    others.push((k, g, kind.clone(), self.send(nodes[g], args)));
-                }
+                let args = value_command(kind, &keys[k]);
+                reads.push((k, g, kind.clone(), self.send(nodes[g], args)));
             }
         }
-        // All the strings of a group's batch in one MGET.
-        let mgets: Vec<(usize, Answer)> = (0..nodes.len())
-            .filter(|&g| !strings[g].is_empty())
-            .map(|g| {
-                let mut args = Vec::with_capacity(strings[g].len() + 1);
-                args.push(Bytes::from_static(b"MGET"));
-                args.extend(strings[g].iter().map(|&k| keys[k].clone()));
-                (g, self.send(nodes[g], args))
-            })
-            .collect();
-        for (g, answer) in mgets {
-            let values: Vec<Value> = match self.answer(nodes[g], answer).await? {
-                Ok(Frame::Array(items)) if items.len() == strings[g].len() => {
-                    items.into_iter().map(string_value).collect()
-                }
-                Ok(other) => {
-                    return Err(format!(
-                        "{}: unexpected reply to MGET: {other:?}",
-                        self.name(nodes[g])
-                    ));
-                }
-                Err(text) => vec![Value::Error(text); strings[g].len()],
-            };
-            for (&k, value) in strings[g].iter().zip(values) {
-                set_value(&mut states[k][g], value);
-            }
-        }
-        for (k, g, kind, answer) in others {
+        for (k, g, kind, answer) in reads {
             let value = match self.answer(nodes[g], answer).await? {
                 Ok(frame) => value_of(&kind, frame),
                 Err(text) if text.starts_with("WRONGTYPE") => Value::Gone,
@@ -732,8 +755,8 @@ fn ttls_agree(a: i64, b: i64, tolerance: i64) -> bool {
     }
 }
 
-/// The command that reads a value of type `kind` (not a string: those are
-/// read with one `MGET` per batch).
+/// The command that reads a value of type `kind` (not a string: those come
+/// from one `MGET` per batch).
 fn value_command(kind: &[u8], key: &Bytes) -> Vec<Bytes> {
     let s = Bytes::from_static;
     match kind {
@@ -748,13 +771,6 @@ fn value_command(kind: &[u8], key: &Bytes) -> Vec<Bytes> {
             s(b"WITHSCORES"),
         ],
         _ => vec![s(b"DUMP"), key.clone()],
-    }
-}
-
-fn string_value(frame: Frame) -> Value {
-    match frame {
-        Frame::Bulk(b) => Value::Bytes(b),
-        _ => Value::Gone,
     }
 }
 
@@ -1025,22 +1041,37 @@ struct Out<'a> {
     shards: u32,
 }
 
+/// The progress of the current sweep.
 struct Progress {
+    group: usize,
     start: Instant,
     last: Instant,
     scanned: u64,
 }
 
 impl Out<'_> {
-    fn scanned(&mut self, n: u64, group: usize) {
+    /// A sweep of `group`'s node starts: the progress line counts its keys.
+    fn start_sweep(&mut self, group: usize) {
+        if let Some(p) = &mut self.progress {
+            let now = Instant::now();
+            *p = Progress {
+                group,
+                start: now,
+                last: now,
+                scanned: 0,
+            };
+        }
+    }
+
+    fn scanned(&mut self, n: u64) {
         if let Some(p) = &mut self.progress {
             p.scanned += n;
         }
-        self.show_progress(group);
+        self.show_progress();
     }
 
     /// Redraws the progress line, at most every [`PROGRESS_EVERY`].
-    fn show_progress(&mut self, group: usize) {
+    fn show_progress(&mut self) {
         let Some(p) = &mut self.progress else {
             return;
         };
@@ -1051,9 +1082,10 @@ impl Out<'_> {
         let rate = p.scanned as f64 / p.start.elapsed().as_secs_f64().max(1e-9);
         let _ = write!(
             self.stderr,
-            "\rshard {} of {}, group {group}: {} keys scanned, {rate:.0} keys/s   ",
+            "\rshard {} of {}, group {}: {} keys scanned, {rate:.0} keys/s   ",
             self.shard + 1,
             self.shards,
+            p.group,
             p.scanned
         );
         let _ = self.stderr.flush();
