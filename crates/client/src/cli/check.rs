@@ -894,24 +894,26 @@ impl Tally {
         for (total, n) in self.keys.iter_mut().zip(&found.present) {
             *total += n;
         }
+        let (verbose, reference) = (out.verbose, out.reference);
         let mut text = Vec::new();
         for report in &found.reports {
-            let mut line = |what: &str| {
-                if out.verbose {
-                    text.extend_from_slice(format!("shard {} key ", shard.0).as_bytes());
+            // Formatted only with --verbose.
+            let mut line = |what: std::fmt::Arguments<'_>| {
+                if verbose {
+                    let _ = write!(text, "shard {} key ", shard.0);
                     key_text(&report.key, &mut text);
-                    text.extend_from_slice(format!(": {what}\n").as_bytes());
+                    let _ = writeln!(text, ": {what}");
                 }
             };
             for (g, difference) in &report.differences {
                 match difference {
                     Difference::Missing => {
                         self.missing[*g] += 1;
-                        line(&format!("missing in group {g}"));
+                        line(format_args!("missing in group {g}"));
                     }
                     Difference::Different(what) => {
                         self.different[*g] += 1;
-                        line(&format!("different in group {g} ({})", what.join(", ")));
+                        line(format_args!("different in group {g} ({})", what.join(", ")));
                     }
                 }
             }
@@ -919,15 +921,15 @@ impl Tally {
                 match fixed {
                     Fixed::Copied => {
                         self.copied += 1;
-                        line(&format!("copied from group {} to group {g}", out.reference));
+                        line(format_args!("copied from group {reference} to group {g}"));
                     }
                     Fixed::Deleted => {
                         self.deleted += 1;
-                        line(&format!("deleted from group {g}"));
+                        line(format_args!("deleted from group {g}"));
                     }
                     Fixed::Failed(e) => {
                         self.failed += 1;
-                        line(&format!("not fixed in group {g}: {e}"));
+                        line(format_args!("not fixed in group {g}: {e}"));
                     }
                 }
             }
