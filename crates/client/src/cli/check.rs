@@ -220,7 +220,8 @@ enum Value {
 #[derive(Debug, Clone, PartialEq)]
 enum Difference {
     Missing,
-    /// What differs: `type`, `value`, `ttl`.
+    /// What differs: `type`, `value` (or `unreadable`: an error reply to
+    /// the read), `ttl`.
     Different(Vec<&'static str>),
 }
 
@@ -291,6 +292,10 @@ impl Checker {
         match answer.await.unwrap_or(Err(Error::Closed)) {
             Ok(frame) => Ok(Ok(frame)),
             Err(Error::Redis(text)) => Ok(Err(text)),
+            Err(e) if e.is_timeout() => Err(format!(
+                "{}: {e} (a longer --timeout may help)",
+                self.name(node)
+            )),
             Err(e) => Err(format!("{}: {e}", self.name(node))),
         }
     }
@@ -617,42 +622,7 @@ impl Checker {
 
     /// How each group's copy of one key differs from the reference's.
     fn differences(&self, states: &[State]) -> Vec<(usize, Difference)> {
-        let reference = &states[self.reference];
-        let State::Present { kind, ttl, value } = reference else {
-            return if states.iter().any(|s| s != &State::Missing) {
-                vec![(self.reference, Difference::Missing)]
-            } else {
-                Vec::new()
-            };
-        };
-        let mut out = Vec::new();
-        for (g, state) in states.iter().enumerate() {
-            if g == self.reference {
-                continue;
-            }
-            let State::Present {
-                kind: other_kind,
-                ttl: other_ttl,
-                value: other_value,
-            } = state
-            else {
-                out.push((g, Difference::Missing));
-                continue;
-            };
-            let mut what = Vec::new();
-            if other_kind != kind {
-                what.push("type");
-            } else if other_value != value {
-                what.push("value");
-            }
-            if !ttls_agree(*ttl, *other_ttl, self.tolerance) {
-                what.push("ttl");
-            }
-            if !what.is_empty() {
-                out.push((g, Difference::Different(what)));
-            }
-        }
-        out
+        differences(states, self.reference, self.tolerance)
     }
 
     /// Makes the other groups hold what the reference holds: `DUMP` and
@@ -727,6 +697,48 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// How each group's copy of one key differs from the reference's.
+fn differences(states: &[State], reference: usize, tolerance: i64) -> Vec<(usize, Difference)> {
+    let State::Present { kind, ttl, value } = &states[reference] else {
+        return if states.iter().any(|s| s != &State::Missing) {
+            vec![(reference, Difference::Missing)]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut out = Vec::new();
+    for (g, state) in states.iter().enumerate() {
+        if g == reference {
+            continue;
+        }
+        let State::Present {
+            kind: other_kind,
+            ttl: other_ttl,
+            value: other_value,
+        } = state
+        else {
+            out.push((g, Difference::Missing));
+            continue;
+        };
+        let mut what = Vec::new();
+        if other_kind != kind {
+            what.push("type");
+        } else if matches!(value, Value::Error(_)) || matches!(other_value, Value::Error(_)) {
+            // Two equal error replies are not two equal values.
+            what.push("unreadable");
+        } else if other_value != value {
+            what.push("value");
+        }
+        if !ttls_agree(*ttl, *other_ttl, tolerance) {
+            what.push("ttl");
+        }
+        if !what.is_empty() {
+            out.push((g, Difference::Different(what)));
+        }
+    }
+    out
 }
 
 fn joined(task: Result<Result<Found, String>, tokio::task::JoinError>) -> Result<Found, String> {
@@ -1148,6 +1160,47 @@ mod tests {
         );
         assert_eq!(value_of(b"list", arr(&[])), Value::Gone);
         assert_eq!(value_of(b"stream", b("x")), Value::Bytes(Bytes::from("x")));
+    }
+
+    #[test]
+    fn differences_from_the_reference() {
+        let string = |v: &str, ttl: i64| State::Present {
+            kind: Bytes::from_static(b"string"),
+            ttl,
+            value: Value::Bytes(Bytes::copy_from_slice(v.as_bytes())),
+        };
+        let list = State::Present {
+            kind: Bytes::from_static(b"list"),
+            ttl: -1,
+            value: Value::Unread,
+        };
+        let error = |ttl: i64| State::Present {
+            kind: Bytes::from_static(b"stream"),
+            ttl,
+            value: Value::Error("ERR unknown command 'DUMP'".into()),
+        };
+        let diff = |states: &[State], reference| differences(states, reference, 1000);
+        let different = |what: &[&'static str]| Difference::Different(what.to_vec());
+        assert_eq!(diff(&[string("a", -1), string("a", -1)], 0), []);
+        assert_eq!(diff(&[State::Missing, State::Missing], 0), []);
+        assert_eq!(
+            diff(&[string("a", -1), State::Missing, string("b", 5000)], 0),
+            [(1, Difference::Missing), (2, different(&["value", "ttl"]))]
+        );
+        // Missing in the reference: said once, of the reference.
+        assert_eq!(
+            diff(&[string("a", -1), State::Missing, string("a", -1)], 1),
+            [(1, Difference::Missing)]
+        );
+        assert_eq!(
+            diff(&[string("a", -1), list.clone()], 0),
+            [(1, different(&["type"]))]
+        );
+        assert_eq!(
+            diff(&[error(-1), error(-1)], 0),
+            [(1, different(&["unreadable"]))]
+        );
+        assert_eq!(diff(&[string("a", 3000), string("a", 3900)], 0), []);
     }
 
     #[test]
