@@ -179,8 +179,7 @@ struct Checker {
     fix: bool,
 }
 
-/// A node's answer: `Ok` with the reply or its error text; the outer `Err`
-/// when no answer came, which stops the check.
+/// Where a command's reply will come (see [`Checker::answer`]).
 type Answer = tokio::sync::oneshot::Receiver<Result<Frame, Error>>;
 
 /// A key as one group's node holds it.
@@ -188,9 +187,9 @@ type Answer = tokio::sync::oneshot::Receiver<Result<Frame, Error>>;
 enum State {
     Missing,
     Present {
-        /// `TYPE`'s answer.
+        /// Its type, as `TYPE` names it.
         kind: Bytes,
-        /// `PTTL`'s answer: -1 without expiry, -2 if it vanished since `TYPE`.
+        /// `PTTL`'s answer: -1 without expiry, -2 if it vanished meanwhile.
         ttl: i64,
         value: Value,
     },
@@ -210,7 +209,7 @@ enum Value {
     Hash(Vec<(Bytes, Bytes)>),
     /// A sorted set's members and scores, in `ZRANGE` order.
     Zset(Vec<(Bytes, f64)>),
-    /// Gone between `TYPE` and the read (nil, empty, or `WRONGTYPE`).
+    /// Gone, or changed type, between two reads (nil, empty, `WRONGTYPE`).
     Gone,
     /// An error reply to the read.
     Error(String),
