@@ -658,3 +658,52 @@ fn check_with_auth_and_database_and_a_dead_node() {
     assert_eq!(code, 2);
     assert!(err.contains("groups 0 to 1"), "{err}");
 }
+
+/// `--fix` from a group that holds nothing on a shard (most likely the one
+/// that came back empty, named by mistake) deletes nothing from the others;
+/// from the right group it copies.
+#[test]
+fn check_fix_from_an_empty_group_deletes_nothing() {
+    let full = RedisServer::start(&[]);
+    let empty = RedisServer::start(&[]);
+    let groups = vec![
+        vec![full.addr().to_string()],
+        vec![empty.addr().to_string()],
+    ];
+    block_on(async {
+        let conn = Connection::connect(full.addr().to_string()).await.unwrap();
+        for k in ["k1", "k2", "k3"] {
+            conn.set(k, "v").await.unwrap();
+        }
+    });
+    let (code, out, err) = ember_cli(&cli_args(
+        &groups,
+        &["check", "--fix", "--from-group", "1", "-v"],
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        err,
+        "ember-cli check: shard 0: group 1 holds no keys there, so --fix deleted nothing \
+         from the other groups (is --from-group right?)\n"
+    );
+    assert!(
+        out.contains(
+            "shard 0 key k2: not fixed in group 0: not deleted: group 1 holds no keys on this shard\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "1 shard, 3 keys checked: 3 differences; fixed: 0 copied, 0 deleted, 3 failed\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = ember_cli(&cli_args(&groups, &["check", "--fix", "--from-group", "0"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("3 differences; fixed: 3 copied, 0 deleted\n"),
+        "{out}"
+    );
+    let (code, _, _) = ember_cli(&cli_args(&groups, &["check"]));
+    assert_eq!(code, 0);
+}

@@ -261,8 +261,12 @@ enum Sweep {
     /// Keys scanned on the reference.
     Reference,
     /// Keys scanned on another group: only those that neither the reference
-    /// nor `earlier` (groups already swept) holds are new.
-    Other { earlier: Arc<[usize]> },
+    /// nor `earlier` (groups already swept) holds are new. `--fix` deletes
+    /// them only if `deletions`.
+    Other {
+        earlier: Arc<[usize]>,
+        deletions: bool,
+    },
 }
 
 impl Checker {
@@ -335,14 +339,28 @@ impl Checker {
             out,
         )
         .await?;
+        // A reference that holds nothing on this shard is more likely the
+        // group that came back empty (a wrong --from-group) than a shard
+        // whose keys were all deleted: it must not wipe the other groups.
+        let deletions = tally.keys[self.reference] > 0;
         let mut earlier = Vec::new();
         for group in (0..self.groups()).filter(|&g| g != self.reference) {
             let sweep = Sweep::Other {
                 earlier: earlier.clone().into(),
+                deletions,
             };
             self.sweep(shard, group, sweep, batch, &mut tally, out)
                 .await?;
             earlier.push(group);
+        }
+        if self.fix && !deletions && tally.differences() > 0 {
+            out.clear_progress();
+            let _ = writeln!(
+                out.stderr,
+                "ember-cli check: shard {}: group {} holds no keys there, so --fix deleted \
+                 nothing from the other groups (is --from-group right?)",
+                shard.0, self.reference
+            );
         }
         Ok(tally)
     }
@@ -395,9 +413,9 @@ impl Checker {
                     let (checker, sweep, keys) = (self.clone(), sweep.clone(), chunk.to_vec());
                     tasks.push_back(tokio::spawn(async move {
                         match sweep {
-                            Sweep::Reference => checker.check_batch(shard, keys).await,
-                            Sweep::Other { earlier } => {
-                                checker.new_keys(shard, &earlier, keys).await
+                            Sweep::Reference => checker.check_batch(shard, keys, true).await,
+                            Sweep::Other { earlier, deletions } => {
+                                checker.new_keys(shard, &earlier, deletions, keys).await
                             }
                         }
                     }));
@@ -421,8 +439,14 @@ impl Checker {
     }
 
     /// Reads `keys` on every group, then once more those that differ, and
-    /// with `--fix` repairs those that still do.
-    async fn check_batch(&self, shard: ShardId, keys: Vec<Bytes>) -> Result<Found, String> {
+    /// with `--fix` repairs those that still do (deleting keys the reference
+    /// lacks only if `deletions`).
+    async fn check_batch(
+        &self,
+        shard: ShardId,
+        keys: Vec<Bytes>,
+        deletions: bool,
+    ) -> Result<Found, String> {
         let groups = self.groups();
         let mut found = Found {
             checked: keys.len() as u64,
@@ -456,7 +480,7 @@ impl Checker {
             }
         }
         if self.fix && !found.reports.is_empty() {
-            self.repair(shard, &mut found.reports).await?;
+            self.repair(shard, &mut found.reports, deletions).await?;
         }
         Ok(found)
     }
@@ -467,6 +491,7 @@ impl Checker {
         &self,
         shard: ShardId,
         earlier: &[usize],
+        deletions: bool,
         keys: Vec<Bytes>,
     ) -> Result<Found, String> {
         let nodes = self.nodes(shard);
@@ -503,7 +528,7 @@ impl Checker {
                 return Ok(none());
             }
         }
-        self.check_batch(shard, lacking).await
+        self.check_batch(shard, lacking, deletions).await
     }
 
     /// Every group's copy of each key, `[key][group]`.
@@ -626,8 +651,14 @@ impl Checker {
 
     /// Makes the other groups hold what the reference holds: `DUMP` and
     /// `PTTL` on the reference, then `RESTORE key ttl payload REPLACE` on
-    /// each group that differs; or `DEL` where the reference lacks the key.
-    async fn repair(&self, shard: ShardId, reports: &mut [KeyReport]) -> Result<(), String> {
+    /// each group that differs; or `DEL` where the reference lacks the key,
+    /// if `deletions`.
+    async fn repair(
+        &self,
+        shard: ShardId,
+        reports: &mut [KeyReport],
+        deletions: bool,
+    ) -> Result<(), String> {
         let nodes = self.nodes(shard);
         let reference = nodes[self.reference];
         let dumps: Vec<Option<(Answer, Answer)>> = reports
@@ -671,6 +702,16 @@ impl Checker {
                     .filter(|&g| g != self.reference && report.present[g])
                     .collect(),
             };
+            if copy.is_none() && !deletions {
+                let why = format!(
+                    "not deleted: group {} holds no keys on this shard",
+                    self.reference
+                );
+                for g in targets {
+                    report.fixed.push((g, Fixed::Failed(why.clone())));
+                }
+                continue;
+            }
             for g in targets {
                 let args = match &copy {
                     // RESTORE's 0 is no expiry; PTTL's 0 is "about to expire".
