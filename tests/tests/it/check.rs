@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::client::cli::{self, Io};
@@ -109,7 +111,14 @@ fn differences_then_fix(kind: NodeKind) {
     let mut written: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
     written.extend(
         [
-            "list", "ttl", "persist", "lost", "lost-ttl", "changed", "retyped",
+            "list",
+            "ttl",
+            "persist",
+            "lost",
+            "lost-ttl",
+            "changed",
+            "retyped",
+            "bin key\n",
         ]
         .map(String::from),
     );
@@ -120,6 +129,11 @@ fn differences_then_fix(kind: NodeKind) {
         lines: vec![
             (
                 "lost",
+                "missing in group 1",
+                "copied from group 0 to group 1",
+            ),
+            (
+                "bin key\n",
                 "missing in group 1",
                 "copied from group 0 to group 1",
             ),
@@ -185,6 +199,7 @@ fn differences_then_fix(kind: NodeKind) {
         client.set_with("ttl", "t", &ex).await.unwrap();
         client.set("persist", "p").await.unwrap();
         client.set("lost", "l").await.unwrap();
+        client.set("bin key\n", "b").await.unwrap();
         client
             .set_with("lost-ttl", "x", &SetOptions::new().ex(500))
             .await
@@ -203,6 +218,7 @@ fn differences_then_fix(kind: NodeKind) {
         // Now make group 1 differ, node by node.
         let g1 = |key: &'static str| node_of(&topology, 1, key);
         g1("lost").await.del(["lost"]).await.unwrap();
+        g1("bin key\n").await.del(["bin key\n"]).await.unwrap();
         g1("lost-ttl").await.del(["lost-ttl"]).await.unwrap();
         g1("changed").await.set("changed", "after").await.unwrap();
         let retyped = g1("retyped").await;
@@ -240,9 +256,15 @@ fn differences_then_fix(kind: NodeKind) {
         let mut lines = BTreeSet::new();
         for (key, what, fixed) in &expected.lines {
             let s = shard_of(key);
-            lines.insert(format!("shard {s} key {key}: {what}"));
+            // Keys that are not plain text are quoted, as redis-cli does.
+            let shown = if key.contains(' ') {
+                format!("{key:?}")
+            } else {
+                key.to_string()
+            };
+            lines.insert(format!("shard {s} key {shown}: {what}"));
             if fix {
-                lines.insert(format!("shard {s} key {key}: {fixed}"));
+                lines.insert(format!("shard {s} key {shown}: {fixed}"));
             }
         }
         lines
@@ -372,6 +394,10 @@ fn differences_then_fix(kind: NodeKind) {
     block_on(async {
         let g1 = |key: &'static str| node_of(&topology, 1, key);
         assert_eq!(g1("lost").await.get("lost").await.unwrap(), Some(b("l")));
+        assert_eq!(
+            g1("bin key\n").await.get("bin key\n").await.unwrap(),
+            Some(b("b"))
+        );
         let ttl = g1("lost-ttl").await.pttl("lost-ttl").await.unwrap();
         assert!((400_000..=500_000).contains(&ttl), "{ttl}");
         assert_eq!(
@@ -523,9 +549,12 @@ fn check_many_keys_on_ember_nodes() {
     many_keys(NodeKind::Ember);
 }
 
-/// Keys that expire while they are being checked do not stop the check.
+/// Keys that expire, vanish or change type while they are being checked
+/// do not stop the check, and are not blamed on the keys that stay put:
+/// keys with short TTLs, and a writer that keeps setting, deleting and
+/// retyping keys on both groups during the check.
 #[test]
-fn check_while_keys_expire() {
+fn check_while_keys_change() {
     let cluster = NodeCluster::start(NodeKind::Redis, 2, 2);
     let groups = cluster.groups();
     block_on(async {
@@ -541,16 +570,43 @@ fn check_while_keys_expire() {
             client.set(format!("stays:{i}"), "v").await.unwrap();
         }
     });
-    let (code, out, err) = ember_cli(&cli_args(&groups, &["check", "--batch", "50"]));
-    assert!(code <= 1, "{code}: {out}{err}");
-    assert_eq!(err, "");
-    let last = out.lines().last().unwrap_or_default();
-    let checked: usize = last
-        .strip_prefix("2 shards, ")
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!((1000..=4000).contains(&checked), "{out}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (groups, stop) = (groups.clone(), stop.clone());
+        std::thread::spawn(move || {
+            block_on(async {
+                let client = client(&groups).await;
+                let mut writes = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("churn:{}", writes % 300);
+                    // Errors (RPUSH on a string) are part of the churn.
+                    let _ = match writes % 4 {
+                        0 => client.cmd(["SET", &key, "v", "PX", "3"]).await,
+                        1 => client.cmd(["DEL", &key]).await,
+                        2 => client.cmd(["RPUSH", &key, "a", "b"]).await,
+                        _ => client.cmd(["SET", &key, "w"]).await,
+                    };
+                    writes += 1;
+                }
+                writes
+            })
+        })
+    };
+    for _ in 0..3 {
+        let (code, out, err) = ember_cli(&cli_args(&groups, &["check", "-v", "--batch", "50"]));
+        assert!(code <= 1, "{code}: {out}{err}");
+        assert_eq!(err, "");
+        assert!(!out.contains("key stays:"), "{out}");
+        let last = out.lines().last().unwrap_or_default();
+        let checked: usize = last
+            .strip_prefix("2 shards, ")
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(checked >= 1000, "{out}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
 }
 
 /// `-a` and `-n` as for every other command; a node that cannot be read
@@ -601,4 +657,53 @@ fn check_with_auth_and_database_and_a_dead_node() {
     let (code, _, err) = ember_cli(&cli_args(&groups, &["check", "--from-group", "2"]));
     assert_eq!(code, 2);
     assert!(err.contains("groups 0 to 1"), "{err}");
+}
+
+/// `--fix` from a group that holds nothing on a shard (most likely the one
+/// that came back empty, named by mistake) deletes nothing from the others;
+/// from the right group it copies.
+#[test]
+fn check_fix_from_an_empty_group_deletes_nothing() {
+    let full = RedisServer::start(&[]);
+    let empty = RedisServer::start(&[]);
+    let groups = vec![
+        vec![full.addr().to_string()],
+        vec![empty.addr().to_string()],
+    ];
+    block_on(async {
+        let conn = Connection::connect(full.addr().to_string()).await.unwrap();
+        for k in ["k1", "k2", "k3"] {
+            conn.set(k, "v").await.unwrap();
+        }
+    });
+    let (code, out, err) = ember_cli(&cli_args(
+        &groups,
+        &["check", "--fix", "--from-group", "1", "-v"],
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        err,
+        "ember-cli check: shard 0: group 1 holds no keys there, so --fix deleted nothing \
+         from the other groups (is --from-group right?)\n"
+    );
+    assert!(
+        out.contains(
+            "shard 0 key k2: not fixed in group 0: not deleted: group 1 holds no keys on this shard\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "1 shard, 3 keys checked: 3 differences; fixed: 0 copied, 0 deleted, 3 failed\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = ember_cli(&cli_args(&groups, &["check", "--fix", "--from-group", "0"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("3 differences; fixed: 3 copied, 0 deleted\n"),
+        "{out}"
+    );
+    let (code, _, _) = ember_cli(&cli_args(&groups, &["check"]));
+    assert_eq!(code, 0);
 }

@@ -5,12 +5,13 @@
 //! group 0), in two sweeps per shard:
 //!
 //! 1. The reference's node is scanned (`SCAN cursor COUNT batch`). Each batch
-//!    of keys is read on every group's node with pipelines: `TYPE` and `PTTL`
-//!    of every key, then its value where the groups hold the same type
-//!    (`MGET` for all the strings of the batch in one command, `LRANGE`,
-//!    `HGETALL`, `SMEMBERS`, `ZRANGE ... WITHSCORES`, or `DUMP` for the other
-//!    types). Values are compared as data, not as `DUMP` bytes: Ember and
-//!    Redis encode the same value differently.
+//!    of keys is read on every group's node with pipelines: one `MGET` of the
+//!    whole batch and a `PTTL` per key; then `TYPE` of the keys `MGET` found
+//!    no string for, and the values of those of other types where the groups
+//!    hold the same type (`LRANGE`, `HGETALL`, `SMEMBERS`,
+//!    `ZRANGE ... WITHSCORES`, or `DUMP` for the other types). Values are
+//!    compared as data, not as `DUMP` bytes: Ember and Redis encode the same
+//!    value differently.
 //! 2. Every other group's node is scanned for keys the reference lacks. One
 //!    `EXISTS k1 k2 ...` on the reference per batch usually says that it holds
 //!    them all; only when it does not is each key asked about, and a key that
@@ -39,7 +40,7 @@ use super::Io;
 use crate::{Client, Error, Options};
 
 /// Batches read at once, each by a task of its own.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 
 /// Keys the fleet keeps for its own bookkeeping: never compared.
 const OWN_PREFIX: &[u8] = b"__ember__:";
@@ -118,6 +119,7 @@ async fn run(client: Client, args: CheckArgs, io: Io<'_>) -> u8 {
         verbose: args.verbose,
         reference: checker.reference,
         progress: io.stderr_is_terminal.then_some(Progress {
+            group: 0,
             start: now,
             last: now,
             scanned: 0,
@@ -177,8 +179,7 @@ struct Checker {
     fix: bool,
 }
 
-/// A node's answer: `Ok` with the reply or its error text; the outer `Err`
-/// when no answer came, which stops the check.
+/// Where a command's reply will come (see [`Checker::answer`]).
 type Answer = tokio::sync::oneshot::Receiver<Result<Frame, Error>>;
 
 /// A key as one group's node holds it.
@@ -186,9 +187,9 @@ type Answer = tokio::sync::oneshot::Receiver<Result<Frame, Error>>;
 enum State {
     Missing,
     Present {
-        /// `TYPE`'s answer.
+        /// Its type, as `TYPE` names it.
         kind: Bytes,
-        /// `PTTL`'s answer: -1 without expiry, -2 if it vanished since `TYPE`.
+        /// `PTTL`'s answer: -1 without expiry, -2 if it vanished meanwhile.
         ttl: i64,
         value: Value,
     },
@@ -208,7 +209,7 @@ enum Value {
     Hash(Vec<(Bytes, Bytes)>),
     /// A sorted set's members and scores, in `ZRANGE` order.
     Zset(Vec<(Bytes, f64)>),
-    /// Gone between `TYPE` and the read (nil, empty, or `WRONGTYPE`).
+    /// Gone, or changed type, between two reads (nil, empty, `WRONGTYPE`).
     Gone,
     /// An error reply to the read.
     Error(String),
@@ -218,7 +219,8 @@ enum Value {
 #[derive(Debug, Clone, PartialEq)]
 enum Difference {
     Missing,
-    /// What differs: `type`, `value`, `ttl`.
+    /// What differs: `type`, `value` (or `unreadable`: an error reply to
+    /// the read), `ttl`.
     Different(Vec<&'static str>),
 }
 
@@ -259,8 +261,12 @@ enum Sweep {
     /// Keys scanned on the reference.
     Reference,
     /// Keys scanned on another group: only those that neither the reference
-    /// nor `earlier` (groups already swept) holds are new.
-    Other { earlier: Arc<[usize]> },
+    /// nor `earlier` (groups already swept) holds are new. `--fix` deletes
+    /// them only if `deletions`.
+    Other {
+        earlier: Arc<[usize]>,
+        deletions: bool,
+    },
 }
 
 impl Checker {
@@ -289,6 +295,10 @@ impl Checker {
         match answer.await.unwrap_or(Err(Error::Closed)) {
             Ok(frame) => Ok(Ok(frame)),
             Err(Error::Redis(text)) => Ok(Err(text)),
+            Err(e) if e.is_timeout() => Err(format!(
+                "{}: {e} (a longer --timeout may help)",
+                self.name(node)
+            )),
             Err(e) => Err(format!("{}: {e}", self.name(node))),
         }
     }
@@ -329,14 +339,28 @@ impl Checker {
             out,
         )
         .await?;
+        // A reference that holds nothing on this shard is more likely the
+        // group that came back empty (a wrong --from-group) than a shard
+        // whose keys were all deleted: it must not wipe the other groups.
+        let deletions = tally.keys[self.reference] > 0;
         let mut earlier = Vec::new();
         for group in (0..self.groups()).filter(|&g| g != self.reference) {
             let sweep = Sweep::Other {
                 earlier: earlier.clone().into(),
+                deletions,
             };
             self.sweep(shard, group, sweep, batch, &mut tally, out)
                 .await?;
             earlier.push(group);
+        }
+        if self.fix && !deletions && tally.differences() > 0 {
+            out.clear_progress();
+            let _ = writeln!(
+                out.stderr,
+                "ember-cli check: shard {}: group {} holds no keys there, so --fix deleted \
+                 nothing from the other groups (is --from-group right?)",
+                shard.0, self.reference
+            );
         }
         Ok(tally)
     }
@@ -354,6 +378,7 @@ impl Checker {
         out: &mut Out<'_>,
     ) -> Result<(), String> {
         let node = self.nodes(shard)[group];
+        out.start_sweep(group);
         let count = Bytes::from(batch.to_string());
         let mut cursor = Bytes::from_static(b"0");
         let mut tasks: VecDeque<JoinHandle<Result<Found, String>>> = VecDeque::new();
@@ -372,20 +397,25 @@ impl Checker {
                     .into_iter()
                     .filter(|k| !k.starts_with(OWN_PREFIX))
                     .collect();
-                out.scanned(keys.len() as u64, group);
-                for chunk in keys.chunks(batch as usize) {
+                out.scanned(keys.len() as u64);
+                // Even batches: SCAN's COUNT is a hint, and a batch of a
+                // few keys costs as many round trips as a full one.
+                let size = keys
+                    .len()
+                    .div_ceil(keys.len().div_ceil(batch as usize).max(1));
+                for chunk in keys.chunks(size.max(1)) {
                     if tasks.len() >= IN_FLIGHT
                         && let Some(task) = tasks.pop_front()
                     {
                         tally.record(shard, joined(task.await)?, out);
-                        out.show_progress(group);
+                        out.show_progress();
                     }
                     let (checker, sweep, keys) = (self.clone(), sweep.clone(), chunk.to_vec());
                     tasks.push_back(tokio::spawn(async move {
                         match sweep {
-                            Sweep::Reference => checker.check_batch(shard, keys).await,
-                            Sweep::Other { earlier } => {
-                                checker.new_keys(shard, &earlier, keys).await
+                            Sweep::Reference => checker.check_batch(shard, keys, true).await,
+                            Sweep::Other { earlier, deletions } => {
+                                checker.new_keys(shard, &earlier, deletions, keys).await
                             }
                         }
                     }));
@@ -397,7 +427,7 @@ impl Checker {
             }
             while let Some(task) = tasks.pop_front() {
                 tally.record(shard, joined(task.await)?, out);
-                out.show_progress(group);
+                out.show_progress();
             }
             Ok(())
         }
@@ -409,8 +439,14 @@ impl Checker {
     }
 
     /// Reads `keys` on every group, then once more those that differ, and
-    /// with `--fix` repairs those that still do.
-    async fn check_batch(&self, shard: ShardId, keys: Vec<Bytes>) -> Result<Found, String> {
+    /// with `--fix` repairs those that still do (deleting keys the reference
+    /// lacks only if `deletions`).
+    async fn check_batch(
+        &self,
+        shard: ShardId,
+        keys: Vec<Bytes>,
+        deletions: bool,
+    ) -> Result<Found, String> {
         let groups = self.groups();
         let mut found = Found {
             checked: keys.len() as u64,
@@ -444,7 +480,7 @@ impl Checker {
             }
         }
         if self.fix && !found.reports.is_empty() {
-            self.repair(shard, &mut found.reports).await?;
+            self.repair(shard, &mut found.reports, deletions).await?;
         }
         Ok(found)
     }
@@ -455,6 +491,7 @@ impl Checker {
         &self,
         shard: ShardId,
         earlier: &[usize],
+        deletions: bool,
         keys: Vec<Bytes>,
     ) -> Result<Found, String> {
         let nodes = self.nodes(shard);
@@ -491,97 +528,112 @@ impl Checker {
                 return Ok(none());
             }
         }
-        self.check_batch(shard, lacking).await
+        self.check_batch(shard, lacking, deletions).await
     }
 
-    /// Every group's copy of each key, `[key][group]`: `TYPE` and `PTTL` of
-    /// every key on every group, then the values worth comparing.
+    /// Every group's copy of each key, `[key][group]`.
+    ///
+    /// Most keys are strings, so each group is asked first for one `MGET`
+    /// of the whole batch and a `PTTL` per key; only the keys `MGET`
+    /// answers nil for (missing, or not strings) are asked their `TYPE`,
+    /// then the values of the other types are read where the reference and
+    /// another group hold the same type.
     async fn read(&self, shard: ShardId, keys: &[Bytes]) -> Result<Vec<Vec<State>>, String> {
         let nodes = self.nodes(shard);
-        let mut answers = Vec::with_capacity(nodes.len() * keys.len() * 2);
+        let mut mgets = Vec::with_capacity(nodes.len());
+        let mut ttls = Vec::with_capacity(nodes.len() * keys.len());
         for &node in &nodes {
+            let mut args = Vec::with_capacity(keys.len() + 1);
+            args.push(Bytes::from_static(b"MGET"));
+            args.extend(keys.iter().cloned());
+            mgets.push(self.send(node, args));
             for key in keys {
-                answers.push(self.send(node, vec![Bytes::from_static(b"TYPE"), key.clone()]));
-                answers.push(self.send(node, vec![Bytes::from_static(b"PTTL"), key.clone()]));
+                ttls.push(self.send(node, vec![Bytes::from_static(b"PTTL"), key.clone()]));
             }
         }
         let mut states = vec![vec![State::Missing; nodes.len()]; keys.len()];
-        let mut answers = answers.into_iter();
-        for (g, &node) in nodes.iter().enumerate() {
-            for state in states.iter_mut() {
-                let (Some(kind), Some(ttl)) = (answers.next(), answers.next()) else {
-                    unreachable!("two answers per key and group");
-                };
-                let kind = match self.answer(node, kind).await? {
-                    Ok(Frame::Simple(t) | Frame::Bulk(t)) => t,
-                    Ok(other) => {
-                        return Err(format!(
-                            "{}: unexpected reply to TYPE: {other:?}",
-                            self.name(node)
-                        ));
-                    }
-                    Err(text) => return Err(format!("{}: TYPE: {text}", self.name(node))),
-                };
+        // Keys that are not strings (or not there), by group.
+        let mut unknown: Vec<(usize, usize, i64)> = Vec::new();
+        let mut ttls = ttls.into_iter();
+        for ((g, &node), mget) in nodes.iter().enumerate().zip(mgets) {
+            let values = match self.answer(node, mget).await? {
+                Ok(Frame::Array(items)) if items.len() == keys.len() => items,
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: unexpected reply to MGET: {other:?}",
+                        self.name(node)
+                    ));
+                }
+                Err(text) => return Err(format!("{}: MGET: {text}", self.name(node))),
+            };
+            for (k, value) in values.into_iter().enumerate() {
+                let ttl = ttls.next().expect("one PTTL per key and group");
                 let ttl = self.integer(node, "PTTL", ttl).await?;
-                if kind.as_ref() != b"none" {
-                    state[g] = State::Present {
-                        kind,
-                        ttl,
-                        value: Value::Unread,
-                    };
+                match value {
+                    Frame::Bulk(value) => {
+                        states[k][g] = State::Present {
+                            kind: Bytes::from_static(b"string"),
+                            ttl,
+                            value: Value::Bytes(value),
+                        };
+                    }
+                    _ => unknown.push((k, g, ttl)),
                 }
             }
         }
-        // Values, where the reference and another group hold the same type.
-        let mut strings: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-        let mut others = Vec::new();
+        let types: Vec<Answer> = unknown
+            .iter()
+            .map(|&(k, g, _)| {
+                self.send(nodes[g], vec![Bytes::from_static(b"TYPE"), keys[k].clone()])
+            })
+            .collect();
+        for ((k, g, ttl), answer) in unknown.into_iter().zip(types) {
+            let kind = match self.answer(nodes[g], answer).await? {
+                Ok(Frame::Simple(t) | Frame::Bulk(t)) => t,
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: unexpected reply to TYPE: {other:?}",
+                        self.name(nodes[g])
+                    ));
+                }
+                Err(text) => return Err(format!("{}: TYPE: {text}", self.name(nodes[g]))),
+            };
+            if kind.as_ref() != b"none" {
+                // A string here was written since MGET: read again.
+                let value = if kind.as_ref() == b"string" {
+                    Value::Gone
+                } else {
+                    Value::Unread
+                };
+                states[k][g] = State::Present { kind, ttl, value };
+            }
+        }
+        // Values of the other types, where the reference and another group
+        // hold the same type.
+        let mut reads = Vec::new();
         for (k, key_states) in states.iter().enumerate() {
-            let State::Present { kind, .. } = &key_states[self.reference] else {
+            let State::Present {
+                kind,
+                value: Value::Unread,
+                ..
+            } = &key_states[self.reference]
+            else {
                 continue;
             };
             let same: Vec<usize> = (0..nodes.len())
-                .filter(|&g| matches!(&key_states[g], State::Present { kind: other, .. } if other == kind))
+                .filter(|&g| {
+                    matches!(&key_states[g], State::Present { kind: other, .. } if other == kind)
+                })
                 .collect();
             if same.len() < 2 {
                 continue;
             }
             for g in same {
-                if kind.as_ref() == b"string" {
-                    strings[g].push(k);
-                } else {
-                    let args = value_command(kind, &keys[k]);
-                    others.push((k, g, kind.clone(), self.send(nodes[g], args)));
-                }
+                let args = value_command(kind, &keys[k]);
+                reads.push((k, g, kind.clone(), self.send(nodes[g], args)));
             }
         }
-        // All the strings of a group's batch in one MGET.
-        let mgets: Vec<(usize, Answer)> = (0..nodes.len())
-            .filter(|&g| !strings[g].is_empty())
-            .map(|g| {
-                let mut args = Vec::with_capacity(strings[g].len() + 1);
-                args.push(Bytes::from_static(b"MGET"));
-                args.extend(strings[g].iter().map(|&k| keys[k].clone()));
-                (g, self.send(nodes[g], args))
-            })
-            .collect();
-        for (g, answer) in mgets {
-            let values: Vec<Value> = match self.answer(nodes[g], answer).await? {
-                Ok(Frame::Array(items)) if items.len() == strings[g].len() => {
-                    items.into_iter().map(string_value).collect()
-                }
-                Ok(other) => {
-                    return Err(format!(
-                        "{}: unexpected reply to MGET: {other:?}",
-                        self.name(nodes[g])
-                    ));
-                }
-                Err(text) => vec![Value::Error(text); strings[g].len()],
-            };
-            for (&k, value) in strings[g].iter().zip(values) {
-                set_value(&mut states[k][g], value);
-            }
-        }
-        for (k, g, kind, answer) in others {
+        for (k, g, kind, answer) in reads {
             let value = match self.answer(nodes[g], answer).await? {
                 Ok(frame) => value_of(&kind, frame),
                 Err(text) if text.starts_with("WRONGTYPE") => Value::Gone,
@@ -594,48 +646,19 @@ impl Checker {
 
     /// How each group's copy of one key differs from the reference's.
     fn differences(&self, states: &[State]) -> Vec<(usize, Difference)> {
-        let reference = &states[self.reference];
-        let State::Present { kind, ttl, value } = reference else {
-            return if states.iter().any(|s| s != &State::Missing) {
-                vec![(self.reference, Difference::Missing)]
-            } else {
-                Vec::new()
-            };
-        };
-        let mut out = Vec::new();
-        for (g, state) in states.iter().enumerate() {
-            if g == self.reference {
-                continue;
-            }
-            let State::Present {
-                kind: other_kind,
-                ttl: other_ttl,
-                value: other_value,
-            } = state
-            else {
-                out.push((g, Difference::Missing));
-                continue;
-            };
-            let mut what = Vec::new();
-            if other_kind != kind {
-                what.push("type");
-            } else if other_value != value {
-                what.push("value");
-            }
-            if !ttls_agree(*ttl, *other_ttl, self.tolerance) {
-                what.push("ttl");
-            }
-            if !what.is_empty() {
-                out.push((g, Difference::Different(what)));
-            }
-        }
-        out
+        differences(states, self.reference, self.tolerance)
     }
 
     /// Makes the other groups hold what the reference holds: `DUMP` and
     /// `PTTL` on the reference, then `RESTORE key ttl payload REPLACE` on
-    /// each group that differs; or `DEL` where the reference lacks the key.
-    async fn repair(&self, shard: ShardId, reports: &mut [KeyReport]) -> Result<(), String> {
+    /// each group that differs; or `DEL` where the reference lacks the key,
+    /// if `deletions`.
+    async fn repair(
+        &self,
+        shard: ShardId,
+        reports: &mut [KeyReport],
+        deletions: bool,
+    ) -> Result<(), String> {
         let nodes = self.nodes(shard);
         let reference = nodes[self.reference];
         let dumps: Vec<Option<(Answer, Answer)>> = reports
@@ -679,6 +702,16 @@ impl Checker {
                     .filter(|&g| g != self.reference && report.present[g])
                     .collect(),
             };
+            if copy.is_none() && !deletions {
+                let why = format!(
+                    "not deleted: group {} holds no keys on this shard",
+                    self.reference
+                );
+                for g in targets {
+                    report.fixed.push((g, Fixed::Failed(why.clone())));
+                }
+                continue;
+            }
             for g in targets {
                 let args = match &copy {
                     // RESTORE's 0 is no expiry; PTTL's 0 is "about to expire".
@@ -704,6 +737,48 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// How each group's copy of one key differs from the reference's.
+fn differences(states: &[State], reference: usize, tolerance: i64) -> Vec<(usize, Difference)> {
+    let State::Present { kind, ttl, value } = &states[reference] else {
+        return if states.iter().any(|s| s != &State::Missing) {
+            vec![(reference, Difference::Missing)]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut out = Vec::new();
+    for (g, state) in states.iter().enumerate() {
+        if g == reference {
+            continue;
+        }
+        let State::Present {
+            kind: other_kind,
+            ttl: other_ttl,
+            value: other_value,
+        } = state
+        else {
+            out.push((g, Difference::Missing));
+            continue;
+        };
+        let mut what = Vec::new();
+        if other_kind != kind {
+            what.push("type");
+        } else if matches!(value, Value::Error(_)) || matches!(other_value, Value::Error(_)) {
+            // Two equal error replies are not two equal values.
+            what.push("unreadable");
+        } else if other_value != value {
+            what.push("value");
+        }
+        if !ttls_agree(*ttl, *other_ttl, tolerance) {
+            what.push("ttl");
+        }
+        if !what.is_empty() {
+            out.push((g, Difference::Different(what)));
+        }
+    }
+    out
 }
 
 fn joined(task: Result<Result<Found, String>, tokio::task::JoinError>) -> Result<Found, String> {
@@ -732,8 +807,8 @@ fn ttls_agree(a: i64, b: i64, tolerance: i64) -> bool {
     }
 }
 
-/// The command that reads a value of type `kind` (not a string: those are
-/// read with one `MGET` per batch).
+/// The command that reads a value of type `kind` (not a string: those come
+/// from one `MGET` per batch).
 fn value_command(kind: &[u8], key: &Bytes) -> Vec<Bytes> {
     let s = Bytes::from_static;
     match kind {
@@ -748,13 +823,6 @@ fn value_command(kind: &[u8], key: &Bytes) -> Vec<Bytes> {
             s(b"WITHSCORES"),
         ],
         _ => vec![s(b"DUMP"), key.clone()],
-    }
-}
-
-fn string_value(frame: Frame) -> Value {
-    match frame {
-        Frame::Bulk(b) => Value::Bytes(b),
-        _ => Value::Gone,
     }
 }
 
@@ -878,24 +946,26 @@ impl Tally {
         for (total, n) in self.keys.iter_mut().zip(&found.present) {
             *total += n;
         }
+        let (verbose, reference) = (out.verbose, out.reference);
         let mut text = Vec::new();
         for report in &found.reports {
-            let mut line = |what: &str| {
-                if out.verbose {
-                    text.extend_from_slice(format!("shard {} key ", shard.0).as_bytes());
+            // Formatted only with --verbose.
+            let mut line = |what: std::fmt::Arguments<'_>| {
+                if verbose {
+                    let _ = write!(text, "shard {} key ", shard.0);
                     key_text(&report.key, &mut text);
-                    text.extend_from_slice(format!(": {what}\n").as_bytes());
+                    let _ = writeln!(text, ": {what}");
                 }
             };
             for (g, difference) in &report.differences {
                 match difference {
                     Difference::Missing => {
                         self.missing[*g] += 1;
-                        line(&format!("missing in group {g}"));
+                        line(format_args!("missing in group {g}"));
                     }
                     Difference::Different(what) => {
                         self.different[*g] += 1;
-                        line(&format!("different in group {g} ({})", what.join(", ")));
+                        line(format_args!("different in group {g} ({})", what.join(", ")));
                     }
                 }
             }
@@ -903,15 +973,15 @@ impl Tally {
                 match fixed {
                     Fixed::Copied => {
                         self.copied += 1;
-                        line(&format!("copied from group {} to group {g}", out.reference));
+                        line(format_args!("copied from group {reference} to group {g}"));
                     }
                     Fixed::Deleted => {
                         self.deleted += 1;
-                        line(&format!("deleted from group {g}"));
+                        line(format_args!("deleted from group {g}"));
                     }
                     Fixed::Failed(e) => {
                         self.failed += 1;
-                        line(&format!("not fixed in group {g}: {e}"));
+                        line(format_args!("not fixed in group {g}: {e}"));
                     }
                 }
             }
@@ -1025,22 +1095,37 @@ struct Out<'a> {
     shards: u32,
 }
 
+/// The progress of the current sweep.
 struct Progress {
+    group: usize,
     start: Instant,
     last: Instant,
     scanned: u64,
 }
 
 impl Out<'_> {
-    fn scanned(&mut self, n: u64, group: usize) {
+    /// A sweep of `group`'s node starts: the progress line counts its keys.
+    fn start_sweep(&mut self, group: usize) {
+        if let Some(p) = &mut self.progress {
+            let now = Instant::now();
+            *p = Progress {
+                group,
+                start: now,
+                last: now,
+                scanned: 0,
+            };
+        }
+    }
+
+    fn scanned(&mut self, n: u64) {
         if let Some(p) = &mut self.progress {
             p.scanned += n;
         }
-        self.show_progress(group);
+        self.show_progress();
     }
 
     /// Redraws the progress line, at most every [`PROGRESS_EVERY`].
-    fn show_progress(&mut self, group: usize) {
+    fn show_progress(&mut self) {
         let Some(p) = &mut self.progress else {
             return;
         };
@@ -1051,9 +1136,10 @@ impl Out<'_> {
         let rate = p.scanned as f64 / p.start.elapsed().as_secs_f64().max(1e-9);
         let _ = write!(
             self.stderr,
-            "\rshard {} of {}, group {group}: {} keys scanned, {rate:.0} keys/s   ",
+            "\rshard {} of {}, group {}: {} keys scanned, {rate:.0} keys/s   ",
             self.shard + 1,
             self.shards,
+            p.group,
             p.scanned
         );
         let _ = self.stderr.flush();
@@ -1114,6 +1200,47 @@ mod tests {
         );
         assert_eq!(value_of(b"list", arr(&[])), Value::Gone);
         assert_eq!(value_of(b"stream", b("x")), Value::Bytes(Bytes::from("x")));
+    }
+
+    #[test]
+    fn differences_from_the_reference() {
+        let string = |v: &str, ttl: i64| State::Present {
+            kind: Bytes::from_static(b"string"),
+            ttl,
+            value: Value::Bytes(Bytes::copy_from_slice(v.as_bytes())),
+        };
+        let list = State::Present {
+            kind: Bytes::from_static(b"list"),
+            ttl: -1,
+            value: Value::Unread,
+        };
+        let error = |ttl: i64| State::Present {
+            kind: Bytes::from_static(b"stream"),
+            ttl,
+            value: Value::Error("ERR unknown command 'DUMP'".into()),
+        };
+        let diff = |states: &[State], reference| differences(states, reference, 1000);
+        let different = |what: &[&'static str]| Difference::Different(what.to_vec());
+        assert_eq!(diff(&[string("a", -1), string("a", -1)], 0), []);
+        assert_eq!(diff(&[State::Missing, State::Missing], 0), []);
+        assert_eq!(
+            diff(&[string("a", -1), State::Missing, string("b", 5000)], 0),
+            [(1, Difference::Missing), (2, different(&["value", "ttl"]))]
+        );
+        // Missing in the reference: said once, of the reference.
+        assert_eq!(
+            diff(&[string("a", -1), State::Missing, string("a", -1)], 1),
+            [(1, Difference::Missing)]
+        );
+        assert_eq!(
+            diff(&[string("a", -1), list.clone()], 0),
+            [(1, different(&["type"]))]
+        );
+        assert_eq!(
+            diff(&[error(-1), error(-1)], 0),
+            [(1, different(&["unreadable"]))]
+        );
+        assert_eq!(diff(&[string("a", 3000), string("a", 3900)], 0), []);
     }
 
     #[test]
