@@ -101,9 +101,18 @@ impl Server {
         }
         if self.kind == "redis" {
             argv.extend(["redis-server", "--port", &port, "--bind", "127.0.0.1"].map(String::from));
-            argv.extend(["--save", "", "--appendonly", "no", "--dir", "/tmp"].map(String::from));
+            // A directory of its own: a replica keeps the RDB file of its
+            // sync there, which a server started later would load.
+            let dir =
+                std::env::temp_dir().join(format!("repair-bench-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a directory");
+            argv.extend(["--save", "", "--appendonly", "no", "--dir"].map(String::from));
+            argv.push(dir.display().to_string());
         } else {
-            argv.extend([self.bin.as_str(), "--port", &port, "--bind", "127.0.0.1"].map(String::from));
+            argv.extend(
+                [self.bin.as_str(), "--port", &port, "--bind", "127.0.0.1"].map(String::from),
+            );
             argv.extend(["--threads", "1", "--loglevel", "warning"].map(String::from));
         }
         let child = Command::new(&argv[0])
@@ -131,7 +140,9 @@ impl Server {
         if let Some(child) = &self.child {
             // With taskset the child is taskset, which exec'd the server:
             // the same pid.
-            let _ = Command::new("kill").args([sig, &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status();
         }
     }
 }
@@ -139,6 +150,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        let dir =
+            std::env::temp_dir().join(format!("repair-bench-{}-{}", std::process::id(), self.port));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -160,7 +174,11 @@ async fn load(client: &Client, from: usize, count: usize, size: usize) {
     let keys: Vec<usize> = (from..from + count).collect();
     for chunk in keys.chunks(10_000) {
         let sets = chunk.iter().map(|i| {
-            vec![Bytes::from("SET"), Bytes::from(format!("key:{i}")), value.clone()]
+            vec![
+                Bytes::from("SET"),
+                Bytes::from(format!("key:{i}")),
+                value.clone(),
+            ]
         });
         for reply in client.pipeline(sets).await {
             reply.expect("SET");
@@ -180,8 +198,17 @@ async fn full(kind: &str, keys: usize, args: &Args) -> Duration {
     let c = client(groups, options(Duration::from_secs(10))).await;
     let report = c.repair(NodeId(0)).await.expect("repair");
     assert_eq!(report.kind, RepairKind::Full);
-    let dbsize = Connection::connect(a.addr()).await.unwrap().cmd(["DBSIZE"]).await.unwrap();
-    assert_eq!(dbsize, client::Frame::Integer(keys as i64), "the copy is whole");
+    let dbsize = Connection::connect(a.addr())
+        .await
+        .unwrap()
+        .cmd(["DBSIZE"])
+        .await
+        .unwrap();
+    assert_eq!(
+        dbsize,
+        client::Frame::Integer(keys as i64),
+        "the copy is whole"
+    );
     report.elapsed
 }
 

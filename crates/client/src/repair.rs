@@ -69,6 +69,10 @@ const BATCH: usize = 1000;
 /// How often a repair looks again at something it waits for.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How long the repair lock lives unless renewed: a client that dies
+/// mid-repair holds others up no longer than this.
+const LOCK_TTL: Duration = Duration::from_secs(15);
+
 /// A verified peer of `node` that is up, to repair it from.
 pub(crate) fn source(router: &Router, node: NodeId) -> Option<NodeId> {
     let topology = router.topology();
@@ -244,8 +248,7 @@ impl<'a> Job<'a> {
     /// holds it.
     async fn lock(&self, token: &Bytes) -> Result<(), Error> {
         let key = route::lock_key(&self.addr);
-        let hold = self.shared.options.repair_timeout + Duration::from_secs(60);
-        let ms = hold.as_millis().to_string();
+        let ms = LOCK_TTL.as_millis().to_string();
         let deadline = Instant::now() + self.shared.options.repair_timeout;
         loop {
             let set = self
@@ -270,6 +273,16 @@ impl<'a> Job<'a> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Keeps the lock alive through a long sync or many hints.
+    async fn renew(&self) -> Result<(), Error> {
+        let key = route::lock_key(&self.addr);
+        let ms = LOCK_TTL.as_millis().to_string();
+        self.source_meta
+            .cmd(["PEXPIRE", key.as_str(), ms.as_str()])
+            .await?;
+        Ok(())
     }
 
     /// Lets the lock go if it is still ours.
@@ -413,7 +426,12 @@ impl<'a> Job<'a> {
     async fn sync_and_promote(&self, deadline: Instant) -> Result<(), Error> {
         let options = &self.shared.options;
         // The full sync.
+        let mut renewed = Instant::now();
         loop {
+            if renewed.elapsed() >= Duration::from_secs(1) {
+                self.renew().await?;
+                renewed = Instant::now();
+            }
             if let Err(e) = self.source_data.cmd(["PING"]).await {
                 return Err(repair_error(format!(
                     "the source {} failed during the sync: {e}",
@@ -521,6 +539,7 @@ impl<'a> Job<'a> {
             if entries.is_empty() {
                 break;
             }
+            self.renew().await?;
             let mut keys: Vec<Bytes> = entries
                 .iter()
                 .filter_map(|f| f.as_bytes().cloned())
@@ -544,7 +563,8 @@ impl<'a> Job<'a> {
             if all.is_empty() {
                 break;
             }
-            tokio::time::sleep(self.shared.options.timeout).await;
+            self.renew().await?;
+            tokio::time::sleep(self.shared.options.timeout.min(LOCK_TTL / 2)).await;
             let mut differ = Vec::new();
             for chunk in all.chunks(BATCH) {
                 differ.extend(self.differing(data, chunk).await?);
