@@ -61,7 +61,9 @@ pub struct Options {
     /// up with it (`CLIENT PAUSE`, 2 s).
     pub repair_pause: Duration,
     /// How many hinted keys a repair copies one by one; a node that missed
-    /// more gets a full copy (100,000).
+    /// more gets a full copy (100,000). A client also stops hinting keys
+    /// for a node past this many, and asks for a full copy instead, so
+    /// that the peers' hint lists stay bounded.
     pub hint_limit: u64,
     /// How often every node's marker, and the hints it holds for its
     /// peers, are read again, so that this client learns within that time
@@ -108,6 +110,7 @@ impl Options {
         config.healing = self.healing.then(|| {
             let mut healing = route::Healing::new(self.meta_database, self.database);
             healing.recheck = self.recheck;
+            healing.hint_limit = self.hint_limit;
             healing
         });
         config

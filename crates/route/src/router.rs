@@ -209,6 +209,10 @@ struct Node {
     missed: bool,
     missed_keys: std::collections::HashSet<Bytes>,
     missed_all: bool,
+    /// Keys hinted for it since it was last verified; past the limit, the
+    /// resync flag instead (once).
+    hinted: u64,
+    resync_sent: bool,
     /// Whether a marker for its `run_id` is on its way (adoption).
     marking: bool,
     /// `(deadline, sub)` of the node's commands that do not block, in the
@@ -459,6 +463,8 @@ impl Router {
                 missed: false,
                 missed_keys: Default::default(),
                 missed_all: false,
+                hinted: 0,
+                resync_sent: false,
                 marking: false,
                 deadlines: VecDeque::new(),
             })
@@ -714,6 +720,8 @@ impl Router {
             state.missed = false;
             state.missed_all = false;
             state.missed_keys = Default::default();
+            state.hinted = 0;
+            state.resync_sent = false;
         }
         if state.trust != trust {
             state.trust = trust;
@@ -1571,6 +1579,15 @@ impl Router {
             }
         }
         let addr = self.topology.addr(node)?;
+        // Past the limit, one flag for a full copy says it all.
+        let state = &mut self.nodes[node.0 as usize];
+        state.hinted = state.hinted.saturating_add(keys.len() as u64);
+        if !keyless && state.hinted > healing.hint_limit {
+            if std::mem::replace(&mut state.resync_sent, true) {
+                return None;
+            }
+            keyless = true;
+        }
         let mut body: Vec<Bytes> = if keyless {
             let key = trust::resync_key(healing.db, addr);
             vec![

@@ -95,6 +95,10 @@ pub struct Healing {
     /// node that missed that client's writes) without reconnecting.
     /// `None`: only when a connection opens.
     pub recheck: Option<std::time::Duration>,
+    /// How many keys a router hints for one node before it asks for a full
+    /// copy instead (the resync flag), so that a node down for long does
+    /// not grow its peers' hint lists without bound.
+    pub hint_limit: u64,
 }
 
 impl Healing {
@@ -105,6 +109,7 @@ impl Healing {
             meta_db,
             db,
             recheck: Some(std::time::Duration::from_secs(5)),
+            hint_limit: 100_000,
         }
     }
 }

@@ -1579,3 +1579,36 @@ fn a_long_lived_client_learns_what_another_client_saw() {
         Some(Trust::Unverified(Doubt::Unmarked))
     );
 }
+
+#[test]
+fn hints_past_the_limit_become_one_request_for_a_full_copy() {
+    let mut cfg = healing();
+    if let Some(h) = &mut cfg.healing {
+        h.hint_limit = 5;
+    }
+    let mut sim = Sim::new(2, 1, cfg);
+    sim.connect_all();
+    sim.crash(NodeId(0));
+    sim.clear_log();
+    for i in 0..20 {
+        assert_eq!(sim.call(&format!("SET k{i} v")), Ok(Frame::simple("OK")));
+    }
+    let peer = &sim.nodes[1];
+    assert_eq!(peer.hints("10.0.0.0:6379").len(), 5);
+    assert!(
+        peer.meta
+            .contains_key(resync_key(0, "10.0.0.0:6379").as_bytes())
+    );
+    // One flag, not one per write past the limit.
+    let flags = sim
+        .log
+        .iter()
+        .filter(|(_, n, c)| *n == NodeId(1) && c == "set")
+        .count();
+    assert_eq!(flags, 20 + 1);
+    // Every key is doubted on node 0, not only the hinted ones.
+    sim.heal(NodeId(0));
+    sim.run_for(Duration::from_secs(3));
+    sim.crash(NodeId(1));
+    assert!(sim.call("GET k1").is_err());
+}
