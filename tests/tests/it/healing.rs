@@ -334,10 +334,9 @@ fn an_ember_node_is_repaired_automatically_under_load() {
 
 /// Two clients repair the same node at once: one copies, the other waits
 /// and finds it done.
-#[test]
-fn two_clients_repair_one_node_once() {
-    let mut first = NodeProcess::start(NodeKind::Redis);
-    let second = NodeProcess::start(NodeKind::Redis);
+fn two_clients_repair_one_node_once(kind: NodeKind) {
+    let mut first = NodeProcess::start(kind);
+    let second = NodeProcess::start(kind);
     block_on(async {
         let mut options = patient();
         options.repair = false;
@@ -359,6 +358,16 @@ fn two_clients_repair_one_node_once() {
         assert_eq!(b.trust(node), Some(::client::Trust::Verified));
     });
     node_holds(&first, 0..5_000);
+}
+
+#[test]
+fn two_clients_repair_one_redis_node_once() {
+    two_clients_repair_one_node_once(NodeKind::Redis);
+}
+
+#[test]
+fn two_clients_repair_one_ember_node_once() {
+    two_clients_repair_one_node_once(NodeKind::Ember);
 }
 
 /// A repair whose source dies during the sync, and one whose node dies:
