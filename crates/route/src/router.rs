@@ -1588,7 +1588,7 @@ impl Router {
             }
             keyless = true;
         }
-        let mut body: Vec<Bytes> = if keyless {
+        let body: Vec<Bytes> = if keyless {
             let key = trust::resync_key(healing.db, addr);
             vec![
                 Bytes::from_static(b"SET"),
@@ -1602,7 +1602,7 @@ impl Router {
             args.extend(keys.iter().cloned());
             args
         };
-        let run = meta_run(healing, Command::from(std::mem::take(&mut body)));
+        let run = meta_run(healing, Command::from(body));
         for g in 0..self.topology.groups() {
             let Some(peer) = self.topology.node(GroupId(g), shard) else {
                 continue;
