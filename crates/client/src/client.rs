@@ -1,6 +1,7 @@
 //! The handles: [`Client`] for a topology, [`Connection`] for one node.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -286,9 +287,24 @@ impl Client {
         request(&self.tx, |reply| Msg::Routed { args, reply }).await
     }
 
+    /// Sends a routed command now, without waiting: the answer comes
+    /// through the returned [`Pending`]. For callers that keep many
+    /// requests in flight and take their answers in order (a proxy
+    /// forwarding a client's pipeline).
+    pub fn start(&self, args: Vec<Bytes>) -> Pending {
+        Pending(self.send(None, args))
+    }
+
+    /// As [`transaction`](Client::transaction), sent now; the answer comes
+    /// through the returned [`Pending`].
+    pub fn start_transaction(&self, commands: Vec<Vec<Bytes>>) -> Pending {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.tx.send(Msg::Transaction { commands, reply });
+        Pending(answer)
+    }
+
     /// Sends a command now, routed or to `node`, and returns where its
     /// answer will come: for callers that keep many in flight in order.
-    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn send(
         &self,
         node: Option<NodeId>,
@@ -305,6 +321,23 @@ impl Client {
     }
 
     typed_commands!();
+}
+
+/// A request sent by [`Client::start`], whose answer is on its way.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Frame, Error>>);
+
+impl Future for Pending {
+    type Output = Result<Frame, Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(Error::Closed)))
+    }
 }
 
 /// A connection to one Redis server (or any server that speaks RESP2).

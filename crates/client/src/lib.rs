@@ -46,7 +46,7 @@ mod error;
 mod options;
 mod repair;
 
-pub use client::{Client, Connection, NodeEvent, NodeEvents};
+pub use client::{Client, Connection, NodeEvent, NodeEvents, Pending};
 pub use commands::{SetOptions, SetReply};
 pub use error::Error;
 pub use options::Options;

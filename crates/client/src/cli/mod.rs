@@ -111,7 +111,7 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
         Ok(args) => args,
         Err(e) => return usage_error(e, io.stdout, io.stderr),
     };
-    let (topology, options) = match args.settings() {
+    let (topology, options) = match args.fleet.settings() {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(io.stderr, "ember-cli: {e}");
@@ -196,15 +196,36 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
                   `ember-cli bench --help` describes the benchmark."
 )]
 struct Args {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Print replies raw, even on a terminal.
+    #[arg(long, conflicts_with = "no_raw")]
+    raw: bool,
+    /// Print replies formatted, even when standard output is not a terminal.
+    #[arg(long)]
+    no_raw: bool,
+    /// Repair doubted nodes as soon as they answer [default: auto when
+    /// reading commands from standard input, off for one command].
+    #[arg(long, value_enum)]
+    repair: Option<RepairMode>,
+    /// A Redis command and its arguments, `locate KEY...` or `bench`.
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
+
+/// The fleet and how to use it: the flags `ember-cli` and `ember-proxy`
+/// share. [`FleetArgs::settings`] turns them into a topology and options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
     /// One replica group: its shards' addresses in shard order, separated
     /// by commas. Give it once per group. Default: 127.0.0.1:6379.
     #[arg(long = "replica", value_name = "HOST:PORT,...")]
-    replicas: Vec<String>,
+    pub replicas: Vec<String>,
     /// A TOML file with `replicas = [["HOST:PORT", ...], ...]` and,
     /// optionally, the settings below (write_policy, read_preference,
     /// timeout, hash_tags).
     #[arg(long, value_name = "FILE", conflicts_with = "replicas")]
-    topology: Option<PathBuf>,
+    pub topology: Option<PathBuf>,
     /// How many replica groups must acknowledge a write [default: one].
     #[arg(long, value_enum)]
     write_policy: Option<Policy>,
@@ -226,12 +247,6 @@ struct Args {
     /// The database to select on every node, as `redis-cli -n`.
     #[arg(short = 'n', long = "db", value_name = "DB")]
     database: Option<u32>,
-    /// Print replies raw, even on a terminal.
-    #[arg(long, conflicts_with = "no_raw")]
-    raw: bool,
-    /// Print replies formatted, even when standard output is not a terminal.
-    #[arg(long)]
-    no_raw: bool,
     /// Take every node's answers as they are: no markers, no hints, no
     /// repair (self-healing is on by default).
     #[arg(long)]
@@ -239,13 +254,6 @@ struct Args {
     /// The database of the fleet's own keys (markers, hints) [default: 15].
     #[arg(long, value_name = "DB")]
     meta_db: Option<u32>,
-    /// Repair doubted nodes as soon as they answer [default: auto when
-    /// reading commands from standard input, off for one command].
-    #[arg(long, value_enum)]
-    repair: Option<RepairMode>,
-    /// A Redis command and its arguments, `locate KEY...` or `bench`.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
-    command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -268,9 +276,9 @@ enum Preference {
     Fastest,
 }
 
-impl Args {
+impl FleetArgs {
     /// The topology and options from the file, then the flags.
-    fn settings(&self) -> Result<(Topology, Options), String> {
+    pub fn settings(&self) -> Result<(Topology, Options), String> {
         let mut file = file::TopologyFile::default();
         if let Some(path) = &self.topology {
             let text = std::fs::read_to_string(path)
@@ -666,6 +674,7 @@ mod tests {
         argv.extend(args);
         Args::try_parse_from(argv)
             .map_err(|e| e.to_string())?
+            .fleet
             .settings()
     }
 

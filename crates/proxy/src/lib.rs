@@ -1,0 +1,104 @@
+//! `ember-proxy`: a RESP server in front of an Ember fleet.
+//!
+//! Any Redis client (`redis-cli`, redis-py, a Go or Java client) connects
+//! to the proxy as to one Redis server, and every command it sends goes
+//! through one shared [`Client`]: the same routing, write policies, read
+//! failover and self-healing as `ember-cli` and the Rust library, with one
+//! pipelined connection per node shared by every client of the proxy.
+//!
+//! What it does itself, without the fleet: `PING`, `ECHO`, `QUIT`, `AUTH`
+//! and `HELLO 2` (its own `--requirepass`), `SELECT 0`, `COMMAND`,
+//! `CLIENT SETNAME/GETNAME/ID`, `INFO` (its own sections), and `MULTI` ...
+//! `EXEC`, which it queues and sends as one transaction when every key
+//! lives on one shard. Everything else is routed; what cannot be routed
+//! gets an error saying why.
+//!
+//! What it refuses to do: own any routing or failover logic (that is
+//! `ember-route`'s and `ember-client`'s), or speak RESP3 (`HELLO 3` answers
+//! `NOPROTO`: the fleet's replies are RESP2).
+#![warn(missing_docs)]
+
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use client::Client;
+use tokio::net::TcpListener;
+use transport::Shutdown;
+
+pub use session::Stats;
+
+/// The proxy's own settings (the fleet's are the [`Client`]'s).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ProxyConfig {
+    /// The password clients must give (`AUTH`, `HELLO ... AUTH`); none by
+    /// default.
+    pub requirepass: Option<String>,
+    /// The most clients at once (10,000).
+    pub maxclients: usize,
+}
+
+impl ProxyConfig {
+    /// No password, 10,000 clients.
+    pub fn new() -> ProxyConfig {
+        ProxyConfig {
+            requirepass: None,
+            maxclients: 10_000,
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) config: ProxyConfig,
+    pub(crate) stats: Stats,
+    pub(crate) started: Instant,
+    pub(crate) next_id: AtomicU64,
+}
+
+/// Serves `listener` until `shutdown` is triggered, then stops accepting
+/// and returns once every connection has answered what it had read.
+pub async fn run(listener: TcpListener, client: Client, config: ProxyConfig, shutdown: Shutdown) {
+    let ctx = Arc::new(Ctx {
+        client,
+        config,
+        stats: Stats::default(),
+        started: Instant::now(),
+        next_id: AtomicU64::new(1),
+    });
+    let token = shutdown.token();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = token.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let connected = ctx.stats.connected.fetch_add(1, Ordering::Relaxed);
+        if connected >= ctx.config.maxclients as u64 {
+            ctx.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            session::refuse(stream).await;
+            continue;
+        }
+        ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let (ctx, token) = (ctx.clone(), token.clone());
+        shutdown.spawn(async move {
+            session::serve(stream, peer, &ctx, token).await;
+            ctx.stats.connected.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    shutdown.wait().await;
+    ctx.client.flush().await;
+}

@@ -1,0 +1,420 @@
+//! One client connection: read a pipeline of requests, answer the proxy's
+//! own commands at once, send the others to the fleet without waiting,
+//! then write every answer in order.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use client::{Error, Frame, Pending, Trust};
+use resp::{Request, RequestDecoder};
+use route::RouteError;
+use tokio::net::TcpStream;
+use transport::Connection;
+
+use crate::Ctx;
+
+/// The proxy's counters, for `INFO`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Clients connected now.
+    pub connected: AtomicU64,
+    /// Connections accepted since start.
+    pub connections: AtomicU64,
+    /// Connections refused for `maxclients`.
+    pub rejected: AtomicU64,
+    /// Commands answered.
+    pub commands: AtomicU64,
+    /// Answers that were errors.
+    pub errors: AtomicU64,
+}
+
+/// An answer, ready or on its way from the fleet.
+enum Slot {
+    Ready(Frame),
+    Fleet(Pending),
+}
+
+/// A client's state.
+struct Session {
+    id: u64,
+    peer: SocketAddr,
+    authenticated: bool,
+    name: Option<Bytes>,
+    /// Commands queued since `MULTI`, and whether one was refused.
+    multi: Option<(Vec<Vec<Bytes>>, bool)>,
+    quit: bool,
+}
+
+/// Tells a client over the limit so, and closes.
+pub(crate) async fn refuse(stream: TcpStream) {
+    let mut conn = Connection::new(stream);
+    conn.write_buffer()
+        .extend_from_slice(b"-ERR max number of clients reached\r\n");
+    let _ = conn.flush().await;
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the proxy
+/// shuts down (after answering what it had read).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Ctx,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let mut conn = Connection::new(stream);
+    let mut decoder = RequestDecoder::new();
+    let mut session = Session {
+        id: ctx.next_id.fetch_add(1, Ordering::Relaxed),
+        peer,
+        authenticated: ctx.config.requirepass.is_none(),
+        name: None,
+        multi: None,
+        quit: false,
+    };
+    let mut slots: VecDeque<Slot> = VecDeque::new();
+    loop {
+        decoder.set_authenticated(session.authenticated);
+        loop {
+            let request = match decoder.decode(conn.read_buffer()) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(e) => {
+                    let out = conn.write_buffer();
+                    out.extend_from_slice(b"-");
+                    out.extend_from_slice(&e.to_redis_error());
+                    out.extend_from_slice(b"\r\n");
+                    let _ = conn.flush().await;
+                    return;
+                }
+            };
+            if request.is_empty() {
+                continue;
+            }
+            slots.push_back(session.handle(ctx, &request));
+            decoder.set_authenticated(session.authenticated);
+            if session.quit {
+                break;
+            }
+        }
+        for slot in slots.drain(..) {
+            let frame = match slot {
+                Slot::Ready(frame) => frame,
+                Slot::Fleet(pending) => answer(pending.await),
+            };
+            ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
+            if frame.is_error() {
+                ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            frame.encode(conn.write_buffer());
+        }
+        if conn.flush().await.is_err() || session.quit {
+            return;
+        }
+        tokio::select! {
+            read = conn.fill_socket() => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = token.cancelled() => return,
+        }
+    }
+}
+
+/// What a client sees of the fleet's answer.
+fn answer(result: Result<Frame, Error>) -> Frame {
+    match result {
+        Ok(frame) => frame,
+        Err(Error::Redis(text)) => Frame::error(text),
+        Err(Error::Route(e @ RouteError::CrossShard { .. })) => {
+            Frame::error(format!("CROSSSLOT {e}"))
+        }
+        Err(e) => Frame::error(format!("ERR {e}")),
+    }
+}
+
+fn lower(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_lowercase()
+}
+
+fn wrong_arity(name: &str) -> Frame {
+    Frame::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+impl Session {
+    /// Answers the proxy's own commands, and sends the others to the fleet.
+    fn handle(&mut self, ctx: &Ctx, request: &Request) -> Slot {
+        let name = lower(request.get(0).unwrap_or_default());
+        let argc = request.len();
+        if !self.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+            return Slot::Ready(Frame::error("NOAUTH Authentication required."));
+        }
+        if let Some((queued, refused)) = &mut self.multi
+            && !matches!(
+                name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit"
+            )
+        {
+            let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+            return Slot::Ready(match route::resolve(&args) {
+                Ok(info) if info.arity_ok(argc) => {
+                    queued.push(args);
+                    Frame::simple("QUEUED")
+                }
+                Ok(_) => {
+                    *refused = true;
+                    wrong_arity(&name)
+                }
+                Err(e) => {
+                    *refused = true;
+                    Frame::error(format!("ERR {e}"))
+                }
+            });
+        }
+        let ready = match name.as_str() {
+            "ping" => match argc {
+                1 => Frame::simple("PONG"),
+                2 => Frame::Bulk(request.arg_bytes(1).unwrap_or_default()),
+                _ => wrong_arity("ping"),
+            },
+            "echo" if argc == 2 => Frame::Bulk(request.arg_bytes(1).unwrap_or_default()),
+            "echo" => wrong_arity("echo"),
+            "quit" => {
+                self.quit = true;
+                Frame::simple("OK")
+            }
+            "auth" => self.auth(ctx, request),
+            "hello" => self.hello(ctx, request),
+            "select" => match request.get(1) {
+                Some(b"0") if argc == 2 => Frame::simple("OK"),
+                Some(_) if argc == 2 => Frame::error("ERR ember-proxy serves database 0 only"),
+                _ => wrong_arity("select"),
+            },
+            "command" => command(request),
+            "config" => Frame::Array(Vec::new()),
+            "client" => self.client_command(request),
+            "info" => Frame::bulk(info(ctx, request.get(1))),
+            "multi" if self.multi.is_some() => Frame::error("ERR MULTI calls can not be nested"),
+            "multi" => {
+                self.multi = Some((Vec::new(), false));
+                Frame::simple("OK")
+            }
+            "exec" => match self.multi.take() {
+                None => Frame::error("ERR EXEC without MULTI"),
+                Some((_, true)) => {
+                    Frame::error("EXECABORT Transaction discarded because of previous errors.")
+                }
+                Some((queued, false)) if queued.is_empty() => Frame::Array(Vec::new()),
+                Some((queued, false)) => return Slot::Fleet(ctx.client.start_transaction(queued)),
+            },
+            "discard" => match self.multi.take() {
+                None => Frame::error("ERR DISCARD without MULTI"),
+                Some(_) => Frame::simple("OK"),
+            },
+            "watch" | "unwatch" if self.multi.is_some() && name == "watch" => {
+                Frame::error("ERR WATCH inside MULTI is not allowed")
+            }
+            "watch" => Frame::error(
+                "ERR ember-proxy does not support WATCH: it needs one connection to one node",
+            ),
+            "unwatch" => Frame::simple("OK"),
+            _ => {
+                let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+                return Slot::Fleet(ctx.client.start(args));
+            }
+        };
+        Slot::Ready(ready)
+    }
+
+    fn auth(&mut self, ctx: &Ctx, request: &Request) -> Frame {
+        let password = match request.len() {
+            2 => request.get(1),
+            3 => request.get(2),
+            _ => return wrong_arity("auth"),
+        };
+        match &ctx.config.requirepass {
+            None => Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ),
+            Some(want) if password == Some(want.as_bytes()) => {
+                self.authenticated = true;
+                Frame::simple("OK")
+            }
+            Some(_) => {
+                Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
+            }
+        }
+    }
+
+    /// `HELLO [2 [AUTH user pass] [SETNAME name]]`: RESP2 only.
+    fn hello(&mut self, ctx: &Ctx, request: &Request) -> Frame {
+        let mut i = 1;
+        if let Some(proto) = request.get(1) {
+            if proto != b"2" {
+                return match std::str::from_utf8(proto)
+                    .ok()
+                    .and_then(|p| p.parse::<i64>().ok())
+                {
+                    Some(_) => {
+                        Frame::error("NOPROTO sorry, this protocol version is not supported")
+                    }
+                    None => Frame::error("ERR Protocol version is not an integer or out of range"),
+                };
+            }
+            i = 2;
+        }
+        while i < request.len() {
+            match lower(request.get(i).unwrap_or_default()).as_str() {
+                "auth" if i + 2 < request.len() => {
+                    let want = ctx.config.requirepass.as_deref().map(str::as_bytes);
+                    if want.is_some_and(|w| request.get(i + 2) != Some(w)) {
+                        return Frame::error(
+                            "WRONGPASS invalid username-password pair or user is disabled.",
+                        );
+                    }
+                    self.authenticated = true;
+                    i += 3;
+                }
+                "setname" if i + 1 < request.len() => {
+                    self.name = request.arg_bytes(i + 1);
+                    i += 2;
+                }
+                _ => return Frame::error("ERR Syntax error in HELLO option"),
+            }
+        }
+        if !self.authenticated {
+            return Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                 select the RESP protocol version at the same time",
+            );
+        }
+        Frame::Array(vec![
+            Frame::bulk("server"),
+            Frame::bulk("ember-proxy"),
+            Frame::bulk("version"),
+            Frame::bulk(env!("CARGO_PKG_VERSION")),
+            Frame::bulk("proto"),
+            Frame::Integer(2),
+            Frame::bulk("id"),
+            Frame::Integer(self.id as i64),
+            Frame::bulk("mode"),
+            Frame::bulk("proxy"),
+            Frame::bulk("role"),
+            Frame::bulk("master"),
+            Frame::bulk("modules"),
+            Frame::Array(Vec::new()),
+        ])
+    }
+
+    fn client_command(&mut self, request: &Request) -> Frame {
+        let sub = lower(request.get(1).unwrap_or_default());
+        match (sub.as_str(), request.len()) {
+            ("id", 2) => Frame::Integer(self.id as i64),
+            ("getname", 2) => self.name.clone().map_or(Frame::NullBulk, Frame::Bulk),
+            ("setname", 3) => {
+                let name = request.arg_bytes(2).unwrap_or_default();
+                if name.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Frame::error(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
+                }
+                self.name = (!name.is_empty()).then_some(name);
+                Frame::simple("OK")
+            }
+            ("info", 2) => Frame::bulk(format!(
+                "id={} addr={} name={}\n",
+                self.id,
+                self.peer,
+                String::from_utf8_lossy(self.name.as_deref().unwrap_or_default())
+            )),
+            ("setinfo", 4) | ("no-evict", 3) | ("no-touch", 3) => Frame::simple("OK"),
+            _ => Frame::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP."
+            )),
+        }
+    }
+}
+
+/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`: what clients ask on
+/// connecting. The proxy lists no command details.
+fn command(request: &Request) -> Frame {
+    match request.get(1).map(lower).as_deref() {
+        Some("count") => Frame::Integer(route::commands().count() as i64),
+        None | Some("docs") | Some("info") => Frame::Array(Vec::new()),
+        Some(other) => Frame::error(format!(
+            "ERR unknown subcommand '{other}'. Try COMMAND HELP."
+        )),
+    }
+}
+
+/// `INFO [section]`: the proxy's own sections, and its view of every node.
+fn info(ctx: &Ctx, section: Option<&[u8]>) -> String {
+    let want = section.map(lower).unwrap_or_else(|| "default".to_owned());
+    let all = matches!(want.as_str(), "default" | "all" | "everything");
+    let stats = &ctx.stats;
+    let mut out = String::new();
+    if all || want == "server" {
+        let _ = write!(
+            out,
+            "# Server\r\nember_proxy_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            ctx.started.elapsed().as_secs()
+        );
+    }
+    if all || want == "clients" {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            stats.connected.load(Ordering::Relaxed),
+            ctx.config.maxclients
+        );
+    }
+    if all || want == "stats" {
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
+             total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            stats.connections.load(Ordering::Relaxed),
+            stats.rejected.load(Ordering::Relaxed),
+            stats.commands.load(Ordering::Relaxed),
+            stats.errors.load(Ordering::Relaxed)
+        );
+    }
+    if all || want == "fleet" {
+        let topology = ctx.client.topology();
+        let _ = write!(
+            out,
+            "# Fleet\r\ngroups:{}\r\nshards:{}\r\n",
+            topology.groups(),
+            topology.shards()
+        );
+        for (node, addr) in topology.nodes() {
+            let Some((group, shard)) = topology.position(node) else {
+                continue;
+            };
+            let trust = match ctx.client.trust(node) {
+                Some(Trust::Verified) => "verified".to_owned(),
+                Some(Trust::Unverified(why)) => format!("unverified ({why})"),
+                Some(Trust::Repairing) => "repairing".to_owned(),
+                _ => "unknown".to_owned(),
+            };
+            let _ = write!(
+                out,
+                "node{}:addr={addr},group={},shard={},up={},trust={trust}\r\n",
+                node.0,
+                group.0,
+                shard.0,
+                u8::from(ctx.client.is_up(node)),
+            );
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
