@@ -45,6 +45,8 @@ struct Session {
     name: Option<Bytes>,
     /// Commands queued since `MULTI`, and whether one was refused.
     multi: Option<(Vec<Vec<Bytes>>, bool)>,
+    /// The shard the queued commands' keys live on.
+    multi_shard: Option<route::ShardId>,
     quit: bool,
 }
 
@@ -72,6 +74,7 @@ pub(crate) async fn serve(
         authenticated: ctx.config.requirepass.is_none(),
         name: None,
         multi: None,
+        multi_shard: None,
         quit: false,
     };
     let mut slots: VecDeque<Slot> = VecDeque::new();
@@ -160,10 +163,31 @@ impl Session {
             )
         {
             let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+            let topology = ctx.client.topology();
             return Slot::Ready(match route::resolve(&args) {
                 Ok(info) if info.arity_ok(argc) => {
-                    queued.push(args);
-                    Frame::simple("QUEUED")
+                    // As Redis Cluster: a key on another shard than the
+                    // transaction's is refused as it is queued.
+                    let shards = info.key_positions(&args).unwrap_or_default().into_iter();
+                    let mut clash = None;
+                    for shard in shards
+                        .filter_map(|i| args.get(i))
+                        .map(|k| topology.shard_for(k))
+                    {
+                        match self.multi_shard {
+                            Some(first) if first != shard => clash = Some((first, shard)),
+                            _ => self.multi_shard = Some(shard),
+                        }
+                    }
+                    if let Some((a, b)) = clash {
+                        *refused = true;
+                        Frame::error(format!(
+                            "CROSSSLOT keys of the transaction live on different shards ({a} and {b}); hash tags can keep them together"
+                        ))
+                    } else {
+                        queued.push(args);
+                        Frame::simple("QUEUED")
+                    }
                 }
                 Ok(_) => {
                     *refused = true;
@@ -201,6 +225,7 @@ impl Session {
             "multi" if self.multi.is_some() => Frame::error("ERR MULTI calls can not be nested"),
             "multi" => {
                 self.multi = Some((Vec::new(), false));
+                self.multi_shard = None;
                 Frame::simple("OK")
             }
             "exec" => match self.multi.take() {
@@ -234,7 +259,8 @@ impl Session {
         let password = match request.len() {
             2 => request.get(1),
             3 => request.get(2),
-            _ => return wrong_arity("auth"),
+            0 | 1 => return wrong_arity("auth"),
+            _ => return Frame::error("ERR syntax error"),
         };
         match &ctx.config.requirepass {
             None => Frame::error(

@@ -7,6 +7,7 @@ mod dump_restore;
 mod healing;
 mod migrate;
 mod protocol_vs_redis;
+mod proxy;
 mod python;
 mod rdb;
 mod replication;

@@ -1,0 +1,400 @@
+//! ember-proxy end to end: real Redis clients (`redis-cli`, the `redis`
+//! crate, redis-py) through the proxy to 2 × 2 fleets of `redis-server`
+//! and of Ember nodes, a node killed under load, and a node restarted
+//! empty and healed behind the proxy.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use ::client::{Client, Options, Topology};
+use ember_tests::{NodeCluster, NodeKind};
+use proxy::ProxyConfig;
+use transport::Shutdown;
+
+/// A proxy in front of `groups`, served by a runtime of its own; stopped
+/// (gracefully) on drop.
+struct Proxy {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(groups: Vec<Vec<String>>, config: ProxyConfig) -> Proxy {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shutdown = Shutdown::new();
+        let stop = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let mut options = Options::default();
+                options.timeout = Duration::from_secs(5);
+                options.backoff = ::client::Backoff {
+                    initial: Duration::from_millis(50),
+                    max: Duration::from_millis(400),
+                    jitter: 0.25,
+                };
+                let topology = Topology::new(groups).unwrap();
+                let client = Client::connect(topology, options).await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                proxy::run(listener, client, config, stop).await;
+            });
+        });
+        let addr = rx.recv().expect("the proxy started");
+        Proxy {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn conn(proxy: &Proxy) -> redis::Connection {
+    redis::Client::open(proxy.url())
+        .expect("client")
+        .get_connection()
+        .expect("connect to the proxy")
+}
+
+/// Keys that live on shard 0 of a 2-shard topology, and one on shard 1.
+fn same_shard_keys(topology: &Topology) -> (Vec<String>, String) {
+    let on = |shard: u32| {
+        (0..)
+            .map(|i| format!("t{i}"))
+            .filter(move |k| topology.shard_for(k.as_bytes()).0 == shard)
+    };
+    (on(0).take(2).collect(), on(1).next().unwrap())
+}
+
+fn clients_through_the_proxy(kind: NodeKind) {
+    let fleet = NodeCluster::start(kind, 2, 2);
+    let topology = Topology::new(fleet.groups()).unwrap();
+    let proxy = Proxy::start(fleet.groups(), ProxyConfig::new());
+    let mut con = conn(&proxy);
+    let q = |con: &mut redis::Connection, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let _ = q(&mut con, &["FLUSHALL"]);
+    let _ = q(&mut con, &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]);
+    let got: Vec<String> = redis::cmd("MGET")
+        .arg(&["d", "a", "nope", "c"])
+        .query::<Vec<Option<String>>>(&mut con)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| "(nil)".into()))
+        .collect();
+    assert_eq!(got, ["4", "1", "(nil)", "3"]);
+    let n: i64 = redis::cmd("INCRBY")
+        .arg("a")
+        .arg(41)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 42);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 4);
+    let n: i64 = redis::cmd("DEL")
+        .arg(&["a", "b", "zz"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 2);
+    // Every node's share of every shard: both groups hold c and d.
+    for addr in fleet.groups().concat() {
+        let out = Command::new("redis-cli")
+            .args(["-u", &format!("redis://{addr}/"), "DBSIZE"])
+            .output()
+            .unwrap();
+        let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(n <= 2, "{addr}: {n}");
+    }
+    // A pipeline answers in order.
+    let (a, b): (i64, String) = redis::pipe()
+        .cmd("RPUSH")
+        .arg("list")
+        .arg(&["x", "y", "z"])
+        .cmd("LINDEX")
+        .arg("list")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((a, b.as_str()), (3, "y"));
+    // A transaction on one shard runs; one across shards is refused and
+    // names the shards.
+    let (same, other) = same_shard_keys(&topology);
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg(&same[0])
+        .cmd("INCR")
+        .arg(&same[1])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((x, y), (1, 1));
+    // As Redis Cluster: the key on another shard is refused as it is
+    // queued, naming the shards, and EXEC aborts.
+    let script = format!("MULTI\nINCR {}\nINCR {other}\nEXEC\n", same[0]);
+    let out = Command::new("redis-cli")
+        .args(["-p", &proxy.addr.port().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    // (redis-cli follows each error with an empty line.)
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[..2], ["OK", "QUEUED"], "{out}");
+    assert!(
+        lines[2].starts_with(
+            "CROSSSLOT keys of the transaction live on different shards (shard 0 and shard 1)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3], "EXECABORT Transaction discarded because of previous errors.",
+        "{out}"
+    );
+    // A blocking pop waits on a connection of its own, and is served.
+    let url = proxy.url();
+    let waiter = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("BLPOP")
+            .arg("queue")
+            .arg(10)
+            .query::<(String, String)>(&mut con)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let _: i64 = redis::cmd("LPUSH")
+        .arg("queue")
+        .arg("job")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(waiter.join().unwrap(), ("queue".into(), "job".into()));
+    // redis-cli, formatted as from a Redis server.
+    assert_eq!(proxy.cli(&["SET", "greeting", "hello"]), "OK\n");
+    assert_eq!(proxy.cli(&["GET", "greeting"]), "hello\n");
+    assert_eq!(proxy.cli(&["PING"]), "PONG\n");
+    assert_eq!(
+        proxy.cli(&["SELECT", "1"]),
+        "ERR ember-proxy serves database 0 only\n\n"
+    );
+    let info = proxy.cli(&["INFO", "fleet"]);
+    assert!(info.contains("groups:2\r\nshards:2\r\n"), "{info}");
+    assert_eq!(info.matches("trust=verified").count(), 4, "{info}");
+    // SCAN through the proxy walks every shard.
+    let mut keys: Vec<String> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .clone()
+        .iter::<String>(&mut con)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    keys.sort();
+    let mut want = vec!["c", "d", "greeting", "list", "queue"]
+        .into_iter()
+        .map(String::from)
+        .chain(same.iter().cloned())
+        .collect::<Vec<_>>();
+    want.sort();
+    want.retain(|k| k != "queue");
+    assert_eq!(keys, want);
+    // redis-py, unchanged.
+    let script = format!(
+        "import redis\n\
+         r = redis.Redis(host='127.0.0.1', port={})\n\
+         assert r.ping()\n\
+         r.set('py', 'thon', ex=100)\n\
+         assert r.get('py') == b'thon'\n\
+         assert 0 < r.ttl('py') <= 100\n\
+         assert r.mget(['py', 'c', 'none']) == [b'thon', b'3', None]\n\
+         p = r.pipeline(transaction=False)\n\
+         for i in range(100): p.set('k%d' % i, i)\n\
+         p.execute()\n\
+         assert [int(v) for v in r.mget(['k%d' % i for i in range(100)])] == list(range(100))\n\
+         print('ok')\n",
+        proxy.addr.port()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn clients_through_the_proxy_to_redis_nodes() {
+    clients_through_the_proxy(NodeKind::Redis);
+}
+
+#[test]
+fn clients_through_the_proxy_to_ember_nodes() {
+    clients_through_the_proxy(NodeKind::Ember);
+}
+
+/// The proxy's own password, told as redis-server tells it (checked
+/// against a real one with the same `requirepass`).
+#[test]
+fn the_proxy_asks_for_its_password() {
+    let fleet = NodeCluster::start(NodeKind::Redis, 1, 1);
+    let mut config = ProxyConfig::new();
+    config.requirepass = Some("sesame".into());
+    let proxy = Proxy::start(fleet.groups(), config);
+    let redis = ember_tests::RedisServer::start(&["--requirepass", "sesame"]);
+    let cli = |port: u16, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--no-auth-warning"])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in [
+        &["GET", "k"][..],
+        &["-a", "wrong", "GET", "k"],
+        &["-a", "sesame", "SET", "k", "v"],
+        &["-a", "sesame", "GET", "k"],
+        &["AUTH", "sesame", "extra", "args"],
+    ] {
+        assert_eq!(
+            cli(proxy.addr.port(), args),
+            cli(redis.addr().port(), args),
+            "{args:?}"
+        );
+    }
+}
+
+/// A node killed under load behind the proxy: writes go on (policy one),
+/// reads keep answering, and every acknowledged write reads back.
+#[test]
+fn a_node_killed_under_load_behind_the_proxy() {
+    let mut fleet = NodeCluster::start(NodeKind::Redis, 2, 2);
+    let proxy = Proxy::start(fleet.groups(), ProxyConfig::new());
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = proxy.url();
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let mut acked = Vec::new();
+                for i in 0..2_000 {
+                    let key = format!("w{w}:{i}");
+                    if redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&key)
+                        .query::<()>(&mut con)
+                        .is_ok()
+                    {
+                        acked.push(key);
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    fleet.nodes[0].kill();
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(
+        acked.len(),
+        8_000,
+        "policy one: every write is acknowledged"
+    );
+    let mut con = conn(&proxy);
+    for chunk in acked.chunks(500) {
+        let got: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query(&mut con).unwrap();
+        for (k, v) in chunk.iter().zip(got) {
+            assert_eq!(v.as_deref(), Some(k.as_str()));
+        }
+    }
+}
+
+/// A node restarted empty behind the proxy: no read answers nil for a key
+/// it lost, and the proxy's client repairs it by itself.
+#[test]
+fn a_node_restarted_empty_heals_behind_the_proxy() {
+    let mut fleet = NodeCluster::start(NodeKind::Redis, 2, 1);
+    let proxy = Proxy::start(fleet.groups(), ProxyConfig::new());
+    let mut con = conn(&proxy);
+    let keys: Vec<String> = (0..2_000).map(|i| format!("k{i}")).collect();
+    for chunk in keys.chunks(500) {
+        let pairs: Vec<(&String, &String)> = chunk.iter().map(|k| (k, k)).collect();
+        redis::cmd("MSET")
+            .arg(&pairs)
+            .query::<()>(&mut con)
+            .unwrap();
+    }
+    fleet.nodes[0].restart();
+    for chunk in keys.chunks(500) {
+        let got: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query(&mut con).unwrap();
+        for (k, v) in chunk.iter().zip(got) {
+            assert_eq!(v.as_deref(), Some(k.as_str()), "a wrong nil");
+        }
+    }
+    // The write reaches the restarted node; the proxy's client sees who it
+    // is now and repairs it.
+    redis::cmd("SET")
+        .arg("poke")
+        .arg("1")
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut healed = false;
+    for _ in 0..300 {
+        let info = proxy.cli(&["INFO", "fleet"]);
+        if info.matches("trust=verified").count() == 2 {
+            healed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(healed, "{}", proxy.cli(&["INFO", "fleet"]));
+    let node = redis::Client::open(format!("redis://{}/", fleet.nodes[0].addr()))
+        .unwrap()
+        .get_connection()
+        .map(|mut c| redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap())
+        .unwrap();
+    assert_eq!(node, 2_001);
+}
