@@ -78,6 +78,7 @@ pub(crate) async fn serve(
         quit: false,
     };
     let mut slots: VecDeque<Slot> = VecDeque::new();
+    tracing::debug!(id = session.id, %peer, "client connected");
     loop {
         decoder.set_authenticated(session.authenticated);
         loop {
@@ -116,12 +117,18 @@ pub(crate) async fn serve(
         if conn.flush().await.is_err() || session.quit {
             return;
         }
+        // Requests that already arrived are answered even when the proxy
+        // is stopping: reading comes first.
         tokio::select! {
+            biased;
             read = conn.fill_socket() => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
-            () = token.cancelled() => return,
+            () = token.cancelled() => {
+                tracing::debug!(id = session.id, "stopping: client closed");
+                return;
+            }
         }
     }
 }

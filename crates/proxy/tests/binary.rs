@@ -1,0 +1,140 @@
+//! The `ember-proxy` binary as an operator runs it: in front of a real
+//! `redis-server`, bad flags, and SIGTERM with a blocked client waiting.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("ephemeral port")
+}
+
+/// A process killed on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects once `port` listens (bounded wait).
+fn connect(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            return s;
+        }
+        assert!(Instant::now() < deadline, "nothing listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `request` and reads until `want` bytes came.
+fn ask(s: &mut TcpStream, request: &[u8], want: usize) -> Vec<u8> {
+    s.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 512];
+    while reply.len() < want {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    reply
+}
+
+fn redis() -> (Process, u16) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-proxy-bin-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let process = Process(child);
+    drop(connect(port));
+    (process, port)
+}
+
+fn proxy(args: &[&str]) -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .args(["--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ember-proxy");
+    (Process(child), port)
+}
+
+#[test]
+fn serves_and_drains_on_sigterm() {
+    let (_redis, node) = redis();
+    let (mut proxy, port) = proxy(&["--replica", &format!("127.0.0.1:{node}")]);
+    let mut s = connect(port);
+    assert_eq!(
+        ask(&mut s, b"SET k v\r\nGET k\r\nPING\r\n", 16),
+        b"+OK\r\n$1\r\nv\r\n+PONG\r\n"
+    );
+    // A client blocked in BLPOP when the proxy is told to stop: it gets
+    // its answer (the push below), then the proxy exits cleanly.
+    let mut blocked = connect(port);
+    blocked.write_all(b"BLPOP q 5\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut direct = connect(node);
+    ask(&mut direct, b"LPUSH q job\r\n", 4);
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    while reply.len() < 20 {
+        let n = blocked.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(reply, b"*2\r\n$1\r\nq\r\n$3\r\njob\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = proxy.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the proxy did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .args(["--replica", "no-port-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .args(["--write-policy", "most"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'most'"));
+}
