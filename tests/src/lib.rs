@@ -654,45 +654,68 @@ impl NodeCluster {
     }
 }
 
-/// A node that accepts connections and never answers: it reads and drops
+/// A node that accepts connections and never answers: it reads and keeps
 /// what it is sent, and holds every socket open until it is dropped.
 #[derive(Debug)]
 pub struct SilentNode {
     addr: SocketAddr,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    state: std::sync::Arc<std::sync::Mutex<Silent>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`SilentNode`] holds: its connections and what came on them.
+#[derive(Debug, Default)]
+struct Silent {
+    conns: Vec<TcpStream>,
+    accepted: usize,
+    received: Vec<u8>,
+}
+
+impl Silent {
+    /// Reads whatever is waiting on every connection.
+    fn drain(&mut self) {
+        let mut chunk = [0u8; 4096];
+        for s in &mut self.conns {
+            while let Ok(n) = s.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                self.received.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
 }
 
 impl SilentNode {
     /// Listens on a free loopback port.
     pub fn start() -> SilentNode {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
-        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Silent::default()));
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
+        let (shared, halt) = (state.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let mut sink = [0u8; 4096];
             while !halt.load(Ordering::Relaxed) {
-                if let Ok((s, _)) = listener.accept() {
-                    let _ = s.set_nonblocking(true);
-                    held.push(s);
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-                // Read so the sender's buffers never fill; answer nothing.
-                for s in &mut held {
-                    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+                {
+                    let mut state = shared.lock().expect("silent node state");
+                    if let Ok((s, _)) = listener.accept() {
+                        let _ = s.set_nonblocking(true);
+                        state.conns.push(s);
+                        state.accepted += 1;
+                    }
+                    // Read so the sender's buffers never fill; answer
+                    // nothing.
+                    state.drain();
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
         SilentNode {
             addr,
-            accepted,
+            state,
             stop,
             thread: Some(thread),
         }
@@ -705,7 +728,16 @@ impl SilentNode {
 
     /// How many connections it has accepted.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+        self.state.lock().expect("silent node state").accepted
+    }
+
+    /// Everything it has been sent, on every connection, up to now: what
+    /// the sockets hold is read first, so bytes a client wrote before this
+    /// call are in it, whether or not the node's thread has come by yet.
+    pub fn received(&self) -> Vec<u8> {
+        let mut state = self.state.lock().expect("silent node state");
+        state.drain();
+        state.received.clone()
     }
 }
 
