@@ -486,12 +486,12 @@ fn wait_serving(
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().expect("poll the child") {
-            let output = tail(log);
-            let whole = std::fs::read(log).unwrap_or_default();
+            let output = read_log(log);
             return Err(NotServing {
-                port_lost: String::from_utf8_lossy(&whole).contains("Address already in use"),
+                port_lost: output.contains("Address already in use"),
                 why: format!(
-                    "the process exited ({status}) before serving; its output ends:\n{output}"
+                    "the process exited ({status}) before serving; its output ends:\n{}",
+                    tail(&output)
                 ),
             });
         }
@@ -503,7 +503,7 @@ fn wait_serving(
                 port_lost: false,
                 why: format!(
                     "not serving within {START_TIMEOUT:?}; its output ends:\n{}",
-                    tail(log)
+                    tail(&read_log(log))
                 ),
             });
         }
@@ -580,12 +580,15 @@ fn output_to(path: &Path) -> (Stdio, Stdio) {
     (Stdio::from(file), Stdio::from(clone))
 }
 
-/// The end of the file at `path`, for a message.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+/// What a child wrote to its log at `path` so far.
+fn read_log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// The last 2,000 characters of `text`, for a message.
+fn tail(text: &str) -> &str {
     let start = text.char_indices().rev().nth(2000).map_or(0, |(i, _)| i);
-    text[start..].to_string()
+    &text[start..]
 }
 
 /// In a child started by [`NodeProcess`], serves as an Ember node until
