@@ -3,12 +3,16 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a server may take to start accepting connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many free ports a first start tries when another process takes the
+/// port between [`free_port`] and the server's bind.
+const START_ATTEMPTS: usize = 3;
 
 /// How long a test waits for a reply before calling it lost.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,30 +28,55 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts `redis-server` with `extra` arguments (such as
-    /// `["--requirepass", "secret"]`).
+    /// `["--requirepass", "secret"]`), and waits until it proves to be the
+    /// process started here and Redis 7.0 (see [`wait_serving`]): a test
+    /// that compares Ember with it must never be comparing Ember with
+    /// whatever else took the port.
     ///
     /// Panics with a hint if the binary is missing: `scripts/test` installs
     /// it.
     pub fn start(extra: &[&str]) -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("ember-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}); scripts/test installs it (Debian package redis-server)")
-            });
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let server = RedisServer { child, addr, dir };
-        server.wait_ready();
-        server
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .and_then(|i| extra.get(i + 1))
+            .copied();
+        let mut attempt = 1;
+        loop {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("ember-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create a temporary directory");
+            let log = dir.join("redis.log");
+            let (stdout, stderr) = output_to(&log);
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start redis-server ({e}); scripts/test installs it (Debian package redis-server)")
+                });
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let mut server = RedisServer { child, addr, dir };
+            let expect = Identity {
+                kind: NodeKind::Redis,
+                version: Some("7.0."),
+            };
+            match wait_serving(&mut server.child, addr, password, expect, &log) {
+                Ok(()) => return server,
+                Err(e) if e.port_lost && attempt < START_ATTEMPTS => {
+                    eprintln!("redis-server on {addr}: {}; trying another port", e.why);
+                    attempt += 1;
+                }
+                Err(e) => panic!("redis-server on {addr}: {}", e.why),
+            }
+        }
     }
 
     /// The address it listens on.
@@ -58,29 +87,6 @@ impl RedisServer {
     /// A new connection with read and write timeouts set.
     pub fn connect(&self) -> TcpStream {
         connect(self.addr)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(self.addr) {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut reply = [0u8; 64];
-                // A loading server answers -LOADING; wait for +PONG, or
-                // -NOAUTH from a server with a password.
-                let ready = |r: &[u8]| r.starts_with(b"+PONG") || r.starts_with(b"-NOAUTH");
-                if s.write_all(b"PING\r\n").is_ok()
-                    && matches!(s.read(&mut reply), Ok(n) if ready(&reply[..n]))
-                {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "redis-server on {} did not start within {START_TIMEOUT:?}",
-            self.addr
-        );
     }
 }
 
@@ -245,6 +251,29 @@ pub fn read_reply(stream: &mut TcpStream) -> bytes::Bytes {
     }
 }
 
+/// Sends `args` and reads one reply, as [`call`] does, but returns an
+/// error where `call` panics: for probing a server that may not be up.
+fn try_call(stream: &mut TcpStream, args: &[&[u8]]) -> std::io::Result<bytes::Bytes> {
+    let mut request = bytes::BytesMut::new();
+    resp::encode_command(&mut request, args);
+    stream.write_all(&request)?;
+    let mut decoder = resp::Decoder::new();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let decoded = decoder
+            .decode_raw(&mut buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        if let Some(frame) = decoded {
+            return Ok(frame.as_bytes().clone());
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match stream.read(&mut chunk)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// Which server a [`NodeProcess`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -259,14 +288,16 @@ pub enum NodeKind {
 pub const NODE_PORT_ENV: &str = "EMBER_TEST_NODE_PORT";
 
 /// The test that [`NodeProcess`] runs in a child copy of the test binary:
-/// `tests/it/client.rs` calls [`serve_if_node_process`] from it.
+/// `tests/it/client.rs` calls [`serve_if_node_process`] from it. It is
+/// `#[ignore]`d, so a run of the suite does not count it as a test.
 pub const NODE_PROCESS_TEST: &str = "client::ember_node_process";
 
 /// A server in a process of its own on a fixed loopback port, so a test can
 /// SIGKILL it mid-load and start it again on the same port. Killed on drop.
 ///
 /// An Ember node is the test binary itself, run again with only
-/// [`NODE_PROCESS_TEST`] selected and [`NODE_PORT_ENV`] set: that test
+/// [`NODE_PROCESS_TEST`] selected (with `--ignored`) and [`NODE_PORT_ENV`]
+/// set: that test
 /// serves until its standard input closes (when this process exits, however
 /// it exits). So the node runs the server code of this very build, with no
 /// binary to build first. Set `EMBER_SERVER_BIN` to run a built
@@ -280,19 +311,33 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts a node on a free port.
+    /// Starts a node on a free port, and waits until it proves to be the
+    /// process started here (see [`wait_serving`]).
     pub fn start(kind: NodeKind) -> NodeProcess {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("ember-node-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        let mut node = NodeProcess {
-            kind,
-            port,
-            child: None,
-            dir,
-        };
-        node.restart();
-        node
+        let mut attempt = 1;
+        loop {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("ember-node-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create a temporary directory");
+            let mut node = NodeProcess {
+                kind,
+                port,
+                child: None,
+                dir,
+            };
+            match node.spawn() {
+                Ok(()) => return node,
+                Err(e) if e.port_lost && attempt < START_ATTEMPTS => {
+                    eprintln!(
+                        "{kind:?} node on port {port}: {}; trying another port",
+                        e.why
+                    );
+                    attempt += 1;
+                }
+                Err(e) => panic!("{kind:?} node on port {port}: {}", e.why),
+            }
+        }
     }
 
     /// The address it listens on, `127.0.0.1:PORT`.
@@ -329,9 +374,20 @@ impl NodeProcess {
         assert!(status.success(), "kill {sig} failed");
     }
 
-    /// Starts it again, empty, on the same port, and waits until it answers.
+    /// Starts it again, empty, on the same port, and waits until it
+    /// answers as the new process.
     pub fn restart(&mut self) {
         self.kill();
+        if let Err(e) = self.spawn() {
+            panic!(
+                "{:?} node on port {} (restarted): {}",
+                self.kind, self.port, e.why
+            );
+        }
+    }
+
+    /// Starts the process on this node's port and waits until it serves.
+    fn spawn(&mut self) -> Result<(), NotServing> {
         let port = self.port.to_string();
         let mut command = match (self.kind, std::env::var_os("EMBER_SERVER_BIN")) {
             (NodeKind::Redis, _) => {
@@ -357,24 +413,36 @@ impl NodeProcess {
             (NodeKind::Ember, None) => {
                 let exe = std::env::current_exe().expect("the test binary's path");
                 let mut c = Command::new(exe);
+                // The node's test is ignored, so that a plain run of the
+                // suite does not count it as a test that passed.
                 c.args([
                     NODE_PROCESS_TEST,
                     "--exact",
+                    "--ignored",
                     "--nocapture",
                     "--test-threads=1",
                 ])
-                .env(NODE_PORT_ENV, &port);
+                .env(NODE_PORT_ENV, &port)
+                // Its log should show why it stopped, not a backtrace.
+                .env("RUST_BACKTRACE", "0");
                 c
             }
         };
+        let log = self.dir.join("node.log");
+        let (stdout, stderr) = output_to(&log);
         let child = command
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start a {:?} node: {e}", self.kind));
-        self.child = Some(child);
-        wait_ready(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)));
+        let child = self.child.insert(child);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let expect = Identity {
+            kind: self.kind,
+            version: None,
+        };
+        wait_serving(child, addr, None, expect, &log)
     }
 }
 
@@ -385,22 +453,142 @@ impl Drop for NodeProcess {
     }
 }
 
-/// Waits until the server at `addr` answers `PING`.
-fn wait_ready(addr: SocketAddr) {
+/// Which server a started process must show itself to be.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    kind: NodeKind,
+    /// What `redis_version` must start with, if it matters.
+    version: Option<&'static str>,
+}
+
+/// Why a started server cannot be used.
+#[derive(Debug)]
+struct NotServing {
+    /// Another process has the port: the child could not bind it, or
+    /// something else answers on it. A first start may try another port.
+    port_lost: bool,
+    why: String,
+}
+
+/// Waits until `child` serves on `addr` and proves it is `child`: `PING`
+/// answered (after `AUTH password`), then `INFO server` showing the
+/// child's pid as `process_id` and the server `expect` names. Whatever
+/// took the port between [`free_port`] and the child's bind answers with
+/// another pid, and a child that cannot bind exits; a test must see either
+/// as a failure, never as a server that started.
+fn wait_serving(
+    child: &mut Child,
+    addr: SocketAddr,
+    password: Option<&str>,
+    expect: Identity,
+    log: &Path,
+) -> Result<(), NotServing> {
     let deadline = Instant::now() + START_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut reply = [0u8; 64];
-            if s.write_all(b"PING\r\n").is_ok()
-                && matches!(s.read(&mut reply), Ok(n) if reply[..n].starts_with(b"+PONG"))
-            {
-                return;
-            }
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            let output = read_log(log);
+            return Err(NotServing {
+                port_lost: output.contains("Address already in use"),
+                why: format!(
+                    "the process exited ({status}) before serving; its output ends:\n{}",
+                    tail(&output)
+                ),
+            });
+        }
+        if let Some(info) = server_info(addr, password) {
+            return identify(&info, child.id(), expect);
+        }
+        if Instant::now() >= deadline {
+            return Err(NotServing {
+                port_lost: false,
+                why: format!(
+                    "not serving within {START_TIMEOUT:?}; its output ends:\n{}",
+                    tail(&read_log(log))
+                ),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("the node on {addr} did not start within {START_TIMEOUT:?}");
+}
+
+/// `INFO server` from the server at `addr`, once it is ready (`PING`
+/// answered `+PONG`, not `-LOADING`); `None` until then.
+fn server_info(addr: SocketAddr, password: Option<&str>) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    if let Some(password) = password {
+        let ok = try_call(&mut s, &[b"AUTH", password.as_bytes()]).ok()?;
+        if &ok[..] != b"+OK\r\n" {
+            return None;
+        }
+    }
+    let pong = try_call(&mut s, &[b"PING"]).ok()?;
+    if &pong[..] != b"+PONG\r\n" {
+        return None;
+    }
+    let info = try_call(&mut s, &[b"INFO", b"server"]).ok()?;
+    Some(String::from_utf8_lossy(&info).into_owned())
+}
+
+/// Checks that `info` (`INFO server`) is from process `pid`, the server
+/// `expect` names.
+fn identify(info: &str, pid: u32, expect: Identity) -> Result<(), NotServing> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let wrong = |port_lost, why: String| {
+        let shown: Vec<String> = ["redis_version", "ember_version", "process_id", "tcp_port"]
+            .iter()
+            .filter_map(|name| Some(format!("{name}:{}", field(name)?)))
+            .collect();
+        Err(NotServing {
+            port_lost,
+            why: format!("{why} (INFO server says {})", shown.join(" ")),
+        })
+    };
+    if field("process_id") != Some(&pid.to_string()) {
+        return wrong(
+            true,
+            format!("the server answering is not the child started (pid {pid})"),
+        );
+    }
+    // Ember names itself; Redis does not.
+    let ember = field("ember_version").is_some();
+    if ember != (expect.kind == NodeKind::Ember) {
+        return wrong(
+            false,
+            format!("the child is not a {:?} server", expect.kind),
+        );
+    }
+    if let Some(prefix) = expect.version
+        && !field("redis_version").is_some_and(|v| v.starts_with(prefix))
+    {
+        return wrong(
+            false,
+            format!("the tests compare with Redis {prefix}x; install redis-server 7.0"),
+        );
+    }
+    Ok(())
+}
+
+/// Standard output and error both going to a new file at `path`.
+fn output_to(path: &Path) -> (Stdio, Stdio) {
+    let file = std::fs::File::create(path).expect("create a log file");
+    let clone = file.try_clone().expect("clone a file handle");
+    (Stdio::from(file), Stdio::from(clone))
+}
+
+/// What a child wrote to its log at `path` so far.
+fn read_log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// The last 2,000 characters of `text`, for a message.
+fn tail(text: &str) -> &str {
+    let start = text.char_indices().rev().nth(2000).map_or(0, |(i, _)| i);
+    &text[start..]
 }
 
 /// In a child started by [`NodeProcess`], serves as an Ember node until
@@ -469,45 +657,68 @@ impl NodeCluster {
     }
 }
 
-/// A node that accepts connections and never answers: it reads and drops
+/// A node that accepts connections and never answers: it reads and keeps
 /// what it is sent, and holds every socket open until it is dropped.
 #[derive(Debug)]
 pub struct SilentNode {
     addr: SocketAddr,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    state: std::sync::Arc<std::sync::Mutex<Silent>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`SilentNode`] holds: its connections and what came on them.
+#[derive(Debug, Default)]
+struct Silent {
+    conns: Vec<TcpStream>,
+    accepted: usize,
+    received: Vec<u8>,
+}
+
+impl Silent {
+    /// Reads whatever is waiting on every connection.
+    fn drain(&mut self) {
+        let mut chunk = [0u8; 4096];
+        for s in &mut self.conns {
+            while let Ok(n) = s.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                self.received.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
 }
 
 impl SilentNode {
     /// Listens on a free loopback port.
     pub fn start() -> SilentNode {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
-        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Silent::default()));
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
+        let (shared, halt) = (state.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let mut sink = [0u8; 4096];
             while !halt.load(Ordering::Relaxed) {
-                if let Ok((s, _)) = listener.accept() {
-                    let _ = s.set_nonblocking(true);
-                    held.push(s);
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-                // Read so the sender's buffers never fill; answer nothing.
-                for s in &mut held {
-                    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+                {
+                    let mut state = shared.lock().expect("silent node state");
+                    if let Ok((s, _)) = listener.accept() {
+                        let _ = s.set_nonblocking(true);
+                        state.conns.push(s);
+                        state.accepted += 1;
+                    }
+                    // Read so the sender's buffers never fill; answer
+                    // nothing.
+                    state.drain();
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
         SilentNode {
             addr,
-            accepted,
+            state,
             stop,
             thread: Some(thread),
         }
@@ -520,7 +731,16 @@ impl SilentNode {
 
     /// How many connections it has accepted.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+        self.state.lock().expect("silent node state").accepted
+    }
+
+    /// Everything it has been sent, on every connection, up to now: what
+    /// the sockets hold is read first, so bytes a client wrote before this
+    /// call are in it, whether or not the node's thread has come by yet.
+    pub fn received(&self) -> Vec<u8> {
+        let mut state = self.state.lock().expect("silent node state");
+        state.drain();
+        state.received.clone()
     }
 }
 

@@ -517,15 +517,37 @@ fn an_ember_replica_authenticates_to_a_redis_master() {
         cmd::<Option<String>>(&mut r, &["GET", "k"]).as_deref(),
         Some("v")
     );
-    // Without the password the link stays down.
+    // Without the password the link stays down. "down" alone is also what
+    // a replica that never reached the master reports, so first see the
+    // master refuse its handshake's PSYNC, twice: it tried, and tries
+    // again.
     let lost = EmberServer::start(&[&format!("replicaof 127.0.0.1 {port}")]);
     let mut l = conn(lost.addr());
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("the master to refuse the replica's PSYNC twice", || {
+        rejected_psyncs(&mut m) >= 2
+    });
     assert_eq!(
         info_field(&mut l, "replication", "master_link_status"),
         "down"
     );
+    assert_eq!(
+        info_field(&mut l, "replication", "master_sync_in_progress"),
+        "0"
+    );
+    // The replica with the password is the master's only one.
+    assert_eq!(info_field(&mut m, "replication", "connected_slaves"), "1");
     assert_eq!(cmd::<i64>(&mut l, &["DBSIZE"]), 0);
+}
+
+/// How many `PSYNC`s a Redis master refused before running them (without
+/// AUTH, say).
+fn rejected_psyncs(master: &mut Connection) -> u64 {
+    let stats: String = cmd(master, &["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_psync:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("rejected_calls=")))
+        .map_or(0, |n| n.parse().expect("a count"))
 }
 
 /// The error texts of writes without enough replicas and of a stale
