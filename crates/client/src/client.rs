@@ -185,26 +185,25 @@ impl Client {
     /// Brings `node` back to its peers' data, now: the hinted keys it
     /// missed if it kept its process, or a full copy by replication if it
     /// restarted (see [`RepairKind`](crate::RepairKind)). Needs a verified
-    /// peer of its shard that is up. With [`Options::repair`] on (the
+    /// peer of its shard that is up, or, for the keys a node missed only, a
+    /// peer doubted only for writes it missed in turn. With [`Options::repair`] on (the
     /// default) the client does this by itself when a doubted node answers
     /// again.
     pub async fn repair(&self, node: NodeId) -> Result<crate::RepairReport, Error> {
         let shared = &self.shared;
-        let (_, shard) = shared
+        shared
             .topology
             .position(node)
             .ok_or(route::RouteError::UnknownNode(node))?;
-        let source = (0..shared.topology.groups())
-            .filter_map(|g| shared.topology.node(route::GroupId(g), shard))
-            .find(|&peer| {
-                peer != node && self.is_up(peer) && self.trust(peer) == Some(route::Trust::Verified)
-            })
-            .ok_or_else(|| {
-                Error::Repair(format!(
-                    "no verified peer of node {} is up to repair it from",
-                    node.0
-                ))
-            })?;
+        let source = crate::repair::pick_source(&shared.topology, node, |n| {
+            self.is_up(n).then(|| self.trust(n)).flatten()
+        })
+        .ok_or_else(|| {
+            Error::Repair(format!(
+                "no verified peer of node {} is up to repair it from",
+                node.0
+            ))
+        })?;
         // One repair of a node at a time in a client: wait for an automatic
         // one to end (this one then finds what it left, often nothing).
         let flag = &shared.repairing[node.0 as usize];

@@ -73,15 +73,45 @@ const POLL: Duration = Duration::from_millis(50);
 /// mid-repair holds others up no longer than this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
 
-/// A verified peer of `node` that is up, to repair it from.
+/// A peer of `node` that is up, to repair it from: a verified one, or,
+/// when none is, one doubted only for writes it missed (see
+/// [`pick_source`]).
 pub(crate) fn source(router: &Router, node: NodeId) -> Option<NodeId> {
-    let topology = router.topology();
+    pick_source(router.topology(), node, |n| {
+        router.is_up(n).then(|| router.trust(n)).flatten()
+    })
+}
+
+/// The peer to repair `node` from, given each node's trust when it is up.
+///
+/// A verified peer if there is one. Otherwise a peer doubted only because
+/// it missed writes (its own, or hinted by others): two nodes of a shard
+/// can each have missed what the other took (both slow for a moment under
+/// load), and neither would ever be repaired if each waited for the other.
+/// Such a peer can give the node the keys the node missed (it took those
+/// writes), never a full copy; the repair checks that.
+pub(crate) fn pick_source(
+    topology: &route::Topology,
+    node: NodeId,
+    trust: impl Fn(NodeId) -> Option<Trust>,
+) -> Option<NodeId> {
     let (_, shard) = topology.position(node)?;
-    (0..topology.groups())
+    let peers: Vec<NodeId> = (0..topology.groups())
         .filter_map(|g| topology.node(GroupId(g), shard))
-        .find(|&peer| {
-            peer != node && router.trust(peer) == Some(Trust::Verified) && router.is_up(peer)
+        .filter(|&peer| peer != node)
+        .collect();
+    let verified = peers
+        .iter()
+        .copied()
+        .find(|&p| trust(p) == Some(Trust::Verified));
+    verified.or_else(|| {
+        peers.into_iter().find(|&p| {
+            matches!(
+                trust(p),
+                Some(Trust::Unverified(Doubt::Missed | Doubt::Hinted))
+            )
         })
+    })
 }
 
 /// An automatic repair, started by the driver: runs, logs, and waits a
@@ -125,7 +155,14 @@ pub(crate) async fn run(
         .ok()
         .and_then(|t| t.get(node.0 as usize).copied())
         .unwrap_or(Trust::Unknown);
+    let source_verified = shared
+        .trust
+        .lock()
+        .ok()
+        .and_then(|t| t.get(source.0 as usize).copied())
+        == Some(Trust::Verified);
     let mut job = Job::open(shared, node, source).await?;
+    job.source_verified = source_verified;
     // Names this repair in the lock: only its owner lets it go.
     let nonce =
         std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), node.0);
@@ -185,6 +222,9 @@ struct Job<'a> {
     /// The node's other peers, in the fleet's database (hints may be there
     /// too), those that answer.
     peers: Vec<(Connection, Connection)>,
+    /// Whether the client had the source verified; if not, it may only give
+    /// the node the keys the node missed.
+    source_verified: bool,
 }
 
 fn repair_error(text: impl Into<String>) -> Error {
@@ -233,6 +273,7 @@ impl<'a> Job<'a> {
             addr,
             source_addr,
             peers,
+            source_verified: true,
         })
     }
 
@@ -344,6 +385,12 @@ impl<'a> Job<'a> {
     ) -> Result<(RepairKind, u64, u64), Error> {
         let run_id = self.run_id().await?;
         let kind = self.plan(&run_id).await?;
+        if kind == RepairKind::Full && !self.source_verified {
+            return Err(repair_error(format!(
+                "{} needs a full copy, and its peer {} is not verified either (it missed writes too)",
+                self.addr, self.source_addr
+            )));
+        }
         if kind == RepairKind::Full {
             let _ = tx.send(Msg::SetTrust {
                 node: self.node,
@@ -664,6 +711,38 @@ pub(crate) fn info_field(info: &Frame, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verified_peer_first_then_one_that_only_missed_writes() {
+        let topology = route::Topology::new([["a"], ["b"], ["c"]]).unwrap();
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        let trusts = |tb: Option<Trust>, tc: Option<Trust>| {
+            move |n: NodeId| {
+                if n == b {
+                    tb
+                } else if n == c {
+                    tc
+                } else {
+                    None
+                }
+            }
+        };
+        let missed = Some(Trust::Unverified(Doubt::Missed));
+        let verified = Some(Trust::Verified);
+        assert_eq!(pick_source(&topology, a, trusts(missed, verified)), Some(c));
+        assert_eq!(pick_source(&topology, a, trusts(missed, None)), Some(b));
+        let restarted = Some(Trust::Unverified(Doubt::Restarted));
+        let repairing = Some(Trust::Repairing);
+        assert_eq!(
+            pick_source(&topology, a, trusts(restarted, repairing)),
+            None
+        );
+        let hinted = Some(Trust::Unverified(Doubt::Hinted));
+        assert_eq!(
+            pick_source(&topology, a, trusts(restarted, hinted)),
+            Some(c)
+        );
+    }
 
     #[test]
     fn info_fields() {

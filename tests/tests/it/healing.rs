@@ -4,6 +4,7 @@
 //! client, knowing nothing of the ones before).
 
 use std::future::Future;
+use std::time::Duration;
 
 use ::client::{Connection, Frame};
 use ember_tests::{NodeKind, NodeProcess};
@@ -62,7 +63,7 @@ fn node_holds(node: &NodeProcess, range: std::ops::Range<usize>) {
     runtime.block_on(async {
         // A debug-build node on a busy machine: time is not under test.
         let mut options = ::client::Options::default();
-        options.timeout = std::time::Duration::from_secs(60);
+        options.timeout = Duration::from_secs(60);
         let conn = Connection::connect_with(node.addr(), options)
             .await
             .expect("connect");
@@ -195,10 +196,10 @@ fn block_on<F: Future>(f: F) -> F::Output {
 /// Options for clients that must not time out on a busy machine.
 fn patient() -> ::client::Options {
     let mut options = ::client::Options::default();
-    options.timeout = std::time::Duration::from_secs(10);
+    options.timeout = Duration::from_secs(10);
     options.backoff = ::client::Backoff {
-        initial: std::time::Duration::from_millis(50),
-        max: std::time::Duration::from_millis(400),
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
         jitter: 0.25,
     };
     options
@@ -223,7 +224,7 @@ async fn verified(client: &::client::Client, node: ::client::NodeId) {
         if client.trust(node) == Some(::client::Trust::Verified) {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("node {} never verified: {:?}", node.0, client.trust(node));
 }
@@ -382,7 +383,7 @@ fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
         block_on(async {
             let mut options = patient();
             options.repair = false;
-            options.repair_timeout = std::time::Duration::from_secs(60);
+            options.repair_timeout = Duration::from_secs(60);
             let nodes = [first.addr(), second.addr(), third.addr()];
             let client = connect_to(&nodes, options.clone()).await;
             load(&client, 0..3_000).await;
@@ -406,7 +407,7 @@ fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
                 if text.contains("master_sync_in_progress:1") {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             match victim {
                 "source" => second.kill(),
@@ -431,7 +432,7 @@ fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
             } else {
                 // The source is not left paused: a write answers at once.
                 let mut quick = ::client::Options::default();
-                quick.timeout = std::time::Duration::from_millis(500);
+                quick.timeout = Duration::from_millis(500);
                 let source = Connection::connect_with(second.addr(), quick)
                     .await
                     .unwrap();
@@ -444,4 +445,82 @@ fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
         });
         drop((first, second, third));
     }
+}
+
+/// Two nodes of a shard that each missed a write the other took (both
+/// slow for a moment under load): neither is verified, yet both are
+/// repaired, each given the key it missed by the other.
+#[test]
+fn two_nodes_that_each_missed_a_write_repair_each_other() {
+    let first = NodeProcess::start(NodeKind::Redis);
+    let second = NodeProcess::start(NodeKind::Redis);
+    block_on(async {
+        let mut options = patient();
+        options.repair = false;
+        // A repair waits one timeout for writes in flight before it checks
+        // its copies again.
+        options.timeout = Duration::from_secs(1);
+        let client = connect(&[&first, &second], options.clone()).await;
+        load(&client, 0..100).await;
+        // What the writers' clients left: each node took a write the other
+        // missed, and holds the hint for it.
+        let (a, b) = (
+            Connection::connect(first.addr()).await.unwrap(),
+            Connection::connect(second.addr()).await.unwrap(),
+        );
+        a.cmd(["SET", "k1", "new1"]).await.unwrap();
+        b.cmd(["SET", "k2", "new2"]).await.unwrap();
+        let hint = |addr: String, key: &'static str| {
+            vec![
+                bytes::Bytes::from("RPUSH"),
+                bytes::Bytes::from(route_hint_key(&addr)),
+                bytes::Bytes::from(key),
+            ]
+        };
+        let (a_meta, b_meta) = (meta(&first).await, meta(&second).await);
+        a_meta.cmd_bytes(hint(second.addr(), "k1")).await.unwrap();
+        b_meta.cmd_bytes(hint(first.addr(), "k2")).await.unwrap();
+        let fresh = connect(&[&first, &second], options).await;
+        for n in [0, 1] {
+            assert_eq!(
+                fresh.trust(::client::NodeId(n)),
+                Some(::client::Trust::Unverified(::client::Doubt::Hinted))
+            );
+        }
+        let r = fresh
+            .repair(::client::NodeId(0))
+            .await
+            .expect("node 0 from node 1");
+        assert_eq!((r.kind, r.copied), (::client::RepairKind::Hints, 1));
+        let r = fresh
+            .repair(::client::NodeId(1))
+            .await
+            .expect("node 1 from node 0");
+        assert_eq!((r.kind, r.copied), (::client::RepairKind::Hints, 1));
+        for conn in [&a, &b] {
+            assert_eq!(conn.cmd(["GET", "k1"]).await.unwrap(), Frame::bulk("new1"));
+            assert_eq!(conn.cmd(["GET", "k2"]).await.unwrap(), Frame::bulk("new2"));
+        }
+        assert_eq!(
+            fresh.trust(::client::NodeId(0)),
+            Some(::client::Trust::Verified)
+        );
+        assert_eq!(
+            fresh.trust(::client::NodeId(1)),
+            Some(::client::Trust::Verified)
+        );
+    });
+}
+
+/// A connection to `node`'s fleet database.
+async fn meta(node: &NodeProcess) -> Connection {
+    let mut options = ::client::Options::default();
+    options.database = 15;
+    Connection::connect_with(node.addr(), options)
+        .await
+        .unwrap()
+}
+
+fn route_hint_key(addr: &str) -> String {
+    format!("__ember__:hints:0:{addr}")
 }
