@@ -18,6 +18,7 @@
 //! `NOPROTO`: the fleet's replies are RESP2).
 #![warn(missing_docs)]
 
+mod grpc_backend;
 mod session;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use client::Client;
 use tokio::net::TcpListener;
 use transport::Shutdown;
 
+pub use grpc_backend::serve_grpc;
 pub use session::Stats;
 
 /// The proxy's own settings (the fleet's are the [`Client`]'s).

@@ -4,6 +4,7 @@ mod check;
 mod client;
 mod client_pause;
 mod dump_restore;
+mod grpc;
 mod healing;
 mod migrate;
 mod protocol_vs_redis;

@@ -32,6 +32,10 @@ struct Args {
     /// Threads serving clients [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
+    /// Also serve the gRPC API (ember.v1.Cache, with health and reflection)
+    /// on this port.
+    #[arg(long)]
+    grpc_port: Option<u16>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,7 +96,34 @@ fn main() -> std::process::ExitCode {
             stopper.trigger();
         });
         tracing::info!("ember-proxy listening on {addr}");
+        let mut grpc = None;
+        if let Some(port) = args.grpc_port {
+            let grpc_addr = if args.bind.contains(':') {
+                format!("[{}]:{port}", args.bind)
+            } else {
+                format!("{}:{port}", args.bind)
+            };
+            let listener = match TcpListener::bind(&grpc_addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("cannot listen on {grpc_addr}: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            tracing::info!("gRPC listening on {grpc_addr}");
+            let stop = shutdown.clone();
+            let client = client.clone();
+            grpc = Some(tokio::spawn(async move {
+                let stopped = async move { stop.triggered().await };
+                if let Err(e) = ember_proxy::serve_grpc(listener, client, stopped).await {
+                    tracing::error!("{e}");
+                }
+            }));
+        }
         ember_proxy::run(listener, client, config, shutdown).await;
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
+        }
         std::process::ExitCode::SUCCESS
     })
 }
