@@ -17,14 +17,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use resp::Protocol;
+use store::list::List;
+use store::value::Value;
 use tokio::sync::oneshot;
 use transport::Output;
 
 use crate::db::{Db, Entry, Keyspace, Locked, Shards};
-use crate::list::List;
 use crate::repl::prop::Op;
 use crate::reply::Reply;
-use crate::value::Value;
 
 /// What a blocked client is waiting to do.
 #[derive(Debug, Clone)]

@@ -30,9 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
+use store::value::Value;
 
 use crate::blocking::Waiter;
-use crate::value::Value;
+
+pub(crate) use store::Rng;
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
 /// shard per step, keeps steps small, and that two cores rarely meet on the
@@ -52,7 +54,7 @@ pub(crate) fn hash_key(key: &[u8]) -> u64 {
                 ^ u64::from(std::process::id()).rotate_left(40)
                 ^ (&SEED as *const _ as u64).rotate_left(20),
         );
-        rng.next()
+        rng.next_u64()
     });
     twox_hash::XxHash3_64::oneshot_with_seed(seed, key)
 }
@@ -1301,40 +1303,15 @@ impl<'a> Locked<'a> {
     }
 }
 
-/// A small, fast random number generator (xorshift64*) for sampling keys;
-/// not for anything that needs to be unpredictable.
-#[derive(Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n`, or `None` when `n` is 0.
-    pub(crate) fn below(&mut self, n: usize) -> Option<usize> {
-        (n > 0).then(|| (self.next() % n as u64) as usize)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
         Entry::with(
-            Value::Str(crate::value::Str::from_slice(
+            Value::Str(store::value::Str::from_slice(
                 v.as_bytes(),
-                crate::value::Form::Auto,
+                store::value::Form::Auto,
             )),
             expire_at,
         )

@@ -17,7 +17,7 @@ pub(super) fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
     let payload = shard.dbs[ctx.client.db]
         .get(key, ctx.now)
-        .map(|e| crate::rdb::dump(&e.value));
+        .map(|e| store::rdb::dump(&e.value));
     drop(shard);
     ctx.client.stats.hit(payload.is_some());
     match payload {
@@ -89,7 +89,7 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::other("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = crate::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
+    let value = store::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
     // An old value goes even if it had expired, as Redis's dbDelete does.
     let deleted = opts.replace && locked.db(db, key).remove(key).is_some();
     // The master's stream runs with its clock stopped; its RESTOREs carry
@@ -223,7 +223,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 continue;
             };
             let ttl = entry.expire_at().map_or(0, |at| (at - wall).max(1));
-            found.push((key, crate::rdb::dump(&entry.value), ttl));
+            found.push((key, store::rdb::dump(&entry.value), ttl));
         }
     }
     if found.is_empty() {

@@ -65,7 +65,7 @@ pub(super) fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         found.extend(
             shard.dbs[db]
                 .iter(ctx.now)
-                .filter(|(k, _)| all || crate::glob::matches(pattern, k, false))
+                .filter(|(k, _)| all || store::glob::matches(pattern, k, false))
                 .map(|(k, _)| crate::db::Key::from_slice(k)),
         );
     }
@@ -119,7 +119,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         found.extend(
             db.iter(ctx.now)
-                .filter(|(k, _)| pattern.is_none_or(|p| crate::glob::matches(p, k, false)))
+                .filter(|(k, _)| pattern.is_none_or(|p| store::glob::matches(p, k, false)))
                 .filter(|(_, e)| type_filter.is_none_or(|t| eq(t, e.value.type_name())))
                 .map(|(k, _)| crate::db::Key::from_slice(k)),
         );

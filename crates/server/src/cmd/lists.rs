@@ -2,15 +2,15 @@
 
 use bytes::Bytes;
 use resp::Request;
+use store::list::{self, List};
+use store::value::Value;
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::args::{Args, eq, parse_f64, parse_i64};
+use crate::args::{Args, eq, parse_f64, parse_i64, stored_arg};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
 use crate::db::{Db, Entry, Locked};
-use crate::list::{self, List};
 use crate::reply::Reply;
-use crate::value::{Value, stored_arg};
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_list<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut List>, CmdError> {

@@ -910,8 +910,8 @@ fn deadline_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<Option<i64>> 
 fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
     match &shard.dbs[db].get(key, i64::MIN)?.value {
-        crate::value::Value::Str(s) => Some(s.to_bytes()),
-        crate::value::Value::List(_) => None,
+        store::value::Value::Str(s) => Some(s.to_bytes()),
+        store::value::Value::List(_) => None,
     }
 }
 
