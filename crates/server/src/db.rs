@@ -25,85 +25,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
-use store::value::Value;
+use store::keyspace::Volatile;
 
 use crate::blocking::Waiter;
 
 pub(crate) use store::Rng;
+pub(crate) use store::keyspace::{Entry, Key, hash_key};
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
 /// shard per step, keeps steps small, and that two cores rarely meet on the
 /// same lock.
 pub(crate) const SHARDS: usize = 1024;
-
-/// The keyspace's hash of a key: xxh3 with a seed chosen at random when the
-/// server starts, so that nobody can prepare keys that collide (Redis seeds
-/// its SipHash the same way). One hash gives both the shard (middle bits)
-/// and the slot within the shard's table (hashbrown uses the low and the top
-/// bits).
-pub(crate) fn hash_key(key: &[u8]) -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        let mut rng = Rng::new(
-            crate::server::now_ms() as u64
-                ^ u64::from(std::process::id()).rotate_left(40)
-                ^ (&SEED as *const _ as u64).rotate_left(20),
-        );
-        rng.next_u64()
-    });
-    twox_hash::XxHash3_64::oneshot_with_seed(seed, key)
-}
-
-/// One key's value and deadline.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) value: Value,
-    /// Unix time in milliseconds after which the key no longer exists. A
-    /// deadline of exactly 0 is stored as `i64::MIN` (it has passed either
-    /// way), so that the option takes no room of its own.
-    deadline: Option<std::num::NonZeroI64>,
-}
-
-impl Entry {
-    pub(crate) fn new(value: Value) -> Self {
-        Entry {
-            value,
-            deadline: None,
-        }
-    }
-
-    /// An entry with a deadline (Unix ms), or none.
-    pub(crate) fn with(value: Value, expire_at: Option<i64>) -> Self {
-        let mut entry = Entry::new(value);
-        entry.set_expire_at(expire_at);
-        entry
-    }
-
-    /// The deadline, in Unix milliseconds.
-    #[inline]
-    pub(crate) fn expire_at(&self) -> Option<i64> {
-        self.deadline.map(std::num::NonZeroI64::get)
-    }
-
-    pub(crate) fn set_expire_at(&mut self, at: Option<i64>) {
-        self.deadline =
-            at.map(|at| std::num::NonZeroI64::new(at).unwrap_or(std::num::NonZeroI64::MIN));
-    }
-
-    fn is_expired(&self, now: i64) -> bool {
-        self.expire_at().is_some_and(|at| at <= now)
-    }
-}
-
-/// A stored key: up to 24 bytes inside the slot itself (most keys), longer
-/// ones in an allocation of their own. 32 bytes, as a `Bytes` handle is,
-/// without the separate allocation a `Bytes` copy of a short key needs.
-pub(crate) type Key = SmallVec<[u8; 24]>;
 
 /// A key and its entry, as the table holds them.
 #[derive(Debug)]
@@ -575,7 +512,7 @@ impl Db {
 
     /// Number of keys with a deadline.
     pub(crate) fn volatile_len(&self) -> usize {
-        self.volatile.keys.len()
+        self.volatile.len()
     }
 
     /// Every live key, with its entry.
@@ -637,7 +574,7 @@ impl Db {
     /// The keys past their deadline, still in the table.
     pub(crate) fn expired_keys(&self, now: i64) -> Vec<Key> {
         self.volatile
-            .keys
+            .keys()
             .iter()
             .filter(|k| self.is_stale(k, now))
             .cloned()
@@ -653,62 +590,17 @@ impl Db {
         rng: &mut Rng,
     ) -> (usize, usize) {
         let mut expired = 0;
-        let n = samples.min(self.volatile.keys.len());
+        let n = samples.min(self.volatile.len());
         for _ in 0..n {
-            let Some(i) = rng.below(self.volatile.keys.len()) else {
+            let Some(i) = rng.below(self.volatile.len()) else {
                 break;
             };
-            let key = self.volatile.keys[i].clone();
+            let key = self.volatile.keys()[i].clone();
             if self.get(&key, now).is_none() {
                 expired += 1;
             }
         }
         (n, expired)
-    }
-}
-
-/// The keys with a deadline, in a form that can be sampled at random in
-/// O(1): a vector of keys (copies, inline for keys of up to 24 bytes) and,
-/// to find a key's place in it, a table of positions that compares through
-/// the vector. About 40 bytes per key with a deadline.
-#[derive(Debug, Default)]
-struct Volatile {
-    keys: Vec<Key>,
-    pos: HashTable<u32>,
-}
-
-impl Volatile {
-    fn insert(&mut self, hash: u64, key: &[u8]) {
-        let keys = &self.keys;
-        if self
-            .pos
-            .find(hash, |&i| keys[i as usize][..] == *key)
-            .is_none()
-        {
-            self.pos
-                .insert_unique(hash, keys.len() as u32, |&i| hash_key(&keys[i as usize]));
-            self.keys.push(Key::from_slice(key));
-        }
-    }
-
-    fn remove(&mut self, hash: u64, key: &[u8]) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let keys = &self.keys;
-        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize][..] == *key) else {
-            return;
-        };
-        let (i, _) = slot.remove();
-        let last = (self.keys.len() - 1) as u32;
-        if i != last {
-            // The last key moves into the hole: repoint its position.
-            let moved = hash_key(&self.keys[last as usize]);
-            if let Some(p) = self.pos.find_mut(moved, |&j| j == last) {
-                *p = i;
-            }
-        }
-        self.keys.swap_remove(i as usize);
     }
 }
 
@@ -801,6 +693,16 @@ pub(crate) struct Keyspace {
 
 impl Keyspace {
     pub(crate) fn new(databases: usize) -> Self {
+        // Keys are hashed under a seed nobody can guess, so that nobody can
+        // prepare keys that collide (Redis seeds its SipHash the same way).
+        static SEEDED: std::sync::Once = std::sync::Once::new();
+        SEEDED.call_once(|| {
+            store::keyspace::seed_hash(
+                crate::server::now_ms() as u64
+                    ^ u64::from(std::process::id()).rotate_left(40)
+                    ^ (&SEEDED as *const _ as u64).rotate_left(20),
+            );
+        });
         let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
         let shards = (0..SHARDS)
             .map(|_| {
@@ -1305,6 +1207,8 @@ impl<'a> Locked<'a> {
 
 #[cfg(test)]
 mod tests {
+    use store::value::Value;
+
     use super::*;
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {

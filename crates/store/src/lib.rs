@@ -1,10 +1,12 @@
-//! ember-store: Ember's values, and (next) its keyspace.
+//! ember-store: Ember's values and, piece by piece, its keyspace.
 //!
 //! What a key can hold and how it is encoded: strings that live inside
 //! their entry when short ([`value`]), the packed list ([`list`]), the
 //! long-double arithmetic of INCRBYFLOAT ([`longdouble`]), glob patterns
 //! ([`glob`]) and the RDB encodings of values ([`rdb`]: DUMP payloads,
-//! and the pieces a file is made of). The server composes these with its
+//! and the pieces a file is made of). [`keyspace`] has the keyspace's
+//! leaf types: entries, keys, their hash, and the index of keys with a
+//! deadline that expiry samples. The server composes these with its
 //! sockets, files and clocks.
 //!
 //! What this crate refuses to do: no I/O (encoders write into a
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod glob;
+pub mod keyspace;
 pub mod list;
 pub mod longdouble;
 pub mod rdb;

@@ -1,11 +1,11 @@
 //! Lists: a deque of packed nodes, like Redis's quicklist.
 //!
 //! Short elements are stored inline, several to a node of up to
-//! [`NODE_MAX`] bytes, each as its length, its bytes and its length again
+//! `NODE_MAX` bytes, each as its length, its bytes and its length again
 //! (read backwards), so that either end of a node can be read and a node
 //! can be walked both ways. A node keeps free room at both ends, so pushing
 //! at either end writes in place; a node that runs out of room on one side
-//! grows (doubling up to [`NODE_MAX`]) or moves its contents, and a full
+//! grows (doubling up to `NODE_MAX`) or moves its contents, and a full
 //! node is followed by a new one. Long elements ([`BIG`] bytes and more)
 //! get a node of their own and keep the `Bytes` they came in, so a 64 MB
 //! element is never copied.
