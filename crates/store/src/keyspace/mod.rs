@@ -5,10 +5,36 @@
 //!
 //! The databases, shards and their locks still live in the server
 //! (`crates/server/src/db.rs`) and move here next (issue 11). What they do
-//! that others must hear about (a key deleted because it expired, a key
-//! changed, a key made ready for blocked clients) will leave the keyspace
-//! as values it returns, never as calls into the server: see
-//! `docs/architecture.md`.
+//! that others must hear about will leave the keyspace as values it
+//! returns, never as calls into the server. The design, for that move:
+//!
+//! - **Effects, per command.** A command's lock set (the server's
+//!   `Shards`) owns one `Effects` and lends it, with the command's expiry
+//!   policy, to every database it reaches (`shard.db(i)` pairs `&mut Db`
+//!   with `&mut Effects`). The keyspace appends as things happen, in
+//!   order: `dirty` (changes, Redis's `server.dirty`), `expired` (keys
+//!   deleted because they had expired, each to reach replicas as a DEL
+//!   before the command's own effect) and `ready` (keys that became lists
+//!   while clients waited on them, deduplicated: Redis's
+//!   `signalKeyAsReady`, raised in one place, where a key is added or
+//!   replaced, and by SWAPDB, FLUSH and loads for waited keys). No
+//!   thread-locals: the queue is dropped with the command, so a panic
+//!   leaves nothing set.
+//! - **Policy in, not asked for.** Whether an expired key is deleted,
+//!   hidden, or deleted and reported is an argument chosen by the server
+//!   for the command (replica, master feeding replicas, recording), not a
+//!   question the keyspace asks the replication module.
+//! - **Drained under the locks.** The server's `execute` drains the
+//!   effects after the handler and before the locks drop: serves ready
+//!   keys (which may queue more), turns expired keys and the command into
+//!   the replication stream, then releases. A write holds its keys for its
+//!   whole run only when replicas are fed or a client is blocked (one
+//!   atomic word, changed under every shard lock), as EXEC and recording
+//!   writes do today; otherwise it runs as now and its effects are one
+//!   counter, with no allocation and no extra hash.
+//! - **Blocked clients.** The keyspace keeps, per key, the queue of waiter
+//!   ids under the shard lock; the server keeps the waiters themselves
+//!   (their tokio channels) by id.
 
 mod entry;
 mod volatile;
