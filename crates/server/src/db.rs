@@ -31,6 +31,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 use store::keyspace::Volatile;
+use store::value::Value;
 
 use crate::blocking::Waiter;
 
@@ -98,6 +99,14 @@ pub(crate) struct Db {
     /// are hidden, not deleted, so the keyspace and replication stream stay
     /// still (Redis's `expireIfNeeded` under a pause).
     expiry_paused_until: Arc<AtomicI64>,
+    /// Keys of this database that became lists while clients waited on
+    /// them (Redis's `signalKeyAsReady`), each with its place in the order
+    /// keys became ready anywhere in the keyspace: noted where a key is
+    /// added or replaced, served by whoever holds the shard when the
+    /// command ends ([`Locked::take_ready`]).
+    ready: Vec<(u64, Bytes)>,
+    /// The order of [`Db::ready`]'s notes across databases and shards.
+    ready_seq: Arc<AtomicU64>,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -248,8 +257,10 @@ impl Db {
                             (true, false) => self.volatile.remove(hash, key),
                             _ => {}
                         }
+                        let list = matches!(new.value, Value::List(_));
                         slot.get_mut().entry = new;
                         self.modified(key);
+                        self.added(key, list);
                     }
                     None if !live => {
                         slot.remove();
@@ -269,12 +280,14 @@ impl Db {
                     if entry.expire_at().is_some() {
                         self.volatile.insert(hash, key);
                     }
+                    let list = matches!(entry.value, Value::List(_));
                     slot.insert(Box::new(Slot {
                         key: owned,
                         entry,
                         lru: lru_clock(),
                     }));
                     self.modified(key);
+                    self.added(key, list);
                 }
                 result
             }
@@ -305,6 +318,7 @@ impl Db {
         let hash = hash_key(k);
         let deadline = entry.expire_at().is_some();
         self.modified(k);
+        self.added(k, matches!(entry.value, Value::List(_)));
         match self.map.find_entry(hash, |s| s.key[..] == *k) {
             Ok(mut slot) => {
                 let slot = slot.get_mut();
@@ -352,6 +366,7 @@ impl Db {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
+        self.added(&key, matches!(entry.value, Value::List(_)));
         self.add_slot(hash, Key::from_slice(&key), entry);
         Ok(())
     }
@@ -409,6 +424,29 @@ impl Db {
         if !self.watched.is_empty() {
             touch(&mut self.watched, key, false);
         }
+    }
+
+    /// `key` now holds `entry`: if that is a list and clients wait on the
+    /// key, it is ready for them. Nobody waiting costs one length check.
+    #[inline]
+    fn added(&mut self, key: &[u8], list: bool) {
+        if list && !self.waiters.is_empty() {
+            self.signal_ready(key);
+        }
+    }
+
+    /// Notes `key` as ready if clients wait on it, once.
+    #[cold]
+    fn signal_ready(&mut self, key: &[u8]) {
+        if self.waiters.contains_key(key) && !self.ready.iter().any(|(_, k)| k == key) {
+            let seq = self.ready_seq.fetch_add(1, Ordering::Relaxed);
+            self.ready.push((seq, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// The keys noted ready, with their order, emptying the notes.
+    pub(crate) fn take_ready(&mut self) -> Vec<(u64, Bytes)> {
+        std::mem::take(&mut self.ready)
     }
 
     /// An expired `key` was just deleted.
@@ -537,11 +575,29 @@ impl Db {
         other.touch_all(Some(self), now);
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
+        // Clients blocked in either database may now find their lists.
+        self.signal_waited_lists();
+        other.signal_waited_lists();
     }
 
-    /// Keys some client is blocked on.
-    pub(crate) fn waited_keys(&self) -> Vec<Bytes> {
-        self.waiters.keys().cloned().collect()
+    /// Notes every waited key that holds a list as ready.
+    fn signal_waited_lists(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let lists: Vec<Bytes> = self
+            .waiters
+            .keys()
+            .filter(|k| {
+                self.map
+                    .find(hash_key(k), |s| s.key[..] == k[..])
+                    .is_some_and(|s| matches!(s.entry.value, Value::List(_)))
+            })
+            .cloned()
+            .collect();
+        for key in lists {
+            self.signal_ready(&key);
+        }
     }
 
     /// A key picked at random among the live ones, or `None` if none is.
@@ -613,6 +669,11 @@ pub(crate) struct Shard {
     /// collects it.
     snap_done: u64,
     snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
+    /// Blocked clients registered on keys of this shard (once per key they
+    /// wait on), changed under its lock: a write that locks the shard and
+    /// finds clients here holds its shards until it has served the keys
+    /// it made ready ([`Shards::begin_write`]).
+    pub(crate) waiting: usize,
 }
 
 /// What [`Shard::snapshot_view`] gives.
@@ -704,6 +765,7 @@ impl Keyspace {
             );
         });
         let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
+        let ready_seq = Arc::new(AtomicU64::new(0));
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -711,11 +773,13 @@ impl Keyspace {
                         .map(|index| Db {
                             index,
                             expiry_paused_until: expiry_pause.clone(),
+                            ready_seq: ready_seq.clone(),
                             ..Db::default()
                         })
                         .collect(),
                     snap_done: 0,
                     snap_copy: None,
+                    waiting: 0,
                 })
             })
             .collect();
@@ -855,7 +919,6 @@ impl Keyspace {
             ks: self,
             ids,
             guards,
-            ready: None,
         }
     }
 }
@@ -887,6 +950,9 @@ pub(crate) struct Shards<'a> {
 pub(crate) struct Write<'a> {
     pub(crate) cmd: &'static crate::cmd::Command,
     pub(crate) req: &'a resp::Request,
+    /// Recorded for replicas when they are fed (not the master's stream
+    /// on a replica, which reaches sub-replicas as it came).
+    pub(crate) record: bool,
 }
 
 impl<'a> Shards<'a> {
@@ -900,10 +966,13 @@ impl<'a> Shards<'a> {
         }
     }
 
-    /// For a write command outside EXEC: records it for replicas if they
-    /// are fed, holding its keys' shards until [`Shards::release`];
-    /// otherwise notes it, so that it switches to recording should feeding
-    /// begin before it takes its first lock.
+    /// For a write command outside EXEC: holds its keys' shards until
+    /// [`Shards::release`] while replicas are fed (recording it, if
+    /// `write.record`) or when a shard it locks has blocked clients, so
+    /// that what it did reaches the stream and the clients it made ready
+    /// are served before anyone else sees its keys. Otherwise it notes the
+    /// command, and switches to holding should a lock it takes show
+    /// either.
     pub(crate) fn begin_write(&mut self, write: Write<'a>) {
         self.write = Some(write);
         if self.ks.feeding() {
@@ -911,15 +980,17 @@ impl<'a> Shards<'a> {
         }
     }
 
-    /// Whether a lock just taken, outside EXEC, shows that replicas are fed
-    /// while the running write does not record yet; if so the lock was
-    /// dropped, and the command now holds its keys and records.
-    fn must_upgrade(&self) -> bool {
-        self.write.is_some() && self.ks.feeding()
+    /// Whether a lock just taken, outside EXEC, shows that the running
+    /// write must hold its shards while it does not yet (`waited`: the
+    /// shards just locked have blocked clients); if so the caller drops the
+    /// lock, and the command then holds its keys.
+    #[inline]
+    fn must_upgrade(&self, waited: bool) -> bool {
+        self.write.is_some() && (waited || self.ks.feeding())
     }
 
     /// Holds the write command's keys (or every shard for a command on whole
-    /// databases) and starts recording.
+    /// databases) and, if replicas are fed, starts recording.
     fn upgrade(&mut self) {
         let Some(w) = self.write.take() else {
             return;
@@ -931,7 +1002,9 @@ impl<'a> Shards<'a> {
             crate::cmd::command_keys(w.cmd, w.req, &mut keys);
             self.hold_keys(keys);
         }
-        crate::repl::prop::start();
+        if w.record && self.ks.feeding() {
+            crate::repl::prop::start();
+        }
     }
 
     pub(crate) fn databases(&self) -> usize {
@@ -947,7 +1020,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_key(&mut self, key: &[u8]) -> ShardRef<'_> {
         if self.held.is_none() {
             let guard = self.ks.lock(Keyspace::shard_of(key));
-            if !self.must_upgrade() {
+            if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef::Own(guard);
             }
             drop(guard);
@@ -963,7 +1036,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_shard(&mut self, shard: usize) -> ShardRef<'_> {
         if self.held.is_none() {
             let guard = self.ks.lock(shard);
-            if !self.must_upgrade() {
+            if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef::Own(guard);
             }
             drop(guard);
@@ -982,7 +1055,7 @@ impl<'a> Shards<'a> {
     ) -> LockedRef<'_, 'a> {
         if self.held.is_none() {
             let locked = self.ks.lock_keys(keys);
-            if !self.must_upgrade() {
+            if !self.must_upgrade(locked.waited()) {
                 return LockedRef::Own(locked);
             }
             drop(locked);
@@ -1006,7 +1079,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_all(&mut self) -> LockedRef<'_, 'a> {
         if self.held.is_none() {
             let locked = self.ks.lock_all();
-            if !self.must_upgrade() {
+            if !self.must_upgrade(locked.waited()) {
                 return LockedRef::Own(locked);
             }
             drop(locked);
@@ -1032,21 +1105,18 @@ impl<'a> Shards<'a> {
     }
 
     /// EXEC: locks the shards of `keys`, in ascending order, and holds them
-    /// until [`Shards::release`]; pushes meanwhile only note which keys
-    /// became ready for blocked clients ([`Locked::take_ready`]).
+    /// until [`Shards::release`]; the keys made ready for blocked clients
+    /// meanwhile are served from what the transaction left
+    /// ([`Locked::take_ready`]).
     pub(crate) fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        let mut locked = self.ks.lock_keys(keys);
-        locked.ready = Some(Vec::new());
-        self.held = Some(locked);
+        self.held = Some(self.ks.lock_keys(keys));
     }
 
     /// EXEC of a command on the whole keyspace: holds every shard.
     pub(crate) fn hold_all(&mut self) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        let mut locked = self.ks.lock_all();
-        locked.ready = Some(Vec::new());
-        self.held = Some(locked);
+        self.held = Some(self.ks.lock_all());
     }
 
     /// The locks held by EXEC, if any.
@@ -1120,9 +1190,6 @@ pub(crate) struct Locked<'a> {
     ks: &'a Keyspace,
     ids: Ids,
     guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
-    /// Inside EXEC: keys that became lists with blocked clients, served
-    /// when the transaction ends, as Redis serves them after EXEC.
-    ready: Option<Vec<(usize, Bytes)>>,
 }
 
 impl<'a> Locked<'a> {
@@ -1163,6 +1230,16 @@ impl<'a> Locked<'a> {
         self.guards.iter_mut().map(|g| &mut **g)
     }
 
+    /// Whether clients are blocked on keys of a locked shard.
+    fn waited(&self) -> bool {
+        self.guards.iter().any(|g| g.waiting > 0)
+    }
+
+    /// The locked shard of `key`.
+    pub(crate) fn shard_of_key(&mut self, key: &[u8]) -> &mut Shard {
+        self.shard_mut(Keyspace::shard_of(key))
+    }
+
     /// Whether the shard of `key` is locked.
     pub(crate) fn holds(&self, key: &[u8]) -> bool {
         self.ids.binary_search(&Keyspace::shard_of(key)).is_ok()
@@ -1185,30 +1262,27 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// Inside EXEC, notes that `key` of `db` may have become ready for
-    /// blocked clients and returns true: they are served when the
-    /// transaction ends. Outside, returns false: serve them now.
-    pub(crate) fn defer_ready(&mut self, db: usize, key: &[u8]) -> bool {
-        let Some(ready) = &mut self.ready else {
-            return false;
-        };
-        if !ready.iter().any(|(d, k)| *d == db && k == key) {
-            ready.push((db, Bytes::copy_from_slice(key)));
-        }
-        true
-    }
-
-    /// The keys noted by [`Locked::defer_ready`], in order, ending the
-    /// deferral.
+    /// The keys of the locked shards that became lists while clients
+    /// waited on them, in the order they did (database, key), emptying
+    /// the notes: the command or transaction that holds these locks serves
+    /// them before it releases them, as Redis serves its ready keys after
+    /// each command. Nobody blocked costs one length check per database.
     pub(crate) fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
-        self.ready.take().unwrap_or_default()
+        let mut ready: Vec<(u64, usize, Bytes)> = Vec::new();
+        for shard in &mut self.guards {
+            for (i, db) in shard.dbs.iter_mut().enumerate() {
+                if !db.ready.is_empty() {
+                    ready.extend(db.take_ready().into_iter().map(|(seq, k)| (seq, i, k)));
+                }
+            }
+        }
+        ready.sort_unstable_by_key(|(seq, _, _)| *seq);
+        ready.into_iter().map(|(_, db, key)| (db, key)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use store::value::Value;
-
     use super::*;
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
@@ -1327,6 +1401,59 @@ mod tests {
         assert_eq!(ks.lock(Keyspace::shard_of(b"y")).dbs[1].len(), 1);
     }
 
+    /// A key that becomes a list while clients wait on it is noted once,
+    /// in order, wherever it comes from; nothing is noted with nobody
+    /// waiting, or for another type.
+    #[test]
+    fn keys_made_lists_for_waiting_clients_are_noted_in_order() {
+        let ks = Keyspace::new(2);
+        let mut shards = Shards::new(&ks);
+        let list = || Entry::new(Value::List(Box::default()));
+        let keys = [&b"k"[..], b"j"];
+        let mut locked = shards.lock_keys(keys);
+        locked.db(0, b"k").insert(Bytes::from_static(b"k"), list());
+        assert!(locked.take_ready().is_empty(), "nobody waits");
+        locked.db(0, b"k").remove(b"k");
+        let (waiter, _rx) = Waiter::new(
+            0,
+            vec![Bytes::from_static(b"j"), Bytes::from_static(b"k")],
+            crate::blocking::BlockOp::Pop {
+                left: true,
+                count: None,
+            },
+            resp::Protocol::Resp2,
+        );
+        crate::blocking::register(&mut locked, &waiter);
+        assert!(locked.waited(), "a blocked client makes writes hold");
+        locked
+            .db(0, b"j")
+            .insert(Bytes::from_static(b"j"), entry("a string", None));
+        locked.db(0, b"k").put(b"k", list());
+        locked.db(0, b"k").put(b"k", list());
+        locked.db(0, b"j").put(b"j", list());
+        assert_eq!(
+            locked.take_ready(),
+            [(0, Bytes::from_static(b"k")), (0, Bytes::from_static(b"j"))]
+        );
+        assert!(locked.take_ready().is_empty(), "taken once");
+        // SWAPDB brings a list to a waited key.
+        locked.db(0, b"k").remove(b"k");
+        locked.db(1, b"k").put(b"k", list());
+        for shard in locked.shards() {
+            let (left, right) = shard.dbs.split_at_mut(1);
+            left[0].swap_contents(&mut right[0], 0);
+        }
+        assert!(locked.take_ready().contains(&(0, Bytes::from_static(b"k"))));
+        drop(locked);
+        crate::blocking::unregister(&ks, &waiter);
+        crate::blocking::unregister(&ks, &waiter);
+        let mut shards = Shards::new(&ks);
+        assert!(
+            !shards.lock_keys(keys).waited(),
+            "counted once, uncounted once"
+        );
+    }
+
     #[test]
     fn a_transaction_lends_its_locks_instead_of_locking_again() {
         let ks = Keyspace::new(1);
@@ -1340,13 +1467,7 @@ mod tests {
             .insert(Bytes::from_static(b"b"), entry("2", None));
         assert!(locked.db(0, b"a").contains(b"a", 0));
         drop(locked);
-        // Pushes inside the transaction are noted, not served.
-        let held = shards.held().expect("held");
-        assert!(held.defer_ready(0, b"a"));
-        assert!(held.defer_ready(0, b"a"));
-        let mut released = shards.release().expect("held");
-        assert_eq!(released.take_ready(), vec![(0, Bytes::from_static(b"a"))]);
-        assert!(!released.defer_ready(0, b"a"));
+        let released = shards.release().expect("held");
         drop(released);
         // Released: other code locks the shards again.
         assert!(Shards::new(&ks).lock_key(b"b").dbs[0].contains(b"b", 0));

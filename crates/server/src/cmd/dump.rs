@@ -131,7 +131,6 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         args.push(b"ABSTTL");
         prop::rewrite(vec![Op::new(Some(db), &args)]);
     }
-    crate::blocking::serve(&mut locked, db, key, ctx.now);
     ctx.reply.ok();
     Ok(())
 }
@@ -198,8 +197,9 @@ const READ_FAILED: &str = "IOERR error or timeout reading to target instance";
 /// Like Redis, it waits for the target in the command itself, with
 /// blocking socket calls each bounded by the timeout: the thread running
 /// it serves nothing else meanwhile (Redis's whole server waits). The
-/// keys' shards are not locked while it waits, unless a transaction or
-/// replication holds them. A fresh connection is made each time (Redis
+/// keys' shards are not locked while it waits, unless a transaction,
+/// replication or a client blocked on a key of theirs (whom a write may
+/// serve) makes the command hold them. A fresh connection is made each time (Redis
 /// keeps one open for 10 s).
 pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let opts = migrate_options(req)?;

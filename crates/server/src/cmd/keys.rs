@@ -191,7 +191,6 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
             .db(db, dst)
             .insert(Bytes::copy_from_slice(dst), entry);
     }
-    crate::blocking::serve(&mut locked, db, dst, ctx.now);
     if nx {
         ctx.reply.int(1);
     } else {
@@ -249,7 +248,6 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     target.insert(Bytes::copy_from_slice(dst), entry);
     ctx.reply.int(1);
-    crate::blocking::serve(&mut locked, target_db, dst, ctx.now);
     Ok(())
 }
 

@@ -673,8 +673,12 @@ pub(crate) fn execute(
         cmd,
         shards: Shards::new(&shared.keyspace),
     };
-    if cmd.flags & WRITE != 0 && !ctx.client.is_master {
-        ctx.shards.begin_write(Write { cmd, req });
+    if cmd.flags & WRITE != 0 {
+        // The master's stream reaches sub-replicas as it came: it is not
+        // recorded, but holds its keys like any write while clients are
+        // blocked, so that they are served from what it did.
+        let record = !ctx.client.is_master;
+        ctx.shards.begin_write(Write { cmd, req, record });
     } else if cmd.keys.0 > 0
         && cmd.flags & KEYSPACE == 0
         && !ctx.client.is_master
@@ -685,16 +689,19 @@ pub(crate) fn execute(
         // deletes it and sends replicas the DEL, as Redis's lookups do: it
         // records like a write (a read that began just before feeding did
         // leaves the key hidden, for the next access or the expiry cycle).
-        ctx.shards.begin_write(Write { cmd, req });
+        ctx.shards.begin_write(Write {
+            cmd,
+            req,
+            record: true,
+        });
     }
     call(&mut ctx, index, req);
-    // A write recorded for replicas holds its keys until what it changed is
-    // in the stream.
+    // A write that holds its keys (replicas fed, or clients blocked) serves
+    // the clients it made ready, and puts what it changed in the stream,
+    // before anyone else sees its keys: Redis's `handleClientsBlockedOnKeys`
+    // after each command.
     if let Some(mut locked) = ctx.shards.release() {
-        let now = serving_time(now);
-        for (db, key) in locked.take_ready() {
-            crate::blocking::serve(&mut locked, db, &key, now);
-        }
+        crate::blocking::serve_ready(&mut locked, serving_time(now));
         if let Some(offset) = shared.repl.append_recorded() {
             ctx.client.woff = offset;
         }

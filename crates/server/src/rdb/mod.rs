@@ -234,16 +234,7 @@ pub(crate) fn install(
         }
     }
     // Clients blocked on a key that is now a list get it, as after SWAPDB.
-    let now = crate::server::now_ms();
-    let mut waited = Vec::new();
-    for shard in locked.shards() {
-        for (i, db) in shard.dbs.iter().enumerate() {
-            waited.extend(db.waited_keys().into_iter().map(|k| (i, k)));
-        }
-    }
-    for (db, key) in waited {
-        crate::blocking::serve(&mut locked, db, &key, now);
-    }
+    crate::blocking::serve_ready(&mut locked, crate::server::now_ms());
     Ok(())
 }
 

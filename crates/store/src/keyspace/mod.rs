@@ -28,10 +28,14 @@
 //!   effects after the handler and before the locks drop: serves ready
 //!   keys (which may queue more), turns expired keys and the command into
 //!   the replication stream, then releases. A write holds its keys for its
-//!   whole run only when replicas are fed or a client is blocked (one
-//!   atomic word, changed under every shard lock), as EXEC and recording
-//!   writes do today; otherwise it runs as now and its effects are one
-//!   counter, with no allocation and no extra hash.
+//!   whole run only when replicas are fed or a shard it locks has blocked
+//!   clients, as EXEC and recording writes do; otherwise it runs as now
+//!   and its effects are one counter, with no allocation and no extra
+//!   hash. Ready keys already
+//!   work this way, inside the server's `db.rs` (`Db`'s notes,
+//!   `Locked::take_ready`, `blocking::serve_ready`, each shard's count of
+//!   blocked clients); `dirty` and `expired` still go through
+//!   `repl::prop`'s thread-locals.
 //! - **Blocked clients.** The keyspace keeps, per key, the queue of waiter
 //!   ids under the shard lock; the server keeps the waiters themselves
 //!   (their tokio channels) by id.
