@@ -1,7 +1,9 @@
 //! A cursor over a command's arguments, so every command reports arity,
 //! syntax and number errors the same way.
 
+use bytes::Bytes;
 use resp::Request;
+use store::value::{Form, INLINE, Str};
 
 use crate::cmd::CmdError;
 
@@ -73,4 +75,36 @@ pub(crate) fn parse_f64(arg: &[u8]) -> Result<f64, CmdError> {
 /// Case-insensitive comparison of an argument with an ASCII keyword.
 pub(crate) fn eq(arg: &[u8], keyword: &str) -> bool {
     arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// Arguments at least this long are stored as slices of the request that
+/// carried them, like Redis's big-argument path; shorter ones are copied so
+/// a stored value never pins a whole read buffer.
+const SHARE_ABOVE: usize = 32 * 1024;
+
+/// The string to store for argument `i` of a request: inside the entry if
+/// short, a slice of the request if very long, a copy otherwise.
+pub(crate) fn stored_str(req: &Request, i: usize) -> Str {
+    let arg = req.get(i).unwrap_or_default();
+    if arg.len() <= INLINE {
+        Str::from_slice(arg, Form::Auto)
+    } else {
+        Str::new(stored_arg(req, i), Form::Auto)
+    }
+}
+
+/// The bytes to store for argument `i` of a request.
+pub(crate) fn stored_arg(req: &Request, i: usize) -> Bytes {
+    stored(req.get(i).unwrap_or_default(), || {
+        req.arg_bytes(i).unwrap_or_default()
+    })
+}
+
+/// The bytes to store for an argument.
+pub(crate) fn stored(arg: &[u8], shared: impl FnOnce() -> Bytes) -> Bytes {
+    if arg.len() >= SHARE_ABOVE {
+        shared()
+    } else {
+        Bytes::copy_from_slice(arg)
+    }
 }

@@ -4,27 +4,33 @@
 //! A blocking command that finds all its lists empty registers one
 //! [`Waiter`] in the queue of every key it waits on, under the same shard
 //! locks it checked the lists with, so no push can slip between the check
-//! and the registration. Whatever makes a waited-on key a non-empty list
-//! (a push, a move, RENAME, SWAPDB...) calls [`serve`] before releasing its
-//! locks: waiters are served oldest first, each exactly once, and the
-//! elements they take never become visible to anyone else, as in Redis.
-//! Inside EXEC, [`serve`] only notes the key; the transaction serves its
-//! keys at the end, still under its locks, so a blocked client sees the
-//! state the whole transaction left (Redis serves after EXEC too).
+//! and the registration, and counts itself in those shards.
+//!
+//! Nothing that makes a waited-on key a list (a push, a move, RENAME,
+//! MOVE, COPY, RESTORE, SWAPDB, a load...) calls in here: the keyspace
+//! notes the key itself, where a key is added or replaced (Redis's
+//! `signalKeyAsReady`), and a write that locks a shard with blocked
+//! clients holds its shards until the end of its command. Whoever holds
+//! the locks then calls [`serve_ready`] once, before releasing them
+//! (`cmd::execute` after each command, EXEC after its transaction, a load
+//! after it): waiters are
+//! served oldest first, each exactly once, from the state the command or
+//! transaction left, and the elements they take never become visible to
+//! anyone else, as in Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use resp::Protocol;
+use store::list::List;
+use store::value::Value;
 use tokio::sync::oneshot;
 use transport::Output;
 
 use crate::db::{Db, Entry, Keyspace, Locked, Shards};
-use crate::list::List;
 use crate::repl::prop::Op;
 use crate::reply::Reply;
-use crate::value::Value;
 
 /// What a blocked client is waiting to do.
 #[derive(Debug, Clone)]
@@ -60,6 +66,8 @@ pub(crate) struct Waiter {
     pub(crate) op: BlockOp,
     pub(crate) proto: Protocol,
     claimed: AtomicBool,
+    /// Counted among the keyspace's blocked clients (see [`register`]).
+    counted: AtomicBool,
     tx: Mutex<Option<oneshot::Sender<Outcome>>>,
 }
 
@@ -77,6 +85,7 @@ impl Waiter {
             op,
             proto,
             claimed: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
             tx: Mutex::new(Some(tx)),
         };
         (Arc::new(waiter), rx)
@@ -109,8 +118,16 @@ impl Waiter {
     }
 }
 
-/// Registers `waiter` on each of its keys. The caller holds their shards.
+/// Registers `waiter` on each of its keys. The caller holds their shards,
+/// so a write that locks one of them later finds the shard's count of
+/// blocked clients raised, and holds its shards until it has served the
+/// keys it made ready. Every registered waiter is [`unregister`]ed.
 pub(crate) fn register(locked: &mut Locked<'_>, waiter: &Arc<Waiter>) {
+    if !waiter.counted.swap(true, Ordering::AcqRel) {
+        for key in &waiter.keys {
+            locked.shard_of_key(key).waiting += 1;
+        }
+    }
     for key in &waiter.keys {
         locked
             .db(waiter.db, key)
@@ -121,10 +138,17 @@ pub(crate) fn register(locked: &mut Locked<'_>, waiter: &Arc<Waiter>) {
     }
 }
 
-/// Removes a finished waiter from its keys' queues.
+/// Removes a finished waiter from its keys' queues (once; again is
+/// harmless).
 pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
     let mut shards = Shards::new(ks);
     let mut locked = shards.lock_keys(waiter.keys.iter().map(|k| &k[..]));
+    if waiter.counted.swap(false, Ordering::AcqRel) {
+        for key in &waiter.keys {
+            let shard = locked.shard_of_key(key);
+            shard.waiting = shard.waiting.saturating_sub(1);
+        }
+    }
     for key in &waiter.keys {
         let db = locked.db(waiter.db, key);
         if let Some(queue) = db.waiters.get_mut(key) {
@@ -139,10 +163,23 @@ pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
 /// Serves clients blocked on `key` in `db` while it holds a non-empty
 /// list, oldest first. The caller holds `key`'s shard in `locked`.
 pub(crate) fn serve(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64) {
-    if !locked.db(db, key).waiters.contains_key(key) || locked.defer_ready(db, key) {
+    if !locked.db(db, key).waiters.contains_key(key) {
         return;
     }
     serve_depth(locked, db, key, now, 0);
+}
+
+/// Serves the clients blocked on every key the holder of `locked` made
+/// ready (see `Locked::take_ready`), in the order the keys became ready,
+/// as Redis's `handleClientsBlockedOnKeys` does after each command; the
+/// holder calls it before it releases its locks.
+pub(crate) fn serve_ready(locked: &mut Locked<'_>, now: i64) {
+    for (db, key) in locked.take_ready() {
+        serve(locked, db, &key, now);
+    }
+    // Moves served above noted their destinations, which they served
+    // themselves, as deep as chains are followed.
+    locked.take_ready();
 }
 
 /// A move can make its destination ready, which may feed another move:

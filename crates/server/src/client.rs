@@ -308,9 +308,8 @@ async fn wait_inner(
             }
             read = conn.fill_socket() => match read {
                 Ok(0) | Err(_) => {
-                    if waiter.claim() {
-                        crate::blocking::unregister(&shared.keyspace, &waiter);
-                    }
+                    waiter.claim();
+                    crate::blocking::unregister(&shared.keyspace, &waiter);
                     shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
                     return Wait::Gone("closed while blocked".into());
                 }
@@ -325,6 +324,7 @@ async fn wait_inner(
             }
             () = shared.shutdown.triggered() => {
                 waiter.claim();
+                crate::blocking::unregister(&shared.keyspace, &waiter);
                 shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
                 return Wait::Gone("server shutdown".into());
             }

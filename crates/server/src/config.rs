@@ -419,7 +419,7 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
         self.params
             .iter()
-            .filter(|(name, _)| crate::glob::matches(pattern, name.as_bytes(), true))
+            .filter(|(name, _)| store::glob::matches(pattern, name.as_bytes(), true))
             .map(|(name, value)| (*name, value.as_str()))
             .collect()
     }

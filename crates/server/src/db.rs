@@ -25,83 +25,23 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
+use store::keyspace::Volatile;
+use store::value::Value;
 
 use crate::blocking::Waiter;
-use crate::value::Value;
+
+pub(crate) use store::Rng;
+pub(crate) use store::keyspace::{Entry, Key, hash_key};
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
 /// shard per step, keeps steps small, and that two cores rarely meet on the
 /// same lock.
 pub(crate) const SHARDS: usize = 1024;
-
-/// The keyspace's hash of a key: xxh3 with a seed chosen at random when the
-/// server starts, so that nobody can prepare keys that collide (Redis seeds
-/// its SipHash the same way). One hash gives both the shard (middle bits)
-/// and the slot within the shard's table (hashbrown uses the low and the top
-/// bits).
-pub(crate) fn hash_key(key: &[u8]) -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        let mut rng = Rng::new(
-            crate::server::now_ms() as u64
-                ^ u64::from(std::process::id()).rotate_left(40)
-                ^ (&SEED as *const _ as u64).rotate_left(20),
-        );
-        rng.next()
-    });
-    twox_hash::XxHash3_64::oneshot_with_seed(seed, key)
-}
-
-/// One key's value and deadline.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) value: Value,
-    /// Unix time in milliseconds after which the key no longer exists. A
-    /// deadline of exactly 0 is stored as `i64::MIN` (it has passed either
-    /// way), so that the option takes no room of its own.
-    deadline: Option<std::num::NonZeroI64>,
-}
-
-impl Entry {
-    pub(crate) fn new(value: Value) -> Self {
-        Entry {
-            value,
-            deadline: None,
-        }
-    }
-
-    /// An entry with a deadline (Unix ms), or none.
-    pub(crate) fn with(value: Value, expire_at: Option<i64>) -> Self {
-        let mut entry = Entry::new(value);
-        entry.set_expire_at(expire_at);
-        entry
-    }
-
-    /// The deadline, in Unix milliseconds.
-    #[inline]
-    pub(crate) fn expire_at(&self) -> Option<i64> {
-        self.deadline.map(std::num::NonZeroI64::get)
-    }
-
-    pub(crate) fn set_expire_at(&mut self, at: Option<i64>) {
-        self.deadline =
-            at.map(|at| std::num::NonZeroI64::new(at).unwrap_or(std::num::NonZeroI64::MIN));
-    }
-
-    fn is_expired(&self, now: i64) -> bool {
-        self.expire_at().is_some_and(|at| at <= now)
-    }
-}
-
-/// A stored key: up to 24 bytes inside the slot itself (most keys), longer
-/// ones in an allocation of their own. 32 bytes, as a `Bytes` handle is,
-/// without the separate allocation a `Bytes` copy of a short key needs.
-pub(crate) type Key = SmallVec<[u8; 24]>;
 
 /// A key and its entry, as the table holds them.
 #[derive(Debug)]
@@ -159,6 +99,14 @@ pub(crate) struct Db {
     /// are hidden, not deleted, so the keyspace and replication stream stay
     /// still (Redis's `expireIfNeeded` under a pause).
     expiry_paused_until: Arc<AtomicI64>,
+    /// Keys of this database that became lists while clients waited on
+    /// them (Redis's `signalKeyAsReady`), each with its place in the order
+    /// keys became ready anywhere in the keyspace: noted where a key is
+    /// added or replaced, served by whoever holds the shard when the
+    /// command ends ([`Locked::take_ready`]).
+    ready: Vec<(u64, Bytes)>,
+    /// The order of [`Db::ready`]'s notes across databases and shards.
+    ready_seq: Arc<AtomicU64>,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -309,8 +257,10 @@ impl Db {
                             (true, false) => self.volatile.remove(hash, key),
                             _ => {}
                         }
+                        let list = matches!(new.value, Value::List(_));
                         slot.get_mut().entry = new;
                         self.modified(key);
+                        self.added(key, list);
                     }
                     None if !live => {
                         slot.remove();
@@ -330,12 +280,14 @@ impl Db {
                     if entry.expire_at().is_some() {
                         self.volatile.insert(hash, key);
                     }
+                    let list = matches!(entry.value, Value::List(_));
                     slot.insert(Box::new(Slot {
                         key: owned,
                         entry,
                         lru: lru_clock(),
                     }));
                     self.modified(key);
+                    self.added(key, list);
                 }
                 result
             }
@@ -366,6 +318,7 @@ impl Db {
         let hash = hash_key(k);
         let deadline = entry.expire_at().is_some();
         self.modified(k);
+        self.added(k, matches!(entry.value, Value::List(_)));
         match self.map.find_entry(hash, |s| s.key[..] == *k) {
             Ok(mut slot) => {
                 let slot = slot.get_mut();
@@ -413,6 +366,7 @@ impl Db {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
+        self.added(&key, matches!(entry.value, Value::List(_)));
         self.add_slot(hash, Key::from_slice(&key), entry);
         Ok(())
     }
@@ -470,6 +424,29 @@ impl Db {
         if !self.watched.is_empty() {
             touch(&mut self.watched, key, false);
         }
+    }
+
+    /// `key` now holds `entry`: if that is a list and clients wait on the
+    /// key, it is ready for them. Nobody waiting costs one length check.
+    #[inline]
+    fn added(&mut self, key: &[u8], list: bool) {
+        if list && !self.waiters.is_empty() {
+            self.signal_ready(key);
+        }
+    }
+
+    /// Notes `key` as ready if clients wait on it, once.
+    #[cold]
+    fn signal_ready(&mut self, key: &[u8]) {
+        if self.waiters.contains_key(key) && !self.ready.iter().any(|(_, k)| k == key) {
+            let seq = self.ready_seq.fetch_add(1, Ordering::Relaxed);
+            self.ready.push((seq, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// The keys noted ready, with their order, emptying the notes.
+    pub(crate) fn take_ready(&mut self) -> Vec<(u64, Bytes)> {
+        std::mem::take(&mut self.ready)
     }
 
     /// An expired `key` was just deleted.
@@ -573,7 +550,7 @@ impl Db {
 
     /// Number of keys with a deadline.
     pub(crate) fn volatile_len(&self) -> usize {
-        self.volatile.keys.len()
+        self.volatile.len()
     }
 
     /// Every live key, with its entry.
@@ -598,11 +575,29 @@ impl Db {
         other.touch_all(Some(self), now);
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
+        // Clients blocked in either database may now find their lists.
+        self.signal_waited_lists();
+        other.signal_waited_lists();
     }
 
-    /// Keys some client is blocked on.
-    pub(crate) fn waited_keys(&self) -> Vec<Bytes> {
-        self.waiters.keys().cloned().collect()
+    /// Notes every waited key that holds a list as ready.
+    fn signal_waited_lists(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let lists: Vec<Bytes> = self
+            .waiters
+            .keys()
+            .filter(|k| {
+                self.map
+                    .find(hash_key(k), |s| s.key[..] == k[..])
+                    .is_some_and(|s| matches!(s.entry.value, Value::List(_)))
+            })
+            .cloned()
+            .collect();
+        for key in lists {
+            self.signal_ready(&key);
+        }
     }
 
     /// A key picked at random among the live ones, or `None` if none is.
@@ -635,7 +630,7 @@ impl Db {
     /// The keys past their deadline, still in the table.
     pub(crate) fn expired_keys(&self, now: i64) -> Vec<Key> {
         self.volatile
-            .keys
+            .keys()
             .iter()
             .filter(|k| self.is_stale(k, now))
             .cloned()
@@ -651,62 +646,17 @@ impl Db {
         rng: &mut Rng,
     ) -> (usize, usize) {
         let mut expired = 0;
-        let n = samples.min(self.volatile.keys.len());
+        let n = samples.min(self.volatile.len());
         for _ in 0..n {
-            let Some(i) = rng.below(self.volatile.keys.len()) else {
+            let Some(i) = rng.below(self.volatile.len()) else {
                 break;
             };
-            let key = self.volatile.keys[i].clone();
+            let key = self.volatile.keys()[i].clone();
             if self.get(&key, now).is_none() {
                 expired += 1;
             }
         }
         (n, expired)
-    }
-}
-
-/// The keys with a deadline, in a form that can be sampled at random in
-/// O(1): a vector of keys (copies, inline for keys of up to 24 bytes) and,
-/// to find a key's place in it, a table of positions that compares through
-/// the vector. About 40 bytes per key with a deadline.
-#[derive(Debug, Default)]
-struct Volatile {
-    keys: Vec<Key>,
-    pos: HashTable<u32>,
-}
-
-impl Volatile {
-    fn insert(&mut self, hash: u64, key: &[u8]) {
-        let keys = &self.keys;
-        if self
-            .pos
-            .find(hash, |&i| keys[i as usize][..] == *key)
-            .is_none()
-        {
-            self.pos
-                .insert_unique(hash, keys.len() as u32, |&i| hash_key(&keys[i as usize]));
-            self.keys.push(Key::from_slice(key));
-        }
-    }
-
-    fn remove(&mut self, hash: u64, key: &[u8]) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let keys = &self.keys;
-        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize][..] == *key) else {
-            return;
-        };
-        let (i, _) = slot.remove();
-        let last = (self.keys.len() - 1) as u32;
-        if i != last {
-            // The last key moves into the hole: repoint its position.
-            let moved = hash_key(&self.keys[last as usize]);
-            if let Some(p) = self.pos.find_mut(moved, |&j| j == last) {
-                *p = i;
-            }
-        }
-        self.keys.swap_remove(i as usize);
     }
 }
 
@@ -719,6 +669,11 @@ pub(crate) struct Shard {
     /// collects it.
     snap_done: u64,
     snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
+    /// Blocked clients registered on keys of this shard (once per key they
+    /// wait on), changed under its lock: a write that locks the shard and
+    /// finds clients here holds its shards until it has served the keys
+    /// it made ready ([`Shards::begin_write`]).
+    pub(crate) waiting: usize,
 }
 
 /// What [`Shard::snapshot_view`] gives.
@@ -799,7 +754,18 @@ pub(crate) struct Keyspace {
 
 impl Keyspace {
     pub(crate) fn new(databases: usize) -> Self {
+        // Keys are hashed under a seed nobody can guess, so that nobody can
+        // prepare keys that collide (Redis seeds its SipHash the same way).
+        static SEEDED: std::sync::Once = std::sync::Once::new();
+        SEEDED.call_once(|| {
+            store::keyspace::seed_hash(
+                crate::server::now_ms() as u64
+                    ^ u64::from(std::process::id()).rotate_left(40)
+                    ^ (&SEEDED as *const _ as u64).rotate_left(20),
+            );
+        });
         let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
+        let ready_seq = Arc::new(AtomicU64::new(0));
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -807,11 +773,13 @@ impl Keyspace {
                         .map(|index| Db {
                             index,
                             expiry_paused_until: expiry_pause.clone(),
+                            ready_seq: ready_seq.clone(),
                             ..Db::default()
                         })
                         .collect(),
                     snap_done: 0,
                     snap_copy: None,
+                    waiting: 0,
                 })
             })
             .collect();
@@ -951,7 +919,6 @@ impl Keyspace {
             ks: self,
             ids,
             guards,
-            ready: None,
         }
     }
 }
@@ -983,6 +950,9 @@ pub(crate) struct Shards<'a> {
 pub(crate) struct Write<'a> {
     pub(crate) cmd: &'static crate::cmd::Command,
     pub(crate) req: &'a resp::Request,
+    /// Recorded for replicas when they are fed (not the master's stream
+    /// on a replica, which reaches sub-replicas as it came).
+    pub(crate) record: bool,
 }
 
 impl<'a> Shards<'a> {
@@ -996,10 +966,13 @@ impl<'a> Shards<'a> {
         }
     }
 
-    /// For a write command outside EXEC: records it for replicas if they
-    /// are fed, holding its keys' shards until [`Shards::release`];
-    /// otherwise notes it, so that it switches to recording should feeding
-    /// begin before it takes its first lock.
+    /// For a write command outside EXEC: holds its keys' shards until
+    /// [`Shards::release`] while replicas are fed (recording it, if
+    /// `write.record`) or when a shard it locks has blocked clients, so
+    /// that what it did reaches the stream and the clients it made ready
+    /// are served before anyone else sees its keys. Otherwise it notes the
+    /// command, and switches to holding should a lock it takes show
+    /// either.
     pub(crate) fn begin_write(&mut self, write: Write<'a>) {
         self.write = Some(write);
         if self.ks.feeding() {
@@ -1007,15 +980,17 @@ impl<'a> Shards<'a> {
         }
     }
 
-    /// Whether a lock just taken, outside EXEC, shows that replicas are fed
-    /// while the running write does not record yet; if so the lock was
-    /// dropped, and the command now holds its keys and records.
-    fn must_upgrade(&self) -> bool {
-        self.write.is_some() && self.ks.feeding()
+    /// Whether a lock just taken, outside EXEC, shows that the running
+    /// write must hold its shards while it does not yet (`waited`: the
+    /// shards just locked have blocked clients); if so the caller drops the
+    /// lock, and the command then holds its keys.
+    #[inline]
+    fn must_upgrade(&self, waited: bool) -> bool {
+        self.write.is_some() && (waited || self.ks.feeding())
     }
 
     /// Holds the write command's keys (or every shard for a command on whole
-    /// databases) and starts recording.
+    /// databases) and, if replicas are fed, starts recording.
     fn upgrade(&mut self) {
         let Some(w) = self.write.take() else {
             return;
@@ -1027,7 +1002,9 @@ impl<'a> Shards<'a> {
             crate::cmd::command_keys(w.cmd, w.req, &mut keys);
             self.hold_keys(keys);
         }
-        crate::repl::prop::start();
+        if w.record && self.ks.feeding() {
+            crate::repl::prop::start();
+        }
     }
 
     pub(crate) fn databases(&self) -> usize {
@@ -1043,7 +1020,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_key(&mut self, key: &[u8]) -> ShardRef<'_> {
         if self.held.is_none() {
             let guard = self.ks.lock(Keyspace::shard_of(key));
-            if !self.must_upgrade() {
+            if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef::Own(guard);
             }
             drop(guard);
@@ -1059,7 +1036,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_shard(&mut self, shard: usize) -> ShardRef<'_> {
         if self.held.is_none() {
             let guard = self.ks.lock(shard);
-            if !self.must_upgrade() {
+            if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef::Own(guard);
             }
             drop(guard);
@@ -1078,7 +1055,7 @@ impl<'a> Shards<'a> {
     ) -> LockedRef<'_, 'a> {
         if self.held.is_none() {
             let locked = self.ks.lock_keys(keys);
-            if !self.must_upgrade() {
+            if !self.must_upgrade(locked.waited()) {
                 return LockedRef::Own(locked);
             }
             drop(locked);
@@ -1102,7 +1079,7 @@ impl<'a> Shards<'a> {
     pub(crate) fn lock_all(&mut self) -> LockedRef<'_, 'a> {
         if self.held.is_none() {
             let locked = self.ks.lock_all();
-            if !self.must_upgrade() {
+            if !self.must_upgrade(locked.waited()) {
                 return LockedRef::Own(locked);
             }
             drop(locked);
@@ -1128,21 +1105,18 @@ impl<'a> Shards<'a> {
     }
 
     /// EXEC: locks the shards of `keys`, in ascending order, and holds them
-    /// until [`Shards::release`]; pushes meanwhile only note which keys
-    /// became ready for blocked clients ([`Locked::take_ready`]).
+    /// until [`Shards::release`]; the keys made ready for blocked clients
+    /// meanwhile are served from what the transaction left
+    /// ([`Locked::take_ready`]).
     pub(crate) fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        let mut locked = self.ks.lock_keys(keys);
-        locked.ready = Some(Vec::new());
-        self.held = Some(locked);
+        self.held = Some(self.ks.lock_keys(keys));
     }
 
     /// EXEC of a command on the whole keyspace: holds every shard.
     pub(crate) fn hold_all(&mut self) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        let mut locked = self.ks.lock_all();
-        locked.ready = Some(Vec::new());
-        self.held = Some(locked);
+        self.held = Some(self.ks.lock_all());
     }
 
     /// The locks held by EXEC, if any.
@@ -1216,9 +1190,6 @@ pub(crate) struct Locked<'a> {
     ks: &'a Keyspace,
     ids: Ids,
     guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
-    /// Inside EXEC: keys that became lists with blocked clients, served
-    /// when the transaction ends, as Redis serves them after EXEC.
-    ready: Option<Vec<(usize, Bytes)>>,
 }
 
 impl<'a> Locked<'a> {
@@ -1259,6 +1230,16 @@ impl<'a> Locked<'a> {
         self.guards.iter_mut().map(|g| &mut **g)
     }
 
+    /// Whether clients are blocked on keys of a locked shard.
+    fn waited(&self) -> bool {
+        self.guards.iter().any(|g| g.waiting > 0)
+    }
+
+    /// The locked shard of `key`.
+    pub(crate) fn shard_of_key(&mut self, key: &[u8]) -> &mut Shard {
+        self.shard_mut(Keyspace::shard_of(key))
+    }
+
     /// Whether the shard of `key` is locked.
     pub(crate) fn holds(&self, key: &[u8]) -> bool {
         self.ids.binary_search(&Keyspace::shard_of(key)).is_ok()
@@ -1281,48 +1262,22 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// Inside EXEC, notes that `key` of `db` may have become ready for
-    /// blocked clients and returns true: they are served when the
-    /// transaction ends. Outside, returns false: serve them now.
-    pub(crate) fn defer_ready(&mut self, db: usize, key: &[u8]) -> bool {
-        let Some(ready) = &mut self.ready else {
-            return false;
-        };
-        if !ready.iter().any(|(d, k)| *d == db && k == key) {
-            ready.push((db, Bytes::copy_from_slice(key)));
-        }
-        true
-    }
-
-    /// The keys noted by [`Locked::defer_ready`], in order, ending the
-    /// deferral.
+    /// The keys of the locked shards that became lists while clients
+    /// waited on them, in the order they did (database, key), emptying
+    /// the notes: the command or transaction that holds these locks serves
+    /// them before it releases them, as Redis serves its ready keys after
+    /// each command. Nobody blocked costs one length check per database.
     pub(crate) fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
-        self.ready.take().unwrap_or_default()
-    }
-}
-
-/// A small, fast random number generator (xorshift64*) for sampling keys;
-/// not for anything that needs to be unpredictable.
-#[derive(Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n`, or `None` when `n` is 0.
-    pub(crate) fn below(&mut self, n: usize) -> Option<usize> {
-        (n > 0).then(|| (self.next() % n as u64) as usize)
+        let mut ready: Vec<(u64, usize, Bytes)> = Vec::new();
+        for shard in &mut self.guards {
+            for (i, db) in shard.dbs.iter_mut().enumerate() {
+                if !db.ready.is_empty() {
+                    ready.extend(db.take_ready().into_iter().map(|(seq, k)| (seq, i, k)));
+                }
+            }
+        }
+        ready.sort_unstable_by_key(|(seq, _, _)| *seq);
+        ready.into_iter().map(|(_, db, key)| (db, key)).collect()
     }
 }
 
@@ -1332,9 +1287,9 @@ mod tests {
 
     fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
         Entry::with(
-            Value::Str(crate::value::Str::from_slice(
+            Value::Str(store::value::Str::from_slice(
                 v.as_bytes(),
-                crate::value::Form::Auto,
+                store::value::Form::Auto,
             )),
             expire_at,
         )
@@ -1446,6 +1401,59 @@ mod tests {
         assert_eq!(ks.lock(Keyspace::shard_of(b"y")).dbs[1].len(), 1);
     }
 
+    /// A key that becomes a list while clients wait on it is noted once,
+    /// in order, wherever it comes from; nothing is noted with nobody
+    /// waiting, or for another type.
+    #[test]
+    fn keys_made_lists_for_waiting_clients_are_noted_in_order() {
+        let ks = Keyspace::new(2);
+        let mut shards = Shards::new(&ks);
+        let list = || Entry::new(Value::List(Box::default()));
+        let keys = [&b"k"[..], b"j"];
+        let mut locked = shards.lock_keys(keys);
+        locked.db(0, b"k").insert(Bytes::from_static(b"k"), list());
+        assert!(locked.take_ready().is_empty(), "nobody waits");
+        locked.db(0, b"k").remove(b"k");
+        let (waiter, _rx) = Waiter::new(
+            0,
+            vec![Bytes::from_static(b"j"), Bytes::from_static(b"k")],
+            crate::blocking::BlockOp::Pop {
+                left: true,
+                count: None,
+            },
+            resp::Protocol::Resp2,
+        );
+        crate::blocking::register(&mut locked, &waiter);
+        assert!(locked.waited(), "a blocked client makes writes hold");
+        locked
+            .db(0, b"j")
+            .insert(Bytes::from_static(b"j"), entry("a string", None));
+        locked.db(0, b"k").put(b"k", list());
+        locked.db(0, b"k").put(b"k", list());
+        locked.db(0, b"j").put(b"j", list());
+        assert_eq!(
+            locked.take_ready(),
+            [(0, Bytes::from_static(b"k")), (0, Bytes::from_static(b"j"))]
+        );
+        assert!(locked.take_ready().is_empty(), "taken once");
+        // SWAPDB brings a list to a waited key.
+        locked.db(0, b"k").remove(b"k");
+        locked.db(1, b"k").put(b"k", list());
+        for shard in locked.shards() {
+            let (left, right) = shard.dbs.split_at_mut(1);
+            left[0].swap_contents(&mut right[0], 0);
+        }
+        assert!(locked.take_ready().contains(&(0, Bytes::from_static(b"k"))));
+        drop(locked);
+        crate::blocking::unregister(&ks, &waiter);
+        crate::blocking::unregister(&ks, &waiter);
+        let mut shards = Shards::new(&ks);
+        assert!(
+            !shards.lock_keys(keys).waited(),
+            "counted once, uncounted once"
+        );
+    }
+
     #[test]
     fn a_transaction_lends_its_locks_instead_of_locking_again() {
         let ks = Keyspace::new(1);
@@ -1459,13 +1467,7 @@ mod tests {
             .insert(Bytes::from_static(b"b"), entry("2", None));
         assert!(locked.db(0, b"a").contains(b"a", 0));
         drop(locked);
-        // Pushes inside the transaction are noted, not served.
-        let held = shards.held().expect("held");
-        assert!(held.defer_ready(0, b"a"));
-        assert!(held.defer_ready(0, b"a"));
-        let mut released = shards.release().expect("held");
-        assert_eq!(released.take_ready(), vec![(0, Bytes::from_static(b"a"))]);
-        assert!(!released.defer_ready(0, b"a"));
+        let released = shards.release().expect("held");
         drop(released);
         // Released: other code locks the shards again.
         assert!(Shards::new(&ks).lock_key(b"b").dbs[0].contains(b"b", 0));

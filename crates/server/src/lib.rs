@@ -15,15 +15,11 @@ mod client;
 mod cmd;
 pub mod config;
 mod db;
-mod glob;
-mod list;
-mod longdouble;
 mod pause;
 mod rdb;
 mod repl;
 mod reply;
 mod server;
-mod value;
 
 pub use config::{Config, ConfigError, Flags};
 pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

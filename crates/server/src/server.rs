@@ -312,7 +312,7 @@ pub(crate) fn now_ms() -> i64 {
 fn run_id() -> String {
     let mut rng = Rng::new(now_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32));
     (0..40)
-        .map(|_| char::from(b"0123456789abcdef"[(rng.next() % 16) as usize]))
+        .map(|_| char::from(b"0123456789abcdef"[(rng.next_u64() % 16) as usize]))
         .collect()
 }
 

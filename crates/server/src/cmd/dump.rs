@@ -17,7 +17,7 @@ pub(super) fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
     let payload = shard.dbs[ctx.client.db]
         .get(key, ctx.now)
-        .map(|e| crate::rdb::dump(&e.value));
+        .map(|e| store::rdb::dump(&e.value));
     drop(shard);
     ctx.client.stats.hit(payload.is_some());
     match payload {
@@ -89,7 +89,7 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::other("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = crate::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
+    let value = store::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
     // An old value goes even if it had expired, as Redis's dbDelete does.
     let deleted = opts.replace && locked.db(db, key).remove(key).is_some();
     // The master's stream runs with its clock stopped; its RESTOREs carry
@@ -131,7 +131,6 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         args.push(b"ABSTTL");
         prop::rewrite(vec![Op::new(Some(db), &args)]);
     }
-    crate::blocking::serve(&mut locked, db, key, ctx.now);
     ctx.reply.ok();
     Ok(())
 }
@@ -198,8 +197,9 @@ const READ_FAILED: &str = "IOERR error or timeout reading to target instance";
 /// Like Redis, it waits for the target in the command itself, with
 /// blocking socket calls each bounded by the timeout: the thread running
 /// it serves nothing else meanwhile (Redis's whole server waits). The
-/// keys' shards are not locked while it waits, unless a transaction or
-/// replication holds them. A fresh connection is made each time (Redis
+/// keys' shards are not locked while it waits, unless a transaction,
+/// replication or a client blocked on a key of theirs (whom a write may
+/// serve) makes the command hold them. A fresh connection is made each time (Redis
 /// keeps one open for 10 s).
 pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let opts = migrate_options(req)?;
@@ -223,7 +223,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 continue;
             };
             let ttl = entry.expire_at().map_or(0, |at| (at - wall).max(1));
-            found.push((key, crate::rdb::dump(&entry.value), ttl));
+            found.push((key, store::rdb::dump(&entry.value), ttl));
         }
     }
     if found.is_empty() {

@@ -65,7 +65,7 @@ pub(super) fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         found.extend(
             shard.dbs[db]
                 .iter(ctx.now)
-                .filter(|(k, _)| all || crate::glob::matches(pattern, k, false))
+                .filter(|(k, _)| all || store::glob::matches(pattern, k, false))
                 .map(|(k, _)| crate::db::Key::from_slice(k)),
         );
     }
@@ -119,7 +119,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         found.extend(
             db.iter(ctx.now)
-                .filter(|(k, _)| pattern.is_none_or(|p| crate::glob::matches(p, k, false)))
+                .filter(|(k, _)| pattern.is_none_or(|p| store::glob::matches(p, k, false)))
                 .filter(|(_, e)| type_filter.is_none_or(|t| eq(t, e.value.type_name())))
                 .map(|(k, _)| crate::db::Key::from_slice(k)),
         );
@@ -191,7 +191,6 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
             .db(db, dst)
             .insert(Bytes::copy_from_slice(dst), entry);
     }
-    crate::blocking::serve(&mut locked, db, dst, ctx.now);
     if nx {
         ctx.reply.int(1);
     } else {
@@ -249,7 +248,6 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     target.insert(Bytes::copy_from_slice(dst), entry);
     ctx.reply.int(1);
-    crate::blocking::serve(&mut locked, target_db, dst, ctx.now);
     Ok(())
 }
 

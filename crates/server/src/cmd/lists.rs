@@ -2,15 +2,15 @@
 
 use bytes::Bytes;
 use resp::Request;
+use store::list::{self, List};
+use store::value::Value;
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::args::{Args, eq, parse_f64, parse_i64};
+use crate::args::{Args, eq, parse_f64, parse_i64, stored_arg};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
 use crate::db::{Db, Entry, Locked};
-use crate::list::{self, List};
 use crate::reply::Reply;
-use crate::value::{Value, stored_arg};
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_list<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut List>, CmdError> {
@@ -55,7 +55,6 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
         }
     });
     ctx.reply.int(len as i64);
-    blocking::serve(&mut locked, ctx.client.db, key, ctx.now);
     Ok(())
 }
 
@@ -399,7 +398,6 @@ fn lmove_generic(
     match lmove_locked(&mut locked, db, now, src, dst, from_left, to_left)? {
         Some(item) => {
             ctx.reply.bulk(&item);
-            blocking::serve(&mut locked, ctx.client.db, dst, ctx.now);
         }
         None => ctx.reply.null(),
     }
@@ -597,7 +595,6 @@ fn bmove(
     let (db, now) = (ctx.client.db, ctx.now);
     if let Some(item) = lmove_locked(&mut locked, db, now, src, dst, from_left, to_left)? {
         ctx.reply.bulk(&item);
-        blocking::serve(&mut locked, ctx.client.db, dst, ctx.now);
         return Ok(());
     }
     if ctx.client.in_exec {

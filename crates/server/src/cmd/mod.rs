@@ -107,6 +107,14 @@ pub(crate) mod flags {
     /// May grow memory: refused while over `maxmemory` (Redis's
     /// `denyoom`).
     pub(crate) const DENYOOM: u32 = 1 << 10;
+    /// Served by a replica whose link to its master is down while
+    /// `replica-serve-stale-data` is `no` (Redis's `stale`).
+    pub(crate) const OK_STALE: u32 = 1 << 11;
+    /// Served while the RDB file loads (Redis's `loading`).
+    pub(crate) const OK_LOADING: u32 = 1 << 12;
+    /// Its keys are found by parsing its arguments, not by position alone
+    /// (Redis's `movablekeys`, which COMMAND reports).
+    pub(crate) const MOVABLEKEYS: u32 = 1 << 13;
 }
 
 /// One command's description.
@@ -137,14 +145,11 @@ impl Command {
             (ADMIN, "admin"),
             (NO_AUTH, "no_auth"),
             (FAST, "fast"),
+            (MOVABLEKEYS, "movablekeys"),
         ] {
             if self.flags & bit != 0 {
                 names.push(name);
             }
-        }
-        // Keys found by parsing the arguments, not by position alone.
-        if matches!(self.name, "migrate" | "lmpop" | "blmpop") {
-            names.push("movablekeys");
         }
         names
     }
@@ -165,35 +170,35 @@ const KEY1: (i32, i32, i32) = (1, 1, 1);
 pub(crate) static COMMANDS: &[Command] = commands! {
     // connection
     "ping", -1, FAST, NOKEY, connection::ping;
-    "echo", 2, FAST, NOKEY, connection::echo;
-    "quit", -1, NO_AUTH | FAST | NOT_QUEUED, NOKEY, connection::quit;
-    "select", 2, FAST, NOKEY, connection::select;
-    "auth", -2, NO_AUTH | FAST, NOKEY, connection::auth;
-    "hello", -1, NO_AUTH | FAST, NOKEY, connection::hello;
-    "client", -2, SLOW | CONTAINER, NOKEY, connection::client;
-    "reset", 1, NO_AUTH | FAST | NOT_QUEUED, NOKEY, connection::reset;
+    "echo", 2, FAST | OK_STALE | OK_LOADING, NOKEY, connection::echo;
+    "quit", -1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, connection::quit;
+    "select", 2, FAST | OK_STALE | OK_LOADING, NOKEY, connection::select;
+    "auth", -2, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::auth;
+    "hello", -1, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::hello;
+    "client", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, connection::client;
+    "reset", 1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, connection::reset;
     // transactions
-    "multi", 1, FAST | NOT_QUEUED, NOKEY, transactions::multi;
-    "exec", 1, NOT_QUEUED, NOKEY, transactions::exec;
-    "discard", 1, FAST | NOT_QUEUED, NOKEY, transactions::discard;
-    "watch", -2, FAST | NOT_QUEUED, (1, -1, 1), transactions::watch;
-    "unwatch", 1, FAST, NOKEY, transactions::unwatch;
+    "multi", 1, FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::multi;
+    "exec", 1, NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::exec;
+    "discard", 1, FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::discard;
+    "watch", -2, FAST | NOT_QUEUED | OK_STALE | OK_LOADING, (1, -1, 1), transactions::watch;
+    "unwatch", 1, FAST | OK_STALE | OK_LOADING, NOKEY, transactions::unwatch;
     // server
     "dbsize", 1, READONLY | FAST | KEYSPACE, NOKEY, server::dbsize;
     "flushdb", -1, WRITE | KEYSPACE, NOKEY, server::flushdb;
     "flushall", -1, WRITE | KEYSPACE, NOKEY, server::flushall;
     "swapdb", 3, WRITE | FAST | KEYSPACE, NOKEY, server::swapdb;
-    "time", 1, FAST, NOKEY, server::time;
-    "info", -1, SLOW | KEYSPACE, NOKEY, server::info;
-    "config", -2, ADMIN | CONTAINER, NOKEY, server::config;
-    "command", -1, SLOW | CONTAINER, NOKEY, server::command;
-    "shutdown", -1, ADMIN | NO_MULTI, NOKEY, server::shutdown;
-    "debug", -2, ADMIN | KEYSPACE, NOKEY, server::debug;
+    "time", 1, FAST | OK_STALE | OK_LOADING, NOKEY, server::time;
+    "info", -1, SLOW | KEYSPACE | OK_STALE | OK_LOADING, NOKEY, server::info;
+    "config", -2, ADMIN | CONTAINER | OK_STALE | OK_LOADING, NOKEY, server::config;
+    "command", -1, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, server::command;
+    "shutdown", -1, ADMIN | NO_MULTI | OK_STALE | OK_LOADING, NOKEY, server::shutdown;
+    "debug", -2, ADMIN | KEYSPACE | OK_STALE, NOKEY, server::debug;
     "function", -2, SLOW | CONTAINER, NOKEY, server::function;
     // persistence
     "save", 1, ADMIN | NO_MULTI, NOKEY, persistence::save;
     "bgsave", -1, ADMIN | KEYSPACE, NOKEY, persistence::bgsave;
-    "lastsave", 1, FAST, NOKEY, persistence::lastsave;
+    "lastsave", 1, FAST | OK_STALE | OK_LOADING, NOKEY, persistence::lastsave;
     // keys
     "del", -2, WRITE, (1, -1, 1), keys::del;
     "unlink", -2, WRITE | FAST, (1, -1, 1), keys::del;
@@ -219,7 +224,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "object", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), keys::object;
     "dump", 2, READONLY, KEY1, dump::dump;
     "restore", -4, WRITE | DENYOOM, KEY1, dump::restore;
-    "migrate", -6, WRITE, (3, 3, 1), dump::migrate;
+    "migrate", -6, WRITE | MOVABLEKEYS, (3, 3, 1), dump::migrate;
     // strings
     "get", 2, READONLY | FAST, KEY1, strings::get;
     "set", -3, WRITE | DENYOOM, KEY1, strings::set;
@@ -259,20 +264,20 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "lpos", -3, READONLY, KEY1, lists::lpos;
     "lmove", 5, WRITE | DENYOOM, (1, 2, 1), lists::lmove;
     "rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), lists::rpoplpush;
-    "lmpop", -4, WRITE, NOKEY, lists::lmpop;
+    "lmpop", -4, WRITE | MOVABLEKEYS, NOKEY, lists::lmpop;
     "blpop", -3, WRITE, (1, -2, 1), lists::blpop;
     "brpop", -3, WRITE, (1, -2, 1), lists::brpop;
     "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
-    "blmpop", -5, WRITE, NOKEY, lists::blmpop;
+    "blmpop", -5, WRITE | MOVABLEKEYS, NOKEY, lists::blmpop;
     // replication
-    "replicaof", 3, ADMIN | KEYSPACE, NOKEY, replication::replicaof;
-    "slaveof", 3, ADMIN | KEYSPACE, NOKEY, replication::replicaof;
-    "replconf", -1, ADMIN, NOKEY, replication::replconf;
+    "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
+    "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
+    "replconf", -1, ADMIN | OK_STALE | OK_LOADING, NOKEY, replication::replconf;
     "psync", -3, ADMIN | NO_MULTI, NOKEY, replication::psync;
     "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
     "wait", 3, 0, NOKEY, replication::wait;
-    "role", 1, FAST, NOKEY, replication::role;
+    "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
 };
 
 /// Commands whose first argument is a subcommand, reported as
@@ -668,8 +673,12 @@ pub(crate) fn execute(
         cmd,
         shards: Shards::new(&shared.keyspace),
     };
-    if cmd.flags & WRITE != 0 && !ctx.client.is_master {
-        ctx.shards.begin_write(Write { cmd, req });
+    if cmd.flags & WRITE != 0 {
+        // The master's stream reaches sub-replicas as it came: it is not
+        // recorded, but holds its keys like any write while clients are
+        // blocked, so that they are served from what it did.
+        let record = !ctx.client.is_master;
+        ctx.shards.begin_write(Write { cmd, req, record });
     } else if cmd.keys.0 > 0
         && cmd.flags & KEYSPACE == 0
         && !ctx.client.is_master
@@ -680,16 +689,19 @@ pub(crate) fn execute(
         // deletes it and sends replicas the DEL, as Redis's lookups do: it
         // records like a write (a read that began just before feeding did
         // leaves the key hidden, for the next access or the expiry cycle).
-        ctx.shards.begin_write(Write { cmd, req });
+        ctx.shards.begin_write(Write {
+            cmd,
+            req,
+            record: true,
+        });
     }
     call(&mut ctx, index, req);
-    // A write recorded for replicas holds its keys until what it changed is
-    // in the stream.
+    // A write that holds its keys (replicas fed, or clients blocked) serves
+    // the clients it made ready, and puts what it changed in the stream,
+    // before anyone else sees its keys: Redis's `handleClientsBlockedOnKeys`
+    // after each command.
     if let Some(mut locked) = ctx.shards.release() {
-        let now = serving_time(now);
-        for (db, key) in locked.take_ready() {
-            crate::blocking::serve(&mut locked, db, &key, now);
-        }
+        crate::blocking::serve_ready(&mut locked, serving_time(now));
         if let Some(offset) = shared.repl.append_recorded() {
             ctx.client.woff = offset;
         }
@@ -722,58 +734,28 @@ pub(crate) fn serving_time(now: i64) -> i64 {
 pub(crate) const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
-/// Commands a stale replica still serves (Redis's `stale` flag); for
-/// OBJECT and FUNCTION only their HELP.
+/// Whether a stale replica still serves `req` (the table's [`OK_STALE`]);
+/// of OBJECT and FUNCTION only their HELP, which Redis flags as
+/// subcommands.
 fn stale_ok(cmd: &Command, req: &Request) -> bool {
-    const STALE: &[&str] = &[
-        "auth",
-        "hello",
-        "echo",
-        "command",
-        "config",
-        "client",
-        "debug",
-        "discard",
-        "exec",
-        "info",
-        "lastsave",
-        "multi",
-        "quit",
-        "replconf",
-        "replicaof",
-        "slaveof",
-        "reset",
-        "role",
-        "select",
-        "shutdown",
-        "time",
-        "unwatch",
-        "watch",
-    ];
-    if STALE.contains(&cmd.name) {
-        return true;
-    }
-    matches!(cmd.name, "object" | "function")
-        && req.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"help"))
+    cmd.flags & OK_STALE != 0
+        || (matches!(cmd.name, "object" | "function")
+            && req.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"help")))
 }
 
 /// Redis's error for a command refused while the RDB file loads.
 pub(crate) const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 
-/// Commands served while the RDB file loads (Redis's `loading` flag), but
-/// DEBUG RELOAD, which would save the half-loaded keyspace over the file;
-/// for OBJECT and FUNCTION only their HELP.
+/// Whether `req` is served while the RDB file loads (the table's
+/// [`OK_LOADING`]); so is DEBUG but for DEBUG RELOAD, which would save the
+/// half-loaded keyspace over the file, and of OBJECT and FUNCTION their
+/// HELP, which Redis flags as subcommands.
 fn loading_ok(cmd: &Command, req: &Request) -> bool {
-    const LOADING_OK: &[&str] = &[
-        "auth", "client", "command", "config", "discard", "echo", "exec", "hello", "info",
-        "lastsave", "multi", "quit", "replconf", "reset", "role", "select", "shutdown", "time",
-        "unwatch", "watch",
-    ];
     let sub = |name: &str| {
         req.get(1)
             .is_some_and(|s| s.eq_ignore_ascii_case(name.as_bytes()))
     };
-    LOADING_OK.contains(&cmd.name)
+    cmd.flags & OK_LOADING != 0
         || (cmd.name == "debug" && !sub("reload"))
         || (matches!(cmd.name, "object" | "function") && sub("help"))
 }
@@ -910,8 +892,8 @@ fn deadline_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<Option<i64>> 
 fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
     match &shard.dbs[db].get(key, i64::MIN)?.value {
-        crate::value::Value::Str(s) => Some(s.to_bytes()),
-        crate::value::Value::List(_) => None,
+        store::value::Value::Str(s) => Some(s.to_bytes()),
+        store::value::Value::List(_) => None,
     }
 }
 
@@ -947,6 +929,69 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
         assert!(lookup(b"nope").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    /// The commands a stale replica and a loading server serve are
+    /// Redis 7.0's `stale` and `loading` flags (for what Ember implements),
+    /// kept in the table; their subcommand exceptions are checked here too.
+    #[test]
+    fn stale_and_loading_flags_are_redis_s() {
+        let named = |flag: u32| -> Vec<&str> {
+            let mut names: Vec<&str> = COMMANDS
+                .iter()
+                .filter(|c| c.flags & flag != 0)
+                .map(|c| c.name)
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        assert_eq!(
+            named(OK_STALE),
+            [
+                "auth",
+                "client",
+                "command",
+                "config",
+                "debug",
+                "discard",
+                "echo",
+                "exec",
+                "hello",
+                "info",
+                "lastsave",
+                "multi",
+                "quit",
+                "replconf",
+                "replicaof",
+                "reset",
+                "role",
+                "select",
+                "shutdown",
+                "slaveof",
+                "time",
+                "unwatch",
+                "watch"
+            ]
+        );
+        assert_eq!(
+            named(OK_LOADING),
+            [
+                "auth", "client", "command", "config", "discard", "echo", "exec", "hello", "info",
+                "lastsave", "multi", "quit", "replconf", "reset", "role", "select", "shutdown",
+                "time", "unwatch", "watch"
+            ]
+        );
+        assert_eq!(named(MOVABLEKEYS), ["blmpop", "lmpop", "migrate"]);
+        let req = |line: &str| Request::from_args(&line.split(' ').collect::<Vec<_>>());
+        let get = |name: &str| lookup(name.as_bytes()).expect("a command");
+        assert!(stale_ok(get("object"), &req("object help")));
+        assert!(!stale_ok(get("object"), &req("object encoding k")));
+        assert!(!stale_ok(get("get"), &req("get k")));
+        assert!(loading_ok(get("debug"), &req("debug sleep 0")));
+        assert!(!loading_ok(get("debug"), &req("debug reload")));
+        assert!(loading_ok(get("function"), &req("function help")));
+        assert!(!loading_ok(get("set"), &req("set k v")));
+        assert_eq!(get("migrate").flag_names(), ["write", "movablekeys"]);
     }
 
     fn keys_of(line: &str) -> Vec<String> {

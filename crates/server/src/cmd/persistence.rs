@@ -127,9 +127,7 @@ pub(super) fn debug_reload(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let result = reload(ctx, save);
     if own && let Some(mut locked) = ctx.shards.release() {
-        for (db, key) in locked.take_ready() {
-            crate::blocking::serve(&mut locked, db, &key, ctx.now);
-        }
+        crate::blocking::serve_ready(&mut locked, ctx.now);
     }
     result?;
     tracing::warn!("DB reloaded by DEBUG RELOAD");

@@ -60,20 +60,14 @@ pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (a, b) = (a as usize, b as usize);
     let now = ctx.now;
     let mut locked = ctx.shards.lock_all();
-    let mut waited = Vec::new();
-    for shard in locked.shards() {
-        if a != b {
+    // Clients blocked in either database may now find their lists: the
+    // databases note them, and they are served as the command ends.
+    if a != b {
+        for shard in locked.shards() {
             let (lo, hi) = (a.min(b), a.max(b));
             let (left, right) = shard.dbs.split_at_mut(hi);
             left[lo].swap_contents(&mut right[0], now);
         }
-        for db in [a, b] {
-            waited.extend(shard.dbs[db].waited_keys().into_iter().map(|k| (db, k)));
-        }
-    }
-    // Clients blocked in either database may now find their lists.
-    for (db, key) in waited {
-        crate::blocking::serve(&mut locked, db, &key, now);
     }
     ctx.reply.ok();
     Ok(())

@@ -2,12 +2,12 @@
 
 use bytes::{Bytes, BytesMut};
 use resp::Request;
+use store::longdouble;
+use store::value::{Form, Str, Value};
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::args::{Args, eq, parse_i64};
+use crate::args::{Args, eq, parse_i64, stored_str};
 use crate::db::{Db, Entry};
-use crate::longdouble;
-use crate::value::{Form, Str, Value, stored_str};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
@@ -461,7 +461,6 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    use rustc_apfloat::Float;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];
@@ -469,11 +468,11 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // checks its increment first).
     let current = match get_str(db, key, ctx.now)? {
         Some(s) => longdouble::parse(s.bytes()).ok_or(CmdError::NotFloat)?,
-        None => longdouble::LongDouble::ZERO,
+        None => longdouble::ZERO,
     };
     let by = longdouble::parse(&req[2]).ok_or(CmdError::NotFloat)?;
     let new = longdouble::add(current, by);
-    if new.is_nan() || new.is_infinite() {
+    if !longdouble::is_finite(new) {
         return Err(CmdError::other(
             "ERR increment would produce NaN or Infinity",
         ));

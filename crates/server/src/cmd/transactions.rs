@@ -173,10 +173,7 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     if let Some(mut locked) = ctx.shards.release() {
         // Clients blocked on keys the transaction filled are served now,
         // still under its locks, from what the transaction left.
-        let now = super::serving_time(ctx.now);
-        for (db, key) in locked.take_ready() {
-            blocking::serve(&mut locked, db, &key, now);
-        }
+        blocking::serve_ready(&mut locked, super::serving_time(ctx.now));
         if let Some(offset) = ctx.shared.repl.append_recorded() {
             ctx.client.woff = offset;
         }

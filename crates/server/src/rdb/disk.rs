@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Aux, Loaded, RdbError, Snapshot, read, write};
+use super::{Aux, LoadError, Loaded, Snapshot, read, write};
 use crate::config::Config;
 
 /// Where SAVE writes and startup reads: `dir`/`dbfilename`.
@@ -48,11 +48,11 @@ pub(crate) fn save_file(path: &Path, snapshot: &Snapshot, aux: &Aux) -> io::Resu
 }
 
 /// Reads and parses the file at `path`; `None` if there is none.
-pub(crate) fn load_file(path: &Path) -> Result<Option<Loaded>, RdbError> {
+pub(crate) fn load_file(path: &Path) -> Result<Option<Loaded>, LoadError> {
     match std::fs::read(path) {
-        Ok(data) => read(&data).map(Some),
+        Ok(data) => Ok(Some(read(&data)?)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(RdbError::Io(e)),
+        Err(e) => Err(LoadError::Io(e)),
     }
 }
 

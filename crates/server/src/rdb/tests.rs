@@ -4,10 +4,12 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use store::rdb::{crc, listpack, ziplist};
+use store::value::{Form, Str, Value};
+
 use super::write::write_with;
 use super::*;
 use crate::db::{Entry, Keyspace};
-use crate::value::{Form, Str, Value};
 
 /// A comparable form of a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +45,7 @@ fn string(s: impl Into<Bytes>, expire_at: Option<i64>) -> Entry {
 fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Entry {
     Entry::with(
         Value::List(Box::new(items.into_iter().map(Bytes::from).fold(
-            crate::list::List::new(),
+            store::list::List::new(),
             |mut l, i| {
                 l.push_back(i);
                 l
@@ -55,8 +57,8 @@ fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Ent
 
 /// A snapshot with every kind of string and list, in three databases.
 fn sample() -> Snapshot {
-    let mut rng = crate::db::Rng::new(42);
-    let noise: Vec<u8> = (0..5000).map(|_| rng.next() as u8).collect();
+    let mut rng = store::Rng::new(42);
+    let noise: Vec<u8> = (0..5000).map(|_| rng.next_u64() as u8).collect();
     let db0 = vec![
         (Bytes::from_static(b"int8"), string("-12", None)),
         (Bytes::from_static(b"int16"), string("30000", None)),
@@ -195,76 +197,6 @@ fn plain_nodes_round_trip() {
     assert_eq!(flat(&loaded.dbs), flat(&to_loaded_form(&snapshot)));
 }
 
-/// The bytes of one string as the writer encodes it.
-fn encoded(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut w = write::Writer::new(&mut out, 1 << 30);
-    w.string(s).unwrap();
-    w.finish().unwrap();
-    out.truncate(out.len() - 8);
-    out
-}
-
-#[test]
-fn strings_use_redis_encodings() {
-    assert_eq!(encoded(b"0"), [0xC0, 0]);
-    assert_eq!(encoded(b"-128"), [0xC0, 0x80]);
-    assert_eq!(encoded(b"127"), [0xC0, 0x7F]);
-    assert_eq!(encoded(b"128"), [0xC1, 0x80, 0x00]);
-    assert_eq!(encoded(b"-32768"), [0xC1, 0x00, 0x80]);
-    assert_eq!(encoded(b"32768"), [0xC2, 0x00, 0x80, 0, 0]);
-    assert_eq!(encoded(b"2147483647"), [0xC2, 0xFF, 0xFF, 0xFF, 0x7F]);
-    // Past 32 bits, or not canonical: the text.
-    assert_eq!(encoded(b"2147483648"), b"\x0a2147483648");
-    assert_eq!(encoded(b"-0"), b"\x02-0");
-    assert_eq!(encoded(b"01"), b"\x0201");
-    assert_eq!(encoded(b"+1"), b"\x02+1");
-    assert_eq!(encoded(b""), [0]);
-    // 20 bytes are never compressed; 21 are if it saves 4 bytes.
-    assert_eq!(encoded(&[b'a'; 20])[0], 20);
-    assert_eq!(encoded(&[b'a'; 21])[0], 0xC3);
-    let mut rng = crate::db::Rng::new(9);
-    let noise: Vec<u8> = (0..100).map(|_| rng.next() as u8).collect();
-    assert_eq!(&encoded(&noise)[..2], &[0x40, 100]);
-    // Lengths: 6, 14 and 32 bits.
-    let noise: Vec<u8> = (0..20_000).map(|_| rng.next() as u8).collect();
-    assert_eq!(&encoded(&noise[..64])[..2], &[0x40, 64]);
-    assert_eq!(&encoded(&noise)[..5], &[0x80, 0, 0, 0x4E, 0x20]);
-}
-
-#[test]
-fn lists_split_like_redis_quicklists() {
-    let elements: Vec<Bytes> = (0..3000)
-        .map(|i| Bytes::from(format!("value-{i:05}")))
-        .collect();
-    let nodes = write::split(elements.iter().map(|e| &e[..]), 1 << 30);
-    let mut total = 0;
-    let mut previous: Option<usize> = None;
-    for node in &nodes {
-        let write::Node::Packed(lp) = node else {
-            panic!("no plain nodes below the threshold");
-        };
-        let items = listpack::decode(lp).unwrap();
-        assert!(lp.len() <= 8192);
-        // The node before was closed because this node's first element
-        // did not fit: 8 bytes of slack per element, as Redis allows.
-        if let Some(prev) = previous {
-            assert!(prev + 11 + 8 > 8192, "node of {prev} bytes closed early");
-        }
-        previous = Some(lp.len());
-        total += items.len();
-    }
-    assert_eq!(total, 3000);
-    assert!(nodes.len() > 3);
-    // An element longer than a node gets a node of its own.
-    let big = Bytes::from(vec![b'b'; 9000]);
-    let small = Bytes::from_static(b"s");
-    let nodes = write::split([&small[..], &big, &small].into_iter(), 1 << 30);
-    assert_eq!(nodes.len(), 3);
-    let nodes = write::split([&small[..], &big, &small].into_iter(), 5000);
-    assert!(matches!(nodes[1], write::Node::Plain(b) if b.len() == 9000));
-}
-
 /// A file of `version` around `body`, with a checksum if `version >= 5`.
 fn file(version: u32, body: &[u8]) -> Vec<u8> {
     let mut f = format!("REDIS{version:04}").into_bytes();
@@ -313,8 +245,8 @@ fn old_versions_and_encodings() {
     );
     // Version 6: a ziplist list, a quicklist of ziplists; IDLE, FREQ,
     // RESIZEDB and unknown AUX fields are skipped.
-    let zl = ziplist::tests::ziplist(&[b"\x03one", &[0xF3]]);
-    let zl2 = ziplist::tests::ziplist(&[&[0xFE, 0x80]]);
+    let zl = ziplist::build(&[b"\x03one", &[0xF3]]);
+    let zl2 = ziplist::build(&[&[0xFE, 0x80]]);
     let body = [
         &[0xFA][..],
         &s(b"lua"),
@@ -451,7 +383,7 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
     let is = [2u8, 0, 0, 0, 1, 0, 0, 0, 5, 0];
     assert_eq!(refused(11, &s(&is)), holds("set"));
     assert_eq!(refused(9, &s(b"\x01\x01f\x01\x00v\xff")), holds("hash"));
-    let zl = ziplist::tests::ziplist(&[b"\x01f", b"\x01v"]);
+    let zl = ziplist::build(&[b"\x01f", b"\x01v"]);
     assert_eq!(refused(13, &s(&zl)), holds("hash"));
     assert_eq!(refused(12, &s(&zl)), holds("zset"));
     let mut lp = listpack::Builder::new();
@@ -613,28 +545,6 @@ proptest! {
 }
 
 #[test]
-fn strict_integers_match_string2ll() {
-    for (s, want) in [
-        (&b"0"[..], Some(0)),
-        (b"-1", Some(-1)),
-        (b"9223372036854775807", Some(i64::MAX)),
-        (b"-9223372036854775808", Some(i64::MIN)),
-        (b"9223372036854775808", None),
-        (b"-0", None),
-        (b"00", None),
-        (b"01", None),
-        (b"+1", None),
-        (b" 1", None),
-        (b"1 ", None),
-        (b"-", None),
-        (b"", None),
-        (b"1a", None),
-    ] {
-        assert_eq!(strict_i64(s), want, "{:?}", String::from_utf8_lossy(s));
-    }
-}
-
-#[test]
 fn snapshot_and_install() {
     let ks = Keyspace::new(4);
     let mut shards = Shards::new(&ks);
@@ -686,51 +596,4 @@ fn snapshot_and_install() {
     let mut count = 0;
     shards.for_each_shard(|s| count += s.dbs[0].len());
     assert_eq!(count, 1);
-}
-
-#[test]
-fn dump_payloads_round_trip_and_check_their_trailer() {
-    let values = [
-        string("bar", None).value,
-        string("12345", None).value,
-        string(vec![b'z'; 100], None).value,
-        list((0..3000).map(|i| format!("e{i}").into_bytes()), None).value,
-    ];
-    for value in &values {
-        let payload = dump(value);
-        let restored = restore(&payload).expect("a valid payload");
-        assert_eq!(v(&restored), v(value));
-        // Redis's layout: the value, version 10, then the CRC64 of both.
-        let n = payload.len();
-        assert_eq!(&payload[n - 10..n - 8], &[10, 0]);
-        assert_eq!(
-            crc::crc64(&payload[..n - 8]).to_le_bytes(),
-            payload[n - 8..]
-        );
-        for cut in 0..n {
-            assert!(restore(&payload[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut bad = payload.clone();
-        bad[0] ^= 0x40;
-        assert_eq!(restore(&bad).err(), Some(PayloadError::Trailer));
-    }
-    // "bar" encodes exactly as Redis 7.0 dumps it.
-    assert_eq!(
-        dump(&values[0]),
-        b"\x00\x03bar\x0a\x00\xe6\xbeI`\xeef\xfd\x17"
-    );
-}
-
-proptest! {
-    /// Whatever the bytes, with a valid trailer or not, restoring never
-    /// panics.
-    #[test]
-    fn restore_never_panics(body in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = restore(&body);
-        let mut p = body.clone();
-        p.extend_from_slice(&10u16.to_le_bytes());
-        let crc = crc::crc64(&p);
-        p.extend_from_slice(&crc.to_le_bytes());
-        let _ = restore(&p);
-    }
 }

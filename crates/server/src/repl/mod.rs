@@ -593,8 +593,8 @@ pub(crate) fn new_replid() -> String {
             ^ calls.rotate_left(48)
             ^ crate::db::hash_key(b"replid"),
     );
-    rng.next();
+    rng.next_u64();
     (0..40)
-        .map(|_| char::from(b"0123456789abcdef"[(rng.next() % 16) as usize]))
+        .map(|_| char::from(b"0123456789abcdef"[(rng.next_u64() % 16) as usize]))
         .collect()
 }

@@ -10,11 +10,11 @@ const BIGLEN: u8 = 254;
 const END: u8 = 0xFF;
 
 /// A field and its value.
-pub(super) type Pair<'a> = (&'a [u8], &'a [u8]);
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
 /// The field-value pairs of `zm`, checked as Redis's deep validation
 /// (`zipmapValidateIntegrity`) checks them.
-pub(super) fn decode(zm: &[u8]) -> Result<Vec<Pair<'_>>, &'static str> {
+pub fn decode(zm: &[u8]) -> Result<Vec<Pair<'_>>, &'static str> {
     const PAST: &str = "zipmap entry runs past the end";
     if zm.len() < 2 {
         return Err("zipmap shorter than its header");

@@ -5,7 +5,7 @@
 ///
 /// Iterative with one backtrack point for the last `*`, so a pattern of
 /// many stars costs O(pattern × text), never exponential time.
-pub(crate) fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+pub fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
     let eq = |a: u8, b: u8| {
         if nocase {
             a.eq_ignore_ascii_case(&b)

@@ -3,10 +3,11 @@
 use bytes::Bytes;
 
 use crate::list::List;
+use crate::rdb::strict_i64;
 
 /// A key's value. Hashes, sets and sorted sets arrive with their commands.
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
+pub enum Value {
     /// A string.
     Str(Str),
     /// A list. Never empty: the last pop deletes the key. Boxed, so that
@@ -16,7 +17,7 @@ pub(crate) enum Value {
 
 impl Value {
     /// The name TYPE reports.
-    pub(crate) fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
@@ -25,7 +26,7 @@ impl Value {
 
     /// The encoding OBJECT ENCODING reports, with Redis's names and
     /// thresholds.
-    pub(crate) fn encoding(&self) -> &'static str {
+    pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
             // Redis 7.0 keeps every list in a quicklist (7.2 added listpack
@@ -36,20 +37,27 @@ impl Value {
 }
 
 /// Strings up to this long are stored inside the entry.
-const INLINE: usize = 30;
+pub const INLINE: usize = 30;
 
 /// A string value: up to [`INLINE`] bytes inside the entry itself (no
 /// allocation of its own), longer ones as a `Bytes` handle. Either way 40
 /// bytes, as a handle and its encoding note took before.
 #[derive(Clone)]
-pub(crate) enum Str {
+pub enum Str {
+    /// A short string, inside the entry.
     Inline {
+        /// How many bytes of `data` are the string's.
         len: u8,
+        /// What decides its reported encoding.
         form: Form,
+        /// The bytes, then padding.
         data: [u8; INLINE],
     },
+    /// A longer string, in a handle of its own.
     Shared {
+        /// What decides its reported encoding.
         form: Form,
+        /// The bytes.
         bytes: Bytes,
     },
 }
@@ -65,7 +73,7 @@ impl std::fmt::Debug for Str {
 
 impl Str {
     /// `bytes`, kept as they are if long, copied inside if short.
-    pub(crate) fn new(bytes: Bytes, form: Form) -> Str {
+    pub fn new(bytes: Bytes, form: Form) -> Str {
         if bytes.len() <= INLINE {
             Str::from_slice(&bytes, form)
         } else {
@@ -74,7 +82,7 @@ impl Str {
     }
 
     /// A copy of `bytes`.
-    pub(crate) fn from_slice(bytes: &[u8], form: Form) -> Str {
+    pub fn from_slice(bytes: &[u8], form: Form) -> Str {
         if bytes.len() <= INLINE {
             let mut data = [0; INLINE];
             data[..bytes.len()].copy_from_slice(bytes);
@@ -91,7 +99,8 @@ impl Str {
         }
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The string's bytes.
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Str::Inline { len, data, .. } => &data[..usize::from(*len)],
             Str::Shared { bytes, .. } => bytes,
@@ -100,14 +109,14 @@ impl Str {
 
     /// How Redis would have encoded it, where that is not read off the
     /// bytes.
-    pub(crate) fn form(&self) -> Form {
+    pub fn form(&self) -> Form {
         match self {
             Str::Inline { form, .. } | Str::Shared { form, .. } => *form,
         }
     }
 
     /// The handle of a long string, to send without copying.
-    pub(crate) fn shared(&self) -> Option<&Bytes> {
+    pub fn shared(&self) -> Option<&Bytes> {
         match self {
             Str::Inline { .. } => None,
             Str::Shared { bytes, .. } => Some(bytes),
@@ -115,7 +124,7 @@ impl Str {
     }
 
     /// The bytes as a handle of their own.
-    pub(crate) fn to_bytes(&self) -> Bytes {
+    pub fn to_bytes(&self) -> Bytes {
         match self {
             Str::Inline { .. } => Bytes::copy_from_slice(self.bytes()),
             Str::Shared { bytes, .. } => bytes.clone(),
@@ -125,7 +134,7 @@ impl Str {
 
 /// What decides a string's reported encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Form {
+pub enum Form {
     /// The bytes: `int`, `embstr` or `raw` by content and length, as Redis's
     /// `tryObjectEncoding` leaves a value it stores.
     Auto,
@@ -144,45 +153,13 @@ impl Str {
         let (bytes, form) = (self.bytes(), self.form());
         if form == Form::Raw {
             "raw"
-        } else if form == Form::Auto && bytes.len() <= 20 && resp::parse_int(bytes).is_some() {
+        } else if form == Form::Auto && bytes.len() <= 20 && strict_i64(bytes).is_some() {
             "int"
         } else if bytes.len() <= EMBSTR_LIMIT {
             "embstr"
         } else {
             "raw"
         }
-    }
-}
-
-/// Arguments at least this long are stored as slices of the request that
-/// carried them, like Redis's big-argument path; shorter ones are copied so
-/// a stored value never pins a whole read buffer.
-const SHARE_ABOVE: usize = 32 * 1024;
-
-/// The string to store for argument `i` of a request: inside the entry if
-/// short, a slice of the request if very long, a copy otherwise.
-pub(crate) fn stored_str(req: &resp::Request, i: usize) -> Str {
-    let arg = req.get(i).unwrap_or_default();
-    if arg.len() <= INLINE {
-        Str::from_slice(arg, Form::Auto)
-    } else {
-        Str::new(stored_arg(req, i), Form::Auto)
-    }
-}
-
-/// The bytes to store for argument `i` of a request.
-pub(crate) fn stored_arg(req: &resp::Request, i: usize) -> Bytes {
-    stored(req.get(i).unwrap_or_default(), || {
-        req.arg_bytes(i).unwrap_or_default()
-    })
-}
-
-/// The bytes to store for an argument.
-pub(crate) fn stored(arg: &[u8], shared: impl FnOnce() -> Bytes) -> Bytes {
-    if arg.len() >= SHARE_ABOVE {
-        shared()
-    } else {
-        Bytes::copy_from_slice(arg)
     }
 }
 

@@ -20,14 +20,16 @@ const COUNT_UNKNOWN: u16 = u16::MAX;
 
 /// One element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Item<'a> {
+pub enum Item<'a> {
+    /// An integer-encoded element.
     Int(i64),
+    /// A string element.
     Str(&'a [u8]),
 }
 
 impl Item<'_> {
     /// The element as the string it stands for.
-    pub(super) fn to_bytes(self) -> bytes::Bytes {
+    pub fn to_bytes(self) -> bytes::Bytes {
         match self {
             Item::Int(v) => bytes::Bytes::from(v.to_string()),
             Item::Str(s) => bytes::Bytes::copy_from_slice(s),
@@ -36,7 +38,7 @@ impl Item<'_> {
 }
 
 /// Every element of `lp`, or what is wrong with it.
-pub(super) fn decode(lp: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
+pub fn decode(lp: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
     if lp.len() < HEADER + 1 {
         return Err("listpack shorter than its header");
     }
@@ -173,13 +175,20 @@ fn push_backlen(buf: &mut Vec<u8>, len: usize) {
 /// Builds a listpack the way Redis's `lpAppend` does: strings that spell an
 /// integer are stored as the smallest integer encoding.
 #[derive(Debug)]
-pub(super) struct Builder {
+pub struct Builder {
     buf: Vec<u8>,
     count: usize,
 }
 
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
 impl Builder {
-    pub(super) fn new() -> Self {
+    /// An empty listpack.
+    pub fn new() -> Self {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(&[0; HEADER]);
         Builder { buf, count: 0 }
@@ -187,11 +196,12 @@ impl Builder {
 
     /// The size the listpack has so far, terminator included (Redis's
     /// `lpBytes`, which quicklists size their nodes by).
-    pub(super) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.buf.len() + 1
     }
 
-    pub(super) fn push(&mut self, element: &[u8]) {
+    /// Appends `element`.
+    pub fn push(&mut self, element: &[u8]) {
         let start = self.buf.len();
         match super::strict_i64(element) {
             Some(v) => self.push_int(v),
@@ -243,12 +253,12 @@ impl Builder {
     }
 
     /// Whether nothing was pushed.
-    pub(super) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// The finished listpack.
-    pub(super) fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(END);
         let total = self.buf.len() as u32;
         self.buf[..4].copy_from_slice(&total.to_le_bytes());

@@ -26,7 +26,7 @@ const MAX_REF: usize = (1 << 8) + (1 << 3);
 const MAX_RATIO: usize = MAX_REF / 3;
 
 /// Decompresses `input`, which must produce exactly `out_len` bytes.
-pub(super) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, &'static str> {
+pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, &'static str> {
     if out_len > input.len().saturating_mul(MAX_RATIO) {
         return Err("LZF length larger than its data can produce");
     }
@@ -80,7 +80,7 @@ pub(super) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, &'stat
 
 /// Compresses `input` into at most `max_out` bytes, or `None` if it does
 /// not fit (or `input` is empty).
-pub(super) fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let n = input.len();
     if n == 0 || max_out == 0 {
         return None;
@@ -172,8 +172,8 @@ mod tests {
             .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
             .collect();
         round_trip(&text);
-        let mut rng = crate::db::Rng::new(11);
-        let noise: Vec<u8> = (0..10_000).map(|_| rng.next() as u8).collect();
+        let mut rng = crate::Rng::new(11);
+        let noise: Vec<u8> = (0..10_000).map(|_| rng.next_u64() as u8).collect();
         round_trip(&noise);
     }
 
@@ -182,8 +182,8 @@ mod tests {
         let data = vec![b'x'; 10_000];
         let packed = compress(&data, data.len() - 4).expect("compressible");
         assert!(packed.len() < 200, "{}", packed.len());
-        let mut rng = crate::db::Rng::new(3);
-        let noise: Vec<u8> = (0..1_000).map(|_| rng.next() as u8).collect();
+        let mut rng = crate::Rng::new(3);
+        let noise: Vec<u8> = (0..1_000).map(|_| rng.next_u64() as u8).collect();
         assert_eq!(compress(&noise, noise.len() - 4), None);
         assert_eq!(compress(b"", 10), None);
     }

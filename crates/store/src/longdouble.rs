@@ -9,7 +9,10 @@ use rustc_apfloat::ieee::X87DoubleExtended;
 use rustc_apfloat::{Float, Round, Status};
 
 /// An 80-bit extended float.
-pub(crate) type LongDouble = X87DoubleExtended;
+pub type LongDouble = X87DoubleExtended;
+
+/// Zero, what INCRBYFLOAT adds to when the key is missing.
+pub const ZERO: LongDouble = <LongDouble as Float>::ZERO;
 
 /// Redis's `MAX_LONG_DOUBLE_CHARS`: longer strings are not numbers.
 const MAX_CHARS: usize = 5 * 1024;
@@ -17,7 +20,7 @@ const MAX_CHARS: usize = 5 * 1024;
 /// Redis's `string2ld`: the whole string is a number `strtold` reads, with
 /// no leading space, not NaN, and not out of range (a value too large, or
 /// so small it becomes zero).
-pub(crate) fn parse(arg: &[u8]) -> Option<LongDouble> {
+pub fn parse(arg: &[u8]) -> Option<LongDouble> {
     if arg.is_empty() || arg.len() >= MAX_CHARS {
         return None;
     }
@@ -60,14 +63,20 @@ pub(crate) fn parse(arg: &[u8]) -> Option<LongDouble> {
 }
 
 /// `a + b`, rounded to nearest even.
-pub(crate) fn add(a: LongDouble, b: LongDouble) -> LongDouble {
+pub fn add(a: LongDouble, b: LongDouble) -> LongDouble {
     (a + b).value
+}
+
+/// Whether `v` is a number (neither NaN nor infinite): what INCRBYFLOAT
+/// may store.
+pub fn is_finite(v: LongDouble) -> bool {
+    !v.is_nan() && !v.is_infinite()
 }
 
 /// Redis's `ld2string(.., LD_STR_HUMAN)`: `"%.17Lf"`, then no trailing
 /// zeros after the point, no point without decimals, and `0` for `-0`.
 /// The value must be finite.
-pub(crate) fn format(v: LongDouble) -> String {
+pub fn format(v: LongDouble) -> String {
     let bits = v.to_bits();
     let negative = (bits >> 79) & 1 == 1;
     let biased = ((bits >> 64) & 0x7fff) as i64;

@@ -1,11 +1,11 @@
 //! Lists: a deque of packed nodes, like Redis's quicklist.
 //!
 //! Short elements are stored inline, several to a node of up to
-//! [`NODE_MAX`] bytes, each as its length, its bytes and its length again
+//! `NODE_MAX` bytes, each as its length, its bytes and its length again
 //! (read backwards), so that either end of a node can be read and a node
 //! can be walked both ways. A node keeps free room at both ends, so pushing
 //! at either end writes in place; a node that runs out of room on one side
-//! grows (doubling up to [`NODE_MAX`]) or moves its contents, and a full
+//! grows (doubling up to `NODE_MAX`) or moves its contents, and a full
 //! node is followed by a new one. Long elements ([`BIG`] bytes and more)
 //! get a node of their own and keep the `Bytes` they came in, so a 64 MB
 //! element is never copied.
@@ -26,11 +26,11 @@ const NODE_MAX: usize = 8 * 1024;
 const NODE_MIN: usize = 32;
 
 /// Elements this long or longer get a node of their own.
-pub(crate) const BIG: usize = NODE_MAX / 4;
+pub const BIG: usize = NODE_MAX / 4;
 
 /// A list of byte strings.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct List {
+pub struct List {
     nodes: VecDeque<Node>,
     len: usize,
 }
@@ -474,20 +474,23 @@ impl<'a> Builder<'a> {
 }
 
 impl List {
-    pub(crate) fn new() -> List {
+    /// An empty list.
+    pub fn new() -> List {
         List::default()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether it has no element.
+    pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Pushes a copy of `item` at the front or back.
-    pub(crate) fn push(&mut self, front: bool, item: &[u8]) {
+    pub fn push(&mut self, front: bool, item: &[u8]) {
         if item.len() >= BIG {
             self.push_node(front, Node::Big(Bytes::copy_from_slice(item)));
         } else {
@@ -496,7 +499,7 @@ impl List {
     }
 
     /// Pushes `item`, keeping the handle rather than a copy if it is long.
-    pub(crate) fn push_bytes(&mut self, front: bool, item: Bytes) {
+    pub fn push_bytes(&mut self, front: bool, item: Bytes) {
         if item.len() >= BIG {
             self.push_node(front, Node::Big(item));
         } else {
@@ -504,7 +507,8 @@ impl List {
         }
     }
 
-    pub(crate) fn push_back(&mut self, item: Bytes) {
+    /// Pushes `item` at the back, keeping the handle if it is long.
+    pub fn push_back(&mut self, item: Bytes) {
         self.push_bytes(false, item);
     }
 
@@ -533,7 +537,7 @@ impl List {
     }
 
     /// Removes and returns the first (`front`) or last element.
-    pub(crate) fn pop(&mut self, front: bool) -> Option<Bytes> {
+    pub fn pop(&mut self, front: bool) -> Option<Bytes> {
         let node = if front {
             self.nodes.front_mut()?
         } else {
@@ -582,7 +586,7 @@ impl List {
     }
 
     /// Element `i`, if there is one.
-    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
         if i >= self.len {
             return None;
         }
@@ -594,12 +598,12 @@ impl List {
     }
 
     /// The elements from the first, in order.
-    pub(crate) fn iter(&self) -> Iter<'_> {
+    pub fn iter(&self) -> Iter<'_> {
         self.iter_from(0)
     }
 
     /// The elements from element `i` on.
-    pub(crate) fn iter_from(&self, i: usize) -> Iter<'_> {
+    pub fn iter_from(&self, i: usize) -> Iter<'_> {
         if i >= self.len {
             return Iter {
                 nodes: self.nodes.range(0..0),
@@ -624,7 +628,7 @@ impl List {
     }
 
     /// The elements from the last, backwards.
-    pub(crate) fn iter_rev(&self) -> Iter<'_> {
+    pub fn iter_rev(&self) -> Iter<'_> {
         Iter {
             nodes: self.nodes.iter(),
             current: None,
@@ -633,7 +637,7 @@ impl List {
     }
 
     /// Replaces element `i` (which must exist).
-    pub(crate) fn set(&mut self, i: usize, item: Bytes) {
+    pub fn set(&mut self, i: usize, item: Bytes) {
         let (n, k) = self.locate(i);
         if let Node::Packed(p) = &mut self.nodes[n]
             && item.len() < BIG
@@ -648,7 +652,7 @@ impl List {
     }
 
     /// Inserts `item` so that it becomes element `i` (`i <= len`).
-    pub(crate) fn insert(&mut self, i: usize, item: Bytes) {
+    pub fn insert(&mut self, i: usize, item: Bytes) {
         if i == 0 {
             return self.push_bytes(true, item);
         }
@@ -709,7 +713,7 @@ impl List {
 
     /// Removes up to `limit` elements equal to `target`, scanning from the
     /// front or from the back; returns how many it removed.
-    pub(crate) fn remove_matching(&mut self, target: &[u8], limit: usize, front: bool) -> usize {
+    pub fn remove_matching(&mut self, target: &[u8], limit: usize, front: bool) -> usize {
         let mut removed = 0;
         let count = self.nodes.len();
         // The nodes that lost elements, as a range.
@@ -759,13 +763,14 @@ impl List {
     }
 
     /// Keeps elements `a..=b` only (both within the list).
-    pub(crate) fn trim(&mut self, a: usize, b: usize) {
+    pub fn trim(&mut self, a: usize, b: usize) {
         let tail = self.len - 1 - b;
         self.drop_end(a, true);
         self.drop_end(tail, false);
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Removes every element.
+    pub fn clear(&mut self) {
         self.nodes.clear();
         self.len = 0;
     }
@@ -828,10 +833,18 @@ impl<'a> NodeIter<'a> {
 }
 
 /// A list's elements, in order or backwards.
-pub(crate) struct Iter<'a> {
+pub struct Iter<'a> {
     nodes: std::collections::vec_deque::Iter<'a, Node>,
     current: Option<NodeIter<'a>>,
     forward: bool,
+}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("forward", &self.forward)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {

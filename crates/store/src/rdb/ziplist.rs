@@ -18,7 +18,7 @@ const END: u8 = 0xFF;
 const BIG_PREVLEN: u8 = 0xFE;
 
 /// Every element of `zl`, or what is wrong with it.
-pub(super) fn decode(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
+pub fn decode(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
     if zl.len() < HEADER + 1 {
         return Err("ziplist shorter than its header");
     }
@@ -127,35 +127,37 @@ fn entry(zl: &[u8], p: usize, end: usize) -> Result<(Item<'_>, usize, usize), &'
     Ok((item, size, prevlen))
 }
 
-#[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-
-    /// A ziplist of `entries` (already encoded, without prevlen).
-    pub(crate) fn ziplist(entries: &[&[u8]]) -> Vec<u8> {
-        let mut body = Vec::new();
-        let mut prev = 0usize;
-        let mut tail = HEADER;
-        for e in entries {
-            tail = HEADER + body.len();
-            if prev < 254 {
-                body.push(prev as u8);
-            } else {
-                body.push(0xFE);
-                body.extend_from_slice(&(prev as u32).to_le_bytes());
-            }
-            body.extend_from_slice(e);
-            prev = HEADER + body.len() - tail;
+/// A ziplist of `entries`, each already encoded (its encoding byte and
+/// data, without the prevlen this adds): for tests, here and in the
+/// server, that make files by hand. Redis 7.0 no longer writes ziplists.
+pub fn build(entries: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut prev = 0usize;
+    let mut tail = HEADER;
+    for e in entries {
+        tail = HEADER + body.len();
+        if prev < 254 {
+            body.push(prev as u8);
+        } else {
+            body.push(0xFE);
+            body.extend_from_slice(&(prev as u32).to_le_bytes());
         }
-        let total = HEADER + body.len() + 1;
-        let mut zl = Vec::new();
-        zl.extend_from_slice(&(total as u32).to_le_bytes());
-        zl.extend_from_slice(&(tail as u32).to_le_bytes());
-        zl.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        zl.extend_from_slice(&body);
-        zl.push(END);
-        zl
+        body.extend_from_slice(e);
+        prev = HEADER + body.len() - tail;
     }
+    let total = HEADER + body.len() + 1;
+    let mut zl = Vec::new();
+    zl.extend_from_slice(&(total as u32).to_le_bytes());
+    zl.extend_from_slice(&(tail as u32).to_le_bytes());
+    zl.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    zl.extend_from_slice(&body);
+    zl.push(END);
+    zl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn redis_doc_example() {
@@ -173,7 +175,7 @@ pub(super) mod tests {
         s14.extend_from_slice(&long);
         let mut s32 = vec![0x80, 0, 0, 0x01, 0x2C];
         s32.extend_from_slice(&long);
-        let zl = ziplist(&[
+        let zl = build(&[
             b"\x05hello",
             &s14,
             &s32,
@@ -206,7 +208,7 @@ pub(super) mod tests {
 
     #[test]
     fn corrupt_ziplists_are_errors() {
-        let good = ziplist(&[b"\x03abc", &[0xF5], &[0xFE, 7]]);
+        let good = build(&[b"\x03abc", &[0xF5], &[0xFE, 7]]);
         assert!(decode(&good).is_ok());
         for n in 0..good.len() {
             assert!(decode(&good[..n]).is_err(), "prefix {n}");
@@ -228,10 +230,10 @@ pub(super) mod tests {
         let mut bad = good.clone();
         bad[HEADER + 5] = 9;
         assert!(decode(&bad).is_err());
-        let bad = ziplist(&[&[0xFF]]);
+        let bad = build(&[&[0xFF]]);
         assert!(decode(&bad).is_err());
         // A 32-bit string length far past the end.
-        let bad = ziplist(&[&[0x80, 0xFF, 0xFF, 0xFF, 0xFF, b'a']]);
+        let bad = build(&[&[0x80, 0xFF, 0xFF, 0xFF, 0xFF, b'a']]);
         assert!(decode(&bad).is_err());
     }
 }

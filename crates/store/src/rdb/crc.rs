@@ -8,19 +8,28 @@ use crc::{CRC_64_REDIS, Crc, Digest, Table};
 static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
 
 /// A running checksum.
-pub(super) struct Crc64(Digest<'static, u64, Table<16>>);
+pub struct Crc64(Digest<'static, u64, Table<16>>);
 
 impl Crc64 {
-    pub(super) fn new() -> Self {
+    /// A checksum of nothing yet.
+    pub fn new() -> Self {
         Crc64(CRC64.digest())
     }
 
-    pub(super) fn update(&mut self, bytes: &[u8]) {
+    /// Adds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
 
-    pub(super) fn finish(self) -> u64 {
+    /// The checksum of everything added.
+    pub fn finish(self) -> u64 {
         self.0.finalize()
+    }
+}
+
+impl Default for Crc64 {
+    fn default() -> Self {
+        Crc64::new()
     }
 }
 
@@ -31,7 +40,7 @@ impl std::fmt::Debug for Crc64 {
 }
 
 /// The checksum of `bytes`.
-pub(super) fn crc64(bytes: &[u8]) -> u64 {
+pub fn crc64(bytes: &[u8]) -> u64 {
     CRC64.checksum(bytes)
 }
 

@@ -8,7 +8,7 @@
 /// The members of `is`, checked as Redis's deep validation
 /// (`intsetValidateIntegrity`) checks them: a known width, a size that
 /// matches the count, at least one member, strictly ascending.
-pub(super) fn decode(is: &[u8]) -> Result<Vec<i64>, &'static str> {
+pub fn decode(is: &[u8]) -> Result<Vec<i64>, &'static str> {
     let header = is.get(..8).ok_or("intset shorter than its header")?;
     let width = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if !matches!(width, 2 | 4 | 8) {

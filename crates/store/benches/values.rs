@@ -1,0 +1,120 @@
+//! The value types alone, with criterion and nothing else of Ember's: the
+//! packed list (pushes, pops, indexing, iteration), glob matching, and the
+//! RDB encodings (a list's quicklist nodes, LZF, DUMP and RESTORE).
+//!
+//! `cargo bench -p ember-store`; `EMBER_BENCH_QUICK=1` for a short look.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput};
+use ember_store::{self as store, List, Rng, Str, Value, value::Form};
+
+fn config() -> Criterion {
+    let c = Criterion::default();
+    if std::env::var_os("EMBER_BENCH_QUICK").is_some() {
+        c.warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
+    } else {
+        c
+    }
+}
+
+/// `n` short elements, as LPUSH of counters or ids gives them.
+fn elements(n: usize) -> Vec<Bytes> {
+    (0..n)
+        .map(|i| Bytes::from(format!("element:{i:08}")))
+        .collect()
+}
+
+fn filled(items: &[Bytes]) -> List {
+    let mut list = List::new();
+    items.iter().for_each(|i| list.push_back(i.clone()));
+    list
+}
+
+fn list(c: &mut Criterion) {
+    let items = elements(10_000);
+    let mut g = c.benchmark_group("list");
+    g.throughput(Throughput::Elements(items.len() as u64));
+    g.bench_function("push_front_10k", |b| {
+        b.iter(|| {
+            let mut list = List::new();
+            for i in &items {
+                list.push(true, i);
+            }
+            list
+        })
+    });
+    g.bench_function("pop_back_10k", |b| {
+        b.iter_batched(
+            || filled(&items),
+            |mut list| {
+                while let Some(i) = list.pop(false) {
+                    black_box(i);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let full = filled(&items);
+    g.bench_function("iter_10k", |b| {
+        b.iter(|| full.iter().map(<[u8]>::len).sum::<usize>())
+    });
+    g.throughput(Throughput::Elements(1));
+    let mut rng = Rng::new(7);
+    g.bench_function("index_in_10k", |b| {
+        b.iter(|| {
+            full.get(rng.below(items.len()).unwrap_or(0))
+                .map(<[u8]>::len)
+        })
+    });
+    g.finish();
+}
+
+fn glob(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("user:{i}:session:{}", i * 7).into_bytes())
+        .collect();
+    let mut g = c.benchmark_group("glob");
+    g.throughput(Throughput::Elements(keys.len() as u64));
+    for pattern in [&b"user:*:session:*"[..], b"user:1?:*", b"*[0-3]"] {
+        g.bench_function(String::from_utf8_lossy(pattern).into_owned(), |b| {
+            b.iter(|| {
+                keys.iter()
+                    .filter(|k| store::glob::matches(pattern, k, false))
+                    .count()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn rdb(c: &mut Criterion) {
+    let list = Value::List(Box::new(filled(&elements(10_000))));
+    let dumped = store::rdb::dump(&list);
+    let mut g = c.benchmark_group("rdb");
+    g.throughput(Throughput::Bytes(dumped.len() as u64));
+    g.bench_function("dump_list_10k", |b| b.iter(|| store::rdb::dump(&list)));
+    g.bench_function("restore_list_10k", |b| {
+        b.iter(|| store::rdb::restore(&dumped).is_ok())
+    });
+    let text: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| b"the quick brown fox jumps over the lazy dog "[i as usize % 44])
+        .collect();
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("lzf_compress_64k", |b| {
+        b.iter(|| store::rdb::lzf::compress(&text, text.len()))
+    });
+    let string = Value::Str(Str::new(Bytes::from(text.clone()), Form::Auto));
+    g.bench_function("dump_string_64k", |b| b.iter(|| store::rdb::dump(&string)));
+    g.finish();
+}
+
+criterion::criterion_group! {
+    name = values;
+    config = config();
+    targets = list, glob, rdb
+}
+criterion::criterion_main!(values);

@@ -1,0 +1,31 @@
+//! ember-store: Ember's values and, piece by piece, its keyspace.
+//!
+//! What a key can hold and how it is encoded: strings that live inside
+//! their entry when short ([`value`]), the packed list ([`list`]), the
+//! long-double arithmetic of INCRBYFLOAT ([`longdouble`]), glob patterns
+//! ([`glob`]) and the RDB encodings of values ([`rdb`]: DUMP payloads,
+//! and the pieces a file is made of). [`keyspace`] has the keyspace's
+//! leaf types: entries, keys, their hash, and the index of keys with a
+//! deadline that expiry samples. The server composes these with its
+//! sockets, files and clocks.
+//!
+//! What this crate refuses to do: no I/O (encoders write into a
+//! `std::io::Write` they are handed, decoders read a slice), no async
+//! runtime, no threads, and no clock: where time matters it is an
+//! argument (`crates/store/clippy.toml` bans `Instant::now` and
+//! `SystemTime::now`). `scripts/test` checks that nothing async enters its
+//! dependency tree. It never calls up into the server: what the server must
+//! hear about is returned to it.
+#![warn(missing_docs)]
+
+pub mod glob;
+pub mod keyspace;
+pub mod list;
+pub mod longdouble;
+pub mod rdb;
+mod rng;
+pub mod value;
+
+pub use list::List;
+pub use rng::Rng;
+pub use value::{Form, Str, Value};

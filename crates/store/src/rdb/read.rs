@@ -1,0 +1,339 @@
+//! Reading: the pieces of an RDB file (lengths, strings, values) from a
+//! slice held in memory.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::{RdbError, container, intset, kind, listpack, lzf, printable, ziplist, zipmap};
+use crate::list::List;
+use crate::value::{Form, Str, Value};
+
+/// The value in a DUMP payload whose trailer was checked already: a type
+/// byte, then the value's encoding. Like Redis, reads from the start of
+/// the payload and ignores what follows the value; `None` for an empty
+/// collection (which Redis refuses too).
+pub fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
+    let mut r = Reader::new(payload);
+    let ty = r.byte()?;
+    r.object(ty, b"", 0)
+}
+
+/// A cursor over a file or a payload. Every read checks its length
+/// against the bytes that are really there before anything relies on it,
+/// so no input makes it panic or allocate what a length merely claims.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+/// How a length field reads.
+enum Len {
+    Len(u64),
+    /// A special string encoding (`11xxxxxx`): integer or LZF.
+    Encoded(u8),
+}
+
+impl<'a> Reader<'a> {
+    /// A cursor at the start of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data, pos: 0 }
+    }
+
+    /// Where the next read starts.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The error for data that ends here.
+    pub fn short(&self) -> RdbError {
+        RdbError::Truncated(self.pos)
+    }
+
+    fn corrupt(&self, offset: usize, what: impl Into<String>) -> RdbError {
+        RdbError::Corrupt {
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// The next byte.
+    pub fn byte(&mut self) -> Result<u8, RdbError> {
+        let b = *self.data.get(self.pos).ok_or_else(|| self.short())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// The next `n` bytes; checks `n` against what is left before anything
+    /// relies on it.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], RdbError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.data.len())
+            .ok_or_else(|| self.short())?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    /// Redis's `rdbLoadLen`.
+    fn len(&mut self) -> Result<Len, RdbError> {
+        let at = self.pos;
+        let first = self.byte()?;
+        Ok(match first >> 6 {
+            0 => Len::Len(u64::from(first & 0x3F)),
+            1 => Len::Len(u64::from(first & 0x3F) << 8 | u64::from(self.byte()?)),
+            3 => Len::Encoded(first & 0x3F),
+            _ => match first {
+                0x80 => {
+                    let b = self.take(4)?;
+                    Len::Len(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+                }
+                0x81 => {
+                    let b = self.take(8)?;
+                    Len::Len(u64::from_be_bytes(b.try_into().map_err(|_| self.short())?))
+                }
+                _ => {
+                    return Err(self.corrupt(at, format!("unknown length encoding 0x{first:02x}")));
+                }
+            },
+        })
+    }
+
+    /// A plain length (not a string encoding).
+    pub fn length(&mut self) -> Result<u64, RdbError> {
+        let at = self.pos;
+        match self.len()? {
+            Len::Len(n) => Ok(n),
+            Len::Encoded(e) => {
+                Err(self.corrupt(at, format!("string encoding {e} where a length belongs")))
+            }
+        }
+    }
+
+    /// A count of items that each take at least `min_size` bytes: a count
+    /// the remaining data cannot hold is a truncated file, found before
+    /// anything is allocated for it.
+    fn count(&mut self, min_size: usize) -> Result<usize, RdbError> {
+        let n = self.length()?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_size) <= self.remaining() => Ok(n),
+            _ => Err(self.short()),
+        }
+    }
+
+    /// A string: raw, integer-encoded (as its decimal text) or LZF.
+    pub fn string(&mut self) -> Result<Cow<'a, [u8]>, RdbError> {
+        let at = self.pos;
+        match self.len()? {
+            Len::Len(n) => {
+                let n = usize::try_from(n).map_err(|_| self.short())?;
+                Ok(Cow::Borrowed(self.take(n)?))
+            }
+            Len::Encoded(0) => Ok(Cow::Owned((self.byte()? as i8).to_string().into_bytes())),
+            Len::Encoded(1) => {
+                let b = self.take(2)?;
+                Ok(Cow::Owned(
+                    i16::from_le_bytes([b[0], b[1]]).to_string().into_bytes(),
+                ))
+            }
+            Len::Encoded(2) => {
+                let b = self.take(4)?;
+                let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                Ok(Cow::Owned(v.to_string().into_bytes()))
+            }
+            Len::Encoded(3) => {
+                let clen = self.length()?;
+                let len = self.length()?;
+                let clen = usize::try_from(clen).map_err(|_| self.short())?;
+                let packed = self.take(clen)?;
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                lzf::decompress(packed, len)
+                    .map(Cow::Owned)
+                    .map_err(|e| self.corrupt(at, e))
+            }
+            Len::Encoded(e) => Err(self.corrupt(at, format!("unknown string encoding {e}"))),
+        }
+    }
+
+    /// A value of type `ty` for `key` (whose record starts at `at`), or
+    /// `None` for an empty collection, which Redis skips.
+    pub fn object(&mut self, ty: u8, key: &[u8], at: usize) -> Result<Option<Value>, RdbError> {
+        let refuse = |kind: &'static str| RdbError::UnsupportedValue {
+            key: printable(key),
+            kind,
+        };
+        // Packed encodings are a string holding a structure; a bad one is
+        // reported where its string starts.
+        let bad = |offset: usize, what: &str| RdbError::Corrupt {
+            offset,
+            what: format!("{what} (key '{}')", printable(key)),
+        };
+        match ty {
+            kind::STRING => {
+                let s = self.string()?;
+                Ok(Some(Value::Str(Str::new(
+                    Bytes::from(s.into_owned()),
+                    Form::Auto,
+                ))))
+            }
+            kind::LIST => {
+                let n = self.count(1)?;
+                let mut list = List::new();
+                for _ in 0..n {
+                    list.push_back(Bytes::from(self.string()?.into_owned()));
+                }
+                Ok(non_empty(list))
+            }
+            kind::LIST_ZIPLIST => {
+                let start = self.pos;
+                let zl = self.string()?;
+                let items = ziplist::decode(&zl).map_err(|e| bad(start, e))?;
+                let mut list = List::new();
+                items.into_iter().for_each(|i| list.push_back(i.to_bytes()));
+                Ok(non_empty(list))
+            }
+            kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
+                let nodes = self.count(2)?;
+                let mut list = List::new();
+                for _ in 0..nodes {
+                    let mut packing = container::PACKED;
+                    if ty == kind::LIST_QUICKLIST_2 {
+                        let c_at = self.pos;
+                        packing = self.length()?;
+                        if packing != container::PACKED && packing != container::PLAIN {
+                            return Err(bad(
+                                c_at,
+                                &format!("unknown quicklist container {packing}"),
+                            ));
+                        }
+                    }
+                    let start = self.pos;
+                    let node = self.string()?;
+                    if node.is_empty() {
+                        return Err(bad(start, "empty quicklist node"));
+                    }
+                    if packing == container::PLAIN {
+                        list.push_back(Bytes::from(node.into_owned()));
+                        continue;
+                    }
+                    let items = if ty == kind::LIST_QUICKLIST_2 {
+                        listpack::decode(&node)
+                    } else {
+                        ziplist::decode(&node)
+                    }
+                    .map_err(|e| bad(start, e))?;
+                    items.into_iter().for_each(|i| list.push_back(i.to_bytes()));
+                }
+                Ok(non_empty(list))
+            }
+            kind::SET => {
+                let n = self.count(1)?;
+                for _ in 0..n {
+                    self.string()?;
+                }
+                if n == 0 { Ok(None) } else { Err(refuse("set")) }
+            }
+            kind::SET_INTSET => {
+                let start = self.pos;
+                intset::decode(&self.string()?).map_err(|e| bad(start, e))?;
+                Err(refuse("set"))
+            }
+            kind::SET_LISTPACK => {
+                let start = self.pos;
+                let items = listpack::decode(&self.string()?)
+                    .map_err(|e| bad(start, e))?
+                    .len();
+                if items == 0 {
+                    Ok(None)
+                } else {
+                    Err(refuse("set"))
+                }
+            }
+            kind::HASH => {
+                let n = self.count(2)?;
+                for _ in 0..n * 2 {
+                    self.string()?;
+                }
+                if n == 0 {
+                    Ok(None)
+                } else {
+                    Err(refuse("hash"))
+                }
+            }
+            kind::HASH_ZIPMAP => {
+                let start = self.pos;
+                zipmap::decode(&self.string()?).map_err(|e| bad(start, e))?;
+                Err(refuse("hash"))
+            }
+            kind::HASH_ZIPLIST | kind::HASH_LISTPACK | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+                let start = self.pos;
+                let blob = self.string()?;
+                let items = if ty == kind::HASH_ZIPLIST || ty == kind::ZSET_ZIPLIST {
+                    ziplist::decode(&blob)
+                } else {
+                    listpack::decode(&blob)
+                }
+                .map_err(|e| bad(start, e))?;
+                if items.len() % 2 != 0 {
+                    return Err(bad(start, "odd number of elements in a pairs encoding"));
+                }
+                let name = if ty == kind::HASH_ZIPLIST || ty == kind::HASH_LISTPACK {
+                    "hash"
+                } else {
+                    "zset"
+                };
+                if items.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(refuse(name))
+                }
+            }
+            kind::ZSET | kind::ZSET_2 => {
+                let n = self.count(2)?;
+                for _ in 0..n {
+                    self.string()?;
+                    if ty == kind::ZSET_2 {
+                        self.take(8)?;
+                    } else {
+                        // A length byte, then that much text; 253..=255
+                        // stand for NaN and the infinities.
+                        let len = self.byte()?;
+                        if len < 253 {
+                            self.take(usize::from(len))?;
+                        }
+                    }
+                }
+                if n == 0 {
+                    Ok(None)
+                } else {
+                    Err(refuse("zset"))
+                }
+            }
+            kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
+                Err(RdbError::UnsupportedType {
+                    ty,
+                    name: "stream",
+                    key: printable(key),
+                })
+            }
+            kind::MODULE | kind::MODULE_2 => Err(RdbError::UnsupportedType {
+                ty,
+                name: "module",
+                key: printable(key),
+            }),
+            _ => Err(self.corrupt(at, format!("unknown RDB type {ty}"))),
+        }
+    }
+}
+
+/// A list value, or `None` if it is empty.
+fn non_empty(list: List) -> Option<Value> {
+    (!list.is_empty()).then(|| Value::List(Box::new(list)))
+}

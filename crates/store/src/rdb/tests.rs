@@ -1,0 +1,172 @@
+//! The value encodings alone: strings, quicklist nodes, DUMP payloads.
+//! Whole files are the server's to test (`crates/server/src/rdb/tests.rs`).
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::list::List;
+use crate::value::{Form, Str};
+
+fn string(s: impl Into<Bytes>) -> Value {
+    Value::Str(Str::new(s.into(), Form::Auto))
+}
+
+fn list(items: impl IntoIterator<Item = Vec<u8>>) -> Value {
+    let mut l = List::new();
+    items.into_iter().for_each(|i| l.push_back(Bytes::from(i)));
+    Value::List(Box::new(l))
+}
+
+/// A comparable form of a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum V {
+    S(Vec<u8>),
+    L(Vec<Vec<u8>>),
+}
+
+fn v(value: &Value) -> V {
+    match value {
+        Value::Str(s) => V::S(s.bytes().to_vec()),
+        Value::List(l) => V::L(l.iter().map(|b| b.to_vec()).collect()),
+    }
+}
+
+/// The bytes of one string as the writer encodes it.
+fn encoded(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out, 1 << 30);
+    w.string(s).unwrap();
+    w.finish().unwrap();
+    out.truncate(out.len() - 8);
+    out
+}
+
+#[test]
+fn strings_use_redis_encodings() {
+    assert_eq!(encoded(b"0"), [0xC0, 0]);
+    assert_eq!(encoded(b"-128"), [0xC0, 0x80]);
+    assert_eq!(encoded(b"127"), [0xC0, 0x7F]);
+    assert_eq!(encoded(b"128"), [0xC1, 0x80, 0x00]);
+    assert_eq!(encoded(b"-32768"), [0xC1, 0x00, 0x80]);
+    assert_eq!(encoded(b"32768"), [0xC2, 0x00, 0x80, 0, 0]);
+    assert_eq!(encoded(b"2147483647"), [0xC2, 0xFF, 0xFF, 0xFF, 0x7F]);
+    // Past 32 bits, or not canonical: the text.
+    assert_eq!(encoded(b"2147483648"), b"\x0a2147483648");
+    assert_eq!(encoded(b"-0"), b"\x02-0");
+    assert_eq!(encoded(b"01"), b"\x0201");
+    assert_eq!(encoded(b"+1"), b"\x02+1");
+    assert_eq!(encoded(b""), [0]);
+    // 20 bytes are never compressed; 21 are if it saves 4 bytes.
+    assert_eq!(encoded(&[b'a'; 20])[0], 20);
+    assert_eq!(encoded(&[b'a'; 21])[0], 0xC3);
+    let mut rng = crate::Rng::new(9);
+    let noise: Vec<u8> = (0..100).map(|_| rng.next_u64() as u8).collect();
+    assert_eq!(&encoded(&noise)[..2], &[0x40, 100]);
+    // Lengths: 6, 14 and 32 bits.
+    let noise: Vec<u8> = (0..20_000).map(|_| rng.next_u64() as u8).collect();
+    assert_eq!(&encoded(&noise[..64])[..2], &[0x40, 64]);
+    assert_eq!(&encoded(&noise)[..5], &[0x80, 0, 0, 0x4E, 0x20]);
+}
+
+#[test]
+fn lists_split_like_redis_quicklists() {
+    let elements: Vec<Bytes> = (0..3000)
+        .map(|i| Bytes::from(format!("value-{i:05}")))
+        .collect();
+    let nodes = split(elements.iter().map(|e| &e[..]), 1 << 30);
+    let mut total = 0;
+    let mut previous: Option<usize> = None;
+    for node in &nodes {
+        let Node::Packed(lp) = node else {
+            panic!("no plain nodes below the threshold");
+        };
+        let items = listpack::decode(lp).unwrap();
+        assert!(lp.len() <= 8192);
+        // The node before was closed because this node's first element
+        // did not fit: 8 bytes of slack per element, as Redis allows.
+        if let Some(prev) = previous {
+            assert!(prev + 11 + 8 > 8192, "node of {prev} bytes closed early");
+        }
+        previous = Some(lp.len());
+        total += items.len();
+    }
+    assert_eq!(total, 3000);
+    assert!(nodes.len() > 3);
+    // An element longer than a node gets a node of its own.
+    let big = Bytes::from(vec![b'b'; 9000]);
+    let small = Bytes::from_static(b"s");
+    let nodes = split([&small[..], &big, &small].into_iter(), 1 << 30);
+    assert_eq!(nodes.len(), 3);
+    let nodes = split([&small[..], &big, &small].into_iter(), 5000);
+    assert!(matches!(nodes[1], Node::Plain(b) if b.len() == 9000));
+}
+
+#[test]
+fn strict_integers_match_string2ll() {
+    for (s, want) in [
+        (&b"0"[..], Some(0)),
+        (b"-1", Some(-1)),
+        (b"9223372036854775807", Some(i64::MAX)),
+        (b"-9223372036854775808", Some(i64::MIN)),
+        (b"9223372036854775808", None),
+        (b"-0", None),
+        (b"00", None),
+        (b"01", None),
+        (b"+1", None),
+        (b" 1", None),
+        (b"1 ", None),
+        (b"-", None),
+        (b"", None),
+        (b"1a", None),
+    ] {
+        assert_eq!(strict_i64(s), want, "{:?}", String::from_utf8_lossy(s));
+    }
+}
+
+#[test]
+fn dump_payloads_round_trip_and_check_their_trailer() {
+    let values = [
+        string("bar"),
+        string("12345"),
+        string(vec![b'z'; 100]),
+        list((0..3000).map(|i| format!("e{i}").into_bytes())),
+    ];
+    for value in &values {
+        let payload = dump(value);
+        let restored = restore(&payload).expect("a valid payload");
+        assert_eq!(v(&restored), v(value));
+        // Redis's layout: the value, version 10, then the CRC64 of both.
+        let n = payload.len();
+        assert_eq!(&payload[n - 10..n - 8], &[10, 0]);
+        assert_eq!(
+            crc::crc64(&payload[..n - 8]).to_le_bytes(),
+            payload[n - 8..]
+        );
+        for cut in 0..n {
+            assert!(restore(&payload[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = payload.clone();
+        bad[0] ^= 0x40;
+        assert_eq!(restore(&bad).err(), Some(PayloadError::Trailer));
+    }
+    // "bar" encodes exactly as Redis 7.0 dumps it.
+    assert_eq!(
+        dump(&values[0]),
+        b"\x00\x03bar\x0a\x00\xe6\xbeI`\xeef\xfd\x17"
+    );
+}
+
+proptest! {
+    /// Whatever the bytes, with a valid trailer or not, restoring never
+    /// panics.
+    #[test]
+    fn restore_never_panics(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = restore(&body);
+        let mut p = body.clone();
+        p.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc::crc64(&p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        let _ = restore(&p);
+    }
+}
