@@ -803,9 +803,14 @@ fn replication_stream_matches_redis() {
         // Keys the expiry cycle reclaims (Redis samples ten times a
         // second).
         run(&mut c, "SELECT 5");
+        // In one transaction: on a busy machine the cycle could otherwise
+        // reclaim the first key between the SETs on one server and not on
+        // the other.
+        run(&mut c, "MULTI");
         for i in 0..3 {
             run(&mut c, &format!("SET gone{i} v PX 1"));
         }
+        run(&mut c, "EXEC");
         eventually("the expiry cycle", || {
             !cmd::<String>(&mut blocker, &["INFO", "keyspace"]).contains("db5:")
         });
