@@ -1119,16 +1119,20 @@ fn a_probe_that_times_out_backs_off_further() {
     assert!(sim.router.is_up(NodeId(0)));
 }
 
-#[test]
-fn a_flapping_node_never_gets_an_answer_wrong() {
-    let mut cfg = config();
+/// `cfg` for a node that flaps: down at the first failure, probed soon.
+fn flapping(mut cfg: Config) -> Config {
     cfg.failure_threshold = 1;
     cfg.backoff = Backoff {
         initial: ms(20),
         max: ms(100),
         jitter: 0.5,
     };
-    let mut sim = Sim::new(2, 1, cfg);
+    cfg
+}
+
+#[test]
+fn a_flapping_node_never_gets_an_answer_wrong() {
+    let mut sim = Sim::new(2, 1, flapping(config()));
     let (mut nils, mut from_node0, mut from_node1) = (0, 0, 0);
     for i in 0..60 {
         if i % 6 == 0 {
@@ -1359,14 +1363,7 @@ fn writes_while_repairing_skip_the_node_and_leave_hints() {
 
 #[test]
 fn a_flapping_node_with_healing_never_answers_wrong_or_nil() {
-    let mut cfg = healing();
-    cfg.failure_threshold = 1;
-    cfg.backoff = Backoff {
-        initial: ms(20),
-        max: ms(100),
-        jitter: 0.5,
-    };
-    let mut sim = Sim::new(2, 1, cfg);
+    let mut sim = Sim::new(2, 1, flapping(healing()));
     sim.connect_all();
     for i in 0..60 {
         if i % 6 == 0 {

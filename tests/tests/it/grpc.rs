@@ -3,60 +3,19 @@
 //! grpcio-tools as the test runs. Every RPC, every error mapping, the
 //! health service and server reflection.
 
-use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
-use ::client::{Client, Options, Topology};
+use ::client::Topology;
 use ember_tests::{NodeCluster, NodeKind};
-use transport::Shutdown;
 
-/// The proxy's gRPC side in front of `groups`, on a runtime of its own.
-struct GrpcProxy {
-    addr: SocketAddr,
-    shutdown: Shutdown,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+use crate::proxy::Proxy;
 
-impl GrpcProxy {
-    fn start(groups: Vec<Vec<String>>) -> GrpcProxy {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let mut options = Options::default();
-                options.timeout = Duration::from_secs(5);
-                let client = Client::connect(Topology::new(groups).unwrap(), options)
-                    .await
-                    .unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let stopped = async move { stop.triggered().await };
-                proxy::serve_grpc(listener, client, stopped).await.unwrap();
-            });
-        });
-        let addr = rx.recv().expect("the gRPC proxy started");
-        GrpcProxy {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for GrpcProxy {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The proxy's gRPC side in front of `groups`.
+fn grpc_proxy(groups: Vec<Vec<String>>) -> Proxy {
+    Proxy::serve(groups, |listener, client, stop| async move {
+        let stopped = async move { stop.triggered().await };
+        proxy::serve_grpc(listener, client, stopped).await.unwrap();
+    })
 }
 
 /// The Python side: stubs generated from the proto, then every call.
@@ -170,7 +129,7 @@ fn python_grpcio_calls_every_rpc_through_the_proxy() {
             .find(|k| topology.shard_for(k.as_bytes()).0 == shard)
             .unwrap()
     };
-    let proxy = GrpcProxy::start(fleet.groups());
+    let proxy = grpc_proxy(fleet.groups());
     let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
     let out = Command::new("python3")
         .args([

@@ -3,6 +3,7 @@
 //! and of Ember nodes, a node killed under load, and a node restarted
 //! empty and healed behind the proxy.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -14,14 +15,26 @@ use transport::Shutdown;
 
 /// A proxy in front of `groups`, served by a runtime of its own; stopped
 /// (gracefully) on drop.
-struct Proxy {
-    addr: SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
     shutdown: Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proxy {
     fn start(groups: Vec<Vec<String>>, config: ProxyConfig) -> Proxy {
+        Proxy::serve(groups, move |listener, client, stop| async move {
+            proxy::run(listener, client, config, stop).await;
+        })
+    }
+
+    /// Runs `serve` with a listener on a free port and a client of
+    /// `groups`, on a runtime of its own, until the proxy is dropped.
+    pub(crate) fn serve<F, Fut>(groups: Vec<Vec<String>>, serve: F) -> Proxy
+    where
+        F: FnOnce(tokio::net::TcpListener, Client, Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
         let (tx, rx) = std::sync::mpsc::channel();
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();
@@ -43,7 +56,7 @@ impl Proxy {
                 let topology = Topology::new(groups).unwrap();
                 let client = Client::connect(topology, options).await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                proxy::run(listener, client, config, stop).await;
+                serve(listener, client, stop).await;
             });
         });
         let addr = rx.recv().expect("the proxy started");
