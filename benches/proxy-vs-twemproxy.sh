@@ -10,6 +10,7 @@
 #   REQUESTS  per run at pipeline 1 (default 100000; ten times as many at 16)
 #   ROUNDS    runs per row and proxy, alternating; the median is shown (3)
 #   PIN=1     redis-benchmark on core 0, servers and proxies on the others
+#   TESTS     the rows, space-separated (default: set get incr mset mget)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-100000}
@@ -84,7 +85,7 @@ run() {
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '%-6s %3s %12s %12s %6s %9s %9s %14s %9s\n' test P twemproxy ember ratio "twem µs" "ember µs" "ember 2 groups" "µs"
-for test in set get incr mset mget; do
+for test in ${TESTS:-set get incr mset mget}; do
     for pipeline in 1 16; do
         t=() e=() e2=()
         for _ in $(seq "$rounds"); do

@@ -290,7 +290,7 @@ impl Client {
     /// through the returned [`Pending`]. For callers that keep many
     /// requests in flight and take their answers in order (a proxy
     /// forwarding a client's pipeline).
-    pub fn start(&self, args: Vec<Bytes>) -> Pending {
+    pub fn start(&self, args: impl Into<Command>) -> Pending {
         Pending(self.send(None, args))
     }
 
@@ -307,7 +307,7 @@ impl Client {
     pub(crate) fn send(
         &self,
         node: Option<NodeId>,
-        args: Vec<Bytes>,
+        args: impl Into<Command>,
     ) -> oneshot::Receiver<Result<Frame, Error>> {
         let (reply, answer) = oneshot::channel();
         let args = args.into();

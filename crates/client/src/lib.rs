@@ -53,5 +53,6 @@ pub use options::Options;
 pub use repair::{RepairKind, RepairReport};
 pub use resp::Frame;
 pub use route::{
-    Backoff, Doubt, NodeId, ReadPreference, RouteError, ShardId, Topology, Trust, WritePolicy,
+    Backoff, Command, Doubt, NodeId, ReadPreference, RouteError, ShardId, Topology, Trust,
+    WritePolicy,
 };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use client::{Error, Frame, Pending, Trust};
+use client::{Command, Error, Frame, Pending, Trust};
 use resp::{Request, RequestDecoder};
 use route::RouteError;
 use tokio::net::TcpStream;
@@ -158,18 +158,27 @@ fn wrong_arity(name: &str) -> Frame {
 impl Session {
     /// Answers the proxy's own commands, and sends the others to the fleet.
     fn handle(&mut self, ctx: &Ctx, request: &Request) -> Slot {
-        let name = lower(request.get(0).unwrap_or_default());
+        // The name, lowercased on the stack: every request is matched
+        // against the proxy's own commands, and none is longer than this.
+        let raw = request.get(0).unwrap_or_default();
+        let mut folded = [0u8; 16];
+        let name = match folded.get_mut(..raw.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(raw);
+                buf.make_ascii_lowercase();
+                std::str::from_utf8(buf).unwrap_or_default()
+            }
+            None => "",
+        };
         let argc = request.len();
-        if !self.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+        if !self.authenticated && !matches!(name, "auth" | "hello" | "quit") {
             return Slot::Ready(Frame::error("NOAUTH Authentication required."));
         }
         if let Some((queued, refused)) = &mut self.multi
-            && !matches!(
-                name.as_str(),
-                "exec" | "discard" | "multi" | "watch" | "quit"
-            )
+            && !matches!(name, "exec" | "discard" | "multi" | "watch" | "quit")
         {
             let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+            let name = lower(raw);
             let topology = ctx.client.topology();
             return Slot::Ready(match route::resolve(&args) {
                 Ok(info) if info.arity_ok(argc) => {
@@ -206,7 +215,7 @@ impl Session {
                 }
             });
         }
-        let ready = match name.as_str() {
+        let ready = match name {
             "ping" => match argc {
                 1 => Frame::simple("PONG"),
                 2 => Frame::Bulk(request.arg_bytes(1).unwrap_or_default()),
@@ -255,8 +264,10 @@ impl Session {
             ),
             "unwatch" => Frame::simple("OK"),
             _ => {
-                let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
-                return Slot::Fleet(ctx.client.start(args));
+                // One allocation: the arguments straight into the shared
+                // command the router and its transmits hold.
+                let command: Command = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+                return Slot::Fleet(ctx.client.start(command));
             }
         };
         Slot::Ready(ready)
