@@ -932,3 +932,43 @@ fn expired_keys_met_by_blocked_clients_and_scans_stream_like_redis() {
         "redis sent the first, ember the second"
     );
 }
+
+/// A replica whose master died says `ROLE` → `slave HOST PORT connect -1`,
+/// as a redis-server replica says it: no offset while the link is down.
+#[test]
+fn role_of_a_replica_whose_master_died() {
+    let mut roles = Vec::new();
+    for ember_replica in [false, true] {
+        let mut master = ember_tests::NodeProcess::start(ember_tests::NodeKind::Redis);
+        let port = master.addr().rsplit_once(':').unwrap().1.to_owned();
+        let line = format!("replicaof 127.0.0.1 {port}");
+        let (replica_addr, _redis, _ember);
+        if ember_replica {
+            let e = EmberServer::start(&[&line]);
+            replica_addr = e.addr();
+            _ember = Some(e);
+        } else {
+            let r = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
+            replica_addr = r.addr();
+            _redis = Some(r);
+        }
+        let mut r = conn(replica_addr);
+        eventually("the link", || {
+            info_field(&mut r, "replication", "master_link_status") == "up"
+        });
+        let role: Vec<redis::Value> = cmd(&mut r, &["ROLE"]);
+        assert!(
+            matches!(role[4], redis::Value::Int(n) if n >= 0),
+            "{role:?}"
+        );
+        master.kill();
+        let mut role: Vec<redis::Value> = Vec::new();
+        eventually("the replica to see its master gone", || {
+            role = cmd(&mut r, &["ROLE"]);
+            role[3] == redis::Value::BulkString(b"connect".to_vec())
+        });
+        roles.push((role[3].clone(), role[4].clone()));
+    }
+    assert_eq!(roles[0], roles[1], "redis, then ember");
+    assert_eq!(roles[1].1, redis::Value::Int(-1));
+}

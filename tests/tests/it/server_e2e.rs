@@ -568,3 +568,41 @@ fn transactions_show_in_client_list_and_stats() {
         "{info}"
     );
 }
+
+/// INFO's sections, in Redis's order, by default and with `all`; and the
+/// `cluster` section that client libraries' harnesses read. (Redis's
+/// `Latencystats` is not built: Ember keeps no latency histograms.)
+#[test]
+fn info_sections_are_redis_s() {
+    let redis = ember_tests::RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let headers = |addr: std::net::SocketAddr, args: &[&[u8]]| {
+        let mut c = connect(addr);
+        let text = String::from_utf8_lossy(&call(&mut c, args)).into_owned();
+        text.lines()
+            .filter(|l| l.starts_with('#') && *l != "# Latencystats")
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for args in [
+        &[&b"INFO"[..]][..],
+        &[b"INFO", b"all"],
+        &[b"INFO", b"everything"],
+    ] {
+        let want = headers(redis.addr(), args);
+        assert!(want.len() >= 11, "{want:?}");
+        assert_eq!(headers(ember.addr(), args), want, "{args:?}");
+    }
+    let section = |addr, name: &[u8]| {
+        let mut c = connect(addr);
+        String::from_utf8_lossy(&call(&mut c, &[b"INFO", name])).into_owned()
+    };
+    assert_eq!(
+        section(ember.addr(), b"cluster"),
+        section(redis.addr(), b"cluster")
+    );
+    assert_eq!(
+        section(ember.addr(), b"modules"),
+        section(redis.addr(), b"modules")
+    );
+}

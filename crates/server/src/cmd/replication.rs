@@ -140,7 +140,10 @@ pub(super) fn role(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
             ctx.reply.bulk(m.host.as_bytes());
             ctx.reply.int(i64::from(m.port));
             ctx.reply.bulk(m.status.name().as_bytes());
-            let offset = if m.synced { st.offset } else { -1 };
+            // Redis shows the offset only while the link is up: a replica
+            // whose master died says `connect -1`.
+            let up = m.synced && m.status == LinkStatus::Connected;
+            let offset = if up { st.offset } else { -1 };
             ctx.reply.int(offset);
         }
         None => {

@@ -92,8 +92,10 @@ const SECTIONS: &[(&str, bool)] = &[
     ("stats", true),
     ("replication", true),
     ("cpu", true),
+    ("modules", true),
     ("commandstats", false),
-    ("errorstats", false),
+    ("errorstats", true),
+    ("cluster", true),
     ("keyspace", true),
 ];
 
@@ -261,6 +263,13 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                     w(format!("errorstat_{code}:count={count}"));
                 }
             }
+        }
+        // No modules, and never in cluster mode: client libraries' test
+        // harnesses and monitoring tools read `cluster_enabled`.
+        "modules" => w("# Modules".into()),
+        "cluster" => {
+            w("# Cluster".into());
+            w("cluster_enabled:0".into());
         }
         "keyspace" => {
             w("# Keyspace".into());
