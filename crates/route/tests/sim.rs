@@ -1130,18 +1130,22 @@ fn flapping(mut cfg: Config) -> Config {
     cfg
 }
 
+/// Step `i` of the flapping schedule: node 0 crashes every 12 steps and
+/// comes back 6 steps later.
+fn flap(sim: &mut Sim, i: u32) {
+    match i % 12 {
+        0 => sim.crash(NodeId(0)),
+        6 => sim.heal(NodeId(0)),
+        _ => {}
+    }
+}
+
 #[test]
 fn a_flapping_node_never_gets_an_answer_wrong() {
     let mut sim = Sim::new(2, 1, flapping(config()));
     let (mut nils, mut from_node0, mut from_node1) = (0, 0, 0);
     for i in 0..60 {
-        if i % 6 == 0 {
-            if i % 12 == 0 {
-                sim.crash(NodeId(0));
-            } else {
-                sim.heal(NodeId(0));
-            }
-        }
+        flap(&mut sim, i);
         assert_eq!(sim.call(&format!("SET k{i} v{i}")), Ok(Frame::simple("OK")));
         // This key, just written, and the first one written after node 0
         // last crashed, which it missed.
@@ -1366,13 +1370,7 @@ fn a_flapping_node_with_healing_never_answers_wrong_or_nil() {
     let mut sim = Sim::new(2, 1, flapping(healing()));
     sim.connect_all();
     for i in 0..60 {
-        if i % 6 == 0 {
-            if i % 12 == 0 {
-                sim.crash(NodeId(0));
-            } else {
-                sim.heal(NodeId(0));
-            }
-        }
+        flap(&mut sim, i);
         assert_eq!(sim.call(&format!("SET k{i} v{i}")), Ok(Frame::simple("OK")));
         // Unlike without healing, a nil is never fair: the node that
         // missed the write is doubted until repaired.
