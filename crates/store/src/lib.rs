@@ -2,6 +2,7 @@
 //!
 //! What a key can hold and how it is encoded: strings that live inside
 //! their entry when short ([`value`]), the packed list ([`list`]), the
+//! sets in their two encodings ([`set`], on the hash table of [`dict`]), the
 //! long-double arithmetic of INCRBYFLOAT ([`longdouble`]), glob patterns
 //! ([`glob`]) and the RDB encodings of values ([`rdb`]: DUMP payloads,
 //! and the pieces a file is made of). [`keyspace`] has the keyspace's
@@ -18,14 +19,17 @@
 //! hear about is returned to it.
 #![warn(missing_docs)]
 
+pub mod dict;
 pub mod glob;
 pub mod keyspace;
 pub mod list;
 pub mod longdouble;
 pub mod rdb;
 mod rng;
+pub mod set;
 pub mod value;
 
 pub use list::List;
 pub use rng::Rng;
+pub use set::Set;
 pub use value::{Form, Str, Value};

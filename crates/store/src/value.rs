@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use crate::list::List;
 use crate::rdb::strict_i64;
+use crate::set::Set;
 
 /// A key's value. Hashes, sets and sorted sets arrive with their commands.
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ pub enum Value {
     /// A list. Never empty: the last pop deletes the key. Boxed, so that
     /// strings, the common case, keep entries small.
     List(Box<List>),
+    /// A set. Never empty: the last removal deletes the key.
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -21,6 +24,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
         }
     }
 
@@ -32,6 +36,7 @@ impl Value {
             // Redis 7.0 keeps every list in a quicklist (7.2 added listpack
             // for small ones).
             Value::List(_) => "quicklist",
+            Value::Set(s) => s.encoding(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use super::crc::Crc64;
 use super::listpack::Builder;
 use super::{RDB_VERSION, container, kind, lzf, opcode, strict_i64};
+use crate::set::Set;
 use crate::value::Value;
 
 /// Redis's default `list-max-listpack-size -2`: a quicklist node's
@@ -26,6 +27,8 @@ pub fn value_type(value: &Value) -> u8 {
     match value {
         Value::Str(_) => kind::STRING,
         Value::List(_) => kind::LIST_QUICKLIST_2,
+        Value::Set(s) if s.is_intset() => kind::SET_INTSET,
+        Value::Set(_) => kind::SET,
     }
 }
 
@@ -116,6 +119,7 @@ impl<'w, W: Write> Writer<'w, W> {
         match value {
             Value::Str(s) => self.string(s.bytes()),
             Value::List(list) => self.quicklist(list.iter()),
+            Value::Set(set) => self.set(set),
         }
     }
 
@@ -196,6 +200,19 @@ impl<'w, W: Write> Writer<'w, W> {
         self.byte(opcode::AUX)?;
         self.string(key)?;
         self.string(value)
+    }
+
+    /// A set as Redis 7.0 writes it: an intset's blob as one string
+    /// (RDB_TYPE_SET_INTSET), a hashtable's count and members (RDB_TYPE_SET).
+    fn set(&mut self, set: &Set) -> io::Result<()> {
+        if let Some(blob) = set.intset_blob() {
+            return self.string(&blob);
+        }
+        self.len(set.len() as u64)?;
+        for member in set.iter() {
+            member.with(|m| self.string(m))?;
+        }
+        Ok(())
     }
 
     /// A list as RDB_TYPE_LIST_QUICKLIST_2: nodes split as Redis's
