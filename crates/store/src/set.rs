@@ -230,7 +230,11 @@ impl Ints {
     }
 
     fn get(&self, i: usize) -> i64 {
-        each!(self, v => i64::from(v[i]))
+        match self {
+            Ints::W16(v) => i64::from(v[i]),
+            Ints::W32(v) => i64::from(v[i]),
+            Ints::W64(v) => v[i],
+        }
     }
 
     fn contains(&self, x: i64) -> bool {

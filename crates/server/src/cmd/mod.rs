@@ -12,6 +12,7 @@ mod lists;
 mod persistence;
 mod replication;
 mod server;
+mod sets;
 mod strings;
 mod transactions;
 
@@ -270,6 +271,24 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE | MOVABLEKEYS, NOKEY, lists::blmpop;
+    // sets
+    "sadd", -3, WRITE | DENYOOM | FAST, KEY1, sets::sadd;
+    "srem", -3, WRITE | FAST, KEY1, sets::srem;
+    "smove", 4, WRITE | FAST, (1, 2, 1), sets::smove;
+    "sismember", 3, READONLY | FAST, KEY1, sets::sismember;
+    "smismember", -3, READONLY | FAST, KEY1, sets::smismember;
+    "scard", 2, READONLY | FAST, KEY1, sets::scard;
+    "smembers", 2, READONLY, KEY1, sets::smembers;
+    "spop", -2, WRITE | FAST, KEY1, sets::spop;
+    "srandmember", -2, READONLY, KEY1, sets::srandmember;
+    "sinter", -2, READONLY, (1, -1, 1), sets::sinter;
+    "sintercard", -3, READONLY | MOVABLEKEYS, NOKEY, sets::sintercard;
+    "sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), sets::sinterstore;
+    "sunion", -2, READONLY, (1, -1, 1), sets::sunion;
+    "sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), sets::sunionstore;
+    "sdiff", -2, READONLY, (1, -1, 1), sets::sdiff;
+    "sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sets::sdiffstore;
+    "sscan", -3, READONLY, KEY1, sets::sscan;
     // replication
     "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
     "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
@@ -475,7 +494,7 @@ fn lookup_index(name: &[u8]) -> Option<usize> {
 pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&'r [u8]>) {
     let argc = req.len();
     let numkeys_at = match cmd.name {
-        "lmpop" => Some(1),
+        "lmpop" | "sintercard" => Some(1),
         "blmpop" => Some(2),
         _ => None,
     };
@@ -893,7 +912,7 @@ fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
     match &shard.dbs[db].get(key, i64::MIN)?.value {
         store::value::Value::Str(s) => Some(s.to_bytes()),
-        store::value::Value::List(_) => None,
+        _ => None,
     }
 }
 
@@ -981,7 +1000,10 @@ mod tests {
                 "time", "unwatch", "watch"
             ]
         );
-        assert_eq!(named(MOVABLEKEYS), ["blmpop", "lmpop", "migrate"]);
+        assert_eq!(
+            named(MOVABLEKEYS),
+            ["blmpop", "lmpop", "migrate", "sintercard"]
+        );
         let req = |line: &str| Request::from_args(&line.split(' ').collect::<Vec<_>>());
         let get = |name: &str| lookup(name.as_bytes()).expect("a command");
         assert!(stale_ok(get("object"), &req("object help")));
@@ -1015,6 +1037,8 @@ mod tests {
         assert_eq!(keys_of("LMPOP 5 a b"), ["a", "b"]);
         assert_eq!(keys_of("LMPOP x a LEFT"), Vec::<String>::new());
         assert_eq!(keys_of("BLMPOP 0 1 a LEFT COUNT 2"), ["a"]);
+        assert_eq!(keys_of("SINTERCARD 2 a b LIMIT 1"), ["a", "b"]);
+        assert_eq!(keys_of("SINTERSTORE d a b"), ["d", "a", "b"]);
         assert_eq!(keys_of("OBJECT HELP"), Vec::<String>::new());
         assert_eq!(keys_of("OBJECT ENCODING k"), ["k"]);
         assert_eq!(keys_of("PING"), Vec::<String>::new());

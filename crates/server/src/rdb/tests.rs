@@ -16,12 +16,19 @@ use crate::db::{Entry, Keyspace};
 enum V {
     S(Vec<u8>),
     L(Vec<Vec<u8>>),
+    /// A set's members, sorted, and its encoding.
+    Set(Vec<Vec<u8>>, &'static str),
 }
 
 fn v(value: &Value) -> V {
     match value {
         Value::Str(s) => V::S(s.bytes().to_vec()),
         Value::List(l) => V::L(l.iter().map(|b| b.to_vec()).collect()),
+        Value::Set(s) => {
+            let mut members: Vec<Vec<u8>> = s.iter().map(|e| e.to_bytes().to_vec()).collect();
+            members.sort();
+            V::Set(members, s.encoding())
+        }
     }
 }
 
@@ -55,7 +62,16 @@ fn list(items: impl IntoIterator<Item = Vec<u8>>, expire_at: Option<i64>) -> Ent
     )
 }
 
-/// A snapshot with every kind of string and list, in three databases.
+fn set<M: AsRef<[u8]>>(members: impl IntoIterator<Item = M>, expire_at: Option<i64>) -> Entry {
+    let mut s = store::Set::new();
+    for m in members {
+        s.add(m.as_ref(), store::set::MAX_INTSET_ENTRIES);
+    }
+    Entry::with(Value::Set(Box::new(s)), expire_at)
+}
+
+/// A snapshot with every kind of string and list, and sets in both
+/// encodings, in four databases.
 fn sample() -> Snapshot {
     let mut rng = store::Rng::new(42);
     let noise: Vec<u8> = (0..5000).map(|_| rng.next_u64() as u8).collect();
@@ -128,9 +144,21 @@ fn sample() -> Snapshot {
         ),
     ];
     let db15 = vec![(Bytes::from_static(b"k"), string("in the last db", Some(-5)))];
+    let db5 = vec![
+        (Bytes::from_static(b"intset"), set(["3", "-1", "70000"], Some(7))),
+        (
+            Bytes::from_static(b"hashtable"),
+            set(["a", "1", "a longer member than fits a slot"], None),
+        ),
+        (
+            Bytes::from_static(b"many-ints"),
+            set((0..2000).map(|i| (i * 7).to_string()), None),
+        ),
+    ];
     let mut dbs = vec![Vec::new(); 16];
     dbs[0] = db0;
     dbs[3] = db3;
+    dbs[5] = db5;
     dbs[15] = db15;
     Snapshot { dbs }
 }
@@ -371,7 +399,6 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
         refused(4, &[&[1][..], &s(b"f"), &s(b"v")].concat()),
         holds("hash")
     );
-    assert_eq!(refused(2, &[&[1][..], &s(b"m")].concat()), holds("set"));
     assert_eq!(
         refused(3, &[&[1][..], &s(b"m"), &[1, b'1']].concat()),
         holds("zset")
@@ -380,8 +407,6 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
         refused(5, &[&[1][..], &s(b"m"), &1.5f64.to_le_bytes()].concat()),
         holds("zset")
     );
-    let is = [2u8, 0, 0, 0, 1, 0, 0, 0, 5, 0];
-    assert_eq!(refused(11, &s(&is)), holds("set"));
     assert_eq!(refused(9, &s(b"\x01\x01f\x01\x00v\xff")), holds("hash"));
     let zl = ziplist::build(&[b"\x01f", b"\x01v"]);
     assert_eq!(refused(13, &s(&zl)), holds("hash"));
@@ -392,7 +417,6 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
     let lp = lp.finish();
     assert_eq!(refused(16, &s(&lp)), holds("hash"));
     assert_eq!(refused(17, &s(&lp)), holds("zset"));
-    assert_eq!(refused(20, &s(&lp)), holds("set"));
     // Validated before refused: a corrupt hash is a corruption.
     assert!(refused(16, &s(&lp[..lp.len() - 1])).starts_with("corrupt RDB data at offset"));
     assert_eq!(
@@ -412,6 +436,37 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
     assert!(
         err(&file(10, &[&[0xF5][..], &s(b"#!lua name=x")].concat())).contains("function library")
     );
+}
+
+#[test]
+fn sets_load_in_every_encoding_redis_writes() {
+    let one = |ty: u8, value: &[u8]| keys_of(&file(10, &[&[ty][..], &s(b"h"), value].concat()));
+    let set_of = |members: &[&str], enc: &'static str| {
+        vec![(
+            0,
+            b"h".to_vec(),
+            V::Set(members.iter().map(|m| m.as_bytes().to_vec()).collect(), enc),
+            None,
+        )]
+    };
+    // RDB_TYPE_SET: integers within the limit become an intset, as Redis
+    // loads them; anything else a hashtable.
+    let listed = [&[2][..], &s(b"5"), &[0xC0, 3]].concat();
+    assert_eq!(one(2, &listed), set_of(&["3", "5"], "intset"));
+    let listed = [&[2][..], &s(b"5"), &s(b"x")].concat();
+    assert_eq!(one(2, &listed), set_of(&["5", "x"], "hashtable"));
+    // RDB_TYPE_SET_INTSET, and Redis 7.2's RDB_TYPE_SET_LISTPACK.
+    let is = [2u8, 0, 0, 0, 2, 0, 0, 0, 5, 0, 9, 0];
+    assert_eq!(one(11, &s(&is)), set_of(&["5", "9"], "intset"));
+    let mut lp = listpack::Builder::new();
+    lp.push(b"f");
+    lp.push(b"7");
+    assert_eq!(one(20, &s(&lp.finish())), set_of(&["7", "f"], "hashtable"));
+    // A member twice is corrupt, as Redis finds it; an empty set is
+    // skipped.
+    let twice = [&[2][..], &s(b"m"), &s(b"m")].concat();
+    assert!(err(&file(10, &[&[2][..], &s(b"h"), &twice].concat())).contains("duplicate"));
+    assert!(one(2, &[0]).is_empty());
 }
 
 #[test]
