@@ -18,6 +18,7 @@
 //! hear about is returned to it.
 #![warn(missing_docs)]
 
+pub mod dict;
 pub mod glob;
 pub mod keyspace;
 pub mod list;
