@@ -813,10 +813,10 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
         let changed = prop::dirty_count() != dirty;
         record(ctx, cmd, req, result.is_ok(), changed);
     }
-    let usec = ctx.client.clock.tick().as_micros() as u64;
+    let took = ctx.client.clock.tick();
     // A container's calls count on its subcommand (`config|get`).
     let stat = stat_index(index, req).unwrap_or(index);
-    ctx.client.stats.call(&ctx.shared.stats, stat, usec);
+    ctx.client.stats.call(&ctx.shared.stats, stat, took);
     if let Err(e) = result {
         let text = e.to_string();
         ctx.shared.stats.error(text.as_bytes());
