@@ -977,3 +977,83 @@ fn role_of_a_replica_whose_master_died() {
     assert_eq!(roles[0], roles[1], "redis, then ember");
     assert_eq!(roles[1].1, redis::Value::Int(-1));
 }
+
+/// What set writes send replicas, compared with redis-server's stream:
+/// SPOP as SREM of what it popped (one SREM per member, in a MULTI/EXEC
+/// when there are several) or as DEL when it takes everything, the STORE
+/// forms and SMOVE as themselves, and nothing for writes that change
+/// nothing. Popped members are random: each SREM's member is checked to
+/// be one the set held, then written as `<m>`.
+#[test]
+fn set_writes_stream_like_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let mut streams = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let (mut s, mut buf) = attach_to_stream(addr);
+        let mut c = conn(addr);
+        for line in [
+            "SADD s 1 2 3 4 5 6 7 8 9 10",
+            "SADD s 1",
+            "SPOP s 3",
+            "SPOP s 7",
+            "SADD t a b c d e f g h i j",
+            "SPOP t 9",
+            "SADD t k l m n o p q r s",
+            "SPOP t 1",
+            "SPOP t",
+            "SPOP t 0",
+            "SPOP none 3",
+            "SPOP none",
+            "SADD u x",
+            "SPOP u",
+            "SADD v 1 2 3",
+            "SRANDMEMBER v 2",
+            "SMOVE v w 1",
+            "SMOVE v w 9",
+            "SMOVE v v 2",
+            "SREM v 2 9",
+            "SREM v 9",
+            "SINTERSTORE d v w",
+            "SADD w 3",
+            "SINTERSTORE d v w",
+            "SUNIONSTORE e v w none",
+            "SDIFFSTORE e v v",
+            "SDIFFSTORE e v v",
+            "SINTERSTORE none2 none",
+            "SREM v 3",
+        ] {
+            let args: Vec<&str> = line.split(' ').collect();
+            let mut q = redis::cmd(args[0]);
+            for a in &args[1..] {
+                q.arg(*a);
+            }
+            let _ = q.query::<redis::Value>(&mut c);
+        }
+        cmd::<()>(&mut c, &["SET", "end", "1"]);
+        let stream = read_stream(&mut s, &mut buf, "end");
+        let popped: Vec<String> = stream
+            .into_iter()
+            .map(|line| {
+                let words: Vec<&str> = line.split(' ').collect();
+                match words[..] {
+                    ["srem", key @ ("s" | "t" | "u"), m] => {
+                        let held = match key {
+                            "s" => (1..=10).any(|i| m == i.to_string()),
+                            "u" => m == "x",
+                            _ => m.len() == 1 && m.as_bytes()[0].is_ascii_lowercase(),
+                        };
+                        assert!(held, "{line} pops a member {key} never held");
+                        format!("srem {key} <m>")
+                    }
+                    _ => line,
+                }
+            })
+            .collect();
+        streams.push(popped);
+    }
+    assert_eq!(
+        streams[0], streams[1],
+        "redis sent the first, ember the second"
+    );
+}
