@@ -1,6 +1,8 @@
 //! The value types alone, with criterion and nothing else of Ember's: the
-//! packed list (pushes, pops, indexing, iteration), glob matching, and the
-//! RDB encodings (a list's quicklist nodes, LZF, DUMP and RESTORE).
+//! packed list (pushes, pops, indexing, iteration), sets (adds, lookups,
+//! random picks, intersection, scans, DUMP and RESTORE), glob matching,
+//! and the RDB encodings (a list's quicklist nodes, LZF, DUMP and
+//! RESTORE).
 //!
 //! `cargo bench -p ember-store`; `EMBER_BENCH_QUICK=1` for a short look.
 
@@ -9,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput};
-use ember_store::{self as store, List, Rng, Str, Value, value::Form};
+use ember_store::set::MAX_INTSET_ENTRIES;
+use ember_store::{self as store, List, Rng, Set, Str, Value, value::Form};
 
 fn config() -> Criterion {
     let c = Criterion::default();
@@ -109,12 +112,105 @@ fn rdb(c: &mut Criterion) {
     });
     let string = Value::Str(Str::new(Bytes::from(text.clone()), Form::Auto));
     g.bench_function("dump_string_64k", |b| b.iter(|| store::rdb::dump(&string)));
+    // Many short compressible strings, as an RDB file of 40-byte values
+    // has them: the cost of each call, not of each byte.
+    let short = &text[..40];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("lzf_compress_40b", |b| {
+        b.iter(|| store::rdb::lzf::compress(short, short.len() - 4))
+    });
+    g.finish();
+}
+
+/// `n` members `member:NNNNNNNNNN`, as benches/memory.sh adds them.
+fn members(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("member:{i:010}").into_bytes())
+        .collect()
+}
+
+fn set_of(items: &[Vec<u8>]) -> Set {
+    let mut s = Set::new();
+    items.iter().for_each(|m| {
+        s.add(m, MAX_INTSET_ENTRIES);
+    });
+    s
+}
+
+fn sets(c: &mut Criterion) {
+    let strings = members(10_000);
+    let ints: Vec<Vec<u8>> = (0..512).map(|i| (i * 7).to_string().into_bytes()).collect();
+    let mut g = c.benchmark_group("set");
+    g.throughput(Throughput::Elements(strings.len() as u64));
+    g.bench_function("sadd_10k_strings", |b| b.iter(|| set_of(&strings)));
+    g.throughput(Throughput::Elements(ints.len() as u64));
+    g.bench_function("sadd_512_ints_intset", |b| b.iter(|| set_of(&ints)));
+    let full = set_of(&strings);
+    let intset = set_of(&ints);
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("sismember_in_10k", |b| {
+        b.iter(|| {
+            i = (i + 7919) % strings.len();
+            full.contains(&strings[i])
+        })
+    });
+    g.bench_function("sismember_in_intset_512", |b| {
+        b.iter(|| {
+            i = (i + 7919) % ints.len();
+            intset.contains(&ints[i])
+        })
+    });
+    let mut rng = Rng::new(3);
+    g.bench_function("srandmember_10k", |b| {
+        b.iter(|| full.random(&mut rng).map(|e| e.with(<[u8]>::len)))
+    });
+    g.throughput(Throughput::Elements(strings.len() as u64));
+    g.bench_function("spop_all_10k", |b| {
+        b.iter_batched(
+            || full.clone(),
+            |mut s| {
+                while let Some(m) = s.pop_random(&mut rng) {
+                    black_box(m);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let other = set_of(&strings[5_000..]);
+    g.bench_function("sinter_10k_5k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            Set::intersect(&[&full, &other], |_| {
+                n += 1;
+                true
+            });
+            n
+        })
+    });
+    g.bench_function("sscan_10k", |b| {
+        b.iter(|| {
+            let (mut cursor, mut n) = (0, 0);
+            loop {
+                cursor = full.scan(cursor, 10, |_| n += 1);
+                if cursor == 0 {
+                    break n;
+                }
+            }
+        })
+    });
+    let value = Value::Set(Box::new(full.clone()));
+    let dumped = store::rdb::dump(&value);
+    g.bench_function("dump_10k", |b| b.iter(|| store::rdb::dump(&value)));
+    g.bench_function("restore_10k", |b| {
+        b.iter(|| store::rdb::restore(&dumped).is_ok())
+    });
     g.finish();
 }
 
 criterion::criterion_group! {
     name = values;
     config = config();
-    targets = list, glob, rdb
+    targets = list, glob, rdb, sets
 }
 criterion::criterion_main!(values);

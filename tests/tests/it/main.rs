@@ -15,3 +15,4 @@ mod replication;
 mod replies_from_redis;
 mod server_e2e;
 mod server_vs_redis;
+mod sets;

@@ -436,7 +436,9 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let dst = &req[1];
     let keys = keys_from(req, 2);
     let (db, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
-    let mut locked = ctx.shards.lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
+    let mut locked = ctx
+        .shards
+        .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
     let result = with_sets(&mut locked, db, now, &keys, |sets| {
         match sets.iter().copied().collect::<Option<Vec<&Set>>>() {
             Some(sets) => Set::intersection(&sets, max_intset(shared)),
@@ -513,7 +515,9 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
     let dst = &req[1];
     let keys = keys_from(req, 2);
     let (db, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
-    let mut locked = ctx.shards.lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
+    let mut locked = ctx
+        .shards
+        .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
     let result = with_sets(&mut locked, db, now, &keys, |sets| {
         union_or_diff(sets, &keys, diff, max_intset(shared))
     })?;
@@ -620,7 +624,15 @@ mod tests {
         assert_eq!(parse_cursor(b"+5"), Ok(5));
         assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
         assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        for bad in [&b"18446744073709551616"[..], b"abc", b" 1", b"1 ", b"-", b"+", b"1.5"] {
+        for bad in [
+            &b"18446744073709551616"[..],
+            b"abc",
+            b" 1",
+            b"1 ",
+            b"-",
+            b"+",
+            b"1.5",
+        ] {
             assert!(parse_cursor(bad).is_err(), "{bad:?}");
         }
     }

@@ -145,7 +145,10 @@ fn sample() -> Snapshot {
     ];
     let db15 = vec![(Bytes::from_static(b"k"), string("in the last db", Some(-5)))];
     let db5 = vec![
-        (Bytes::from_static(b"intset"), set(["3", "-1", "70000"], Some(7))),
+        (
+            Bytes::from_static(b"intset"),
+            set(["3", "-1", "70000"], Some(7)),
+        ),
         (
             Bytes::from_static(b"hashtable"),
             set(["a", "1", "a longer member than fits a slot"], None),

@@ -11,9 +11,11 @@
 //! ```
 //!
 //! Decompression checks every read and every back reference and never
-//! produces more than the length announced. Compression is a greedy
-//! matcher over a hash of three bytes, as liblzf's: its output differs from
-//! liblzf's byte for byte, but any LZF decoder reads it.
+//! produces more than the length announced. Compression is liblzf's own
+//! greedy matcher, step for step as Redis builds it (a 2^16-slot table of
+//! three-byte hashes, `VERY_FAST`), so that what Redis compresses, and how,
+//! comes out the same here: DUMP payloads and RDB strings are Redis's to
+//! the byte.
 
 /// The longest literal run.
 const MAX_LIT: usize = 32;
@@ -78,77 +80,161 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, &'static str>
     Ok(out)
 }
 
-/// Compresses `input` into at most `max_out` bytes, or `None` if it does
-/// not fit (or `input` is empty).
-pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
-    let n = input.len();
-    if n == 0 || max_out == 0 {
-        return None;
-    }
-    // A table sized to the input: a short string should not pay for
-    // clearing a big one.
-    let bits = (usize::BITS - n.leading_zeros()).clamp(6, 14);
-    let mut table = vec![0usize; 1 << bits];
-    let hash = |i: usize| {
-        let v = u32::from(input[i]) << 16 | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]);
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
-    };
-    let mut out = Vec::with_capacity(max_out.min(n));
-    let mut literals = 0;
-    let mut i = 0;
-    while i + 2 < n {
-        let h = hash(i);
-        // Positions are stored plus one, so 0 means none.
-        let candidate = std::mem::replace(&mut table[h], i + 1);
-        if candidate > 0 {
-            let r = candidate - 1;
-            let off = i - r - 1;
-            if off < MAX_OFF && input[r..r + 3] == input[i..i + 3] {
-                let max = (n - i).min(MAX_REF);
-                let mut len = 3;
-                while len < max && input[r + len] == input[i + len] {
-                    len += 1;
-                }
-                push_literals(&mut out, &input[literals..i], max_out)?;
-                let l = len - 2;
-                let high = (off >> 8) as u8;
-                if l < 7 {
-                    out.push(high | (l as u8) << 5);
-                } else {
-                    out.push(high | 7 << 5);
-                    out.push((l - 7) as u8);
-                }
-                out.push(off as u8);
-                if out.len() > max_out {
-                    return None;
-                }
-                // Index the positions the match covers: later matches find
-                // them.
-                let end = i + len;
-                for j in i + 1..end.min(n - 2) {
-                    table[hash(j)] = j + 1;
-                }
-                i = end;
-                literals = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    push_literals(&mut out, &input[literals..], max_out)?;
-    Some(out)
+/// liblzf's hash table: 2^16 slots (Redis builds it with `HLOG 16`).
+const HSIZE: usize = 1 << 16;
+
+/// Bits of a table slot that hold a position; the rest hold the stamp of
+/// the call that wrote it.
+const POS_BITS: u32 = 40;
+
+/// A table kept from call to call, so that a short string does not pay for
+/// clearing 2^16 slots: a slot counts only if it carries the current call's
+/// stamp, which is what a cleared table would give.
+struct Table {
+    slots: Vec<u64>,
+    stamp: u64,
 }
 
-/// Appends `bytes` as literal runs.
-fn push_literals(out: &mut Vec<u8>, bytes: &[u8], max_out: usize) -> Option<()> {
-    for run in bytes.chunks(MAX_LIT) {
-        if out.len() + 1 + run.len() > max_out {
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = const {
+        std::cell::RefCell::new(Table {
+            slots: Vec::new(),
+            stamp: 0,
+        })
+    };
+}
+
+/// Compresses `input` into at most `max_out` bytes, or `None` if it does
+/// not fit (or `input` is empty), with liblzf's algorithm as Redis builds
+/// it (`lzf_c.c` with `HLOG 16`, `VERY_FAST`), so that the output, and
+/// whether there is one, are Redis's to the byte: RDB strings and DUMP
+/// payloads (a compressible intset, a long string) come out as Redis
+/// writes them. liblzf gives up early at its own conservative checks
+/// against `max_out`; so does this.
+pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    TABLE.with(|t| compress_with(&mut t.borrow_mut(), input, max_out))
+}
+
+fn compress_with(table: &mut Table, input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let in_len = input.len();
+    if in_len == 0 || out_len == 0 {
+        return None;
+    }
+    if table.slots.is_empty() {
+        table.slots = vec![0; HSIZE];
+    }
+    table.stamp += 1;
+    if table.stamp >= 1 << (64 - POS_BITS) {
+        table.slots.fill(0);
+        table.stamp = 1;
+    }
+    let stamp = table.stamp << POS_BITS;
+    // liblzf's IDX of the three bytes at `i`, VERY_FAST flavour.
+    let idx = |i: usize| {
+        let h = u32::from(input[i]) << 16 | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]);
+        ((h >> 8).wrapping_sub(h.wrapping_mul(5)) & (HSIZE as u32 - 1)) as usize
+    };
+    let pos_mask = (1u64 << POS_BITS) - 1;
+    // liblzf writes at `op` and checks against `out_len` itself; the slack
+    // covers the few bytes it may step past before a check returns.
+    let mut out = vec![0u8; out_len + 8];
+    let (mut ip, mut op, mut lit) = (0usize, 1usize, 0usize);
+    while ip + 2 < in_len {
+        let slot = &mut table.slots[idx(ip)];
+        let previous = (*slot & !pos_mask == stamp).then_some((*slot & pos_mask) as usize);
+        *slot = stamp | ip as u64;
+        let matched = previous.filter(|&r| {
+            r > 0
+                && r < ip
+                && ip - r - 1 < MAX_OFF
+                && input[r + 2] == input[ip + 2]
+                && input[r..r + 2] == input[ip..ip + 2]
+        });
+        let Some(r) = matched else {
+            // One more literal byte.
+            if op >= out_len {
+                return None;
+            }
+            lit += 1;
+            out[op] = input[ip];
+            op += 1;
+            ip += 1;
+            if lit == MAX_LIT {
+                out[op - lit - 1] = (lit - 1) as u8;
+                lit = 0;
+                op += 1;
+            }
+            continue;
+        };
+        let off = ip - r - 1;
+        let mut len = 2;
+        let maxlen = (in_len - ip - len).min(MAX_REF);
+        if op + 3 + 1 >= out_len && op - usize::from(lit == 0) + 3 + 1 >= out_len {
             return None;
         }
-        out.push((run.len() - 1) as u8);
-        out.extend_from_slice(run);
+        // End the literal run (dropping its header if it is empty).
+        out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+        op -= usize::from(lit == 0);
+        // liblzf compares 16 bytes unchecked when more than 16 may match,
+        // then one at a time up to `maxlen`.
+        'length: {
+            if maxlen > 16 {
+                for _ in 0..16 {
+                    len += 1;
+                    if input[r + len] != input[ip + len] {
+                        break 'length;
+                    }
+                }
+            }
+            loop {
+                len += 1;
+                if !(len < maxlen && input[r + len] == input[ip + len]) {
+                    break;
+                }
+            }
+        }
+        // `len` is now the length of the copy minus two.
+        len -= 2;
+        ip += 1;
+        if len < 7 {
+            out[op] = ((off >> 8) + (len << 5)) as u8;
+            op += 1;
+        } else {
+            out[op] = ((off >> 8) + (7 << 5)) as u8;
+            out[op + 1] = (len - 7) as u8;
+            op += 2;
+        }
+        out[op] = off as u8;
+        op += 2;
+        lit = 0;
+        ip += len + 1;
+        if ip + 2 >= in_len {
+            break;
+        }
+        // Index the last two positions the copy covered.
+        for at in [ip - 2, ip - 1] {
+            table.slots[idx(at)] = stamp | at as u64;
+        }
     }
-    Some(())
+    // At most three bytes can be missing here.
+    if op + 3 > out_len {
+        return None;
+    }
+    while ip < in_len {
+        lit += 1;
+        out[op] = input[ip];
+        op += 1;
+        ip += 1;
+        if lit == MAX_LIT {
+            out[op - lit - 1] = (lit - 1) as u8;
+            lit = 0;
+            op += 1;
+        }
+    }
+    out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+    op -= usize::from(lit == 0);
+    out.truncate(op);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -157,7 +243,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn round_trip(data: &[u8]) {
-        let packed = compress(data, data.len() + data.len() / 32 + 2).expect("fits");
+        // liblzf's own slack: a run header per 32 literals, and 3 bytes
+        // its final check wants free.
+        let packed = compress(data, data.len() + data.len() / 32 + 4).expect("fits");
         assert_eq!(decompress(&packed, data.len()).as_deref(), Ok(data));
     }
 

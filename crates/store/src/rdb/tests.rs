@@ -236,9 +236,15 @@ fn corrupt_sets_are_refused() {
         Some(PayloadError::BadFormat)
     );
     let dup_intset = b"\x0b\x0c\x02\x00\x00\x00\x02\x00\x00\x00\x01\x00\x01\x00";
-    assert_eq!(restore(&payload(dup_intset)).err(), Some(PayloadError::BadFormat));
+    assert_eq!(
+        restore(&payload(dup_intset)).err(),
+        Some(PayloadError::BadFormat)
+    );
     // Empty: Redis refuses an empty set in a payload.
-    assert_eq!(restore(&payload(b"\x02\x00")).err(), Some(PayloadError::BadFormat));
+    assert_eq!(
+        restore(&payload(b"\x02\x00")).err(),
+        Some(PayloadError::BadFormat)
+    );
 }
 
 proptest! {

@@ -270,16 +270,16 @@ fn scans_see_every_member() {
 fn rdb_shapes() {
     let s = set_of(&["1", "-2", "300"], 512);
     let blob = s.intset_blob().unwrap();
-    assert_eq!(
-        blob,
-        [2, 0, 0, 0, 3, 0, 0, 0, 0xFE, 0xFF, 1, 0, 0x2C, 0x01]
-    );
+    assert_eq!(blob, [2, 0, 0, 0, 3, 0, 0, 0, 0xFE, 0xFF, 1, 0, 0x2C, 0x01]);
     let back = Set::from_intset_blob(&blob).unwrap();
     assert_eq!(strs(&back), ["-2", "1", "300"]);
     // A wide blob keeps its width.
     let mut wide = vec![8, 0, 0, 0, 1, 0, 0, 0];
     wide.extend_from_slice(&5i64.to_le_bytes());
-    assert_eq!(Set::from_intset_blob(&wide).unwrap().intset_blob(), Some(wide));
+    assert_eq!(
+        Set::from_intset_blob(&wide).unwrap().intset_blob(),
+        Some(wide)
+    );
     assert!(matches!(
         Set::from_intset_blob(&[2, 0, 0, 0, 0, 0, 0, 0]),
         Err(LoadError::Corrupt(_))
