@@ -49,6 +49,8 @@ impl Drop for TempDir {
 enum Data {
     Str(Vec<u8>),
     List(Vec<Vec<u8>>),
+    /// A set's members and the encoding it must have.
+    Set(Vec<Vec<u8>>, &'static str),
 }
 
 /// One key: database, name, contents, TTL in milliseconds.
@@ -81,8 +83,8 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Strings of every encoding, lists small and large, TTLs, three
-/// databases.
+/// Strings of every encoding, lists small and large, sets of both
+/// encodings, TTLs, four databases.
 fn dataset() -> Vec<Key> {
     let s = |v: &[u8]| Data::Str(v.to_vec());
     let day = Some(86_400_000);
@@ -165,7 +167,47 @@ fn dataset() -> Vec<Key> {
         key(1, b"db1-string", s(b"in db 1"), Some(50_000)),
         key(1, b"db1-list", Data::List(vec![b"x".to_vec(); 500]), None),
         key(7, b"db7", s(b"seven"), None),
+        // Sets: intsets of 16 and 64 bits, at the limit and over it, and
+        // hashtables with long members.
+        key(2, b"intset", set(["3", "-1", "200"]), day),
+        key(2, b"intset-wide", set(["1", "70000", "-5000000000"]), None),
+        key(2, b"intset-512", ints(512), None),
+        key(2, b"ints-1280", ints(1280), None),
+        key(
+            2,
+            b"strings",
+            set(["a", "", "1", &"long member ".repeat(10)]),
+            None,
+        ),
+        key(
+            2,
+            b"big-strings",
+            Data::Set(
+                (0..20_000)
+                    .map(|i| format!("member:{i}").into_bytes())
+                    .collect(),
+                "hashtable",
+            ),
+            None,
+        ),
     ]
+}
+
+/// A set of `members`, intset if they all are integers and fit.
+fn set<'a>(members: impl IntoIterator<Item = &'a str>) -> Data {
+    let members: Vec<Vec<u8>> = members.into_iter().map(|m| m.as_bytes().to_vec()).collect();
+    let ints = members.len() <= 512
+        && members.iter().all(|m| {
+            let s = String::from_utf8_lossy(m);
+            s.parse::<i64>().is_ok_and(|v| v.to_string() == s)
+        });
+    Data::Set(members, if ints { "intset" } else { "hashtable" })
+}
+
+/// The set of 0, 3, 6... (`n` of them).
+fn ints(n: i64) -> Data {
+    let members = (0..n).map(|i| (i * 3).to_string().into_bytes()).collect();
+    Data::Set(members, if n <= 512 { "intset" } else { "hashtable" })
 }
 
 fn connect(addr: std::net::SocketAddr) -> Connection {
@@ -196,6 +238,15 @@ fn fill(con: &mut Connection, keys: &[Key]) {
                         .arg(chunk)
                         .query(con)
                         .expect("RPUSH");
+                }
+            }
+            Data::Set(members, _) => {
+                for chunk in members.chunks(1000) {
+                    let _: i64 = redis::cmd("SADD")
+                        .arg(&k.name)
+                        .arg(chunk)
+                        .query(con)
+                        .expect("SADD");
                 }
             }
         }
@@ -241,6 +292,23 @@ fn check(con: &mut Connection, keys: &[Key], who: &str) {
                     .expect("LRANGE");
                 assert_eq!(got.len(), items.len(), "{who}: length of {name}");
                 assert!(got == *items, "{who}: elements of {name}");
+            }
+            Data::Set(members, encoding) => {
+                assert_eq!(ty, "set", "{who}: type of {name}");
+                let mut got: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+                    .arg(&k.name)
+                    .query(con)
+                    .expect("SMEMBERS");
+                got.sort();
+                let mut want = members.clone();
+                want.sort();
+                assert!(got == want, "{who}: members of {name}");
+                let enc: String = redis::cmd("OBJECT")
+                    .arg("ENCODING")
+                    .arg(&k.name)
+                    .query(con)
+                    .expect("OBJECT ENCODING");
+                assert_eq!(enc, *encoding, "{who}: encoding of {name}");
             }
         }
         let pttl: i64 = redis::cmd("PTTL").arg(&k.name).query(con).expect("PTTL");
@@ -410,8 +478,6 @@ fn keys_already_expired_are_not_loaded() {
 fn types_ember_cannot_hold_are_refused_by_name() {
     for (setup, kind) in [
         (&["HSET", "the-key", "f", "v"][..], "hash"),
-        (&["SADD", "the-key", "1", "2"][..], "set"),
-        (&["SADD", "the-key", "a", "b"][..], "set"),
         (&["ZADD", "the-key", "1", "m"][..], "zset"),
     ] {
         let dir = TempDir::new(&format!("refused-{kind}"));

@@ -69,6 +69,8 @@ fn caught_up(master: &mut Connection) {
 enum Held {
     Str(Vec<u8>),
     List(Vec<Vec<u8>>),
+    /// Members, sorted.
+    Set(Vec<Vec<u8>>),
 }
 
 type Dataset = BTreeMap<(usize, Vec<u8>), (Held, i64)>;
@@ -90,6 +92,14 @@ fn dataset(con: &mut Connection) -> Dataset {
                         .query(con)
                         .expect("LRANGE"),
                 ),
+                "set" => {
+                    let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+                        .arg(&key)
+                        .query(con)
+                        .expect("SMEMBERS");
+                    members.sort();
+                    Held::Set(members)
+                }
                 "none" => continue, // expired between KEYS and TYPE
                 other => panic!("unexpected type {other}"),
             };
@@ -157,6 +167,13 @@ fn load_initial(con: &mut Connection) {
         rpush.extend(many.iter().map(String::as_str));
         cmd::<i64>(con, &rpush);
         cmd::<i64>(con, &["EXPIRE", "l3", "3000"]);
+        // Sets: an intset, a hashtable, and one big enough to pop from.
+        cmd::<i64>(con, &["SADD", "ints", "3", "1", "2", "70000"]);
+        cmd::<i64>(con, &["SADD", "tags", "red", "blue", "1"]);
+        let mut sadd = vec!["SADD", "members"];
+        sadd.extend(many.iter().map(String::as_str));
+        cmd::<i64>(con, &sadd);
+        cmd::<i64>(con, &["EXPIRE", "tags", "3000"]);
     }
     cmd::<()>(con, &["SELECT", "0"]);
 }
@@ -186,6 +203,17 @@ fn write_more(con: &mut Connection, blocker: &mut Connection) {
     cmd::<()>(con, &["LTRIM", "long", "10", "4000"]);
     cmd::<i64>(con, &["LREM", "long", "0", "100"]);
     cmd::<i64>(con, &["LINSERT", "long", "BEFORE", "200", "inserted"]);
+    // Set writes, random ones included: the replica gets what they did.
+    cmd::<i64>(con, &["SADD", "ints", "4", "x"]);
+    cmd::<i64>(con, &["SREM", "ints", "1"]);
+    cmd::<Option<String>>(con, &["SPOP", "ints"]);
+    cmd::<Vec<String>>(con, &["SPOP", "members", "10"]);
+    cmd::<Vec<String>>(con, &["SPOP", "members", "4980"]);
+    cmd::<Vec<String>>(con, &["SPOP", "tags", "10"]);
+    cmd::<i64>(con, &["SMOVE", "members", "moved-set", "4999"]);
+    cmd::<i64>(con, &["SINTERSTORE", "inter", "ints", "members"]);
+    cmd::<i64>(con, &["SUNIONSTORE", "union", "ints", "members"]);
+    cmd::<i64>(con, &["SDIFFSTORE", "diff", "members", "ints"]);
     // A blocked pop served by a push: the replica sees the push and the pop.
     let blocked = std::thread::scope(|s| {
         let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BLPOP", "queue", "10"]));
