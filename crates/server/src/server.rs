@@ -721,11 +721,12 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
         path: path.clone(),
         reason,
     };
-    let loaded = match crate::rdb::load_file(&path) {
+    let mut loaded = match crate::rdb::load_file(&path) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return Ok(()),
         Err(e) => return Err(fail(e.to_string())),
     };
+    loaded.fit_sets(crate::cmd::sets::max_intset(shared));
     if let Some((_, version)) = loaded.aux.iter().find(|(k, _)| &k[..] == b"redis-ver") {
         tracing::info!(
             "Loading RDB produced by version {}",

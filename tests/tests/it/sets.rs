@@ -18,17 +18,25 @@ struct Pair {
     _ember: EmberServer,
     redis: TcpStream,
     ember: TcpStream,
+    /// Ember's directory, for DEBUG RELOAD's file.
+    dir: std::path::PathBuf,
 }
 
 impl Pair {
     fn start() -> Pair {
-        let redis = RedisServer::start(&[]);
-        let ember = EmberServer::start(&["save \"\"", "appendonly no"]);
+        let redis = RedisServer::start(&["--enable-debug-command", "local"]);
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ember-sets-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let dir_line = format!("dir {}", dir.display());
+        let ember = EmberServer::start(&["save \"\"", "appendonly no", &dir_line]);
         Pair {
             redis: redis.connect(),
             ember: ember.connect(),
             _redis: redis,
             _ember: ember,
+            dir,
         }
     }
 
@@ -73,6 +81,12 @@ impl Pair {
                 );
             }
         }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -816,5 +830,64 @@ fn compressed_payloads_are_redis_s() {
             r == e,
             "intset of {count} multiples of {step} dumps differently"
         );
+    }
+}
+
+/// A set loaded from a file or a payload takes the encoding Redis would
+/// give it under the configured `set-max-intset-entries`, whatever limit
+/// it was written under: an intset over the limit becomes a hashtable,
+/// and a hashtable of few enough integers an intset.
+#[test]
+fn loaded_sets_follow_the_configured_limit() {
+    let mut pair = Pair::start();
+    let mut big: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"big".to_vec()];
+    big.extend((0..600).map(|i| i.to_string().into_bytes()));
+    let big: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    let keys: [&[u8]; 4] = [b"a", b"big", b"b", b"h0"];
+    let encodings = |pair: &mut Pair, context: &str| {
+        for key in keys {
+            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
+            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
+        }
+    };
+    pair.reset();
+    for args in [
+        &[&b"SADD"[..], b"a", b"1", b"2", b"3", b"4", b"5"][..],
+        &big,
+        &[b"SADD", b"b", b"1", b"2", b"x"],
+        &[b"CONFIG", b"SET", b"set-max-intset-entries", b"0"],
+        &[b"SADD", b"h0", b"1", b"2", b"3"],
+    ] {
+        pair.both(args);
+    }
+    encodings(&mut pair, "as written");
+    for limit in [&b"3"[..], b"1000", b"512", b"0"] {
+        pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
+        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
+        assert_eq!(r, e);
+        let context = format!("DEBUG RELOAD under {}", String::from_utf8_lossy(limit));
+        encodings(&mut pair, &context);
+    }
+    // Payloads: the same rule under each limit.
+    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"0"]);
+    pair.both(&[b"SADD", b"h1", b"1", b"2", b"3"]);
+    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"512"]);
+    pair.both(&[b"SADD", b"i1", b"1", b"2", b"3", b"4"]);
+    for source in [&b"h1"[..], b"i1", b"big", b"b"] {
+        let (payload, _) = pair.both(&[b"DUMP", source]);
+        let payload = decode(&payload).as_bytes().expect("a payload").clone();
+        for limit in [&b"3"[..], b"1000", b"512"] {
+            pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
+            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
+            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
+            assert_eq!(
+                r,
+                e,
+                "RESTORE of {} under {}",
+                String::from_utf8_lossy(source),
+                String::from_utf8_lossy(limit)
+            );
+        }
     }
 }

@@ -89,7 +89,10 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::other("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = store::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
+    let mut value = store::rdb::restore(&req[3]).map_err(|e| CmdError::other(e.to_string()))?;
+    if let store::value::Value::Set(set) = &mut value {
+        set.fit_loaded(super::sets::max_intset(ctx.shared));
+    }
     // An old value goes even if it had expired, as Redis's dbDelete does.
     let deleted = opts.replace && locked.db(db, key).remove(key).is_some();
     // The master's stream runs with its clock stopped; its RESTOREs carry

@@ -12,7 +12,7 @@ mod lists;
 mod persistence;
 mod replication;
 mod server;
-mod sets;
+pub(crate) mod sets;
 mod strings;
 mod transactions;
 

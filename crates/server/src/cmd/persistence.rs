@@ -142,7 +142,7 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     }
     let shared = ctx.shared;
     let path = rdb_path(shared);
-    let loaded = match crate::rdb::load_file(&path) {
+    let mut loaded = match crate::rdb::load_file(&path) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => {
             return Err(CmdError::other(
@@ -156,6 +156,7 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
             )));
         }
     };
+    loaded.fit_sets(crate::cmd::sets::max_intset(shared));
     let now = crate::server::now_ms();
     let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
     crate::rdb::install(&mut ctx.shards, loaded, Some(now))

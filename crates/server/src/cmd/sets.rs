@@ -40,8 +40,8 @@ fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Se
 }
 
 /// `set-max-intset-entries`, read only when a set that is an intset may
-/// grow (a hashtable never needs it).
-fn max_intset(shared: &Shared) -> usize {
+/// grow (a hashtable never needs it), or one is loaded.
+pub(crate) fn max_intset(shared: &Shared) -> usize {
     usize::try_from(shared.config_i64("set-max-intset-entries")).unwrap_or(0)
 }
 

@@ -163,6 +163,23 @@ impl Loaded {
         self.dbs.iter().map(|(_, keys)| keys.len()).sum()
     }
 
+    /// Brings the sets just read to the encodings Redis would load them
+    /// with under `set-max-intset-entries` = `max_intset`: the reader
+    /// builds them under the default, so only another limit changes
+    /// anything.
+    pub(crate) fn fit_sets(&mut self, max_intset: usize) {
+        if max_intset == store::set::MAX_INTSET_ENTRIES {
+            return;
+        }
+        for (_, keys) in &mut self.dbs {
+            for (_, entry) in keys {
+                if let store::value::Value::Set(set) = &mut entry.value {
+                    set.fit_loaded(max_intset);
+                }
+            }
+        }
+    }
+
     /// Number of keys [`install`] would leave out as expired.
     pub(crate) fn expired(&self, drop_expired_before: Option<i64>) -> usize {
         self.dbs

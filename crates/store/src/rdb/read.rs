@@ -254,10 +254,12 @@ impl<'a> Reader<'a> {
             }
             kind::SET_INTSET => {
                 let start = self.pos;
-                let set = Set::from_intset_blob(&self.string()?).map_err(|e| match e {
+                let mut set = Set::from_intset_blob(&self.string()?).map_err(|e| match e {
                     set::LoadError::Corrupt(what) => bad(start, what),
                     set::LoadError::Duplicate => bad(start, "duplicate set member"),
                 })?;
+                // Kept as it is while it fits, as Redis keeps it.
+                set.fit_loaded(set::MAX_INTSET_ENTRIES);
                 Ok(Some(Value::Set(Box::new(set))))
             }
             // Redis 7.2's small sets: never in a version 10 file, but read
@@ -275,6 +277,7 @@ impl<'a> Reader<'a> {
                         return Err(bad(start, "duplicate set member"));
                     }
                 }
+                set.fit_loaded(set::MAX_INTSET_ENTRIES);
                 Ok(Some(Value::Set(Box::new(set))))
             }
             kind::HASH => {
