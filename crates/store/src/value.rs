@@ -6,7 +6,7 @@ use crate::list::List;
 use crate::rdb::strict_i64;
 use crate::set::Set;
 
-/// A key's value. Hashes, sets and sorted sets arrive with their commands.
+/// A key's value. Hashes and sorted sets arrive with their commands.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string.

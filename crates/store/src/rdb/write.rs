@@ -1,6 +1,7 @@
 //! Writing: the pieces of an RDB version 10 file, byte for byte what
-//! Redis 7.0 writes for the same data (but for the LZF bytes, which differ
-//! between compressors).
+//! Redis 7.0 writes for the same data (LZF included: `lzf.rs` is liblzf's
+//! algorithm), but for the order of a hashtable set's members, which is
+//! its table's.
 
 use std::io::{self, Write};
 
