@@ -453,3 +453,97 @@ proptest! {
         }
     }
 }
+
+/// What a set built by adding `members` in order looks like: intset while
+/// every member is an integer and at most [`MAX`] have been added, with
+/// the widest width seen.
+fn built(members: &[Vec<u8>]) -> Model {
+    let mut model = Model::default();
+    for m in members {
+        model.add(m);
+    }
+    model
+}
+
+fn check_built(set: &Set, want: &BTreeSet<Vec<u8>>, added: &[Vec<u8>]) {
+    // Removals (SDIFF's second algorithm) keep the encoding and width the
+    // adds gave.
+    let model = Model {
+        members: want.clone(),
+        ..built(added)
+    };
+    assert_eq!(members(set), *want);
+    check(set, &model);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// SINTER, SUNION and SDIFF against `BTreeSet`'s, encodings included:
+    /// the result is built by adds in Redis's order, so it is an intset
+    /// exactly when Redis's would be.
+    #[test]
+    fn algebra_matches_btreeset(
+        inputs in prop::collection::vec(prop::collection::vec(member(), 0..30), 1..5),
+        missing in prop::collection::vec(any::<bool>(), 5),
+    ) {
+        let sets: Vec<Set> = inputs
+            .iter()
+            .map(|ms| {
+                let mut s = Set::new();
+                ms.iter().for_each(|m| {
+                    s.add(m, MAX);
+                });
+                s
+            })
+            .collect();
+        let models: Vec<BTreeSet<Vec<u8>>> =
+            inputs.iter().map(|ms| ms.iter().cloned().collect()).collect();
+        // Some keys missing (never the only one for SINTER's sake).
+        let present: Vec<Option<&Set>> = sets
+            .iter()
+            .zip(&missing)
+            .map(|(s, &gone)| (!gone).then_some(s))
+            .collect();
+        let empty = BTreeSet::new();
+        let model_of = |i: usize| if present[i].is_some() { &models[i] } else { &empty };
+
+        let all: Vec<&Set> = sets.iter().collect();
+        let inter = Set::intersection(&all, MAX);
+        let want: BTreeSet<Vec<u8>> = models
+            .iter()
+            .skip(1)
+            .fold(models[0].clone(), |acc, m| acc.intersection(m).cloned().collect());
+        let added: Vec<Vec<u8>> = want.iter().cloned().collect();
+        check_built(&inter, &want, &added);
+
+        let union = Set::union(&present, MAX);
+        let want: BTreeSet<Vec<u8>> = (0..sets.len()).flat_map(|i| model_of(i).clone()).collect();
+        let added: Vec<Vec<u8>> = (0..sets.len())
+            .flat_map(|i| present[i].map(|s| s.iter().map(|e| e.to_bytes().to_vec()).collect::<Vec<_>>()).unwrap_or_default())
+            .collect();
+        check_built(&union, &want, &added);
+
+        let diff = Set::difference(&present, false, MAX);
+        let want: BTreeSet<Vec<u8>> = (1..sets.len())
+            .fold(model_of(0).clone(), |acc, i| acc.difference(model_of(i)).cloned().collect());
+        // Redis's choice: survivors only, or the whole first set then
+        // removals.
+        let first: Vec<Vec<u8>> = present[0]
+            .map(|s| s.iter().map(|e| e.to_bytes().to_vec()).collect())
+            .unwrap_or_default();
+        let n_present = present.iter().flatten().count();
+        let one = first.len() * n_present / 2;
+        let two: usize = present.iter().flatten().map(|s| s.len()).sum();
+        let added: Vec<Vec<u8>> = if present[0].is_none() || one <= two {
+            want.iter().cloned().collect()
+        } else {
+            first
+        };
+        check_built(&diff, &want, &added);
+        if let Some(first) = present[0] {
+            let mut twice = present.clone();
+            twice.push(Some(first));
+            prop_assert!(Set::difference(&twice, true, MAX).is_empty());
+        }
+    }
+}
