@@ -280,10 +280,6 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
 };
 
-/// Commands whose first argument is a subcommand, reported as
-/// `client|list` and the like.
-const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function", "debug"];
-
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
 /// arities (the container's name counted). Redis checks them before a
 /// command runs or is queued; so does [`execute`]. Subcommands Ember does
@@ -634,7 +630,9 @@ pub(crate) fn execute(
     }
     client.last_command = cmd.name;
     client.last_sub.clear();
-    if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
+    // A container's subcommand is part of its name (`client|list`), as
+    // CLIENT LIST shows it; DEBUG is not a container in Redis 7.0.
+    if cmd.flags & CONTAINER != 0 && req.len() > 1 {
         client.last_sub.push('|');
         client
             .last_sub
