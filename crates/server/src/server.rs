@@ -421,6 +421,14 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The gRPC port (`grpc-port`) cannot be listened on.
+    #[error("cannot listen for gRPC on {addr}: {reason}")]
+    Grpc {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Serves clients on `listener` until `stop` completes or a client sends
@@ -600,6 +608,8 @@ async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("Ready to accept connections on {addr}");
     }
+    #[cfg(feature = "grpc")]
+    serve_grpc(&shared).await?;
     let limit = Arc::new(Semaphore::new(maxclients));
     let mut failed = None;
     tokio::pin!(stop);
@@ -662,6 +672,35 @@ async fn serve(
         return Err(e);
     }
     tracing::info!("ready to exit, bye bye");
+    Ok(())
+}
+
+/// Listens for gRPC calls on `grpc-port`, if set, at the first `bind`
+/// address, until shutdown.
+#[cfg(feature = "grpc")]
+async fn serve_grpc(shared: &Arc<Shared>) -> Result<(), ServeError> {
+    let port = shared.config_i64("grpc-port");
+    if port <= 0 {
+        return Ok(());
+    }
+    let bind = shared.config_get("bind");
+    let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
+    let host = host.trim_start_matches('-');
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| ServeError::Grpc {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+    tracing::info!("gRPC on {addr}");
+    shared
+        .shutdown
+        .spawn(crate::grpc::serve(shared.clone(), listener));
     Ok(())
 }
 
