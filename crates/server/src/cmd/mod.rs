@@ -7,6 +7,7 @@
 
 mod connection;
 mod dump;
+mod hashes;
 mod keys;
 mod lists;
 mod persistence;
@@ -26,6 +27,7 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
+pub(crate) use hashes::HashLimits;
 pub(crate) use transactions::{Multi, unwatch_all};
 
 /// A command's failure, written back as an error reply. The connection
@@ -270,6 +272,23 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE | MOVABLEKEYS, NOKEY, lists::blmpop;
+    // hashes
+    "hset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hset;
+    "hsetnx", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hsetnx;
+    "hmset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hmset;
+    "hget", 3, READONLY | FAST, KEY1, hashes::hget;
+    "hmget", -3, READONLY | FAST, KEY1, hashes::hmget;
+    "hgetall", 2, READONLY, KEY1, hashes::hgetall;
+    "hkeys", 2, READONLY, KEY1, hashes::hkeys;
+    "hvals", 2, READONLY, KEY1, hashes::hvals;
+    "hlen", 2, READONLY | FAST, KEY1, hashes::hlen;
+    "hexists", 3, READONLY | FAST, KEY1, hashes::hexists;
+    "hdel", -3, WRITE | FAST, KEY1, hashes::hdel;
+    "hstrlen", 3, READONLY | FAST, KEY1, hashes::hstrlen;
+    "hincrby", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrby;
+    "hincrbyfloat", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrbyfloat;
+    "hrandfield", -2, READONLY, KEY1, hashes::hrandfield;
+    "hscan", -3, READONLY, KEY1, hashes::hscan;
     // replication
     "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
     "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
@@ -893,7 +912,7 @@ fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
     match &shard.dbs[db].get(key, i64::MIN)?.value {
         store::value::Value::Str(s) => Some(s.to_bytes()),
-        store::value::Value::List(_) => None,
+        _ => None,
     }
 }
 

@@ -383,6 +383,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .max_bulk_len
             .store(config.get_i64("proto-max-bulk-len"), Ordering::Relaxed);
         ctx.shared.set_memory_limit(&config);
+        ctx.shared.hash_limits.update(&config);
         ctx.shared
             .repl
             .resize_backlog(config.get_i64("repl-backlog-size"));
