@@ -40,10 +40,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Redis 7.0's defaults: 128 entries, 64 bytes.
+    /// Redis 7.0's defaults: 512 entries, 64 bytes.
     fn default() -> Self {
         Limits {
-            entries: 128,
+            entries: 512,
             value: 64,
         }
     }
@@ -822,7 +822,7 @@ mod tests {
 
     #[test]
     fn random_picks_follow_the_strategies() {
-        let l = Limits::default();
+        let l = limits(128, 64);
         let mut rng = Rng::new(7);
         for fields in [10usize, 300] {
             let mut h = Hash::new();
@@ -853,7 +853,7 @@ mod tests {
 
     #[test]
     fn loading_refuses_duplicates_and_converts_as_redis() {
-        let l = Limits::default();
+        let l = limits(128, 64);
         let pairs = |n: usize| -> Vec<(Vec<u8>, Vec<u8>)> {
             (0..n)
                 .map(|i| (format!("f{i}").into_bytes(), b"v".to_vec()))
@@ -903,7 +903,7 @@ mod tests {
 
     #[test]
     fn scan_visits_a_table_by_buckets() {
-        let l = Limits::default();
+        let l = limits(128, 64);
         let mut h = Hash::new();
         for i in 0..1000 {
             h.set(format!("f{i}").as_bytes(), b"v", &l);

@@ -194,7 +194,7 @@ fn hashes_dump_as_redis_and_load_every_encoding() {
         dump(&small),
         b"\x10\x1e\x1e\x00\x00\x00\x06\x00\x81f\x02\x81v\x02\x83num\x04{\x01\x83big\x04\xf2\x90\xee\xfe\x04\xff\n\x00\x08\xf9D\xc1\xd8)\x0f\x91"
     );
-    let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..500)
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..600)
         .map(|i| {
             (
                 format!("field:{i}").into_bytes(),
