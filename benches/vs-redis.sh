@@ -16,6 +16,9 @@
 #             two-core machine; the median of three moves far less.
 #   PIN=1     (environment) load generator on the first core, servers on the
 #             others (see benches/servers.sh)
+#   KEYSPACE=N (environment) spread the keys over N random ones
+#             (redis-benchmark -r N); each server is first loaded with them
+#             (one SET per key), so that GET finds values and INCR counts
 #
 # The last column is each server's CPU time per request (all its threads,
 # from /proc), Redis's then Ember's: steadier than requests/s when the load
@@ -33,8 +36,23 @@ command -v redis-benchmark >/dev/null || {
     echo "needs redis-benchmark (apt-get install redis-tools)" >&2
     exit 1
 }
+keyspace=${KEYSPACE:-}
 source benches/servers.sh
 start_servers ${threads:+--threads "$threads"}
+if [[ -n $keyspace ]]; then
+    # redis-benchmark's keys are `key:` (GET, SET, INCR's `counter:`...)
+    # and twelve digits: load both families, numbers in INCR's range.
+    python3 - "$keyspace" > "$workdir/preload.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    for key in (b"key:%012d" % i, b"counter:%012d" % i):
+        out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(key), key))
+PY
+    for port in "$redis_port" "$ember_port"; do
+        redis-cli -p "$port" --pipe < "$workdir/preload.resp" >/dev/null
+    done
+fi
 
 # One run: prints "rps p50 p99 cpu" for a test against a server, cpu being
 # the server's CPU time per request in microseconds.
@@ -45,7 +63,7 @@ run() {
     ((pipeline > 1)) && requests=$((requests * 10))
     before=$(cpu_ns "$pid")
     $client_cpus redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
-        -t "$test" --csv 2>/dev/null |
+        ${keyspace:+-r "$keyspace"} -t "$test" --csv 2>/dev/null |
         awk -F, 'NR==2 { gsub(/"/, ""); printf "%s %s %s ", $2, $5, $7 }'
     after=$(cpu_ns "$pid")
     awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.2f\n", (b - a) / n / 1000 }'

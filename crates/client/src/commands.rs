@@ -488,6 +488,83 @@ macro_rules! typed_commands {
             integer("HDEL", reply)
         }
 
+        /// `HINCRBY key field by`: the field's value after.
+        pub async fn hincrby(
+            &self,
+            key: impl AsRef<[u8]>,
+            field: impl AsRef<[u8]>,
+            by: i64,
+        ) -> Result<i64, Error> {
+            let reply = self
+                .call([name("HINCRBY"), arg(key), arg(field), int(by)])
+                .await?;
+            integer("HINCRBY", reply)
+        }
+
+        /// `HLEN key`: how many fields the hash has.
+        pub async fn hlen(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
+            let reply = self.call([name("HLEN"), arg(key)]).await?;
+            integer("HLEN", reply)
+        }
+
+        /// `HEXISTS key field`: whether the hash has the field.
+        pub async fn hexists(
+            &self,
+            key: impl AsRef<[u8]>,
+            field: impl AsRef<[u8]>,
+        ) -> Result<bool, Error> {
+            let reply = self.call([name("HEXISTS"), arg(key), arg(field)]).await?;
+            boolean("HEXISTS", reply)
+        }
+
+        /// `SADD key member...`: how many members were new.
+        pub async fn sadd(
+            &self,
+            key: impl AsRef<[u8]>,
+            members: impl IntoIterator<Item = impl AsRef<[u8]>>,
+        ) -> Result<i64, Error> {
+            let mut args = vec![name("SADD"), arg(key)];
+            args.extend(members.into_iter().map(arg));
+            let reply = self.call(args).await?;
+            integer("SADD", reply)
+        }
+
+        /// `SREM key member...`: how many of the members were there.
+        pub async fn srem(
+            &self,
+            key: impl AsRef<[u8]>,
+            members: impl IntoIterator<Item = impl AsRef<[u8]>>,
+        ) -> Result<i64, Error> {
+            let mut args = vec![name("SREM"), arg(key)];
+            args.extend(members.into_iter().map(arg));
+            let reply = self.call(args).await?;
+            integer("SREM", reply)
+        }
+
+        /// `SMEMBERS key`: every member, in no particular order.
+        pub async fn smembers(&self, key: impl AsRef<[u8]>) -> Result<Vec<Bytes>, Error> {
+            let reply = self.call([name("SMEMBERS"), arg(key)]).await?;
+            list("SMEMBERS", reply)
+        }
+
+        /// `SISMEMBER key member`: whether the set has the member.
+        pub async fn sismember(
+            &self,
+            key: impl AsRef<[u8]>,
+            member: impl AsRef<[u8]>,
+        ) -> Result<bool, Error> {
+            let reply = self
+                .call([name("SISMEMBER"), arg(key), arg(member)])
+                .await?;
+            boolean("SISMEMBER", reply)
+        }
+
+        /// `SCARD key`: how many members the set has.
+        pub async fn scard(&self, key: impl AsRef<[u8]>) -> Result<i64, Error> {
+            let reply = self.call([name("SCARD"), arg(key)]).await?;
+            integer("SCARD", reply)
+        }
+
         /// `DBSIZE`: the number of keys (summed over the shards by a
         /// [`Client`](crate::Client)).
         pub async fn dbsize(&self) -> Result<i64, Error> {

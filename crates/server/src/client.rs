@@ -490,15 +490,19 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         if let Err(e) = conn.flush().await {
             return format!("write failed: {e}");
         }
-        shared
-            .stats
-            .net_output_bytes
-            .fetch_add(pending as u64, Ordering::Relaxed);
+        if pending > 0 {
+            let stats = &shared.stats;
+            stats
+                .net_output_bytes
+                .fetch_add(pending as u64, Ordering::Relaxed);
+            stats.writes_processed.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::select! {
             read = conn.fill_socket() => match read {
                 Ok(0) => return "closed by peer".into(),
                 Ok(n) => {
                     shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    shared.stats.reads_processed.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => return format!("read failed: {e}"),
             },

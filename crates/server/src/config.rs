@@ -76,6 +76,8 @@ enum Kind {
     Int(i64, i64),
     /// One of a few words.
     Enum(&'static [&'static str]),
+    /// Percentiles, 0 to 100, separated by spaces (`latency-tracking-info-percentiles`).
+    Percentiles,
 }
 
 /// Every parameter, Redis 7.0's default, its kind, and whether CONFIG SET
@@ -276,6 +278,12 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     ("latency-tracking", "yes", Kind::Bool, true),
     (
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        Kind::Percentiles,
+        true,
+    ),
+    (
         "slowlog-log-slower-than",
         "10000",
         Kind::Int(-1, i64::MAX),
@@ -313,6 +321,8 @@ const ALIASES: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Config {
     params: BTreeMap<&'static str, String>,
+    /// The file it was read from, absolute (INFO's `config_file`).
+    file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -324,7 +334,7 @@ impl Default for Config {
         if let Ok(dir) = std::env::current_dir() {
             params.insert("dir", dir.display().to_string());
         }
-        Config { params }
+        Config { params, file: None }
     }
 }
 
@@ -337,6 +347,7 @@ impl Config {
                 ConfigError::Invalid(format!("cannot read config file {}: {e}", path.display()))
             })?;
             config.load_file(&text)?;
+            config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
         }
         let mut set =
             |name: &str, value: String| config.set(name, &value).map_err(ConfigError::Invalid);
@@ -469,6 +480,23 @@ impl Config {
                 }
                 n.to_string()
             }
+            Kind::Percentiles => {
+                let mut out = Vec::new();
+                for word in value.split_ascii_whitespace() {
+                    let p = word
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|p| !p.is_nan())
+                        .ok_or_else(|| {
+                            "Invalid latency-tracking-info-percentiles parameters".to_string()
+                        })?;
+                    if !(0.0..=100.0).contains(&p) {
+                        return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_string());
+                    }
+                    out.push(format_percentile(p));
+                }
+                out.join(" ")
+            }
         };
         self.params.insert(key, canonical.clone());
         for (a, b) in ALIASES {
@@ -482,7 +510,28 @@ impl Config {
     }
 }
 
+/// A percentile as Redis prints one: `%f`, then trailing zeros and a
+/// trailing point dropped (`99.900000` is `99.9`, `50.000000` is `50`).
+pub(crate) fn format_percentile(p: f64) -> String {
+    let text = format!("{p:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 impl Config {
+    /// The file the configuration was read from.
+    pub(crate) fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
+    /// The percentiles INFO's `latencystats` reports.
+    pub(crate) fn latency_percentiles(&self) -> Vec<f64> {
+        self.get("latency-tracking-info-percentiles")
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    }
+
     /// `dir` as Redis's `chdir` would take it: relative to the current
     /// `dir`, which must exist; stored absolute, as CONFIG GET shows it.
     fn resolve_dir(&self, value: &str) -> Result<String, String> {

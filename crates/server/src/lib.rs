@@ -15,6 +15,7 @@ mod client;
 mod cmd;
 pub mod config;
 mod db;
+mod latency;
 mod pause;
 mod rdb;
 mod repl;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     /// `hash-max-listpack-*`, outside the config's lock.
     pub(crate) hash_limits: crate::cmd::HashLimits,
     /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
-    pub(crate) active_expire: std::sync::atomic::AtomicBool,
+    pub(crate) active_expire: AtomicBool,
     /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
     /// which commands that may grow memory are refused. Read once per
     /// batch. Ember evicts nothing, so other policies set no limit.
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     pub(crate) pause: crate::pause::Pause,
     /// The RDB file is being loaded while clients are served (see
     /// [`run_on_while_loading`]): most commands get `-LOADING`.
-    pub(crate) loading: std::sync::atomic::AtomicBool,
+    pub(crate) loading: AtomicBool,
     next_client_id: AtomicU64,
 }
 
@@ -137,6 +137,54 @@ pub(crate) struct Stats {
     /// calls, failed ones included, so it is an approximation that is zero
     /// exactly when nothing was written. CONFIG RESETSTAT leaves it alone.
     pub(crate) dirty: AtomicU64,
+    /// Per command, as `commands`: how long its calls took
+    /// (`latencystats`).
+    pub(crate) latency: Box<[crate::latency::Histogram]>,
+    /// `latency-tracking`: whether calls are added to `latency`.
+    pub(crate) latency_tracking: AtomicBool,
+    /// Reads from and writes to client sockets.
+    pub(crate) reads_processed: AtomicU64,
+    pub(crate) writes_processed: AtomicU64,
+    /// The most memory INFO has seen in use, and what was in use at start.
+    pub(crate) peak_memory: AtomicU64,
+    pub(crate) startup_memory: u64,
+    /// The last second's samples behind INFO's `instantaneous_*` fields.
+    pub(crate) rates: Mutex<Rates>,
+}
+
+/// Redis's `STATS_METRIC_SAMPLES`: 16 samples, one per cron tick, of how
+/// fast commands and bytes went by, for INFO's `instantaneous_*` fields.
+#[derive(Debug, Default)]
+pub(crate) struct Rates {
+    /// Per metric (commands, input bytes, output bytes): the last total
+    /// seen, and the per-second rates of the last samples.
+    last: [u64; 3],
+    last_at: Option<Instant>,
+    samples: [[f64; 16]; 3],
+    next: usize,
+}
+
+impl Rates {
+    /// Takes a sample of the totals `now`.
+    pub(crate) fn sample(&mut self, totals: [u64; 3], now: Instant) {
+        if let Some(at) = self.last_at {
+            let secs = now.duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                for (m, total) in totals.iter().enumerate() {
+                    let delta = total.saturating_sub(self.last[m]);
+                    self.samples[m][self.next] = delta as f64 / secs;
+                }
+                self.next = (self.next + 1) % 16;
+            }
+        }
+        self.last = totals;
+        self.last_at = Some(now);
+    }
+
+    /// The mean rate of metric `m` over the samples, per second.
+    pub(crate) fn rate(&self, m: usize) -> f64 {
+        self.samples[m].iter().sum::<f64>() / 16.0
+    }
 }
 
 impl Default for Stats {
@@ -158,11 +206,41 @@ impl Default for Stats {
             errors: Mutex::new(std::collections::BTreeMap::new()),
             error_replies: AtomicU64::new(0),
             dirty: AtomicU64::new(0),
+            latency: crate::cmd::STAT_NAMES
+                .iter()
+                .map(|_| crate::latency::Histogram::default())
+                .collect(),
+            latency_tracking: AtomicBool::new(true),
+            reads_processed: AtomicU64::new(0),
+            writes_processed: AtomicU64::new(0),
+            peak_memory: AtomicU64::new(0),
+            startup_memory: resident_memory(),
+            rates: Mutex::new(Rates::default()),
         }
     }
 }
 
 impl Stats {
+    /// Takes the cron tick's sample of how fast commands and bytes go by.
+    pub(crate) fn sample_rates(&self) {
+        let totals = [
+            self.commands_processed.load(Ordering::Relaxed),
+            self.net_input_bytes.load(Ordering::Relaxed),
+            self.net_output_bytes.load(Ordering::Relaxed),
+        ];
+        if let Ok(mut rates) = self.rates.lock() {
+            rates.sample(totals, Instant::now());
+        }
+    }
+
+    /// The memory in use (resident, until Ember counts its allocations),
+    /// noting the peak.
+    pub(crate) fn used_memory(&self) -> u64 {
+        let used = resident_memory();
+        self.peak_memory.fetch_max(used, Ordering::Relaxed);
+        used
+    }
+
     /// Counts an error reply by its code, the text's first word.
     pub(crate) fn error(&self, text: &[u8]) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +260,9 @@ impl Stats {
         if let Ok(mut errors) = self.errors.lock() {
             errors.clear();
         }
+        self.latency
+            .iter()
+            .for_each(crate::latency::Histogram::reset);
         self.error_replies.store(0, Ordering::Relaxed);
         for c in [
             &self.connections_received,
@@ -192,6 +273,9 @@ impl Stats {
             &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.reads_processed,
+            &self.writes_processed,
+            &self.peak_memory,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -251,17 +335,21 @@ pub(crate) struct LocalStats {
     usec: u64,
     hits: u64,
     misses: u64,
+    latency: crate::latency::Local,
 }
 
 impl LocalStats {
-    /// Counts one call of the command at `index` that took `usec`.
-    pub(crate) fn call(&mut self, stats: &Stats, index: usize, usec: u64) {
+    /// Counts one call of the command at `index` that took `took`.
+    pub(crate) fn call(&mut self, stats: &Stats, index: usize, took: Duration) {
         if self.index != Some(index) {
             self.flush(stats);
             self.index = Some(index);
         }
         self.calls += 1;
-        self.usec += usec;
+        self.usec += took.as_micros() as u64;
+        if stats.latency_tracking.load(Ordering::Relaxed) {
+            self.latency.record(took.as_nanos() as u64);
+        }
     }
 
     /// Counts a keyspace hit or miss.
@@ -288,6 +376,9 @@ impl LocalStats {
                 .is_some_and(|c| c.flags & crate::cmd::flags::WRITE != 0);
             if write {
                 stats.dirty.fetch_add(self.calls, Ordering::Relaxed);
+            }
+            if let Some(h) = stats.latency.get(index) {
+                self.latency.flush(h);
             }
         }
         if self.hits > 0 {
@@ -448,7 +539,7 @@ async fn serve(
     let shared = Arc::new_cyclic(|me| Shared {
         keyspace,
         pause,
-        loading: std::sync::atomic::AtomicBool::new(false),
+        loading: AtomicBool::new(false),
         config: Mutex::new(config),
         repl: crate::repl::Repl::new(),
         me: me.clone(),
@@ -460,7 +551,7 @@ async fn serve(
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
         hash_limits,
-        active_expire: std::sync::atomic::AtomicBool::new(true),
+        active_expire: AtomicBool::new(true),
         memory_limit: AtomicU64::new(0),
         used_memory: AtomicU64::new(0),
         persistence: Arc::default(),
@@ -468,6 +559,10 @@ async fn serve(
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
+        shared.stats.latency_tracking.store(
+            config.get("latency-tracking") == Some("yes"),
+            Ordering::Relaxed,
+        );
         shared.repl.set_output_limit(config.replica_output_limit());
         shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
@@ -721,6 +816,7 @@ async fn active_expire(shared: Arc<Shared>) {
             () = shared.shutdown.triggered() => return,
         }
         crate::db::tick_lru_clock();
+        shared.stats.sample_rates();
         if shared.memory_limit.load(Ordering::Relaxed) > 0 {
             shared
                 .used_memory

@@ -106,6 +106,36 @@ impl Str {
         }
     }
 
+    /// The decimal text of `n`, written straight into the entry (what
+    /// INCR stores), without the allocation `n.to_string()` makes.
+    pub fn from_i64(n: i64) -> Str {
+        let mut data = [0; INLINE];
+        // At most 20 bytes: "-9223372036854775808".
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut len = 0;
+        if n < 0 {
+            data[0] = b'-';
+            len = 1;
+        }
+        let text = &digits[at..];
+        data[len..len + text.len()].copy_from_slice(text);
+        Str::Inline {
+            len: (len + text.len()) as u8,
+            form: Form::Auto,
+            data,
+        }
+    }
+
     /// The string's bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {
@@ -180,6 +210,27 @@ mod tests {
     fn values_stay_small() {
         assert_eq!(size_of::<Str>(), 40);
         assert_eq!(size_of::<Value>(), 40);
+    }
+
+    #[test]
+    fn integers_are_written_in_place() {
+        for n in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            12345,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            let s = Str::from_i64(n);
+            assert_eq!(s.bytes(), n.to_string().as_bytes());
+            assert!(s.shared().is_none());
+            assert_eq!(s.encoding(), "int");
+        }
     }
 
     #[test]

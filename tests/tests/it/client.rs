@@ -183,6 +183,51 @@ async fn typed_round_trips(client: &Client) {
     assert_eq!(client.get("n").await.unwrap(), Some(b("1")));
 }
 
+/// Hashes and sets (the seed's "collections") through the typed methods,
+/// over keys on every shard.
+async fn collections_round_trip(client: &Client) {
+    assert_eq!(client.hset("h", [("f", "1"), ("g", "2")]).await.unwrap(), 2);
+    assert_eq!(client.hget("h", "g").await.unwrap(), Some(b("2")));
+    assert_eq!(client.hdel("h", ["f", "x"]).await.unwrap(), 1);
+    assert_eq!(client.hgetall("h").await.unwrap(), [(b("g"), b("2"))]);
+    assert_eq!(client.hincrby("h", "g", 40).await.unwrap(), 42);
+    assert_eq!(client.hlen("h").await.unwrap(), 1);
+    assert!(client.hexists("h", "g").await.unwrap());
+    assert!(!client.hexists("h", "f").await.unwrap());
+    for i in 0..30 {
+        let key = format!("tags:{i}");
+        assert_eq!(client.sadd(&key, ["a", "b", "b", "c"]).await.unwrap(), 3);
+        assert_eq!(client.srem(&key, ["c", "z"]).await.unwrap(), 1);
+        let mut members = client.smembers(&key).await.unwrap();
+        members.sort();
+        assert_eq!(members, [b("a"), b("b")]);
+        assert!(client.sismember(&key, "a").await.unwrap());
+        assert!(!client.sismember(&key, "c").await.unwrap());
+        assert_eq!(client.scard(&key).await.unwrap(), 2);
+        let session = format!("session:{i}");
+        client
+            .hset(
+                &session,
+                [("user", i.to_string().as_str()), ("state", "on")],
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        let mut fields = client.hgetall(format!("session:{i}")).await.unwrap();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [(b("state"), b("on")), (b("user"), b(&i.to_string()))]
+        );
+    }
+    assert_eq!(
+        client.smembers("nothing").await.unwrap(),
+        Vec::<Bytes>::new()
+    );
+    assert_eq!(client.scard("nothing").await.unwrap(), 0);
+}
+
 #[test]
 fn typed_round_trips_on_ember_nodes() {
     let cluster = NodeCluster::start(NodeKind::Ember, 2, 3);
@@ -215,10 +260,7 @@ fn typed_round_trips_on_redis_nodes() {
         options.timeout = Duration::from_secs(10);
         let client = connect(cluster.groups(), options).await;
         typed_round_trips(&client).await;
-        assert_eq!(client.hset("h", [("f", "1"), ("g", "2")]).await.unwrap(), 2);
-        assert_eq!(client.hget("h", "g").await.unwrap(), Some(b("2")));
-        assert_eq!(client.hdel("h", ["f", "x"]).await.unwrap(), 1);
-        assert_eq!(client.hgetall("h").await.unwrap(), [(b("g"), b("2"))]);
+        collections_round_trip(&client).await;
         // A transaction on one shard.
         let tx = vec![vec![b("SET"), b("t"), b("1")], vec![b("INCR"), b("t")]];
         assert_eq!(
@@ -808,4 +850,76 @@ fn auth_and_select_on_every_connection() {
         );
         assert_eq!((code, out.as_str()), (0, "v\n"), "{err}");
     }
+}
+
+/// The seed's "collections" through `ember-cli` across a fleet: hashes and
+/// sets on keys of every shard, written to both groups, read back as
+/// redis-cli prints them, and present in each group alone.
+fn ember_cli_collections_across_a_fleet(kind: NodeKind) {
+    let cluster = NodeCluster::start(kind, 2, 3);
+    let groups: Vec<String> = cluster.groups().iter().map(|g| g.join(",")).collect();
+    let n = 50;
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!("HSET user:{i} name \"user {i}\" visits 1\n"));
+        input.push_str(&format!("HINCRBY user:{i} visits 2\n"));
+        input.push_str(&format!("SADD tags:{i} red blue blue\n"));
+    }
+    // Answers whose order is fixed: a listpack hash keeps insertion order,
+    // and an intset is sorted.
+    input.push_str("HGETALL user:7\nSADD nums:{x} 3 1 2\nSMEMBERS nums:{x}\nSCARD tags:3\n");
+    input.push_str("SADD nums2:{x} 2 3 4\nSINTER nums:{x} nums2:{x}\nTYPE tags:0\n");
+    let args = [
+        "--replica",
+        &groups[0],
+        "--replica",
+        &groups[1],
+        "--no-raw",
+        "--hash-tags",
+    ];
+    let (code, out, err) = ember_cli(&args, input.as_bytes());
+    assert_eq!(code, 0, "{err}\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    for i in 0..n {
+        assert_eq!(lines[3 * i], "(integer) 2", "line {}", 3 * i);
+        assert_eq!(lines[3 * i + 1], "(integer) 3");
+        assert_eq!(lines[3 * i + 2], "(integer) 2");
+    }
+    assert_eq!(
+        &lines[3 * n..],
+        [
+            "1) \"name\"",
+            "2) \"user 7\"",
+            "3) \"visits\"",
+            "4) \"3\"",
+            "(integer) 3",
+            "1) \"1\"",
+            "2) \"2\"",
+            "3) \"3\"",
+            "(integer) 2",
+            "(integer) 3",
+            "1) \"2\"",
+            "2) \"3\"",
+            "set",
+        ]
+    );
+    // Each group alone holds every key.
+    block_on(async {
+        let client = connect(cluster.groups(), options(WritePolicy::One)).await;
+        for g in 0..2u32 {
+            let mut total = 0;
+            for s in 0..3 {
+                match client.cmd_on(NodeId(g * 3 + s), ["DBSIZE"]).await.unwrap() {
+                    Frame::Integer(k) => total += k,
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(total, 2 * n as i64 + 2, "group {g}");
+        }
+    });
+}
+
+#[test]
+fn ember_cli_collections_across_redis_nodes() {
+    ember_cli_collections_across_a_fleet(NodeKind::Redis);
 }

@@ -570,8 +570,7 @@ fn transactions_show_in_client_list_and_stats() {
 }
 
 /// INFO's sections, in Redis's order, by default and with `all`; and the
-/// `cluster` section that client libraries' harnesses read. (Redis's
-/// `Latencystats` is not built: Ember keeps no latency histograms.)
+/// `cluster` section that client libraries' harnesses read.
 #[test]
 fn info_sections_are_redis_s() {
     let redis = ember_tests::RedisServer::start(&[]);
@@ -580,7 +579,7 @@ fn info_sections_are_redis_s() {
         let mut c = connect(addr);
         let text = String::from_utf8_lossy(&call(&mut c, args)).into_owned();
         text.lines()
-            .filter(|l| l.starts_with('#') && *l != "# Latencystats")
+            .filter(|l| l.starts_with('#'))
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
@@ -605,4 +604,131 @@ fn info_sections_are_redis_s() {
         section(ember.addr(), b"modules"),
         section(redis.addr(), b"modules")
     );
+}
+
+/// Every field Redis 7.0 prints in each section, in Redis's order (the
+/// per-command lines aside, and Ember's own `ember_version`).
+#[test]
+fn info_fields_are_redis_s() {
+    let redis = ember_tests::RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let fields = |addr: std::net::SocketAddr| {
+        let mut c = connect(addr);
+        // Some traffic, so that every per-command section has lines.
+        call(&mut c, &[b"SET", b"k", b"v"]);
+        let text = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"everything"])).into_owned();
+        text.lines()
+            .filter_map(|l| l.split(':').next())
+            .filter(|f| {
+                !f.is_empty()
+                    && !f.starts_with('$')
+                    && *f != "ember_version"
+                    && !["cmdstat_", "errorstat_", "latency_percentiles_usec_", "db"]
+                        .iter()
+                        .any(|p| f.starts_with(p))
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let want = fields(redis.addr());
+    assert!(want.len() > 180, "{want:?}");
+    assert_eq!(fields(ember.addr()), want);
+}
+
+/// `latencystats`: one line per command called, with the configured
+/// percentiles, as Redis prints them; the percentiles' parameter is checked
+/// and shown as Redis shows it; `latency-tracking no` empties the section.
+#[test]
+fn latency_percentiles_per_command() {
+    let redis = ember_tests::RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    for addr in [redis.addr(), ember.addr()] {
+        let mut c = connect(addr);
+        for _ in 0..10 {
+            call(&mut c, &[b"SET", b"k", b"v"]);
+        }
+        let text = String::from_utf8_lossy(&call(&mut c, &[b"INFO", b"latencystats"])).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("latency_percentiles_usec_set:"))
+            .unwrap_or_else(|| panic!("{addr}: {text}"));
+        let values: Vec<(&str, f64)> = line
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|f| {
+                let (k, v) = f.split_once('=').unwrap();
+                (k, v.parse::<f64>().unwrap())
+            })
+            .collect();
+        let keys: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["p50", "p99", "p99.9"], "{addr}: {line}");
+        assert!(
+            values.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{addr}: {line}"
+        );
+        assert!(
+            line.split(',')
+                .all(|f| f.rsplit('.').next().unwrap().len() == 3),
+            "{line}"
+        );
+        assert!(
+            !text.contains("latency_percentiles_usec_get:"),
+            "{addr}: {text}"
+        );
+    }
+    let mut answers = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let mut c = connect(addr);
+        let mut a = Vec::new();
+        for value in [&b"50.000 99 99.90 100"[..], b"101", b"x", b"", b"0 25.5"] {
+            a.push(call(
+                &mut c,
+                &[
+                    b"CONFIG",
+                    b"SET",
+                    b"latency-tracking-info-percentiles",
+                    value,
+                ],
+            ));
+            a.push(call(
+                &mut c,
+                &[b"CONFIG", b"GET", b"latency-tracking-info-percentiles"],
+            ));
+        }
+        call(&mut c, &[b"GET", b"k"]);
+        let text = call(&mut c, &[b"INFO", b"latencystats"]);
+        let get = String::from_utf8_lossy(&text)
+            .lines()
+            .find(|l| l.starts_with("latency_percentiles_usec_get:"))
+            .map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .map(|f| f.split('=').next().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            });
+        assert_eq!(
+            get,
+            Some(vec!["p0".to_owned(), "p25.5".to_owned()]),
+            "{addr}"
+        );
+        a.push(call(
+            &mut c,
+            &[b"CONFIG", b"SET", b"latency-tracking", b"no"],
+        ));
+        let text = call(&mut c, &[b"INFO", b"latencystats"]);
+        assert_eq!(
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count(),
+            2,
+            "{addr}"
+        );
+        answers.push(a);
+    }
+    assert_eq!(answers[1], answers[0]);
 }

@@ -299,10 +299,6 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
 };
 
-/// Commands whose first argument is a subcommand, reported as
-/// `client|list` and the like.
-const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function", "debug"];
-
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
 /// arities (the container's name counted). Redis checks them before a
 /// command runs or is queued; so does [`execute`]. Subcommands Ember does
@@ -653,7 +649,9 @@ pub(crate) fn execute(
     }
     client.last_command = cmd.name;
     client.last_sub.clear();
-    if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
+    // A container's subcommand is part of its name (`client|list`), as
+    // CLIENT LIST shows it; DEBUG is not a container in Redis 7.0.
+    if cmd.flags & CONTAINER != 0 && req.len() > 1 {
         client.last_sub.push('|');
         client
             .last_sub
@@ -813,10 +811,10 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
         let changed = prop::dirty_count() != dirty;
         record(ctx, cmd, req, result.is_ok(), changed);
     }
-    let usec = ctx.client.clock.tick().as_micros() as u64;
+    let took = ctx.client.clock.tick();
     // A container's calls count on its subcommand (`config|get`).
     let stat = stat_index(index, req).unwrap_or(index);
-    ctx.client.stats.call(&ctx.shared.stats, stat, usec);
+    ctx.client.stats.call(&ctx.shared.stats, stat, took);
     if let Err(e) = result {
         let text = e.to_string();
         ctx.shared.stats.error(text.as_bytes());

@@ -10,7 +10,6 @@ use super::keys::{subcommand_arity, unknown_subcommand};
 use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, lookup};
 use crate::args::{eq, parse_f64, parse_i64};
 use crate::config::Config;
-use crate::server::resident_memory;
 
 pub(super) fn dbsize(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let mut n = 0;
@@ -95,6 +94,7 @@ const SECTIONS: &[(&str, bool)] = &[
     ("modules", true),
     ("commandstats", false),
     ("errorstats", true),
+    ("latencystats", false),
     ("cluster", true),
     ("keyspace", true),
 ];
@@ -142,21 +142,41 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                 env!("CARGO_PKG_VERSION")
             ));
             w("redis_mode:standalone".into());
-            w(format!(
-                "os:{} {}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            ));
+            w(format!("os:{}", os_name()));
             w("arch_bits:64".into());
+            w("monotonic_clock:POSIX clock_gettime".into());
             w("multiplexing_api:tokio".into());
+            w("atomicvar_api:c11-builtin".into());
+            // Redis names the compiler it was built with; Ember has none
+            // of gcc, and says so as Redis does when built without it.
+            w("gcc_version:0.0.0".into());
             w(format!("ember_version:{}", env!("CARGO_PKG_VERSION")));
             w(format!("process_id:{}", std::process::id()));
+            w("process_supervised:no".into());
             w(format!("run_id:{}", shared.run_id));
             w(format!("tcp_port:{}", shared.port));
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            w(format!("server_time_usec:{now_us}"));
             w(format!("uptime_in_seconds:{uptime}"));
             w(format!("uptime_in_days:{}", uptime / 86_400));
-            w(format!("hz:{}", shared.config_i64("hz")));
-            w("executable:ember-server".into());
+            let hz = shared.config_i64("hz");
+            w(format!("hz:{hz}"));
+            w(format!("configured_hz:{hz}"));
+            // Redis's LRU clock: seconds, in 24 bits.
+            w(format!("lru_clock:{}", crate::db::lru_clock() & 0xFF_FFFF));
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "ember-server".into());
+            w(format!("executable:{exe}"));
+            let file = shared
+                .config
+                .lock()
+                .ok()
+                .and_then(|c| c.file().map(|f| f.display().to_string()));
+            w(format!("config_file:{}", file.unwrap_or_default()));
+            w("io_threads_active:0".into());
         }
         "clients" => {
             let n = shared.clients.lock().map(|c| c.len()).unwrap_or(0);
@@ -164,70 +184,112 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             w(format!("connected_clients:{n}"));
             w("cluster_connections:0".into());
             w(format!("maxclients:{}", shared.config_i64("maxclients")));
+            w("client_recent_max_input_buffer:0".into());
+            w("client_recent_max_output_buffer:0".into());
             w(format!("blocked_clients:{}", load(&stats.blocked_clients)));
             w("tracking_clients:0".into());
             w("clients_in_timeout_table:0".into());
         }
-        "memory" => {
-            let rss = resident_memory();
-            w("# Memory".into());
-            w(format!("used_memory:{rss}"));
-            w(format!("used_memory_human:{}", human_bytes(rss)));
-            w(format!("used_memory_rss:{rss}"));
-            w(format!("used_memory_rss_human:{}", human_bytes(rss)));
-            w(format!("used_memory_peak:{rss}"));
-            w(format!("maxmemory:{}", shared.config_i64("maxmemory")));
-            w(format!(
-                "maxmemory_policy:{}",
-                shared.config_get("maxmemory-policy")
-            ));
-            w("mem_allocator:libc".into());
-        }
+        "memory" => memory_info(ctx, &mut w),
         "persistence" => super::persistence::info(ctx, &mut w),
         "stats" => {
             w("# Stats".into());
-            w(format!(
-                "total_connections_received:{}",
-                load(&stats.connections_received)
-            ));
-            w(format!(
-                "total_commands_processed:{}",
-                load(&stats.commands_processed)
-            ));
-            w(format!(
-                "total_net_input_bytes:{}",
-                load(&stats.net_input_bytes)
-            ));
-            w(format!(
-                "total_net_output_bytes:{}",
-                load(&stats.net_output_bytes)
-            ));
-            w(format!(
-                "rejected_connections:{}",
-                load(&stats.rejected_connections)
-            ));
-            w(format!("expired_keys:{}", load(&stats.expired_keys)));
-            w("evicted_keys:0".into());
-            w(format!("keyspace_hits:{}", load(&stats.keyspace_hits)));
-            w(format!("keyspace_misses:{}", load(&stats.keyspace_misses)));
             let repl = &shared.repl;
-            w(format!("sync_full:{}", repl.stat(&repl.sync_full)));
-            w(format!(
-                "sync_partial_ok:{}",
-                repl.stat(&repl.sync_partial_ok)
-            ));
-            w(format!(
-                "sync_partial_err:{}",
-                repl.stat(&repl.sync_partial_err)
-            ));
-            w(format!(
-                "total_error_replies:{}",
-                load(&stats.error_replies)
-            ));
-            w("pubsub_channels:0".into());
-            w("pubsub_patterns:0".into());
-            // MIGRATE keeps no connections open.
-            w("migrate_cached_sockets:0".into());
+            let (ops, kin, kout) = stats
+                .rates
+                .lock()
+                .map(|r| (r.rate(0), r.rate(1) / 1024.0, r.rate(2) / 1024.0))
+                .unwrap_or_default();
+            let lines: Vec<(&str, String)> = vec![
+                (
+                    "total_connections_received",
+                    load(&stats.connections_received).to_string(),
+                ),
+                (
+                    "total_commands_processed",
+                    load(&stats.commands_processed).to_string(),
+                ),
+                (
+                    "instantaneous_ops_per_sec",
+                    format!("{}", ops.round() as u64),
+                ),
+                (
+                    "total_net_input_bytes",
+                    load(&stats.net_input_bytes).to_string(),
+                ),
+                (
+                    "total_net_output_bytes",
+                    load(&stats.net_output_bytes).to_string(),
+                ),
+                ("total_net_repl_input_bytes", "0".into()),
+                ("total_net_repl_output_bytes", "0".into()),
+                ("instantaneous_input_kbps", format!("{kin:.2}")),
+                ("instantaneous_output_kbps", format!("{kout:.2}")),
+                ("instantaneous_input_repl_kbps", "0.00".into()),
+                ("instantaneous_output_repl_kbps", "0.00".into()),
+                (
+                    "rejected_connections",
+                    load(&stats.rejected_connections).to_string(),
+                ),
+                ("sync_full", repl.stat(&repl.sync_full).to_string()),
+                (
+                    "sync_partial_ok",
+                    repl.stat(&repl.sync_partial_ok).to_string(),
+                ),
+                (
+                    "sync_partial_err",
+                    repl.stat(&repl.sync_partial_err).to_string(),
+                ),
+                ("expired_keys", load(&stats.expired_keys).to_string()),
+                ("expired_stale_perc", "0.00".into()),
+                ("expired_time_cap_reached_count", "0".into()),
+                ("expire_cycle_cpu_milliseconds", "0".into()),
+                ("evicted_keys", "0".into()),
+                ("evicted_clients", "0".into()),
+                ("total_eviction_exceeded_time", "0".into()),
+                ("current_eviction_exceeded_time", "0".into()),
+                ("keyspace_hits", load(&stats.keyspace_hits).to_string()),
+                ("keyspace_misses", load(&stats.keyspace_misses).to_string()),
+                ("pubsub_channels", "0".into()),
+                ("pubsub_patterns", "0".into()),
+                ("pubsubshard_channels", "0".into()),
+                // BGSAVE copies instead of forking.
+                ("latest_fork_usec", "0".into()),
+                ("total_forks", "0".into()),
+                // MIGRATE keeps no connections open.
+                ("migrate_cached_sockets", "0".into()),
+                ("slave_expires_tracked_keys", "0".into()),
+                ("active_defrag_hits", "0".into()),
+                ("active_defrag_misses", "0".into()),
+                ("active_defrag_key_hits", "0".into()),
+                ("active_defrag_key_misses", "0".into()),
+                ("total_active_defrag_time", "0".into()),
+                ("current_active_defrag_time", "0".into()),
+                ("tracking_total_keys", "0".into()),
+                ("tracking_total_items", "0".into()),
+                ("tracking_total_prefixes", "0".into()),
+                ("unexpected_error_replies", "0".into()),
+                (
+                    "total_error_replies",
+                    load(&stats.error_replies).to_string(),
+                ),
+                ("dump_payload_sanitizations", "0".into()),
+                (
+                    "total_reads_processed",
+                    load(&stats.reads_processed).to_string(),
+                ),
+                (
+                    "total_writes_processed",
+                    load(&stats.writes_processed).to_string(),
+                ),
+                ("io_threaded_reads_processed", "0".into()),
+                ("io_threaded_writes_processed", "0".into()),
+                ("reply_buffer_shrinks", "0".into()),
+                ("reply_buffer_expands", "0".into()),
+            ];
+            for (name, value) in lines {
+                w(format!("{name}:{value}"));
+            }
         }
         "replication" => super::replication::info(ctx, &mut w),
         "cpu" => {
@@ -237,6 +299,11 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             w(format!("used_cpu_user:{user:.6}"));
             w("used_cpu_sys_children:0.000000".into());
             w("used_cpu_user_children:0.000000".into());
+            // The thread that runs this command stands for Redis's main
+            // thread: Ember runs commands on several.
+            let (user, sys) = thread_cpu_times();
+            w(format!("used_cpu_sys_main_thread:{sys:.6}"));
+            w(format!("used_cpu_user_main_thread:{user:.6}"));
         }
         "commandstats" => {
             w("# Commandstats".into());
@@ -261,6 +328,34 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             if let Ok(errors) = stats.errors.lock() {
                 for (code, count) in errors.iter() {
                     w(format!("errorstat_{code}:count={count}"));
+                }
+            }
+        }
+        "latencystats" => {
+            w("# Latencystats".into());
+            if stats.latency_tracking.load(Ordering::Relaxed) {
+                let percentiles = shared
+                    .config
+                    .lock()
+                    .map(|c| c.latency_percentiles())
+                    .unwrap_or_default();
+                let labels: Vec<String> = percentiles
+                    .iter()
+                    .map(|p| crate::config::format_percentile(*p))
+                    .collect();
+                for (name, h) in super::STAT_NAMES.iter().zip(stats.latency.iter()) {
+                    let Some(values) = h.percentiles(&percentiles) else {
+                        continue;
+                    };
+                    let fields: Vec<String> = labels
+                        .iter()
+                        .zip(values)
+                        .map(|(l, ns)| format!("p{l}={:.3}", ns as f64 / 1000.0))
+                        .collect();
+                    w(format!(
+                        "latency_percentiles_usec_{name}:{}",
+                        fields.join(",")
+                    ));
                 }
             }
         }
@@ -307,8 +402,146 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// User and system CPU seconds, from /proc.
+/// The `os` field: the kernel's name, release and machine, as uname
+/// gives them to Redis.
+fn os_name() -> String {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{f}"))
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    match (read("ostype"), read("osrelease")) {
+        (Some(os), Some(release)) => format!("{os} {release} {}", std::env::consts::ARCH),
+        _ => format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+/// INFO's memory section. Ember does not yet count its allocations:
+/// `used_memory` is the resident set, and the allocator's figures are
+/// those Redis prints when built with libc malloc.
+fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let used = stats.used_memory();
+    let peak = stats.peak_memory.load(Ordering::Relaxed).max(used);
+    let startup = stats.startup_memory.min(used);
+    let backlog = {
+        let st = shared.repl.state();
+        crate::repl::Repl::backlog_info(&st).map_or(0, |(size, ..)| size.max(0) as u64)
+    };
+    let overhead = (startup + backlog).min(used);
+    let dataset = used - overhead;
+    let percent = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        }
+    };
+    let total = system_memory();
+    let maxmemory = shared.config_i64("maxmemory").max(0) as u64;
+    w("# Memory".into());
+    w(format!("used_memory:{used}"));
+    w(format!("used_memory_human:{}", human_bytes(used)));
+    w(format!("used_memory_rss:{used}"));
+    w(format!("used_memory_rss_human:{}", human_bytes(used)));
+    w(format!("used_memory_peak:{peak}"));
+    w(format!("used_memory_peak_human:{}", human_bytes(peak)));
+    w(format!("used_memory_peak_perc:{:.2}%", percent(used, peak)));
+    w(format!("used_memory_overhead:{overhead}"));
+    w(format!("used_memory_startup:{startup}"));
+    w(format!("used_memory_dataset:{dataset}"));
+    w(format!(
+        "used_memory_dataset_perc:{:.2}%",
+        percent(dataset, used - startup)
+    ));
+    for name in [
+        "allocator_allocated",
+        "allocator_active",
+        "allocator_resident",
+    ] {
+        w(format!("{name}:0"));
+    }
+    w(format!("total_system_memory:{total}"));
+    w(format!("total_system_memory_human:{}", human_bytes(total)));
+    // No Lua yet: no scripts, no functions, no VM.
+    for name in [
+        "used_memory_lua",
+        "used_memory_vm_eval",
+        "used_memory_lua_human",
+        "used_memory_scripts_eval",
+        "number_of_cached_scripts",
+        "number_of_functions",
+        "number_of_libraries",
+        "used_memory_vm_functions",
+        "used_memory_vm_total",
+        "used_memory_vm_total_human",
+        "used_memory_functions",
+        "used_memory_scripts",
+        "used_memory_scripts_human",
+    ] {
+        let zero = if name.ends_with("_human") { "0B" } else { "0" };
+        w(format!("{name}:{zero}"));
+    }
+    w(format!("maxmemory:{maxmemory}"));
+    w(format!("maxmemory_human:{}", human_bytes(maxmemory)));
+    w(format!(
+        "maxmemory_policy:{}",
+        shared.config_get("maxmemory-policy")
+    ));
+    for name in [
+        "allocator_frag",
+        "allocator_rss",
+        "rss_overhead",
+        "mem_fragmentation",
+    ] {
+        w(format!("{name}_ratio:1.00"));
+        w(format!("{name}_bytes:0"));
+    }
+    w("mem_not_counted_for_evict:0".into());
+    w(format!("mem_replication_backlog:{backlog}"));
+    for name in [
+        "mem_total_replication_buffers",
+        "mem_clients_slaves",
+        "mem_clients_normal",
+        "mem_cluster_links",
+        "mem_aof_buffer",
+    ] {
+        w(format!("{name}:0"));
+    }
+    w("mem_allocator:libc".into());
+    for name in [
+        "active_defrag_running",
+        "lazyfree_pending_objects",
+        "lazyfreed_objects",
+    ] {
+        w(format!("{name}:0"));
+    }
+}
+
+/// The machine's memory, from /proc/meminfo (0 where there is none).
+fn system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU time of the thread that calls it (user, system), in seconds.
+fn thread_cpu_times() -> (f64, f64) {
+    stat_times("/proc/thread-self/stat")
+}
+
 fn cpu_times() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_times("/proc/self/stat")
+}
+
+fn stat_times(path: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -382,6 +615,10 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .max_bulk_len
             .store(config.get_i64("proto-max-bulk-len"), Ordering::Relaxed);
+        ctx.shared.stats.latency_tracking.store(
+            config.get("latency-tracking") == Some("yes"),
+            Ordering::Relaxed,
+        );
         ctx.shared.set_memory_limit(&config);
         ctx.shared.hash_limits.update(&config);
         ctx.shared

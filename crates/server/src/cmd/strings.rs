@@ -423,15 +423,12 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             let new = parse_i64(s.bytes())?
                 .checked_add(by)
                 .ok_or(CmdError::Overflow)?;
-            *s = Str::from_slice(new.to_string().as_bytes(), Form::Auto);
+            *s = Str::from_i64(new);
             db.modified(key);
             new
         }
         None => {
-            db.insert(
-                Bytes::copy_from_slice(key),
-                string_entry(Str::from_slice(by.to_string().as_bytes(), Form::Auto)),
-            );
+            db.insert(Bytes::copy_from_slice(key), string_entry(Str::from_i64(by)));
             by
         }
     };
