@@ -10,6 +10,7 @@ mod dump;
 mod hashes;
 mod keys;
 mod lists;
+mod memory;
 mod persistence;
 mod replication;
 mod server;
@@ -297,6 +298,8 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
     "wait", 3, 0, NOKEY, replication::wait;
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
+    // memory
+    "memory", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), memory::memory;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -305,6 +308,17 @@ pub(crate) static COMMANDS: &[Command] = commands! {
 /// not implement are listed too: inside MULTI they are queued, as in
 /// Redis, and fail when EXEC runs them.
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "memory",
+        &[
+            ("doctor", 2),
+            ("help", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("usage", -3),
+        ],
+    ),
     (
         "client",
         &[

@@ -788,6 +788,9 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "reload") {
         return super::persistence::debug_reload(ctx, req);
     }
+    if eq(sub, "object") && req.len() == 3 {
+        return super::memory::debug_object(ctx, &req[2]);
+    }
     if eq(sub, "sleep") && req.len() == 3 {
         let secs = parse_f64(&req[2])?;
         // Like Redis, DEBUG SLEEP blocks this connection; other clients go
