@@ -538,6 +538,38 @@ impl Hash {
         }
     }
 
+    /// `count` independent uniform picks, repeats possible, each handed to
+    /// `visit` as it is made (HRANDFIELD with a negative count, whose reply
+    /// may be far larger than the hash: nothing is collected here).
+    pub fn random_repeats<'a>(
+        &'a self,
+        count: usize,
+        rng: &mut Rng,
+        mut visit: impl FnMut(&'a [u8], &'a [u8]),
+    ) {
+        let size = self.len();
+        if size == 0 {
+            return;
+        }
+        match &self.repr {
+            Repr::Packed(p) => {
+                // Indexed once: a pick is then one index, not a walk.
+                let pairs: Vec<(&[u8], &[u8])> = p.iter().collect();
+                for _ in 0..count {
+                    let (f, v) = pairs[rng.below(size).unwrap_or(0)];
+                    visit(f, v);
+                }
+            }
+            Repr::Table(t) => {
+                for _ in 0..count {
+                    if let Some(pair) = t.get_index(rng.below(size).unwrap_or(0)) {
+                        visit(pair.field(), pair.value());
+                    }
+                }
+            }
+        }
+    }
+
     /// HRANDFIELD's picks for a count: `count` independent picks if
     /// `!unique` (repeats possible, random order); otherwise up to `count`
     /// distinct pairs, by Redis's strategies: the whole hash when `count`
@@ -566,7 +598,9 @@ impl Hash {
         };
         let mut below = |n: usize| rng.below(n).unwrap_or(0);
         if !unique || count == 1 {
-            return (0..count).map(|_| at(below(size))).collect();
+            let mut out = Vec::with_capacity(count);
+            self.random_repeats(count, rng, |f, v| out.push((f, v)));
+            return out;
         }
         if count >= size {
             return (0..size).map(at).collect();

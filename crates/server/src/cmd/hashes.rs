@@ -17,6 +17,7 @@ use crate::args::{eq, parse_i64};
 use crate::config::Config;
 use crate::db::{Db, Entry, Rng};
 use crate::repl::prop::{self, Op};
+use crate::reply::Reply;
 use crate::server::LocalStats;
 
 /// `hash-max-listpack-entries` and `hash-max-listpack-value`, read by every
@@ -385,22 +386,29 @@ pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.array(0);
         return Ok(());
     };
-    let unique = count >= 0;
-    let picks = hash.random_pairs(count.unsigned_abs() as usize, unique, &mut rng);
-    let pairs_nested = with_values && ctx.reply.proto != Protocol::Resp2;
-    ctx.reply.array(if with_values && !pairs_nested {
-        picks.len() * 2
-    } else {
-        picks.len()
-    });
-    for (f, v) in picks {
-        if pairs_nested {
-            ctx.reply.array(2);
+    let nested = with_values && ctx.reply.proto != Protocol::Resp2;
+    let header = |n: usize| if with_values && !nested { n * 2 } else { n };
+    let write = |reply: &mut Reply<'_>, f: &[u8], v: &[u8]| {
+        if nested {
+            reply.array(2);
         }
-        ctx.reply.bulk(f);
+        reply.bulk(f);
         if with_values {
-            ctx.reply.bulk(v);
+            reply.bulk(v);
         }
+    };
+    if count < 0 {
+        // Repeats: written as they are picked, nothing collected.
+        let n = count.unsigned_abs() as usize;
+        ctx.reply.array(header(n));
+        let reply = &mut ctx.reply;
+        hash.random_repeats(n, &mut rng, |f, v| write(reply, f, v));
+        return Ok(());
+    }
+    let picks = hash.random_pairs(count as usize, true, &mut rng);
+    ctx.reply.array(header(picks.len()));
+    for (f, v) in picks {
+        write(&mut ctx.reply, f, v);
     }
     Ok(())
 }
