@@ -291,6 +291,52 @@ fn hash_loads_follow_the_limits() {
 }
 
 proptest! {
+    /// Hash payloads of any contents, whole or cut, valid or not, never
+    /// make restoring panic: the plain type's pairs, and a zipmap,
+    /// ziplist or listpack blob.
+    #[test]
+    fn hash_payloads_never_panic(
+        ty in prop::sample::select(vec![kind::HASH, kind::HASH_ZIPMAP, kind::HASH_ZIPLIST, kind::HASH_LISTPACK]),
+        pairs in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..3), proptest::collection::vec(any::<u8>(), 0..70)), 0..20),
+        cut in any::<usize>(),
+        flip in any::<(usize, u8)>(),
+    ) {
+        let mut body = vec![ty];
+        match ty {
+            kind::HASH => {
+                body.push(pairs.len() as u8);
+                for (f, v) in &pairs {
+                    for s in [f, v] {
+                        body.push(s.len() as u8);
+                        body.extend_from_slice(s);
+                    }
+                }
+            }
+            _ => {
+                let mut lp = listpack::Builder::new();
+                for (f, v) in &pairs {
+                    lp.push(f);
+                    lp.push(v);
+                }
+                let mut blob = lp.finish();
+                if ty != kind::HASH_LISTPACK && !blob.is_empty() {
+                    // Not a zipmap or a ziplist: bytes that claim to be.
+                    let at = flip.0 % blob.len();
+                    blob[at] ^= flip.1;
+                }
+                body.push(0x80);
+                body.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+                body.extend_from_slice(&blob);
+            }
+        }
+        let _ = restore(&payload(&body));
+        let _ = restore(&payload(&body[..cut % (body.len() + 1)]));
+        let mut flipped = body.clone();
+        let at = flip.0 % flipped.len();
+        flipped[at] ^= flip.1;
+        let _ = restore(&payload(&flipped));
+    }
+
     /// Whatever the bytes, with a valid trailer or not, restoring never
     /// panics.
     #[test]
