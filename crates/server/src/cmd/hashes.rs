@@ -340,10 +340,10 @@ fn rng(ctx: &Ctx<'_>) -> Rng {
     Rng::new(ctx.now as u64 ^ ctx.client.id().rotate_left(23) ^ call)
 }
 
-/// The most picks one HRANDFIELD with a negative count may ask for: Redis
-/// streams any number (until the client's output limit closes it, or
-/// memory runs out); Ember builds the reply in memory first, so a count
-/// whose reply could not fit (16 bytes a pick at least) is refused.
+/// The most picks one HRANDFIELD with a negative count may ask for. Redis
+/// goes on producing any number until the client's output limit closes it
+/// or memory runs out; a reply here stays in memory until it is sent, and
+/// 2^26 picks of even one-byte fields are half a gigabyte of it.
 const MAX_PICKS: u64 = 1 << 26;
 
 pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
