@@ -174,13 +174,13 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     (
         "hash-max-listpack-entries",
-        "128",
+        "512",
         Kind::Int(0, i64::MAX),
         true,
     ),
     (
         "hash-max-ziplist-entries",
-        "128",
+        "512",
         Kind::Int(0, i64::MAX),
         true,
     ),

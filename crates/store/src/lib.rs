@@ -20,6 +20,7 @@
 
 pub mod dict;
 pub mod glob;
+pub mod hash;
 pub mod keyspace;
 pub mod list;
 pub mod longdouble;
@@ -27,6 +28,7 @@ pub mod rdb;
 mod rng;
 pub mod value;
 
+pub use hash::Hash;
 pub use list::List;
 pub use rng::Rng;
 pub use value::{Form, Str, Value};

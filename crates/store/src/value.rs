@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::hash::Hash;
 use crate::list::List;
 use crate::rdb::strict_i64;
 
@@ -13,6 +14,10 @@ pub enum Value {
     /// A list. Never empty: the last pop deletes the key. Boxed, so that
     /// strings, the common case, keep entries small.
     List(Box<List>),
+    /// A hash. Never empty: removing its last field deletes the key. Held
+    /// inline (24 bytes, within the 40 a value takes anyway), so a small
+    /// hash costs one allocation, its packed buffer, and no box.
+    Hash(Hash),
 }
 
 impl Value {
@@ -21,6 +26,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -32,6 +38,7 @@ impl Value {
             // Redis 7.0 keeps every list in a quicklist (7.2 added listpack
             // for small ones).
             Value::List(_) => "quicklist",
+            Value::Hash(h) => h.encoding(),
         }
     }
 }

@@ -409,7 +409,6 @@ fn keys_already_expired_are_not_loaded() {
 #[test]
 fn types_ember_cannot_hold_are_refused_by_name() {
     for (setup, kind) in [
-        (&["HSET", "the-key", "f", "v"][..], "hash"),
         (&["SADD", "the-key", "1", "2"][..], "set"),
         (&["SADD", "the-key", "a", "b"][..], "set"),
         (&["ZADD", "the-key", "1", "m"][..], "zset"),

@@ -7,8 +7,10 @@
 
 mod connection;
 mod dump;
+mod hashes;
 mod keys;
 mod lists;
+mod memory;
 mod persistence;
 mod replication;
 mod server;
@@ -26,6 +28,7 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
+pub(crate) use hashes::HashLimits;
 pub(crate) use transactions::{Multi, unwatch_all};
 
 /// A command's failure, written back as an error reply. The connection
@@ -270,6 +273,23 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "blmove", 6, WRITE | DENYOOM, (1, 2, 1), lists::blmove;
     "brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), lists::brpoplpush;
     "blmpop", -5, WRITE | MOVABLEKEYS, NOKEY, lists::blmpop;
+    // hashes
+    "hset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hset;
+    "hsetnx", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hsetnx;
+    "hmset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hmset;
+    "hget", 3, READONLY | FAST, KEY1, hashes::hget;
+    "hmget", -3, READONLY | FAST, KEY1, hashes::hmget;
+    "hgetall", 2, READONLY, KEY1, hashes::hgetall;
+    "hkeys", 2, READONLY, KEY1, hashes::hkeys;
+    "hvals", 2, READONLY, KEY1, hashes::hvals;
+    "hlen", 2, READONLY | FAST, KEY1, hashes::hlen;
+    "hexists", 3, READONLY | FAST, KEY1, hashes::hexists;
+    "hdel", -3, WRITE | FAST, KEY1, hashes::hdel;
+    "hstrlen", 3, READONLY | FAST, KEY1, hashes::hstrlen;
+    "hincrby", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrby;
+    "hincrbyfloat", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrbyfloat;
+    "hrandfield", -2, READONLY, KEY1, hashes::hrandfield;
+    "hscan", -3, READONLY, KEY1, hashes::hscan;
     // replication
     "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
     "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
@@ -278,6 +298,8 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
     "wait", 3, 0, NOKEY, replication::wait;
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
+    // memory
+    "memory", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), memory::memory;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -286,6 +308,17 @@ pub(crate) static COMMANDS: &[Command] = commands! {
 /// not implement are listed too: inside MULTI they are queued, as in
 /// Redis, and fail when EXEC runs them.
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "memory",
+        &[
+            ("doctor", 2),
+            ("help", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("usage", -3),
+        ],
+    ),
     (
         "client",
         &[
@@ -891,7 +924,7 @@ fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
     match &shard.dbs[db].get(key, i64::MIN)?.value {
         store::value::Value::Str(s) => Some(s.to_bytes()),
-        store::value::Value::List(_) => None,
+        _ => None,
     }
 }
 

@@ -10,16 +10,17 @@
 //! disk, BGSAVE and the replication transport.
 //!
 //! What is read: every encoding Redis 7.0 or an older Redis writes for
-//! strings and lists (plain lists, ziplists, quicklists of ziplists,
-//! quicklists of listpacks with packed and plain nodes). Sets, hashes and
-//! sorted sets, in all their encodings (intset, zipmap, ziplist,
-//! listpack), are decoded and validated, then refused by name, because the
-//! keyspace cannot hold them yet; so are streams and module values.
-//! Nothing is ever dropped silently.
+//! strings, lists (plain lists, ziplists, quicklists of ziplists,
+//! quicklists of listpacks with packed and plain nodes) and hashes (plain,
+//! zipmap, ziplist, listpack). Sets and sorted sets, in all their
+//! encodings (intset, ziplist, listpack), are decoded and validated, then
+//! refused by name, because the keyspace cannot hold them yet; so are
+//! streams and module values. Nothing is ever dropped silently.
 //!
 //! What is written: exactly what Redis 7.0 writes for the same data
 //! (integer-encoded and LZF-compressed strings, lists as quicklists of
-//! listpacks split the way `list-max-listpack-size -2` splits them).
+//! listpacks split the way `list-max-listpack-size -2` splits them, packed
+//! hashes as the listpack Redis would hold, others as field-value pairs).
 //!
 //! No I/O beyond the `Write` a writer is handed, and reading never panics,
 //! whatever the input: every length is checked against the bytes that are

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use super::crc::Crc64;
 use super::listpack::Builder;
 use super::{RDB_VERSION, container, kind, lzf, opcode, strict_i64};
+use crate::hash::Hash;
 use crate::value::Value;
 
 /// Redis's default `list-max-listpack-size -2`: a quicklist node's
@@ -26,6 +27,8 @@ pub fn value_type(value: &Value) -> u8 {
     match value {
         Value::Str(_) => kind::STRING,
         Value::List(_) => kind::LIST_QUICKLIST_2,
+        Value::Hash(h) if h.is_packed() => kind::HASH_LISTPACK,
+        Value::Hash(_) => kind::HASH,
     }
 }
 
@@ -116,7 +119,28 @@ impl<'w, W: Write> Writer<'w, W> {
         match value {
             Value::Str(s) => self.string(s.bytes()),
             Value::List(list) => self.quicklist(list.iter()),
+            Value::Hash(hash) => self.hash(hash),
         }
+    }
+
+    /// A hash as Redis 7.0 writes it: a packed one as the listpack Redis
+    /// would hold (the same pairs in the same order give the same bytes),
+    /// a table as its count and its pairs.
+    fn hash(&mut self, hash: &Hash) -> io::Result<()> {
+        if hash.is_packed() {
+            let mut lp = Builder::new();
+            for (f, v) in hash.iter() {
+                lp.push(f);
+                lp.push(v);
+            }
+            return self.string(&lp.finish());
+        }
+        self.len(hash.len() as u64)?;
+        for (f, v) in hash.iter() {
+            self.string(f)?;
+            self.string(v)?;
+        }
+        Ok(())
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
