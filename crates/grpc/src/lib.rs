@@ -60,6 +60,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs one command, name first, and returns its reply. An error reply
     /// is [`Failure::Redis`], not a frame.
     fn execute(&self, args: Vec<Bytes>) -> impl Future<Output = Result<Frame, Failure>> + Send;
+
+    /// Whether a call may run, given the password its metadata carries
+    /// (`authorization: Bearer <password>`, or none): what AUTH is to a
+    /// RESP client. Every call is checked before it runs; by default every
+    /// call may.
+    fn authorize(&self, password: Option<&[u8]>) -> Result<(), Failure> {
+        let _ = password;
+        Ok(())
+    }
+}
+
+/// The password a call carries: its `authorization` metadata, `Bearer `
+/// then the password.
+fn password<T>(request: &Request<T>) -> Option<&[u8]> {
+    let value = request.metadata().get("authorization")?.as_bytes();
+    let lower = value.get(..7)?.to_ascii_lowercase();
+    (lower == b"bearer ").then(|| &value[7..])
 }
 
 /// The gRPC status for a failure (see the table in the proto).
@@ -102,6 +119,11 @@ impl<B: Backend> CacheService<B> {
 
     async fn run(&self, args: Vec<Bytes>) -> Result<Frame, Status> {
         self.backend.execute(args).await.map_err(status)
+    }
+
+    /// Refuses a call its password does not let in.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.backend.authorize(password(request)).map_err(status)
     }
 }
 
@@ -205,6 +227,12 @@ pub fn reply(frame: Frame) -> pb::Reply {
         Frame::Double(d) => Value::Double(d),
         Frame::Boolean(b) => Value::Boolean(b),
         Frame::BigNumber(n) => Value::BigNumber(String::from_utf8_lossy(&n).into_owned()),
+        // A verbatim string (INFO, LOLWUT in RESP3) is a string: its text,
+        // as a RESP2 client gets it.
+        Frame::Verbatim { text, .. } => Value::Bulk(text),
+        // Attributes describe the frame they come with.
+        Frame::Attribute { frame, .. } => return reply(*frame),
+        // A frame kind RESP gains later: its description, not nothing.
         other => Value::Simple(format!("{other:?}")),
     };
     pb::Reply { value: Some(value) }
@@ -225,6 +253,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetReply>, Status> {
+        self.admit(&request)?;
         let key = request.into_inner().key;
         let frame = self.run(vec![Bytes::from_static(b"GET"), key]).await?;
         value("GET", frame).map(Response::new)
@@ -234,6 +263,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::SetRequest>,
     ) -> Result<Response<pb::SetReply>, Status> {
+        self.admit(&request)?;
         let r = request.into_inner();
         let get_old = r.get_old;
         let args = set_command(r.key, r.value, r.ttl, r.condition, get_old);
@@ -245,6 +275,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteReply>, Status> {
+        self.admit(&request)?;
         let keys = request.into_inner().keys;
         if keys.is_empty() {
             return Ok(Response::new(pb::DeleteReply { deleted: 0 }));
@@ -261,6 +292,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::MGetRequest>,
     ) -> Result<Response<pb::MGetReply>, Status> {
+        self.admit(&request)?;
         let keys = request.into_inner().keys;
         if keys.is_empty() {
             return Ok(Response::new(pb::MGetReply::default()));
@@ -282,6 +314,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::MSetRequest>,
     ) -> Result<Response<pb::MSetReply>, Status> {
+        self.admit(&request)?;
         let pairs = request.into_inner().pairs;
         if pairs.is_empty() {
             return Ok(Response::new(pb::MSetReply {}));
@@ -296,8 +329,9 @@ impl<B: Backend> Cache for CacheService<B> {
 
     async fn flush(
         &self,
-        _: Request<pb::FlushRequest>,
+        request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushReply>, Status> {
+        self.admit(&request)?;
         self.run(vec![Bytes::from_static(b"FLUSHALL")]).await?;
         Ok(Response::new(pb::FlushReply {}))
     }
@@ -306,6 +340,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::IncrRequest>,
     ) -> Result<Response<pb::IncrReply>, Status> {
+        self.admit(&request)?;
         let r = request.into_inner();
         let by = if r.by == 0 { 1 } else { r.by };
         let args = vec![
@@ -323,6 +358,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::Reply>, Status> {
+        self.admit(&request)?;
         let args = request.into_inner().args;
         if args.is_empty() {
             return Err(Status::invalid_argument("ERR no command"));
@@ -336,6 +372,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<pb::GetStreamRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
+        self.admit(&request)?;
         let r = request.into_inner();
         let size = match r.chunk_size {
             0 => CHUNK,
@@ -368,6 +405,7 @@ impl<B: Backend> Cache for CacheService<B> {
         &self,
         request: Request<Streaming<pb::SetStreamChunk>>,
     ) -> Result<Response<pb::SetReply>, Status> {
+        self.admit(&request)?;
         let mut stream = request.into_inner();
         let Some(first) = stream.next().await.transpose()? else {
             return Err(Status::invalid_argument(

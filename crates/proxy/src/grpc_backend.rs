@@ -9,14 +9,34 @@ use grpc::{Backend, Failure};
 use route::RouteError;
 use tokio::net::TcpListener;
 
-/// The fleet's client as a gRPC backend.
+/// The fleet's client as a gRPC backend, and the proxy's password.
 #[derive(Debug, Clone)]
-struct Fleet(Client);
+struct Fleet {
+    client: Client,
+    requirepass: Option<String>,
+}
 
 impl Backend for Fleet {
     fn execute(&self, args: Vec<Bytes>) -> impl Future<Output = Result<Frame, Failure>> + Send {
-        let pending = self.0.start(args);
+        let pending = self.client.start(args);
         async move { pending.await.map_err(failure) }
+    }
+
+    fn authorize(&self, password: Option<&[u8]>) -> Result<(), Failure> {
+        authorize(self.requirepass.as_deref(), password)
+    }
+}
+
+/// A gRPC call's password against `requirepass`: Redis's answers to a
+/// client that did not AUTH, or AUTHed wrongly.
+pub(crate) fn authorize(requirepass: Option<&str>, password: Option<&[u8]>) -> Result<(), Failure> {
+    match (requirepass, password) {
+        (None, _) => Ok(()),
+        (Some(want), Some(got)) if want.as_bytes() == got => Ok(()),
+        (Some(_), None) => Err(Failure::Redis("NOAUTH Authentication required.".into())),
+        (Some(_), Some(_)) => Err(Failure::Redis(
+            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+        )),
     }
 }
 
@@ -32,11 +52,21 @@ fn failure(e: Error) -> Failure {
 }
 
 /// Serves the gRPC API over `client` on `listener` (with health and
-/// reflection) until `shutdown` completes.
+/// reflection) until `shutdown` completes. With `requirepass`, every call
+/// must carry it (`authorization: Bearer <password>`).
 pub async fn serve_grpc(
     listener: TcpListener,
     client: Client,
+    requirepass: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), grpc::ServeError> {
-    grpc::serve(listener, Fleet(client), shutdown).await
+    grpc::serve(
+        listener,
+        Fleet {
+            client,
+            requirepass,
+        },
+        shutdown,
+    )
+    .await
 }

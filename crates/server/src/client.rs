@@ -242,7 +242,7 @@ pub(crate) async fn serve(
 }
 
 /// How a blocking wait ended.
-enum Wait {
+pub(crate) enum Wait {
     /// The reply (an element or the timeout's null) is in the output.
     Done,
     /// Run the command again.
@@ -260,32 +260,68 @@ async fn wait(
     client: &mut Client,
     blocked: Blocked,
 ) -> Wait {
+    let _ = conn.flush().await;
+    let gone = async {
+        loop {
+            match conn.fill_socket().await {
+                Ok(0) | Err(_) => return "closed while blocked".to_string(),
+                // Later commands wait in the buffer until this one ends.
+                Ok(_) => {}
+            }
+        }
+    };
+    let outcome = match wait_blocked(shared, client, blocked, gone).await {
+        Ok(outcome) => outcome,
+        Err(reason) => return Wait::Gone(reason),
+    };
+    write_outcome(conn.write_buffer(), client.proto, outcome)
+}
+
+/// The waiting itself, whoever the client is (a connection, a gRPC call):
+/// the outcome of a blocked command, or why the client went away
+/// (`gone` completing, CLIENT KILL, shutdown). Should the caller stop
+/// waiting (a gRPC call cancelled drops this future), the wait is
+/// withdrawn all the same.
+pub(crate) async fn wait_blocked(
+    shared: &Shared,
+    client: &Client,
+    blocked: Blocked,
+    gone: impl Future<Output = String>,
+) -> Result<Option<crate::blocking::Outcome>, String> {
     let Blocked {
         waiter,
-        rx,
+        mut rx,
         deadline,
     } = blocked;
+    /// Withdraws the wait when dropped, however the wait ended.
+    struct Withdraw<'a> {
+        shared: &'a Shared,
+        client: &'a Client,
+        waiter: Arc<crate::blocking::Waiter>,
+    }
+    impl Drop for Withdraw<'_> {
+        fn drop(&mut self) {
+            // Claimed already when served; otherwise nobody may serve it now.
+            self.waiter.claim();
+            crate::blocking::unregister(&self.shared.keyspace, &self.waiter);
+            self.shared
+                .stats
+                .blocked_clients
+                .fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut on) = self.client.info.blocked_on.lock() {
+                *on = None;
+            }
+        }
+    }
     shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut on) = client.info.blocked_on.lock() {
         *on = Some(waiter.clone());
     }
-    let result = wait_inner(shared, conn, client, waiter, rx, deadline).await;
-    if let Ok(mut on) = client.info.blocked_on.lock() {
-        *on = None;
-    }
-    result
-}
-
-async fn wait_inner(
-    shared: &Shared,
-    conn: &mut Connection<TcpStream>,
-    client: &mut Client,
-    waiter: Arc<crate::blocking::Waiter>,
-    mut rx: tokio::sync::oneshot::Receiver<crate::blocking::Outcome>,
-    deadline: Option<i64>,
-) -> Wait {
-    use crate::blocking::Outcome;
-    let _ = conn.flush().await;
+    let _withdraw = Withdraw {
+        shared,
+        client,
+        waiter: waiter.clone(),
+    };
     let sleep = async {
         match deadline {
             Some(at) => {
@@ -296,58 +332,44 @@ async fn wait_inner(
         }
     };
     tokio::pin!(sleep);
+    tokio::pin!(gone);
     let kill = client.info.kill.clone();
-    let outcome = loop {
+    loop {
         tokio::select! {
-            outcome = &mut rx => break outcome.ok(),
+            outcome = &mut rx => return Ok(outcome.ok()),
             () = &mut sleep => {
                 if waiter.claim() {
-                    break None;
+                    return Ok(None);
                 }
                 // Served at the last moment: the reply is on its way.
             }
-            read = conn.fill_socket() => match read {
-                Ok(0) | Err(_) => {
-                    waiter.claim();
-                    crate::blocking::unregister(&shared.keyspace, &waiter);
-                    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-                    return Wait::Gone("closed while blocked".into());
-                }
-                // Later commands wait in the buffer until this one ends.
-                Ok(_) => {}
-            },
-            () = kill.cancelled() => {
-                waiter.claim();
-                crate::blocking::unregister(&shared.keyspace, &waiter);
-                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-                return Wait::Gone("killed".into());
-            }
-            () = shared.shutdown.triggered() => {
-                waiter.claim();
-                crate::blocking::unregister(&shared.keyspace, &waiter);
-                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-                return Wait::Gone("server shutdown".into());
-            }
+            reason = &mut gone => return Err(reason),
+            () = kill.cancelled() => return Err("killed".into()),
+            () = shared.shutdown.triggered() => return Err("server shutdown".into()),
         }
-    };
-    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-    crate::blocking::unregister(&shared.keyspace, &waiter);
+    }
+}
+
+/// Writes what a blocked command ends with: its reply, CLIENT UNBLOCK's
+/// error, or the timeout's null.
+pub(crate) fn write_outcome(
+    out: &mut transport::Output,
+    proto: Protocol,
+    outcome: Option<crate::blocking::Outcome>,
+) -> Wait {
+    use crate::blocking::Outcome;
     match outcome {
-        Some(Outcome::Reply(out)) => {
-            conn.write_buffer().append(out);
+        Some(Outcome::Reply(reply)) => {
+            out.append(reply);
             Wait::Done
         }
         Some(Outcome::Retry) => Wait::Retry,
         Some(Outcome::Unblocked { error: true }) => {
-            conn.write_buffer()
-                .extend_from_slice(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+            out.extend_from_slice(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
             Wait::Done
         }
         Some(Outcome::Unblocked { error: false }) | None => {
-            let mut reply = crate::reply::Reply {
-                out: conn.write_buffer(),
-                proto: client.proto,
-            };
+            let mut reply = crate::reply::Reply { out, proto };
             // Redis answers a timed-out list wait with the null array, for
             // the moves as well.
             reply.null_array();

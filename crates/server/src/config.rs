@@ -52,6 +52,10 @@ pub struct Flags {
     /// The RDB file's name within `dir` (default `dump.rdb`).
     #[arg(long)]
     pub dbfilename: Option<String>,
+    /// Serve the gRPC API (`ember.v1.Cache`) on this port too, on the first
+    /// `bind` address.
+    #[arg(long)]
+    pub grpc_port: Option<u16>,
     /// Any other parameter as `--name value`, as redis-server accepts.
     #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
     pub set: Vec<String>,
@@ -170,13 +174,13 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     (
         "hash-max-listpack-entries",
-        "128",
+        "512",
         Kind::Int(0, i64::MAX),
         true,
     ),
     (
         "hash-max-ziplist-entries",
-        "128",
+        "512",
         Kind::Int(0, i64::MAX),
         true,
     ),
@@ -299,6 +303,9 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         false,
     ),
     ("io-threads", "1", Kind::Int(1, 128), false),
+    // Ember's own: the port of the gRPC API (0: none), on the first `bind`
+    // address.
+    ("grpc-port", "0", Kind::Int(0, 65535), false),
 ];
 
 /// The parameter table's aliases: Redis 7.0 keeps the old ziplist names in
@@ -362,6 +369,9 @@ impl Config {
         }
         if let Some(n) = flags.maxclients {
             set("maxclients", n.to_string())?;
+        }
+        if let Some(port) = flags.grpc_port {
+            set("grpc-port", port.to_string())?;
         }
         if let Some(p) = &flags.requirepass {
             set("requirepass", p.clone())?;

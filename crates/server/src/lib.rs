@@ -15,6 +15,8 @@ mod client;
 mod cmd;
 pub mod config;
 mod db;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod latency;
 mod pause;
 mod rdb;

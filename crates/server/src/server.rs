@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
     pub(crate) max_bulk_len: AtomicI64,
+    /// `hash-max-listpack-*`, outside the config's lock.
+    pub(crate) hash_limits: crate::cmd::HashLimits,
     /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
     pub(crate) active_expire: AtomicBool,
     /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
@@ -421,6 +423,14 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The gRPC port (`grpc-port`) cannot be listened on.
+    #[error("cannot listen for gRPC on {addr}: {reason}")]
+    Grpc {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Serves clients on `listener` until `stop` completes or a client sends
@@ -532,6 +542,7 @@ async fn serve(
     let max_bulk_len = config.get_i64("proto-max-bulk-len");
     let replicaof = config.get("replicaof").unwrap_or_default().to_string();
     let keyspace = Keyspace::new(databases);
+    let hash_limits = crate::cmd::HashLimits::new(&config);
     let pause = crate::pause::Pause::new(keyspace.expiry_pause());
     let shared = Arc::new_cyclic(|me| Shared {
         keyspace,
@@ -547,6 +558,7 @@ async fn serve(
         shutdown: Shutdown::new(),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
+        hash_limits,
         active_expire: AtomicBool::new(true),
         memory_limit: AtomicU64::new(0),
         used_memory: AtomicU64::new(0),
@@ -600,6 +612,8 @@ async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("Ready to accept connections on {addr}");
     }
+    #[cfg(feature = "grpc")]
+    serve_grpc(&shared).await?;
     let limit = Arc::new(Semaphore::new(maxclients));
     let mut failed = None;
     tokio::pin!(stop);
@@ -662,6 +676,35 @@ async fn serve(
         return Err(e);
     }
     tracing::info!("ready to exit, bye bye");
+    Ok(())
+}
+
+/// Listens for gRPC calls on `grpc-port`, if set, at the first `bind`
+/// address, until shutdown.
+#[cfg(feature = "grpc")]
+async fn serve_grpc(shared: &Arc<Shared>) -> Result<(), ServeError> {
+    let port = shared.config_i64("grpc-port");
+    if port <= 0 {
+        return Ok(());
+    }
+    let bind = shared.config_get("bind");
+    let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
+    let host = host.trim_start_matches('-');
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| ServeError::Grpc {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+    tracing::info!("gRPC on {addr}");
+    shared
+        .shutdown
+        .spawn(crate::grpc::serve(shared.clone(), listener));
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! The value types alone, with criterion and nothing else of Ember's: the
-//! packed list (pushes, pops, indexing, iteration), sets (adds, lookups,
-//! random picks, intersection, scans, DUMP and RESTORE), glob matching,
-//! and the RDB encodings (a list's quicklist nodes, LZF, DUMP and
-//! RESTORE).
+//! packed list (pushes, pops, indexing, iteration), hashes in both
+//! encodings (sets, lookups, iteration, random picks), sets (adds,
+//! lookups, random picks, intersection, scans, DUMP and RESTORE), glob
+//! matching, and the RDB encodings (a list's quicklist nodes, LZF, DUMP
+//! and RESTORE).
 //!
 //! `cargo bench -p ember-store`; `EMBER_BENCH_QUICK=1` for a short look.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput};
 use ember_store::set::MAX_INTSET_ENTRIES;
-use ember_store::{self as store, List, Rng, Set, Str, Value, value::Form};
+use ember_store::{self as store, Hash, List, Rng, Set, Str, Value, value::Form};
 
 fn config() -> Criterion {
     let c = Criterion::default();
@@ -72,6 +73,65 @@ fn list(c: &mut Criterion) {
             full.get(rng.below(items.len()).unwrap_or(0))
                 .map(<[u8]>::len)
         })
+    });
+    g.finish();
+}
+
+/// `n` field names, as HSET of ids gives them.
+fn fields(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("field:{i:010}").into_bytes())
+        .collect()
+}
+
+fn hash(c: &mut Criterion) {
+    let limits = store::hash::Limits::default();
+    let mut g = c.benchmark_group("hash");
+    // A small hash, packed: ten fields, then every field looked up.
+    let ten = fields(10);
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("packed_set_10", |b| {
+        b.iter(|| {
+            let mut h = Hash::new();
+            for f in &ten {
+                h.set(f, b"xxx", &limits);
+            }
+            h
+        })
+    });
+    let mut small = Hash::new();
+    ten.iter().for_each(|f| {
+        small.set(f, b"xxx", &limits);
+    });
+    g.bench_function("packed_get_10", |b| {
+        b.iter(|| ten.iter().filter_map(|f| small.get(f)).count())
+    });
+    // A big hash, a table: 100k fields set, looked up, iterated.
+    let many = fields(100_000);
+    g.throughput(Throughput::Elements(many.len() as u64));
+    g.bench_function("table_set_100k", |b| {
+        b.iter(|| {
+            let mut h = Hash::new();
+            for f in &many {
+                h.set(f, b"xxx", &limits);
+            }
+            h
+        })
+    });
+    let mut big = Hash::new();
+    many.iter().for_each(|f| {
+        big.set(f, b"xxx", &limits);
+    });
+    g.bench_function("table_get_100k", |b| {
+        b.iter(|| many.iter().filter_map(|f| big.get(f)).count())
+    });
+    g.bench_function("table_iter_100k", |b| {
+        b.iter(|| big.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>())
+    });
+    g.throughput(Throughput::Elements(100));
+    let mut rng = Rng::new(7);
+    g.bench_function("table_random_100_unique", |b| {
+        b.iter(|| big.random_pairs(100, true, &mut rng).len())
     });
     g.finish();
 }
@@ -211,6 +271,6 @@ fn sets(c: &mut Criterion) {
 criterion::criterion_group! {
     name = values;
     config = config();
-    targets = list, glob, rdb, sets
+    targets = list, hash, glob, rdb, sets
 }
 criterion::criterion_main!(values);

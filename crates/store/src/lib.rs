@@ -21,6 +21,7 @@
 
 pub mod dict;
 pub mod glob;
+pub mod hash;
 pub mod keyspace;
 pub mod list;
 pub mod longdouble;
@@ -29,6 +30,7 @@ mod rng;
 pub mod set;
 pub mod value;
 
+pub use hash::Hash;
 pub use list::List;
 pub use rng::Rng;
 pub use set::Set;

@@ -43,7 +43,7 @@ pub fn parse(arg: &[u8]) -> Option<LongDouble> {
             || matches!(c, '.' | 'e' | '+' | '-')
             || (hex && matches!(c, 'x' | 'p' | 'a'..='f'))
     };
-    if body.is_empty() || !lower.chars().all(allowed) {
+    if body.is_empty() || !lower.chars().all(allowed) || !whole_number(&lower) {
         return None;
     }
     // strtold reads `0x10` as 16; the parser wants a binary exponent.
@@ -60,6 +60,52 @@ pub fn parse(arg: &[u8]) -> Option<LongDouble> {
         return None;
     }
     Some(if negative { -value } else { value })
+}
+
+/// Whether `s` (lowercase, unsigned) is, all of it, a number `strtold`
+/// reads: digits with an optional point (at least one digit), then an
+/// optional exponent with at least one digit (`e`, or `p` after `0x`).
+/// `1e` or `0x` are not: strtold stops before the `e` or the `x`.
+fn whole_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex = b.starts_with(b"0x");
+    let digit = |c: u8| {
+        if hex {
+            c.is_ascii_hexdigit()
+        } else {
+            c.is_ascii_digit()
+        }
+    };
+    let mut i = if hex { 2 } else { 0 };
+    let mut digits = 0;
+    while i < b.len() && digit(b[i]) {
+        i += 1;
+        digits += 1;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while i < b.len() && digit(b[i]) {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return false;
+    }
+    if b.get(i) == Some(if hex { &b'p' } else { &b'e' }) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// `a + b`, rounded to nearest even.
@@ -264,16 +310,36 @@ mod tests {
         assert_eq!(incr("-1e-30", "0"), "0");
         assert_eq!(incr("-5", "2"), "-3");
         assert_eq!(incr("0x10", "1"), "17");
+        assert_eq!(incr("0x.8", "0"), "0.5");
+        assert_eq!(incr("0x1.8p1", "0"), "3");
+        assert_eq!(incr("1.e5", "-.5"), "99999.5");
     }
 
     #[test]
     fn parsing_refuses_what_string2ld_refuses() {
         for bad in [
             "", " 1", "1 ", "nan", "-nan", "1.2.3", "abc", "1e99999", "1e-99999", "1,5",
+            // Where strtold stops early (redis-server 7.0 refuses each).
+            "1e", "1e+", "1e-", "e5", ".e1", ".", "0x", "0x1p", "1e5x", "+-1", "--1",
         ] {
             assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in ["inf", "-Infinity", "+3", ".5", "5.", "1E+3", "0x1p-2", "-0"] {
+        for good in [
+            "inf",
+            "-Infinity",
+            "+3",
+            ".5",
+            "5.",
+            "1E+3",
+            "0x1p-2",
+            "-0",
+            "1.e5",
+            "-.5",
+            "0x.8",
+            "0x1.8p1",
+            "0X10",
+            "00.5",
+        ] {
             assert!(parse(good.as_bytes()).is_some(), "{good:?}");
         }
     }

@@ -76,6 +76,17 @@ impl Output {
         (!self.buf.is_empty()).then_some(Piece::Buffer(&mut self.buf))
     }
 
+    /// Everything waiting, in order, as pieces: shared values stay the
+    /// memory they were queued as (an in-process caller, such as the gRPC
+    /// side of a server, takes replies without copying large values).
+    pub fn into_pieces(mut self) -> Vec<Bytes> {
+        let mut pieces: Vec<Bytes> = self.queue.drain(..).collect();
+        if !self.buf.is_empty() {
+            pieces.push(self.buf.split().freeze());
+        }
+        pieces
+    }
+
     /// Drops everything waiting; gives back a large buffer's memory.
     pub(crate) fn clear(&mut self, keep_capacity: usize) {
         self.queue.clear();
@@ -124,6 +135,21 @@ mod tests {
             }
         }
         sent
+    }
+
+    #[test]
+    fn pieces_keep_shared_values_in_order() {
+        let big = Bytes::from(vec![7u8; Output::SHARE_FROM]);
+        let mut out = Output::new();
+        out.extend_from_slice(b"$65536\r\n");
+        out.put_shared(big.clone());
+        out.extend_from_slice(b"\r\n");
+        let pieces = out.into_pieces();
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(&pieces[0][..], b"$65536\r\n");
+        assert_eq!(pieces[1].as_ptr(), big.as_ptr());
+        assert_eq!(&pieces[2][..], b"\r\n");
+        assert!(Output::new().into_pieces().is_empty());
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::proxy::Proxy;
 fn grpc_proxy(groups: Vec<Vec<String>>) -> Proxy {
     Proxy::serve(groups, |listener, client, stop| async move {
         let stopped = async move { stop.triggered().await };
-        proxy::serve_grpc(listener, client, stopped).await.unwrap();
+        proxy::serve_grpc(listener, client, None, stopped)
+            .await
+            .unwrap();
     })
 }
 
@@ -22,6 +24,7 @@ fn grpc_proxy(groups: Vec<Vec<String>>) -> Proxy {
 const SCRIPT: &str = r#"
 import os, subprocess, sys, tempfile
 proto_root, port, far1, far2 = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
+fleet = sys.argv[5] == 'proxy'
 out = tempfile.mkdtemp()
 subprocess.run([sys.executable, '-m', 'grpc_tools.protoc', '-I', proto_root,
                 '--python_out', out, '--grpc_python_out', out,
@@ -82,8 +85,9 @@ c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[b'SET', b'k'])))
 assert c == grpc.StatusCode.INVALID_ARGUMENT, (c, d)
 c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[b'NOSUCHCMD'])))
 assert c == grpc.StatusCode.INVALID_ARGUMENT and 'unknown command' in d, (c, d)
-c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[b'RENAME', far1, far2])))
-assert c == grpc.StatusCode.INVALID_ARGUMENT and 'different shards' in d, (c, d)
+if fleet:
+    c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[b'RENAME', far1, far2])))
+    assert c == grpc.StatusCode.INVALID_ARGUMENT and 'different shards' in d, (c, d)
 c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[])))
 assert c == grpc.StatusCode.INVALID_ARGUMENT, (c, d)
 
@@ -139,7 +143,112 @@ fn python_grpcio_calls_every_rpc_through_the_proxy() {
             &proxy.addr.port().to_string(),
             &on(0),
             &on(1),
+            "proxy",
         ])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What only a server's own gRPC side does: `requirepass` from the call's
+/// metadata, a blocking command waiting in a call (and withdrawn when the
+/// call is cancelled), commands that need a connection refused, and the
+/// calls seen by the server's statistics.
+const SERVER_SCRIPT: &str = r#"
+import os, subprocess, sys, tempfile, threading
+proto_root, port = sys.argv[1], sys.argv[2]
+out = tempfile.mkdtemp()
+subprocess.run([sys.executable, '-m', 'grpc_tools.protoc', '-I', proto_root,
+                '--python_out', out, '--grpc_python_out', out,
+                os.path.join(proto_root, 'ember/v1/ember.proto')], check=True)
+sys.path.insert(0, out)
+import grpc
+from ember.v1 import ember_pb2 as pb, ember_pb2_grpc as rpc
+cache = rpc.CacheStub(grpc.insecure_channel('127.0.0.1:' + port))
+def code(call):
+    try:
+        call()
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    raise AssertionError('no error')
+auth = [('authorization', 'Bearer s3cret')]
+c, d = code(lambda: cache.Get(pb.GetRequest(key=b'k')))
+assert c == grpc.StatusCode.UNAUTHENTICATED and d == 'NOAUTH Authentication required.', (c, d)
+c, d = code(lambda: cache.Get(pb.GetRequest(key=b'k'), metadata=[('authorization', 'Bearer nope')]))
+assert c == grpc.StatusCode.UNAUTHENTICATED and d.startswith('WRONGPASS'), (c, d)
+assert cache.Set(pb.SetRequest(key=b'k', value=b'v'), metadata=auth).stored
+assert cache.Get(pb.GetRequest(key=b'k'), metadata=auth).value == b'v'
+
+# A BLPOP waits in its call until another call pushes.
+got = {}
+def pop():
+    got['r'] = cache.Execute(pb.ExecuteRequest(args=[b'BLPOP', b'q', b'30']), metadata=auth)
+t = threading.Thread(target=pop)
+t.start()
+def blocked():
+    text = cache.Execute(pb.ExecuteRequest(args=[b'INFO', b'clients']), metadata=auth).bulk
+    assert b'blocked_clients:' in text, text
+    return b'blocked_clients:1' in text
+def until(f, want=True):
+    # A bound on a hang, not a measure of speed.
+    for _ in range(20000):
+        if f() == want:
+            return
+    raise AssertionError('waited too long')
+until(blocked)
+assert cache.Execute(pb.ExecuteRequest(args=[b'RPUSH', b'q', b'job']), metadata=auth).integer == 1
+t.join(30)
+assert [i.bulk for i in got['r'].array.items] == [b'q', b'job'], got
+# A cancelled call withdraws its wait: the next push stays in the list.
+future = cache.Execute.future(pb.ExecuteRequest(args=[b'BLPOP', b'q2', b'0']), metadata=auth)
+until(blocked)
+future.cancel()
+until(blocked, False)
+assert cache.Execute(pb.ExecuteRequest(args=[b'RPUSH', b'q2', b'x']), metadata=auth).integer == 1
+assert cache.Execute(pb.ExecuteRequest(args=[b'LLEN', b'q2']), metadata=auth).integer == 1
+
+# Commands that need a connection that lives on.
+for cmd in [b'MULTI', b'WATCH', b'SELECT', b'SUBSCRIBE']:
+    c, d = code(lambda: cache.Execute(pb.ExecuteRequest(args=[cmd, b'x']), metadata=auth))
+    assert c == grpc.StatusCode.INVALID_ARGUMENT and 'not served over gRPC' in d, (cmd, c, d)
+# RESP3 types arrive as themselves.
+r = cache.Execute(pb.ExecuteRequest(args=[b'CONFIG', b'GET', b'maxclients']), metadata=auth)
+assert r.HasField('map'), r
+stats = cache.Execute(pb.ExecuteRequest(args=[b'INFO', b'commandstats']), metadata=auth).bulk
+assert b'cmdstat_blpop:calls=2' in stats and b'cmdstat_rpush:calls=2' in stats, stats
+print('ok')
+"#;
+
+#[test]
+fn python_grpcio_calls_every_rpc_on_ember_server() {
+    let port = ember_tests::free_port();
+    let server = ember_tests::EmberServer::start(&[&format!("grpc-port {port}")]);
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
+    let run = |script: &str, args: &[&str]| {
+        let out = Command::new("python3")
+            .args(["-c", script, proto, &port.to_string()])
+            .args(args)
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(SCRIPT, &["a", "b", "server"]);
+    drop(server);
+    let port = ember_tests::free_port();
+    let _server =
+        ember_tests::EmberServer::start(&[&format!("grpc-port {port}"), "requirepass s3cret"]);
+    let out = Command::new("python3")
+        .args(["-c", SERVER_SCRIPT, proto, &port.to_string()])
         .output()
         .expect("python3");
     assert_eq!(

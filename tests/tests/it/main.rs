@@ -5,6 +5,7 @@ mod client;
 mod client_pause;
 mod dump_restore;
 mod grpc;
+mod hashes;
 mod healing;
 mod migrate;
 mod protocol_vs_redis;

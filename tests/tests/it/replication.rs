@@ -619,7 +619,7 @@ fn noreplicas_and_masterdown_match_redis() {
 
 /// Attaches to `addr` as a replica with SYNC, skips the RDB payload, and
 /// returns the connection with what it read past the payload.
-fn attach_to_stream(addr: SocketAddr) -> (std::net::TcpStream, bytes::BytesMut) {
+pub(crate) fn attach_to_stream(addr: SocketAddr) -> (std::net::TcpStream, bytes::BytesMut) {
     use std::io::{Read, Write};
     let mut s = ember_tests::connect(addr);
     s.write_all(b"SYNC\r\n").expect("write SYNC");
@@ -654,7 +654,7 @@ fn attach_to_stream(addr: SocketAddr) -> (std::net::TcpStream, bytes::BytesMut) 
 /// Reads commands from a replication stream until one is `SET <marker> 1`,
 /// leaving out PINGs, as lower-case words with deadlines replaced by `<t>`
 /// once checked to lie within a day of now.
-fn read_stream(
+pub(crate) fn read_stream(
     s: &mut std::net::TcpStream,
     buf: &mut bytes::BytesMut,
     marker: &str,

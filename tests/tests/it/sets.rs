@@ -891,3 +891,62 @@ fn loaded_sets_follow_the_configured_limit() {
         }
     }
 }
+
+/// INFO's keyspace hits and misses count the set commands' reads as
+/// Redis's `lookupKeyRead` does (the sources of the STORE forms too; the
+/// writes' own lookups not at all).
+#[test]
+fn keyspace_hits_and_misses_count_like_redis() {
+    let mut pair = Pair::start();
+    pair.reset();
+    let script = [
+        "SADD s 1 2 3",
+        "SADD h a b",
+        "SET str v",
+        "SISMEMBER s 1",
+        "SISMEMBER none 1",
+        "SMISMEMBER s 1 2",
+        "SCARD none",
+        "SMEMBERS h",
+        "SRANDMEMBER s",
+        "SRANDMEMBER none 2",
+        "SSCAN s 0",
+        "SSCAN none 0",
+        "SINTER s h none",
+        "SINTERCARD 2 s none",
+        "SUNION s s none",
+        "SDIFF none s",
+        "SINTERSTORE d s h",
+        "SUNIONSTORE d s none",
+        "SDIFFSTORE d s h",
+        "SISMEMBER str 1",
+        "SINTER s str",
+        "SPOP none",
+        "SPOP s 0",
+        "SMOVE none s 1",
+        "SMOVE s none 9",
+        "SREM none 1",
+        "SADD s 4",
+    ];
+    let stats = |pair: &mut Pair| {
+        let (r, e) = pair.both(&[b"INFO", b"stats"]);
+        [r, e].map(|info| {
+            let text = String::from_utf8_lossy(&info).into_owned();
+            ["keyspace_hits", "keyspace_misses"].map(|field| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{field}:")))
+                    .unwrap_or_else(|| panic!("no {field}"))
+                    .trim()
+                    .to_owned()
+            })
+        })
+    };
+    pair.both(&[b"CONFIG", b"RESETSTAT"]);
+    for line in script {
+        let args = words(line);
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        pair.both(&args);
+        let [r, e] = stats(&mut pair);
+        assert_eq!(r, e, "after {line}: redis, then ember");
+    }
+}

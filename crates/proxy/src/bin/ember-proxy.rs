@@ -113,9 +113,10 @@ fn main() -> std::process::ExitCode {
             tracing::info!("gRPC listening on {grpc_addr}");
             let stop = shutdown.clone();
             let client = client.clone();
+            let password = config.requirepass.clone();
             grpc = Some(tokio::spawn(async move {
                 let stopped = async move { stop.triggered().await };
-                if let Err(e) = ember_proxy::serve_grpc(listener, client, stopped).await {
+                if let Err(e) = ember_proxy::serve_grpc(listener, client, password, stopped).await {
                     tracing::error!("{e}");
                 }
             }));

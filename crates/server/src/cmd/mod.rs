@@ -7,8 +7,10 @@
 
 mod connection;
 mod dump;
+mod hashes;
 mod keys;
 mod lists;
+mod memory;
 mod persistence;
 mod replication;
 mod server;
@@ -27,6 +29,7 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
+pub(crate) use hashes::HashLimits;
 pub(crate) use transactions::{Multi, unwatch_all};
 
 /// A command's failure, written back as an error reply. The connection
@@ -289,6 +292,23 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "sdiff", -2, READONLY, (1, -1, 1), sets::sdiff;
     "sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sets::sdiffstore;
     "sscan", -3, READONLY, KEY1, sets::sscan;
+    // hashes
+    "hset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hset;
+    "hsetnx", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hsetnx;
+    "hmset", -4, WRITE | FAST | DENYOOM, KEY1, hashes::hmset;
+    "hget", 3, READONLY | FAST, KEY1, hashes::hget;
+    "hmget", -3, READONLY | FAST, KEY1, hashes::hmget;
+    "hgetall", 2, READONLY, KEY1, hashes::hgetall;
+    "hkeys", 2, READONLY, KEY1, hashes::hkeys;
+    "hvals", 2, READONLY, KEY1, hashes::hvals;
+    "hlen", 2, READONLY | FAST, KEY1, hashes::hlen;
+    "hexists", 3, READONLY | FAST, KEY1, hashes::hexists;
+    "hdel", -3, WRITE | FAST, KEY1, hashes::hdel;
+    "hstrlen", 3, READONLY | FAST, KEY1, hashes::hstrlen;
+    "hincrby", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrby;
+    "hincrbyfloat", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrbyfloat;
+    "hrandfield", -2, READONLY, KEY1, hashes::hrandfield;
+    "hscan", -3, READONLY, KEY1, hashes::hscan;
     // replication
     "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
     "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
@@ -297,11 +317,9 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "sync", 1, ADMIN | NO_MULTI, NOKEY, replication::sync;
     "wait", 3, 0, NOKEY, replication::wait;
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
+    // memory
+    "memory", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), memory::memory;
 };
-
-/// Commands whose first argument is a subcommand, reported as
-/// `client|list` and the like.
-const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function", "debug"];
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
 /// arities (the container's name counted). Redis checks them before a
@@ -309,6 +327,17 @@ const CONTAINERS: &[&str] = &["client", "config", "object", "command", "function
 /// not implement are listed too: inside MULTI they are queued, as in
 /// Redis, and fail when EXEC runs them.
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "memory",
+        &[
+            ("doctor", 2),
+            ("help", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("usage", -3),
+        ],
+    ),
     (
         "client",
         &[
@@ -653,7 +682,9 @@ pub(crate) fn execute(
     }
     client.last_command = cmd.name;
     client.last_sub.clear();
-    if CONTAINERS.contains(&cmd.name) && req.len() > 1 {
+    // A container's subcommand is part of its name (`client|list`), as
+    // CLIENT LIST shows it; DEBUG is not a container in Redis 7.0.
+    if cmd.flags & CONTAINER != 0 && req.len() > 1 {
         client.last_sub.push('|');
         client
             .last_sub

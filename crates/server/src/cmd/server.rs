@@ -620,6 +620,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Ordering::Relaxed,
         );
         ctx.shared.set_memory_limit(&config);
+        ctx.shared.hash_limits.update(&config);
         ctx.shared
             .repl
             .resize_backlog(config.get_i64("repl-backlog-size"));
@@ -786,6 +787,9 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let sub = &req[1];
     if eq(sub, "reload") {
         return super::persistence::debug_reload(ctx, req);
+    }
+    if eq(sub, "object") && req.len() == 3 {
+        return super::memory::debug_object(ctx, &req[2]);
     }
     if eq(sub, "sleep") && req.len() == 3 {
         let secs = parse_f64(&req[2])?;

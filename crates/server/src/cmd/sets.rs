@@ -25,7 +25,7 @@ use crate::args::{eq, parse_i64};
 use crate::db::{Db, Entry, Locked, Rng};
 use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
-use crate::server::Shared;
+use crate::server::{LocalStats, Shared};
 
 /// The set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Set>, CmdError> {
@@ -37,6 +37,20 @@ fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Se
         }) => Ok(Some(s)),
         Some(_) => Err(CmdError::WrongType),
     }
+}
+
+/// [`get_set`] for a command that reads the key, as Redis's
+/// `lookupKeyRead` does: a keyspace hit or miss for INFO (a key of another
+/// type is a hit).
+fn read_set<'d>(
+    db: &'d mut Db,
+    key: &[u8],
+    now: i64,
+    stats: &mut LocalStats,
+) -> Result<Option<&'d mut Set>, CmdError> {
+    let found = get_set(db, key, now);
+    stats.hit(!matches!(found, Ok(None)));
+    found
 }
 
 /// `set-max-intset-entries`, read only when a set that is an intset may
@@ -179,7 +193,8 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let set = get_set(locked.db(ctx.client.db, key), key, ctx.now)?;
+    let db = locked.db(ctx.client.db, key);
+    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(i64::from(set.is_some_and(|s| s.contains(&req[2]))));
     Ok(())
@@ -188,7 +203,8 @@ pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let set = get_set(locked.db(ctx.client.db, key), key, ctx.now)?;
+    let db = locked.db(ctx.client.db, key);
+    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for i in 2..req.len() {
         let found = set.as_ref().is_some_and(|s| s.contains(&req[i]));
@@ -200,7 +216,8 @@ pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let set = get_set(locked.db(ctx.client.db, key), key, ctx.now)?;
+    let db = locked.db(ctx.client.db, key);
+    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.int(set.map_or(0, |s| s.len()) as i64);
     Ok(())
 }
@@ -208,7 +225,8 @@ pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let Some(set) = get_set(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let db = locked.db(ctx.client.db, key);
+    let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
         ctx.reply.set(0);
         return Ok(());
     };
@@ -313,7 +331,8 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let set = get_set(locked.db(ctx.client.db, key), key, ctx.now)?.map(|s| &*s);
+    let db = locked.db(ctx.client.db, key);
+    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?.map(|s| &*s);
     let reply = &mut ctx.reply;
     let Some(count) = count else {
         match set.and_then(|s| with_rng(|rng| s.random(rng))) {
@@ -358,18 +377,18 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// Runs `f` on the sets at `keys` together (`None` for a missing key; the
-/// same key twice gives the same set), after checking, in order, that
-/// each existing key holds a set. The sets are taken out of their entries
+/// same key twice gives the same set), after looking each up as a read,
+/// in order, and checking that each existing key holds a set. The sets are taken out of their entries
 /// for the time `f` runs, then put back.
 fn with_sets<R>(
     locked: &mut Locked<'_>,
-    db: usize,
-    now: i64,
+    (db, now): (usize, i64),
+    stats: &mut LocalStats,
     keys: &[&[u8]],
     f: impl FnOnce(&[Option<&Set>]) -> R,
 ) -> Result<R, CmdError> {
     for key in keys {
-        get_set(locked.db(db, key), key, now)?;
+        read_set(locked.db(db, key), key, now, stats)?;
     }
     let mut distinct: Vec<&[u8]> = Vec::new();
     let mut index: HashMap<&[u8], usize> = HashMap::new();
@@ -432,7 +451,7 @@ pub(super) fn sinter(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (db, now) = (ctx.client.db, ctx.now);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let reply = &mut ctx.reply;
-    with_sets(&mut locked, db, now, &keys, |sets| {
+    with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
         let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
             reply.set(0);
             return;
@@ -454,7 +473,7 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx
         .shards
         .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
-    let result = with_sets(&mut locked, db, now, &keys, |sets| {
+    let result = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
         match sets.iter().copied().collect::<Option<Vec<&Set>>>() {
             Some(sets) => Set::intersection(&sets, max_intset(shared)),
             None => Set::new(),
@@ -490,7 +509,7 @@ pub(super) fn sintercard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = (2..end).map(|i| &req[i]).collect();
     let (db, now) = (ctx.client.db, ctx.now);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
-    let n = with_sets(&mut locked, db, now, &keys, |sets| {
+    let n = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
         let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
             return 0;
         };
@@ -520,7 +539,7 @@ fn sunion_diff(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult {
     let (db, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let reply = &mut ctx.reply;
-    with_sets(&mut locked, db, now, &keys, |sets| {
+    with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
         let result = union_or_diff(sets, &keys, diff, max_intset(shared));
         reply_set(reply, &result);
     })
@@ -533,7 +552,7 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
     let mut locked = ctx
         .shards
         .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
-    let result = with_sets(&mut locked, db, now, &keys, |sets| {
+    let result = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
         union_or_diff(sets, &keys, diff, max_intset(shared))
     })?;
     store_result(&mut ctx.reply, locked.db(db, dst), dst, result);
@@ -588,7 +607,8 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = parse_cursor(&req[2])?;
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let Some(set) = get_set(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let db = locked.db(ctx.client.db, key);
+    let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
         // Redis answers a missing key before it reads the options.
         ctx.reply.array(2);
         ctx.reply.bulk(b"0");

@@ -27,12 +27,20 @@ pub enum Item<'a> {
     Str(&'a [u8]),
 }
 
-impl Item<'_> {
+impl<'a> Item<'a> {
     /// The element as the string it stands for.
     pub fn to_bytes(self) -> bytes::Bytes {
         match self {
             Item::Int(v) => bytes::Bytes::from(v.to_string()),
             Item::Str(s) => bytes::Bytes::copy_from_slice(s),
+        }
+    }
+
+    /// The element as the string it stands for, borrowed when it is one.
+    pub fn text(self) -> std::borrow::Cow<'a, [u8]> {
+        match self {
+            Item::Int(v) => std::borrow::Cow::Owned(v.to_string().into_bytes()),
+            Item::Str(s) => std::borrow::Cow::Borrowed(s),
         }
     }
 }

@@ -10,17 +10,19 @@
 //! disk, BGSAVE and the replication transport.
 //!
 //! What is read: every encoding Redis 7.0 or an older Redis writes for
-//! strings and lists (plain lists, ziplists, quicklists of ziplists,
-//! quicklists of listpacks with packed and plain nodes) and sets (lists of
-//! members, intsets, 7.2's listpacks). Hashes and sorted sets, in all
-//! their encodings (zipmap, ziplist, listpack), are decoded and validated,
-//! then refused by name, because the keyspace cannot hold them yet; so are
-//! streams and module values. Nothing is ever dropped silently.
+//! strings, lists (plain lists, ziplists, quicklists of ziplists,
+//! quicklists of listpacks with packed and plain nodes), sets (lists of
+//! members, intsets, 7.2's listpacks) and hashes (plain, zipmap, ziplist,
+//! listpack). Sorted sets, in all their encodings (ziplist, listpack), are
+//! decoded and validated, then refused by name, because the keyspace
+//! cannot hold them yet; so are streams and module values. Nothing is
+//! ever dropped silently.
 //!
 //! What is written: exactly what Redis 7.0 writes for the same data
 //! (integer-encoded and LZF-compressed strings, lists as quicklists of
 //! listpacks split the way `list-max-listpack-size -2` splits them, sets
-//! as intset blobs or lists of members).
+//! as intset blobs or lists of members, packed hashes as the listpack
+//! Redis would hold, others as field-value pairs).
 //!
 //! No I/O beyond the `Write` a writer is handed, and reading never panics,
 //! whatever the input: every length is checked against the bytes that are

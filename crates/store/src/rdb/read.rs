@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::{RdbError, container, kind, listpack, lzf, printable, ziplist, zipmap};
+use crate::hash::{self, Hash};
 use crate::list::List;
 use crate::set::{self, Set};
 use crate::value::{Form, Str, Value};
@@ -27,6 +28,8 @@ pub fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// When a hash loaded stays packed (Redis reads its configuration).
+    hash_limits: hash::Limits,
 }
 
 /// How a length field reads.
@@ -39,7 +42,17 @@ enum Len {
 impl<'a> Reader<'a> {
     /// A cursor at the start of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
+        Reader {
+            data,
+            pos: 0,
+            hash_limits: hash::Limits::default(),
+        }
+    }
+
+    /// Hashes loaded from now on stay packed within `limits`
+    /// (`hash-max-listpack-*`; Redis's defaults until set).
+    pub fn set_hash_limits(&mut self, limits: hash::Limits) {
+        self.hash_limits = limits;
     }
 
     /// Where the next read starts.
@@ -282,24 +295,36 @@ impl<'a> Reader<'a> {
             }
             kind::HASH => {
                 let n = self.count(2)?;
-                for _ in 0..n * 2 {
-                    self.string()?;
+                let limits = self.hash_limits;
+                let mut hash = Hash::loading(n <= limits.entries);
+                for _ in 0..n {
+                    let start = self.pos;
+                    let field = self.string()?;
+                    let value = self.string()?;
+                    hash.load(&field, &value, &limits)
+                        .map_err(|e| bad(start, &e.to_string()))?;
                 }
-                if n == 0 {
-                    Ok(None)
-                } else {
-                    Err(refuse("hash"))
-                }
+                let hash = hash.finish_loading().map_err(|e| bad(at, &e.to_string()))?;
+                Ok(non_empty_hash(hash))
             }
             kind::HASH_ZIPMAP => {
                 let start = self.pos;
-                zipmap::decode(&self.string()?).map_err(|e| bad(start, e))?;
-                Err(refuse("hash"))
+                let blob = self.string()?;
+                let pairs = zipmap::decode(&blob).map_err(|e| bad(start, e))?;
+                let limits = self.hash_limits;
+                let mut hash = Hash::from_packed(pairs.iter().copied(), &limits)
+                    .map_err(|e| bad(start, &e.to_string()))?;
+                // A zipmap converts on its longest string too.
+                let longest = pairs.iter().map(|(f, v)| f.len().max(v.len())).max();
+                if longest.is_some_and(|l| l > limits.value) {
+                    hash.convert();
+                }
+                Ok(non_empty_hash(hash))
             }
-            kind::HASH_ZIPLIST | kind::HASH_LISTPACK | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+            kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
                 let start = self.pos;
                 let blob = self.string()?;
-                let items = if ty == kind::HASH_ZIPLIST || ty == kind::ZSET_ZIPLIST {
+                let items = if ty == kind::HASH_ZIPLIST {
                     ziplist::decode(&blob)
                 } else {
                     listpack::decode(&blob)
@@ -308,15 +333,30 @@ impl<'a> Reader<'a> {
                 if items.len() % 2 != 0 {
                     return Err(bad(start, "odd number of elements in a pairs encoding"));
                 }
-                let name = if ty == kind::HASH_ZIPLIST || ty == kind::HASH_LISTPACK {
-                    "hash"
+                let text: Vec<Cow<'_, [u8]>> = items.iter().map(|i| i.text()).collect();
+                let pairs = text.chunks_exact(2).map(|p| (&p[0][..], &p[1][..]));
+                // Kept packed as they are, whatever their values' lengths,
+                // unless they have too many fields: as Redis loads them.
+                let hash = Hash::from_packed(pairs, &self.hash_limits)
+                    .map_err(|e| bad(start, &e.to_string()))?;
+                Ok(non_empty_hash(hash))
+            }
+            kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+                let start = self.pos;
+                let blob = self.string()?;
+                let items = if ty == kind::ZSET_ZIPLIST {
+                    ziplist::decode(&blob)
                 } else {
-                    "zset"
-                };
+                    listpack::decode(&blob)
+                }
+                .map_err(|e| bad(start, e))?;
+                if items.len() % 2 != 0 {
+                    return Err(bad(start, "odd number of elements in a pairs encoding"));
+                }
                 if items.is_empty() {
                     Ok(None)
                 } else {
-                    Err(refuse(name))
+                    Err(refuse("zset"))
                 }
             }
             kind::ZSET | kind::ZSET_2 => {
@@ -355,6 +395,11 @@ impl<'a> Reader<'a> {
             _ => Err(self.corrupt(at, format!("unknown RDB type {ty}"))),
         }
     }
+}
+
+/// A hash value, or `None` if it is empty.
+fn non_empty_hash(hash: Hash) -> Option<Value> {
+    (!hash.is_empty()).then_some(Value::Hash(hash))
 }
 
 /// A list value, or `None` if it is empty.

@@ -25,6 +25,8 @@ enum V {
     L(Vec<Vec<u8>>),
     /// A set's members and its encoding.
     Set(std::collections::BTreeSet<Vec<u8>>, &'static str),
+    /// A hash: its encoding and its pairs, sorted.
+    H(&'static str, Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 fn v(value: &Value) -> V {
@@ -35,7 +37,30 @@ fn v(value: &Value) -> V {
             s.iter().map(|e| e.to_bytes().to_vec()).collect(),
             s.encoding(),
         ),
+        Value::Hash(h) => {
+            let mut pairs: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            pairs.sort();
+            V::H(h.encoding(), pairs)
+        }
     }
+}
+
+fn hash<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Value {
+    let mut h = crate::hash::Hash::new();
+    let limits = crate::hash::Limits::default();
+    for (f, v) in pairs {
+        h.set(f, v, &limits);
+    }
+    Value::Hash(h)
+}
+
+/// A payload around `body` (a type byte and a value), with its trailer.
+fn payload(body: &[u8]) -> Vec<u8> {
+    let mut p = body.to_vec();
+    p.extend_from_slice(&10u16.to_le_bytes());
+    let crc = crc::crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
 }
 
 /// The bytes of one string as the writer encodes it.
@@ -247,7 +272,161 @@ fn corrupt_sets_are_refused() {
     );
 }
 
+#[test]
+fn hashes_dump_as_redis_and_load_every_encoding() {
+    // HSET h f v num 123 big -70000, dumped by Redis 7.0.
+    let small = hash([
+        (&b"f"[..], &b"v"[..]),
+        (b"num", b"123"),
+        (b"big", b"-70000"),
+    ]);
+    assert_eq!(
+        dump(&small),
+        b"\x10\x1e\x1e\x00\x00\x00\x06\x00\x81f\x02\x81v\x02\x83num\x04{\x01\x83big\x04\xf2\x90\xee\xfe\x04\xff\n\x00\x08\xf9D\xc1\xd8)\x0f\x91"
+    );
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..600)
+        .map(|i| {
+            (
+                format!("field:{i}").into_bytes(),
+                format!("{i}").into_bytes(),
+            )
+        })
+        .collect();
+    let big = hash(fields.iter().map(|(f, v)| (&f[..], &v[..])));
+    let long = hash([(&b"f"[..], &[b'x'; 100][..])]);
+    for value in [&small, &big, &long] {
+        let payload = dump(value);
+        let restored = restore(&payload).expect("a valid payload");
+        assert_eq!(v(&restored), v(value));
+        for cut in 0..payload.len().min(300) {
+            assert!(restore(&payload[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+    assert_eq!(dump(&big)[0], kind::HASH);
+    assert_eq!(dump(&long)[0], kind::HASH);
+    // The plain type with few short pairs loads packed, as Redis does.
+    let plain = payload(b"\x04\x02\x01a\x011\x01b\xc0\x02");
+    let want = V::H(
+        "listpack",
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+        ],
+    );
+    assert_eq!(v(&restore(&plain).unwrap()), want);
+    // A ziplist of the same pairs (Redis 6), and a zipmap (Redis 2.4).
+    let zl = ziplist::build(&[b"\x01a", b"\x011", b"\x01b", b"\x012"]);
+    let mut body = vec![kind::HASH_ZIPLIST, zl.len() as u8];
+    body.extend_from_slice(&zl);
+    assert_eq!(v(&restore(&payload(&body)).unwrap()), want);
+    let zm = b"\x02\x01a\x01\x001\x01b\x01\x002\xff";
+    let mut body = vec![kind::HASH_ZIPMAP, zm.len() as u8];
+    body.extend_from_slice(zm);
+    assert_eq!(v(&restore(&payload(&body)).unwrap()), want);
+    // Duplicate fields, in every encoding, are bad data.
+    assert_eq!(
+        restore(&payload(b"\x04\x02\x01a\x011\x01a\x012")).err(),
+        Some(PayloadError::BadFormat)
+    );
+    let zl = ziplist::build(&[b"\x01a", b"\x011", b"\x01a", b"\x012"]);
+    let mut body = vec![kind::HASH_ZIPLIST, zl.len() as u8];
+    body.extend_from_slice(&zl);
+    assert_eq!(
+        restore(&payload(&body)).err(),
+        Some(PayloadError::BadFormat)
+    );
+    let mut lp = listpack::Builder::new();
+    for e in [b"a", b"1", b"a", b"2"] {
+        lp.push(e);
+    }
+    let lp = lp.finish();
+    let mut body = vec![kind::HASH_LISTPACK, lp.len() as u8];
+    body.extend_from_slice(&lp);
+    assert_eq!(
+        restore(&payload(&body)).err(),
+        Some(PayloadError::BadFormat)
+    );
+    // An empty hash is bad data for RESTORE, as in Redis.
+    assert_eq!(
+        restore(&payload(b"\x04\x00")).err(),
+        Some(PayloadError::BadFormat)
+    );
+}
+
+#[test]
+fn hash_loads_follow_the_limits() {
+    let mut lp = listpack::Builder::new();
+    lp.push(b"f");
+    lp.push(&[b'x'; 100]);
+    let lp = lp.finish();
+    // A length of 14 bits.
+    let mut body = vec![kind::HASH_LISTPACK, 0x40, lp.len() as u8];
+    body.extend_from_slice(&lp);
+    // A listpack keeps a long value packed (Redis checks only its count).
+    let mut r = Reader::new(&body);
+    let ty = r.byte().unwrap();
+    let loaded = r.object(ty, b"k", 0).unwrap().unwrap();
+    assert_eq!(loaded.encoding(), "listpack");
+    // More fields than the limit: a table.
+    let mut r = Reader::new(&body);
+    r.set_hash_limits(crate::hash::Limits {
+        entries: 0,
+        value: 64,
+    });
+    let ty = r.byte().unwrap();
+    assert_eq!(
+        r.object(ty, b"k", 0).unwrap().unwrap().encoding(),
+        "hashtable"
+    );
+}
+
 proptest! {
+    /// Hash payloads of any contents, whole or cut, valid or not, never
+    /// make restoring panic: the plain type's pairs, and a zipmap,
+    /// ziplist or listpack blob.
+    #[test]
+    fn hash_payloads_never_panic(
+        ty in prop::sample::select(vec![kind::HASH, kind::HASH_ZIPMAP, kind::HASH_ZIPLIST, kind::HASH_LISTPACK]),
+        pairs in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..3), proptest::collection::vec(any::<u8>(), 0..70)), 0..20),
+        cut in any::<usize>(),
+        flip in any::<(usize, u8)>(),
+    ) {
+        let mut body = vec![ty];
+        match ty {
+            kind::HASH => {
+                body.push(pairs.len() as u8);
+                for (f, v) in &pairs {
+                    for s in [f, v] {
+                        body.push(s.len() as u8);
+                        body.extend_from_slice(s);
+                    }
+                }
+            }
+            _ => {
+                let mut lp = listpack::Builder::new();
+                for (f, v) in &pairs {
+                    lp.push(f);
+                    lp.push(v);
+                }
+                let mut blob = lp.finish();
+                if ty != kind::HASH_LISTPACK && !blob.is_empty() {
+                    // Not a zipmap or a ziplist: bytes that claim to be.
+                    let at = flip.0 % blob.len();
+                    blob[at] ^= flip.1;
+                }
+                body.push(0x80);
+                body.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+                body.extend_from_slice(&blob);
+            }
+        }
+        let _ = restore(&payload(&body));
+        let _ = restore(&payload(&body[..cut % (body.len() + 1)]));
+        let mut flipped = body.clone();
+        let at = flip.0 % flipped.len();
+        flipped[at] ^= flip.1;
+        let _ = restore(&payload(&flipped));
+    }
+
     /// Whatever the bytes, with a valid trailer or not, restoring never
     /// panics.
     #[test]

@@ -1,13 +1,14 @@
 //! Writing: the pieces of an RDB version 10 file, byte for byte what
 //! Redis 7.0 writes for the same data (LZF included: `lzf.rs` is liblzf's
-//! algorithm), but for the order of a hashtable set's members, which is
-//! its table's.
+//! algorithm), but for the order of a hashtable set's members or a
+//! hashtable hash's fields, which is its table's.
 
 use std::io::{self, Write};
 
 use super::crc::Crc64;
 use super::listpack::Builder;
 use super::{RDB_VERSION, container, kind, lzf, opcode, strict_i64};
+use crate::hash::Hash;
 use crate::set::Set;
 use crate::value::Value;
 
@@ -30,6 +31,8 @@ pub fn value_type(value: &Value) -> u8 {
         Value::List(_) => kind::LIST_QUICKLIST_2,
         Value::Set(s) if s.is_intset() => kind::SET_INTSET,
         Value::Set(_) => kind::SET,
+        Value::Hash(h) if h.is_packed() => kind::HASH_LISTPACK,
+        Value::Hash(_) => kind::HASH,
     }
 }
 
@@ -121,7 +124,28 @@ impl<'w, W: Write> Writer<'w, W> {
             Value::Str(s) => self.string(s.bytes()),
             Value::List(list) => self.quicklist(list.iter()),
             Value::Set(set) => self.set(set),
+            Value::Hash(hash) => self.hash(hash),
         }
+    }
+
+    /// A hash as Redis 7.0 writes it: a packed one as the listpack Redis
+    /// would hold (the same pairs in the same order give the same bytes),
+    /// a table as its count and its pairs.
+    fn hash(&mut self, hash: &Hash) -> io::Result<()> {
+        if hash.is_packed() {
+            let mut lp = Builder::new();
+            for (f, v) in hash.iter() {
+                lp.push(f);
+                lp.push(v);
+            }
+            return self.string(&lp.finish());
+        }
+        self.len(hash.len() as u64)?;
+        for (f, v) in hash.iter() {
+            self.string(f)?;
+            self.string(v)?;
+        }
+        Ok(())
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
