@@ -259,7 +259,7 @@ fn sets(c: &mut Criterion) {
             }
         })
     });
-    let value = Value::Set(Box::new(full.clone()));
+    let value = Value::Set(full.clone());
     let dumped = store::rdb::dump(&value);
     g.bench_function("dump_10k", |b| b.iter(|| store::rdb::dump(&value)));
     g.bench_function("restore_10k", |b| {

@@ -59,7 +59,9 @@ pub struct Set {
 #[derive(Debug, Clone)]
 enum Enc {
     Ints(Ints),
-    Table(Dict<Member>),
+    /// Boxed: a set is held inside its key's entry, and a small set (an
+    /// intset) should not pay for a table's two vectors there.
+    Table(Box<Dict<Member>>),
 }
 
 impl Default for Enc {
@@ -421,7 +423,7 @@ impl Set {
             for i in 0..ints.len() {
                 d.insert(Member::new(format_int(ints.get(i), &mut buf)));
             }
-            self.enc = Enc::Table(d);
+            self.enc = Enc::Table(Box::new(d));
         }
         match &mut self.enc {
             Enc::Table(d) => d,
@@ -681,7 +683,7 @@ impl Set {
     pub fn for_load(n: usize, max_intset: usize) -> Set {
         let mut set = Set::new();
         if n > max_intset.min(INTSET_CAP) {
-            set.enc = Enc::Table(Dict::with_capacity(n));
+            set.enc = Enc::Table(Box::new(Dict::with_capacity(n)));
         }
         set
     }
@@ -730,12 +732,16 @@ impl Set {
         }
     }
 
-    /// Memory the set owns beyond its own struct: the table or array, and
-    /// members too long to live in their slot.
+    /// Memory the set owns beyond its own 32 bytes: the table or array,
+    /// and members too long to live in their slot.
     pub fn heap_bytes(&self) -> usize {
         match &self.enc {
             Enc::Ints(ints) => ints.heap_bytes(),
-            Enc::Table(d) => d.bytes() + d.iter().map(Member::heap_bytes).sum::<usize>(),
+            Enc::Table(d) => {
+                size_of::<Dict<Member>>()
+                    + d.bytes()
+                    + d.iter().map(Member::heap_bytes).sum::<usize>()
+            }
         }
     }
 }

@@ -15,8 +15,10 @@ pub enum Value {
     /// A list. Never empty: the last pop deletes the key. Boxed, so that
     /// strings, the common case, keep entries small.
     List(Box<List>),
-    /// A set. Never empty: the last removal deletes the key.
-    Set(Box<Set>),
+    /// A set. Never empty: the last removal deletes the key. Held inline
+    /// (32 bytes), so a small set (an intset) costs one allocation, its
+    /// array of integers; a big one's table is boxed inside it.
+    Set(Set),
     /// A hash. Never empty: removing its last field deletes the key. Held
     /// inline (24 bytes, within the 40 a value takes anyway), so a small
     /// hash costs one allocation, its packed buffer, and no box.

@@ -25,8 +25,8 @@ fn value_bytes(value: &Value) -> usize {
         // Each element's bytes and its two length varints.
         Value::List(l) => l.iter().map(|e| e.len() + 2).sum(),
         Value::Hash(h) => h.bytes(),
-        // The box, its table or array, and members too long for a slot.
-        Value::Set(s) => size_of::<store::Set>() + s.heap_bytes(),
+        // Its table or array, and members too long for a slot.
+        Value::Set(s) => s.heap_bytes(),
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             let mut set = Set::new();
             let max = max_intset(shared);
             let added = members.filter(|m| set.add(m, max)).count();
-            db.put(key, Entry::new(Value::Set(Box::new(set))));
+            db.put(key, Entry::new(Value::Set(set)));
             added
         }
     };
@@ -183,7 +183,7 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         None => {
             let mut set = Set::new();
             set.add(member, max_intset(shared));
-            target.put(dst, Entry::new(Value::Set(Box::new(set))));
+            target.put(dst, Entry::new(Value::Set(set)));
         }
     }
     ctx.reply.int(1);
@@ -407,7 +407,7 @@ fn with_sets<R>(
             Some(Entry {
                 value: Value::Set(s),
                 ..
-            }) => Some(std::mem::take(&mut **s)),
+            }) => Some(std::mem::take(s)),
             _ => None,
         })
         .collect();
@@ -422,7 +422,7 @@ fn with_sets<R>(
                 ..
             }) = locked.db(db, key).peek(key, now)
         {
-            **s = set;
+            *s = set;
         }
     }
     Ok(result)
@@ -436,7 +436,7 @@ fn store_result(reply: &mut Reply<'_>, db: &mut Db, dst: &[u8], result: Set) {
     if n == 0 {
         db.remove(dst);
     } else {
-        db.put(dst, Entry::new(Value::Set(Box::new(result))));
+        db.put(dst, Entry::new(Value::Set(result)));
     }
     reply.int(n as i64);
 }
@@ -451,19 +451,25 @@ pub(super) fn sinter(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (db, now) = (ctx.client.db, ctx.now);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let reply = &mut ctx.reply;
-    with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
-        let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
-            reply.set(0);
-            return;
-        };
-        let mut common = Vec::new();
-        Set::intersect(&sets, |e| {
-            common.push(e);
-            true
-        });
-        reply.set(common.len());
-        common.into_iter().for_each(|e| bulk(reply, e));
-    })
+    with_sets(
+        &mut locked,
+        (db, now),
+        &mut ctx.client.stats,
+        &keys,
+        |sets| {
+            let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
+                reply.set(0);
+                return;
+            };
+            let mut common = Vec::new();
+            Set::intersect(&sets, |e| {
+                common.push(e);
+                true
+            });
+            reply.set(common.len());
+            common.into_iter().for_each(|e| bulk(reply, e));
+        },
+    )
 }
 
 pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
@@ -473,12 +479,16 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx
         .shards
         .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
-    let result = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
-        match sets.iter().copied().collect::<Option<Vec<&Set>>>() {
+    let result = with_sets(
+        &mut locked,
+        (db, now),
+        &mut ctx.client.stats,
+        &keys,
+        |sets| match sets.iter().copied().collect::<Option<Vec<&Set>>>() {
             Some(sets) => Set::intersection(&sets, max_intset(shared)),
             None => Set::new(),
-        }
-    })?;
+        },
+    )?;
     store_result(&mut ctx.reply, locked.db(db, dst), dst, result);
     Ok(())
 }
@@ -509,17 +519,23 @@ pub(super) fn sintercard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = (2..end).map(|i| &req[i]).collect();
     let (db, now) = (ctx.client.db, ctx.now);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
-    let n = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
-        let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
-            return 0;
-        };
-        let mut n = 0usize;
-        Set::intersect(&sets, |_| {
-            n += 1;
-            limit == 0 || n < limit
-        });
-        n
-    })?;
+    let n = with_sets(
+        &mut locked,
+        (db, now),
+        &mut ctx.client.stats,
+        &keys,
+        |sets| {
+            let Some(sets) = sets.iter().copied().collect::<Option<Vec<&Set>>>() else {
+                return 0;
+            };
+            let mut n = 0usize;
+            Set::intersect(&sets, |_| {
+                n += 1;
+                limit == 0 || n < limit
+            });
+            n
+        },
+    )?;
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -539,10 +555,16 @@ fn sunion_diff(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult {
     let (db, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let reply = &mut ctx.reply;
-    with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
-        let result = union_or_diff(sets, &keys, diff, max_intset(shared));
-        reply_set(reply, &result);
-    })
+    with_sets(
+        &mut locked,
+        (db, now),
+        &mut ctx.client.stats,
+        &keys,
+        |sets| {
+            let result = union_or_diff(sets, &keys, diff, max_intset(shared));
+            reply_set(reply, &result);
+        },
+    )
 }
 
 fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult {
@@ -552,9 +574,13 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
     let mut locked = ctx
         .shards
         .lock_keys(std::iter::once(dst).chain(keys.iter().copied()));
-    let result = with_sets(&mut locked, (db, now), &mut ctx.client.stats, &keys, |sets| {
-        union_or_diff(sets, &keys, diff, max_intset(shared))
-    })?;
+    let result = with_sets(
+        &mut locked,
+        (db, now),
+        &mut ctx.client.stats,
+        &keys,
+        |sets| union_or_diff(sets, &keys, diff, max_intset(shared)),
+    )?;
     store_result(&mut ctx.reply, locked.db(db, dst), dst, result);
     Ok(())
 }

@@ -74,7 +74,7 @@ fn set<M: AsRef<[u8]>>(members: impl IntoIterator<Item = M>, expire_at: Option<i
     for m in members {
         s.add(m.as_ref(), store::set::MAX_INTSET_ENTRIES);
     }
-    Entry::with(Value::Set(Box::new(s)), expire_at)
+    Entry::with(Value::Set(s), expire_at)
 }
 
 /// A snapshot with every kind of string and list, and sets in both

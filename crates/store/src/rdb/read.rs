@@ -263,7 +263,7 @@ impl<'a> Reader<'a> {
                         return Err(bad(start, "duplicate set member"));
                     }
                 }
-                Ok(Some(Value::Set(Box::new(set))))
+                Ok(Some(Value::Set(set)))
             }
             kind::SET_INTSET => {
                 let start = self.pos;
@@ -273,7 +273,7 @@ impl<'a> Reader<'a> {
                 })?;
                 // Kept as it is while it fits, as Redis keeps it.
                 set.fit_loaded(set::MAX_INTSET_ENTRIES);
-                Ok(Some(Value::Set(Box::new(set))))
+                Ok(Some(Value::Set(set)))
             }
             // Redis 7.2's small sets: never in a version 10 file, but read
             // as the list of members they are.
@@ -291,7 +291,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 set.fit_loaded(set::MAX_INTSET_ENTRIES);
-                Ok(Some(Value::Set(Box::new(set))))
+                Ok(Some(Value::Set(set)))
             }
             kind::HASH => {
                 let n = self.count(2)?;

@@ -193,7 +193,7 @@ fn set(members: impl IntoIterator<Item = String>, max_intset: usize) -> Value {
     for m in members {
         s.add(m.as_bytes(), max_intset);
     }
-    Value::Set(Box::new(s))
+    Value::Set(s)
 }
 
 #[test]
