@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     /// kept outside the config's lock.
     pub(crate) max_bulk_len: AtomicI64,
     /// `hash-max-listpack-*`, outside the config's lock.
-    pub(crate) hash_limits: crate::cmd::HashLimits,
+    pub(crate) encodings: crate::cmd::Encodings,
     /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
     pub(crate) active_expire: AtomicBool,
     /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
@@ -542,7 +542,7 @@ async fn serve(
     let max_bulk_len = config.get_i64("proto-max-bulk-len");
     let replicaof = config.get("replicaof").unwrap_or_default().to_string();
     let keyspace = Keyspace::new(databases);
-    let hash_limits = crate::cmd::HashLimits::new(&config);
+    let encodings = crate::cmd::Encodings::new(&config);
     let pause = crate::pause::Pause::new(keyspace.expiry_pause());
     let shared = Arc::new_cyclic(|me| Shared {
         keyspace,
@@ -558,7 +558,7 @@ async fn serve(
         shutdown: Shutdown::new(),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
-        hash_limits,
+        encodings,
         active_expire: AtomicBool::new(true),
         memory_limit: AtomicU64::new(0),
         used_memory: AtomicU64::new(0),

@@ -20,20 +20,22 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::LocalStats;
 
-/// `hash-max-listpack-entries` and `hash-max-listpack-value`, read by every
-/// write to a packed hash, so kept outside the config's lock (CONFIG SET
-/// updates them).
+/// The limits that decide values' encodings (`hash-max-listpack-*`,
+/// `set-max-intset-entries`), read by every write that may convert a
+/// value, so kept outside the config's lock (CONFIG SET updates them).
 #[derive(Debug)]
-pub(crate) struct HashLimits {
-    entries: AtomicUsize,
-    value: AtomicUsize,
+pub(crate) struct Encodings {
+    hash_entries: AtomicUsize,
+    hash_value: AtomicUsize,
+    intset_entries: AtomicUsize,
 }
 
-impl HashLimits {
+impl Encodings {
     pub(crate) fn new(config: &Config) -> Self {
-        let limits = HashLimits {
-            entries: AtomicUsize::new(0),
-            value: AtomicUsize::new(0),
+        let limits = Encodings {
+            hash_entries: AtomicUsize::new(0),
+            hash_value: AtomicUsize::new(0),
+            intset_entries: AtomicUsize::new(0),
         };
         limits.update(config);
         limits
@@ -42,17 +44,25 @@ impl HashLimits {
     /// Takes the values `config` has now.
     pub(crate) fn update(&self, config: &Config) {
         let read = |name| usize::try_from(config.get_i64(name)).unwrap_or(0);
-        self.entries
+        self.hash_entries
             .store(read("hash-max-listpack-entries"), Ordering::Relaxed);
-        self.value
+        self.hash_value
             .store(read("hash-max-listpack-value"), Ordering::Relaxed);
+        self.intset_entries
+            .store(read("set-max-intset-entries"), Ordering::Relaxed);
     }
 
-    fn get(&self) -> Limits {
+    /// A packed hash's limits.
+    pub(crate) fn hash(&self) -> Limits {
         Limits {
-            entries: self.entries.load(Ordering::Relaxed),
-            value: self.value.load(Ordering::Relaxed),
+            entries: self.hash_entries.load(Ordering::Relaxed),
+            value: self.hash_value.load(Ordering::Relaxed),
         }
+    }
+
+    /// `set-max-intset-entries`.
+    pub(crate) fn intset(&self) -> usize {
+        self.intset_entries.load(Ordering::Relaxed)
     }
 }
 
@@ -110,7 +120,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, req: &Request, hmset: bool) -> CmdResult {
     if req.len() % 2 == 1 {
         return Err(arity(ctx));
     }
-    let limits = ctx.shared.hash_limits.get();
+    let limits = ctx.shared.encodings.hash();
     let created = write_hash(ctx, &req[1], |h| {
         h.prepare((2..req.len()).map(|i| req[i].len()), &limits);
         let mut created = 0;
@@ -136,7 +146,7 @@ pub(super) fn hmset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 pub(super) fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let limits = ctx.shared.hash_limits.get();
+    let limits = ctx.shared.encodings.hash();
     let (field, value) = (&req[2], &req[3]);
     let set = write_hash(ctx, &req[1], |h| {
         if h.contains(field) {
@@ -282,7 +292,7 @@ pub(super) fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn hincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let by = parse_i64(&req[3])?;
-    let limits = ctx.shared.hash_limits.get();
+    let limits = ctx.shared.encodings.hash();
     let field = &req[2];
     let value = write_hash(ctx, &req[1], |h| {
         let old = match h.get(field) {
@@ -303,7 +313,7 @@ pub(super) fn hincrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !longdouble::is_finite(by) {
         return Err(CmdError::other("ERR value is NaN or Infinity"));
     }
-    let limits = ctx.shared.hash_limits.get();
+    let limits = ctx.shared.encodings.hash();
     let (key, field) = (&req[1], &req[2]);
     let text = write_hash(ctx, key, |h| {
         let old = match h.get(field) {

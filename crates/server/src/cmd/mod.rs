@@ -29,7 +29,7 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
-pub(crate) use hashes::HashLimits;
+pub(crate) use hashes::Encodings;
 pub(crate) use transactions::{Multi, unwatch_all};
 
 /// A command's failure, written back as an error reply. The connection

@@ -620,7 +620,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Ordering::Relaxed,
         );
         ctx.shared.set_memory_limit(&config);
-        ctx.shared.hash_limits.update(&config);
+        ctx.shared.encodings.update(&config);
         ctx.shared
             .repl
             .resize_backlog(config.get_i64("repl-backlog-size"));

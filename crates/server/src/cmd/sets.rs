@@ -53,10 +53,9 @@ fn read_set<'d>(
     found
 }
 
-/// `set-max-intset-entries`, read only when a set that is an intset may
-/// grow (a hashtable never needs it), or one is loaded.
+/// `set-max-intset-entries`.
 pub(crate) fn max_intset(shared: &Shared) -> usize {
-    usize::try_from(shared.config_i64("set-max-intset-entries")).unwrap_or(0)
+    shared.encodings.intset()
 }
 
 thread_local! {
