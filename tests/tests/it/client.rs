@@ -237,6 +237,7 @@ fn typed_round_trips_on_ember_nodes() {
         options.timeout = Duration::from_secs(10);
         let client = connect(cluster.groups(), options).await;
         typed_round_trips(&client).await;
+        collections_round_trip(&client).await;
         // Every group holds every write: read each group alone.
         for g in 0..2 {
             for s in 0..3 {
@@ -922,4 +923,9 @@ fn ember_cli_collections_across_a_fleet(kind: NodeKind) {
 #[test]
 fn ember_cli_collections_across_redis_nodes() {
     ember_cli_collections_across_a_fleet(NodeKind::Redis);
+}
+
+#[test]
+fn ember_cli_collections_across_ember_nodes() {
+    ember_cli_collections_across_a_fleet(NodeKind::Ember);
 }
