@@ -26,6 +26,7 @@ pub mod longdouble;
 pub mod rdb;
 mod rng;
 pub mod value;
+pub mod zset;
 
 pub use list::List;
 pub use rng::Rng;
