@@ -430,13 +430,16 @@ impl Tree {
         }
         let out = remove_from(&mut self.root, rank, key_of);
         self.len -= 1;
-        // A root with one child gives way to it.
-        if let Node::Inner(inner) = &mut self.root
-            && inner.len == 1
-        {
-            let child = inner.children.pop();
-            if let Some(child) = child {
-                self.root = child;
+        // A root with one child gives way to it; one with none (the last
+        // entry went) to an empty leaf.
+        while let Node::Inner(inner) = &mut self.root {
+            match inner.children.pop() {
+                Some(child) if inner.children.is_empty() => self.root = child,
+                Some(child) => {
+                    inner.children.push(child);
+                    break;
+                }
+                None => self.root = Node::Leaf(Leaf::new()),
             }
         }
         Some(out)
@@ -715,12 +718,17 @@ fn remove_from<'k>(node: &mut Node, rank: usize, key_of: &impl Fn(u32) -> &'k [u
             let (c, r) = inner.child_by_rank(rank);
             inner.counts[c] -= 1;
             let out = remove_from(&mut inner.children[c], r, key_of);
-            let short = match &inner.children[c] {
-                Node::Leaf(l) => l.len < LEAF_MIN,
-                Node::Inner(i) => i.len < INNER_MIN,
+            let (short, empty) = match &inner.children[c] {
+                Node::Leaf(l) => (l.len < LEAF_MIN, l.len == 0),
+                Node::Inner(i) => (i.len < INNER_MIN, i.len == 0),
             };
             if short && inner.len > 1 {
                 rebalance(inner, c, key_of);
+            } else if empty {
+                // An only child (at the tree's edge, after an uneven
+                // split) that emptied goes, and this node empties with it:
+                // the level above merges it away.
+                inner.remove(c);
             }
             out
         }
@@ -854,11 +862,15 @@ impl<'a> Iter<'a> {
             let mut node = &inner.children[next];
             loop {
                 match node {
+                    Node::Inner(i) if i.len == 0 => break,
                     Node::Inner(i) => {
                         let c = if self.reverse { i.len - 1 } else { 0 };
                         self.stack.push((&**i, c));
                         node = &i.children[c];
                     }
+                    // Only the root is ever empty; were a leaf empty, the
+                    // walk would go on past it.
+                    Node::Leaf(leaf) if leaf.len == 0 => break,
                     Node::Leaf(leaf) => {
                         self.leaf = leaf;
                         self.pos = if self.reverse { leaf.len - 1 } else { 0 };
@@ -986,6 +998,54 @@ mod tests {
             let t = Tree::from_sorted((0..n).map(|id| (f64::from(id), id)), &key_of);
             t.check(&key_of);
             assert_eq!(t.len(), n as usize);
+        }
+    }
+
+    #[test]
+    fn growth_and_shrinking_at_the_edges() {
+        // Uneven splits leave short nodes (and inner nodes with one child)
+        // along the edges; removals there must clear them away.
+        let n = 70_000u32;
+        let ms = members(n);
+        let key_of = |id: u32| &ms[id as usize][..];
+        for (ascending, pop_back) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut t = Tree::default();
+            for i in 0..n {
+                let s = if ascending { f64::from(i) } else { -f64::from(i) };
+                t.insert(s, i, &key_of);
+                if i % 9_999 == 0 {
+                    t.check(&key_of);
+                }
+            }
+            t.check(&key_of);
+            // Full leaves: 12 bytes an entry and a little.
+            assert!(t.bytes() < n as usize * 14, "{} bytes", t.bytes());
+            let mut left = n as usize;
+            while left > 0 {
+                let rank = if pop_back { left - 1 } else { 0 };
+                assert!(t.remove(rank, &key_of).is_some());
+                left -= 1;
+                if left % 7_777 == 0 || left < 70 {
+                    t.check(&key_of);
+                    assert_eq!(t.iter_from(0, usize::MAX, false).count(), left);
+                    assert_eq!(t.iter_from(left.saturating_sub(1), usize::MAX, true).count(), left);
+                }
+                // And growth again at the other end, now and then.
+                if left % 10_000 == 5_000 {
+                    for k in 0..100u32 {
+                        let s = if pop_back { -1e9 - f64::from(k) } else { 1e9 + f64::from(k) };
+                        t.insert(s, n - 1 - k, &key_of);
+                    }
+                    t.check(&key_of);
+                    for _ in 0..100 {
+                        let rank = if pop_back { 0 } else { t.len() - 1 };
+                        t.remove(rank, &key_of);
+                    }
+                    t.check(&key_of);
+                }
+            }
+            assert_eq!(t.len(), 0);
+            t.check(&key_of);
         }
     }
 
