@@ -383,19 +383,36 @@ impl ZSet {
         ZSet::default()
     }
 
-    /// A sorted set of `pairs`, which must be sorted (by score, then
-    /// member) and distinct, in the encoding their number and lengths call
-    /// for: packed if there are at most `limits.entries`, none longer than
-    /// `limits.value` and their size is safe for a listpack, else big. What
-    /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE and ZRANGESTORE store, and what
-    /// an RDB value of the plain types loads as.
+    /// A sorted set of `pairs`, in the encoding their number and lengths
+    /// call for: packed if there are at most `limits.entries`, none longer
+    /// than `limits.value` and their size is safe for a listpack, else big.
+    /// What ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE and ZRANGESTORE store, and
+    /// what an RDB value of the plain types loads as. The pairs are
+    /// expected in order (by score, then member) and distinct, as results
+    /// come; anything else (a ZRANGESTORE REV's descending range, a member
+    /// twice) is sorted first, a member's last score winning, as repeated
+    /// ZADDs would leave it.
     pub fn from_sorted<M: AsRef<[u8]>>(pairs: &[(M, f64)], limits: &Limits) -> ZSet {
-        debug_assert!(pairs.windows(2).all(|w| cmp_key(
-            w[0].1,
-            w[0].0.as_ref(),
-            w[1].1,
-            w[1].0.as_ref()
-        ) == std::cmp::Ordering::Less));
+        let ordered = pairs.windows(2).all(|w| {
+            cmp_key(w[0].1, w[0].0.as_ref(), w[1].1, w[1].0.as_ref()) == std::cmp::Ordering::Less
+        });
+        if !ordered {
+            let mut fixed: Vec<(&[u8], f64)> =
+                pairs.iter().map(|(m, s)| (m.as_ref(), *s)).collect();
+            // By member, stably, so that the last of each member is the
+            // last of its run.
+            fixed.sort_by(|a, b| a.0.cmp(b.0));
+            let mut unique: Vec<(&[u8], f64)> = Vec::with_capacity(fixed.len());
+            for pair in fixed {
+                match unique.last_mut() {
+                    Some(last) if last.0 == pair.0 => *last = pair,
+                    _ => unique.push(pair),
+                }
+            }
+            unique.retain(|p| !p.1.is_nan());
+            unique.sort_unstable_by(|a, b| cmp_key(a.1, a.0, b.1, b.0));
+            return ZSet::from_sorted(&unique, limits);
+        }
         let iter = pairs.iter().map(|(m, s)| (m.as_ref(), *s));
         let mut longest = 0;
         let mut total = 0usize;

@@ -172,20 +172,26 @@ fn hex_float(s: &[u8]) -> Option<Parsed> {
         return None;
     }
     let mantissa_end = end;
-    let mut exponent: &[u8] = b"0";
+    let mut exponent: i64 = 0;
     if matches!(s.get(end), Some(b'p' | b'P')) {
         let mut e = end + 1;
+        let negative = s.get(e) == Some(&b'-');
         if matches!(s.get(e), Some(b'+' | b'-')) {
             e += 1;
         }
-        let n = s[e..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = &s[e..];
+        let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
         if n > 0 {
-            exponent = &s[end + 1..e + n];
+            // Far past any double's range either way; the parser then
+            // reports the overflow or the underflow.
+            let magnitude = digits[..n]
+                .iter()
+                .fold(0i64, |v, &d| (v * 10 + i64::from(d - b'0')).min(1_000_000));
+            exponent = if negative { -magnitude } else { magnitude };
             end = e + n;
         }
     }
     let mantissa = std::str::from_utf8(&s[..mantissa_end]).ok()?;
-    let exponent = std::str::from_utf8(exponent).ok()?;
     // A mantissa of only a point and digits ("0x.8") needs a leading 0 for
     // the parser.
     let text = format!("0x0{mantissa}p{exponent}");
@@ -431,6 +437,12 @@ mod tests {
         assert_eq!(string2d(b"0x.8"), Some(0.5));
         assert_eq!(string2d(b"0x1p-1074"), Some(f64::from_bits(1)));
         assert_eq!(string2d(b"0x1p1024"), None);
+        assert_eq!(string2d(b"0x1p-99999999999999999999999"), None);
+        assert_eq!(
+            range_bound(b"0x1p99999999999999999999999"),
+            Some(f64::INFINITY)
+        );
+        assert_eq!(string2d(b"0x0p99999999999999999999999"), Some(0.0));
         assert_eq!(string2d(b"-0x10"), Some(-16.0));
         assert_eq!(string2d(b"1e+3"), Some(1000.0));
     }

@@ -217,6 +217,21 @@ fn results_take_the_encoding_of_their_size() {
     let part: Vec<(&[u8], f64)> = z.range_by_rank(0, 1, false).collect();
     assert!(ZSet::from_sorted(&part, &l).is_packed());
     assert!(!ZSet::from_sorted(&small, &limits(0, 64)).is_packed());
+    // Out of order (a ZRANGESTORE REV) or with a member twice: sorted, the
+    // last score winning.
+    let desc = [(&b"b"[..], 2.0), (b"a", 1.0), (b"c", 0.5), (b"a", 3.0)];
+    for l in [l, limits(0, 0)] {
+        let z = ZSet::from_sorted(&desc, &l);
+        check(&z);
+        assert_eq!(
+            pairs(z.iter()),
+            [
+                (b"c".to_vec(), 0.5),
+                (b"b".to_vec(), 2.0),
+                (b"a".to_vec(), 3.0)
+            ]
+        );
+    }
 }
 
 #[test]

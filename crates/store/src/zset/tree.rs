@@ -1011,9 +1011,13 @@ mod tests {
         for (ascending, pop_back) in [(true, true), (true, false), (false, true), (false, false)] {
             let mut t = Tree::default();
             for i in 0..n {
-                let s = if ascending { f64::from(i) } else { -f64::from(i) };
+                let s = if ascending {
+                    f64::from(i)
+                } else {
+                    -f64::from(i)
+                };
                 t.insert(s, i, &key_of);
-                if i % 9_999 == 0 {
+                if i.is_multiple_of(9_999) {
                     t.check(&key_of);
                 }
             }
@@ -1025,15 +1029,23 @@ mod tests {
                 let rank = if pop_back { left - 1 } else { 0 };
                 assert!(t.remove(rank, &key_of).is_some());
                 left -= 1;
-                if left % 7_777 == 0 || left < 70 {
+                if left.is_multiple_of(7_777) || left < 70 {
                     t.check(&key_of);
                     assert_eq!(t.iter_from(0, usize::MAX, false).count(), left);
-                    assert_eq!(t.iter_from(left.saturating_sub(1), usize::MAX, true).count(), left);
+                    assert_eq!(
+                        t.iter_from(left.saturating_sub(1), usize::MAX, true)
+                            .count(),
+                        left
+                    );
                 }
                 // And growth again at the other end, now and then.
                 if left % 10_000 == 5_000 {
                     for k in 0..100u32 {
-                        let s = if pop_back { -1e9 - f64::from(k) } else { 1e9 + f64::from(k) };
+                        let s = if pop_back {
+                            -1e9 - f64::from(k)
+                        } else {
+                            1e9 + f64::from(k)
+                        };
                         t.insert(s, n - 1 - k, &key_of);
                     }
                     t.check(&key_of);
