@@ -430,6 +430,29 @@ impl ZSet {
         ZSet { repr }
     }
 
+    /// ZRANGESTORE's result, built as Redis builds it: packed to start
+    /// with (big when `len`, the length a rank range knows in advance, is
+    /// over `limits.entries`), then each pair added in the order the range
+    /// gives it, converting on the way as any addition does. The encoding
+    /// comes out as [`ZSet::from_sorted`] would choose it; what differs is
+    /// that a score of `-0` added while the set was still packed reads `0`
+    /// afterwards, as in Redis.
+    pub fn from_range<'a>(
+        pairs: impl IntoIterator<Item = (&'a [u8], f64)>,
+        len: Option<usize>,
+        limits: &Limits,
+    ) -> ZSet {
+        let mut zset = ZSet::new();
+        if len.is_some_and(|n| n > limits.entries) {
+            zset.convert();
+        }
+        for (member, score) in pairs {
+            // Scores from a set are never NaN.
+            let _ = zset.add(member, score, AddFlags::default(), limits);
+        }
+        zset
+    }
+
     /// Packed, exactly as given (sorted, distinct), whatever the members'
     /// lengths: an RDB listpack, which Redis keeps as it is.
     fn packed_from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a [u8], f64)>) -> ZSet {
@@ -938,7 +961,8 @@ impl ZSet {
     }
 
     /// One step of ZSCAN from `cursor`: visits some members and returns
-    /// the next cursor, 0 when done. A packed set is visited whole at once
+    /// the next cursor, 0 when done (the reply's scores are
+    /// [`ZSet::scan_score_text`]'s). A packed set is visited whole at once
     /// (as Redis answers a listpack in one call); a big one a dict bucket
     /// at a time, with Redis's guarantee that a member there throughout
     /// is visited (see [`Dict::scan`]).
@@ -949,6 +973,17 @@ impl ZSet {
                 0
             }
             Repr::Big(b) => b.dict.scan(cursor, |e| visit(e.member(), e.score)),
+        }
+    }
+
+    /// The text ZSCAN replies with for a score of this set: a packed set
+    /// answers with what its listpack holds, so an integer score comes
+    /// whole (`100000000000000000`, where ZSCORE says `1e+17`); a big one
+    /// answers with [`format_score`]'s text.
+    pub fn scan_score_text(&self, score: f64) -> ScoreText {
+        match (&self.repr, num::double2ll(score)) {
+            (Repr::Packed(_), Some(i)) => ScoreText::integer(i),
+            _ => format_score(score),
         }
     }
 

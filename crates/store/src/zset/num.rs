@@ -262,6 +262,16 @@ impl ScoreText {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 
+    /// The decimal text of `i`.
+    pub(crate) fn integer(i: i64) -> ScoreText {
+        let mut out = ScoreText {
+            buf: [0; 32],
+            len: 0,
+        };
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{i}"));
+        out
+    }
+
     fn push(&mut self, b: u8) {
         // At most 24 bytes are ever written ("-1.2345678901234567e-308").
         if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {

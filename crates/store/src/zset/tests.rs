@@ -235,6 +235,45 @@ fn results_take_the_encoding_of_their_size() {
 }
 
 #[test]
+fn range_stores_build_as_redis_does() {
+    // redis-server 7.0.15, zset-max-listpack-entries 16 and -value 4: a
+    // ZRANGESTORE of [aa -0, g -0, ..., zzzzzzzzzzzzzzzzzzzz 2] from a
+    // skiplist starts packed, stores aa and g as 0, converts at the long
+    // member: ZRANGE WITHSCORES then says 0 for both.
+    let l = limits(16, 4);
+    let src = [
+        (&b"aa"[..], -0.0),
+        (b"g", -0.0),
+        (b"zzzzzzzzzzzzzzzzzzzz", 2.0),
+        (b"m", -0.0),
+    ];
+    let z = ZSet::from_range(src, Some(4), &l);
+    assert!(!z.is_packed());
+    check(&z);
+    let texts: Vec<String> = z.iter().map(|(_, s)| format_score(s).to_string()).collect();
+    assert_eq!(texts, ["0", "0", "-0", "2"]);
+    // Over the entries limit from the start: big throughout, -0 kept.
+    let z = ZSet::from_range(src, Some(17), &l);
+    assert_eq!(format_score(z.score(b"aa").unwrap()).as_str(), "-0");
+    // A union's result is made big, then packed if small: 0 when packed.
+    let z = ZSet::from_sorted(&[(&b"a"[..], -0.0)], &l);
+    assert_eq!(format_score(z.score(b"a").unwrap()).as_str(), "0");
+}
+
+#[test]
+fn scan_answers_with_the_text_the_encoding_holds() {
+    // redis-server 7.0.15: ZSCAN of a listpack gives 100000000000000000 and
+    // 4611686018427387904, of a skiplist 1e+17 and 4.6116860184273879e+18.
+    let [packed, big] = both(&[("a", 1e17), ("b", 4611686018427387904.0), ("c", 0.5)]);
+    let text = |z: &ZSet, m: &[u8]| z.scan_score_text(z.score(m).unwrap()).to_string();
+    assert_eq!(text(&packed, b"a"), "100000000000000000");
+    assert_eq!(text(&packed, b"b"), "4611686018427387904");
+    assert_eq!(text(&packed, b"c"), "0.5");
+    assert_eq!(text(&big, b"a"), "1e+17");
+    assert_eq!(text(&big, b"b"), "4.6116860184273879e+18");
+}
+
+#[test]
 fn ranks_and_rank_ranges() {
     let pairs = [
         ("a", 1.0),
