@@ -308,6 +308,56 @@ impl Big {
         self.tree.insert(new, id, &key_fn(&self.dict));
     }
 
+    /// The entries after the run where `below` holds and within the run
+    /// where `within` holds (the ranks `[lo, hi)` of a range), through
+    /// LIMIT's window, from `lo` up or from `hi` down. `lo` and `hi` may
+    /// be known already (an infinite end); the one the iteration starts
+    /// from is found by a descent that leaves the cursor there.
+    fn window<'a>(
+        &'a self,
+        below: impl Fn(f64, tree::Probe<'_>) -> bool,
+        within: impl Fn(f64, tree::Probe<'_>) -> bool,
+        known: (Option<usize>, Option<usize>),
+        limit: Limit,
+        reverse: bool,
+    ) -> Iter<'a> {
+        let len = self.tree.len();
+        let (lo, hi, cursor) = if reverse {
+            let lo = known.0.unwrap_or_else(|| self.tree.partition(&below));
+            let (hi, cursor) = match known.1 {
+                Some(hi) if limit.offset > 0 || hi == len => (hi, None),
+                _ => {
+                    let (hi, c) = self.tree.seek(&within);
+                    (hi, Some(c))
+                }
+            };
+            (lo, hi, cursor)
+        } else {
+            let hi = known.1.unwrap_or_else(|| self.tree.partition(&within));
+            let (lo, cursor) = match known.0 {
+                Some(lo) if limit.offset > 0 || lo == 0 => (lo, None),
+                _ => {
+                    let (lo, c) = self.tree.seek(&below);
+                    (lo, Some(c))
+                }
+            };
+            (lo, hi, cursor)
+        };
+        let n = hi.saturating_sub(lo);
+        let it = if limit.offset >= n || limit.count == 0 {
+            self.tree.iter_from(0, 0, false)
+        } else {
+            let count = limit.count.min(n - limit.offset);
+            match cursor {
+                Some(c) if limit.offset == 0 && reverse => c.backward(count),
+                Some(c) if limit.offset == 0 => c.forward(count),
+                _ if reverse => self.tree.iter_from(hi - 1 - limit.offset, count, true),
+                _ => self.tree.iter_from(lo + limit.offset, count, false),
+            }
+        };
+        Iter(IterRepr::Big(it, &self.dict))
+    }
+
     /// Removes the entries of ranks `from..to`.
     fn remove_ranks(&mut self, from: usize, to: usize) -> usize {
         let n = to.saturating_sub(from);
@@ -706,8 +756,16 @@ impl ZSet {
                 (lo, hi.max(lo))
             }
             Repr::Big(b) => {
-                let lo = b.tree.partition(|s, _| !range.above_min(s));
-                let hi = b.tree.partition(|s, _| range.below_max(s));
+                let lo = if range.min == f64::NEG_INFINITY && !range.min_exclusive {
+                    0
+                } else {
+                    b.tree.partition(|s, _| !range.above_min(s))
+                };
+                let hi = if range.max == f64::INFINITY && !range.max_exclusive {
+                    b.tree.len()
+                } else {
+                    b.tree.partition(|s, _| range.below_max(s))
+                };
                 (lo, hi.max(lo))
             }
         }
@@ -800,13 +858,44 @@ impl ZSet {
     /// ZRANGESTORE), through LIMIT's window; from the highest down when
     /// `reverse` (ZREVRANGEBYSCORE, whose first argument is `range.max`).
     pub fn range_by_score(&self, range: &ScoreRange, limit: Limit, reverse: bool) -> Iter<'_> {
-        let (lo, hi) = self.score_bounds(range);
-        self.in_window(lo, hi, limit, reverse)
+        let Repr::Big(b) = &self.repr else {
+            let (lo, hi) = self.score_bounds(range);
+            return self.in_window(lo, hi, limit, reverse);
+        };
+        // `-inf` and `+inf` (the usual ends of "since" and "until" queries)
+        // need no search.
+        let known = (
+            (range.min == f64::NEG_INFINITY && !range.min_exclusive).then_some(0),
+            (range.max == f64::INFINITY && !range.max_exclusive).then_some(self.len()),
+        );
+        b.window(
+            |s, _| !range.above_min(s),
+            |s, _| range.below_max(s),
+            known,
+            limit,
+            reverse,
+        )
     }
 
     /// The members in `range` (ZRANGEBYLEX, ZRANGE BYLEX), through LIMIT's
     /// window; from the highest down when `reverse` (ZREVRANGEBYLEX).
     pub fn range_by_lex(&self, range: &LexRange, limit: Limit, reverse: bool) -> Iter<'_> {
+        if let Repr::Big(b) = &self.repr
+            && self.may_have_lex(range)
+        {
+            let key_of = key_fn(&b.dict);
+            let known = (
+                (range.min == LexBound::Min).then_some(0),
+                (range.max == LexBound::Max).then_some(self.len()),
+            );
+            return b.window(
+                |_, probe| !range.above_min(probe.member(&key_of)),
+                |_, probe| range.below_max(probe.member(&key_of)),
+                known,
+                limit,
+                reverse,
+            );
+        }
         let (lo, hi) = if reverse {
             self.lex_bounds_rev(range)
         } else {

@@ -307,8 +307,15 @@ impl Tree {
     /// leading run of the entries (in their order) and nowhere after it:
     /// the rank where that run ends.
     pub(super) fn partition(&self, before: impl Fn(f64, Probe<'_>) -> bool) -> usize {
+        self.seek(before).0
+    }
+
+    /// [`Tree::partition`]'s rank, with a cursor left there by the same
+    /// descent, for [`Cursor::forward`] or [`Cursor::backward`].
+    pub(super) fn seek(&self, before: impl Fn(f64, Probe<'_>) -> bool) -> (usize, Cursor<'_>) {
         let mut node = &self.root;
         let mut rank = 0;
+        let mut stack = SmallVec::new();
         loop {
             match node {
                 Node::Inner(inner) => {
@@ -326,6 +333,7 @@ impl Tree {
                     }
                     let c = lo - 1;
                     rank += inner.counts[..c].iter().sum::<usize>();
+                    stack.push((&**inner, c));
                     node = &inner.children[c];
                 }
                 Node::Leaf(leaf) => {
@@ -338,7 +346,14 @@ impl Tree {
                             hi = mid;
                         }
                     }
-                    return rank + lo;
+                    let cursor = Cursor(Iter {
+                        stack,
+                        leaf,
+                        pos: lo,
+                        remaining: 0,
+                        reverse: false,
+                    });
+                    return (rank + lo, cursor);
                 }
             }
         }
@@ -823,6 +838,39 @@ fn rebalance<'k>(parent: &mut Inner, c: usize, key_of: &impl Fn(u32) -> &'k [u8]
         }
         // Siblings are always at the same depth.
         _ => {}
+    }
+}
+
+/// A place between two entries, where a [`Tree::seek`] stopped.
+pub(super) struct Cursor<'a>(Iter<'a>);
+
+impl<'a> Cursor<'a> {
+    /// Up to `count` entries from the one after the place on, going up.
+    pub(super) fn forward(self, count: usize) -> Iter<'a> {
+        let mut it = self.0;
+        it.reverse = false;
+        it.remaining = count;
+        // The place may be past its leaf's last entry.
+        if it.pos >= it.leaf.len && count > 0 {
+            it.step_leaf();
+        }
+        it
+    }
+
+    /// Up to `count` entries from the one before the place on, going
+    /// down.
+    pub(super) fn backward(self, count: usize) -> Iter<'a> {
+        let mut it = self.0;
+        it.reverse = true;
+        it.remaining = count;
+        if count > 0 {
+            if it.pos == 0 {
+                it.step_leaf();
+            } else {
+                it.pos -= 1;
+            }
+        }
+        it
     }
 }
 
