@@ -292,6 +292,11 @@ impl Big {
         let (_, id) = self.tree.remove(rank, &key_fn(&self.dict))?;
         let id = id as usize;
         let last = self.dict.len().checked_sub(1)?;
+        if id > last {
+            // The tree and the dict always agree; were they not to, this
+            // is no place to panic.
+            return None;
+        }
         // The dict fills the hole with its last entry: find that entry in
         // the tree while every id still names its member, then rename it.
         let moved = if id != last {
@@ -383,7 +388,8 @@ impl Big {
             return 0;
         }
         if n * 4 >= self.tree.len() {
-            // Most of it goes: rebuild from what stays, in one pass.
+            // A quarter or more goes: rebuilding from what stays, in one
+            // pass and with full nodes, beats that many removals.
             let len = self.tree.len();
             let keep: Vec<(Vec<u8>, f64)> = self
                 .tree
