@@ -961,6 +961,17 @@ fn memory_per_member_is_below_redis() {
     check(&z);
     let per = z.bytes() / n;
     assert!(per < REDIS_PER_MEMBER * 3 / 4, "{per} bytes a member");
+    // Just after the conversion, too.
+    let mut z = ZSet::new();
+    for i in 0..129 {
+        add(&mut z, format!("member:{i:08}").as_bytes(), f64::from(i));
+    }
+    assert!(!z.is_packed());
+    let per = z.bytes() / 129;
+    assert!(
+        per < REDIS_PER_MEMBER,
+        "{per} bytes a member after conversion"
+    );
 }
 
 // -- The model: a sorted vector, and every operation against it. --
