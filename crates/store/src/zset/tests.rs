@@ -1354,3 +1354,20 @@ proptest! {
         check(&z);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever the bytes, loading gives a consistent set or an error.
+    #[test]
+    fn any_bytes_load_or_fail(
+        ty in prop::sample::select(vec![kind::ZSET, kind::ZSET_2, kind::ZSET_ZIPLIST, kind::ZSET_LISTPACK]),
+        body in prop::collection::vec(any::<u8>(), 0..120),
+    ) {
+        let mut r = Reader::new(&body);
+        if let Ok(Some(z)) = load(&mut r, ty, &limits(4, 8)) {
+            check(&z);
+            prop_assert!(!z.is_empty());
+        }
+    }
+}
