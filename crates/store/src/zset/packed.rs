@@ -8,9 +8,9 @@
 //! listpack spends a header and a back-length on each of the two elements
 //! (4 bytes) and stores a non-integer score as its `%.17g` text (3 to 24
 //! bytes, read back with `strtod` at every comparison); here an entry
-//! costs 2 to 6 bytes beyond its member for the integer scores most sorted
-//! sets hold (counters, timestamps) and 10 for others, which compare
-//! without parsing.
+//! costs 2 to 8 bytes beyond its member for the integer scores most sorted
+//! sets hold (counters, timestamps in seconds or milliseconds: up to 2^47)
+//! and 10 for others, which compare without parsing.
 //!
 //! Like a listpack, a score of `-0` is stored as the integer 0 and comes
 //! back as `0`: Redis's ZSCORE answers `0` for it in a listpack and `-0`
