@@ -29,6 +29,7 @@ pub mod rdb;
 mod rng;
 pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use hash::Hash;
 pub use list::List;
