@@ -732,3 +732,23 @@ fn latency_percentiles_per_command() {
     }
     assert_eq!(answers[1], answers[0]);
 }
+
+/// HRANDFIELD and SRANDMEMBER refuse a count of picks with repeats past
+/// 2^26, the same way, rather than building a reply of gigabytes; up to
+/// it they answer as Redis does.
+#[test]
+fn random_picks_with_repeats_are_bounded_alike() {
+    let ember = EmberServer::start(&[]);
+    let mut c = connect(ember.addr());
+    call(&mut c, &[b"HSET", b"h", b"f", b"v"]);
+    call(&mut c, &[b"SADD", b"s", b"m"]);
+    for (cmd, key) in [(&b"HRANDFIELD"[..], &b"h"[..]), (b"SRANDMEMBER", b"s")] {
+        let over = call(&mut c, &[cmd, key, b"-67108865"]);
+        assert_eq!(
+            &over[..],
+            b"-ERR value is out of range: at most 67108864 random picks at once\r\n"
+        );
+        let some = call(&mut c, &[cmd, key, b"-3"]);
+        assert!(some.starts_with(b"*3\r\n"), "{some:?}");
+    }
+}

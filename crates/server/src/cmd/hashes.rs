@@ -350,12 +350,6 @@ fn rng(ctx: &Ctx<'_>) -> Rng {
     Rng::new(ctx.now as u64 ^ ctx.client.id().rotate_left(23) ^ call)
 }
 
-/// The most picks one HRANDFIELD with a negative count may ask for. Redis
-/// goes on producing any number until the client's output limit closes it
-/// or memory runs out; a reply here stays in memory until it is sent, and
-/// 2^26 picks of even one-byte fields are half a gigabyte of it.
-const MAX_PICKS: u64 = 1 << 26;
-
 pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let Some(count_arg) = req.get(2) else {
@@ -384,11 +378,7 @@ pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if with_values && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
         return Err(CmdError::other("ERR value is out of range"));
     }
-    if count < 0 && count.unsigned_abs() > MAX_PICKS {
-        return Err(CmdError::other(format!(
-            "ERR value is out of range: at most {MAX_PICKS} random fields at once"
-        )));
-    }
+    super::check_random_picks(count)?;
     let mut rng = rng(ctx);
     let mut shard = ctx.shards.lock_key(key);
     let db = &mut shard.dbs[ctx.client.db];

@@ -62,6 +62,23 @@ impl CmdError {
     }
 }
 
+/// The most picks HRANDFIELD, SRANDMEMBER or ZRANDMEMBER with a negative
+/// count (picks with repeats) may ask for. Redis streams any number until
+/// the client's output limit closes it or memory runs out; Ember builds a
+/// reply before sending it, and 2^26 picks of even one-byte members are
+/// half a gigabyte of it.
+pub(crate) const MAX_RANDOM_PICKS: u64 = 1 << 26;
+
+/// Refuses a negative count past [`MAX_RANDOM_PICKS`].
+pub(crate) fn check_random_picks(count: i64) -> Result<(), CmdError> {
+    if count < 0 && count.unsigned_abs() > MAX_RANDOM_PICKS {
+        return Err(CmdError::other(format!(
+            "ERR value is out of range: at most {MAX_RANDOM_PICKS} random picks at once"
+        )));
+    }
+    Ok(())
+}
+
 /// What a handler returns.
 pub(crate) type CmdResult = Result<(), CmdError>;
 

@@ -72,10 +72,6 @@ fn with_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
     RNG.with(|r| f(&mut r.borrow_mut()))
 }
 
-/// The most output SRANDMEMBER with a negative count writes before it
-/// gives up on the client.
-const REPLY_CAP: usize = 1 << 30;
-
 /// Replies with a member.
 fn bulk(reply: &mut Reply<'_>, e: Elem<'_>) {
     e.with(|b| reply.bulk(b));
@@ -324,6 +320,7 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                     i64::MAX
                 )));
             }
+            super::check_random_picks(n)?;
             Some(n)
         }
         None => None,
@@ -346,27 +343,16 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     if count < 0 {
         // The same member may come several times: each pick is of the whole
-        // set. Written as they are picked, however many are asked for; a
-        // reply that outgrows any sensible size (a count in the trillions)
-        // is cut and the connection closed, as Redis closes a client over
-        // its output limit, rather than the server running out of memory.
+        // set.
         let n = count.unsigned_abs();
         reply.array(n as usize);
-        let closing = with_rng(|rng| {
+        with_rng(|rng| {
             for _ in 0..n {
-                if reply.out.len() > REPLY_CAP {
-                    return true;
-                }
                 if let Some(e) = set.random(rng) {
                     bulk(reply, e);
                 }
             }
-            false
         });
-        if closing {
-            tracing::warn!("SRANDMEMBER reply over {REPLY_CAP} bytes: closing the connection");
-            ctx.client.closing = true;
-        }
         return Ok(());
     }
     let picked = with_rng(|rng| set.sample(count as usize, rng));
