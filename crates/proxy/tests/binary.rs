@@ -138,3 +138,67 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'most'"));
 }
+
+/// `--config FILE`: the fleet and the proxy's own settings in one TOML
+/// file; a flag overrides the file; a mistake in it is a usage error that
+/// names it.
+#[test]
+fn takes_its_settings_from_a_config_file() {
+    let (_redis, node) = redis();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-proxy-conf-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "replicas = [[\"127.0.0.1:{node}\"]]\ntimeout = \"2s\"\n\n[proxy]\nport = {port}\nrequirepass = \"from-file\"\nmaxclients = 100\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .arg("--config")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ember-proxy");
+    let _proxy = Process(child);
+    let mut s = connect(port);
+    assert_eq!(
+        ask(&mut s, b"GET k\r\n", 34),
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        ask(&mut s, b"AUTH from-file\r\nSET k v\r\nGET k\r\n", 17),
+        b"+OK\r\n+OK\r\n$1\r\nv\r\n"
+    );
+    // A flag wins over the file.
+    let flagged = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--port", &flagged.to_string(), "--requirepass", "from-flag"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ember-proxy");
+    let _second = Process(child);
+    let mut s = connect(flagged);
+    assert_eq!(
+        ask(&mut s, b"AUTH from-flag\r\nGET k\r\n", 12),
+        b"+OK\r\n$1\r\nv\r\n"
+    );
+    // Mistakes name the file.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "replicas = [[\"127.0.0.1:1\"]]\n[proxy]\nprot = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("prot"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -279,14 +279,34 @@ enum Preference {
 impl FleetArgs {
     /// The topology and options from the file, then the flags.
     pub fn settings(&self) -> Result<(Topology, Options), String> {
-        let mut file = file::TopologyFile::default();
-        if let Some(path) = &self.topology {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            file = file::TopologyFile::parse(&text)
-                .map_err(|e| format!("{}: {}", path.display(), e.trim_end()))?;
-        }
-        let groups: Vec<Vec<String>> = if self.topology.is_some() {
+        let text = match &self.topology {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            )),
+            None => None,
+        };
+        self.settings_with(
+            text.as_ref()
+                .map(|(name, text)| (name.as_str(), text.as_str())),
+        )
+    }
+
+    /// [`FleetArgs::settings`], the topology file given as its name (for
+    /// errors) and text, as another program's file holds it (ember-proxy's
+    /// `--config`). Replica groups named by `--replica` flags replace the
+    /// file's; the other flags override the file's settings.
+    pub fn settings_with(&self, file: Option<(&str, &str)>) -> Result<(Topology, Options), String> {
+        let parsed = match file {
+            Some((name, text)) => Some(
+                file::TopologyFile::parse(text).map_err(|e| format!("{name}: {}", e.trim_end()))?,
+            ),
+            None => None,
+        };
+        let from_file = parsed.is_some();
+        let file = parsed.unwrap_or_default();
+        let groups: Vec<Vec<String>> = if from_file && self.replicas.is_empty() {
             file.replicas
         } else if self.replicas.is_empty() {
             vec![vec!["127.0.0.1:6379".to_owned()]]

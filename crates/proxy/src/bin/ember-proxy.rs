@@ -1,6 +1,8 @@
 //! `ember-proxy`: a RESP server in front of an Ember fleet. `ember-proxy
 //! --help` lists the flags; the fleet's are `ember-cli`'s.
 
+use std::path::{Path, PathBuf};
+
 use clap::Parser;
 use client::Client;
 use client::cli::FleetArgs;
@@ -17,18 +19,24 @@ use transport::Shutdown;
 struct Args {
     #[command(flatten)]
     fleet: FleetArgs,
-    /// The port to listen on.
-    #[arg(long, default_value_t = 7379)]
-    port: u16,
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    /// A TOML file with the fleet (as `--topology` takes it: `replicas`,
+    /// `write_policy`...) and a `[proxy]` table of this program's settings
+    /// (`port`, `bind`, `requirepass`, `maxclients`, `threads`,
+    /// `grpc_port`); flags override it.
+    #[arg(long, value_name = "FILE", conflicts_with = "topology")]
+    config: Option<PathBuf>,
+    /// The port to listen on [default: 7379].
+    #[arg(long)]
+    port: Option<u16>,
+    /// The address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    bind: Option<String>,
     /// The password the proxy's own clients must give.
     #[arg(long, value_name = "PASSWORD")]
     requirepass: Option<String>,
-    /// The most clients at once.
-    #[arg(long, default_value_t = 10_000)]
-    maxclients: usize,
+    /// The most clients at once [default: 10000].
+    #[arg(long)]
+    maxclients: Option<usize>,
     /// Threads serving clients [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
@@ -38,8 +46,38 @@ struct Args {
     grpc_port: Option<u16>,
 }
 
+/// The `[proxy]` table of `--config`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    port: Option<u16>,
+    bind: Option<String>,
+    requirepass: Option<String>,
+    maxclients: Option<usize>,
+    threads: Option<usize>,
+    grpc_port: Option<u16>,
+}
+
+/// Reads `--config`: the proxy's table, and the rest (the fleet) as TOML
+/// text for the fleet's reader.
+fn read_config(path: &Path) -> Result<(ProxySection, String), String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("{name}: {}", e.to_string().trim_end()))?;
+    let proxy = match table.remove("proxy") {
+        Some(section) => section.try_into().map_err(|e: toml::de::Error| {
+            format!("{name}: [proxy]: {}", e.to_string().trim_end())
+        })?,
+        None => ProxySection::default(),
+    };
+    let fleet = toml::to_string(&table).map_err(|e| format!("{name}: {e}"))?;
+    Ok((proxy, fleet))
+}
+
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -47,13 +85,28 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (topology, options) = match args.fleet.settings() {
+    let settings = match &args.config {
+        Some(path) => read_config(path).and_then(|(proxy, fleet)| {
+            args.port = args.port.or(proxy.port);
+            args.bind = args.bind.take().or(proxy.bind);
+            args.requirepass = args.requirepass.take().or(proxy.requirepass);
+            args.maxclients = args.maxclients.or(proxy.maxclients);
+            args.threads = args.threads.or(proxy.threads);
+            args.grpc_port = args.grpc_port.or(proxy.grpc_port);
+            let name = path.display().to_string();
+            args.fleet.settings_with(Some((&name, &fleet)))
+        }),
+        None => args.fleet.settings(),
+    };
+    let (topology, options) = match settings {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
+    let port = args.port.unwrap_or(7379);
+    let bind = args.bind.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads.max(1));
@@ -66,10 +119,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     runtime.block_on(async {
-        let addr = if args.bind.contains(':') {
-            format!("[{}]:{}", args.bind, args.port)
+        let addr = if bind.contains(':') {
+            format!("[{bind}]:{port}")
         } else {
-            format!("{}:{}", args.bind, args.port)
+            format!("{bind}:{port}")
         };
         let listener = match TcpListener::bind(&addr).await {
             Ok(l) => l,
@@ -87,7 +140,7 @@ fn main() -> std::process::ExitCode {
         };
         let mut config = ProxyConfig::new();
         config.requirepass = args.requirepass;
-        config.maxclients = args.maxclients;
+        config.maxclients = args.maxclients.unwrap_or(10_000);
         let shutdown = Shutdown::new();
         let stopper = shutdown.clone();
         tokio::spawn(async move {
@@ -98,10 +151,10 @@ fn main() -> std::process::ExitCode {
         tracing::info!("ember-proxy listening on {addr}");
         let mut grpc = None;
         if let Some(port) = args.grpc_port {
-            let grpc_addr = if args.bind.contains(':') {
-                format!("[{}]:{port}", args.bind)
+            let grpc_addr = if bind.contains(':') {
+                format!("[{bind}]:{port}")
             } else {
-                format!("{}:{port}", args.bind)
+                format!("{bind}:{port}")
             };
             let listener = match TcpListener::bind(&grpc_addr).await {
                 Ok(l) => l,
