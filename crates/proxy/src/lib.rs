@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod grpc_backend;
+mod resp3;
 mod session;
 
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use transport::Connection;
 
 use crate::Ctx;
+use crate::resp3::Shape;
 
 /// The proxy's counters, for `INFO`.
 #[derive(Debug, Default)]
@@ -37,6 +38,12 @@ enum Slot {
     Fleet(Pending),
 }
 
+/// An answer and how it is written: RESP2 as it is, or RESP3 in a shape.
+struct Answer {
+    slot: Slot,
+    resp3: Option<Shape>,
+}
+
 /// A client's state.
 struct Session {
     id: u64,
@@ -48,6 +55,10 @@ struct Session {
     /// The shard the queued commands' keys live on.
     multi_shard: Option<route::ShardId>,
     quit: bool,
+    /// HELLO 3 was asked for: answers are written in RESP3.
+    resp3: bool,
+    /// The commands of the last EXEC, for the shapes of its answers.
+    executed: Vec<Vec<Bytes>>,
 }
 
 /// Tells a client over the limit so, and closes.
@@ -76,8 +87,10 @@ pub(crate) async fn serve(
         multi: None,
         multi_shard: None,
         quit: false,
+        resp3: false,
+        executed: Vec::new(),
     };
-    let mut slots: VecDeque<Slot> = VecDeque::new();
+    let mut slots: VecDeque<Answer> = VecDeque::new();
     tracing::debug!(id = session.id, %peer, "client connected");
     loop {
         decoder.set_authenticated(session.authenticated);
@@ -97,13 +110,16 @@ pub(crate) async fn serve(
             if request.is_empty() {
                 continue;
             }
-            slots.push_back(session.handle(ctx, &request));
+            let slot = session.handle(ctx, &request);
+            // Shaped after the command ran: HELLO 3 is answered in RESP3.
+            let resp3 = session.resp3.then(|| session.shape(&request));
+            slots.push_back(Answer { slot, resp3 });
             decoder.set_authenticated(session.authenticated);
             if session.quit {
                 break;
             }
         }
-        for slot in slots.drain(..) {
+        for Answer { slot, resp3 } in slots.drain(..) {
             let frame = match slot {
                 Slot::Ready(frame) => frame,
                 Slot::Fleet(pending) => answer(pending.await),
@@ -112,7 +128,10 @@ pub(crate) async fn serve(
             if frame.is_error() {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
-            frame.encode(conn.write_buffer());
+            match resp3 {
+                Some(shape) => crate::resp3::write(conn.write_buffer(), &frame, &shape),
+                None => frame.encode(conn.write_buffer()),
+            }
         }
         if conn.flush().await.is_err() || session.quit {
             return;
@@ -156,6 +175,24 @@ fn wrong_arity(name: &str) -> Frame {
 }
 
 impl Session {
+    /// The RESP3 shape of the answer to `request`: the fleet's commands as
+    /// Redis shapes them, the proxy's own as Redis shapes its.
+    fn shape(&self, request: &Request) -> Shape {
+        let args: Vec<&[u8]> = request.iter().collect();
+        let name = lower(args.first().copied().unwrap_or_default());
+        match name.as_str() {
+            "hello" => Shape::Map,
+            "info" => Shape::Verbatim,
+            "client" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"info")) => {
+                Shape::Verbatim
+            }
+            // The answer to EXEC is the queued commands' answers.
+            "exec" => Shape::Exec(self.executed.iter().map(|a| Shape::of(a)).collect()),
+            _ if self.multi.is_some() => Shape::Plain,
+            _ => Shape::of(&args),
+        }
+    }
+
     /// Answers the proxy's own commands, and sends the others to the fleet.
     fn handle(&mut self, ctx: &Ctx, request: &Request) -> Slot {
         // The name, lowercased on the stack: every request is matched
@@ -250,7 +287,12 @@ impl Session {
                     Frame::error("EXECABORT Transaction discarded because of previous errors.")
                 }
                 Some((queued, false)) if queued.is_empty() => Frame::Array(Vec::new()),
-                Some((queued, false)) => return Slot::Fleet(ctx.client.start_transaction(queued)),
+                Some((queued, false)) => {
+                    if self.resp3 {
+                        self.executed.clone_from(&queued);
+                    }
+                    return Slot::Fleet(ctx.client.start_transaction(queued));
+                }
             },
             "discard" => match self.multi.take() {
                 None => Frame::error("ERR DISCARD without MULTI"),
@@ -298,17 +340,20 @@ impl Session {
     /// `HELLO [2 [AUTH user pass] [SETNAME name]]`: RESP2 only.
     fn hello(&mut self, ctx: &Ctx, request: &Request) -> Frame {
         let mut i = 1;
+        let mut resp3 = self.resp3;
         if let Some(proto) = request.get(1) {
-            if proto != b"2" {
-                return match std::str::from_utf8(proto)
-                    .ok()
-                    .and_then(|p| p.parse::<i64>().ok())
-                {
-                    Some(_) => {
-                        Frame::error("NOPROTO sorry, this protocol version is not supported")
-                    }
-                    None => Frame::error("ERR Protocol version is not an integer or out of range"),
-                };
+            match std::str::from_utf8(proto)
+                .ok()
+                .and_then(|p| p.parse::<i64>().ok())
+            {
+                Some(2) => resp3 = false,
+                Some(3) => resp3 = true,
+                Some(_) => {
+                    return Frame::error("NOPROTO sorry, this protocol version is not supported");
+                }
+                None => {
+                    return Frame::error("ERR Protocol version is not an integer or out of range");
+                }
             }
             i = 2;
         }
@@ -338,13 +383,14 @@ impl Session {
                  select the RESP protocol version at the same time",
             );
         }
+        self.resp3 = resp3;
         Frame::Array(vec![
             Frame::bulk("server"),
             Frame::bulk("ember-proxy"),
             Frame::bulk("version"),
             Frame::bulk(env!("CARGO_PKG_VERSION")),
             Frame::bulk("proto"),
-            Frame::Integer(2),
+            Frame::Integer(if resp3 { 3 } else { 2 }),
             Frame::bulk("id"),
             Frame::Integer(self.id as i64),
             Frame::bulk("mode"),

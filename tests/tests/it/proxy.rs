@@ -411,3 +411,97 @@ fn a_node_restarted_empty_heals_behind_the_proxy() {
         .unwrap();
     assert_eq!(node, 2_001);
 }
+
+/// RESP3 through the proxy (`HELLO 3`): every answer as redis-server
+/// itself gives it to a RESP3 client, byte for byte: nulls, maps, sets,
+/// doubles (with Redis's own text), WITHSCORES and WITHVALUES pairs, pops,
+/// and EXEC's answers each in its command's shape. The fleet is one
+/// redis-server; the reference another, fed the same commands.
+#[test]
+fn resp3_through_the_proxy_matches_redis() {
+    let fleet = NodeCluster::start(NodeKind::Redis, 1, 1);
+    let reference = ember_tests::RedisServer::start(&[]);
+    let proxy = Proxy::start(fleet.groups(), ProxyConfig::new());
+    let cases: &[&[&str]] = &[
+        &["SET", "s", "v"],
+        &["GET", "s"],
+        &["GET", "nope"],
+        &["MGET", "s", "nope"],
+        &["LPOP", "nope"],
+        &["HSET", "h", "f", "v", "g", "w"],
+        &["HGETALL", "h"],
+        &["HGETALL", "nope"],
+        &["HSET", "h1", "f", "v"],
+        &["HRANDFIELD", "h1", "-2", "WITHVALUES"],
+        &["HMGET", "h", "f", "x"],
+        &["SADD", "set", "a"],
+        &["SMEMBERS", "set"],
+        &["SINTER", "set"],
+        &["SUNION", "set", "nope"],
+        &["SDIFF", "nope"],
+        &["SPOP", "nope", "2"],
+        &[
+            "ZADD", "z", "1", "a", "2", "b", "0.1", "c", "1e300", "d", "-inf", "e",
+        ],
+        &["ZSCORE", "z", "c"],
+        &["ZSCORE", "z", "nope"],
+        &["ZMSCORE", "z", "a", "nope", "d"],
+        &["ZINCRBY", "z", "2.5", "a"],
+        &["ZADD", "z", "INCR", "1", "b"],
+        &["ZADD", "z", "XX", "INCR", "1", "nope"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["ZRANGE", "z", "0", "-1"],
+        &["ZREVRANGE", "z", "0", "1", "WITHSCORES"],
+        &[
+            "ZRANGEBYSCORE",
+            "z",
+            "-inf",
+            "+inf",
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "2",
+        ],
+        &["ZRANDMEMBER", "nope", "2", "WITHSCORES"],
+        &["ZUNION", "1", "z", "WITHSCORES"],
+        &["ZPOPMIN", "z"],
+        &["ZPOPMAX", "z", "2"],
+        &["ZPOPMIN", "nope"],
+        &["ZMPOP", "1", "z", "MIN", "COUNT", "1"],
+        &["ZMPOP", "1", "nope", "MIN"],
+        &["BZPOPMIN", "z", "0.01"],
+        &["BZPOPMIN", "nope", "0.01"],
+        &["BLPOP", "nope", "0.01"],
+        &["INCRBYFLOAT", "n", "1.5"],
+        &["EXISTS", "s", "nope"],
+        &["TYPE", "z"],
+        &["OBJECT", "ENCODING", "nope"],
+        &["MULTI"],
+        &["HGETALL", "h"],
+        &["GET", "nope"],
+        &["ZSCORE", "z", "b"],
+        &["EXEC"],
+    ];
+    let mut answers: Vec<Vec<Vec<u8>>> = Vec::new();
+    for addr in [reference.addr(), proxy.addr] {
+        let mut c = ember_tests::connect(addr);
+        let hello = ember_tests::call(&mut c, &[b"HELLO", b"3"]);
+        assert!(hello.starts_with(b"%"), "{addr}: {hello:?}");
+        answers.push(
+            cases
+                .iter()
+                .map(|case| {
+                    let args: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
+                    ember_tests::call(&mut c, &args).to_vec()
+                })
+                .collect(),
+        );
+    }
+    for (i, case) in cases.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&answers[1][i]),
+            String::from_utf8_lossy(&answers[0][i]),
+            "{case:?}"
+        );
+    }
+}
