@@ -15,6 +15,7 @@ mod persistence;
 mod replication;
 mod server;
 pub(crate) mod sets;
+mod sort;
 mod strings;
 mod transactions;
 
@@ -268,6 +269,10 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "getrange", 4, READONLY, KEY1, strings::getrange;
     "substr", 4, READONLY, KEY1, strings::getrange;
     "setrange", 4, WRITE | DENYOOM, KEY1, strings::setrange;
+    // sort: patterns may name any key, so the whole keyspace is locked
+    // (KEYSPACE) when one is used.
+    "sort", -2, WRITE | DENYOOM | KEYSPACE | MOVABLEKEYS, KEY1, sort::sort;
+    "sort_ro", -2, READONLY | KEYSPACE, KEY1, sort::sort_ro;
     // lists
     "lpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::lpush;
     "rpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::rpush;
@@ -559,6 +564,10 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
         migrate_keys(req, keys);
         return;
     }
+    if cmd.name == "sort" {
+        sort_keys(req, keys);
+        return;
+    }
     let (first, last, step) = cmd.keys;
     if first <= 0 {
         return;
@@ -578,6 +587,30 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
 /// MIGRATE's keys, as Redis's `migrateGetKeys` finds them: the key
 /// argument, or what follows KEYS (nothing if the key argument is not
 /// empty then, which the handler refuses).
+/// SORT's keys as Redis's `sortGetKeys` finds them: the key, and the
+/// destination of the last STORE, skipping LIMIT's, GET's and BY's
+/// arguments.
+fn sort_keys<'r>(req: &'r Request, keys: &mut Vec<&'r [u8]>) {
+    let Some(key) = req.get(1) else {
+        return;
+    };
+    keys.push(key);
+    let mut store = None;
+    let mut i = 2;
+    while i < req.len() {
+        let arg = &req[i];
+        if arg.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if arg.eq_ignore_ascii_case(b"get") || arg.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if arg.eq_ignore_ascii_case(b"store") && i + 1 < req.len() {
+            store = Some(&req[i + 1]);
+        }
+        i += 1;
+    }
+    keys.extend(store);
+}
+
 fn migrate_keys<'r>(req: &'r Request, keys: &mut Vec<&'r [u8]>) {
     let mut i = 6;
     while let Some(arg) = req.get(i) {
@@ -1050,7 +1083,7 @@ mod tests {
         );
         assert_eq!(
             named(MOVABLEKEYS),
-            ["blmpop", "lmpop", "migrate", "sintercard"]
+            ["blmpop", "lmpop", "migrate", "sintercard", "sort"]
         );
         let req = |line: &str| Request::from_args(&line.split(' ').collect::<Vec<_>>());
         let get = |name: &str| lookup(name.as_bytes()).expect("a command");

@@ -708,24 +708,30 @@ pub(super) fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let Some(c) = lookup(&req[2]) else {
             return Err(CmdError::other("ERR Invalid command specified"));
         };
+        if c.keys.0 <= 0 && c.flags & super::flags::MOVABLEKEYS == 0 {
+            return Err(CmdError::other("ERR The command has no key arguments"));
+        }
         let argc = req.len() - 2;
         if !c.arity_ok(argc) {
             return Err(CmdError::other(
                 "ERR Invalid number of arguments specified for command",
             ));
         }
-        let (first, last, step) = c.keys;
-        if first == 0 {
-            return Err(CmdError::other("ERR The command has no key arguments"));
+        // The keys as the command itself finds them (key positions, or
+        // the parsing of a command with movable keys).
+        let args: Vec<&[u8]> = req.iter().skip(2).collect();
+        let sub_request = Request::from_args(&args);
+        let mut keys = Vec::new();
+        super::command_keys(c, &sub_request, &mut keys);
+        // MIGRATE may name no key (Redis's CMD_NO_MANDATORY_KEYS).
+        if keys.is_empty() && c.name != "migrate" {
+            return Err(CmdError::other(
+                "ERR Invalid arguments specified for command",
+            ));
         }
-        let last = if last < 0 { argc as i32 + last } else { last };
-        let keys: Vec<usize> = (first..=last)
-            .step_by(step.max(1) as usize)
-            .map(|i| i as usize + 2)
-            .collect();
         ctx.reply.array(keys.len());
-        for i in keys {
-            ctx.reply.bulk(&req[i]);
+        for key in keys {
+            ctx.reply.bulk(key);
         }
     } else {
         return Err(unknown_subcommand(&req[0], sub));
