@@ -187,8 +187,22 @@ impl Db {
         }
     }
 
+    /// [`Db::get`] of a key whose [`hash_key`] is `hash`.
+    pub(crate) fn get_hashed(&mut self, key: &[u8], hash: u64, now: i64) -> Option<&mut Entry> {
+        self.lookup_hashed(key, hash, now, true)
+    }
+
     fn lookup(&mut self, key: &[u8], now: i64, access: bool) -> Option<&mut Entry> {
-        let hash = hash_key(key);
+        self.lookup_hashed(key, hash_key(key), now, access)
+    }
+
+    fn lookup_hashed(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: i64,
+        access: bool,
+    ) -> Option<&mut Entry> {
         match self.map.find_entry(hash, |s| s.key[..] == *key) {
             Ok(slot) if !slot.get().entry.is_expired(now) => {
                 let slot = slot.into_mut();
@@ -901,7 +915,12 @@ impl Keyspace {
 
     /// Locks the shards of `keys`, in ascending order, each once.
     fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
-        let mut ids: Ids = keys.into_iter().map(Self::shard_of).collect();
+        self.lock_shards(keys.into_iter().map(Self::shard_of))
+    }
+
+    /// Locks shards by number, in ascending order, each once.
+    fn lock_shards(&self, shards: impl IntoIterator<Item = usize>) -> Locked<'_> {
+        let mut ids: Ids = shards.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
         self.lock_ids(ids)
@@ -1053,8 +1072,22 @@ impl<'a> Shards<'a> {
         &mut self,
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) -> LockedRef<'_, 'a> {
+        self.lock_shards(keys.into_iter().map(Keyspace::shard_of))
+    }
+
+    /// The shards of keys whose [`hash_key`]s are `hashes` (a command that
+    /// hashed its keys once, to look them up with [`Locked::db_of_hash`]
+    /// and [`Db::get_hashed`]), locked as [`Shards::lock_keys`] locks.
+    pub(crate) fn lock_hashes(
+        &mut self,
+        hashes: impl IntoIterator<Item = u64>,
+    ) -> LockedRef<'_, 'a> {
+        self.lock_shards(hashes.into_iter().map(Keyspace::shard_of_hash))
+    }
+
+    fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a> {
         if self.held.is_none() {
-            let locked = self.ks.lock_keys(keys);
+            let locked = self.ks.lock_shards(shards);
             if !self.must_upgrade(locked.waited()) {
                 return LockedRef::Own(locked);
             }
@@ -1069,8 +1102,8 @@ impl<'a> Shards<'a> {
         let Some(held) = &mut self.held else {
             return LockedRef::Own(self.ks.lock_all());
         };
-        for key in keys {
-            held.position(Keyspace::shard_of(key));
+        for shard in shards {
+            held.position(shard);
         }
         LockedRef::Held(held)
     }
@@ -1197,6 +1230,12 @@ impl<'a> Locked<'a> {
     /// the locked keys.
     pub(crate) fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
         let i = self.position(Keyspace::shard_of(key));
+        &mut self.guards[i].dbs[db]
+    }
+
+    /// [`Locked::db`] for a key whose [`hash_key`] is `hash`.
+    pub(crate) fn db_of_hash(&mut self, db: usize, hash: u64) -> &mut Db {
+        let i = self.position(Keyspace::shard_of_hash(hash));
         &mut self.guards[i].dbs[db]
     }
 

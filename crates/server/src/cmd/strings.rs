@@ -2,12 +2,13 @@
 
 use bytes::{Bytes, BytesMut};
 use resp::Request;
+use smallvec::SmallVec;
 use store::longdouble;
 use store::value::{Form, Str, Value};
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64, stored_str};
-use crate::db::{Db, Entry};
+use crate::db::{Db, Entry, hash_key};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
@@ -306,11 +307,15 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let keys: Vec<&[u8]> = req.iter().skip(1).collect();
-    let mut locked = ctx.shards.lock_keys(keys.iter().copied());
+    // Each key hashed once: for its shard, its lock and its lookup.
+    let keys: SmallVec<[(&[u8], u64); 16]> = req.iter().skip(1).map(|k| (k, hash_key(k))).collect();
+    let mut locked = ctx.shards.lock_hashes(keys.iter().map(|&(_, h)| h));
     ctx.reply.array(keys.len());
-    for key in keys {
-        match locked.db(ctx.client.db, key).get(key, ctx.now) {
+    for (key, hash) in keys {
+        match locked
+            .db_of_hash(ctx.client.db, hash)
+            .get_hashed(key, hash, ctx.now)
+        {
             Some(Entry {
                 value: Value::Str(s),
                 ..
