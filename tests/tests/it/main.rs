@@ -17,3 +17,4 @@ mod replies_from_redis;
 mod server_e2e;
 mod server_vs_redis;
 mod sets;
+mod zsets;
