@@ -244,6 +244,33 @@ fn write_more(con: &mut Connection, blocker: &mut Connection) {
     cmd::<i64>(con, &["ZREMRANGEBYLEX", "scores", "-", "(member:3"]);
     cmd::<i64>(con, &["ZREMRANGEBYSCORE", "scores", "(7", "+inf"]);
     cmd::<i64>(con, &["ZRANGESTORE", "top", "scores", "0", "9", "REV"]);
+    cmd::<Vec<String>>(con, &["ZPOPMIN", "scores", "3"]);
+    cmd::<Vec<String>>(con, &["ZPOPMAX", "top"]);
+    cmd::<redis::Value>(con, &["ZMPOP", "2", "none", "top", "MIN", "COUNT", "100"]);
+    cmd::<i64>(
+        con,
+        &[
+            "ZUNIONSTORE",
+            "zu",
+            "2",
+            "board",
+            "ints",
+            "WEIGHTS",
+            "2",
+            "3",
+        ],
+    );
+    // A blocked sorted-set pop served by a ZADD: the replica sees the
+    // ZADD and a ZPOPMIN.
+    let blocked = std::thread::scope(|s| {
+        let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BZPOPMIN", "zqueue", "10"]));
+        eventually("the client to block", || {
+            info_field(con, "clients", "blocked_clients") == "1"
+        });
+        cmd::<i64>(con, &["ZADD", "zqueue", "2", "second", "1", "first"]);
+        waiter.join().expect("blocked client")
+    });
+    assert_eq!(blocked, ["zqueue", "first", "1"]);
     // A blocked pop served by a push: the replica sees the push and the pop.
     let blocked = std::thread::scope(|s| {
         let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BLPOP", "queue", "10"]));

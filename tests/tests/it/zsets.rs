@@ -7,7 +7,7 @@
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use ember_tests::{EmberServer, RedisServer, call};
+use ember_tests::{EmberServer, RedisServer, call, read_reply};
 use resp::Frame;
 
 /// A redis-server and an Ember server, one connection to each.
@@ -749,5 +749,121 @@ fn random_members_have_redis_s_shapes() {
                 }
             }
         }
+    }
+}
+
+/// Sends a command without waiting for its reply.
+fn send(stream: &mut TcpStream, args: &[&str]) {
+    use std::io::Write;
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let mut request = BytesMut::new();
+    resp::encode_command(&mut request, &args);
+    stream.write_all(&request).expect("write");
+}
+
+/// The number of blocked clients INFO reports.
+fn blocked_clients(conn: &mut TcpStream) -> usize {
+    let info = call(conn, &[b"INFO", b"clients"]);
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until `n` clients are blocked.
+fn until_blocked(conn: &mut TcpStream, n: usize) {
+    for _ in 0..1000 {
+        if blocked_clients(conn) == n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{n} clients never blocked");
+}
+
+/// BZPOPMIN, BZPOPMAX and BZMPOP on both servers: answered at once when a
+/// key holds a sorted set, the null array inside MULTI, errors in Redis's
+/// order, and, when blocked, served by a ZADD (not by a push of the other
+/// type), oldest first, with the same replies in RESP2 and RESP3.
+#[test]
+fn blocking_pops_match_redis() {
+    let mut pair = Pair::start();
+    pair.check(&[
+        "BZPOPMIN",
+        "BZPOPMIN z",
+        "BZPOPMIN z x",
+        "BZPOPMIN z -1",
+        "BZMPOP 0",
+        "BZMPOP 0 1 z",
+        "BZMPOP x 1 z MIN",
+        "BZMPOP -1 1 z MIN",
+        "BZMPOP 0 0 z MIN",
+        "BZMPOP 0 1 z LEFT",
+        "BZMPOP 0 1 z MIN COUNT 0",
+        "ZADD z 1 a 2 b 3 c",
+        "ZADD y 5 q",
+        "BZPOPMIN none z 0",
+        "BZPOPMAX z y 0",
+        "BZMPOP 0 2 none z MAX COUNT 10",
+        "EXISTS z",
+        "SET str v",
+        "BZPOPMIN str 0",
+        "BZMPOP 0 1 str MIN",
+        "MULTI",
+        "BZPOPMIN none 0",
+        "BZMPOP 0 1 none MIN",
+        "BZPOPMAX y 0",
+        "EXEC",
+        "~ HELLO 3",
+        "ZADD z 1 a 2 b",
+        "BZPOPMIN z 0",
+        "BZMPOP 1 1 z MIN COUNT 3",
+    ]);
+    for proto in ["2", "3"] {
+        pair.reset();
+        let mut results: Vec<Vec<Bytes>> = Vec::new();
+        for which in 0..2 {
+            let connect = || {
+                if which == 0 {
+                    pair._redis.connect()
+                } else {
+                    pair._ember.connect()
+                }
+            };
+            let mut conn = connect();
+            let mut blocked: Vec<TcpStream> = Vec::new();
+            let waits: [&[&str]; 4] = [
+                &["BZPOPMIN", "k1", "k2", "0"],
+                &["BZMPOP", "0", "2", "k2", "k1", "MAX", "COUNT", "2"],
+                &["BZPOPMAX", "k1", "0"],
+                &["BLPOP", "k1", "0"],
+            ];
+            for (i, args) in waits.iter().enumerate() {
+                let mut c = connect();
+                call(&mut c, &[b"HELLO", proto.as_bytes()]);
+                send(&mut c, args);
+                until_blocked(&mut conn, i + 1);
+                blocked.push(c);
+            }
+            // A list on k1 serves the list's client only.
+            call(&mut conn, &[b"RPUSH", b"k1", b"x"]);
+            let mut replies = vec![read_reply(&mut blocked[3])];
+            until_blocked(&mut conn, 3);
+            // Three members: the first two clients take them all, the
+            // third waits for the next.
+            call(
+                &mut conn,
+                &[b"ZADD", b"k1", b"1", b"a", b"2", b"b", b"3", b"c"],
+            );
+            replies.push(read_reply(&mut blocked[0]));
+            replies.push(read_reply(&mut blocked[1]));
+            until_blocked(&mut conn, 1);
+            call(&mut conn, &[b"EXISTS", b"k1"]);
+            call(&mut conn, &[b"ZADD", b"k1", b"1.5", b"z"]);
+            replies.push(read_reply(&mut blocked[2]));
+            results.push(replies);
+        }
+        assert_eq!(results[0], results[1], "RESP{proto}: redis, then ember");
     }
 }

@@ -334,6 +334,9 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "zpopmin", -2, WRITE | FAST, KEY1, zsets::zpopmin;
     "zpopmax", -2, WRITE | FAST, KEY1, zsets::zpopmax;
     "zmpop", -4, WRITE | MOVABLEKEYS, NOKEY, zsets::zmpop;
+    "bzpopmin", -3, WRITE | FAST, (1, -2, 1), zsets::bzpopmin;
+    "bzpopmax", -3, WRITE | FAST, (1, -2, 1), zsets::bzpopmax;
+    "bzmpop", -5, WRITE | MOVABLEKEYS, NOKEY, zsets::bzmpop;
     "zrandmember", -2, READONLY, KEY1, zsets::zrandmember;
     "zscan", -3, READONLY, KEY1, zsets::zscan;
     "zunion", -3, READONLY | MOVABLEKEYS, NOKEY, zsets::zunion;
@@ -1073,6 +1076,7 @@ mod tests {
             named(MOVABLEKEYS),
             [
                 "blmpop",
+                "bzmpop",
                 "lmpop",
                 "migrate",
                 "sintercard",

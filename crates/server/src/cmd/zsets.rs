@@ -14,9 +14,12 @@ use store::zset::{
     AddFlags, LexRange, Limit, Limits, Outcome, ScoreRange, ZSet, ZsetError, parse_score,
 };
 
+use bytes::Bytes;
+
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
-use crate::db::{Db, Entry};
+use crate::blocking::{self, BlockOp};
+use crate::db::{Db, Entry, Locked};
 use crate::reply::Reply;
 use crate::server::{LocalStats, Shared};
 
@@ -624,45 +627,123 @@ pub(super) fn mpop_args(
     Ok((keys, max, count.unwrap_or(1) as usize))
 }
 
-/// Pops from the first of `keys` that holds a sorted set, replying with
-/// the key and its pairs (Redis's `genericZpopCommand` with a key), and
-/// telling replicas it was a ZPOPMIN or ZPOPMAX of that key with the
-/// count it popped. `false` when no key holds one (nothing replied);
-/// WRONGTYPE for a key of another type before it.
-pub(super) fn mpop_first(
-    ctx: &mut Ctx<'_>,
-    keys: &[&[u8]],
+/// Pops from the first of `keys` that holds a sorted set (their shards
+/// locked in `locked`), replying with the key and what it popped: flat
+/// `[key, member, score]` for BZPOPMIN and BZPOPMAX (`count: None`),
+/// `[key, [[member, score]...]]` for ZMPOP and BZMPOP; replicas are told
+/// it was a ZPOPMIN or ZPOPMAX of that key (with the count popped when
+/// there was a count), as Redis rewrites them. `false` when no key holds
+/// one (nothing replied); WRONGTYPE for a key of another type met first.
+fn zpop_first(
+    reply: &mut Reply<'_>,
+    locked: &mut Locked<'_>,
+    (db, now): (usize, i64),
+    keys: &[Bytes],
     max: bool,
-    count: usize,
+    count: Option<usize>,
 ) -> Result<bool, CmdError> {
-    let (dbi, now) = (ctx.client.db, ctx.now);
-    let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     for key in keys {
-        let db = locked.db(dbi, key);
-        if get_zset(db, key, now)?.is_none() {
+        if get_zset(locked.db(db, key), key, now)?.is_none() {
             continue;
         }
-        let popped = pop_from(db, key, now, max, count);
-        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        let n = popped.len().to_string();
-        crate::repl::prop::rewrite(vec![crate::repl::prop::Op::new(
-            Some(dbi),
-            &[name, key, n.as_bytes()],
-        )]);
-        ctx.reply.array(2);
-        ctx.reply.bulk(key);
-        reply_popped(&mut ctx.reply, &popped, true);
+        let popped = blocking::zpop(locked.db(db, key), key, max, count.unwrap_or(1));
+        if crate::repl::prop::recording() {
+            crate::repl::prop::rewrite(vec![blocking::zpop_op(
+                db,
+                key,
+                max,
+                count.map(|_| popped.len()),
+            )]);
+        }
+        match count {
+            None => {
+                reply.array(1 + popped.len() * 2);
+                reply.bulk(key);
+                reply_popped_flat(reply, &popped);
+            }
+            Some(_) => {
+                reply.array(2);
+                reply.bulk(key);
+                reply_popped(reply, &popped, true);
+            }
+        }
         return Ok(true);
     }
     Ok(false)
 }
 
+/// Popped pairs, without an array header of their own.
+fn reply_popped_flat(reply: &mut Reply<'_>, popped: &[(Vec<u8>, f64)]) {
+    for (m, s) in popped {
+        reply.bulk(m);
+        reply.double(*s);
+    }
+}
+
+/// The keys as the waiter keeps them.
+fn owned_keys(keys: &[&[u8]]) -> Vec<Bytes> {
+    keys.iter().map(|k| Bytes::copy_from_slice(k)).collect()
+}
+
 pub(super) fn zmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (keys, max, count) = mpop_args(req, 1)?;
-    if !mpop_first(ctx, &keys, max, count)? {
+    let keys = owned_keys(&keys);
+    let mut locked = ctx.shards.lock_keys(keys.iter().map(|k| &k[..]));
+    let at = (ctx.client.db, ctx.now);
+    if !zpop_first(&mut ctx.reply, &mut locked, at, &keys, max, Some(count))? {
         ctx.reply.null_array();
     }
     Ok(())
+}
+
+/// BZPOPMIN, BZPOPMAX and BZMPOP once their arguments are read: pops at
+/// once if one of `keys` holds a sorted set, answers the null array
+/// inside a transaction (which may not block), else blocks the client.
+fn bzpop_generic(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Bytes>,
+    max: bool,
+    count: Option<usize>,
+    deadline: Option<i64>,
+) -> CmdResult {
+    let mut locked = ctx.shards.lock_keys(keys.iter().map(|k| &k[..]));
+    let at = (ctx.client.db, ctx.now);
+    if zpop_first(&mut ctx.reply, &mut locked, at, &keys, max, count)? {
+        return Ok(());
+    }
+    if ctx.client.in_exec {
+        ctx.reply.null_array();
+        return Ok(());
+    }
+    super::lists::block(
+        ctx.client,
+        &mut locked,
+        keys,
+        BlockOp::ZPop { max, count },
+        deadline,
+    );
+    Ok(())
+}
+
+fn bzpop(ctx: &mut Ctx<'_>, req: &Request, max: bool) -> CmdResult {
+    let deadline = super::lists::timeout(&req[req.len() - 1], ctx.now)?;
+    let keys: Vec<&[u8]> = (1..req.len() - 1).map(|i| &req[i]).collect();
+    bzpop_generic(ctx, owned_keys(&keys), max, None, deadline)
+}
+
+pub(super) fn bzpopmin(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    bzpop(ctx, req, false)
+}
+
+pub(super) fn bzpopmax(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    bzpop(ctx, req, true)
+}
+
+pub(super) fn bzmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    // The timeout is read after the other arguments, as Redis reads it.
+    let (keys, max, count) = mpop_args(req, 2)?;
+    let deadline = super::lists::timeout(&req[1], ctx.now)?;
+    bzpop_generic(ctx, owned_keys(&keys), max, Some(count), deadline)
 }
 
 thread_local! {
