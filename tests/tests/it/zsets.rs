@@ -867,3 +867,76 @@ fn blocking_pops_match_redis() {
         assert_eq!(results[0], results[1], "RESP{proto}: redis, then ember");
     }
 }
+
+/// A sorted set loaded from a file or a payload takes the encoding Redis
+/// gives it under the configured `zset-max-listpack-*`: a listpack over
+/// the entries limit becomes a skiplist, a skiplist that fits becomes a
+/// listpack.
+#[test]
+fn loaded_zsets_follow_the_configured_limits() {
+    let mut pair = Pair::start();
+    let mut big: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"big".to_vec()];
+    for i in 0..200 {
+        big.push(i.to_string().into_bytes());
+        big.push(format!("m{i}").into_bytes());
+    }
+    let big: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    let keys: [&[u8]; 4] = [b"small", b"big", b"long", b"s0"];
+    let encodings = |pair: &mut Pair, context: &str| {
+        for key in keys {
+            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
+            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
+        }
+    };
+    pair.reset();
+    let long = "x".repeat(100);
+    for args in [
+        &[&b"ZADD"[..], b"small", b"1", b"a", b"2", b"b", b"3", b"c"][..],
+        &big,
+        &[b"ZADD", b"long", b"1", long.as_bytes(), b"2", b"y"],
+        &[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"0"],
+        &[b"ZADD", b"s0", b"1", b"a", b"2", b"b"],
+    ] {
+        pair.both(args);
+    }
+    encodings(&mut pair, "as written");
+    for (entries, value) in [
+        (&b"2"[..], &b"64"[..]),
+        (b"1000", b"200"),
+        (b"128", b"64"),
+        (b"0", b"64"),
+    ] {
+        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
+        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", value]);
+        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
+        assert_eq!(r, e);
+        let context = format!(
+            "DEBUG RELOAD under {} {}",
+            String::from_utf8_lossy(entries),
+            String::from_utf8_lossy(value)
+        );
+        encodings(&mut pair, &context);
+    }
+    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"128"]);
+    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", b"64"]);
+    pair.both(&[b"ZADD", b"p1", b"1", b"a", b"2", b"b", b"3", b"c"]);
+    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"0"]);
+    pair.both(&[b"ZADD", b"p2", b"1", b"a", b"2", b"b", b"3", b"c"]);
+    for source in [&b"p1"[..], b"p2", b"big", b"long"] {
+        let (payload, _) = pair.both(&[b"DUMP", source]);
+        let payload = decode(&payload).as_bytes().expect("a payload").clone();
+        for entries in [&b"2"[..], b"1000", b"128"] {
+            pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
+            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
+            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
+            assert_eq!(
+                r,
+                e,
+                "RESTORE of {} under {}",
+                String::from_utf8_lossy(source),
+                String::from_utf8_lossy(entries)
+            );
+        }
+    }
+}

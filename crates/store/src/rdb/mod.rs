@@ -42,7 +42,7 @@ mod write;
 pub mod ziplist;
 pub mod zipmap;
 
-pub use read::{Reader, read_value};
+pub use read::{Reader, read_value, read_value_with};
 pub use write::{Node, PLAIN_THRESHOLD, Writer, dump, split, value_type};
 
 use crate::value::Value;
@@ -207,6 +207,15 @@ pub enum PayloadError {
 /// The value in a DUMP payload (see [`dump`]), its trailer checked the
 /// way Redis's `verifyDumpPayload` checks it.
 pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
+    restore_with(payload, crate::zset::Limits::default())
+}
+
+/// [`restore`], a sorted set loaded under `zset_limits`
+/// (`zset-max-listpack-*`) as Redis's RESTORE loads one.
+pub fn restore_with(
+    payload: &[u8],
+    zset_limits: crate::zset::Limits,
+) -> Result<Value, PayloadError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(PayloadError::Trailer);
     };
@@ -221,7 +230,7 @@ pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
     if crc::crc64(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(PayloadError::Trailer);
     }
-    match read_value(payload) {
+    match read_value_with(payload, zset_limits) {
         Ok(Some(value)) => Ok(value),
         Ok(None) => Err(PayloadError::BadFormat),
         Err(RdbError::UnsupportedValue { kind, .. }) => Err(PayloadError::Unsupported(kind)),

@@ -17,7 +17,17 @@ use crate::zset;
 /// the payload and ignores what follows the value; `None` for an empty
 /// collection (which Redis refuses too).
 pub fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
+    read_value_with(payload, zset::Limits::default())
+}
+
+/// [`read_value`], a sorted set loaded under `zset_limits` as Redis
+/// loads one under its `zset-max-listpack-*`.
+pub fn read_value_with(
+    payload: &[u8],
+    zset_limits: zset::Limits,
+) -> Result<Option<Value>, RdbError> {
     let mut r = Reader::new(payload);
+    r.set_zset_limits(zset_limits);
     let ty = r.byte()?;
     r.object(ty, b"", 0)
 }
