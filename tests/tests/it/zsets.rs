@@ -940,3 +940,64 @@ fn loaded_zsets_follow_the_configured_limits() {
         }
     }
 }
+
+/// INFO's keyspace hits and misses count the sorted-set commands' reads
+/// as Redis's `lookupKeyRead` does (the sources of ZRANGESTORE and the
+/// STORE forms too; writes' and pops' own lookups not at all).
+#[test]
+fn keyspace_hits_and_misses_count_like_redis() {
+    let mut pair = Pair::start();
+    pair.reset();
+    let script = [
+        "ZADD z 1 a 2 b 3 c",
+        "SADD s a",
+        "SET str v",
+        "ZSCORE z a",
+        "ZSCORE none a",
+        "ZMSCORE z a b",
+        "ZCARD none",
+        "ZRANK z a",
+        "ZCOUNT z 0 5",
+        "ZLEXCOUNT none - +",
+        "ZRANGE z 0 -1",
+        "ZRANGEBYSCORE none 0 1",
+        "ZRANGESTORE d z 0 1",
+        "ZRANGESTORE d none 0 1",
+        "ZRANDMEMBER z",
+        "ZRANDMEMBER none 2",
+        "ZSCAN z 0",
+        "ZSCAN none 0",
+        "ZUNION 3 z s none",
+        "ZINTERCARD 2 z none",
+        "ZDIFFSTORE d 2 z s",
+        "ZSCORE str a",
+        "ZPOPMIN none",
+        "ZPOPMIN z",
+        "ZMPOP 2 none z MIN",
+        "ZREM none a",
+        "ZADD z 4 d",
+        "ZINCRBY z 1 d",
+        "ZREMRANGEBYRANK z 0 0",
+    ];
+    let stats = |pair: &mut Pair| {
+        let (r, e) = pair.both(&[b"INFO", b"stats"]);
+        [r, e].map(|info| {
+            let text = String::from_utf8_lossy(&info).into_owned();
+            ["keyspace_hits", "keyspace_misses"].map(|field| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{field}:")))
+                    .unwrap_or_else(|| panic!("no {field}"))
+                    .trim()
+                    .to_owned()
+            })
+        })
+    };
+    pair.both(&[b"CONFIG", b"RESETSTAT"]);
+    for line in script {
+        let args = words(line);
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        pair.both(&args);
+        let [r, e] = stats(&mut pair);
+        assert_eq!(r, e, "after {line}: redis, then ember");
+    }
+}
