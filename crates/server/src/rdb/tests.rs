@@ -463,9 +463,6 @@ fn err(data: &[u8]) -> String {
 #[test]
 fn types_the_keyspace_cannot_hold_are_refused_by_name() {
     let refused = |ty: u8, value: &[u8]| err(&file(10, &[&[ty][..], &s(b"h"), value].concat()));
-    let holds =
-        |kind: &str| format!("key 'h' holds a {kind}; this server stores strings and lists only");
-    let _ = holds;
     // Sorted sets load in each of their encodings.
     let one = |ty: u8, value: &[u8]| keys_of(&file(10, &[&[ty][..], &s(b"h"), value].concat()));
     let zset_of = |pairs: &[(&str, f64)], enc: &'static str| {

@@ -172,14 +172,6 @@ pub enum RdbError {
         /// The key, printable.
         key: String,
     },
-    /// A value that decodes but that the keyspace cannot hold yet.
-    #[error("key '{key}' holds a {kind}; this server stores strings and lists only")]
-    UnsupportedValue {
-        /// The key, printable.
-        key: String,
-        /// Its type, as TYPE names it.
-        kind: &'static str,
-    },
     /// Data outside the keyspace that this server cannot keep (module aux
     /// data, function libraries).
     #[error("{0}")]
@@ -197,10 +189,8 @@ pub enum PayloadError {
     /// The value does not decode, or is an empty collection.
     #[error("ERR Bad data format")]
     BadFormat,
-    /// A valid value of a type this server cannot hold yet.
-    #[error(
-        "ERR Bad data format: the payload holds a {0}, and this server stores strings and lists only"
-    )]
+    /// A value of a type this server does not hold (a stream, a module's).
+    #[error("ERR Bad data format: the payload holds a {0}, which this server does not store")]
     Unsupported(&'static str),
 }
 
@@ -233,7 +223,6 @@ pub fn restore_with(
     match read_value_with(payload, zset_limits) {
         Ok(Some(value)) => Ok(value),
         Ok(None) => Err(PayloadError::BadFormat),
-        Err(RdbError::UnsupportedValue { kind, .. }) => Err(PayloadError::Unsupported(kind)),
         Err(RdbError::UnsupportedType { name, .. }) => Err(PayloadError::Unsupported(name)),
         Err(_) => Err(PayloadError::BadFormat),
     }
