@@ -292,6 +292,20 @@ fn zset_basic_commands_match_redis() {
             "OBJECT ENCODING y",
             "ZRANGE y 0 -1 WITHSCORES",
         ],
+        // COMMAND GETKEYS finds the keys of the movable-key commands.
+        &[
+            "COMMAND GETKEYS ZUNIONSTORE target 3 a b c WEIGHTS 1 2 3",
+            "COMMAND GETKEYS ZUNION 2 a b WITHSCORES",
+            "COMMAND GETKEYS ZDIFFSTORE d 1 a",
+            "COMMAND GETKEYS ZMPOP 2 a b MIN",
+            "COMMAND GETKEYS BZMPOP 0 2 a b MIN COUNT 2",
+            "COMMAND GETKEYS ZINTERCARD 2 a b LIMIT 1",
+            "COMMAND GETKEYS LMPOP 2 a b LEFT",
+            "COMMAND GETKEYS SINTERCARD 2 a b",
+            "COMMAND GETKEYS ZRANGESTORE d s 0 1",
+            "COMMAND GETKEYS BZPOPMIN a b 0",
+            "COMMAND GETKEYS ZADD z 1 a",
+        ],
         // RESP3: doubles.
         &[
             "~ HELLO 3",

@@ -714,6 +714,21 @@ pub(super) fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 "ERR Invalid number of arguments specified for command",
             ));
         }
+        if c.flags & super::flags::MOVABLEKEYS != 0 {
+            // Keys found by reading the arguments (ZUNIONSTORE's numkeys,
+            // MIGRATE's KEYS...), as the command itself finds them.
+            let sub = Request::from_args(&req.iter().skip(2).collect::<Vec<_>>());
+            let mut keys = Vec::new();
+            super::command_keys(c, &sub, &mut keys);
+            if keys.is_empty() {
+                return Err(CmdError::other(
+                    "ERR Invalid arguments specified for command",
+                ));
+            }
+            ctx.reply.array(keys.len());
+            keys.iter().for_each(|k| ctx.reply.bulk(k));
+            return Ok(());
+        }
         let (first, last, step) = c.keys;
         if first == 0 {
             return Err(CmdError::other("ERR The command has no key arguments"));
