@@ -344,6 +344,8 @@ fn zset_ranges_match_redis() {
         "ZRANGE z 0 2 REV WITHSCORES",
         "ZRANGE z x 1",
         "ZRANGE z 0 1 LIMIT 0 1",
+        "ZRANGE z 0 1 LIMIT 5 -1",
+        "ZREVRANGE z 0 3 LIMIT 1 -1 WITHSCORES",
         "ZRANGE z 0 1 foo",
         "ZRANGE z 0 1 LIMIT 0",
         "ZRANGE z (1 5 BYSCORE",

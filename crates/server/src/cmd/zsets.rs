@@ -385,7 +385,9 @@ fn zrange_generic(
     if by == By::Auto {
         by = By::Rank;
     }
-    if limit.is_some() && by == By::Rank {
+    // A count of -1 is Redis's "no LIMIT given" (`opt_limit`'s default),
+    // so `LIMIT 5 -1` passes with a rank range, the offset unused.
+    if limit.is_some_and(|(_, count)| count != -1) && by == By::Rank {
         return Err(CmdError::other(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
