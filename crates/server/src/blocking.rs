@@ -1,5 +1,5 @@
-//! Clients blocked on lists (BLPOP and friends), and handing pushed
-//! elements to them.
+//! Clients blocked on lists (BLPOP and friends) and on sorted sets
+//! (BZPOPMIN, BZPOPMAX, BZMPOP), and handing what arrives to them.
 //!
 //! A blocking command that finds all its lists empty registers one
 //! [`Waiter`] in the queue of every key it waits on, under the same shard
@@ -44,6 +44,16 @@ pub(crate) enum BlockOp {
         to_left: bool,
         dst: Bytes,
     },
+    /// BZPOPMIN/BZPOPMAX (`count: None`, reply `[key, member, score]`) or
+    /// BZMPOP (`Some(n)`, reply `[key, [[member, score]...]]`).
+    ZPop { max: bool, count: Option<usize> },
+}
+
+impl BlockOp {
+    /// Whether this wait is for a sorted set rather than a list.
+    fn wants_zset(&self) -> bool {
+        matches!(self, BlockOp::ZPop { .. })
+    }
 }
 
 /// How a wait ends, besides timing out.
@@ -219,6 +229,41 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 }
                 waiter.send(Outcome::Reply(out));
             }
+            BlockOp::ZPop { max, count } => {
+                if !waiter.claim() {
+                    continue;
+                }
+                let popped = zpop(locked.db(db, key), key, max, count.unwrap_or(1));
+                if crate::repl::prop::recording() {
+                    crate::repl::prop::also(zpop_op(db, key, max, count.map(|_| popped.len())));
+                }
+                let mut out = Output::new();
+                let mut reply = Reply {
+                    out: &mut out,
+                    proto: waiter.proto,
+                };
+                match count {
+                    None => {
+                        reply.array(1 + popped.len() * 2);
+                        reply.bulk(key);
+                        for (m, s) in &popped {
+                            reply.bulk(m);
+                            reply.double(*s);
+                        }
+                    }
+                    Some(_) => {
+                        reply.array(2);
+                        reply.bulk(key);
+                        reply.array(popped.len());
+                        for (m, s) in &popped {
+                            reply.array(2);
+                            reply.bulk(m);
+                            reply.double(*s);
+                        }
+                    }
+                }
+                waiter.send(Outcome::Reply(out));
+            }
             BlockOp::Move {
                 from_left,
                 to_left,
@@ -274,35 +319,32 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
     }
 }
 
-/// The oldest unclaimed waiter on `key` if `key` holds a non-empty list;
-/// claimed waiters met on the way are dropped from the queue.
+/// The oldest unclaimed waiter on `key` that waits for the type `key`
+/// holds (a non-empty list or sorted set), as Redis serves a ready key's
+/// clients blocked for its type; claimed waiters met on the way are
+/// dropped from the queue, waiters for the other type stay.
 fn next_waiter(db: &mut Db, key: &[u8], now: i64) -> Option<Arc<Waiter>> {
-    let ready =
-        matches!(db.get(key, now), Some(Entry { value: Value::List(l), .. }) if !l.is_empty());
+    let holds = match db.get(key, now) {
+        Some(Entry {
+            value: Value::List(l),
+            ..
+        }) if !l.is_empty() => Some(false),
+        Some(Entry {
+            value: Value::ZSet(z),
+            ..
+        }) if !z.is_empty() => Some(true),
+        _ => None,
+    };
     let queue = db.waiters.get_mut(key)?;
-    while queue.front().is_some_and(|w| w.is_claimed()) {
-        queue.pop_front();
-    }
-    let front = queue.front().cloned();
+    queue.retain(|w| !w.is_claimed());
+    let found = holds.and_then(|zset| {
+        let at = queue.iter().position(|w| w.op.wants_zset() == zset)?;
+        queue.remove(at)
+    });
     if queue.is_empty() {
         db.waiters.remove(key);
     }
-    if ready {
-        front.map(|w| pop_front_of(db, key, w))
-    } else {
-        None
-    }
-}
-
-/// Removes `w` (the front) from `key`'s queue and returns it.
-fn pop_front_of(db: &mut Db, key: &[u8], w: Arc<Waiter>) -> Arc<Waiter> {
-    if let Some(queue) = db.waiters.get_mut(key) {
-        queue.pop_front();
-        if queue.is_empty() {
-            db.waiters.remove(key);
-        }
-    }
-    w
+    found
 }
 
 /// A pop as replicas must run it: `LPOP key` for BLPOP's one element,
@@ -364,4 +406,37 @@ pub(crate) fn push(db: &mut Db, key: &[u8], now: i64, fill: impl FnOnce(&mut Lis
         }
         _ => 0,
     }
+}
+
+/// A sorted-set pop as replicas must run it: `ZPOPMIN key` for
+/// BZPOPMIN's one member, `ZPOPMIN key count` for BZMPOP's, with the
+/// count it popped (as Redis propagates them).
+pub(crate) fn zpop_op(db: usize, key: &[u8], max: bool, count: Option<usize>) -> Op {
+    let name = if max { &b"ZPOPMAX"[..] } else { b"ZPOPMIN" };
+    match count {
+        None => Op::new(Some(db), &[name, key]),
+        Some(n) => Op::new(Some(db), &[name, key, n.to_string().as_bytes()]),
+    }
+}
+
+/// Pops up to `n` members from the sorted set at `key`, from the high end
+/// when `max`, deleting the key when it empties. The caller knows it is a
+/// non-empty sorted set.
+pub(crate) fn zpop(db: &mut Db, key: &[u8], max: bool, n: usize) -> Vec<(Vec<u8>, f64)> {
+    let mut popped = Vec::new();
+    let mut empty = false;
+    if let Some(Entry {
+        value: Value::ZSet(zset),
+        ..
+    }) = db.get(key, i64::MIN)
+    {
+        popped = zset.pop(max, n);
+        empty = zset.is_empty();
+    }
+    if empty {
+        db.remove(key);
+    } else if !popped.is_empty() {
+        db.modified(key);
+    }
+    popped
 }

@@ -57,6 +57,12 @@ struct Slot {
 /// key, like Redis's LRU clock, without reading a clock per access.
 static LRU_CLOCK: AtomicU32 = AtomicU32::new(0);
 
+/// Whether clients may wait for a value of this type (BLPOP and friends
+/// for lists, BZPOPMIN and friends for sorted sets).
+fn waitable(value: &Value) -> bool {
+    matches!(value, Value::List(_) | Value::ZSet(_))
+}
+
 /// The current [`LRU_CLOCK`].
 #[inline]
 pub(crate) fn lru_clock() -> u32 {
@@ -271,7 +277,7 @@ impl Db {
                             (true, false) => self.volatile.remove(hash, key),
                             _ => {}
                         }
-                        let list = matches!(new.value, Value::List(_));
+                        let list = waitable(&new.value);
                         slot.get_mut().entry = new;
                         self.modified(key);
                         self.added(key, list);
@@ -294,7 +300,7 @@ impl Db {
                     if entry.expire_at().is_some() {
                         self.volatile.insert(hash, key);
                     }
-                    let list = matches!(entry.value, Value::List(_));
+                    let list = waitable(&entry.value);
                     slot.insert(Box::new(Slot {
                         key: owned,
                         entry,
@@ -332,7 +338,7 @@ impl Db {
         let hash = hash_key(k);
         let deadline = entry.expire_at().is_some();
         self.modified(k);
-        self.added(k, matches!(entry.value, Value::List(_)));
+        self.added(k, waitable(&entry.value));
         match self.map.find_entry(hash, |s| s.key[..] == *k) {
             Ok(mut slot) => {
                 let slot = slot.get_mut();
@@ -380,7 +386,7 @@ impl Db {
             self.volatile.insert(hash, &key);
         }
         self.modified(&key);
-        self.added(&key, matches!(entry.value, Value::List(_)));
+        self.added(&key, waitable(&entry.value));
         self.add_slot(hash, Key::from_slice(&key), entry);
         Ok(())
     }
@@ -440,8 +446,10 @@ impl Db {
         }
     }
 
-    /// `key` now holds `entry`: if that is a list and clients wait on the
-    /// key, it is ready for them. Nobody waiting costs one length check.
+    /// `key` now holds `entry`: if that is a list or a sorted set
+    /// (`waitable`) and clients wait on the key, it is ready for them
+    /// (each waiter is served only by the type it waits for). Nobody
+    /// waiting costs one length check.
     #[inline]
     fn added(&mut self, key: &[u8], list: bool) {
         if list && !self.waiters.is_empty() {
@@ -594,7 +602,7 @@ impl Db {
         other.signal_waited_lists();
     }
 
-    /// Notes every waited key that holds a list as ready.
+    /// Notes every waited key that holds a list or a sorted set as ready.
     fn signal_waited_lists(&mut self) {
         if self.waiters.is_empty() {
             return;
@@ -605,7 +613,7 @@ impl Db {
             .filter(|k| {
                 self.map
                     .find(hash_key(k), |s| s.key[..] == k[..])
-                    .is_some_and(|s| matches!(s.entry.value, Value::List(_)))
+                    .is_some_and(|s| waitable(&s.entry.value))
             })
             .cloned()
             .collect();

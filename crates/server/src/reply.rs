@@ -43,6 +43,21 @@ impl Reply<'_> {
         self.out.put_slice(b"\r\n");
     }
 
+    /// A double as Redis 7.0's `addReplyDouble` writes it: a bulk string
+    /// of its `%.17g` text in RESP2, a `,` double in RESP3 (`inf` and
+    /// `-inf` spelled out in both).
+    pub(crate) fn double(&mut self, d: f64) {
+        let text = store::zset::format_score(d);
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text.as_bytes()),
+            _ => {
+                self.out.put_slice(b",");
+                self.out.put_slice(text.as_bytes());
+                self.out.put_slice(b"\r\n");
+            }
+        }
+    }
+
     /// The null reply: `$-1` in RESP2, `_` in RESP3.
     pub(crate) fn null(&mut self) {
         match self.proto {

@@ -764,7 +764,7 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
         path: path.clone(),
         reason,
     };
-    let mut loaded = match crate::rdb::load_file(&path) {
+    let mut loaded = match crate::rdb::load_file(&path, crate::cmd::zsets::limits(shared)) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return Ok(()),
         Err(e) => return Err(fail(e.to_string())),

@@ -746,5 +746,29 @@ impl Set {
     }
 }
 
+/// A plain set as ZUNION, ZINTER and ZDIFF read it, as Redis does: every
+/// member scores 1.
+impl crate::zset::Source for Set {
+    fn len(&self) -> usize {
+        Set::len(self)
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        self.contains(member).then_some(1.0)
+    }
+
+    fn visit<'s>(&'s self, visit: &mut dyn FnMut(std::borrow::Cow<'s, [u8]>, f64) -> bool) {
+        for e in self.iter() {
+            let member = match e {
+                Elem::Bytes(b) => std::borrow::Cow::Borrowed(b),
+                Elem::Int(x) => std::borrow::Cow::Owned(format_int(x, &mut [0; 20]).to_vec()),
+            };
+            if !visit(member, 1.0) {
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

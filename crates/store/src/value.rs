@@ -6,8 +6,9 @@ use crate::hash::Hash;
 use crate::list::List;
 use crate::rdb::strict_i64;
 use crate::set::Set;
+use crate::zset::ZSet;
 
-/// A key's value. Sorted sets arrive with their commands.
+/// A key's value.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string.
@@ -23,6 +24,9 @@ pub enum Value {
     /// inline (24 bytes, within the 40 a value takes anyway), so a small
     /// hash costs one allocation, its packed buffer, and no box.
     Hash(Hash),
+    /// A sorted set. Never empty: removing its last member deletes the
+    /// key. Held inline (its big encoding is boxed inside it).
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -33,6 +37,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -46,6 +51,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

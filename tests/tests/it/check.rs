@@ -106,7 +106,6 @@ fn differences_then_fix(kind: NodeKind) {
     let cluster = NodeCluster::start(kind, 2, 2);
     let groups = cluster.groups();
     let topology = Topology::new(groups.clone()).unwrap();
-    let redis = kind == NodeKind::Redis;
     // Every key written through the client, on both groups.
     let mut written: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
     written.extend(
@@ -122,9 +121,7 @@ fn differences_then_fix(kind: NodeKind) {
         ]
         .map(String::from),
     );
-    if redis {
-        written.extend(["hash", "set", "zset", "list-order"].map(String::from));
-    }
+    written.extend(["hash", "set", "zset", "list-order"].map(String::from));
     let mut expected = Expected {
         lines: vec![
             (
@@ -165,30 +162,28 @@ fn differences_then_fix(kind: NodeKind) {
             ("extra", "missing in group 0", "deleted from group 1"),
         ],
     };
-    if redis {
-        expected.lines.extend([
-            (
-                "hash",
-                "different in group 1 (value)",
-                "copied from group 0 to group 1",
-            ),
-            (
-                "set",
-                "different in group 1 (value)",
-                "copied from group 0 to group 1",
-            ),
-            (
-                "zset",
-                "different in group 1 (value, ttl)",
-                "copied from group 0 to group 1",
-            ),
-            (
-                "list-order",
-                "different in group 1 (value)",
-                "copied from group 0 to group 1",
-            ),
-        ]);
-    }
+    expected.lines.extend([
+        (
+            "hash",
+            "different in group 1 (value)",
+            "copied from group 0 to group 1",
+        ),
+        (
+            "set",
+            "different in group 1 (value)",
+            "copied from group 0 to group 1",
+        ),
+        (
+            "zset",
+            "different in group 1 (value, ttl)",
+            "copied from group 0 to group 1",
+        ),
+        (
+            "list-order",
+            "different in group 1 (value)",
+            "copied from group 0 to group 1",
+        ),
+    ]);
     block_on(async {
         let client = client(&groups).await;
         for i in 0..40 {
@@ -206,15 +201,13 @@ fn differences_then_fix(kind: NodeKind) {
             .unwrap();
         client.set("changed", "before").await.unwrap();
         client.set("retyped", "s").await.unwrap();
-        if redis {
-            client.hset("hash", [("f", "1"), ("g", "2")]).await.unwrap();
-            client.cmd(["SADD", "set", "a", "b", "c"]).await.unwrap();
-            client
-                .cmd(["ZADD", "zset", "1", "a", "2", "b"])
-                .await
-                .unwrap();
-            client.rpush("list-order", ["a", "b"]).await.unwrap();
-        }
+        client.hset("hash", [("f", "1"), ("g", "2")]).await.unwrap();
+        client.cmd(["SADD", "set", "a", "b", "c"]).await.unwrap();
+        client
+            .cmd(["ZADD", "zset", "1", "a", "2", "b"])
+            .await
+            .unwrap();
+        client.rpush("list-order", ["a", "b"]).await.unwrap();
         // Now make group 1 differ, node by node.
         let g1 = |key: &'static str| node_of(&topology, 1, key);
         g1("lost").await.del(["lost"]).await.unwrap();
@@ -237,17 +230,15 @@ fn differences_then_fix(kind: NodeKind) {
             .set("__ember__:x", "x")
             .await
             .unwrap();
-        if redis {
-            let h = g1("hash").await;
-            h.hset("hash", [("g", "3")]).await.unwrap();
-            g1("set").await.cmd(["SADD", "set", "d"]).await.unwrap();
-            let z = g1("zset").await;
-            z.cmd(["ZADD", "zset", "5", "b"]).await.unwrap();
-            z.cmd(["EXPIRE", "zset", "1000"]).await.unwrap();
-            let l = g1("list-order").await;
-            l.del(["list-order"]).await.unwrap();
-            l.rpush("list-order", ["b", "a"]).await.unwrap();
-        }
+        let h = g1("hash").await;
+        h.hset("hash", [("g", "3")]).await.unwrap();
+        g1("set").await.cmd(["SADD", "set", "d"]).await.unwrap();
+        let z = g1("zset").await;
+        z.cmd(["ZADD", "zset", "5", "b"]).await.unwrap();
+        z.cmd(["EXPIRE", "zset", "1000"]).await.unwrap();
+        let l = g1("list-order").await;
+        l.del(["list-order"]).await.unwrap();
+        l.rpush("list-order", ["b", "a"]).await.unwrap();
     });
 
     // The report: one line per difference, one per shard, one in all.
@@ -418,29 +409,27 @@ fn differences_then_fix(kind: NodeKind) {
             Some(b("x"))
         );
         assert!(g1("ttl").await.pttl("ttl").await.unwrap() > 900_000);
-        if redis {
-            let mut h = g1("hash").await.hgetall("hash").await.unwrap();
-            h.sort();
-            assert_eq!(h, [(b("f"), b("1")), (b("g"), b("2"))]);
-            assert_eq!(
-                g1("set").await.cmd(["SCARD", "set"]).await.unwrap(),
-                Frame::Integer(3)
-            );
-            let z = g1("zset").await;
-            assert_eq!(
-                z.cmd(["ZSCORE", "zset", "b"]).await.unwrap(),
-                Frame::bulk("2")
-            );
-            assert_eq!(z.pttl("zset").await.unwrap(), -1);
-            assert_eq!(
-                g1("list-order")
-                    .await
-                    .lrange("list-order", 0, -1)
-                    .await
-                    .unwrap(),
-                [b("a"), b("b")]
-            );
-        }
+        let mut h = g1("hash").await.hgetall("hash").await.unwrap();
+        h.sort();
+        assert_eq!(h, [(b("f"), b("1")), (b("g"), b("2"))]);
+        assert_eq!(
+            g1("set").await.cmd(["SCARD", "set"]).await.unwrap(),
+            Frame::Integer(3)
+        );
+        let z = g1("zset").await;
+        assert_eq!(
+            z.cmd(["ZSCORE", "zset", "b"]).await.unwrap(),
+            Frame::bulk("2")
+        );
+        assert_eq!(z.pttl("zset").await.unwrap(), -1);
+        assert_eq!(
+            g1("list-order")
+                .await
+                .lrange("list-order", 0, -1)
+                .await
+                .unwrap(),
+            [b("a"), b("b")]
+        );
     });
 }
 

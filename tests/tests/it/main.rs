@@ -18,3 +18,4 @@ mod server_e2e;
 mod server_vs_redis;
 mod sets;
 mod sort;
+mod zsets;

@@ -71,6 +71,8 @@ enum Held {
     List(Vec<Vec<u8>>),
     /// Members, sorted.
     Set(Vec<Vec<u8>>),
+    /// Members and scores, in order.
+    ZSet(Vec<(Vec<u8>, String)>),
 }
 
 type Dataset = BTreeMap<(usize, Vec<u8>), (Held, i64)>;
@@ -100,11 +102,26 @@ fn dataset(con: &mut Connection) -> Dataset {
                     members.sort();
                     Held::Set(members)
                 }
+                "zset" => Held::ZSet(
+                    redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query(con)
+                        .expect("ZRANGE"),
+                ),
                 "none" => continue, // expired between KEYS and TYPE
                 other => panic!("unexpected type {other}"),
             };
-            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(con).expect("PTTL");
-            all.insert((db, key), (held, pttl));
+            // The deadline itself, not the time left: the two datasets are
+            // read one after the other, as far apart as a busy machine makes
+            // them.
+            let deadline: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&key)
+                .query(con)
+                .expect("PEXPIRETIME");
+            all.insert((db, key), (held, deadline));
         }
     }
     cmd::<()>(con, &["SELECT", "0"]);
@@ -174,6 +191,14 @@ fn load_initial(con: &mut Connection) {
         sadd.extend(many.iter().map(String::as_str));
         cmd::<i64>(con, &sadd);
         cmd::<i64>(con, &["EXPIRE", "tags", "3000"]);
+        // Sorted sets: a listpack and a skiplist.
+        cmd::<i64>(con, &["ZADD", "board", "1", "a", "2.5", "b", "-inf", "c"]);
+        let mut zadd = vec!["ZADD", "scores"];
+        for m in &many[..300] {
+            zadd.push("7");
+            zadd.push(m);
+        }
+        cmd::<i64>(con, &zadd);
     }
     cmd::<()>(con, &["SELECT", "0"]);
 }
@@ -214,6 +239,44 @@ fn write_more(con: &mut Connection, blocker: &mut Connection) {
     cmd::<i64>(con, &["SINTERSTORE", "inter", "ints", "members"]);
     cmd::<i64>(con, &["SUNIONSTORE", "union", "ints", "members"]);
     cmd::<i64>(con, &["SDIFFSTORE", "diff", "members", "ints"]);
+    // Sorted-set writes.
+    cmd::<i64>(
+        con,
+        &["ZADD", "board", "gt", "ch", "3", "a", "0", "b", "9", "new"],
+    );
+    cmd::<String>(con, &["ZINCRBY", "board", "0.1", "a"]);
+    cmd::<i64>(con, &["ZREM", "board", "c"]);
+    cmd::<i64>(con, &["ZREMRANGEBYRANK", "scores", "0", "99"]);
+    cmd::<i64>(con, &["ZREMRANGEBYLEX", "scores", "-", "(member:3"]);
+    cmd::<i64>(con, &["ZREMRANGEBYSCORE", "scores", "(7", "+inf"]);
+    cmd::<i64>(con, &["ZRANGESTORE", "top", "scores", "0", "9", "REV"]);
+    cmd::<Vec<String>>(con, &["ZPOPMIN", "scores", "3"]);
+    cmd::<Vec<String>>(con, &["ZPOPMAX", "top"]);
+    cmd::<redis::Value>(con, &["ZMPOP", "2", "none", "top", "MIN", "COUNT", "100"]);
+    cmd::<i64>(
+        con,
+        &[
+            "ZUNIONSTORE",
+            "zu",
+            "2",
+            "board",
+            "ints",
+            "WEIGHTS",
+            "2",
+            "3",
+        ],
+    );
+    // A blocked sorted-set pop served by a ZADD: the replica sees the
+    // ZADD and a ZPOPMIN.
+    let blocked = std::thread::scope(|s| {
+        let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BZPOPMIN", "zqueue", "10"]));
+        eventually("the client to block", || {
+            info_field(con, "clients", "blocked_clients") == "1"
+        });
+        cmd::<i64>(con, &["ZADD", "zqueue", "2", "second", "1", "first"]);
+        waiter.join().expect("blocked client")
+    });
+    assert_eq!(blocked, ["zqueue", "first", "1"]);
     // A blocked pop served by a push: the replica sees the push and the pop.
     let blocked = std::thread::scope(|s| {
         let waiter = s.spawn(|| cmd::<Vec<String>>(blocker, &["BLPOP", "queue", "10"]));

@@ -52,6 +52,9 @@ fn sort_matches_redis() {
         &["HSET", "h_c", "age", "x"],
         &["SET", "str", "v"],
         &["RPUSH", "old", "stale"],
+        &[
+            "ZADD", "zs", "3", "c", "1", "a", "2", "b", "5", "e", "4", "d",
+        ],
         &["EXPIRE", "old", "1000"],
     ];
     for cmd in setup {
@@ -119,6 +122,21 @@ fn sort_matches_redis() {
         ),
         // Every weight missing: all equal, so the order is each table's own.
         (&["SORT", "sset", "BY", "h_*->", "ALPHA"], true),
+        (&["SORT", "zs"], false),
+        (&["SORT", "zs", "ALPHA", "DESC"], false),
+        (&["SORT", "zs", "BY", "nosort"], false),
+        (&["SORT", "zs", "BY", "nosort", "DESC"], false),
+        (&["SORT", "zs", "BY", "nosort", "LIMIT", "1", "2"], false),
+        (
+            &["SORT", "zs", "BY", "nosort", "DESC", "LIMIT", "1", "2"],
+            false,
+        ),
+        (&["SORT", "zs", "BY", "nosort", "LIMIT", "9", "2"], false),
+        (
+            &["SORT", "zs", "BY", "w_*", "ALPHA", "STORE", "zdest"],
+            false,
+        ),
+        (&["LRANGE", "zdest", "0", "-1"], false),
         (&["SORT", "missing"], false),
         (&["SORT", "missing", "BY", "w_*", "GET", "#"], false),
         (&["SORT_RO", "nums", "DESC"], false),

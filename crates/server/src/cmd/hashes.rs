@@ -21,13 +21,15 @@ use crate::reply::Reply;
 use crate::server::LocalStats;
 
 /// The limits that decide values' encodings (`hash-max-listpack-*`,
-/// `set-max-intset-entries`), read by every write that may convert a
+/// `set-max-intset-entries`, `zset-max-listpack-*`), read by every write that may convert a
 /// value, so kept outside the config's lock (CONFIG SET updates them).
 #[derive(Debug)]
 pub(crate) struct Encodings {
     hash_entries: AtomicUsize,
     hash_value: AtomicUsize,
     intset_entries: AtomicUsize,
+    zset_entries: AtomicUsize,
+    zset_value: AtomicUsize,
 }
 
 impl Encodings {
@@ -36,6 +38,8 @@ impl Encodings {
             hash_entries: AtomicUsize::new(0),
             hash_value: AtomicUsize::new(0),
             intset_entries: AtomicUsize::new(0),
+            zset_entries: AtomicUsize::new(0),
+            zset_value: AtomicUsize::new(0),
         };
         limits.update(config);
         limits
@@ -50,6 +54,10 @@ impl Encodings {
             .store(read("hash-max-listpack-value"), Ordering::Relaxed);
         self.intset_entries
             .store(read("set-max-intset-entries"), Ordering::Relaxed);
+        self.zset_entries
+            .store(read("zset-max-listpack-entries"), Ordering::Relaxed);
+        self.zset_value
+            .store(read("zset-max-listpack-value"), Ordering::Relaxed);
     }
 
     /// A packed hash's limits.
@@ -63,6 +71,14 @@ impl Encodings {
     /// `set-max-intset-entries`.
     pub(crate) fn intset(&self) -> usize {
         self.intset_entries.load(Ordering::Relaxed)
+    }
+
+    /// A packed sorted set's limits (`zset-max-listpack-*`).
+    pub(crate) fn zset(&self) -> store::zset::Limits {
+        store::zset::Limits {
+            entries: self.zset_entries.load(Ordering::Relaxed),
+            value: self.zset_value.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -493,7 +493,7 @@ pub(super) fn lmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// A blocking timeout in seconds: the deadline in Unix ms, or `None` to
 /// wait forever.
-fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
+pub(super) fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
     let secs = parse_f64(arg)
         .map_err(|_| CmdError::other("ERR timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0) as i64;
@@ -510,7 +510,7 @@ fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
 
 /// Blocks the client on `keys` (their shards locked by the caller, all
 /// found empty).
-fn block(
+pub(super) fn block(
     client: &mut Client,
     locked: &mut Locked<'_>,
     keys: Vec<Bytes>,

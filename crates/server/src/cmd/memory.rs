@@ -27,6 +27,7 @@ fn value_bytes(value: &Value) -> usize {
         Value::Hash(h) => h.bytes(),
         // Its table or array, and members too long for a slot.
         Value::Set(s) => s.heap_bytes(),
+        Value::ZSet(z) => z.bytes(),
     }
 }
 

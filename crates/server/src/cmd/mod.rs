@@ -18,6 +18,7 @@ pub(crate) mod sets;
 mod sort;
 mod strings;
 mod transactions;
+pub(crate) mod zsets;
 
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering::Relaxed;
@@ -331,6 +332,42 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "hincrbyfloat", 4, WRITE | FAST | DENYOOM, KEY1, hashes::hincrbyfloat;
     "hrandfield", -2, READONLY, KEY1, hashes::hrandfield;
     "hscan", -3, READONLY, KEY1, hashes::hscan;
+    // sorted sets
+    "zadd", -4, WRITE | DENYOOM | FAST, KEY1, zsets::zadd;
+    "zincrby", 4, WRITE | DENYOOM | FAST, KEY1, zsets::zincrby;
+    "zrem", -3, WRITE | FAST, KEY1, zsets::zrem;
+    "zcard", 2, READONLY | FAST, KEY1, zsets::zcard;
+    "zscore", 3, READONLY | FAST, KEY1, zsets::zscore;
+    "zmscore", -3, READONLY | FAST, KEY1, zsets::zmscore;
+    "zrank", 3, READONLY | FAST, KEY1, zsets::zrank;
+    "zrevrank", 3, READONLY | FAST, KEY1, zsets::zrevrank;
+    "zcount", 4, READONLY | FAST, KEY1, zsets::zcount;
+    "zlexcount", 4, READONLY | FAST, KEY1, zsets::zlexcount;
+    "zrange", -4, READONLY, KEY1, zsets::zrange;
+    "zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), zsets::zrangestore;
+    "zrevrange", -4, READONLY, KEY1, zsets::zrevrange;
+    "zrangebyscore", -4, READONLY, KEY1, zsets::zrangebyscore;
+    "zrevrangebyscore", -4, READONLY, KEY1, zsets::zrevrangebyscore;
+    "zrangebylex", -4, READONLY, KEY1, zsets::zrangebylex;
+    "zrevrangebylex", -4, READONLY, KEY1, zsets::zrevrangebylex;
+    "zremrangebyrank", 4, WRITE, KEY1, zsets::zremrangebyrank;
+    "zremrangebyscore", 4, WRITE, KEY1, zsets::zremrangebyscore;
+    "zremrangebylex", 4, WRITE, KEY1, zsets::zremrangebylex;
+    "zpopmin", -2, WRITE | FAST, KEY1, zsets::zpopmin;
+    "zpopmax", -2, WRITE | FAST, KEY1, zsets::zpopmax;
+    "zmpop", -4, WRITE | MOVABLEKEYS, NOKEY, zsets::zmpop;
+    "bzpopmin", -3, WRITE | FAST, (1, -2, 1), zsets::bzpopmin;
+    "bzpopmax", -3, WRITE | FAST, (1, -2, 1), zsets::bzpopmax;
+    "bzmpop", -5, WRITE | MOVABLEKEYS, NOKEY, zsets::bzmpop;
+    "zrandmember", -2, READONLY, KEY1, zsets::zrandmember;
+    "zscan", -3, READONLY, KEY1, zsets::zscan;
+    "zunion", -3, READONLY | MOVABLEKEYS, NOKEY, zsets::zunion;
+    "zinter", -3, READONLY | MOVABLEKEYS, NOKEY, zsets::zinter;
+    "zdiff", -3, READONLY | MOVABLEKEYS, NOKEY, zsets::zdiff;
+    "zintercard", -3, READONLY | MOVABLEKEYS, NOKEY, zsets::zintercard;
+    "zunionstore", -4, WRITE | DENYOOM | MOVABLEKEYS, KEY1, zsets::zunionstore;
+    "zinterstore", -4, WRITE | DENYOOM | MOVABLEKEYS, KEY1, zsets::zinterstore;
+    "zdiffstore", -4, WRITE | DENYOOM | MOVABLEKEYS, KEY1, zsets::zdiffstore;
     // replication
     "replicaof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
     "slaveof", 3, ADMIN | KEYSPACE | OK_STALE, NOKEY, replication::replicaof;
@@ -545,8 +582,12 @@ fn lookup_index(name: &[u8]) -> Option<usize> {
 pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&'r [u8]>) {
     let argc = req.len();
     let numkeys_at = match cmd.name {
-        "lmpop" | "sintercard" => Some(1),
-        "blmpop" => Some(2),
+        "lmpop" | "sintercard" | "zmpop" | "zunion" | "zinter" | "zdiff" | "zintercard" => Some(1),
+        "blmpop" | "bzmpop" => Some(2),
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            keys.extend(req.get(1));
+            Some(2)
+        }
         _ => None,
     };
     if let Some(at) = numkeys_at {
@@ -1083,7 +1124,22 @@ mod tests {
         );
         assert_eq!(
             named(MOVABLEKEYS),
-            ["blmpop", "lmpop", "migrate", "sintercard", "sort"]
+            [
+                "blmpop",
+                "bzmpop",
+                "lmpop",
+                "migrate",
+                "sintercard",
+                "sort",
+                "zdiff",
+                "zdiffstore",
+                "zinter",
+                "zintercard",
+                "zinterstore",
+                "zmpop",
+                "zunion",
+                "zunionstore"
+            ]
         );
         let req = |line: &str| Request::from_args(&line.split(' ').collect::<Vec<_>>());
         let get = |name: &str| lookup(name.as_bytes()).expect("a command");

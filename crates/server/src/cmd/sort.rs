@@ -1,5 +1,5 @@
 //! SORT and SORT_RO, as Redis 7.0's `sort.c` does them: the elements of a
-//! list, set or sorted set, ordered by their own value or by the keys a
+//! list, set or sorted set (unsorted, a sorted set keeps its score order), ordered by their own value or by the keys a
 //! `BY` pattern names (`weight_*`, or a hash field `weight_*->f`),
 //! numerically or with `ALPHA`, `LIMIT`ed, each replaced by what `GET`
 //! patterns name (`#` for the element itself), and answered or `STORE`d
@@ -164,12 +164,14 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
     enum Kind {
         List,
         Set,
+        ZSet,
     }
     let (kind, len) = match locked.db(db, key).get(key, now) {
         None => (Kind::List, 0),
         Some(Entry { value, .. }) => match value {
             Value::List(l) => (Kind::List, l.len()),
             Value::Set(s) => (Kind::Set, s.len()),
+            Value::ZSet(z) => (Kind::ZSet, z.len()),
             Value::Str(_) | Value::Hash(_) => return Err(CmdError::WrongType),
         },
     };
@@ -212,6 +214,21 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
         }
         Some(Value::List(l)) => l.iter().map(element).collect(),
         Some(Value::Set(s)) => s.iter().map(|e| e.with(element)).collect(),
+        Some(Value::ZSet(z)) if o.dont_sort => {
+            // The score order (backwards for DESC), only the range, found
+            // by rank as ZRANGE and ZREVRANGE find it.
+            let members: Vec<Item> = if end >= start {
+                z.range_by_rank(start, end, o.desc)
+                    .map(|(m, _)| element(m))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            end -= start;
+            start = 0;
+            members
+        }
+        Some(Value::ZSet(z)) => z.iter().map(|(m, _)| element(m)).collect(),
         _ => Vec::new(),
     };
     let mut unconvertible = false;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Aux, LoadError, Loaded, Snapshot, read, write};
+use super::{Aux, LoadError, Loaded, Snapshot, read_with, write};
 use crate::config::Config;
 
 /// Where SAVE writes and startup reads: `dir`/`dbfilename`.
@@ -47,10 +47,14 @@ pub(crate) fn save_file(path: &Path, snapshot: &Snapshot, aux: &Aux) -> io::Resu
     result
 }
 
-/// Reads and parses the file at `path`; `None` if there is none.
-pub(crate) fn load_file(path: &Path) -> Result<Option<Loaded>, LoadError> {
+/// Reads and parses the file at `path`, its sorted sets under
+/// `zset_limits`; `None` if there is none.
+pub(crate) fn load_file(
+    path: &Path,
+    zset_limits: store::zset::Limits,
+) -> Result<Option<Loaded>, LoadError> {
     match std::fs::read(path) {
-        Ok(data) => Ok(Some(read(&data)?)),
+        Ok(data) => Ok(Some(read_with(&data, zset_limits)?)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LoadError::Io(e)),
     }

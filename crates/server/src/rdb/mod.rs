@@ -20,7 +20,9 @@ use store::rdb::{RdbError, printable};
 use crate::db::{Entry, Keyspace, SHARDS, Shards};
 
 pub(crate) use disk::{Persistence, file_path, load_file};
+#[cfg(test)]
 pub(crate) use read::read;
+pub(crate) use read::read_with;
 pub(crate) use write::{stream_snapshot, write};
 
 /// The `redis-ver` aux field: the Redis release whose files ours match.

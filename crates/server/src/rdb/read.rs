@@ -10,10 +10,19 @@ use store::rdb::{RDB_VERSION, RdbError, Reader, crc, opcode};
 use super::Loaded;
 use crate::db::Entry;
 
-/// Parses a whole RDB file held in memory. Never panics; corrupt,
-/// truncated or unsupported input is an [`RdbError`].
+/// Parses a whole RDB file held in memory, with Redis's default
+/// encoding limits. Never panics; corrupt, truncated or unsupported input
+/// is an [`RdbError`].
+#[cfg(test)]
 pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
+    read_with(data, store::zset::Limits::default())
+}
+
+/// [`read`], its sorted sets loaded under `zset_limits`
+/// (`zset-max-listpack-*`) as Redis loads them under its configuration.
+pub(crate) fn read_with(data: &[u8], zset_limits: store::zset::Limits) -> Result<Loaded, RdbError> {
     let mut r = Reader::new(data);
+    r.set_zset_limits(zset_limits);
     let magic = r.take(9)?;
     if &magic[..5] != b"REDIS" {
         return Err(RdbError::Signature);

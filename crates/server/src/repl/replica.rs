@@ -350,8 +350,8 @@ async fn full_resync(
     tokio::task::spawn_blocking(move || -> Result<(), String> {
         let shared = &*ks_shared;
         let started = Instant::now();
-        let mut loaded =
-            rdb::read(&payload).map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        let mut loaded = rdb::read_with(&payload, crate::cmd::zsets::limits(shared))
+            .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
         loaded.fit_sets(crate::cmd::sets::max_intset(shared));
         let parsed = started.elapsed();
         let stream_db = loaded.stream_db();

@@ -42,7 +42,7 @@ mod write;
 pub mod ziplist;
 pub mod zipmap;
 
-pub use read::{Reader, read_value};
+pub use read::{Reader, read_value, read_value_with};
 pub use write::{Node, PLAIN_THRESHOLD, Writer, dump, split, value_type};
 
 use crate::value::Value;
@@ -172,14 +172,6 @@ pub enum RdbError {
         /// The key, printable.
         key: String,
     },
-    /// A value that decodes but that the keyspace cannot hold yet.
-    #[error("key '{key}' holds a {kind}; this server stores strings and lists only")]
-    UnsupportedValue {
-        /// The key, printable.
-        key: String,
-        /// Its type, as TYPE names it.
-        kind: &'static str,
-    },
     /// Data outside the keyspace that this server cannot keep (module aux
     /// data, function libraries).
     #[error("{0}")]
@@ -197,16 +189,23 @@ pub enum PayloadError {
     /// The value does not decode, or is an empty collection.
     #[error("ERR Bad data format")]
     BadFormat,
-    /// A valid value of a type this server cannot hold yet.
-    #[error(
-        "ERR Bad data format: the payload holds a {0}, and this server stores strings and lists only"
-    )]
+    /// A value of a type this server does not hold (a stream, a module's).
+    #[error("ERR Bad data format: the payload holds a {0}, which this server does not store")]
     Unsupported(&'static str),
 }
 
 /// The value in a DUMP payload (see [`dump`]), its trailer checked the
 /// way Redis's `verifyDumpPayload` checks it.
 pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
+    restore_with(payload, crate::zset::Limits::default())
+}
+
+/// [`restore`], a sorted set loaded under `zset_limits`
+/// (`zset-max-listpack-*`) as Redis's RESTORE loads one.
+pub fn restore_with(
+    payload: &[u8],
+    zset_limits: crate::zset::Limits,
+) -> Result<Value, PayloadError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(PayloadError::Trailer);
     };
@@ -221,10 +220,9 @@ pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
     if crc::crc64(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(PayloadError::Trailer);
     }
-    match read_value(payload) {
+    match read_value_with(payload, zset_limits) {
         Ok(Some(value)) => Ok(value),
         Ok(None) => Err(PayloadError::BadFormat),
-        Err(RdbError::UnsupportedValue { kind, .. }) => Err(PayloadError::Unsupported(kind)),
         Err(RdbError::UnsupportedType { name, .. }) => Err(PayloadError::Unsupported(name)),
         Err(_) => Err(PayloadError::BadFormat),
     }

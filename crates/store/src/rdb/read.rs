@@ -10,13 +10,24 @@ use crate::hash::{self, Hash};
 use crate::list::List;
 use crate::set::{self, Set};
 use crate::value::{Form, Str, Value};
+use crate::zset;
 
 /// The value in a DUMP payload whose trailer was checked already: a type
 /// byte, then the value's encoding. Like Redis, reads from the start of
 /// the payload and ignores what follows the value; `None` for an empty
 /// collection (which Redis refuses too).
 pub fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
+    read_value_with(payload, zset::Limits::default())
+}
+
+/// [`read_value`], a sorted set loaded under `zset_limits` as Redis
+/// loads one under its `zset-max-listpack-*`.
+pub fn read_value_with(
+    payload: &[u8],
+    zset_limits: zset::Limits,
+) -> Result<Option<Value>, RdbError> {
     let mut r = Reader::new(payload);
+    r.set_zset_limits(zset_limits);
     let ty = r.byte()?;
     r.object(ty, b"", 0)
 }
@@ -30,6 +41,8 @@ pub struct Reader<'a> {
     pos: usize,
     /// When a hash loaded stays packed (Redis reads its configuration).
     hash_limits: hash::Limits,
+    /// When a sorted set loaded stays packed.
+    zset_limits: zset::Limits,
 }
 
 /// How a length field reads.
@@ -46,6 +59,7 @@ impl<'a> Reader<'a> {
             data,
             pos: 0,
             hash_limits: hash::Limits::default(),
+            zset_limits: zset::Limits::default(),
         }
     }
 
@@ -53,6 +67,12 @@ impl<'a> Reader<'a> {
     /// (`hash-max-listpack-*`; Redis's defaults until set).
     pub fn set_hash_limits(&mut self, limits: hash::Limits) {
         self.hash_limits = limits;
+    }
+
+    /// Sorted sets loaded from now on stay packed within `limits`
+    /// (`zset-max-listpack-*`; Redis's defaults until set).
+    pub fn set_zset_limits(&mut self, limits: zset::Limits) {
+        self.zset_limits = limits;
     }
 
     /// Where the next read starts.
@@ -179,10 +199,6 @@ impl<'a> Reader<'a> {
     /// A value of type `ty` for `key` (whose record starts at `at`), or
     /// `None` for an empty collection, which Redis skips.
     pub fn object(&mut self, ty: u8, key: &[u8], at: usize) -> Result<Option<Value>, RdbError> {
-        let refuse = |kind: &'static str| RdbError::UnsupportedValue {
-            key: printable(key),
-            kind,
-        };
         // Packed encodings are a string holding a structure; a bad one is
         // reported where its string starts.
         let bad = |offset: usize, what: &str| RdbError::Corrupt {
@@ -341,44 +357,11 @@ impl<'a> Reader<'a> {
                     .map_err(|e| bad(start, &e.to_string()))?;
                 Ok(non_empty_hash(hash))
             }
-            kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
-                let start = self.pos;
-                let blob = self.string()?;
-                let items = if ty == kind::ZSET_ZIPLIST {
-                    ziplist::decode(&blob)
-                } else {
-                    listpack::decode(&blob)
-                }
-                .map_err(|e| bad(start, e))?;
-                if items.len() % 2 != 0 {
-                    return Err(bad(start, "odd number of elements in a pairs encoding"));
-                }
-                if items.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(refuse("zset"))
-                }
-            }
-            kind::ZSET | kind::ZSET_2 => {
-                let n = self.count(2)?;
-                for _ in 0..n {
-                    self.string()?;
-                    if ty == kind::ZSET_2 {
-                        self.take(8)?;
-                    } else {
-                        // A length byte, then that much text; 253..=255
-                        // stand for NaN and the infinities.
-                        let len = self.byte()?;
-                        if len < 253 {
-                            self.take(usize::from(len))?;
-                        }
-                    }
-                }
-                if n == 0 {
-                    Ok(None)
-                } else {
-                    Err(refuse("zset"))
-                }
+            // Sorted sets are built as Redis loads them under the limits
+            // set here (Redis's defaults unless told otherwise).
+            kind::ZSET | kind::ZSET_2 | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+                let limits = self.zset_limits;
+                Ok(zset::load(self, ty, &limits)?.map(Value::ZSet))
             }
             kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
                 Err(RdbError::UnsupportedType {

@@ -27,6 +27,8 @@ enum V {
     Set(std::collections::BTreeSet<Vec<u8>>, &'static str),
     /// A hash: its encoding and its pairs, sorted.
     H(&'static str, Vec<(Vec<u8>, Vec<u8>)>),
+    /// A sorted set: its encoding and its pairs in order (scores as bits).
+    Z(&'static str, Vec<(Vec<u8>, u64)>),
 }
 
 fn v(value: &Value) -> V {
@@ -42,6 +44,10 @@ fn v(value: &Value) -> V {
             pairs.sort();
             V::H(h.encoding(), pairs)
         }
+        Value::ZSet(z) => V::Z(
+            z.encoding(),
+            z.iter().map(|(m, s)| (m.to_vec(), s.to_bits())).collect(),
+        ),
     }
 }
 

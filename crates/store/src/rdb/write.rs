@@ -33,6 +33,7 @@ pub fn value_type(value: &Value) -> u8 {
         Value::Set(_) => kind::SET,
         Value::Hash(h) if h.is_packed() => kind::HASH_LISTPACK,
         Value::Hash(_) => kind::HASH,
+        Value::ZSet(z) => crate::zset::rdb_type(z),
     }
 }
 
@@ -125,6 +126,7 @@ impl<'w, W: Write> Writer<'w, W> {
             Value::List(list) => self.quicklist(list.iter()),
             Value::Set(set) => self.set(set),
             Value::Hash(hash) => self.hash(hash),
+            Value::ZSet(zset) => crate::zset::save(self, zset),
         }
     }
 
