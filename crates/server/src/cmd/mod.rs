@@ -5,6 +5,7 @@
 //! into the connection's output buffer. Handlers never touch a socket, so
 //! each is a plain function of its input.
 
+mod bitmaps;
 mod connection;
 mod dump;
 mod hashes;
@@ -268,6 +269,15 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "getrange", 4, READONLY, KEY1, strings::getrange;
     "substr", 4, READONLY, KEY1, strings::getrange;
     "setrange", 4, WRITE | DENYOOM, KEY1, strings::setrange;
+    // bitmaps and LCS
+    "setbit", 4, WRITE | DENYOOM, KEY1, bitmaps::setbit;
+    "getbit", 3, READONLY | FAST, KEY1, bitmaps::getbit;
+    "bitcount", -2, READONLY, KEY1, bitmaps::bitcount;
+    "bitpos", -3, READONLY, KEY1, bitmaps::bitpos;
+    "bitop", -4, WRITE | DENYOOM, (2, -1, 1), bitmaps::bitop;
+    "bitfield", -2, WRITE | DENYOOM, KEY1, bitmaps::bitfield;
+    "bitfield_ro", -2, READONLY | FAST, KEY1, bitmaps::bitfield_ro;
+    "lcs", -3, READONLY, (1, 2, 1), bitmaps::lcs;
     // lists
     "lpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::lpush;
     "rpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::rpush;
