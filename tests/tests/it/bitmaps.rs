@@ -512,3 +512,93 @@ fn random_bit_operations_match_redis() {
         );
     }
 }
+
+/// What replicas hear of bit writes, compared with redis-server's stream:
+/// SETBIT and BITFIELD as themselves when a bit changed, nothing when none
+/// did (or a BITFIELD only read), BITOP as itself, a DEL-like BITOP when
+/// its result is empty and the destination existed.
+#[test]
+fn bit_writes_stream_like_redis() {
+    use crate::replication::{attach_to_stream, read_stream};
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let mut streams = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let (mut s, mut buf) = attach_to_stream(addr);
+        let mut c = ember_tests::connect(addr);
+        for line in [
+            "SETBIT k 7 1",
+            "SETBIT k 7 1",
+            "SETBIT k 7 0",
+            "SETBIT k 100 0",
+            "SETBIT k 100 0",
+            "SETBIT k -1 1",
+            "GETBIT k 7",
+            "BITFIELD k GET u8 0",
+            "BITFIELD k SET u8 0 0",
+            "BITFIELD k SET u8 0 5 GET u8 0",
+            "BITFIELD k OVERFLOW FAIL INCRBY u2 0 9",
+            "BITFIELD k OVERFLOW FAIL INCRBY u2 0 9 INCRBY u8 8 1",
+            "BITFIELD k INCRBY i5 0 0",
+            "BITFIELD_RO k GET u8 0",
+            "BITOP NOT d k",
+            "BITOP AND d none",
+            "BITOP AND d none",
+            "BITCOUNT k",
+            "BITPOS k 1",
+            "LCS k d",
+        ] {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            call(&mut c, &args);
+        }
+        call(&mut c, &[b"SET", b"end", b"1"]);
+        streams.push(read_stream(&mut s, &mut buf, "end"));
+    }
+    assert_eq!(
+        streams[0], streams[1],
+        "redis sent the first, ember the second"
+    );
+}
+
+/// `rdb_changes_since_last_save` moves only when a write changed
+/// something, as Redis's does: a SETBIT or BITFIELD that leaves every bit
+/// as it was is no change.
+#[test]
+fn only_changes_count_as_changes() {
+    let mut p = Pair::start();
+    let changes = |conn: &mut TcpStream| -> i64 {
+        let info = call(conn, &[b"INFO", b"persistence"]);
+        let text = String::from_utf8_lossy(&info).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the field")
+    };
+    let mut seen = Vec::new();
+    for conn in [&mut p.redis, &mut p.ember] {
+        let start = changes(conn);
+        let mut deltas = Vec::new();
+        for line in [
+            "SETBIT k 0 0",
+            "SETBIT k 0 0",
+            "SETBIT k 0 1",
+            "SETBIT k 0 1",
+            "SETBIT k 100 0",
+            "BITFIELD f SET i5 0 0",
+            "BITFIELD f SET i5 0 0",
+            "BITFIELD f SET i5 0 1",
+            "BITFIELD f GET i5 0",
+            "BITFIELD f INCRBY i5 0 1",
+            "BITFIELD f OVERFLOW FAIL INCRBY u2 0 9",
+            "BITOP AND none1 none2",
+            "BITOP OR d k",
+            "DEL nothing",
+        ] {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            call(conn, &args);
+            deltas.push(changes(conn) - start);
+        }
+        seen.push(deltas);
+    }
+    assert_eq!(seen[0], seen[1], "redis's counts first, ember's second");
+}
