@@ -139,12 +139,14 @@ fn find_bit(bytes: &[u8], bit: bool, from: u64, to: u64) -> Option<u64> {
     let middle = &bytes[first + 1..last];
     let mut at = first + 1;
     let mut words = middle.chunks_exact(8);
+    let skip_word = u64::from_ne_bytes([skip; 8]);
     for w in &mut words {
-        if w.iter().all(|&b| b == skip) {
-            at += 8;
-            continue;
+        let mut word = [0; 8];
+        word.copy_from_slice(w);
+        if u64::from_ne_bytes(word) != skip_word {
+            break;
         }
-        break;
+        at += 8;
     }
     for (i, &b) in bytes.iter().enumerate().take(last).skip(at) {
         let b = if bit { b } else { !b };
@@ -494,6 +496,27 @@ mod tests {
         );
         assert_eq!(bitpos(b"", true, None, None, Unit::Byte), -1);
         assert_eq!(bitpos(b"", false, None, None, Unit::Byte), -1);
+    }
+
+    /// One wanted bit anywhere in long runs of the other: the word-wide
+    /// skip finds it wherever it lies.
+    #[test]
+    fn positions_in_long_runs() {
+        for len in 1..40usize {
+            for at in 0..len as u64 * 8 {
+                let mut zeros = vec![0u8; len];
+                set_bit(&mut zeros, at, true);
+                assert_eq!(bitpos(&zeros, true, None, None, Unit::Byte), at as i64);
+                let mut ones = vec![0xffu8; len];
+                set_bit(&mut ones, at, false);
+                assert_eq!(bitpos(&ones, false, None, None, Unit::Byte), at as i64);
+                let from = at.saturating_sub(3) as i64;
+                assert_eq!(
+                    bitpos(&ones, false, Some(from), Some(-1), Unit::Bit),
+                    at as i64
+                );
+            }
+        }
     }
 
     #[test]
