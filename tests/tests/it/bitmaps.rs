@@ -602,3 +602,48 @@ fn only_changes_count_as_changes() {
     }
     assert_eq!(seen[0], seen[1], "redis's counts first, ember's second");
 }
+
+/// Keyspace hits and misses as Redis counts them: the reads (GETBIT,
+/// BITCOUNT, BITPOS, BITOP's sources, BITFIELD of GETs, LCS) count, the
+/// writes' own lookups do not.
+#[test]
+fn keyspace_hits_and_misses_count_like_redis() {
+    let mut p = Pair::start();
+    let field = |conn: &mut TcpStream, name: &str| -> i64 {
+        let info = call(conn, &[b"INFO", b"stats"]);
+        let text = String::from_utf8_lossy(&info).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the field")
+    };
+    let mut seen = Vec::new();
+    for conn in [&mut p.redis, &mut p.ember] {
+        call(conn, &[b"CONFIG", b"RESETSTAT"]);
+        for line in [
+            "SETBIT k 0 1",
+            "SETBIT k 1 1",
+            "GETBIT k 0",
+            "GETBIT none 0",
+            "BITCOUNT k",
+            "BITCOUNT none",
+            "BITPOS k 1",
+            "BITPOS none 1",
+            "BITOP OR d k none",
+            "BITFIELD k GET u8 0",
+            "BITFIELD none GET u8 0",
+            "BITFIELD k SET u8 0 1",
+            "BITFIELD_RO k GET u8 0",
+            "LCS k none",
+            "LCS k d",
+        ] {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            call(conn, &args);
+        }
+        seen.push((field(conn, "keyspace_hits"), field(conn, "keyspace_misses")));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "redis's (hits, misses) first, ember's second"
+    );
+}

@@ -380,8 +380,11 @@ pub(super) fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let db = ctx.client.db;
     let now = ctx.now;
     let mut locked = ctx.shards.lock_keys([ka, kb]);
+    let stats = &mut ctx.client.stats;
     let mut value = |key: &[u8]| -> Result<Bytes, CmdError> {
-        match locked.db(db, key).get(key, now) {
+        let found = locked.db(db, key).get(key, now);
+        stats.hit(found.is_some());
+        match found {
             None => Ok(Bytes::new()),
             Some(Entry {
                 value: Value::Str(s),
