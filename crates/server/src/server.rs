@@ -131,11 +131,13 @@ pub(crate) struct Stats {
     /// Error replies by their code (`ERR`, `WRONGTYPE`, ...).
     pub(crate) errors: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) error_replies: AtomicU64,
-    /// Calls of write commands since startup, for
+    /// Calls of write commands that changed something since startup (and
+    /// FLUSHALL, FLUSHDB, SWAPDB, which Redis counts anyway), for
     /// `rdb_changes_since_last_save`. Redis counts changes (an RPUSH of
-    /// three elements is three, a DEL of a missing key none); this counts
-    /// calls, failed ones included, so it is an approximation that is zero
-    /// exactly when nothing was written. CONFIG RESETSTAT leaves it alone.
+    /// three elements is three, a DEL of a missing key none, a SETBIT that
+    /// leaves its bit as it was none); this counts one a call, so it is an
+    /// approximation that is zero exactly when nothing was written. CONFIG
+    /// RESETSTAT leaves it alone.
     pub(crate) dirty: AtomicU64,
     /// Per command, as `commands`: how long its calls took
     /// (`latencystats`).
@@ -333,6 +335,9 @@ pub(crate) struct LocalStats {
     index: Option<usize>,
     calls: u64,
     usec: u64,
+    /// Write calls that changed something, for
+    /// `rdb_changes_since_last_save`.
+    changes: u64,
     hits: u64,
     misses: u64,
     latency: crate::latency::Local,
@@ -350,6 +355,11 @@ impl LocalStats {
         if stats.latency_tracking.load(Ordering::Relaxed) {
             self.latency.record(took.as_nanos() as u64);
         }
+    }
+
+    /// Counts a write that changed the keyspace.
+    pub(crate) fn changed(&mut self) {
+        self.changes += 1;
     }
 
     /// Counts a keyspace hit or miss.
@@ -370,16 +380,12 @@ impl LocalStats {
             stats
                 .commands_processed
                 .fetch_add(self.calls, Ordering::Relaxed);
-            // Subcommands (past the table's end) are never writes.
-            let write = crate::cmd::COMMANDS
-                .get(index)
-                .is_some_and(|c| c.flags & crate::cmd::flags::WRITE != 0);
-            if write {
-                stats.dirty.fetch_add(self.calls, Ordering::Relaxed);
-            }
             if let Some(h) = stats.latency.get(index) {
                 self.latency.flush(h);
             }
+        }
+        if self.changes > 0 {
+            stats.dirty.fetch_add(self.changes, Ordering::Relaxed);
         }
         if self.hits > 0 {
             stats.keyspace_hits.fetch_add(self.hits, Ordering::Relaxed);

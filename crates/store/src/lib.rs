@@ -3,8 +3,9 @@
 //! What a key can hold and how it is encoded: strings that live inside
 //! their entry when short ([`value`]), the packed list ([`list`]), the
 //! sets in their two encodings ([`set`], on the hash table of [`dict`]), the
-//! long-double arithmetic of INCRBYFLOAT ([`longdouble`]), glob patterns
-//! ([`glob`]) and the RDB encodings of values ([`rdb`]: DUMP payloads,
+//! long-double arithmetic of INCRBYFLOAT ([`longdouble`]), the bit
+//! arithmetic of the bitmap commands ([`bits`]) and LCS's table
+//! ([`lcs`]), glob patterns ([`glob`]) and the RDB encodings of values ([`rdb`]: DUMP payloads,
 //! and the pieces a file is made of). [`keyspace`] has the keyspace's
 //! leaf types: entries, keys, their hash, and the index of keys with a
 //! deadline that expiry samples. The server composes these with its
@@ -19,10 +20,12 @@
 //! hear about is returned to it.
 #![warn(missing_docs)]
 
+pub mod bits;
 pub mod dict;
 pub mod glob;
 pub mod hash;
 pub mod keyspace;
+pub mod lcs;
 pub mod list;
 pub mod longdouble;
 pub mod rdb;

@@ -1,6 +1,6 @@
 //! Values stored under keys.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::hash::Hash;
 use crate::list::List;
@@ -180,6 +180,48 @@ impl Str {
             Str::Shared { bytes, .. } => bytes.clone(),
         }
     }
+
+    /// Changes the string in place (SETBIT, BITFIELD): grows it with zeros
+    /// to at least `min_len` bytes, marks it [`Form::Raw`], and hands `f`
+    /// its bytes. A short string is changed inside the entry; a long one
+    /// whose handle nobody else holds is changed where it lies, and one
+    /// still shared (with a request buffer, a snapshot) is copied once.
+    pub fn modify<R>(&mut self, min_len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        match self {
+            Str::Inline { len, form, data } if min_len <= INLINE => {
+                *form = Form::Raw;
+                let old_len = usize::from(*len);
+                let new_len = old_len.max(min_len);
+                data[old_len..new_len].fill(0);
+                *len = new_len as u8;
+                f(&mut data[..new_len])
+            }
+            Str::Inline { len, data, .. } => {
+                let mut buf = BytesMut::with_capacity(min_len);
+                buf.extend_from_slice(&data[..usize::from(*len)]);
+                buf.resize(min_len, 0);
+                let r = f(&mut buf);
+                *self = Str::Shared {
+                    form: Form::Raw,
+                    bytes: buf.freeze(),
+                };
+                r
+            }
+            Str::Shared { form, bytes } => {
+                *form = Form::Raw;
+                let mut buf = match std::mem::take(bytes).try_into_mut() {
+                    Ok(unique) => unique,
+                    Err(shared) => BytesMut::from(&shared[..]),
+                };
+                if buf.len() < min_len {
+                    buf.resize(min_len, 0);
+                }
+                let r = f(&mut buf);
+                *bytes = buf.freeze();
+                r
+            }
+        }
+    }
 }
 
 /// What decides a string's reported encoding.
@@ -258,5 +300,26 @@ mod tests {
         let edge = Str::from_slice(&[b'z'; INLINE], Form::Auto);
         assert_eq!(edge.bytes().len(), INLINE);
         assert!(edge.shared().is_none());
+    }
+
+    #[test]
+    fn modified_in_place() {
+        let mut s = Str::from_i64(12);
+        s.modify(3, |b| b[2] = b'x');
+        assert_eq!((s.bytes(), s.encoding()), (&b"12x"[..], "raw"));
+        assert!(s.shared().is_none());
+        // Growing past the inline room moves it to a handle.
+        s.modify(INLINE + 2, |b| b[INLINE + 1] = 1);
+        assert_eq!(s.bytes().len(), INLINE + 2);
+        assert_eq!(&s.bytes()[..3], b"12x");
+        // A handle nobody else holds is changed where it lies.
+        let at = s.shared().map(|b| b.as_ptr());
+        s.modify(0, |b| b[0] = b'9');
+        assert_eq!(s.shared().map(|b| b.as_ptr()), at);
+        assert_eq!(s.bytes()[0], b'9');
+        // A shared one is copied, and the other holder keeps its bytes.
+        let other = s.to_bytes();
+        s.modify(0, |b| b[0] = b'8');
+        assert_eq!((other[0], s.bytes()[0]), (b'9', b'8'));
     }
 }

@@ -5,6 +5,7 @@
 //! into the connection's output buffer. Handlers never touch a socket, so
 //! each is a plain function of its input.
 
+mod bitmaps;
 mod connection;
 mod dump;
 mod hashes;
@@ -274,6 +275,15 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     // (KEYSPACE) when one is used.
     "sort", -2, WRITE | DENYOOM | KEYSPACE | MOVABLEKEYS, KEY1, sort::sort;
     "sort_ro", -2, READONLY | KEYSPACE, KEY1, sort::sort_ro;
+    // bitmaps and LCS
+    "setbit", 4, WRITE | DENYOOM, KEY1, bitmaps::setbit;
+    "getbit", 3, READONLY | FAST, KEY1, bitmaps::getbit;
+    "bitcount", -2, READONLY, KEY1, bitmaps::bitcount;
+    "bitpos", -3, READONLY, KEY1, bitmaps::bitpos;
+    "bitop", -4, WRITE | DENYOOM, (2, -1, 1), bitmaps::bitop;
+    "bitfield", -2, WRITE | DENYOOM, KEY1, bitmaps::bitfield;
+    "bitfield_ro", -2, READONLY | FAST, KEY1, bitmaps::bitfield_ro;
+    "lcs", -3, READONLY, (1, 2, 1), bitmaps::lcs;
     // lists
     "lpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::lpush;
     "rpush", -3, WRITE | FAST | DENYOOM, KEY1, lists::rpush;
@@ -842,7 +852,7 @@ pub(crate) fn execute(
     // before anyone else sees its keys: Redis's `handleClientsBlockedOnKeys`
     // after each command.
     if let Some(mut locked) = ctx.shards.release() {
-        crate::blocking::serve_ready(&mut locked, serving_time(now));
+        served_ready(ctx.client, &mut locked, serving_time(now));
         if let Some(offset) = shared.repl.append_recorded() {
             ctx.client.woff = offset;
         }
@@ -855,6 +865,16 @@ pub(crate) fn execute(
         After::Replica
     } else {
         After::Continue
+    }
+}
+
+/// Serves the clients blocked on keys made ready; their pops count as a
+/// change of the command that made them ready.
+pub(crate) fn served_ready(client: &mut Client, locked: &mut crate::db::Locked<'_>, now: i64) {
+    let dirty = prop::dirty_count();
+    crate::blocking::serve_ready(locked, now);
+    if prop::dirty_count() != dirty {
+        client.stats.changed();
     }
 }
 
@@ -931,9 +951,12 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     ctx.cmd = cmd;
     let dirty = prop::dirty_count();
     let result = (cmd.handler)(ctx, req);
+    let changed = prop::dirty_count() != dirty;
     if prop::recording() {
-        let changed = prop::dirty_count() != dirty;
         record(ctx, cmd, req, result.is_ok(), changed);
+    }
+    if cmd.flags & WRITE != 0 && (changed || forced(cmd, result.is_ok())) {
+        ctx.client.stats.changed();
     }
     let took = ctx.client.clock.tick();
     // A container's calls count on its subcommand (`config|get`).
@@ -945,6 +968,12 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
         ctx.shared.stats.commands[stat].failed.fetch_add(1, Relaxed);
         ctx.reply.error(text);
     }
+}
+
+/// Whether Redis counts `cmd` as a change, and sends it to replicas, even
+/// when it changed nothing.
+fn forced(cmd: &Command, ok: bool) -> bool {
+    ok && matches!(cmd.name, "flushall" | "flushdb" | "swapdb")
 }
 
 /// Records what a command did for replicas: what it asked to be
@@ -959,9 +988,7 @@ fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bo
     if cmd.flags & WRITE == 0 {
         return;
     }
-    // Redis forces these into the stream even when nothing changed.
-    let forced = ok && matches!(cmd.name, "flushall" | "flushdb" | "swapdb");
-    if !changed && !forced {
+    if !changed && !forced(cmd, ok) {
         return;
     }
     let db = ctx.client.db;

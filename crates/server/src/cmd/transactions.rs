@@ -23,7 +23,6 @@ use super::{
     COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, NOREPLICAS, OOM, WRITE, call,
     command_keys,
 };
-use crate::blocking;
 use crate::client::Client;
 use crate::db::{Shards, WatchFlag};
 use crate::server::Shared;
@@ -173,7 +172,7 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     if let Some(mut locked) = ctx.shards.release() {
         // Clients blocked on keys the transaction filled are served now,
         // still under its locks, from what the transaction left.
-        blocking::serve_ready(&mut locked, super::serving_time(ctx.now));
+        super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
         if let Some(offset) = ctx.shared.repl.append_recorded() {
             ctx.client.woff = offset;
         }
