@@ -1361,7 +1361,24 @@ impl Generator {
             "12345678901234567890",
         ]);
         let n = self.pick(&["0", "1", "-1", "3", "100", "-100", "x"]);
-        let text = match self.next() % 28 {
+        // Scores with ties, negative zero, infinities and long decimals.
+        let score = self.pick(&[
+            "1",
+            "1",
+            "-0",
+            "0",
+            "+inf",
+            "-inf",
+            "1.5",
+            "0.1",
+            "3.14159265358979323846",
+            "1e300",
+            "-2.5e-10",
+            "nan",
+            "x",
+        ]);
+        let member = self.pick(&["m", "n", "o", "1", "2", "abc", ""]);
+        let text = match self.next() % 32 {
             0 => format!("SET {key} \"{value}\""),
             1 => format!(
                 "SET {key} \"{value}\" {}",
@@ -1439,6 +1456,64 @@ impl Generator {
                 .pick(&["MULTI", "EXEC", "DISCARD", "UNWATCH"])
                 .to_string(),
             27 => format!("WATCH {key} {other}"),
+            // Sorted sets: small ones (listpack), so that even lex ranges
+            // over mixed scores are defined.
+            28 => match self.next() % 12 {
+                0 => format!("ZADD {key} {score} \"{member}\" 2 n"),
+                1 => format!(
+                    "ZADD {key} {} {score} \"{member}\"",
+                    self.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "GT CH", "NX XX"])
+                ),
+                2 => format!("ZINCRBY {key} {score} \"{member}\""),
+                3 => format!(
+                    "ZRANGE {key} {n} {} WITHSCORES",
+                    self.pick(&["-1", "0", "2"])
+                ),
+                4 => format!(
+                    "ZRANGEBYSCORE {key} {} {} WITHSCORES",
+                    self.pick(&["-inf", "(1", "0", "-0"]),
+                    self.pick(&["+inf", "1", "(1.5", "0"])
+                ),
+                5 => format!(
+                    "ZRANGEBYLEX {key} {} +",
+                    self.pick(&["-", "[m", "(n", "[1"])
+                ),
+                6 => format!("ZSCORE {key} \"{member}\""),
+                7 => format!("ZRANK {key} \"{member}\""),
+                8 => format!("ZPOPMIN {key} {}", self.pick(&["", "1", "2"])),
+                9 => format!("ZREM {key} \"{member}\" n"),
+                10 => format!("ZCOUNT {key} {} +inf", self.pick(&["-inf", "(0", "1"])),
+                _ => format!("ZUNIONSTORE {other} 2 {key} {other} WEIGHTS 2 1"),
+            },
+            // Hashes (listpack: insertion order, as Redis's) and sets,
+            // read without orders that are each table's own.
+            29 => match self.next() % 10 {
+                0 => format!("HSET {key} f \"{value}\" \"{member}\" 1"),
+                1 => format!("HGET {key} \"{member}\""),
+                2 => format!("HINCRBY {key} f {n}"),
+                3 => format!("HGETALL {key}"),
+                4 => format!("HDEL {key} f \"{member}\""),
+                5 => format!("SADD {key} \"{member}\" \"{value}\""),
+                6 => format!("SREM {key} \"{member}\""),
+                7 => format!("SCARD {key}"),
+                8 => format!("SISMEMBER {key} \"{member}\""),
+                _ => format!("SINTERCARD 2 {key} {other}"),
+            },
+            // SORT over whatever the keys hold, and bitmaps.
+            30 => match self.next() % 4 {
+                0 => format!(
+                    "SORT {key} {}",
+                    self.pick(&["", "ALPHA", "DESC", "LIMIT 1 2"])
+                ),
+                1 => format!("SORT {key} ALPHA STORE {other}"),
+                2 => format!(
+                    "SETBIT {key} {} {}",
+                    self.pick(&["0", "7", "100"]),
+                    self.pick(&["0", "1"])
+                ),
+                _ => format!("BITCOUNT {key}"),
+            },
+            31 => format!("TYPE {key}"),
             _ => format!("OBJECT ENCODING {key}"),
         };
         cmd(&text)
