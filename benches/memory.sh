@@ -10,6 +10,8 @@
 #   hash      one hash of N fields `field:NNNNNNNNNN` (hashtable)
 #   intset    one set of N integers (hashtable beyond 512)
 #   set       one set of N short strings `member:NNNNNNNNNN`
+#   zset      one sorted set of N members `member:NNNNNNNNNN`, score N
+#   zsets     N/10 sorted sets of 10 members `m0`..`m9` (listpack)
 #
 # Usage: benches/memory.sh [N] [VALUE_SIZE] [KIND]   (defaults: 1000000 3 keys)
 set -euo pipefail
@@ -48,6 +50,18 @@ elif kind == "hash":
         for i in range(start, min(keys, start + 100)):
             args += [b"field:%010d" % i, value]
         command(*args)
+elif kind == "zset":
+    for start in range(0, keys, 100):
+        args = [b"ZADD", b"zset"]
+        for i in range(start, min(keys, start + 100)):
+            args += [b"%d" % i, b"member:%010d" % i]
+        command(*args)
+elif kind == "zsets":
+    for z in range(keys // 10):
+        args = [b"ZADD", b"zset:%010d" % z]
+        for m in range(10):
+            args += [b"%d" % m, b"m%d" % m]
+        command(*args)
 elif kind in ("intset", "set"):
     for start in range(0, keys, 100):
         args = [b"SADD", b"set"]
@@ -72,6 +86,8 @@ for name in redis ember; do
         hashes) count=$(($(redis-cli -p "$port" dbsize) * 10)) ;;
         hash) count=$(redis-cli -p "$port" hlen hash) ;;
         intset | set) count=$(redis-cli -p "$port" scard set) ;;
+        zset) count=$(redis-cli -p "$port" zcard zset) ;;
+        zsets) count=$(($(redis-cli -p "$port" dbsize) * 10)) ;;
         *) count=$(redis-cli -p "$port" dbsize) ;;
     esac
     [[ $count == "$keys" ]] || { echo "$name holds $count, not $keys" >&2; exit 1; }

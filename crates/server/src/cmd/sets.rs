@@ -80,8 +80,8 @@ fn bulk(reply: &mut Reply<'_>, e: Elem<'_>) {
 pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let shared = ctx.shared;
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let members = (2..req.len()).map(|i| &req[i]);
     let added = match get_set(db, key, ctx.now)? {
         Some(set) => {
@@ -110,8 +110,8 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(set) = get_set(db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
@@ -187,8 +187,8 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(i64::from(set.is_some_and(|s| s.contains(&req[2]))));
@@ -197,8 +197,8 @@ pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for i in 2..req.len() {
@@ -210,8 +210,8 @@ pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.int(set.map_or(0, |s| s.len()) as i64);
     Ok(())
@@ -219,8 +219,8 @@ pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
         ctx.reply.set(0);
         return Ok(());
@@ -245,8 +245,8 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let key = &req[1];
     let (dbi, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(dbi, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[dbi];
     let Some(set) = get_set(db, key, now)? else {
         match count {
             Some(_) => ctx.reply.set(0),
@@ -326,8 +326,8 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         None => None,
     };
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?.map(|s| &*s);
     let reply = &mut ctx.reply;
     let Some(count) = count else {
@@ -617,8 +617,8 @@ pub(super) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
 pub(super) fn sscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = parse_cursor(&req[2])?;
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
         // Redis answers a missing key before it reads the options.
         ctx.reply.array(2);

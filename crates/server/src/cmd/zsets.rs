@@ -155,8 +155,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, req: &Request, mut flags: AddFlags, mut at: u
         .collect::<Result<Vec<(f64, &[u8])>, ZsetError>>()?;
     let key = &req[1];
     let limits = limits(ctx.shared);
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let existing = get_zset(db, key, ctx.now)?;
     if existing.is_none() && flags.xx {
         if flags.incr {
@@ -229,8 +229,8 @@ pub(super) fn zincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(zset) = get_zset(db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
@@ -252,8 +252,8 @@ pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.int(zset.map_or(0, |z| z.len()) as i64);
     Ok(())
@@ -261,8 +261,8 @@ pub(super) fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     match zset.and_then(|z| z.score(&req[2])) {
         Some(s) => ctx.reply.double(s),
@@ -273,8 +273,8 @@ pub(super) fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn zmscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for i in 2..req.len() {
@@ -288,8 +288,8 @@ pub(super) fn zmscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn zrank_generic(ctx: &mut Ctx<'_>, req: &Request, reverse: bool) -> CmdResult {
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     match zset.and_then(|z| z.rank(&req[2], reverse)) {
         Some(r) => ctx.reply.int(r as i64),
@@ -310,8 +310,8 @@ pub(super) fn zcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // The range is read before the key is looked up, as in Redis.
     let range = ScoreRange::parse(&req[2], &req[3])?;
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(zset.map_or(0, |z| z.count_by_score(&range)) as i64);
@@ -321,8 +321,8 @@ pub(super) fn zcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zlexcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let range = LexRange::parse(&req[2], &req[3])?;
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(zset.map_or(0, |z| z.count_by_lex(&range)) as i64);
@@ -488,8 +488,8 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, req: &Request, by: By) -> CmdResult {
         _ => Range::Rank(parse_i64(&req[2])?, parse_i64(&req[3])?),
     };
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(zset) = get_zset(db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
@@ -554,8 +554,8 @@ fn zpop(ctx: &mut Ctx<'_>, req: &Request, max: bool) -> CmdResult {
         None => None,
     };
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     if get_zset(db, key, ctx.now)?.is_none() || count == Some(0) {
         ctx.reply.array(0);
         return Ok(());
@@ -785,8 +785,8 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         count = Some(n);
     }
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
     let reply = &mut ctx.reply;
     let Some(count) = count else {
@@ -847,8 +847,8 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = super::sets::parse_cursor(&req[2])?;
     let key = &req[1];
-    let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
+    let mut shard = ctx.shards.lock_key(key);
+    let db = &mut shard.dbs[ctx.client.db];
     let Some(zset) = read_zset(db, key, ctx.now, &mut ctx.client.stats)? else {
         // Redis answers a missing key before it reads the options.
         ctx.reply.array(2);
