@@ -10,7 +10,9 @@
 # Usage: benches/cpu-per-request.sh [KEYS] [REQUESTS] [TESTS]
 #   KEYS      preloaded keys (default 1000000); 1 measures one hot key
 #   REQUESTS  requests per run (default 2000000)
-#   TESTS     comma-separated (default get,set,incr,mget10,exists,expire,hget,hset)
+#   TESTS     comma-separated (default get,set,incr,mget10,exists,expire,hget,hset);
+#             also zadd (ZADD into one sorted set, random members, which
+#             grows to KEYS members), zrange100 (ZRANGE of a 100-member set)
 #   ROUNDS    (environment) runs per row and server, alternating; the
 #             median counts (default 3)
 #   PIPELINES (environment) default "1 16"
@@ -50,6 +52,9 @@ for i in range(int(sys.argv[1])):
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(key), key))
     h = b"hash:%012d" % i
     out.write(b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$1\r\nf\r\n$1\r\n1\r\n" % (len(h), h))
+for i in range(100):
+    m = b"member:%d" % i
+    out.write(b"*4\r\n$4\r\nZADD\r\n$2\r\nzr\r\n$%d\r\n%d\r\n$%d\r\n%s\r\n" % (len(b"%d" % i), i, len(m), m))
 PY
 for port in "$redis_port" "$ember_port"; do
     redis-cli -p "$port" --pipe < "$workdir/preload.resp" >/dev/null
@@ -67,6 +72,8 @@ command_of() {
         expire) echo "EXPIRE $k 100000" ;;
         hget) echo "HGET $h f" ;;
         hset) echo "HSET $h f 2" ;;
+        zadd) echo "ZADD zbig __rand_int__ member:__rand_int__" ;;
+        zrange100) echo "ZRANGE zr 0 99" ;;
         *) echo "unknown test $1" >&2; exit 1 ;;
     esac
 }
