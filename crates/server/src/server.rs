@@ -770,7 +770,7 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
         path: path.clone(),
         reason,
     };
-    let mut loaded = match crate::rdb::load_file(&path, crate::cmd::zsets::limits(shared)) {
+    let mut loaded = match crate::rdb::load_file(&path, shared.encodings.load_limits()) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return Ok(()),
         Err(e) => return Err(fail(e.to_string())),

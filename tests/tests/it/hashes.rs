@@ -985,3 +985,61 @@ fn replication_stream_of_hash_writes_matches_redis() {
     }
     assert_eq!(streams[0], streams[1]);
 }
+
+/// RESTORE loads a hash under the configured `hash-max-listpack-*`, as
+/// Redis does: the encoding OBJECT ENCODING shows afterwards is Redis's,
+/// under several limits, for packed and table payloads.
+#[test]
+fn restored_hashes_follow_the_configured_limits() {
+    let mut both = Both::start();
+    let mut big: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"big".to_vec()];
+    for i in 0..200 {
+        big.push(format!("f{i}").into_bytes());
+        big.push(b"v".to_vec());
+    }
+    let big: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    let long = "x".repeat(100);
+    for args in [
+        &[&b"HSET"[..], b"small", b"a", b"1", b"b", b"2"][..],
+        &big,
+        &[b"HSET", b"long", b"f", long.as_bytes()],
+    ] {
+        both.both(Mode::Exact, args);
+    }
+    for source in [&b"small"[..], b"big", b"long"] {
+        let (payload, _) = both.both(Mode::Ignore, &[b"DUMP", source]);
+        let payload = match frame(&payload) {
+            Frame::Bulk(b) => b,
+            other => panic!("{other:?}"),
+        };
+        for (entries, value) in [
+            (&b"1"[..], &b"64"[..]),
+            (b"1000", b"200"),
+            (b"512", b"64"),
+            (b"0", b"64"),
+        ] {
+            both.both(
+                Mode::Exact,
+                &[b"CONFIG", b"SET", b"hash-max-listpack-entries", entries],
+            );
+            both.both(
+                Mode::Exact,
+                &[b"CONFIG", b"SET", b"hash-max-listpack-value", value],
+            );
+            let (r, e) = both.both(
+                Mode::Exact,
+                &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"],
+            );
+            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
+            let (r, e) = both.both(Mode::Exact, &[b"OBJECT", b"ENCODING", b"copy"]);
+            assert_eq!(
+                r,
+                e,
+                "RESTORE of {} under {} {}",
+                String::from_utf8_lossy(source),
+                String::from_utf8_lossy(entries),
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+}

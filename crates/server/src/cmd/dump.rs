@@ -89,7 +89,7 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::other("ERR Invalid TTL value, must be >= 0"));
     }
-    let mut value = store::rdb::restore_with(&req[3], super::zsets::limits(ctx.shared))
+    let mut value = store::rdb::restore_with(&req[3], ctx.shared.encodings.load_limits())
         .map_err(|e| CmdError::other(e.to_string()))?;
     if let store::value::Value::Set(set) = &mut value {
         set.fit_loaded(super::sets::max_intset(ctx.shared));

@@ -68,6 +68,15 @@ impl Encodings {
         }
     }
 
+    /// The limits values are loaded under (RESTORE, files, full syncs),
+    /// as Redis loads them under its configuration.
+    pub(crate) fn load_limits(&self) -> store::rdb::Limits {
+        store::rdb::Limits {
+            hash: self.hash(),
+            zset: self.zset(),
+        }
+    }
+
     /// `set-max-intset-entries`.
     pub(crate) fn intset(&self) -> usize {
         self.intset_entries.load(Ordering::Relaxed)

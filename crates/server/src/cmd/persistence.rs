@@ -142,7 +142,7 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     }
     let shared = ctx.shared;
     let path = rdb_path(shared);
-    let mut loaded = match crate::rdb::load_file(&path, crate::cmd::zsets::limits(shared)) {
+    let mut loaded = match crate::rdb::load_file(&path, shared.encodings.load_limits()) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => {
             return Err(CmdError::other(

@@ -48,13 +48,13 @@ pub(crate) fn save_file(path: &Path, snapshot: &Snapshot, aux: &Aux) -> io::Resu
 }
 
 /// Reads and parses the file at `path`, its sorted sets under
-/// `zset_limits`; `None` if there is none.
+/// `limits`; `None` if there is none.
 pub(crate) fn load_file(
     path: &Path,
-    zset_limits: store::zset::Limits,
+    limits: store::rdb::Limits,
 ) -> Result<Option<Loaded>, LoadError> {
     match std::fs::read(path) {
-        Ok(data) => Ok(Some(read_with(&data, zset_limits)?)),
+        Ok(data) => Ok(Some(read_with(&data, limits)?)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LoadError::Io(e)),
     }

@@ -15,14 +15,14 @@ use crate::db::Entry;
 /// is an [`RdbError`].
 #[cfg(test)]
 pub(crate) fn read(data: &[u8]) -> Result<Loaded, RdbError> {
-    read_with(data, store::zset::Limits::default())
+    read_with(data, store::rdb::Limits::default())
 }
 
-/// [`read`], its sorted sets loaded under `zset_limits`
-/// (`zset-max-listpack-*`) as Redis loads them under its configuration.
-pub(crate) fn read_with(data: &[u8], zset_limits: store::zset::Limits) -> Result<Loaded, RdbError> {
+/// [`read`], its hashes and sorted sets loaded under `limits`
+/// (`*-max-listpack-*`) as Redis loads them under its configuration.
+pub(crate) fn read_with(data: &[u8], limits: store::rdb::Limits) -> Result<Loaded, RdbError> {
     let mut r = Reader::new(data);
-    r.set_zset_limits(zset_limits);
+    r.set_limits(limits);
     let magic = r.take(9)?;
     if &magic[..5] != b"REDIS" {
         return Err(RdbError::Signature);

@@ -350,7 +350,7 @@ async fn full_resync(
     tokio::task::spawn_blocking(move || -> Result<(), String> {
         let shared = &*ks_shared;
         let started = Instant::now();
-        let mut loaded = rdb::read_with(&payload, crate::cmd::zsets::limits(shared))
+        let mut loaded = rdb::read_with(&payload, shared.encodings.load_limits())
             .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
         loaded.fit_sets(crate::cmd::sets::max_intset(shared));
         let parsed = started.elapsed();

@@ -197,15 +197,22 @@ pub enum PayloadError {
 /// The value in a DUMP payload (see [`dump`]), its trailer checked the
 /// way Redis's `verifyDumpPayload` checks it.
 pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
-    restore_with(payload, crate::zset::Limits::default())
+    restore_with(payload, Limits::default())
 }
 
-/// [`restore`], a sorted set loaded under `zset_limits`
-/// (`zset-max-listpack-*`) as Redis's RESTORE loads one.
-pub fn restore_with(
-    payload: &[u8],
-    zset_limits: crate::zset::Limits,
-) -> Result<Value, PayloadError> {
+/// The limits values are loaded under, as Redis loads them under its
+/// configuration: a hash or sorted set stays packed within them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `hash-max-listpack-*`.
+    pub hash: crate::hash::Limits,
+    /// `zset-max-listpack-*`.
+    pub zset: crate::zset::Limits,
+}
+
+/// [`restore`], hashes and sorted sets loaded under `limits` as Redis's
+/// RESTORE loads them.
+pub fn restore_with(payload: &[u8], limits: Limits) -> Result<Value, PayloadError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(PayloadError::Trailer);
     };
@@ -220,7 +227,7 @@ pub fn restore_with(
     if crc::crc64(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(PayloadError::Trailer);
     }
-    match read_value_with(payload, zset_limits) {
+    match read_value_with(payload, limits) {
         Ok(Some(value)) => Ok(value),
         Ok(None) => Err(PayloadError::BadFormat),
         Err(RdbError::UnsupportedType { name, .. }) => Err(PayloadError::Unsupported(name)),

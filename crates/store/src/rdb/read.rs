@@ -17,17 +17,14 @@ use crate::zset;
 /// the payload and ignores what follows the value; `None` for an empty
 /// collection (which Redis refuses too).
 pub fn read_value(payload: &[u8]) -> Result<Option<Value>, RdbError> {
-    read_value_with(payload, zset::Limits::default())
+    read_value_with(payload, super::Limits::default())
 }
 
-/// [`read_value`], a sorted set loaded under `zset_limits` as Redis
-/// loads one under its `zset-max-listpack-*`.
-pub fn read_value_with(
-    payload: &[u8],
-    zset_limits: zset::Limits,
-) -> Result<Option<Value>, RdbError> {
+/// [`read_value`], hashes and sorted sets loaded under `limits` as Redis
+/// loads them under its `*-max-listpack-*`.
+pub fn read_value_with(payload: &[u8], limits: super::Limits) -> Result<Option<Value>, RdbError> {
     let mut r = Reader::new(payload);
-    r.set_zset_limits(zset_limits);
+    r.set_limits(limits);
     let ty = r.byte()?;
     r.object(ty, b"", 0)
 }
@@ -63,16 +60,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Hashes loaded from now on stay packed within `limits`
-    /// (`hash-max-listpack-*`; Redis's defaults until set).
-    pub fn set_hash_limits(&mut self, limits: hash::Limits) {
-        self.hash_limits = limits;
-    }
-
-    /// Sorted sets loaded from now on stay packed within `limits`
-    /// (`zset-max-listpack-*`; Redis's defaults until set).
-    pub fn set_zset_limits(&mut self, limits: zset::Limits) {
-        self.zset_limits = limits;
+    /// Hashes and sorted sets loaded from now on stay packed within
+    /// `limits` (`hash-max-listpack-*`, `zset-max-listpack-*`; Redis's
+    /// defaults until set).
+    pub fn set_limits(&mut self, limits: super::Limits) {
+        self.hash_limits = limits.hash;
+        self.zset_limits = limits.zset;
     }
 
     /// Where the next read starts.

@@ -375,9 +375,12 @@ fn hash_loads_follow_the_limits() {
     assert_eq!(loaded.encoding(), "listpack");
     // More fields than the limit: a table.
     let mut r = Reader::new(&body);
-    r.set_hash_limits(crate::hash::Limits {
-        entries: 0,
-        value: 64,
+    r.set_limits(super::Limits {
+        hash: crate::hash::Limits {
+            entries: 0,
+            value: 64,
+        },
+        ..Default::default()
     });
     let ty = r.byte().unwrap();
     assert_eq!(
