@@ -375,7 +375,7 @@ fn hash_loads_follow_the_limits() {
     assert_eq!(loaded.encoding(), "listpack");
     // More fields than the limit: a table.
     let mut r = Reader::new(&body);
-    r.set_limits(super::Limits {
+    r.set_limits(Limits {
         hash: crate::hash::Limits {
             entries: 0,
             value: 64,
