@@ -93,14 +93,10 @@ impl Encodings {
 
 /// The hash at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_hash<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Hash>, CmdError> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Hash(h),
-            ..
-        }) => Ok(Some(h)),
-        Some(_) => Err(CmdError::WrongType),
-    }
+    super::typed(db, key, now, |v| match v {
+        Value::Hash(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// Runs `f` on the hash at `key`, made empty if the key is absent (and
@@ -192,9 +188,10 @@ fn read_hash<'d>(
     now: i64,
     stats: &mut LocalStats,
 ) -> Result<Option<&'d mut Hash>, CmdError> {
-    let found = get_hash(db, key, now)?;
-    stats.hit(found.is_some());
-    Ok(found)
+    super::read_typed(db, key, now, stats, |v| match v {
+        Value::Hash(x) => Some(x),
+        _ => None,
+    })
 }
 
 pub(super) fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {

@@ -82,6 +82,36 @@ pub(crate) fn check_random_picks(count: i64) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// The value at `key` if it is the type `pick` takes from a [`Value`]:
+/// `Ok(None)` if the key is absent, WRONGTYPE if it holds another type.
+/// Each type's commands look their key up through this.
+pub(crate) fn typed<'d, T>(
+    db: &'d mut crate::db::Db,
+    key: &[u8],
+    now: i64,
+    pick: impl FnOnce(&'d mut store::Value) -> Option<&'d mut T>,
+) -> Result<Option<&'d mut T>, CmdError> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(entry) => pick(&mut entry.value).map(Some).ok_or(CmdError::WrongType),
+    }
+}
+
+/// [`typed`] for a command that reads the key, as Redis's
+/// `lookupKeyRead` does: a keyspace hit or miss for INFO (a key of another
+/// type is a hit).
+pub(crate) fn read_typed<'d, T>(
+    db: &'d mut crate::db::Db,
+    key: &[u8],
+    now: i64,
+    stats: &mut crate::server::LocalStats,
+    pick: impl FnOnce(&'d mut store::Value) -> Option<&'d mut T>,
+) -> Result<Option<&'d mut T>, CmdError> {
+    let found = typed(db, key, now, pick);
+    stats.hit(!matches!(found, Ok(None)));
+    found
+}
+
 /// What a handler returns.
 pub(crate) type CmdResult = Result<(), CmdError>;
 

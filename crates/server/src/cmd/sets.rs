@@ -29,14 +29,10 @@ use crate::server::{LocalStats, Shared};
 
 /// The set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Set>, CmdError> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) => Ok(Some(s)),
-        Some(_) => Err(CmdError::WrongType),
-    }
+    super::typed(db, key, now, |v| match v {
+        Value::Set(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// [`get_set`] for a command that reads the key, as Redis's
@@ -48,9 +44,10 @@ fn read_set<'d>(
     now: i64,
     stats: &mut LocalStats,
 ) -> Result<Option<&'d mut Set>, CmdError> {
-    let found = get_set(db, key, now);
-    stats.hit(!matches!(found, Ok(None)));
-    found
+    super::read_typed(db, key, now, stats, |v| match v {
+        Value::Set(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// `set-max-intset-entries`.

@@ -36,14 +36,10 @@ pub(super) fn get_zset<'d>(
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'d mut ZSet>, CmdError> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::ZSet(z),
-            ..
-        }) => Ok(Some(z)),
-        Some(_) => Err(CmdError::WrongType),
-    }
+    super::typed(db, key, now, |v| match v {
+        Value::ZSet(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// [`get_zset`] for a command that reads the key, as Redis's
@@ -54,9 +50,10 @@ fn read_zset<'d>(
     now: i64,
     stats: &mut LocalStats,
 ) -> Result<Option<&'d mut ZSet>, CmdError> {
-    let found = get_zset(db, key, now);
-    stats.hit(!matches!(found, Ok(None)));
-    found
+    super::read_typed(db, key, now, stats, |v| match v {
+        Value::ZSet(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// `zset-max-listpack-entries` and `zset-max-listpack-value`.
