@@ -28,9 +28,9 @@ use store::value::Value;
 use tokio::sync::oneshot;
 use transport::Output;
 
-use crate::db::{Db, Entry, Keyspace, Locked, Shards};
-use crate::repl::prop::Op;
+use crate::db::{DbMut, Entry, Keyspace, LockedRef, Shards};
 use crate::reply::Reply;
+use store::keyspace::Op;
 
 /// What a blocked client is waiting to do.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ impl Waiter {
 /// so a write that locks one of them later finds the shard's count of
 /// blocked clients raised, and holds its shards until it has served the
 /// keys it made ready. Every registered waiter is [`unregister`]ed.
-pub(crate) fn register(locked: &mut Locked<'_>, waiter: &Arc<Waiter>) {
+pub(crate) fn register(locked: &mut LockedRef<'_, '_>, waiter: &Arc<Waiter>) {
     if !waiter.counted.swap(true, Ordering::AcqRel) {
         for key in &waiter.keys {
             locked.shard_of_key(key).waiting += 1;
@@ -160,7 +160,7 @@ pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
         }
     }
     for key in &waiter.keys {
-        let db = locked.db(waiter.db, key);
+        let mut db = locked.db(waiter.db, key);
         if let Some(queue) = db.waiters.get_mut(key) {
             queue.retain(|w| !Arc::ptr_eq(w, waiter));
             if queue.is_empty() {
@@ -172,7 +172,7 @@ pub(crate) fn unregister(ks: &Keyspace, waiter: &Arc<Waiter>) {
 
 /// Serves clients blocked on `key` in `db` while it holds a non-empty
 /// list, oldest first. The caller holds `key`'s shard in `locked`.
-pub(crate) fn serve(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64) {
+pub(crate) fn serve(locked: &mut LockedRef<'_, '_>, db: usize, key: &[u8], now: i64) {
     if !locked.db(db, key).waiters.contains_key(key) {
         return;
     }
@@ -183,7 +183,7 @@ pub(crate) fn serve(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64) {
 /// ready (see `Locked::take_ready`), in the order the keys became ready,
 /// as Redis's `handleClientsBlockedOnKeys` does after each command; the
 /// holder calls it before it releases its locks.
-pub(crate) fn serve_ready(locked: &mut Locked<'_>, now: i64) {
+pub(crate) fn serve_ready(locked: &mut LockedRef<'_, '_>, now: i64) {
     for (db, key) in locked.take_ready() {
         serve(locked, db, &key, now);
     }
@@ -196,12 +196,12 @@ pub(crate) fn serve_ready(locked: &mut Locked<'_>, now: i64) {
 /// chains are followed this deep, like Redis's loop over ready keys.
 const MAX_CHAIN: usize = 64;
 
-fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: usize) {
+fn serve_depth(locked: &mut LockedRef<'_, '_>, db: usize, key: &[u8], now: i64, depth: usize) {
     loop {
         // What serving does (a pop, or the DEL of a key found expired)
         // reaches replicas apart from the command that made the key ready.
-        crate::repl::prop::begin_unit();
-        let Some(waiter) = next_waiter(locked.db(db, key), key, now) else {
+        locked.effects().begin_unit();
+        let Some(waiter) = next_waiter(&mut locked.db(db, key), key, now) else {
             return;
         };
         match waiter.op.clone() {
@@ -209,9 +209,11 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 if !waiter.claim() {
                     continue;
                 }
-                let items = pop(locked.db(db, key), key, left, count.unwrap_or(1));
-                if crate::repl::prop::recording() {
-                    crate::repl::prop::also(pop_op(db, key, left, count.map(|_| items.len())));
+                let items = pop(&mut locked.db(db, key), key, left, count.unwrap_or(1));
+                if locked.effects().recording() {
+                    locked
+                        .effects()
+                        .also(pop_op(db, key, left, count.map(|_| items.len())));
                 }
                 let mut out = Output::new();
                 let mut reply = Reply {
@@ -233,9 +235,11 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 if !waiter.claim() {
                     continue;
                 }
-                let popped = zpop(locked.db(db, key), key, max, count.unwrap_or(1));
-                if crate::repl::prop::recording() {
-                    crate::repl::prop::also(zpop_op(db, key, max, count.map(|_| popped.len())));
+                let popped = zpop(&mut locked.db(db, key), key, max, count.unwrap_or(1));
+                if locked.effects().recording() {
+                    locked
+                        .effects()
+                        .also(zpop_op(db, key, max, count.map(|_| popped.len())));
                 }
                 let mut out = Output::new();
                 let mut reply = Reply {
@@ -279,7 +283,7 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                 }
                 // The destination's lazy DEL, if it expired, and the move
                 // reach replicas together, apart from the push before.
-                crate::repl::prop::begin_unit();
+                locked.effects().begin_unit();
                 let dst_is_other_type = locked
                     .db(db, &dst)
                     .get(&dst, now)
@@ -298,13 +302,13 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
                     waiter.send(Outcome::Reply(out));
                     continue;
                 }
-                let item = pop(locked.db(db, key), key, from_left, 1).remove(0);
-                push(locked.db(db, &dst), &dst, now, |list| {
+                let item = pop(&mut locked.db(db, key), key, from_left, 1).remove(0);
+                push(&mut locked.db(db, &dst), &dst, now, |list| {
                     list.push_bytes(to_left, item.clone());
                 });
-                if crate::repl::prop::recording() {
+                if locked.effects().recording() {
                     let side = |left| if left { &b"LEFT"[..] } else { b"RIGHT" };
-                    crate::repl::prop::extend([Op::new(
+                    locked.effects().extend([Op::new(
                         Some(db),
                         &[b"LMOVE", key, &dst, side(from_left), side(to_left)],
                     )]);
@@ -323,7 +327,7 @@ fn serve_depth(locked: &mut Locked<'_>, db: usize, key: &[u8], now: i64, depth: 
 /// holds (a non-empty list or sorted set), as Redis serves a ready key's
 /// clients blocked for its type; claimed waiters met on the way are
 /// dropped from the queue, waiters for the other type stay.
-fn next_waiter(db: &mut Db, key: &[u8], now: i64) -> Option<Arc<Waiter>> {
+fn next_waiter(db: &mut DbMut<'_>, key: &[u8], now: i64) -> Option<Arc<Waiter>> {
     let holds = match db.get(key, now) {
         Some(Entry {
             value: Value::List(l),
@@ -360,7 +364,7 @@ pub(crate) fn pop_op(db: usize, key: &[u8], left: bool, count: Option<usize>) ->
 
 /// Pops up to `n` elements from the list at `key`, deleting the key when it
 /// empties. The caller knows it is a non-empty list.
-pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
+pub(crate) fn pop(db: &mut DbMut<'_>, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
     let mut items = Vec::new();
     let mut empty = false;
     if let Some(Entry {
@@ -387,7 +391,12 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], left: bool, n: usize) -> Vec<Bytes> {
 /// Pushes onto the list at `key` with `fill`, creating the list, and
 /// returns its new length. The caller knows the key holds a list or
 /// nothing.
-pub(crate) fn push(db: &mut Db, key: &[u8], now: i64, fill: impl FnOnce(&mut List)) -> usize {
+pub(crate) fn push(
+    db: &mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+    fill: impl FnOnce(&mut List),
+) -> usize {
     if db.get(key, now).is_none() {
         db.insert(
             Bytes::copy_from_slice(key),
@@ -422,7 +431,7 @@ pub(crate) fn zpop_op(db: usize, key: &[u8], max: bool, count: Option<usize>) ->
 /// Pops up to `n` members from the sorted set at `key`, from the high end
 /// when `max`, deleting the key when it empties. The caller knows it is a
 /// non-empty sorted set.
-pub(crate) fn zpop(db: &mut Db, key: &[u8], max: bool, n: usize) -> Vec<(Vec<u8>, f64)> {
+pub(crate) fn zpop(db: &mut DbMut<'_>, key: &[u8], max: bool, n: usize) -> Vec<(Vec<u8>, f64)> {
     let mut popped = Vec::new();
     let mut empty = false;
     if let Some(Entry {

@@ -547,7 +547,7 @@ async fn serve(
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let max_bulk_len = config.get_i64("proto-max-bulk-len");
     let replicaof = config.get("replicaof").unwrap_or_default().to_string();
-    let keyspace = Keyspace::new(databases);
+    let keyspace = crate::db::keyspace(databases);
     let encodings = crate::cmd::Encodings::new(&config);
     let pause = crate::pause::Pause::new(keyspace.expiry_pause());
     let shared = Arc::new_cyclic(|me| Shared {
@@ -886,20 +886,26 @@ async fn active_expire(shared: Arc<Shared>) {
             let mut shard = shards.lock_shard(next_shard);
             // Feeding replicas, deletions reach the stream while the shard
             // is still locked.
-            shared.repl.expiring(shared.keyspace.feeding(), || {
-                for db in shard.dbs.iter_mut() {
-                    loop {
-                        let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
-                        shared
-                            .stats
-                            .expired_keys
-                            .fetch_add(expired as u64, Ordering::Relaxed);
-                        if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
-                            break;
-                        }
+            let record = shared.keyspace.feeding();
+            if record {
+                shard.effects().start();
+            }
+            for i in 0..shard.dbs.len() {
+                let mut db = shard.db(i);
+                loop {
+                    let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
+                    shared
+                        .stats
+                        .expired_keys
+                        .fetch_add(expired as u64, Ordering::Relaxed);
+                    if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
+                        break;
                     }
                 }
-            });
+            }
+            if record {
+                shared.repl.append_expired(shard.effects());
+            }
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;
             if started.elapsed() > BUDGET {

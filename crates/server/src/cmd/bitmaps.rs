@@ -14,14 +14,18 @@ use store::value::{Form, Str, Value};
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
-use crate::db::{Db, Entry};
+use crate::db::{DbMut, Entry};
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const BAD_BIT: &str = "ERR bit is not an integer or out of range";
 const BAD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
+fn get_str<'d>(
+    db: &'d mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'d mut Str>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Entry {
@@ -68,8 +72,8 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let need = (offset >> 3) as usize + 1;
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let old = match get_str(db, key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    let old = match get_str(&mut db, key, ctx.now)? {
         Some(s) => {
             let grows = s.bytes().len() < need;
             let old = s.modify(need, |b| bits::set_bit(b, offset, on));
@@ -94,7 +98,8 @@ pub(super) fn getbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let offset = bit_offset(ctx, &req[2], None)?;
     let mut shard = ctx.shards.lock_key(key);
-    let found = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?;
+    let mut binding = shard.db(ctx.client.db);
+    let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     let on = found.is_some_and(|s| bits::get_bit(s.bytes(), offset));
     ctx.reply.int(i64::from(on));
@@ -115,7 +120,8 @@ fn unit(arg: &[u8]) -> Result<Unit, CmdError> {
 pub(super) fn bitcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let found = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?;
+    let mut binding = shard.db(ctx.client.db);
+    let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key answers 0 before the arguments are looked at, as in
     // Redis.
@@ -153,7 +159,8 @@ pub(super) fn bitpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         _ => return Err(CmdError::other("ERR The bit argument must be 1 or 0.")),
     };
     let mut shard = ctx.shards.lock_key(key);
-    let found = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?;
+    let mut binding = shard.db(ctx.client.db);
+    let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key is an endless run of zeros.
     let Some(s) = found else {
@@ -210,7 +217,8 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // copied out of its entry (at most 30 bytes).
     let mut values = Vec::with_capacity(sources.len());
     for key in &sources {
-        let found = get_str(locked.db(db, key), key, now)?;
+        let mut d = locked.db(db, key);
+        let found = get_str(&mut d, key, now)?;
         ctx.client.stats.hit(found.is_some());
         values.push(found.map(|s| s.to_bytes()).unwrap_or_default());
     }
@@ -218,7 +226,7 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let result = bits::bitop(op, &refs);
     drop(values);
     let len = result.len();
-    let target = locked.db(db, dest);
+    let mut target = locked.db(db, dest);
     if len > 0 {
         let value = Str::new(Bytes::from(result), Form::Raw);
         target.put(dest, Entry::new(Value::Str(value)));
@@ -290,9 +298,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
     let key = &req[1];
     let writes = ops.iter().any(|(op, ..)| !matches!(op, FieldOp::Get));
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     if !writes {
-        let found = get_str(db, key, ctx.now)?;
+        let found = get_str(&mut db, key, ctx.now)?;
         ctx.client.stats.hit(found.is_some());
         let bytes = found.map(|s| s.bytes()).unwrap_or_default();
         ctx.reply.array(ops.len());
@@ -314,7 +322,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
         .max()
         .unwrap_or(0);
     let need = (last_bit >> 3) as usize + 1;
-    let existing = get_str(db, key, ctx.now)?;
+    let existing = get_str(&mut db, key, ctx.now)?;
     let grows = existing.as_ref().is_none_or(|s| s.bytes().len() < need);
     let run = |b: &mut [u8]| {
         let mut changes = 0;
@@ -382,7 +390,8 @@ pub(super) fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_keys([ka, kb]);
     let stats = &mut ctx.client.stats;
     let mut value = |key: &[u8]| -> Result<Bytes, CmdError> {
-        let found = locked.db(db, key).get(key, now);
+        let mut binding = locked.db(db, key);
+        let found = binding.get(key, now);
         stats.hit(found.is_some());
         match found {
             None => Ok(Bytes::new()),

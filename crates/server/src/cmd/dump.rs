@@ -10,12 +10,13 @@ use resp::Request;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::Entry;
-use crate::repl::prop::{self, Op};
+use store::keyspace::Op;
 
 pub(super) fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let payload = shard.dbs[ctx.client.db]
+    let payload = shard
+        .db(ctx.client.db)
         .get(key, ctx.now)
         .map(|e| store::rdb::dump(&e.value));
     drop(shard);
@@ -116,12 +117,14 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         && !replica
     {
         if deleted {
-            prop::rewrite(vec![Op::new(Some(db), &[&b"DEL"[..], key])]);
+            ctx.shards
+                .effects()
+                .rewrite(vec![Op::new(Some(db), &[&b"DEL"[..], key])]);
         }
         ctx.reply.ok();
         return Ok(());
     }
-    let target = locked.db(db, key);
+    let mut target = locked.db(db, key);
     target.insert(Bytes::copy_from_slice(key), Entry::with(value, at));
     let lfu = ctx.shared.config_get("maxmemory-policy").contains("lfu");
     if let (Some(idle), false) = (opts.idle, lfu) {
@@ -133,7 +136,7 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let mut args: Vec<&[u8]> = req.iter().collect();
         args[2] = at.as_bytes();
         args.push(b"ABSTTL");
-        prop::rewrite(vec![Op::new(Some(db), &args)]);
+        ctx.shards.effects().rewrite(vec![Op::new(Some(db), &args)]);
     }
     ctx.reply.ok();
     Ok(())
@@ -221,7 +224,8 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     {
         let mut locked = ctx.shards.lock_keys(opts.keys.iter().copied());
         for &key in &opts.keys {
-            let entry = locked.db(db, key).get(key, ctx.now);
+            let mut d = locked.db(db, key);
+            let entry = d.get(key, ctx.now);
             ctx.client.stats.hit(entry.is_some());
             let Some(entry) = entry else {
                 continue;
@@ -239,17 +243,17 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
         args.extend(user);
         args.push(password);
-        prop::encode_into(&mut out, args.into_iter());
+        store::keyspace::encode_into(&mut out, args.into_iter());
     }
     let target_db = target_db.to_string();
-    prop::encode_into(&mut out, [&b"SELECT"[..], target_db.as_bytes()].into_iter());
+    store::keyspace::encode_into(&mut out, [&b"SELECT"[..], target_db.as_bytes()].into_iter());
     for (key, payload, ttl) in &found {
         let ttl = ttl.to_string();
         let mut args: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), payload];
         if opts.replace {
             args.push(b"REPLACE");
         }
-        prop::encode_into(&mut out, args.into_iter());
+        store::keyspace::encode_into(&mut out, args.into_iter());
     }
     let timeout = std::time::Duration::from_millis(timeout as u64);
     let me = (ctx.client.info.laddr, ctx.shared.port);
@@ -293,7 +297,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         drop(locked);
         let mut args: Vec<&[u8]> = vec![b"DEL"];
         args.extend(accepted.iter().copied());
-        prop::rewrite(vec![Op::new(Some(db), &args)]);
+        ctx.shards.effects().rewrite(vec![Op::new(Some(db), &args)]);
     }
     if let Some(line) = failed {
         let mut text = b"ERR Target instance replied with error: ".to_vec();

@@ -15,10 +15,10 @@ use store::value::Value;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::config::Config;
-use crate::db::{Db, Entry, Rng};
-use crate::repl::prop::{self, Op};
+use crate::db::{DbMut, Entry, Rng};
 use crate::reply::Reply;
 use crate::server::LocalStats;
+use store::keyspace::Op;
 
 /// The limits that decide values' encodings (`hash-max-listpack-*`,
 /// `set-max-intset-entries`, `zset-max-listpack-*`), read by every write that may convert a
@@ -92,7 +92,11 @@ impl Encodings {
 }
 
 /// The hash at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_hash<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Hash>, CmdError> {
+fn get_hash<'d>(
+    db: &'d mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'d mut Hash>, CmdError> {
     super::typed(db, key, now, |v| match v {
         Value::Hash(x) => Some(x),
         _ => None,
@@ -108,8 +112,8 @@ fn write_hash<R>(
     f: impl FnOnce(&mut Hash) -> Result<(R, bool), CmdError>,
 ) -> Result<R, CmdError> {
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    match get_hash(db, key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    match get_hash(&mut db, key, ctx.now)? {
         Some(h) => {
             let (r, changed) = f(h)?;
             if changed {
@@ -183,7 +187,7 @@ pub(super) fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// A read of the hash at `key`, counted as a keyspace hit or miss.
 fn read_hash<'d>(
-    db: &'d mut Db,
+    db: &'d mut DbMut<'_>,
     key: &[u8],
     now: i64,
     stats: &mut LocalStats,
@@ -197,8 +201,8 @@ fn read_hash<'d>(
 pub(super) fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    match read_hash(db, key, ctx.now, &mut ctx.client.stats)?.and_then(|h| h.get(&req[2])) {
+    let mut db = shard.db(ctx.client.db);
+    match read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)?.and_then(|h| h.get(&req[2])) {
         Some(v) => ctx.reply.bulk(v),
         None => ctx.reply.null(),
     }
@@ -208,8 +212,8 @@ pub(super) fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let hash = read_hash(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let hash = read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for field in req.iter().skip(2) {
         match hash.as_ref().and_then(|h| h.get(field)) {
@@ -224,8 +228,8 @@ pub(super) fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn getall_generic(ctx: &mut Ctx<'_>, req: &Request, fields: bool, values: bool) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(hash) = read_hash(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(hash) = read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         if fields && values {
             ctx.reply.map(0);
         } else {
@@ -265,8 +269,8 @@ pub(super) fn hvals(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn read_int(ctx: &mut Ctx<'_>, req: &Request, f: impl FnOnce(&Hash) -> usize) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let n = read_hash(db, key, ctx.now, &mut ctx.client.stats)?.map_or(0, |h| f(h));
+    let mut db = shard.db(ctx.client.db);
+    let n = read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)?.map_or(0, |h| f(h));
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -286,8 +290,8 @@ pub(super) fn hstrlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(hash) = get_hash(db, key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(hash) = get_hash(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -357,7 +361,7 @@ pub(super) fn hincrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // Replicas get the result, not the sum to redo: formatting or
     // precision could differ there (Redis sends HSET too).
     let db = ctx.client.db;
-    prop::rewrite(vec![Op::new(
+    ctx.shards.effects().rewrite(vec![Op::new(
         Some(db),
         &[&b"HSET"[..], key, field, text.as_bytes()],
     )]);
@@ -377,8 +381,10 @@ pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let Some(count_arg) = req.get(2) else {
         let mut rng = rng(ctx);
         let mut shard = ctx.shards.lock_key(key);
-        let db = &mut shard.dbs[ctx.client.db];
-        match read_hash(db, key, ctx.now, &mut ctx.client.stats)?.and_then(|h| h.random(&mut rng)) {
+        let mut db = shard.db(ctx.client.db);
+        match read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)?
+            .and_then(|h| h.random(&mut rng))
+        {
             Some((f, _)) => ctx.reply.bulk(f),
             None => ctx.reply.null(),
         }
@@ -403,8 +409,8 @@ pub(super) fn hrandfield(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     super::check_random_picks(count)?;
     let mut rng = rng(ctx);
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(hash) = read_hash(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(hash) = read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         ctx.reply.array(0);
         return Ok(());
     };
@@ -466,8 +472,8 @@ pub(super) fn hscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = parse_cursor(&req[2]).ok_or_else(|| CmdError::other("ERR invalid cursor"))?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(hash) = read_hash(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(hash) = read_hash(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         ctx.reply.array(2);
         ctx.reply.bulk(b"0");
         ctx.reply.array(0);

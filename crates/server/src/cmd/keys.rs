@@ -13,7 +13,7 @@ pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let mut n = 0;
     for key in keys {
-        let db = locked.db(ctx.client.db, key);
+        let mut db = locked.db(ctx.client.db, key);
         // An expired key counts as absent.
         if db.contains(key, ctx.now) {
             db.remove(key);
@@ -33,7 +33,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let n = keys
         .iter()
         .filter(|k| {
-            let db = locked.db(ctx.client.db, k);
+            let mut db = locked.db(ctx.client.db, k);
             if access {
                 db.get(k, ctx.now).is_some()
             } else {
@@ -48,7 +48,8 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let name = shard.dbs[ctx.client.db]
+    let name = shard
+        .db(ctx.client.db)
         .peek(key, ctx.now)
         .map_or("none", |e| e.value.type_name());
     ctx.reply.simple(name);
@@ -107,11 +108,11 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut found = Vec::new();
     while shard_id < SHARDS && (found.len() as i64) < count {
         let mut shard = ctx.shards.lock_shard(shard_id);
-        let db = &mut shard.dbs[ctx.client.db];
+        let mut db = shard.db(ctx.client.db);
         // Expired keys SCAN meets are deleted, as Redis's SCAN deletes them.
         let expired = db.expired_keys(ctx.now);
         if !expired.is_empty() {
-            deleting_expired(ctx.shared, db, |db| {
+            deleting_expired(ctx.shared, &mut db, |db| {
                 for key in &expired {
                     db.get(key, ctx.now);
                 }
@@ -144,9 +145,10 @@ pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let start = rng.below(SHARDS).unwrap_or(0);
     for i in 0..SHARDS {
         let mut shard = ctx.shards.lock_shard((start + i) % SHARDS);
-        let db = &mut shard.dbs[ctx.client.db];
+        let mut db = shard.db(ctx.client.db);
         let now = ctx.now;
-        if let Some(key) = deleting_expired(ctx.shared, db, |db| db.random_key(now, &mut rng)) {
+        if let Some(key) = deleting_expired(ctx.shared, &mut db, |db| db.random_key(now, &mut rng))
+        {
             ctx.reply.bulk(&key);
             return Ok(());
         }
@@ -160,11 +162,18 @@ pub(super) fn randomkey(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
 /// its own; a replica only hides them, leaving the DELs to its master.
 fn deleting_expired<R>(
     shared: &crate::server::Shared,
-    db: &mut crate::db::Db,
-    f: impl FnOnce(&mut crate::db::Db) -> R,
+    db: &mut crate::db::DbMut<'_>,
+    f: impl FnOnce(&mut crate::db::DbMut<'_>) -> R,
 ) -> R {
-    let record = db.hide_expired && !crate::repl::prop::recording() && !shared.repl.is_replica();
-    shared.repl.expiring(record, || f(db))
+    let record = db.hide_expired && !db.effects().recording() && !shared.repl.is_replica();
+    if record {
+        db.effects().start();
+    }
+    let result = f(db);
+    if record {
+        shared.repl.append_expired(db.effects());
+    }
+    result
 }
 
 fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
@@ -241,7 +250,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     };
-    let target = locked.db(target_db, dst);
+    let mut target = locked.db(target_db, dst);
     if target.contains(dst, ctx.now) && !replace {
         ctx.reply.int(0);
         return Ok(());
@@ -261,12 +270,12 @@ pub(super) fn move_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let mut shard = ctx.shards.lock_key(key);
     let now = ctx.now;
-    if !shard.dbs[ctx.client.db].contains(key, now) || shard.dbs[target].contains(key, now) {
+    if !shard.db(ctx.client.db).contains(key, now) || shard.db(target).contains(key, now) {
         ctx.reply.int(0);
         return Ok(());
     }
-    if let Some(entry) = shard.dbs[ctx.client.db].remove(key) {
-        shard.dbs[target].insert(Bytes::copy_from_slice(key), entry);
+    if let Some(entry) = shard.db(ctx.client.db).remove(key) {
+        shard.db(target).insert(Bytes::copy_from_slice(key), entry);
     }
     ctx.reply.int(1);
     Ok(())
@@ -316,7 +325,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
     };
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let Some(entry) = db.get(key, ctx.now) else {
         ctx.reply.int(0);
         return Ok(());
@@ -358,7 +367,7 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
 fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
     let mut shard = ctx.shards.lock_key(key);
-    match shard.dbs[ctx.client.db].peek(key, ctx.now) {
+    match shard.db(ctx.client.db).peek(key, ctx.now) {
         None => Err(-2),
         Some(e) => e.expire_at().ok_or(-1),
     }
@@ -391,7 +400,7 @@ pub(super) fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let had = db
         .get(key, ctx.now)
         .is_some_and(|e| e.expire_at().is_some());
@@ -439,7 +448,7 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let lfu_policy = ctx.shared.config_get("maxmemory-policy").contains("lfu");
     let lfu = eq(sub, "freq") && lfu_policy;
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let Some(entry) = db.peek(key, ctx.now) else {
         ctx.reply.null();
         return Ok(());

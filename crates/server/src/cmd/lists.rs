@@ -9,11 +9,15 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_f64, parse_i64, stored_arg};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
-use crate::db::{Db, Entry, Locked};
+use crate::db::{DbMut, Entry, LockedRef};
 use crate::reply::Reply;
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_list<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut List>, CmdError> {
+fn get_list<'d>(
+    db: &'d mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'d mut List>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Entry {
@@ -38,13 +42,13 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
 fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: bool) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    let exists = get_list(db, key, ctx.now)?.is_some();
+    let mut db = locked.db(ctx.client.db, key);
+    let exists = get_list(&mut db, key, ctx.now)?.is_some();
     if only_existing && !exists {
         ctx.reply.int(0);
         return Ok(());
     }
-    let len = blocking::push(db, key, ctx.now, |list| {
+    let len = blocking::push(&mut db, key, ctx.now, |list| {
         for i in 2..req.len() {
             let item = &req[i];
             if item.len() >= list::BIG {
@@ -92,8 +96,8 @@ fn pop_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
     };
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    if get_list(db, key, ctx.now)?.is_none() {
+    let mut db = locked.db(ctx.client.db, key);
+    if get_list(&mut db, key, ctx.now)?.is_none() {
         match count {
             Some(_) => ctx.reply.null_array(),
             None => ctx.reply.null(),
@@ -102,11 +106,11 @@ fn pop_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
     }
     match count {
         None => {
-            let items = blocking::pop(db, key, left, 1);
+            let items = blocking::pop(&mut db, key, left, 1);
             ctx.reply.bulk(&items[0]);
         }
         Some(n) => {
-            let items = blocking::pop(db, key, left, n);
+            let items = blocking::pop(&mut db, key, left, n);
             ctx.reply.array(items.len());
             items.iter().for_each(|i| ctx.reply.bulk(i));
         }
@@ -125,7 +129,7 @@ pub(super) fn rpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let len = get_list(locked.db(ctx.client.db, key), key, ctx.now)?.map_or(0, |l| l.len());
+    let len = get_list(&mut locked.db(ctx.client.db, key), key, ctx.now)?.map_or(0, |l| l.len());
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -154,7 +158,8 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let stop = parse_i64(&req[3])?;
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let mut db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(&mut db, key, ctx.now)? else {
         ctx.reply.array(0);
         return Ok(());
     };
@@ -180,7 +185,8 @@ pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = parse_i64(&req[2])?;
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let list = get_list(locked.db(ctx.client.db, key), key, ctx.now)?;
+    let mut db = locked.db(ctx.client.db, key);
+    let list = get_list(&mut db, key, ctx.now)?;
     match list.and_then(|l| index(i, l.len()).and_then(|i| l.get(i))) {
         Some(item) => ctx.reply.bulk(item),
         None => ctx.reply.null(),
@@ -192,8 +198,8 @@ pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = parse_i64(&req[2])?;
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    let Some(list) = get_list(db, key, ctx.now)? else {
+    let mut db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(&mut db, key, ctx.now)? else {
         return Err(CmdError::other("ERR no such key"));
     };
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
@@ -213,8 +219,8 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    let Some(list) = get_list(db, key, ctx.now)? else {
+    let mut db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -234,8 +240,8 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let target = &req[3];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    let Some(list) = get_list(db, key, ctx.now)? else {
+    let mut db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -259,8 +265,8 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let stop = parse_i64(&req[3])?;
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
-    let db = locked.db(ctx.client.db, key);
-    if let Some(list) = get_list(db, key, ctx.now)? {
+    let mut db = locked.db(ctx.client.db, key);
+    if let Some(list) = get_list(&mut db, key, ctx.now)? {
         match list_range(start, stop, list.len()) {
             Some((a, b)) => list.trim(a, b),
             None => list.clear(),
@@ -307,7 +313,8 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     }
     let mut locked = ctx.shards.lock_keys([key]);
-    let Some(list) = get_list(locked.db(ctx.client.db, key), key, ctx.now)? else {
+    let mut db = locked.db(ctx.client.db, key);
+    let Some(list) = get_list(&mut db, key, ctx.now)? else {
         match count {
             Some(_) => ctx.reply.array(0),
             None => ctx.reply.null(),
@@ -367,7 +374,7 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// LMOVE's work, shared by the blocking forms: `Ok(None)` if the source is
 /// empty. Serves clients blocked on the destination.
 fn lmove_locked(
-    locked: &mut Locked<'_>,
+    locked: &mut LockedRef<'_, '_>,
     db: usize,
     now: i64,
     src: &[u8],
@@ -375,12 +382,12 @@ fn lmove_locked(
     from_left: bool,
     to_left: bool,
 ) -> Result<Option<Bytes>, CmdError> {
-    if get_list(locked.db(db, src), src, now)?.is_none() {
+    if get_list(&mut locked.db(db, src), src, now)?.is_none() {
         return Ok(None);
     }
-    get_list(locked.db(db, dst), dst, now)?;
-    let item = blocking::pop(locked.db(db, src), src, from_left, 1).remove(0);
-    blocking::push(locked.db(db, dst), dst, now, |list| {
+    get_list(&mut locked.db(db, dst), dst, now)?;
+    let item = blocking::pop(&mut locked.db(db, src), src, from_left, 1).remove(0);
+    blocking::push(&mut locked.db(db, dst), dst, now, |list| {
         list.push_bytes(to_left, item.clone());
     });
     Ok(Some(item))
@@ -450,17 +457,17 @@ fn mpop_args(req: &Request, numkeys_at: usize) -> Result<(Vec<Bytes>, bool, usiz
 /// popped.
 fn pop_first(
     reply: &mut Reply<'_>,
-    locked: &mut Locked<'_>,
+    locked: &mut LockedRef<'_, '_>,
     (db, now): (usize, i64),
     keys: &[Bytes],
     left: bool,
     count: Option<usize>,
 ) -> Result<bool, CmdError> {
     for key in keys {
-        if get_list(locked.db(db, key), key, now)?.is_some() {
-            let items = blocking::pop(locked.db(db, key), key, left, count.unwrap_or(1));
-            if crate::repl::prop::recording() {
-                crate::repl::prop::rewrite(vec![blocking::pop_op(
+        if get_list(&mut locked.db(db, key), key, now)?.is_some() {
+            let items = blocking::pop(&mut locked.db(db, key), key, left, count.unwrap_or(1));
+            if locked.effects().recording() {
+                locked.effects().rewrite(vec![blocking::pop_op(
                     db,
                     key,
                     left,
@@ -512,7 +519,7 @@ pub(super) fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
 /// found empty).
 pub(super) fn block(
     client: &mut Client,
-    locked: &mut Locked<'_>,
+    locked: &mut LockedRef<'_, '_>,
     keys: Vec<Bytes>,
     op: BlockOp,
     deadline: Option<i64>,

@@ -73,7 +73,7 @@ pub(super) fn memory(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let key = &req[2];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     match db.peek(key, ctx.now) {
         Some(entry) => {
             let key_heap = if key.len() > 24 { key.len() } else { 0 };
@@ -89,7 +89,7 @@ pub(super) fn memory(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// it adds for lists are left out).
 pub(super) fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let idle = db.idle_secs(key).unwrap_or(0);
     let Some(entry) = db.peek(key, ctx.now) else {
         return Err(CmdError::other("ERR no such key"));

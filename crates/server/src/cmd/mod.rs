@@ -27,10 +27,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use resp::Request;
 
 use crate::client::Client;
-use crate::db::{Shards, Write};
-use crate::repl::prop::{self, Op};
+use crate::db::Shards;
 use crate::reply::Reply;
 use crate::server::Shared;
+use store::keyspace::{Op, Write};
 
 pub(crate) use hashes::Encodings;
 pub(crate) use transactions::{Multi, unwatch_all};
@@ -86,7 +86,7 @@ pub(crate) fn check_random_picks(count: i64) -> Result<(), CmdError> {
 /// `Ok(None)` if the key is absent, WRONGTYPE if it holds another type.
 /// Each type's commands look their key up through this.
 pub(crate) fn typed<'d, T>(
-    db: &'d mut crate::db::Db,
+    db: &'d mut crate::db::DbMut<'_>,
     key: &[u8],
     now: i64,
     pick: impl FnOnce(&'d mut store::Value) -> Option<&'d mut T>,
@@ -101,7 +101,7 @@ pub(crate) fn typed<'d, T>(
 /// `lookupKeyRead` does: a keyspace hit or miss for INFO (a key of another
 /// type is a hit).
 pub(crate) fn read_typed<'d, T>(
-    db: &'d mut crate::db::Db,
+    db: &'d mut crate::db::DbMut<'_>,
     key: &[u8],
     now: i64,
     stats: &mut crate::server::LocalStats,
@@ -754,11 +754,6 @@ pub(crate) fn execute(
     let Some(name) = req.get(0) else {
         return After::Continue;
     };
-    // A command that panicked while recording left its records behind;
-    // they belong to no stream.
-    if prop::recording() {
-        prop::finish();
-    }
     let mut reply = Reply {
         out,
         proto: client.proto,
@@ -846,6 +841,7 @@ pub(crate) fn execute(
     } else {
         client.clock.now_ms()
     };
+    let keys = CmdKeys { cmd, req };
     let mut ctx = Ctx {
         shared,
         client,
@@ -859,7 +855,10 @@ pub(crate) fn execute(
         // recorded, but holds its keys like any write while clients are
         // blocked, so that they are served from what it did.
         let record = !ctx.client.is_master;
-        ctx.shards.begin_write(Write { cmd, req, record });
+        ctx.shards.begin_write(Write {
+            keys: &keys,
+            record,
+        });
     } else if cmd.keys.0 > 0
         && cmd.flags & KEYSPACE == 0
         && !ctx.client.is_master
@@ -871,8 +870,7 @@ pub(crate) fn execute(
         // records like a write (a read that began just before feeding did
         // leaves the key hidden, for the next access or the expiry cycle).
         ctx.shards.begin_write(Write {
-            cmd,
-            req,
+            keys: &keys,
             record: true,
         });
     }
@@ -883,7 +881,7 @@ pub(crate) fn execute(
     // after each command.
     if let Some(mut locked) = ctx.shards.release() {
         served_ready(ctx.client, &mut locked, serving_time(now));
-        if let Some(offset) = shared.repl.append_recorded() {
+        if let Some(offset) = shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
     }
@@ -898,12 +896,33 @@ pub(crate) fn execute(
     }
 }
 
+/// A command's keys, for the keyspace to hold should the command turn out
+/// to need them all (see `Shards::begin_write`).
+struct CmdKeys<'r> {
+    cmd: &'static Command,
+    req: &'r Request,
+}
+
+impl store::keyspace::WriteKeys for CmdKeys<'_> {
+    fn whole_keyspace(&self) -> bool {
+        self.cmd.flags & KEYSPACE != 0
+    }
+
+    fn keys<'k>(&'k self, out: &mut Vec<&'k [u8]>) {
+        command_keys(self.cmd, self.req, out);
+    }
+}
+
 /// Serves the clients blocked on keys made ready; their pops count as a
 /// change of the command that made them ready.
-pub(crate) fn served_ready(client: &mut Client, locked: &mut crate::db::Locked<'_>, now: i64) {
-    let dirty = prop::dirty_count();
+pub(crate) fn served_ready(
+    client: &mut Client,
+    locked: &mut crate::db::LockedRef<'_, '_>,
+    now: i64,
+) {
+    let dirty = locked.effects().dirty();
     crate::blocking::serve_ready(locked, now);
-    if prop::dirty_count() != dirty {
+    if locked.effects().dirty() != dirty {
         client.stats.changed();
     }
 }
@@ -979,10 +998,10 @@ fn refused_when_out_of_memory(cmd: &Command, client: &Client) -> bool {
 fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     let cmd = &COMMANDS[index];
     ctx.cmd = cmd;
-    let dirty = prop::dirty_count();
+    let dirty = ctx.shards.effects().dirty();
     let result = (cmd.handler)(ctx, req);
-    let changed = prop::dirty_count() != dirty;
-    if prop::recording() {
+    let changed = ctx.shards.effects().dirty() != dirty;
+    if ctx.shards.effects().recording() {
         record(ctx, cmd, req, result.is_ok(), changed);
     }
     if cmd.flags & WRITE != 0 && (changed || forced(cmd, result.is_ok())) {
@@ -1011,8 +1030,8 @@ fn forced(cmd: &Command, ok: bool) -> bool {
 /// commands whose arguments depend on the moment or on the state (relative
 /// deadlines, float increments, blocking forms), what they did.
 fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bool) {
-    if let Some(ops) = prop::take_rewrite() {
-        prop::extend(ops);
+    if let Some(ops) = ctx.shards.effects().take_rewrite() {
+        ctx.shards.effects().extend(ops);
         return;
     }
     if cmd.flags & WRITE == 0 {
@@ -1055,7 +1074,7 @@ fn record(ctx: &mut Ctx<'_>, cmd: &Command, req: &Request, ok: bool, changed: bo
         "brpoplpush" => op(&[b"RPOPLPUSH", &req[1], &req[2]]),
         _ => vec![Op::from_iter(Some(db), req.iter())],
     };
-    prop::extend(ops);
+    ctx.shards.effects().extend(ops);
 }
 
 /// Whether a SET names a deadline (EX, PX, EXAT or PXAT).
@@ -1083,13 +1102,13 @@ fn set_as_pxat(ctx: &mut Ctx<'_>, db: usize, key: &[u8], value: &[u8]) -> Vec<Op
 /// gone, `Some(None)` if it has none. The command holds its shard.
 fn deadline_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<Option<i64>> {
     let mut shard = ctx.shards.lock_key(key);
-    shard.dbs[db].get(key, i64::MIN).map(|e| e.expire_at())
+    shard.db(db).get(key, i64::MIN).map(|e| e.expire_at())
 }
 
 /// The string at `key` as the command left it.
 fn string_of(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> Option<bytes::Bytes> {
     let mut shard = ctx.shards.lock_key(key);
-    match &shard.dbs[db].get(key, i64::MIN)?.value {
+    match &shard.db(db).get(key, i64::MIN)?.value {
         store::value::Value::Str(s) => Some(s.to_bytes()),
         _ => None,
     }

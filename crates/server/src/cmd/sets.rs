@@ -22,13 +22,17 @@ use store::value::Value;
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
-use crate::db::{Db, Entry, Locked, Rng};
-use crate::repl::prop::{self, Op};
+use crate::db::{DbMut, Entry, LockedRef, Rng};
 use crate::reply::Reply;
 use crate::server::{LocalStats, Shared};
+use store::keyspace::Op;
 
 /// The set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Set>, CmdError> {
+fn get_set<'d>(
+    db: &'d mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'d mut Set>, CmdError> {
     super::typed(db, key, now, |v| match v {
         Value::Set(x) => Some(x),
         _ => None,
@@ -39,7 +43,7 @@ fn get_set<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Se
 /// `lookupKeyRead` does: a keyspace hit or miss for INFO (a key of another
 /// type is a hit).
 fn read_set<'d>(
-    db: &'d mut Db,
+    db: &'d mut DbMut<'_>,
     key: &[u8],
     now: i64,
     stats: &mut LocalStats,
@@ -78,9 +82,9 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let shared = ctx.shared;
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let members = (2..req.len()).map(|i| &req[i]);
-    let added = match get_set(db, key, ctx.now)? {
+    let added = match get_set(&mut db, key, ctx.now)? {
         Some(set) => {
             let max = if set.is_intset() {
                 max_intset(shared)
@@ -108,8 +112,8 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(set) = get_set(db, key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(set) = get_set(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -137,13 +141,13 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_keys([src, dst]);
     // A missing source answers 0 before the destination's type is looked
     // at, as in Redis.
-    if get_set(locked.db(db, src), src, now)?.is_none() {
+    if get_set(&mut locked.db(db, src), src, now)?.is_none() {
         ctx.reply.int(0);
         return Ok(());
     }
-    get_set(locked.db(db, dst), dst, now)?;
-    let source = locked.db(db, src);
-    let Some(set) = get_set(source, src, now)? else {
+    get_set(&mut locked.db(db, dst), dst, now)?;
+    let mut source = locked.db(db, src);
+    let Some(set) = get_set(&mut source, src, now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -160,8 +164,8 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     } else {
         source.modified(src);
     }
-    let target = locked.db(db, dst);
-    match get_set(target, dst, now)? {
+    let mut target = locked.db(db, dst);
+    match get_set(&mut target, dst, now)? {
         Some(set) => {
             let max = if set.is_intset() {
                 max_intset(shared)
@@ -185,8 +189,8 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let set = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(i64::from(set.is_some_and(|s| s.contains(&req[2]))));
     Ok(())
@@ -195,8 +199,8 @@ pub(super) fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let set = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for i in 2..req.len() {
         let found = set.as_ref().is_some_and(|s| s.contains(&req[i]));
@@ -208,8 +212,8 @@ pub(super) fn smismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let set = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.int(set.map_or(0, |s| s.len()) as i64);
     Ok(())
 }
@@ -217,8 +221,8 @@ pub(super) fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(set) = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         ctx.reply.set(0);
         return Ok(());
     };
@@ -243,8 +247,8 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let (dbi, now, shared) = (ctx.client.db, ctx.now, ctx.shared);
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[dbi];
-    let Some(set) = get_set(db, key, now)? else {
+    let mut db = shard.db(dbi);
+    let Some(set) = get_set(&mut db, key, now)? else {
         match count {
             Some(_) => ctx.reply.set(0),
             None => ctx.reply.null(),
@@ -267,7 +271,7 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         } else {
             db.modified(key);
         }
-        prop::rewrite(srem(std::slice::from_ref(&member)));
+        db.effects().rewrite(srem(std::slice::from_ref(&member)));
         ctx.reply.bulk(&member);
         return Ok(());
     };
@@ -285,13 +289,14 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             reply_set(&mut ctx.reply, set);
         }
         db.remove(key);
-        prop::rewrite(vec![Op::new(Some(dbi), &[&b"DEL"[..], key])]);
+        db.effects()
+            .rewrite(vec![Op::new(Some(dbi), &[&b"DEL"[..], key])]);
         return Ok(());
     }
     let max = max_intset(shared);
     let popped = with_rng(|rng| set.pop_many(count, max, rng));
     db.modified(key);
-    prop::rewrite(srem(&popped));
+    db.effects().rewrite(srem(&popped));
     ctx.reply.set(popped.len());
     popped.iter().for_each(|m| ctx.reply.bulk(m));
     Ok(())
@@ -324,8 +329,8 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let set = read_set(db, key, ctx.now, &mut ctx.client.stats)?.map(|s| &*s);
+    let mut db = shard.db(ctx.client.db);
+    let set = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)?.map(|s| &*s);
     let reply = &mut ctx.reply;
     let Some(count) = count else {
         match set.and_then(|s| with_rng(|rng| s.random(rng))) {
@@ -363,14 +368,14 @@ pub(super) fn srandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// in order, and checking that each existing key holds a set. The sets are taken out of their entries
 /// for the time `f` runs, then put back.
 fn with_sets<R>(
-    locked: &mut Locked<'_>,
+    locked: &mut LockedRef<'_, '_>,
     (db, now): (usize, i64),
     stats: &mut LocalStats,
     keys: &[&[u8]],
     f: impl FnOnce(&[Option<&Set>]) -> R,
 ) -> Result<R, CmdError> {
     for key in keys {
-        read_set(locked.db(db, key), key, now, stats)?;
+        read_set(&mut locked.db(db, key), key, now, stats)?;
     }
     let mut distinct: Vec<&[u8]> = Vec::new();
     let mut index: HashMap<&[u8], usize> = HashMap::new();
@@ -413,7 +418,7 @@ fn with_sets<R>(
 /// Stores a STORE command's result at `dst` (replacing whatever is there,
 /// deadline included) and replies with its size; an empty result deletes
 /// `dst` instead.
-fn store_result(reply: &mut Reply<'_>, db: &mut Db, dst: &[u8], result: Set) {
+fn store_result(reply: &mut Reply<'_>, db: &mut DbMut<'_>, dst: &[u8], result: Set) {
     let n = result.len();
     if n == 0 {
         db.remove(dst);
@@ -471,7 +476,7 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             None => Set::new(),
         },
     )?;
-    store_result(&mut ctx.reply, locked.db(db, dst), dst, result);
+    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result);
     Ok(())
 }
 
@@ -563,7 +568,7 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
         &keys,
         |sets| union_or_diff(sets, &keys, diff, max_intset(shared)),
     )?;
-    store_result(&mut ctx.reply, locked.db(db, dst), dst, result);
+    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result);
     Ok(())
 }
 
@@ -615,8 +620,8 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = parse_cursor(&req[2])?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(set) = read_set(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(set) = read_set(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         // Redis answers a missing key before it reads the options.
         ctx.reply.array(2);
         ctx.reply.bulk(b"0");

@@ -110,7 +110,8 @@ fn lookup(
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(element);
     key.extend_from_slice(middle);
-    let entry = locked.db(db, &key).get(&key, now)?;
+    let mut d = locked.db(db, &key);
+    let entry = d.get(&key, now)?;
     match (&entry.value, field) {
         (Value::Str(s), None) => Some(Bytes::copy_from_slice(s.bytes())),
         (Value::Hash(h), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
@@ -305,7 +306,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
             list.push_back(v);
         }
     }
-    let target = locked.db(db, dest);
+    let mut target = locked.db(db, dest);
     if outputlen > 0 {
         target.put(dest, Entry::new(Value::List(Box::new(list))));
     } else if target.contains(dest, now) {

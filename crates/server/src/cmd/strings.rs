@@ -8,10 +8,14 @@ use store::value::{Form, Str, Value};
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64, stored_str};
-use crate::db::{Db, Entry, hash_key};
+use crate::db::{DbMut, Entry, hash_key};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_str<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d mut Str>, CmdError> {
+fn get_str<'d>(
+    db: &'d mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'d mut Str>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Entry {
@@ -29,8 +33,8 @@ fn string_entry(s: Str) -> Entry {
 pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let found = get_str(db, key, ctx.now)?;
+    let mut db = shard.db(ctx.client.db);
+    let found = get_str(&mut db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     match found {
         Some(s) => match s.shared() {
@@ -124,7 +128,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keep_ttl = opts.expiry == Some(Expiry::Keep);
     let deadline = opts.deadline(ctx.now, "set")?;
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     let reply = &mut ctx.reply;
     // One lookup decides everything: the old value for GET, NX and XX,
     // the old deadline for KEEPTTL.
@@ -202,7 +206,7 @@ pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
     let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     if db.contains(&key, ctx.now) {
         ctx.reply.int(0);
     } else {
@@ -225,7 +229,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     let mut entry = string_entry(value);
     entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
-    shard.dbs[ctx.client.db].insert(key, entry);
+    shard.db(ctx.client.db).insert(key, entry);
     ctx.reply.ok();
     Ok(())
 }
@@ -242,8 +246,8 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = Bytes::copy_from_slice(&req[1]);
     let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
-    let db = &mut shard.dbs[ctx.client.db];
-    match get_str(db, &key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    match get_str(&mut db, &key, ctx.now)? {
         Some(old) => ctx.reply.bulk(old.bytes()),
         None => ctx.reply.null(),
     }
@@ -254,8 +258,8 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    match get_str(db, key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    match get_str(&mut db, key, ctx.now)? {
         Some(old) => {
             ctx.reply.bulk(old.bytes());
             db.remove(key);
@@ -280,8 +284,8 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let expiry = opts.expiry;
     let deadline = opts.deadline(ctx.now, "getex")?;
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(s) = get_str(db, key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.null();
         return Ok(());
     };
@@ -390,8 +394,8 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let extra = &req[2];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    match get_str(db, key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    match get_str(&mut db, key, ctx.now)? {
         Some(s) => {
             let len = (s.bytes().len() + extra.len()) as u64;
             check_size(ctx.shared, len)?;
@@ -414,7 +418,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let len = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)?.map_or(0, |s| s.bytes().len());
+    let len = get_str(&mut shard.db(ctx.client.db), key, ctx.now)?.map_or(0, |s| s.bytes().len());
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -422,8 +426,8 @@ pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// INCR and friends: the new value, keeping the key's deadline.
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let new = match get_str(db, key, ctx.now)? {
+    let mut db = shard.db(ctx.client.db);
+    let new = match get_str(&mut db, key, ctx.now)? {
         Some(s) => {
             let new = parse_i64(s.bytes())?
                 .checked_add(by)
@@ -465,10 +469,10 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
+    let mut db = shard.db(ctx.client.db);
     // Redis checks the key's type and value before the increment (INCRBY
     // checks its increment first).
-    let current = match get_str(db, key, ctx.now)? {
+    let current = match get_str(&mut db, key, ctx.now)? {
         Some(s) => longdouble::parse(s.bytes()).ok_or(CmdError::NotFloat)?,
         None => longdouble::ZERO,
     };
@@ -481,7 +485,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let text = Bytes::from(longdouble::format(new));
     ctx.reply.bulk(&text);
-    match get_str(db, key, ctx.now)? {
+    match get_str(&mut db, key, ctx.now)? {
         Some(s) => {
             *s = Str::new(text, Form::Plain);
             db.modified(key);
@@ -510,7 +514,8 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let end = parse_i64(&req[3])?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let Some(s) = get_str(&mut shard.dbs[ctx.client.db], key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.bulk(b"");
         return Ok(());
     };
@@ -529,8 +534,8 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let value = &req[3];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let existing = get_str(db, key, ctx.now)?;
+    let mut db = shard.db(ctx.client.db);
+    let existing = get_str(&mut db, key, ctx.now)?;
     let current_len = existing.as_ref().map_or(0, |s| s.bytes().len());
     if value.is_empty() {
         ctx.reply.int(current_len as i64);
@@ -546,7 +551,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     buf[offset..end].copy_from_slice(value);
     let len = buf.len();
-    match get_str(db, key, ctx.now)? {
+    match get_str(&mut db, key, ctx.now)? {
         Some(s) => {
             *s = Str::new(buf.freeze(), Form::Raw);
             db.modified(key);

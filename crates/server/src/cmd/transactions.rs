@@ -140,9 +140,9 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     // check and the commands.
     let flag = ctx.client.info.watch.clone();
     let mut dirty = flag.is_set();
-    if let Some(locked) = ctx.shards.held() {
+    if let Some(mut locked) = ctx.shards.held() {
         for (db, key) in &watching {
-            let db = locked.db(*db, key);
+            let mut db = locked.db(*db, key);
             dirty = dirty || db.watched_key_expired(key, &flag, ctx.now);
             db.unwatch(key, &flag);
         }
@@ -157,7 +157,7 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     // Feeding replicas, the transaction's changes reach the stream, as one
     // MULTI/EXEC, before its locks are released.
     if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
-        crate::repl::prop::start();
+        ctx.shards.effects().start();
     }
     let exec = ctx.cmd;
     ctx.reply.array(queued.len());
@@ -173,7 +173,7 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         // Clients blocked on keys the transaction filled are served now,
         // still under its locks, from what the transaction left.
         super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
-        if let Some(offset) = ctx.shared.repl.append_recorded() {
+        if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
     }

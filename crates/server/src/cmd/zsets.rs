@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::blocking::{self, BlockOp};
-use crate::db::{Db, Entry, Locked};
+use crate::db::{DbMut, Entry, LockedRef};
 use crate::reply::Reply;
 use crate::server::{LocalStats, Shared};
 
@@ -32,7 +32,7 @@ impl From<ZsetError> for CmdError {
 /// The sorted set at `key`: `Ok(None)` if absent, WRONGTYPE if another
 /// type.
 pub(super) fn get_zset<'d>(
-    db: &'d mut Db,
+    db: &'d mut DbMut<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'d mut ZSet>, CmdError> {
@@ -45,7 +45,7 @@ pub(super) fn get_zset<'d>(
 /// [`get_zset`] for a command that reads the key, as Redis's
 /// `lookupKeyRead` does: a keyspace hit or miss for INFO.
 fn read_zset<'d>(
-    db: &'d mut Db,
+    db: &'d mut DbMut<'_>,
     key: &[u8],
     now: i64,
     stats: &mut LocalStats,
@@ -63,7 +63,7 @@ pub(crate) fn limits(shared: &Shared) -> Limits {
 
 /// After a removal: deletes `key` if its set is now empty, else marks it
 /// changed when `changed`.
-fn settle(db: &mut Db, key: &[u8], empty: bool, changed: bool) {
+fn settle(db: &mut DbMut<'_>, key: &[u8], empty: bool, changed: bool) {
     if empty {
         db.remove(key);
     } else if changed {
@@ -153,8 +153,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, req: &Request, mut flags: AddFlags, mut at: u
     let key = &req[1];
     let limits = limits(ctx.shared);
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let existing = get_zset(db, key, ctx.now)?;
+    let mut db = shard.db(ctx.client.db);
+    let existing = get_zset(&mut db, key, ctx.now)?;
     if existing.is_none() && flags.xx {
         if flags.incr {
             ctx.reply.null();
@@ -227,8 +227,8 @@ pub(super) fn zincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(zset) = get_zset(db, key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(zset) = get_zset(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -242,7 +242,7 @@ pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     }
     let empty = zset.is_empty();
-    settle(db, key, empty, removed > 0);
+    settle(&mut db, key, empty, removed > 0);
     ctx.reply.int(removed);
     Ok(())
 }
@@ -250,8 +250,8 @@ pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.int(zset.map_or(0, |z| z.len()) as i64);
     Ok(())
 }
@@ -259,8 +259,8 @@ pub(super) fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     match zset.and_then(|z| z.score(&req[2])) {
         Some(s) => ctx.reply.double(s),
         None => ctx.reply.null(),
@@ -271,8 +271,8 @@ pub(super) fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn zmscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply.array(req.len() - 2);
     for i in 2..req.len() {
         match zset.as_ref().and_then(|z| z.score(&req[i])) {
@@ -286,8 +286,8 @@ pub(super) fn zmscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn zrank_generic(ctx: &mut Ctx<'_>, req: &Request, reverse: bool) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     match zset.and_then(|z| z.rank(&req[2], reverse)) {
         Some(r) => ctx.reply.int(r as i64),
         None => ctx.reply.null(),
@@ -308,8 +308,8 @@ pub(super) fn zcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let range = ScoreRange::parse(&req[2], &req[3])?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(zset.map_or(0, |z| z.count_by_score(&range)) as i64);
     Ok(())
@@ -319,8 +319,8 @@ pub(super) fn zlexcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let range = LexRange::parse(&req[2], &req[3])?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     ctx.reply
         .int(zset.map_or(0, |z| z.count_by_lex(&range)) as i64);
     Ok(())
@@ -409,8 +409,8 @@ fn zrange_generic(
     let zlimits = limits(ctx.shared);
     let keys: Vec<&[u8]> = std::iter::once(key).chain(store).collect();
     let mut locked = ctx.shards.lock_keys(keys);
-    let db = locked.db(dbi, key);
-    let zset = read_zset(db, key, now, &mut ctx.client.stats)?;
+    let mut db = locked.db(dbi, key);
+    let zset = read_zset(&mut db, key, now, &mut ctx.client.stats)?;
     let Some(dst) = store else {
         let Some(zset) = zset else {
             ctx.reply.array(0);
@@ -436,7 +436,7 @@ fn zrange_generic(
         };
         ZSet::from_range(members, len, &zlimits)
     });
-    let db = locked.db(dbi, dst);
+    let mut db = locked.db(dbi, dst);
     let n = result.as_ref().map_or(0, ZSet::len);
     match result {
         Some(z) if !z.is_empty() => db.put(dst, Entry::new(Value::ZSet(z))),
@@ -486,8 +486,8 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, req: &Request, by: By) -> CmdResult {
     };
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(zset) = get_zset(db, key, ctx.now)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(zset) = get_zset(&mut db, key, ctx.now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -497,7 +497,7 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, req: &Request, by: By) -> CmdResult {
         Range::Lex(r) => zset.remove_range_by_lex(r),
     };
     let empty = zset.is_empty();
-    settle(db, key, empty, removed > 0);
+    settle(&mut db, key, empty, removed > 0);
     ctx.reply.int(removed as i64);
     Ok(())
 }
@@ -526,7 +526,13 @@ fn parse_at_least(arg: &[u8], min: i64, msg: &str) -> Result<i64, CmdError> {
 /// Pops up to `count` members from `key`'s set, from the low end or the
 /// high end when `max`; deletes the key when it empties. `None` when
 /// the key holds no sorted set (checked by the caller).
-fn pop_from(db: &mut Db, key: &[u8], now: i64, max: bool, count: usize) -> Vec<(Vec<u8>, f64)> {
+fn pop_from(
+    db: &mut DbMut<'_>,
+    key: &[u8],
+    now: i64,
+    max: bool,
+    count: usize,
+) -> Vec<(Vec<u8>, f64)> {
     let Ok(Some(zset)) = get_zset(db, key, now) else {
         return Vec::new();
     };
@@ -552,12 +558,12 @@ fn zpop(ctx: &mut Ctx<'_>, req: &Request, max: bool) -> CmdResult {
     };
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    if get_zset(db, key, ctx.now)?.is_none() || count == Some(0) {
+    let mut db = shard.db(ctx.client.db);
+    if get_zset(&mut db, key, ctx.now)?.is_none() || count == Some(0) {
         ctx.reply.array(0);
         return Ok(());
     }
-    let popped = pop_from(db, key, ctx.now, max, count.unwrap_or(1) as usize);
+    let popped = pop_from(&mut db, key, ctx.now, max, count.unwrap_or(1) as usize);
     let nested = ctx.reply.proto != Protocol::Resp2 && count.is_some();
     reply_popped(&mut ctx.reply, &popped, nested);
     Ok(())
@@ -635,19 +641,19 @@ pub(super) fn mpop_args(
 /// one (nothing replied); WRONGTYPE for a key of another type met first.
 fn zpop_first(
     reply: &mut Reply<'_>,
-    locked: &mut Locked<'_>,
+    locked: &mut LockedRef<'_, '_>,
     (db, now): (usize, i64),
     keys: &[Bytes],
     max: bool,
     count: Option<usize>,
 ) -> Result<bool, CmdError> {
     for key in keys {
-        if get_zset(locked.db(db, key), key, now)?.is_none() {
+        if get_zset(&mut locked.db(db, key), key, now)?.is_none() {
             continue;
         }
-        let popped = blocking::zpop(locked.db(db, key), key, max, count.unwrap_or(1));
-        if crate::repl::prop::recording() {
-            crate::repl::prop::rewrite(vec![blocking::zpop_op(
+        let popped = blocking::zpop(&mut locked.db(db, key), key, max, count.unwrap_or(1));
+        if locked.effects().recording() {
+            locked.effects().rewrite(vec![blocking::zpop_op(
                 db,
                 key,
                 max,
@@ -783,8 +789,8 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let zset = read_zset(db, key, ctx.now, &mut ctx.client.stats)?;
+    let mut db = shard.db(ctx.client.db);
+    let zset = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)?;
     let reply = &mut ctx.reply;
     let Some(count) = count else {
         match zset.and_then(|z| {
@@ -845,8 +851,8 @@ pub(super) fn zscan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = super::sets::parse_cursor(&req[2])?;
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
-    let db = &mut shard.dbs[ctx.client.db];
-    let Some(zset) = read_zset(db, key, ctx.now, &mut ctx.client.stats)? else {
+    let mut db = shard.db(ctx.client.db);
+    let Some(zset) = read_zset(&mut db, key, ctx.now, &mut ctx.client.stats)? else {
         // Redis answers a missing key before it reads the options.
         ctx.reply.array(2);
         ctx.reply.bulk(b"0");
@@ -943,7 +949,7 @@ fn zsetop(
         .lock_keys(dst.into_iter().chain(keys.iter().copied()));
     // Every key is looked up, in order, before the options are read.
     for key in &keys {
-        let db = locked.db(dbi, key);
+        let mut db = locked.db(dbi, key);
         let found = db.get(key, now);
         ctx.client.stats.hit(found.is_some());
         if let Some(e) = found
@@ -1075,7 +1081,7 @@ fn zsetop(
         }
     }
     if let (Some(dst), Some(result)) = (dst, stored) {
-        let db = locked.db(dbi, dst);
+        let mut db = locked.db(dbi, dst);
         let n = result.len();
         if n == 0 {
             db.remove(dst);

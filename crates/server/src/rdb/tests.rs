@@ -575,7 +575,7 @@ fn header_checksum_and_duplicates() {
         install(&mut shards, loaded, None).unwrap_err().to_string(),
         "RDB has duplicated key 'k' in DB 0"
     );
-    assert!(!shards.lock_key(b"k").dbs[0].contains(b"k", 0));
+    assert!(!shards.lock_key(b"k").db(0).contains(b"k", 0));
     let body = [
         &[0][..],
         &s(b"k"),
@@ -679,12 +679,18 @@ proptest! {
 fn snapshot_and_install() {
     let ks = Keyspace::new(4);
     let mut shards = Shards::new(&ks);
-    shards.lock_key(b"a").dbs[0].insert(Bytes::from_static(b"a"), string("1", None));
-    shards.lock_key(b"b").dbs[2].insert(
+    shards
+        .lock_key(b"a")
+        .db(0)
+        .insert(Bytes::from_static(b"a"), string("1", None));
+    shards.lock_key(b"b").db(2).insert(
         Bytes::from_static(b"b"),
         list([b"x".to_vec()], Some(i64::MAX)),
     );
-    shards.lock_key(b"gone").dbs[2].insert(Bytes::from_static(b"gone"), string("old", Some(1)));
+    shards
+        .lock_key(b"gone")
+        .db(2)
+        .insert(Bytes::from_static(b"gone"), string("old", Some(1)));
     let (snapshot, extra) = Snapshot::take(&mut shards, || 7);
     assert_eq!(extra, 7);
     assert_eq!(snapshot.dbs.len(), 4);
@@ -692,12 +698,15 @@ fn snapshot_and_install() {
     let loaded = read(&encode(&snapshot, &Aux::default())).unwrap();
 
     // Install over other contents: they are flushed.
-    shards.lock_key(b"c").dbs[1].insert(Bytes::from_static(b"c"), string("3", None));
+    shards
+        .lock_key(b"c")
+        .db(1)
+        .insert(Bytes::from_static(b"c"), string("3", None));
     install(&mut shards, loaded, Some(0)).unwrap();
     let mut count = 0;
     shards.for_each_shard(|s| count += s.dbs.iter().map(crate::db::Db::len).sum::<usize>());
     assert_eq!(count, 2);
-    assert!(shards.lock_key(b"b").dbs[2].contains(b"b", 0));
+    assert!(shards.lock_key(b"b").db(2).contains(b"b", 0));
 
     // A database the server does not have: nothing changes.
     let mut far = Loaded::default();
@@ -709,8 +718,8 @@ fn snapshot_and_install() {
         install(&mut shards, far, None).unwrap_err().to_string(),
         "the RDB file has data in DB 9, but this server is configured with 4 databases"
     );
-    assert!(!shards.lock_key(b"z").dbs[0].contains(b"z", 0));
-    assert!(shards.lock_key(b"a").dbs[0].contains(b"a", 0));
+    assert!(!shards.lock_key(b"z").db(0).contains(b"z", 0));
+    assert!(shards.lock_key(b"a").db(0).contains(b"a", 0));
 
     // A master drops expired keys; a replica keeps them.
     let mut expiring = Loaded::default();

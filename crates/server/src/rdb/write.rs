@@ -11,7 +11,8 @@ use bytes::Bytes;
 use store::rdb::{PLAIN_THRESHOLD, Writer, opcode};
 
 use super::{Aux, REDIS_VER, Snapshot};
-use crate::db::{Entry, ShardView, Shards};
+use crate::db::{Entry, Shards};
+use store::keyspace::ShardView;
 
 /// Writes a complete RDB v10 file (header; aux fields redis-ver,
 /// redis-bits, ctime, used-mem, then the repl-* fields that are set, then
@@ -110,7 +111,7 @@ pub(crate) fn stream_snapshot<T>(
                                 for (key, entry) in d.iter(at) {
                                     w.entry(key, entry.expire_at(), &entry.value)?;
                                 }
-                            } else if d.len() > 0 {
+                            } else if !d.is_empty() {
                                 later[db].extend(
                                     d.iter(at)
                                         .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone())),

@@ -11,12 +11,12 @@ use resp::RequestDecoder;
 use tokio::net::TcpStream;
 use transport::Connection;
 
-use super::prop::Op;
 use super::{Follower, Repl};
 use crate::client::{Client, Psync, WaitAcks};
 use crate::db::Shards;
 use crate::rdb;
 use crate::server::Shared;
+use store::keyspace::Op;
 
 /// Serves a replica until its link breaks; returns why it ended.
 pub(crate) async fn serve(

@@ -2,7 +2,6 @@
 //! WAIT), so Ember can follow a Redis master and a Redis replica can
 //! follow Ember.
 //!
-//! - [`prop`]: what a command changed, recorded while it holds its locks.
 //! - [`Repl`] (here): the replication id and offset, the stream of changes
 //!   (a backlog that also serves as every replica's output buffer), the
 //!   replicas served and the master followed, and what INFO and ROLE show.
@@ -19,7 +18,6 @@
 //! Before any replica has asked for the stream, nothing is recorded.
 
 pub(crate) mod master;
-pub(crate) mod prop;
 pub(crate) mod replica;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -33,7 +31,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Shards;
-use prop::Op;
+use store::keyspace::{Effects, Op};
 
 /// Backlog bytes are kept in chunks of about this size.
 const CHUNK: usize = 16 * 1024;
@@ -393,30 +391,23 @@ impl Repl {
         self.data.notify_waiters();
     }
 
-    /// Runs `f`, which may delete expired keys outside a command's own
-    /// recording (the expiry cycle, SCAN, RANDOMKEY), the caller holding
-    /// the shards it deletes from. With `record`, each deletion reaches
-    /// replicas as a DEL of its own, as Redis sends them, never inside a
-    /// MULTI/EXEC.
-    pub(crate) fn expiring<R>(&self, record: bool, f: impl FnOnce() -> R) -> R {
-        if record {
-            prop::start();
-        }
-        let result = f();
-        if record {
-            let dels = prop::finish().into_iter().flatten();
-            self.append_units(dels.map(|op| vec![op]).collect());
-        }
-        result
+    /// Appends the deletions of expired keys recorded in `fx` by work that
+    /// is not a command of its own (the expiry cycle, SCAN, RANDOMKEY,
+    /// which start recording, delete, then call this before releasing the
+    /// shards): each reaches replicas as a DEL of its own, as Redis sends
+    /// them, never inside a MULTI/EXEC.
+    pub(crate) fn append_expired(&self, fx: &mut Effects) {
+        let dels = fx.finish().into_iter().flatten();
+        self.append_units(dels.map(|op| vec![op]).collect());
     }
 
-    /// Appends what the running command recorded, if it records; returns
-    /// the stream's offset after it (what WAIT waits for).
-    pub(crate) fn append_recorded(&self) -> Option<i64> {
-        if !prop::recording() {
+    /// Appends what the running command recorded in `fx`, if it records;
+    /// returns the stream's offset after it (what WAIT waits for).
+    pub(crate) fn append_recorded(&self, fx: &mut Effects) -> Option<i64> {
+        if !fx.recording() {
             return None;
         }
-        let units = prop::finish();
+        let units = fx.finish();
         if units.is_empty() {
             return None;
         }

@@ -277,7 +277,7 @@ impl Drop for Listed<'_> {
 /// Sends one command.
 async fn command(conn: &mut Link, args: &[&[u8]]) -> Result<(), String> {
     let mut out = Vec::new();
-    super::prop::encode_into(&mut out, args.iter().copied());
+    store::keyspace::encode_into(&mut out, args.iter().copied());
     conn.write_buffer().extend_from_slice(&out);
     conn.flush()
         .await
@@ -536,7 +536,7 @@ fn forget_waits(shared: &Shared, master: &mut Client) {
 fn send_ack(conn: &mut Link, offset: i64) {
     let mut out = Vec::new();
     let offset = offset.to_string();
-    super::prop::encode_into(
+    store::keyspace::encode_into(
         &mut out,
         [&b"REPLCONF"[..], b"ACK", offset.as_bytes()].into_iter(),
     );

@@ -1,51 +1,48 @@
-//! The keyspace's building blocks: a key's [`Entry`] (value and
-//! deadline), how keys are stored ([`Key`]) and hashed ([`hash_key`]), and
-//! the index of keys with a deadline that the active expiry cycle samples
-//! ([`Volatile`]).
+//! The keyspace: every database, split into independently locked shards
+//! ([`Keyspace`], reached through a command's lock set, [`Shards`]), and
+//! its building blocks: a key's [`Entry`] (value and deadline), how keys
+//! are stored ([`Key`]) and hashed ([`hash_key`]), and the index of keys
+//! with a deadline that the active expiry cycle samples ([`Volatile`]).
 //!
-//! The databases, shards and their locks still live in the server
-//! (`crates/server/src/db.rs`) and move here next (issue 11). What they do
-//! that others must hear about will leave the keyspace as values it
-//! returns, never as calls into the server. The design, for that move:
+//! What the keyspace does that others must hear about leaves it as values,
+//! never as calls into the server:
 //!
-//! - **Effects, per command.** A command's lock set (the server's
-//!   `Shards`) owns one `Effects` and lends it, with the command's expiry
-//!   policy, to every database it reaches (`shard.db(i)` pairs `&mut Db`
-//!   with `&mut Effects`). The keyspace appends as things happen, in
-//!   order: `dirty` (changes, Redis's `server.dirty`), `expired` (keys
-//!   deleted because they had expired, each to reach replicas as a DEL
-//!   before the command's own effect) and `ready` (keys that became lists
-//!   while clients waited on them, deduplicated: Redis's
-//!   `signalKeyAsReady`, raised in one place, where a key is added or
-//!   replaced, and by SWAPDB, FLUSH and loads for waited keys). No
-//!   thread-locals: the queue is dropped with the command, so a panic
-//!   leaves nothing set.
+//! - **Effects, per command.** A command's [`Shards`] owns its
+//!   [`Effects`] and lends them with every database it hands out
+//!   ([`DbMut`]): changes (Redis's `server.dirty`), keys deleted because
+//!   they had expired (reaching replicas as DELs before the command's own
+//!   effect), and what the command asks replicas to run instead of itself.
+//!   They are dropped with the command, so a panic leaves nothing set.
 //! - **Policy in, not asked for.** Whether an expired key is deleted,
-//!   hidden, or deleted and reported is an argument chosen by the server
-//!   for the command (replica, master feeding replicas, recording), not a
-//!   question the keyspace asks the replication module.
-//! - **Drained under the locks.** The server's `execute` drains the
-//!   effects after the handler and before the locks drop: serves ready
-//!   keys (which may queue more), turns expired keys and the command into
-//!   the replication stream, then releases. A write holds its keys for its
-//!   whole run only when replicas are fed or a shard it locks has blocked
-//!   clients, as EXEC and recording writes do; otherwise it runs as now
-//!   and its effects are one counter, with no allocation and no extra
-//!   hash. Ready keys already
-//!   work this way, inside the server's `db.rs` (`Db`'s notes,
-//!   `Locked::take_ready`, `blocking::serve_ready`, each shard's count of
-//!   blocked clients); `dirty` and `expired` still go through
-//!   `repl::prop`'s thread-locals.
-//! - **Blocked clients.** The keyspace keeps, per key, the queue of waiter
-//!   ids under the shard lock; the server keeps the waiters themselves
-//!   (their tokio channels) by id.
+//!   hidden, or deleted and reported is decided by the database's
+//!   `hide_expired` (set by the server on replicas and on a master feeding
+//!   replicas) and whether the command records ([`Effects::recording`]),
+//!   which the server turns on for the commands whose deletions must reach
+//!   the stream in order.
+//! - **Ready keys.** A database notes a key that becomes a list or a sorted
+//!   set while clients wait on it (Redis's `signalKeyAsReady`, in one place:
+//!   where a key is added or replaced, and on SWAPDB and loads); whoever
+//!   holds the shard takes the notes ([`Locked::take_ready`]) and serves
+//!   them before releasing it.
+//! - **Blocked clients and WATCH.** The keyspace queues the server's
+//!   blocked clients per key as values of the server's type `W`, and sets
+//!   the [`WatchFlag`]s of the clients watching a key that changes.
 
+mod db;
+mod effects;
 mod entry;
+mod shards;
 mod volatile;
 
 use std::sync::OnceLock;
 
+pub use db::{Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
+pub use effects::{Effects, Op, encode_into};
 pub use entry::{Entry, Key};
+pub use shards::{
+    Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, ShardView, Shards, Write, WriteKeys,
+    shard_of, shard_of_hash,
+};
 pub use volatile::Volatile;
 
 /// The seed of [`hash_key`], set once.
@@ -74,8 +71,19 @@ pub fn hash_key(key: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A string entry for tests.
+    pub(crate) fn entry(v: &'static str, expire_at: Option<i64>) -> Entry {
+        Entry::with(
+            crate::value::Value::Str(crate::value::Str::from_slice(
+                v.as_bytes(),
+                crate::value::Form::Auto,
+            )),
+            expire_at,
+        )
+    }
 
     #[test]
     fn hashing_is_seeded_once() {

@@ -1,0 +1,216 @@
+//! What one command did that others must hear about, collected while it
+//! runs: its changes (Redis's `server.dirty`) and, when it records for
+//! replicas, the commands a replica must run to do the same.
+//!
+//! A command's [`Effects`] belong to its lock set (`Shards`): the keyspace
+//! appends to them as things happen (an expired key deleted, a value
+//! changed), the command's handler appends what it asks for (a rewrite of
+//! itself, a pop served to a blocked client), and the server drains them
+//! before the command's locks drop. They are dropped with the command, so
+//! a panic leaves nothing behind for the next one.
+
+/// One command for the replication stream (and, later, the append-only
+/// file): its database (`None` for commands that do not depend on one,
+/// such as PING) and its arguments, encoded as a RESP array of bulk
+/// strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// The database the command runs in.
+    pub db: Option<usize>,
+    /// The command, as RESP.
+    pub bytes: Vec<u8>,
+}
+
+impl Op {
+    /// A command on database `db`.
+    pub fn new<A: AsRef<[u8]>>(db: Option<usize>, args: &[A]) -> Op {
+        Op::from_iter(db, args.iter().map(AsRef::as_ref))
+    }
+
+    /// A command on database `db`, its arguments from an iterator.
+    pub fn from_iter<'a>(db: Option<usize>, args: impl ExactSizeIterator<Item = &'a [u8]>) -> Op {
+        let mut bytes = Vec::with_capacity(16 * (args.len() + 1));
+        encode_into(&mut bytes, args);
+        Op { db, bytes }
+    }
+
+    /// `DEL key` on database `db`: how a key deleted because it expired
+    /// reaches replicas.
+    pub fn del(db: usize, key: &[u8]) -> Op {
+        Op::new(Some(db), &[&b"DEL"[..], key])
+    }
+}
+
+/// Appends a RESP array of bulk strings.
+pub fn encode_into<'a>(out: &mut Vec<u8>, args: impl ExactSizeIterator<Item = &'a [u8]>) {
+    fn header(out: &mut Vec<u8>, kind: u8, n: usize) {
+        out.push(kind);
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    header(out, b'*', args.len());
+    for arg in args {
+        header(out, b'$', arg.len());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One command's effects; see the module's notes.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Whether the command records what it changes for replicas. Chosen
+    /// by whoever runs it (a master feeding replicas holds the command's
+    /// keys and turns this on), read by the keyspace: expired keys are
+    /// deleted, and reported, only by a recording command where deletions
+    /// must reach the stream in order.
+    recording: bool,
+    /// Changes made so far.
+    dirty: u64,
+    /// Ready for the stream, in order.
+    ops: Vec<Op>,
+    /// Where in `ops` each unit after the first begins: a unit reaches
+    /// replicas wrapped in MULTI/EXEC when it holds more than one command.
+    /// The command's own effects are one unit, each pop served to a
+    /// blocked client another (Redis serves them after the command).
+    units: Vec<usize>,
+    /// What the running command asked to propagate instead of itself.
+    rewrite: Option<Vec<Op>>,
+}
+
+impl Effects {
+    /// No effects yet, not recording.
+    pub fn new() -> Self {
+        Effects::default()
+    }
+
+    /// Whether the command records its changes for replicas.
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Starts recording (the caller holds the locks of everything the
+    /// command may touch, and drains the record before releasing them).
+    pub fn start(&mut self) {
+        self.recording = true;
+    }
+
+    /// Stops recording and returns what was recorded, unit by unit (none
+    /// empty).
+    pub fn finish(&mut self) -> Vec<Vec<Op>> {
+        self.recording = false;
+        self.rewrite = None;
+        let mut ops = std::mem::take(&mut self.ops);
+        let mut units = Vec::with_capacity(self.units.len() + 1);
+        for &at in self.units.iter().rev() {
+            units.push(ops.split_off(at));
+        }
+        self.units.clear();
+        if !ops.is_empty() {
+            units.push(ops);
+        }
+        units.reverse();
+        units.retain(|u| !u.is_empty());
+        units
+    }
+
+    /// A change was made (Redis's `server.dirty++`).
+    #[inline]
+    pub fn changed(&mut self) {
+        self.dirty = self.dirty.wrapping_add(1);
+    }
+
+    /// Changes made so far: a caller compares the count before and after
+    /// a step to know whether it changed anything.
+    #[inline]
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// An expired `key` of database `db` was deleted: replicas delete it
+    /// too, before whatever the command does next.
+    pub fn expired(&mut self, db: usize, key: &[u8]) {
+        if self.recording {
+            self.ops.push(Op::del(db, key));
+        }
+    }
+
+    /// The running command reaches replicas as `ops` instead of as
+    /// itself.
+    pub fn rewrite(&mut self, ops: Vec<Op>) {
+        if self.recording {
+            self.rewrite = Some(ops);
+        }
+    }
+
+    /// What the running command asked to reach replicas as, instead of
+    /// itself.
+    pub fn take_rewrite(&mut self) -> Option<Vec<Op>> {
+        self.rewrite.take()
+    }
+
+    /// A further command for replicas, on its own (a pop made for a
+    /// blocked client).
+    pub fn also(&mut self, op: Op) {
+        if self.recording {
+            self.begin_unit();
+            self.ops.push(op);
+        }
+    }
+
+    /// What is recorded next reaches replicas apart from what came before
+    /// (in a MULTI/EXEC of its own if it is more than one command).
+    pub fn begin_unit(&mut self) {
+        if !self.recording {
+            return;
+        }
+        let at = self.ops.len();
+        if at > 0 && self.units.last() != Some(&at) {
+            self.units.push(at);
+        }
+    }
+
+    /// Appends commands for the stream, after what is already recorded.
+    pub fn extend(&mut self, ops: impl IntoIterator<Item = Op>) {
+        if self.recording {
+            self.ops.extend(ops);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_recorded_unless_recording() {
+        let mut fx = Effects::new();
+        fx.expired(0, b"k");
+        fx.also(Op::del(0, b"x"));
+        fx.rewrite(vec![Op::del(0, b"y")]);
+        fx.changed();
+        assert_eq!(fx.dirty(), 1);
+        assert!(fx.take_rewrite().is_none());
+        assert!(fx.finish().is_empty());
+    }
+
+    #[test]
+    fn units_split_where_asked_and_empty_ones_are_dropped() {
+        let mut fx = Effects::new();
+        fx.start();
+        fx.begin_unit();
+        fx.expired(3, b"a");
+        fx.extend([Op::new(Some(3), &["SET", "b", "1"])]);
+        fx.begin_unit();
+        fx.begin_unit();
+        fx.also(Op::new(Some(3), &["LPOP", "l"]));
+        let units = fx.finish();
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[0].len(), 2);
+        assert_eq!(units[0][0].bytes, b"*2\r\n$3\r\nDEL\r\n$1\r\na\r\n");
+        assert_eq!(units[1], vec![Op::new(Some(3), &["LPOP", "l"])]);
+        assert!(!fx.recording());
+        assert!(fx.finish().is_empty());
+    }
+}

@@ -1,0 +1,864 @@
+//! The keyspace's shards and their locks: every database, split into
+//! independently locked shards.
+//!
+//! A key lives in the same shard (a slice of its [`hash_key`]) in every
+//! database, so a command on one key takes one shard's lock, and commands
+//! on different shards run in parallel. A command on several keys locks
+//! their shards in ascending order (so two such commands can never
+//! deadlock) and holds them all while it runs, which makes it atomic, as in
+//! Redis. Commands on the whole keyspace (FLUSHALL, KEYS, SWAPDB) lock
+//! every shard, in order.
+//!
+//! Shards are reached only through [`Shards`], a command's lock set: outside
+//! a transaction it locks shards as asked, and inside EXEC it hands out the
+//! shards the transaction already holds (a `std::sync::Mutex` is not
+//! reentrant, so a second lock of a held shard would deadlock). It also
+//! owns the command's [`Effects`], which every database it hands out
+//! ([`DbMut`]) reports to. The keyspace's own lock methods are private to
+//! this file for that reason.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use super::{Db, DbMut, Effects, Entry, hash_key};
+
+/// Shards per keyspace. A power of two; enough that SCAN, which returns one
+/// shard per step, keeps steps small, and that two cores rarely meet on the
+/// same lock.
+pub const SHARDS: usize = 1024;
+
+/// The shard `key` lives in.
+#[inline]
+pub fn shard_of(key: &[u8]) -> usize {
+    shard_of_hash(hash_key(key))
+}
+
+/// The shard of a key whose [`hash_key`] is `hash`.
+#[inline]
+pub fn shard_of_hash(hash: u64) -> usize {
+    (hash >> 32) as usize & (SHARDS - 1)
+}
+
+/// One shard: its part of every database.
+#[derive(Debug)]
+pub struct Shard<W> {
+    /// Its part of each database, by number.
+    pub dbs: Vec<Db<W>>,
+    /// The snapshot this shard was last copied for (see
+    /// [`Keyspace::begin_snapshot`]), and the copy, until the snapshot
+    /// collects it.
+    snap_done: u64,
+    snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
+    /// Blocked clients registered on keys of this shard (once per key they
+    /// wait on), changed under its lock: a write that locks the shard and
+    /// finds clients here holds its shards until it has served the keys
+    /// it made ready ([`Shards::begin_write`]).
+    pub waiting: usize,
+}
+
+/// What [`Shard::snapshot_view`] gives.
+#[derive(Debug)]
+pub enum ShardView<'s, W> {
+    /// A copy made before a command changed the shard, per database.
+    Copied(Vec<Vec<(Bytes, Entry)>>),
+    /// The shard as it is, unchanged since the snapshot's instant.
+    Live(&'s [Db<W>]),
+}
+
+impl<W> Shard<W> {
+    /// Copies this shard's live keys for snapshot `epoch` (taken at `now`),
+    /// once.
+    fn copy_for_snapshot(&mut self, epoch: u64, now: i64) {
+        if self.snap_done == epoch {
+            return;
+        }
+        self.snap_done = epoch;
+        // Where expired keys are hidden rather than deleted (a replica, a
+        // master feeding replicas) they are kept: a replica's clock runs
+        // ahead of its master's stream, which may still make them live.
+        let copy = self
+            .dbs
+            .iter()
+            .map(|db| {
+                let now = if db.hide_expired { i64::MIN } else { now };
+                db.iter(now)
+                    .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone()))
+                    .collect()
+            })
+            .collect();
+        self.snap_copy = Some(copy);
+    }
+
+    /// This shard as snapshot `epoch` must see it: the copy a command made
+    /// when it touched the shard first, or, if none did, the shard itself,
+    /// which is then marked done (the caller reads it under this lock, so
+    /// no later command needs to copy it).
+    pub fn snapshot_view(&mut self, epoch: u64) -> ShardView<'_, W> {
+        if self.snap_done == epoch {
+            ShardView::Copied(self.snap_copy.take().unwrap_or_default())
+        } else {
+            self.snap_done = epoch;
+            ShardView::Live(&self.dbs)
+        }
+    }
+
+    /// This shard's part of snapshot `epoch`: the copy made when it was
+    /// first locked after the snapshot began, or one made now.
+    pub fn snapshot_part(&mut self, epoch: u64, now: i64) -> Vec<Vec<(Bytes, Entry)>> {
+        self.copy_for_snapshot(epoch, now);
+        self.snap_copy.take().unwrap_or_default()
+    }
+}
+
+/// All databases, sharded. Its shards are locked only through [`Shards`].
+#[derive(Debug)]
+pub struct Keyspace<W> {
+    shards: Box<[Mutex<Shard<W>>]>,
+    databases: usize,
+    /// Changes are recorded for replicas (see `crate::repl`). Set and
+    /// cleared only while every shard is locked, so a command that reads
+    /// it holding a shard's lock sees the truth for that shard.
+    feeding: AtomicBool,
+    /// The snapshot being taken (0 for none) and the time it stands at:
+    /// see [`Keyspace::begin_snapshot`].
+    snap_epoch: AtomicU64,
+    snap_now: AtomicI64,
+    /// One snapshot at a time.
+    snap_lock: Mutex<()>,
+    /// What every database reads to know whether a CLIENT PAUSE freezes
+    /// expiry (see [`crate::pause`]).
+    expiry_pause: Arc<AtomicI64>,
+    /// Snapshots taken so far, for their epochs.
+    snap_count: AtomicU64,
+}
+
+impl<W> Keyspace<W> {
+    /// `databases` empty databases. Keys are hashed under the seed of
+    /// [`super::seed_hash`], which the server sets first.
+    pub fn new(databases: usize) -> Self {
+        let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
+        let ready_seq = Arc::new(AtomicU64::new(0));
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    dbs: (0..databases)
+                        .map(|index| Db::new(index, expiry_pause.clone(), ready_seq.clone()))
+                        .collect(),
+                    snap_done: 0,
+                    snap_copy: None,
+                    waiting: 0,
+                })
+            })
+            .collect();
+        Keyspace {
+            shards,
+            databases,
+            expiry_pause,
+            feeding: AtomicBool::new(false),
+            snap_epoch: AtomicU64::new(0),
+            snap_now: AtomicI64::new(0),
+            snap_lock: Mutex::new(()),
+            snap_count: AtomicU64::new(0),
+        }
+    }
+
+    /// The end (Unix ms) of the pause that freezes expiry, shared with
+    /// every database: the server's CLIENT PAUSE sets it.
+    pub fn expiry_pause(&self) -> Arc<AtomicI64> {
+        self.expiry_pause.clone()
+    }
+
+    /// A snapshot without stopping the world, copy-on-first-lock: the
+    /// caller holds every shard when it calls this, so the snapshot stands
+    /// at that instant. From then on, whoever locks a shard first (a
+    /// command about to change it, or the snapshot collecting it) copies it
+    /// before anything else happens to it; the snapshot then collects the
+    /// copies one shard at a time ([`Shard::snapshot_part`]). Each shard is
+    /// copied once, by whoever gets there first, and no command waits for
+    /// more than its own shards' copies. Returns the snapshot's epoch;
+    /// [`Keyspace::end_snapshot`] ends it. The caller holds
+    /// [`Keyspace::snapshot_guard`].
+    pub fn begin_snapshot(&self, now: i64, epoch: u64) {
+        self.snap_now.store(now, Ordering::Release);
+        self.snap_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Ends the snapshot [`Keyspace::begin_snapshot`] began.
+    pub fn end_snapshot(&self) {
+        self.snap_epoch.store(0, Ordering::Release);
+    }
+
+    /// A new snapshot's epoch, never used before (nor 0).
+    pub fn next_snapshot_epoch(&self) -> u64 {
+        self.snap_count.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Runs `f` on shard `i` as snapshot `epoch` must see it, under the
+    /// shard's lock but without copying it first: the snapshot's own visit
+    /// reads the shard in place.
+    pub fn visit_for_snapshot<R>(
+        &self,
+        i: usize,
+        epoch: u64,
+        f: impl FnOnce(ShardView<'_, W>) -> R,
+    ) -> R {
+        let mut guard = self.shards[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(guard.snapshot_view(epoch))
+    }
+
+    /// Serializes snapshots.
+    pub fn snapshot_guard(&self) -> MutexGuard<'_, ()> {
+        self.snap_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies a shard just locked for the running snapshot, if any and if
+    /// not done yet.
+    #[inline]
+    fn on_lock(&self, guard: &mut MutexGuard<'_, Shard<W>>) {
+        let epoch = self.snap_epoch.load(Ordering::Acquire);
+        if epoch != 0 && guard.snap_done != epoch {
+            guard.copy_for_snapshot(epoch, self.snap_now.load(Ordering::Acquire));
+        }
+    }
+
+    /// Whether writes are recorded for replicas.
+    pub fn feeding(&self) -> bool {
+        self.feeding.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops recording writes for replicas. The caller holds
+    /// every shard.
+    pub fn set_feeding(&self, on: bool) {
+        self.feeding.store(on, Ordering::Release);
+    }
+
+    /// The shard `key` lives in.
+    pub fn shard_of(key: &[u8]) -> usize {
+        shard_of(key)
+    }
+
+    /// The shard of a key whose [`hash_key`] is `hash`.
+    pub fn shard_of_hash(hash: u64) -> usize {
+        shard_of_hash(hash)
+    }
+
+    /// Locks one shard. A poisoned lock (a command panicked while holding
+    /// it) is taken anyway: a shard's maps are valid after any panic.
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
+        let mut guard = self.shards[shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.on_lock(&mut guard);
+        guard
+    }
+
+    /// Locks one shard if that needs no waiting.
+    fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard<W>>> {
+        let mut guard = match self.shards[shard].try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        self.on_lock(&mut guard);
+        Some(guard)
+    }
+
+    /// Locks the shards of `keys`, in ascending order, each once.
+    fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_, W> {
+        self.lock_shards(keys.into_iter().map(shard_of))
+    }
+
+    /// Locks shards by number, in ascending order, each once.
+    fn lock_shards(&self, shards: impl IntoIterator<Item = usize>) -> Locked<'_, W> {
+        let mut ids: Ids = shards.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.lock_ids(ids)
+    }
+
+    /// Locks every shard, in order.
+    fn lock_all(&self) -> Locked<'_, W> {
+        self.lock_ids((0..SHARDS).collect())
+    }
+
+    /// Locks `ids`, which must be ascending and distinct.
+    fn lock_ids(&self, ids: Ids) -> Locked<'_, W> {
+        let guards = ids.iter().map(|&i| self.lock(i)).collect();
+        Locked {
+            ks: self,
+            ids,
+            guards,
+        }
+    }
+}
+
+/// Locked shard numbers: most commands lock one or two, without allocating.
+type Ids = SmallVec<[usize; 2]>;
+
+/// How code reaches the keyspace's shards: a command's lock set, with its
+/// [`Effects`]. A command finds it in its context; background work makes
+/// one of its own.
+///
+/// Outside a transaction each call locks what it names, exactly as a direct
+/// lock would. Inside EXEC the transaction has locked, in ascending order,
+/// every shard its commands name ([`Shards::hold_keys`], or all of them), and
+/// each call hands out a view of those locks instead: the commands of a
+/// transaction run with no other client's command in between, and never
+/// wait for a lock they hold.
+#[derive(Debug)]
+pub struct Shards<'a, W> {
+    ks: &'a Keyspace<W>,
+    held: Option<Locked<'a, W>>,
+    /// A write command that started while nothing was recorded for
+    /// replicas: should a lock it takes show that recording has begun since,
+    /// it holds all its keys instead and records (see [`Shards::upgrade`]).
+    write: Option<Write<'a>>,
+    /// What the command (or transaction) did, so far.
+    fx: Effects,
+}
+
+/// The keys of a write command, which [`Shards`] asks for only when the
+/// command must hold them (the server knows how to find a command's keys;
+/// the keyspace does not).
+pub trait WriteKeys {
+    /// Whether the command works on whole databases (FLUSHALL, SWAPDB,
+    /// SORT with patterns): it then holds every shard.
+    fn whole_keyspace(&self) -> bool;
+
+    /// Appends the command's keys to `out`.
+    fn keys<'k>(&'k self, out: &mut Vec<&'k [u8]>);
+}
+
+/// A write command, as [`Shards::begin_write`] takes it.
+#[derive(Clone, Copy)]
+pub struct Write<'a> {
+    /// Its keys.
+    pub keys: &'a dyn WriteKeys,
+    /// Recorded for replicas when they are fed (not the master's stream
+    /// on a replica, which reaches sub-replicas as it came).
+    pub record: bool,
+}
+
+impl std::fmt::Debug for Write<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("whole_keyspace", &self.keys.whole_keyspace())
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+impl<'a, W> Shards<'a, W> {
+    /// A lock set of its own, holding nothing yet: each call takes its own
+    /// locks. A command uses the `Shards` of its context instead, which
+    /// knows about transactions.
+    pub fn new(ks: &'a Keyspace<W>) -> Self {
+        Shards {
+            ks,
+            held: None,
+            write: None,
+            fx: Effects::new(),
+        }
+    }
+
+    /// What the command did so far.
+    pub fn effects(&mut self) -> &mut Effects {
+        &mut self.fx
+    }
+
+    /// For a write command outside EXEC: holds its keys' shards until
+    /// [`Shards::release`] while replicas are fed (recording it, if
+    /// `write.record`) or when a shard it locks has blocked clients, so
+    /// that what it did reaches the stream and the clients it made ready
+    /// are served before anyone else sees its keys. Otherwise it notes the
+    /// command, and switches to holding should a lock it takes show
+    /// either.
+    pub fn begin_write(&mut self, write: Write<'a>) {
+        self.write = Some(write);
+        if self.ks.feeding() {
+            self.upgrade();
+        }
+    }
+
+    /// Whether a lock just taken, outside EXEC, shows that the running
+    /// write must hold its shards while it does not yet (`waited`: the
+    /// shards just locked have blocked clients); if so the caller drops the
+    /// lock, and the command then holds its keys.
+    #[inline]
+    fn must_upgrade(&self, waited: bool) -> bool {
+        self.write.is_some() && (waited || self.ks.feeding())
+    }
+
+    /// Holds the write command's keys (or every shard for a command on whole
+    /// databases) and, if replicas are fed, starts recording.
+    fn upgrade(&mut self) {
+        let Some(w) = self.write.take() else {
+            return;
+        };
+        if w.keys.whole_keyspace() {
+            self.hold_all();
+        } else {
+            let mut keys = Vec::new();
+            w.keys.keys(&mut keys);
+            self.hold_keys(keys);
+        }
+        if w.record && self.ks.feeding() {
+            self.fx.start();
+        }
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.ks.databases
+    }
+
+    /// The keyspace itself.
+    pub fn keyspace(&self) -> &'a Keyspace<W> {
+        self.ks
+    }
+
+    /// The shard `key` lives in, locked.
+    pub fn lock_key(&mut self, key: &[u8]) -> ShardRef<'_, W> {
+        self.lock_shard(shard_of(key))
+    }
+
+    /// One shard by number, locked (SCAN walks them in turn).
+    pub fn lock_shard(&mut self, shard: usize) -> ShardRef<'_, W> {
+        if self.held.is_none() {
+            let guard = self.ks.lock(shard);
+            if !self.must_upgrade(guard.waiting > 0) {
+                return ShardRef {
+                    guard: Guard::Own(guard),
+                    fx: &mut self.fx,
+                };
+            }
+            drop(guard);
+            self.upgrade();
+        }
+        let guard = match &mut self.held {
+            None => Guard::Own(self.ks.lock(shard)),
+            Some(held) => Guard::Held(held.shard_mut(shard)),
+        };
+        ShardRef {
+            guard,
+            fx: &mut self.fx,
+        }
+    }
+
+    /// The shards of `keys`, locked in ascending order, each once.
+    pub fn lock_keys<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> LockedRef<'_, 'a, W> {
+        self.lock_shards(keys.into_iter().map(shard_of))
+    }
+
+    /// The shards of keys whose [`hash_key`]s are `hashes` (a command that
+    /// hashed its keys once, to look them up with [`LockedRef::db_of_hash`]
+    /// and [`DbMut::get_hashed`]), locked as [`Shards::lock_keys`] locks.
+    pub fn lock_hashes(&mut self, hashes: impl IntoIterator<Item = u64>) -> LockedRef<'_, 'a, W> {
+        self.lock_shards(hashes.into_iter().map(shard_of_hash))
+    }
+
+    fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a, W> {
+        let mut named = None;
+        if self.held.is_none() {
+            let locked = self.ks.lock_shards(shards);
+            if !self.must_upgrade(locked.waited()) {
+                return LockedRef {
+                    inner: Inner::Own(locked),
+                    fx: &mut self.fx,
+                };
+            }
+            drop(locked);
+            // The keys named are the command's own, all held from now on.
+            self.upgrade();
+        } else {
+            named = Some(shards);
+        }
+        let inner = match &mut self.held {
+            None => Inner::Own(self.ks.lock_all()),
+            Some(held) => {
+                for shard in named.into_iter().flatten() {
+                    held.position(shard);
+                }
+                Inner::Held(held)
+            }
+        };
+        LockedRef {
+            inner,
+            fx: &mut self.fx,
+        }
+    }
+
+    /// Every shard, locked in order.
+    pub fn lock_all(&mut self) -> LockedRef<'_, 'a, W> {
+        self.lock_shards(0..SHARDS)
+    }
+
+    /// Runs `f` on each shard in turn, each under its own lock: for
+    /// whole-keyspace reads that need no atomicity across shards.
+    pub fn for_each_shard(&mut self, mut f: impl FnMut(&mut Shard<W>)) {
+        for shard in 0..SHARDS {
+            f(&mut self.lock_shard(shard));
+        }
+    }
+
+    /// EXEC: locks the shards of `keys`, in ascending order, and holds them
+    /// until [`Shards::release`]; the keys made ready for blocked clients
+    /// meanwhile are served from what the transaction left
+    /// ([`Locked::take_ready`]).
+    pub fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        debug_assert!(self.held.is_none(), "transactions do not nest");
+        self.held = Some(self.ks.lock_keys(keys));
+    }
+
+    /// EXEC of a command on the whole keyspace: holds every shard.
+    pub fn hold_all(&mut self) {
+        debug_assert!(self.held.is_none(), "transactions do not nest");
+        self.held = Some(self.ks.lock_all());
+    }
+
+    /// The locks held by EXEC, if any.
+    pub fn held(&mut self) -> Option<LockedRef<'_, 'a, W>> {
+        let held = self.held.as_mut()?;
+        Some(LockedRef {
+            inner: Inner::Held(held),
+            fx: &mut self.fx,
+        })
+    }
+
+    /// Ends EXEC's hold, handing back its locks (dropping them unlocks)
+    /// with the effects.
+    pub fn release(&mut self) -> Option<LockedRef<'_, 'a, W>> {
+        let held = self.held.take()?;
+        Some(LockedRef {
+            inner: Inner::Own(held),
+            fx: &mut self.fx,
+        })
+    }
+}
+
+/// A locked shard (locked for this call, or one of a transaction's), with
+/// the command's effects. It derefs to the [`Shard`].
+#[derive(Debug)]
+pub struct ShardRef<'s, W> {
+    guard: Guard<'s, W>,
+    fx: &'s mut Effects,
+}
+
+#[derive(Debug)]
+enum Guard<'s, W> {
+    Own(MutexGuard<'s, Shard<W>>),
+    Held(&'s mut Shard<W>),
+}
+
+impl<W> ShardRef<'_, W> {
+    /// Database `db` of this shard, reporting to the command's effects.
+    #[inline]
+    pub fn db(&mut self, db: usize) -> DbMut<'_, W> {
+        let shard: &mut Shard<W> = match &mut self.guard {
+            Guard::Own(guard) => guard,
+            Guard::Held(shard) => shard,
+        };
+        shard.dbs[db].with(self.fx)
+    }
+
+    /// The command's effects.
+    pub fn effects(&mut self) -> &mut Effects {
+        self.fx
+    }
+}
+
+impl<W> std::ops::Deref for ShardRef<'_, W> {
+    type Target = Shard<W>;
+
+    fn deref(&self) -> &Shard<W> {
+        match &self.guard {
+            Guard::Own(guard) => guard,
+            Guard::Held(shard) => shard,
+        }
+    }
+}
+
+impl<W> std::ops::DerefMut for ShardRef<'_, W> {
+    fn deref_mut(&mut self) -> &mut Shard<W> {
+        match &mut self.guard {
+            Guard::Own(guard) => guard,
+            Guard::Held(shard) => shard,
+        }
+    }
+}
+
+/// A set of locked shards (locked for this call, or a transaction's), with
+/// the command's effects. It derefs to the [`Locked`] set.
+#[derive(Debug)]
+pub struct LockedRef<'s, 'a, W> {
+    inner: Inner<'s, 'a, W>,
+    fx: &'s mut Effects,
+}
+
+#[derive(Debug)]
+enum Inner<'s, 'a, W> {
+    Own(Locked<'a, W>),
+    Held(&'s mut Locked<'a, W>),
+}
+
+impl<'a, W> LockedRef<'_, 'a, W> {
+    fn locked(&mut self) -> &mut Locked<'a, W> {
+        match &mut self.inner {
+            Inner::Own(locked) => locked,
+            Inner::Held(locked) => locked,
+        }
+    }
+
+    /// The database `db` of the shard holding `key`, which must be one of
+    /// the locked keys, reporting to the command's effects.
+    #[inline]
+    pub fn db(&mut self, db: usize, key: &[u8]) -> DbMut<'_, W> {
+        self.db_of_hash(db, hash_key(key))
+    }
+
+    /// [`LockedRef::db`] for a key whose [`hash_key`] is `hash`.
+    #[inline]
+    pub fn db_of_hash(&mut self, db: usize, hash: u64) -> DbMut<'_, W> {
+        let inner = match &mut self.inner {
+            Inner::Own(locked) => locked,
+            Inner::Held(locked) => &mut **locked,
+        };
+        let i = inner.position(shard_of_hash(hash));
+        inner.guards[i].dbs[db].with(self.fx)
+    }
+
+    /// The command's effects.
+    pub fn effects(&mut self) -> &mut Effects {
+        self.fx
+    }
+
+    /// The keys of the locked shards that became lists while clients
+    /// waited on them; see [`Locked::take_ready`].
+    pub fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
+        self.locked().take_ready()
+    }
+}
+
+impl<'a, W> std::ops::Deref for LockedRef<'_, 'a, W> {
+    type Target = Locked<'a, W>;
+
+    fn deref(&self) -> &Locked<'a, W> {
+        match &self.inner {
+            Inner::Own(locked) => locked,
+            Inner::Held(locked) => locked,
+        }
+    }
+}
+
+impl<'a, W> std::ops::DerefMut for LockedRef<'_, 'a, W> {
+    fn deref_mut(&mut self) -> &mut Locked<'a, W> {
+        self.locked()
+    }
+}
+
+/// A set of locked shards.
+#[derive(Debug)]
+pub struct Locked<'a, W> {
+    ks: &'a Keyspace<W>,
+    ids: Ids,
+    guards: SmallVec<[MutexGuard<'a, Shard<W>>; 2]>,
+}
+
+impl<'a, W> Locked<'a, W> {
+    /// A locked shard by number.
+    fn shard_mut(&mut self, shard: usize) -> &mut Shard<W> {
+        let i = self.position(shard);
+        &mut self.guards[i]
+    }
+
+    /// Where `shard` is among the locked ones. Every caller names shards it
+    /// locked (a transaction locks what its commands name, see
+    /// [`WriteKeys`]); should one not, it is added if that needs no
+    /// waiting, and otherwise waited for, out of order: a bug, caught in
+    /// debug builds.
+    fn position(&mut self, shard: usize) -> usize {
+        match self.ids.binary_search(&shard) {
+            Ok(i) => i,
+            Err(at) => {
+                debug_assert!(false, "shard {shard} is used but was not locked");
+                let ks = self.ks;
+                let guard = ks.try_lock(shard).unwrap_or_else(|| ks.lock(shard));
+                self.ids.insert(at, shard);
+                self.guards.insert(at, guard);
+                at
+            }
+        }
+    }
+
+    /// Every locked shard.
+    pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard<W>> {
+        self.guards.iter_mut().map(|g| &mut **g)
+    }
+
+    /// Whether clients are blocked on keys of a locked shard.
+    pub fn waited(&self) -> bool {
+        self.guards.iter().any(|g| g.waiting > 0)
+    }
+
+    /// The locked shard of `key`.
+    pub fn shard_of_key(&mut self, key: &[u8]) -> &mut Shard<W> {
+        self.shard_mut(shard_of(key))
+    }
+
+    /// Whether the shard of `key` is locked.
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.ids.binary_search(&shard_of(key)).is_ok()
+    }
+
+    /// Adds the shard of `key` if it can be locked without waiting: taking
+    /// a lock out of order is safe only as a try, never as a wait.
+    pub fn try_add(&mut self, key: &[u8]) -> bool {
+        let shard = shard_of(key);
+        let Err(at) = self.ids.binary_search(&shard) else {
+            return true;
+        };
+        match self.ks.try_lock(shard) {
+            Some(guard) => {
+                self.ids.insert(at, shard);
+                self.guards.insert(at, guard);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The keys of the locked shards that became lists while clients
+    /// waited on them, in the order they did (database, key), emptying
+    /// the notes: the command or transaction that holds these locks serves
+    /// them before it releases them, as Redis serves its ready keys after
+    /// each command. Nobody blocked costs one length check per database.
+    pub fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
+        let mut ready: Vec<(u64, usize, Bytes)> = Vec::new();
+        for shard in &mut self.guards {
+            for (i, db) in shard.dbs.iter_mut().enumerate() {
+                if db.has_ready() {
+                    ready.extend(db.take_ready().into_iter().map(|(seq, k)| (seq, i, k)));
+                }
+            }
+        }
+        ready.sort_unstable_by_key(|(seq, _, _)| *seq);
+        ready.into_iter().map(|(_, db, key)| (db, key)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::tests::entry;
+    use crate::value::Value;
+
+    fn snapshot_values(ks: &Keyspace<()>, epoch: u64) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::new();
+        for i in 0..SHARDS {
+            for db in ks.lock(i).snapshot_part(epoch, 0) {
+                for (k, e) in db {
+                    let Value::Str(s) = e.value else {
+                        panic!("a string")
+                    };
+                    out.push((k, s.to_bytes()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_snapshot_sees_the_keyspace_as_it_was_when_it_began() {
+        let ks = Keyspace::<()>::new(1);
+        let mut shards = Shards::new(&ks);
+        let key = |k: &'static str| Bytes::from_static(k.as_bytes());
+        shards
+            .lock_key(b"a")
+            .db(0)
+            .insert(key("a"), entry("old", None));
+        shards
+            .lock_key(b"b")
+            .db(0)
+            .insert(key("b"), entry("kept", None));
+        let _one = ks.snapshot_guard();
+        let epoch = ks.next_snapshot_epoch();
+        {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(0, epoch);
+        }
+        // Changes after the instant: the shard is copied before they land.
+        shards
+            .lock_key(b"a")
+            .db(0)
+            .insert(key("a"), entry("new", None));
+        shards
+            .lock_key(b"c")
+            .db(0)
+            .insert(key("c"), entry("later", None));
+        shards.lock_key(b"b").db(0).remove(b"b");
+        let seen = snapshot_values(&ks, epoch);
+        ks.end_snapshot();
+        assert_eq!(seen, [(key("a"), key("old")), (key("b"), key("kept"))]);
+        // The keyspace itself has the changes, and the next snapshot too.
+        assert!(shards.lock_key(b"c").db(0).contains(b"c", 0));
+        let next = ks.next_snapshot_epoch();
+        {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(0, next);
+        }
+        let seen = snapshot_values(&ks, next);
+        ks.end_snapshot();
+        assert_eq!(seen, [(key("a"), key("new")), (key("c"), key("later"))]);
+    }
+
+    #[test]
+    fn multi_key_locks_are_ordered_and_deduplicated() {
+        let ks = Keyspace::<()>::new(2);
+        let keys: Vec<&[u8]> = vec![b"x", b"y", b"x", b"z"];
+        let locked = ks.lock_keys(keys.iter().copied());
+        assert_eq!(locked.ids.len(), 3);
+        assert!(locked.ids.windows(2).all(|w| w[0] < w[1]));
+        drop(locked);
+        let mut shards = Shards::new(&ks);
+        let mut locked = shards.lock_keys(keys.iter().copied());
+        locked
+            .db(1, b"y")
+            .insert(Bytes::from_static(b"y"), entry("v", None));
+        assert_eq!(locked.effects().dirty(), 1);
+        drop(locked);
+        assert_eq!(ks.lock(shard_of(b"y")).dbs[1].len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_lends_its_locks_instead_of_locking_again() {
+        let ks = Keyspace::<()>::new(1);
+        let mut shards = Shards::new(&ks);
+        shards.hold_keys([&b"a"[..], b"b"]);
+        // A second lock of a held std mutex would deadlock here.
+        shards
+            .lock_key(b"a")
+            .db(0)
+            .insert(Bytes::from_static(b"a"), entry("1", None));
+        let mut locked = shards.lock_keys([&b"b"[..], b"a"]);
+        locked
+            .db(0, b"b")
+            .insert(Bytes::from_static(b"b"), entry("2", None));
+        assert!(locked.db(0, b"a").contains(b"a", 0));
+        drop(locked);
+        let released = shards.release().expect("held");
+        drop(released);
+        // Released: other code locks the shards again.
+        assert!(Shards::new(&ks).lock_key(b"b").db(0).contains(b"b", 0));
+    }
+}
