@@ -4,6 +4,7 @@ mod bitmaps;
 mod check;
 mod client;
 mod client_pause;
+mod commands;
 mod dump_restore;
 mod grpc;
 mod hashes;

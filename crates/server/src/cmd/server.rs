@@ -753,9 +753,10 @@ fn command_info(ctx: &mut Ctx<'_>, c: &Command) {
     for f in flags {
         ctx.reply.simple(f);
     }
-    ctx.reply.int(i64::from(c.keys.0));
-    ctx.reply.int(i64::from(c.keys.1));
-    ctx.reply.int(i64::from(c.keys.2));
+    let (first, last, step) = c.reported_keys();
+    ctx.reply.int(i64::from(first));
+    ctx.reply.int(i64::from(last));
+    ctx.reply.int(i64::from(step));
     ctx.reply.array(0);
     ctx.reply.array(0);
     ctx.reply.array(0);
