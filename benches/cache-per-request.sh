@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Instructions and simulated cache misses per request on a keyspace of
+# realistic size, Redis beside Ember, from valgrind's cachegrind: counts,
+# not times, so they repeat whatever else the machine runs (this machine's
+# perf sees no hardware counters). Each server loads the same RDB file of
+# KEYS string keys at start, under cachegrind, then serves REQUESTS of one
+# test from redis-benchmark (outside valgrind); a second run that serves
+# nothing is subtracted, which leaves what the requests cost.
+#
+# Usage: benches/cache-per-request.sh [KEYS] [REQUESTS] [TESTS] [PIPELINE]
+#   KEYS      preloaded keys `key:NNNNNNNNNNNN` holding "1" (default 1000000)
+#   REQUESTS  requests per run (default 200000)
+#   TESTS     comma-separated: get, set, incr (default get,incr)
+#   PIPELINE  redis-benchmark's -P (default 16)
+#
+# The simulated caches: 32 KiB 8-way L1 data and instruction caches and a
+# 32 MiB 16-way last level, this machine's (`lscpu`); cachegrind has no L2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keys=${1:-1000000}
+requests=${2:-200000}
+tests=${3:-get,incr}
+pipeline=${4:-16}
+
+for tool in valgrind redis-server redis-cli redis-benchmark; do
+    command -v "$tool" >/dev/null || {
+        echo "needs $tool (apt-get install valgrind redis-server redis-tools)" >&2
+        exit 1
+    }
+done
+cargo build --release -q -p ember-server
+workdir=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() {
+    for _ in $(seq 1200); do
+        [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && return
+        sleep 0.5
+    done
+    echo "server on $1 never answered" >&2
+    exit 1
+}
+
+# The RDB file: written once by a native redis-server, loaded by both.
+python3 - "$keys" > "$workdir/preload.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    key = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(key), key))
+PY
+port=$(free_port)
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
+pids+=($!)
+wait_ready "$port"
+redis-cli -p "$port" --pipe < "$workdir/preload.resp" >/dev/null
+redis-cli -p "$port" save >/dev/null
+redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+wait "${pids[-1]}" 2>/dev/null || true
+
+command_of() {
+    case $1 in
+        get) echo "GET key:__rand_int__" ;;
+        set) echo "SET key:__rand_int__ 1" ;;
+        incr) echo "INCR key:__rand_int__" ;;
+        *) echo "unknown test $1" >&2; exit 1 ;;
+    esac
+}
+
+# One run under cachegrind: start from the file, serve `n` requests of
+# `test`, stop. Prints the totals: instructions, data reads, L1 data
+# misses, last-level data misses.
+run() {
+    local server=$1 test=$2 n=$3 dir out port
+    dir=$(mktemp -d -p "$workdir")
+    cp "$workdir/dump.rdb" "$dir/"
+    out="$dir/cg.out"
+    port=$(free_port)
+    local cg=(valgrind --tool=cachegrind --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64
+        --LL=33554432,16,64 --cachegrind-out-file="$out")
+    if [[ $server == redis ]]; then
+        "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$dir" --dbfilename dump.rdb >/dev/null 2>&1 &
+    else
+        "${cg[@]}" target/release/ember-server --port "$port" --threads 1 --dir "$dir" \
+            --dbfilename dump.rdb >/dev/null 2>&1 &
+    fi
+    local pid=$!
+    pids+=("$pid")
+    wait_ready "$port"
+    # Loading is over once the keys are all there.
+    until [[ $(redis-cli -p "$port" dbsize) == "$keys" ]]; do sleep 0.5; done
+    if ((n > 0)); then
+        # shellcheck disable=SC2046
+        redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
+            $(command_of "$test") >/dev/null 2>&1
+    fi
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    wait "$pid" 2>/dev/null || true
+    # events: Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw
+    awk '/^summary:/ { print $2, $5, $6 + $9, $7 + $10 }' "$out"
+}
+
+printf '%-6s %-6s %12s %12s %12s\n' test server "Ir/req" "D1miss/req" "LLmiss/req"
+for test in ${tests//,/ }; do
+    for server in redis ember; do
+        read -r ir0 _ d10 ll0 < <(run "$server" "$test" 0)
+        read -r ir1 _ d11 ll1 < <(run "$server" "$test" "$requests")
+        awk -v t="$test" -v s="$server" -v n="$requests" \
+            -v i="$((ir1 - ir0))" -v d="$((d11 - d10))" -v l="$((ll1 - ll0))" \
+            'BEGIN { printf "%-6s %-6s %12.0f %12.2f %12.2f\n", t, s, i / n, d / n, l / n }'
+    done
+done
