@@ -193,6 +193,62 @@ impl Pair {
         }
     }
 
+    /// Sends each of `lines` to both, replies unread (setup, CONFIG SET).
+    pub(crate) fn run(&mut self, lines: &[&str]) {
+        for line in lines {
+            let args = words(line);
+            self.both(&slices(&args));
+        }
+    }
+
+    /// Fails unless OBJECT ENCODING answers alike for each of `keys`.
+    pub(crate) fn same_encodings(&mut self, keys: &[&[u8]], context: &str) {
+        for key in keys {
+            let (r, e) = self.both(&[b"OBJECT", b"ENCODING", key]);
+            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
+        }
+    }
+
+    /// Under each of `settings` (lines for [`Pair::run`], CONFIG SETs of
+    /// the encoding limits), DEBUG RELOAD on both, then
+    /// [`Pair::same_encodings`] of `keys`: a value loaded from a file takes
+    /// the encoding the limits then in force give it.
+    pub(crate) fn reload_under(&mut self, settings: &[&[&str]], keys: &[&[u8]]) {
+        for setting in settings {
+            self.run(setting);
+            let (r, e) = self.both(&[b"DEBUG", b"RELOAD"]);
+            assert_eq!(r, e, "DEBUG RELOAD under {setting:?}");
+            self.same_encodings(keys, &format!("DEBUG RELOAD under {setting:?}"));
+        }
+    }
+
+    /// redis-server's DUMP of each of `sources`, restored on both as `copy`
+    /// under each of `settings` (as for [`Pair::reload_under`]): both say
+    /// OK, and the copy's encoding is the same on both.
+    pub(crate) fn restore_under(&mut self, settings: &[&[&str]], sources: &[&[u8]]) {
+        for source in sources {
+            let (payload, _) = self.both(&[b"DUMP", source]);
+            let Frame::Bulk(payload) = decode(&payload) else {
+                panic!("DUMP replied {payload:?}");
+            };
+            for setting in settings {
+                self.run(setting);
+                let context = format!(
+                    "RESTORE of {} under {setting:?}",
+                    String::from_utf8_lossy(source)
+                );
+                let (r, e) = self.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+                assert_eq!(
+                    (&r[..], &e[..]),
+                    (&b"+OK\r\n"[..], &b"+OK\r\n"[..]),
+                    "{context}"
+                );
+                let (r, e) = self.both(&[b"OBJECT", b"ENCODING", b"copy"]);
+                assert_eq!(r, e, "{context}");
+            }
+        }
+    }
+
     /// From CONFIG RESETSTAT on, runs each of `lines` on both and fails
     /// when INFO `section`'s `fields` differ after it.
     pub(crate) fn check_info(&mut self, section: &str, fields: &[&str], lines: &[&str]) {

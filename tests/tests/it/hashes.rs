@@ -821,31 +821,25 @@ fn restored_hashes_follow_the_configured_limits() {
     ] {
         both.both(args);
     }
-    for source in [&b"small"[..], b"big", b"long"] {
-        let (payload, _) = both.both(&[b"DUMP", source]);
-        let payload = match decode(&payload) {
-            Frame::Bulk(b) => b,
-            other => panic!("{other:?}"),
-        };
-        for (entries, value) in [
-            (&b"1"[..], &b"64"[..]),
-            (b"1000", b"200"),
-            (b"512", b"64"),
-            (b"0", b"64"),
-        ] {
-            both.both(&[b"CONFIG", b"SET", b"hash-max-listpack-entries", entries]);
-            both.both(&[b"CONFIG", b"SET", b"hash-max-listpack-value", value]);
-            let (r, e) = both.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = both.both(&[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {} {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(entries),
-                String::from_utf8_lossy(value)
-            );
-        }
-    }
+    both.restore_under(
+        &[
+            &[
+                "CONFIG SET hash-max-listpack-entries 1",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 1000",
+                "CONFIG SET hash-max-listpack-value 200",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 512",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 0",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+        ],
+        &[b"small", b"big", b"long"],
+    );
 }

@@ -730,12 +730,6 @@ fn loaded_sets_follow_the_configured_limit() {
     big.extend((0..600).map(|i| i.to_string().into_bytes()));
     let big = slices(&big);
     let keys: [&[u8]; 4] = [b"a", b"big", b"b", b"h0"];
-    let encodings = |pair: &mut Pair, context: &str| {
-        for key in keys {
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
-            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
-        }
-    };
     pair.reset();
     for args in [
         &[&b"SADD"[..], b"a", b"1", b"2", b"3", b"4", b"5"][..],
@@ -746,36 +740,22 @@ fn loaded_sets_follow_the_configured_limit() {
     ] {
         pair.both(args);
     }
-    encodings(&mut pair, "as written");
-    for limit in [&b"3"[..], b"1000", b"512", b"0"] {
-        pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
-        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
-        assert_eq!(r, e);
-        let context = format!("DEBUG RELOAD under {}", String::from_utf8_lossy(limit));
-        encodings(&mut pair, &context);
-    }
+    pair.same_encodings(&keys, "as written");
+    let limits: [&[&str]; 4] = [
+        &["CONFIG SET set-max-intset-entries 3"],
+        &["CONFIG SET set-max-intset-entries 1000"],
+        &["CONFIG SET set-max-intset-entries 512"],
+        &["CONFIG SET set-max-intset-entries 0"],
+    ];
+    pair.reload_under(&limits, &keys);
     // Payloads: the same rule under each limit.
-    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"0"]);
-    pair.both(&[b"SADD", b"h1", b"1", b"2", b"3"]);
-    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"512"]);
-    pair.both(&[b"SADD", b"i1", b"1", b"2", b"3", b"4"]);
-    for source in [&b"h1"[..], b"i1", b"big", b"b"] {
-        let (payload, _) = pair.both(&[b"DUMP", source]);
-        let payload = decode(&payload).as_bytes().expect("a payload").clone();
-        for limit in [&b"3"[..], b"1000", b"512"] {
-            pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
-            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(limit)
-            );
-        }
-    }
+    pair.run(&[
+        "CONFIG SET set-max-intset-entries 0",
+        "SADD h1 1 2 3",
+        "CONFIG SET set-max-intset-entries 512",
+        "SADD i1 1 2 3 4",
+    ]);
+    pair.restore_under(&limits[..3], &[b"h1", b"i1", b"big", b"b"]);
 }
 
 /// INFO's keyspace hits and misses count the set commands' reads as

@@ -794,12 +794,6 @@ fn loaded_zsets_follow_the_configured_limits() {
     }
     let big = slices(&big);
     let keys: [&[u8]; 4] = [b"small", b"big", b"long", b"s0"];
-    let encodings = |pair: &mut Pair, context: &str| {
-        for key in keys {
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
-            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
-        }
-    };
     pair.reset();
     let long = "x".repeat(100);
     for args in [
@@ -811,46 +805,43 @@ fn loaded_zsets_follow_the_configured_limits() {
     ] {
         pair.both(args);
     }
-    encodings(&mut pair, "as written");
-    for (entries, value) in [
-        (&b"2"[..], &b"64"[..]),
-        (b"1000", b"200"),
-        (b"128", b"64"),
-        (b"0", b"64"),
-    ] {
-        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
-        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", value]);
-        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
-        assert_eq!(r, e);
-        let context = format!(
-            "DEBUG RELOAD under {} {}",
-            String::from_utf8_lossy(entries),
-            String::from_utf8_lossy(value)
-        );
-        encodings(&mut pair, &context);
-    }
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"128"]);
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", b"64"]);
-    pair.both(&[b"ZADD", b"p1", b"1", b"a", b"2", b"b", b"3", b"c"]);
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"0"]);
-    pair.both(&[b"ZADD", b"p2", b"1", b"a", b"2", b"b", b"3", b"c"]);
-    for source in [&b"p1"[..], b"p2", b"big", b"long"] {
-        let (payload, _) = pair.both(&[b"DUMP", source]);
-        let payload = decode(&payload).as_bytes().expect("a payload").clone();
-        for entries in [&b"2"[..], b"1000", b"128"] {
-            pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
-            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(entries)
-            );
-        }
-    }
+    pair.same_encodings(&keys, "as written");
+    pair.reload_under(
+        &[
+            &[
+                "CONFIG SET zset-max-listpack-entries 2",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 1000",
+                "CONFIG SET zset-max-listpack-value 200",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 128",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 0",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+        ],
+        &keys,
+    );
+    pair.run(&[
+        "CONFIG SET zset-max-listpack-entries 128",
+        "CONFIG SET zset-max-listpack-value 64",
+        "ZADD p1 1 a 2 b 3 c",
+        "CONFIG SET zset-max-listpack-entries 0",
+        "ZADD p2 1 a 2 b 3 c",
+    ]);
+    pair.restore_under(
+        &[
+            &["CONFIG SET zset-max-listpack-entries 2"],
+            &["CONFIG SET zset-max-listpack-entries 1000"],
+            &["CONFIG SET zset-max-listpack-entries 128"],
+        ],
+        &[b"p1", b"p2", b"big", b"long"],
+    );
 }
 
 /// INFO's keyspace hits and misses count the sorted-set commands' reads
