@@ -5,78 +5,21 @@
 
 use std::net::TcpStream;
 
-use bytes::Bytes;
 use ember_tests::{EmberServer, RedisServer, call};
 
-/// A redis-server and an Ember server, one connection to each.
-struct Pair {
-    _redis: RedisServer,
-    _ember: EmberServer,
-    redis: TcpStream,
-    ember: TcpStream,
-}
+use crate::diff::{Pair, Setup, slices, words};
 
-impl Pair {
-    fn start() -> Pair {
-        let redis = RedisServer::start(&[]);
-        let ember = EmberServer::start(&["save \"\"", "appendonly no"]);
-        Pair {
-            redis: redis.connect(),
-            ember: ember.connect(),
-            _redis: redis,
-            _ember: ember,
-        }
-    }
-
-    /// One command on both: (redis's reply, ember's reply), raw.
-    fn both(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
-        (call(&mut self.redis, args), call(&mut self.ember, args))
-    }
-
-    /// Runs `lines` on both from an empty keyspace in RESP2 and fails at
-    /// the first reply that differs. A line `~ CMD` runs without comparing
-    /// (HELLO, whose reply has the client id).
-    fn check(&mut self, lines: &[&str]) {
-        for conn in [&mut self.redis, &mut self.ember] {
-            call(conn, &[b"RESET"]);
-            call(conn, &[b"FLUSHALL"]);
-            call(
-                conn,
-                &[b"CONFIG", b"SET", b"proto-max-bulk-len", b"536870912"],
-            );
-        }
-        for (i, line) in lines.iter().enumerate() {
-            let (compare, text) = match line.strip_prefix("~ ") {
-                Some(t) => (false, t),
-                None => (true, *line),
-            };
-            let args = words(text);
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let (r, e) = self.both(&args);
-            if compare && r != e {
-                panic!(
-                    "replies differ at line {} of:\n  {}\nredis: {:?}\nember: {:?}",
-                    i + 1,
-                    lines.join("\n  "),
-                    String::from_utf8_lossy(&r),
-                    String::from_utf8_lossy(&e)
-                );
-            }
-        }
-    }
-}
-
-fn words(text: &str) -> Vec<Vec<u8>> {
-    resp::split_args(text.as_bytes())
-        .expect("balanced quotes")
-        .into_iter()
-        .map(|a| a.to_vec())
-        .collect()
-}
+/// Every reply byte for byte; each script starts from the default
+/// `proto-max-bulk-len`.
+const SETUP: Setup = Setup {
+    ember: &["save \"\"", "appendonly no"],
+    reset: &["CONFIG SET proto-max-bulk-len 536870912"],
+    ..Setup::PLAIN
+};
 
 #[test]
 fn setbit_and_getbit_match_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "SETBIT k 7 1",
         "SETBIT k 7 1",
@@ -137,7 +80,7 @@ fn setbit_and_getbit_match_redis() {
 
 #[test]
 fn bitcount_matches_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "SET k foobar",
         "BITCOUNT k",
@@ -180,7 +123,7 @@ fn bitcount_matches_redis() {
 
 #[test]
 fn bitpos_matches_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "SET k \"\\xff\\xf0\\x00\"",
         "BITPOS k 0",
@@ -239,7 +182,7 @@ fn bitpos_matches_redis() {
 
 #[test]
 fn bitop_matches_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "SET a \"\\xff\\x0f\\xaa\"",
         "SET b \"\\xf0\"",
@@ -284,7 +227,7 @@ fn bitop_matches_redis() {
 
 #[test]
 fn bitfield_matches_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "BITFIELD k SET i8 0 100 GET u4 0 INCRBY i5 100 1 GET u4 0",
         "GET k",
@@ -350,7 +293,7 @@ fn bitfield_matches_redis() {
 
 #[test]
 fn lcs_matches_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     let script = [
         "MSET a ohmytext b mynewtext",
         "LCS a b",
@@ -390,7 +333,7 @@ fn lcs_matches_redis() {
 
 #[test]
 fn resp3_replies_match_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     p.check(&[
         "~ HELLO 3",
         "BITFIELD k OVERFLOW FAIL INCRBY u2 0 5 SET i8 8 -3 GET i8 8",
@@ -431,7 +374,7 @@ impl Rng {
 
 #[test]
 fn random_bit_operations_match_redis() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     for conn in [&mut p.redis, &mut p.ember] {
         call(conn, &[b"FLUSHALL"]);
     }
@@ -503,7 +446,7 @@ fn random_bit_operations_match_redis() {
             },
         };
         let args = words(&line);
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let args = slices(&args);
         let (r, e) = p.both(&args);
         assert_eq!(
             String::from_utf8_lossy(&r),
@@ -565,7 +508,7 @@ fn bit_writes_stream_like_redis() {
 /// as it was is no change.
 #[test]
 fn only_changes_count_as_changes() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(&SETUP);
     let changes = |conn: &mut TcpStream| -> i64 {
         let info = call(conn, &[b"INFO", b"persistence"]);
         let text = String::from_utf8_lossy(&info).to_string();
@@ -605,22 +548,14 @@ fn only_changes_count_as_changes() {
 
 /// Keyspace hits and misses as Redis counts them: the reads (GETBIT,
 /// BITCOUNT, BITPOS, BITOP's sources, BITFIELD of GETs, LCS) count, the
-/// writes' own lookups do not.
+/// writes' own lookups do not; compared after every command.
 #[test]
 fn keyspace_hits_and_misses_count_like_redis() {
-    let mut p = Pair::start();
-    let field = |conn: &mut TcpStream, name: &str| -> i64 {
-        let info = call(conn, &[b"INFO", b"stats"]);
-        let text = String::from_utf8_lossy(&info).to_string();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("the field")
-    };
-    let mut seen = Vec::new();
-    for conn in [&mut p.redis, &mut p.ember] {
-        call(conn, &[b"CONFIG", b"RESETSTAT"]);
-        for line in [
+    let mut p = Pair::start(&SETUP);
+    p.check_info(
+        "stats",
+        &["keyspace_hits", "keyspace_misses"],
+        &[
             "SETBIT k 0 1",
             "SETBIT k 1 1",
             "GETBIT k 0",
@@ -636,14 +571,6 @@ fn keyspace_hits_and_misses_count_like_redis() {
             "BITFIELD_RO k GET u8 0",
             "LCS k none",
             "LCS k d",
-        ] {
-            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-            call(conn, &args);
-        }
-        seen.push((field(conn, "keyspace_hits"), field(conn, "keyspace_misses")));
-    }
-    assert_eq!(
-        seen[0], seen[1],
-        "redis's (hits, misses) first, ember's second"
+        ],
     );
 }

@@ -9,196 +9,11 @@ use std::collections::HashSet;
 use std::net::TcpStream;
 use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ember_tests::{EmberServer, RedisServer, call};
 use resp::Frame;
 
-/// One server of the pair: a connection to it.
-struct Both {
-    _redis: RedisServer,
-    _ember: EmberServer,
-    r: TcpStream,
-    e: TcpStream,
-}
-
-/// How a reply is compared.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    /// Byte for byte.
-    Exact,
-    /// Every array's elements (and a map's pairs) as a multiset.
-    Sorted,
-    /// A flat array of field, value, field, value... as a set of pairs.
-    Pairs,
-    /// The frame's structure only: strings replaced by a placeholder
-    /// (random picks).
-    Shape,
-    /// Not compared.
-    Ignore,
-}
-
-fn frame(reply: &[u8]) -> Frame {
-    let mut buf = BytesMut::from(reply);
-    resp::decode(&mut buf)
-        .expect("a valid reply")
-        .expect("a whole reply")
-}
-
-fn encode(f: &Frame) -> Bytes {
-    let mut out = BytesMut::new();
-    f.encode(&mut out);
-    out.freeze()
-}
-
-fn sorted(f: Frame) -> Frame {
-    match f {
-        Frame::Array(items) => {
-            let mut items: Vec<Frame> = items.into_iter().map(sorted).collect();
-            items.sort_by_key(encode);
-            Frame::Array(items)
-        }
-        Frame::Set(items) => {
-            let mut items: Vec<Frame> = items.into_iter().map(sorted).collect();
-            items.sort_by_key(encode);
-            Frame::Set(items)
-        }
-        Frame::Map(pairs) => {
-            let mut pairs: Vec<(Frame, Frame)> = pairs
-                .into_iter()
-                .map(|(k, v)| (sorted(k), sorted(v)))
-                .collect();
-            pairs.sort_by_key(|(k, v)| (encode(k), encode(v)));
-            Frame::Map(pairs)
-        }
-        other => other,
-    }
-}
-
-fn pairs(f: Frame) -> Frame {
-    match f {
-        Frame::Array(items) if items.len() % 2 == 0 => {
-            let mut pairs: Vec<Vec<Frame>> = items.chunks(2).map(<[Frame]>::to_vec).collect();
-            pairs.sort_by_key(|p| (encode(&p[0]), encode(&p[1])));
-            Frame::Array(pairs.into_iter().flatten().collect())
-        }
-        other => sorted(other),
-    }
-}
-
-fn shape(f: Frame) -> Frame {
-    match f {
-        Frame::Bulk(_) => Frame::Bulk(Bytes::from_static(b"x")),
-        Frame::Array(items) => Frame::Array(items.into_iter().map(shape).collect()),
-        other => other,
-    }
-}
-
-fn normalize(mode: Mode, reply: Bytes) -> Bytes {
-    match mode {
-        Mode::Exact | Mode::Ignore => reply,
-        Mode::Sorted => encode(&sorted(frame(&reply))),
-        Mode::Pairs => encode(&pairs(frame(&reply))),
-        Mode::Shape => encode(&shape(frame(&reply))),
-    }
-}
-
-fn args(line: &str) -> Vec<Vec<u8>> {
-    resp::split_args(line.as_bytes())
-        .expect("balanced quotes")
-        .into_iter()
-        .map(|a| a.to_vec())
-        .collect()
-}
-
-impl Both {
-    fn start() -> Both {
-        let redis = RedisServer::start(&[]);
-        let ember = EmberServer::start(&[]);
-        Both {
-            r: redis.connect(),
-            e: ember.connect(),
-            _redis: redis,
-            _ember: ember,
-        }
-    }
-
-    /// Runs `args` on both; their replies, normalized.
-    fn both(&mut self, mode: Mode, args: &[&[u8]]) -> (Bytes, Bytes) {
-        let r = normalize(mode, call(&mut self.r, args));
-        let e = normalize(mode, call(&mut self.e, args));
-        (r, e)
-    }
-
-    /// Runs a script from an empty keyspace on each server, comparing each
-    /// reply as its line says: `sorted `, `pairs `, `shape ` or `~ ` before
-    /// the command, or nothing for byte for byte. `scanall KEY [options]`
-    /// runs HSCAN from cursor 0 to the end and compares the pairs found.
-    fn check(&mut self, lines: &[&str]) {
-        for conn in [&mut self.r, &mut self.e] {
-            call(conn, &[b"RESET"]);
-            call(conn, &[b"FLUSHALL"]);
-        }
-        for (i, line) in lines.iter().enumerate() {
-            let (mode, text) = [
-                ("sorted ", Mode::Sorted),
-                ("pairs ", Mode::Pairs),
-                ("shape ", Mode::Shape),
-                ("~ ", Mode::Ignore),
-            ]
-            .iter()
-            .find_map(|(p, m)| line.strip_prefix(p).map(|t| (*m, t)))
-            .unwrap_or((Mode::Exact, line));
-            let command = args(text);
-            let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-            let (r, e) = if argv[0] == b"scanall" {
-                let r = scan_all(&mut self.r, &argv[1..]);
-                let e = scan_all(&mut self.e, &argv[1..]);
-                (Bytes::from(format!("{r:?}")), Bytes::from(format!("{e:?}")))
-            } else {
-                self.both(mode, &argv)
-            };
-            if mode != Mode::Ignore && r != e {
-                panic!(
-                    "replies differ at line {} of:\n  {}\nredis: {:?}\nember: {:?}",
-                    i + 1,
-                    lines.join("\n  "),
-                    String::from_utf8_lossy(&r),
-                    String::from_utf8_lossy(&e)
-                );
-            }
-        }
-    }
-}
-
-/// HSCAN `key` from cursor 0 until it ends, with `opts`; the pairs found,
-/// sorted, duplicates removed (a scan may return an element twice).
-fn scan_all(conn: &mut TcpStream, key_and_opts: &[&[u8]]) -> Vec<(Bytes, Bytes)> {
-    let mut cursor = b"0".to_vec();
-    let mut found = Vec::new();
-    for _ in 0..100_000 {
-        let mut argv: Vec<&[u8]> = vec![b"HSCAN", key_and_opts[0], &cursor];
-        argv.extend(&key_and_opts[1..]);
-        let Frame::Array(reply) = frame(&call(conn, &argv)) else {
-            panic!("HSCAN replied with no array");
-        };
-        let [Frame::Bulk(next), Frame::Array(items)] = &reply[..] else {
-            panic!("HSCAN replied {reply:?}");
-        };
-        for pair in items.chunks(2) {
-            match pair {
-                [Frame::Bulk(f), Frame::Bulk(v)] => found.push((f.clone(), v.clone())),
-                other => panic!("not a pair: {other:?}"),
-            }
-        }
-        cursor = next.to_vec();
-        if cursor == b"0" {
-            found.sort();
-            found.dedup();
-            return found;
-        }
-    }
-    panic!("HSCAN never ended");
-}
+use crate::diff::{Mode, Pair, Setup, decode, normalize};
 
 /// `HSET key f0 v0 ... f{n-1} v{n-1}` with `prefix`ed fields.
 fn hset_line(key: &str, n: usize, prefix: &str) -> String {
@@ -211,7 +26,7 @@ fn hset_line(key: &str, n: usize, prefix: &str) -> String {
 
 #[test]
 fn hash_commands_match_redis() {
-    let mut b = Both::start();
+    let mut b = Pair::start(&Setup::PLAIN);
     let cases: &[&[&str]] = &[
         // Small (listpack) hashes: insertion order, updates in place.
         &[
@@ -516,7 +331,7 @@ fn hash_commands_match_redis() {
 /// them.
 #[test]
 fn encodings_and_conversions_match_redis() {
-    let mut b = Both::start();
+    let mut b = Pair::start(&Setup::PLAIN);
     let at_limit = hset_line("full", 512, "f");
     let over_limit = hset_line("over", 513, "f");
     let long = "x".repeat(64);
@@ -597,7 +412,7 @@ fn encodings_and_conversions_match_redis() {
 /// server's own.
 #[test]
 fn hashtable_hashes_match_redis_as_sets() {
-    let mut b = Both::start();
+    let mut b = Pair::start(&Setup::PLAIN);
     let big = hset_line("big", 1000, "field:");
     b.check(&[
         &big,
@@ -627,11 +442,11 @@ fn hashtable_hashes_match_redis_as_sets() {
         "shape HRANDFIELD big 990 WITHVALUES",
         "shape HRANDFIELD big -5",
         "shape HRANDFIELD big -500 WITHVALUES",
-        "scanall big",
-        "scanall big COUNT 1",
-        "scanall big COUNT 1000",
-        "scanall big MATCH field:1*",
-        "scanall big MATCH nothing",
+        "scanall HSCAN big",
+        "scanall HSCAN big COUNT 1",
+        "scanall HSCAN big COUNT 1000",
+        "scanall HSCAN big MATCH field:1*",
+        "scanall HSCAN big MATCH nothing",
         "HSCAN big x",
         "HSCAN big 0 COUNT 0",
         "~ HELLO 3",
@@ -668,7 +483,7 @@ fn random_fields_are_members_and_distinct_when_asked() {
                         b"WITHVALUES",
                     ],
                 );
-                let Frame::Array(items) = frame(&reply) else {
+                let Frame::Array(items) = decode(&reply) else {
                     panic!("not an array: {reply:?}");
                 };
                 let picks: Vec<(Bytes, Bytes)> = if proto == 3 {
@@ -729,7 +544,7 @@ fn args_of(line: &str) -> Vec<&[u8]> {
 
 /// The bulk string in a raw reply.
 fn bulk(reply: &[u8]) -> Vec<u8> {
-    let Frame::Bulk(b) = frame(reply) else {
+    let Frame::Bulk(b) = decode(reply) else {
         panic!("not a bulk string: {reply:?}");
     };
     b.to_vec()
@@ -753,7 +568,7 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 /// encoding.
 #[test]
 fn dump_and_restore_match_redis() {
-    let mut b = Both::start();
+    let mut b = Pair::start(&Setup::PLAIN);
     let mut samples: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
         vec![(b"f".to_vec(), b"v".to_vec())],
         // Integers of every listpack width, as fields and values.
@@ -812,10 +627,10 @@ fn dump_and_restore_match_redis() {
             argv.push(f);
             argv.push(v);
         }
-        b.both(Mode::Exact, &argv);
-        let r = bulk(&call(&mut b.r, &[b"DUMP", key.as_bytes()]));
-        let e = bulk(&call(&mut b.e, &[b"DUMP", key.as_bytes()]));
-        let (encoding, _) = b.both(Mode::Exact, &[b"OBJECT", b"ENCODING", key.as_bytes()]);
+        b.both(&argv);
+        let r = bulk(&call(&mut b.redis, &[b"DUMP", key.as_bytes()]));
+        let e = bulk(&call(&mut b.ember, &[b"DUMP", key.as_bytes()]));
+        let (encoding, _) = b.both(&[b"OBJECT", b"ENCODING", key.as_bytes()]);
         // A listpack is one RDB string: LZF-compressed (0xC3) if that
         // saves room, and compressors differ in their bytes.
         let packed = &encoding[..] == b"$8\r\nlistpack\r\n";
@@ -824,20 +639,20 @@ fn dump_and_restore_match_redis() {
         } else if packed {
             assert_eq!(e[1], 0xC3, "DUMP of hash {i} is compressed by both");
         }
-        let (want, _) = b.both(Mode::Pairs, &[b"HGETALL", key.as_bytes()]);
+        let (want, _) = b.both_as(Mode::Pairs, &[b"HGETALL", key.as_bytes()]);
         for (to_redis, payload, who) in [
             (true, &e, "redis restores ember's"),
             (false, &r, "ember restores redis's"),
             (false, &e, "ember restores its own"),
         ] {
-            let conn = if to_redis { &mut b.r } else { &mut b.e };
+            let conn = if to_redis { &mut b.redis } else { &mut b.ember };
             let copy = format!("copy{i}");
             assert_eq!(
                 &call(conn, &[b"RESTORE", copy.as_bytes(), b"0", payload])[..],
                 b"+OK\r\n",
                 "{who} (hash {i})"
             );
-            let got = normalize(Mode::Pairs, call(conn, &[b"HGETALL", copy.as_bytes()]));
+            let got = normalize(Mode::Pairs, &call(conn, &[b"HGETALL", copy.as_bytes()]));
             assert_eq!(got, want, "{who} (hash {i})");
             assert_eq!(
                 call(conn, &[b"OBJECT", b"ENCODING", copy.as_bytes()]),
@@ -891,7 +706,7 @@ fn contents(conn: &mut TcpStream) -> Vec<(Bytes, Bytes, Bytes)> {
     let mut out = Vec::new();
     for key in [&b"small"[..], b"big", b"ints", b"long", b"bin\x00"] {
         out.push((
-            normalize(Mode::Pairs, call(conn, &[b"HGETALL", key])),
+            normalize(Mode::Pairs, &call(conn, &[b"HGETALL", key])),
             call(conn, &[b"OBJECT", b"ENCODING", key]),
             call(conn, &[b"TTL", key]).slice(..2),
         ));
@@ -991,7 +806,7 @@ fn replication_stream_of_hash_writes_matches_redis() {
 /// under several limits, for packed and table payloads.
 #[test]
 fn restored_hashes_follow_the_configured_limits() {
-    let mut both = Both::start();
+    let mut both = Pair::start(&Setup::PLAIN);
     let mut big: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"big".to_vec()];
     for i in 0..200 {
         big.push(format!("f{i}").into_bytes());
@@ -1004,42 +819,27 @@ fn restored_hashes_follow_the_configured_limits() {
         &big,
         &[b"HSET", b"long", b"f", long.as_bytes()],
     ] {
-        both.both(Mode::Exact, args);
+        both.both(args);
     }
-    for source in [&b"small"[..], b"big", b"long"] {
-        let (payload, _) = both.both(Mode::Ignore, &[b"DUMP", source]);
-        let payload = match frame(&payload) {
-            Frame::Bulk(b) => b,
-            other => panic!("{other:?}"),
-        };
-        for (entries, value) in [
-            (&b"1"[..], &b"64"[..]),
-            (b"1000", b"200"),
-            (b"512", b"64"),
-            (b"0", b"64"),
-        ] {
-            both.both(
-                Mode::Exact,
-                &[b"CONFIG", b"SET", b"hash-max-listpack-entries", entries],
-            );
-            both.both(
-                Mode::Exact,
-                &[b"CONFIG", b"SET", b"hash-max-listpack-value", value],
-            );
-            let (r, e) = both.both(
-                Mode::Exact,
-                &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"],
-            );
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = both.both(Mode::Exact, &[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {} {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(entries),
-                String::from_utf8_lossy(value)
-            );
-        }
-    }
+    both.restore_under(
+        &[
+            &[
+                "CONFIG SET hash-max-listpack-entries 1",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 1000",
+                "CONFIG SET hash-max-listpack-value 200",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 512",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET hash-max-listpack-entries 0",
+                "CONFIG SET hash-max-listpack-value 64",
+            ],
+        ],
+        &[b"small", b"big", b"long"],
+    );
 }

@@ -5,6 +5,7 @@ mod check;
 mod client;
 mod client_pause;
 mod commands;
+mod diff;
 mod dump_restore;
 mod grpc;
 mod hashes;

@@ -12,6 +12,8 @@ use bytes::{Bytes, BytesMut};
 use ember_tests::{EmberServer, RedisServer, call, read_reply};
 use resp::Frame;
 
+use crate::diff::words as cmd;
+
 /// A running pair of servers and connections to each: the main one, a
 /// second client for cases with two, and an admin connection that only
 /// watches (INFO), so it never changes what the cases see.
@@ -289,14 +291,6 @@ fn normalize(args: &[&[u8]], reply: Bytes, loose_ttl: bool) -> Bytes {
     let mut out = BytesMut::new();
     Frame::Array(items).encode(&mut out);
     out.freeze()
-}
-
-fn cmd(text: &str) -> Vec<Vec<u8>> {
-    resp::split_args(text.as_bytes())
-        .expect("balanced quotes")
-        .into_iter()
-        .map(|a| a.to_vec())
-        .collect()
 }
 
 fn case(lines: &[&str]) -> Vec<Vec<Vec<u8>>> {

@@ -6,154 +6,40 @@
 //! and whole SSCANs.
 
 use std::collections::BTreeSet;
-use std::net::TcpStream;
 
-use bytes::{Bytes, BytesMut};
-use ember_tests::{EmberServer, RedisServer, call};
+use bytes::Bytes;
+use ember_tests::call;
 use resp::Frame;
 
-/// A redis-server and an Ember server, one connection to each.
-struct Pair {
-    _redis: RedisServer,
-    _ember: EmberServer,
-    redis: TcpStream,
-    ember: TcpStream,
-    /// Ember's directory, for DEBUG RELOAD's file.
-    dir: std::path::PathBuf,
-}
+use crate::diff::{Mode, Pair, Setup, decode, encode, normalize, slices};
 
-impl Pair {
-    fn start() -> Pair {
-        let redis = RedisServer::start(&["--enable-debug-command", "local"]);
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ember-sets-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let dir_line = format!("dir {}", dir.display());
-        let ember = EmberServer::start(&["save \"\"", "appendonly no", &dir_line]);
-        Pair {
-            redis: redis.connect(),
-            ember: ember.connect(),
-            _redis: redis,
-            _ember: ember,
-            dir,
-        }
-    }
+/// Ember with a directory of its own for DEBUG RELOAD's file; each script
+/// starts from the default intset limit.
+const SETUP: Setup = Setup {
+    redis: &["--enable-debug-command", "local"],
+    ember: &["save \"\"", "appendonly no"],
+    dir: Some("sets"),
+    reset: &["CONFIG SET set-max-intset-entries 512"],
+    rule,
+};
 
-    /// Both back to RESP2, database 0, an empty keyspace and the default
-    /// intset limit.
-    fn reset(&mut self) {
-        for conn in [&mut self.redis, &mut self.ember] {
-            call(conn, &[b"RESET"]);
-            call(conn, &[b"FLUSHALL"]);
-            call(
-                conn,
-                &[b"CONFIG", b"SET", b"set-max-intset-entries", b"512"],
-            );
-        }
-    }
-
-    /// One command on both: (redis's reply, ember's reply), raw.
-    fn both(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
-        (call(&mut self.redis, args), call(&mut self.ember, args))
-    }
-
-    /// Runs `lines` on both from a fresh state and fails at the first reply
-    /// that differs (after [`normalize`]). A line `~ CMD` runs without
-    /// comparing (HELLO, whose reply has the client id).
-    fn check(&mut self, lines: &[&str]) {
-        self.reset();
-        for (i, line) in lines.iter().enumerate() {
-            let (compare, text) = match line.strip_prefix("~ ") {
-                Some(t) => (false, t),
-                None => (true, *line),
-            };
-            let args = words(text);
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let (r, e) = self.both(&args);
-            if compare && normalize(&args, &r) != normalize(&args, &e) {
-                panic!(
-                    "replies differ at line {} of:\n  {}\nredis: {:?}\nember: {:?}",
-                    i + 1,
-                    lines.join("\n  "),
-                    String::from_utf8_lossy(&r),
-                    String::from_utf8_lossy(&e)
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn words(text: &str) -> Vec<Vec<u8>> {
-    resp::split_args(text.as_bytes())
-        .expect("balanced quotes")
-        .into_iter()
-        .map(|a| a.to_vec())
-        .collect()
-}
-
-fn decode(reply: &[u8]) -> Frame {
-    let mut buf = BytesMut::from(reply);
-    resp::decode(&mut buf)
-        .ok()
-        .flatten()
-        .expect("a whole reply")
-}
-
-fn encode(frame: &Frame) -> Bytes {
-    let mut out = BytesMut::new();
-    frame.encode(&mut out);
-    out.freeze()
-}
-
-/// Sorts the members of an array or set reply.
-fn sorted(frame: Frame) -> Frame {
-    let key = |f: &Frame| f.as_bytes().cloned().unwrap_or_default();
-    match frame {
-        Frame::Array(mut items) => {
-            items.sort_by_key(key);
-            Frame::Array(items)
-        }
-        Frame::Set(mut items) => {
-            items.sort_by_key(key);
-            Frame::Set(items)
-        }
-        other => other,
-    }
-}
-
-/// A reply as compared: the members of the commands that return a set's
-/// members in its table's order sorted (for an intset, which both
-/// servers return in ascending order, sorting changes nothing); SSCAN's
-/// members sorted and its cursor kept.
-fn normalize(args: &[&[u8]], reply: &Bytes) -> Bytes {
+/// The members of the commands that return a set's members in its table's
+/// order compared as a multiset (for an intset, which both servers return
+/// in ascending order, sorting changes nothing); SSCAN's and SCAN's pages
+/// with the cursor kept and the elements as a multiset (SCAN's keys come
+/// in each server's own order too).
+fn rule(args: &[&[u8]]) -> Mode {
     let name = String::from_utf8_lossy(args[0]).to_ascii_lowercase();
     match name.as_str() {
-        "smembers" | "sinter" | "sunion" | "sdiff" | "spop" | "srandmember" => {
-            encode(&sorted(decode(reply)))
-        }
-        // SCAN's keys come in each server's own order too.
-        "sscan" | "scan" => match decode(reply) {
-            Frame::Array(mut parts) if parts.len() == 2 => {
-                let members = parts.pop().map(sorted).unwrap_or(Frame::Null);
-                parts.push(members);
-                encode(&Frame::Array(parts))
-            }
-            other => encode(&other),
-        },
-        _ => reply.clone(),
+        "smembers" | "sinter" | "sunion" | "sdiff" | "spop" | "srandmember" => Mode::Sorted,
+        "sscan" | "scan" => Mode::ScanSorted,
+        _ => Mode::Exact,
     }
 }
 
 #[test]
 fn set_commands_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let cases: &[&[&str]] = &[
         // SADD, SCARD, SISMEMBER, SMISMEMBER, SMEMBERS; arity and types.
         &[
@@ -578,7 +464,7 @@ fn members(reply: &[u8]) -> Vec<Bytes> {
 /// leaves, which Redis rebuilds when few members stay).
 #[test]
 fn random_picks_have_redis_s_shapes() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let sizes = [
         (3usize, "int"),
         (20, "int"),
@@ -655,11 +541,11 @@ fn random_picks_have_redis_s_shapes() {
 /// between calls.
 #[test]
 fn whole_sscans_return_every_member() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let mut sadd: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"s".to_vec()];
     sadd.extend((0..1000).map(|i| format!("member:{i}").into_bytes()));
-    let args: Vec<&[u8]> = sadd.iter().map(Vec::as_slice).collect();
+    let args = slices(&sadd);
     pair.both(&args);
     for (count, pattern) in [
         (1, None),
@@ -712,17 +598,17 @@ fn whole_sscans_return_every_member() {
 /// server, both ways.
 #[test]
 fn dump_and_restore_sets_both_ways() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let mut hundred: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"hundred".to_vec()];
     hundred.extend((1..=100).map(|i| i.to_string().into_bytes()));
-    let hundred: Vec<&[u8]> = hundred.iter().map(Vec::as_slice).collect();
+    let hundred = slices(&hundred);
     let mut wide: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"wide".to_vec()];
     wide.extend((0..50).map(|i| (i * 1_000_003).to_string().into_bytes()));
-    let wide: Vec<&[u8]> = wide.iter().map(Vec::as_slice).collect();
+    let wide = slices(&wide);
     let mut many: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"many".to_vec()];
     many.extend((0..2000).map(|i| i.to_string().into_bytes()));
-    let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+    let many = slices(&many);
     let setup: &[&[&[u8]]] = &[
         &[b"SADD", b"small", b"1", b"-2", b"300"],
         &hundred,
@@ -761,7 +647,7 @@ fn dump_and_restore_sets_both_ways() {
             );
             let (r, e) = pair.both(&[b"SMEMBERS", b"copy"]);
             let (original, _) = pair.both(&[b"SMEMBERS", key]);
-            let sorted_of = |b: &Bytes| normalize(&[b"SMEMBERS"], b);
+            let sorted_of = |b: &Bytes| normalize(Mode::Sorted, b);
             assert_eq!(sorted_of(&r), sorted_of(&original), "{context}");
             assert_eq!(sorted_of(&e), sorted_of(&original), "{context}");
             let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
@@ -776,7 +662,7 @@ fn dump_and_restore_sets_both_ways() {
 /// of matches are its own).
 #[test]
 fn compressed_payloads_are_redis_s() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -822,7 +708,7 @@ fn compressed_payloads_are_redis_s() {
     for (step, count) in [(65_536i64, 101), (1 << 32, 300), (3, 512), (1 << 20, 40)] {
         let mut sadd: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"i".to_vec()];
         sadd.extend((0..count).map(|i| (i * step).to_string().into_bytes()));
-        let args: Vec<&[u8]> = sadd.iter().map(Vec::as_slice).collect();
+        let args = slices(&sadd);
         pair.both(&[b"DEL", b"i"]);
         pair.both(&args);
         let (r, e) = pair.both(&[b"DUMP", b"i"]);
@@ -839,17 +725,11 @@ fn compressed_payloads_are_redis_s() {
 /// and a hashtable of few enough integers an intset.
 #[test]
 fn loaded_sets_follow_the_configured_limit() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let mut big: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"big".to_vec()];
     big.extend((0..600).map(|i| i.to_string().into_bytes()));
-    let big: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    let big = slices(&big);
     let keys: [&[u8]; 4] = [b"a", b"big", b"b", b"h0"];
-    let encodings = |pair: &mut Pair, context: &str| {
-        for key in keys {
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
-            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
-        }
-    };
     pair.reset();
     for args in [
         &[&b"SADD"[..], b"a", b"1", b"2", b"3", b"4", b"5"][..],
@@ -860,36 +740,22 @@ fn loaded_sets_follow_the_configured_limit() {
     ] {
         pair.both(args);
     }
-    encodings(&mut pair, "as written");
-    for limit in [&b"3"[..], b"1000", b"512", b"0"] {
-        pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
-        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
-        assert_eq!(r, e);
-        let context = format!("DEBUG RELOAD under {}", String::from_utf8_lossy(limit));
-        encodings(&mut pair, &context);
-    }
+    pair.same_encodings(&keys, "as written");
+    let limits: [&[&str]; 4] = [
+        &["CONFIG SET set-max-intset-entries 3"],
+        &["CONFIG SET set-max-intset-entries 1000"],
+        &["CONFIG SET set-max-intset-entries 512"],
+        &["CONFIG SET set-max-intset-entries 0"],
+    ];
+    pair.reload_under(&limits, &keys);
     // Payloads: the same rule under each limit.
-    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"0"]);
-    pair.both(&[b"SADD", b"h1", b"1", b"2", b"3"]);
-    pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", b"512"]);
-    pair.both(&[b"SADD", b"i1", b"1", b"2", b"3", b"4"]);
-    for source in [&b"h1"[..], b"i1", b"big", b"b"] {
-        let (payload, _) = pair.both(&[b"DUMP", source]);
-        let payload = decode(&payload).as_bytes().expect("a payload").clone();
-        for limit in [&b"3"[..], b"1000", b"512"] {
-            pair.both(&[b"CONFIG", b"SET", b"set-max-intset-entries", limit]);
-            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(limit)
-            );
-        }
-    }
+    pair.run(&[
+        "CONFIG SET set-max-intset-entries 0",
+        "SADD h1 1 2 3",
+        "CONFIG SET set-max-intset-entries 512",
+        "SADD i1 1 2 3 4",
+    ]);
+    pair.restore_under(&limits[..3], &[b"h1", b"i1", b"big", b"b"]);
 }
 
 /// INFO's keyspace hits and misses count the set commands' reads as
@@ -897,7 +763,7 @@ fn loaded_sets_follow_the_configured_limit() {
 /// writes' own lookups not at all).
 #[test]
 fn keyspace_hits_and_misses_count_like_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let script = [
         "SADD s 1 2 3",
@@ -928,25 +794,5 @@ fn keyspace_hits_and_misses_count_like_redis() {
         "SREM none 1",
         "SADD s 4",
     ];
-    let stats = |pair: &mut Pair| {
-        let (r, e) = pair.both(&[b"INFO", b"stats"]);
-        [r, e].map(|info| {
-            let text = String::from_utf8_lossy(&info).into_owned();
-            ["keyspace_hits", "keyspace_misses"].map(|field| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{field}:")))
-                    .unwrap_or_else(|| panic!("no {field}"))
-                    .trim()
-                    .to_owned()
-            })
-        })
-    };
-    pair.both(&[b"CONFIG", b"RESETSTAT"]);
-    for line in script {
-        let args = words(line);
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        pair.both(&args);
-        let [r, e] = stats(&mut pair);
-        assert_eq!(r, e, "after {line}: redis, then ember");
-    }
+    pair.check_info("stats", &["keyspace_hits", "keyspace_misses"], &script);
 }

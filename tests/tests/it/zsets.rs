@@ -7,142 +7,38 @@
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use ember_tests::{EmberServer, RedisServer, call, read_reply};
+use ember_tests::{call, read_reply};
 use resp::Frame;
 
-/// A redis-server and an Ember server, one connection to each.
-struct Pair {
-    _redis: RedisServer,
-    _ember: EmberServer,
-    redis: TcpStream,
-    ember: TcpStream,
-    /// Ember's directory, for DEBUG RELOAD's file.
-    dir: std::path::PathBuf,
-}
+use crate::diff::{Mode, Pair, Setup, decode, slices};
 
-impl Pair {
-    fn start() -> Pair {
-        let redis = RedisServer::start(&["--enable-debug-command", "local"]);
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ember-zsets-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let dir_line = format!("dir {}", dir.display());
-        let ember = EmberServer::start(&["save \"\"", "appendonly no", &dir_line]);
-        Pair {
-            redis: redis.connect(),
-            ember: ember.connect(),
-            _redis: redis,
-            _ember: ember,
-            dir,
-        }
-    }
+/// Ember with a directory of its own for DEBUG RELOAD's file; each script
+/// starts from the default listpack limits.
+const SETUP: Setup = Setup {
+    redis: &["--enable-debug-command", "local"],
+    ember: &["save \"\"", "appendonly no"],
+    dir: Some("zsets"),
+    reset: &[
+        "CONFIG SET zset-max-listpack-entries 128",
+        "CONFIG SET zset-max-listpack-value 64",
+    ],
+    rule,
+};
 
-    /// Both back to RESP2, database 0, an empty keyspace and the default
-    /// listpack limits.
-    fn reset(&mut self) {
-        for conn in [&mut self.redis, &mut self.ember] {
-            call(conn, &[b"RESET"]);
-            call(conn, &[b"FLUSHALL"]);
-            call(
-                conn,
-                &[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"128"],
-            );
-            call(
-                conn,
-                &[b"CONFIG", b"SET", b"zset-max-listpack-value", b"64"],
-            );
-        }
-    }
-
-    /// One command on both: (redis's reply, ember's reply), raw.
-    fn both(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
-        (call(&mut self.redis, args), call(&mut self.ember, args))
-    }
-
-    /// Runs `lines` on both from a fresh state and fails at the first reply
-    /// that differs (after [`normalize`]). A line `~ CMD` runs without
-    /// comparing (HELLO, whose reply has the client id).
-    fn check(&mut self, lines: &[&str]) {
-        self.reset();
-        for (i, line) in lines.iter().enumerate() {
-            let (compare, text) = match line.strip_prefix("~ ") {
-                Some(t) => (false, t),
-                None => (true, *line),
-            };
-            let args = words(text);
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let (r, e) = self.both(&args);
-            if compare && normalize(&args, &r) != normalize(&args, &e) {
-                panic!(
-                    "replies differ at line {} of:\n  {}\nredis: {:?}\nember: {:?}",
-                    i + 1,
-                    lines.join("\n  "),
-                    String::from_utf8_lossy(&r),
-                    String::from_utf8_lossy(&e)
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn words(text: &str) -> Vec<Vec<u8>> {
-    resp::split_args(text.as_bytes())
-        .expect("balanced quotes")
-        .into_iter()
-        .map(|a| a.to_vec())
-        .collect()
-}
-
-fn decode(reply: &[u8]) -> Frame {
-    let mut buf = BytesMut::from(reply);
-    resp::decode(&mut buf)
-        .ok()
-        .flatten()
-        .expect("a whole reply")
-}
-
-fn encode(frame: &Frame) -> Bytes {
-    let mut out = BytesMut::new();
-    frame.encode(&mut out);
-    out.freeze()
-}
-
-/// A reply as compared: ZSCAN's members (of a big set, in its table's
-/// order) sorted by pairs, its cursor kept; everything else as it is (a
-/// sorted set's replies are in its order).
-fn normalize(args: &[&[u8]], reply: &Bytes) -> Bytes {
-    let name = String::from_utf8_lossy(args[0]).to_ascii_lowercase();
-    match name.as_str() {
-        "zscan" => match decode(reply) {
-            Frame::Array(mut parts) if parts.len() == 2 => {
-                let members = match parts.pop() {
-                    Some(Frame::Array(items)) => {
-                        let mut pairs: Vec<Vec<Frame>> =
-                            items.chunks(2).map(|c| c.to_vec()).collect();
-                        pairs.sort_by_key(|p| p[0].as_bytes().cloned().unwrap_or_default());
-                        Frame::Array(pairs.into_iter().flatten().collect())
-                    }
-                    other => other.unwrap_or(Frame::Null),
-                };
-                parts.push(members);
-                encode(&Frame::Array(parts))
-            }
-            other => encode(&other),
-        },
-        _ => reply.clone(),
+/// ZSCAN's page (of a big set, in its table's order) with its cursor kept
+/// and its members compared as a set of pairs; everything else byte for
+/// byte (a sorted set's replies are in its order).
+fn rule(args: &[&[u8]]) -> Mode {
+    if args[0].eq_ignore_ascii_case(b"zscan") {
+        Mode::ScanPairs
+    } else {
+        Mode::Exact
     }
 }
 
 #[test]
 fn zset_basic_commands_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let cases: &[&[&str]] = &[
         // ZADD's options and their errors, in Redis's order.
         &[
@@ -327,7 +223,7 @@ fn zset_basic_commands_match_redis() {
 
 #[test]
 fn zset_ranges_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let setup = [
         "ZADD z 1 a 2 b 3 c 4 d 5 e 6 f 0.1 g -inf h +inf i",
         "ZADD l 0 alpha 0 bar 0 cool 0 down 0 elephant 0 foo 0 great 0 hill 0 omega",
@@ -415,7 +311,7 @@ fn zset_ranges_match_redis() {
 
 #[test]
 fn zset_range_writes_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let cases: &[&[&str]] = &[
         &[
             "ZADD z 1 a 2 b 3 c 4 d 5 e",
@@ -495,14 +391,14 @@ fn zset_range_writes_match_redis() {
 /// and each server's payload restores on the other as the same set.
 #[test]
 fn dump_and_restore_zsets_both_ways() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let mut many: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"many".to_vec()];
     for i in 0..300 {
         many.push(format!("{}", (i * 7919) % 1000).into_bytes());
         many.push(format!("member:{i}").into_bytes());
     }
-    let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+    let many = slices(&many);
     let setup: &[&[&[u8]]] = &[
         &[
             b"ZADD", b"small", b"1", b"a", b"2.5", b"b", b"-3", b"c", b"1e17", b"d",
@@ -549,7 +445,7 @@ fn dump_and_restore_zsets_both_ways() {
 
 #[test]
 fn zset_pops_and_algebra_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let cases: &[&[&str]] = &[
         // ZPOPMIN, ZPOPMAX: counts, errors, the last pop deletes the key.
         &[
@@ -732,7 +628,7 @@ fn zset_pops_and_algebra_match_redis() {
 /// scores, distinct when the count is positive, in each encoding.
 #[test]
 fn random_members_have_redis_s_shapes() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     for big in [false, true] {
         pair.reset();
         let mut zadd: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"z".to_vec()];
@@ -741,7 +637,7 @@ fn random_members_have_redis_s_shapes() {
             zadd.push(i.to_string().into_bytes());
             zadd.push(format!("m{i}").into_bytes());
         }
-        let zadd: Vec<&[u8]> = zadd.iter().map(Vec::as_slice).collect();
+        let zadd = slices(&zadd);
         pair.both(&zadd);
         for count in [1i64, 5, 20, 49, 50, 1000, -1, -5, -3000] {
             let c = count.to_string();
@@ -804,7 +700,7 @@ fn until_blocked(conn: &mut TcpStream, n: usize) {
 /// type), oldest first, with the same replies in RESP2 and RESP3.
 #[test]
 fn blocking_pops_match_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.check(&[
         "BZPOPMIN",
         "BZPOPMIN z",
@@ -842,9 +738,9 @@ fn blocking_pops_match_redis() {
         for which in 0..2 {
             let connect = || {
                 if which == 0 {
-                    pair._redis.connect()
+                    pair.connect_redis()
                 } else {
-                    pair._ember.connect()
+                    pair.connect_ember()
                 }
             };
             let mut conn = connect();
@@ -890,20 +786,14 @@ fn blocking_pops_match_redis() {
 /// listpack.
 #[test]
 fn loaded_zsets_follow_the_configured_limits() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     let mut big: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"big".to_vec()];
     for i in 0..200 {
         big.push(i.to_string().into_bytes());
         big.push(format!("m{i}").into_bytes());
     }
-    let big: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    let big = slices(&big);
     let keys: [&[u8]; 4] = [b"small", b"big", b"long", b"s0"];
-    let encodings = |pair: &mut Pair, context: &str| {
-        for key in keys {
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", key]);
-            assert_eq!(r, e, "{context}: {}", String::from_utf8_lossy(key));
-        }
-    };
     pair.reset();
     let long = "x".repeat(100);
     for args in [
@@ -915,46 +805,43 @@ fn loaded_zsets_follow_the_configured_limits() {
     ] {
         pair.both(args);
     }
-    encodings(&mut pair, "as written");
-    for (entries, value) in [
-        (&b"2"[..], &b"64"[..]),
-        (b"1000", b"200"),
-        (b"128", b"64"),
-        (b"0", b"64"),
-    ] {
-        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
-        pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", value]);
-        let (r, e) = pair.both(&[b"DEBUG", b"RELOAD"]);
-        assert_eq!(r, e);
-        let context = format!(
-            "DEBUG RELOAD under {} {}",
-            String::from_utf8_lossy(entries),
-            String::from_utf8_lossy(value)
-        );
-        encodings(&mut pair, &context);
-    }
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"128"]);
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-value", b"64"]);
-    pair.both(&[b"ZADD", b"p1", b"1", b"a", b"2", b"b", b"3", b"c"]);
-    pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"0"]);
-    pair.both(&[b"ZADD", b"p2", b"1", b"a", b"2", b"b", b"3", b"c"]);
-    for source in [&b"p1"[..], b"p2", b"big", b"long"] {
-        let (payload, _) = pair.both(&[b"DUMP", source]);
-        let payload = decode(&payload).as_bytes().expect("a payload").clone();
-        for entries in [&b"2"[..], b"1000", b"128"] {
-            pair.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", entries]);
-            let (r, e) = pair.both(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
-            assert_eq!((&r[..], &e[..]), (&b"+OK\r\n"[..], &b"+OK\r\n"[..]));
-            let (r, e) = pair.both(&[b"OBJECT", b"ENCODING", b"copy"]);
-            assert_eq!(
-                r,
-                e,
-                "RESTORE of {} under {}",
-                String::from_utf8_lossy(source),
-                String::from_utf8_lossy(entries)
-            );
-        }
-    }
+    pair.same_encodings(&keys, "as written");
+    pair.reload_under(
+        &[
+            &[
+                "CONFIG SET zset-max-listpack-entries 2",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 1000",
+                "CONFIG SET zset-max-listpack-value 200",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 128",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+            &[
+                "CONFIG SET zset-max-listpack-entries 0",
+                "CONFIG SET zset-max-listpack-value 64",
+            ],
+        ],
+        &keys,
+    );
+    pair.run(&[
+        "CONFIG SET zset-max-listpack-entries 128",
+        "CONFIG SET zset-max-listpack-value 64",
+        "ZADD p1 1 a 2 b 3 c",
+        "CONFIG SET zset-max-listpack-entries 0",
+        "ZADD p2 1 a 2 b 3 c",
+    ]);
+    pair.restore_under(
+        &[
+            &["CONFIG SET zset-max-listpack-entries 2"],
+            &["CONFIG SET zset-max-listpack-entries 1000"],
+            &["CONFIG SET zset-max-listpack-entries 128"],
+        ],
+        &[b"p1", b"p2", b"big", b"long"],
+    );
 }
 
 /// INFO's keyspace hits and misses count the sorted-set commands' reads
@@ -962,7 +849,7 @@ fn loaded_zsets_follow_the_configured_limits() {
 /// STORE forms too; writes' and pops' own lookups not at all).
 #[test]
 fn keyspace_hits_and_misses_count_like_redis() {
-    let mut pair = Pair::start();
+    let mut pair = Pair::start(&SETUP);
     pair.reset();
     let script = [
         "ZADD z 1 a 2 b 3 c",
@@ -995,25 +882,5 @@ fn keyspace_hits_and_misses_count_like_redis() {
         "ZINCRBY z 1 d",
         "ZREMRANGEBYRANK z 0 0",
     ];
-    let stats = |pair: &mut Pair| {
-        let (r, e) = pair.both(&[b"INFO", b"stats"]);
-        [r, e].map(|info| {
-            let text = String::from_utf8_lossy(&info).into_owned();
-            ["keyspace_hits", "keyspace_misses"].map(|field| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{field}:")))
-                    .unwrap_or_else(|| panic!("no {field}"))
-                    .trim()
-                    .to_owned()
-            })
-        })
-    };
-    pair.both(&[b"CONFIG", b"RESETSTAT"]);
-    for line in script {
-        let args = words(line);
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        pair.both(&args);
-        let [r, e] = stats(&mut pair);
-        assert_eq!(r, e, "after {line}: redis, then ember");
-    }
+    pair.check_info("stats", &["keyspace_hits", "keyspace_misses"], &script);
 }
