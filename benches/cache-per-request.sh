@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Instructions and simulated cache misses per request on a keyspace of
-# realistic size, Redis beside Ember, from valgrind's cachegrind: counts,
+# realistic size, Redis beside Ember, from valgrind's callgrind: counts,
 # not times, so they repeat whatever else the machine runs (this machine's
 # perf sees no hardware counters). Each server loads the same RDB file of
-# KEYS string keys at start, under cachegrind, then serves REQUESTS of one
-# test from redis-benchmark (outside valgrind); a second run that serves
-# nothing is subtracted, which leaves what the requests cost.
+# KEYS string keys at start, under callgrind, then serves REQUESTS of one
+# test from redis-benchmark (outside valgrind); callgrind counts only while
+# the requests are served. The active expiry cycle is off in both (no key
+# has a deadline): under valgrind it would add work in proportion to the
+# run's length, not its requests.
 #
 # Usage: benches/cache-per-request.sh [KEYS] [REQUESTS] [TESTS] [PIPELINE]
 #   KEYS      preloaded keys `key:NNNNNNNNNNNN` holding "1" (default 1000000)
 #   REQUESTS  requests per run (default 200000)
 #   TESTS     comma-separated: get, set, incr (default get,incr)
 #   PIPELINE  redis-benchmark's -P (default 16)
+#   SERVERS   (environment) which to run, default "redis ember"
+#   EMBER_BIN (environment) another ember-server binary to measure (an
+#             A/B of a change: build the other commit elsewhere)
 #
 # The simulated caches: 32 KiB 8-way L1 data and instruction caches and a
-# 32 MiB 16-way last level, this machine's (`lscpu`); cachegrind has no L2.
+# 32 MiB 16-way last level, this machine's (`lscpu`); callgrind has no L2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,22 +74,23 @@ command_of() {
     esac
 }
 
-# One run under cachegrind: start from the file, serve `n` requests of
-# `test`, stop. Prints the totals: instructions, data reads, L1 data
-# misses, last-level data misses.
+# One run under callgrind with its cache simulation: start from the file
+# (not instrumented), then count only while `n` requests of `test` are
+# served (`callgrind_control -i`), stop. Prints the totals: instructions,
+# L1 data misses, last-level data misses.
 run() {
     local server=$1 test=$2 n=$3 dir out port
     dir=$(mktemp -d -p "$workdir")
     cp "$workdir/dump.rdb" "$dir/"
     out="$dir/cg.out"
     port=$(free_port)
-    local cg=(valgrind --tool=cachegrind --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64
-        --LL=33554432,16,64 --cachegrind-out-file="$out")
+    local cg=(valgrind --tool=callgrind --cache-sim=yes --instr-atstart=no --I1=32768,8,64
+        --D1=32768,8,64 --LL=33554432,16,64 --callgrind-out-file="$out")
     if [[ $server == redis ]]; then
         "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-            --dir "$dir" --dbfilename dump.rdb >/dev/null 2>&1 &
+            --dir "$dir" --dbfilename dump.rdb --enable-debug-command local >/dev/null 2>&1 &
     else
-        "${cg[@]}" target/release/ember-server --port "$port" --threads 1 --dir "$dir" \
+        "${cg[@]}" "${EMBER_BIN:-target/release/ember-server}" --port "$port" --threads 1 --dir "$dir" \
             --dbfilename dump.rdb >/dev/null 2>&1 &
     fi
     local pid=$!
@@ -92,24 +98,28 @@ run() {
     wait_ready "$port"
     # Loading is over once the keys are all there.
     until [[ $(redis-cli -p "$port" dbsize) == "$keys" ]]; do sleep 0.5; done
-    if ((n > 0)); then
-        # shellcheck disable=SC2046
-        redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
-            $(command_of "$test") >/dev/null 2>&1
-    fi
+    # No key has a deadline, but the expiry cycle would still visit the
+    # keyspace ten times a second, and under valgrind a run lasts minutes:
+    # work that depends on how long the run takes, not on its requests.
+    redis-cli -p "$port" debug set-active-expire 0 >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
+    # shellcheck disable=SC2046
+    redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
+        $(command_of "$test") >/dev/null 2>&1
+    callgrind_control -i off "$pid" >/dev/null 2>&1
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
     wait "$pid" 2>/dev/null || true
-    # events: Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw
-    awk '/^summary:/ { print $2, $5, $6 + $9, $7 + $10 }' "$out"
+    # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+    awk '/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
+         /^totals:/ { print $col["Ir"], $col["D1mr"] + $col["D1mw"], $col["DLmr"] + $col["DLmw"] }' \
+        "$out"*
 }
 
 printf '%-6s %-6s %12s %12s %12s\n' test server "Ir/req" "D1miss/req" "LLmiss/req"
 for test in ${tests//,/ }; do
-    for server in redis ember; do
-        read -r ir0 _ d10 ll0 < <(run "$server" "$test" 0)
-        read -r ir1 _ d11 ll1 < <(run "$server" "$test" "$requests")
-        awk -v t="$test" -v s="$server" -v n="$requests" \
-            -v i="$((ir1 - ir0))" -v d="$((d11 - d10))" -v l="$((ll1 - ll0))" \
+    for server in ${SERVERS:-redis ember}; do
+        read -r ir d1 ll < <(run "$server" "$test" "$requests")
+        awk -v t="$test" -v s="$server" -v n="$requests" -v i="$ir" -v d="$d1" -v l="$ll" \
             'BEGIN { printf "%-6s %-6s %12.0f %12.2f %12.2f\n", t, s, i / n, d / n, l / n }'
     done
 done

@@ -85,14 +85,10 @@ pub(crate) struct Client {
     pub(crate) proto: Protocol,
     pub(crate) authenticated: bool,
     pub(crate) name: Bytes,
-    /// Set by QUIT and by CLIENT KILL of oneself: close after the reply.
-    pub(crate) closing: bool,
     pub(crate) last_command: &'static str,
     /// The subcommand of the running command, for CLIENT LIST's `cmd=`
     /// (`|list`), empty when it has none.
     pub(crate) last_sub: String,
-    /// Set by a blocking command that found nothing to pop.
-    pub(crate) blocked: Option<Blocked>,
     /// The transaction being queued, between MULTI and EXEC.
     pub(crate) multi: Option<Multi>,
     /// EXEC is running the queue: blocking commands do not block.
@@ -112,10 +108,6 @@ pub(crate) struct Client {
     pub(crate) repl_port: u16,
     /// The replica reads an RDB of unknown length (REPLCONF capa eof).
     pub(crate) repl_capa_eof: bool,
-    /// Set by PSYNC and SYNC: the connection turns into a replica's link.
-    pub(crate) psync: Option<Psync>,
-    /// Set by WAIT when replicas have not acknowledged enough yet.
-    pub(crate) wait_acks: Option<WaitAcks>,
     /// The stream offset after this client's last write: what WAIT waits
     /// for.
     pub(crate) woff: i64,
@@ -184,10 +176,8 @@ impl Client {
             proto: Protocol::Resp2,
             authenticated,
             name: Bytes::new(),
-            closing: false,
             last_command: "NULL",
             last_sub: String::new(),
-            blocked: None,
             multi: None,
             in_exec: false,
             watching: HashSet::new(),
@@ -197,8 +187,6 @@ impl Client {
             is_master: false,
             repl_port: 0,
             repl_capa_eof: false,
-            psync: None,
-            wait_acks: None,
             woff: 0,
         }
     }
@@ -229,11 +217,13 @@ pub(crate) async fn serve(
     let info = ClientInfo::register(&shared, peer, laddr);
     let requirepass = !shared.config_get("requirepass").is_empty();
     let mut client = Client::new(info.clone(), !requirepass);
-    let mut reason = run(&shared, &mut conn, &mut client).await;
-    if let Some(psync) = client.psync.take() {
-        info.kind.store(REPLICA, Ordering::Relaxed);
-        reason = crate::repl::master::serve(&shared, &mut conn, &mut client, psync).await;
-    }
+    let reason = match run(&shared, &mut conn, &mut client).await {
+        Ended::Closed(reason) => reason,
+        Ended::Replica(psync) => {
+            info.kind.store(REPLICA, Ordering::Relaxed);
+            crate::repl::master::serve(&shared, &mut conn, &mut client, psync).await
+        }
+    };
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     if let Ok(mut clients) = shared.clients.lock() {
@@ -429,7 +419,15 @@ async fn postponed(
 
 /// The loop: read, execute every complete request, write all replies at
 /// once. Returns why it stopped.
-async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> String {
+/// How a connection's loop ended.
+enum Ended {
+    /// The connection is done, for this reason.
+    Closed(String),
+    /// PSYNC or SYNC: it is now a replica's link.
+    Replica(Psync),
+}
+
+async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> Ended {
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
     loop {
@@ -449,7 +447,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                     reply.extend_from_slice(b"\r\n");
                     conn.write_buffer().extend_from_slice(&reply);
                     let _ = conn.flush().await;
-                    return format!("protocol error: {e}");
+                    return Ended::Closed(format!("protocol error: {e}"));
                 }
             };
             if request.is_empty() {
@@ -458,59 +456,62 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
             // A command run again after a wait may block or be held back
             // in turn.
-            while matches!(after, After::Block | After::Postpone) {
-                if after == After::Postpone {
-                    client.stats.flush(&shared.stats);
-                    if let Err(reason) = postponed(shared, conn, client, &request).await {
-                        return reason;
-                    }
-                    client.clock = Clock::new();
-                    after = cmd::execute(shared, client, conn.write_buffer(), &request);
-                    continue;
-                }
-                if let Some(wait) = client.wait_acks.take() {
-                    client.stats.flush(&shared.stats);
-                    let _ = conn.flush().await;
-                    let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
-                    let mut reply = crate::reply::Reply {
-                        out: conn.write_buffer(),
-                        proto: client.proto,
-                    };
-                    reply.int(acked as i64);
-                    client.clock = Clock::new();
-                    after = After::Continue;
-                    break;
-                }
-                let Some(blocked) = client.blocked.take() else {
-                    break;
-                };
-                client.stats.flush(&shared.stats);
-                let waited = wait(shared, conn, client, blocked).await;
-                client.clock = Clock::new();
-                match waited {
-                    Wait::Done => after = After::Continue,
-                    Wait::Retry => {
+            loop {
+                match after {
+                    After::Postpone => {
+                        client.stats.flush(&shared.stats);
+                        if let Err(reason) = postponed(shared, conn, client, &request).await {
+                            return Ended::Closed(reason);
+                        }
+                        client.clock = Clock::new();
                         after = cmd::execute(shared, client, conn.write_buffer(), &request);
                     }
-                    Wait::Gone(reason) => return reason,
+                    After::Wait(wait) => {
+                        client.stats.flush(&shared.stats);
+                        let _ = conn.flush().await;
+                        let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
+                        let mut reply = crate::reply::Reply {
+                            out: conn.write_buffer(),
+                            proto: client.proto,
+                        };
+                        reply.int(acked as i64);
+                        client.clock = Clock::new();
+                        after = After::Continue;
+                    }
+                    After::Block(blocked) => {
+                        client.stats.flush(&shared.stats);
+                        let waited = wait(shared, conn, client, blocked).await;
+                        client.clock = Clock::new();
+                        match waited {
+                            Wait::Done => after = After::Continue,
+                            Wait::Retry => {
+                                after = cmd::execute(shared, client, conn.write_buffer(), &request);
+                            }
+                            Wait::Gone(reason) => return Ended::Closed(reason),
+                        }
+                    }
+                    After::Continue | After::Close | After::Replica(_) => break,
                 }
             }
             // AUTH and HELLO change what the next request may be.
             decoder.set_authenticated(client.authenticated);
-            if after == After::Close {
-                let _ = conn.flush().await;
-                return "quit".into();
-            }
-            if after == After::Replica {
-                client.stats.flush(&shared.stats);
-                return "became a replica".into();
+            match after {
+                After::Close => {
+                    let _ = conn.flush().await;
+                    return Ended::Closed("quit".into());
+                }
+                After::Replica(psync) => {
+                    client.stats.flush(&shared.stats);
+                    return Ended::Replica(psync);
+                }
+                _ => {}
             }
         }
         publish_meta(client);
         client.stats.flush(&shared.stats);
         let pending = conn.write_buffer().len();
         if let Err(e) = conn.flush().await {
-            return format!("write failed: {e}");
+            return Ended::Closed(format!("write failed: {e}"));
         }
         if pending > 0 {
             let stats = &shared.stats;
@@ -521,15 +522,15 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         }
         tokio::select! {
             read = conn.fill_socket() => match read {
-                Ok(0) => return "closed by peer".into(),
+                Ok(0) => return Ended::Closed("closed by peer".into()),
                 Ok(n) => {
                     shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     shared.stats.reads_processed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => return format!("read failed: {e}"),
+                Err(e) => return Ended::Closed(format!("read failed: {e}")),
             },
-            () = kill.cancelled() => return "killed".into(),
-            () = shared.shutdown.triggered() => return "server shutdown".into(),
+            () = kill.cancelled() => return Ended::Closed("killed".into()),
+            () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
         }
     }
 }

@@ -94,8 +94,8 @@ mod tests {
         locked.db(0, b"k").remove(b"k");
         locked.db(1, b"k").put(b"k", list());
         for shard in locked.shards() {
-            let (left, right) = shard.dbs.split_at_mut(1);
-            left[0].swap_contents(&mut right[0], 0);
+            let (zero, one) = shard.dbs.pair_mut(0, 1);
+            zero.swap_contents(one, 0);
         }
         assert!(locked.take_ready().contains(&(0, Bytes::from_static(b"k"))));
         drop(locked);

@@ -120,7 +120,7 @@ async fn run(
             After::Continue | After::Close => return Ok(()),
             // Refused above (PSYNC, SYNC); nothing else turns a call into
             // a replica.
-            After::Replica => return Err(Failure::Invalid("ERR not served over gRPC".into())),
+            After::Replica(_) => return Err(Failure::Invalid("ERR not served over gRPC".into())),
             After::Postpone => {
                 let write = cmd::may_write(client, request);
                 let kill = client.info.kill.clone();
@@ -135,20 +135,17 @@ async fn run(
                 client.clock = Clock::new();
                 after = cmd::execute(shared, client, out, request);
             }
-            After::Block => {
-                if let Some(wait) = client.wait_acks.take() {
-                    let kill = client.info.kill.clone();
-                    let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
-                    crate::reply::Reply {
-                        out,
-                        proto: client.proto,
-                    }
-                    .int(acked as i64);
-                    return Ok(());
+            After::Wait(wait) => {
+                let kill = client.info.kill.clone();
+                let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
+                crate::reply::Reply {
+                    out,
+                    proto: client.proto,
                 }
-                let Some(blocked) = client.blocked.take() else {
-                    return Ok(());
-                };
+                .int(acked as i64);
+                return Ok(());
+            }
+            After::Block(blocked) => {
                 client.stats.flush(&shared.stats);
                 // A call has no connection that could close under it: a
                 // cancelled call drops this future, which withdraws the wait.

@@ -105,9 +105,17 @@ impl Pair {
         });
         let ember: Vec<&str> = ember.iter().map(String::as_str).collect();
         let ember_server = EmberServer::start(&ember);
+        // Some cases make redis-server work for seconds (SETBIT at the
+        // last bit zeroes 512 MB: 1.7 s on an idle machine, more than the
+        // usual 5 s bound on a busy one): its replies get a longer bound.
+        let patient = |conn: TcpStream| {
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                .expect("set read timeout");
+            conn
+        };
         Pair {
-            redis: redis_server.connect(),
-            ember: ember_server.connect(),
+            redis: patient(redis_server.connect()),
+            ember: patient(ember_server.connect()),
             redis_server,
             ember_server,
             dir,

@@ -37,7 +37,7 @@ pub(super) fn echo(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 pub(super) fn quit(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     ctx.reply.ok();
-    ctx.client.closing = true;
+    ctx.next = Some(super::Next::Close);
     Ok(())
 }
 
@@ -475,7 +475,7 @@ fn kill(ctx: &mut Ctx<'_>, target: &ClientInfo) {
     if target.id == ctx.client.id() {
         // Killing oneself: the reply still goes out, then the connection
         // closes.
-        ctx.client.closing = true;
+        ctx.next = Some(super::Next::Close);
     } else {
         target.kill.cancel();
     }

@@ -516,21 +516,21 @@ pub(super) fn timeout(arg: &[u8], now: i64) -> Result<Option<i64>, CmdError> {
 }
 
 /// Blocks the client on `keys` (their shards locked by the caller, all
-/// found empty).
+/// found empty): what the handler's context's `next` then holds.
 pub(super) fn block(
-    client: &mut Client,
+    client: &Client,
     locked: &mut LockedRef<'_, '_>,
     keys: Vec<Bytes>,
     op: BlockOp,
     deadline: Option<i64>,
-) {
+) -> super::Next {
     let (waiter, rx) = Waiter::new(client.db, keys, op, client.proto);
     blocking::register(locked, &waiter);
-    client.blocked = Some(Blocked {
+    super::Next::Block(Blocked {
         waiter,
         rx,
         deadline,
-    });
+    })
 }
 
 fn bpop(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
@@ -547,13 +547,13 @@ fn bpop(ctx: &mut Ctx<'_>, req: &Request, left: bool) -> CmdResult {
         ctx.reply.null_array();
         return Ok(());
     }
-    block(
+    ctx.next = Some(block(
         ctx.client,
         &mut locked,
         keys,
         BlockOp::Pop { left, count: None },
         deadline,
-    );
+    ));
     Ok(())
 }
 
@@ -577,7 +577,7 @@ pub(super) fn blmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.null_array();
         return Ok(());
     }
-    block(
+    ctx.next = Some(block(
         ctx.client,
         &mut locked,
         keys,
@@ -586,7 +586,7 @@ pub(super) fn blmpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             count: Some(count),
         },
         deadline,
-    );
+    ));
     Ok(())
 }
 
@@ -613,7 +613,13 @@ fn bmove(
         to_left,
         dst: dst.clone(),
     };
-    block(ctx.client, &mut locked, vec![src.clone()], op, deadline);
+    ctx.next = Some(block(
+        ctx.client,
+        &mut locked,
+        vec![src.clone()],
+        op,
+        deadline,
+    ));
     Ok(())
 }
 

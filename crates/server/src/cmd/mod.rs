@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use resp::Request;
 
-use crate::client::Client;
+use crate::client::{Blocked, Client, Psync, WaitAcks};
 use crate::db::Shards;
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -115,6 +115,22 @@ pub(crate) fn read_typed<'d, T>(
 /// What a handler returns.
 pub(crate) type CmdResult = Result<(), CmdError>;
 
+/// What a handler asks to happen once it has answered, when it is not just
+/// to read the next command: it sets its context's `next`, and `execute`
+/// returns it to the connection as an [`After`].
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Close after the reply (QUIT, CLIENT KILL of oneself, SHUTDOWN, a
+    /// reply too big to send).
+    Close,
+    /// Wait on keys (the blocking commands on empty keys).
+    Block(Blocked),
+    /// Wait for replicas (WAIT).
+    Wait(WaitAcks),
+    /// Become a replica's link (PSYNC, SYNC).
+    Replica(Psync),
+}
+
 /// Everything a handler may use.
 pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
@@ -127,6 +143,8 @@ pub(crate) struct Ctx<'a> {
     /// The only way to the keyspace: it locks shards, or, inside EXEC,
     /// lends the transaction's locks.
     pub(crate) shards: Shards<'a>,
+    /// What the handler asks to happen after its reply.
+    pub(crate) next: Option<Next>,
 }
 
 /// A handler.
@@ -875,18 +893,18 @@ fn migrate_keys<'r>(req: &'r Request, keys: &mut Vec<&'r [u8]>) {
 }
 
 /// What the connection should do after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum After {
     /// Read the next command.
     Continue,
     /// Send what is buffered, then close.
     Close,
-    /// The command blocked: wait for `Client::blocked` or
-    /// `Client::wait_acks`.
-    Block,
-    /// PSYNC or SYNC: the connection now serves a replica
-    /// (`Client::psync`).
-    Replica,
+    /// The command blocked on keys: wait for them, then answer.
+    Block(Blocked),
+    /// WAIT: wait for replicas' acknowledgements, then answer.
+    Wait(WaitAcks),
+    /// PSYNC or SYNC: the connection now serves a replica.
+    Replica(Psync),
     /// CLIENT PAUSE holds the command back: nothing ran and nothing was
     /// answered; run it again once the pause is over for it
     /// (`Pause::wait_over` with [`may_write`]).
@@ -1022,6 +1040,7 @@ pub(crate) fn execute(
         now,
         cmd,
         shards: Shards::new(&shared.keyspace),
+        next: None,
     };
     if cmd.flags & WRITE != 0 {
         // The master's stream reaches sub-replicas as it came: it is not
@@ -1058,14 +1077,12 @@ pub(crate) fn execute(
             ctx.client.woff = offset;
         }
     }
-    if ctx.client.closing {
-        After::Close
-    } else if ctx.client.blocked.is_some() || ctx.client.wait_acks.is_some() {
-        After::Block
-    } else if ctx.client.psync.is_some() {
-        After::Replica
-    } else {
-        After::Continue
+    match ctx.next {
+        None => After::Continue,
+        Some(Next::Close) => After::Close,
+        Some(Next::Block(blocked)) => After::Block(blocked),
+        Some(Next::Wait(wait)) => After::Wait(wait),
+        Some(Next::Replica(psync)) => After::Replica(psync),
     }
 }
 

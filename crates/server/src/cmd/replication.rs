@@ -93,14 +93,14 @@ fn start_sync(ctx: &mut Ctx<'_>, replid: String, offset: i64, old: bool) -> CmdR
             "ERR Ember replicas do not serve replicas of their own (chained replication is not supported)",
         ));
     }
-    if ctx.client.psync.is_some() {
+    if ctx.next.is_some() {
         return Ok(());
     }
-    ctx.client.psync = Some(Psync {
+    ctx.next = Some(super::Next::Replica(Psync {
         replid,
         offset,
         old,
-    });
+    }));
     Ok(())
 }
 
@@ -123,11 +123,11 @@ pub(super) fn wait(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(acked as i64);
         return Ok(());
     }
-    ctx.client.wait_acks = Some(WaitAcks {
+    ctx.next = Some(super::Next::Wait(WaitAcks {
         target,
         numreplicas: numreplicas.max(0) as usize,
         deadline: (timeout > 0).then(|| ctx.now.saturating_add(timeout)),
-    });
+    }));
     Ok(())
 }
 

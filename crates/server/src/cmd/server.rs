@@ -63,9 +63,8 @@ pub(super) fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // databases note them, and they are served as the command ends.
     if a != b {
         for shard in locked.shards() {
-            let (lo, hi) = (a.min(b), a.max(b));
-            let (left, right) = shard.dbs.split_at_mut(hi);
-            left[lo].swap_contents(&mut right[0], now);
+            let (x, y) = shard.dbs.pair_mut(a, b);
+            x.swap_contents(y, now);
         }
     }
     ctx.reply.ok();
@@ -786,7 +785,7 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     // No reply: the connection closes as the server stops.
     ctx.shared.shutdown.trigger();
-    ctx.client.closing = true;
+    ctx.next = Some(super::Next::Close);
     Ok(())
 }
 

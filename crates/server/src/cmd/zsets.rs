@@ -720,13 +720,13 @@ fn bzpop_generic(
         ctx.reply.null_array();
         return Ok(());
     }
-    super::lists::block(
+    ctx.next = Some(super::lists::block(
         ctx.client,
         &mut locked,
         keys,
         BlockOp::ZPop { max, count },
         deadline,
-    );
+    ));
     Ok(())
 }
 
@@ -828,7 +828,7 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     while left > 0 {
         if reply.out.len() > REPLY_CAP {
             tracing::warn!("ZRANDMEMBER reply over {REPLY_CAP} bytes: closing the connection");
-            ctx.client.closing = true;
+            ctx.next = Some(super::Next::Close);
             return Ok(());
         }
         let batch = left.min(1000);

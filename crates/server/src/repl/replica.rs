@@ -475,9 +475,9 @@ async fn apply_stream(
                 send_ack(conn, committed.0);
             } else if !req.is_empty() {
                 master.clock = crate::server::Clock::new();
-                crate::cmd::execute(shared, master, &mut sink, &req);
+                let after = crate::cmd::execute(shared, master, &mut sink, &req);
                 sink = transport::Output::new();
-                forget_waits(shared, master);
+                forget_waits(shared, after);
             }
             offset = offset.saturating_add(consumed);
             if master.multi.is_none() {
@@ -523,13 +523,11 @@ async fn apply_stream(
 /// The master's client never waits: a blocking command it sent on an
 /// empty list (Redis masters send none) is forgotten, not left to take
 /// later pushes; WAIT and PSYNC from it are ignored.
-fn forget_waits(shared: &Shared, master: &mut Client) {
-    if let Some(blocked) = master.blocked.take() {
+fn forget_waits(shared: &Shared, after: crate::cmd::After) {
+    if let crate::cmd::After::Block(blocked) = after {
         blocked.waiter.claim();
         crate::blocking::unregister(&shared.keyspace, &blocked.waiter);
     }
-    master.wait_acks = None;
-    master.psync = None;
 }
 
 /// Queues `REPLCONF ACK <offset>`.

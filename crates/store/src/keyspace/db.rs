@@ -44,7 +44,14 @@ pub fn tick_lru_clock(now_ms: i64) {
 
 /// One database's keys within one shard. `W` is the server's blocked
 /// client, which the keyspace only queues per key.
+///
+/// Laid out (`repr(C)`) so that what every lookup and change reads first,
+/// the table's header and whether anyone watches, comes first: a shard's
+/// database 0 sits in the same cache line as the shard's lock (see
+/// `Shard`), so a command on a keyspace of millions of keys misses the
+/// cache on its key, not on the way to it.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Db<W> {
     /// Keys and entries, found by [`hash_key`]: a table rather than a map so
     /// that a lookup hashes the key once and an expired entry is deleted
@@ -52,22 +59,22 @@ pub struct Db<W> {
     /// dict does: a table is between 44% and 87% full, and empty slots of
     /// 8 bytes waste less than empty slots of a whole entry.
     map: HashTable<Box<Slot>>,
-    /// The keys that have a deadline, for sampling; see [`Volatile`].
-    volatile: Volatile,
-    /// Clients blocked on keys of this shard, oldest first. They belong to
-    /// the database index, not its contents: SWAPDB leaves them in place.
-    pub waiters: HashMap<Bytes, VecDeque<W>>,
     /// Clients watching keys of this shard. Like the waiters, they stay
     /// with the database index.
-    watched: HashMap<Bytes, Vec<Watcher>>,
-    /// This database's number (SWAPDB exchanges contents, not numbers).
-    pub index: usize,
+    watched: Watched,
     /// Expired keys are hidden instead of deleted, unless the running
     /// command records what it changes for replicas (see
     /// [`Effects::recording`]). A replica sets it, as it leaves deletions to
     /// its master; a master feeding replicas sets it so that only commands
     /// whose deletions reach the stream, in order, delete.
     pub hide_expired: bool,
+    /// The keys that have a deadline, for sampling; see [`Volatile`].
+    volatile: Volatile,
+    /// Clients blocked on keys of this shard, oldest first. They belong to
+    /// the database index, not its contents: SWAPDB leaves them in place.
+    pub waiters: HashMap<Bytes, VecDeque<W>>,
+    /// This database's number (SWAPDB exchanges contents, not numbers).
+    pub index: usize,
     /// The end (Unix ms) of the CLIENT PAUSE in force, `i64::MIN` for
     /// none, shared by every database: while a pause is on, expired keys
     /// are hidden, not deleted, so the keyspace and replication stream stay
@@ -106,11 +113,56 @@ impl WatchFlag {
     }
 }
 
+/// Who watches which key of a database: nothing but a null pointer while
+/// nobody does (every change checks), the registry once someone does.
+/// (Boxed so that the empty case is one pointer, not a whole map, in the
+/// line a lookup reads.)
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection)]
+struct Watched(Option<Box<HashMap<Bytes, Vec<Watcher>>>>);
+
+impl Watched {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Vec<Watcher>> {
+        self.0.as_ref()?.get(key)
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Vec<Watcher>> {
+        self.0.as_mut()?.get_mut(key)
+    }
+
+    /// The watchers of `key`, registered or not.
+    fn entry(&mut self, key: &[u8]) -> &mut Vec<Watcher> {
+        self.0
+            .get_or_insert_with(Box::default)
+            .entry(Bytes::copy_from_slice(key))
+            .or_default()
+    }
+
+    /// Forgets `key`, and the registry once it is empty.
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(map) = &mut self.0 {
+            map.remove(key);
+            if map.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&Bytes, &mut Vec<Watcher>)> {
+        self.0.iter_mut().flat_map(|m| m.iter_mut())
+    }
+}
+
 /// Redis's `touchWatchedKey`: marks the clients watching `key`. `expiry`
 /// says the key was deleted because it had expired: for a client that
 /// watched it already expired, that is no change.
 #[cold]
-fn touch(watched: &mut HashMap<Bytes, Vec<Watcher>>, key: &[u8], expiry: bool) {
+fn touch(watched: &mut Watched, key: &[u8], expiry: bool) {
     let Some(watchers) = watched.get_mut(key) else {
         return;
     };
@@ -148,7 +200,7 @@ impl<W> Db<W> {
             map: HashTable::new(),
             volatile: Volatile::default(),
             waiters: HashMap::new(),
-            watched: HashMap::new(),
+            watched: Watched::default(),
             index,
             hide_expired: false,
             expiry_paused_until,
@@ -275,13 +327,10 @@ impl<W> Db<W> {
     /// does not yet).
     pub fn watch(&mut self, key: &[u8], flag: &Arc<WatchFlag>, now: i64) {
         let expired = self.is_stale(key, now);
-        self.watched
-            .entry(Bytes::copy_from_slice(key))
-            .or_default()
-            .push(Watcher {
-                flag: flag.clone(),
-                expired,
-            });
+        self.watched.entry(key).push(Watcher {
+            flag: flag.clone(),
+            expired,
+        });
     }
 
     /// Forgets that `flag` watches `key`.

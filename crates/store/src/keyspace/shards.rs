@@ -42,11 +42,15 @@ pub fn shard_of_hash(hash: u64) -> usize {
     (hash >> 32) as usize & (SHARDS - 1)
 }
 
-/// One shard: its part of every database.
+/// One shard: its part of every database. `repr(C)` with database 0
+/// first, and the table's header first in it, so that the shard's lock and
+/// what a lookup in database 0 reads first share a cache line (the
+/// keyspace's shard array is aligned to lines; see [`Keyspace`]).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Shard<W> {
     /// Its part of each database, by number.
-    pub dbs: Vec<Db<W>>,
+    pub dbs: Dbs<W>,
     /// The snapshot this shard was last copied for (see
     /// [`Keyspace::begin_snapshot`]), and the copy, until the snapshot
     /// collects it.
@@ -65,8 +69,109 @@ pub enum ShardView<'s, W> {
     /// A copy made before a command changed the shard, per database.
     Copied(Vec<Vec<(Bytes, Entry)>>),
     /// The shard as it is, unchanged since the snapshot's instant.
-    Live(&'s [Db<W>]),
+    Live(&'s Dbs<W>),
 }
+
+/// A shard's databases, by number: database 0 inside the shard itself,
+/// the others in one allocation beside it. Indexed and iterated like a
+/// slice.
+#[derive(Debug)]
+#[repr(C)]
+pub struct Dbs<W> {
+    first: Db<W>,
+    rest: Box<[Db<W>]>,
+}
+
+impl<W> Dbs<W> {
+    /// `n` databases (at least one), numbered from 0, made by `make`.
+    fn new(n: usize, mut make: impl FnMut(usize) -> Db<W>) -> Self {
+        Dbs {
+            first: make(0),
+            rest: (1..n.max(1)).map(make).collect(),
+        }
+    }
+
+    /// Number of databases.
+    pub fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// Never: a shard has database 0 at least.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The databases, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Db<W>> {
+        std::iter::once(&self.first).chain(self.rest.iter())
+    }
+
+    /// The databases, in order, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Db<W>> {
+        std::iter::once(&mut self.first).chain(self.rest.iter_mut())
+    }
+
+    /// Databases `a` and `b` at once (SWAPDB); they must differ.
+    pub fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Db<W>, &mut Db<W>) {
+        assert_ne!(a, b, "two different databases");
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (low, high) = if lo == 0 {
+            (&mut self.first, &mut self.rest[hi - 1])
+        } else {
+            let (left, right) = self.rest.split_at_mut(hi - 1);
+            (&mut left[lo - 1], &mut right[0])
+        };
+        if a < b { (low, high) } else { (high, low) }
+    }
+}
+
+impl<W> std::ops::Index<usize> for Dbs<W> {
+    type Output = Db<W>;
+
+    #[inline]
+    fn index(&self, i: usize) -> &Db<W> {
+        match i {
+            0 => &self.first,
+            _ => &self.rest[i - 1],
+        }
+    }
+}
+
+impl<W> std::ops::IndexMut<usize> for Dbs<W> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Db<W> {
+        match i {
+            0 => &mut self.first,
+            _ => &mut self.rest[i - 1],
+        }
+    }
+}
+
+impl<'s, W> IntoIterator for &'s Dbs<W> {
+    type Item = &'s Db<W>;
+    type IntoIter = std::iter::Chain<std::iter::Once<&'s Db<W>>, std::slice::Iter<'s, Db<W>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.first).chain(self.rest.iter())
+    }
+}
+
+impl<'s, W> IntoIterator for &'s mut Dbs<W> {
+    type Item = &'s mut Db<W>;
+    type IntoIter =
+        std::iter::Chain<std::iter::Once<&'s mut Db<W>>, std::slice::IterMut<'s, Db<W>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::iter::once(&mut self.first).chain(self.rest.iter_mut())
+    }
+}
+
+/// A shard's lock on a cache line (or two) of its own: the lock and the
+/// start of database 0 share the first, and two cores working on
+/// neighbouring shards never write to the same line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Line<T>(T);
 
 impl<W> Shard<W> {
     /// Copies this shard's live keys for snapshot `epoch` (taken at `now`),
@@ -116,7 +221,7 @@ impl<W> Shard<W> {
 /// All databases, sharded. Its shards are locked only through [`Shards`].
 #[derive(Debug)]
 pub struct Keyspace<W> {
-    shards: Box<[Mutex<Shard<W>>]>,
+    shards: Box<[Line<Mutex<Shard<W>>>]>,
     databases: usize,
     /// Changes are recorded for replicas (see `crate::repl`). Set and
     /// cleared only while every shard is locked, so a command that reads
@@ -143,14 +248,14 @@ impl<W> Keyspace<W> {
         let ready_seq = Arc::new(AtomicU64::new(0));
         let shards = (0..SHARDS)
             .map(|_| {
-                Mutex::new(Shard {
-                    dbs: (0..databases)
-                        .map(|index| Db::new(index, expiry_pause.clone(), ready_seq.clone()))
-                        .collect(),
+                Line(Mutex::new(Shard {
+                    dbs: Dbs::new(databases, |index| {
+                        Db::new(index, expiry_pause.clone(), ready_seq.clone())
+                    }),
                     snap_done: 0,
                     snap_copy: None,
                     waiting: 0,
-                })
+                }))
             })
             .collect();
         Keyspace {
@@ -206,6 +311,7 @@ impl<W> Keyspace<W> {
         f: impl FnOnce(ShardView<'_, W>) -> R,
     ) -> R {
         let mut guard = self.shards[i]
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(guard.snapshot_view(epoch))
@@ -253,6 +359,7 @@ impl<W> Keyspace<W> {
     /// it) is taken anyway: a shard's maps are valid after any panic.
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
         let mut guard = self.shards[shard]
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.on_lock(&mut guard);
@@ -261,7 +368,7 @@ impl<W> Keyspace<W> {
 
     /// Locks one shard if that needs no waiting.
     fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard<W>>> {
-        let mut guard = match self.shards[shard].try_lock() {
+        let mut guard = match self.shards[shard].0.try_lock() {
             Ok(guard) => guard,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
@@ -820,6 +927,39 @@ mod tests {
         let seen = snapshot_values(&ks, next);
         ks.end_snapshot();
         assert_eq!(seen, [(key("a"), key("new")), (key("c"), key("later"))]);
+    }
+
+    /// A lookup in database 0 finds the shard's lock, the table's header
+    /// and whether anyone watches in one cache line.
+    #[test]
+    fn the_lock_and_database_0_share_a_line() {
+        let ks = Keyspace::<()>::new(16);
+        for line in ks.shards.iter().take(3) {
+            let start = line as *const Line<Mutex<Shard<()>>> as usize;
+            assert_eq!(start % 64, 0);
+            let guard = line.0.lock().expect("not poisoned");
+            let db0 = &guard.dbs[0] as *const Db<()> as usize;
+            // The table's header and the watchers' pointer, in that order.
+            let hot = size_of::<hashbrown::HashTable<()>>() + 8;
+            assert!(db0 - start + hot <= 64, "database 0 at {}", db0 - start);
+        }
+    }
+
+    #[test]
+    fn databases_index_and_pair_like_a_slice() {
+        let ks = Keyspace::<()>::new(4);
+        let mut shards = Shards::new(&ks);
+        let mut shard = shards.lock_shard(0);
+        assert_eq!(shard.dbs.len(), 4);
+        assert_eq!(
+            shard.dbs.iter().map(|d| d.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        for (a, b) in [(0, 3), (3, 0), (1, 2), (2, 1)] {
+            let (x, y) = shard.dbs.pair_mut(a, b);
+            assert_eq!((x.index, y.index), (a, b));
+        }
+        assert_eq!(shard.dbs[2].index, 2);
     }
 
     #[test]
