@@ -587,6 +587,18 @@ impl Config {
         Ok(out.join(" "))
     }
 
+    /// `client-output-buffer-limit pubsub`: hard and soft bytes (0: none)
+    /// and soft seconds.
+    pub fn pubsub_output_limits(&self) -> (i64, i64, i64) {
+        let text = self.get("client-output-buffer-limit").unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let number = |g: &[&str], i: usize| g.get(i).and_then(|w| w.parse().ok()).unwrap_or(0);
+        words
+            .chunks(4)
+            .find(|g| g[0] == "pubsub")
+            .map_or((0, 0, 0), |g| (number(g, 1), number(g, 2), number(g, 3)))
+    }
+
     /// The hard output limit for replicas' links, in bytes (0: none).
     pub fn replica_output_limit(&self) -> i64 {
         let text = self.get("client-output-buffer-limit").unwrap_or_default();

@@ -11,6 +11,7 @@ mod healing;
 mod migrate;
 mod protocol_vs_redis;
 mod proxy;
+mod pubsub;
 mod python;
 mod rdb;
 mod replication;

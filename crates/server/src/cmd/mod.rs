@@ -13,6 +13,7 @@ mod keys;
 mod lists;
 mod memory;
 mod persistence;
+mod pubsub;
 mod replication;
 mod server;
 pub(crate) mod sets;
@@ -223,14 +224,14 @@ const KEY1: (i32, i32, i32) = (1, 1, 1);
 /// Every command the server knows.
 pub(crate) static COMMANDS: &[Command] = commands! {
     // connection
-    "ping", -1, FAST, NOKEY, connection::ping;
+    "ping", -1, FAST, NOKEY, pubsub::ping;
     "echo", 2, FAST | OK_STALE | OK_LOADING, NOKEY, connection::echo;
     "quit", -1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, connection::quit;
     "select", 2, FAST | OK_STALE | OK_LOADING, NOKEY, connection::select;
     "auth", -2, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::auth;
     "hello", -1, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::hello;
     "client", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, connection::client;
-    "reset", 1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, connection::reset;
+    "reset", 1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, pubsub::reset;
     // transactions
     "multi", 1, FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::multi;
     "exec", 1, NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::exec;
@@ -418,6 +419,16 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
     // memory
     "memory", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), memory::memory;
+    // pub/sub (PING and RESET above go through pubsub.rs for subscribers)
+    "subscribe", -2, OK_STALE | OK_LOADING, NOKEY, pubsub::subscribe;
+    "unsubscribe", -1, OK_STALE | OK_LOADING, NOKEY, pubsub::unsubscribe;
+    "psubscribe", -2, OK_STALE | OK_LOADING, NOKEY, pubsub::psubscribe;
+    "punsubscribe", -1, OK_STALE | OK_LOADING, NOKEY, pubsub::punsubscribe;
+    "ssubscribe", -2, OK_STALE | OK_LOADING, NOKEY, pubsub::ssubscribe;
+    "sunsubscribe", -1, OK_STALE | OK_LOADING, NOKEY, pubsub::sunsubscribe;
+    "publish", 3, FAST | OK_STALE | OK_LOADING, NOKEY, pubsub::publish;
+    "spublish", 3, FAST | OK_STALE | OK_LOADING, NOKEY, pubsub::spublish;
+    "pubsub", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, pubsub::pubsub;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -502,6 +513,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("load", -3),
             ("restore", -3),
             ("stats", 2),
+        ],
+    ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2),
+            ("help", 2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
         ],
     ),
 ];
@@ -800,6 +822,9 @@ pub(crate) fn execute(
     } else {
         None
     };
+    // A RESP2 subscriber's other commands (containers' too, which the
+    // chain above leaves after their subcommand check).
+    let rejected = rejected.or_else(|| pubsub::refused_in_subscriber_mode(client, cmd, req));
     if let Some(text) = rejected {
         shared.stats.error(&text);
         if let Some(stat) = stat_index(index, req) {
@@ -1158,6 +1183,10 @@ mod tests {
                 "info",
                 "lastsave",
                 "multi",
+                "psubscribe",
+                "publish",
+                "pubsub",
+                "punsubscribe",
                 "quit",
                 "replconf",
                 "replicaof",
@@ -1166,7 +1195,12 @@ mod tests {
                 "select",
                 "shutdown",
                 "slaveof",
+                "spublish",
+                "ssubscribe",
+                "subscribe",
+                "sunsubscribe",
                 "time",
+                "unsubscribe",
                 "unwatch",
                 "watch"
             ]
@@ -1174,9 +1208,35 @@ mod tests {
         assert_eq!(
             named(OK_LOADING),
             [
-                "auth", "client", "command", "config", "discard", "echo", "exec", "hello", "info",
-                "lastsave", "multi", "quit", "replconf", "reset", "role", "select", "shutdown",
-                "time", "unwatch", "watch"
+                "auth",
+                "client",
+                "command",
+                "config",
+                "discard",
+                "echo",
+                "exec",
+                "hello",
+                "info",
+                "lastsave",
+                "multi",
+                "psubscribe",
+                "publish",
+                "pubsub",
+                "punsubscribe",
+                "quit",
+                "replconf",
+                "reset",
+                "role",
+                "select",
+                "shutdown",
+                "spublish",
+                "ssubscribe",
+                "subscribe",
+                "sunsubscribe",
+                "time",
+                "unsubscribe",
+                "unwatch",
+                "watch"
             ]
         );
         assert_eq!(
