@@ -121,6 +121,8 @@ pub(crate) struct Client {
     /// The stream offset after this client's last write: what WAIT waits
     /// for.
     pub(crate) woff: i64,
+    /// CLIENT REPLY's switch.
+    pub(crate) replies: cmd::Replies,
 }
 
 /// A replica's request for the stream.
@@ -205,6 +207,7 @@ impl Client {
             psync: None,
             wait_acks: None,
             woff: 0,
+            replies: cmd::Replies::default(),
         }
     }
 

@@ -157,6 +157,40 @@ const RESP3_SCRIPT: &[Step] = &[
     (0, &["PING"], 1),
 ];
 
+/// CLIENT REPLY: replies dropped, pushes kept. A step that reads nothing
+/// is checked by the next one: a reply sent by mistake is read there
+/// instead of the expected frame.
+const REPLY_SCRIPT: &[Step] = &[
+    (0, &["CLIENT", "REPLY", "OFF"], 0),
+    (0, &["SET", "k", "v"], 0),
+    (0, &["SUBSCRIBE", "c"], 1),
+    (0, &["SSUBSCRIBE", "s"], 1),
+    (0, &["PSUBSCRIBE", "c*"], 1),
+    (1, &["PUBLISH", "c", "m"], 1),
+    (1, &["SPUBLISH", "s", "m"], 1),
+    (0, &[], 3),
+    (0, &["PING"], 0),
+    (0, &["UNSUBSCRIBE"], 1),
+    (0, &["PUNSUBSCRIBE"], 1),
+    (0, &["SUNSUBSCRIBE"], 1),
+    (0, &["CLIENT", "REPLY", "ON"], 1),
+    (0, &["GET", "k"], 1),
+    (0, &["CLIENT", "REPLY", "SKIP"], 0),
+    (0, &["PING", "x"], 0),
+    (0, &["PING", "y"], 1),
+    (0, &["CLIENT", "REPLY", "SKIP"], 0),
+    (0, &["CLIENT", "REPLY", "SKIP"], 0),
+    (0, &["PING", "a"], 0),
+    (0, &["PING", "b"], 1),
+    (0, &["CLIENT", "REPLY", "OFF"], 0),
+    (0, &["CLIENT", "REPLY", "SKIP"], 0),
+    (0, &["RESET"], 1),
+    (0, &["PING"], 1),
+    (0, &["CLIENT", "REPLY", "SKIP"], 0),
+    (0, &["RESET"], 0),
+    (0, &["CLIENT", "REPLY", "MAYBE"], 1),
+];
+
 fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -165,10 +199,15 @@ fn show(bytes: &[u8]) -> String {
 fn frames_match_redis_in_resp2_and_resp3() {
     let redis = RedisServer::start(&[]);
     let ember = EmberServer::start(&[]);
-    for proto in [2, 3] {
-        let want = run_script(redis.addr(), proto, SCRIPT);
-        let got = run_script(ember.addr(), proto, SCRIPT);
-        for ((step, want), got) in SCRIPT.iter().zip(&want).zip(&got) {
+    for (proto, script) in [
+        (2, SCRIPT),
+        (3, SCRIPT),
+        (2, REPLY_SCRIPT),
+        (3, REPLY_SCRIPT),
+    ] {
+        let want = run_script(redis.addr(), proto, script);
+        let got = run_script(ember.addr(), proto, script);
+        for ((step, want), got) in script.iter().zip(&want).zip(&got) {
             assert_eq!(
                 show(got),
                 show(want),

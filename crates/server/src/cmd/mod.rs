@@ -6,6 +6,7 @@
 //! each is a plain function of its input.
 
 mod bitmaps;
+mod client_reply;
 mod connection;
 mod dump;
 mod hashes;
@@ -33,6 +34,7 @@ use crate::repl::prop::{self, Op};
 use crate::reply::Reply;
 use crate::server::Shared;
 
+pub(crate) use client_reply::Replies;
 pub(crate) use hashes::Encodings;
 pub(crate) use transactions::{Multi, unwatch_all};
 
@@ -230,7 +232,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "select", 2, FAST | OK_STALE | OK_LOADING, NOKEY, connection::select;
     "auth", -2, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::auth;
     "hello", -1, NO_AUTH | FAST | OK_STALE | OK_LOADING, NOKEY, connection::hello;
-    "client", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, connection::client;
+    "client", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, client_reply::client;
     "reset", 1, NO_AUTH | FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, pubsub::reset;
     // transactions
     "multi", 1, FAST | NOT_QUEUED | OK_STALE | OK_LOADING, NOKEY, transactions::multi;
@@ -776,6 +778,10 @@ pub(crate) fn execute(
     let Some(name) = req.get(0) else {
         return After::Continue;
     };
+    // CLIENT REPLY OFF or SKIP: the command's replies are dropped.
+    if client.replies.silenced() {
+        return client_reply::run_silenced(shared, client, out, req);
+    }
     // A command that panicked while recording left its records behind;
     // they belong to no stream.
     if prop::recording() {

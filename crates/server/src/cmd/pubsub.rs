@@ -11,6 +11,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::eq;
 use crate::pubsub::{Kind, push_header};
 use crate::repl::prop::{self, Op};
+use crate::reply::Reply;
 
 /// Redis's refusal of a command other than (P|S)SUBSCRIBE,
 /// (P|S)UNSUBSCRIBE, PING, QUIT and RESET from a RESP2 client with a
@@ -53,22 +54,36 @@ pub(crate) fn refused_in_subscriber_mode(
     )
 }
 
+/// Where pushes go: the output, or, while CLIENT REPLY silences the
+/// command's replies, the pushes kept apart from them.
+fn pushes<'c>(ctx: &'c mut Ctx<'_>) -> Reply<'c> {
+    let proto = ctx.reply.proto;
+    let out = match &mut ctx.client.replies.pushes {
+        Some(pushes) => pushes,
+        None => &mut *ctx.reply.out,
+    };
+    Reply { out, proto }
+}
+
 /// One (un)subscribe confirmation: `kind name count`, the name a null
 /// when an unsubscribe from everything found nothing.
 fn confirm(ctx: &mut Ctx<'_>, what: &str, name: Option<&[u8]>, count: usize) {
-    push_header(ctx.reply.out, ctx.reply.proto, 3);
-    ctx.reply.bulk(what.as_bytes());
+    let mut push = pushes(ctx);
+    push_header(push.out, push.proto, 3);
+    push.bulk(what.as_bytes());
     match name {
-        Some(name) => ctx.reply.bulk(name),
-        None => ctx.reply.null(),
+        Some(name) => push.bulk(name),
+        None => push.null(),
     }
-    ctx.reply.int(count as i64);
+    push.int(count as i64);
 }
 
 /// Messages published to this client before the command are sent before
 /// its reply, as Redis has them in the output buffer already.
 fn deliver_queued(ctx: &mut Ctx<'_>) {
-    ctx.client.info.pubsub.drain(ctx.reply.out, ctx.reply.proto);
+    let sub = ctx.client.info.pubsub.clone();
+    let push = pushes(ctx);
+    sub.drain(push.out, push.proto);
 }
 
 fn subscribe_to(ctx: &mut Ctx<'_>, req: &Request, kind: Kind, what: &str) -> CmdResult {
@@ -190,9 +205,11 @@ pub(super) fn ping(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     super::connection::ping(ctx, req)
 }
 
-/// RESET also leaves every subscription, without a word, as Redis does.
+/// RESET also leaves every subscription, without a word, and turns
+/// replies back on (CLIENT REPLY), as Redis does.
 pub(super) fn reset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.shared.pubsub.leave(&ctx.client.info.pubsub);
+    super::client_reply::reset(ctx.client);
     super::connection::reset(ctx, req)
 }
 
