@@ -359,6 +359,17 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
             break;
         }
         assert_eq!(show(&receivers), ":2\r\n");
+        // What the server holds for it never passes the limit by more than
+        // the message that crossed it.
+        let list = show(&publisher.call(&["CLIENT", "LIST", "TYPE", "pubsub"], 1));
+        for omem in list.split(" omem=").skip(1) {
+            let omem: usize = omem
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("omem");
+            assert!(omem <= (1 << 20) + payload.len() + 100, "{list}");
+        }
         assert!(published < 4096, "the stalled subscriber was never cut off");
     }
     // The cut-off client is gone: counted nowhere, its connection closed.
@@ -454,4 +465,23 @@ fn redis_py_pubsub_works_unchanged() {
             Err(text) => panic!("redis-py pubsub against Ember (RESP{protocol}):\n{text}"),
         }
     }
+}
+
+/// PUBLISH reaches replicas, so a WRITE pause holds it back, as Redis
+/// does (its `may-replicate` flag); reads go on.
+#[test]
+fn a_write_pause_holds_publish_back() {
+    let ember = EmberServer::start(&[]);
+    let mut admin = Conn::new(ember.addr());
+    let mut publisher = Conn::new(ember.addr());
+    admin.call(&["CLIENT", "PAUSE", "100000", "WRITE"], 1);
+    publisher.send(&["PUBLISH", "c", "m"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !show(&admin.call(&["INFO", "clients"], 1)).contains("blocked_clients:1\r") {
+        assert!(Instant::now() < deadline, "PUBLISH was not held back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(show(&admin.call(&["PUBSUB", "NUMPAT"], 1)), ":0\r\n");
+    admin.call(&["CLIENT", "UNPAUSE"], 1);
+    assert_eq!(show(&publisher.frame()), ":0\r\n");
 }

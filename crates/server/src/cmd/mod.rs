@@ -172,6 +172,9 @@ pub(crate) mod flags {
     /// Its keys are found by parsing its arguments, not by position alone
     /// (Redis's `movablekeys`, which COMMAND reports).
     pub(crate) const MOVABLEKEYS: u32 = 1 << 13;
+    /// Not a write, but reaches replicas (PUBLISH): a WRITE pause holds
+    /// it back (Redis's `may-replicate`).
+    pub(crate) const MAY_REPLICATE: u32 = 1 << 14;
 }
 
 /// One command's description.
@@ -428,8 +431,8 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "punsubscribe", -1, OK_STALE | OK_LOADING, NOKEY, pubsub::punsubscribe;
     "ssubscribe", -2, OK_STALE | OK_LOADING, NOKEY, pubsub::ssubscribe;
     "sunsubscribe", -1, OK_STALE | OK_LOADING, NOKEY, pubsub::sunsubscribe;
-    "publish", 3, FAST | OK_STALE | OK_LOADING, NOKEY, pubsub::publish;
-    "spublish", 3, FAST | OK_STALE | OK_LOADING, NOKEY, pubsub::spublish;
+    "publish", 3, FAST | MAY_REPLICATE | OK_STALE | OK_LOADING, NOKEY, pubsub::publish;
+    "spublish", 3, FAST | MAY_REPLICATE | OK_STALE | OK_LOADING, NOKEY, pubsub::spublish;
     "pubsub", -2, SLOW | CONTAINER | OK_STALE | OK_LOADING, NOKEY, pubsub::pubsub;
 };
 
@@ -763,7 +766,7 @@ pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
 }
 
 fn writes(cmd: &Command, client: &Client) -> bool {
-    cmd.flags & WRITE != 0
+    cmd.flags & (WRITE | MAY_REPLICATE) != 0
         || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
 
