@@ -277,9 +277,15 @@ impl Subscriber {
             self.kill.cancel();
             return;
         }
-        self.queued.store(true, Ordering::Release);
+        // Only the first message since the last drain wakes the
+        // connection: the later ones find it woken already (its wake-up
+        // is stored until it waits again, and a drain clears the flag
+        // before it takes the queue).
+        let woken = self.queued.swap(true, Ordering::AcqRel);
         drop(q);
-        self.wake.notify_one();
+        if !woken {
+            self.wake.notify_one();
+        }
     }
 
     /// Writes every queued message into `out`, in the client's protocol.
