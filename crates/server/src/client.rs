@@ -552,7 +552,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             () = kill.cancelled() => return "killed".into(),
             () = shared.shutdown.triggered() => return "server shutdown".into(),
             // A message to deliver: back round the loop, which sends it.
-            () = client.info.pubsub.notified() => {}
+            // Only a subscriber waits for one (a waiter costs a lock).
+            () = client.info.pubsub.notified(), if client.info.pubsub.active() => {}
         }
     }
 }

@@ -35,6 +35,9 @@ use resp::Protocol;
 use tokio_util::sync::CancellationToken;
 use transport::Output;
 
+/// Reads the time, in Unix ms.
+type Clock<'c> = &'c dyn Fn() -> i64;
+
 /// How many registry shards channels are spread over.
 const SHARDS: usize = 16;
 
@@ -244,8 +247,9 @@ impl Subscriber {
     }
 
     /// Queues `message`, or cuts the client off if that takes its pending
-    /// output past a limit.
-    fn push(&self, message: Message, limits: &Limits) {
+    /// output past a limit. `clock` reads the time in Unix ms, only once
+    /// the soft limit is passed.
+    fn push(&self, message: Message, limits: &Limits, clock: Clock) {
         let mut q = lock(&self.queue);
         if q.closed {
             return;
@@ -259,7 +263,7 @@ impl Subscriber {
         if soft > 0 && pending >= soft {
             // Redis's soft limit: over it continuously for longer than its
             // seconds. The clock is read only once over it.
-            let now = crate::server::now_ms();
+            let now = clock();
             let since = *q.soft_since.get_or_insert(now);
             let secs = limits.soft_secs.load(Ordering::Relaxed);
             over |= (now - since) / 1000 > secs as i64;
@@ -390,7 +394,14 @@ impl Registry {
     }
 
     /// Pushes a message to every subscriber of `channel`; how many.
-    fn deliver(&self, kind: Kind, channel: &Bytes, payload: &Bytes, limits: &Limits) -> usize {
+    fn deliver(
+        &self,
+        kind: Kind,
+        channel: &Bytes,
+        payload: &Bytes,
+        limits: &Limits,
+        clock: Clock,
+    ) -> usize {
         let shard = self.shard(channel);
         let Some(subs) = shard.get(channel) else {
             return 0;
@@ -404,6 +415,7 @@ impl Registry {
                     payload: payload.clone(),
                 },
                 limits,
+                clock,
             );
         }
         subs.len()
@@ -525,14 +537,19 @@ impl Hub {
     /// patterns it matches (shard channels: to that channel's subscribers
     /// only); returns how many received it.
     pub(crate) fn publish(&self, shard: bool, channel: &Bytes, payload: &Bytes) -> usize {
+        self.publish_at(shard, channel, payload, &crate::server::now_ms)
+    }
+
+    /// [`Hub::publish`] with the clock the soft limit is timed by.
+    fn publish_at(&self, shard: bool, channel: &Bytes, payload: &Bytes, clock: Clock) -> usize {
         if shard {
             return self
                 .shard_channels
-                .deliver(Kind::Shard, channel, payload, &self.limits);
+                .deliver(Kind::Shard, channel, payload, &self.limits, clock);
         }
-        let mut receivers = self
-            .channels
-            .deliver(Kind::Channel, channel, payload, &self.limits);
+        let mut receivers =
+            self.channels
+                .deliver(Kind::Channel, channel, payload, &self.limits, clock);
         if self.npatterns.load(Ordering::Relaxed) > 0 {
             let patterns = self.patterns.read().unwrap_or_else(PoisonError::into_inner);
             for (pattern, subs) in patterns.iter() {
@@ -548,6 +565,7 @@ impl Hub {
                             payload: payload.clone(),
                         },
                         &self.limits,
+                        clock,
                     );
                 }
                 receivers += subs.len();
@@ -675,21 +693,30 @@ mod tests {
     }
 
     #[test]
-    fn over_the_soft_limit_for_no_time_is_allowed() {
+    fn over_the_soft_limit_longer_than_its_seconds_the_subscriber_is_cut_off() {
         let hub = Hub::default();
-        hub.set_limits((0, 100, 3600));
+        hub.set_limits((0, 1000, 2));
         let kill = CancellationToken::new();
         let a = Subscriber::new(1, kill.clone());
         hub.subscribe(&a, Kind::Channel, b"c");
-        let (ch, msg) = (Bytes::from_static(b"c"), Bytes::from(vec![b'x'; 300]));
-        hub.publish(false, &ch, &msg);
-        hub.publish(false, &ch, &msg);
+        let (ch, msg) = (Bytes::from_static(b"c"), Bytes::from(vec![b'x'; 600]));
+        let publish_at = |ms: i64| hub.publish_at(false, &ch, &msg, &move || ms);
+        publish_at(0);
+        // Over it from 10 s on.
+        publish_at(10_000);
+        publish_at(12_000);
         assert!(!kill.is_cancelled());
-        assert!(lock(&a.queue).soft_since.is_some());
-        // Back under it: the time over it starts again next time.
+        // Back under it: the time over it starts again.
         let _ = drained(&a, Protocol::Resp2);
         a.flushed();
-        hub.publish(false, &ch, &Bytes::from_static(b"x"));
+        publish_at(12_500);
         assert!(lock(&a.queue).soft_since.is_none());
+        publish_at(13_000);
+        publish_at(15_999);
+        assert!(!kill.is_cancelled());
+        // More than 2 s over it.
+        publish_at(16_000);
+        assert!(kill.is_cancelled());
+        assert_eq!(lock(&a.queue).messages.len(), 0);
     }
 }

@@ -485,3 +485,40 @@ fn a_write_pause_holds_publish_back() {
     admin.call(&["CLIENT", "UNPAUSE"], 1);
     assert_eq!(show(&publisher.frame()), ":0\r\n");
 }
+
+/// `notify-keyspace-events` is parsed and written back as Redis does
+/// (notifications themselves are not sent yet).
+#[test]
+fn notify_keyspace_events_config_matches_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let answers = |addr: SocketAddr| {
+        let mut c = Conn::new(addr);
+        let mut out = Vec::new();
+        for value in [
+            "",
+            "KEA",
+            "AKE",
+            "An",
+            "gn",
+            "Kg$lshzxetdm",
+            "zhsl$gK",
+            "E",
+            "x",
+            "KEAm",
+            "q",
+            "Kq",
+            "KA$",
+            "nmdtexzhsl$gEK",
+        ] {
+            out.push(show(
+                &c.call(&["CONFIG", "SET", "notify-keyspace-events", value], 1),
+            ));
+            out.push(show(
+                &c.call(&["CONFIG", "GET", "notify-keyspace-events"], 1),
+            ));
+        }
+        out
+    };
+    assert_eq!(answers(ember.addr()), answers(redis.addr()));
+}

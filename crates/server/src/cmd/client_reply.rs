@@ -62,8 +62,11 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !eq(&req[1], "reply") {
         return super::connection::client(ctx, req);
     }
+    let Some(mode) = req.get(2) else {
+        return Err(super::keys::subcommand_arity("client", "reply"));
+    };
     let replies = &mut ctx.client.replies;
-    match &req[2] {
+    match mode {
         m if eq(m, "on") => {
             replies.off = false;
             replies.skip = false;
