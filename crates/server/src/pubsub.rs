@@ -313,7 +313,7 @@ impl Subscriber {
     pub(crate) fn flushed(&self) {
         let mut q = lock(&self.queue);
         if q.drained > 0 {
-            q.pending -= q.drained;
+            q.pending = q.pending.saturating_sub(q.drained);
             q.drained = 0;
         }
     }
