@@ -35,6 +35,8 @@ pub(crate) struct ClientInfo {
     pub(crate) kind: std::sync::atomic::AtomicU8,
     /// A CLIENT PAUSE holds its command back (CLIENT LIST's `b`).
     pub(crate) postponed: std::sync::atomic::AtomicBool,
+    /// Its subscriptions and the messages published to it.
+    pub(crate) pubsub: Arc<crate::pubsub::Subscriber>,
 }
 
 /// A client's kind (CLIENT LIST's flags, CLIENT KILL TYPE): an ordinary
@@ -111,6 +113,8 @@ pub(crate) struct Client {
     /// The stream offset after this client's last write: what WAIT waits
     /// for.
     pub(crate) woff: i64,
+    /// CLIENT REPLY's switch.
+    pub(crate) replies: cmd::Replies,
 }
 
 /// A replica's request for the stream.
@@ -141,8 +145,10 @@ impl ClientInfo {
         addr: SocketAddr,
         laddr: SocketAddr,
     ) -> Arc<ClientInfo> {
+        let id = shared.next_client_id();
+        let kill = CancellationToken::new();
         let info = Arc::new(ClientInfo {
-            id: shared.next_client_id(),
+            id,
             addr,
             laddr,
             created: Instant::now(),
@@ -155,7 +161,8 @@ impl ClientInfo {
                 multi: -1,
                 multi_mem: 0,
             }),
-            kill: CancellationToken::new(),
+            pubsub: crate::pubsub::Subscriber::new(id, kill.clone()),
+            kill,
             blocked_on: Mutex::new(None),
             watch: Arc::new(WatchFlag::default()),
             kind: std::sync::atomic::AtomicU8::new(NORMAL),
@@ -188,6 +195,7 @@ impl Client {
             repl_port: 0,
             repl_capa_eof: false,
             woff: 0,
+            replies: cmd::Replies::default(),
         }
     }
 
@@ -226,6 +234,7 @@ pub(crate) async fn serve(
     };
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
+    shared.pubsub.leave(&info.pubsub);
     if let Ok(mut clients) = shared.clients.lock() {
         clients.remove(&info.id);
     }
@@ -437,6 +446,9 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         limits.max_bulk_len = shared.max_bulk_len.load(Ordering::Relaxed).max(0) as u64;
         client.oom = shared.out_of_memory();
         decoder.set_limits(limits);
+        // Messages published before these commands arrived go out before
+        // their replies, as in Redis.
+        client.info.pubsub.drain(conn.write_buffer(), client.proto);
         loop {
             let request = match decoder.decode(conn.read_buffer()) {
                 Ok(Some(request)) => request,
@@ -509,10 +521,19 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         }
         publish_meta(client);
         client.stats.flush(&shared.stats);
+        // Messages published to the client go out with the replies.
+        client.info.pubsub.drain(conn.write_buffer(), client.proto);
         let pending = conn.write_buffer().len();
-        if let Err(e) = conn.flush().await {
+        // A client that does not read holds its flush up; a kill (a
+        // subscriber past its output limit) ends it all the same.
+        let flushed = tokio::select! {
+            flushed = conn.flush() => flushed,
+            () = kill.cancelled() => return Ended::Closed("killed".into()),
+        };
+        if let Err(e) = flushed {
             return Ended::Closed(format!("write failed: {e}"));
         }
+        client.info.pubsub.flushed();
         if pending > 0 {
             let stats = &shared.stats;
             stats
@@ -531,6 +552,9 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             },
             () = kill.cancelled() => return Ended::Closed("killed".into()),
             () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
+            // A message to deliver: back round the loop, which sends it.
+            // Only a subscriber waits for one (a waiter costs a lock).
+            () = client.info.pubsub.notified(), if client.info.pubsub.active() => {}
         }
     }
 }

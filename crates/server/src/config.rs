@@ -461,6 +461,7 @@ impl Config {
         let canonical = match kind {
             Kind::Text if key == "dir" => self.resolve_dir(value)?,
             Kind::Text if key == "client-output-buffer-limit" => self.output_limits(value)?,
+            Kind::Text if key == "notify-keyspace-events" => keyspace_event_classes(value)?,
             Kind::Text if key == "dbfilename" && value.contains('/') => {
                 return Err("dbfilename can't be a path, just a filename".to_string());
             }
@@ -587,6 +588,18 @@ impl Config {
         Ok(out.join(" "))
     }
 
+    /// `client-output-buffer-limit pubsub`: hard and soft bytes (0: none)
+    /// and soft seconds.
+    pub fn pubsub_output_limits(&self) -> (i64, i64, i64) {
+        let text = self.get("client-output-buffer-limit").unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let number = |g: &[&str], i: usize| g.get(i).and_then(|w| w.parse().ok()).unwrap_or(0);
+        words
+            .chunks(4)
+            .find(|g| g[0] == "pubsub")
+            .map_or((0, 0, 0), |g| (number(g, 1), number(g, 2), number(g, 3)))
+    }
+
     /// The hard output limit for replicas' links, in bytes (0: none).
     pub fn replica_output_limit(&self) -> i64 {
         let text = self.get("client-output-buffer-limit").unwrap_or_default();
@@ -598,6 +611,40 @@ impl Config {
             .and_then(|w| w.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// `notify-keyspace-events`: the event classes in Redis's canonical form
+/// (`A` for all of `g$lshzxetd`, else those and `n`; then `K`, `E`, `m`),
+/// or Redis's error.
+/// Only the setting is kept: no notification is sent yet.
+fn keyspace_event_classes(value: &str) -> Result<String, String> {
+    // Redis's letters in its canonical order; `A` stands for all but n, m,
+    // K and E.
+    const ORDER: &str = "g$lshzxetdnKEm";
+    const ALL: &str = "g$lshzxetd";
+    let mut set = [false; ORDER.len()];
+    for c in value.chars() {
+        if c == 'A' {
+            for a in ALL.chars() {
+                set[ORDER.find(a).unwrap_or(0)] = true;
+            }
+            continue;
+        }
+        let Some(at) = ORDER.find(c) else {
+            return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
+        };
+        set[at] = true;
+    }
+    let has = |c: char| ORDER.find(c).is_some_and(|at| set[at]);
+    let mut out = String::new();
+    // As Redis writes it: `n` only beside single classes, not after `A`.
+    if ALL.chars().all(has) {
+        out.push('A');
+    } else {
+        out.extend(ALL.chars().chain(['n']).filter(|&c| has(c)));
+    }
+    out.extend("KEm".chars().filter(|&c| has(c)));
+    Ok(out)
 }
 
 /// Parses `class hard soft seconds` groups into `classes`, replacing a

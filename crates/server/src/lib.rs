@@ -19,6 +19,7 @@ mod db;
 mod grpc;
 mod latency;
 mod pause;
+mod pubsub;
 mod rdb;
 mod repl;
 mod reply;

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// [`run_on_while_loading`]): most commands get `-LOADING`.
     pub(crate) loading: AtomicBool,
     next_client_id: AtomicU64,
+    /// Pub/sub subscriptions and delivery.
+    pub(crate) pubsub: crate::pubsub::Hub,
 }
 
 impl Shared {
@@ -570,6 +572,7 @@ async fn serve(
         used_memory: AtomicU64::new(0),
         persistence: Arc::default(),
         next_client_id: AtomicU64::new(1),
+        pubsub: crate::pubsub::Hub::default(),
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
@@ -578,6 +581,7 @@ async fn serve(
             Ordering::Relaxed,
         );
         shared.repl.set_output_limit(config.replica_output_limit());
+        shared.pubsub.set_limits(config.pubsub_output_limits());
         shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),

@@ -13,6 +13,7 @@ mod healing;
 mod migrate;
 mod protocol_vs_redis;
 mod proxy;
+mod pubsub;
 mod python;
 mod rdb;
 mod replication;

@@ -10,7 +10,12 @@ use std::process::Command;
 use ember_tests::{EmberServer, RedisServer};
 
 fn run_script(addr: SocketAddr, protocol: u8) -> Result<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/redis_py_smoke.py");
+    run_py("redis_py_smoke.py", addr, protocol)
+}
+
+/// Runs `tests/py/<script> PORT PROTOCOL`: its output, `Err` if it failed.
+pub(crate) fn run_py(script: &str, addr: SocketAddr, protocol: u8) -> Result<String, String> {
+    let script = format!("{}/py/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("python3")
         .arg(script)
         .arg(addr.port().to_string())

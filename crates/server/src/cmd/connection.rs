@@ -229,7 +229,7 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let mut text = String::new();
         for c in clients {
             if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
-                || kind.is_some_and(|k| k != c.kind.load(std::sync::atomic::Ordering::Relaxed))
+                || kind.is_some_and(|k| k != crate::pubsub::client_type(&c))
             {
                 continue;
             }
@@ -349,9 +349,12 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
             m.multi_mem,
         )
     };
-    // Redis's letters, in its order: x in MULTI, b blocked, d a watched
-    // key changed; N for none.
+    // Redis's letters, in its order: P subscribed, x in MULTI, b blocked,
+    // d a watched key changed; N for none.
     let mut flags = String::new();
+    if c.pubsub.active() {
+        flags.push('P');
+    }
     if multi >= 0 {
         flags.push('x');
     }
@@ -371,10 +374,13 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
+    let (sub, psub, ssub) = c.pubsub.counts();
+    // Messages published to the client and not yet sent.
+    let omem = c.pubsub.pending();
     let mut line = String::new();
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub=0 psub=0 ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem={omem} tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -440,7 +446,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut killed = 0;
     for c in &clients {
         let matched = id.is_none_or(|id| c.id == id)
-            && kind.is_none_or(|k| k == c.kind.load(std::sync::atomic::Ordering::Relaxed))
+            && kind.is_none_or(|k| k == crate::pubsub::client_type(c))
             && addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
             && laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string());
         if matched && !(skipme && c.id == ctx.client.id()) {
@@ -452,8 +458,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     Ok(())
 }
 
-/// The kind CLIENT LIST TYPE and CLIENT KILL TYPE name (pubsub matches no
-/// client: there is no pub/sub yet).
+/// The kind CLIENT LIST TYPE and CLIENT KILL TYPE name.
 fn client_kind(name: &[u8]) -> Result<u8, CmdError> {
     if eq(name, "normal") {
         Ok(crate::client::NORMAL)
@@ -462,7 +467,7 @@ fn client_kind(name: &[u8]) -> Result<u8, CmdError> {
     } else if eq(name, "replica") || eq(name, "slave") {
         Ok(crate::client::REPLICA)
     } else if eq(name, "pubsub") {
-        Ok(u8::MAX)
+        Ok(crate::pubsub::PUBSUB)
     } else {
         Err(CmdError::other(format!(
             "ERR Unknown client type '{}'",

@@ -6,6 +6,7 @@
 //! each is a plain function of its input.
 
 mod bitmaps;
+mod client_reply;
 mod connection;
 mod dump;
 mod hashes;
@@ -13,6 +14,7 @@ mod keys;
 mod lists;
 mod memory;
 mod persistence;
+mod pubsub;
 mod replication;
 mod server;
 pub(crate) mod sets;
@@ -32,6 +34,7 @@ use crate::reply::Reply;
 use crate::server::Shared;
 use store::keyspace::{Op, Write};
 
+pub(crate) use client_reply::Replies;
 pub(crate) use hashes::Encodings;
 pub(crate) use transactions::{Multi, unwatch_all};
 
@@ -204,6 +207,9 @@ pub(crate) mod flags {
     pub(crate) const NO_ASYNC_LOADING: u32 = 1 << 20;
     /// Served while a script runs too long (Redis's `allow_busy`).
     pub(crate) const ALLOW_BUSY: u32 = 1 << 21;
+    /// Not a write, but reaches replicas (PUBLISH): a WRITE pause holds
+    /// it back (Redis's `may-replicate`, which COMMAND does not report).
+    pub(crate) const MAY_REPLICATE: u32 = 1 << 22;
 }
 
 /// One command's description.
@@ -391,14 +397,14 @@ const KEY1: (i32, i32, i32) = (1, 1, 1);
 /// Every command the server knows.
 pub(crate) static COMMANDS: &[Command] = commands! {
     // connection
-    "ping", -1, FAST, NOKEY, connection::ping;
+    "ping", -1, FAST, NOKEY, pubsub::ping;
     "echo", 2, OK_LOADING | OK_STALE | FAST, NOKEY, connection::echo;
     "quit", -1, NOSCRIPT | OK_LOADING | OK_STALE | FAST | NO_AUTH | ALLOW_BUSY | NOT_QUEUED, NOKEY, connection::quit;
     "select", 2, OK_LOADING | OK_STALE | FAST, NOKEY, connection::select;
     "auth", -2, NOSCRIPT | OK_LOADING | OK_STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEY, connection::auth;
     "hello", -1, NOSCRIPT | OK_LOADING | OK_STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEY, connection::hello;
-    "client", -2, SLOW | CONTAINER, NOKEY, connection::client;
-    "reset", 1, NOSCRIPT | OK_LOADING | OK_STALE | FAST | NO_AUTH | ALLOW_BUSY | NOT_QUEUED, NOKEY, connection::reset;
+    "client", -2, SLOW | CONTAINER, NOKEY, client_reply::client;
+    "reset", 1, NOSCRIPT | OK_LOADING | OK_STALE | FAST | NO_AUTH | ALLOW_BUSY | NOT_QUEUED, NOKEY, pubsub::reset;
     // transactions
     "multi", 1, NOSCRIPT | OK_LOADING | OK_STALE | FAST | ALLOW_BUSY | NOT_QUEUED, NOKEY, transactions::multi;
     "exec", 1, NOSCRIPT | OK_LOADING | OK_STALE | SKIP_SLOWLOG | NOT_QUEUED, NOKEY, transactions::exec;
@@ -586,6 +592,17 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "role", 1, NOSCRIPT | OK_LOADING | OK_STALE | FAST, NOKEY, replication::role;
     // memory
     "memory", -2, SLOW | CONTAINER, (2, 2, 1), memory::memory;
+    // pub/sub (PING and RESET above go through pubsub.rs for subscribers)
+    "subscribe", -2, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, NOKEY, pubsub::subscribe;
+    "unsubscribe", -1, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, NOKEY, pubsub::unsubscribe;
+    "psubscribe", -2, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, NOKEY, pubsub::psubscribe;
+    "punsubscribe", -1, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, NOKEY, pubsub::punsubscribe;
+    // A shard channel is placed like a key (Redis Cluster's slots).
+    "ssubscribe", -2, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, (1, -1, 1), pubsub::ssubscribe;
+    "sunsubscribe", -1, PUBSUB | NOSCRIPT | OK_LOADING | OK_STALE, (1, -1, 1), pubsub::sunsubscribe;
+    "publish", 3, PUBSUB | OK_LOADING | OK_STALE | FAST | MAY_REPLICATE, NOKEY, pubsub::publish;
+    "spublish", 3, PUBSUB | OK_LOADING | OK_STALE | FAST | MAY_REPLICATE, KEY1, pubsub::spublish;
+    "pubsub", -2, SLOW | CONTAINER, NOKEY, pubsub::pubsub;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -673,6 +690,17 @@ const SUBCOMMANDS: &[(&str, &[Subcommand])] = &[
             ("load", -3, WRITE | DENYOOM | NOSCRIPT),
             ("restore", -3, WRITE | DENYOOM | NOSCRIPT),
             ("stats", 2, NOSCRIPT | ALLOW_BUSY),
+        ],
+    ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2, PUBSUB | OK_LOADING | OK_STALE),
+            ("help", 2, OK_LOADING | OK_STALE),
+            ("numpat", 2, PUBSUB | OK_LOADING | OK_STALE),
+            ("numsub", -2, PUBSUB | OK_LOADING | OK_STALE),
+            ("shardchannels", -2, PUBSUB | OK_LOADING | OK_STALE),
+            ("shardnumsub", -2, PUBSUB | OK_LOADING | OK_STALE),
         ],
     ),
 ];
@@ -921,7 +949,7 @@ pub(crate) fn may_write(client: &Client, req: &Request) -> bool {
 }
 
 fn writes(cmd: &Command, client: &Client) -> bool {
-    cmd.flags & WRITE != 0
+    cmd.flags & (WRITE | MAY_REPLICATE) != 0
         || (cmd.name == "exec" && client.multi.as_ref().is_some_and(Multi::writes))
 }
 
@@ -936,6 +964,10 @@ pub(crate) fn execute(
     let Some(name) = req.get(0) else {
         return After::Continue;
     };
+    // CLIENT REPLY OFF or SKIP: the command's replies are dropped.
+    if client.replies.silenced() {
+        return client_reply::run_silenced(shared, client, out, req);
+    }
     let mut reply = Reply {
         out,
         proto: client.proto,
@@ -972,6 +1004,9 @@ pub(crate) fn execute(
         Some(NOREPLICAS.as_bytes().to_vec())
     } else if flags & WRITE != 0 && !client.is_master && shared.repl.read_only() {
         Some(b"READONLY You can't write against a read only replica.".to_vec())
+    } else if let Some(text) = pubsub::refused_in_subscriber_mode(client, cmd, req) {
+        // A RESP2 subscriber's other commands.
+        Some(text)
     } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
         Some(MASTERDOWN.as_bytes().to_vec())
     } else if shared.loading.load(std::sync::atomic::Ordering::Acquire)

@@ -249,9 +249,18 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                 ("current_eviction_exceeded_time", "0".into()),
                 ("keyspace_hits", load(&stats.keyspace_hits).to_string()),
                 ("keyspace_misses", load(&stats.keyspace_misses).to_string()),
-                ("pubsub_channels", "0".into()),
-                ("pubsub_patterns", "0".into()),
-                ("pubsubshard_channels", "0".into()),
+                (
+                    "pubsub_channels",
+                    ctx.shared.pubsub.channel_count().to_string(),
+                ),
+                (
+                    "pubsub_patterns",
+                    ctx.shared.pubsub.pattern_count().to_string(),
+                ),
+                (
+                    "pubsubshard_channels",
+                    ctx.shared.pubsub.shard_channel_count().to_string(),
+                ),
                 // BGSAVE copies instead of forking.
                 ("latest_fork_usec", "0".into()),
                 ("total_forks", "0".into()),
@@ -626,6 +635,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .repl
             .set_output_limit(config.replica_output_limit());
+        ctx.shared.pubsub.set_limits(config.pubsub_output_limits());
         ctx.shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use resp::Request;
 
 use super::{
-    COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, NOREPLICAS, OOM, WRITE, call,
-    command_keys,
+    COMMANDS, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, MAY_REPLICATE, NOREPLICAS, OOM, WRITE,
+    call, command_keys,
 };
 use crate::client::Client;
 use crate::db::{Shards, WatchFlag};
@@ -54,7 +54,7 @@ impl Multi {
     pub(crate) fn writes(&self) -> bool {
         self.queued
             .iter()
-            .any(|&(i, _)| COMMANDS[i].flags & WRITE != 0)
+            .any(|&(i, _)| COMMANDS[i].flags & (WRITE | MAY_REPLICATE) != 0)
     }
 
     /// Queues a command. Once the transaction cannot succeed (a refused
