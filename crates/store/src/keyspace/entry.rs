@@ -4,15 +4,18 @@ use smallvec::SmallVec;
 
 use crate::value::Value;
 
-/// One key's value and deadline.
+/// One key's value and deadline. The deadline comes first (`repr(C)`):
+/// every lookup reads it, and the start of the value, together (see the
+/// keyspace's slot).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Entry {
-    /// The value.
-    pub value: Value,
     /// Unix time in milliseconds after which the key no longer exists. A
     /// deadline of exactly 0 is stored as `i64::MIN` (it has passed either
     /// way), so that the option takes no room of its own.
     deadline: Option<std::num::NonZeroI64>,
+    /// The value.
+    pub value: Value,
 }
 
 impl Entry {
