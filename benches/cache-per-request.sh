@@ -4,8 +4,9 @@
 # not times, so they repeat whatever else the machine runs (this machine's
 # perf sees no hardware counters). Each server loads the same RDB file of
 # KEYS string keys at start, under callgrind, then serves REQUESTS of one
-# test from redis-benchmark (outside valgrind); callgrind counts only while
-# the requests are served. The active expiry cycle is off in both (no key
+# test from redis-benchmark (outside valgrind); callgrind simulates the
+# caches from the first request, and counts only the second REQUESTS (the
+# first warm the caches up). The active expiry cycle is off in both (no key
 # has a deadline): under valgrind it would add work in proportion to the
 # run's length, not its requests.
 #
@@ -17,6 +18,7 @@
 #   SERVERS   (environment) which to run, default "redis ember"
 #   EMBER_BIN (environment) another ember-server binary to measure (an
 #             A/B of a change: build the other commit elsewhere)
+#   KEEP      (environment) a directory to keep callgrind's output in
 #
 # The simulated caches: 32 KiB 8-way L1 data and instruction caches and a
 # 32 MiB 16-way last level, this machine's (`lscpu`); callgrind has no L2.
@@ -103,12 +105,21 @@ run() {
     # work that depends on how long the run takes, not on its requests.
     redis-cli -p "$port" debug set-active-expire 0 >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
-    # shellcheck disable=SC2046
-    redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
-        $(command_of "$test") >/dev/null 2>&1
+    # A first run warms the simulated caches (they start empty when the
+    # instrumentation starts), then the counts start again from zero.
+    local round
+    for round in warm count; do
+        # shellcheck disable=SC2046
+        redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
+            $(command_of "$test") >/dev/null 2>&1
+        [[ $round == warm ]] && callgrind_control -z "$pid" >/dev/null 2>&1
+    done
     callgrind_control -i off "$pid" >/dev/null 2>&1
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
     wait "$pid" 2>/dev/null || true
+    # KEEP=DIR (environment) keeps each run's callgrind output, for
+    # callgrind_annotate.
+    [[ -n ${KEEP:-} ]] && cp "$out"* "$KEEP/callgrind.$server.$test.out"
     # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
     awk '/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
          /^totals:/ { print $col["Ir"], $col["D1mr"] + $col["D1mw"], $col["DLmr"] + $col["DLmw"] }' \

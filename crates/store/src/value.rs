@@ -82,6 +82,30 @@ pub enum Str {
     },
 }
 
+/// Writes the decimal text of `n` at the start of `data` (at most 20
+/// bytes: "-9223372036854775808"); returns its length.
+fn write_i64(data: &mut [u8; INLINE], n: i64) -> u8 {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut len = 0;
+    if n < 0 {
+        data[0] = b'-';
+        len = 1;
+    }
+    let text = &digits[at..];
+    data[len..len + text.len()].copy_from_slice(text);
+    (len + text.len()) as u8
+}
+
 impl std::fmt::Debug for Str {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Str")
@@ -123,29 +147,26 @@ impl Str {
     /// INCR stores), without the allocation `n.to_string()` makes.
     pub fn from_i64(n: i64) -> Str {
         let mut data = [0; INLINE];
-        // At most 20 bytes: "-9223372036854775808".
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = n.unsigned_abs();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        let mut len = 0;
-        if n < 0 {
-            data[0] = b'-';
-            len = 1;
-        }
-        let text = &digits[at..];
-        data[len..len + text.len()].copy_from_slice(text);
+        let len = write_i64(&mut data, n);
         Str::Inline {
-            len: (len + text.len()) as u8,
+            len,
             form: Form::Auto,
             data,
+        }
+    }
+
+    /// Makes this the decimal text of `n` (INCR on a stored number): in
+    /// place when the string is already inside the entry, writing only the
+    /// bytes the number needs, so that an increment touches no more of the
+    /// entry than its first bytes (the rest may sit on a cache line of its
+    /// own).
+    pub fn set_i64(&mut self, n: i64) {
+        match self {
+            Str::Inline { len, form, data } => {
+                *len = write_i64(data, n);
+                *form = Form::Auto;
+            }
+            Str::Shared { .. } => *self = Str::from_i64(n),
         }
     }
 
@@ -285,6 +306,17 @@ mod tests {
             assert_eq!(s.bytes(), n.to_string().as_bytes());
             assert!(s.shared().is_none());
             assert_eq!(s.encoding(), "int");
+            // Over a longer inline string, a raw one and a shared one.
+            for old in [
+                Str::from_slice(b"-9223372036854775808", Form::Raw),
+                Str::from_slice(b"x", Form::Raw),
+                Str::new(Bytes::from(vec![b'7'; 100]), Form::Auto),
+            ] {
+                let mut s = old;
+                s.set_i64(n);
+                assert_eq!(s.bytes(), n.to_string().as_bytes());
+                assert_eq!(s.encoding(), "int");
+            }
         }
     }
 

@@ -432,7 +432,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             let new = parse_i64(s.bytes())?
                 .checked_add(by)
                 .ok_or(CmdError::Overflow)?;
-            *s = Str::from_i64(new);
+            s.set_i64(new);
             db.modified(key);
             new
         }
