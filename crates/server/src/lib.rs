@@ -22,6 +22,7 @@ mod pause;
 mod rdb;
 mod repl;
 mod reply;
+mod script;
 mod server;
 
 pub use config::{Config, ConfigError, Flags};

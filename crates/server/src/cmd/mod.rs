@@ -14,6 +14,7 @@ mod lists;
 mod memory;
 mod persistence;
 mod replication;
+mod scripting;
 mod server;
 pub(crate) mod sets;
 mod sort;
@@ -418,6 +419,13 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "role", 1, FAST | OK_STALE | OK_LOADING, NOKEY, replication::role;
     // memory
     "memory", -2, READONLY | SLOW | CONTAINER, (2, 2, 1), memory::memory;
+    // scripting: a script may touch any key, so it holds every shard
+    // (KEYSPACE), inside EXEC too.
+    "eval", -3, SLOW | KEYSPACE | MOVABLEKEYS, NOKEY, scripting::eval;
+    "evalsha", -3, SLOW | KEYSPACE | MOVABLEKEYS, NOKEY, scripting::evalsha;
+    "eval_ro", -3, READONLY | SLOW | KEYSPACE | MOVABLEKEYS, NOKEY, scripting::eval_ro;
+    "evalsha_ro", -3, READONLY | SLOW | KEYSPACE | MOVABLEKEYS, NOKEY, scripting::evalsha_ro;
+    "script", -2, SLOW | CONTAINER, NOKEY, scripting::script;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -488,6 +496,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("help", 2),
             ("info", -2),
             ("list", -2),
+        ],
+    ),
+    (
+        "script",
+        &[
+            ("debug", 3),
+            ("exists", -3),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("load", 3),
         ],
     ),
     (
@@ -623,6 +642,7 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
     let argc = req.len();
     let numkeys_at = match cmd.name {
         "lmpop" | "sintercard" | "zmpop" | "zunion" | "zinter" | "zdiff" | "zintercard" => Some(1),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => Some(2),
         "blmpop" | "bzmpop" => Some(2),
         "zunionstore" | "zinterstore" | "zdiffstore" => {
             keys.extend(req.get(1));
@@ -1184,6 +1204,10 @@ mod tests {
             [
                 "blmpop",
                 "bzmpop",
+                "eval",
+                "eval_ro",
+                "evalsha",
+                "evalsha_ro",
                 "lmpop",
                 "migrate",
                 "sintercard",

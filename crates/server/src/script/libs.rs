@@ -1,0 +1,530 @@
+//! The libraries Redis adds to Lua, written against mlua: `bit`
+//! (LuaBitOp's functions) and `cjson` (lua-cjson's encode and decode, with
+//! its defaults: 14 significant digits, sparse arrays refused past a ratio
+//! of 2, nesting up to 1000).
+//!
+//! Each function returns its result, or the fail mark and a message,
+//! which the trampoline (see `mod.rs`) raises at the script's line.
+
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+
+use super::convert::format_g;
+
+/// Puts the raw libraries in `raw` (`raw.bit`, `raw.cjson`, ...), as
+/// `{one = {name = function}}` tables the prelude wraps.
+pub(super) fn register(lua: &Lua, raw: &Table, fail: fn() -> Value) -> mlua::Result<()> {
+    raw.set("bit", bit(lua, fail)?)?;
+    raw.set("cjson", cjson(lua, fail)?)?;
+    raw.set(
+        "cjson_null",
+        Value::LightUserData(LightUserData(std::ptr::null_mut())),
+    )?;
+    Ok(())
+}
+
+/// A library table `{one = {...}}` from named functions returning
+/// `Result<Value, String>`.
+fn library(
+    lua: &Lua,
+    fail: fn() -> Value,
+    funcs: Vec<(
+        &'static str,
+        fn(&Lua, &str, MultiValue) -> Result<Value, String>,
+    )>,
+) -> mlua::Result<Table> {
+    let one = lua.create_table()?;
+    for (name, f) in funcs {
+        let func = lua.create_function(move |lua, args: MultiValue| {
+            Ok(match f(lua, name, args) {
+                Ok(v) => MultiValue::from_vec(vec![v]),
+                Err(e) => MultiValue::from_vec(vec![fail(), Value::String(lua.create_string(e)?)]),
+            })
+        })?;
+        one.set(name, func)?;
+    }
+    let lib = lua.create_table()?;
+    lib.set("one", one)?;
+    Ok(lib)
+}
+
+fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(v) => v.type_name(),
+    }
+}
+
+/// `luaL_checknumber`: a number, or a string that reads as one.
+fn check_number(args: &MultiValue, i: usize, fname: &str) -> Result<f64, String> {
+    let v = args.get(i);
+    let n = match v {
+        Some(Value::Number(n)) => Some(*n),
+        Some(Value::Integer(n)) => Some(*n as f64),
+        Some(Value::String(s)) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
+        _ => None,
+    };
+    n.ok_or_else(|| {
+        format!(
+            "bad argument #{} to '{fname}' (number expected, got {})",
+            i + 1,
+            type_name(v)
+        )
+    })
+}
+
+// ---------------------------------------------------------------- bit
+
+/// LuaBitOp's conversion: the number rounded to an integer and taken
+/// modulo 2^32, by adding 2^52 + 2^51 and keeping the low word.
+fn tobit(x: f64) -> i32 {
+    (x + 6_755_399_441_055_744.0).to_bits() as u32 as i32
+}
+
+fn bit_arg(args: &MultiValue, i: usize, fname: &str) -> Result<i32, String> {
+    check_number(args, i, fname).map(tobit)
+}
+
+fn num(i: i32) -> Result<Value, String> {
+    Ok(Value::Number(f64::from(i)))
+}
+
+fn bit(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
+    type F = fn(&Lua, &str, MultiValue) -> Result<Value, String>;
+    fn fold(args: &MultiValue, name: &str, op: fn(i32, i32) -> i32) -> Result<Value, String> {
+        let mut acc = bit_arg(args, 0, name)?;
+        for i in 1..args.len() {
+            acc = op(acc, bit_arg(args, i, name)?);
+        }
+        num(acc)
+    }
+    fn shift(args: &MultiValue, name: &str, op: fn(i32, u32) -> i32) -> Result<Value, String> {
+        let x = bit_arg(args, 0, name)?;
+        let n = bit_arg(args, 1, name)? as u32 & 31;
+        num(op(x, n))
+    }
+    let funcs: Vec<(&'static str, F)> = vec![
+        ("tobit", |_, n, a| num(bit_arg(&a, 0, n)?)),
+        ("bnot", |_, n, a| num(!bit_arg(&a, 0, n)?)),
+        ("band", |_, n, a| fold(&a, n, |x, y| x & y)),
+        ("bor", |_, n, a| fold(&a, n, |x, y| x | y)),
+        ("bxor", |_, n, a| fold(&a, n, |x, y| x ^ y)),
+        ("lshift", |_, n, a| {
+            shift(&a, n, |x, s| ((x as u32) << s) as i32)
+        }),
+        ("rshift", |_, n, a| {
+            shift(&a, n, |x, s| ((x as u32) >> s) as i32)
+        }),
+        ("arshift", |_, n, a| shift(&a, n, |x, s| x >> s)),
+        ("rol", |_, n, a| {
+            shift(&a, n, |x, s| (x as u32).rotate_left(s) as i32)
+        }),
+        ("ror", |_, n, a| {
+            shift(&a, n, |x, s| (x as u32).rotate_right(s) as i32)
+        }),
+        ("bswap", |_, n, a| num(bit_arg(&a, 0, n)?.swap_bytes())),
+        ("tohex", |lua, n, a| {
+            let x = bit_arg(&a, 0, n)? as u32;
+            let mut digits = match a.get(1) {
+                None | Some(Value::Nil) => 8,
+                Some(_) => bit_arg(&a, 1, n)?,
+            };
+            let upper = digits < 0;
+            if upper {
+                digits = digits.wrapping_neg();
+            }
+            let digits = digits.clamp(0, 8) as usize;
+            let hex: &[u8; 16] = if upper {
+                b"0123456789ABCDEF"
+            } else {
+                b"0123456789abcdef"
+            };
+            let mut out = vec![b'0'; digits];
+            let mut v = x;
+            for slot in out.iter_mut().rev() {
+                *slot = hex[(v & 15) as usize];
+                v >>= 4;
+            }
+            lua.create_string(&out)
+                .map(Value::String)
+                .map_err(|e| e.to_string())
+        }),
+    ];
+    library(lua, fail, funcs)
+}
+
+// -------------------------------------------------------------- cjson
+
+const MAX_DEPTH: usize = 1000;
+
+fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
+    type F = fn(&Lua, &str, MultiValue) -> Result<Value, String>;
+    let funcs: Vec<(&'static str, F)> = vec![
+        ("encode", |lua, _, a| {
+            if a.len() != 1 {
+                return Err("bad argument #1 to 'encode' (expected 1 argument)".into());
+            }
+            let mut out = Vec::new();
+            encode(&a[0], &mut out, 0)?;
+            lua.create_string(&out)
+                .map(Value::String)
+                .map_err(|e| e.to_string())
+        }),
+        ("decode", |lua, _, a| {
+            if a.len() != 1 {
+                return Err("bad argument #1 to 'decode' (expected 1 argument)".into());
+            }
+            let text = match &a[0] {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Number(n) => format_g(*n, 14).into_bytes(),
+                Value::Integer(i) => i.to_string().into_bytes(),
+                other => {
+                    return Err(format!(
+                        "bad argument #1 to 'decode' (string expected, got {})",
+                        other.type_name()
+                    ));
+                }
+            };
+            let mut d = Decoder {
+                lua,
+                text: &text,
+                pos: 0,
+            };
+            let v = d.value(0)?;
+            d.skip_ws();
+            if d.pos < text.len() {
+                return Err(d.unexpected("the end"));
+            }
+            Ok(v)
+        }),
+    ];
+    library(lua, fail, funcs)
+}
+
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    match v {
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Number(n) => {
+            if !n.is_finite() {
+                return Err("Cannot serialise number: must not be NaN or Inf".into());
+            }
+            out.extend_from_slice(format_g(*n, 14).as_bytes());
+        }
+        Value::String(s) => encode_string(&s.as_bytes(), out),
+        Value::Table(t) => encode_table(t, out, depth + 1)?,
+        other => {
+            return Err(format!(
+                "Cannot serialise {}: type not supported",
+                other.type_name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn encode_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            0..=31 | 127 => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
+            _ => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("Cannot serialise, excessive nesting ({depth})"));
+    }
+    let mut pairs = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        pairs.push(pair.map_err(|e| e.to_string())?);
+    }
+    // An array: only positive integer keys, not too sparse (lua-cjson's
+    // default ratio 2, safe below 11).
+    let mut max = 0usize;
+    let mut is_array = !pairs.is_empty();
+    for (k, _) in &pairs {
+        let n = match k {
+            Value::Integer(i) => *i as f64,
+            Value::Number(n) => *n,
+            _ => {
+                is_array = false;
+                break;
+            }
+        };
+        if n < 1.0 || n.fract() != 0.0 {
+            is_array = false;
+            break;
+        }
+        max = max.max(n as usize);
+    }
+    if is_array {
+        if max > pairs.len() * 2 && max > 10 {
+            return Err("Cannot serialise table: excessively sparse array".into());
+        }
+        out.push(b'[');
+        for i in 1..=max {
+            if i > 1 {
+                out.push(b',');
+            }
+            let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
+            encode(&v, out, depth)?;
+        }
+        out.push(b']');
+        return Ok(());
+    }
+    out.push(b'{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match k {
+            Value::String(s) => encode_string(&s.as_bytes(), out),
+            Value::Number(n) => encode_string(format_g(*n, 14).as_bytes(), out),
+            Value::Integer(n) => encode_string(n.to_string().as_bytes(), out),
+            _ => return Err("Cannot serialise table: table key must be a number or string".into()),
+        }
+        out.push(b':');
+        encode(v, out, depth)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+struct Decoder<'a> {
+    lua: &'a Lua,
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl Decoder<'_> {
+    fn skip_ws(&mut self) {
+        while self
+            .text
+            .get(self.pos)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.pos += 1;
+        }
+    }
+
+    /// The next token as lua-cjson names it in errors.
+    fn token(&self) -> &'static str {
+        let rest = &self.text[self.pos.min(self.text.len())..];
+        match rest.first() {
+            None => "T_END",
+            Some(b'{') => "T_OBJ_BEGIN",
+            Some(b'}') => "T_OBJ_END",
+            Some(b'[') => "T_ARR_BEGIN",
+            Some(b']') => "T_ARR_END",
+            Some(b',') => "T_COMMA",
+            Some(b':') => "T_COLON",
+            Some(b'"') => "T_STRING",
+            Some(b'-' | b'0'..=b'9') => "T_NUMBER",
+            _ if rest.starts_with(b"true") || rest.starts_with(b"false") => "T_BOOLEAN",
+            _ if rest.starts_with(b"null") => "T_NULL",
+            Some(_) => "invalid token",
+        }
+    }
+
+    fn unexpected(&self, expected: &str) -> String {
+        format!(
+            "Expected {expected} but found {} at character {}",
+            self.token(),
+            self.pos + 1
+        )
+    }
+
+    fn lua_err(e: mlua::Error) -> String {
+        e.to_string()
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        self.skip_ws();
+        if depth >= MAX_DEPTH {
+            return Err(format!(
+                "Found too many nested data structures ({}) at character {}",
+                depth + 1,
+                self.pos + 1
+            ));
+        }
+        let rest = &self.text[self.pos..];
+        match rest.first() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => {
+                let s = self.string()?;
+                self.lua
+                    .create_string(&s)
+                    .map(Value::String)
+                    .map_err(Self::lua_err)
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ if rest.starts_with(b"true") => {
+                self.pos += 4;
+                Ok(Value::Boolean(true))
+            }
+            _ if rest.starts_with(b"false") => {
+                self.pos += 5;
+                Ok(Value::Boolean(false))
+            }
+            _ if rest.starts_with(b"null") => {
+                self.pos += 4;
+                Ok(Value::LightUserData(LightUserData(std::ptr::null_mut())))
+            }
+            _ => Err(self.unexpected("value")),
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.pos;
+        while self
+            .text
+            .get(self.pos)
+            .is_some_and(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            self.pos += 1;
+        }
+        let text = std::str::from_utf8(&self.text[start..self.pos]).unwrap_or("");
+        match text.parse::<f64>() {
+            Ok(n) => Ok(Value::Number(n)),
+            Err(_) => {
+                self.pos = start;
+                Err(self.unexpected("value"))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.text.get(self.pos) else {
+                self.pos = start;
+                return Err(format!(
+                    "Expected value but found invalid token at character {}",
+                    start + 1
+                ));
+            };
+            self.pos += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&e) = self.text.get(self.pos) else {
+                        continue;
+                    };
+                    self.pos += 1;
+                    match e {
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let cp = self.hex4().ok_or_else(|| {
+                                format!(
+                                    "Expected value but found invalid unicode escape code at character {}",
+                                    start + 1
+                                )
+                            })?;
+                            let cp = if (0xD800..0xDC00).contains(&cp)
+                                && self.text.get(self.pos..self.pos + 2) == Some(b"\\u")
+                            {
+                                self.pos += 2;
+                                let low = self.hex4().unwrap_or(0);
+                                0x10000 + ((cp - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF)
+                            } else {
+                                cp
+                            };
+                            let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        other => out.push(other),
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.pos..self.pos + 4)?;
+        let s = std::str::from_utf8(digits).ok()?;
+        let v = u32::from_str_radix(s, 16).ok()?;
+        self.pos += 4;
+        Some(v)
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, String> {
+        self.pos += 1;
+        let t = self.lua.create_table().map_err(Self::lua_err)?;
+        self.skip_ws();
+        if self.text.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return Ok(Value::Table(t));
+        }
+        let mut i = 1;
+        loop {
+            let v = self.value(depth + 1)?;
+            t.raw_set(i, v).map_err(Self::lua_err)?;
+            i += 1;
+            self.skip_ws();
+            match self.text.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Table(t));
+                }
+                _ => return Err(self.unexpected("comma or array end")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, String> {
+        self.pos += 1;
+        let t = self.lua.create_table().map_err(Self::lua_err)?;
+        self.skip_ws();
+        if self.text.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return Ok(Value::Table(t));
+        }
+        loop {
+            self.skip_ws();
+            if self.text.get(self.pos) != Some(&b'"') {
+                return Err(self.unexpected("object key string"));
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if self.text.get(self.pos) != Some(&b':') {
+                return Err(self.unexpected("colon"));
+            }
+            self.pos += 1;
+            let v = self.value(depth + 1)?;
+            let key = self.lua.create_string(&key).map_err(Self::lua_err)?;
+            t.raw_set(key, v).map_err(Self::lua_err)?;
+            self.skip_ws();
+            match self.text.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Table(t));
+                }
+                _ => return Err(self.unexpected("comma or object end")),
+            }
+        }
+    }
+}
