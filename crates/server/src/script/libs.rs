@@ -1,7 +1,8 @@
 //! The libraries Redis adds to Lua, written against mlua: `bit`
 //! (LuaBitOp's functions) and `cjson` (lua-cjson's encode and decode, with
 //! its defaults: 14 significant digits, sparse arrays refused past a ratio
-//! of 2, nesting up to 1000).
+//! of 2, nesting up to 1000); `struct` and `cmsgpack` have files of their
+//! own.
 //!
 //! Each function returns its result, or the fail mark and a message,
 //! which the trampoline (see `mod.rs`) raises at the script's line.
@@ -15,6 +16,8 @@ use super::convert::format_g;
 pub(super) fn register(lua: &Lua, raw: &Table, fail: fn() -> Value) -> mlua::Result<()> {
     raw.set("bit", bit(lua, fail)?)?;
     raw.set("cjson", cjson(lua, fail)?)?;
+    raw.set("struct", super::structs::library(lua, fail)?)?;
+    raw.set("cmsgpack", super::msgpack::library(lua, fail)?)?;
     raw.set(
         "cjson_null",
         Value::LightUserData(LightUserData(std::ptr::null_mut())),
@@ -22,32 +25,61 @@ pub(super) fn register(lua: &Lua, raw: &Table, fail: fn() -> Value) -> mlua::Res
     Ok(())
 }
 
-/// A library table `{one = {...}}` from named functions returning
-/// `Result<Value, String>`.
-fn library(
+/// A function of a library: its name (for error texts) and arguments
+/// in, its result or an error text out.
+pub(super) type LibFn = fn(&Lua, &str, MultiValue) -> Result<Value, String>;
+/// The same for functions with several results (returned to the
+/// script as a table and a count, which the prelude spreads: thousands
+/// of results would not fit mlua's own stack of values).
+pub(super) type LibFnMulti = fn(&Lua, &str, MultiValue) -> Result<Vec<Value>, String>;
+
+/// A library table `{one = {...}}` the prelude wraps, from named
+/// functions.
+pub(super) fn library(
     lua: &Lua,
     fail: fn() -> Value,
-    funcs: Vec<(
-        &'static str,
-        fn(&Lua, &str, MultiValue) -> Result<Value, String>,
-    )>,
+    funcs: Vec<(&'static str, LibFn)>,
+    multi: Vec<(&'static str, LibFnMulti)>,
 ) -> mlua::Result<Table> {
     let one = lua.create_table()?;
+    let failed = move |lua: &Lua, e: String| -> mlua::Result<MultiValue> {
+        Ok(MultiValue::from_vec(vec![
+            fail(),
+            Value::String(lua.create_string(e)?),
+        ]))
+    };
     for (name, f) in funcs {
-        let func = lua.create_function(move |lua, args: MultiValue| {
-            Ok(match f(lua, name, args) {
-                Ok(v) => MultiValue::from_vec(vec![v]),
-                Err(e) => MultiValue::from_vec(vec![fail(), Value::String(lua.create_string(e)?)]),
-            })
+        let func = lua.create_function(move |lua, args: MultiValue| match f(lua, name, args) {
+            Ok(v) => Ok(MultiValue::from_vec(vec![v])),
+            Err(e) => failed(lua, e),
         })?;
         one.set(name, func)?;
     }
+    let many = lua.create_table()?;
+    for (name, f) in multi {
+        let func = lua.create_function(move |lua, args: MultiValue| match f(lua, name, args) {
+            Ok(values) => {
+                let n = values.len();
+                let t = lua.create_table_with_capacity(n, 0)?;
+                for (i, v) in values.into_iter().enumerate() {
+                    t.raw_set(i + 1, v)?;
+                }
+                Ok(MultiValue::from_vec(vec![
+                    Value::Table(t),
+                    Value::Number(n as f64),
+                ]))
+            }
+            Err(e) => failed(lua, e),
+        })?;
+        many.set(name, func)?;
+    }
     let lib = lua.create_table()?;
     lib.set("one", one)?;
+    lib.set("many", many)?;
     Ok(lib)
 }
 
-fn type_name(v: Option<&Value>) -> &'static str {
+pub(super) fn type_name(v: Option<&Value>) -> &'static str {
     match v {
         None => "no value",
         Some(v) => v.type_name(),
@@ -55,7 +87,7 @@ fn type_name(v: Option<&Value>) -> &'static str {
 }
 
 /// `luaL_checknumber`: a number, or a string that reads as one.
-fn check_number(args: &MultiValue, i: usize, fname: &str) -> Result<f64, String> {
+pub(super) fn check_number(args: &MultiValue, i: usize, fname: &str) -> Result<f64, String> {
     let v = args.get(i);
     let n = match v {
         Some(Value::Number(n)) => Some(*n),
@@ -89,7 +121,7 @@ fn num(i: i32) -> Result<Value, String> {
 }
 
 fn bit(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
-    type F = fn(&Lua, &str, MultiValue) -> Result<Value, String>;
+    type F = LibFn;
     fn fold(args: &MultiValue, name: &str, op: fn(i32, i32) -> i32) -> Result<Value, String> {
         let mut acc = bit_arg(args, 0, name)?;
         for i in 1..args.len() {
@@ -149,22 +181,89 @@ fn bit(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
                 .map_err(|e| e.to_string())
         }),
     ];
-    library(lua, fail, funcs)
+    library(lua, fail, funcs, Vec::new())
 }
 
 // -------------------------------------------------------------- cjson
 
-const MAX_DEPTH: usize = 1000;
+/// lua-cjson's settings, changed by its `encode_*`/`decode_*`
+/// functions for the whole Lua state (kept in its app data).
+#[derive(Debug, Clone, Copy)]
+struct Cjson {
+    precision: usize,
+    encode_depth: usize,
+    decode_depth: usize,
+    sparse_convert: bool,
+    sparse_ratio: usize,
+    sparse_safe: usize,
+    keep_buffer: bool,
+}
+
+impl Default for Cjson {
+    fn default() -> Self {
+        Cjson {
+            precision: 14,
+            encode_depth: 1000,
+            decode_depth: 1000,
+            sparse_convert: false,
+            sparse_ratio: 2,
+            sparse_safe: 10,
+            keep_buffer: true,
+        }
+    }
+}
+
+fn cjson_config(lua: &Lua) -> Cjson {
+    lua.app_data_ref::<Cjson>().map(|c| *c).unwrap_or_default()
+}
+
+fn set_cjson(lua: &Lua, f: impl FnOnce(&mut Cjson)) -> Cjson {
+    let mut c = cjson_config(lua);
+    f(&mut c);
+    lua.set_app_data(c);
+    c
+}
+
+/// An optional integer setting in `lo..=hi`, as lua-cjson checks it.
+fn setting(
+    args: &MultiValue,
+    i: usize,
+    fname: &str,
+    lo: usize,
+    hi: usize,
+) -> Result<Option<usize>, String> {
+    match args.get(i) {
+        None | Some(Value::Nil) => Ok(None),
+        Some(_) => {
+            let n = check_number(args, i, fname)?;
+            if n < lo as f64 || n > hi as f64 {
+                return Err(format!(
+                    "bad argument #{} to '{fname}' (expected integer between {lo} and {hi})",
+                    i + 1
+                ));
+            }
+            Ok(Some(n as usize))
+        }
+    }
+}
+
+fn bool_setting(args: &MultiValue, i: usize) -> Option<bool> {
+    match args.get(i) {
+        None | Some(Value::Nil) => None,
+        Some(Value::Boolean(b)) => Some(*b),
+        Some(Value::String(s)) => Some(s.as_bytes().as_ref() == b"on"),
+        Some(_) => Some(true),
+    }
+}
 
 fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
-    type F = fn(&Lua, &str, MultiValue) -> Result<Value, String>;
-    let funcs: Vec<(&'static str, F)> = vec![
+    let funcs: Vec<(&'static str, LibFn)> = vec![
         ("encode", |lua, _, a| {
             if a.len() != 1 {
                 return Err("bad argument #1 to 'encode' (expected 1 argument)".into());
             }
             let mut out = Vec::new();
-            encode(&a[0], &mut out, 0)?;
+            encode(&a[0], &mut out, 0, &cjson_config(lua))?;
             lua.create_string(&out)
                 .map(Value::String)
                 .map_err(|e| e.to_string())
@@ -185,6 +284,7 @@ fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
                 }
             };
             let mut d = Decoder {
+                max_depth: cjson_config(lua).decode_depth,
                 lua,
                 text: &text,
                 pos: 0,
@@ -196,11 +296,46 @@ fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
             }
             Ok(v)
         }),
+        ("encode_keep_buffer", |lua, _, a| {
+            let v = bool_setting(&a, 0);
+            let c = set_cjson(lua, |c| c.keep_buffer = v.unwrap_or(c.keep_buffer));
+            Ok(Value::Boolean(c.keep_buffer))
+        }),
+        ("encode_number_precision", |lua, n, a| {
+            let v = setting(&a, 0, n, 1, 14)?;
+            let c = set_cjson(lua, |c| c.precision = v.unwrap_or(c.precision));
+            Ok(Value::Number(c.precision as f64))
+        }),
+        ("encode_max_depth", |lua, n, a| {
+            let v = setting(&a, 0, n, 1, i32::MAX as usize)?;
+            let c = set_cjson(lua, |c| c.encode_depth = v.unwrap_or(c.encode_depth));
+            Ok(Value::Number(c.encode_depth as f64))
+        }),
+        ("decode_max_depth", |lua, n, a| {
+            let v = setting(&a, 0, n, 1, i32::MAX as usize)?;
+            let c = set_cjson(lua, |c| c.decode_depth = v.unwrap_or(c.decode_depth));
+            Ok(Value::Number(c.decode_depth as f64))
+        }),
     ];
-    library(lua, fail, funcs)
+    let multi: Vec<(&'static str, LibFnMulti)> = vec![("encode_sparse_array", |lua, n, a| {
+        let convert = bool_setting(&a, 0);
+        let ratio = setting(&a, 1, n, 0, i32::MAX as usize)?;
+        let safe = setting(&a, 2, n, 0, i32::MAX as usize)?;
+        let c = set_cjson(lua, |c| {
+            c.sparse_convert = convert.unwrap_or(c.sparse_convert);
+            c.sparse_ratio = ratio.unwrap_or(c.sparse_ratio);
+            c.sparse_safe = safe.unwrap_or(c.sparse_safe);
+        });
+        Ok(vec![
+            Value::Boolean(c.sparse_convert),
+            Value::Number(c.sparse_ratio as f64),
+            Value::Number(c.sparse_safe as f64),
+        ])
+    })];
+    library(lua, fail, funcs, multi)
 }
 
-fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -210,10 +345,10 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
             if !n.is_finite() {
                 return Err("Cannot serialise number: must not be NaN or Inf".into());
             }
-            out.extend_from_slice(format_g(*n, 14).as_bytes());
+            out.extend_from_slice(format_g(*n, c.precision).as_bytes());
         }
         Value::String(s) => encode_string(&s.as_bytes(), out),
-        Value::Table(t) => encode_table(t, out, depth + 1)?,
+        Value::Table(t) => encode_table(t, out, depth + 1, c)?,
         other => {
             return Err(format!(
                 "Cannot serialise {}: type not supported",
@@ -243,67 +378,74 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
-    if depth > MAX_DEPTH {
+fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result<(), String> {
+    if depth > c.encode_depth {
         return Err(format!("Cannot serialise, excessive nesting ({depth})"));
     }
-    let mut pairs = Vec::new();
-    for pair in t.pairs::<Value, Value>() {
-        pairs.push(pair.map_err(|e| e.to_string())?);
-    }
     // An array: only positive integer keys, not too sparse (lua-cjson's
-    // default ratio 2, safe below 11).
-    let mut max = 0usize;
-    let mut is_array = !pairs.is_empty();
-    for (k, _) in &pairs {
+    // default ratio 2, safe below 11). Pairs are visited twice rather
+    // than kept: a big table would not fit mlua's stack of references.
+    let (mut count, mut max) = (0usize, 0usize);
+    let mut is_array = true;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(|e| e.to_string())?;
+        count += 1;
         let n = match k {
-            Value::Integer(i) => *i as f64,
-            Value::Number(n) => *n,
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
             _ => {
                 is_array = false;
-                break;
+                continue;
             }
         };
         if n < 1.0 || n.fract() != 0.0 {
             is_array = false;
-            break;
+        } else {
+            max = max.max(n as usize);
         }
-        max = max.max(n as usize);
+    }
+    is_array = is_array && count > 0;
+    if is_array {
+        if c.sparse_ratio > 0 && max > count * c.sparse_ratio && max > c.sparse_safe {
+            if !c.sparse_convert {
+                return Err("Cannot serialise table: excessively sparse array".into());
+            }
+            is_array = false;
+        }
     }
     if is_array {
-        if max > pairs.len() * 2 && max > 10 {
-            return Err("Cannot serialise table: excessively sparse array".into());
-        }
         out.push(b'[');
         for i in 1..=max {
             if i > 1 {
                 out.push(b',');
             }
             let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
-            encode(&v, out, depth)?;
+            encode(&v, out, depth, c)?;
         }
         out.push(b']');
         return Ok(());
     }
     out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
+    for (i, pair) in t.pairs::<Value, Value>().enumerate() {
+        let (k, v) = pair.map_err(|e| e.to_string())?;
         if i > 0 {
             out.push(b',');
         }
-        match k {
+        match &k {
             Value::String(s) => encode_string(&s.as_bytes(), out),
-            Value::Number(n) => encode_string(format_g(*n, 14).as_bytes(), out),
+            Value::Number(n) => encode_string(format_g(*n, c.precision).as_bytes(), out),
             Value::Integer(n) => encode_string(n.to_string().as_bytes(), out),
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(b':');
-        encode(v, out, depth)?;
+        encode(&v, out, depth, c)?;
     }
     out.push(b'}');
     Ok(())
 }
 
 struct Decoder<'a> {
+    max_depth: usize,
     lua: &'a Lua,
     text: &'a [u8],
     pos: usize,
@@ -353,7 +495,7 @@ impl Decoder<'_> {
 
     fn value(&mut self, depth: usize) -> Result<Value, String> {
         self.skip_ws();
-        if depth >= MAX_DEPTH {
+        if depth >= self.max_depth {
             return Err(format!(
                 "Found too many nested data structures ({}) at character {}",
                 depth + 1,

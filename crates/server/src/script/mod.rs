@@ -20,6 +20,8 @@
 
 mod convert;
 mod libs;
+mod msgpack;
+mod structs;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, Variadic};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 use resp::Frame;
 
 pub(crate) use convert::format_g17;
@@ -300,7 +302,7 @@ impl Engine {
         let resp3 = Cell::new(false);
         let host = RefCell::new(host);
         let result = lua.scope(|scope| {
-            let call = scope.create_function(|lua, (raise, args): (bool, Variadic<Value>)| {
+            let call = scope.create_function(|lua, (raise, n, args): (bool, usize, Table)| {
                 let failed = |t: Table| {
                     Ok(if raise {
                         (fail_mark(), Value::Table(t))
@@ -308,17 +310,17 @@ impl Engine {
                         (Value::Table(t), Value::Nil)
                     })
                 };
-                if args.is_empty() {
+                if n == 0 {
                     return failed(convert::error_table(
                         lua,
                         b"Please specify at least one argument for this redis lib call",
                     )?);
                 }
-                let mut argv = Vec::with_capacity(args.len());
-                for arg in args.iter() {
-                    match arg {
+                let mut argv = Vec::with_capacity(n);
+                for i in 1..=n {
+                    match args.raw_get::<Value>(i)? {
                         Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                        Value::Number(n) => argv.push(Bytes::from(format_g17(*n))),
+                        Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
                         Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
                         _ => {
                             return failed(convert::error_table(

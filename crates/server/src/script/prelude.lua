@@ -14,8 +14,8 @@
 -- handler points past C functions.
 local raw, FAIL = ...
 local G = _G
-local type, error, tostring, select, unpack, next =
-    type, error, tostring, select, unpack, next
+local type, error, tostring, select, unpack, next, loadstring =
+    type, error, tostring, select, unpack, next, loadstring
 local rawget, rawset, setmetatable, getmetatable =
     rawget, rawset, setmetatable, getmetatable
 local lua_pcall, xpcall = pcall, xpcall
@@ -52,11 +52,12 @@ local wrap = raw.wrap
 
 -- The redis table.
 local R = {}
+-- The arguments travel as one table: a script may pass thousands.
 R.call = wrap(function(...)
-    return raw.call(true, ...)
+    return raw.call(true, select('#', ...), { ... })
 end)
 R.pcall = wrap(function(...)
-    return (raw.call(false, ...))
+    return (raw.call(false, select('#', ...), { ... }))
 end)
 
 -- Redis's error table from "-CODE message" or "message".
@@ -158,10 +159,23 @@ R.REDIS_VERSION_NUM = raw.version_num
 G.redis = R
 
 -- The libraries Redis adds, over their raw Rust forms.
+-- Functions with many results return them as a table and a count.
+local function spread(f)
+    return function(...)
+        local r, n = f(...)
+        if r == FAIL then
+            return FAIL, n
+        end
+        return unpack(r, 1, n)
+    end
+end
 local function library(spec)
     local lib = {}
     for name, f in next, spec.one do
         lib[name] = wrap(f)
+    end
+    for name, f in next, spec.many or {} do
+        lib[name] = wrap(spread(f))
     end
     return lib
 end
@@ -171,6 +185,14 @@ for _, name in next, { 'cjson', 'cmsgpack', 'struct', 'bit' } do
     end
 end
 G.cjson.null = raw.cjson_null
+
+-- Redis's Lua refuses binary chunks.
+G.loadstring = function(s, ...)
+    if type(s) == 'string' and s:byte(1) == 27 then
+        return nil, 'binary chunks are not allowed'
+    end
+    return loadstring(s, ...)
+end
 
 -- What Redis 7.0.15 leaves out of the base library.
 G.dofile, G.loadfile, G.print = nil, nil, nil
