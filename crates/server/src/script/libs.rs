@@ -275,7 +275,7 @@ fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
             let text = match &a[0] {
                 Value::String(s) => s.as_bytes().to_vec(),
                 Value::Number(n) => format_g(*n, 14).into_bytes(),
-                Value::Integer(i) => i.to_string().into_bytes(),
+                Value::Integer(i) => format_g(*i as f64, 14).into_bytes(),
                 other => {
                     return Err(format!(
                         "bad argument #1 to 'decode' (string expected, got {})",
@@ -340,7 +340,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result<(), S
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Integer(i) => out.extend_from_slice(format_g(*i as f64, c.precision).as_bytes()),
         Value::Number(n) => {
             if !n.is_finite() {
                 return Err("Cannot serialise number: must not be NaN or Inf".into());
@@ -434,7 +434,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result
         match &k {
             Value::String(s) => encode_string(&s.as_bytes(), out),
             Value::Number(n) => encode_string(format_g(*n, c.precision).as_bytes(), out),
-            Value::Integer(n) => encode_string(n.to_string().as_bytes(), out),
+            Value::Integer(n) => encode_string(format_g(*n as f64, c.precision).as_bytes(), out),
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(b':');

@@ -76,7 +76,7 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(Flags, usize), String> {
         let Some(list) = part.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {part}"));
         };
-        for flag in list.split(',') {
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
             match flag {
                 "no-writes" => flags.no_writes = true,
                 "allow-oom" => flags.allow_oom = true,
@@ -199,7 +199,7 @@ impl Engine {
                 let bytes = match &v {
                     Value::String(s) => s.as_bytes().to_vec(),
                     Value::Number(n) => lua_number_text(*n).into_bytes(),
-                    Value::Integer(i) => i.to_string().into_bytes(),
+                    Value::Integer(i) => lua_number_text(*i as f64).into_bytes(),
                     _ => Vec::new(),
                 };
                 Ok(sha1hex(&bytes))
@@ -321,7 +321,7 @@ impl Engine {
                     match args.raw_get::<Value>(i)? {
                         Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
                         Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
-                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+                        Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
                         _ => {
                             return failed(convert::error_table(
                                 lua,
@@ -388,7 +388,7 @@ fn script_error(sha: &str, err: &Value) -> Frame {
         match t.raw_get::<Value>(name).ok()? {
             Value::String(s) => Some(s.to_string_lossy()),
             Value::Number(n) => Some(lua_number_text(n)),
-            Value::Integer(i) => Some(i.to_string()),
+            Value::Integer(i) => Some(lua_number_text(i as f64)),
             _ => None,
         }
     };

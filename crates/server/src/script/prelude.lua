@@ -108,7 +108,7 @@ R.log = wrap(function(...)
     end
     local level = ...
     if type(level) ~= 'number' then
-        return FAIL, error_table('First argument must be a number')
+        return FAIL, error_table('First argument must be a number (log level).')
     end
     if level < 0 or level > 3 then
         return FAIL, error_table('Invalid debug level.')

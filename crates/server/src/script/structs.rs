@@ -117,7 +117,7 @@ fn check_string(args: &MultiValue, i: usize, fname: &str) -> Result<Vec<u8>, Str
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
         Some(Value::Number(n)) => Ok(super::convert::format_g(*n, 14).into_bytes()),
-        Some(Value::Integer(n)) => Ok(n.to_string().into_bytes()),
+        Some(Value::Integer(n)) => Ok(super::convert::format_g(*n as f64, 14).into_bytes()),
         v => Err(format!(
             "bad argument #{} to '{fname}' (string expected, got {})",
             i + 1,
