@@ -335,6 +335,15 @@ fn libraries_match_redis() {
         eval!("return cjson.encode(1/3)"),
         eval!("return cjson.encode_number_precision(0)"),
         eval!("return {cjson.encode_sparse_array()}"),
+        eval!("return cjson.encode_invalid_numbers()"),
+        eval!(
+            "cjson.encode_invalid_numbers(true); local s = cjson.encode({0/0, 1/0, -1/0}); \
+             cjson.encode_invalid_numbers(false); return s"
+        ),
+        eval!(
+            "cjson.encode_invalid_numbers('null'); local s = cjson.encode({0/0, 1/0}); \
+             cjson.encode_invalid_numbers(false); return s"
+        ),
         // cmsgpack
         eval!(
             "return cmsgpack.pack(1, -1, 200, -200, 70000, -70000, 5000000000, -5000000000, \

@@ -192,33 +192,31 @@ struct Runner<'c, 'a> {
     wrote: bool,
 }
 
-impl Host for Runner<'_, '_> {
-    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String> {
-        let req = Request::from_args(args);
-        let ctx = &mut *self.ctx;
-        let Some(index) = lookup_index(&req[0]) else {
-            return Err("Unknown Redis command called from script".into());
-        };
+impl Runner<'_, '_> {
+    /// Why a script may not run the command at `index` now, in Redis's
+    /// order and words.
+    fn refusal(&self, index: usize, req: &Request) -> Option<String> {
+        let ctx = &*self.ctx;
         let cmd = &COMMANDS[index];
         if !cmd.arity_ok(req.len()) {
-            return Err("Wrong number of args calling Redis command from script".into());
+            return Some("Wrong number of args calling Redis command from script".into());
         }
-        if cmd.flags & CONTAINER != 0 && check_subcommand(cmd, &req).is_some() {
-            return Err("Unknown Redis command called from script".into());
+        if cmd.flags & CONTAINER != 0 && check_subcommand(cmd, req).is_some() {
+            return Some("Unknown Redis command called from script".into());
         }
         if not_in_scripts(cmd.name, req.get(1)) {
-            return Err("This Redis command is not allowed from script".into());
+            return Some("This Redis command is not allowed from script".into());
         }
         if cmd.flags & WRITE != 0 {
             if self.read_only {
-                return Err("Write commands are not allowed from read-only scripts.".into());
+                return Some("Write commands are not allowed from read-only scripts.".into());
             }
             if !self.wrote && !ctx.client.is_master {
                 if ctx.shared.repl.read_only() {
-                    return Err("-READONLY You can't write against a read only replica.".into());
+                    return Some("-READONLY You can't write against a read only replica.".into());
                 }
                 if ctx.shared.repl.too_few_replicas() {
-                    return Err(format!("-{}", super::NOREPLICAS));
+                    return Some(format!("-{}", super::NOREPLICAS));
                 }
             }
         }
@@ -228,8 +226,32 @@ impl Host for Runner<'_, '_> {
             && ctx.client.oom
             && cmd.flags & DENYOOM != 0
         {
-            return Err(format!("-{}", super::OOM));
+            return Some(format!("-{}", super::OOM));
         }
+        None
+    }
+}
+
+impl Host for Runner<'_, '_> {
+    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String> {
+        let req = Request::from_args(args);
+        let Some(index) = lookup_index(&req[0]) else {
+            return Err("Unknown Redis command called from script".into());
+        };
+        // A refusal counts as the command's rejected call, as in Redis.
+        let refused = self.refusal(index, &req);
+        let ctx = &mut *self.ctx;
+        if refused.is_some()
+            && let Some(stat) = super::stat_index(index, &req)
+        {
+            ctx.shared.stats.commands[stat]
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(text) = refused {
+            return Err(text);
+        }
+        let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
         }

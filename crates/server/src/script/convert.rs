@@ -116,7 +116,7 @@ fn to_frame(value: &Value, resp3: bool, depth: usize) -> Frame {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(b) if resp3 => Frame::Boolean(*b),
         Value::Boolean(true) => Frame::Integer(1),
-        Value::Integer(i) => Frame::Integer(*i as i64),
+        Value::Integer(i) => Frame::Integer(*i),
         Value::Number(n) => Frame::Integer(truncate(*n)),
         Value::Table(t) => table_to_frame(t, resp3, depth),
         _ => Frame::Null,
@@ -181,7 +181,8 @@ fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
 /// C's `(long long)` of a double on x86-64: truncation toward zero, and
 /// the minimum for NaN and anything out of range.
 pub(crate) fn truncate(n: f64) -> i64 {
-    if n.is_nan() || !(-9.223_372_036_854_775_8e18..9.223_372_036_854_775_8e18).contains(&n) {
+    let limit = 2f64.powi(63);
+    if n.is_nan() || !(-limit..limit).contains(&n) {
         i64::MIN
     } else {
         n as i64

@@ -197,6 +197,16 @@ struct Cjson {
     sparse_ratio: usize,
     sparse_safe: usize,
     keep_buffer: bool,
+    /// NaN and infinities: refused (`false`), written as lua-cjson
+    /// writes them (`true`), or as null (`"null"`).
+    invalid: Invalid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invalid {
+    Refuse,
+    Allow,
+    Null,
 }
 
 impl Default for Cjson {
@@ -209,6 +219,7 @@ impl Default for Cjson {
             sparse_ratio: 2,
             sparse_safe: 10,
             keep_buffer: true,
+            invalid: Invalid::Refuse,
         }
     }
 }
@@ -301,6 +312,23 @@ fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
             let c = set_cjson(lua, |c| c.keep_buffer = v.unwrap_or(c.keep_buffer));
             Ok(Value::Boolean(c.keep_buffer))
         }),
+        ("encode_invalid_numbers", |lua, _, a| {
+            let v = match a.front() {
+                None | Some(Value::Nil) => None,
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"null" => Some(Invalid::Null),
+                Some(Value::Boolean(false)) => Some(Invalid::Refuse),
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"off" => Some(Invalid::Refuse),
+                Some(_) => Some(Invalid::Allow),
+            };
+            let c = set_cjson(lua, |c| c.invalid = v.unwrap_or(c.invalid));
+            Ok(match c.invalid {
+                Invalid::Refuse => Value::Boolean(false),
+                Invalid::Allow => Value::Boolean(true),
+                Invalid::Null => {
+                    Value::String(lua.create_string("null").map_err(|e| e.to_string())?)
+                }
+            })
+        }),
         ("encode_number_precision", |lua, n, a| {
             let v = setting(&a, 0, n, 1, 14)?;
             let c = set_cjson(lua, |c| c.precision = v.unwrap_or(c.precision));
@@ -343,7 +371,20 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result<(), S
         Value::Integer(i) => out.extend_from_slice(format_g(*i as f64, c.precision).as_bytes()),
         Value::Number(n) => {
             if !n.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
+                match c.invalid {
+                    Invalid::Refuse => {
+                        return Err("Cannot serialise number: must not be NaN or Inf".into());
+                    }
+                    Invalid::Null => {
+                        out.extend_from_slice(b"null");
+                        return Ok(());
+                    }
+                    Invalid::Allow if n.is_nan() => {
+                        out.extend_from_slice(b"nan");
+                        return Ok(());
+                    }
+                    Invalid::Allow => {}
+                }
             }
             out.extend_from_slice(format_g(*n, c.precision).as_bytes());
         }
@@ -405,13 +446,11 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result
         }
     }
     is_array = is_array && count > 0;
-    if is_array {
-        if c.sparse_ratio > 0 && max > count * c.sparse_ratio && max > c.sparse_safe {
-            if !c.sparse_convert {
-                return Err("Cannot serialise table: excessively sparse array".into());
-            }
-            is_array = false;
+    if is_array && c.sparse_ratio > 0 && max > count * c.sparse_ratio && max > c.sparse_safe {
+        if !c.sparse_convert {
+            return Err("Cannot serialise table: excessively sparse array".into());
         }
+        is_array = false;
     }
     if is_array {
         out.push(b'[');

@@ -74,7 +74,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, level: usize) {
             out.extend_from_slice(&b);
         }
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Integer(i) => encode_int(*i as i64, out),
+        Value::Integer(i) => encode_int(*i, out),
         Value::Number(n) => {
             if n.is_finite() && (*n as i64) as f64 == *n {
                 encode_int(*n as i64, out);
