@@ -105,25 +105,31 @@ pub(crate) fn error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
 /// A script's result as a reply (Redis's `luaReplyToRedisReply`), `resp3`
 /// being what the script chose with `redis.setresp`.
 pub(crate) fn lua_to_frame(value: &Value, resp3: bool) -> Frame {
-    to_frame(value, resp3, 0)
+    let mut budget = MAX_VALUES;
+    to_frame(value, resp3, 0, &mut budget)
 }
 
-fn to_frame(value: &Value, resp3: bool, depth: usize) -> Frame {
-    if depth > MAX_DEPTH {
+/// The most values one reply may hold: a table that holds itself many
+/// times over would otherwise be followed exponentially.
+const MAX_VALUES: usize = 10_000_000;
+
+fn to_frame(value: &Value, resp3: bool, depth: usize, budget: &mut usize) -> Frame {
+    if depth > MAX_DEPTH || *budget == 0 {
         return Frame::Error(Bytes::from_static(b"ERR reached lua stack limit"));
     }
+    *budget -= 1;
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(b) if resp3 => Frame::Boolean(*b),
         Value::Boolean(true) => Frame::Integer(1),
         Value::Integer(i) => Frame::Integer(*i),
         Value::Number(n) => Frame::Integer(truncate(*n)),
-        Value::Table(t) => table_to_frame(t, resp3, depth),
+        Value::Table(t) => table_to_frame(t, resp3, depth, budget),
         _ => Frame::Null,
     }
 }
 
-fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
+fn table_to_frame(t: &Table, resp3: bool, depth: usize, budget: &mut usize) -> Frame {
     let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
     if let Value::String(e) = field("err") {
         return Frame::Error(Bytes::from(no_newlines(&e.as_bytes())));
@@ -155,8 +161,8 @@ fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
         let mut pairs = Vec::new();
         for (k, v) in m.pairs::<Value, Value>().flatten() {
             pairs.push((
-                to_frame(&k, resp3, depth + 1),
-                to_frame(&v, resp3, depth + 1),
+                to_frame(&k, resp3, depth + 1, budget),
+                to_frame(&v, resp3, depth + 1, budget),
             ));
         }
         return Frame::Map(pairs);
@@ -164,7 +170,7 @@ fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
     if let Value::Table(s) = field("set") {
         let mut items = Vec::new();
         for (k, _) in s.pairs::<Value, Value>().flatten() {
-            items.push(to_frame(&k, resp3, depth + 1));
+            items.push(to_frame(&k, resp3, depth + 1, budget));
         }
         return Frame::Set(items);
     }
@@ -172,7 +178,7 @@ fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(to_frame(&v, resp3, depth + 1)),
+            Ok(v) => items.push(to_frame(&v, resp3, depth + 1, budget)),
         }
     }
     Frame::Array(items)

@@ -186,6 +186,10 @@ fn bit(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
 
 // -------------------------------------------------------------- cjson
 
+/// The deepest nesting encode and decode follow whatever the settings
+/// say: they recurse, and the server's threads' stacks are finite.
+const STACK_DEPTH: usize = 1000;
+
 /// lua-cjson's settings, changed by its `encode_*`/`decode_*`
 /// functions for the whole Lua state (kept in its app data).
 #[derive(Debug, Clone, Copy)]
@@ -295,7 +299,7 @@ fn cjson(lua: &Lua, fail: fn() -> Value) -> mlua::Result<Table> {
                 }
             };
             let mut d = Decoder {
-                max_depth: cjson_config(lua).decode_depth,
+                max_depth: cjson_config(lua).decode_depth.min(STACK_DEPTH),
                 lua,
                 text: &text,
                 pos: 0,
@@ -420,7 +424,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize, c: &Cjson) -> Result<(), String> {
-    if depth > c.encode_depth {
+    if depth > c.encode_depth.min(STACK_DEPTH) {
         return Err(format!("Cannot serialise, excessive nesting ({depth})"));
     }
     // An array: only positive integer keys, not too sparse (lua-cjson's

@@ -178,7 +178,12 @@ enum Stop {
     Lua(String),
 }
 
+/// How deep decoding follows nested arrays and maps: it recurses
+/// (lua-cmsgpack stops at Lua's C stack limit).
+const MAX_DECODE_DEPTH: usize = 1000;
+
 struct Cursor<'a> {
+    depth: usize,
     lua: &'a Lua,
     data: &'a [u8],
     pos: usize,
@@ -211,6 +216,18 @@ impl Cursor<'_> {
     }
 
     fn table(&mut self, len: usize, map: bool) -> Result<Value, Stop> {
+        if self.depth >= MAX_DECODE_DEPTH {
+            return Err(Stop::Lua(
+                "stack overflow (in function mp_decode_to_lua_array)".into(),
+            ));
+        }
+        self.depth += 1;
+        let t = self.table_items(len, map);
+        self.depth -= 1;
+        t
+    }
+
+    fn table_items(&mut self, len: usize, map: bool) -> Result<Value, Stop> {
         let t = self
             .lua
             .create_table()
@@ -314,6 +331,7 @@ fn unpack_full(
     let all = limit == 0 && offset == 0;
     let limit = if all { i64::from(i32::MAX) } else { limit };
     let mut c = Cursor {
+        depth: 0,
         lua,
         data: &data,
         pos: offset as usize,
