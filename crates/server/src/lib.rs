@@ -23,6 +23,7 @@ mod pubsub;
 mod rdb;
 mod repl;
 mod reply;
+mod script;
 mod server;
 
 pub use config::{Config, ConfigError, Flags};

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     /// The RDB file is being loaded while clients are served (see
     /// [`run_on_while_loading`]): most commands get `-LOADING`.
     pub(crate) loading: AtomicBool,
+    /// Lua scripting: the engine and its script cache.
+    pub(crate) scripts: crate::script::Scripts,
     next_client_id: AtomicU64,
     /// Pub/sub subscriptions and delivery.
     pub(crate) pubsub: crate::pubsub::Hub,
@@ -556,6 +558,7 @@ async fn serve(
         keyspace,
         pause,
         loading: AtomicBool::new(false),
+        scripts: crate::script::Scripts::default(),
         config: Mutex::new(config),
         repl: crate::repl::Repl::new(),
         me: me.clone(),

@@ -18,6 +18,7 @@ mod python;
 mod rdb;
 mod replication;
 mod replies_from_redis;
+mod scripting;
 mod server_e2e;
 mod server_vs_redis;
 mod sets;

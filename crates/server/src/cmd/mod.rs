@@ -16,6 +16,7 @@ mod memory;
 mod persistence;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server;
 pub(crate) mod sets;
 mod sort;
@@ -603,6 +604,13 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "publish", 3, PUBSUB | OK_LOADING | OK_STALE | FAST | MAY_REPLICATE, NOKEY, pubsub::publish;
     "spublish", 3, PUBSUB | OK_LOADING | OK_STALE | FAST | MAY_REPLICATE, KEY1, pubsub::spublish;
     "pubsub", -2, SLOW | CONTAINER, NOKEY, pubsub::pubsub;
+    // scripting: a script may touch any key, so it holds every shard
+    // (KEYSPACE), inside EXEC too; its declared keys follow `numkeys`.
+    "eval", -3, NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE | SLOW | KEYSPACE, NOKEY, scripting::eval, Extra::numkeys(2);
+    "evalsha", -3, NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE | SLOW | KEYSPACE, NOKEY, scripting::evalsha, Extra::numkeys(2);
+    "eval_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::eval_ro, Extra::numkeys(2);
+    "evalsha_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::evalsha_ro, Extra::numkeys(2);
+    "script", -2, SLOW | CONTAINER, NOKEY, scripting::script;
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -676,6 +684,17 @@ const SUBCOMMANDS: &[(&str, &[Subcommand])] = &[
             ("help", 2, OK_LOADING | OK_STALE),
             ("info", -2, OK_LOADING | OK_STALE),
             ("list", -2, OK_LOADING | OK_STALE),
+        ],
+    ),
+    (
+        "script",
+        &[
+            ("debug", 3, NOSCRIPT),
+            ("exists", -3, NOSCRIPT),
+            ("flush", -2, NOSCRIPT),
+            ("help", 2, OK_LOADING | OK_STALE),
+            ("kill", 2, NOSCRIPT | ALLOW_BUSY),
+            ("load", 3, NOSCRIPT | OK_STALE),
         ],
     ),
     (

@@ -472,7 +472,9 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     }
     w(format!("total_system_memory:{total}"));
     w(format!("total_system_memory_human:{}", human_bytes(total)));
-    // No Lua yet: no scripts, no functions, no VM.
+    // Scripts' figures from the Lua engine; no functions yet.
+    let lua = shared.scripts.memory();
+    let (scripts, bodies) = (shared.scripts.cached(), shared.scripts.bodies());
     for name in [
         "used_memory_lua",
         "used_memory_vm_eval",
@@ -488,8 +490,17 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         "used_memory_scripts",
         "used_memory_scripts_human",
     ] {
-        let zero = if name.ends_with("_human") { "0B" } else { "0" };
-        w(format!("{name}:{zero}"));
+        let value = match name.trim_end_matches("_human") {
+            "used_memory_lua" | "used_memory_vm_eval" | "used_memory_vm_total" => lua,
+            "used_memory_scripts_eval" | "used_memory_scripts" => bodies,
+            "number_of_cached_scripts" => scripts,
+            _ => 0,
+        };
+        if name.ends_with("_human") {
+            w(format!("{name}:{}", human_bytes(value)));
+        } else {
+            w(format!("{name}:{value}"));
+        }
     }
     w(format!("maxmemory:{maxmemory}"));
     w(format!("maxmemory_human:{}", human_bytes(maxmemory)));

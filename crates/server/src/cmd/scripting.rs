@@ -1,0 +1,472 @@
+//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+//!
+//! A script is atomic across every shard: it holds them all while it
+//! runs, as EXEC of a command on the whole keyspace does
+//! ([`Shards::hold_all`](crate::db::Shards::hold_all)), and each
+//! `redis.call` goes through [`call`], the path EXEC's queued commands
+//! take, so statistics, WATCH and replication see each command. Feeding
+//! replicas, the script's effects are recorded under those locks and
+//! reach the stream as one unit (MULTI/EXEC when there are several), as
+//! Redis 7.0 replicates scripts by their effects. Inside MULTI, EXEC
+//! already holds every shard (EVAL is flagged `KEYSPACE`) and records.
+//!
+//! The shards are taken before the Lua engine's lock: EXEC holding the
+//! shards may run a queued EVAL, which then waits for the engine, so no
+//! script may hold the engine while it waits for shards.
+
+use bytes::{Bytes, BytesMut};
+use resp::{Frame, Protocol, Request};
+
+use super::{
+    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, WRITE, call, check_subcommand,
+    lookup_index,
+};
+use crate::args::{eq, parse_i64};
+use crate::reply::Reply;
+use crate::script::{Engine, Flags, Host};
+
+pub(super) fn eval(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    run(ctx, req, false, false)
+}
+
+pub(super) fn eval_ro(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    run(ctx, req, false, true)
+}
+
+pub(super) fn evalsha(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    run(ctx, req, true, false)
+}
+
+pub(super) fn evalsha_ro(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    run(ctx, req, true, true)
+}
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// The script's keys and arguments, after Redis's checks of `numkeys`.
+fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+    let numkeys = parse_i64(&req[2])?;
+    if numkeys > req.len() as i64 - 3 {
+        return Err(CmdError::other(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::other("ERR Number of keys can't be negative"));
+    }
+    let split = 3 + numkeys as usize;
+    let take = |from: usize, to: usize| {
+        (from..to)
+            .map(|i| Bytes::copy_from_slice(&req[i]))
+            .collect::<Vec<_>>()
+    };
+    Ok((take(3, split), take(split, req.len())))
+}
+
+/// The refusals Redis makes before running a script that declared flags
+/// (a script without a shebang is checked command by command instead).
+fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
+    if !flags.shebang {
+        return None;
+    }
+    let master = ctx.client.is_master;
+    let stale = !master && ctx.shared.repl.stale();
+    if stale && !flags.allow_stale {
+        return Some(super::MASTERDOWN);
+    }
+    if !flags.no_writes {
+        if !master && ctx.shared.repl.read_only() {
+            return Some("READONLY Can not run script with write flag on readonly replica");
+        }
+        if ro {
+            return Some("ERR Can not execute a script with write flag using *_ro command.");
+        }
+        if !master && ctx.shared.repl.too_few_replicas() {
+            return Some(super::NOREPLICAS);
+        }
+    }
+    if ctx.client.oom && !master && !flags.allow_oom && !flags.no_writes {
+        return Some(
+            "OOM allow-oom flag is not set on the script, can not run it when used memory > \
+             'maxmemory'",
+        );
+    }
+    None
+}
+
+fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
+    let (keys, argv) = keys_and_args(req)?;
+    // Every shard first, then the engine (see the module's comment).
+    let outer = ctx.shards.held().is_some();
+    if !outer {
+        ctx.shards.hold_all();
+        if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
+            ctx.shards.effects().start();
+        }
+    }
+    let result = run_held(ctx, req, &keys, &argv, by_sha, ro);
+    if !outer && let Some(mut locked) = ctx.shards.release() {
+        super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
+        if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
+            ctx.client.woff = offset;
+        }
+    }
+    let frame = result?;
+    if let Frame::Error(text) = &frame {
+        return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
+    }
+    write_frame(&mut ctx.reply, &frame);
+    Ok(())
+}
+
+fn run_held(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    by_sha: bool,
+    ro: bool,
+) -> Result<Frame, CmdError> {
+    let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(&req[1]).to_ascii_lowercase();
+        if !engine.exists(&sha) {
+            return Err(CmdError::other(NOSCRIPT));
+        }
+        sha
+    } else {
+        engine.load(&req[1]).map_err(CmdError::other)?
+    };
+    let flags = engine.flags(&sha).unwrap_or_default();
+    if let Some(why) = refusal(ctx, flags, ro) {
+        return Err(CmdError::other(why));
+    }
+    Ok(run_script(
+        ctx,
+        &mut engine,
+        &sha,
+        keys,
+        argv,
+        ro || flags.no_writes,
+        flags,
+    ))
+}
+
+fn run_script(
+    ctx: &mut Ctx<'_>,
+    engine: &mut Engine,
+    sha: &str,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    read_only: bool,
+    flags: Flags,
+) -> Frame {
+    let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
+    // Blocking commands answer at once inside scripts, as inside EXEC.
+    ctx.client.in_exec = true;
+    let mut runner = Runner {
+        ctx,
+        read_only,
+        allow_oom: flags.allow_oom,
+        wrote: false,
+    };
+    let frame = engine
+        .run(sha, keys, argv, &mut runner)
+        .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()));
+    // SELECT inside a script changes only the script's database.
+    ctx.cmd = cmd;
+    ctx.client.db = db;
+    ctx.client.in_exec = in_exec;
+    ctx.client.proto = proto;
+    ctx.reply.proto = proto;
+    frame
+}
+
+/// The server as a script's `redis.*` functions see it.
+struct Runner<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    read_only: bool,
+    allow_oom: bool,
+    /// A write command ran: later ones are no longer refused for the
+    /// server's state (a script cannot stop half way), as in Redis.
+    wrote: bool,
+}
+
+impl Runner<'_, '_> {
+    /// Why a script may not run the command at `index` now, in Redis's
+    /// order and words.
+    fn refusal(&self, index: usize, req: &Request) -> Option<String> {
+        let ctx = &*self.ctx;
+        let cmd = &COMMANDS[index];
+        if !cmd.arity_ok(req.len()) {
+            return Some("Wrong number of args calling Redis command from script".into());
+        }
+        if cmd.flags & CONTAINER != 0 && check_subcommand(cmd, req).is_some() {
+            return Some("Unknown Redis command called from script".into());
+        }
+        if not_in_scripts(cmd.name, req.get(1)) {
+            return Some("This Redis command is not allowed from script".into());
+        }
+        if cmd.flags & WRITE != 0 {
+            if self.read_only {
+                return Some("Write commands are not allowed from read-only scripts.".into());
+            }
+            if !self.wrote && !ctx.client.is_master {
+                if ctx.shared.repl.read_only() {
+                    return Some("-READONLY You can't write against a read only replica.".into());
+                }
+                if ctx.shared.repl.too_few_replicas() {
+                    return Some(format!("-{}", super::NOREPLICAS));
+                }
+            }
+        }
+        if !self.allow_oom
+            && !self.wrote
+            && !ctx.client.is_master
+            && ctx.client.oom
+            && cmd.flags & DENYOOM != 0
+        {
+            return Some(format!("-{}", super::OOM));
+        }
+        None
+    }
+}
+
+impl Host for Runner<'_, '_> {
+    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String> {
+        let req = Request::from_args(args);
+        let Some(index) = lookup_index(&req[0]) else {
+            return Err("Unknown Redis command called from script".into());
+        };
+        // A refusal counts as the command's rejected call, as in Redis.
+        let refused = self.refusal(index, &req);
+        let ctx = &mut *self.ctx;
+        if refused.is_some()
+            && let Some(stat) = super::stat_index(index, &req)
+        {
+            ctx.shared.stats.commands[stat]
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(text) = refused {
+            return Err(text);
+        }
+        let cmd = &COMMANDS[index];
+        if cmd.flags & WRITE != 0 {
+            self.wrote = true;
+        }
+        let proto = if resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        let (saved_proto, client_proto) = (ctx.reply.proto, ctx.client.proto);
+        ctx.reply.proto = proto;
+        ctx.client.proto = proto;
+        // The command's reply goes to an output of its own, read back as a
+        // frame.
+        let saved = std::mem::take(&mut *ctx.reply.out);
+        call(ctx, index, &req);
+        let produced = std::mem::replace(&mut *ctx.reply.out, saved);
+        ctx.reply.proto = saved_proto;
+        ctx.client.proto = client_proto;
+        let mut buf = BytesMut::new();
+        for piece in produced.into_pieces() {
+            buf.extend_from_slice(&piece);
+        }
+        match resp::decode(&mut buf) {
+            Ok(Some(frame)) => Ok(frame),
+            _ => Err("-ERR the command gave no reply a script can read".into()),
+        }
+    }
+
+    fn log(&mut self, level: u8, message: &str) {
+        match level {
+            0 => tracing::debug!(target: "script", "{message}"),
+            1 | 2 => tracing::info!(target: "script", "{message}"),
+            _ => tracing::warn!(target: "script", "{message}"),
+        }
+    }
+
+    fn set_repl(&mut self, _flags: u8) {
+        // Ember replicates every effect of a script: REPL_NONE and the
+        // others are accepted and have no effect yet.
+    }
+}
+
+/// Commands Redis 7.0 flags `noscript` (those Ember has), and of the
+/// containers the subcommands it flags so.
+fn not_in_scripts(name: &str, sub: Option<&[u8]>) -> bool {
+    const NAMES: &[&str] = &[
+        "auth",
+        "bgsave",
+        "blmove",
+        "blpop",
+        "brpop",
+        "brpoplpush",
+        "bzpopmax",
+        "bzpopmin",
+        "debug",
+        "discard",
+        "eval",
+        "eval_ro",
+        "evalsha",
+        "evalsha_ro",
+        "exec",
+        "hello",
+        "multi",
+        "psync",
+        "quit",
+        "replconf",
+        "replicaof",
+        "reset",
+        "role",
+        "save",
+        "shutdown",
+        "slaveof",
+        "sync",
+        "unwatch",
+        "wait",
+        "watch",
+        "subscribe",
+        "psubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
+        "monitor",
+        "fcall",
+        "fcall_ro",
+    ];
+    if NAMES.contains(&name) {
+        return true;
+    }
+    // Every subcommand of these but HELP (and CONFIG's, FUNCTION's).
+    matches!(name, "client" | "config" | "function" | "script")
+        && !sub.is_some_and(|s| eq(s, "help"))
+}
+
+/// Writes a script's reply in the client's protocol: RESP3's types are
+/// turned into RESP2's for a RESP2 client, as Redis's reply functions do.
+fn write_frame(reply: &mut Reply<'_>, frame: &Frame) {
+    let resp2 = reply.proto == Protocol::Resp2;
+    match frame {
+        Frame::Simple(s) => resp::write_simple(reply.out, s),
+        Frame::Error(e) | Frame::BulkError(e) => resp::write_error(reply.out, e),
+        Frame::Integer(i) => reply.int(*i),
+        Frame::Bulk(b) => reply.bulk(b),
+        Frame::Array(items) | Frame::Push(items) => {
+            reply.array(items.len());
+            items.iter().for_each(|f| write_frame(reply, f));
+        }
+        Frame::Map(pairs) => {
+            reply.map(pairs.len());
+            for (k, v) in pairs {
+                write_frame(reply, k);
+                write_frame(reply, v);
+            }
+        }
+        Frame::Set(items) => {
+            reply.set(items.len());
+            items.iter().for_each(|f| write_frame(reply, f));
+        }
+        Frame::Boolean(b) if resp2 => reply.int(i64::from(*b)),
+        Frame::Boolean(b) => reply
+            .out
+            .extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Frame::Double(d) => reply.double(*d),
+        Frame::BigNumber(n) if resp2 => reply.bulk(n),
+        Frame::BigNumber(n) => {
+            reply.out.extend_from_slice(b"(");
+            reply.out.extend_from_slice(n);
+            reply.out.extend_from_slice(b"\r\n");
+        }
+        Frame::Verbatim { text, .. } if resp2 => reply.bulk(text),
+        Frame::Verbatim { format, text } => {
+            resp::write_header(reply.out, b'=', text.len() + 4);
+            reply.out.extend_from_slice(format);
+            reply.out.extend_from_slice(b":");
+            reply.out.extend_from_slice(text);
+            reply.out.extend_from_slice(b"\r\n");
+        }
+        Frame::Attribute { frame, .. } => write_frame(reply, frame),
+        _ => reply.null(),
+    }
+}
+
+pub(super) fn script(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = &req[1];
+    if eq(sub, "help") {
+        let lines = [
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+            "HELP",
+            "    Prints this help.",
+        ];
+        ctx.reply.array(lines.len());
+        for line in lines {
+            ctx.reply.simple(line);
+        }
+        return Ok(());
+    }
+    if eq(sub, "flush") {
+        if req.len() > 3 || (req.len() == 3 && !eq(&req[2], "sync") && !eq(&req[2], "async")) {
+            return Err(CmdError::other(
+                "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+            ));
+        }
+        ctx.shared.scripts.flush();
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "exists") {
+        let engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
+        let found: Vec<bool> = (2..req.len())
+            .map(|i| engine.exists(&String::from_utf8_lossy(&req[i]).to_ascii_lowercase()))
+            .collect();
+        drop(engine);
+        ctx.reply.array(found.len());
+        for f in found {
+            ctx.reply.int(i64::from(f));
+        }
+        return Ok(());
+    }
+    if eq(sub, "load") {
+        let sha = ctx
+            .shared
+            .scripts
+            .lock()
+            .map_err(CmdError::other)?
+            .load(&req[2])
+            .map_err(CmdError::other)?;
+        ctx.reply.bulk(sha.as_bytes());
+        return Ok(());
+    }
+    if eq(sub, "kill") {
+        // A script runs under every shard's lock and the engine's: no
+        // other client's command runs meanwhile, so none is ever running
+        // when SCRIPT KILL is served.
+        return Err(CmdError::other(
+            "NOTBUSY No scripts in execution right now.",
+        ));
+    }
+    if eq(sub, "debug") {
+        return Err(CmdError::other(
+            "ERR SCRIPT DEBUG (the Lua debugger) is not supported by Ember",
+        ));
+    }
+    Err(super::keys::unknown_subcommand(&req[0], sub))
+}

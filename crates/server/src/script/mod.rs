@@ -1,0 +1,568 @@
+//! Lua scripting: the engine behind EVAL, EVALSHA and SCRIPT.
+//!
+//! One Lua 5.1 state serves the whole server, as in Redis. Ember runs
+//! commands on many threads, so the state sits behind a mutex
+//! ([`Scripts::engine`]): one script runs at a time, and a script waits
+//! for the one before it. The command side (`cmd/scripting.rs`) holds
+//! every shard while a script runs, so a script is atomic across shards;
+//! it takes the shards before this mutex, which is the one lock order
+//! that cannot deadlock with EXEC (whose queue may hold an EVAL).
+//!
+//! The state is sandboxed as Redis 7.0 sets it up (see `prelude.lua`):
+//! the base, table, string and math libraries, plus `cjson`, `cmsgpack`,
+//! `struct` and `bit` written in Rust; no `dofile`, `loadfile`, `print`
+//! or `debug`; globals read-only (writing any is an error, reading a
+//! missing one too); the library tables and `redis` read-only.
+//!
+//! The engine knows nothing of the keyspace: a script's `redis.call`
+//! reaches the server through the [`Host`] the caller passes to
+//! [`Engine::run`]. This module refuses to run commands itself.
+
+mod convert;
+mod libs;
+mod msgpack;
+mod structs;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use resp::Frame;
+
+pub(crate) use convert::format_g17;
+
+/// The version scripts see in `redis.REDIS_VERSION`.
+const VERSION: &str = "7.0.15";
+/// The same, as `0x00MMmmpp`.
+const VERSION_NUM: u32 = 0x0007_000f;
+
+/// The flags a script declares on its shebang line
+/// (`#!lua flags=no-writes,...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flags {
+    /// The script has a shebang: its flags count (without one, Redis runs
+    /// it in the compatible mode, which checks each command instead).
+    pub(crate) shebang: bool,
+    pub(crate) no_writes: bool,
+    pub(crate) allow_oom: bool,
+    pub(crate) allow_stale: bool,
+    pub(crate) no_cluster: bool,
+    pub(crate) allow_cross_slot: bool,
+}
+
+/// Parses the shebang line of `body`, if any: the flags, and where the
+/// code starts (the line's newline, which keeps line numbers right).
+pub(crate) fn shebang(body: &[u8]) -> Result<(Flags, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((Flags::default(), 0));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = Flags {
+        shebang: true,
+        ..Flags::default()
+    };
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {part}"));
+        };
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
+            match flag {
+                "no-writes" => flags.no_writes = true,
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" => flags.allow_stale = true,
+                "no-cluster" => flags.no_cluster = true,
+                "allow-cross-slot-keys" => flags.allow_cross_slot = true,
+                _ => return Err(format!("ERR Unexpected flag in script shebang: {flag}")),
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// The SHA1 of `body` in lowercase hex: a script's name in the cache.
+pub(crate) fn sha1hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// What a script's `redis.*` functions need from the server.
+pub(crate) trait Host {
+    /// Runs a command for `redis.call`/`redis.pcall` and returns its
+    /// reply, in RESP3 if `resp3`; `Err` is a refusal before the command
+    /// ran ("Unknown Redis command called from script", or `-CODE text`).
+    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String>;
+    /// `redis.log`: level 0 (debug) to 3 (warning).
+    fn log(&mut self, level: u8, message: &str);
+    /// `redis.set_repl`: where the script's effects go from now on.
+    fn set_repl(&mut self, flags: u8);
+}
+
+/// A cached script.
+#[derive(Debug)]
+struct Script {
+    flags: Flags,
+    func: Function,
+}
+
+/// The Lua state and the scripts compiled in it.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    lua: Lua,
+    /// The table of raw functions `prelude.lua` builds on.
+    raw: Table,
+    /// The real globals, behind the read-only view scripts see.
+    globals: Table,
+    scripts: HashMap<String, Script>,
+    /// The scripts' bodies' lengths, for INFO.
+    bodies: usize,
+}
+
+/// What a raw function returns first when it fails (then the error): a
+/// light userdata at this static's address, which no script can forge.
+static FAIL_MARK: u8 = 0;
+
+fn fail_mark() -> Value {
+    Value::LightUserData(mlua::LightUserData(
+        std::ptr::from_ref(&FAIL_MARK).cast_mut().cast(),
+    ))
+}
+
+/// The C function scripts call for each `redis.*` and library function:
+/// it calls its upvalue with its arguments and returns what that
+/// returned, unless that begins with the fail mark, in which case it
+/// raises the error that follows (a string gets the caller's position,
+/// as `luaL_error` gives it). Being a C function, it keeps the script's
+/// frame on a tail call (`return redis.call(...)`), so errors point at
+/// the script's line as in Redis, and it raises tables, which a Rust
+/// callback cannot.
+unsafe extern "C-unwind" fn trampoline(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: a C function called by Lua with its upvalue set by
+    // `wrap`; no Rust value with a destructor lives in this frame when
+    // `lua_call` or `lua_error` unwinds it.
+    unsafe {
+        let n = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, n, ffi::LUA_MULTRET);
+        let results = ffi::lua_gettop(state);
+        let mark = std::ptr::from_ref(&FAIL_MARK).cast_mut().cast();
+        if results >= 1
+            && ffi::lua_type(state, 1) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(state, 1) == mark
+        {
+            ffi::lua_settop(state, 2);
+            if ffi::lua_type(state, 2) == ffi::LUA_TSTRING {
+                ffi::luaL_where(state, 1);
+                ffi::lua_insert(state, 2);
+                ffi::lua_concat(state, 2);
+            }
+            ffi::lua_error(state);
+        }
+        results
+    }
+}
+
+/// `f` behind the trampoline.
+fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    // SAFETY: pushes a C closure over the one argument on the stack.
+    unsafe {
+        lua.exec_raw(f, |state| {
+            mlua::ffi::lua_pushcclosure(state, trampoline, 1);
+        })
+    }
+}
+
+impl Engine {
+    /// A fresh, sandboxed state with no scripts.
+    pub(crate) fn new() -> mlua::Result<Engine> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is only reachable by the prelude, which
+        // keeps it in a local and removes it from the globals.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        let raw = lua.create_table()?;
+        raw.set("version", VERSION)?;
+        raw.set("version_num", VERSION_NUM)?;
+        raw.set(
+            "sha1hex",
+            lua.create_function(|_, v: Value| {
+                let bytes = match &v {
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    Value::Number(n) => lua_number_text(*n).into_bytes(),
+                    Value::Integer(i) => lua_number_text(*i as f64).into_bytes(),
+                    _ => Vec::new(),
+                };
+                Ok(sha1hex(&bytes))
+            })?,
+        )?;
+        libs::register(&lua, &raw, fail_mark)?;
+        raw.set(
+            "wrap",
+            lua.create_function(|lua, f: Function| wrap(lua, f))?,
+        )?;
+        let globals = lua.globals();
+        let prelude = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=ember")
+            .into_function()?;
+        let (view, _real): (Table, Table) = prelude.call((raw.clone(), fail_mark()))?;
+        lua.set_globals(view)?;
+        Ok(Engine {
+            lua,
+            raw,
+            globals,
+            scripts: HashMap::new(),
+            bodies: 0,
+        })
+    }
+
+    /// Compiles `body` and caches it under its SHA1, which it returns (a
+    /// script already cached is not compiled again).
+    pub(crate) fn load(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let (flags, start) = shebang(body)?;
+        let func = self
+            .lua
+            .load(&body[start..])
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                let text = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling script (new function): {text}")
+            })?;
+        self.bodies += body.len();
+        self.scripts.insert(sha.clone(), Script { flags, func });
+        Ok(sha)
+    }
+
+    /// The flags of the cached script `sha`, if it is cached.
+    pub(crate) fn flags(&self, sha: &str) -> Option<Flags> {
+        self.scripts.get(sha).map(|s| s.flags)
+    }
+
+    /// Whether `sha` is cached.
+    pub(crate) fn exists(&self, sha: &str) -> bool {
+        self.scripts.contains_key(sha)
+    }
+
+    /// How many scripts are cached.
+    pub(crate) fn len(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// Memory the Lua state uses.
+    pub(crate) fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Runs the cached script `sha` with `KEYS` and `ARGV`; its reply
+    /// (an error frame if it failed), for a script that chose RESP3 with
+    /// `redis.setresp(3)` in RESP3 types. `None` if `sha` is not cached.
+    pub(crate) fn run(
+        &mut self,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Option<Frame> {
+        let func = self.scripts.get(sha)?.func.clone();
+        Some(
+            self.run_func(sha, func, keys, argv, host)
+                .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into())),
+        )
+    }
+
+    fn run_func(
+        &mut self,
+        sha: &str,
+        func: Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> mlua::Result<Frame> {
+        let lua = &self.lua;
+        self.globals.raw_set("KEYS", array(lua, keys)?)?;
+        self.globals.raw_set("ARGV", array(lua, argv)?)?;
+        let resp3 = Cell::new(false);
+        let host = RefCell::new(host);
+        let result = lua.scope(|scope| {
+            let call = scope.create_function(|lua, (raise, n, args): (bool, usize, Table)| {
+                let failed = |t: Table| {
+                    Ok(if raise {
+                        (fail_mark(), Value::Table(t))
+                    } else {
+                        (Value::Table(t), Value::Nil)
+                    })
+                };
+                if n == 0 {
+                    return failed(convert::error_table(
+                        lua,
+                        b"Please specify at least one argument for this redis lib call",
+                    )?);
+                }
+                let mut argv = Vec::with_capacity(n);
+                for i in 1..=n {
+                    match args.raw_get::<Value>(i)? {
+                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                        Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
+                        Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
+                        _ => {
+                            return failed(convert::error_table(
+                                lua,
+                                b"Lua redis lib command arguments must be strings or integers",
+                            )?);
+                        }
+                    }
+                }
+                let reply = host.borrow_mut().call(&argv, resp3.get());
+                match reply {
+                    Err(text) => {
+                        let t = convert::error_table(lua, text.as_bytes())?;
+                        t.raw_set("ignore_error_stats_update", true)?;
+                        failed(t)
+                    }
+                    Ok(frame) => {
+                        let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
+                        let value = convert::frame_to_lua(lua, &frame)?;
+                        Ok(if raise && is_error {
+                            (fail_mark(), value)
+                        } else {
+                            (value, Value::Nil)
+                        })
+                    }
+                }
+            })?;
+            let setresp = scope.create_function(|_, v: u8| {
+                resp3.set(v == 3);
+                Ok(())
+            })?;
+            let log = scope.create_function(|_, (level, msg): (u8, mlua::String)| {
+                host.borrow_mut().log(level, &msg.to_string_lossy());
+                Ok(())
+            })?;
+            let set_repl = scope.create_function(|_, flags: u8| {
+                host.borrow_mut().set_repl(flags);
+                Ok(())
+            })?;
+            self.raw.raw_set("call", call)?;
+            self.raw.raw_set("setresp", setresp)?;
+            self.raw.raw_set("log", log)?;
+            self.raw.raw_set("set_repl", set_repl)?;
+            let run: Function = self.raw.raw_get("run")?;
+            let (ok, value): (bool, Value) = run.call(func)?;
+            if ok {
+                return Ok(convert::lua_to_frame(&value, resp3.get()));
+            }
+            Ok(script_error(sha, &value))
+        });
+        for name in ["call", "setresp", "log", "set_repl"] {
+            self.raw.raw_set(name, Value::Nil)?;
+        }
+        result
+    }
+}
+
+/// The reply for a script that raised `err` (the error handler's table),
+/// as Redis words it: the error, then which script and where.
+fn script_error(sha: &str, err: &Value) -> Frame {
+    let Value::Table(t) = err else {
+        return Frame::Error(format!("ERR Error running script {sha}, execution failure").into());
+    };
+    let text = |name: &str| -> Option<String> {
+        match t.raw_get::<Value>(name).ok()? {
+            Value::String(s) => Some(s.to_string_lossy()),
+            Value::Number(n) => Some(lua_number_text(n)),
+            Value::Integer(i) => Some(lua_number_text(i as f64)),
+            _ => None,
+        }
+    };
+    let mut msg = text("err").unwrap_or_default();
+    if let (Some(source), Some(line)) = (text("source"), text("line")) {
+        msg.push_str(&format!(" script: {sha}, on {source}:{line}."));
+    }
+    let msg: String = msg
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+    Frame::Error(msg.into())
+}
+
+/// A number as Lua's `tostring` writes it (`%.14g`).
+fn lua_number_text(n: f64) -> String {
+    convert::format_g(n, 14)
+}
+
+fn array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// The server's scripting state.
+#[derive(Debug, Default)]
+pub(crate) struct Scripts {
+    /// The Lua state, made on first use and again by SCRIPT FLUSH.
+    engine: Mutex<Option<Engine>>,
+    /// How many scripts are cached, for INFO without the lock.
+    cached: AtomicU64,
+    /// The Lua state's memory, for INFO without the lock.
+    memory: AtomicU64,
+    /// The cached scripts' bodies' bytes, for INFO without the lock.
+    bodies: AtomicU64,
+}
+
+impl Scripts {
+    /// The engine, made if there is none yet. A script runs while this
+    /// guard lives.
+    pub(crate) fn lock(&self) -> Result<EngineGuard<'_>, String> {
+        let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(Engine::new().map_err(|e| format!("ERR {e}"))?);
+        }
+        Ok(EngineGuard {
+            guard,
+            scripts: self,
+        })
+    }
+
+    /// Forgets every script and starts a fresh Lua state (SCRIPT FLUSH).
+    pub(crate) fn flush(&self) {
+        let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        *guard = None;
+        self.cached.store(0, Relaxed);
+        self.memory.store(0, Relaxed);
+        self.bodies.store(0, Relaxed);
+    }
+
+    /// How many scripts are cached.
+    pub(crate) fn cached(&self) -> u64 {
+        self.cached.load(Relaxed)
+    }
+
+    /// The Lua state's memory, as last seen.
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory.load(Relaxed)
+    }
+
+    /// The cached scripts' bodies' bytes.
+    pub(crate) fn bodies(&self) -> u64 {
+        self.bodies.load(Relaxed)
+    }
+}
+
+/// The locked engine; it updates the figures INFO reads when dropped.
+#[derive(Debug)]
+pub(crate) struct EngineGuard<'a> {
+    guard: MutexGuard<'a, Option<Engine>>,
+    scripts: &'a Scripts,
+}
+
+impl std::ops::Deref for EngineGuard<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        // Made in `Scripts::lock`, and only `Scripts::flush` (which takes
+        // the lock itself) removes it.
+        self.guard.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for EngineGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Engine {
+        self.guard.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(engine) = self.guard.as_ref() {
+            self.scripts.cached.store(engine.len() as u64, Relaxed);
+            self.scripts.bodies.store(engine.bodies as u64, Relaxed);
+            self.scripts
+                .memory
+                .store(engine.used_memory() as u64, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+    impl Host for Echo {
+        fn call(&mut self, args: &[Bytes], _resp3: bool) -> Result<Frame, String> {
+            if args[0].as_ref() == b"fail" {
+                return Ok(Frame::Error("ERR failed".into()));
+            }
+            Ok(Frame::Array(
+                args.iter().cloned().map(Frame::Bulk).collect(),
+            ))
+        }
+        fn log(&mut self, _level: u8, _message: &str) {}
+        fn set_repl(&mut self, _flags: u8) {}
+    }
+
+    fn eval(engine: &mut Engine, body: &str) -> Frame {
+        match engine.load(body.as_bytes()) {
+            Ok(sha) => engine.run(&sha, &[], &[], &mut Echo).expect("cached"),
+            Err(e) => Frame::Error(e.into()),
+        }
+    }
+
+    #[test]
+    fn scripts_run_sandboxed() {
+        let mut e = Engine::new().expect("a Lua state");
+        assert_eq!(eval(&mut e, "return 1.9"), Frame::Integer(1));
+        assert_eq!(
+            eval(&mut e, "return redis.call('a', 2)"),
+            Frame::Array(vec![Frame::bulk("a"), Frame::bulk("2")])
+        );
+        let Frame::Error(err) = eval(&mut e, "x = 1") else {
+            panic!("a global was created");
+        };
+        assert!(err.starts_with(b"ERR user_script:1: Attempt to modify a readonly table"));
+        let Frame::Error(err) = eval(&mut e, "return redis.call('fail')") else {
+            panic!("redis.call did not raise");
+        };
+        assert!(err.starts_with(b"ERR failed script: "), "{err:?}");
+        assert!(err.ends_with(b", on @user_script:1."), "{err:?}");
+        assert_eq!(
+            eval(&mut e, "return redis.pcall('fail')"),
+            Frame::Error("ERR failed".into())
+        );
+    }
+
+    #[test]
+    fn shebang_flags() {
+        assert_eq!(shebang(b"return 1"), Ok((Flags::default(), 0)));
+        let (flags, at) = shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").expect("valid");
+        assert!(flags.shebang && flags.no_writes && flags.allow_oom && !flags.allow_stale);
+        assert_eq!(at, 31);
+        assert_eq!(
+            shebang(b"#!lua name=x\n"),
+            Err("ERR Unknown lua shebang option: name=x".into())
+        );
+        assert_eq!(
+            shebang(b"#!lua flags=bad\n"),
+            Err("ERR Unexpected flag in script shebang: bad".into())
+        );
+    }
+}
