@@ -12,29 +12,14 @@ use resp::Request;
 use store::bits::{self, BitOp, Field, Overflow, Unit};
 use store::value::{Form, Str, Value};
 
+use super::strings::get_str;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
-use crate::db::{DbMut, Entry};
+use crate::db::Entry;
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const BAD_BIT: &str = "ERR bit is not an integer or out of range";
 const BAD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
-
-/// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_str<'d>(
-    db: &'d mut DbMut<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'d mut Str>, CmdError> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Str(s),
-            ..
-        }) => Ok(Some(s)),
-        Some(_) => Err(CmdError::WrongType),
-    }
-}
 
 /// `proto-max-bulk-len`.
 fn max_bulk_len(ctx: &Ctx<'_>) -> i64 {

@@ -11,7 +11,7 @@ use crate::args::{Args, eq, parse_i64, stored_str};
 use crate::db::{DbMut, Entry, hash_key};
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
-fn get_str<'d>(
+pub(super) fn get_str<'d>(
     db: &'d mut DbMut<'_>,
     key: &[u8],
     now: i64,
