@@ -428,6 +428,65 @@ async fn postponed(
 
 /// The loop: read, execute every complete request, write all replies at
 /// once. Returns why it stopped.
+/// Requests of a pipelined batch decoded before they run, so that their
+/// keys' lookups can be prefetched together (see `Keyspace::prefetch`):
+/// what follows a request that names keys by position is decoded too, up
+/// to [`Ahead::MAX`] requests, and stops after any other request (one that
+/// may change how the rest is read, such as AUTH, or where the rest goes,
+/// such as PSYNC). A decoding error met ahead waits its turn.
+#[derive(Default)]
+struct Ahead {
+    queue: std::collections::VecDeque<Result<Option<resp::Request>, resp::DecodeError>>,
+    hashes: Vec<u64>,
+}
+
+impl Ahead {
+    /// Requests read ahead at most (a pipeline of 16 is common; past that
+    /// the first prefetched lines may be evicted before their turn).
+    const MAX: usize = 16;
+    /// Keys of one request prefetched at most (MGET, DEL, EXISTS...).
+    const MAX_KEYS: usize = 16;
+
+    fn next(&mut self) -> Option<Result<Option<resp::Request>, resp::DecodeError>> {
+        self.queue.pop_front()
+    }
+
+    /// `first` was just decoded: decodes what follows it, if it may, and
+    /// prefetches the keys of the lot in database `db`.
+    fn read(
+        &mut self,
+        shared: &Shared,
+        db: usize,
+        decoder: &mut RequestDecoder,
+        conn: &mut Connection<TcpStream>,
+        first: &resp::Request,
+    ) {
+        let hashes = &mut self.hashes;
+        hashes.clear();
+        let hash = |k: &[u8]| crate::db::hash_key(k);
+        if !cmd::prefetch_keys(first, Self::MAX_KEYS, |k| hashes.push(hash(k))) {
+            return;
+        }
+        while self.queue.len() < Self::MAX - 1 {
+            let decoded = decoder.decode(conn.read_buffer());
+            let more = match &decoded {
+                Ok(Some(request)) => {
+                    cmd::prefetch_keys(request, Self::MAX_KEYS, |k| hashes.push(hash(k)))
+                }
+                Ok(None) => break,
+                Err(_) => false,
+            };
+            self.queue.push_back(decoded);
+            if !more {
+                break;
+            }
+        }
+        if hashes.len() > 1 {
+            shared.keyspace.prefetch(db, hashes);
+        }
+    }
+}
+
 /// How a connection's loop ended.
 enum Ended {
     /// The connection is done, for this reason.
@@ -439,6 +498,7 @@ enum Ended {
 async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Client) -> Ended {
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
+    let mut ahead = Ahead::default();
     loop {
         client.clock = Clock::new();
         decoder.set_authenticated(client.authenticated);
@@ -450,7 +510,19 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // their replies, as in Redis.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
         loop {
-            let request = match decoder.decode(conn.read_buffer()) {
+            let decoded = match ahead.next() {
+                Some(decoded) => decoded,
+                None => {
+                    let decoded = decoder.decode(conn.read_buffer());
+                    if let Ok(Some(request)) = &decoded
+                        && client.authenticated
+                    {
+                        ahead.read(shared, client.db, &mut decoder, conn, request);
+                    }
+                    decoded
+                }
+            };
+            let request = match decoded {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(e) => {

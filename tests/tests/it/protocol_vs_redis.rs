@@ -175,3 +175,90 @@ pub(crate) fn read_frame(conn: &mut std::net::TcpStream, request: &[u8]) -> Fram
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Everything a server sends back to `input`, written at once, up to the
+/// connection's end (`input` ends with a protocol error, which closes it).
+fn replies_to(stream: &mut std::net::TcpStream, input: &[u8]) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("set a read timeout");
+    exchange(stream, input, usize::MAX)
+}
+
+/// Ember decodes a pipelined batch ahead of running it (to prefetch its
+/// keys); what comes back must be what Redis sends for the same bytes:
+/// database switches, transactions, blocking-free list moves, a request
+/// Redis's unauthenticated limits refuse once AUTH in the same batch has
+/// passed, and a protocol error at the end of it all.
+#[test]
+fn pipelined_batches_read_ahead_answer_like_redis() {
+    let mut plain = BytesMut::new();
+    let cmds: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["GET", "a"],
+        &["MGET", "a", "b", "c", "a"],
+        &["SELECT", "1"],
+        &["GET", "a"],
+        &["SET", "a", "2"],
+        &["SELECT", "0"],
+        &["GET", "a"],
+        &["MULTI"],
+        &["INCR", "a"],
+        &["GET", "a"],
+        &["EXEC"],
+        &["RPUSH", "l", "x", "y", "z"],
+        &["LMOVE", "l", "m", "LEFT", "RIGHT"],
+        &["LRANGE", "m", "0", "-1"],
+        &["WATCH", "a"],
+        &["SET", "a", "3"],
+        &["MULTI"],
+        &["GET", "a"],
+        &["EXEC"],
+        &["DEL", "a", "b", "l", "m"],
+        &["EXISTS", "a", "l"],
+        &["GET"],
+        &["NOSUCHCOMMAND", "a"],
+    ];
+    for _ in 0..3 {
+        for cmd in cmds {
+            resp::encode_command(&mut plain, cmd);
+        }
+    }
+    for i in 0..200 {
+        let k = format!("k{i}");
+        resp::encode_command(&mut plain, &["SET", &k, &k]);
+        resp::encode_command(&mut plain, &["GET", &k]);
+    }
+    plain.extend_from_slice(b"*1\r\n$x\r\n");
+
+    let mut guarded = BytesMut::new();
+    resp::encode_command(&mut guarded, &["GET", "a"]);
+    resp::encode_command(&mut guarded, &["AUTH", "secret"]);
+    // Eleven arguments: more than Redis reads before AUTH.
+    resp::encode_command(
+        &mut guarded,
+        &["MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5"],
+    );
+    resp::encode_command(&mut guarded, &["MGET", "a", "b", "c", "d", "e"]);
+    guarded.extend_from_slice(b"*1\r\n$x\r\n");
+
+    for (input, args) in [(&plain, &[][..]), (&guarded, &["requirepass secret"][..])] {
+        let redis_args: Vec<String> = args
+            .iter()
+            .flat_map(|l| {
+                let (k, v) = l.split_once(' ').expect("a configuration line");
+                [format!("--{k}"), v.to_string()]
+            })
+            .collect();
+        let redis_args: Vec<&str> = redis_args.iter().map(String::as_str).collect();
+        let redis = RedisServer::start(&redis_args);
+        let ember = ember_tests::EmberServer::start(args);
+        let want = replies_to(&mut redis.connect(), input);
+        let got = replies_to(&mut ember.connect(), input);
+        assert!(want.len() > 100, "{}", String::from_utf8_lossy(&want));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+    }
+}

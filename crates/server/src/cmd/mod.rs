@@ -894,6 +894,37 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
     }
 }
 
+/// For reading a pipelined batch ahead: whether `req` is a command that
+/// names its keys by position and leaves the connection's state as it was
+/// (so the requests after it may be decoded before it runs), passing its
+/// keys, at most `max` of them, to `key` for prefetching. Anything else
+/// (MULTI, SELECT, AUTH, PSYNC...) ends the batch.
+pub(crate) fn prefetch_keys(req: &Request, max: usize, mut key: impl FnMut(&[u8])) -> bool {
+    let Some(cmd) = req.get(0).and_then(lookup) else {
+        return false;
+    };
+    let (first, last, step) = cmd.keys;
+    if first <= 0 || !matches!(cmd.extra.keys, Keys::Positions) || !cmd.arity_ok(req.len()) {
+        return false;
+    }
+    let argc = req.len() as i64;
+    let last = if last < 0 {
+        argc + i64::from(last)
+    } else {
+        i64::from(last)
+    };
+    let mut i = i64::from(first);
+    let mut n = 0;
+    while i <= last && i < argc && n < max {
+        if let Some(k) = req.get(i as usize) {
+            key(k);
+        }
+        i += i64::from(step.max(1));
+        n += 1;
+    }
+    true
+}
+
 /// MIGRATE's keys, as Redis's `migrateGetKeys` finds them: the key
 /// argument, or what follows KEYS (nothing if the key argument is not
 /// empty then, which the handler refuses).

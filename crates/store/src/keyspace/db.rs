@@ -3,8 +3,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use hashbrown::HashTable;
 
+use super::table::{Table, prefetch_line};
 use super::{Effects, Entry, Key, Volatile, hash_key};
 use crate::Rng;
 use crate::value::Value;
@@ -64,7 +64,7 @@ pub struct Db<W> {
     /// through the slot that found it. The table holds pointers, as Redis's
     /// dict does: a table is between 44% and 87% full, and empty slots of
     /// 8 bytes waste less than empty slots of a whole entry.
-    map: HashTable<Box<Slot>>,
+    map: Table<Box<Slot>>,
     /// Clients watching keys of this shard. Like the waiters, they stay
     /// with the database index.
     watched: Watched,
@@ -203,7 +203,7 @@ impl<W> Db<W> {
         ready_seq: Arc<AtomicU64>,
     ) -> Self {
         Db {
-            map: HashTable::new(),
+            map: Table::new(),
             volatile: Volatile::default(),
             waiters: HashMap::new(),
             watched: Watched::default(),
@@ -220,6 +220,29 @@ impl<W> Db<W> {
     #[inline]
     pub fn with<'s>(&'s mut self, fx: &'s mut Effects) -> DbMut<'s, W> {
         DbMut { db: self, fx }
+    }
+
+    /// Asks the CPU to bring in the table's line where the key hashed
+    /// `hash` is looked for first; see [`Keyspace::prefetch`].
+    ///
+    /// [`Keyspace::prefetch`]: super::Keyspace::prefetch
+    #[inline]
+    pub(super) fn prefetch_group(&self, hash: u64) {
+        self.map.prefetch(hash);
+    }
+
+    /// Asks the CPU to bring in the start of the slot that the key hashed
+    /// `hash` most likely has (the first in its group with its tag: what
+    /// a lookup reads, the key, the clock, the deadline and the value's
+    /// start, spans two lines). Reads the group: call it after
+    /// [`Db::prefetch_group`] has had time to bring it in.
+    #[inline]
+    pub(super) fn prefetch_slot(&self, hash: u64) {
+        self.map.prefetch_value(hash, |slot| {
+            let p = &**slot as *const Slot as *const u8;
+            prefetch_line(p);
+            prefetch_line(p.wrapping_add(63));
+        });
     }
 
     /// Seconds since `key` was last accessed, if it exists.
@@ -423,7 +446,7 @@ impl<W> Db<W> {
     /// Deletes every key (FLUSHDB, FLUSHALL).
     pub fn clear(&mut self) {
         self.touch_all(None, 0);
-        self.map = HashTable::new();
+        self.map = Table::new();
         self.volatile = Volatile::default();
     }
 
@@ -539,22 +562,23 @@ impl<W> DbMut<'_, W> {
         access: bool,
     ) -> Option<&mut Entry> {
         let db = &mut *self.db;
-        match db.map.find_entry(hash, |s| s.key[..] == *key) {
-            Ok(slot) if !slot.get().entry.is_expired(now) => {
-                let slot = slot.into_mut();
+        let i = db.map.find_index(hash, |s| s.key[..] == *key)?;
+        match db.map.at(i).entry.is_expired(now) {
+            false => {
+                let slot = db.map.at_mut(i);
                 if access {
                     slot.lru = lru_clock();
                 }
                 Some(&mut slot.entry)
             }
-            Ok(slot) => {
+            true => {
                 if db.hide_expired && !self.fx.recording() {
                     return None;
                 }
                 if db.expiry_paused_until.load(Ordering::Relaxed) >= now {
                     return None;
                 }
-                let (slot, _) = slot.remove();
+                let slot = db.map.remove_at(i, hash);
                 db.volatile.remove(hash, &slot.key);
                 if !db.watched.is_empty() {
                     touch(&mut db.watched, &slot.key, true);
@@ -564,7 +588,6 @@ impl<W> DbMut<'_, W> {
                 }
                 None
             }
-            Err(_) => None,
         }
     }
 
@@ -580,13 +603,11 @@ impl<W> DbMut<'_, W> {
     ) -> R {
         let hash = hash_key(key);
         let db = &mut *self.db;
-        let slot = db
-            .map
-            .entry(hash, |s| s.key[..] == *key, |s| hash_key(&s.key));
-        match slot {
-            hashbrown::hash_table::Entry::Occupied(mut slot) => {
-                slot.get_mut().lru = lru_clock();
-                let old = &slot.get().entry;
+        match db.map.find_index(hash, |s| s.key[..] == *key) {
+            Some(i) => {
+                let slot = db.map.at_mut(i);
+                slot.lru = lru_clock();
+                let old = &slot.entry;
                 let live = !old.is_expired(now);
                 let had_deadline = old.expire_at().is_some();
                 let (new, result) = decide(live.then_some(old));
@@ -604,18 +625,18 @@ impl<W> DbMut<'_, W> {
                 match new {
                     Some(new) => {
                         match (had_deadline, new.expire_at().is_some()) {
-                            (false, true) => db.volatile.insert(hash, &slot.get().key),
+                            (false, true) => db.volatile.insert(hash, key),
                             (true, false) => db.volatile.remove(hash, key),
                             _ => {}
                         }
                         let list = waitable(&new.value);
-                        slot.get_mut().entry = new;
+                        db.map.at_mut(i).entry = new;
                         self.fx.changed();
                         db.touched(key);
                         db.added(key, list);
                     }
                     None if !live => {
-                        slot.remove();
+                        db.map.remove_at(i, hash);
                         if had_deadline {
                             db.volatile.remove(hash, key);
                         }
@@ -625,7 +646,7 @@ impl<W> DbMut<'_, W> {
                 }
                 result
             }
-            hashbrown::hash_table::Entry::Vacant(slot) => {
+            None => {
                 let (new, result) = decide(None);
                 if let Some(entry) = new {
                     let owned = Key::from_slice(key);
@@ -633,11 +654,7 @@ impl<W> DbMut<'_, W> {
                         db.volatile.insert(hash, key);
                     }
                     let list = waitable(&entry.value);
-                    slot.insert(Box::new(Slot {
-                        key: owned,
-                        entry,
-                        lru: lru_clock(),
-                    }));
+                    db.add_slot(hash, owned, entry);
                     self.fx.changed();
                     db.touched(key);
                     db.added(key, list);
@@ -672,9 +689,8 @@ impl<W> DbMut<'_, W> {
         self.modified(k);
         let db = &mut *self.db;
         db.added(k, waitable(&entry.value));
-        match db.map.find_entry(hash, |s| s.key[..] == *k) {
-            Ok(mut slot) => {
-                let slot = slot.get_mut();
+        match db.map.find_mut(hash, |s| s.key[..] == *k) {
+            Some(slot) => {
                 let had = slot.entry.expire_at().is_some();
                 slot.entry = entry;
                 slot.lru = lru_clock();
@@ -684,7 +700,7 @@ impl<W> DbMut<'_, W> {
                     _ => {}
                 }
             }
-            Err(_) => {
+            None => {
                 let key = owned(key);
                 if deadline {
                     db.volatile.insert(hash, &key);
@@ -697,8 +713,8 @@ impl<W> DbMut<'_, W> {
     /// Removes `key`, returning its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let hash = hash_key(key);
-        let slot = self.db.map.find_entry(hash, |s| s.key[..] == *key).ok()?;
-        let (slot, _) = slot.remove();
+        let i = self.db.map.find_index(hash, |s| s.key[..] == *key)?;
+        let slot = self.db.map.remove_at(i, hash);
         let entry = slot.entry;
         if entry.expire_at().is_some() {
             self.db.volatile.remove(hash, key);

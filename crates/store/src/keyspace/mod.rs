@@ -32,6 +32,7 @@ mod db;
 mod effects;
 mod entry;
 mod shards;
+mod table;
 mod volatile;
 
 use std::sync::OnceLock;

@@ -355,6 +355,32 @@ impl<W> Keyspace<W> {
         shard_of_hash(hash)
     }
 
+    /// Brings into the cache, ahead of time, what looking up the keys
+    /// hashed `hashes` in database `db` will read: a pipelined batch's
+    /// keys are known before its commands run, and the cache misses of
+    /// their lookups, each a wait on memory when the keyspace is bigger
+    /// than the cache, then overlap instead of following one another.
+    /// Two passes: every key's table line, then (those lines having
+    /// arrived meanwhile) the slot each line points to. Only hints: a
+    /// shard busy elsewhere is skipped, nothing is changed, and what was
+    /// fetched may be stale by the time it is used.
+    pub fn prefetch(&self, db: usize, hashes: &[u64]) {
+        for &hash in hashes {
+            if let Ok(shard) = self.shards[shard_of_hash(hash)].0.try_lock()
+                && db < shard.dbs.len()
+            {
+                shard.dbs[db].prefetch_group(hash);
+            }
+        }
+        for &hash in hashes {
+            if let Ok(shard) = self.shards[shard_of_hash(hash)].0.try_lock()
+                && db < shard.dbs.len()
+            {
+                shard.dbs[db].prefetch_slot(hash);
+            }
+        }
+    }
+
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
@@ -940,7 +966,7 @@ mod tests {
             let guard = line.0.lock().expect("not poisoned");
             let db0 = &guard.dbs[0] as *const Db<()> as usize;
             // The table's header and the watchers' pointer, in that order.
-            let hot = size_of::<hashbrown::HashTable<()>>() + 8;
+            let hot = size_of::<super::super::table::Table<()>>() + 8;
             assert!(db0 - start + hot <= 64, "database 0 at {}", db0 - start);
         }
     }
