@@ -18,6 +18,7 @@ mod db;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod latency;
+mod notify;
 mod pause;
 mod pubsub;
 mod rdb;

@@ -585,6 +585,7 @@ async fn serve(
         );
         shared.repl.set_output_limit(config.replica_output_limit());
         shared.pubsub.set_limits(config.pubsub_output_limits());
+        shared.keyspace.set_notify_classes(config.notify_classes());
         shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),
@@ -913,6 +914,7 @@ async fn active_expire(shared: Arc<Shared>) {
             if record {
                 shared.repl.append_expired(shard.effects());
             }
+            crate::notify::flush(&shared, shard.effects());
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;
             if started.elapsed() > BUDGET {

@@ -11,6 +11,7 @@ mod grpc;
 mod hashes;
 mod healing;
 mod migrate;
+mod notify;
 mod protocol_vs_redis;
 mod proxy;
 mod pubsub;

@@ -16,6 +16,8 @@ use super::strings::get_str;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::Entry;
+use crate::notify::Notify;
+use store::keyspace::class;
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const BAD_BIT: &str = "ERR bit is not an integer or out of range";
@@ -64,6 +66,7 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             let old = s.modify(need, |b| bits::set_bit(b, offset, on));
             if grows || old != on {
                 db.modified(key);
+                db.notify(class::STRING, "setbit", key);
             }
             old
         }
@@ -72,6 +75,7 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             bits::set_bit(&mut buf, offset, on);
             let value = Str::new(Bytes::from(buf), Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
+            db.notify(class::STRING, "setbit", key);
             false
         }
     };
@@ -215,10 +219,13 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if len > 0 {
         let value = Str::new(Bytes::from(result), Form::Raw);
         target.put(dest, Entry::new(Value::Str(value)));
+        target.notify(class::STRING, "set", dest);
     } else {
         // An empty result deletes the destination.
         target.get(dest, now);
-        target.remove(dest);
+        if target.remove(dest).is_some() {
+            target.notify(class::GENERIC, "del", dest);
+        }
     }
     ctx.reply.int(len as i64);
     Ok(())
@@ -334,22 +341,25 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
     };
     // Replicas hear of it (the command as it came) only if a field
     // changed, as in Redis.
-    let replies = match existing {
+    let (replies, changes) = match existing {
         Some(s) => {
             let (replies, changes) = s.modify(need, run);
             if changes > 0 {
                 db.modified(key);
             }
-            replies
+            (replies, changes)
         }
         None => {
             let mut buf = vec![0u8; need];
-            let (replies, _) = run(&mut buf);
+            let (replies, changes) = run(&mut buf);
             let value = Str::new(Bytes::from(buf), Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
-            replies
+            (replies, changes)
         }
     };
+    if changes > 0 {
+        db.notify(class::STRING, "setbit", key);
+    }
     ctx.reply.array(replies.len());
     for r in replies {
         match r {

@@ -10,7 +10,9 @@ use crate::args::{Args, eq, parse_f64, parse_i64, stored_arg};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
 use crate::db::{DbMut, Entry, LockedRef};
+use crate::notify::Notify;
 use crate::reply::Reply;
+use store::keyspace::class;
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_list<'d>(
@@ -58,6 +60,7 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
             }
         }
     });
+    db.notify(class::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -205,6 +208,7 @@ pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
     list.set(i, stored_arg(req, 3));
     db.modified(key);
+    db.notify(class::LIST, "lset", key);
     ctx.reply.ok();
     Ok(())
 }
@@ -232,6 +236,7 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     list.insert(if before { at } else { at + 1 }, item);
     ctx.reply.int(list.len() as i64);
     db.modified(key);
+    db.notify(class::LIST, "linsert", key);
     Ok(())
 }
 
@@ -251,8 +256,13 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         count.unsigned_abs() as usize
     };
     let removed = list.remove_matching(target, limit, count >= 0);
-    if list.is_empty() {
+    let empty = list.is_empty();
+    if removed > 0 {
+        db.notify(class::LIST, "lrem", key);
+    }
+    if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if removed > 0 {
         db.modified(key);
     }
@@ -273,8 +283,11 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         // Redis counts LTRIM of an existing list as a change, even when
         // nothing was trimmed.
-        if list.is_empty() {
+        let empty = list.is_empty();
+        db.notify(class::LIST, "ltrim", key);
+        if empty {
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
         } else {
             db.modified(key);
         }
@@ -386,10 +399,7 @@ fn lmove_locked(
         return Ok(None);
     }
     get_list(&mut locked.db(db, dst), dst, now)?;
-    let item = blocking::pop(&mut locked.db(db, src), src, from_left, 1).remove(0);
-    blocking::push(&mut locked.db(db, dst), dst, now, |list| {
-        list.push_bytes(to_left, item.clone());
-    });
+    let item = blocking::move_one(locked, (db, now), src, dst, from_left, to_left);
     Ok(Some(item))
 }
 

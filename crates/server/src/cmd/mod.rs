@@ -1130,6 +1130,8 @@ pub(crate) fn execute(
         if let Some(offset) = shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
+        // What serving blocked clients raised.
+        crate::notify::flush(shared, locked.effects());
     }
     match ctx.next {
         None => After::Continue,
@@ -1238,6 +1240,9 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     ctx.cmd = cmd;
     let dirty = ctx.shards.effects().dirty();
     let result = (cmd.handler)(ctx, req);
+    // Its keyspace events, in the order raised (inside EXEC and scripts,
+    // each command's after it, as Redis sends them).
+    crate::notify::flush(ctx.shared, ctx.shards.effects());
     let changed = ctx.shards.effects().dirty() != dirty;
     if ctx.shards.effects().recording() {
         record(ctx, cmd, req, result.is_ok(), changed);

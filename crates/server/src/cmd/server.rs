@@ -647,6 +647,9 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .repl
             .set_output_limit(config.replica_output_limit());
         ctx.shared.pubsub.set_limits(config.pubsub_output_limits());
+        ctx.shared
+            .keyspace
+            .set_notify_classes(config.notify_classes());
         ctx.shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),

@@ -9,6 +9,8 @@ use store::value::{Form, Str, Value};
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64, stored_str};
 use crate::db::{DbMut, Entry, hash_key};
+use crate::notify::Notify;
+use store::keyspace::class;
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 pub(super) fn get_str<'d>(
@@ -130,9 +132,10 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
     let reply = &mut ctx.reply;
+    let mut stored = false;
     // One lookup decides everything: the old value for GET, NX and XX,
     // the old deadline for KEEPTTL.
-    db.update(key, ctx.now, |old| {
+    let result = db.update(key, ctx.now, |old| {
         if get {
             match old.map(|e| &e.value) {
                 Some(Value::Str(old)) => reply.bulk(old.bytes()),
@@ -151,8 +154,16 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if !get {
             reply.ok();
         }
+        stored = true;
         (Some(entry), Ok(()))
-    })
+    });
+    if stored {
+        db.notify(class::STRING, "set", key);
+        if deadline.is_some() {
+            db.notify(class::GENERIC, "expire", key);
+        }
+    }
+    result
 }
 
 /// The expiry options of SET and GETEX as they are read.
@@ -210,7 +221,8 @@ pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if db.contains(&key, ctx.now) {
         ctx.reply.int(0);
     } else {
-        db.insert(key, string_entry(value));
+        db.insert(key.clone(), string_entry(value));
+        db.notify(class::STRING, "set", &key);
         ctx.reply.int(1);
     }
     Ok(())
@@ -229,7 +241,10 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     let mut entry = string_entry(value);
     entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
-    shard.db(ctx.client.db).insert(key, entry);
+    let mut db = shard.db(ctx.client.db);
+    db.insert(key.clone(), entry);
+    db.notify(class::STRING, "set", &key);
+    db.notify(class::GENERIC, "expire", &key);
     ctx.reply.ok();
     Ok(())
 }
@@ -251,7 +266,8 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(old) => ctx.reply.bulk(old.bytes()),
         None => ctx.reply.null(),
     }
-    db.insert(key, string_entry(value));
+    db.insert(key.clone(), string_entry(value));
+    db.notify(class::STRING, "set", &key);
     Ok(())
 }
 
@@ -263,6 +279,7 @@ pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(old) => {
             ctx.reply.bulk(old.bytes());
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
         }
         None => ctx.reply.null(),
     }
@@ -292,16 +309,24 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.reply.bulk(s.bytes());
     match expiry {
         Some(Expiry::Persist) => {
+            let had = db
+                .get(key, ctx.now)
+                .is_some_and(|e| e.expire_at().is_some());
             db.set_expire(key, None);
+            if had {
+                db.notify(class::GENERIC, "persist", key);
+            }
         }
         Some(_) => {
             // A deadline already past deletes the key, as in Redis.
             match deadline {
                 Some(at) if at <= ctx.now => {
                     db.remove(key);
+                    db.notify(class::GENERIC, "del", key);
                 }
                 at => {
                     db.set_expire(key, at);
+                    db.notify(class::GENERIC, "expire", key);
                 }
             }
         }
@@ -350,9 +375,9 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_keys(keys);
     for i in (1..req.len()).step_by(2) {
         let key = &req[i];
-        locked
-            .db(db, key)
-            .put(key, string_entry(stored_str(req, i + 1)));
+        let mut d = locked.db(db, key);
+        d.put(key, string_entry(stored_str(req, i + 1)));
+        d.notify(class::STRING, "set", key);
     }
     ctx.reply.ok();
     Ok(())
@@ -368,9 +393,9 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     for i in (1..req.len()).step_by(2) {
         let key = &req[i];
-        locked
-            .db(db, key)
-            .put(key, string_entry(stored_str(req, i + 1)));
+        let mut d = locked.db(db, key);
+        d.put(key, string_entry(stored_str(req, i + 1)));
+        d.notify(class::STRING, "set", key);
     }
     ctx.reply.int(1);
     Ok(())
@@ -412,6 +437,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ctx.reply.int(extra.len() as i64);
         }
     }
+    db.notify(class::STRING, "append", key);
     Ok(())
 }
 
@@ -441,6 +467,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             by
         }
     };
+    db.notify(class::STRING, "incrby", key);
     ctx.reply.int(new);
     Ok(())
 }
@@ -495,6 +522,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Entry::new(Value::Str(Str::new(text, Form::Plain))),
         ),
     }
+    db.notify(class::STRING, "incrbyfloat", key);
     Ok(())
 }
 
@@ -561,6 +589,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Entry::new(Value::Str(Str::new(buf.freeze(), Form::Raw))),
         ),
     }
+    db.notify(class::STRING, "setrange", key);
     ctx.reply.int(len as i64);
     Ok(())
 }

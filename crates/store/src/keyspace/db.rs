@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use bytes::Bytes;
 use hashbrown::HashTable;
 
-use super::{Effects, Entry, Key, Volatile, hash_key};
+use super::{Effects, Entry, Key, Volatile, class, hash_key};
 use crate::Rng;
 use crate::value::Value;
 
@@ -562,6 +562,8 @@ impl<W> DbMut<'_, W> {
                 if db.hide_expired {
                     self.fx.expired(db.index, &slot.key);
                 }
+                self.fx
+                    .event(class::EXPIRED, "expired", db.index, &slot.key);
                 None
             }
             Err(_) => None,
@@ -599,6 +601,13 @@ impl<W> DbMut<'_, W> {
                         }
                     } else {
                         self.fx.expired(db.index, key);
+                    }
+                }
+                if !live {
+                    // Deleted, then (if `new`) added again, as Redis does.
+                    self.fx.event(class::EXPIRED, "expired", db.index, key);
+                    if new.is_some() {
+                        self.fx.event(class::NEW, "new", db.index, key);
                     }
                 }
                 match new {
@@ -639,6 +648,7 @@ impl<W> DbMut<'_, W> {
                         lru: lru_clock(),
                     }));
                     self.fx.changed();
+                    self.fx.event(class::NEW, "new", db.index, key);
                     db.touched(key);
                     db.added(key, list);
                 }
@@ -685,6 +695,7 @@ impl<W> DbMut<'_, W> {
                 }
             }
             Err(_) => {
+                self.fx.event(class::NEW, "new", db.index, k);
                 let key = owned(key);
                 if deadline {
                     db.volatile.insert(hash, &key);
