@@ -295,6 +295,12 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     ("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
     ("notify-keyspace-events", "", Kind::Text, true),
+    (
+        "tracking-table-max-keys",
+        "1000000",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
     ("activerehashing", "yes", Kind::Bool, true),
     (
         "enable-debug-command",

@@ -26,6 +26,7 @@ mod repl;
 mod reply;
 mod script;
 mod server;
+mod tracking;
 
 pub use config::{Config, ConfigError, Flags};
 pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

@@ -564,6 +564,7 @@ impl<W> DbMut<'_, W> {
                 }
                 self.fx
                     .event(class::EXPIRED, "expired", db.index, &slot.key);
+                self.fx.key_changed(&slot.key);
                 None
             }
             Err(_) => None,
@@ -605,6 +606,7 @@ impl<W> DbMut<'_, W> {
                 }
                 if !live {
                     // Deleted, then (if `new`) added again, as Redis does.
+                    self.fx.key_changed(key);
                     self.fx.event(class::EXPIRED, "expired", db.index, key);
                     if new.is_some() {
                         self.fx.event(class::NEW, "new", db.index, key);
@@ -620,6 +622,7 @@ impl<W> DbMut<'_, W> {
                         let list = waitable(&new.value);
                         slot.get_mut().entry = new;
                         self.fx.changed();
+                        self.fx.key_changed(key);
                         db.touched(key);
                         db.added(key, list);
                     }
@@ -649,6 +652,7 @@ impl<W> DbMut<'_, W> {
                     }));
                     self.fx.changed();
                     self.fx.event(class::NEW, "new", db.index, key);
+                    self.fx.key_changed(key);
                     db.touched(key);
                     db.added(key, list);
                 }
@@ -756,6 +760,7 @@ impl<W> DbMut<'_, W> {
     #[inline]
     pub fn modified(&mut self, key: &[u8]) {
         self.fx.changed();
+        self.fx.key_changed(key);
         self.db.touched(key);
     }
 

@@ -81,6 +81,11 @@ pub struct Effects {
     notify: u32,
     /// Keyspace events raised so far, in order, for the server to publish.
     events: Vec<Event>,
+    /// Whether changed keys are recorded (client-side caching: someone
+    /// tracks keys).
+    track: bool,
+    /// Keys changed so far (any database), for the server to invalidate.
+    changed_keys: Vec<bytes::Bytes>,
 }
 
 /// Keyspace event classes, as bits (Redis's `NOTIFY_*` in notify.c, the
@@ -140,11 +145,35 @@ impl Effects {
     }
 
     /// No effects yet, not recording, recording keyspace events of
-    /// `classes` (see [`Effects::want_events`]).
-    pub fn with_events(classes: u32) -> Self {
+    /// `classes` (see [`Effects::want_events`]), and changed keys if
+    /// `track`.
+    pub fn with_events(classes: u32, track: bool) -> Self {
         let mut fx = Effects::default();
         fx.want_events(classes);
+        fx.track = track;
         fx
+    }
+
+    /// `key` changed (its value, its deadline, or it went): recorded for
+    /// the clients that cache it, while someone tracks keys.
+    #[inline]
+    pub fn key_changed(&mut self, key: &[u8]) {
+        if self.track {
+            self.changed_keys.push(bytes::Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys changed so far, in order (repeats kept), emptying the
+    /// record.
+    pub fn take_changed_keys(&mut self) -> Vec<bytes::Bytes> {
+        std::mem::take(&mut self.changed_keys)
+    }
+
+    /// Whether keys changed since the last
+    /// [`Effects::take_changed_keys`].
+    #[inline]
+    pub fn has_changed_keys(&self) -> bool {
+        !self.changed_keys.is_empty()
     }
 
     /// Whether the command records its changes for replicas.

@@ -241,6 +241,8 @@ pub struct Keyspace<W> {
     /// The keyspace event classes every lock set's effects record (see
     /// [`Effects::want_events`]); 0 while nobody wants notifications.
     notify: AtomicU32,
+    /// Whether lock sets record changed keys (someone tracks keys).
+    track: AtomicBool,
 }
 
 impl<W> Keyspace<W> {
@@ -271,6 +273,7 @@ impl<W> Keyspace<W> {
             snap_lock: Mutex::new(()),
             snap_count: AtomicU64::new(0),
             notify: AtomicU32::new(0),
+            track: AtomicBool::new(false),
         }
     }
 
@@ -348,6 +351,18 @@ impl<W> Keyspace<W> {
     #[inline]
     pub fn notify_classes(&self) -> u32 {
         self.notify.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether lock sets made from now on record the keys they
+    /// change (client-side caching).
+    pub fn set_tracking(&self, on: bool) {
+        self.track.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether lock sets record the keys they change.
+    #[inline]
+    pub fn tracking(&self) -> bool {
+        self.track.load(Ordering::Relaxed)
     }
 
     /// Whether writes are recorded for replicas.
@@ -487,7 +502,7 @@ impl<'a, W> Shards<'a, W> {
             ks,
             held: None,
             write: None,
-            fx: Effects::with_events(ks.notify_classes()),
+            fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
         }
     }
 
