@@ -24,4 +24,5 @@ mod server_e2e;
 mod server_vs_redis;
 mod sets;
 mod sort;
+mod tracking;
 mod zsets;
