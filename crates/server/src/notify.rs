@@ -68,6 +68,17 @@ impl Notify for Ctx<'_> {
     }
 }
 
+/// Before a read that counts as a keyspace hit or miss (Redis's
+/// `lookupKeyRead`): raises `keymiss` if `key` is not there. Only while
+/// class `m` is wanted does it look the key up (deleting it first if it
+/// expired, so `expired` comes before `keymiss`, as in Redis).
+#[inline]
+pub(crate) fn read_miss(db: &mut DbMut<'_>, key: &[u8], now: i64) {
+    if db.effects().wants(class::KEY_MISS) && db.peek(key, now).is_none() {
+        db.notify(class::KEY_MISS, "keymiss", key);
+    }
+}
+
 /// Publishes the events recorded in `fx` so far, emptying the record.
 #[inline]
 pub(crate) fn flush(shared: &Shared, fx: &mut Effects) {

@@ -341,6 +341,36 @@ fn transactions_and_scripts_send_events_as_redis_does() {
 }
 
 #[test]
+fn key_misses_raise_keymiss_as_in_redis() {
+    let (redis, ember) = (RedisServer::start(&[]), EmberServer::start(&[]));
+    let script: &[&[&str]] = &[
+        &["SET", "s", "1"],
+        &["GET", "s"],
+        &["GET", "nope"],
+        &["MGET", "s", "n1", "n2"],
+        &["GETBIT", "nope", "0"],
+        &["BITCOUNT", "nope"],
+        &["BITPOS", "nope", "1"],
+        &["BITFIELD", "nope", "GET", "u8", "0"],
+        &["BITOP", "OR", "dst", "n1", "s"],
+        &["LCS", "s", "nope"],
+        &["DUMP", "nope"],
+        &["HGET", "nope", "f"],
+        &["HMGET", "nope", "f"],
+        &["SISMEMBER", "nope", "m"],
+        &["SCARD", "nope"],
+        &["SMEMBERS", "nope"],
+        &["ZSCORE", "nope", "m"],
+        &["ZCARD", "nope"],
+        &["ZUNION", "2", "nope", "n2"],
+        // Writes are no misses.
+        &["INCR", "fresh"],
+        &["DEL", "nope"],
+    ];
+    same_events(&redis, &ember, &["KEm", "Em", "Km", "KEA"], script);
+}
+
+#[test]
 fn nothing_is_published_without_k_or_e_or_for_other_classes() {
     let ember = EmberServer::start(&[]);
     let script: &[&[&str]] = &[&["SET", "a", "1"], &["LPUSH", "l", "x"], &["DEL", "a"]];
@@ -386,7 +416,9 @@ fn expiry_events(addr: SocketAddr, lazy: bool) -> Vec<String> {
 
 #[test]
 fn expired_keys_raise_expired_events_as_in_redis() {
-    let (redis, ember) = (RedisServer::start(&[]), EmberServer::start(&[]));
+    // DEBUG SET-ACTIVE-EXPIRE makes the lazy run lazy on both.
+    let redis = RedisServer::start(&["--enable-debug-command", "yes"]);
+    let ember = EmberServer::start(&[]);
     for lazy in [true, false] {
         let want = expiry_events(redis.addr(), lazy);
         let got = expiry_events(ember.addr(), lazy);

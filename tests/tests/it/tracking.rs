@@ -33,10 +33,7 @@ fn run(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
             let got = conns[c].call(&args, frames);
             // The redirect id differs between the servers: CLIENT GETREDIR
             // and TRACKINGINFO's redirect name it.
-            let got = show(&got).replace(
-                &format!("redirect\r\n:{id}\r\n"),
-                "redirect\r\n:$R\r\n",
-            );
+            let got = show(&got).replace(&format!("redirect\r\n:{id}\r\n"), "redirect\r\n:$R\r\n");
             if got == format!(":{id}\r\n") {
                 ":$R\r\n".to_string()
             } else {

@@ -88,6 +88,7 @@ pub(super) fn getbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let offset = bit_offset(ctx, &req[2], None)?;
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     let on = found.is_some_and(|s| bits::get_bit(s.bytes(), offset));
@@ -110,6 +111,7 @@ pub(super) fn bitcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key answers 0 before the arguments are looked at, as in
@@ -149,6 +151,7 @@ pub(super) fn bitpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key is an endless run of zeros.
@@ -207,6 +210,7 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut values = Vec::with_capacity(sources.len());
     for key in &sources {
         let mut d = locked.db(db, key);
+        crate::notify::read_miss(&mut d, key, now);
         let found = get_str(&mut d, key, now)?;
         ctx.client.stats.hit(found.is_some());
         values.push(found.map(|s| s.to_bytes()).unwrap_or_default());
@@ -292,6 +296,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
     if !writes {
+        crate::notify::read_miss(&mut db, key, ctx.now);
         let found = get_str(&mut db, key, ctx.now)?;
         ctx.client.stats.hit(found.is_some());
         let bytes = found.map(|s| s.bytes()).unwrap_or_default();
@@ -386,6 +391,7 @@ pub(super) fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let stats = &mut ctx.client.stats;
     let mut value = |key: &[u8]| -> Result<Bytes, CmdError> {
         let mut binding = locked.db(db, key);
+        crate::notify::read_miss(&mut binding, key, now);
         let found = binding.get(key, now);
         stats.hit(found.is_some());
         match found {

@@ -16,6 +16,7 @@ use store::keyspace::{Op, class};
 pub(super) fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let payload = shard
         .db(ctx.client.db)
         .get(key, ctx.now)
@@ -228,6 +229,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let mut locked = ctx.shards.lock_keys(opts.keys.iter().copied());
         for &key in &opts.keys {
             let mut d = locked.db(db, key);
+            crate::notify::read_miss(&mut d, key, ctx.now);
             let entry = d.get(key, ctx.now);
             ctx.client.stats.hit(entry.is_some());
             let Some(entry) = entry else {

@@ -112,6 +112,7 @@ pub(crate) fn read_typed<'d, T>(
     stats: &mut crate::server::LocalStats,
     pick: impl FnOnce(&'d mut store::Value) -> Option<&'d mut T>,
 ) -> Result<Option<&'d mut T>, CmdError> {
+    crate::notify::read_miss(db, key, now);
     let found = typed(db, key, now, pick);
     stats.hit(!matches!(found, Ok(None)));
     found

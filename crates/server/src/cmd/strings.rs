@@ -36,6 +36,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let found = get_str(&mut db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     match found {
@@ -341,10 +342,9 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_hashes(keys.iter().map(|&(_, h)| h));
     ctx.reply.array(keys.len());
     for (key, hash) in keys {
-        match locked
-            .db_of_hash(ctx.client.db, hash)
-            .get_hashed(key, hash, ctx.now)
-        {
+        let mut db = locked.db_of_hash(ctx.client.db, hash);
+        crate::notify::read_miss(&mut db, key, ctx.now);
+        match db.get_hashed(key, hash, ctx.now) {
             Some(Entry {
                 value: Value::Str(s),
                 ..

@@ -975,6 +975,7 @@ fn zsetop(
     // Every key is looked up, in order, before the options are read.
     for key in &keys {
         let mut db = locked.db(dbi, key);
+        crate::notify::read_miss(&mut db, key, now);
         let found = db.get(key, now);
         ctx.client.stats.hit(found.is_some());
         if let Some(e) = found
