@@ -147,6 +147,19 @@ impl Tracking {
         }
     }
 
+    /// CLIENT LIST's view of client `id`: its redirect, whether that was
+    /// found gone, whether it is in BCAST mode; `None` if it does not
+    /// track.
+    pub(crate) fn describe(&self, id: u64) -> Option<(u64, bool, bool)> {
+        if !self.active() {
+            return None;
+        }
+        lock(&self.inner)
+            .modes
+            .get(&id)
+            .map(|m| (m.redirect, m.broken, m.bcast))
+    }
+
     /// Whether the redirect of client `id` was found gone.
     pub(crate) fn broken_redirect(&self, id: u64) -> bool {
         lock(&self.inner).modes.get(&id).is_some_and(|m| m.broken)
