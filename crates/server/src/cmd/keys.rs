@@ -37,6 +37,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .iter()
         .filter(|k| {
             let mut db = locked.db(ctx.client.db, k);
+            crate::notify::read_miss(&mut db, k, ctx.now);
             if access {
                 db.get(k, ctx.now).is_some()
             } else {
@@ -51,6 +52,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let name = shard
         .db(ctx.client.db)
         .peek(key, ctx.now)
@@ -385,6 +387,7 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
 fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     match shard.db(ctx.client.db).peek(key, ctx.now) {
         None => Err(-2),
         Some(e) => e.expire_at().ok_or(-1),

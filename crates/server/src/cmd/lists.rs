@@ -132,6 +132,7 @@ pub(super) fn rpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
+    crate::notify::read_miss(&mut locked.db(ctx.client.db, key), key, ctx.now);
     let len = get_list(&mut locked.db(ctx.client.db, key), key, ctx.now)?.map_or(0, |l| l.len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -162,6 +163,7 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(list) = get_list(&mut db, key, ctx.now)? else {
         ctx.reply.array(0);
         return Ok(());
@@ -189,6 +191,7 @@ pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let list = get_list(&mut db, key, ctx.now)?;
     match list.and_then(|l| index(i, l.len()).and_then(|i| l.get(i))) {
         Some(item) => ctx.reply.bulk(item),
@@ -327,6 +330,7 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(list) = get_list(&mut db, key, ctx.now)? else {
         match count {
             Some(_) => ctx.reply.array(0),

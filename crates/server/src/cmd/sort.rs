@@ -169,6 +169,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
         Set,
         ZSet,
     }
+    crate::notify::read_miss(&mut locked.db(db, key), key, now);
     let (kind, len) = match locked.db(db, key).get(key, now) {
         None => (Kind::List, 0),
         Some(Entry { value, .. }) => match value {

@@ -132,6 +132,10 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let deadline = opts.deadline(ctx.now, "set")?;
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    if get {
+        // SET ... GET reads the key first, as GET does.
+        crate::notify::read_miss(&mut db, key, ctx.now);
+    }
     let reply = &mut ctx.reply;
     let mut stored = false;
     // One lookup decides everything: the old value for GET, NX and XX,
@@ -263,6 +267,7 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, &key, ctx.now);
     match get_str(&mut db, &key, ctx.now)? {
         Some(old) => ctx.reply.bulk(old.bytes()),
         None => ctx.reply.null(),
@@ -276,6 +281,7 @@ pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     match get_str(&mut db, key, ctx.now)? {
         Some(old) => {
             ctx.reply.bulk(old.bytes());
@@ -303,6 +309,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let deadline = opts.deadline(ctx.now, "getex")?;
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.null();
         return Ok(());
@@ -444,6 +451,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let len = get_str(&mut shard.db(ctx.client.db), key, ctx.now)?.map_or(0, |s| s.bytes().len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -543,6 +551,7 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.bulk(b"");
         return Ok(());
