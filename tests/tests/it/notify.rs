@@ -399,6 +399,52 @@ fn key_misses_raise_keymiss_as_in_redis() {
     same_events(&redis, &ember, &["KEm", "Em", "Km", "KEA"], script);
 }
 
+/// Events of a push that serves blocked clients: the push's, then each
+/// served pop's (and the moves' pushes), as Redis raises them.
+fn served_events(addr: SocketAddr) -> Vec<String> {
+    let mut ctl = Conn::new(addr);
+    ctl.call(&["FLUSHALL"], 1);
+    ctl.call(&["CONFIG", "SET", "notify-keyspace-events", "KEAn"], 1);
+    let mut sub = Conn::new(addr);
+    sub.call(&["PSUBSCRIBE", "__key*__:*"], 1);
+    let mut popper = Conn::new(addr);
+    let mut mover = Conn::new(addr);
+    popper.send(&["BLPOP", "q", "0"]);
+    // Blocked in order: the popper first (CLIENT LIST shows both waiting).
+    wait_blocked(&mut ctl, 1);
+    mover.send(&["BLMOVE", "q", "dst", "RIGHT", "LEFT", "0"]);
+    wait_blocked(&mut ctl, 2);
+    ctl.call(&["RPUSH", "q", "a", "b", "c"], 1);
+    popper.frame();
+    mover.frame();
+    let mut zpopper = Conn::new(addr);
+    zpopper.send(&["BZPOPMIN", "z", "0"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.call(&["ZADD", "z", "1", "m"], 1);
+    zpopper.frame();
+    until_end(&mut ctl, &mut sub)
+}
+
+/// Waits until `n` clients are blocked (INFO's `blocked_clients`).
+fn wait_blocked(ctl: &mut Conn, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    for _ in 0..500 {
+        if show(&ctl.call(&["INFO", "clients"], 1)).contains(&want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never {n} blocked clients");
+}
+
+#[test]
+fn serving_blocked_clients_raises_events_as_in_redis() {
+    let (redis, ember) = (RedisServer::start(&[]), EmberServer::start(&[]));
+    let want = served_events(redis.addr());
+    assert!(want.len() > 8, "{want:?}");
+    assert_eq!(served_events(ember.addr()), want);
+}
+
 #[test]
 fn nothing_is_published_without_k_or_e_or_for_other_classes() {
     let ember = EmberServer::start(&[]);
