@@ -557,7 +557,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             () = kill.cancelled() => return Ended::Closed("killed".into()),
             () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
             // A message to deliver: back round the loop, which sends it.
-            // Only a subscriber waits for one (a waiter costs a lock).
+            // Only a subscriber, or a client that may get invalidations
+            // (CLIENT TRACKING), waits for one (a waiter costs a lock).
             () = client.info.pubsub.notified(), if client.info.pubsub.listening() => {}
         }
     }
