@@ -28,6 +28,9 @@ use store::value::Value;
 use tokio::sync::oneshot;
 use transport::Output;
 
+use crate::notify::Notify;
+use store::keyspace::class;
+
 use crate::db::{DbMut, Entry, Keyspace, LockedRef, Shards};
 use crate::reply::Reply;
 use store::keyspace::Op;
@@ -302,10 +305,7 @@ fn serve_depth(locked: &mut LockedRef<'_, '_>, db: usize, key: &[u8], now: i64, 
                     waiter.send(Outcome::Reply(out));
                     continue;
                 }
-                let item = pop(&mut locked.db(db, key), key, from_left, 1).remove(0);
-                push(&mut locked.db(db, &dst), &dst, now, |list| {
-                    list.push_bytes(to_left, item.clone());
-                });
+                let item = move_one(locked, (db, now), key, &dst, from_left, to_left);
                 if locked.effects().recording() {
                     let side = |left| if left { &b"LEFT"[..] } else { b"RIGHT" };
                     locked.effects().extend([Op::new(
@@ -380,12 +380,69 @@ pub(crate) fn pop(db: &mut DbMut<'_>, key: &[u8], left: bool, n: usize) -> Vec<B
         }
         empty = list.is_empty();
     }
+    if !items.is_empty() {
+        db.notify(class::LIST, if left { "lpop" } else { "rpop" }, key);
+    }
     if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if !items.is_empty() {
         db.modified(key);
     }
     items
+}
+
+/// LMOVE's step, for the command and for a client blocked in BLMOVE:
+/// moves one element of the non-empty list at `src` to the list (or
+/// nothing) at `dst`, and returns it. Events as Redis raises them: the
+/// push to `dst` (after `new` if it is created), then the pop from `src`
+/// and its `del` if it empties; a list rotated onto itself is never
+/// deleted in between.
+pub(crate) fn move_one(
+    locked: &mut LockedRef<'_, '_>,
+    (db, now): (usize, i64),
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+) -> Bytes {
+    let mut source = locked.db(db, src);
+    let Some(Entry {
+        value: Value::List(list),
+        ..
+    }) = source.get(src, now)
+    else {
+        return Bytes::new();
+    };
+    let Some(item) = list.pop(from_left) else {
+        return Bytes::new();
+    };
+    let empty = list.is_empty();
+    let push_event = if to_left { "lpush" } else { "rpush" };
+    let pop_event = if from_left { "lpop" } else { "rpop" };
+    if src == dst {
+        list.push_bytes(to_left, item.clone());
+        source.modified(src);
+        source.notify(class::LIST, push_event, dst);
+        source.notify(class::LIST, pop_event, src);
+        return item;
+    }
+    if empty {
+        source.remove(src);
+    } else {
+        source.modified(src);
+    }
+    let mut target = locked.db(db, dst);
+    push(&mut target, dst, now, |list| {
+        list.push_bytes(to_left, item.clone())
+    });
+    target.notify(class::LIST, push_event, dst);
+    let mut source = locked.db(db, src);
+    source.notify(class::LIST, pop_event, src);
+    if empty {
+        source.notify(class::GENERIC, "del", src);
+    }
+    item
 }
 
 /// Pushes onto the list at `key` with `fill`, creating the list, and
@@ -442,8 +499,12 @@ pub(crate) fn zpop(db: &mut DbMut<'_>, key: &[u8], max: bool, n: usize) -> Vec<(
         popped = zset.pop(max, n);
         empty = zset.is_empty();
     }
+    if !popped.is_empty() {
+        db.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if !popped.is_empty() {
         db.modified(key);
     }

@@ -115,6 +115,8 @@ pub(crate) struct Client {
     pub(crate) woff: i64,
     /// CLIENT REPLY's switch.
     pub(crate) replies: cmd::Replies,
+    /// CLIENT TRACKING's options while tracking is on.
+    pub(crate) tracking: Option<crate::tracking::Mode>,
 }
 
 /// A replica's request for the stream.
@@ -196,6 +198,7 @@ impl Client {
             repl_capa_eof: false,
             woff: 0,
             replies: cmd::Replies::default(),
+            tracking: None,
         }
     }
 
@@ -235,6 +238,7 @@ pub(crate) async fn serve(
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     shared.pubsub.leave(&info.pubsub);
+    shared.tracking.disable(&shared, info.id);
     if let Ok(mut clients) = shared.clients.lock() {
         clients.remove(&info.id);
     }
@@ -625,8 +629,9 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             () = kill.cancelled() => return Ended::Closed("killed".into()),
             () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
             // A message to deliver: back round the loop, which sends it.
-            // Only a subscriber waits for one (a waiter costs a lock).
-            () = client.info.pubsub.notified(), if client.info.pubsub.active() => {}
+            // Only a subscriber, or a client that may get invalidations
+            // (CLIENT TRACKING), waits for one (a waiter costs a lock).
+            () = client.info.pubsub.notified(), if client.info.pubsub.listening() => {}
         }
     }
 }

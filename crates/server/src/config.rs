@@ -295,6 +295,12 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     ("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
     ("notify-keyspace-events", "", Kind::Text, true),
+    (
+        "tracking-table-max-keys",
+        "1000000",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
     ("activerehashing", "yes", Kind::Bool, true),
     (
         "enable-debug-command",
@@ -330,6 +336,9 @@ pub struct Config {
     params: BTreeMap<&'static str, String>,
     /// The file it was read from, absolute (INFO's `config_file`).
     file: Option<PathBuf>,
+    /// `notify-keyspace-events` as class bits: its text loses `n` beside
+    /// `A`, as Redis's does, while the class stays on.
+    notify_classes: u32,
 }
 
 impl Default for Config {
@@ -341,7 +350,11 @@ impl Default for Config {
         if let Ok(dir) = std::env::current_dir() {
             params.insert("dir", dir.display().to_string());
         }
-        Config { params, file: None }
+        Config {
+            params,
+            file: None,
+            notify_classes: 0,
+        }
     }
 }
 
@@ -431,6 +444,11 @@ impl Config {
         self.params.get(name).map(String::as_str)
     }
 
+    /// `notify-keyspace-events` as keyspace event class bits.
+    pub fn notify_classes(&self) -> u32 {
+        self.notify_classes
+    }
+
     /// A numeric parameter.
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -461,7 +479,11 @@ impl Config {
         let canonical = match kind {
             Kind::Text if key == "dir" => self.resolve_dir(value)?,
             Kind::Text if key == "client-output-buffer-limit" => self.output_limits(value)?,
-            Kind::Text if key == "notify-keyspace-events" => keyspace_event_classes(value)?,
+            Kind::Text if key == "notify-keyspace-events" => {
+                let text = keyspace_event_classes(value)?;
+                self.notify_classes = crate::notify::classes(value);
+                text
+            }
             Kind::Text if key == "dbfilename" && value.contains('/') => {
                 return Err("dbfilename can't be a path, just a filename".to_string());
             }
@@ -616,7 +638,6 @@ impl Config {
 /// `notify-keyspace-events`: the event classes in Redis's canonical form
 /// (`A` for all of `g$lshzxetd`, else those and `n`; then `K`, `E`, `m`),
 /// or Redis's error.
-/// Only the setting is kept: no notification is sent yet.
 fn keyspace_event_classes(value: &str) -> Result<String, String> {
     // Redis's letters in its canonical order; `A` stands for all but n, m,
     // K and E.

@@ -18,6 +18,7 @@ mod db;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod latency;
+mod notify;
 mod pause;
 mod pubsub;
 mod rdb;
@@ -25,6 +26,7 @@ mod repl;
 mod reply;
 mod script;
 mod server;
+mod tracking;
 
 pub use config::{Config, ConfigError, Flags};
 pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

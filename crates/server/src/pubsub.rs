@@ -83,6 +83,9 @@ struct Message {
     pattern: Option<Bytes>,
     channel: Bytes,
     payload: Bytes,
+    /// `payload` is a whole frame, written as it is (a client-side caching
+    /// invalidation, framed for its receiver).
+    raw: bool,
 }
 
 impl Message {
@@ -97,6 +100,10 @@ impl Message {
     /// Writes the message as Redis sends it: an array in RESP2, a push in
     /// RESP3.
     fn encode(&self, out: &mut Output, proto: Protocol) {
+        if self.raw {
+            out.put_slice(&self.payload);
+            return;
+        }
         let (name, len): (&[u8], usize) = match self.kind {
             Kind::Channel => (b"message", 3),
             Kind::Pattern => (b"pmessage", 4),
@@ -200,6 +207,9 @@ pub(crate) struct Subscriber {
     /// Whether it holds any subscription (Redis's `CLIENT_PUBSUB`), read
     /// for every command the client sends.
     active: AtomicBool,
+    /// Whether pushes may come without a subscription (client-side
+    /// caching invalidations): the connection then waits for them too.
+    pushes: AtomicBool,
     queue: Mutex<Queue>,
     /// Set by a push, cleared by a drain: a drain with nothing queued costs
     /// no lock.
@@ -216,6 +226,7 @@ impl Subscriber {
             kill,
             subs: Mutex::default(),
             active: AtomicBool::new(false),
+            pushes: AtomicBool::new(false),
             queue: Mutex::default(),
             queued: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
@@ -225,6 +236,18 @@ impl Subscriber {
     /// Whether the client holds any subscription.
     pub(crate) fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection waits for messages while idle: it holds a
+    /// subscription or may receive invalidations.
+    pub(crate) fn listening(&self) -> bool {
+        self.active() || self.pushes.load(Ordering::Relaxed)
+    }
+
+    /// Lets invalidations reach the client while it is idle (from then
+    /// on: a connection that once tracked keeps waiting, cheaply).
+    pub(crate) fn expect_pushes(&self) {
+        self.pushes.store(true, Ordering::Relaxed);
     }
 
     /// Channels, patterns and shard channels subscribed (CLIENT LIST's
@@ -413,6 +436,7 @@ impl Registry {
                     pattern: None,
                     channel: channel.clone(),
                     payload: payload.clone(),
+                    raw: false,
                 },
                 limits,
                 clock,
@@ -563,6 +587,7 @@ impl Hub {
                             pattern: Some(pattern.clone()),
                             channel: channel.clone(),
                             payload: payload.clone(),
+                            raw: false,
                         },
                         &self.limits,
                         clock,
@@ -572,6 +597,22 @@ impl Hub {
             }
         }
         receivers
+    }
+
+    /// Queues `frame`, a whole frame for `sub` (a client-side caching
+    /// invalidation), under the same output limits as messages.
+    pub(crate) fn push_frame(&self, sub: &Subscriber, frame: Bytes) {
+        sub.push(
+            Message {
+                kind: Kind::Channel,
+                pattern: None,
+                channel: Bytes::new(),
+                payload: frame,
+                raw: true,
+            },
+            &self.limits,
+            &crate::server::now_ms,
+        );
     }
 
     /// Channels (or shard channels) with subscribers, matching `pattern`.

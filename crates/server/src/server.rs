@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     next_client_id: AtomicU64,
     /// Pub/sub subscriptions and delivery.
     pub(crate) pubsub: crate::pubsub::Hub,
+    /// Client-side caching: who may cache which keys.
+    pub(crate) tracking: crate::tracking::Tracking,
 }
 
 impl Shared {
@@ -576,6 +578,7 @@ async fn serve(
         persistence: Arc::default(),
         next_client_id: AtomicU64::new(1),
         pubsub: crate::pubsub::Hub::default(),
+        tracking: crate::tracking::Tracking::default(),
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
@@ -585,6 +588,10 @@ async fn serve(
         );
         shared.repl.set_output_limit(config.replica_output_limit());
         shared.pubsub.set_limits(config.pubsub_output_limits());
+        shared.keyspace.set_notify_classes(config.notify_classes());
+        shared
+            .tracking
+            .set_max_keys(config.get_i64("tracking-table-max-keys"));
         shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),
@@ -913,6 +920,8 @@ async fn active_expire(shared: Arc<Shared>) {
             if record {
                 shared.repl.append_expired(shard.effects());
             }
+            crate::notify::flush(&shared, shard.effects());
+            crate::tracking::flush(&shared, None, shard.effects());
             drop(shard);
             next_shard = (next_shard + 1) % SHARDS;
             if started.elapsed() > BUDGET {

@@ -14,14 +14,14 @@ use crate::python::run_py;
 
 /// A connection that reads one frame at a time, keeping what arrived
 /// beyond it for the next.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     decoder: resp::Decoder,
 }
 
 impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
+    pub(crate) fn new(addr: SocketAddr) -> Conn {
         Conn {
             stream: connect(addr),
             buf: BytesMut::new(),
@@ -29,15 +29,22 @@ impl Conn {
         }
     }
 
-    fn send(&mut self, args: &[&str]) {
+    pub(crate) fn send(&mut self, args: &[&str]) {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let mut request = BytesMut::new();
         resp::encode_command(&mut request, &args);
         self.stream.write_all(&request).expect("write");
     }
 
+    /// Sends a command of binary arguments.
+    pub(crate) fn send_bytes(&mut self, args: &[&[u8]]) {
+        let mut request = BytesMut::new();
+        resp::encode_command(&mut request, args);
+        self.stream.write_all(&request).expect("write");
+    }
+
     /// The next frame's raw bytes.
-    fn frame(&mut self) -> Vec<u8> {
+    pub(crate) fn frame(&mut self) -> Vec<u8> {
         loop {
             if let Some(frame) = self.decoder.decode_raw(&mut self.buf).expect("valid RESP") {
                 return frame.as_bytes().to_vec();
@@ -50,7 +57,7 @@ impl Conn {
     }
 
     /// Sends `args` and returns the next `frames` frames, concatenated.
-    fn call(&mut self, args: &[&str], frames: usize) -> Vec<u8> {
+    pub(crate) fn call(&mut self, args: &[&str], frames: usize) -> Vec<u8> {
         if !args.is_empty() {
             self.send(args);
         }
@@ -191,7 +198,7 @@ const REPLY_SCRIPT: &[Step] = &[
     (0, &["CLIENT", "REPLY", "MAYBE"], 1),
 ];
 
-fn show(bytes: &[u8]) -> String {
+pub(crate) fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -389,7 +396,7 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
 }
 
 /// Waits until the replica at `replica` has synced with its master.
-fn wait_for_link(replica: SocketAddr) {
+pub(crate) fn wait_for_link(replica: SocketAddr) {
     let mut c = Conn::new(replica);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !show(&c.call(&["INFO", "replication"], 1)).contains("master_link_status:up") {

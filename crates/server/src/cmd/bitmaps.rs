@@ -16,6 +16,8 @@ use super::strings::get_str;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::Entry;
+use crate::notify::Notify;
+use store::keyspace::class;
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const BAD_BIT: &str = "ERR bit is not an integer or out of range";
@@ -64,6 +66,7 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             let old = s.modify(need, |b| bits::set_bit(b, offset, on));
             if grows || old != on {
                 db.modified(key);
+                db.notify(class::STRING, "setbit", key);
             }
             old
         }
@@ -72,6 +75,7 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             bits::set_bit(&mut buf, offset, on);
             let value = Str::new(Bytes::from(buf), Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
+            db.notify(class::STRING, "setbit", key);
             false
         }
     };
@@ -84,6 +88,7 @@ pub(super) fn getbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let offset = bit_offset(ctx, &req[2], None)?;
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     let on = found.is_some_and(|s| bits::get_bit(s.bytes(), offset));
@@ -106,6 +111,7 @@ pub(super) fn bitcount(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key answers 0 before the arguments are looked at, as in
@@ -145,6 +151,7 @@ pub(super) fn bitpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let mut shard = ctx.shards.lock_key(key);
     let mut binding = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut binding, key, ctx.now);
     let found = get_str(&mut binding, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     // A missing key is an endless run of zeros.
@@ -203,6 +210,7 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut values = Vec::with_capacity(sources.len());
     for key in &sources {
         let mut d = locked.db(db, key);
+        crate::notify::read_miss(&mut d, key, now);
         let found = get_str(&mut d, key, now)?;
         ctx.client.stats.hit(found.is_some());
         values.push(found.map(|s| s.to_bytes()).unwrap_or_default());
@@ -215,10 +223,13 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if len > 0 {
         let value = Str::new(Bytes::from(result), Form::Raw);
         target.put(dest, Entry::new(Value::Str(value)));
+        target.notify(class::STRING, "set", dest);
     } else {
         // An empty result deletes the destination.
         target.get(dest, now);
-        target.remove(dest);
+        if target.remove(dest).is_some() {
+            target.notify(class::GENERIC, "del", dest);
+        }
     }
     ctx.reply.int(len as i64);
     Ok(())
@@ -285,6 +296,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
     if !writes {
+        crate::notify::read_miss(&mut db, key, ctx.now);
         let found = get_str(&mut db, key, ctx.now)?;
         ctx.client.stats.hit(found.is_some());
         let bytes = found.map(|s| s.bytes()).unwrap_or_default();
@@ -334,22 +346,25 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
     };
     // Replicas hear of it (the command as it came) only if a field
     // changed, as in Redis.
-    let replies = match existing {
+    let (replies, changes) = match existing {
         Some(s) => {
             let (replies, changes) = s.modify(need, run);
             if changes > 0 {
                 db.modified(key);
             }
-            replies
+            (replies, changes)
         }
         None => {
             let mut buf = vec![0u8; need];
-            let (replies, _) = run(&mut buf);
+            let (replies, changes) = run(&mut buf);
             let value = Str::new(Bytes::from(buf), Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
-            replies
+            (replies, changes)
         }
     };
+    if changes > 0 {
+        db.notify(class::STRING, "setbit", key);
+    }
     ctx.reply.array(replies.len());
     for r in replies {
         match r {
@@ -376,6 +391,7 @@ pub(super) fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let stats = &mut ctx.client.stats;
     let mut value = |key: &[u8]| -> Result<Bytes, CmdError> {
         let mut binding = locked.db(db, key);
+        crate::notify::read_miss(&mut binding, key, now);
         let found = binding.get(key, now);
         stats.hit(found.is_some());
         match found {

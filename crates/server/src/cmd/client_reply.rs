@@ -60,7 +60,7 @@ pub(crate) fn run_silenced(
 /// CLIENT REPLY ON|OFF|SKIP; other CLIENT subcommands go to their handler.
 pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !eq(&req[1], "reply") {
-        return super::connection::client(ctx, req);
+        return super::tracking::client(ctx, req);
     }
     let Some(mode) = req.get(2) else {
         return Err(super::keys::subcommand_arity("client", "reply"));

@@ -350,7 +350,8 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
         )
     };
     // Redis's letters, in its order: P subscribed, x in MULTI, b blocked,
-    // d a watched key changed; N for none.
+    // t tracking (R its redirect gone, B in BCAST mode), d a watched key
+    // changed; N for none.
     let mut flags = String::new();
     if c.pubsub.active() {
         flags.push('P');
@@ -362,6 +363,16 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
         || c.postponed.load(std::sync::atomic::Ordering::Relaxed)
     {
         flags.push('b');
+    }
+    let tracking = ctx.shared.tracking.describe(c.id);
+    if let Some((_, broken, bcast)) = tracking {
+        flags.push('t');
+        if broken {
+            flags.push('R');
+        }
+        if bcast {
+            flags.push('B');
+        }
     }
     if c.watch.is_set() {
         flags.push('d');
@@ -377,10 +388,11 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     let (sub, psub, ssub) = c.pubsub.counts();
     // Messages published to the client and not yet sent.
     let omem = c.pubsub.pending();
+    let redir = tracking.map_or(-1, |(redirect, ..)| redirect as i64);
     let mut line = String::new();
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem={omem} tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem={omem} tot-mem=0 events=r cmd={cmd} user=default redir={redir} resp={}",
         c.id,
         c.addr,
         c.laddr,

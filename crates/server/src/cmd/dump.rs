@@ -10,11 +10,13 @@ use resp::Request;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::Entry;
-use store::keyspace::Op;
+use crate::notify::Notify;
+use store::keyspace::{Op, class};
 
 pub(super) fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let payload = shard
         .db(ctx.client.db)
         .get(key, ctx.now)
@@ -120,12 +122,14 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ctx.shards
                 .effects()
                 .rewrite(vec![Op::new(Some(db), &[&b"DEL"[..], key])]);
+            ctx.notify(class::GENERIC, "del", key);
         }
         ctx.reply.ok();
         return Ok(());
     }
     let mut target = locked.db(db, key);
     target.insert(Bytes::copy_from_slice(key), Entry::with(value, at));
+    target.notify(class::GENERIC, "restore", key);
     let lfu = ctx.shared.config_get("maxmemory-policy").contains("lfu");
     if let (Some(idle), false) = (opts.idle, lfu) {
         target.set_idle(key, idle);
@@ -225,6 +229,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let mut locked = ctx.shards.lock_keys(opts.keys.iter().copied());
         for &key in &opts.keys {
             let mut d = locked.db(db, key);
+            crate::notify::read_miss(&mut d, key, ctx.now);
             let entry = d.get(key, ctx.now);
             ctx.client.stats.hit(entry.is_some());
             let Some(entry) = entry else {
@@ -292,7 +297,10 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !opts.copy && !accepted.is_empty() {
         let mut locked = ctx.shards.lock_keys(accepted.iter().copied());
         for &key in &accepted {
-            locked.db(db, key).remove(key);
+            let mut d = locked.db(db, key);
+            if d.remove(key).is_some() {
+                d.notify(class::GENERIC, "del", key);
+            }
         }
         drop(locked);
         let mut args: Vec<&[u8]> = vec![b"DEL"];

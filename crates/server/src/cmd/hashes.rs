@@ -16,9 +16,10 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::config::Config;
 use crate::db::{DbMut, Entry, Rng};
+use crate::notify::Notify;
 use crate::reply::Reply;
 use crate::server::LocalStats;
-use store::keyspace::Op;
+use store::keyspace::{Op, class};
 
 /// The limits that decide values' encodings (`hash-max-listpack-*`,
 /// `set-max-intset-entries`, `zset-max-listpack-*`), read by every write that may convert a
@@ -154,6 +155,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, req: &Request, hmset: bool) -> CmdResult {
         }
         Ok((created, true))
     })?;
+    ctx.notify(class::HASH, "hset", &req[1]);
     if hmset {
         ctx.reply.ok();
     } else {
@@ -181,6 +183,9 @@ pub(super) fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         h.set(field, value, &limits);
         Ok((true, true))
     })?;
+    if set {
+        ctx.notify(class::HASH, "hset", &req[1]);
+    }
     ctx.reply.int(i64::from(set));
     Ok(())
 }
@@ -307,8 +312,12 @@ pub(super) fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
         }
     }
+    if deleted > 0 {
+        db.notify(class::HASH, "hdel", key);
+    }
     if emptied {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if deleted > 0 {
         db.modified(key);
     }
@@ -330,6 +339,7 @@ pub(super) fn hincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         h.set(field, new.to_string().as_bytes(), &limits);
         Ok((new, true))
     })?;
+    ctx.notify(class::HASH, "hincrby", &req[1]);
     ctx.reply.int(value);
     Ok(())
 }
@@ -357,6 +367,7 @@ pub(super) fn hincrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         h.set(field, text.as_bytes(), &limits);
         Ok((text, true))
     })?;
+    ctx.notify(class::HASH, "hincrbyfloat", key);
     ctx.reply.bulk(text.as_bytes());
     // Replicas get the result, not the sum to redo: formatting or
     // precision could differ there (Redis sends HSET too).

@@ -7,6 +7,8 @@ use resp::Request;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64};
 use crate::db::{Rng, SHARDS};
+use crate::notify::Notify;
+use store::keyspace::class;
 
 pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
@@ -17,6 +19,7 @@ pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         // An expired key counts as absent.
         if db.contains(key, ctx.now) {
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -34,6 +37,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .iter()
         .filter(|k| {
             let mut db = locked.db(ctx.client.db, k);
+            crate::notify::read_miss(&mut db, k, ctx.now);
             if access {
                 db.get(k, ctx.now).is_some()
             } else {
@@ -48,6 +52,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let name = shard
         .db(ctx.client.db)
         .peek(key, ctx.now)
@@ -196,9 +201,15 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
         return Ok(());
     }
     if let Some(entry) = locked.db(db, src).remove(src) {
+        // Redis deletes the old destination and adds the key anew (a
+        // `new` event).
+        let mut target = locked.db(db, dst);
+        target.remove(dst);
+        target.insert(Bytes::copy_from_slice(dst), entry);
         locked
-            .db(db, dst)
-            .insert(Bytes::copy_from_slice(dst), entry);
+            .db(db, src)
+            .notify(class::GENERIC, "rename_from", src);
+        locked.db(db, dst).notify(class::GENERIC, "rename_to", dst);
     }
     if nx {
         ctx.reply.int(1);
@@ -255,7 +266,10 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     }
+    // The old destination goes first: the copy is a `new` key, as in Redis.
+    target.remove(dst);
     target.insert(Bytes::copy_from_slice(dst), entry);
+    target.notify(class::GENERIC, "copy_to", dst);
     ctx.reply.int(1);
     Ok(())
 }
@@ -276,6 +290,10 @@ pub(super) fn move_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     if let Some(entry) = shard.db(ctx.client.db).remove(key) {
         shard.db(target).insert(Bytes::copy_from_slice(key), entry);
+        shard
+            .db(ctx.client.db)
+            .notify(class::GENERIC, "move_from", key);
+        shard.db(target).notify(class::GENERIC, "move_to", key);
     }
     ctx.reply.int(1);
     Ok(())
@@ -341,8 +359,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
     }
     if when <= ctx.now {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else {
         db.set_expire(key, Some(when));
+        db.notify(class::GENERIC, "expire", key);
     }
     ctx.reply.int(1);
     Ok(())
@@ -367,6 +387,7 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// The key's deadline: `Err(-2)` if absent, `Err(-1)` if it has none.
 fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     match shard.db(ctx.client.db).peek(key, ctx.now) {
         None => Err(-2),
         Some(e) => e.expire_at().ok_or(-1),
@@ -406,6 +427,7 @@ pub(super) fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .is_some_and(|e| e.expire_at().is_some());
     if had {
         db.set_expire(key, None);
+        db.notify(class::GENERIC, "persist", key);
     }
     ctx.reply.int(i64::from(had));
     Ok(())

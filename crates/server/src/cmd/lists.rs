@@ -10,7 +10,9 @@ use crate::args::{Args, eq, parse_f64, parse_i64, stored_arg};
 use crate::blocking::{self, BlockOp, Waiter};
 use crate::client::{Blocked, Client};
 use crate::db::{DbMut, Entry, LockedRef};
+use crate::notify::Notify;
 use crate::reply::Reply;
+use store::keyspace::class;
 
 /// The list at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_list<'d>(
@@ -58,6 +60,7 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
             }
         }
     });
+    db.notify(class::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -129,6 +132,7 @@ pub(super) fn rpop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
+    crate::notify::read_miss(&mut locked.db(ctx.client.db, key), key, ctx.now);
     let len = get_list(&mut locked.db(ctx.client.db, key), key, ctx.now)?.map_or(0, |l| l.len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -159,6 +163,7 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(list) = get_list(&mut db, key, ctx.now)? else {
         ctx.reply.array(0);
         return Ok(());
@@ -186,6 +191,7 @@ pub(super) fn lindex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let list = get_list(&mut db, key, ctx.now)?;
     match list.and_then(|l| index(i, l.len()).and_then(|i| l.get(i))) {
         Some(item) => ctx.reply.bulk(item),
@@ -205,6 +211,7 @@ pub(super) fn lset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let i = index(i, list.len()).ok_or_else(|| CmdError::other("ERR index out of range"))?;
     list.set(i, stored_arg(req, 3));
     db.modified(key);
+    db.notify(class::LIST, "lset", key);
     ctx.reply.ok();
     Ok(())
 }
@@ -232,6 +239,7 @@ pub(super) fn linsert(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     list.insert(if before { at } else { at + 1 }, item);
     ctx.reply.int(list.len() as i64);
     db.modified(key);
+    db.notify(class::LIST, "linsert", key);
     Ok(())
 }
 
@@ -251,8 +259,13 @@ pub(super) fn lrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         count.unsigned_abs() as usize
     };
     let removed = list.remove_matching(target, limit, count >= 0);
-    if list.is_empty() {
+    let empty = list.is_empty();
+    if removed > 0 {
+        db.notify(class::LIST, "lrem", key);
+    }
+    if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if removed > 0 {
         db.modified(key);
     }
@@ -273,8 +286,11 @@ pub(super) fn ltrim(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         // Redis counts LTRIM of an existing list as a change, even when
         // nothing was trimmed.
-        if list.is_empty() {
+        let empty = list.is_empty();
+        db.notify(class::LIST, "ltrim", key);
+        if empty {
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
         } else {
             db.modified(key);
         }
@@ -314,6 +330,7 @@ pub(super) fn lpos(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let mut locked = ctx.shards.lock_keys([key]);
     let mut db = locked.db(ctx.client.db, key);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(list) = get_list(&mut db, key, ctx.now)? else {
         match count {
             Some(_) => ctx.reply.array(0),
@@ -386,10 +403,7 @@ fn lmove_locked(
         return Ok(None);
     }
     get_list(&mut locked.db(db, dst), dst, now)?;
-    let item = blocking::pop(&mut locked.db(db, src), src, from_left, 1).remove(0);
-    blocking::push(&mut locked.db(db, dst), dst, now, |list| {
-        list.push_bytes(to_left, item.clone());
-    });
+    let item = blocking::move_one(locked, (db, now), src, dst, from_left, to_left);
     Ok(Some(item))
 }
 

@@ -21,6 +21,7 @@ mod server;
 pub(crate) mod sets;
 mod sort;
 mod strings;
+mod tracking;
 mod transactions;
 pub(crate) mod zsets;
 
@@ -111,6 +112,7 @@ pub(crate) fn read_typed<'d, T>(
     stats: &mut crate::server::LocalStats,
     pick: impl FnOnce(&'d mut store::Value) -> Option<&'d mut T>,
 ) -> Result<Option<&'d mut T>, CmdError> {
+    crate::notify::read_miss(db, key, now);
     let found = typed(db, key, now, pick);
     stats.hit(!matches!(found, Ok(None)));
     found
@@ -1161,7 +1163,20 @@ pub(crate) fn execute(
         if let Some(offset) = shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
+        // What serving blocked clients raised.
+        crate::notify::flush(shared, locked.effects());
+        crate::tracking::flush(shared, Some(ctx.client.id()), locked.effects());
     }
+    // CLIENT CACHING counts for the next command only (a transaction's,
+    // through EXEC), as in Redis.
+    if let Some(mode) = &mut ctx.client.tracking
+        && ctx.client.multi.is_none()
+        && cmd.name != "client"
+    {
+        mode.caching = false;
+    }
+    // BCAST invalidations go out once per command (once per transaction).
+    shared.tracking.command_done(shared, Some(ctx.client.id()));
     match ctx.next {
         None => After::Continue,
         Some(Next::Close) => After::Close,
@@ -1269,6 +1284,16 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     ctx.cmd = cmd;
     let dirty = ctx.shards.effects().dirty();
     let result = (cmd.handler)(ctx, req);
+    // Its keyspace events, in the order raised (inside EXEC and scripts,
+    // each command's after it, as Redis sends them).
+    crate::notify::flush(ctx.shared, ctx.shards.effects());
+    // Client-side caching: the keys it changed are invalidated, the keys
+    // a tracking client read remembered.
+    let by = Some(ctx.client.id());
+    crate::tracking::flush(ctx.shared, by, ctx.shards.effects());
+    if ctx.client.tracking.is_some() && flags_of(cmd, req) & READONLY != 0 {
+        tracking::remember(ctx, cmd, req);
+    }
     let changed = ctx.shards.effects().dirty() != dirty;
     if ctx.shards.effects().recording() {
         record(ctx, cmd, req, result.is_ok(), changed);

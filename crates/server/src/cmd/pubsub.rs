@@ -209,6 +209,10 @@ pub(super) fn ping(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// replies back on (CLIENT REPLY), as Redis does.
 pub(super) fn reset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.shared.pubsub.leave(&ctx.client.info.pubsub);
+    // And tracking.
+    if ctx.client.tracking.take().is_some() {
+        ctx.shared.tracking.disable(ctx.shared, ctx.client.id());
+    }
     super::client_reply::reset(ctx.client);
     super::connection::reset(ctx, req)
 }

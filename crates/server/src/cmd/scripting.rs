@@ -164,15 +164,24 @@ fn run_script(
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
+    // Client-side caching: the script's commands remember no keys of their
+    // own; a read among them remembers the script's keys (below).
+    let tracking = ctx.client.tracking.take();
     let mut runner = Runner {
         ctx,
         read_only,
         allow_oom: flags.allow_oom,
         wrote: false,
+        read: false,
     };
     let frame = engine
         .run(sha, keys, argv, &mut runner)
         .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()));
+    let read = runner.read;
+    ctx.client.tracking = tracking;
+    if read {
+        super::tracking::remember_keys(ctx, keys);
+    }
     // SELECT inside a script changes only the script's database.
     ctx.cmd = cmd;
     ctx.client.db = db;
@@ -190,6 +199,9 @@ struct Runner<'c, 'a> {
     /// A write command ran: later ones are no longer refused for the
     /// server's state (a script cannot stop half way), as in Redis.
     wrote: bool,
+    /// A read-only command ran (a tracking caller then has the script's
+    /// keys remembered).
+    read: bool,
 }
 
 impl Runner<'_, '_> {
@@ -254,6 +266,9 @@ impl Host for Runner<'_, '_> {
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
+        }
+        if super::flags_of(cmd, &req) & super::flags::READONLY != 0 {
+            self.read = true;
         }
         let proto = if resp3 {
             Protocol::Resp3

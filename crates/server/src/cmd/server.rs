@@ -35,6 +35,8 @@ pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     for shard in locked.shards() {
         shard.dbs[db].clear();
     }
+    drop(locked);
+    ctx.shared.tracking.flushed(ctx.shared);
     ctx.reply.ok();
     Ok(())
 }
@@ -45,6 +47,8 @@ pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     for shard in locked.shards() {
         shard.dbs.iter_mut().for_each(crate::db::Db::clear);
     }
+    drop(locked);
+    ctx.shared.tracking.flushed(ctx.shared);
     ctx.reply.ok();
     Ok(())
 }
@@ -186,12 +190,14 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
             w("client_recent_max_input_buffer:0".into());
             w("client_recent_max_output_buffer:0".into());
             w(format!("blocked_clients:{}", load(&stats.blocked_clients)));
-            w("tracking_clients:0".into());
+            let tracking = shared.tracking.figures().0;
+            w(format!("tracking_clients:{tracking}"));
             w("clients_in_timeout_table:0".into());
         }
         "memory" => memory_info(ctx, &mut w),
         "persistence" => super::persistence::info(ctx, &mut w),
         "stats" => {
+            let tracking = ctx.shared.tracking.figures();
             w("# Stats".into());
             let repl = &shared.repl;
             let (ops, kin, kout) = stats
@@ -273,9 +279,9 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                 ("active_defrag_key_misses", "0".into()),
                 ("total_active_defrag_time", "0".into()),
                 ("current_active_defrag_time", "0".into()),
-                ("tracking_total_keys", "0".into()),
-                ("tracking_total_items", "0".into()),
-                ("tracking_total_prefixes", "0".into()),
+                ("tracking_total_keys", tracking.1.to_string()),
+                ("tracking_total_items", tracking.2.to_string()),
+                ("tracking_total_prefixes", tracking.3.to_string()),
                 ("unexpected_error_replies", "0".into()),
                 (
                     "total_error_replies",
@@ -647,6 +653,13 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .repl
             .set_output_limit(config.replica_output_limit());
         ctx.shared.pubsub.set_limits(config.pubsub_output_limits());
+        ctx.shared
+            .keyspace
+            .set_notify_classes(config.notify_classes());
+        ctx.shared
+            .tracking
+            .set_max_keys(config.get_i64("tracking-table-max-keys"));
+        ctx.shared.tracking.limit(ctx.shared);
         ctx.shared.repl.set_min_replicas(
             config.get_i64("min-replicas-to-write"),
             config.get_i64("min-replicas-max-lag"),

@@ -23,9 +23,10 @@ use store::value::Value;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::{DbMut, Entry, LockedRef, Rng};
+use crate::notify::Notify;
 use crate::reply::Reply;
 use crate::server::{LocalStats, Shared};
-use store::keyspace::Op;
+use store::keyspace::{Op, class};
 
 /// The set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 fn get_set<'d>(
@@ -105,6 +106,9 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             added
         }
     };
+    if added > 0 {
+        db.notify(class::SET, "sadd", key);
+    }
     ctx.reply.int(added as i64);
     Ok(())
 }
@@ -126,8 +130,13 @@ pub(super) fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
         }
     }
-    if set.is_empty() {
+    let empty = set.is_empty();
+    if removed > 0 {
+        db.notify(class::SET, "srem", key);
+    }
+    if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if removed > 0 {
         db.modified(key);
     }
@@ -159,28 +168,37 @@ pub(super) fn smove(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     }
-    if set.is_empty() {
+    let empty = set.is_empty();
+    source.notify(class::SET, "srem", src);
+    if empty {
         source.remove(src);
+        source.notify(class::GENERIC, "del", src);
     } else {
         source.modified(src);
     }
     let mut target = locked.db(db, dst);
-    match get_set(&mut target, dst, now)? {
+    let added = match get_set(&mut target, dst, now)? {
         Some(set) => {
             let max = if set.is_intset() {
                 max_intset(shared)
             } else {
                 usize::MAX
             };
-            if set.add(member, max) {
+            let added = set.add(member, max);
+            if added {
                 target.modified(dst);
             }
+            added
         }
         None => {
             let mut set = Set::new();
             set.add(member, max_intset(shared));
             target.put(dst, Entry::new(Value::Set(set)));
+            true
         }
+    };
+    if added {
+        target.notify(class::SET, "sadd", dst);
     }
     ctx.reply.int(1);
     Ok(())
@@ -266,8 +284,11 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ctx.reply.null();
             return Ok(());
         };
-        if set.is_empty() {
+        let empty = set.is_empty();
+        db.notify(class::SET, "spop", key);
+        if empty {
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
         } else {
             db.modified(key);
         }
@@ -279,6 +300,11 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.set(0);
         return Ok(());
     }
+    db.notify(class::SET, "spop", key);
+    let set = match get_set(&mut db, key, now)? {
+        Some(set) => set,
+        None => return Ok(()),
+    };
     if count >= set.len() {
         // Everything: replied as SUNION of the one set would reply it, the
         // key deleted, and replicas told to delete it.
@@ -289,6 +315,7 @@ pub(super) fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             reply_set(&mut ctx.reply, set);
         }
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
         db.effects()
             .rewrite(vec![Op::new(Some(dbi), &[&b"DEL"[..], key])]);
         return Ok(());
@@ -418,12 +445,21 @@ fn with_sets<R>(
 /// Stores a STORE command's result at `dst` (replacing whatever is there,
 /// deadline included) and replies with its size; an empty result deletes
 /// `dst` instead.
-fn store_result(reply: &mut Reply<'_>, db: &mut DbMut<'_>, dst: &[u8], result: Set) {
+fn store_result(
+    reply: &mut Reply<'_>,
+    db: &mut DbMut<'_>,
+    dst: &[u8],
+    result: Set,
+    event: &'static str,
+) {
     let n = result.len();
     if n == 0 {
-        db.remove(dst);
+        if db.remove(dst).is_some() {
+            db.notify(class::GENERIC, "del", dst);
+        }
     } else {
         db.put(dst, Entry::new(Value::Set(result)));
+        db.notify(class::SET, event, dst);
     }
     reply.int(n as i64);
 }
@@ -476,7 +512,13 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             None => Set::new(),
         },
     )?;
-    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result);
+    store_result(
+        &mut ctx.reply,
+        &mut locked.db(db, dst),
+        dst,
+        result,
+        "sinterstore",
+    );
     Ok(())
 }
 
@@ -568,7 +610,8 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
         &keys,
         |sets| union_or_diff(sets, &keys, diff, max_intset(shared)),
     )?;
-    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result);
+    let event = if diff { "sdiffstore" } else { "sunionstore" };
+    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result, event);
     Ok(())
 }
 

@@ -20,6 +20,8 @@ use store::value::Value;
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::db::{Entry, LockedRef};
+use crate::notify::Notify;
+use store::keyspace::class;
 
 pub(super) fn sort(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     sort_generic(ctx, req, false)
@@ -167,6 +169,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
         Set,
         ZSet,
     }
+    crate::notify::read_miss(&mut locked.db(db, key), key, now);
     let (kind, len) = match locked.db(db, key).get(key, now) {
         None => (Kind::List, 0),
         Some(Entry { value, .. }) => match value {
@@ -309,8 +312,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
     let mut target = locked.db(db, dest);
     if outputlen > 0 {
         target.put(dest, Entry::new(Value::List(Box::new(list))));
+        target.notify(class::LIST, "sortstore", dest);
     } else if target.contains(dest, now) {
         target.remove(dest);
+        target.notify(class::GENERIC, "del", dest);
     }
     ctx.reply.int(outputlen as i64);
     Ok(())

@@ -9,6 +9,8 @@ use store::value::{Form, Str, Value};
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{Args, eq, parse_i64, stored_str};
 use crate::db::{DbMut, Entry, hash_key};
+use crate::notify::Notify;
+use store::keyspace::class;
 
 /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
 pub(super) fn get_str<'d>(
@@ -34,6 +36,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let found = get_str(&mut db, key, ctx.now)?;
     ctx.client.stats.hit(found.is_some());
     match found {
@@ -129,10 +132,15 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let deadline = opts.deadline(ctx.now, "set")?;
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    if get {
+        // SET ... GET reads the key first, as GET does.
+        crate::notify::read_miss(&mut db, key, ctx.now);
+    }
     let reply = &mut ctx.reply;
+    let mut stored = false;
     // One lookup decides everything: the old value for GET, NX and XX,
     // the old deadline for KEEPTTL.
-    db.update(key, ctx.now, |old| {
+    let result = db.update(key, ctx.now, |old| {
         if get {
             match old.map(|e| &e.value) {
                 Some(Value::Str(old)) => reply.bulk(old.bytes()),
@@ -151,8 +159,16 @@ pub(super) fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if !get {
             reply.ok();
         }
+        stored = true;
         (Some(entry), Ok(()))
-    })
+    });
+    if stored {
+        db.notify(class::STRING, "set", key);
+        if deadline.is_some() {
+            db.notify(class::GENERIC, "expire", key);
+        }
+    }
+    result
 }
 
 /// The expiry options of SET and GETEX as they are read.
@@ -210,7 +226,8 @@ pub(super) fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if db.contains(&key, ctx.now) {
         ctx.reply.int(0);
     } else {
-        db.insert(key, string_entry(value));
+        db.insert(key.clone(), string_entry(value));
+        db.notify(class::STRING, "set", &key);
         ctx.reply.int(1);
     }
     Ok(())
@@ -229,7 +246,10 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     let mut entry = string_entry(value);
     entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
-    shard.db(ctx.client.db).insert(key, entry);
+    let mut db = shard.db(ctx.client.db);
+    db.insert(key.clone(), entry);
+    db.notify(class::STRING, "set", &key);
+    db.notify(class::GENERIC, "expire", &key);
     ctx.reply.ok();
     Ok(())
 }
@@ -247,11 +267,13 @@ pub(super) fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let value = stored_str(req, 2);
     let mut shard = ctx.shards.lock_key(&key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, &key, ctx.now);
     match get_str(&mut db, &key, ctx.now)? {
         Some(old) => ctx.reply.bulk(old.bytes()),
         None => ctx.reply.null(),
     }
-    db.insert(key, string_entry(value));
+    db.insert(key.clone(), string_entry(value));
+    db.notify(class::STRING, "set", &key);
     Ok(())
 }
 
@@ -259,10 +281,12 @@ pub(super) fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     match get_str(&mut db, key, ctx.now)? {
         Some(old) => {
             ctx.reply.bulk(old.bytes());
             db.remove(key);
+            db.notify(class::GENERIC, "del", key);
         }
         None => ctx.reply.null(),
     }
@@ -285,6 +309,7 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let deadline = opts.deadline(ctx.now, "getex")?;
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.null();
         return Ok(());
@@ -292,16 +317,24 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.reply.bulk(s.bytes());
     match expiry {
         Some(Expiry::Persist) => {
+            let had = db
+                .get(key, ctx.now)
+                .is_some_and(|e| e.expire_at().is_some());
             db.set_expire(key, None);
+            if had {
+                db.notify(class::GENERIC, "persist", key);
+            }
         }
         Some(_) => {
             // A deadline already past deletes the key, as in Redis.
             match deadline {
                 Some(at) if at <= ctx.now => {
                     db.remove(key);
+                    db.notify(class::GENERIC, "del", key);
                 }
                 at => {
                     db.set_expire(key, at);
+                    db.notify(class::GENERIC, "expire", key);
                 }
             }
         }
@@ -316,10 +349,9 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_hashes(keys.iter().map(|&(_, h)| h));
     ctx.reply.array(keys.len());
     for (key, hash) in keys {
-        match locked
-            .db_of_hash(ctx.client.db, hash)
-            .get_hashed(key, hash, ctx.now)
-        {
+        let mut db = locked.db_of_hash(ctx.client.db, hash);
+        crate::notify::read_miss(&mut db, key, ctx.now);
+        match db.get_hashed(key, hash, ctx.now) {
             Some(Entry {
                 value: Value::Str(s),
                 ..
@@ -350,9 +382,9 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut locked = ctx.shards.lock_keys(keys);
     for i in (1..req.len()).step_by(2) {
         let key = &req[i];
-        locked
-            .db(db, key)
-            .put(key, string_entry(stored_str(req, i + 1)));
+        let mut d = locked.db(db, key);
+        d.put(key, string_entry(stored_str(req, i + 1)));
+        d.notify(class::STRING, "set", key);
     }
     ctx.reply.ok();
     Ok(())
@@ -368,9 +400,9 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     for i in (1..req.len()).step_by(2) {
         let key = &req[i];
-        locked
-            .db(db, key)
-            .put(key, string_entry(stored_str(req, i + 1)));
+        let mut d = locked.db(db, key);
+        d.put(key, string_entry(stored_str(req, i + 1)));
+        d.notify(class::STRING, "set", key);
     }
     ctx.reply.int(1);
     Ok(())
@@ -412,12 +444,14 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ctx.reply.int(extra.len() as i64);
         }
     }
+    db.notify(class::STRING, "append", key);
     Ok(())
 }
 
 pub(super) fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
+    crate::notify::read_miss(&mut shard.db(ctx.client.db), key, ctx.now);
     let len = get_str(&mut shard.db(ctx.client.db), key, ctx.now)?.map_or(0, |s| s.bytes().len());
     ctx.reply.int(len as i64);
     Ok(())
@@ -441,6 +475,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             by
         }
     };
+    db.notify(class::STRING, "incrby", key);
     ctx.reply.int(new);
     Ok(())
 }
@@ -495,6 +530,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Entry::new(Value::Str(Str::new(text, Form::Plain))),
         ),
     }
+    db.notify(class::STRING, "incrbyfloat", key);
     Ok(())
 }
 
@@ -515,6 +551,7 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = &req[1];
     let mut shard = ctx.shards.lock_key(key);
     let mut db = shard.db(ctx.client.db);
+    crate::notify::read_miss(&mut db, key, ctx.now);
     let Some(s) = get_str(&mut db, key, ctx.now)? else {
         ctx.reply.bulk(b"");
         return Ok(());
@@ -561,6 +598,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Entry::new(Value::Str(Str::new(buf.freeze(), Form::Raw))),
         ),
     }
+    db.notify(class::STRING, "setrange", key);
     ctx.reply.int(len as i64);
     Ok(())
 }

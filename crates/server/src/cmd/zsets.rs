@@ -20,8 +20,10 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::blocking::{self, BlockOp};
 use crate::db::{DbMut, Entry, LockedRef};
+use crate::notify::Notify;
 use crate::reply::Reply;
 use crate::server::{LocalStats, Shared};
+use store::keyspace::class;
 
 impl From<ZsetError> for CmdError {
     fn from(e: ZsetError) -> Self {
@@ -66,6 +68,7 @@ pub(crate) fn limits(shared: &Shared) -> Limits {
 fn settle(db: &mut DbMut<'_>, key: &[u8], empty: bool, changed: bool) {
     if empty {
         db.remove(key);
+        db.notify(class::GENERIC, "del", key);
     } else if changed {
         db.modified(key);
     }
@@ -198,6 +201,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, req: &Request, mut flags: AddFlags, mut at: u
             }
         }
     }
+    if added + updated > 0 {
+        db.notify(class::ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+    }
     if let Some(e) = error {
         return Err(e.into());
     }
@@ -242,6 +248,9 @@ pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     }
     let empty = zset.is_empty();
+    if removed > 0 {
+        db.notify(class::ZSET, "zrem", key);
+    }
     settle(&mut db, key, empty, removed > 0);
     ctx.reply.int(removed);
     Ok(())
@@ -439,9 +448,14 @@ fn zrange_generic(
     let mut db = locked.db(dbi, dst);
     let n = result.as_ref().map_or(0, ZSet::len);
     match result {
-        Some(z) if !z.is_empty() => db.put(dst, Entry::new(Value::ZSet(z))),
+        Some(z) if !z.is_empty() => {
+            db.put(dst, Entry::new(Value::ZSet(z)));
+            db.notify(class::ZSET, "zrangestore", dst);
+        }
         _ => {
-            db.remove(dst);
+            if db.remove(dst).is_some() {
+                db.notify(class::GENERIC, "del", dst);
+            }
         }
     }
     ctx.reply.int(n as i64);
@@ -497,6 +511,14 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, req: &Request, by: By) -> CmdResult {
         Range::Lex(r) => zset.remove_range_by_lex(r),
     };
     let empty = zset.is_empty();
+    if removed > 0 {
+        let event = match by {
+            By::Score => "zremrangebyscore",
+            By::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        db.notify(class::ZSET, event, key);
+    }
     settle(&mut db, key, empty, removed > 0);
     ctx.reply.int(removed as i64);
     Ok(())
@@ -538,6 +560,9 @@ fn pop_from(
     };
     let popped = zset.pop(max, count);
     let empty = zset.is_empty();
+    if !popped.is_empty() {
+        db.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     settle(db, key, empty, !popped.is_empty());
     popped
 }
@@ -950,6 +975,7 @@ fn zsetop(
     // Every key is looked up, in order, before the options are read.
     for key in &keys {
         let mut db = locked.db(dbi, key);
+        crate::notify::read_miss(&mut db, key, now);
         let found = db.get(key, now);
         ctx.client.stats.hit(found.is_some());
         if let Some(e) = found
@@ -1084,9 +1110,17 @@ fn zsetop(
         let mut db = locked.db(dbi, dst);
         let n = result.len();
         if n == 0 {
-            db.remove(dst);
+            if db.remove(dst).is_some() {
+                db.notify(class::GENERIC, "del", dst);
+            }
         } else {
             db.put(dst, Entry::new(Value::ZSet(result)));
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                _ => "zdiffstore",
+            };
+            db.notify(class::ZSET, event, dst);
         }
         ctx.reply.int(n as i64);
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use bytes::Bytes;
 
 use super::table::{Table, prefetch_line};
-use super::{Effects, Entry, Key, Volatile, hash_key};
+use super::{Effects, Entry, Key, Volatile, class, hash_key};
 use crate::Rng;
 use crate::value::Value;
 
@@ -586,6 +586,9 @@ impl<W> DbMut<'_, W> {
                 if db.hide_expired {
                     self.fx.expired(db.index, &slot.key);
                 }
+                self.fx
+                    .event(class::EXPIRED, "expired", db.index, &slot.key);
+                self.fx.key_changed(&slot.key);
                 None
             }
         }
@@ -622,6 +625,14 @@ impl<W> DbMut<'_, W> {
                         self.fx.expired(db.index, key);
                     }
                 }
+                if !live {
+                    // Deleted, then (if `new`) added again, as Redis does.
+                    self.fx.key_changed(key);
+                    self.fx.event(class::EXPIRED, "expired", db.index, key);
+                    if new.is_some() {
+                        self.fx.event(class::NEW, "new", db.index, key);
+                    }
+                }
                 match new {
                     Some(new) => {
                         match (had_deadline, new.expire_at().is_some()) {
@@ -632,6 +643,7 @@ impl<W> DbMut<'_, W> {
                         let list = waitable(&new.value);
                         db.map.at_mut(i).entry = new;
                         self.fx.changed();
+                        self.fx.key_changed(key);
                         db.touched(key);
                         db.added(key, list);
                     }
@@ -656,6 +668,8 @@ impl<W> DbMut<'_, W> {
                     let list = waitable(&entry.value);
                     db.add_slot(hash, owned, entry);
                     self.fx.changed();
+                    self.fx.event(class::NEW, "new", db.index, key);
+                    self.fx.key_changed(key);
                     db.touched(key);
                     db.added(key, list);
                 }
@@ -701,6 +715,7 @@ impl<W> DbMut<'_, W> {
                 }
             }
             None => {
+                self.fx.event(class::NEW, "new", db.index, k);
                 let key = owned(key);
                 if deadline {
                     db.volatile.insert(hash, &key);
@@ -761,6 +776,7 @@ impl<W> DbMut<'_, W> {
     #[inline]
     pub fn modified(&mut self, key: &[u8]) {
         self.fx.changed();
+        self.fx.key_changed(key);
         self.db.touched(key);
     }
 

@@ -76,12 +76,104 @@ pub struct Effects {
     units: Vec<usize>,
     /// What the running command asked to propagate instead of itself.
     rewrite: Option<Vec<Op>>,
+    /// The keyspace event classes wanted ([`class`] bits; 0: none, and
+    /// [`Effects::event`] costs one test).
+    notify: u32,
+    /// Keyspace events raised so far, in order, for the server to publish.
+    events: Vec<Event>,
+    /// Whether changed keys are recorded (client-side caching: someone
+    /// tracks keys).
+    track: bool,
+    /// Keys changed so far (any database), for the server to invalidate.
+    changed_keys: Vec<bytes::Bytes>,
+}
+
+/// Keyspace event classes, as bits (Redis's `NOTIFY_*` in notify.c, the
+/// letters of `notify-keyspace-events`).
+pub mod class {
+    /// `K`: publish on `__keyspace@<db>__:<key>`.
+    pub const KEYSPACE: u32 = 1 << 0;
+    /// `E`: publish on `__keyevent@<db>__:<event>`.
+    pub const KEYEVENT: u32 = 1 << 1;
+    /// `g`: generic commands (DEL, EXPIRE, RENAME...).
+    pub const GENERIC: u32 = 1 << 2;
+    /// `$`: string commands.
+    pub const STRING: u32 = 1 << 3;
+    /// `l`: list commands.
+    pub const LIST: u32 = 1 << 4;
+    /// `s`: set commands.
+    pub const SET: u32 = 1 << 5;
+    /// `h`: hash commands.
+    pub const HASH: u32 = 1 << 6;
+    /// `z`: sorted set commands.
+    pub const ZSET: u32 = 1 << 7;
+    /// `x`: a key deleted because it expired.
+    pub const EXPIRED: u32 = 1 << 8;
+    /// `e`: a key evicted for `maxmemory`.
+    pub const EVICTED: u32 = 1 << 9;
+    /// `t`: stream commands.
+    pub const STREAM: u32 = 1 << 10;
+    /// `m`: a read that found no key (not part of `A`).
+    pub const KEY_MISS: u32 = 1 << 11;
+    /// `d`: module events.
+    pub const MODULE: u32 = 1 << 13;
+    /// `n`: a key created (not part of `A`).
+    pub const NEW: u32 = 1 << 14;
+    /// `A`: `g$lshzxetd`.
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+}
+
+/// One keyspace event: its [`class`], its name (`set`, `expired`...), and
+/// the key and database it happened to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its class, one [`class`] bit.
+    pub class: u32,
+    /// Its name, as Redis spells it.
+    pub name: &'static str,
+    /// The database.
+    pub db: usize,
+    /// The key.
+    pub key: bytes::Bytes,
 }
 
 impl Effects {
     /// No effects yet, not recording.
     pub fn new() -> Self {
         Effects::default()
+    }
+
+    /// No effects yet, not recording, recording keyspace events of
+    /// `classes` (see [`Effects::want_events`]), and changed keys if
+    /// `track`.
+    pub fn with_events(classes: u32, track: bool) -> Self {
+        let mut fx = Effects::default();
+        fx.want_events(classes);
+        fx.track = track;
+        fx
+    }
+
+    /// `key` changed (its value, its deadline, or it went): recorded for
+    /// the clients that cache it, while someone tracks keys.
+    #[inline]
+    pub fn key_changed(&mut self, key: &[u8]) {
+        if self.track {
+            self.changed_keys.push(bytes::Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys changed so far, in order (repeats kept), emptying the
+    /// record.
+    pub fn take_changed_keys(&mut self) -> Vec<bytes::Bytes> {
+        std::mem::take(&mut self.changed_keys)
+    }
+
+    /// Whether keys changed since the last
+    /// [`Effects::take_changed_keys`].
+    #[inline]
+    pub fn has_changed_keys(&self) -> bool {
+        !self.changed_keys.is_empty()
     }
 
     /// Whether the command records its changes for replicas.
@@ -134,6 +226,62 @@ impl Effects {
         if self.recording {
             self.ops.push(Op::del(db, key));
         }
+    }
+
+    /// Sets the keyspace event classes wanted ([`class`] bits): events of
+    /// other classes are not recorded. Nothing is recorded unless `K` or
+    /// `E` is among them, since nothing would be published.
+    pub fn want_events(&mut self, classes: u32) {
+        self.notify = if classes & (class::KEYSPACE | class::KEYEVENT) != 0 {
+            classes
+        } else {
+            0
+        };
+    }
+
+    /// Whether events of `class` are recorded (a caller that must work to
+    /// name an event asks first).
+    #[inline]
+    pub fn wants(&self, class: u32) -> bool {
+        self.notify & class != 0
+    }
+
+    /// Event `name` of `class` happened to `key` of database `db`
+    /// (Redis's `notifyKeyspaceEvent`): recorded if the class is wanted.
+    #[inline]
+    pub fn event(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
+        if self.notify & class != 0 {
+            self.push_event(class, name, db, key);
+        }
+    }
+
+    #[cold]
+    fn push_event(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
+        self.events.push(Event {
+            class,
+            name,
+            db,
+            key: bytes::Bytes::copy_from_slice(key),
+        });
+    }
+
+    /// `key` of database `db` was evicted for `maxmemory` (Redis's
+    /// `evicted` event, class `e`): what an eviction calls once it
+    /// deletes a key.
+    pub fn evicted(&mut self, db: usize, key: &[u8]) {
+        self.event(class::EVICTED, "evicted", db, key);
+    }
+
+    /// The events recorded so far, in order, emptying the record.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Whether events were recorded since the last
+    /// [`Effects::take_events`].
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The running command reaches replicas as `ops` instead of as
@@ -193,6 +341,23 @@ mod tests {
         assert_eq!(fx.dirty(), 1);
         assert!(fx.take_rewrite().is_none());
         assert!(fx.finish().is_empty());
+    }
+
+    #[test]
+    fn events_are_recorded_only_for_wanted_classes() {
+        let mut fx = Effects::new();
+        fx.event(class::GENERIC, "del", 0, b"k");
+        assert!(!fx.has_events(), "nothing wanted");
+        fx.want_events(class::GENERIC | class::EXPIRED);
+        fx.event(class::GENERIC, "del", 0, b"k");
+        assert!(!fx.has_events(), "neither K nor E: nothing to publish");
+        fx.want_events(class::KEYEVENT | class::GENERIC | class::EXPIRED);
+        fx.event(class::STRING, "set", 0, b"k");
+        fx.event(class::EXPIRED, "expired", 2, b"a");
+        fx.event(class::GENERIC, "del", 3, b"b");
+        let names: Vec<_> = fx.take_events().iter().map(|e| (e.name, e.db)).collect();
+        assert_eq!(names, [("expired", 2), ("del", 3)]);
+        assert!(fx.take_events().is_empty());
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod volatile;
 use std::sync::OnceLock;
 
 pub use db::{Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
-pub use effects::{Effects, Op, encode_into};
+pub use effects::{Effects, Event, Op, class, encode_into};
 pub use entry::{Entry, Key};
 pub use shards::{
     Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, ShardView, Shards, Write, WriteKeys,

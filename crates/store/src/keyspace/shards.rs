@@ -17,7 +17,7 @@
 //! ([`DbMut`]) reports to. The keyspace's own lock methods are private to
 //! this file for that reason.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -238,6 +238,11 @@ pub struct Keyspace<W> {
     expiry_pause: Arc<AtomicI64>,
     /// Snapshots taken so far, for their epochs.
     snap_count: AtomicU64,
+    /// The keyspace event classes every lock set's effects record (see
+    /// [`Effects::want_events`]); 0 while nobody wants notifications.
+    notify: AtomicU32,
+    /// Whether lock sets record changed keys (someone tracks keys).
+    track: AtomicBool,
 }
 
 impl<W> Keyspace<W> {
@@ -267,6 +272,8 @@ impl<W> Keyspace<W> {
             snap_now: AtomicI64::new(0),
             snap_lock: Mutex::new(()),
             snap_count: AtomicU64::new(0),
+            notify: AtomicU32::new(0),
+            track: AtomicBool::new(false),
         }
     }
 
@@ -332,6 +339,30 @@ impl<W> Keyspace<W> {
         if epoch != 0 && guard.snap_done != epoch {
             guard.copy_for_snapshot(epoch, self.snap_now.load(Ordering::Acquire));
         }
+    }
+
+    /// Sets the keyspace event classes ([`super::class`] bits) that lock
+    /// sets made from now on record (`notify-keyspace-events`).
+    pub fn set_notify_classes(&self, classes: u32) {
+        self.notify.store(classes, Ordering::Relaxed);
+    }
+
+    /// The keyspace event classes lock sets record.
+    #[inline]
+    pub fn notify_classes(&self) -> u32 {
+        self.notify.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether lock sets made from now on record the keys they
+    /// change (client-side caching).
+    pub fn set_tracking(&self, on: bool) {
+        self.track.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether lock sets record the keys they change.
+    #[inline]
+    pub fn tracking(&self) -> bool {
+        self.track.load(Ordering::Relaxed)
     }
 
     /// Whether writes are recorded for replicas.
@@ -497,7 +528,7 @@ impl<'a, W> Shards<'a, W> {
             ks,
             held: None,
             write: None,
-            fx: Effects::new(),
+            fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
         }
     }
 
