@@ -108,6 +108,26 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     ("dir", "", Kind::Text, true),
     ("dbfilename", "dump.rdb", Kind::Text, true),
+    // The append-only file (see `aof/`).
+    ("appenddirname", "appendonlydir", Kind::Text, false),
+    ("appendfilename", "appendonly.aof", Kind::Text, false),
+    ("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
+    (
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    (
+        "auto-aof-rewrite-min-size",
+        "67108864",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    ("aof-use-rdb-preamble", "yes", Kind::Bool, true),
+    ("aof-load-truncated", "yes", Kind::Bool, true),
+    ("aof-timestamp-enabled", "no", Kind::Bool, true),
+    ("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
     ("daemonize", "no", Kind::Bool, false),
     ("protected-mode", "yes", Kind::Bool, true),
     ("timeout", "0", Kind::Int(0, i32::MAX as i64), true),
@@ -464,6 +484,24 @@ impl Config {
             Kind::Text if key == "notify-keyspace-events" => keyspace_event_classes(value)?,
             Kind::Text if key == "dbfilename" && value.contains('/') => {
                 return Err("dbfilename can't be a path, just a filename".to_string());
+            }
+            Kind::Text if key == "appendfilename" || key == "appenddirname" => {
+                let what = if key == "appendfilename" {
+                    "filename"
+                } else {
+                    "dirname"
+                };
+                if value.is_empty() {
+                    return Err(format!("{key} can't be empty"));
+                }
+                if value.contains('/') {
+                    return Err(format!("{key} can't be a path, just a {what}"));
+                }
+                value.to_string()
+            }
+            // Ember writes no timestamp annotations; it reads them.
+            Kind::Bool if key == "aof-timestamp-enabled" && value.eq_ignore_ascii_case("yes") => {
+                return Err("Ember does not write AOF timestamp annotations".to_string());
             }
             Kind::Text => value.to_string(),
             Kind::Bool => match value.to_ascii_lowercase().as_str() {

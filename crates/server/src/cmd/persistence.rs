@@ -202,23 +202,16 @@ pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     {
         w(line);
     }
-    w(format!(
-        "aof_enabled:{}",
-        i32::from(shared.config_get("appendonly") == "yes")
-    ));
-    for line in [
-        "aof_rewrite_in_progress:0",
-        "aof_rewrite_scheduled:0",
-        "aof_last_rewrite_time_sec:-1",
-        "aof_current_rewrite_time_sec:-1",
-        "aof_last_bgrewrite_status:ok",
-        "aof_rewrites:0",
-        "aof_rewrites_consecutive_failures:0",
-        "aof_last_write_status:ok",
-        "aof_last_cow_size:0",
-        "module_fork_in_progress:0",
-        "module_fork_last_cow_size:0",
-    ] {
-        w(line.into());
+    for line in shared.repl.aof.info_lines() {
+        w(line);
     }
+}
+
+/// BGREWRITEAOF: a new base from a snapshot of this instant, written on a
+/// thread of its own (see `aof::start_rewrite`).
+pub(super) fn bgrewriteaof(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    crate::aof::start_rewrite(ctx.shared, &mut ctx.shards).map_err(CmdError::other)?;
+    ctx.reply
+        .simple("Background append only file rewriting started");
+    Ok(())
 }

@@ -654,8 +654,22 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
+        ctx.shared.repl.aof.configure(&config);
+        let aof_on = config.get("appendonly") == Some("yes");
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
+        }
+        // Turning the AOF on starts a rewrite that writes its base.
+        if aof_on != ctx.shared.repl.aof.enabled()
+            && let Err(e) = crate::aof::set_enabled(ctx.shared, &mut ctx.shards, aof_on)
+        {
+            tracing::warn!("{e}");
+            if let Ok(mut current) = ctx.shared.config.lock() {
+                let _ = current.set("appendonly", if aof_on { "no" } else { "yes" });
+            }
+            return Err(CmdError::other(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.",
+            ));
         }
         ctx.reply.ok();
     } else if eq(sub, "resetstat") {
