@@ -6,34 +6,12 @@
 //! `aof-load-truncated` says.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ember_tests::{EmberServer, NodeKind, NodeProcess, RedisServer};
+use ember_tests::{EmberServer, NodeKind, NodeProcess, RedisServer, TempDir};
 use redis::Connection;
-
-/// A private directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ember-aof-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        TempDir(dir)
-    }
-
-    fn str(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn connect(addr: impl std::fmt::Display) -> Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
@@ -223,6 +201,14 @@ fn wait_rewrite(con: &mut Connection) {
     }
 }
 
+/// BGREWRITEAOF, then writes that go to the new incremental file.
+fn rewrite_then_write(con: &mut Connection) {
+    let _: String = q(con, &["BGREWRITEAOF"]);
+    wait_rewrite(con);
+    let _: () = q(con, &["SET", "after-rewrite", "1"]);
+    let _: i64 = q(con, &["DEL", "after-rewrite"]);
+}
+
 /// Ember's directory, after a SIGKILL: Ember restarted on it has the same
 /// data, `redis-check-aof` accepts it, and Redis started on it has the
 /// same data too. With the RDB preamble and without, before a rewrite
@@ -237,11 +223,7 @@ fn embers_aof_survives_kill_9_and_loads_into_redis() {
             let mut con = connect(node.addr());
             write_dataset(&mut con);
             if rewrite {
-                let _: String = q(&mut con, &["BGREWRITEAOF"]);
-                wait_rewrite(&mut con);
-                // Writes after the rewrite go to the new incremental file.
-                let _: () = q(&mut con, &["SET", "after-rewrite", "1"]);
-                let _: i64 = q(&mut con, &["DEL", "after-rewrite"]);
+                rewrite_then_write(&mut con);
             }
             let before = dump(&mut con);
             assert_plausible(&before);
@@ -288,7 +270,7 @@ fn embers_aof_survives_kill_9_and_loads_into_redis() {
 fn redis_aof_loads_into_ember() {
     for preamble in ["yes", "no"] {
         for rewrite in [false, true] {
-            let dir = TempDir::new(&format!("from-redis-{preamble}-{rewrite}"));
+            let dir = TempDir::new(&format!("aof-from-redis-{preamble}-{rewrite}"));
             let before = {
                 let redis = RedisServer::start(&[
                     "--dir",
@@ -301,10 +283,7 @@ fn redis_aof_loads_into_ember() {
                 let mut con = connect(redis.addr());
                 write_dataset(&mut con);
                 if rewrite {
-                    let _: String = q(&mut con, &["BGREWRITEAOF"]);
-                    wait_rewrite(&mut con);
-                    let _: () = q(&mut con, &["SET", "after-rewrite", "1"]);
-                    let _: i64 = q(&mut con, &["DEL", "after-rewrite"]);
+                    rewrite_then_write(&mut con);
                 }
                 let before = dump(&mut con);
                 assert_plausible(&before);
@@ -322,7 +301,7 @@ fn redis_aof_loads_into_ember() {
             let _: () = q(&mut con, &["SET", "from-ember", "1"]);
             drop(con);
             drop(ember);
-            check_aof(&dir.0.join("appendonlydir/appendonly.aof.manifest"));
+            check_aof(&dir.path().join("appendonlydir/appendonly.aof.manifest"));
         }
     }
 }
@@ -448,8 +427,8 @@ fn start_result(dir: &TempDir, lines: &[&str]) -> Result<(), String> {
 /// corrupt file is refused with the file and offset.
 #[test]
 fn torn_last_record_is_kept_or_refused_as_configured() {
-    let dir = TempDir::new("torn");
-    let incr = dir.0.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let dir = TempDir::new("aof-torn");
+    let incr = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
     {
         let ember = EmberServer::start(&[&format!("dir {}", dir.str()), "appendonly yes"]);
         let mut con = connect(ember.addr());
@@ -516,7 +495,7 @@ fn torn_last_record_is_kept_or_refused_as_configured() {
 /// then appends; INFO persistence reports it; `no` stops appending.
 #[test]
 fn config_set_appendonly_starts_a_rewrite() {
-    let dir = TempDir::new("config-set");
+    let dir = TempDir::new("aof-config-set");
     let ember = EmberServer::start(&[&format!("dir {}", dir.str())]);
     let mut con = connect(ember.addr());
     let info: String = q(&mut con, &["INFO", "persistence"]);
@@ -544,7 +523,7 @@ fn config_set_appendonly_starts_a_rewrite() {
     );
     drop(con);
     drop(ember);
-    check_aof(&dir.0.join("appendonlydir/appendonly.aof.manifest"));
+    check_aof(&dir.path().join("appendonlydir/appendonly.aof.manifest"));
     let redis = RedisServer::start(&["--dir", dir.str(), "--appendonly", "yes"]);
     let mut con = connect(redis.addr());
     let before: Option<String> = q(&mut con, &["GET", "before"]);

@@ -276,9 +276,10 @@ mod tests {
         m.retire_incr_but_last();
         assert_eq!(
             m.format(),
+            // Redis's order: each file retired goes to the history's head.
             "file a.aof.2.base.aof seq 2 type b\n\
-             file a.aof.1.base.rdb seq 1 type h\n\
              file a.aof.1.incr.aof seq 1 type h\n\
+             file a.aof.1.base.rdb seq 1 type h\n\
              file a.aof.2.incr.aof seq 2 type i\n"
         );
         m.history.clear();
