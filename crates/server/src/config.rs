@@ -56,7 +56,8 @@ pub struct Flags {
     /// `bind` address.
     #[arg(long)]
     pub grpc_port: Option<u16>,
-    /// Any other parameter as `--name value`, as redis-server accepts.
+    /// Any other parameter CONFIG knows: `--set name value`, or
+    /// `--name value...` as redis-server accepts.
     #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
     pub set: Vec<String>,
 }
@@ -559,6 +560,57 @@ impl Config {
     }
 }
 
+/// redis-server's way of giving any parameter on the command line,
+/// `--name value...` (the words up to the next `--`), for every parameter
+/// CONFIG knows that has no flag of its own: rewritten as `--set name
+/// value` for the flag parser. Everything else is left as it is.
+pub fn redis_style_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const OWN: &[&str] = &[
+        "port",
+        "bind",
+        "databases",
+        "maxclients",
+        "requirepass",
+        "loglevel",
+        "replicaof",
+        "masterauth",
+        "threads",
+        "dir",
+        "dbfilename",
+        "grpc-port",
+        "set",
+        "help",
+        "version",
+    ];
+    let mut out = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let name = arg
+            .to_str()
+            .and_then(|a| a.strip_prefix("--"))
+            .map(str::to_ascii_lowercase);
+        match name {
+            Some(name) if !OWN.contains(&name.as_str()) && Config::is_mutable(&name).is_some() => {
+                let mut words = Vec::new();
+                while let Some(next) = args.peek() {
+                    if next.to_str().is_some_and(|n| n.starts_with("--")) {
+                        break;
+                    }
+                    words.push(next.to_string_lossy().into_owned());
+                    args.next();
+                }
+                out.push("--set".into());
+                out.push(name.into());
+                out.push(words.join(" ").into());
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 /// A percentile as Redis prints one: `%f`, then trailing zeros and a
 /// trailing point dropped (`99.900000` is `99.9`, `50.000000` is `50`).
 pub(crate) fn format_percentile(p: f64) -> String {
@@ -755,6 +807,48 @@ mod tests {
         assert!(c.set("appendonly", "maybe").is_err());
         assert_eq!(c.set("proto-max-bulk-len", "2mb"), Ok(()));
         assert_eq!(c.get("proto-max-bulk-len"), Some("2097152"));
+    }
+
+    #[test]
+    fn any_parameter_as_a_flag() {
+        let args = [
+            "ember-server",
+            "--port",
+            "7000",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--SAVE",
+            "60",
+            "1",
+            "--nosuch",
+            "x",
+        ];
+        let out = redis_style_args(args.iter().map(std::ffi::OsString::from));
+        let out: Vec<String> = out
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "ember-server",
+                "--port",
+                "7000",
+                "--set",
+                "appendonly",
+                "yes",
+                "--set",
+                "save",
+                "",
+                "--set",
+                "save",
+                "60 1",
+                "--nosuch",
+                "x"
+            ]
+        );
     }
 
     #[test]

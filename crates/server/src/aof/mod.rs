@@ -279,15 +279,9 @@ impl Aof {
             Err(e) => {
                 tracing::warn!("Error writing to the AOF file: {e}");
                 self.last_write_ok.store(false, Relaxed);
-                if self.policy() == Fsync::Always {
-                    // Redis's answer too: a reply promised on disk cannot
-                    // be given.
-                    tracing::warn!(
-                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
-                    );
-                    std::process::exit(1);
-                }
-                // Drop a partial write, and keep the bytes for the next try.
+                // Drop a partial write, and keep the bytes for the next
+                // try. Redis exits here under `always`; Ember keeps the
+                // replies waiting until the disk takes the bytes.
                 let _ = file.set_len(files.incr_size);
                 let mut p = lock(&self.pending);
                 let mut buf = buf;
@@ -506,13 +500,15 @@ pub(crate) fn load(shared: &Shared) -> Result<(), String> {
                 dir.display()
             )
         })?;
-        let mut m = Manifest::default();
-        m.base_seq = 1;
-        m.base = Some(manifest::FileInfo {
-            name: prefix.clone(),
-            seq: 1,
-            kind: manifest::Kind::Base,
-        });
+        let m = Manifest {
+            base_seq: 1,
+            base: Some(manifest::FileInfo {
+                name: prefix.clone(),
+                seq: 1,
+                kind: manifest::Kind::Base,
+            }),
+            ..Manifest::default()
+        };
         let files = Files {
             dir: dir.clone(),
             prefix: prefix.clone(),
@@ -694,6 +690,10 @@ fn writer(me: std::sync::Weak<Shared>) {
             return;
         }
         let aof = &shared.repl.aof;
+        if !aof.last_write_ok.load(Relaxed) {
+            // A failing disk is retried at a calm pace.
+            std::thread::sleep(TICK);
+        }
         {
             let p = lock(&aof.pending);
             if p.buf.is_empty() && aof.written.load(Relaxed) <= *aof.synced.borrow() {
@@ -941,16 +941,15 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         Some(m) => m.clone(),
         None => files.manifest.clone(),
     };
-    // A rewrite with the AOF off leaves a base alone.
-    if !aof.enabled() {
-        manifest.incr.clear();
-    }
     let name = manifest.new_base(&prefix, preamble);
     if aof.enabled() {
         manifest.retire_incr_but_last();
     } else {
-        let old: Vec<_> = manifest.incr.drain(..).collect();
-        manifest.history.extend(old);
+        // A rewrite with the AOF off leaves a base alone.
+        for mut f in manifest.incr.drain(..) {
+            f.kind = manifest::Kind::History;
+            manifest.history.push(f);
+        }
     }
     let base = dir.join(&name);
     if let Err(e) = std::fs::rename(&tmp, &base) {

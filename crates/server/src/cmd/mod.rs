@@ -1012,6 +1012,8 @@ pub(crate) fn execute(
     } else {
         None
     };
+    // The AOF's own client runs the file's commands while it loads.
+    let loading = shared.loading.load(std::sync::atomic::Ordering::Acquire) && !client.is_master;
     let rejected = if invalid.is_some() {
         invalid
     } else if !client.authenticated && flags & NO_AUTH == 0 {
@@ -1029,8 +1031,7 @@ pub(crate) fn execute(
         Some(text)
     } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
         Some(MASTERDOWN.as_bytes().to_vec())
-    } else if shared.loading.load(std::sync::atomic::Ordering::Acquire)
-        && !client.is_master
+    } else if loading
         && !loading_ok(cmd, req)
         && !(cmd.name == "exec"
             && client
