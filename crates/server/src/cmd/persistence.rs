@@ -1,10 +1,10 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, and the RDB parts of
-//! DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF, and the
+//! persistence parts of DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
 //!
 //! Every save copies the keyspace under all shard locks (`Snapshot::take`:
 //! the server pauses for the copy, as Redis pauses for its fork) and writes
-//! the copy without holding any lock. There are no automatic save points
-//! and no AOF.
+//! the copy without holding any lock. There are no automatic save points;
+//! the AOF is `crate::aof`.
 
 use std::sync::atomic::Ordering::Relaxed;
 
