@@ -580,6 +580,67 @@ pub(crate) fn load(shared: &Shared) -> Result<(), String> {
     open(shared, manifest, &dir, &prefix)
 }
 
+/// One file of the manifest, read whole for DEBUG LOADAOF: its RDB part,
+/// if it has one, then its commands.
+pub(crate) struct FileParts {
+    pub(crate) rdb: Option<crate::rdb::Loaded>,
+    pub(crate) commands: Vec<Vec<Bytes>>,
+}
+
+/// Writes and fsyncs what is buffered, then reads every file the manifest
+/// names (DEBUG LOADAOF, which runs them under every shard lock). A file
+/// that does not parse whole is an error.
+pub(crate) fn read_all(shared: &Shared) -> Result<Vec<FileParts>, String> {
+    if shared.repl.aof.enabled() {
+        shared.repl.aof.sync();
+    }
+    let dir = aof_dir(shared);
+    let prefix = shared.config_get("appendfilename");
+    let manifest = read_manifest(&dir, &prefix)?.unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, f) in manifest.replay().enumerate() {
+        let data = Bytes::from(
+            std::fs::read(dir.join(&f.name))
+                .map_err(|e| format!("can't read the append log file {}: {e}", f.name))?,
+        );
+        let mut parts = FileParts {
+            rdb: None,
+            commands: Vec::new(),
+        };
+        let mut pos = 0;
+        if i == 0 && manifest.base.is_some() && data.starts_with(b"REDIS") {
+            let mut loaded = crate::rdb::read_with(&data, shared.encodings.load_limits())
+                .map_err(|e| format!("Error reading the RDB base file {}: {e}", f.name))?;
+            loaded.fit_sets(crate::cmd::sets::max_intset(shared));
+            pos = loaded.end;
+            parts.rdb = Some(loaded);
+        }
+        loop {
+            match load::next_command(&data, pos) {
+                Ok(Some((args, end))) => {
+                    parts.commands.push(args);
+                    pos = end;
+                }
+                Ok(None) => break,
+                Err(load::Stop::Truncated { valid }) => {
+                    return Err(format!(
+                        "Unexpected end of file reading the append only file {} (after offset {valid})",
+                        f.name
+                    ));
+                }
+                Err(load::Stop::Format { offset }) => {
+                    return Err(format!(
+                        "Bad file format reading the append only file {} (at offset {offset})",
+                        f.name
+                    ));
+                }
+            }
+        }
+        out.push(parts);
+    }
+    Ok(out)
+}
+
 /// Opens the AOF for appending after a load (Redis's
 /// `aofOpenIfNeededOnServerStart`): an empty directory gets a base file
 /// first; the last incremental file is appended to, or a new one made.

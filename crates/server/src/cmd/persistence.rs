@@ -167,6 +167,83 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     Ok(())
 }
 
+/// DEBUG LOADAOF: writes and fsyncs what the AOF buffers, then replaces
+/// the keyspace with what its files hold, replaying them under every
+/// shard lock (nothing falls between the write and the load). The
+/// commands run in this client's context with their replies dropped and
+/// expiry off, as Redis's AOF client runs them; nothing is appended.
+pub(super) fn debug_loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
+    let own = ctx.shards.held().is_none();
+    if own {
+        ctx.shards.hold_all();
+    }
+    let result = loadaof(ctx);
+    if own && let Some(mut locked) = ctx.shards.release() {
+        crate::blocking::serve_ready(&mut locked, ctx.now);
+    }
+    result?;
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// DEBUG LOADAOF's work, under all locks.
+fn loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    let files = crate::aof::read_all(shared)
+        .map_err(|e| CmdError::other(format!("ERR Error loading the AOF: {e}")))?;
+    {
+        let mut locked = ctx.shards.lock_all();
+        for shard in locked.shards() {
+            shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+        }
+    }
+    let (out, db, now, cmd) = (
+        std::mem::take(&mut *ctx.reply.out),
+        ctx.client.db,
+        ctx.now,
+        ctx.cmd,
+    );
+    ctx.client.db = 0;
+    // The AOF's client sees no key expire.
+    ctx.now = i64::MIN;
+    let mut failed = None;
+    'files: for file in files {
+        if let Some(loaded) = file.rdb
+            && let Err(e) =
+                crate::rdb::install(&mut ctx.shards, loaded, Some(crate::server::now_ms()))
+        {
+            failed = Some(format!("ERR Error loading the AOF base: {e}"));
+            break;
+        }
+        for args in file.commands {
+            // Everything runs under every lock already: a transaction's
+            // markers have nothing left to do.
+            if args[0].eq_ignore_ascii_case(b"multi") || args[0].eq_ignore_ascii_case(b"exec") {
+                continue;
+            }
+            let Some(index) = super::lookup_index(&args[0]) else {
+                failed = Some(format!(
+                    "ERR Unknown command '{}' reading the append only file",
+                    String::from_utf8_lossy(&args[0])
+                ));
+                break 'files;
+            };
+            let req = Request::from_args(&args);
+            super::call(ctx, index, &req);
+            ctx.next = None;
+        }
+    }
+    *ctx.reply.out = out;
+    ctx.client.db = db;
+    ctx.now = now;
+    ctx.cmd = cmd;
+    match failed {
+        Some(e) => Err(CmdError::other(e)),
+        None => Ok(()),
+    }
+}
+
 /// SHUTDOWN SAVE: the save before stopping. Redis refuses to stop when it
 /// fails.
 pub(super) fn shutdown_save(ctx: &mut Ctx<'_>) -> CmdResult {

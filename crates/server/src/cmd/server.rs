@@ -829,6 +829,9 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "reload") {
         return super::persistence::debug_reload(ctx, req);
     }
+    if eq(sub, "loadaof") && req.len() == 2 {
+        return super::persistence::debug_loadaof(ctx);
+    }
     if eq(sub, "object") && req.len() == 3 {
         return super::memory::debug_object(ctx, &req[2]);
     }
