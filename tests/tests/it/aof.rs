@@ -643,3 +643,53 @@ fn debug_loadaof_reloads_the_same_data() {
     assert!(err.to_string().contains("Bad file format"), "{err}");
     assert_eq!(dump(&mut con), before);
 }
+
+/// A replica's AOF is its master's stream: after a full sync (which
+/// restarts the AOF from the master's data) and the stream that follows,
+/// the replica's directory, loaded by Redis, holds the master's data.
+#[test]
+fn a_replica_appends_its_masters_stream() {
+    let master = EmberServer::start(&[]);
+    let mut mcon = connect(master.addr());
+    let _: () = q(&mut mcon, &["SET", "before-sync", "1"]);
+    let _: () = q(&mut mcon, &["SELECT", "2"]);
+    let _: i64 = q(&mut mcon, &["RPUSH", "db2", "a", "b"]);
+    let _: () = q(&mut mcon, &["SELECT", "0"]);
+    let replicaof = format!("replicaof 127.0.0.1 {}", master.addr().port());
+    let mut replica = NodeProcess::start_with(NodeKind::Ember, &["appendonly yes", &replicaof]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut rcon = connect(replica.addr());
+    loop {
+        let info: String = q(&mut rcon, &["INFO", "replication"]);
+        if info.contains("master_link_status:up") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never synced: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    write_dataset(&mut mcon);
+    let acked: i64 = q(&mut mcon, &["WAIT", "1", "10000"]);
+    assert_eq!(acked, 1);
+    let want = dump(&mut mcon);
+    assert_eq!(dump(&mut rcon), want, "the replica follows");
+    // Everything the replica applied is in its file before the kill.
+    loop {
+        let info: String = q(&mut rcon, &["INFO", "persistence"]);
+        if info.contains("aof_buffer_length:0") && info.contains("aof_rewrite_in_progress:0") {
+            assert!(info.contains("aof_enabled:1"), "{info}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the AOF never settled: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(rcon);
+    replica.kill();
+    let dir = replica.dir().to_str().expect("UTF-8").to_string();
+    check_aof(&replica.dir().join("appendonlydir/appendonly.aof.manifest"));
+    let redis = RedisServer::start(&["--dir", &dir, "--appendonly", "yes"]);
+    let mut con = connect(redis.addr());
+    assert_eq!(dump(&mut con), want, "Redis on the replica's directory");
+}

@@ -223,6 +223,20 @@ impl Aof {
         p.appended += (p.buf.len() - before) as u64;
     }
 
+    /// A command of the master's stream, applied by this replica, in
+    /// database `db`: appended as it came (its SELECTs are the file's own,
+    /// so a new file starts with the right one).
+    pub(crate) fn append_replicated(&self, db: usize, req: &resp::Request) {
+        if !self.on.load(Relaxed) || req.is_empty() || req[0].eq_ignore_ascii_case(b"select") {
+            return;
+        }
+        let op = Op::from_iter(Some(db), req.iter());
+        let mut p = lock(&self.pending);
+        let before = p.buf.len();
+        p.push(op.db, &op.bytes);
+        p.appended += (p.buf.len() - before) as u64;
+    }
+
     /// Bytes appended so far: a client that wrote notes this, and its
     /// replies wait until the file holds that much ([`Aof::settle`]).
     pub(crate) fn appended(&self) -> u64 {
@@ -905,7 +919,10 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         None
     };
     if enabling {
-        start_recording(shards);
+        // A replica records nothing itself: its AOF is its master's stream.
+        if !shared.repl.is_replica() {
+            start_recording(shards);
+        }
         let mut files = lock(&aof.files);
         files.dir.clone_from(&dir);
         files.prefix.clone_from(&prefix);
@@ -1036,6 +1053,21 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
     aof.current_size.store(size, Relaxed);
     aof.base_size.store(size, Relaxed);
     Ok(())
+}
+
+/// After a replica loaded its master's RDB: the AOF starts again from the
+/// new dataset, a new base written by a rewrite, as `CONFIG SET appendonly
+/// yes` does (until it is written, the directory still holds the old
+/// dataset, whole).
+pub(crate) fn restart_after_sync(shared: &Shared, shards: &mut Shards<'_>) {
+    if !shared.repl.aof.enabled() {
+        return;
+    }
+    let restarted =
+        set_enabled(shared, shards, false).and_then(|()| set_enabled(shared, shards, true));
+    if let Err(e) = restarted {
+        tracing::warn!("Failed enabling the AOF after successful master synchronization! {e}");
+    }
 }
 
 /// `CONFIG SET appendonly yes|no` at run time. Turning it on starts a
