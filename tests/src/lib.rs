@@ -398,8 +398,9 @@ impl NodeProcess {
         assert!(status.success(), "kill {sig} failed");
     }
 
-    /// Starts it again, empty, on the same port, and waits until it
-    /// answers as the new process.
+    /// Starts it again on the same port, and waits until it answers as the
+    /// new process: empty, unless its configuration has it load files
+    /// from its directory (which is kept).
     pub fn restart(&mut self) {
         self.kill();
         if let Err(e) = self.spawn() {
