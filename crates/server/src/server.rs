@@ -695,6 +695,7 @@ async fn serve(
     shared.shutdown.trigger();
     drop(listener);
     shared.shutdown.wait().await;
+    crate::aof::shutdown(&shared);
     if let Some(e) = failed {
         return Err(e);
     }

@@ -578,7 +578,7 @@ fn rewrites_under_write_load_lose_nothing() {
                                 &(i % 30).to_string(),
                             ],
                         );
-                        if i % 5 == 0 {
+                        if i.is_multiple_of(5) {
                             let _: i64 = q(&mut con, &["DEL", &format!("l:{c}:{}", i % 7)]);
                         }
                     }

@@ -573,9 +573,7 @@ pub(crate) fn load(shared: &Shared) -> Result<(), String> {
                 .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
         }
         let outcome = loader.run_file(name, &path, &rest, truncated_ok && last)?;
-        if outcome != load::Outcome::Empty || !rest.is_empty() || !data.is_empty() {
-            loaded_any = true;
-        }
+        loaded_any |= !data.is_empty();
         if let load::Outcome::Truncated(_) = outcome
             && !last
         {
@@ -1067,6 +1065,14 @@ pub(crate) fn restart_after_sync(shared: &Shared, shards: &mut Shards<'_>) {
         set_enabled(shared, shards, false).and_then(|()| set_enabled(shared, shards, true));
     if let Err(e) = restarted {
         tracing::warn!("Failed enabling the AOF after successful master synchronization! {e}");
+    }
+}
+
+/// At shutdown: what is buffered is written and fsynced, as Redis does
+/// before it exits.
+pub(crate) fn shutdown(shared: &Shared) {
+    if shared.repl.aof.enabled() {
+        shared.repl.aof.sync();
     }
 }
 
