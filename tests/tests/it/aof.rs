@@ -311,7 +311,21 @@ fn redis_aof_loads_into_ember() {
 /// write; after a restart every acknowledged write is there.
 #[test]
 fn always_loses_no_acknowledged_write() {
-    let lines = ["appendonly yes", "appendfsync always"];
+    kill_9_under_load("always");
+}
+
+/// `everysec` and `no` lose nothing to a SIGKILL of the process either:
+/// a reply leaves only after its record was written to the file (only a
+/// crash of the machine loses what was not yet fsynced).
+#[test]
+fn everysec_and_no_lose_nothing_to_a_process_kill() {
+    kill_9_under_load("everysec");
+    kill_9_under_load("no");
+}
+
+fn kill_9_under_load(policy: &str) {
+    let policy_line = format!("appendfsync {policy}");
+    let lines = ["appendonly yes", &policy_line];
     let mut node = NodeProcess::start_with(NodeKind::Ember, &lines);
     let addr = node.addr();
     let clients = 4;
@@ -392,7 +406,7 @@ fn always_loses_no_acknowledged_write() {
         ] {
             assert!(
                 got == last || got == last + 1,
-                "client {c}: {what} is {got}, {last} acknowledged"
+                "{policy}, client {c}: {what} is {got}, {last} acknowledged"
             );
         }
         // A transaction is all or nothing.
