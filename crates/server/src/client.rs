@@ -278,6 +278,9 @@ async fn wait(
         Ok(outcome) => outcome,
         Err(reason) => return Wait::Gone(reason),
     };
+    // Served by another client's write: the pop is in the AOF's stream
+    // already, and the reply waits for the file like that write's.
+    client.aof_off = client.aof_off.max(shared.repl.aof.appended());
     write_outcome(conn.write_buffer(), client.proto, outcome)
 }
 

@@ -154,6 +154,8 @@ async fn run(
                 let outcome = wait_blocked(shared, client, blocked, std::future::pending())
                     .await
                     .map_err(gone)?;
+                // Served by another client's write: wait for its record too.
+                client.aof_off = client.aof_off.max(shared.repl.aof.appended());
                 client.clock = Clock::new();
                 match write_outcome(out, client.proto, outcome) {
                     Wait::Retry => after = cmd::execute(shared, client, out, request),
