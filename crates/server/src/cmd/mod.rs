@@ -8,6 +8,7 @@
 mod bitmaps;
 mod client_reply;
 mod connection;
+mod digest;
 mod dump;
 mod hashes;
 mod keys;

@@ -832,6 +832,12 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "loadaof") && req.len() == 2 {
         return super::persistence::debug_loadaof(ctx);
     }
+    if eq(sub, "digest") && req.len() == 2 {
+        return super::digest::debug_digest(ctx);
+    }
+    if eq(sub, "digest-value") {
+        return super::digest::debug_digest_value(ctx, req);
+    }
     if eq(sub, "object") && req.len() == 3 {
         return super::memory::debug_object(ctx, &req[2]);
     }
