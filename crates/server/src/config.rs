@@ -500,10 +500,6 @@ impl Config {
                 }
                 value.to_string()
             }
-            // Ember writes no timestamp annotations; it reads them.
-            Kind::Bool if key == "aof-timestamp-enabled" && value.eq_ignore_ascii_case("yes") => {
-                return Err("Ember does not write AOF timestamp annotations".to_string());
-            }
             Kind::Text => value.to_string(),
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => "yes".to_string(),

@@ -104,6 +104,11 @@ pub(crate) struct Aof {
     last_rewrite_ok: AtomicBool,
     rewrites: AtomicU64,
     failures: AtomicU64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to wait before each write of
+    /// the buffer, for tests.
+    flush_sleep: AtomicU64,
+    /// `aof-timestamp-enabled`: `#TS:<unix seconds>` annotations.
+    timestamps: AtomicBool,
 }
 
 /// The buffer of appended bytes.
@@ -114,6 +119,8 @@ struct Pending {
     appended: u64,
     /// The database the file has selected, `None` at a new file's start.
     db: Option<usize>,
+    /// The last `#TS:` annotation's time.
+    ts: i64,
 }
 
 /// The files and the manifest.
@@ -156,6 +163,8 @@ impl Default for Aof {
             last_rewrite_ok: AtomicBool::new(true),
             rewrites: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            flush_sleep: AtomicU64::new(0),
+            timestamps: AtomicBool::new(false),
         }
     }
 }
@@ -188,6 +197,20 @@ impl Aof {
             .store(config.get_i64("auto-aof-rewrite-percentage"), Relaxed);
         self.rewrite_min
             .store(config.get_i64("auto-aof-rewrite-min-size"), Relaxed);
+        self.timestamps
+            .store(config.get("aof-timestamp-enabled") == Some("yes"), Relaxed);
+    }
+
+    /// `#TS:<now>` before what is appended next, once a second, under
+    /// `aof-timestamp-enabled` (Redis's annotation; loaders skip it).
+    fn annotate(&self, p: &mut Pending) {
+        if self.timestamps.load(Relaxed) {
+            let now = now_secs();
+            if now > p.ts {
+                p.ts = now;
+                p.buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+        }
     }
 
     fn policy(&self) -> Fsync {
@@ -208,6 +231,7 @@ impl Aof {
         }
         let mut p = lock(&self.pending);
         let before = p.buf.len();
+        self.annotate(&mut p);
         for ops in units {
             let wrap = ops.len() > 1;
             if wrap {
@@ -233,6 +257,7 @@ impl Aof {
         let op = Op::from_iter(Some(db), req.iter());
         let mut p = lock(&self.pending);
         let before = p.buf.len();
+        self.annotate(&mut p);
         p.push(op.db, &op.bytes);
         p.appended += (p.buf.len() - before) as u64;
     }
@@ -275,6 +300,10 @@ impl Aof {
             }
             (std::mem::take(&mut p.buf), p.appended)
         };
+        let sleep = self.flush_sleep.load(Relaxed);
+        if sleep > 0 {
+            std::thread::sleep(Duration::from_micros(sleep));
+        }
         let Some(file) = files.current.clone() else {
             // Being switched off: nothing to write to.
             self.written.store(end, Relaxed);
@@ -387,6 +416,11 @@ impl Aof {
             ]);
         }
         lines
+    }
+
+    /// DEBUG AOF-FLUSH-SLEEP.
+    pub(crate) fn set_flush_sleep(&self, usec: u64) {
+        self.flush_sleep.store(usec, Relaxed);
     }
 
     /// Whether a rewrite runs (BGSAVE and BGREWRITEAOF exclude each other
@@ -505,9 +539,22 @@ pub(crate) fn load(shared: &Shared) -> Result<(), String> {
     let truncated_ok = shared.config_get("aof-load-truncated") == "yes";
     let mut manifest = read_manifest(&dir, &prefix)?;
     // Redis 7.0's upgrade: an old-style `appendfilename` in `dir` becomes
-    // the base of a new directory.
+    // the base of a new directory, when there is no directory, or no
+    // manifest, or the manifest of an upgrade interrupted before the file
+    // was moved (its base alone, under the old name, not yet in the
+    // directory).
     let old = Path::new(&shared.config_get("dir")).join(&prefix);
-    if manifest.is_none() && old.is_file() {
+    let upgrade = old.is_file()
+        && (!dir.is_dir()
+            || manifest
+                .as_ref()
+                .is_none_or(|m| m.base.is_none() && m.incr.is_empty())
+            || manifest.as_ref().is_some_and(|m| {
+                m.incr.is_empty()
+                    && m.base.as_ref().is_some_and(|b| b.name == prefix)
+                    && !dir.join(&prefix).exists()
+            }));
+    if upgrade {
         std::fs::create_dir_all(&dir).map_err(|e| {
             format!(
                 "Can't open or create append-only dir {}: {e}",
@@ -674,7 +721,8 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
         let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
         let name = manifest.new_base(prefix, preamble);
         let (snapshot, ()) = Snapshot::take(&mut shards, || ());
-        write_base(&files.path(&name), &snapshot, preamble)
+        let ts = shared.config_get("aof-timestamp-enabled") == "yes";
+        write_base(&files.path(&name), &snapshot, preamble, ts)
             .map_err(|e| format!("Can't write the AOF base file {name}: {e}"))?;
         tracing::info!("Creating AOF base file {name} on server start");
     }
@@ -708,7 +756,7 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
 
 /// Writes a base file: the snapshot as an RDB file marked `aof-base`, or
 /// as commands.
-fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool) -> io::Result<()> {
+fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool, ts: bool) -> io::Result<()> {
     let mut f = File::create(path)?;
     if preamble {
         let aux = Aux {
@@ -718,6 +766,9 @@ fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool) -> io::Result<()
         crate::rdb::write(snapshot, &aux, &mut f)?;
     } else {
         let mut out = io::BufWriter::with_capacity(64 * 1024, &mut f);
+        if ts {
+            write!(out, "#TS:{}\r\n", now_secs())?;
+        }
         rewrite::commands(snapshot, &mut out)?;
         out.flush()?;
         drop(out);
@@ -1000,7 +1051,8 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         (dir, prefix)
     };
     let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    if let Err(e) = write_base(&tmp, &job.snapshot, preamble) {
+    let ts = shared.config_get("aof-timestamp-enabled") == "yes";
+    if let Err(e) = write_base(&tmp, &job.snapshot, preamble, ts) {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("Error writing the AOF base: {e}"));
     }

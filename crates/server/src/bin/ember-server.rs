@@ -75,6 +75,8 @@ async fn serve(config: Config, workers: &Workers) -> std::process::ExitCode {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("Could not create server TCP listening socket {addr}: {e}");
+            // Redis's words, which test harnesses wait for to try another port.
+            tracing::error!("Failed listening on port {port} (TCP), aborting.");
             return std::process::ExitCode::FAILURE;
         }
     };

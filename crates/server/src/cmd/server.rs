@@ -832,6 +832,13 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "loadaof") && req.len() == 2 {
         return super::persistence::debug_loadaof(ctx);
     }
+    if eq(sub, "aof-flush-sleep") && req.len() == 3 {
+        // atoi, as Redis reads it: a negative or unparsable value is 0.
+        let usec = resp::parse_int(&req[2]).unwrap_or(0).max(0) as u64;
+        ctx.shared.repl.aof.set_flush_sleep(usec);
+        ctx.reply.ok();
+        return Ok(());
+    }
     if eq(sub, "digest") && req.len() == 2 {
         return super::digest::debug_digest(ctx);
     }
