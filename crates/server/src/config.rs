@@ -129,6 +129,13 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ("aof-load-truncated", "yes", Kind::Bool, true),
     ("aof-timestamp-enabled", "no", Kind::Bool, true),
     ("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
+    // Microseconds to wait per key an AOF rewrite writes, for tests.
+    (
+        "rdb-key-save-delay",
+        "0",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        true,
+    ),
     ("daemonize", "no", Kind::Bool, false),
     ("protected-mode", "yes", Kind::Bool, true),
     ("timeout", "0", Kind::Int(0, i32::MAX as i64), true),

@@ -725,3 +725,43 @@ fn a_replica_appends_its_masters_stream() {
     let mut con = connect(redis.addr());
     assert_eq!(dump(&mut con), want, "Redis on the replica's directory");
 }
+
+/// Turning the AOF off while its first rewrite runs stops the rewrite,
+/// which installs nothing: no manifest names a base never finished.
+#[test]
+fn turning_the_aof_off_stops_its_rewrite() {
+    let dir = TempDir::new("aof-cancel");
+    let ember = EmberServer::start(&[&format!("dir {}", dir.str())]);
+    let mut con = connect(ember.addr());
+    let _: () = q(&mut con, &["SET", "k", "v"]);
+    // Ten seconds a key: the rewrite waits until it is stopped.
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "rdb-key-save-delay", "10000000"],
+    );
+    let _: () = q(&mut con, &["CONFIG", "SET", "appendonly", "yes"]);
+    let info: String = q(&mut con, &["INFO", "persistence"]);
+    assert!(info.contains("aof_rewrite_in_progress:1"), "{info}");
+    let _: () = q(&mut con, &["CONFIG", "SET", "appendonly", "no"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let info: String = q(&mut con, &["INFO", "persistence"]);
+        if info.contains("aof_rewrite_in_progress:0") {
+            assert!(info.contains("aof_last_bgrewrite_status:err"), "{info}");
+            assert!(info.contains("aof_enabled:0"), "{info}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rewrite never stopped: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let manifest = dir.path().join("appendonlydir/appendonly.aof.manifest");
+    assert!(!manifest.exists(), "a manifest was installed");
+    // A later rewrite, with no delay, completes.
+    let _: () = q(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let _: () = q(&mut con, &["CONFIG", "SET", "appendonly", "yes"]);
+    wait_rewrite(&mut con);
+    assert!(manifest.exists());
+}

@@ -109,6 +109,8 @@ pub(crate) struct Aof {
     flush_sleep: AtomicU64,
     /// `aof-timestamp-enabled`: `#TS:<unix seconds>` annotations.
     timestamps: AtomicBool,
+    /// The running rewrite must stop (the AOF was turned off).
+    cancel: AtomicBool,
 }
 
 /// The buffer of appended bytes.
@@ -165,6 +167,7 @@ impl Default for Aof {
             failures: AtomicU64::new(0),
             flush_sleep: AtomicU64::new(0),
             timestamps: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
         }
     }
 }
@@ -895,6 +898,7 @@ pub(crate) fn start_rewrite(shared: &Shared, shards: &mut Shards<'_>) -> Result<
     if aof.rewriting.swap(true, Relaxed) {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
+    aof.cancel.store(false, Relaxed);
     aof.rewrite_started.store(now_secs(), Relaxed);
     let job = match prepare(shared, shards, false) {
         Ok(job) => job,
@@ -1051,6 +1055,7 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         (dir, prefix)
     };
     let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+    save_delay(shared, job.snapshot.len())?;
     let ts = shared.config_get("aof-timestamp-enabled") == "yes";
     if let Err(e) = write_base(&tmp, &job.snapshot, preamble, ts) {
         let _ = std::fs::remove_file(&tmp);
@@ -1061,6 +1066,10 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         tmp.display()
     );
     let mut files = lock(&aof.files);
+    if aof.cancel.load(Relaxed) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err("the rewrite was stopped".into());
+    }
     if files.dir.as_os_str().is_empty() {
         files.dir.clone_from(&dir);
         files.prefix.clone_from(&prefix);
@@ -1128,6 +1137,34 @@ pub(crate) fn shutdown(shared: &Shared) {
     }
 }
 
+/// Redis's `rdb-key-save-delay` for a rewrite: that many microseconds per
+/// key, reread as it goes so CONFIG SET can cut the wait short; stops
+/// early when the rewrite is cancelled.
+fn save_delay(shared: &Shared, keys: usize) -> Result<(), String> {
+    const STEP: Duration = Duration::from_millis(10);
+    let aof = &shared.repl.aof;
+    for _ in 0..keys {
+        let mut left = None;
+        loop {
+            if aof.cancel.load(Relaxed) {
+                return Err("the rewrite was stopped".into());
+            }
+            let delay = shared.config_i64("rdb-key-save-delay");
+            if delay <= 0 {
+                return Ok(());
+            }
+            let l = left.get_or_insert(Duration::from_micros(delay as u64));
+            if l.is_zero() {
+                break;
+            }
+            let step = (*l).min(STEP);
+            std::thread::sleep(step);
+            *l -= step;
+        }
+    }
+    Ok(())
+}
+
 /// `CONFIG SET appendonly yes|no` at run time. Turning it on starts a
 /// rewrite that writes the base (Redis's `startAppendOnly`); turning it
 /// off writes and fsyncs what is buffered and closes the file.
@@ -1144,6 +1181,7 @@ pub(crate) fn set_enabled(
         if aof.rewriting.swap(true, Relaxed) {
             return Err("AOF rewrite already in progress".into());
         }
+        aof.cancel.store(false, Relaxed);
         aof.rewrite_started.store(now_secs(), Relaxed);
         let job = match prepare(shared, shards, true) {
             Ok(job) => job,
@@ -1159,6 +1197,12 @@ pub(crate) fn set_enabled(
         spawn_writer(shared);
         spawn_job(shared, job)
     } else {
+        if aof.rewriting() {
+            // Redis kills its rewrite child; the thread here stops at its
+            // next key, and installs nothing.
+            aof.cancel.store(true, Relaxed);
+            tracing::info!("Killing running AOF rewrite child (a thread in Ember)");
+        }
         aof.sync();
         aof.on.store(false, Relaxed);
         {
