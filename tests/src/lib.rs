@@ -287,6 +287,10 @@ pub enum NodeKind {
 /// node on the port it names (see [`serve_if_node_process`]).
 pub const NODE_PORT_ENV: &str = "EMBER_TEST_NODE_PORT";
 
+/// The environment variable that hands a node process its configuration
+/// lines (see [`NodeProcess::start_with`]).
+pub const NODE_CONFIG_ENV: &str = "EMBER_TEST_NODE_CONFIG";
+
 /// The test that [`NodeProcess`] runs in a child copy of the test binary:
 /// `tests/it/client.rs` calls [`serve_if_node_process`] from it. It is
 /// `#[ignore]`d, so a run of the suite does not count it as a test.
@@ -308,23 +312,38 @@ pub struct NodeProcess {
     port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    /// redis.conf-style lines the server starts with.
+    lines: Vec<String>,
 }
 
 impl NodeProcess {
     /// Starts a node on a free port, and waits until it proves to be the
     /// process started here (see [`wait_serving`]).
     pub fn start(kind: NodeKind) -> NodeProcess {
+        NodeProcess::start_with(kind, &[])
+    }
+
+    /// Starts a node configured by redis.conf-style `lines`, its `dir`
+    /// its own temporary directory (see [`NodeProcess::dir`]), which
+    /// [`NodeProcess::restart`] keeps: a node restarted after a SIGKILL
+    /// finds its files.
+    pub fn start_with(kind: NodeKind, lines: &[&str]) -> NodeProcess {
         let mut attempt = 1;
         loop {
             let port = free_port();
             let dir =
                 std::env::temp_dir().join(format!("ember-node-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("create a temporary directory");
+            let mut lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            if !lines.is_empty() {
+                lines.insert(0, format!("dir {}", dir.display()));
+            }
             let mut node = NodeProcess {
                 kind,
                 port,
                 child: None,
                 dir,
+                lines,
             };
             match node.spawn() {
                 Ok(()) => return node,
@@ -343,6 +362,11 @@ impl NodeProcess {
     /// The address it listens on, `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its directory (`dir`, for a node started with configuration).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Kills it with SIGKILL: no goodbye on its sockets beyond what the
@@ -374,8 +398,9 @@ impl NodeProcess {
         assert!(status.success(), "kill {sig} failed");
     }
 
-    /// Starts it again, empty, on the same port, and waits until it
-    /// answers as the new process.
+    /// Starts it again on the same port, and waits until it answers as the
+    /// new process: empty, unless its configuration has it load files
+    /// from its directory (which is kept).
     pub fn restart(&mut self) {
         self.kill();
         if let Err(e) = self.spawn() {
@@ -396,6 +421,15 @@ impl NodeProcess {
                     .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                     .arg("--dir")
                     .arg(&self.dir);
+                for line in &self.lines {
+                    c.args(line.split_whitespace().enumerate().map(|(i, w)| {
+                        if i == 0 {
+                            format!("--{w}")
+                        } else {
+                            w.to_string()
+                        }
+                    }));
+                }
                 c
             }
             (NodeKind::Ember, Some(bin)) => {
@@ -408,6 +442,11 @@ impl NodeProcess {
                     "--loglevel",
                     "warning",
                 ]);
+                if !self.lines.is_empty() {
+                    let file = self.dir.join("node.conf");
+                    std::fs::write(&file, self.lines.join("\n")).expect("write node.conf");
+                    c.arg(file);
+                }
                 c
             }
             (NodeKind::Ember, None) => {
@@ -423,6 +462,7 @@ impl NodeProcess {
                     "--test-threads=1",
                 ])
                 .env(NODE_PORT_ENV, &port)
+                .env(NODE_CONFIG_ENV, self.lines.join("\n"))
                 // Its log should show why it stopped, not a backtrace.
                 .env("RUST_BACKTRACE", "0");
                 c
@@ -614,7 +654,13 @@ pub fn serve_if_node_process() {
             let mut buf = [0u8; 64];
             while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
         });
-        let served = server::run(listener, server::Config::default(), async {
+        let mut config = server::Config::default();
+        if let Some(lines) = std::env::var_os(NODE_CONFIG_ENV) {
+            config
+                .load_file(&lines.to_string_lossy())
+                .expect("valid node configuration");
+        }
+        let served = server::run(listener, config, async {
             let _ = parent_gone.await;
         })
         .await;
@@ -750,5 +796,35 @@ impl Drop for SilentNode {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A private temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory named after `name` and this process.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ember-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Its path as text, for configuration lines.
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -113,6 +113,9 @@ pub(crate) struct Client {
     /// The stream offset after this client's last write: what WAIT waits
     /// for.
     pub(crate) woff: i64,
+    /// The AOF's length after this client's last write: its replies leave
+    /// only once the file holds that much (`Aof::settle`).
+    pub(crate) aof_off: u64,
     /// CLIENT REPLY's switch.
     pub(crate) replies: cmd::Replies,
     /// CLIENT TRACKING's options while tracking is on.
@@ -197,6 +200,7 @@ impl Client {
             repl_port: 0,
             repl_capa_eof: false,
             woff: 0,
+            aof_off: 0,
             replies: cmd::Replies::default(),
             tracking: None,
         }
@@ -263,6 +267,7 @@ async fn wait(
     client: &mut Client,
     blocked: Blocked,
 ) -> Wait {
+    shared.repl.aof.settle(client.aof_off).await;
     let _ = conn.flush().await;
     let gone = async {
         loop {
@@ -277,6 +282,9 @@ async fn wait(
         Ok(outcome) => outcome,
         Err(reason) => return Wait::Gone(reason),
     };
+    // Served by another client's write: the pop is in the AOF's stream
+    // already, and the reply waits for the file like that write's.
+    client.aof_off = client.aof_off.max(shared.repl.aof.appended());
     write_outcome(conn.write_buffer(), client.proto, outcome)
 }
 
@@ -405,6 +413,7 @@ async fn postponed(
     client: &mut Client,
     request: &resp::Request,
 ) -> Result<(), String> {
+    shared.repl.aof.settle(client.aof_off).await;
     if let Err(e) = conn.flush().await {
         return Err(format!("write failed: {e}"));
     }
@@ -556,6 +565,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                     }
                     After::Wait(wait) => {
                         client.stats.flush(&shared.stats);
+                        shared.repl.aof.settle(client.aof_off).await;
                         let _ = conn.flush().await;
                         let acked = crate::repl::master::wait_acks(shared, wait, &kill).await;
                         let mut reply = crate::reply::Reply {
@@ -585,6 +595,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             decoder.set_authenticated(client.authenticated);
             match after {
                 After::Close => {
+                    shared.repl.aof.settle(client.aof_off).await;
                     let _ = conn.flush().await;
                     return Ended::Closed("quit".into());
                 }
@@ -600,6 +611,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // Messages published to the client go out with the replies.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
         let pending = conn.write_buffer().len();
+        // Replies to writes leave once the AOF holds them.
+        shared.repl.aof.settle(client.aof_off).await;
         // A client that does not read holds its flush up; a kill (a
         // subscriber past its output limit) ends it all the same.
         let flushed = tokio::select! {

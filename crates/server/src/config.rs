@@ -56,7 +56,8 @@ pub struct Flags {
     /// `bind` address.
     #[arg(long)]
     pub grpc_port: Option<u16>,
-    /// Any other parameter as `--name value`, as redis-server accepts.
+    /// Any other parameter CONFIG knows: `--set name value`, or
+    /// `--name value...` as redis-server accepts.
     #[arg(long = "set", value_names = ["NAME", "VALUE"], num_args = 2)]
     pub set: Vec<String>,
 }
@@ -108,6 +109,33 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ),
     ("dir", "", Kind::Text, true),
     ("dbfilename", "dump.rdb", Kind::Text, true),
+    // The append-only file (see `aof/`).
+    ("appenddirname", "appendonlydir", Kind::Text, false),
+    ("appendfilename", "appendonly.aof", Kind::Text, false),
+    ("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
+    (
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    (
+        "auto-aof-rewrite-min-size",
+        "67108864",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    ("aof-use-rdb-preamble", "yes", Kind::Bool, true),
+    ("aof-load-truncated", "yes", Kind::Bool, true),
+    ("aof-timestamp-enabled", "no", Kind::Bool, true),
+    ("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
+    // Microseconds to wait per key an AOF rewrite writes, for tests.
+    (
+        "rdb-key-save-delay",
+        "0",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        true,
+    ),
     ("daemonize", "no", Kind::Bool, false),
     ("protected-mode", "yes", Kind::Bool, true),
     ("timeout", "0", Kind::Int(0, i32::MAX as i64), true),
@@ -487,6 +515,20 @@ impl Config {
             Kind::Text if key == "dbfilename" && value.contains('/') => {
                 return Err("dbfilename can't be a path, just a filename".to_string());
             }
+            Kind::Text if key == "appendfilename" || key == "appenddirname" => {
+                let what = if key == "appendfilename" {
+                    "filename"
+                } else {
+                    "dirname"
+                };
+                if value.is_empty() {
+                    return Err(format!("{key} can't be empty"));
+                }
+                if value.contains('/') {
+                    return Err(format!("{key} can't be a path, just a {what}"));
+                }
+                value.to_string()
+            }
             Kind::Text => value.to_string(),
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => "yes".to_string(),
@@ -541,6 +583,57 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// redis-server's way of giving any parameter on the command line,
+/// `--name value...` (the words up to the next `--`), for every parameter
+/// CONFIG knows that has no flag of its own: rewritten as `--set name
+/// value` for the flag parser. Everything else is left as it is.
+pub fn redis_style_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const OWN: &[&str] = &[
+        "port",
+        "bind",
+        "databases",
+        "maxclients",
+        "requirepass",
+        "loglevel",
+        "replicaof",
+        "masterauth",
+        "threads",
+        "dir",
+        "dbfilename",
+        "grpc-port",
+        "set",
+        "help",
+        "version",
+    ];
+    let mut out = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let name = arg
+            .to_str()
+            .and_then(|a| a.strip_prefix("--"))
+            .map(str::to_ascii_lowercase);
+        match name {
+            Some(name) if !OWN.contains(&name.as_str()) && Config::is_mutable(&name).is_some() => {
+                let mut words = Vec::new();
+                while let Some(next) = args.peek() {
+                    if next.to_str().is_some_and(|n| n.starts_with("--")) {
+                        break;
+                    }
+                    words.push(next.to_string_lossy().into_owned());
+                    args.next();
+                }
+                out.push("--set".into());
+                out.push(name.into());
+                out.push(words.join(" ").into());
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
 }
 
 /// A percentile as Redis prints one: `%f`, then trailing zeros and a
@@ -738,6 +831,48 @@ mod tests {
         assert!(c.set("appendonly", "maybe").is_err());
         assert_eq!(c.set("proto-max-bulk-len", "2mb"), Ok(()));
         assert_eq!(c.get("proto-max-bulk-len"), Some("2097152"));
+    }
+
+    #[test]
+    fn any_parameter_as_a_flag() {
+        let args = [
+            "ember-server",
+            "--port",
+            "7000",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--SAVE",
+            "60",
+            "1",
+            "--nosuch",
+            "x",
+        ];
+        let out = redis_style_args(args.iter().map(std::ffi::OsString::from));
+        let out: Vec<String> = out
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "ember-server",
+                "--port",
+                "7000",
+                "--set",
+                "appendonly",
+                "yes",
+                "--set",
+                "save",
+                "",
+                "--set",
+                "save",
+                "60 1",
+                "--nosuch",
+                "x"
+            ]
+        );
     }
 
     #[test]

@@ -94,6 +94,8 @@ impl Local {
         client.proto = Protocol::Resp3;
         let mut out = transport::Output::new();
         let result = run(shared, &mut client, &mut out, &request).await;
+        // A write's reply leaves once the AOF holds it, as on a connection.
+        shared.repl.aof.settle(client.aof_off).await;
         client.stats.flush(&shared.stats);
         cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
         if let Ok(mut clients) = shared.clients.lock() {
@@ -152,6 +154,8 @@ async fn run(
                 let outcome = wait_blocked(shared, client, blocked, std::future::pending())
                     .await
                     .map_err(gone)?;
+                // Served by another client's write: wait for its record too.
+                client.aof_off = client.aof_off.max(shared.repl.aof.appended());
                 client.clock = Clock::new();
                 match write_outcome(out, client.proto, outcome) {
                     Wait::Retry => after = cmd::execute(shared, client, out, request),

@@ -9,6 +9,7 @@
 //! (see `db.rs`), and writes every reply of a pipelined batch at once.
 #![warn(missing_docs)]
 
+mod aof;
 mod args;
 mod blocking;
 mod client;

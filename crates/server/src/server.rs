@@ -435,6 +435,14 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The append-only file (`appendonly yes`) cannot be loaded or opened.
+    #[error("cannot load the append-only file in {}: {reason}", dir.display())]
+    LoadAof {
+        /// `dir`/`appenddirname`.
+        dir: std::path::PathBuf,
+        /// What is wrong, with the file and offset.
+        reason: String,
+    },
     /// The gRPC port (`grpc-port`) cannot be listened on.
     #[error("cannot listen for gRPC on {addr}: {reason}")]
     Grpc {
@@ -599,6 +607,7 @@ async fn serve(
         shared
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
+        shared.repl.aof.configure(&config);
     }
     crate::db::tick_lru_clock();
     let file = crate::rdb::file_path(
@@ -609,7 +618,8 @@ async fn serve(
     );
     // Where the file loads while clients are served: its outcome.
     let mut loading: Option<tokio::sync::oneshot::Receiver<Result<(), ServeError>>> = None;
-    if load_while_serving && file.exists() {
+    let aof = shared.config_get("appendonly") == "yes";
+    if load_while_serving && (file.exists() || aof) {
         shared.loading.store(true, Ordering::Release);
         let (done, outcome) = tokio::sync::oneshot::channel();
         let loader = shared.clone();
@@ -692,6 +702,7 @@ async fn serve(
     shared.shutdown.trigger();
     drop(listener);
     shared.shutdown.wait().await;
+    crate::aof::shutdown(&shared);
     if let Some(e) = failed {
         return Err(e);
     }
@@ -771,8 +782,16 @@ fn key_load_delay(shared: &Shared, keys: usize) {
     }
 }
 
-/// Loads `dir`/`dbfilename` into the empty keyspace, if the file exists.
+/// Loads `dir`/`dbfilename` into the empty keyspace, if the file exists;
+/// with `appendonly yes`, the AOF instead (see `aof::load`).
 fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
+    if shared.config_get("appendonly") == "yes" {
+        return crate::aof::load(shared).map_err(|reason| ServeError::LoadAof {
+            dir: std::path::Path::new(&shared.config_get("dir"))
+                .join(shared.config_get("appenddirname")),
+            reason,
+        });
+    }
     let path = crate::rdb::file_path(
         &shared
             .config

@@ -1,5 +1,6 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
+mod aof;
 mod bitmaps;
 mod check;
 mod client;

@@ -5,7 +5,8 @@ use ember_server::{Config, Flags, Workers};
 use tokio::net::TcpListener;
 
 fn main() -> std::process::ExitCode {
-    let flags = Flags::parse();
+    // `--appendonly yes` and the like, as redis-server takes them.
+    let flags = Flags::parse_from(ember_server::config::redis_style_args(std::env::args_os()));
     let config = match Config::from_flags(&flags) {
         Ok(c) => c,
         Err(e) => {
@@ -74,6 +75,8 @@ async fn serve(config: Config, workers: &Workers) -> std::process::ExitCode {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("Could not create server TCP listening socket {addr}: {e}");
+            // Redis's words, which test harnesses wait for to try another port.
+            tracing::error!("Failed listening on port {port} (TCP), aborting.");
             return std::process::ExitCode::FAILURE;
         }
     };

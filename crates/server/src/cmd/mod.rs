@@ -8,6 +8,7 @@
 mod bitmaps;
 mod client_reply;
 mod connection;
+mod digest;
 mod dump;
 mod hashes;
 mod keys;
@@ -430,6 +431,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEY, persistence::save;
     "bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | KEYSPACE, NOKEY, persistence::bgsave;
     "lastsave", 1, OK_LOADING | OK_STALE | FAST, NOKEY, persistence::lastsave;
+    "bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | KEYSPACE, NOKEY, persistence::bgrewriteaof;
     // keys
     "del", -2, WRITE, (1, -1, 1), keys::del;
     "unlink", -2, WRITE | FAST, (1, -1, 1), keys::del;
@@ -842,7 +844,7 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
 }
 
 /// The position in [`COMMANDS`] of the command named `name`.
-fn lookup_index(name: &[u8]) -> Option<usize> {
+pub(crate) fn lookup_index(name: &[u8]) -> Option<usize> {
     let mut lower = [0u8; 32];
     let lower = lower.get_mut(..name.len())?;
     for (l, b) in lower.iter_mut().zip(name) {
@@ -1044,6 +1046,8 @@ pub(crate) fn execute(
     } else {
         None
     };
+    // The AOF's own client runs the file's commands while it loads.
+    let loading = shared.loading.load(std::sync::atomic::Ordering::Acquire) && !client.is_master;
     let rejected = if invalid.is_some() {
         invalid
     } else if !client.authenticated && flags & NO_AUTH == 0 {
@@ -1061,7 +1065,7 @@ pub(crate) fn execute(
         Some(text)
     } else if !client.is_master && shared.repl.stale() && !stale_ok(cmd, req) {
         Some(MASTERDOWN.as_bytes().to_vec())
-    } else if shared.loading.load(std::sync::atomic::Ordering::Acquire)
+    } else if loading
         && !loading_ok(cmd, req)
         && !(cmd.name == "exec"
             && client
@@ -1162,6 +1166,7 @@ pub(crate) fn execute(
         served_ready(ctx.client, &mut locked, serving_time(now));
         if let Some(offset) = shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
+            ctx.client.aof_off = shared.repl.aof.appended();
         }
         // What serving blocked clients raised.
         crate::notify::flush(shared, locked.effects());

@@ -1,10 +1,10 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, and the RDB parts of
-//! DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF, and the
+//! persistence parts of DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
 //!
 //! Every save copies the keyspace under all shard locks (`Snapshot::take`:
 //! the server pauses for the copy, as Redis pauses for its fork) and writes
-//! the copy without holding any lock. There are no automatic save points
-//! and no AOF.
+//! the copy without holding any lock. There are no automatic save points;
+//! the AOF is `crate::aof`.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -167,6 +167,83 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     Ok(())
 }
 
+/// DEBUG LOADAOF: writes and fsyncs what the AOF buffers, then replaces
+/// the keyspace with what its files hold, replaying them under every
+/// shard lock (nothing falls between the write and the load). The
+/// commands run in this client's context with their replies dropped and
+/// expiry off, as Redis's AOF client runs them; nothing is appended.
+pub(super) fn debug_loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
+    let own = ctx.shards.held().is_none();
+    if own {
+        ctx.shards.hold_all();
+    }
+    let result = loadaof(ctx);
+    if own && let Some(mut locked) = ctx.shards.release() {
+        crate::blocking::serve_ready(&mut locked, ctx.now);
+    }
+    result?;
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// DEBUG LOADAOF's work, under all locks.
+fn loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    let files = crate::aof::read_all(shared)
+        .map_err(|e| CmdError::other(format!("ERR Error loading the AOF: {e}")))?;
+    {
+        let mut locked = ctx.shards.lock_all();
+        for shard in locked.shards() {
+            shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+        }
+    }
+    let (out, db, now, cmd) = (
+        std::mem::take(&mut *ctx.reply.out),
+        ctx.client.db,
+        ctx.now,
+        ctx.cmd,
+    );
+    ctx.client.db = 0;
+    // The AOF's client sees no key expire.
+    ctx.now = i64::MIN;
+    let mut failed = None;
+    'files: for file in files {
+        if let Some(loaded) = file.rdb
+            && let Err(e) =
+                crate::rdb::install(&mut ctx.shards, loaded, Some(crate::server::now_ms()))
+        {
+            failed = Some(format!("ERR Error loading the AOF base: {e}"));
+            break;
+        }
+        for args in file.commands {
+            // Everything runs under every lock already: a transaction's
+            // markers have nothing left to do.
+            if args[0].eq_ignore_ascii_case(b"multi") || args[0].eq_ignore_ascii_case(b"exec") {
+                continue;
+            }
+            let Some(index) = super::lookup_index(&args[0]) else {
+                failed = Some(format!(
+                    "ERR Unknown command '{}' reading the append only file",
+                    String::from_utf8_lossy(&args[0])
+                ));
+                break 'files;
+            };
+            let req = Request::from_args(&args);
+            super::call(ctx, index, &req);
+            ctx.next = None;
+        }
+    }
+    *ctx.reply.out = out;
+    ctx.client.db = db;
+    ctx.now = now;
+    ctx.cmd = cmd;
+    match failed {
+        Some(e) => Err(CmdError::other(e)),
+        None => Ok(()),
+    }
+}
+
 /// SHUTDOWN SAVE: the save before stopping. Redis refuses to stop when it
 /// fails.
 pub(super) fn shutdown_save(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -202,23 +279,16 @@ pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     {
         w(line);
     }
-    w(format!(
-        "aof_enabled:{}",
-        i32::from(shared.config_get("appendonly") == "yes")
-    ));
-    for line in [
-        "aof_rewrite_in_progress:0",
-        "aof_rewrite_scheduled:0",
-        "aof_last_rewrite_time_sec:-1",
-        "aof_current_rewrite_time_sec:-1",
-        "aof_last_bgrewrite_status:ok",
-        "aof_rewrites:0",
-        "aof_rewrites_consecutive_failures:0",
-        "aof_last_write_status:ok",
-        "aof_last_cow_size:0",
-        "module_fork_in_progress:0",
-        "module_fork_last_cow_size:0",
-    ] {
-        w(line.into());
+    for line in shared.repl.aof.info_lines() {
+        w(line);
     }
+}
+
+/// BGREWRITEAOF: a new base from a snapshot of this instant, written on a
+/// thread of its own (see `aof::start_rewrite`).
+pub(super) fn bgrewriteaof(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    crate::aof::start_rewrite(ctx.shared, &mut ctx.shards).map_err(CmdError::other)?;
+    ctx.reply
+        .simple("Background append only file rewriting started");
+    Ok(())
 }

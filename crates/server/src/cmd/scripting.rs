@@ -109,6 +109,7 @@ fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
         super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
         if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
+            ctx.client.aof_off = ctx.shared.repl.aof.appended();
         }
     }
     let frame = result?;
@@ -314,6 +315,7 @@ impl Host for Runner<'_, '_> {
 fn not_in_scripts(name: &str, sub: Option<&[u8]>) -> bool {
     const NAMES: &[&str] = &[
         "auth",
+        "bgrewriteaof",
         "bgsave",
         "blmove",
         "blpop",

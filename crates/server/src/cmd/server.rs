@@ -667,8 +667,22 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.shared
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
+        ctx.shared.repl.aof.configure(&config);
+        let aof_on = config.get("appendonly") == Some("yes");
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
+        }
+        // Turning the AOF on starts a rewrite that writes its base.
+        if aof_on != ctx.shared.repl.aof.enabled()
+            && let Err(e) = crate::aof::set_enabled(ctx.shared, &mut ctx.shards, aof_on)
+        {
+            tracing::warn!("{e}");
+            if let Ok(mut current) = ctx.shared.config.lock() {
+                let _ = current.set("appendonly", if aof_on { "no" } else { "yes" });
+            }
+            return Err(CmdError::other(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.",
+            ));
         }
         ctx.reply.ok();
     } else if eq(sub, "resetstat") {
@@ -827,6 +841,22 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let sub = &req[1];
     if eq(sub, "reload") {
         return super::persistence::debug_reload(ctx, req);
+    }
+    if eq(sub, "loadaof") && req.len() == 2 {
+        return super::persistence::debug_loadaof(ctx);
+    }
+    if eq(sub, "aof-flush-sleep") && req.len() == 3 {
+        // atoi, as Redis reads it: a negative or unparsable value is 0.
+        let usec = resp::parse_int(&req[2]).unwrap_or(0).max(0) as u64;
+        ctx.shared.repl.aof.set_flush_sleep(usec);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "digest") && req.len() == 2 {
+        return super::digest::debug_digest(ctx);
+    }
+    if eq(sub, "digest-value") {
+        return super::digest::debug_digest_value(ctx, req);
     }
     if eq(sub, "object") && req.len() == 3 {
         return super::memory::debug_object(ctx, &req[2]);

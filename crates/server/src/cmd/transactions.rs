@@ -175,6 +175,7 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
         super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
         if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
+            ctx.client.aof_off = ctx.shared.repl.aof.appended();
         }
     }
     Ok(())

@@ -132,6 +132,8 @@ pub(crate) struct Aux {
     pub(crate) repl_offset: Option<i64>,
     /// `repl-stream-db`: the database the replication stream last selected.
     pub(crate) repl_stream_db: Option<i64>,
+    /// `aof-base` 1: the file is the base of an append-only file.
+    pub(crate) aof_base: bool,
 }
 
 /// A parsed file.
@@ -146,6 +148,9 @@ pub(crate) struct Loaded {
     pub(crate) repl_id: Option<String>,
     /// `repl-offset`.
     pub(crate) repl_offset: Option<i64>,
+    /// Where the file's RDB data ends (after the checksum): an old-style
+    /// AOF continues with commands there.
+    pub(crate) end: usize,
 }
 
 impl Loaded {

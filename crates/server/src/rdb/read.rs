@@ -131,5 +131,7 @@ pub(crate) fn read_with(data: &[u8], limits: store::rdb::Limits) -> Result<Loade
             }
         }
     }
+    // An AOF's RDB preamble is followed by commands: they start here.
+    loaded.end = r.pos();
     Ok(loaded)
 }

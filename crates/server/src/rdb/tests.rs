@@ -201,6 +201,7 @@ fn round_trip_strings_and_lists_across_databases() {
         repl_id: Some("a".repeat(40)),
         repl_offset: Some(12345),
         repl_stream_db: Some(3),
+        aof_base: false,
     };
     let file = encode(&snapshot, &aux);
     assert_eq!(&file[..9], b"REDIS0010");

@@ -122,6 +122,7 @@ async fn sync(
                     repl_id: Some(replid),
                     repl_offset: Some(offset),
                     repl_stream_db: Some(0),
+                    aof_base: false,
                 };
                 ((), aux)
             },

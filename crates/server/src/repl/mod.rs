@@ -63,6 +63,9 @@ pub(crate) struct Repl {
     pub(crate) sync_full: AtomicU64,
     pub(crate) sync_partial_ok: AtomicU64,
     pub(crate) sync_partial_err: AtomicU64,
+    /// The append-only file: fed the same units as the stream, under the
+    /// stream's lock.
+    pub(crate) aof: crate::aof::Aof,
 }
 
 /// What [`Repl`]'s lock guards.
@@ -256,6 +259,7 @@ impl Repl {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            aof: crate::aof::Aof::default(),
         }
     }
 
@@ -281,6 +285,7 @@ impl Repl {
             repl_id: Some(st.replid.clone()),
             repl_offset: Some(st.offset),
             repl_stream_db: Some(db as i64),
+            aof_base: false,
         }
     }
 
@@ -344,17 +349,29 @@ impl Repl {
 
     /// Appends commands to the stream. The caller still holds the shards
     /// the commands changed.
+    /// These (PING, REPLCONF GETACK, PUBLISH) go to replicas only, never
+    /// to the AOF, as in Redis.
     pub(crate) fn append(&self, ops: Vec<Op>) {
-        self.append_units(vec![ops]);
+        self.append_units(vec![ops], false);
+    }
+
+    /// Whether a backlog exists (replicas have been fed).
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.state().backlog.is_some()
     }
 
     /// Appends units of commands, each wrapped in MULTI/EXEC if it holds
     /// more than one.
-    fn append_units(&self, units: Vec<Vec<Op>>) {
+    /// What reaches replicas reaches the AOF too (`to_aof`), in the same
+    /// order: both are fed under this lock.
+    fn append_units(&self, units: Vec<Vec<Op>>, to_aof: bool) {
         if units.iter().all(Vec::is_empty) {
             return;
         }
         let mut st = self.state();
+        if to_aof {
+            self.aof.append_units(&units);
+        }
         let st = &mut *st;
         let Some(backlog) = &mut st.backlog else {
             return;
@@ -398,7 +415,7 @@ impl Repl {
     /// them, never inside a MULTI/EXEC.
     pub(crate) fn append_expired(&self, fx: &mut Effects) {
         let dels = fx.finish().into_iter().flatten();
-        self.append_units(dels.map(|op| vec![op]).collect());
+        self.append_units(dels.map(|op| vec![op]).collect(), true);
     }
 
     /// Appends what the running command recorded in `fx`, if it records;
@@ -411,7 +428,7 @@ impl Repl {
         if units.is_empty() {
             return None;
         }
-        self.append_units(units);
+        self.append_units(units, true);
         Some(self.state().offset)
     }
 

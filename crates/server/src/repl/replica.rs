@@ -364,6 +364,9 @@ async fn full_resync(
         let mut shards = Shards::new(&shared.keyspace);
         rdb::install(&mut shards, loaded, None)
             .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        // The AOF restarts from the new dataset (Redis's
+        // `restartAOFAfterSYNC`).
+        crate::aof::restart_after_sync(shared, &mut shards);
         let mut st = shared.repl.state();
         Repl::reset_history(&mut st, replid, offset);
         if let Some(m) = &mut st.master {
@@ -475,7 +478,10 @@ async fn apply_stream(
                 send_ack(conn, committed.0);
             } else if !req.is_empty() {
                 master.clock = crate::server::Clock::new();
+                let db = master.db;
                 let after = crate::cmd::execute(shared, master, &mut sink, &req);
+                // A replica's AOF is its master's stream, as it came.
+                shared.repl.aof.append_replicated(db, &req);
                 sink = transport::Output::new();
                 forget_waits(shared, after);
             }

@@ -1,0 +1,1218 @@
+//! The append-only file, Redis 7.0's multi-part layout: in
+//! `dir`/`appenddirname`, a manifest names one base file (an RDB file, or
+//! commands) and the incremental files of commands written since, so that
+//! Redis 7.0 starts from Ember's directory and Ember from Redis's.
+//!
+//! - What is appended is what replicas are sent: [`Aof::append_units`] is
+//!   called by the replication stream (`Repl::append_units`) under the
+//!   stream's lock, with the same units in the same order (expiries as
+//!   DEL, MULTI/EXEC units whole), and SELECT when the file's database
+//!   changes. PING, REPLCONF and PUBLISH go to replicas only, as in Redis.
+//! - The bytes wait in a buffer until written: a client writes the buffer
+//!   itself before its replies leave (`everysec`, `no`: a crash of the
+//!   process loses nothing acknowledged), or, with `always`, waits for the
+//!   writer thread, which writes whatever every client appended and
+//!   fsyncs once for all of them (group commit), then releases their
+//!   replies. With `everysec` the same thread fsyncs once a second.
+//! - A rewrite ([`start_rewrite`]) opens a new incremental file at the
+//!   instant of a point-in-time snapshot (every shard locked), writes the
+//!   snapshot as the new base on a thread of its own, then switches the
+//!   manifest (temporary file, fsync, rename) and deletes what it
+//!   replaced.
+//! - [`load`] loads a directory at startup.
+//!
+//! Not done: a replica writes nothing to its AOF while it follows a
+//! master (Redis appends the master's stream).
+
+pub(crate) mod load;
+pub(crate) mod manifest;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use store::keyspace::Op;
+
+use crate::db::Shards;
+use crate::rdb::{Aux, Snapshot};
+use crate::server::Shared;
+use manifest::Manifest;
+
+/// `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Fsync {
+    No = 0,
+    Always = 1,
+    Everysec = 2,
+}
+
+impl Fsync {
+    fn parse(v: &str) -> Fsync {
+        match v {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+
+    fn from_u8(v: u8) -> Fsync {
+        match v {
+            1 => Fsync::Always,
+            0 => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+}
+
+/// How often the writer thread looks for work when nobody wakes it.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The AOF's state, shared by every connection (it lives in `Repl`, beside
+/// the stream that feeds it).
+#[derive(Debug)]
+pub(crate) struct Aof {
+    /// Appends are taken: the AOF is on, or being turned on.
+    on: AtomicBool,
+    /// What was appended and not yet written. Taken under the stream's
+    /// lock; always after `files` when both are held.
+    pending: Mutex<Pending>,
+    /// Wakes the writer thread (with `pending`).
+    wake: Condvar,
+    files: Mutex<Files>,
+    /// Bytes appended, written and fsynced since the server started,
+    /// whatever file they went to.
+    written: AtomicU64,
+    synced: tokio::sync::watch::Sender<u64>,
+    policy: AtomicU8,
+    no_fsync_on_rewrite: AtomicBool,
+    rewrite_perc: AtomicI64,
+    rewrite_min: AtomicI64,
+    /// The writer thread runs.
+    thread: AtomicBool,
+    /// INFO persistence.
+    current_size: AtomicU64,
+    base_size: AtomicU64,
+    last_write_ok: AtomicBool,
+    rewriting: AtomicBool,
+    rewrite_started: AtomicI64,
+    last_rewrite_secs: AtomicI64,
+    last_rewrite_ok: AtomicBool,
+    rewrites: AtomicU64,
+    failures: AtomicU64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to wait before each write of
+    /// the buffer, for tests.
+    flush_sleep: AtomicU64,
+    /// `aof-timestamp-enabled`: `#TS:<unix seconds>` annotations.
+    timestamps: AtomicBool,
+    /// The running rewrite must stop (the AOF was turned off).
+    cancel: AtomicBool,
+}
+
+/// The buffer of appended bytes.
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Bytes appended so far (the end of `buf`).
+    appended: u64,
+    /// The database the file has selected, `None` at a new file's start.
+    db: Option<usize>,
+    /// The last `#TS:` annotation's time.
+    ts: i64,
+}
+
+/// The files and the manifest.
+#[derive(Debug, Default)]
+struct Files {
+    dir: PathBuf,
+    /// `appendfilename`.
+    prefix: String,
+    manifest: Manifest,
+    /// The incremental file appended to.
+    current: Option<Arc<File>>,
+    /// Files switched away from, still to be fsynced.
+    retired: Vec<Arc<File>>,
+    /// Bytes in `current`.
+    incr_size: u64,
+    /// Bytes in the manifest's other files.
+    others_size: u64,
+}
+
+impl Default for Aof {
+    fn default() -> Self {
+        Aof {
+            on: AtomicBool::new(false),
+            pending: Mutex::default(),
+            wake: Condvar::new(),
+            files: Mutex::default(),
+            written: AtomicU64::new(0),
+            synced: tokio::sync::watch::Sender::new(0),
+            policy: AtomicU8::new(Fsync::Everysec as u8),
+            no_fsync_on_rewrite: AtomicBool::new(false),
+            rewrite_perc: AtomicI64::new(100),
+            rewrite_min: AtomicI64::new(64 * 1024 * 1024),
+            thread: AtomicBool::new(false),
+            current_size: AtomicU64::new(0),
+            base_size: AtomicU64::new(0),
+            last_write_ok: AtomicBool::new(true),
+            rewriting: AtomicBool::new(false),
+            rewrite_started: AtomicI64::new(0),
+            last_rewrite_secs: AtomicI64::new(-1),
+            last_rewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            flush_sleep: AtomicU64::new(0),
+            timestamps: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_secs() -> i64 {
+    crate::server::now_ms() / 1000
+}
+
+/// `dir`/`appenddirname`.
+fn aof_dir(shared: &Shared) -> PathBuf {
+    Path::new(&shared.config_get("dir")).join(shared.config_get("appenddirname"))
+}
+
+impl Aof {
+    /// Applies the settings CONFIG SET may change.
+    pub(crate) fn configure(&self, config: &crate::config::Config) {
+        self.policy.store(
+            Fsync::parse(config.get("appendfsync").unwrap_or("everysec")) as u8,
+            Relaxed,
+        );
+        self.no_fsync_on_rewrite.store(
+            config.get("no-appendfsync-on-rewrite") == Some("yes"),
+            Relaxed,
+        );
+        self.rewrite_perc
+            .store(config.get_i64("auto-aof-rewrite-percentage"), Relaxed);
+        self.rewrite_min
+            .store(config.get_i64("auto-aof-rewrite-min-size"), Relaxed);
+        self.timestamps
+            .store(config.get("aof-timestamp-enabled") == Some("yes"), Relaxed);
+    }
+
+    /// `#TS:<now>` before what is appended next, once a second, under
+    /// `aof-timestamp-enabled` (Redis's annotation; loaders skip it).
+    fn annotate(&self, p: &mut Pending) {
+        if self.timestamps.load(Relaxed) {
+            let now = now_secs();
+            if now > p.ts {
+                p.ts = now;
+                p.buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+        }
+    }
+
+    fn policy(&self) -> Fsync {
+        Fsync::from_u8(self.policy.load(Relaxed))
+    }
+
+    /// Whether the AOF is on (INFO's `aof_enabled`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.on.load(Relaxed)
+    }
+
+    /// Appends units of commands, each wrapped in MULTI/EXEC if it holds
+    /// more than one. Called under the stream's lock, so the file's order
+    /// is the stream's.
+    pub(crate) fn append_units(&self, units: &[Vec<Op>]) {
+        if !self.on.load(Relaxed) {
+            return;
+        }
+        let mut p = lock(&self.pending);
+        let before = p.buf.len();
+        self.annotate(&mut p);
+        for ops in units {
+            let wrap = ops.len() > 1;
+            if wrap {
+                p.push(ops[0].db, b"*1\r\n$5\r\nMULTI\r\n");
+            }
+            for op in ops {
+                p.push(op.db, &op.bytes);
+            }
+            if wrap {
+                p.push(None, b"*1\r\n$4\r\nEXEC\r\n");
+            }
+        }
+        p.appended += (p.buf.len() - before) as u64;
+    }
+
+    /// A command of the master's stream, applied by this replica, in
+    /// database `db`: appended as it came (its SELECTs are the file's own,
+    /// so a new file starts with the right one).
+    pub(crate) fn append_replicated(&self, db: usize, req: &resp::Request) {
+        if !self.on.load(Relaxed) || req.is_empty() || req[0].eq_ignore_ascii_case(b"select") {
+            return;
+        }
+        let op = Op::from_iter(Some(db), req.iter());
+        let mut p = lock(&self.pending);
+        let before = p.buf.len();
+        self.annotate(&mut p);
+        p.push(op.db, &op.bytes);
+        p.appended += (p.buf.len() - before) as u64;
+    }
+
+    /// Bytes appended so far: a client that wrote notes this, and its
+    /// replies wait until the file holds that much ([`Aof::settle`]).
+    pub(crate) fn appended(&self) -> u64 {
+        if !self.on.load(Relaxed) {
+            return 0;
+        }
+        lock(&self.pending).appended
+    }
+
+    /// Waits until everything up to `upto` (from [`Aof::appended`]) is
+    /// in the file, and on disk under `appendfsync always`.
+    pub(crate) async fn settle(&self, upto: u64) {
+        if upto == 0 || !self.on.load(Relaxed) {
+            return;
+        }
+        if self.policy() == Fsync::Always {
+            if *self.synced.borrow() >= upto {
+                return;
+            }
+            let mut rx = self.synced.subscribe();
+            self.wake.notify_one();
+            let _ = rx.wait_for(|s| *s >= upto).await;
+        } else if self.written.load(Relaxed) < upto {
+            let mut files = lock(&self.files);
+            self.write_locked(&mut files);
+        }
+    }
+
+    /// Writes the buffer to the current file. Under `files`' lock, so
+    /// buffers reach the file in the order they were taken.
+    fn write_locked(&self, files: &mut Files) {
+        let (buf, end) = {
+            let mut p = lock(&self.pending);
+            if p.buf.is_empty() {
+                return;
+            }
+            (std::mem::take(&mut p.buf), p.appended)
+        };
+        let sleep = self.flush_sleep.load(Relaxed);
+        if sleep > 0 {
+            std::thread::sleep(Duration::from_micros(sleep));
+        }
+        let Some(file) = files.current.clone() else {
+            // Being switched off: nothing to write to.
+            self.written.store(end, Relaxed);
+            return;
+        };
+        match (&*file).write_all(&buf) {
+            Ok(()) => {
+                files.incr_size += buf.len() as u64;
+                self.current_size
+                    .store(files.incr_size + files.others_size, Relaxed);
+                self.written.store(end, Relaxed);
+                if !self.last_write_ok.swap(true, Relaxed) {
+                    tracing::warn!("AOF write error looks solved, Redis can write again.");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("Error writing to the AOF file: {e}");
+                self.last_write_ok.store(false, Relaxed);
+                // Drop a partial write, and keep the bytes for the next
+                // try. Redis exits here under `always`; Ember keeps the
+                // replies waiting until the disk takes the bytes.
+                let _ = file.set_len(files.incr_size);
+                let mut p = lock(&self.pending);
+                let mut buf = buf;
+                buf.extend_from_slice(&p.buf);
+                p.buf = buf;
+            }
+        }
+    }
+
+    /// Writes the buffer, then fsyncs every file written since the last
+    /// fsync, and releases the replies waiting for it.
+    fn sync(&self) {
+        let (targets, upto) = {
+            let mut files = lock(&self.files);
+            self.write_locked(&mut files);
+            let mut targets: Vec<Arc<File>> = files.retired.drain(..).collect();
+            targets.extend(files.current.clone());
+            (targets, self.written.load(Relaxed))
+        };
+        if upto <= *self.synced.borrow() {
+            return;
+        }
+        for f in &targets {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!("Error fsyncing the AOF file: {e}");
+                self.last_write_ok.store(false, Relaxed);
+                return;
+            }
+        }
+        self.synced.send_if_modified(|s| {
+            let moved = upto > *s;
+            *s = (*s).max(upto);
+            moved
+        });
+    }
+
+    /// Releases every reply waiting for the file: the AOF was switched
+    /// off, after a last write and fsync.
+    fn release_all(&self) {
+        let end = lock(&self.pending).appended;
+        self.written.store(end, Relaxed);
+        self.synced.send_modify(|s| *s = (*s).max(end));
+    }
+
+    /// INFO persistence's AOF lines.
+    pub(crate) fn info_lines(&self) -> Vec<String> {
+        let rewriting = self.rewriting.load(Relaxed);
+        let current = if rewriting {
+            (now_secs() - self.rewrite_started.load(Relaxed)).max(0)
+        } else {
+            -1
+        };
+        let status = |ok: bool| if ok { "ok" } else { "err" };
+        let mut lines = vec![
+            format!("aof_enabled:{}", u8::from(self.enabled())),
+            format!("aof_rewrite_in_progress:{}", u8::from(rewriting)),
+            "aof_rewrite_scheduled:0".to_string(),
+            format!(
+                "aof_last_rewrite_time_sec:{}",
+                self.last_rewrite_secs.load(Relaxed)
+            ),
+            format!("aof_current_rewrite_time_sec:{current}"),
+            format!(
+                "aof_last_bgrewrite_status:{}",
+                status(self.last_rewrite_ok.load(Relaxed))
+            ),
+            format!("aof_rewrites:{}", self.rewrites.load(Relaxed)),
+            format!(
+                "aof_rewrites_consecutive_failures:{}",
+                self.failures.load(Relaxed)
+            ),
+            format!(
+                "aof_last_write_status:{}",
+                status(self.last_write_ok.load(Relaxed))
+            ),
+            "aof_last_cow_size:0".to_string(),
+            "module_fork_in_progress:0".to_string(),
+            "module_fork_last_cow_size:0".to_string(),
+        ];
+        if self.enabled() {
+            let buffered = lock(&self.pending).buf.len();
+            lines.extend([
+                format!("aof_current_size:{}", self.current_size.load(Relaxed)),
+                format!("aof_base_size:{}", self.base_size.load(Relaxed)),
+                "aof_pending_rewrite:0".to_string(),
+                format!("aof_buffer_length:{buffered}"),
+                "aof_pending_bio_fsync:0".to_string(),
+                "aof_delayed_fsync:0".to_string(),
+            ]);
+        }
+        lines
+    }
+
+    /// DEBUG AOF-FLUSH-SLEEP.
+    pub(crate) fn set_flush_sleep(&self, usec: u64) {
+        self.flush_sleep.store(usec, Relaxed);
+    }
+
+    /// Whether a rewrite runs (BGSAVE and BGREWRITEAOF exclude each other
+    /// in Redis; here only rewrites exclude rewrites).
+    pub(crate) fn rewriting(&self) -> bool {
+        self.rewriting.load(Relaxed)
+    }
+}
+
+impl Pending {
+    fn push(&mut self, db: Option<usize>, bytes: &[u8]) {
+        if let Some(db) = db
+            && self.db != Some(db)
+        {
+            let n = db.to_string();
+            let select = Op::new(None, &[&b"SELECT"[..], n.as_bytes()]);
+            self.buf.extend_from_slice(&select.bytes);
+            self.db = Some(db);
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+impl Files {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes `manifest` atomically: a temporary file, fsynced, renamed
+    /// over the manifest, then the directory fsynced.
+    fn persist(&self, manifest: &Manifest) -> io::Result<()> {
+        let name = format!("{}.manifest", self.prefix);
+        let tmp = self.path(&format!("temp-{name}"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(manifest.format().as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, self.path(&name))?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Sizes of the manifest's files but the current one.
+    fn measure(&mut self) {
+        let last = self.manifest.incr.last().map(|f| f.name.clone());
+        self.others_size = self
+            .manifest
+            .replay()
+            .filter(|f| Some(&f.name) != last.as_ref())
+            .map(|f| file_size(&self.path(&f.name)))
+            .sum();
+    }
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// Starts recording the keyspace's changes (the stream the AOF is fed
+/// from), as when a replica first asks for it: expired keys are deleted
+/// only by commands that record the deletion.
+fn start_recording(shards: &mut Shards<'_>) {
+    let ks = shards.keyspace();
+    if ks.feeding() {
+        return;
+    }
+    let mut locked = shards.lock_all();
+    for shard in locked.shards() {
+        for db in &mut shard.dbs {
+            db.hide_expired = true;
+        }
+    }
+    ks.set_feeding(true);
+}
+
+/// Stops recording, unless replicas still need the stream.
+fn stop_recording(shared: &Shared, shards: &mut Shards<'_>) {
+    if shared.repl.has_backlog() || shared.repl.is_replica() {
+        return;
+    }
+    let ks = shards.keyspace();
+    let mut locked = shards.lock_all();
+    for shard in locked.shards() {
+        for db in &mut shard.dbs {
+            db.hide_expired = false;
+        }
+    }
+    ks.set_feeding(false);
+}
+
+/// Reads the manifest in `dir`, if there is one.
+fn read_manifest(dir: &Path, prefix: &str) -> Result<Option<Manifest>, String> {
+    let path = dir.join(format!("{prefix}.manifest"));
+    match std::fs::read(&path) {
+        Ok(text) => Manifest::parse(&text).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "Fatal error: can't open the AOF manifest file {} for reading: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Loads the AOF at startup (`appendonly yes`; the AOF takes precedence
+/// over the RDB file, as in Redis), then opens it for appending. The
+/// error is what is wrong, with the file and offset.
+pub(crate) fn load(shared: &Shared) -> Result<(), String> {
+    let dir = aof_dir(shared);
+    let prefix = shared.config_get("appendfilename");
+    let truncated_ok = shared.config_get("aof-load-truncated") == "yes";
+    let mut manifest = read_manifest(&dir, &prefix)?;
+    // Redis 7.0's upgrade: an old-style `appendfilename` in `dir` becomes
+    // the base of a new directory, when there is no directory, or no
+    // manifest, or the manifest of an upgrade interrupted before the file
+    // was moved (its base alone, under the old name, not yet in the
+    // directory).
+    let old = Path::new(&shared.config_get("dir")).join(&prefix);
+    let upgrade = old.is_file()
+        && (!dir.is_dir()
+            || manifest
+                .as_ref()
+                .is_none_or(|m| m.base.is_none() && m.incr.is_empty())
+            || manifest.as_ref().is_some_and(|m| {
+                m.incr.is_empty()
+                    && m.base.as_ref().is_some_and(|b| b.name == prefix)
+                    && !dir.join(&prefix).exists()
+            }));
+    if upgrade {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "Can't open or create append-only dir {}: {e}",
+                dir.display()
+            )
+        })?;
+        let m = Manifest {
+            base_seq: 1,
+            base: Some(manifest::FileInfo {
+                name: prefix.clone(),
+                seq: 1,
+                kind: manifest::Kind::Base,
+            }),
+            ..Manifest::default()
+        };
+        let files = Files {
+            dir: dir.clone(),
+            prefix: prefix.clone(),
+            ..Files::default()
+        };
+        files.persist(&m).map_err(|e| e.to_string())?;
+        std::fs::rename(&old, dir.join(&prefix)).map_err(|e| {
+            format!(
+                "Error trying to move the old AOF file {prefix} into dir {}: {e}",
+                dir.display()
+            )
+        })?;
+        tracing::info!(
+            "Successfully migrated an old-style AOF file ({prefix}) into the AOF directory ({}).",
+            dir.display()
+        );
+        manifest = Some(m);
+    }
+    let manifest = manifest.unwrap_or_default();
+    let started = Instant::now();
+    let names: Vec<String> = manifest.replay().map(|f| f.name.clone()).collect();
+    let mut loader = load::Loader::new(shared);
+    let mut loaded_any = false;
+    for (i, name) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let path = dir.join(name);
+        let data = match std::fs::read(&path) {
+            Ok(d) => Bytes::from(d),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(format!("The append log file {name} doesn't exist: {e}"));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Fatal error: can't open the append log file {name} for reading: {e}"
+                ));
+            }
+        };
+        let mut rest = data.clone();
+        if i == 0 && manifest.base.is_some() && data.starts_with(b"REDIS") {
+            let mut loaded =
+                crate::rdb::read_with(&data, shared.encodings.load_limits()).map_err(|e| {
+                    format!("Error reading the RDB base file {name}, AOF loading aborted: {e}")
+                })?;
+            loaded.fit_sets(crate::cmd::sets::max_intset(shared));
+            rest = data.slice(loaded.end.min(data.len())..);
+            let mut shards = Shards::new(&shared.keyspace);
+            crate::rdb::install(&mut shards, loaded, Some(crate::server::now_ms()))
+                .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
+        }
+        let outcome = loader.run_file(name, &path, &rest, truncated_ok && last)?;
+        loaded_any |= !data.is_empty();
+        if let load::Outcome::Truncated(_) = outcome
+            && !last
+        {
+            return Err(format!(
+                "Fatal error: the truncated file is not the last file ({name})"
+            ));
+        }
+    }
+    loader.finish();
+    if loaded_any {
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    open(shared, manifest, &dir, &prefix)
+}
+
+/// One file of the manifest, read whole for DEBUG LOADAOF: its RDB part,
+/// if it has one, then its commands.
+pub(crate) struct FileParts {
+    pub(crate) rdb: Option<crate::rdb::Loaded>,
+    pub(crate) commands: Vec<Vec<Bytes>>,
+}
+
+/// Writes and fsyncs what is buffered, then reads every file the manifest
+/// names (DEBUG LOADAOF, which runs them under every shard lock). A file
+/// that does not parse whole is an error.
+pub(crate) fn read_all(shared: &Shared) -> Result<Vec<FileParts>, String> {
+    if shared.repl.aof.enabled() {
+        shared.repl.aof.sync();
+    }
+    let dir = aof_dir(shared);
+    let prefix = shared.config_get("appendfilename");
+    let manifest = read_manifest(&dir, &prefix)?.unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, f) in manifest.replay().enumerate() {
+        let data = Bytes::from(
+            std::fs::read(dir.join(&f.name))
+                .map_err(|e| format!("can't read the append log file {}: {e}", f.name))?,
+        );
+        let mut parts = FileParts {
+            rdb: None,
+            commands: Vec::new(),
+        };
+        let mut pos = 0;
+        if i == 0 && manifest.base.is_some() && data.starts_with(b"REDIS") {
+            let mut loaded = crate::rdb::read_with(&data, shared.encodings.load_limits())
+                .map_err(|e| format!("Error reading the RDB base file {}: {e}", f.name))?;
+            loaded.fit_sets(crate::cmd::sets::max_intset(shared));
+            pos = loaded.end;
+            parts.rdb = Some(loaded);
+        }
+        loop {
+            match load::next_command(&data, pos) {
+                Ok(Some((args, end))) => {
+                    parts.commands.push(args);
+                    pos = end;
+                }
+                Ok(None) => break,
+                Err(load::Stop::Truncated { valid }) => {
+                    return Err(format!(
+                        "Unexpected end of file reading the append only file {} (after offset {valid})",
+                        f.name
+                    ));
+                }
+                Err(load::Stop::Format { offset }) => {
+                    return Err(format!(
+                        "Bad file format reading the append only file {} (at offset {offset})",
+                        f.name
+                    ));
+                }
+            }
+        }
+        out.push(parts);
+    }
+    Ok(out)
+}
+
+/// Opens the AOF for appending after a load (Redis's
+/// `aofOpenIfNeededOnServerStart`): an empty directory gets a base file
+/// first; the last incremental file is appended to, or a new one made.
+fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Result<(), String> {
+    let aof = &shared.repl.aof;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "Can't open or create append-only dir {}: {e}",
+            dir.display()
+        )
+    })?;
+    let mut files = Files {
+        dir: dir.to_path_buf(),
+        prefix: prefix.to_string(),
+        ..Files::default()
+    };
+    let mut shards = Shards::new(&shared.keyspace);
+    if manifest.base.is_none() && manifest.incr.is_empty() {
+        let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
+        let name = manifest.new_base(prefix, preamble);
+        let (snapshot, ()) = Snapshot::take(&mut shards, || ());
+        let ts = shared.config_get("aof-timestamp-enabled") == "yes";
+        write_base(&files.path(&name), &snapshot, preamble, ts)
+            .map_err(|e| format!("Can't write the AOF base file {name}: {e}"))?;
+        tracing::info!("Creating AOF base file {name} on server start");
+    }
+    let fresh = manifest.incr.is_empty();
+    let name = match manifest.incr.last() {
+        Some(f) => f.name.clone(),
+        None => manifest.new_incr(prefix),
+    };
+    let file = open_append(&files.path(&name))
+        .map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+    files.persist(&manifest).map_err(|e| e.to_string())?;
+    files.incr_size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    files.manifest = manifest;
+    files.measure();
+    files.current = Some(Arc::new(file));
+    if fresh {
+        tracing::info!("Creating AOF incr file {name} on server start");
+    } else {
+        tracing::info!("Opening AOF incr file {name} on server start");
+    }
+    let size = files.incr_size + files.others_size;
+    aof.current_size.store(size, Relaxed);
+    aof.base_size.store(size, Relaxed);
+    *lock(&aof.files) = files;
+    lock(&aof.pending).db = None;
+    start_recording(&mut shards);
+    aof.on.store(true, Relaxed);
+    spawn_writer(shared);
+    Ok(())
+}
+
+/// Writes a base file: the snapshot as an RDB file marked `aof-base`, or
+/// as commands.
+fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool, ts: bool) -> io::Result<()> {
+    let mut f = File::create(path)?;
+    if preamble {
+        let aux = Aux {
+            aof_base: true,
+            ..Aux::default()
+        };
+        crate::rdb::write(snapshot, &aux, &mut f)?;
+    } else {
+        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut f);
+        if ts {
+            write!(out, "#TS:{}\r\n", now_secs())?;
+        }
+        rewrite::commands(snapshot, &mut out)?;
+        out.flush()?;
+        drop(out);
+    }
+    f.sync_all()
+}
+
+mod rewrite;
+
+/// Starts the writer thread once.
+fn spawn_writer(shared: &Shared) {
+    let aof = &shared.repl.aof;
+    if aof.thread.swap(true, Relaxed) {
+        return;
+    }
+    let me = shared.me.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ember-aof".into())
+        .spawn(move || writer(me));
+    if let Err(e) = spawned {
+        tracing::warn!("Can't start the AOF thread: {e}");
+        aof.thread.store(false, Relaxed);
+    }
+}
+
+/// The writer thread: under `always`, writes and fsyncs whatever was
+/// appended as soon as a client waits for it (one fsync for everyone who
+/// appended meanwhile); otherwise writes what commands outside any
+/// client appended (the expiry cycle's deletions) every tick and, under
+/// `everysec`, fsyncs once a second. Also starts automatic rewrites.
+fn writer(me: std::sync::Weak<Shared>) {
+    let mut last_sync = Instant::now();
+    let mut last_check = Instant::now();
+    loop {
+        let Some(shared) = me.upgrade() else {
+            return;
+        };
+        if shared.shutdown.is_triggered() {
+            let aof = &shared.repl.aof;
+            if aof.enabled() {
+                aof.sync();
+            }
+            return;
+        }
+        let aof = &shared.repl.aof;
+        if !aof.last_write_ok.load(Relaxed) {
+            // A failing disk is retried at a calm pace.
+            std::thread::sleep(TICK);
+        }
+        {
+            let p = lock(&aof.pending);
+            if p.buf.is_empty() && aof.written.load(Relaxed) <= *aof.synced.borrow() {
+                let _ = aof.wake.wait_timeout(p, TICK);
+            }
+        }
+        if !aof.enabled() {
+            continue;
+        }
+        let policy = aof.policy();
+        // Redis's `no-appendfsync-on-rewrite`: no fsync while a rewrite
+        // writes its base, whatever the policy.
+        let hold = aof.no_fsync_on_rewrite.load(Relaxed) && aof.rewriting();
+        match policy {
+            Fsync::Always if !hold => aof.sync(),
+            Fsync::Everysec if !hold && last_sync.elapsed() >= Duration::from_secs(1) => {
+                aof.sync();
+                last_sync = Instant::now();
+            }
+            _ => {
+                let mut files = lock(&aof.files);
+                aof.write_locked(&mut files);
+                if hold && policy == Fsync::Always {
+                    // Replies cannot wait for a whole rewrite.
+                    drop(files);
+                    aof.release_all();
+                }
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            auto_rewrite(&shared);
+        }
+    }
+}
+
+/// Starts a rewrite when the AOF grew past `auto-aof-rewrite-percentage`
+/// of its size after the last one, and past `auto-aof-rewrite-min-size`.
+fn auto_rewrite(shared: &Shared) {
+    let aof = &shared.repl.aof;
+    let perc = aof.rewrite_perc.load(Relaxed);
+    if perc <= 0 || aof.rewriting() || !aof.enabled() {
+        return;
+    }
+    let current = aof.current_size.load(Relaxed);
+    if current as i64 <= aof.rewrite_min.load(Relaxed) {
+        return;
+    }
+    let base = aof.base_size.load(Relaxed).max(1);
+    let growth = (current as i64 * 100 / base as i64) - 100;
+    if growth >= perc {
+        tracing::info!("Starting automatic rewriting of AOF on {growth}% growth");
+        let mut shards = Shards::new(&shared.keyspace);
+        if let Err(e) = start_rewrite(shared, &mut shards) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// A rewrite whose snapshot is taken, its base still to write.
+struct Job {
+    snapshot: Snapshot,
+    /// The AOF is being turned on: the manifest to install names the new
+    /// incremental file already.
+    enabling: Option<Manifest>,
+    started: Instant,
+}
+
+/// Starts a rewrite: a new incremental file from this instant, the
+/// snapshot of this instant written as the new base on a thread of its
+/// own. With the AOF off (BGREWRITEAOF while `appendonly no`), only the
+/// base is written, and a manifest naming it alone.
+pub(crate) fn start_rewrite(shared: &Shared, shards: &mut Shards<'_>) -> Result<(), String> {
+    let aof = &shared.repl.aof;
+    if aof.rewriting.swap(true, Relaxed) {
+        return Err("ERR Background append only file rewriting already in progress".into());
+    }
+    aof.cancel.store(false, Relaxed);
+    aof.rewrite_started.store(now_secs(), Relaxed);
+    let job = match prepare(shared, shards, false) {
+        Ok(job) => job,
+        Err(e) => {
+            aof.rewriting.store(false, Relaxed);
+            aof.last_rewrite_ok.store(false, Relaxed);
+            aof.failures.fetch_add(1, Relaxed);
+            return Err(format!(
+                "ERR Can't rewrite append only file in background: {e}"
+            ));
+        }
+    };
+    spawn_job(shared, job)
+}
+
+fn spawn_job(shared: &Shared, job: Job) -> Result<(), String> {
+    let Some(me) = shared.me.upgrade() else {
+        return Err("ERR the server is stopping".into());
+    };
+    let spawned = std::thread::Builder::new()
+        .name("ember-aofrw".into())
+        .spawn(move || finish(&me, job));
+    match spawned {
+        Ok(_) => {
+            tracing::info!("Background append only file rewriting started");
+            Ok(())
+        }
+        Err(e) => {
+            let aof = &shared.repl.aof;
+            aof.rewriting.store(false, Relaxed);
+            aof.last_rewrite_ok.store(false, Relaxed);
+            Err(format!(
+                "ERR Can't rewrite append only file in background: {e}"
+            ))
+        }
+    }
+}
+
+/// The instant of a rewrite: with every shard locked, the snapshot is
+/// fixed and appends switch to the new incremental file.
+fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<Job, String> {
+    let aof = &shared.repl.aof;
+    let dir = aof_dir(shared);
+    let prefix = shared.config_get("appendfilename");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "Can't open or create append-only dir {}: {e}",
+            dir.display()
+        )
+    })?;
+    let on = aof.enabled() || enabling;
+    // The new incremental file, in a manifest made durable before anything
+    // is written to it.
+    let next = if on {
+        let mut manifest = if enabling {
+            read_manifest(&dir, &prefix)?.unwrap_or_default()
+        } else {
+            lock(&aof.files).manifest.clone()
+        };
+        let name = manifest.new_incr(&prefix);
+        let file = open_append(&dir.join(&name))
+            .map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+        file.set_len(0).map_err(|e| e.to_string())?;
+        if !enabling {
+            let files = lock(&aof.files);
+            files.persist(&manifest).map_err(|e| e.to_string())?;
+        }
+        tracing::info!("Creating AOF incr file {name} on background rewrite");
+        Some((manifest, Arc::new(file)))
+    } else {
+        None
+    };
+    if enabling {
+        // A replica records nothing itself: its AOF is its master's stream.
+        if !shared.repl.is_replica() {
+            start_recording(shards);
+        }
+        let mut files = lock(&aof.files);
+        files.dir.clone_from(&dir);
+        files.prefix.clone_from(&prefix);
+        drop(files);
+        aof.on.store(true, Relaxed);
+    }
+    let mut enabling_manifest = None;
+    let (snapshot, ()) = Snapshot::take(shards, || {
+        let Some((manifest, file)) = next else {
+            return;
+        };
+        let mut files = lock(&aof.files);
+        if enabling {
+            // What was appended before this instant is in the snapshot.
+            let mut p = lock(&aof.pending);
+            p.buf.clear();
+            p.db = None;
+            aof.written.store(p.appended, Relaxed);
+            drop(p);
+            enabling_manifest = Some(manifest.clone());
+        } else {
+            aof.write_locked(&mut files);
+            lock(&aof.pending).db = None;
+            files.others_size += files.incr_size;
+        }
+        if let Some(old) = files.current.replace(file) {
+            files.retired.push(old);
+        }
+        files.incr_size = 0;
+        files.manifest = manifest;
+    });
+    Ok(Job {
+        snapshot,
+        enabling: enabling_manifest,
+        started: Instant::now(),
+    })
+}
+
+/// Writes the base, then installs it: the manifest names it and the
+/// incremental file the rewrite opened; the files they replace are
+/// deleted.
+fn finish(shared: &Shared, job: Job) {
+    let aof = &shared.repl.aof;
+    let result = write_and_install(shared, &job);
+    let Job {
+        snapshot, started, ..
+    } = job;
+    drop(snapshot);
+    aof.last_rewrite_secs
+        .store(started.elapsed().as_secs() as i64, Relaxed);
+    match result {
+        Ok(()) => {
+            aof.last_rewrite_ok.store(true, Relaxed);
+            aof.failures.store(0, Relaxed);
+            aof.rewrites.fetch_add(1, Relaxed);
+            tracing::info!("Background AOF rewrite terminated with success");
+        }
+        Err(e) => {
+            aof.last_rewrite_ok.store(false, Relaxed);
+            aof.failures.fetch_add(1, Relaxed);
+            tracing::warn!("Background AOF rewrite failed: {e}");
+        }
+    }
+    aof.rewriting.store(false, Relaxed);
+}
+
+fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
+    let aof = &shared.repl.aof;
+    let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
+    let (dir, prefix) = {
+        let files = lock(&aof.files);
+        (files.dir.clone(), files.prefix.clone())
+    };
+    let (dir, prefix) = if dir.as_os_str().is_empty() {
+        (aof_dir(shared), shared.config_get("appendfilename"))
+    } else {
+        (dir, prefix)
+    };
+    let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+    save_delay(shared, job.snapshot.len())?;
+    let ts = shared.config_get("aof-timestamp-enabled") == "yes";
+    if let Err(e) = write_base(&tmp, &job.snapshot, preamble, ts) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("Error writing the AOF base: {e}"));
+    }
+    tracing::info!(
+        "Successfully created the temporary AOF base file {}",
+        tmp.display()
+    );
+    let mut files = lock(&aof.files);
+    if aof.cancel.load(Relaxed) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err("the rewrite was stopped".into());
+    }
+    if files.dir.as_os_str().is_empty() {
+        files.dir.clone_from(&dir);
+        files.prefix.clone_from(&prefix);
+    }
+    let mut manifest = match &job.enabling {
+        Some(m) => m.clone(),
+        None => files.manifest.clone(),
+    };
+    let name = manifest.new_base(&prefix, preamble);
+    if aof.enabled() {
+        manifest.retire_incr_but_last();
+    } else {
+        // A rewrite with the AOF off leaves a base alone.
+        for mut f in manifest.incr.drain(..) {
+            f.kind = manifest::Kind::History;
+            manifest.history.push(f);
+        }
+    }
+    let base = dir.join(&name);
+    if let Err(e) = std::fs::rename(&tmp, &base) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error trying to rename the temporary AOF base file {} into {name}: {e}",
+            tmp.display()
+        ));
+    }
+    files
+        .persist(&manifest)
+        .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+    for h in std::mem::take(&mut manifest.history) {
+        tracing::info!("Removing the history file {} in the background", h.name);
+        let _ = std::fs::remove_file(dir.join(&h.name));
+    }
+    files
+        .persist(&manifest)
+        .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+    files.manifest = manifest;
+    files.measure();
+    let size = files.incr_size + files.others_size;
+    aof.current_size.store(size, Relaxed);
+    aof.base_size.store(size, Relaxed);
+    Ok(())
+}
+
+/// After a replica loaded its master's RDB: the AOF starts again from the
+/// new dataset, a new base written by a rewrite, as `CONFIG SET appendonly
+/// yes` does (until it is written, the directory still holds the old
+/// dataset, whole).
+pub(crate) fn restart_after_sync(shared: &Shared, shards: &mut Shards<'_>) {
+    if !shared.repl.aof.enabled() {
+        return;
+    }
+    let restarted =
+        set_enabled(shared, shards, false).and_then(|()| set_enabled(shared, shards, true));
+    if let Err(e) = restarted {
+        tracing::warn!("Failed enabling the AOF after successful master synchronization! {e}");
+    }
+}
+
+/// At shutdown: what is buffered is written and fsynced, as Redis does
+/// before it exits.
+pub(crate) fn shutdown(shared: &Shared) {
+    if shared.repl.aof.enabled() {
+        shared.repl.aof.sync();
+    }
+}
+
+/// Redis's `rdb-key-save-delay` for a rewrite: that many microseconds per
+/// key, reread as it goes so CONFIG SET can cut the wait short; stops
+/// early when the rewrite is cancelled.
+fn save_delay(shared: &Shared, keys: usize) -> Result<(), String> {
+    const STEP: Duration = Duration::from_millis(10);
+    let aof = &shared.repl.aof;
+    for _ in 0..keys {
+        let mut left = None;
+        loop {
+            if aof.cancel.load(Relaxed) {
+                return Err("the rewrite was stopped".into());
+            }
+            let delay = shared.config_i64("rdb-key-save-delay");
+            if delay <= 0 {
+                return Ok(());
+            }
+            let l = left.get_or_insert(Duration::from_micros(delay as u64));
+            if l.is_zero() {
+                break;
+            }
+            let step = (*l).min(STEP);
+            std::thread::sleep(step);
+            *l -= step;
+        }
+    }
+    Ok(())
+}
+
+/// `CONFIG SET appendonly yes|no` at run time. Turning it on starts a
+/// rewrite that writes the base (Redis's `startAppendOnly`); turning it
+/// off writes and fsyncs what is buffered and closes the file.
+pub(crate) fn set_enabled(
+    shared: &Shared,
+    shards: &mut Shards<'_>,
+    on: bool,
+) -> Result<(), String> {
+    let aof = &shared.repl.aof;
+    if on == aof.enabled() {
+        return Ok(());
+    }
+    if on {
+        if aof.rewriting.swap(true, Relaxed) {
+            return Err("AOF rewrite already in progress".into());
+        }
+        aof.cancel.store(false, Relaxed);
+        aof.rewrite_started.store(now_secs(), Relaxed);
+        let job = match prepare(shared, shards, true) {
+            Ok(job) => job,
+            Err(e) => {
+                aof.on.store(false, Relaxed);
+                aof.rewriting.store(false, Relaxed);
+                tracing::warn!(
+                    "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation: {e}"
+                );
+                return Err(e);
+            }
+        };
+        spawn_writer(shared);
+        spawn_job(shared, job)
+    } else {
+        if aof.rewriting() {
+            // Redis kills its rewrite child; the thread here stops at its
+            // next key, and installs nothing.
+            aof.cancel.store(true, Relaxed);
+            tracing::info!("Killing running AOF rewrite child (a thread in Ember)");
+        }
+        aof.sync();
+        aof.on.store(false, Relaxed);
+        {
+            let mut files = lock(&aof.files);
+            aof.write_locked(&mut files);
+            files.current = None;
+            files.retired.clear();
+        }
+        aof.release_all();
+        stop_recording(shared, shards);
+        Ok(())
+    }
+}
