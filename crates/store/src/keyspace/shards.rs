@@ -42,13 +42,20 @@ pub fn shard_of_hash(hash: u64) -> usize {
     (hash >> 32) as usize & (SHARDS - 1)
 }
 
-/// One shard: its part of every database. `repr(C)` with database 0
-/// first, and the table's header first in it, so that the shard's lock and
-/// what a lookup in database 0 reads first share a cache line (the
+/// One shard: its part of every database. `repr(C)` with the count of
+/// blocked clients and database 0 first, and the table's header first in
+/// it, so that the shard's lock, what a write checks on locking and what
+/// a lookup in database 0 reads first share a cache line (the
 /// keyspace's shard array is aligned to lines; see [`Keyspace`]).
 #[derive(Debug)]
 #[repr(C)]
 pub struct Shard<W> {
+    /// Blocked clients registered on keys of this shard (once per key they
+    /// wait on), changed under its lock: a write that locks the shard and
+    /// finds clients here holds its shards until it has served the keys
+    /// it made ready ([`Shards::begin_write`]). Every write reads it, so
+    /// it shares the lock's line too.
+    pub waiting: usize,
     /// Its part of each database, by number.
     pub dbs: Dbs<W>,
     /// The snapshot this shard was last copied for (see
@@ -56,11 +63,6 @@ pub struct Shard<W> {
     /// collects it.
     snap_done: u64,
     snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
-    /// Blocked clients registered on keys of this shard (once per key they
-    /// wait on), changed under its lock: a write that locks the shard and
-    /// finds clients here holds its shards until it has served the keys
-    /// it made ready ([`Shards::begin_write`]).
-    pub waiting: usize,
 }
 
 /// What [`Shard::snapshot_view`] gives.
@@ -995,6 +997,8 @@ mod tests {
             let start = line as *const Line<Mutex<Shard<()>>> as usize;
             assert_eq!(start % 64, 0);
             let guard = line.0.lock().expect("not poisoned");
+            let waiting = &guard.waiting as *const usize as usize;
+            assert!(waiting - start + 8 <= 64, "waiting at {}", waiting - start);
             let db0 = &guard.dbs[0] as *const Db<()> as usize;
             // The table's header and the watchers' pointer, in that order.
             let hot = size_of::<super::super::table::Table<()>>() + 8;
