@@ -9,6 +9,7 @@ mod bitmaps;
 mod client_reply;
 mod connection;
 mod dump;
+mod functions;
 mod hashes;
 mod keys;
 mod lists;
@@ -423,7 +424,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "command", -1, OK_LOADING | OK_STALE | SLOW | CONTAINER, NOKEY, server::command;
     "shutdown", -1, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | NO_MULTI | ALLOW_BUSY, NOKEY, server::shutdown;
     "debug", -2, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | KEYSPACE, NOKEY, server::debug;
-    "function", -2, SLOW | CONTAINER, NOKEY, server::function;
+    "function", -2, SLOW | CONTAINER, NOKEY, functions::function;
     // persistence
     "save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEY, persistence::save;
     "bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | KEYSPACE, NOKEY, persistence::bgsave;
@@ -611,6 +612,10 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "eval_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::eval_ro, Extra::numkeys(2);
     "evalsha_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::evalsha_ro, Extra::numkeys(2);
     "script", -2, SLOW | CONTAINER, NOKEY, scripting::script;
+    // functions: run as scripts do (every shard held); their keys follow
+    // `numkeys`.
+    "fcall", -3, NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE | SLOW | KEYSPACE, NOKEY, functions::fcall, Extra::numkeys(2);
+    "fcall_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, functions::fcall_ro, Extra::numkeys(2);
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their

@@ -65,7 +65,7 @@ fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
 
 /// The refusals Redis makes before running a script that declared flags
 /// (a script without a shebang is checked command by command instead).
-fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
+pub(super) fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
     if !flags.shebang {
         return None;
     }
@@ -96,6 +96,21 @@ fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
 
 fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(req)?;
+    let frame = holding_all(ctx, |ctx| run_held(ctx, req, &keys, &argv, by_sha, ro))?;
+    if let Frame::Error(text) = &frame {
+        return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
+    }
+    write_frame(&mut ctx.reply, &frame);
+    Ok(())
+}
+
+/// Runs `f` holding every shard (taken here unless EXEC holds them
+/// already), recording its effects for replicas and sending them to the
+/// stream as one unit when it is done.
+pub(super) fn holding_all<T>(
+    ctx: &mut Ctx<'_>,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CmdError>,
+) -> Result<T, CmdError> {
     // Every shard first, then the engine (see the module's comment).
     let outer = ctx.shards.held().is_some();
     if !outer {
@@ -104,19 +119,14 @@ fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
             ctx.shards.effects().start();
         }
     }
-    let result = run_held(ctx, req, &keys, &argv, by_sha, ro);
+    let result = f(ctx);
     if !outer && let Some(mut locked) = ctx.shards.release() {
         super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
         if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
     }
-    let frame = result?;
-    if let Frame::Error(text) = &frame {
-        return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
-    }
-    write_frame(&mut ctx.reply, &frame);
-    Ok(())
+    result
 }
 
 fn run_held(
@@ -161,18 +171,41 @@ fn run_script(
     read_only: bool,
     flags: Flags,
 ) -> Frame {
+    with_runner(ctx, read_only, flags, None, |runner| {
+        engine
+            .run(sha, keys, argv, runner)
+            .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
+    })
+}
+
+/// Runs a script (`function` names the function FCALL runs) through `f`
+/// with the server as its host, and puts back what the script may change
+/// of the connection (its database, its protocol).
+pub(super) fn with_runner(
+    ctx: &mut Ctx<'_>,
+    read_only: bool,
+    flags: Flags,
+    function: Option<(&str, &Request)>,
+    f: impl FnOnce(&mut dyn Host) -> Frame,
+) -> Frame {
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
+    let watch = ctx.shared.scripts.watch.clone();
+    match function {
+        Some((name, req)) => {
+            watch.begin(true, name, req.iter().map(Bytes::copy_from_slice).collect())
+        }
+        None => watch.begin(false, "", Vec::new()),
+    }
     let mut runner = Runner {
         ctx,
         read_only,
         allow_oom: flags.allow_oom,
         wrote: false,
     };
-    let frame = engine
-        .run(sha, keys, argv, &mut runner)
-        .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()));
+    let frame = f(&mut runner);
+    watch.end();
     // SELECT inside a script changes only the script's database.
     ctx.cmd = cmd;
     ctx.client.db = db;
@@ -254,6 +287,7 @@ impl Host for Runner<'_, '_> {
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
+            ctx.shared.scripts.watch.wrote();
         }
         let proto = if resp3 {
             Protocol::Resp3
@@ -348,7 +382,7 @@ fn not_in_scripts(name: &str, sub: Option<&[u8]>) -> bool {
 
 /// Writes a script's reply in the client's protocol: RESP3's types are
 /// turned into RESP2's for a RESP2 client, as Redis's reply functions do.
-fn write_frame(reply: &mut Reply<'_>, frame: &Frame) {
+pub(super) fn write_frame(reply: &mut Reply<'_>, frame: &Frame) {
     let resp2 = reply.proto == Protocol::Resp2;
     match frame {
         Frame::Simple(s) => resp::write_simple(reply.out, s),
@@ -456,12 +490,15 @@ pub(super) fn script(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Ok(());
     }
     if eq(sub, "kill") {
-        // A script runs under every shard's lock and the engine's: no
-        // other client's command runs meanwhile, so none is ever running
-        // when SCRIPT KILL is served.
-        return Err(CmdError::other(
-            "NOTBUSY No scripts in execution right now.",
-        ));
+        // The running script is on another connection's thread: this
+        // only asks it to stop, through the watch its Lua hook reads.
+        ctx.shared
+            .scripts
+            .watch
+            .kill(false)
+            .map_err(CmdError::other)?;
+        ctx.reply.ok();
+        return Ok(());
     }
     if eq(sub, "debug") {
         return Err(CmdError::other(

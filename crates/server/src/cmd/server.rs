@@ -842,17 +842,3 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     Ok(())
 }
-
-pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let sub = &req[1];
-    if eq(sub, "flush") {
-        // There are no functions to flush.
-        ctx.reply.ok();
-        return Ok(());
-    }
-    if eq(sub, "list") {
-        ctx.reply.array(0);
-        return Ok(());
-    }
-    Err(unknown_subcommand(&req[0], sub))
-}

@@ -19,12 +19,15 @@
 //! [`Engine::run`]. This module refuses to run commands itself.
 
 mod convert;
+pub(crate) mod functions;
 mod libs;
 mod msgpack;
 mod structs;
+pub(crate) mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -33,6 +36,8 @@ use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 use resp::Frame;
 
 pub(crate) use convert::format_g17;
+pub(crate) use functions::Functions;
+pub(crate) use watch::Watch;
 
 /// The version scripts see in `redis.REDIS_VERSION`.
 const VERSION: &str = "7.0.15";
@@ -51,6 +56,36 @@ pub(crate) struct Flags {
     pub(crate) allow_stale: bool,
     pub(crate) no_cluster: bool,
     pub(crate) allow_cross_slot: bool,
+}
+
+impl Flags {
+    /// The flags of a function registered with `bits` (the prelude's
+    /// `FLAG_BITS`): a function's flags always count, as a shebang's do.
+    pub(crate) fn from_bits(bits: u32) -> Flags {
+        Flags {
+            shebang: true,
+            no_writes: bits & 1 != 0,
+            allow_oom: bits & 2 != 0,
+            allow_stale: bits & 4 != 0,
+            no_cluster: bits & 8 != 0,
+            allow_cross_slot: bits & 16 != 0,
+        }
+    }
+
+    /// The flags' names, in Redis's order, for FUNCTION LIST.
+    pub(crate) fn names(self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .map(|(_, name)| name)
+        .collect()
+    }
 }
 
 /// Parses the shebang line of `body`, if any: the flags, and where the
@@ -125,6 +160,28 @@ pub(crate) struct Engine {
     scripts: HashMap<String, Script>,
     /// The scripts' bodies' lengths, for INFO.
     bodies: usize,
+    /// What the instruction hook reads (its address is in the registry);
+    /// dropped after `lua`, whose hook may read it until then.
+    _watch: Arc<Watch>,
+}
+
+/// A function a library registered while it loaded.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// Its name as registered.
+    pub(crate) name: String,
+    pub(crate) desc: Option<Bytes>,
+    pub(crate) flags: Flags,
+    pub(crate) func: Function,
+}
+
+/// How a script receives its keys and arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calling {
+    /// EVAL: the globals `KEYS` and `ARGV`.
+    Globals,
+    /// FCALL: two arguments, the keys and the arguments.
+    Arguments,
 }
 
 /// What a raw function returns first when it fails (then the error): a
@@ -184,8 +241,15 @@ fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
 }
 
 impl Engine {
-    /// A fresh, sandboxed state with no scripts.
+    /// A fresh, sandboxed state with no scripts, watched by nobody.
+    #[cfg(test)]
     pub(crate) fn new() -> mlua::Result<Engine> {
+        Engine::watched(Arc::new(Watch::default()))
+    }
+
+    /// A fresh, sandboxed state with no scripts, whose scripts stop when
+    /// `watch` says so.
+    pub(crate) fn watched(watch: Arc<Watch>) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: the debug library is only reachable by the prelude, which
         // keeps it in a local and removes it from the globals.
@@ -217,13 +281,106 @@ impl Engine {
             .into_function()?;
         let (view, _real): (Table, Table) = prelude.call((raw.clone(), fail_mark()))?;
         lua.set_globals(view)?;
+        watch::install(&lua, &watch)?;
         Ok(Engine {
             lua,
             raw,
             globals,
             scripts: HashMap::new(),
             bodies: 0,
+            _watch: watch,
         })
+    }
+
+    /// Runs a library's code (after its shebang line) as FUNCTION LOAD
+    /// does: compiled as `user_function`, run with the load-time globals
+    /// (`redis.register_function`, `redis.log` and nothing else), and
+    /// stopped by the watch's load deadline. The functions it registered,
+    /// or Redis's error.
+    pub(crate) fn load_library(&mut self, code: &[u8]) -> Result<Vec<Registered>, String> {
+        let func = self
+            .lua
+            .load(code)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| {
+                let text = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling function: {text}")
+            })?;
+        let registered: RefCell<Vec<Registered>> = RefCell::new(Vec::new());
+        let load_mode: Function = self.raw.raw_get("load_mode").map_err(lua_err)?;
+        load_mode.call::<()>(true).map_err(lua_err)?;
+        let result = self.lua.scope(|scope| {
+            let register = scope.create_function(
+                |_, (name, f, desc, bits): (mlua::String, Function, Option<mlua::String>, u32)| {
+                    let name = name.to_str()?.to_string();
+                    if !functions::valid_name(name.as_bytes()) {
+                        return Ok(Some(functions::BAD_NAME));
+                    }
+                    let mut list = registered.borrow_mut();
+                    if list.iter().any(|r| r.name.eq_ignore_ascii_case(&name)) {
+                        return Ok(Some("Function already exists in the library"));
+                    }
+                    list.push(Registered {
+                        name,
+                        desc: desc.map(|d| Bytes::copy_from_slice(&d.as_bytes())),
+                        flags: Flags::from_bits(bits),
+                        func: f,
+                    });
+                    Ok(None)
+                },
+            )?;
+            self.raw.raw_set("register", register)?;
+            // `redis.log` works while a library loads; nothing else of the
+            // server is reachable then.
+            let log = scope.create_function(|_, (level, msg): (u8, mlua::String)| {
+                let msg = msg.to_string_lossy();
+                match level {
+                    0 => tracing::debug!(target: "script", "{msg}"),
+                    1 | 2 => tracing::info!(target: "script", "{msg}"),
+                    _ => tracing::warn!(target: "script", "{msg}"),
+                }
+                Ok(())
+            })?;
+            self.raw.raw_set("log", log)?;
+            let run: Function = self.raw.raw_get("run")?;
+            let (ok, value): (bool, Value) = run.call(func)?;
+            Ok((ok, value))
+        });
+        let _ = self.raw.raw_set("register", Value::Nil);
+        let _ = self.raw.raw_set("log", Value::Nil);
+        let _ = load_mode.call::<()>(false);
+        let (ok, value) = result.map_err(lua_err)?;
+        if !ok {
+            let msg = match &value {
+                Value::Table(t) => t.raw_get::<Option<String>>("err").ok().flatten(),
+                _ => None,
+            }
+            .unwrap_or_else(|| "ERR execution failure".into());
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        let list = registered.into_inner();
+        if list.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(list)
+    }
+
+    /// Runs the function `func` (registered as `name`) with `keys` and
+    /// `argv` as its two arguments: its reply, or an error frame.
+    pub(crate) fn call_function(
+        &mut self,
+        name: &str,
+        func: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Frame {
+        self.run_func(name, func.clone(), Calling::Arguments, keys, argv, host)
+            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
     }
 
     /// Compiles `body` and caches it under its SHA1, which it returns (a
@@ -283,7 +440,7 @@ impl Engine {
     ) -> Option<Frame> {
         let func = self.scripts.get(sha)?.func.clone();
         Some(
-            self.run_func(sha, func, keys, argv, host)
+            self.run_func(sha, func, Calling::Globals, keys, argv, host)
                 .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into())),
         )
     }
@@ -292,13 +449,17 @@ impl Engine {
         &mut self,
         sha: &str,
         func: Function,
+        calling: Calling,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
     ) -> mlua::Result<Frame> {
         let lua = &self.lua;
-        self.globals.raw_set("KEYS", array(lua, keys)?)?;
-        self.globals.raw_set("ARGV", array(lua, argv)?)?;
+        let (keys, argv) = (array(lua, keys)?, array(lua, argv)?);
+        if calling == Calling::Globals {
+            self.globals.raw_set("KEYS", keys.clone())?;
+            self.globals.raw_set("ARGV", argv.clone())?;
+        }
         let resp3 = Cell::new(false);
         let host = RefCell::new(host);
         let result = lua.scope(|scope| {
@@ -365,7 +526,10 @@ impl Engine {
             self.raw.raw_set("log", log)?;
             self.raw.raw_set("set_repl", set_repl)?;
             let run: Function = self.raw.raw_get("run")?;
-            let (ok, value): (bool, Value) = run.call(func)?;
+            let (ok, value): (bool, Value) = match calling {
+                Calling::Globals => run.call(func)?,
+                Calling::Arguments => run.call((func, keys, argv))?,
+            };
             if ok {
                 return Ok(convert::lua_to_frame(&value, resp3.get()));
             }
@@ -374,6 +538,7 @@ impl Engine {
         for name in ["call", "setresp", "log", "set_repl"] {
             self.raw.raw_set(name, Value::Nil)?;
         }
+        watch::rearm(&self.lua);
         result
     }
 }
@@ -403,6 +568,10 @@ fn script_error(sha: &str, err: &Value) -> Frame {
     Frame::Error(msg.into())
 }
 
+fn lua_err(e: mlua::Error) -> String {
+    format!("ERR {e}")
+}
+
 /// A number as Lua's `tostring` writes it (`%.14g`).
 fn lua_number_text(n: f64) -> String {
     convert::format_g(n, 14)
@@ -421,6 +590,10 @@ fn array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 pub(crate) struct Scripts {
     /// The Lua state, made on first use and again by SCRIPT FLUSH.
     engine: Mutex<Option<Engine>>,
+    /// The running script, as other clients see it.
+    pub(crate) watch: Arc<Watch>,
+    /// The function libraries, in a Lua state of their own.
+    pub(crate) functions: Functions,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
     /// The Lua state's memory, for INFO without the lock.
@@ -435,7 +608,7 @@ impl Scripts {
     pub(crate) fn lock(&self) -> Result<EngineGuard<'_>, String> {
         let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            *guard = Some(Engine::new().map_err(|e| format!("ERR {e}"))?);
+            *guard = Some(Engine::watched(self.watch.clone()).map_err(|e| format!("ERR {e}"))?);
         }
         Ok(EngineGuard {
             guard,

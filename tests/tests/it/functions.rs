@@ -1,0 +1,368 @@
+//! Functions (FUNCTION, FCALL, FCALL_RO) against a real redis-server 7.0:
+//! every reply compared byte for byte in RESP2 and RESP3, including the
+//! errors of loading and calling; FUNCTION DUMP payloads restored across
+//! Redis and Ember both ways; what replicas hear (FUNCTION LOAD and the
+//! rest as themselves, FCALL by its effects), and Ember and Redis
+//! replicas of an Ember master serving the functions it loaded.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ember_tests::{EmberServer, RedisServer, call};
+
+struct Pair {
+    _redis: RedisServer,
+    _ember: EmberServer,
+    redis: TcpStream,
+    ember: TcpStream,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let redis = RedisServer::start(&[]);
+        let ember = EmberServer::start(&[]);
+        Pair {
+            redis: redis.connect(),
+            ember: ember.connect(),
+            _redis: redis,
+            _ember: ember,
+        }
+    }
+
+    fn both(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
+        (call(&mut self.redis, args), call(&mut self.ember, args))
+    }
+
+    /// Runs each command on both, from no keys and no functions, in RESP2
+    /// and then RESP3; fails at the first reply that differs.
+    fn check(&mut self, cases: &[&[&str]]) {
+        for proto in ["2", "3"] {
+            for conn in [&mut self.redis, &mut self.ember] {
+                call(conn, &[b"HELLO", proto.as_bytes()]);
+                call(conn, &[b"FLUSHALL"]);
+                call(conn, &[b"FUNCTION", b"FLUSH"]);
+            }
+            for case in cases {
+                let args: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
+                let (r, e) = self.both(&args);
+                assert_eq!(
+                    String::from_utf8_lossy(&r),
+                    String::from_utf8_lossy(&e),
+                    "RESP{proto}: {case:?}\n(redis first, ember second)"
+                );
+            }
+        }
+    }
+}
+
+const LIB: &str = "#!lua name=lib
+redis.log(redis.LOG_NOTICE, 'loading')
+local function echo(keys, args) return {keys, args, redis.REDIS_VERSION} end
+redis.register_function('echo', echo)
+redis.register_function('Set', function(keys, args) return redis.call('set', keys[1], args[1]) end)
+redis.register_function{function_name='ro', callback=function(keys) return redis.call('get', keys[1]) end,
+    flags={'no-writes', 'allow-stale'}, description='reads'}
+redis.register_function{function_name='bad_ro', callback=function() return redis.call('set', 'x', 1) end,
+    flags={'no-writes'}}
+redis.register_function('fail', function() return redis.call('nosuch') end)
+redis.register_function('boom', function() error('boom') end)
+redis.register_function('pfail', function() return redis.pcall('incr', 'k', 'x') end)
+redis.register_function('resp3', function() redis.setresp(3); return redis.call('hgetall', 'h') end)
+redis.register_function('reg', function() return redis.register_function end)
+redis.register_function('math', function() return math.floor(2.5) end)
+";
+
+const ONE: &str = "#!lua name=one
+redis.register_function{function_name='one', callback=function() return 1 end,
+    flags={'allow-oom', 'no-writes', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'}, description='one'}
+";
+
+#[test]
+fn functions_match_redis() {
+    let mut p = Pair::start();
+    p.check(&[
+        &["FUNCTION", "LOAD", LIB],
+        &["FUNCTION", "LOAD", LIB],
+        &["FUNCTION", "LOAD", "REPLACE", LIB],
+        // One function a library: Redis lists a library's functions in
+        // its hash table's order.
+        &["FUNCTION", "LOAD", ONE],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "o*"],
+        &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "one"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "x*"],
+        &["FUNCTION", "DELETE", "one"],
+        &["FUNCTION", "LIST", "LIBRARYNAME"],
+        &["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+        &["FUNCTION", "LIST", "foo"],
+        &["FUNCTION", "STATS"],
+        &["FCALL", "echo", "2", "a", "b", "c"],
+        &["FCALL", "ECHO", "0"],
+        &["FCALL", "set", "1", "k", "v"],
+        &["FCALL_RO", "set", "1", "k", "v"],
+        &["FCALL_RO", "ro", "1", "k"],
+        &["FCALL", "ro", "1", "k"],
+        &["FCALL", "bad_ro", "0"],
+        &["FCALL", "fail", "0"],
+        &["FCALL", "boom", "0"],
+        &["FCALL", "pfail", "0"],
+        &["HSET", "h", "f", "v"],
+        &["FCALL", "resp3", "0"],
+        &["FCALL", "reg", "0"],
+        &["FCALL", "math", "0"],
+        &["FCALL", "nosuch", "0"],
+        &["FCALL", "echo", "x"],
+        &["FCALL", "echo", "-1"],
+        &["FCALL", "echo", "3", "a"],
+        &["FCALL", "nosuch", "x"],
+        &["FCALL", "echo"],
+        &["FUNCTION", "DELETE", "nosuch"],
+        &["FUNCTION", "DELETE", "lib"],
+        &["FUNCTION", "LIST"],
+        &["FCALL", "echo", "0"],
+        &["FUNCTION", "KILL"],
+        &["SCRIPT", "KILL"],
+        &["FUNCTION", "FLUSH", "x"],
+        &["FUNCTION", "FLUSH", "SYNC", "x"],
+        &["FUNCTION", "FLUSH", "ASYNC"],
+        &["FUNCTION", "RESTORE", "x", "y", "z"],
+        &["FUNCTION", "RESTORE", "x", "y"],
+        &["FUNCTION", "RESTORE", "x"],
+        &["FUNCTION", "NOSUCH"],
+        &["FUNCTION", "HELP"],
+        &["FUNCTION", "LOAD", "REPLACE", "x", "#!lua name=x\n"],
+        &["FUNCTION", "LOAD", "return 1"],
+        &["FUNCTION", "LOAD", "#!lua name=x"],
+        &["FUNCTION", "LOAD", "#!lua  name=x foo\n"],
+        &["FUNCTION", "LOAD", "#!lua name=a name=b\n"],
+        &["FUNCTION", "LOAD", "#!lua\n"],
+        &["FUNCTION", "LOAD", "#!lua name=a-b\n"],
+        &["FUNCTION", "LOAD", "#!luax name=a\n"],
+        &["FUNCTION", "LOAD", "#!lua name=a\n"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nbad code"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nreturn redis.call('ping')"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nreturn redis.setresp(3)"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nreturn math.random()"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nx = 1"],
+        &["FUNCTION", "LOAD", "#!lua name=a\nredis.register_function('f')"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function('f', 1)",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function(1, function() end)",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function('f-1', function() end)",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function('f', function() end)\nredis.register_function('F', function() end)",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f', callback=function() end, flags={'bad'}}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f', callback=function() end, flags='no-writes'}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f', callback=1}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f', callback=function() end, x=1}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{callback=function() end}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f'}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nredis.register_function{function_name='f', callback=function() end, description=function() end}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a\nlocal a = 1 while 1 do a = a + 1 end",
+        ],
+        &["FUNCTION", "LOAD", LIB],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=other\nredis.register_function('echo', function() end)",
+        ],
+        &["FUNCTION", "STATS"],
+    ]);
+}
+
+fn bulk(reply: &Bytes) -> Vec<u8> {
+    let start = reply.iter().position(|&b| b == b'\n').expect("a header") + 1;
+    reply[start..reply.len() - 2].to_vec()
+}
+
+/// FUNCTION DUMP of one server restores in the other, both ways, with
+/// each policy.
+#[test]
+fn dump_and_restore_across_redis_and_ember() {
+    let mut p = Pair::start();
+    let (r, e) = p.both(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    assert_eq!(r, e);
+    let (from_redis, from_ember) = p.both(&[b"FUNCTION", b"DUMP"]);
+    let (from_redis, from_ember) = (bulk(&from_redis), bulk(&from_ember));
+    for payload in [&from_redis, &from_ember] {
+        for policy in [&b"APPEND"[..], b"REPLACE", b"FLUSH"] {
+            let args: &[&[u8]] = &[b"FUNCTION", b"RESTORE", payload, policy];
+            let (r, e) = p.both(args);
+            assert_eq!(r, e, "{}", String::from_utf8_lossy(policy));
+        }
+        let (r, e) = p.both(&[b"FCALL", b"echo", b"1", b"k", b"a"]);
+        assert_eq!(r, e);
+        assert_eq!(
+            &e[..],
+            b"*3\r\n*1\r\n$1\r\nk\r\n*1\r\n$1\r\na\r\n$6\r\n7.0.15\r\n"
+        );
+    }
+    let mut bad = from_redis.clone();
+    bad[4] ^= 1;
+    let (r, e) = p.both(&[b"FUNCTION", b"RESTORE", &bad]);
+    assert_eq!(r, e);
+    let (r, e) = p.both(&[b"FUNCTION", b"RESTORE", b"0123456789"]);
+    assert_eq!(r, e);
+}
+
+/// What replicas hear: FUNCTION LOAD, DELETE, FLUSH and RESTORE as they
+/// came; FCALL by what it did.
+#[test]
+fn functions_reach_replicas_as_redis_sends_them() {
+    use crate::replication::{attach_to_stream, read_stream};
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let mut payload = Vec::new();
+    {
+        let mut c = redis.connect();
+        call(&mut c, &[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+        payload = bulk(&call(&mut c, &[b"FUNCTION", b"DUMP"]))
+            .into_iter()
+            .chain(payload)
+            .collect();
+        call(&mut c, &[b"FUNCTION", b"FLUSH"]);
+    }
+    let mut streams = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let (mut s, mut buf) = attach_to_stream(addr);
+        let mut c = ember_tests::connect(addr);
+        for args in [
+            &[&b"FUNCTION"[..], b"LOAD", LIB.as_bytes()][..],
+            &[b"FCALL", b"set", b"1", b"k", b"v"],
+            &[b"FCALL", b"ro", b"1", b"k"],
+            &[b"FCALL", b"echo", b"0"],
+            &[b"FUNCTION", b"LOAD", b"#!lua name=bad\n"],
+            &[b"FUNCTION", b"DELETE", b"lib"],
+            &[b"FUNCTION", b"DELETE", b"lib"],
+            &[b"FUNCTION", b"RESTORE", &payload],
+            &[b"FUNCTION", b"FLUSH"],
+            &[b"FUNCTION", b"RESTORE", &payload, b"FLUSH"],
+        ] {
+            call(&mut c, args);
+        }
+        call(&mut c, &[b"SET", b"end", b"1"]);
+        streams.push(read_stream(&mut s, &mut buf, "end"));
+    }
+    assert_eq!(
+        streams[0], streams[1],
+        "redis sent the first, ember the second"
+    );
+}
+
+/// Waits until `check` holds; fails after a generous bound (the bound is
+/// a safety net, not a measurement).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(reply: &Bytes) -> String {
+    String::from_utf8_lossy(reply).into_owned()
+}
+
+fn link_up(addr: SocketAddr) -> bool {
+    let mut c = ember_tests::connect(addr);
+    text(&call(&mut c, &[b"INFO", b"replication"])).contains("master_link_status:up")
+}
+
+/// An Ember replica and a Redis replica of an Ember master: a library
+/// loaded on the master is served by both, FCALL's writes reach them, and
+/// so do DELETE and FLUSH.
+#[test]
+fn replicas_of_ember_serve_its_functions() {
+    let master = EmberServer::start(&[]);
+    let port = master.addr().port().to_string();
+    let line = format!("replicaof 127.0.0.1 {port}");
+    let ember_replica = EmberServer::start(&[&line]);
+    let redis_replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
+    let replicas = [ember_replica.addr(), redis_replica.addr()];
+    for addr in replicas {
+        eventually("the link", || link_up(addr));
+    }
+    let mut m = master.connect();
+    assert_eq!(
+        text(&call(&mut m, &[b"FUNCTION", b"LOAD", LIB.as_bytes()])),
+        "$3\r\nlib\r\n"
+    );
+    assert_eq!(
+        text(&call(&mut m, &[b"FCALL", b"set", b"1", b"k", b"v"])),
+        "+OK\r\n"
+    );
+    call(&mut m, &[b"SET", b"end", b"1"]);
+    for addr in replicas {
+        let mut r = ember_tests::connect(addr);
+        eventually("the stream", || {
+            text(&call(&mut r, &[b"GET", b"end"])) == "$1\r\n1\r\n"
+        });
+        assert_eq!(
+            text(&call(&mut r, &[b"FCALL_RO", b"ro", b"1", b"k"])),
+            "$1\r\nv\r\n",
+            "{addr}"
+        );
+        assert!(
+            text(&call(&mut r, &[b"FCALL", b"set", b"1", b"k", b"w"])).starts_with("-READONLY"),
+            "{addr}"
+        );
+    }
+    call(&mut m, &[b"FUNCTION", b"DELETE", b"lib"]);
+    call(&mut m, &[b"SET", b"end", b"2"]);
+    for addr in replicas {
+        let mut r = ember_tests::connect(addr);
+        eventually("the stream", || {
+            text(&call(&mut r, &[b"GET", b"end"])) == "$1\r\n2\r\n"
+        });
+        assert_eq!(
+            text(&call(&mut r, &[b"FUNCTION", b"LIST"])),
+            "*0\r\n",
+            "{addr}"
+        );
+    }
+}
