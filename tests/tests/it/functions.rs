@@ -366,3 +366,69 @@ fn replicas_of_ember_serve_its_functions() {
         );
     }
 }
+
+/// Sends `args` and reads the reply on a fresh connection to `addr`.
+fn once(addr: SocketAddr, args: &[&[u8]]) -> String {
+    text(&call(&mut ember_tests::connect(addr), args))
+}
+
+/// Starts `body` (a looping EVAL or FCALL) on its own connection, and
+/// waits until other clients get `-BUSY`; the connection, to read the
+/// script's reply from.
+fn start_busy(addr: SocketAddr, body: &[&[u8]]) -> TcpStream {
+    let mut c = ember_tests::connect(addr);
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    out.extend_from_slice(format!("*{}\r\n", body.len()).as_bytes());
+    for a in body {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    std::io::Write::write_all(&mut c, &out).expect("send");
+    eventually("-BUSY", || once(addr, &[b"PING"]).starts_with("-BUSY"));
+    c
+}
+
+/// A script that runs past busy-reply-threshold: others get `-BUSY`
+/// (SCRIPT KILL's or FUNCTION KILL's), the commands Redis allows are
+/// served, SCRIPT KILL and FUNCTION KILL stop what has not written, with
+/// Redis's error to the script's caller, and a script that wrote is
+/// UNKILLABLE until SHUTDOWN NOSAVE. Redis and Ember, same replies.
+#[test]
+fn busy_scripts_are_killed_as_in_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let mut seen = Vec::new();
+    for addr in [redis.addr(), ember.addr()] {
+        let mut r = Vec::new();
+        r.push(once(addr, &[b"CONFIG", b"SET", b"lua-time-limit", b"50"]));
+        r.push(once(addr, &[b"CONFIG", b"GET", b"busy-reply-threshold"]));
+        let spin = b"local a = 1 while true do a = a + 1 end";
+        let mut c = start_busy(addr, &[b"EVAL", spin, b"0"]);
+        r.push(once(addr, &[b"GET", b"x"]));
+        r.push(once(addr, &[b"FUNCTION", b"KILL"]));
+        r.push(once(addr, &[b"FUNCTION", b"STATS"]));
+        r.push(once(addr, &[b"SCRIPT", b"KILL"]));
+        r.push(text(&ember_tests::read_reply(&mut c)));
+        r.push(once(addr, &[b"PING"]));
+        let lib = b"#!lua name=spin\nredis.register_function('spin', function() local a = 1 while true do a = a + 1 end end)";
+        r.push(once(addr, &[b"FUNCTION", b"LOAD", lib]));
+        let mut c = start_busy(addr, &[b"FCALL", b"spin", b"0"]);
+        r.push(once(addr, &[b"GET", b"x"]));
+        r.push(once(addr, &[b"SCRIPT", b"KILL"]));
+        r.push(once(addr, &[b"FUNCTION", b"KILL"]));
+        r.push(text(&ember_tests::read_reply(&mut c)));
+        let wrote = b"redis.call('set', 'x', 1) local a = 1 while true do a = a + 1 end";
+        let _c = start_busy(addr, &[b"EVAL", wrote, b"0"]);
+        r.push(once(addr, &[b"SCRIPT", b"KILL"]));
+        // No reply: the connection closes as the server stops.
+        let mut s = ember_tests::connect(addr);
+        std::io::Write::write_all(&mut s, b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n")
+            .expect("send");
+        eventually("the server to stop", || TcpStream::connect(addr).is_err());
+        seen.push(r);
+    }
+    assert_eq!(seen[0], seen[1], "redis first, ember second");
+}

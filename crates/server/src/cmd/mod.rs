@@ -1042,6 +1042,12 @@ pub(crate) fn execute(
                 .is_some_and(|m| m.all(|i, r| loading_ok(&COMMANDS[i], r))))
     {
         Some(LOADING.as_bytes().to_vec())
+    } else if flags & ALLOW_BUSY == 0
+        && !client.is_master
+        && let Some(text) = scripting::busy(shared)
+    {
+        // A script has run too long: only what Redis allows meanwhile.
+        Some(text.as_bytes().to_vec())
     } else {
         None
     };

@@ -204,7 +204,7 @@ pub(super) fn with_runner(
         allow_oom: flags.allow_oom,
         wrote: false,
     };
-    let frame = f(&mut runner);
+    let frame = off_the_worker(|| f(&mut runner));
     watch.end();
     // SELECT inside a script changes only the script's database.
     ctx.cmd = cmd;
@@ -213,6 +213,35 @@ pub(super) fn with_runner(
     ctx.client.proto = proto;
     ctx.reply.proto = proto;
     frame
+}
+
+/// The error for a command another client sends while a script has run
+/// past `busy-reply-threshold` (`lua-time-limit`), checked before the
+/// command takes any lock: the script holds every shard.
+pub(super) fn busy(shared: &crate::server::Shared) -> Option<&'static str> {
+    let watch = &shared.scripts.watch;
+    // One atomic load when no script runs.
+    watch.running_for()?;
+    let ms = shared
+        .config_get("busy-reply-threshold")
+        .parse::<u64>()
+        .unwrap_or(5000);
+    watch.busy(std::time::Duration::from_millis(ms))
+}
+
+/// Runs a script's Lua code. The connection's thread is a worker of its
+/// runtime: a multi-threaded runtime hands the worker's other
+/// connections to another thread meanwhile (`block_in_place`), so that
+/// they are served (with `-BUSY`, SCRIPT KILL, SHUTDOWN NOSAVE) while the
+/// script runs; a single-threaded runtime cannot, and runs it in place.
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }
 
 /// The server as a script's `redis.*` functions see it.

@@ -804,6 +804,11 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
         super::persistence::shutdown_save(ctx)?;
     }
+    // A script past busy-reply-threshold is stopped, even one that
+    // wrote: nothing is saved after it.
+    if nosave {
+        ctx.shared.scripts.watch.force_kill();
+    }
     // No reply: the connection closes as the server stops.
     ctx.shared.shutdown.trigger();
     ctx.next = Some(super::Next::Close);

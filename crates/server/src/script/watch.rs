@@ -150,6 +150,21 @@ impl Watch {
         Ok(())
     }
 
+    /// SHUTDOWN NOSAVE: the running script stops at its next look at the
+    /// watch, written or not (nothing is saved after it).
+    pub(crate) fn force_kill(&self) {
+        if self.running_for().is_some() {
+            self.kill.store(true, Ordering::Release);
+        }
+    }
+
+    /// Redis's `-BUSY` error for other clients' commands, once the running
+    /// script has run `threshold` or longer.
+    pub(crate) fn busy(&self, threshold: Duration) -> Option<&'static str> {
+        let running = self.running_for()?;
+        (running >= threshold).then(|| self.busy_error())
+    }
+
     /// A library starts loading: it must be done within `timeout`.
     pub(crate) fn begin_load(&self, timeout: Option<Duration>) {
         let deadline = timeout.map_or(0, |t| {
@@ -199,10 +214,19 @@ pub(super) fn install(lua: &Lua, watch: &Arc<Watch>) -> mlua::Result<()> {
 /// to stop, and from then on looks at every line, so that a script that
 /// catches the error with `pcall` is stopped again at once (Redis does
 /// the same).
-unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
-    // SAFETY: called by Lua on a live state; the registry entry is the
-    // watch `install` stored, alive while the state is.
+unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: called by Lua on a live state with its debug record; the
+    // registry entry is the watch `install` stored, alive while the state
+    // is.
     unsafe {
+        // Ember's own Lua (the error handler, the pcall wrapper) runs on:
+        // raising there again would fail the handler itself.
+        if ffi::lua_getinfo(state, c"S".as_ptr(), ar) != 0 {
+            let source = std::ffi::CStr::from_ptr((*ar).source);
+            if source.to_bytes().starts_with(b"=ember") {
+                return;
+            }
+        }
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, KEY.as_ptr());
         let ptr = ffi::lua_touserdata(state, -1).cast::<Watch>().cast_const();
         ffi::lua_settop(state, -2);

@@ -559,6 +559,23 @@ impl<'a, W> Shards<'a, W> {
         }
     }
 
+    /// One shard by number, locked only if that needs no waiting: the
+    /// expiry cycle skips the shards a long script holds rather than wait
+    /// for it. Inside EXEC the held shard is lent as by `lock_shard`.
+    pub fn try_lock_shard(&mut self, shard: usize) -> Option<ShardRef<'_, W>> {
+        if self.held.is_some() {
+            return Some(self.lock_shard(shard));
+        }
+        let guard = self.ks.try_lock(shard)?;
+        if self.must_upgrade(guard.waiting > 0) {
+            return None;
+        }
+        Some(ShardRef {
+            guard: Guard::Own(guard),
+            fx: &mut self.fx,
+        })
+    }
+
     /// The shards of `keys`, locked in ascending order, each once.
     pub fn lock_keys<'k>(
         &mut self,
