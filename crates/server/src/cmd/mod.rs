@@ -1051,7 +1051,14 @@ pub(crate) fn execute(
     } else {
         None
     };
-    if let Some(text) = rejected {
+    if let Some(mut text) = rejected {
+        // EXEC refused while a script is busy discards the transaction,
+        // as Redis's `rejectCommand` does.
+        if text.starts_with(b"BUSY") && cmd.name == "exec" && client.multi.is_some() {
+            text = [&b"EXECABORT Transaction discarded because of: "[..], &text].concat();
+            unwatch_all(&mut Shards::new(&shared.keyspace), client);
+            client.multi = None;
+        }
         shared.stats.error(&text);
         if let Some(stat) = stat_index(index, req) {
             shared.stats.commands[stat].rejected.fetch_add(1, Relaxed);
