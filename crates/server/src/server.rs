@@ -809,7 +809,13 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
     // A master drops keys that expired while it was down; a replica keeps
     // them for its master to delete, as Redis does.
     let drop_before = (!replica).then_some(now);
+    let functions = std::mem::take(&mut loaded.functions);
     crate::rdb::install(&mut shards, loaded, drop_before).map_err(|e| fail(e.to_string()))?;
+    shared
+        .scripts
+        .functions
+        .install(&shared.scripts.watch, &functions)
+        .map_err(fail)?;
     shared.persistence.loaded(
         keys - expired,
         expired,

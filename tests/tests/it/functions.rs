@@ -313,12 +313,18 @@ fn link_up(addr: SocketAddr) -> bool {
     text(&call(&mut c, &[b"INFO", b"replication"])).contains("master_link_status:up")
 }
 
-/// An Ember replica and a Redis replica of an Ember master: a library
-/// loaded on the master is served by both, FCALL's writes reach them, and
-/// so do DELETE and FLUSH.
+/// An Ember replica and a Redis replica of an Ember master: the library
+/// loaded before they connect reaches them in the full sync's RDB file
+/// (a `FUNCTION2` record), the one loaded after in the stream; both are
+/// served, FCALL's writes reach them, and so does DELETE.
 #[test]
 fn replicas_of_ember_serve_its_functions() {
     let master = EmberServer::start(&[]);
+    let mut m = master.connect();
+    assert_eq!(
+        text(&call(&mut m, &[b"FUNCTION", b"LOAD", ONE.as_bytes()])),
+        "$3\r\none\r\n"
+    );
     let port = master.addr().port().to_string();
     let line = format!("replicaof 127.0.0.1 {port}");
     let ember_replica = EmberServer::start(&[&line]);
@@ -327,7 +333,6 @@ fn replicas_of_ember_serve_its_functions() {
     for addr in replicas {
         eventually("the link", || link_up(addr));
     }
-    let mut m = master.connect();
     assert_eq!(
         text(&call(&mut m, &[b"FUNCTION", b"LOAD", LIB.as_bytes()])),
         "$3\r\nlib\r\n"
@@ -342,6 +347,11 @@ fn replicas_of_ember_serve_its_functions() {
         eventually("the stream", || {
             text(&call(&mut r, &[b"GET", b"end"])) == "$1\r\n1\r\n"
         });
+        assert_eq!(
+            text(&call(&mut r, &[b"FCALL_RO", b"one", b"0"])),
+            ":1\r\n",
+            "{addr}"
+        );
         assert_eq!(
             text(&call(&mut r, &[b"FCALL_RO", b"ro", b"1", b"k"])),
             "$1\r\nv\r\n",
@@ -360,11 +370,40 @@ fn replicas_of_ember_serve_its_functions() {
             text(&call(&mut r, &[b"GET", b"end"])) == "$1\r\n2\r\n"
         });
         assert_eq!(
-            text(&call(&mut r, &[b"FUNCTION", b"LIST"])),
-            "*0\r\n",
+            text(&call(&mut r, &[b"FUNCTION", b"STATS"])),
+            text(&call(
+                &mut ember_tests::connect(master.addr()),
+                &[b"FUNCTION", b"STATS"]
+            )),
             "{addr}"
         );
     }
+}
+
+/// An Ember replica of a Redis master gets the master's libraries from
+/// Redis's RDB file, and they replace its own.
+#[test]
+fn ember_replica_of_redis_loads_its_libraries() {
+    let master = RedisServer::start(&[]);
+    let mut m = master.connect();
+    call(&mut m, &[b"FUNCTION", b"LOAD", ONE.as_bytes()]);
+    call(&mut m, &[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    let replica = EmberServer::start(&[]);
+    let mut r = replica.connect();
+    let own = "#!lua name=own\nredis.register_function('own', function() return 2 end)";
+    call(&mut r, &[b"FUNCTION", b"LOAD", own.as_bytes()]);
+    let port = master.addr().port().to_string();
+    call(&mut r, &[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]);
+    eventually("the link", || link_up(replica.addr()));
+    assert_eq!(text(&call(&mut r, &[b"FCALL_RO", b"one", b"0"])), ":1\r\n");
+    assert_eq!(
+        text(&call(&mut r, &[b"FCALL_RO", b"own", b"0"])),
+        "-ERR Function not found\r\n"
+    );
+    assert_eq!(
+        text(&call(&mut r, &[b"FUNCTION", b"STATS"])),
+        text(&call(&mut m, &[b"FUNCTION", b"STATS"]))
+    );
 }
 
 /// Sends `args` and reads the reply on a fresh connection to `addr`.

@@ -33,9 +33,9 @@ fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
 }
 
 fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> Result<Frame, CmdError> {
-    let watch = ctx.shared.scripts.watch.clone();
-    let mut state = ctx
-        .shared
+    let shared = ctx.shared;
+    let watch = shared.scripts.watch.clone();
+    let mut state = shared
         .scripts
         .functions
         .lock(&watch)
@@ -113,9 +113,9 @@ pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "stats") {
         return stats(ctx);
     }
-    let watch = ctx.shared.scripts.watch.clone();
-    let mut state = ctx
-        .shared
+    let shared = ctx.shared;
+    let watch = shared.scripts.watch.clone();
+    let mut state = shared
         .scripts
         .functions
         .lock(&watch)
@@ -138,8 +138,10 @@ pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let name = state
             .load(&req[at], replace, timeout, &watch)
             .map_err(CmdError::other)?;
-        drop(state);
+        // Sent while the lock is held: a replica's full sync (which takes
+        // the libraries under it) sees the change and its record together.
         propagate(ctx, req);
+        drop(state);
         ctx.client.stats.changed();
         ctx.reply.bulk(name.as_bytes());
         return Ok(());
@@ -149,8 +151,10 @@ pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if !state.catalogue.delete(&name) {
             return Err(CmdError::other("ERR Library not found"));
         }
-        drop(state);
+        // Sent while the lock is held: a replica's full sync (which takes
+        // the libraries under it) sees the change and its record together.
         propagate(ctx, req);
+        drop(state);
         ctx.client.stats.changed();
         ctx.reply.ok();
         return Ok(());
@@ -165,8 +169,10 @@ pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             ));
         }
         state.catalogue = Default::default();
-        drop(state);
+        // Sent while the lock is held: a replica's full sync (which takes
+        // the libraries under it) sees the change and its record together.
         propagate(ctx, req);
+        drop(state);
         ctx.client.stats.changed();
         ctx.reply.ok();
         return Ok(());
@@ -194,8 +200,10 @@ pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
         };
         state.restore(&req[2], policy).map_err(CmdError::other)?;
-        drop(state);
+        // Sent while the lock is held: a replica's full sync (which takes
+        // the libraries under it) sees the change and its record together.
         propagate(ctx, req);
+        drop(state);
         ctx.client.stats.changed();
         ctx.reply.ok();
         return Ok(());

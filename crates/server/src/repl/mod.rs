@@ -281,6 +281,7 @@ impl Repl {
             repl_id: Some(st.replid.clone()),
             repl_offset: Some(st.offset),
             repl_stream_db: Some(db as i64),
+            functions: Vec::new(),
         }
     }
 

@@ -427,6 +427,38 @@ impl Functions {
         })
     }
 
+    /// Every library's code, for an RDB file (empty if no function was
+    /// ever loaded).
+    pub(crate) fn codes(&self) -> Vec<Bytes> {
+        let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().map_or_else(Vec::new, |s| {
+            s.catalogue
+                .libraries
+                .values()
+                .map(|l| l.code.clone())
+                .collect()
+        })
+    }
+
+    /// Replaces every library with those of an RDB file (`codes`), as
+    /// Redis does when it loads one; on an error (a library that does not
+    /// load), nothing changes.
+    pub(crate) fn install(&self, watch: &Arc<Watch>, codes: &[Vec<u8>]) -> Result<(), String> {
+        if codes.is_empty() && self.counts() == (0, 0) {
+            return Ok(());
+        }
+        let mut state = self.lock(watch)?;
+        let state = &mut *state;
+        let mut fresh = Catalogue::default();
+        for code in codes {
+            fresh
+                .create(&mut state.engine, code, false)
+                .map_err(|e| format!("cannot load a function library from the RDB file: {e}"))?;
+        }
+        state.catalogue = fresh;
+        Ok(())
+    }
+
     /// How many libraries and functions are loaded, as last seen.
     pub(crate) fn counts(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
