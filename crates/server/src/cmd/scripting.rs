@@ -119,9 +119,15 @@ pub(super) fn holding_all<T>(
             ctx.shards.effects().start();
         }
     }
+    // Keys noted ready are counted: serving them visits every database of
+    // every shard, which most scripts need not pay for.
+    let ready = ctx.shared.keyspace.ready_count();
     let result = f(ctx);
+    let made_ready = ctx.shared.keyspace.ready_count() != ready;
     if !outer && let Some(mut locked) = ctx.shards.release() {
-        super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
+        if made_ready {
+            super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
+        }
         if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
             ctx.client.woff = offset;
         }
@@ -204,7 +210,9 @@ pub(super) fn with_runner(
         allow_oom: flags.allow_oom,
         wrote: false,
     };
-    let frame = off_the_worker(|| f(&mut runner));
+    // A script that runs long hands its worker's other connections to
+    // another thread (see `script::watch`'s hook).
+    let frame = f(&mut runner);
     watch.end();
     // SELECT inside a script changes only the script's database.
     ctx.cmd = cmd;
@@ -227,21 +235,6 @@ pub(super) fn busy(shared: &crate::server::Shared) -> Option<&'static str> {
         .parse::<u64>()
         .unwrap_or(5000);
     watch.busy(std::time::Duration::from_millis(ms))
-}
-
-/// Runs a script's Lua code. The connection's thread is a worker of its
-/// runtime: a multi-threaded runtime hands the worker's other
-/// connections to another thread meanwhile (`block_in_place`), so that
-/// they are served (with `-BUSY`, SCRIPT KILL, SHUTDOWN NOSAVE) while the
-/// script runs; a single-threaded runtime cannot, and runs it in place.
-fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
 }
 
 /// The server as a script's `redis.*` functions see it.

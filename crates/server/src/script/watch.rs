@@ -20,6 +20,10 @@ use mlua::{Lua, ffi};
 /// looks every 100000 too).
 const EVERY: c_int = 100_000;
 
+/// How long a script runs on its connection's worker before the worker's
+/// other connections move to another thread (`handoff`).
+const HANDOFF_AFTER: Duration = Duration::from_millis(5);
+
 /// Where the watch's address is in the Lua registry.
 const KEY: &std::ffi::CStr = c"ember.watch";
 
@@ -234,6 +238,9 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
             return;
         };
         let Some(text) = watch.interrupt() else {
+            if watch.running_for().is_some_and(|t| t >= HANDOFF_AFTER) {
+                handoff();
+            }
             return;
         };
         ffi::lua_sethook(
@@ -246,6 +253,21 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
         ffi::lua_pushlstring(state, text.as_ptr().cast::<c_char>(), text.len());
         ffi::lua_setfield(state, -2, c"err".as_ptr());
         ffi::lua_error(state);
+    }
+}
+
+/// Lets the other connections of this worker run on another thread while
+/// the script goes on here, so that they are served (with `-BUSY`, SCRIPT
+/// KILL, SHUTDOWN NOSAVE) meanwhile. The worker's runtime is a
+/// multi-threaded one (of one thread): `block_in_place` gives its core to a
+/// fresh thread; the short sleep lets that thread take it before this one
+/// would take it back. Once handed off, further calls return at once. On
+/// a single-threaded runtime nothing can move, and nothing is done.
+fn handoff() {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
     }
 }
 

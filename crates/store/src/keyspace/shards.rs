@@ -238,6 +238,9 @@ pub struct Keyspace<W> {
     expiry_pause: Arc<AtomicI64>,
     /// Snapshots taken so far, for their epochs.
     snap_count: AtomicU64,
+    /// The counter every database draws its ready keys' order from (see
+    /// [`Keyspace::ready_count`]).
+    ready_seq: Arc<AtomicU64>,
 }
 
 impl<W> Keyspace<W> {
@@ -267,7 +270,16 @@ impl<W> Keyspace<W> {
             snap_now: AtomicI64::new(0),
             snap_lock: Mutex::new(()),
             snap_count: AtomicU64::new(0),
+            ready_seq,
         }
+    }
+
+    /// How many times a key was noted ready for blocked clients, ever: a
+    /// holder of many shards (a script holds them all) compares it before
+    /// and after its work to know whether `take_ready` would find
+    /// anything, without visiting every database of every shard.
+    pub fn ready_count(&self) -> u64 {
+        self.ready_seq.load(Ordering::Relaxed)
     }
 
     /// The end (Unix ms) of the pause that freezes expiry, shared with
