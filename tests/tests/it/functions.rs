@@ -471,3 +471,78 @@ fn busy_scripts_are_killed_as_in_redis() {
     }
     assert_eq!(seen[0], seen[1], "redis first, ember second");
 }
+
+/// Scripts that declare only some of their keys, or none, stay atomic: a
+/// script that reaches an undeclared key before writing runs again
+/// holding every shard; one that writes first takes the other key's
+/// shard then. Movers of each kind move units between two keys while a
+/// reader checks, with MGET and with a script, that the sum never
+/// changes.
+#[test]
+fn scripts_with_undeclared_keys_stay_atomic() {
+    let ember = EmberServer::start(&[]);
+    let addr = ember.addr();
+    let (a, b) = ("undeclared-a", "undeclared-b-elsewhere");
+    // Reads both, then writes both: declares nothing.
+    let read_first = "local x = tonumber(redis.call('get', ARGV[1]) or '0') \
+                      local y = tonumber(redis.call('get', ARGV[2]) or '0') \
+                      redis.call('set', ARGV[1], x - 1) \
+                      redis.call('set', ARGV[2], y + 1) return 1";
+    // Writes its declared key, then the undeclared one.
+    let write_first = "redis.call('incrby', KEYS[1], -1) \
+                       redis.call('incrby', ARGV[1], 1) return 1";
+    let movers: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = ember_tests::connect(addr);
+                for _ in 0..300 {
+                    let r = if i % 2 == 0 {
+                        call(
+                            &mut c,
+                            &[
+                                b"EVAL",
+                                read_first.as_bytes(),
+                                b"0",
+                                a.as_bytes(),
+                                b.as_bytes(),
+                            ],
+                        )
+                    } else {
+                        call(
+                            &mut c,
+                            &[
+                                b"EVAL",
+                                write_first.as_bytes(),
+                                b"1",
+                                a.as_bytes(),
+                                b.as_bytes(),
+                            ],
+                        )
+                    };
+                    assert_eq!(&r[..], b":1\r\n", "{}", String::from_utf8_lossy(&r));
+                }
+            })
+        })
+        .collect();
+    let sum = "return (tonumber(redis.call('get', ARGV[1]) or '0') + \
+               tonumber(redis.call('get', ARGV[2]) or '0'))";
+    let mut reader = ember_tests::connect(addr);
+    for _ in 0..300 {
+        let r = call(
+            &mut reader,
+            &[b"EVAL", sum.as_bytes(), b"0", a.as_bytes(), b.as_bytes()],
+        );
+        assert_eq!(&r[..], b":0\r\n", "a script saw half a move");
+        let r = text(&call(&mut reader, &[b"MGET", a.as_bytes(), b.as_bytes()]));
+        let nums: Vec<i64> = r.split("\r\n").filter_map(|l| l.parse().ok()).collect();
+        assert!(
+            nums.len() < 2 || nums[0] + nums[1] == 0,
+            "MGET saw half a move: {r:?}"
+        );
+    }
+    for m in movers {
+        m.join().expect("a mover");
+    }
+    let r = text(&call(&mut reader, &[b"MGET", a.as_bytes(), b.as_bytes()]));
+    assert_eq!(r, "*2\r\n$5\r\n-1200\r\n$4\r\n1200\r\n");
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use resp::{Frame, Request};
 use store::keyspace::Op;
 
-use super::scripting::{holding_all, refusal, with_runner, write_frame};
+use super::scripting::{Outcome, Scope, holding, refusal, with_runner, write_frame};
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::script::functions::{LOAD_TIMEOUT, Policy};
@@ -24,7 +24,18 @@ pub(super) fn fcall_ro(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
-    let frame = holding_all(ctx, |ctx| fcall_held(ctx, req, ro))?;
+    // The declared keys, for the shards to hold; a bad count fails in
+    // `fcall_held`, with Redis's error, holding none.
+    let keys: Vec<Bytes> = match parse_i64(&req[2]) {
+        Ok(n) if n >= 0 && n <= req.len() as i64 - 3 => (3..3 + n as usize)
+            .map(|i| Bytes::copy_from_slice(&req[i]))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let wide = ctx.shared.scripts.is_wide(&wide_name(req));
+    let frame = holding(ctx, &keys, wide, |ctx, scope| {
+        fcall_held(ctx, req, ro, scope)
+    })?;
     if let Frame::Error(text) = &frame {
         return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
     }
@@ -32,7 +43,12 @@ fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
     Ok(())
 }
 
-fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> Result<Frame, CmdError> {
+fn fcall_held(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    ro: bool,
+    scope: Scope,
+) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let watch = shared.scripts.watch.clone();
     let mut state = shared
@@ -69,9 +85,20 @@ fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> Result<Frame, CmdEr
         ctx,
         read_only,
         flags,
+        scope,
+        &wide_name(req),
         Some((&name, req)),
         |host| state.engine.call_function(&name, &func, &keys, &argv, host),
     ))
+}
+
+/// The name a function is known by among the scripts that reach keys
+/// they did not declare.
+fn wide_name(req: &Request) -> String {
+    format!(
+        "fcall:{}",
+        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+    )
 }
 
 /// FUNCTION LOAD, DELETE, FLUSH and RESTORE reach replicas as they came,

@@ -18,12 +18,12 @@ use bytes::{Bytes, BytesMut};
 use resp::{Frame, Protocol, Request};
 
 use super::{
-    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, WRITE, call, check_subcommand,
-    lookup_index,
+    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, MAY_REPLICATE, WRITE, call,
+    check_subcommand, lookup_index,
 };
 use crate::args::{eq, parse_i64};
 use crate::reply::Reply;
-use crate::script::{Engine, Flags, Host};
+use crate::script::{Flags, Host};
 
 pub(super) fn eval(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     run(ctx, req, false, false)
@@ -96,7 +96,15 @@ pub(super) fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static 
 
 fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(req)?;
-    let frame = holding_all(ctx, |ctx| run_held(ctx, req, &keys, &argv, by_sha, ro))?;
+    let sha = if by_sha {
+        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+    } else {
+        crate::script::sha1hex(&req[1])
+    };
+    let wide = ctx.shared.scripts.is_wide(&sha);
+    let frame = holding(ctx, &keys, wide, |ctx, scope| {
+        run_held(ctx, req, &keys, &argv, by_sha, ro, scope)
+    })?;
     if let Frame::Error(text) = &frame {
         return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
     }
@@ -104,35 +112,82 @@ fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     Ok(())
 }
 
-/// Runs `f` holding every shard (taken here unless EXEC holds them
-/// already), recording its effects for replicas and sending them to the
-/// stream as one unit when it is done.
-pub(super) fn holding_all<T>(
+/// Which shards a script holds while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Its declared keys' shards, and those of the other keys it reaches
+    /// once it has written (see [`Runner::reach`]).
+    Declared,
+    /// Every shard: inside EXEC, or run again after it reached a key it
+    /// did not declare before writing anything.
+    All,
+}
+
+/// How a script's run ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Its reply.
+    Done(Frame),
+    /// It reached a key it did not declare before it had written
+    /// anything: nothing it did counts, and it runs again holding every
+    /// shard.
+    Again,
+}
+
+/// Runs `f` holding the shards of the declared `keys` (or every shard,
+/// inside EXEC or when `f` asks to run again), recording its effects for
+/// replicas and sending them to the stream as one unit when it is done.
+///
+/// The shards are taken before the engine, as EXEC takes them: no script
+/// waits for shards while it holds the engine, but for the other keys a
+/// script reaches after writing, which it takes without waiting.
+pub(super) fn holding(
     ctx: &mut Ctx<'_>,
-    f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CmdError>,
-) -> Result<T, CmdError> {
-    // Every shard first, then the engine (see the module's comment).
+    keys: &[Bytes],
+    wide: bool,
+    mut f: impl FnMut(&mut Ctx<'_>, Scope) -> Result<Outcome, CmdError>,
+) -> Result<Frame, CmdError> {
     let outer = ctx.shards.held().is_some();
-    if !outer {
-        ctx.shards.hold_all();
-        if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
-            ctx.shards.effects().start();
+    let mut scope = if outer || wide {
+        Scope::All
+    } else {
+        Scope::Declared
+    };
+    loop {
+        if !outer {
+            match scope {
+                Scope::Declared => ctx.shards.hold_keys(keys.iter().map(|k| &k[..])),
+                Scope::All => ctx.shards.hold_all(),
+            }
+            if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
+                ctx.shards.effects().start();
+            }
+        }
+        // Keys noted ready are counted: serving them visits every
+        // database of every held shard, which most scripts need not pay
+        // for.
+        let ready = ctx.shared.keyspace.ready_count();
+        let result = f(ctx, scope);
+        let made_ready = ctx.shared.keyspace.ready_count() != ready;
+        if !outer && let Some(mut locked) = ctx.shards.release() {
+            if made_ready {
+                super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
+            }
+            if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
+                ctx.client.woff = offset;
+            }
+        }
+        match result? {
+            Outcome::Done(frame) => return Ok(frame),
+            Outcome::Again if scope == Scope::Declared => scope = Scope::All,
+            // Holding every shard, nothing is out of reach.
+            Outcome::Again => {
+                return Err(CmdError::other(
+                    "ERR the script could not reach a key while holding every shard",
+                ));
+            }
         }
     }
-    // Keys noted ready are counted: serving them visits every database of
-    // every shard, which most scripts need not pay for.
-    let ready = ctx.shared.keyspace.ready_count();
-    let result = f(ctx);
-    let made_ready = ctx.shared.keyspace.ready_count() != ready;
-    if !outer && let Some(mut locked) = ctx.shards.release() {
-        if made_ready {
-            super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
-        }
-        if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
-            ctx.client.woff = offset;
-        }
-    }
-    result
 }
 
 fn run_held(
@@ -142,7 +197,8 @@ fn run_held(
     argv: &[Bytes],
     by_sha: bool,
     ro: bool,
-) -> Result<Frame, CmdError> {
+    scope: Scope,
+) -> Result<Outcome, CmdError> {
     let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
     let sha = if by_sha {
         let sha = String::from_utf8_lossy(&req[1]).to_ascii_lowercase();
@@ -157,31 +213,20 @@ fn run_held(
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
-    Ok(run_script(
+    let read_only = ro || flags.no_writes;
+    Ok(with_runner(
         ctx,
-        &mut engine,
-        &sha,
-        keys,
-        argv,
-        ro || flags.no_writes,
+        read_only,
         flags,
+        scope,
+        &sha,
+        None,
+        |runner| {
+            engine
+                .run(&sha, keys, argv, runner)
+                .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
+        },
     ))
-}
-
-fn run_script(
-    ctx: &mut Ctx<'_>,
-    engine: &mut Engine,
-    sha: &str,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    read_only: bool,
-    flags: Flags,
-) -> Frame {
-    with_runner(ctx, read_only, flags, None, |runner| {
-        engine
-            .run(sha, keys, argv, runner)
-            .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
-    })
 }
 
 /// Runs a script (`function` names the function FCALL runs) through `f`
@@ -191,9 +236,11 @@ pub(super) fn with_runner(
     ctx: &mut Ctx<'_>,
     read_only: bool,
     flags: Flags,
+    scope: Scope,
+    wide_name: &str,
     function: Option<(&str, &Request)>,
     f: impl FnOnce(&mut dyn Host) -> Frame,
-) -> Frame {
+) -> Outcome {
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
@@ -209,10 +256,20 @@ pub(super) fn with_runner(
         read_only,
         allow_oom: flags.allow_oom,
         wrote: false,
+        scope,
+        published: false,
+        escaped: false,
+        reached: false,
     };
     // A script that runs long hands its worker's other connections to
     // another thread (see `script::watch`'s hook).
     let frame = f(&mut runner);
+    let escaped = runner.escaped;
+    // Next time it holds every shard from the start: reaching out after
+    // writing may have to wait, or fail.
+    if runner.reached {
+        runner.ctx.shared.scripts.mark_wide(wide_name);
+    }
     watch.end();
     // SELECT inside a script changes only the script's database.
     ctx.cmd = cmd;
@@ -220,7 +277,11 @@ pub(super) fn with_runner(
     ctx.client.in_exec = in_exec;
     ctx.client.proto = proto;
     ctx.reply.proto = proto;
-    frame
+    if escaped {
+        Outcome::Again
+    } else {
+        Outcome::Done(frame)
+    }
 }
 
 /// The error for a command another client sends while a script has run
@@ -245,9 +306,86 @@ struct Runner<'c, 'a> {
     /// A write command ran: later ones are no longer refused for the
     /// server's state (a script cannot stop half way), as in Redis.
     wrote: bool,
+    scope: Scope,
+    /// It ran a command that reaches replicas without writing (PUBLISH):
+    /// it can no longer run again.
+    published: bool,
+    /// It reached a key it did not declare.
+    reached: bool,
+    /// It reached a key it did not declare before writing: every later
+    /// call fails, and the script runs again holding every shard.
+    escaped: bool,
 }
 
+/// What a script's calls get once it has reached a key it did not
+/// declare before writing (never seen: the script runs again).
+const ESCAPED: &str = "-ERR the script reached a key it did not declare; it runs again";
+
+/// Keyless commands that touch no shard: a script holding only its
+/// declared keys' shards runs them as they are. Any other keyless command
+/// may reach any key (KEYS, SCAN, FLUSHALL, RANDOMKEY, SORT's patterns
+/// with a key...), and needs every shard.
+const KEYLESS_OK: &[&str] = &["ping", "echo", "time", "select", "publish", "lastsave"];
+
+/// How long a script that has written waits for the shard of a key it
+/// did not declare before it gives up (the holder may be waiting for one
+/// of the script's shards).
+const REACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Runner<'_, '_> {
+    /// Makes sure the shards the command at `index` touches are held. A
+    /// script that has not written yet and reaches beyond its declared
+    /// keys stops and runs again holding every shard (nothing it did is
+    /// seen); one that has written takes the other shards without waiting
+    /// for them, trying for a while, and fails the call if it cannot.
+    fn reach(&mut self, index: usize, req: &Request) -> Result<(), String> {
+        if self.scope == Scope::All {
+            return Ok(());
+        }
+        if self.escaped {
+            return Err(ESCAPED.into());
+        }
+        let cmd = &COMMANDS[index];
+        let mut keys = Vec::new();
+        super::command_keys(cmd, req, &mut keys);
+        let whole = cmd.flags & KEYSPACE != 0
+            || matches!(cmd.name, "sort" | "sort_ro")
+            || (keys.is_empty() && cmd.keys.0 <= 0 && !KEYLESS_OK.contains(&cmd.name));
+        let shards = &mut self.ctx.shards;
+        let missing: Vec<usize> = if whole {
+            (0..crate::db::SHARDS)
+                .filter(|&s| !shards.holds_shard(s))
+                .collect()
+        } else {
+            keys.iter()
+                .map(|k| store::keyspace::shard_of(k))
+                .filter(|&s| !shards.holds_shard(s))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.reached = true;
+        if !self.wrote && !self.published {
+            self.escaped = true;
+            return Err(ESCAPED.into());
+        }
+        let deadline = std::time::Instant::now() + REACH_PATIENCE;
+        for shard in missing {
+            while !shards.try_hold_shard(shard) {
+                if std::time::Instant::now() > deadline {
+                    return Err(
+                        "-ERR a key the script did not declare is held by another client; \
+                         declare every key a script writes in KEYS"
+                            .into(),
+                    );
+                }
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+
     /// Why a script may not run the command at `index` now, in Redis's
     /// order and words.
     fn refusal(&self, index: usize, req: &Request) -> Option<String> {
@@ -295,21 +433,25 @@ impl Host for Runner<'_, '_> {
         };
         // A refusal counts as the command's rejected call, as in Redis.
         let refused = self.refusal(index, &req);
-        let ctx = &mut *self.ctx;
         if refused.is_some()
             && let Some(stat) = super::stat_index(index, &req)
         {
-            ctx.shared.stats.commands[stat]
+            self.ctx.shared.stats.commands[stat]
                 .rejected
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(text) = refused {
             return Err(text);
         }
+        self.reach(index, &req)?;
+        let ctx = &mut *self.ctx;
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
             ctx.shared.scripts.watch.wrote();
+        }
+        if cmd.flags & MAY_REPLICATE != 0 {
+            self.published = true;
         }
         let proto = if resp3 {
             Protocol::Resp3

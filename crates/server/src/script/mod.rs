@@ -594,6 +594,10 @@ pub(crate) struct Scripts {
     pub(crate) watch: Arc<Watch>,
     /// The function libraries, in a Lua state of their own.
     pub(crate) functions: Functions,
+    /// Scripts (by SHA1) and functions (`fcall:<name>`, lowercase) seen
+    /// to reach keys they did not declare: they run holding every shard
+    /// from the start (see `cmd/scripting.rs`).
+    wide: Mutex<std::collections::HashSet<String>>,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
     /// The Lua state's memory, for INFO without the lock.
@@ -623,6 +627,23 @@ impl Scripts {
         self.cached.store(0, Relaxed);
         self.memory.store(0, Relaxed);
         self.bodies.store(0, Relaxed);
+    }
+
+    /// Whether the script or function `name` reached keys it did not
+    /// declare before.
+    pub(crate) fn is_wide(&self, name: &str) -> bool {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    /// The script or function `name` reached keys it did not declare.
+    pub(crate) fn mark_wide(&self, name: &str) {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string());
     }
 
     /// How many scripts are cached.

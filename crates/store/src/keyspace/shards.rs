@@ -656,6 +656,34 @@ impl<'a, W> Shards<'a, W> {
         self.held = Some(self.ks.lock_keys(keys));
     }
 
+    /// Whether `shard` is among the held ones (a script that holds its
+    /// declared keys' shards asks before each command it runs).
+    pub fn holds_shard(&self, shard: usize) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|h| h.ids.binary_search(&shard).is_ok())
+    }
+
+    /// Adds `shard` to the held ones if that needs no waiting (a script
+    /// touching a key it did not declare); false if it is busy or nothing
+    /// is held. Never waits: the holder may be waiting for a held shard.
+    pub fn try_hold_shard(&mut self, shard: usize) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        match held.ids.binary_search(&shard) {
+            Ok(_) => true,
+            Err(at) => match self.ks.try_lock(shard) {
+                Some(guard) => {
+                    held.ids.insert(at, shard);
+                    held.guards.insert(at, guard);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// EXEC of a command on the whole keyspace: holds every shard.
     pub fn hold_all(&mut self) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
