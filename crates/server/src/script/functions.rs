@@ -381,7 +381,9 @@ impl State {
         watch.begin_load(timeout);
         let result = self.catalogue.create(&mut self.engine, code, replace);
         watch.end_load();
-        super::watch::rearm(&self.engine.lua);
+        if watch.take_line_mode() {
+            super::watch::rearm(&self.engine.lua);
+        }
         result
     }
 

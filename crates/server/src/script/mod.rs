@@ -162,7 +162,66 @@ pub(crate) struct Engine {
     bodies: usize,
     /// What the instruction hook reads (its address is in the registry);
     /// dropped after `lua`, whose hook may read it until then.
-    _watch: Arc<Watch>,
+    watch: Arc<Watch>,
+    /// The running script's host, for `raw.call` and the others.
+    slot: Arc<Slot>,
+    /// The prelude's `raw.run`.
+    run: Function,
+    /// Runs since the collector last took a step.
+    runs: u32,
+}
+
+/// The host of the running script, for the `raw.*` functions made once
+/// with the state: set for the length of a run ([`Slot::enter`]), empty
+/// otherwise.
+#[derive(Debug, Default)]
+struct Slot {
+    host: Cell<Option<std::ptr::NonNull<dyn Host>>>,
+    /// The script chose RESP3 with `redis.setresp(3)`.
+    resp3: Cell<bool>,
+}
+
+// SAFETY: the slot is only read by the engine's Lua functions, which run
+// on the thread that runs the script, inside `Engine::run_func`, while the
+// host it points to is borrowed there; mlua's `send` feature asks callbacks
+// to be `Send`, and the engine (with its slot) moves between threads only
+// between runs, when the slot is empty.
+unsafe impl Send for Slot {}
+// SAFETY: as above: the engine is used by one thread at a time (its
+// mutex), and the slot is empty outside a run.
+unsafe impl Sync for Slot {}
+
+/// Clears the slot when the run ends, however it ends.
+struct Entered<'s>(&'s Slot);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.host.set(None);
+    }
+}
+
+impl Slot {
+    /// Points the slot at `host` until the guard drops.
+    fn enter<'s>(&'s self, host: &mut dyn Host) -> Entered<'s> {
+        let ptr = std::ptr::NonNull::from(host);
+        // SAFETY: only the lifetime of the trait object changes; the
+        // pointer is cleared by `Entered` before the borrow of `host`
+        // ends (`run_func` holds both for the whole run).
+        let ptr: std::ptr::NonNull<dyn Host> = unsafe { std::mem::transmute(ptr) };
+        self.host.set(Some(ptr));
+        self.resp3.set(false);
+        Entered(self)
+    }
+
+    /// Runs `f` on the running script's host, if a script runs.
+    fn with_host<T>(&self, f: impl FnOnce(&mut dyn Host) -> T) -> Option<T> {
+        let mut ptr = self.host.get()?;
+        // SAFETY: set by `enter` from a live `&mut dyn Host` that
+        // `run_func` keeps borrowed until the slot is cleared; the Lua
+        // functions calling this run inside that window, on that thread,
+        // and never reenter it (a script cannot run a script).
+        Some(f(unsafe { ptr.as_mut() }))
+    }
 }
 
 /// A function a library registered while it loaded.
@@ -183,6 +242,10 @@ enum Calling {
     /// FCALL: two arguments, the keys and the arguments.
     Arguments,
 }
+
+/// Scripts between two steps of the Lua collector (Redis's
+/// `LUA_GC_CYCLE_PERIOD`).
+const GC_PERIOD: u32 = 50;
 
 /// What a raw function returns first when it fails (then the error): a
 /// light userdata at this static's address, which no script can forge.
@@ -282,13 +345,19 @@ impl Engine {
         let (view, _real): (Table, Table) = prelude.call((raw.clone(), fail_mark()))?;
         lua.set_globals(view)?;
         watch::install(&lua, &watch)?;
+        let slot = Arc::new(Slot::default());
+        host_functions(&lua, &raw, &slot)?;
+        let run: Function = raw.raw_get("run")?;
         Ok(Engine {
             lua,
             raw,
             globals,
             scripts: HashMap::new(),
             bodies: 0,
-            _watch: watch,
+            watch,
+            slot,
+            run,
+            runs: 0,
         })
     }
 
@@ -334,24 +403,11 @@ impl Engine {
                 },
             )?;
             self.raw.raw_set("register", register)?;
-            // `redis.log` works while a library loads; nothing else of the
-            // server is reachable then.
-            let log = scope.create_function(|_, (level, msg): (u8, mlua::String)| {
-                let msg = msg.to_string_lossy();
-                match level {
-                    0 => tracing::debug!(target: "script", "{msg}"),
-                    1 | 2 => tracing::info!(target: "script", "{msg}"),
-                    _ => tracing::warn!(target: "script", "{msg}"),
-                }
-                Ok(())
-            })?;
-            self.raw.raw_set("log", log)?;
             let run: Function = self.raw.raw_get("run")?;
             let (ok, value): (bool, Value) = run.call(func)?;
             Ok((ok, value))
         });
         let _ = self.raw.raw_set("register", Value::Nil);
-        let _ = self.raw.raw_set("log", Value::Nil);
         let _ = load_mode.call::<()>(false);
         let (ok, value) = result.map_err(lua_err)?;
         if !ok {
@@ -460,87 +516,112 @@ impl Engine {
             self.globals.raw_set("KEYS", keys.clone())?;
             self.globals.raw_set("ARGV", argv.clone())?;
         }
-        let resp3 = Cell::new(false);
-        let host = RefCell::new(host);
-        let result = lua.scope(|scope| {
-            let call = scope.create_function(|lua, (raise, n, args): (bool, usize, Table)| {
-                let failed = |t: Table| {
-                    Ok(if raise {
-                        (fail_mark(), Value::Table(t))
-                    } else {
-                        (Value::Table(t), Value::Nil)
-                    })
-                };
-                if n == 0 {
-                    return failed(convert::error_table(
-                        lua,
-                        b"Please specify at least one argument for this redis lib call",
-                    )?);
-                }
-                let mut argv = Vec::with_capacity(n);
-                for i in 1..=n {
-                    match args.raw_get::<Value>(i)? {
-                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                        Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
-                        Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
-                        _ => {
-                            return failed(convert::error_table(
-                                lua,
-                                b"Lua redis lib command arguments must be strings or integers",
-                            )?);
-                        }
-                    }
-                }
-                let reply = host.borrow_mut().call(&argv, resp3.get());
-                match reply {
-                    Err(text) => {
-                        let t = convert::error_table(lua, text.as_bytes())?;
-                        t.raw_set("ignore_error_stats_update", true)?;
-                        failed(t)
-                    }
-                    Ok(frame) => {
-                        let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
-                        let value = convert::frame_to_lua(lua, &frame)?;
-                        Ok(if raise && is_error {
-                            (fail_mark(), value)
-                        } else {
-                            (value, Value::Nil)
-                        })
-                    }
-                }
-            })?;
-            let setresp = scope.create_function(|_, v: u8| {
-                resp3.set(v == 3);
-                Ok(())
-            })?;
-            let log = scope.create_function(|_, (level, msg): (u8, mlua::String)| {
-                host.borrow_mut().log(level, &msg.to_string_lossy());
-                Ok(())
-            })?;
-            let set_repl = scope.create_function(|_, flags: u8| {
-                host.borrow_mut().set_repl(flags);
-                Ok(())
-            })?;
-            self.raw.raw_set("call", call)?;
-            self.raw.raw_set("setresp", setresp)?;
-            self.raw.raw_set("log", log)?;
-            self.raw.raw_set("set_repl", set_repl)?;
-            let run: Function = self.raw.raw_get("run")?;
-            let (ok, value): (bool, Value) = match calling {
-                Calling::Globals => run.call(func)?,
-                Calling::Arguments => run.call((func, keys, argv))?,
-            };
-            if ok {
-                return Ok(convert::lua_to_frame(&value, resp3.get()));
-            }
+        let _running = self.slot.enter(host);
+        let (ok, value): (bool, Value) = match calling {
+            Calling::Globals => self.run.call(func)?,
+            Calling::Arguments => self.run.call((func, keys, argv))?,
+        };
+        let result = if ok {
+            Ok(convert::lua_to_frame(&value, self.slot.resp3.get()))
+        } else {
             Ok(script_error(sha, &value))
-        });
-        for name in ["call", "setresp", "log", "set_repl"] {
-            self.raw.raw_set(name, Value::Nil)?;
+        };
+        if self.watch.take_line_mode() {
+            watch::rearm(&self.lua);
         }
-        watch::rearm(&self.lua);
+        // A step of the collector every 50 runs, as Redis takes one: the
+        // garbage of small scripts is collected without a pause.
+        self.runs += 1;
+        if self.runs == GC_PERIOD {
+            self.runs = 0;
+            let _ = self.lua.gc_step_kbytes(GC_PERIOD as i32);
+        }
         result
     }
+}
+
+/// Makes `raw.call`, `raw.setresp`, `raw.log` and `raw.set_repl`, once
+/// per state: they reach the running script's host through `slot`.
+fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
+    let s = slot.clone();
+    let call = lua.create_function(move |lua, (raise, n, args): (bool, usize, Table)| {
+        let failed = |t: Table| {
+            Ok(if raise {
+                (fail_mark(), Value::Table(t))
+            } else {
+                (Value::Table(t), Value::Nil)
+            })
+        };
+        if n == 0 {
+            return failed(convert::error_table(
+                lua,
+                b"Please specify at least one argument for this redis lib call",
+            )?);
+        }
+        let mut argv = Vec::with_capacity(n);
+        for i in 1..=n {
+            match args.raw_get::<Value>(i)? {
+                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
+                Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
+                _ => {
+                    return failed(convert::error_table(
+                        lua,
+                        b"Lua redis lib command arguments must be strings or integers",
+                    )?);
+                }
+            }
+        }
+        let resp3 = s.resp3.get();
+        let reply = s
+            .with_host(|host| host.call(&argv, resp3))
+            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()));
+        match reply {
+            Err(text) => {
+                let t = convert::error_table(lua, text.as_bytes())?;
+                t.raw_set("ignore_error_stats_update", true)?;
+                failed(t)
+            }
+            Ok(frame) => {
+                let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
+                let value = convert::frame_to_lua(lua, &frame)?;
+                Ok(if raise && is_error {
+                    (fail_mark(), value)
+                } else {
+                    (value, Value::Nil)
+                })
+            }
+        }
+    })?;
+    let s = slot.clone();
+    let setresp = lua.create_function(move |_, v: u8| {
+        s.resp3.set(v == 3);
+        Ok(())
+    })?;
+    // While a library loads there is no host: the message is logged all
+    // the same.
+    let s = slot.clone();
+    let log = lua.create_function(move |_, (level, msg): (u8, mlua::String)| {
+        let msg = msg.to_string_lossy();
+        if s.with_host(|host| host.log(level, &msg)).is_none() {
+            match level {
+                0 => tracing::debug!(target: "script", "{msg}"),
+                1 | 2 => tracing::info!(target: "script", "{msg}"),
+                _ => tracing::warn!(target: "script", "{msg}"),
+            }
+        }
+        Ok(())
+    })?;
+    let s = slot.clone();
+    let set_repl = lua.create_function(move |_, flags: u8| {
+        s.with_host(|host| host.set_repl(flags));
+        Ok(())
+    })?;
+    raw.raw_set("call", call)?;
+    raw.raw_set("setresp", setresp)?;
+    raw.raw_set("log", log)?;
+    raw.raw_set("set_repl", set_repl)?;
+    Ok(())
 }
 
 /// The reply for a script that raised `err` (the error handler's table),

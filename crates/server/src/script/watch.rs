@@ -52,6 +52,9 @@ pub(crate) struct Watch {
     load_deadline: AtomicU64,
     /// The running function's name and command, for FUNCTION STATS.
     current: Mutex<Option<(String, Vec<Bytes>)>>,
+    /// The hook looks at every line (it stopped a script): the engine
+    /// puts it back to counting after the run.
+    line_mode: AtomicBool,
 }
 
 impl Default for Watch {
@@ -64,6 +67,7 @@ impl Default for Watch {
             kill: AtomicBool::new(false),
             load_deadline: AtomicU64::new(0),
             current: Mutex::new(None),
+            line_mode: AtomicBool::new(false),
         }
     }
 }
@@ -183,6 +187,11 @@ impl Watch {
         self.load_deadline.store(0, Ordering::Relaxed);
     }
 
+    /// Whether the hook was set to look at every line since last asked.
+    pub(crate) fn take_line_mode(&self) -> bool {
+        self.line_mode.swap(false, Ordering::Relaxed)
+    }
+
     /// The error the hook raises now, if any.
     fn interrupt(&self) -> Option<&'static str> {
         if self.kill.load(Ordering::Acquire) && self.started.load(Ordering::Relaxed) != 0 {
@@ -243,6 +252,7 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
             }
             return;
         };
+        watch.line_mode.store(true, Ordering::Relaxed);
         ffi::lua_sethook(
             state,
             Some(hook),
