@@ -371,6 +371,11 @@ impl Runner<'_, '_> {
             return Err(ESCAPED.into());
         }
         let deadline = std::time::Instant::now() + REACH_PATIENCE;
+        // A script that declared no key held no shard until now, so
+        // replicas may have started to be fed since it began: it records
+        // from here on (what it ran before touched no shard, and PUBLISH
+        // reached the stream itself).
+        let held_none = !(0..crate::db::SHARDS).any(|s| shards.holds_shard(s));
         for shard in missing {
             while !shards.try_hold_shard(shard) {
                 if std::time::Instant::now() > deadline {
@@ -382,6 +387,14 @@ impl Runner<'_, '_> {
                 }
                 std::thread::yield_now();
             }
+        }
+        let ctx = &mut *self.ctx;
+        if held_none
+            && !ctx.client.is_master
+            && ctx.shared.keyspace.feeding()
+            && !ctx.shards.effects().recording()
+        {
+            ctx.shards.effects().start();
         }
         Ok(())
     }

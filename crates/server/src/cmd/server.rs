@@ -472,8 +472,10 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     }
     w(format!("total_system_memory:{total}"));
     w(format!("total_system_memory_human:{}", human_bytes(total)));
-    // Scripts' figures from the Lua engine; no functions yet.
+    // Scripts' figures from the Lua engines (EVAL's and the functions').
     let lua = shared.scripts.memory();
+    let (libraries, functions) = shared.scripts.functions.counts();
+    let vm_functions = shared.scripts.functions.memory();
     let (scripts, bodies) = (shared.scripts.cached(), shared.scripts.bodies());
     for name in [
         "used_memory_lua",
@@ -491,9 +493,13 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         "used_memory_scripts_human",
     ] {
         let value = match name.trim_end_matches("_human") {
-            "used_memory_lua" | "used_memory_vm_eval" | "used_memory_vm_total" => lua,
+            "used_memory_lua" | "used_memory_vm_eval" => lua,
+            "used_memory_vm_total" => lua + vm_functions,
+            "used_memory_vm_functions" => vm_functions,
             "used_memory_scripts_eval" | "used_memory_scripts" => bodies,
             "number_of_cached_scripts" => scripts,
+            "number_of_functions" => functions,
+            "number_of_libraries" => libraries,
             _ => 0,
         };
         if name.ends_with("_human") {

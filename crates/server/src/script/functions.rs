@@ -410,6 +410,8 @@ pub(crate) struct Functions {
     /// and INFO without the lock (a function may be running).
     count: std::sync::atomic::AtomicU64,
     libraries: std::sync::atomic::AtomicU64,
+    /// The functions' Lua state's memory, for INFO.
+    memory: std::sync::atomic::AtomicU64,
 }
 
 impl Functions {
@@ -461,6 +463,11 @@ impl Functions {
         Ok(())
     }
 
+    /// The functions' Lua state's memory, as last seen.
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many libraries and functions are loaded, as last seen.
     pub(crate) fn counts(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -497,6 +504,7 @@ impl Drop for FunctionsGuard<'_> {
             let f = self.functions;
             f.count.store(catalogue.functions.len() as u64, Relaxed);
             f.libraries.store(catalogue.libraries.len() as u64, Relaxed);
+            f.memory.store(state.engine.used_memory() as u64, Relaxed);
         }
     }
 }

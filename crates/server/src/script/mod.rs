@@ -708,6 +708,11 @@ impl Scripts {
         self.cached.store(0, Relaxed);
         self.memory.store(0, Relaxed);
         self.bodies.store(0, Relaxed);
+        // Forgotten scripts are forgotten here too (functions' names stay).
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|name| name.starts_with("fcall:"));
     }
 
     /// Whether the script or function `name` reached keys it did not
