@@ -346,6 +346,7 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
 /// step with the listpack ones.
 const ALIASES: &[(&str, &str)] = &[
     ("slaveof", "replicaof"),
+    ("lua-time-limit", "busy-reply-threshold"),
     ("slave-read-only", "replica-read-only"),
     ("slave-serve-stale-data", "replica-serve-stale-data"),
     ("slave-priority", "replica-priority"),

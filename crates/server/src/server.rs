@@ -486,7 +486,13 @@ impl Workers {
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            // One worker thread each, but the multi-threaded scheduler: a
+            // script that runs long hands this worker's other connections
+            // to a fresh thread (`block_in_place`), where a single-threaded
+            // runtime would leave them waiting for it (`cmd/scripting.rs`).
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(format!("ember-worker-{i}-rt"))
                 .enable_all()
                 .build()?;
             handles.push(runtime.handle().clone());
@@ -829,7 +835,13 @@ fn load_at_startup(shared: &Shared) -> Result<(), ServeError> {
     // A master drops keys that expired while it was down; a replica keeps
     // them for its master to delete, as Redis does.
     let drop_before = (!replica).then_some(now);
+    let functions = std::mem::take(&mut loaded.functions);
     crate::rdb::install(&mut shards, loaded, drop_before).map_err(|e| fail(e.to_string()))?;
+    shared
+        .scripts
+        .functions
+        .install(&shared.scripts.watch, &functions)
+        .map_err(fail)?;
     shared.persistence.loaded(
         keys - expired,
         expired,
@@ -916,7 +928,12 @@ async fn active_expire(shared: Arc<Shared>) {
         let mut shards = Shards::new(&shared.keyspace);
         for _ in 0..SHARDS_PER_TICK {
             let now = now_ms();
-            let mut shard = shards.lock_shard(next_shard);
+            // A shard a script holds is skipped (the script may run for
+            // long; it holds every shard).
+            let Some(mut shard) = shards.try_lock_shard(next_shard) else {
+                next_shard = (next_shard + 1) % SHARDS;
+                continue;
+            };
             // Feeding replicas, deletions reach the stream while the shard
             // is still locked.
             let record = shared.keyspace.feeding();

@@ -8,6 +8,7 @@ mod client_pause;
 mod commands;
 mod diff;
 mod dump_restore;
+mod functions;
 mod grpc;
 mod hashes;
 mod healing;

@@ -10,6 +10,7 @@ mod client_reply;
 mod connection;
 mod digest;
 mod dump;
+mod functions;
 mod hashes;
 mod keys;
 mod lists;
@@ -426,7 +427,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "command", -1, OK_LOADING | OK_STALE | SLOW | CONTAINER, NOKEY, server::command;
     "shutdown", -1, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | NO_MULTI | ALLOW_BUSY, NOKEY, server::shutdown;
     "debug", -2, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | KEYSPACE, NOKEY, server::debug;
-    "function", -2, SLOW | CONTAINER, NOKEY, server::function;
+    "function", -2, SLOW | CONTAINER, NOKEY, functions::function;
     // persistence
     "save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEY, persistence::save;
     "bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | KEYSPACE, NOKEY, persistence::bgsave;
@@ -615,6 +616,10 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "eval_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::eval_ro, Extra::numkeys(2);
     "evalsha_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, scripting::evalsha_ro, Extra::numkeys(2);
     "script", -2, SLOW | CONTAINER, NOKEY, scripting::script;
+    // functions: run as scripts do (every shard held); their keys follow
+    // `numkeys`.
+    "fcall", -3, NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE | SLOW | KEYSPACE, NOKEY, functions::fcall, Extra::numkeys(2);
+    "fcall_ro", -3, READONLY | NOSCRIPT | OK_STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | SLOW | KEYSPACE, NOKEY, functions::fcall_ro, Extra::numkeys(2);
 };
 
 /// Redis 7.0's subcommands of the [`CONTAINER`] commands, with their
@@ -1074,10 +1079,23 @@ pub(crate) fn execute(
                 .is_some_and(|m| m.all(|i, r| loading_ok(&COMMANDS[i], r))))
     {
         Some(LOADING.as_bytes().to_vec())
+    } else if flags & ALLOW_BUSY == 0
+        && !client.is_master
+        && let Some(text) = scripting::busy(shared)
+    {
+        // A script has run too long: only what Redis allows meanwhile.
+        Some(text.as_bytes().to_vec())
     } else {
         None
     };
-    if let Some(text) = rejected {
+    if let Some(mut text) = rejected {
+        // EXEC refused while a script is busy discards the transaction,
+        // as Redis's `rejectCommand` does.
+        if text.starts_with(b"BUSY") && cmd.name == "exec" && client.multi.is_some() {
+            text = [&b"EXECABORT Transaction discarded because of: "[..], &text].concat();
+            unwatch_all(&mut Shards::new(&shared.keyspace), client);
+            client.multi = None;
+        }
         shared.stats.error(&text);
         if let Some(stat) = stat_index(index, req) {
             shared.stats.commands[stat].rejected.fetch_add(1, Relaxed);

@@ -60,11 +60,12 @@ fn snapshot(ctx: &mut Ctx<'_>) -> (Snapshot, (u64, Aux)) {
     let in_exec = ctx.shards.held().is_some() || ctx.client.is_master;
     let _paused = (!in_exec).then(|| shared.repl.pause_apply());
     Snapshot::take(&mut ctx.shards, || {
-        let aux = if in_exec {
+        let mut aux = if in_exec {
             Aux::default()
         } else {
             shared.repl.save_info()
         };
+        aux.functions = shared.scripts.functions.codes();
         (shared.stats.dirty.load(Relaxed), aux)
     })
 }
@@ -159,7 +160,13 @@ fn reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     loaded.fit_sets(crate::cmd::sets::max_intset(shared));
     let now = crate::server::now_ms();
     let (keys, expired) = (loaded.len(), loaded.expired(Some(now)));
+    let functions = std::mem::take(&mut loaded.functions);
     crate::rdb::install(&mut ctx.shards, loaded, Some(now))
+        .map_err(|e| CmdError::other(format!("ERR Error trying to load the RDB dump: {e}")))?;
+    shared
+        .scripts
+        .functions
+        .install(&shared.scripts.watch, &functions)
         .map_err(|e| CmdError::other(format!("ERR Error trying to load the RDB dump: {e}")))?;
     shared
         .persistence

@@ -18,12 +18,12 @@ use bytes::{Bytes, BytesMut};
 use resp::{Frame, Protocol, Request};
 
 use super::{
-    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, WRITE, call, check_subcommand,
-    lookup_index,
+    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, MAY_REPLICATE, WRITE, call,
+    check_subcommand, lookup_index,
 };
 use crate::args::{eq, parse_i64};
 use crate::reply::Reply;
-use crate::script::{Engine, Flags, Host};
+use crate::script::{Flags, Host};
 
 pub(super) fn eval(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     run(ctx, req, false, false)
@@ -65,7 +65,7 @@ fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
 
 /// The refusals Redis makes before running a script that declared flags
 /// (a script without a shebang is checked command by command instead).
-fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
+pub(super) fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
     if !flags.shebang {
         return None;
     }
@@ -96,28 +96,99 @@ fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static str> {
 
 fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(req)?;
-    // Every shard first, then the engine (see the module's comment).
-    let outer = ctx.shards.held().is_some();
-    if !outer {
-        ctx.shards.hold_all();
-        if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
-            ctx.shards.effects().start();
-        }
-    }
-    let result = run_held(ctx, req, &keys, &argv, by_sha, ro);
-    if !outer && let Some(mut locked) = ctx.shards.release() {
-        super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
-        if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
-            ctx.client.woff = offset;
-            ctx.client.aof_off = ctx.shared.repl.aof.appended();
-        }
-    }
-    let frame = result?;
+    let sha = if by_sha {
+        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+    } else {
+        crate::script::sha1hex(&req[1])
+    };
+    let wide = ctx.shared.scripts.is_wide(&sha);
+    let frame = holding(ctx, &keys, wide, |ctx, scope| {
+        run_held(ctx, req, &keys, &argv, by_sha, ro, scope)
+    })?;
     if let Frame::Error(text) = &frame {
         return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
     }
     write_frame(&mut ctx.reply, &frame);
     Ok(())
+}
+
+/// Which shards a script holds while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Its declared keys' shards, and those of the other keys it reaches
+    /// once it has written (see [`Runner::reach`]).
+    Declared,
+    /// Every shard: inside EXEC, or run again after it reached a key it
+    /// did not declare before writing anything.
+    All,
+}
+
+/// How a script's run ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Its reply.
+    Done(Frame),
+    /// It reached a key it did not declare before it had written
+    /// anything: nothing it did counts, and it runs again holding every
+    /// shard.
+    Again,
+}
+
+/// Runs `f` holding the shards of the declared `keys` (or every shard,
+/// inside EXEC or when `f` asks to run again), recording its effects for
+/// replicas and sending them to the stream as one unit when it is done.
+///
+/// The shards are taken before the engine, as EXEC takes them: no script
+/// waits for shards while it holds the engine, but for the other keys a
+/// script reaches after writing, which it takes without waiting.
+pub(super) fn holding(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    wide: bool,
+    mut f: impl FnMut(&mut Ctx<'_>, Scope) -> Result<Outcome, CmdError>,
+) -> Result<Frame, CmdError> {
+    let outer = ctx.shards.held().is_some();
+    let mut scope = if outer || wide {
+        Scope::All
+    } else {
+        Scope::Declared
+    };
+    loop {
+        if !outer {
+            match scope {
+                Scope::Declared => ctx.shards.hold_keys(keys.iter().map(|k| &k[..])),
+                Scope::All => ctx.shards.hold_all(),
+            }
+            if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
+                ctx.shards.effects().start();
+            }
+        }
+        // Keys noted ready are counted: serving them visits every
+        // database of every held shard, which most scripts need not pay
+        // for.
+        let ready = ctx.shared.keyspace.ready_count();
+        let result = f(ctx, scope);
+        let made_ready = ctx.shared.keyspace.ready_count() != ready;
+        if !outer && let Some(mut locked) = ctx.shards.release() {
+            if made_ready {
+                super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
+            }
+            if let Some(offset) = ctx.shared.repl.append_recorded(locked.effects()) {
+                ctx.client.woff = offset;
+                ctx.client.aof_off = ctx.shared.repl.aof.appended();
+            }
+        }
+        match result? {
+            Outcome::Done(frame) => return Ok(frame),
+            Outcome::Again if scope == Scope::Declared => scope = Scope::All,
+            // Holding every shard, nothing is out of reach.
+            Outcome::Again => {
+                return Err(CmdError::other(
+                    "ERR the script could not reach a key while holding every shard",
+                ));
+            }
+        }
+    }
 }
 
 fn run_held(
@@ -127,7 +198,8 @@ fn run_held(
     argv: &[Bytes],
     by_sha: bool,
     ro: bool,
-) -> Result<Frame, CmdError> {
+    scope: Scope,
+) -> Result<Outcome, CmdError> {
     let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
     let sha = if by_sha {
         let sha = String::from_utf8_lossy(&req[1]).to_ascii_lowercase();
@@ -142,43 +214,71 @@ fn run_held(
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
-    Ok(run_script(
+    let read_only = ro || flags.no_writes;
+    Ok(with_runner(
         ctx,
-        &mut engine,
-        &sha,
-        keys,
-        argv,
-        ro || flags.no_writes,
+        read_only,
         flags,
+        scope,
+        &sha,
+        None,
+        keys,
+        |runner| {
+            engine
+                .run(&sha, keys, argv, runner)
+                .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
+        },
     ))
 }
 
-fn run_script(
+/// Runs a script (`function` names the function FCALL runs) through `f`
+/// with the server as its host, and puts back what the script may change
+/// of the connection (its database, its protocol).
+pub(super) fn with_runner(
     ctx: &mut Ctx<'_>,
-    engine: &mut Engine,
-    sha: &str,
-    keys: &[Bytes],
-    argv: &[Bytes],
     read_only: bool,
     flags: Flags,
-) -> Frame {
+    scope: Scope,
+    wide_name: &str,
+    function: Option<(&str, &Request)>,
+    keys: &[Bytes],
+    f: impl FnOnce(&mut dyn Host) -> Frame,
+) -> Outcome {
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
     // Client-side caching: the script's commands remember no keys of their
     // own; a read among them remembers the script's keys (below).
     let tracking = ctx.client.tracking.take();
+    let watch = ctx.shared.scripts.watch.clone();
+    match function {
+        Some((name, req)) => {
+            watch.begin(true, name, req.iter().map(Bytes::copy_from_slice).collect())
+        }
+        None => watch.begin(false, "", Vec::new()),
+    }
     let mut runner = Runner {
         ctx,
         read_only,
         allow_oom: flags.allow_oom,
         wrote: false,
         read: false,
+        scope,
+        published: false,
+        escaped: false,
+        reached: false,
     };
-    let frame = engine
-        .run(sha, keys, argv, &mut runner)
-        .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()));
+    // A script that runs long hands its worker's other connections to
+    // another thread (see `script::watch`'s hook).
+    let frame = f(&mut runner);
+    let escaped = runner.escaped;
     let read = runner.read;
+    // Next time it holds every shard from the start: reaching out after
+    // writing may have to wait, or fail.
+    if runner.reached {
+        runner.ctx.shared.scripts.mark_wide(wide_name);
+    }
+    watch.end();
     ctx.client.tracking = tracking;
     if read {
         super::tracking::remember_keys(ctx, keys);
@@ -189,7 +289,25 @@ fn run_script(
     ctx.client.in_exec = in_exec;
     ctx.client.proto = proto;
     ctx.reply.proto = proto;
-    frame
+    if escaped {
+        Outcome::Again
+    } else {
+        Outcome::Done(frame)
+    }
+}
+
+/// The error for a command another client sends while a script has run
+/// past `busy-reply-threshold` (`lua-time-limit`), checked before the
+/// command takes any lock: the script holds every shard.
+pub(super) fn busy(shared: &crate::server::Shared) -> Option<&'static str> {
+    let watch = &shared.scripts.watch;
+    // One atomic load when no script runs.
+    watch.running_for()?;
+    let ms = shared
+        .config_get("busy-reply-threshold")
+        .parse::<u64>()
+        .unwrap_or(5000);
+    watch.busy(std::time::Duration::from_millis(ms))
 }
 
 /// The server as a script's `redis.*` functions see it.
@@ -203,9 +321,99 @@ struct Runner<'c, 'a> {
     /// A read-only command ran (a tracking caller then has the script's
     /// keys remembered).
     read: bool,
+    scope: Scope,
+    /// It ran a command that reaches replicas without writing (PUBLISH):
+    /// it can no longer run again.
+    published: bool,
+    /// It reached a key it did not declare.
+    reached: bool,
+    /// It reached a key it did not declare before writing: every later
+    /// call fails, and the script runs again holding every shard.
+    escaped: bool,
 }
 
+/// What a script's calls get once it has reached a key it did not
+/// declare before writing (never seen: the script runs again).
+const ESCAPED: &str = "-ERR the script reached a key it did not declare; it runs again";
+
+/// Keyless commands that touch no shard: a script holding only its
+/// declared keys' shards runs them as they are. Any other keyless command
+/// may reach any key (KEYS, SCAN, FLUSHALL, RANDOMKEY, SORT's patterns
+/// with a key...), and needs every shard.
+const KEYLESS_OK: &[&str] = &["ping", "echo", "time", "select", "publish", "lastsave"];
+
+/// How long a script that has written waits for the shard of a key it
+/// did not declare before it gives up (the holder may be waiting for one
+/// of the script's shards).
+const REACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Runner<'_, '_> {
+    /// Makes sure the shards the command at `index` touches are held. A
+    /// script that has not written yet and reaches beyond its declared
+    /// keys stops and runs again holding every shard (nothing it did is
+    /// seen); one that has written takes the other shards without waiting
+    /// for them, trying for a while, and fails the call if it cannot.
+    fn reach(&mut self, index: usize, req: &Request) -> Result<(), String> {
+        if self.scope == Scope::All {
+            return Ok(());
+        }
+        if self.escaped {
+            return Err(ESCAPED.into());
+        }
+        let cmd = &COMMANDS[index];
+        let mut keys = Vec::new();
+        super::command_keys(cmd, req, &mut keys);
+        let whole = cmd.flags & KEYSPACE != 0
+            || matches!(cmd.name, "sort" | "sort_ro")
+            || (keys.is_empty() && cmd.keys.0 <= 0 && !KEYLESS_OK.contains(&cmd.name));
+        let shards = &mut self.ctx.shards;
+        let missing: Vec<usize> = if whole {
+            (0..crate::db::SHARDS)
+                .filter(|&s| !shards.holds_shard(s))
+                .collect()
+        } else {
+            keys.iter()
+                .map(|k| store::keyspace::shard_of(k))
+                .filter(|&s| !shards.holds_shard(s))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.reached = true;
+        if !self.wrote && !self.published {
+            self.escaped = true;
+            return Err(ESCAPED.into());
+        }
+        let deadline = std::time::Instant::now() + REACH_PATIENCE;
+        // A script that declared no key held no shard until now, so
+        // replicas may have started to be fed since it began: it records
+        // from here on (what it ran before touched no shard, and PUBLISH
+        // reached the stream itself).
+        let held_none = !(0..crate::db::SHARDS).any(|s| shards.holds_shard(s));
+        for shard in missing {
+            while !shards.try_hold_shard(shard) {
+                if std::time::Instant::now() > deadline {
+                    return Err(
+                        "-ERR a key the script did not declare is held by another client; \
+                         declare every key a script writes in KEYS"
+                            .into(),
+                    );
+                }
+                std::thread::yield_now();
+            }
+        }
+        let ctx = &mut *self.ctx;
+        if held_none
+            && !ctx.client.is_master
+            && ctx.shared.keyspace.feeding()
+            && !ctx.shards.effects().recording()
+        {
+            ctx.shards.effects().start();
+        }
+        Ok(())
+    }
+
     /// Why a script may not run the command at `index` now, in Redis's
     /// order and words.
     fn refusal(&self, index: usize, req: &Request) -> Option<String> {
@@ -253,20 +461,25 @@ impl Host for Runner<'_, '_> {
         };
         // A refusal counts as the command's rejected call, as in Redis.
         let refused = self.refusal(index, &req);
-        let ctx = &mut *self.ctx;
         if refused.is_some()
             && let Some(stat) = super::stat_index(index, &req)
         {
-            ctx.shared.stats.commands[stat]
+            self.ctx.shared.stats.commands[stat]
                 .rejected
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(text) = refused {
             return Err(text);
         }
+        self.reach(index, &req)?;
+        let ctx = &mut *self.ctx;
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
+            ctx.shared.scripts.watch.wrote();
+        }
+        if cmd.flags & MAY_REPLICATE != 0 {
+            self.published = true;
         }
         if super::flags_of(cmd, &req) & super::flags::READONLY != 0 {
             self.read = true;
@@ -365,7 +578,7 @@ fn not_in_scripts(name: &str, sub: Option<&[u8]>) -> bool {
 
 /// Writes a script's reply in the client's protocol: RESP3's types are
 /// turned into RESP2's for a RESP2 client, as Redis's reply functions do.
-fn write_frame(reply: &mut Reply<'_>, frame: &Frame) {
+pub(super) fn write_frame(reply: &mut Reply<'_>, frame: &Frame) {
     let resp2 = reply.proto == Protocol::Resp2;
     match frame {
         Frame::Simple(s) => resp::write_simple(reply.out, s),
@@ -473,12 +686,15 @@ pub(super) fn script(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Ok(());
     }
     if eq(sub, "kill") {
-        // A script runs under every shard's lock and the engine's: no
-        // other client's command runs meanwhile, so none is ever running
-        // when SCRIPT KILL is served.
-        return Err(CmdError::other(
-            "NOTBUSY No scripts in execution right now.",
-        ));
+        // The running script is on another connection's thread: this
+        // only asks it to stop, through the watch its Lua hook reads.
+        ctx.shared
+            .scripts
+            .watch
+            .kill(false)
+            .map_err(CmdError::other)?;
+        ctx.reply.ok();
+        return Ok(());
     }
     if eq(sub, "debug") {
         return Err(CmdError::other(

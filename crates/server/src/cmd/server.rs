@@ -478,8 +478,10 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     }
     w(format!("total_system_memory:{total}"));
     w(format!("total_system_memory_human:{}", human_bytes(total)));
-    // Scripts' figures from the Lua engine; no functions yet.
+    // Scripts' figures from the Lua engines (EVAL's and the functions').
     let lua = shared.scripts.memory();
+    let (libraries, functions) = shared.scripts.functions.counts();
+    let vm_functions = shared.scripts.functions.memory();
     let (scripts, bodies) = (shared.scripts.cached(), shared.scripts.bodies());
     for name in [
         "used_memory_lua",
@@ -497,9 +499,13 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         "used_memory_scripts_human",
     ] {
         let value = match name.trim_end_matches("_human") {
-            "used_memory_lua" | "used_memory_vm_eval" | "used_memory_vm_total" => lua,
+            "used_memory_lua" | "used_memory_vm_eval" => lua,
+            "used_memory_vm_total" => lua + vm_functions,
+            "used_memory_vm_functions" => vm_functions,
             "used_memory_scripts_eval" | "used_memory_scripts" => bodies,
             "number_of_cached_scripts" => scripts,
+            "number_of_functions" => functions,
+            "number_of_libraries" => libraries,
             _ => 0,
         };
         if name.ends_with("_human") {
@@ -831,6 +837,11 @@ pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
         super::persistence::shutdown_save(ctx)?;
     }
+    // A script past busy-reply-threshold is stopped, even one that
+    // wrote: nothing is saved after it.
+    if nosave {
+        ctx.shared.scripts.watch.force_kill();
+    }
     // No reply: the connection closes as the server stops.
     ctx.shared.shutdown.trigger();
     ctx.next = Some(super::Next::Close);
@@ -884,18 +895,4 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Err(unknown_subcommand(&req[0], sub));
     }
     Ok(())
-}
-
-pub(super) fn function(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let sub = &req[1];
-    if eq(sub, "flush") {
-        // There are no functions to flush.
-        ctx.reply.ok();
-        return Ok(());
-    }
-    if eq(sub, "list") {
-        ctx.reply.array(0);
-        return Ok(());
-    }
-    Err(unknown_subcommand(&req[0], sub))
 }

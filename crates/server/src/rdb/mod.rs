@@ -7,8 +7,9 @@
 //! The values inside, their encodings and DUMP payloads are `store::rdb`'s;
 //! this module is the file around them and the keyspace's side.
 //!
-//! Module aux data and function libraries are refused: a file Ember cannot
-//! hold completely is an error, never loaded in part.
+//! Module aux data and Redis 7.0 release candidates' function records are
+//! refused: a file Ember cannot hold completely is an error, never loaded
+//! in part. Function libraries (`FUNCTION2` records) are read and written.
 
 mod disk;
 mod read;
@@ -134,6 +135,9 @@ pub(crate) struct Aux {
     pub(crate) repl_stream_db: Option<i64>,
     /// `aof-base` 1: the file is the base of an append-only file.
     pub(crate) aof_base: bool,
+    /// The function libraries' codes, saved as `FUNCTION2` records after
+    /// the aux fields, as Redis 7.0 saves them.
+    pub(crate) functions: Vec<Bytes>,
 }
 
 /// A parsed file.
@@ -151,6 +155,8 @@ pub(crate) struct Loaded {
     /// Where the file's RDB data ends (after the checksum): an old-style
     /// AOF continues with commands there.
     pub(crate) end: usize,
+    /// The function libraries' codes (`FUNCTION2` records), in file order.
+    pub(crate) functions: Vec<Vec<u8>>,
 }
 
 impl Loaded {

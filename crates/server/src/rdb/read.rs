@@ -94,10 +94,14 @@ pub(crate) fn read_with(data: &[u8], limits: store::rdb::Limits) -> Result<Loade
                     "the RDB file has module aux data (at offset {at}); this server loads no modules"
                 )));
             }
-            opcode::FUNCTION | opcode::FUNCTION2 => {
+            // A library's code; the caller loads it (`script::Functions`).
+            opcode::FUNCTION2 => {
+                loaded.functions.push(r.string()?.into_owned());
+            }
+            opcode::FUNCTION => {
                 return Err(RdbError::Unsupported(format!(
-                    "the RDB file has a function library (at offset {at}); this server has no \
-                     functions (FUNCTION FLUSH on the source server, then save again)"
+                    "the RDB file has a function library in the format of Redis 7.0's release \
+                     candidates (at offset {at}), which Redis 7.0 does not load either"
                 )));
             }
             _ => {

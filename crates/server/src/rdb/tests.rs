@@ -202,6 +202,9 @@ fn round_trip_strings_and_lists_across_databases() {
         repl_offset: Some(12345),
         repl_stream_db: Some(3),
         aof_base: false,
+        functions: vec![Bytes::from_static(
+            b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
+        )],
     };
     let file = encode(&snapshot, &aux);
     assert_eq!(&file[..9], b"REDIS0010");
@@ -209,6 +212,8 @@ fn round_trip_strings_and_lists_across_databases() {
     assert_eq!(flat(&loaded.dbs), flat(&to_loaded_form(&snapshot)));
     assert_eq!(loaded.repl_id.as_deref(), Some(&*"a".repeat(40)));
     assert_eq!(loaded.repl_offset, Some(12345));
+    assert_eq!(loaded.functions.len(), 1);
+    assert_eq!(&loaded.functions[0][..], &aux.functions[0][..]);
     let aux_keys: Vec<&[u8]> = loaded.aux.iter().map(|(k, _)| &k[..]).collect();
     assert_eq!(
         aux_keys,
@@ -511,8 +516,11 @@ fn types_the_keyspace_cannot_hold_are_refused_by_name() {
     assert!(refused(8, &[]).contains("unknown RDB type 8"));
     assert!(err(&file(10, &[0xF7, 1, 2, 3])).contains("module aux data"));
     assert!(
-        err(&file(10, &[&[0xF5][..], &s(b"#!lua name=x")].concat())).contains("function library")
+        err(&file(10, &[&[0xF6][..], &s(b"#!lua name=x")].concat())).contains("function library")
     );
+    // Libraries (FUNCTION2) are read, for the server to load.
+    let loaded = read(&file(10, &[&[0xF5][..], &s(b"#!lua name=x")].concat())).expect("loads");
+    assert_eq!(loaded.functions, vec![b"#!lua name=x".to_vec()]);
 }
 
 #[test]

@@ -168,5 +168,10 @@ fn header<W: Write>(w: &mut Writer<'_, W>, aux: &Aux) -> io::Result<()> {
     if let Some(offset) = aux.repl_offset {
         w.aux(b"repl-offset", offset.to_string().as_bytes())?;
     }
-    w.aux(b"aof-base", if aux.aof_base { b"1" } else { b"0" })
+    w.aux(b"aof-base", if aux.aof_base { b"1" } else { b"0" })?;
+    for code in &aux.functions {
+        w.byte(opcode::FUNCTION2)?;
+        w.string(code)?;
+    }
+    Ok(())
 }

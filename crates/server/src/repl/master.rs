@@ -123,6 +123,9 @@ async fn sync(
                     repl_offset: Some(offset),
                     repl_stream_db: Some(0),
                     aof_base: false,
+                    // Under every shard lock and before the stream's
+                    // offset: a FUNCTION LOAD is either here or after it.
+                    functions: me.scripts.functions.codes(),
                 };
                 ((), aux)
             },

@@ -286,6 +286,7 @@ impl Repl {
             repl_offset: Some(st.offset),
             repl_stream_db: Some(db as i64),
             aof_base: false,
+            functions: Vec::new(),
         }
     }
 

@@ -362,7 +362,14 @@ async fn full_resync(
             return Err("the link was cancelled".into());
         }
         let mut shards = Shards::new(&shared.keyspace);
+        let functions = std::mem::take(&mut loaded.functions);
         rdb::install(&mut shards, loaded, None)
+            .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        // The master's libraries replace this server's, as in Redis.
+        shared
+            .scripts
+            .functions
+            .install(&shared.scripts.watch, &functions)
             .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
         // The AOF restarts from the new dataset (Redis's
         // `restartAOFAfterSYNC`).

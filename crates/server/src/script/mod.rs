@@ -19,12 +19,15 @@
 //! [`Engine::run`]. This module refuses to run commands itself.
 
 mod convert;
+pub(crate) mod functions;
 mod libs;
 mod msgpack;
 mod structs;
+pub(crate) mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -33,6 +36,8 @@ use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 use resp::Frame;
 
 pub(crate) use convert::format_g17;
+pub(crate) use functions::Functions;
+pub(crate) use watch::Watch;
 
 /// The version scripts see in `redis.REDIS_VERSION`.
 const VERSION: &str = "7.0.15";
@@ -51,6 +56,36 @@ pub(crate) struct Flags {
     pub(crate) allow_stale: bool,
     pub(crate) no_cluster: bool,
     pub(crate) allow_cross_slot: bool,
+}
+
+impl Flags {
+    /// The flags of a function registered with `bits` (the prelude's
+    /// `FLAG_BITS`): a function's flags always count, as a shebang's do.
+    pub(crate) fn from_bits(bits: u32) -> Flags {
+        Flags {
+            shebang: true,
+            no_writes: bits & 1 != 0,
+            allow_oom: bits & 2 != 0,
+            allow_stale: bits & 4 != 0,
+            no_cluster: bits & 8 != 0,
+            allow_cross_slot: bits & 16 != 0,
+        }
+    }
+
+    /// The flags' names, in Redis's order, for FUNCTION LIST.
+    pub(crate) fn names(self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .map(|(_, name)| name)
+        .collect()
+    }
 }
 
 /// Parses the shebang line of `body`, if any: the flags, and where the
@@ -125,7 +160,92 @@ pub(crate) struct Engine {
     scripts: HashMap<String, Script>,
     /// The scripts' bodies' lengths, for INFO.
     bodies: usize,
+    /// What the instruction hook reads (its address is in the registry);
+    /// dropped after `lua`, whose hook may read it until then.
+    watch: Arc<Watch>,
+    /// The running script's host, for `raw.call` and the others.
+    slot: Arc<Slot>,
+    /// The prelude's `raw.run`.
+    run: Function,
+    /// Runs since the collector last took a step.
+    runs: u32,
 }
+
+/// The host of the running script, for the `raw.*` functions made once
+/// with the state: set for the length of a run ([`Slot::enter`]), empty
+/// otherwise.
+#[derive(Debug, Default)]
+struct Slot {
+    host: Cell<Option<std::ptr::NonNull<dyn Host>>>,
+    /// The script chose RESP3 with `redis.setresp(3)`.
+    resp3: Cell<bool>,
+}
+
+// SAFETY: the slot is only read by the engine's Lua functions, which run
+// on the thread that runs the script, inside `Engine::run_func`, while the
+// host it points to is borrowed there; mlua's `send` feature asks callbacks
+// to be `Send`, and the engine (with its slot) moves between threads only
+// between runs, when the slot is empty.
+unsafe impl Send for Slot {}
+// SAFETY: as above: the engine is used by one thread at a time (its
+// mutex), and the slot is empty outside a run.
+unsafe impl Sync for Slot {}
+
+/// Clears the slot when the run ends, however it ends.
+struct Entered<'s>(&'s Slot);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.host.set(None);
+    }
+}
+
+impl Slot {
+    /// Points the slot at `host` until the guard drops.
+    fn enter<'s>(&'s self, host: &mut dyn Host) -> Entered<'s> {
+        let ptr = std::ptr::NonNull::from(host);
+        // SAFETY: only the lifetime of the trait object changes; the
+        // pointer is cleared by `Entered` before the borrow of `host`
+        // ends (`run_func` holds both for the whole run).
+        let ptr: std::ptr::NonNull<dyn Host> = unsafe { std::mem::transmute(ptr) };
+        self.host.set(Some(ptr));
+        self.resp3.set(false);
+        Entered(self)
+    }
+
+    /// Runs `f` on the running script's host, if a script runs.
+    fn with_host<T>(&self, f: impl FnOnce(&mut dyn Host) -> T) -> Option<T> {
+        let mut ptr = self.host.get()?;
+        // SAFETY: set by `enter` from a live `&mut dyn Host` that
+        // `run_func` keeps borrowed until the slot is cleared; the Lua
+        // functions calling this run inside that window, on that thread,
+        // and never reenter it (a script cannot run a script).
+        Some(f(unsafe { ptr.as_mut() }))
+    }
+}
+
+/// A function a library registered while it loaded.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// Its name as registered.
+    pub(crate) name: String,
+    pub(crate) desc: Option<Bytes>,
+    pub(crate) flags: Flags,
+    pub(crate) func: Function,
+}
+
+/// How a script receives its keys and arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calling {
+    /// EVAL: the globals `KEYS` and `ARGV`.
+    Globals,
+    /// FCALL: two arguments, the keys and the arguments.
+    Arguments,
+}
+
+/// Scripts between two steps of the Lua collector (Redis's
+/// `LUA_GC_CYCLE_PERIOD`).
+const GC_PERIOD: u32 = 50;
 
 /// What a raw function returns first when it fails (then the error): a
 /// light userdata at this static's address, which no script can forge.
@@ -184,8 +304,15 @@ fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
 }
 
 impl Engine {
-    /// A fresh, sandboxed state with no scripts.
+    /// A fresh, sandboxed state with no scripts, watched by nobody.
+    #[cfg(test)]
     pub(crate) fn new() -> mlua::Result<Engine> {
+        Engine::watched(Arc::new(Watch::default()))
+    }
+
+    /// A fresh, sandboxed state with no scripts, whose scripts stop when
+    /// `watch` says so.
+    pub(crate) fn watched(watch: Arc<Watch>) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: the debug library is only reachable by the prelude, which
         // keeps it in a local and removes it from the globals.
@@ -217,13 +344,99 @@ impl Engine {
             .into_function()?;
         let (view, _real): (Table, Table) = prelude.call((raw.clone(), fail_mark()))?;
         lua.set_globals(view)?;
+        watch::install(&lua, &watch)?;
+        let slot = Arc::new(Slot::default());
+        host_functions(&lua, &raw, &slot)?;
+        let run: Function = raw.raw_get("run")?;
         Ok(Engine {
             lua,
             raw,
             globals,
             scripts: HashMap::new(),
             bodies: 0,
+            watch,
+            slot,
+            run,
+            runs: 0,
         })
+    }
+
+    /// Runs a library's code (after its shebang line) as FUNCTION LOAD
+    /// does: compiled as `user_function`, run with the load-time globals
+    /// (`redis.register_function`, `redis.log` and nothing else), and
+    /// stopped by the watch's load deadline. The functions it registered,
+    /// or Redis's error.
+    pub(crate) fn load_library(&mut self, code: &[u8]) -> Result<Vec<Registered>, String> {
+        let func = self
+            .lua
+            .load(code)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| {
+                let text = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling function: {text}")
+            })?;
+        let registered: RefCell<Vec<Registered>> = RefCell::new(Vec::new());
+        let load_mode: Function = self.raw.raw_get("load_mode").map_err(lua_err)?;
+        load_mode.call::<()>(true).map_err(lua_err)?;
+        let result = self.lua.scope(|scope| {
+            let register = scope.create_function(
+                |_, (name, f, desc, bits): (mlua::String, Function, Option<mlua::String>, u32)| {
+                    let name = name.to_str()?.to_string();
+                    if !functions::valid_name(name.as_bytes()) {
+                        return Ok(Some(functions::BAD_NAME));
+                    }
+                    let mut list = registered.borrow_mut();
+                    if list.iter().any(|r| r.name.eq_ignore_ascii_case(&name)) {
+                        return Ok(Some("Function already exists in the library"));
+                    }
+                    list.push(Registered {
+                        name,
+                        desc: desc.map(|d| Bytes::copy_from_slice(&d.as_bytes())),
+                        flags: Flags::from_bits(bits),
+                        func: f,
+                    });
+                    Ok(None)
+                },
+            )?;
+            self.raw.raw_set("register", register)?;
+            let run: Function = self.raw.raw_get("run")?;
+            let (ok, value): (bool, Value) = run.call(func)?;
+            Ok((ok, value))
+        });
+        let _ = self.raw.raw_set("register", Value::Nil);
+        let _ = load_mode.call::<()>(false);
+        let (ok, value) = result.map_err(lua_err)?;
+        if !ok {
+            let msg = match &value {
+                Value::Table(t) => t.raw_get::<Option<String>>("err").ok().flatten(),
+                _ => None,
+            }
+            .unwrap_or_else(|| "ERR execution failure".into());
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        let list = registered.into_inner();
+        if list.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(list)
+    }
+
+    /// Runs the function `func` (registered as `name`) with `keys` and
+    /// `argv` as its two arguments: its reply, or an error frame.
+    pub(crate) fn call_function(
+        &mut self,
+        name: &str,
+        func: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Frame {
+        self.run_func(name, func.clone(), Calling::Arguments, keys, argv, host)
+            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
     }
 
     /// Compiles `body` and caches it under its SHA1, which it returns (a
@@ -283,7 +496,7 @@ impl Engine {
     ) -> Option<Frame> {
         let func = self.scripts.get(sha)?.func.clone();
         Some(
-            self.run_func(sha, func, keys, argv, host)
+            self.run_func(sha, func, Calling::Globals, keys, argv, host)
                 .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into())),
         )
     }
@@ -292,90 +505,123 @@ impl Engine {
         &mut self,
         sha: &str,
         func: Function,
+        calling: Calling,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
     ) -> mlua::Result<Frame> {
         let lua = &self.lua;
-        self.globals.raw_set("KEYS", array(lua, keys)?)?;
-        self.globals.raw_set("ARGV", array(lua, argv)?)?;
-        let resp3 = Cell::new(false);
-        let host = RefCell::new(host);
-        let result = lua.scope(|scope| {
-            let call = scope.create_function(|lua, (raise, n, args): (bool, usize, Table)| {
-                let failed = |t: Table| {
-                    Ok(if raise {
-                        (fail_mark(), Value::Table(t))
-                    } else {
-                        (Value::Table(t), Value::Nil)
-                    })
-                };
-                if n == 0 {
-                    return failed(convert::error_table(
-                        lua,
-                        b"Please specify at least one argument for this redis lib call",
-                    )?);
-                }
-                let mut argv = Vec::with_capacity(n);
-                for i in 1..=n {
-                    match args.raw_get::<Value>(i)? {
-                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                        Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
-                        Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
-                        _ => {
-                            return failed(convert::error_table(
-                                lua,
-                                b"Lua redis lib command arguments must be strings or integers",
-                            )?);
-                        }
-                    }
-                }
-                let reply = host.borrow_mut().call(&argv, resp3.get());
-                match reply {
-                    Err(text) => {
-                        let t = convert::error_table(lua, text.as_bytes())?;
-                        t.raw_set("ignore_error_stats_update", true)?;
-                        failed(t)
-                    }
-                    Ok(frame) => {
-                        let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
-                        let value = convert::frame_to_lua(lua, &frame)?;
-                        Ok(if raise && is_error {
-                            (fail_mark(), value)
-                        } else {
-                            (value, Value::Nil)
-                        })
-                    }
-                }
-            })?;
-            let setresp = scope.create_function(|_, v: u8| {
-                resp3.set(v == 3);
-                Ok(())
-            })?;
-            let log = scope.create_function(|_, (level, msg): (u8, mlua::String)| {
-                host.borrow_mut().log(level, &msg.to_string_lossy());
-                Ok(())
-            })?;
-            let set_repl = scope.create_function(|_, flags: u8| {
-                host.borrow_mut().set_repl(flags);
-                Ok(())
-            })?;
-            self.raw.raw_set("call", call)?;
-            self.raw.raw_set("setresp", setresp)?;
-            self.raw.raw_set("log", log)?;
-            self.raw.raw_set("set_repl", set_repl)?;
-            let run: Function = self.raw.raw_get("run")?;
-            let (ok, value): (bool, Value) = run.call(func)?;
-            if ok {
-                return Ok(convert::lua_to_frame(&value, resp3.get()));
-            }
+        let (keys, argv) = (array(lua, keys)?, array(lua, argv)?);
+        if calling == Calling::Globals {
+            self.globals.raw_set("KEYS", keys.clone())?;
+            self.globals.raw_set("ARGV", argv.clone())?;
+        }
+        let _running = self.slot.enter(host);
+        let (ok, value): (bool, Value) = match calling {
+            Calling::Globals => self.run.call(func)?,
+            Calling::Arguments => self.run.call((func, keys, argv))?,
+        };
+        let result = if ok {
+            Ok(convert::lua_to_frame(&value, self.slot.resp3.get()))
+        } else {
             Ok(script_error(sha, &value))
-        });
-        for name in ["call", "setresp", "log", "set_repl"] {
-            self.raw.raw_set(name, Value::Nil)?;
+        };
+        if self.watch.take_line_mode() {
+            watch::rearm(&self.lua);
+        }
+        // A step of the collector every 50 runs, as Redis takes one: the
+        // garbage of small scripts is collected without a pause.
+        self.runs += 1;
+        if self.runs == GC_PERIOD {
+            self.runs = 0;
+            let _ = self.lua.gc_step_kbytes(GC_PERIOD as i32);
         }
         result
     }
+}
+
+/// Makes `raw.call`, `raw.setresp`, `raw.log` and `raw.set_repl`, once
+/// per state: they reach the running script's host through `slot`.
+fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
+    let s = slot.clone();
+    let call = lua.create_function(move |lua, (raise, n, args): (bool, usize, Table)| {
+        let failed = |t: Table| {
+            Ok(if raise {
+                (fail_mark(), Value::Table(t))
+            } else {
+                (Value::Table(t), Value::Nil)
+            })
+        };
+        if n == 0 {
+            return failed(convert::error_table(
+                lua,
+                b"Please specify at least one argument for this redis lib call",
+            )?);
+        }
+        let mut argv = Vec::with_capacity(n);
+        for i in 1..=n {
+            match args.raw_get::<Value>(i)? {
+                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
+                Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
+                _ => {
+                    return failed(convert::error_table(
+                        lua,
+                        b"Lua redis lib command arguments must be strings or integers",
+                    )?);
+                }
+            }
+        }
+        let resp3 = s.resp3.get();
+        let reply = s
+            .with_host(|host| host.call(&argv, resp3))
+            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()));
+        match reply {
+            Err(text) => {
+                let t = convert::error_table(lua, text.as_bytes())?;
+                t.raw_set("ignore_error_stats_update", true)?;
+                failed(t)
+            }
+            Ok(frame) => {
+                let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
+                let value = convert::frame_to_lua(lua, &frame)?;
+                Ok(if raise && is_error {
+                    (fail_mark(), value)
+                } else {
+                    (value, Value::Nil)
+                })
+            }
+        }
+    })?;
+    let s = slot.clone();
+    let setresp = lua.create_function(move |_, v: u8| {
+        s.resp3.set(v == 3);
+        Ok(())
+    })?;
+    // While a library loads there is no host: the message is logged all
+    // the same.
+    let s = slot.clone();
+    let log = lua.create_function(move |_, (level, msg): (u8, mlua::String)| {
+        let msg = msg.to_string_lossy();
+        if s.with_host(|host| host.log(level, &msg)).is_none() {
+            match level {
+                0 => tracing::debug!(target: "script", "{msg}"),
+                1 | 2 => tracing::info!(target: "script", "{msg}"),
+                _ => tracing::warn!(target: "script", "{msg}"),
+            }
+        }
+        Ok(())
+    })?;
+    let s = slot.clone();
+    let set_repl = lua.create_function(move |_, flags: u8| {
+        s.with_host(|host| host.set_repl(flags));
+        Ok(())
+    })?;
+    raw.raw_set("call", call)?;
+    raw.raw_set("setresp", setresp)?;
+    raw.raw_set("log", log)?;
+    raw.raw_set("set_repl", set_repl)?;
+    Ok(())
 }
 
 /// The reply for a script that raised `err` (the error handler's table),
@@ -403,6 +649,10 @@ fn script_error(sha: &str, err: &Value) -> Frame {
     Frame::Error(msg.into())
 }
 
+fn lua_err(e: mlua::Error) -> String {
+    format!("ERR {e}")
+}
+
 /// A number as Lua's `tostring` writes it (`%.14g`).
 fn lua_number_text(n: f64) -> String {
     convert::format_g(n, 14)
@@ -421,6 +671,14 @@ fn array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 pub(crate) struct Scripts {
     /// The Lua state, made on first use and again by SCRIPT FLUSH.
     engine: Mutex<Option<Engine>>,
+    /// The running script, as other clients see it.
+    pub(crate) watch: Arc<Watch>,
+    /// The function libraries, in a Lua state of their own.
+    pub(crate) functions: Functions,
+    /// Scripts (by SHA1) and functions (`fcall:<name>`, lowercase) seen
+    /// to reach keys they did not declare: they run holding every shard
+    /// from the start (see `cmd/scripting.rs`).
+    wide: Mutex<std::collections::HashSet<String>>,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
     /// The Lua state's memory, for INFO without the lock.
@@ -435,7 +693,7 @@ impl Scripts {
     pub(crate) fn lock(&self) -> Result<EngineGuard<'_>, String> {
         let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            *guard = Some(Engine::new().map_err(|e| format!("ERR {e}"))?);
+            *guard = Some(Engine::watched(self.watch.clone()).map_err(|e| format!("ERR {e}"))?);
         }
         Ok(EngineGuard {
             guard,
@@ -450,6 +708,28 @@ impl Scripts {
         self.cached.store(0, Relaxed);
         self.memory.store(0, Relaxed);
         self.bodies.store(0, Relaxed);
+        // Forgotten scripts are forgotten here too (functions' names stay).
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|name| name.starts_with("fcall:"));
+    }
+
+    /// Whether the script or function `name` reached keys it did not
+    /// declare before.
+    pub(crate) fn is_wide(&self, name: &str) -> bool {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    /// The script or function `name` reached keys it did not declare.
+    pub(crate) fn mark_wide(&self, name: &str) {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string());
     }
 
     /// How many scripts are cached.

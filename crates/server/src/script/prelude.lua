@@ -19,6 +19,7 @@ local type, error, tostring, select, unpack, next, loadstring =
 local rawget, rawset, setmetatable, getmetatable =
     rawget, rawset, setmetatable, getmetatable
 local lua_pcall, xpcall = pcall, xpcall
+local lower = string.lower
 local dbg = debug
 local HERE = '=ember'
 
@@ -158,6 +159,153 @@ R.REDIS_VERSION_NUM = raw.version_num
 
 G.redis = R
 
+-- Functions: the `redis` a library sees while FUNCTION LOAD runs it. It
+-- has register_function, log and the versions; reading anything else
+-- from it is an error, as in Redis.
+local function strict(t)
+    local proxy = {}
+    setmetatable(proxy, {
+        __index = function(_, k)
+            local v = t[k]
+            if v == nil then
+                error("Script attempted to access nonexistent global variable '"
+                    .. tostring(k) .. "'", 2)
+            end
+            return v
+        end,
+        __newindex = deny,
+        __metatable = false,
+    })
+    readonly[proxy] = true
+    return proxy
+end
+
+local FLAG_BITS = {
+    ['no-writes'] = 1, ['allow-oom'] = 2, ['allow-stale'] = 4,
+    ['no-cluster'] = 8, ['allow-cross-slot-keys'] = 16,
+}
+
+local function read_flags(list)
+    local bits = 0
+    local i = 1
+    while true do
+        local f = list[i]
+        if f == nil then
+            return bits
+        end
+        if type(f) ~= 'string' and type(f) ~= 'number' then
+            return nil
+        end
+        local bit = FLAG_BITS[lower(tostring(f))]
+        if not bit then
+            return nil
+        end
+        if bits % (bit * 2) < bit then
+            bits = bits + bit
+        end
+        i = i + 1
+    end
+end
+
+local function is_text(v)
+    return type(v) == 'string' or type(v) == 'number'
+end
+
+-- redis.register_function(name, callback) or
+-- redis.register_function{function_name=, callback=, description=, flags=}.
+local function registration(...)
+    local n = select('#', ...)
+    if n < 1 or n > 2 then
+        return 'wrong number of arguments to redis.register_function'
+    end
+    local a, b = ...
+    if n == 2 then
+        if not is_text(a) then
+            return 'first argument to redis.register_function must be a string'
+        end
+        if type(b) ~= 'function' then
+            return 'second argument to redis.register_function must be a function'
+        end
+        return nil, tostring(a), b, nil, 0
+    end
+    if type(a) ~= 'table' then
+        return 'calling redis.register_function with a single argument is only applicable '
+            .. 'to Lua table (representing named arguments).'
+    end
+    local name, callback, desc, flags = nil, nil, nil, 0
+    for k, v in next, a do
+        if not is_text(k) then
+            return 'named argument key given to redis.register_function is not a string'
+        end
+        local key = lower(tostring(k))
+        if key == 'function_name' then
+            if not is_text(v) then
+                return 'function_name argument given to redis.register_function must be a string'
+            end
+            name = tostring(v)
+        elseif key == 'description' then
+            if not is_text(v) then
+                return 'description argument given to redis.register_function must be a string'
+            end
+            desc = tostring(v)
+        elseif key == 'callback' then
+            if type(v) ~= 'function' then
+                return 'callback argument given to redis.register_function must be a function'
+            end
+            callback = v
+        elseif key == 'flags' then
+            if type(v) ~= 'table' then
+                return 'flags argument to redis.register_function must be a table representing '
+                    .. 'function flags'
+            end
+            flags = read_flags(v)
+            if not flags then
+                return 'unknown flag given'
+            end
+        else
+            return 'unknown argument given to redis.register_function'
+        end
+    end
+    if not name then
+        return 'redis.register_function must get a function name argument'
+    end
+    if not callback then
+        return 'redis.register_function must get a callback argument'
+    end
+    return nil, name, callback, desc, flags
+end
+
+local LR = {}
+LR.register_function = wrap(function(...)
+    local register = raw.register
+    if not register then
+        return FAIL, error_table('redis.register_function can only be called on FUNCTION LOAD command')
+    end
+    local err, name, callback, desc, flags = registration(...)
+    if err then
+        return FAIL, error_table(err)
+    end
+    err = register(name, callback, desc, flags)
+    if err then
+        return FAIL, error_table(err)
+    end
+end)
+LR.log = R.log
+LR.LOG_DEBUG, LR.LOG_VERBOSE, LR.LOG_NOTICE, LR.LOG_WARNING =
+    R.LOG_DEBUG, R.LOG_VERBOSE, R.LOG_NOTICE, R.LOG_WARNING
+LR.REDIS_VERSION = raw.version
+LR.REDIS_VERSION_NUM = raw.version_num
+local LOAD_REDIS = strict(LR)
+-- The globals while a library loads: `redis` alone.
+local LOAD_G = setmetatable({}, {
+    __index = function(_, k)
+        if k == 'redis' then
+            return LOAD_REDIS
+        end
+        error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end,
+})
+
 -- The libraries Redis adds, over their raw Rust forms.
 -- Functions with many results return them as a table and a count.
 local function spread(f)
@@ -231,7 +379,12 @@ end
 local P = {}
 local view = protect({ __index = missing, __newindex = deny })
 setmetatable(G, { __index = missing })
-setmetatable(P, { __index = G, __newindex = deny, __metatable = view })
+local pmeta = { __index = G, __newindex = deny, __metatable = view }
+setmetatable(P, pmeta)
+-- FUNCTION LOAD runs a library's code with the load-time globals.
+raw.load_mode = function(on)
+    pmeta.__index = on and LOAD_G or G
+end
 readonly[P] = true
 rawset(G, '_G', P)
 
@@ -273,8 +426,16 @@ local function handler(err)
     return err
 end
 
-raw.run = function(f)
-    return xpcall(f, handler)
+-- A function (FCALL) gets its keys and arguments as arguments; Lua
+-- 5.1's xpcall passes none, so a closure of this chunk does.
+raw.run = function(f, ...)
+    if select('#', ...) == 0 then
+        return xpcall(f, handler)
+    end
+    local keys, argv = ...
+    return xpcall(function()
+        return f(keys, argv)
+    end, handler)
 end
 
 return P, G

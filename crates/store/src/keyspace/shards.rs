@@ -245,6 +245,9 @@ pub struct Keyspace<W> {
     notify: AtomicU32,
     /// Whether lock sets record changed keys (someone tracks keys).
     track: AtomicBool,
+    /// The counter every database draws its ready keys' order from (see
+    /// [`Keyspace::ready_count`]).
+    ready_seq: Arc<AtomicU64>,
 }
 
 impl<W> Keyspace<W> {
@@ -276,7 +279,16 @@ impl<W> Keyspace<W> {
             snap_count: AtomicU64::new(0),
             notify: AtomicU32::new(0),
             track: AtomicBool::new(false),
+            ready_seq,
         }
+    }
+
+    /// How many times a key was noted ready for blocked clients, ever: a
+    /// holder of many shards (a script holds them all) compares it before
+    /// and after its work to know whether `take_ready` would find
+    /// anything, without visiting every database of every shard.
+    pub fn ready_count(&self) -> u64 {
+        self.ready_seq.load(Ordering::Relaxed)
     }
 
     /// The end (Unix ms) of the pause that freezes expiry, shared with
@@ -618,6 +630,23 @@ impl<'a, W> Shards<'a, W> {
         }
     }
 
+    /// One shard by number, locked only if that needs no waiting: the
+    /// expiry cycle skips the shards a long script holds rather than wait
+    /// for it. Inside EXEC the held shard is lent as by `lock_shard`.
+    pub fn try_lock_shard(&mut self, shard: usize) -> Option<ShardRef<'_, W>> {
+        if self.held.is_some() {
+            return Some(self.lock_shard(shard));
+        }
+        let guard = self.ks.try_lock(shard)?;
+        if self.must_upgrade(guard.waiting > 0) {
+            return None;
+        }
+        Some(ShardRef {
+            guard: Guard::Own(guard),
+            fx: &mut self.fx,
+        })
+    }
+
     /// The shards of `keys`, locked in ascending order, each once.
     pub fn lock_keys<'k>(
         &mut self,
@@ -684,6 +713,34 @@ impl<'a, W> Shards<'a, W> {
     pub fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
         self.held = Some(self.ks.lock_keys(keys));
+    }
+
+    /// Whether `shard` is among the held ones (a script that holds its
+    /// declared keys' shards asks before each command it runs).
+    pub fn holds_shard(&self, shard: usize) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|h| h.ids.binary_search(&shard).is_ok())
+    }
+
+    /// Adds `shard` to the held ones if that needs no waiting (a script
+    /// touching a key it did not declare); false if it is busy or nothing
+    /// is held. Never waits: the holder may be waiting for a held shard.
+    pub fn try_hold_shard(&mut self, shard: usize) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        match held.ids.binary_search(&shard) {
+            Ok(_) => true,
+            Err(at) => match self.ks.try_lock(shard) {
+                Some(guard) => {
+                    held.ids.insert(at, shard);
+                    held.guards.insert(at, guard);
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     /// EXEC of a command on the whole keyspace: holds every shard.
