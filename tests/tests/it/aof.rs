@@ -765,3 +765,43 @@ fn turning_the_aof_off_stops_its_rewrite() {
     wait_rewrite(&mut con);
     assert!(manifest.exists());
 }
+
+/// Function libraries live in the AOF as Redis keeps them: FUNCTION LOAD
+/// in the incremental file, and in a rewritten base (FUNCTION2 records
+/// with the preamble, FUNCTION LOAD commands without) taken at the
+/// snapshot's instant. Ember restarted from its directory, and Redis
+/// started on it, both call the functions.
+#[test]
+fn function_libraries_survive_rewrites_and_load_into_redis() {
+    let lib = "#!lua name=aoflib\nredis.register_function('hi', function(keys) return redis.call('INCR', keys[1]) end)";
+    let lib2 = "#!lua name=later\nredis.register_function('later', function() return 7 end)";
+    for preamble in ["yes", "no"] {
+        let preamble_line = format!("aof-use-rdb-preamble {preamble}");
+        let lines = ["appendonly yes", "appendfsync always", &preamble_line];
+        let mut node = NodeProcess::start_with(NodeKind::Ember, &lines);
+        let mut con = connect(node.addr());
+        let _: String = q(&mut con, &["FUNCTION", "LOAD", lib]);
+        let _: i64 = q(&mut con, &["FCALL", "hi", "1", "n"]);
+        rewrite_then_write(&mut con);
+        // After the rewrite: in the new incremental file only.
+        let _: String = q(&mut con, &["FUNCTION", "LOAD", lib2]);
+        let _: i64 = q(&mut con, &["FCALL", "hi", "1", "n"]);
+        drop(con);
+        node.kill();
+        node.restart();
+        let mut con = connect(node.addr());
+        let n: i64 = q(&mut con, &["FCALL", "hi", "1", "n"]);
+        assert_eq!(n, 3, "Ember restarted, preamble {preamble}");
+        let seven: i64 = q(&mut con, &["FCALL", "later", "0"]);
+        assert_eq!(seven, 7);
+        drop(con);
+        node.kill();
+        let dir = node.dir().to_str().expect("UTF-8").to_string();
+        let redis = RedisServer::start(&["--dir", &dir, "--appendonly", "yes"]);
+        let mut con = connect(redis.addr());
+        let n: i64 = q(&mut con, &["FCALL", "hi", "1", "n"]);
+        assert_eq!(n, 4, "Redis on Ember's directory, preamble {preamble}");
+        let seven: i64 = q(&mut con, &["FCALL", "later", "0"]);
+        assert_eq!(seven, 7);
+    }
+}

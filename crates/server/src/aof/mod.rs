@@ -618,8 +618,14 @@ pub(crate) fn load(shared: &Shared) -> Result<(), String> {
                 })?;
             loaded.fit_sets(crate::cmd::sets::max_intset(shared));
             rest = data.slice(loaded.end.min(data.len())..);
+            let functions = std::mem::take(&mut loaded.functions);
             let mut shards = Shards::new(&shared.keyspace);
             crate::rdb::install(&mut shards, loaded, Some(crate::server::now_ms()))
+                .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
+            shared
+                .scripts
+                .functions
+                .install(&shared.scripts.watch, &functions)
                 .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
         }
         let outcome = loader.run_file(name, &path, &rest, truncated_ok && last)?;
@@ -723,9 +729,10 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
     if manifest.base.is_none() && manifest.incr.is_empty() {
         let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
         let name = manifest.new_base(prefix, preamble);
-        let (snapshot, ()) = Snapshot::take(&mut shards, || ());
+        let (snapshot, functions) =
+            Snapshot::take(&mut shards, || shared.scripts.functions.codes());
         let ts = shared.config_get("aof-timestamp-enabled") == "yes";
-        write_base(&files.path(&name), &snapshot, preamble, ts)
+        write_base(&files.path(&name), &snapshot, &functions, preamble, ts)
             .map_err(|e| format!("Can't write the AOF base file {name}: {e}"))?;
         tracing::info!("Creating AOF base file {name} on server start");
     }
@@ -759,11 +766,20 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
 
 /// Writes a base file: the snapshot as an RDB file marked `aof-base`, or
 /// as commands.
-fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool, ts: bool) -> io::Result<()> {
+/// The function libraries (taken at the snapshot's instant) come first,
+/// as Redis writes them: FUNCTION2 records, or FUNCTION LOAD commands.
+fn write_base(
+    path: &Path,
+    snapshot: &Snapshot,
+    functions: &[Bytes],
+    preamble: bool,
+    ts: bool,
+) -> io::Result<()> {
     let mut f = File::create(path)?;
     if preamble {
         let aux = Aux {
             aof_base: true,
+            functions: functions.to_vec(),
             ..Aux::default()
         };
         crate::rdb::write(snapshot, &aux, &mut f)?;
@@ -771,6 +787,11 @@ fn write_base(path: &Path, snapshot: &Snapshot, preamble: bool, ts: bool) -> io:
         let mut out = io::BufWriter::with_capacity(64 * 1024, &mut f);
         if ts {
             write!(out, "#TS:{}\r\n", now_secs())?;
+        }
+        for code in functions {
+            let mut cmd = Vec::with_capacity(code.len() + 48);
+            store::keyspace::encode_into(&mut cmd, [&b"FUNCTION"[..], b"LOAD", code].into_iter());
+            out.write_all(&cmd)?;
         }
         rewrite::commands(snapshot, &mut out)?;
         out.flush()?;
@@ -883,6 +904,8 @@ fn auto_rewrite(shared: &Shared) {
 /// A rewrite whose snapshot is taken, its base still to write.
 struct Job {
     snapshot: Snapshot,
+    /// The function libraries at the snapshot's instant.
+    functions: Vec<Bytes>,
     /// The AOF is being turned on: the manifest to install names the new
     /// incremental file already.
     enabling: Option<Manifest>,
@@ -983,9 +1006,10 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         aof.on.store(true, Relaxed);
     }
     let mut enabling_manifest = None;
-    let (snapshot, ()) = Snapshot::take(shards, || {
+    let (snapshot, functions) = Snapshot::take(shards, || {
+        let functions = shared.scripts.functions.codes();
         let Some((manifest, file)) = next else {
-            return;
+            return functions;
         };
         let mut files = lock(&aof.files);
         if enabling {
@@ -1006,9 +1030,11 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         }
         files.incr_size = 0;
         files.manifest = manifest;
+        functions
     });
     Ok(Job {
         snapshot,
+        functions,
         enabling: enabling_manifest,
         started: Instant::now(),
     })
@@ -1057,7 +1083,7 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
     let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
     save_delay(shared, job.snapshot.len())?;
     let ts = shared.config_get("aof-timestamp-enabled") == "yes";
-    if let Err(e) = write_base(&tmp, &job.snapshot, preamble, ts) {
+    if let Err(e) = write_base(&tmp, &job.snapshot, &job.functions, preamble, ts) {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("Error writing the AOF base: {e}"));
     }

@@ -102,7 +102,7 @@ fn wide_name(req: &Request) -> String {
     )
 }
 
-/// FUNCTION LOAD, DELETE, FLUSH and RESTORE reach replicas as they came,
+/// FUNCTION LOAD, DELETE, FLUSH and RESTORE reach replicas and the AOF as they came,
 /// after a SELECT of the client's database as Redis sends them (a
 /// master's stream reaches sub-replicas as it came already).
 fn propagate(ctx: &mut Ctx<'_>, req: &Request) {
@@ -113,7 +113,8 @@ fn propagate(ctx: &mut Ctx<'_>, req: &Request) {
     if ctx.shards.effects().recording() {
         ctx.shards.effects().extend([op]);
     } else if ctx.shared.keyspace.feeding() {
-        ctx.shared.repl.append(vec![op]);
+        // To replicas and to the AOF, which Redis also gives them.
+        ctx.shared.repl.append_write(vec![op]);
     }
 }
 

@@ -234,6 +234,7 @@ fn run_held(
 /// Runs a script (`function` names the function FCALL runs) through `f`
 /// with the server as its host, and puts back what the script may change
 /// of the connection (its database, its protocol).
+#[allow(clippy::too_many_arguments)] // each is one fact about the run; a struct would only rename them
 pub(super) fn with_runner(
     ctx: &mut Ctx<'_>,
     read_only: bool,

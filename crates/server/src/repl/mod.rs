@@ -356,6 +356,12 @@ impl Repl {
         self.append_units(vec![ops], false);
     }
 
+    /// Appends `ops` for replicas and the AOF alike: a write that records
+    /// no effects of its own (FUNCTION LOAD and its family).
+    pub(crate) fn append_write(&self, ops: Vec<Op>) {
+        self.append_units(vec![ops], true);
+    }
+
     /// Whether a backlog exists (replicas have been fed).
     pub(crate) fn has_backlog(&self) -> bool {
         self.state().backlog.is_some()
