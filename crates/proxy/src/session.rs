@@ -30,6 +30,8 @@ pub struct Stats {
     pub commands: AtomicU64,
     /// Answers that were errors.
     pub errors: AtomicU64,
+    /// Answers written as the node sent them, without encoding them again.
+    pub forwarded_raw: AtomicU64,
 }
 
 /// An answer, ready or on its way from the fleet.
@@ -131,6 +133,7 @@ pub(crate) async fn serve(
                     // it as it is: no decoding into frames, no encoding.
                     Ok(Fleet::Raw(raw)) if forwardable(&raw, resp3.as_ref()) => {
                         conn.write_buffer().extend_from_slice(raw.as_bytes());
+                        ctx.stats.forwarded_raw.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     Ok(fleet) => fleet.into_frame(),
@@ -500,11 +503,13 @@ fn info(ctx: &Ctx, section: Option<&[u8]>) -> String {
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
-             total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\r\n",
+             total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\
+             replies_forwarded_raw:{}\r\n\r\n",
             stats.connections.load(Ordering::Relaxed),
             stats.rejected.load(Ordering::Relaxed),
             stats.commands.load(Ordering::Relaxed),
-            stats.errors.load(Ordering::Relaxed)
+            stats.errors.load(Ordering::Relaxed),
+            stats.forwarded_raw.load(Ordering::Relaxed)
         );
     }
     if all || want == "fleet" {
