@@ -14,7 +14,7 @@ use crate::commands::{
     SetOptions, SetReply, arg, boolean, int, integer, list, name, ok, opt_bytes, opt_list, pairs,
     set_reply, typed_commands,
 };
-use crate::driver::{self, Mode, Msg, Shared};
+use crate::driver::{self, Answer, Mode, Msg, Shared};
 use crate::{Error, Options};
 
 /// A client for Ember's replicated, sharded keyspace: `R` replica groups of
@@ -294,6 +294,17 @@ impl Client {
         Pending(self.send(None, args))
     }
 
+    /// As [`start`](Client::start), for a caller that forwards answers
+    /// (a proxy): a node's reply that the router passes on unchanged comes
+    /// as [`Answer::Raw`], its bytes exactly as the node sent them, to be
+    /// written on without encoding it again; any other as a frame.
+    pub fn start_raw(&self, args: impl Into<Command>) -> RawPending {
+        let (reply, answer) = oneshot::channel();
+        let args = args.into();
+        let _ = self.tx.send(Msg::RoutedRaw { args, reply });
+        Pending(answer)
+    }
+
     /// As [`transaction`](Client::transaction), sent now; the answer comes
     /// through the returned [`Pending`].
     pub fn start_transaction(&self, commands: Vec<Vec<Bytes>>) -> Pending {
@@ -324,10 +335,10 @@ impl Client {
 
 /// A request sent by [`Client::start`], whose answer is on its way.
 #[derive(Debug)]
-pub struct Pending(oneshot::Receiver<Result<Frame, Error>>);
+pub struct Pending<T = Frame>(oneshot::Receiver<Result<T, Error>>);
 
-impl Future for Pending {
-    type Output = Result<Frame, Error>;
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Error>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -338,6 +349,9 @@ impl Future for Pending {
             .map(|answer| answer.unwrap_or(Err(Error::Closed)))
     }
 }
+
+/// A request sent by [`Client::start_raw`], whose answer is on its way.
+pub type RawPending = Pending<Answer>;
 
 /// A connection to one Redis server (or any server that speaks RESP2).
 ///

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use resp::Frame;
+use resp::{Frame, FrameRef, RawFrame};
 use route::{
     Command, Epoch, Event, Failure, Identity, NodeId, Outcome, RequestId, RouteError, Router,
     SeqHasher, Token, Topology, Trust,
@@ -39,11 +39,81 @@ use crate::{Error, NodeEvent, Options};
 /// The answer to one request.
 pub(crate) type Reply = oneshot::Sender<Result<Frame, Error>>;
 
+/// The answer to one request that takes a node's reply as it came
+/// ([`Answer::Raw`]) when the router passed it on unchanged.
+pub(crate) type RawReply = oneshot::Sender<Result<Answer, Error>>;
+
+/// An answer from [`Client::start_raw`](crate::Client::start_raw).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Answer {
+    /// The node's reply, byte for byte as it arrived: the router passed it
+    /// on unchanged.
+    Raw(RawFrame),
+    /// A reply the router built, merged or changed (or one too small to
+    /// be worth keeping raw, such as an integer).
+    Frame(Frame),
+}
+
+impl Answer {
+    /// The answer as an owned [`Frame`] (zero-copy for a raw one).
+    pub fn into_frame(self) -> Frame {
+        match self {
+            Answer::Raw(raw) => raw.to_frame(),
+            Answer::Frame(frame) => frame,
+        }
+    }
+}
+
+/// Who waits for a request's answer.
+#[derive(Debug)]
+enum Waiter {
+    Frame(Reply),
+    Raw(RawReply),
+}
+
+/// The raw replies read since the router's events were last drained, by
+/// the address of what their frames hold (see [`payload`]). A completed
+/// request whose answer holds the same address, and is the same value, is
+/// one the router passed on unchanged.
+type RawIndex = HashMap<usize, RawFrame, BuildHasherDefault<SeqHasher>>;
+
+/// The address of what `frame` holds on the heap, if it holds anything: a
+/// string's bytes or an aggregate's elements. Moving a frame keeps it.
+fn payload(frame: &Frame) -> Option<usize> {
+    match frame {
+        Frame::Bulk(b) | Frame::Simple(b) if !b.is_empty() => Some(b.as_ptr() as usize),
+        Frame::Array(items) if !items.is_empty() => Some(items.as_ptr() as usize),
+        _ => None,
+    }
+}
+
+/// Whether `frame` is the value `raw` encodes (strings compared by address
+/// first: a frame built from `raw` shares its bytes).
+fn same(frame: &Frame, raw: FrameRef<'_>) -> bool {
+    let bytes =
+        |a: &[u8], b: &[u8]| a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b);
+    match (frame, raw) {
+        (Frame::Bulk(a), FrameRef::Bulk(b)) | (Frame::Simple(a), FrameRef::Simple(b)) => {
+            bytes(a, b)
+        }
+        (Frame::Integer(a), FrameRef::Integer(b)) => *a == b,
+        (Frame::NullBulk, FrameRef::NullBulk) | (Frame::NullArray, FrameRef::NullArray) => true,
+        (Frame::Array(items), FrameRef::Array(elements)) => {
+            items.len() == elements.len()
+                && items.iter().zip(elements.iter()).all(|(f, r)| same(f, r))
+        }
+        _ => false,
+    }
+}
+
 /// A request from a caller.
 #[derive(Debug)]
 pub(crate) enum Msg {
     /// A command for the router to place.
     Routed { args: Command, reply: Reply },
+    /// A command for the router to place, answered raw where it can be.
+    RoutedRaw { args: Command, reply: RawReply },
     /// A command for one node, as it is.
     To {
         node: NodeId,
@@ -141,6 +211,8 @@ pub(crate) fn spawn(
         rx,
         rx_closed: false,
         pending: HashMap::default(),
+        raw_waiting: 0,
+        raws: HashMap::default(),
         deferred: false,
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         armed: None,
@@ -184,7 +256,12 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Msg>,
     rx_closed: bool,
     /// Callers waiting, by request.
-    pending: HashMap<RequestId, Reply, BuildHasherDefault<SeqHasher>>,
+    pending: HashMap<RequestId, Waiter, BuildHasherDefault<SeqHasher>>,
+    /// How many of `pending` want raw answers: replies are kept raw only
+    /// while some do.
+    raw_waiting: usize,
+    /// Raw replies read and not yet matched to an answer.
+    raws: RawIndex,
     timer: Pin<Box<Sleep>>,
     /// The instant `timer` is set to, if it is armed.
     armed: Option<Instant>,
@@ -313,11 +390,19 @@ impl Driver {
             };
             progress = true;
             let (submitted, reply) = match msg {
-                Msg::Routed { args, reply } => (self.router.submit(now, args), reply),
-                Msg::To { node, args, reply } => (self.router.submit_to(now, node, args), reply),
-                Msg::Transaction { commands, reply } => {
-                    (self.router.submit_transaction(now, commands), reply)
+                Msg::Routed { args, reply } => {
+                    (self.router.submit(now, args), Waiter::Frame(reply))
                 }
+                Msg::RoutedRaw { args, reply } => {
+                    (self.router.submit(now, args), Waiter::Raw(reply))
+                }
+                Msg::To { node, args, reply } => {
+                    (self.router.submit_to(now, node, args), Waiter::Frame(reply))
+                }
+                Msg::Transaction { commands, reply } => (
+                    self.router.submit_transaction(now, commands),
+                    Waiter::Frame(reply),
+                ),
                 Msg::SetTrust { node, trust } => {
                     self.router.set_trust(node, trust);
                     continue;
@@ -340,11 +425,17 @@ impl Driver {
             };
             match submitted {
                 Ok(id) => {
+                    self.raw_waiting += usize::from(matches!(reply, Waiter::Raw(_)));
                     self.pending.insert(id, reply);
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(Error::Route(e)));
-                }
+                Err(e) => match reply {
+                    Waiter::Frame(reply) => {
+                        let _ = reply.send(Err(Error::Route(e)));
+                    }
+                    Waiter::Raw(reply) => {
+                        let _ = reply.send(Err(Error::Route(e)));
+                    }
+                },
             }
         }
         progress
@@ -362,12 +453,20 @@ impl Driver {
         held: &mut bool,
     ) -> bool {
         let mut progress = false;
+        let mut raws = (self.raw_waiting > 0).then_some(&mut self.raws);
         for (i, io) in self.nodes.iter_mut().enumerate() {
             let node = NodeId(i as u32);
             let conns = io.main.iter_mut().chain(io.dedicated.iter_mut());
             for conn in conns {
                 let was_open = conn.is_open();
-                match conn.poll_io(cx, node, may_write, held, &mut self.replies) {
+                match conn.poll_io(
+                    cx,
+                    node,
+                    may_write,
+                    held,
+                    &mut self.replies,
+                    raws.as_deref_mut(),
+                ) {
                     Ok(p) => progress |= p,
                     Err(dead) => {
                         progress = true;
@@ -437,6 +536,8 @@ impl Driver {
             progress = true;
             self.event(event);
         }
+        // What the router did not pass on as it came is not kept.
+        self.raws.clear();
         while let Some(tx) = self.router.poll_transmit() {
             progress = true;
             let node = tx.node;
@@ -488,7 +589,7 @@ impl Driver {
     fn event(&mut self, event: Event) {
         match event {
             Event::Completed { id, result } => {
-                let Some(reply) = self.pending.remove(&id) else {
+                let Some(waiter) = self.pending.remove(&id) else {
                     return;
                 };
                 let result = match result {
@@ -498,7 +599,15 @@ impl Driver {
                     Ok(frame) => Ok(frame),
                     Err(e) => Err(self.route_error(e)),
                 };
-                let _ = reply.send(result);
+                match waiter {
+                    Waiter::Frame(reply) => {
+                        let _ = reply.send(result);
+                    }
+                    Waiter::Raw(reply) => {
+                        self.raw_waiting -= 1;
+                        let _ = reply.send(result.map(|frame| self.answer(frame)));
+                    }
+                }
             }
             Event::NodeDown { node } => {
                 let addr = &self.nodes[node.0 as usize].addr;
@@ -535,6 +644,16 @@ impl Driver {
                 self.prune(node);
             }
             _ => {}
+        }
+    }
+
+    /// `frame` as a raw answer if it is a node's reply the router passed on
+    /// unchanged.
+    fn answer(&mut self, frame: Frame) -> Answer {
+        let raw = payload(&frame).and_then(|at| self.raws.remove(&at));
+        match raw {
+            Some(raw) if same(&frame, raw.view()) => Answer::Raw(raw),
+            _ => Answer::Frame(frame),
         }
     }
 
@@ -919,6 +1038,7 @@ impl Conn {
         may_write: bool,
         held: &mut bool,
         replies: &mut Vec<(NodeId, Token, Frame)>,
+        mut raws: Option<&mut RawIndex>,
     ) -> Result<bool, Dead> {
         if self.failed {
             return Ok(false);
@@ -971,7 +1091,21 @@ impl Conn {
                 Poll::Ready(Err(e)) => return Err(Dead::Closed(e)),
             }
             loop {
-                let frame = match self.decoder.decode(&mut self.input) {
+                let decoded = match raws.as_deref_mut() {
+                    // Kept raw, for callers that forward replies as they
+                    // came; the router gets a frame sharing its bytes.
+                    Some(raws) => self.decoder.decode_raw(&mut self.input).map(|raw| {
+                        raw.map(|raw| {
+                            let frame = raw.to_frame();
+                            if let Some(at) = payload(&frame) {
+                                raws.insert(at, raw);
+                            }
+                            frame
+                        })
+                    }),
+                    None => self.decoder.decode(&mut self.input),
+                };
+                let frame = match decoded {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
                     Err(e) => {

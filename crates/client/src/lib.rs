@@ -46,8 +46,9 @@ mod error;
 mod options;
 mod repair;
 
-pub use client::{Client, Connection, NodeEvent, NodeEvents, Pending};
+pub use client::{Client, Connection, NodeEvent, NodeEvents, Pending, RawPending};
 pub use commands::{SetOptions, SetReply};
+pub use driver::Answer;
 pub use error::Error;
 pub use options::Options;
 pub use repair::{RepairKind, RepairReport};

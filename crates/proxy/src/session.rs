@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use client::{Command, Error, Frame, Pending, Trust};
-use resp::{Request, RequestDecoder};
+use client::{Answer as Fleet, Command, Error, Frame, Pending, RawPending, Trust};
+use resp::{FrameRef, RawFrame, Request, RequestDecoder};
 use route::RouteError;
 use tokio::net::TcpStream;
 use transport::Connection;
@@ -30,12 +30,16 @@ pub struct Stats {
     pub commands: AtomicU64,
     /// Answers that were errors.
     pub errors: AtomicU64,
+    /// Answers written as the node sent them, without encoding them again.
+    pub forwarded_raw: AtomicU64,
 }
 
 /// An answer, ready or on its way from the fleet.
 enum Slot {
     Ready(Frame),
     Fleet(Pending),
+    /// A routed command whose answer may come as the node's own bytes.
+    Raw(RawPending),
 }
 
 /// An answer and how it is written: RESP2 as it is, or RESP3 in a shape.
@@ -120,11 +124,22 @@ pub(crate) async fn serve(
             }
         }
         for Answer { slot, resp3 } in slots.drain(..) {
+            ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
             let frame = match slot {
                 Slot::Ready(frame) => frame,
                 Slot::Fleet(pending) => answer(pending.await),
+                Slot::Raw(pending) => match pending.await {
+                    // The node's reply as it came, when the client reads
+                    // it as it is: no decoding into frames, no encoding.
+                    Ok(Fleet::Raw(raw)) if forwardable(&raw, resp3.as_ref()) => {
+                        conn.write_buffer().extend_from_slice(raw.as_bytes());
+                        ctx.stats.forwarded_raw.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok(fleet) => fleet.into_frame(),
+                    Err(e) => answer(Err(e)),
+                },
             };
-            ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
             if frame.is_error() {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -149,6 +164,24 @@ pub(crate) async fn serve(
                 return;
             }
         }
+    }
+}
+
+/// Whether a node's reply can be written to the client as it came: always
+/// to a RESP2 client (the nodes speak RESP2); to a RESP3 client when its
+/// answer keeps RESP2's shape and holds no null (RESP3 writes `_`).
+fn forwardable(raw: &RawFrame, resp3: Option<&Shape>) -> bool {
+    fn has_null(frame: FrameRef<'_>) -> bool {
+        match frame {
+            FrameRef::NullBulk | FrameRef::NullArray | FrameRef::Null => true,
+            FrameRef::Array(items) => items.iter().any(has_null),
+            _ => false,
+        }
+    }
+    match resp3 {
+        None => true,
+        Some(Shape::Plain) => !has_null(raw.view()),
+        Some(_) => false,
     }
 }
 
@@ -309,7 +342,7 @@ impl Session {
                 // One allocation: the arguments straight into the shared
                 // command the router and its transmits hold.
                 let command: Command = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
-                return Slot::Fleet(ctx.client.start(command));
+                return Slot::Raw(ctx.client.start_raw(command));
             }
         };
         Slot::Ready(ready)
@@ -470,11 +503,13 @@ fn info(ctx: &Ctx, section: Option<&[u8]>) -> String {
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
-             total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\r\n",
+             total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\
+             replies_forwarded_raw:{}\r\n\r\n",
             stats.connections.load(Ordering::Relaxed),
             stats.rejected.load(Ordering::Relaxed),
             stats.commands.load(Ordering::Relaxed),
-            stats.errors.load(Ordering::Relaxed)
+            stats.errors.load(Ordering::Relaxed),
+            stats.forwarded_raw.load(Ordering::Relaxed)
         );
     }
     if all || want == "fleet" {

@@ -16,6 +16,7 @@ mod migrate;
 mod notify;
 mod protocol_vs_redis;
 mod proxy;
+mod proxy_raw;
 mod pubsub;
 mod python;
 mod rdb;

@@ -22,7 +22,7 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
-    fn start(groups: Vec<Vec<String>>, config: ProxyConfig) -> Proxy {
+    pub(crate) fn start(groups: Vec<Vec<String>>, config: ProxyConfig) -> Proxy {
         Proxy::serve(groups, move |listener, client, stop| async move {
             proxy::run(listener, client, config, stop).await;
         })
