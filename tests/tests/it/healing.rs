@@ -407,6 +407,11 @@ fn a_repair_that_fails_half_way_leaves_the_fleet_serving() {
                 .await
                 .unwrap();
             let client = connect_to(&nodes, options).await;
+            // The repair picks a source among the peers this client has
+            // verified: on a loaded machine a fresh client may not have
+            // yet, and the repair would fail before it starts.
+            verified(&client, ::client::NodeId(1)).await;
+            verified(&client, ::client::NodeId(2)).await;
             let repair = {
                 let client = client.clone();
                 tokio::spawn(async move { client.repair(::client::NodeId(0)).await })
