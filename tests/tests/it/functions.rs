@@ -11,50 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ember_tests::{EmberServer, RedisServer, call};
 
-struct Pair {
-    _redis: RedisServer,
-    _ember: EmberServer,
-    redis: TcpStream,
-    ember: TcpStream,
-}
-
-impl Pair {
-    fn start() -> Pair {
-        let redis = RedisServer::start(&[]);
-        let ember = EmberServer::start(&[]);
-        Pair {
-            redis: redis.connect(),
-            ember: ember.connect(),
-            _redis: redis,
-            _ember: ember,
-        }
-    }
-
-    fn both(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
-        (call(&mut self.redis, args), call(&mut self.ember, args))
-    }
-
-    /// Runs each command on both, from no keys and no functions, in RESP2
-    /// and then RESP3; fails at the first reply that differs.
-    fn check(&mut self, cases: &[&[&str]]) {
-        for proto in ["2", "3"] {
-            for conn in [&mut self.redis, &mut self.ember] {
-                call(conn, &[b"HELLO", proto.as_bytes()]);
-                call(conn, &[b"FLUSHALL"]);
-                call(conn, &[b"FUNCTION", b"FLUSH"]);
-            }
-            for case in cases {
-                let args: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
-                let (r, e) = self.both(&args);
-                assert_eq!(
-                    String::from_utf8_lossy(&r),
-                    String::from_utf8_lossy(&e),
-                    "RESP{proto}: {case:?}\n(redis first, ember second)"
-                );
-            }
-        }
-    }
-}
+use super::scripting::Pair;
 
 const LIB: &str = "#!lua name=lib
 redis.log(redis.LOG_NOTICE, 'loading')
@@ -225,17 +182,17 @@ fn bulk(reply: &Bytes) -> Vec<u8> {
 #[test]
 fn dump_and_restore_across_redis_and_ember() {
     let mut p = Pair::start();
-    let (r, e) = p.both(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    let (r, e) = p.both_raw(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
     assert_eq!(r, e);
-    let (from_redis, from_ember) = p.both(&[b"FUNCTION", b"DUMP"]);
+    let (from_redis, from_ember) = p.both_raw(&[b"FUNCTION", b"DUMP"]);
     let (from_redis, from_ember) = (bulk(&from_redis), bulk(&from_ember));
     for payload in [&from_redis, &from_ember] {
         for policy in [&b"APPEND"[..], b"REPLACE", b"FLUSH"] {
             let args: &[&[u8]] = &[b"FUNCTION", b"RESTORE", payload, policy];
-            let (r, e) = p.both(args);
+            let (r, e) = p.both_raw(args);
             assert_eq!(r, e, "{}", String::from_utf8_lossy(policy));
         }
-        let (r, e) = p.both(&[b"FCALL", b"echo", b"1", b"k", b"a"]);
+        let (r, e) = p.both_raw(&[b"FCALL", b"echo", b"1", b"k", b"a"]);
         assert_eq!(r, e);
         assert_eq!(
             &e[..],
@@ -244,9 +201,9 @@ fn dump_and_restore_across_redis_and_ember() {
     }
     let mut bad = from_redis.clone();
     bad[4] ^= 1;
-    let (r, e) = p.both(&[b"FUNCTION", b"RESTORE", &bad]);
+    let (r, e) = p.both_raw(&[b"FUNCTION", b"RESTORE", &bad]);
     assert_eq!(r, e);
-    let (r, e) = p.both(&[b"FUNCTION", b"RESTORE", b"0123456789"]);
+    let (r, e) = p.both_raw(&[b"FUNCTION", b"RESTORE", b"0123456789"]);
     assert_eq!(r, e);
 }
 

@@ -10,8 +10,9 @@ use std::net::TcpStream;
 use bytes::Bytes;
 use ember_tests::{EmberServer, RedisServer, call};
 
-/// A redis-server and an Ember server, one connection to each.
-struct Pair {
+/// A redis-server and an Ember server, one connection to each (the
+/// functions' tests use it too).
+pub(crate) struct Pair {
     _redis: RedisServer,
     _ember: EmberServer,
     redis: TcpStream,
@@ -19,7 +20,7 @@ struct Pair {
 }
 
 impl Pair {
-    fn start() -> Pair {
+    pub(crate) fn start() -> Pair {
         let redis = RedisServer::start(&[]);
         let ember = EmberServer::start(&[]);
         Pair {
@@ -32,17 +33,24 @@ impl Pair {
 
     fn both(&mut self, args: &[&str]) -> (Bytes, Bytes) {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        (call(&mut self.redis, &args), call(&mut self.ember, &args))
+        self.both_raw(&args)
     }
 
-    /// Runs each command on both, from an empty keyspace, in RESP2 and
-    /// then RESP3, and fails at the first reply that differs.
-    fn check(&mut self, cases: &[&[&str]]) {
+    /// One command on both; the replies, Redis's first.
+    pub(crate) fn both_raw(&mut self, args: &[&[u8]]) -> (Bytes, Bytes) {
+        (call(&mut self.redis, args), call(&mut self.ember, args))
+    }
+
+    /// Runs each command on both, from an empty keyspace and no scripts or
+    /// functions, in RESP2 and then RESP3, and fails at the first reply
+    /// that differs.
+    pub(crate) fn check(&mut self, cases: &[&[&str]]) {
         for proto in ["2", "3"] {
             for conn in [&mut self.redis, &mut self.ember] {
                 call(conn, &[b"HELLO", proto.as_bytes()]);
                 call(conn, &[b"FLUSHALL"]);
                 call(conn, &[b"SCRIPT", b"FLUSH"]);
+                call(conn, &[b"FUNCTION", b"FLUSH"]);
             }
             for case in cases {
                 let (r, e) = self.both(case);
