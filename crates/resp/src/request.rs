@@ -7,6 +7,10 @@ use bytes::{Bytes, BytesMut};
 use crate::parse::quick_len;
 use crate::{DecodeError, Limits, parse_int, split_args};
 
+/// Argument positions: a command of up to four arguments (GET, SET, HGET,
+/// INCRBY...) keeps them inline, so decoding it allocates nothing.
+type Args = smallvec::SmallVec<[Range<usize>; 4]>;
+
 /// Argument ranges kept between requests; see `decode::KEEP_ITEMS`.
 const KEEP_ARGS: usize = 1024;
 
@@ -62,7 +66,7 @@ pub struct RequestDecoder {
     /// Bulk arguments still expected; `None` before the request's header.
     remaining: Option<u64>,
     /// Ranges of the arguments read so far.
-    args: Vec<Range<usize>>,
+    args: Args,
 }
 
 impl Default for RequestDecoder {
@@ -85,7 +89,7 @@ impl RequestDecoder {
             pos: 0,
             searched: 0,
             remaining: None,
-            args: Vec::new(),
+            args: Args::new(),
         }
     }
 
@@ -135,7 +139,7 @@ impl RequestDecoder {
         self.remaining = None;
         self.args.clear();
         if self.args.capacity() > KEEP_ARGS {
-            self.args.shrink_to(KEEP_ARGS);
+            self.args = Args::new();
         }
     }
 
@@ -296,14 +300,14 @@ impl RequestDecoder {
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     bytes: Bytes,
-    args: Vec<Range<usize>>,
+    args: Args,
 }
 
 impl Request {
     /// A request holding a copy of `args`, as if it had been decoded.
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
         let mut bytes = BytesMut::with_capacity(args.iter().map(|a| a.as_ref().len()).sum());
-        let mut ranges = Vec::with_capacity(args.len());
+        let mut ranges = Args::with_capacity(args.len());
         for arg in args {
             let start = bytes.len();
             bytes.extend_from_slice(arg.as_ref());

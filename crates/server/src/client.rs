@@ -10,7 +10,6 @@ use bytes::Bytes;
 use resp::{Protocol, RequestDecoder};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 use transport::{Connection, ConnectionLimits};
 
 use crate::cmd::{self, After, Multi};
@@ -25,8 +24,8 @@ pub(crate) struct ClientInfo {
     pub(crate) laddr: SocketAddr,
     pub(crate) created: Instant,
     pub(crate) meta: Mutex<Meta>,
-    /// Cancelled by CLIENT KILL.
-    pub(crate) kill: CancellationToken,
+    /// Pulled by CLIENT KILL.
+    pub(crate) kill: crate::kill::Kill,
     /// What the client is blocked on, for CLIENT UNBLOCK.
     pub(crate) blocked_on: Mutex<Option<Arc<crate::blocking::Waiter>>>,
     /// Set when a key the client watches changes (CLIENT LIST's `d`).
@@ -151,7 +150,7 @@ impl ClientInfo {
         laddr: SocketAddr,
     ) -> Arc<ClientInfo> {
         let id = shared.next_client_id();
-        let kill = CancellationToken::new();
+        let kill = crate::kill::Kill::new();
         let info = Arc::new(ClientInfo {
             id,
             addr,
@@ -447,9 +446,13 @@ async fn postponed(
 /// to [`Ahead::MAX`] requests, and stops after any other request (one that
 /// may change how the rest is read, such as AUTH, or where the rest goes,
 /// such as PSYNC). A decoding error met ahead waits its turn.
+/// What the decoder gives: a request, not yet a whole one, or an error.
+type Decoded = Result<Option<resp::Request>, resp::DecodeError>;
+
 #[derive(Default)]
 struct Ahead {
-    queue: std::collections::VecDeque<Result<Option<resp::Request>, resp::DecodeError>>,
+    /// Each request with its command's index (`cmd::lookup_index`).
+    queue: std::collections::VecDeque<(Decoded, Option<usize>)>,
     hashes: Vec<u64>,
 }
 
@@ -460,36 +463,41 @@ impl Ahead {
     /// Keys of one request prefetched at most (MGET, DEL, EXISTS...).
     const MAX_KEYS: usize = 16;
 
-    fn next(&mut self) -> Option<Result<Option<resp::Request>, resp::DecodeError>> {
+    fn next(&mut self) -> Option<(Decoded, Option<usize>)> {
         self.queue.pop_front()
     }
 
-    /// `first` was just decoded: decodes what follows it, if it may, and
-    /// prefetches the keys of the lot in database `db`.
+    /// `first`, the command at `index`, was just decoded: decodes what
+    /// follows it, if it may, and prefetches the keys of the lot in
+    /// database `db`.
     fn read(
         &mut self,
         shared: &Shared,
         db: usize,
         decoder: &mut RequestDecoder,
         conn: &mut Connection<TcpStream>,
-        first: &resp::Request,
+        (first, index): (&resp::Request, Option<usize>),
     ) {
         let hashes = &mut self.hashes;
         hashes.clear();
         let hash = |k: &[u8]| crate::db::hash_key(k);
-        if !cmd::prefetch_keys(first, Self::MAX_KEYS, |k| hashes.push(hash(k))) {
+        if !cmd::prefetch_keys(index, first, Self::MAX_KEYS, |k| hashes.push(hash(k))) {
             return;
         }
         while self.queue.len() < Self::MAX - 1 {
             let decoded = decoder.decode(conn.read_buffer());
-            let more = match &decoded {
+            let (more, index) = match &decoded {
                 Ok(Some(request)) => {
-                    cmd::prefetch_keys(request, Self::MAX_KEYS, |k| hashes.push(hash(k)))
+                    let index = request.get(0).and_then(cmd::lookup_index);
+                    let more = cmd::prefetch_keys(index, request, Self::MAX_KEYS, |k| {
+                        hashes.push(hash(k))
+                    });
+                    (more, index)
                 }
                 Ok(None) => break,
-                Err(_) => false,
+                Err(_) => (false, None),
             };
-            self.queue.push_back(decoded);
+            self.queue.push_back((decoded, index));
             if !more {
                 break;
             }
@@ -513,6 +521,14 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let kill = client.info.kill.clone();
     let mut ahead = Ahead::default();
     loop {
+        // The waits below favour reading: a client killed, or a server
+        // stopping, while requests keep coming ends here.
+        if kill.is_cancelled() {
+            return Ended::Closed("killed".into());
+        }
+        if shared.stopping.load(Ordering::Relaxed) {
+            return Ended::Closed("server shutdown".into());
+        }
         client.clock = Clock::new();
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
@@ -523,16 +539,20 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // their replies, as in Redis.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
         loop {
-            let decoded = match ahead.next() {
-                Some(decoded) => decoded,
+            let (decoded, index) = match ahead.next() {
+                Some(next) => next,
                 None => {
                     let decoded = decoder.decode(conn.read_buffer());
-                    if let Ok(Some(request)) = &decoded
-                        && client.authenticated
-                    {
-                        ahead.read(shared, client.db, &mut decoder, conn, request);
+                    let mut index = None;
+                    if let Ok(Some(request)) = &decoded {
+                        index = request.get(0).and_then(cmd::lookup_index);
+                        // Nothing more buffered (a pipeline of one): no
+                        // batch to prefetch for.
+                        if client.authenticated && !conn.read_buffer().is_empty() {
+                            ahead.read(shared, client.db, &mut decoder, conn, (request, index));
+                        }
                     }
-                    decoded
+                    (decoded, index)
                 }
             };
             let request = match decoded {
@@ -550,7 +570,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             if request.is_empty() {
                 continue;
             }
-            let mut after = cmd::execute(shared, client, conn.write_buffer(), &request);
+            let mut after =
+                cmd::execute_command(shared, client, conn.write_buffer(), &request, index);
             // A command run again after a wait may block or be held back
             // in turn.
             loop {
@@ -616,6 +637,9 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // A client that does not read holds its flush up; a kill (a
         // subscriber past its output limit) ends it all the same.
         let flushed = tokio::select! {
+            // The flush first: when it completes at once, as it mostly
+            // does, the kill is not waited on at all.
+            biased;
             flushed = conn.flush() => flushed,
             () = kill.cancelled() => return Ended::Closed("killed".into()),
         };
@@ -630,7 +654,11 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 .fetch_add(pending as u64, Ordering::Relaxed);
             stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         }
+        let stopping = &shared.stopping;
         tokio::select! {
+            // The read first; the kill and the shutdown are one wait (see
+            // `kill`), and a killed client's loop meets the kill below.
+            biased;
             read = conn.fill_socket() => match read {
                 Ok(0) => return Ended::Closed("closed by peer".into()),
                 Ok(n) => {
@@ -639,8 +667,12 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 }
                 Err(e) => return Ended::Closed(format!("read failed: {e}")),
             },
-            () = kill.cancelled() => return Ended::Closed("killed".into()),
-            () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
+            stop = std::future::poll_fn(|cx| kill.poll_stopped(stopping, cx)) => {
+                return Ended::Closed(match stop {
+                    crate::kill::Stop::Killed => "killed",
+                    crate::kill::Stop::Shutdown => "server shutdown",
+                }.into());
+            }
             // A message to deliver: back round the loop, which sends it.
             // Only a subscriber, or a client that may get invalidations
             // (CLIENT TRACKING), waits for one (a waiter costs a lock).

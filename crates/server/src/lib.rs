@@ -18,6 +18,7 @@ pub mod config;
 mod db;
 #[cfg(feature = "grpc")]
 mod grpc;
+mod kill;
 mod latency;
 mod notify;
 mod pause;

@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::{BufMut, Bytes};
 use resp::Protocol;
-use tokio_util::sync::CancellationToken;
 use transport::Output;
 
 /// Reads the time, in Unix ms.
@@ -202,7 +201,7 @@ impl Subs {
 pub(crate) struct Subscriber {
     id: u64,
     /// The client's kill switch, pulled when a limit is passed.
-    kill: CancellationToken,
+    kill: crate::kill::Kill,
     subs: Mutex<Subs>,
     /// Whether it holds any subscription (Redis's `CLIENT_PUBSUB`), read
     /// for every command the client sends.
@@ -220,7 +219,7 @@ pub(crate) struct Subscriber {
 
 impl Subscriber {
     /// The pub/sub side of client `id`, killed through `kill`.
-    pub(crate) fn new(id: u64, kill: CancellationToken) -> Arc<Subscriber> {
+    pub(crate) fn new(id: u64, kill: crate::kill::Kill) -> Arc<Subscriber> {
         Arc::new(Subscriber {
             id,
             kill,
@@ -656,8 +655,8 @@ mod tests {
     #[test]
     fn channels_patterns_and_shards_deliver_apart() {
         let hub = Hub::default();
-        let a = Subscriber::new(1, CancellationToken::new());
-        let b = Subscriber::new(2, CancellationToken::new());
+        let a = Subscriber::new(1, crate::kill::Kill::new());
+        let b = Subscriber::new(2, crate::kill::Kill::new());
         assert_eq!(hub.subscribe(&a, Kind::Channel, b"news"), 1);
         assert_eq!(hub.subscribe(&a, Kind::Channel, b"news"), 1);
         assert_eq!(hub.subscribe(&a, Kind::Pattern, b"n*"), 2);
@@ -699,7 +698,7 @@ mod tests {
     #[test]
     fn unsubscribe_all_answers_in_subscription_order() {
         let hub = Hub::default();
-        let a = Subscriber::new(1, CancellationToken::new());
+        let a = Subscriber::new(1, crate::kill::Kill::new());
         for name in ["c", "a", "b"] {
             hub.subscribe(&a, Kind::Channel, name.as_bytes());
         }
@@ -713,7 +712,7 @@ mod tests {
     fn past_the_hard_limit_the_subscriber_is_cut_off() {
         let hub = Hub::default();
         hub.set_limits((1000, 0, 0));
-        let kill = CancellationToken::new();
+        let kill = crate::kill::Kill::new();
         let a = Subscriber::new(1, kill.clone());
         hub.subscribe(&a, Kind::Channel, b"c");
         let (ch, msg) = (Bytes::from_static(b"c"), Bytes::from(vec![b'x'; 300]));
@@ -737,7 +736,7 @@ mod tests {
     fn over_the_soft_limit_longer_than_its_seconds_the_subscriber_is_cut_off() {
         let hub = Hub::default();
         hub.set_limits((0, 1000, 2));
-        let kill = CancellationToken::new();
+        let kill = crate::kill::Kill::new();
         let a = Subscriber::new(1, kill.clone());
         hub.subscribe(&a, Kind::Channel, b"c");
         let (ch, msg) = (Bytes::from_static(b"c"), Bytes::from(vec![b'x'; 600]));

@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) run_id: String,
     pub(crate) shutdown: Shutdown,
+    /// Set as the server stops, with every client's loop woken to see it
+    /// (`kill::wake_all`).
+    pub(crate) stopping: AtomicBool,
     pub(crate) port: u16,
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
@@ -299,21 +302,27 @@ pub(crate) struct Clock {
     base: Instant,
     base_ms: i64,
     last: Instant,
+    /// `base_ms` plus the milliseconds from `base` to `last`, worked out
+    /// at each reading rather than at each of the several uses a command
+    /// makes of it.
+    last_ms: i64,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
         let now = Instant::now();
+        let base_ms = now_ms();
         Clock {
             base: now,
-            base_ms: now_ms(),
+            base_ms,
             last: now,
+            last_ms: base_ms,
         }
     }
 
     /// Unix time in milliseconds at the last reading.
     pub(crate) fn now_ms(&self) -> i64 {
-        self.base_ms + (self.last - self.base).as_millis() as i64
+        self.last_ms
     }
 
     /// The monotonic time of the last reading.
@@ -324,8 +333,9 @@ impl Clock {
     /// Reads the clock again and returns the time since the last reading.
     pub(crate) fn tick(&mut self) -> Duration {
         let now = Instant::now();
-        let elapsed = now - self.last;
+        let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
+        self.last_ms = self.base_ms + now.saturating_duration_since(self.base).as_millis() as i64;
         elapsed
     }
 }
@@ -583,6 +593,7 @@ async fn serve(
         started: Instant::now(),
         run_id: run_id(),
         shutdown: Shutdown::new(),
+        stopping: AtomicBool::new(false),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
         encodings,
@@ -706,6 +717,7 @@ async fn serve(
         shared.clients.lock().map(|c| c.len()).unwrap_or(0)
     );
     shared.shutdown.trigger();
+    crate::kill::wake_all(&shared.stopping, &shared.clients);
     drop(listener);
     shared.shutdown.wait().await;
     crate::aof::shutdown(&shared);

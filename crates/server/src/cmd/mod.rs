@@ -903,13 +903,19 @@ pub(crate) fn command_keys<'r>(cmd: &Command, req: &'r Request, keys: &mut Vec<&
     }
 }
 
-/// For reading a pipelined batch ahead: whether `req` is a command that
-/// names its keys by position and leaves the connection's state as it was
-/// (so the requests after it may be decoded before it runs), passing its
-/// keys, at most `max` of them, to `key` for prefetching. Anything else
-/// (MULTI, SELECT, AUTH, PSYNC...) ends the batch.
-pub(crate) fn prefetch_keys(req: &Request, max: usize, mut key: impl FnMut(&[u8])) -> bool {
-    let Some(cmd) = req.get(0).and_then(lookup) else {
+/// For reading a pipelined batch ahead: whether `req`, the command at
+/// `index` in [`COMMANDS`] (see [`lookup_index`]), names its keys by
+/// position and leaves the connection's state as it was (so the requests
+/// after it may be decoded before it runs), passing its keys, at most `max`
+/// of them, to `key` for prefetching. Anything else (MULTI, SELECT, AUTH,
+/// PSYNC...) ends the batch.
+pub(crate) fn prefetch_keys(
+    index: Option<usize>,
+    req: &Request,
+    max: usize,
+    mut key: impl FnMut(&[u8]),
+) -> bool {
+    let Some(cmd) = index.map(|i| &COMMANDS[i]) else {
         return false;
     };
     let (first, last, step) = cmd.keys;
@@ -1020,9 +1026,23 @@ pub(crate) fn execute(
     out: &mut transport::Output,
     req: &Request,
 ) -> After {
-    let Some(name) = req.get(0) else {
+    let index = req.get(0).and_then(lookup_index);
+    execute_command(shared, client, out, req, index)
+}
+
+/// [`execute`] for a request whose command was already looked up:
+/// `index` is `lookup_index` of its name (a pipeline read ahead looks each
+/// command up once, for its keys).
+pub(crate) fn execute_command(
+    shared: &Shared,
+    client: &mut Client,
+    out: &mut transport::Output,
+    req: &Request,
+    index: Option<usize>,
+) -> After {
+    if req.is_empty() {
         return After::Continue;
-    };
+    }
     // CLIENT REPLY OFF or SKIP: the command's replies are dropped.
     if client.replies.silenced() {
         return client_reply::run_silenced(shared, client, out, req);
@@ -1031,7 +1051,7 @@ pub(crate) fn execute(
         out,
         proto: client.proto,
     };
-    let Some(index) = lookup_index(name) else {
+    let Some(index) = index else {
         shared.stats.error(b"ERR");
         reply.error(unknown_command(req));
         if let Some(multi) = &mut client.multi {

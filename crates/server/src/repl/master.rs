@@ -339,11 +339,7 @@ fn read_acks(
 
 /// WAIT: asks the replicas for their offsets and waits until `numreplicas`
 /// reached `target`, or the deadline; returns how many did.
-pub(crate) async fn wait_acks(
-    shared: &Shared,
-    wait: WaitAcks,
-    kill: &tokio_util::sync::CancellationToken,
-) -> usize {
+pub(crate) async fn wait_acks(shared: &Shared, wait: WaitAcks, kill: &crate::kill::Kill) -> usize {
     let repl = &shared.repl;
     // Not while clients are paused, as Redis: it would move the offsets a
     // failover waits to see equal. Replicas acknowledge every second

@@ -109,7 +109,7 @@ pub(crate) struct Follower {
     /// Fell too far behind: its connection closes.
     pub(crate) dropped: bool,
     /// Closes its connection (CLIENT KILL's token).
-    pub(crate) kill: CancellationToken,
+    pub(crate) kill: crate::kill::Kill,
 }
 
 /// The link of a replica to its master.
