@@ -62,6 +62,13 @@ pub(crate) struct Ctx {
     pub(crate) stats: Stats,
     pub(crate) started: Instant,
     pub(crate) next_id: AtomicU64,
+    /// Set when the proxy stops; every session's idle wait is then woken
+    /// (`sessions`) and ends. A session waiting on the shutdown token
+    /// itself would take that shared token's locks after every reply.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Each live session's idle wait, by session id.
+    pub(crate) sessions:
+        std::sync::Mutex<std::collections::HashMap<u64, Arc<atomic_waker::AtomicWaker>>>,
 }
 
 /// Serves `listener` until `shutdown` is triggered, then stops accepting
@@ -73,6 +80,8 @@ pub async fn run(listener: TcpListener, client: Client, config: ProxyConfig, shu
         stats: Stats::default(),
         started: Instant::now(),
         next_id: AtomicU64::new(1),
+        stopping: std::sync::atomic::AtomicBool::new(false),
+        sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let token = shutdown.token();
     loop {
@@ -96,11 +105,20 @@ pub async fn run(listener: TcpListener, client: Client, config: ProxyConfig, shu
         }
         ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let (ctx, token) = (ctx.clone(), token.clone());
+        let ctx = ctx.clone();
         shutdown.spawn(async move {
-            session::serve(stream, peer, &ctx, token).await;
+            session::serve(stream, peer, &ctx).await;
             ctx.stats.connected.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+    // Sessions spawned but not yet waiting see the flag at their first wait.
+    ctx.stopping.store(true, Ordering::SeqCst);
+    let sessions: Vec<_> = match ctx.sessions.lock() {
+        Ok(sessions) => sessions.values().cloned().collect(),
+        Err(_) => Vec::new(),
+    };
+    for waker in sessions {
+        waker.wake();
     }
     shutdown.wait().await;
     ctx.client.flush().await;

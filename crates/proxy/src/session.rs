@@ -75,12 +75,7 @@ pub(crate) async fn refuse(stream: TcpStream) {
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy
 /// shuts down (after answering what it had read).
-pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    ctx: &Ctx,
-    token: tokio_util::sync::CancellationToken,
-) {
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     let mut conn = Connection::new(stream);
     let mut decoder = RequestDecoder::new();
     let mut session = Session {
@@ -95,6 +90,7 @@ pub(crate) async fn serve(
         executed: Vec::new(),
     };
     let mut slots: VecDeque<Answer> = VecDeque::new();
+    let stop = Stop::register(ctx, session.id);
     tracing::debug!(id = session.id, %peer, "client connected");
     loop {
         decoder.set_authenticated(session.authenticated);
@@ -159,10 +155,46 @@ pub(crate) async fn serve(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
-            () = token.cancelled() => {
+            () = std::future::poll_fn(|cx| stop.poll(ctx, cx)) => {
                 tracing::debug!(id = session.id, "stopping: client closed");
                 return;
             }
+        }
+    }
+}
+
+/// A session's idle wait for the proxy to stop: one atomic waker, woken by
+/// `run` after it sets `Ctx::stopping`; unregistered when the session ends.
+struct Stop<'c> {
+    ctx: &'c Ctx,
+    id: u64,
+    waker: std::sync::Arc<atomic_waker::AtomicWaker>,
+}
+
+impl<'c> Stop<'c> {
+    fn register(ctx: &'c Ctx, id: u64) -> Stop<'c> {
+        let waker = std::sync::Arc::new(atomic_waker::AtomicWaker::new());
+        if let Ok(mut sessions) = ctx.sessions.lock() {
+            sessions.insert(id, waker.clone());
+        }
+        Stop { ctx, id, waker }
+    }
+
+    fn poll(&self, ctx: &Ctx, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // Registered before the flag is read: a stop after the read wakes it.
+        self.waker.register(cx.waker());
+        if ctx.stopping.load(Ordering::SeqCst) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut sessions) = self.ctx.sessions.lock() {
+            sessions.remove(&self.id);
         }
     }
 }

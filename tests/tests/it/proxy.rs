@@ -81,12 +81,26 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Waits, at most 30 s, for the proxy's `run` to return after
+    /// `shutdown.trigger()`; whether it did.
+    fn stopped(&mut self) -> bool {
+        let Some(t) = self.thread.take() else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // One that never stops is left running: the test fails, not hangs.
+        t.is_finished() && t.join().is_ok()
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stopped();
     }
 }
 
@@ -504,4 +518,63 @@ fn resp3_through_the_proxy_matches_redis() {
             "{case:?}"
         );
     }
+}
+
+/// Stopping the proxy: a request it already read is still answered (a
+/// BLPOP waiting on its node, answered once the node has something), an
+/// idle client is closed, and the proxy's `run` returns.
+#[test]
+fn stopping_the_proxy_answers_what_it_read_then_closes() {
+    use std::io::{Read, Write};
+    let fleet = NodeCluster::start(NodeKind::Ember, 1, 1);
+    let node = fleet.groups()[0][0].clone();
+    let mut proxy = Proxy::start(fleet.groups(), ProxyConfig::new());
+    let connect = || {
+        let s = std::net::TcpStream::connect(proxy.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let mut idle = connect();
+    idle.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    idle.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    let mut waiting = connect();
+    waiting
+        .write_all(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
+    let node_cli = |args: &[&str]| {
+        let (host, port) = node.rsplit_once(':').unwrap();
+        let out = Command::new("redis-cli")
+            .args(["-h", host, "-p", port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The BLPOP is on the node: the proxy read it and sent it on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !node_cli(&["INFO", "clients"]).contains("blocked_clients:1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BLPOP never reached the node"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.shutdown.trigger();
+    // The idle client is closed...
+    let mut rest = Vec::new();
+    assert_eq!(
+        idle.read_to_end(&mut rest).expect("closed, not timed out"),
+        0
+    );
+    // ...and the waiting one is answered once the node has a value, then
+    // closed.
+    assert_eq!(node_cli(&["RPUSH", "q", "v"]).trim(), "1");
+    let mut answer = Vec::new();
+    waiting
+        .read_to_end(&mut answer)
+        .expect("answered and closed");
+    assert_eq!(answer, b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+    assert!(proxy.stopped(), "the proxy's run returned");
 }
