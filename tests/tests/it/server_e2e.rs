@@ -143,6 +143,72 @@ fn quit_kill_and_maxclients() {
     assert_eq!(&reply[..], b"-ERR max number of clients reached\r\n");
 }
 
+/// A client killed while its requests keep arriving is closed all the same
+/// (the connection's waits favour reading), and SHUTDOWN closes an idle
+/// client.
+#[test]
+fn kills_and_shutdown_reach_busy_and_idle_clients() {
+    let server = EmberServer::start(&[]);
+    let mut busy = server.connect();
+    let id = String::from_utf8_lossy(&call(&mut busy, &[b"CLIENT", b"ID"])[1..])
+        .trim()
+        .to_string();
+    busy.set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = busy.try_clone().unwrap();
+    let batch = b"PING\r\n".repeat(64);
+    let writer = std::thread::spawn(move || while busy.write_all(&batch).is_ok() {});
+    // Ends with the connection: true if closed or reset, false on a timeout.
+    let drained = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut seen = 0usize;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return (true, seen),
+                Ok(n) => seen += n,
+                Err(e) => {
+                    let timeout = matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    );
+                    return (!timeout, seen);
+                }
+            }
+        }
+    });
+    let mut killer = server.connect();
+    // The busy client is being served before it is killed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let processed = |c: &mut std::net::TcpStream| -> u64 {
+        let info = String::from_utf8_lossy(&call(c, &[b"INFO", b"stats"])).into_owned();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    while processed(&mut killer) < 1000 {
+        assert!(Instant::now() < deadline, "the PINGs never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        &call(&mut killer, &[b"CLIENT", b"KILL", b"ID", id.as_bytes()])[..],
+        b":1\r\n"
+    );
+    let (closed, seen) = drained.join().unwrap();
+    assert!(
+        closed,
+        "the killed client was never closed ({seen} bytes read)"
+    );
+    writer.join().unwrap();
+
+    let mut idle = server.connect();
+    call(&mut idle, &[b"PING"]);
+    let _ = exchange(&mut killer, b"SHUTDOWN NOSAVE\r\n", 64);
+    assert!(is_closed(&mut idle));
+}
+
 #[test]
 fn expired_keys_are_reclaimed_without_reads() {
     let server = EmberServer::start(&[]);
