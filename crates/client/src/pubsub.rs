@@ -166,6 +166,20 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// It keeps one connection per shard it listens on, of its own, and moves
 /// it to another replica group when its node fails (see docs/client.md).
 /// Dropping it closes them.
+///
+/// ```no_run
+/// # async fn example(client: ember_client::Client) -> Result<(), ember_client::Error> {
+/// let mut sub = client.subscribe(["news"]).await?;
+/// sub.psubscribe(["user.*"]).await?;
+/// while let Some(message) = sub.recv().await {
+///     // message.kind, message.pattern, message.channel, message.payload
+///     if &message.payload[..] == b"bye" {
+///         sub.unsubscribe(["news"]).await?;
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Subscription {
     shared: Arc<Shared>,
