@@ -512,3 +512,33 @@ fn ember_cli_subscribe_prints_like_redis_cli() {
         assert_eq!(sig_ember, Some(2));
     }
 }
+
+/// With no node of the shard up, subscribing fails but the subscription
+/// keeps its channel and keeps trying: once a node is back, it is
+/// subscribed there and hears what is published.
+#[test]
+fn a_subscription_waits_out_a_shard_with_no_node() {
+    let mut cluster = NodeCluster::start(NodeKind::Ember, 2, 1);
+    block_on(async {
+        let publisher = connect(cluster.groups()).await;
+        let listener = connect(cluster.groups()).await;
+        for node in &mut cluster.nodes {
+            node.kill();
+        }
+        let mut sub = listener.subscription();
+        let err = sub.subscribe(["waiting"]).await.expect_err("no node is up");
+        assert!(err.to_string().contains("could be subscribed on"), "{err}");
+        assert_eq!(sub.count(), 1, "the channel is kept");
+        cluster.nodes[1].restart();
+        let deadline = Instant::now() + WAIT;
+        while publisher.publish("waiting", "back").await.unwrap_or(0) != 1 {
+            assert!(Instant::now() < deadline, "never subscribed again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let m = next(&mut sub).await;
+        assert_eq!(
+            (&m.channel[..], payload(&m)),
+            (&b"waiting"[..], "back".into())
+        );
+    });
+}
