@@ -418,8 +418,9 @@ enum Exit {
     Closed,
     /// Nothing is subscribed to any more on this shard.
     Idle,
-    /// The node failed: subscribe elsewhere.
-    Failed(String),
+    /// The node failed: subscribe elsewhere. Whether anything had come
+    /// from it first.
+    Failed(String, bool),
 }
 
 /// One shard's connection of a subscription, and what it holds there.
@@ -485,37 +486,54 @@ impl Link {
                             reason.clone(),
                         ))));
                     }
-                    // What is asked meanwhile is kept for the next try.
-                    let wake = tokio::time::sleep(backoff);
-                    tokio::pin!(wake);
-                    loop {
-                        tokio::select! {
-                            () = &mut wake => break,
-                            op = self.ops.recv() => match op {
-                                None => return,
-                                Some(op) => {
-                                    self.apply(&op);
-                                    waiting.push(op.done);
-                                }
-                            },
-                        }
+                    if !self.wait(backoff, &mut waiting).await {
+                        return;
                     }
                     backoff = (backoff * 2).min(BACKOFF.1);
                     continue;
                 }
             };
-            backoff = BACKOFF.0;
             match self.serve(stream, node, &mut waiting, &mut events).await {
                 Exit::Closed => return,
-                Exit::Idle => {}
-                Exit::Failed(reason) => {
+                Exit::Idle => backoff = BACKOFF.0,
+                Exit::Failed(reason, heard) => {
                     tracing::warn!(
                         shard = self.shard.0,
                         node = node.0,
                         "pub/sub: subscribing elsewhere: {reason}"
                     );
                     self.group = (self.group + 1) % self.shared.topology.groups().max(1);
+                    // A connection that served moves at once, so that
+                    // little is missed; nodes that take connections and
+                    // drop them before a word are not tried in a busy loop.
+                    if heard {
+                        backoff = BACKOFF.0;
+                    } else {
+                        if !self.wait(backoff, &mut waiting).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(BACKOFF.1);
+                    }
                 }
+            }
+        }
+    }
+
+    /// Waits `delay`, taking the changes asked meanwhile (made on the next
+    /// connection); `false` if the subscription was dropped.
+    async fn wait(&mut self, delay: Duration, waiting: &mut Vec<Done>) -> bool {
+        let wake = tokio::time::sleep(delay);
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                () = &mut wake => return true,
+                op = self.ops.recv() => match op {
+                    None => return false,
+                    Some(op) => {
+                        self.apply(&op);
+                        waiting.push(op.done);
+                    }
+                },
             }
         }
     }
@@ -579,7 +597,7 @@ impl Link {
         }
         if let Err(e) = write(&mut stream, &mut output, timeout).await {
             waiting.extend(sent.into_iter().flat_map(|s| s.done));
-            return Exit::Failed(e);
+            return Exit::Failed(e, false);
         }
         let mut input = BytesMut::with_capacity(16 * 1024);
         let mut decoder = resp::Decoder::new();
@@ -587,6 +605,8 @@ impl Link {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A `PING` went and nothing came since.
         let mut ping: Option<()> = None;
+        // Whether anything came from the node.
+        let mut heard = false;
         let exit = 'conn: loop {
             tokio::select! {
                 op = self.ops.recv() => {
@@ -604,21 +624,25 @@ impl Link {
                     encode(&mut output, command, names.iter());
                     sent.push_back(Sent { remaining: names.len(), done: vec![op.done] });
                     if let Err(e) = write(&mut stream, &mut output, timeout).await {
-                        break 'conn Exit::Failed(e);
+                        break 'conn Exit::Failed(e, heard);
                     }
                 }
                 read = stream.read_buf(&mut input) => {
                     match read {
-                        Ok(0) => break 'conn Exit::Failed("the node closed the connection".into()),
+                        Ok(0) => {
+                            let reason = "the node closed the connection".into();
+                            break 'conn Exit::Failed(reason, heard);
+                        }
                         Ok(_) => {}
-                        Err(e) => break 'conn Exit::Failed(e.to_string()),
+                        Err(e) => break 'conn Exit::Failed(e.to_string(), heard),
                     }
                     ping = None;
+                    heard = true;
                     loop {
                         let frame = match decoder.decode(&mut input) {
                             Ok(Some(frame)) => frame,
                             Ok(None) => break,
-                            Err(e) => break 'conn Exit::Failed(format!("bad reply: {e}")),
+                            Err(e) => break 'conn Exit::Failed(format!("bad reply: {e}"), heard),
                         };
                         if let Some(message) = message(&frame) {
                             if self.out.send(message).await.is_err() {
@@ -635,11 +659,11 @@ impl Link {
                 _ = ticks.tick() => {
                     // Nothing came in a whole period since the `PING` went.
                     if ping.is_some() {
-                        break 'conn Exit::Failed("no answer to PING".into());
+                        break 'conn Exit::Failed("no answer to PING".into(), heard);
                     }
                     encode(&mut output, "PING", std::iter::empty());
                     if let Err(e) = write(&mut stream, &mut output, timeout).await {
-                        break 'conn Exit::Failed(e);
+                        break 'conn Exit::Failed(e, heard);
                     }
                     ping = Some(());
                 }
@@ -647,7 +671,7 @@ impl Link {
                     if let Ok(NodeEvent::Down(down)) = event
                         && down == node
                     {
-                        break 'conn Exit::Failed("the client marked the node down".into());
+                        break 'conn Exit::Failed("the client marked the node down".into(), heard);
                     }
                 }
             }
