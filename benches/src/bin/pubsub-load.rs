@@ -15,6 +15,11 @@
 //! target/release/pubsub-load --addr 127.0.0.1:7379 --subscribers 10 --messages 100000
 //! ```
 //! `benches/pubsub.sh` runs it against Ember and Redis side by side.
+//!
+//! With `--replica HOST:PORT,...` (once per replica group) it measures a
+//! fleet through `ember-client` instead: publishers share one `Client` and
+//! call `publish` (one `PUBLISH` per group), each subscriber is a
+//! `Subscription` of a second `Client` (`benches/pubsub-fleet.sh`).
 
 // The report on standard output is what this program is for.
 #![allow(clippy::print_stdout)]
@@ -44,6 +49,10 @@ struct Args {
     /// Messages published in all.
     #[arg(long, default_value_t = 100_000)]
     messages: usize,
+    /// A replica group of a fleet, its shards in order: measure through
+    /// ember-client instead of on one server (give it once per group).
+    #[arg(long = "replica", value_name = "HOST:PORT,...")]
+    replicas: Vec<String>,
     /// How long to wait for the last deliveries before giving up.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -75,6 +84,9 @@ async fn read_frame(
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !args.replicas.is_empty() {
+        return fleet(args).await;
+    }
     let base = Instant::now();
     // Subscribe everyone before the first publish.
     let mut subscribers = Vec::with_capacity(args.subscribers);
@@ -157,7 +169,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         all.extend(latencies);
         last = last.max(done);
     }
-    let delivered = last.duration_since(start);
+    report(
+        messages,
+        args.subscribers,
+        published,
+        last.duration_since(start),
+        all,
+    );
+    Ok(())
+}
+
+/// Prints the line: publishes/s, deliveries/s, latency p50, p99, p99.9.
+fn report(
+    messages: usize,
+    subscribers: usize,
+    published: Duration,
+    delivered: Duration,
+    mut all: Vec<u64>,
+) {
     all.sort_unstable();
     let pct = |p: f64| {
         let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len().max(1)) - 1;
@@ -166,10 +195,86 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{:.0} {:.0} {:.3} {:.3} {:.3}",
         messages as f64 / published.as_secs_f64(),
-        (messages * args.subscribers) as f64 / delivered.as_secs_f64(),
+        (messages * subscribers) as f64 / delivered.as_secs_f64(),
         pct(0.5),
         pct(0.99),
         pct(0.999),
+    );
+}
+
+/// The same load on a fleet, through ember-client.
+async fn fleet(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let groups: Vec<Vec<String>> = args
+        .replicas
+        .iter()
+        .map(|g| g.split(',').map(str::to_owned).collect())
+        .collect();
+    let topology = client::Topology::new(groups)?;
+    let mut options = client::Options::default();
+    // The load alone: no markers or hints to read on the side.
+    options.healing = false;
+    let publisher = client::Client::connect(topology.clone(), options.clone()).await?;
+    let listener = client::Client::connect(topology, options).await?;
+    let base = Instant::now();
+    let messages = args.messages;
+    let mut readers = Vec::with_capacity(args.subscribers);
+    for _ in 0..args.subscribers {
+        let mut sub = if args.pattern {
+            listener.psubscribe(["bench:*"]).await?
+        } else {
+            listener.subscribe([CHANNEL]).await?
+        };
+        readers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(messages);
+            while latencies.len() < messages {
+                let message = sub.recv().await.ok_or("the subscription ended")?;
+                let sent: u64 = std::str::from_utf8(&message.payload)
+                    .ok()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("a payload that is not a time")?;
+                let now = base.elapsed().as_nanos() as u64;
+                latencies.push(now.saturating_sub(sent));
+            }
+            Ok::<_, String>((latencies, Instant::now()))
+        }));
+    }
+    let publishers = args.publishers.max(1);
+    let start = Instant::now();
+    let mut senders = Vec::with_capacity(publishers);
+    for p in 0..publishers {
+        let share = messages / publishers + usize::from(p < messages % publishers);
+        let publisher = publisher.clone();
+        senders.push(tokio::spawn(async move {
+            for _ in 0..share {
+                let now = base.elapsed().as_nanos().to_string();
+                publisher
+                    .publish(CHANNEL, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for sender in senders {
+        sender.await??;
+    }
+    let published = start.elapsed();
+    let mut all = Vec::with_capacity(messages * args.subscribers);
+    let mut last = start;
+    let deadline = Duration::from_secs(args.timeout_secs);
+    for reader in readers {
+        let (latencies, done) = tokio::time::timeout(deadline, reader)
+            .await
+            .map_err(|_| "deliveries did not all arrive in time")???;
+        all.extend(latencies);
+        last = last.max(done);
+    }
+    report(
+        messages,
+        args.subscribers,
+        published,
+        last.duration_since(start),
+        all,
     );
     Ok(())
 }
