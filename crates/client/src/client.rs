@@ -267,11 +267,19 @@ impl Client {
         &self,
         commands: impl IntoIterator<Item = Vec<Bytes>>,
     ) -> Vec<Result<Frame, Error>> {
-        pipeline(&self.tx, commands, |args, reply| Msg::Routed {
-            args: args.into(),
-            reply,
-        })
-        .await
+        let answers: Vec<_> = commands
+            .into_iter()
+            .map(|args| {
+                let (reply, answer) = oneshot::channel();
+                self.route(args.into(), reply);
+                answer
+            })
+            .collect();
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(answer.await.unwrap_or(Err(Error::Closed)));
+        }
+        out
     }
 
     /// Runs the commands between `MULTI` and `EXEC` on one shard (every
@@ -282,8 +290,117 @@ impl Client {
     }
 
     async fn call(&self, args: impl Into<Command>) -> Result<Frame, Error> {
-        let args = args.into();
-        request(&self.tx, |reply| Msg::Routed { args, reply }).await
+        let (reply, answer) = oneshot::channel();
+        self.route(args.into(), reply);
+        answer.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Hands a routed command to the driver; `PUBLISH` and `SPUBLISH` go to
+    /// every replica group instead (see [`publish`](Client::publish)).
+    fn route(&self, args: Command, reply: driver::Reply) {
+        if self.shared.topology.groups() > 1
+            && crate::pubsub::is_publish(args.args())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let answers = self.publish_sends(&args);
+            runtime.spawn(async move {
+                let _ = reply.send(crate::pubsub::merge_publish(answers).await);
+            });
+            return;
+        }
+        let _ = self.tx.send(Msg::Routed { args, reply });
+    }
+
+    /// Sends a publish to its channel's shard in every group that is up,
+    /// now, so that publishes leave in the order they were made.
+    fn publish_sends(&self, args: &Command) -> Vec<oneshot::Receiver<Result<Frame, Error>>> {
+        crate::pubsub::publish_targets(&self.shared, &args.args()[1])
+            .into_iter()
+            .map(|node| {
+                let (reply, answer) = oneshot::channel();
+                let args = args.clone();
+                let _ = self.tx.send(Msg::To { node, args, reply });
+                answer
+            })
+            .collect()
+    }
+
+    /// Publishes `message` to `channel` and answers how many subscribers
+    /// received it, summed over the replica groups.
+    ///
+    /// The channel lives on a shard, as a key would; the message goes to
+    /// that shard's node in **every** replica group that is up, where the
+    /// channel's subscribers may listen (a [`Subscription`](crate::Subscription)
+    /// listens in one group). It fails only if no group answered. `PUBLISH`
+    /// sent through [`cmd`](Client::cmd), [`start`](Client::start) or
+    /// [`pipeline`](Client::pipeline) travels the same way.
+    pub async fn publish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+    ) -> Result<i64, Error> {
+        let reply = self
+            .call(vec![name("PUBLISH"), arg(channel), arg(message)])
+            .await?;
+        integer("PUBLISH", reply)
+    }
+
+    /// As [`publish`](Client::publish), with `SPUBLISH`: heard by
+    /// [`ssubscribe`](Client::ssubscribe)rs of the channel.
+    pub async fn spublish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+    ) -> Result<i64, Error> {
+        let reply = self
+            .call(vec![name("SPUBLISH"), arg(channel), arg(message)])
+            .await?;
+        integer("SPUBLISH", reply)
+    }
+
+    /// Subscribes to `channels` (`SUBSCRIBE`), each on its shard's node in
+    /// one replica group, on connections of the subscription's own. Returns
+    /// once every shard confirmed; read the messages with
+    /// [`Subscription::recv`](crate::Subscription::recv). When that node
+    /// fails, the subscription moves to another group (docs/client.md says
+    /// what may be missed meanwhile).
+    pub async fn subscribe<I>(&self, channels: I) -> Result<crate::Subscription, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut sub = crate::Subscription::new(self.shared.clone());
+        sub.subscribe(channels).await?;
+        Ok(sub)
+    }
+
+    /// Subscribes to glob-style `patterns` (`PSUBSCRIBE`) on every shard,
+    /// since the channels they match live on any of them.
+    pub async fn psubscribe<I>(&self, patterns: I) -> Result<crate::Subscription, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut sub = crate::Subscription::new(self.shared.clone());
+        sub.psubscribe(patterns).await?;
+        Ok(sub)
+    }
+
+    /// Subscribes to shard `channels` (`SSUBSCRIBE`), each on its shard.
+    pub async fn ssubscribe<I>(&self, channels: I) -> Result<crate::Subscription, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut sub = crate::Subscription::new(self.shared.clone());
+        sub.ssubscribe(channels).await?;
+        Ok(sub)
+    }
+
+    /// An empty subscription, to add channels, patterns and shard channels
+    /// to as needed.
+    pub fn subscription(&self) -> crate::Subscription {
+        crate::Subscription::new(self.shared.clone())
     }
 
     /// Sends a routed command now, without waiting: the answer comes
@@ -301,6 +418,17 @@ impl Client {
     pub fn start_raw(&self, args: impl Into<Command>) -> RawPending {
         let (reply, answer) = oneshot::channel();
         let args = args.into();
+        if self.shared.topology.groups() > 1
+            && crate::pubsub::is_publish(args.args())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let answers = self.publish_sends(&args);
+            runtime.spawn(async move {
+                let merged = crate::pubsub::merge_publish(answers).await;
+                let _ = reply.send(merged.map(Answer::Frame));
+            });
+            return Pending(answer);
+        }
         let _ = self.tx.send(Msg::RoutedRaw { args, reply });
         Pending(answer)
     }
@@ -322,11 +450,12 @@ impl Client {
     ) -> oneshot::Receiver<Result<Frame, Error>> {
         let (reply, answer) = oneshot::channel();
         let args = args.into();
-        let msg = match node {
-            Some(node) => Msg::To { node, args, reply },
-            None => Msg::Routed { args, reply },
-        };
-        let _ = self.tx.send(msg);
+        match node {
+            Some(node) => {
+                let _ = self.tx.send(Msg::To { node, args, reply });
+            }
+            None => self.route(args, reply),
+        }
         answer
     }
 

@@ -817,7 +817,7 @@ const EAGER_WRITE: usize = 8;
 /// so, `AUTH` and `SELECT` before any command, on every connection and
 /// reconnection; with self-healing, the node is also asked who it is.
 #[derive(Debug)]
-struct Dial {
+pub(crate) struct Dial {
     timeout: Duration,
     /// How long the handshake's replies may take: a command's timeout.
     reply_timeout: Duration,
@@ -842,7 +842,7 @@ enum Expect {
 }
 
 impl Dial {
-    fn new(options: &Options, topology: &Topology, healing: bool) -> Dial {
+    pub(crate) fn new(options: &Options, topology: &Topology, healing: bool) -> Dial {
         let mut auth = BytesMut::new();
         let mut expect = Vec::new();
         if let Some(password) = &options.password {
@@ -906,7 +906,7 @@ impl Dial {
 
     /// Opens a connection to `addr`; for `node`, with self-healing, also
     /// learns who the node is.
-    async fn open(
+    pub(crate) async fn open(
         &self,
         addr: &str,
         node: Option<NodeId>,

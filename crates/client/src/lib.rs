@@ -32,9 +32,14 @@
 //! request. Nodes that keep failing are marked down and probed back with
 //! exponential backoff.
 //!
+//! - [`Subscription`]: pub/sub across the fleet, from
+//!   [`Client::subscribe`], [`psubscribe`](Client::psubscribe) and
+//!   [`ssubscribe`](Client::ssubscribe); [`Client::publish`] reaches every
+//!   replica group, a subscription listens in one and moves when its node
+//!   fails.
+//!
 //! What it does not do: Redis Cluster's slots and redirections (a topology
-//! is static), RESP3, pub/sub, `WATCH`, or authentication and `SELECT` on
-//! its connections.
+//! is static), RESP3, `WATCH`.
 #![warn(missing_docs)]
 
 #[cfg(feature = "cli")]
@@ -44,6 +49,7 @@ mod commands;
 mod driver;
 mod error;
 mod options;
+mod pubsub;
 mod repair;
 
 pub use client::{Client, Connection, NodeEvent, NodeEvents, Pending, RawPending};
@@ -51,6 +57,7 @@ pub use commands::{SetOptions, SetReply};
 pub use driver::Answer;
 pub use error::Error;
 pub use options::Options;
+pub use pubsub::{Kind, Message, Subscription};
 pub use repair::{RepairKind, RepairReport};
 pub use resp::Frame;
 pub use route::{

@@ -638,8 +638,10 @@ static COMMANDS: &[CommandInfo] = &[
     cmd("zscore", 3, R, K1, Keyed),
     cmd("zunion", -3, R, NK1, Keyed),
     cmd("zunionstore", -4, W, NKDEST, Keyed),
-    // pub/sub. A channel is placed like a key: a subscriber listens on its
-    // shard in every group, and a message is published once, to any group.
+    // pub/sub. A channel is placed like a key. ember-client sends PUBLISH
+    // and SPUBLISH to the channel's shard in every group and subscribes in
+    // one (crates/client/src/pubsub.rs); planned here, they go to one
+    // replica, as a read.
     cmd("psubscribe", -2, 0, NONE, DEDICATED),
     cmd("publish", 3, 0, K1, Keyed),
     cmd("pubsub", -2, 0, NONE, NODE),

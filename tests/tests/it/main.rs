@@ -8,6 +8,7 @@ mod client_pause;
 mod commands;
 mod diff;
 mod dump_restore;
+mod fleet_pubsub;
 mod functions;
 mod grpc;
 mod hashes;

@@ -39,6 +39,7 @@ mod bench;
 mod check;
 mod file;
 mod format;
+mod subscribe;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -166,6 +167,13 @@ pub fn run(args: Vec<OsString>, io: Io<'_>) -> u8 {
             })
         }
         Some(b"check") => check::main(topology, options, &command[1..], io),
+        Some(name) if subscribe::kind(name).is_some() => {
+            let kind = subscribe::kind(name).unwrap_or(crate::Kind::Channel);
+            command.remove(0);
+            with_client(topology, options, io, |client, io| async move {
+                subscribe::run(client, kind, command, raw, io).await
+            })
+        }
         Some(_) => with_client(topology, options, io, |client, io| async move {
             let result = execute(&client, command).await;
             let mut out = Vec::new();
