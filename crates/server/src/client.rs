@@ -521,14 +521,6 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let kill = client.info.kill.clone();
     let mut ahead = Ahead::default();
     loop {
-        // The waits below favour reading: a client killed, or a server
-        // stopping, while requests keep coming ends here.
-        if kill.is_cancelled() {
-            return Ended::Closed("killed".into());
-        }
-        if shared.stopping.load(Ordering::Relaxed) {
-            return Ended::Closed("server shutdown".into());
-        }
         client.clock = Clock::new();
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
@@ -654,11 +646,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 .fetch_add(pending as u64, Ordering::Relaxed);
             stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         }
-        let stopping = &shared.stopping;
         tokio::select! {
-            // The read first; the kill and the shutdown are one wait (see
-            // `kill`), and a killed client's loop meets the kill below.
-            biased;
             read = conn.fill_socket() => match read {
                 Ok(0) => return Ended::Closed("closed by peer".into()),
                 Ok(n) => {
@@ -667,12 +655,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 }
                 Err(e) => return Ended::Closed(format!("read failed: {e}")),
             },
-            stop = std::future::poll_fn(|cx| kill.poll_stopped(stopping, cx)) => {
-                return Ended::Closed(match stop {
-                    crate::kill::Stop::Killed => "killed",
-                    crate::kill::Stop::Shutdown => "server shutdown",
-                }.into());
-            }
+            () = kill.cancelled() => return Ended::Closed("killed".into()),
+            () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
             // A message to deliver: back round the loop, which sends it.
             // Only a subscriber, or a client that may get invalidations
             // (CLIENT TRACKING), waits for one (a waiter costs a lock).

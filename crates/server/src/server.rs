@@ -28,9 +28,6 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) run_id: String,
     pub(crate) shutdown: Shutdown,
-    /// Set as the server stops, with every client's loop woken to see it
-    /// (`kill::wake_all`).
-    pub(crate) stopping: AtomicBool,
     pub(crate) port: u16,
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
@@ -593,7 +590,6 @@ async fn serve(
         started: Instant::now(),
         run_id: run_id(),
         shutdown: Shutdown::new(),
-        stopping: AtomicBool::new(false),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
         encodings,
@@ -717,7 +713,6 @@ async fn serve(
         shared.clients.lock().map(|c| c.len()).unwrap_or(0)
     );
     shared.shutdown.trigger();
-    crate::kill::wake_all(&shared.stopping, &shared.clients);
     drop(listener);
     shared.shutdown.wait().await;
     crate::aof::shutdown(&shared);
