@@ -21,6 +21,7 @@ WORK=$(mktemp -d /tmp/ember-bgsave-bench.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -106,8 +107,8 @@ measure() { # NAME PORT PID
     local probe_pid=$!
     peak_rss_kb "$pid" "$stop" >"$WORK/rss-$name" &
     local rss_pid=$!
-    redis-benchmark -p "$port" -t get -r "$KEYS" -c 20 -n 100000000 -q --csv \
-        >/dev/null 2>&1 &
+    redis-benchmark -p "$port" -t "$([ -n "${WRITES:-}" ] && echo set || echo get)" \
+        -r "$KEYS" -c 20 -n 100000000 -q --csv >/dev/null 2>&1 &
     local bench_pid=$!
     sleep 1
     # A benchmark of its own for the p99: as long as the save, roughly.
@@ -127,6 +128,22 @@ measure() { # NAME PORT PID
     printf '%-6s keys=%s save=%.2fs probe_max=%sms probe_p99=%sms probes=%s rss_before=%dMB rss_peak=%dMB latest_fork_usec=%s\n' \
         "$name" "$(redis-cli -p "$port" DBSIZE)" "$(echo "$t1 - $t0" | bc)" "$max" "$p99" "$n" \
         $((rss_before / 1024)) $(($(cat "$WORK/rss-$name") / 1024)) "${fork_usec:-n/a}"
+}
+
+# The same probe and load for 2 s with no save: the noise floor.
+baseline() { # NAME PORT
+    local stop="$WORK/stop-base-$1"
+    rm -f "$stop"
+    probe "$2" "$stop" >"$WORK/probe-base-$1" &
+    local probe_pid=$!
+    redis-benchmark -p "$2" -t get -r "$KEYS" -c 20 -n 100000000 -q >/dev/null 2>&1 &
+    local bench_pid=$!
+    sleep 3
+    touch "$stop"
+    kill "$bench_pid" 2>/dev/null || true
+    wait "$probe_pid" 2>/dev/null || true
+    read -r max p99 n <"$WORK/probe-base-$1"
+    printf '%-6s no save:  probe_max=%sms probe_p99=%sms probes=%s\n' "$1" "$max" "$p99" "$n"
 }
 
 # redis-benchmark's own p99 while a BGSAVE runs.
@@ -150,8 +167,14 @@ bench_p99() { # PORT
 echo "populating $KEYS keys..."
 populate "$EPORT"
 populate "$RPORT"
+baseline ember "$EPORT"
+baseline redis "$RPORT"
 measure ember "$EPORT" "$EPID"
 measure redis "$RPORT" "$RPID"
+# Writes during the save: SET on random keys makes the server encode
+# shards ahead of the walker (Ember) or copy pages (Redis).
+WRITES=1 measure ember-w "$EPORT" "$EPID"
+WRITES=1 measure redis-w "$RPORT" "$RPID"
 echo "redis-benchmark GET -c 20 during a BGSAVE (avg min p50 p95 p99 max, ms):"
 echo "ember $(bench_p99 "$EPORT")"
 echo "redis $(bench_p99 "$RPORT")"

@@ -1180,6 +1180,9 @@ pub(crate) fn execute(
             keys: &keys,
             record: true,
         });
+    } else {
+        // A running snapshot need not encode what a read locks.
+        ctx.shards.read_only();
     }
     call(&mut ctx, index, req);
     // A write that holds its keys (replicas fed, or clients blocked) serves

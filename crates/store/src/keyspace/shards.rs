@@ -453,6 +453,15 @@ impl<W> Keyspace<W> {
         guard
     }
 
+    /// Locks one shard for a command that only reads it: a running
+    /// snapshot need not encode it first (see [`Shards::read_only`]).
+    fn lock_for_read(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Locks one shard if that needs no waiting.
     fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard<W>>> {
         let mut guard = match self.shards[shard].0.try_lock() {
@@ -471,9 +480,27 @@ impl<W> Keyspace<W> {
 
     /// Locks shards by number, in ascending order, each once.
     fn lock_shards(&self, shards: impl IntoIterator<Item = usize>) -> Locked<'_, W> {
+        self.lock_shards_for(shards, false)
+    }
+
+    /// [`Keyspace::lock_shards`], for a command that only reads them when
+    /// `read`.
+    fn lock_shards_for(
+        &self,
+        shards: impl IntoIterator<Item = usize>,
+        read: bool,
+    ) -> Locked<'_, W> {
         let mut ids: Ids = shards.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
+        if read {
+            let guards = ids.iter().map(|&i| self.lock_for_read(i)).collect();
+            return Locked {
+                ks: self,
+                ids,
+                guards,
+            };
+        }
         self.lock_ids(ids)
     }
 
@@ -516,6 +543,8 @@ pub struct Shards<'a, W> {
     write: Option<Write<'a>>,
     /// What the command (or transaction) did, so far.
     fx: Effects,
+    /// The command only reads (see [`Shards::read_only`]).
+    reads: bool,
 }
 
 /// The keys of a write command, which [`Shards`] asks for only when the
@@ -559,7 +588,19 @@ impl<'a, W> Shards<'a, W> {
             held: None,
             write: None,
             fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
+            reads: false,
         }
+    }
+
+    /// The command only reads: the shards it locks one by one (not those
+    /// it holds, as EXEC and scripts do) are not encoded first for a
+    /// running snapshot, since it changes nothing the snapshot keeps. Only
+    /// its lazy deletion of an expired key does; so a key whose deadline
+    /// passes during a snapshot's walk may be missing from it, which every
+    /// loader would drop anyway (and the stream, where one is fed, has its
+    /// DEL after the snapshot's instant).
+    pub fn read_only(&mut self) {
+        self.reads = true;
     }
 
     /// What the command did so far.
@@ -626,7 +667,11 @@ impl<'a, W> Shards<'a, W> {
     /// One shard by number, locked (SCAN walks them in turn).
     pub fn lock_shard(&mut self, shard: usize) -> ShardRef<'_, W> {
         if self.held.is_none() {
-            let guard = self.ks.lock(shard);
+            let guard = if self.reads {
+                self.ks.lock_for_read(shard)
+            } else {
+                self.ks.lock(shard)
+            };
             if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef {
                     guard: Guard::Own(guard),
@@ -681,7 +726,7 @@ impl<'a, W> Shards<'a, W> {
     fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a, W> {
         let mut named = None;
         if self.held.is_none() {
-            let locked = self.ks.lock_shards(shards);
+            let locked = self.ks.lock_shards_for(shards, self.reads);
             if !self.must_upgrade(locked.waited()) {
                 return LockedRef {
                     inner: Inner::Own(locked),
