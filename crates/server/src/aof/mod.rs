@@ -394,7 +394,10 @@ impl Aof {
         let mut lines = vec![
             format!("aof_enabled:{}", u8::from(self.enabled())),
             format!("aof_rewrite_in_progress:{}", u8::from(rewriting)),
-            "aof_rewrite_scheduled:0".to_string(),
+            format!(
+                "aof_rewrite_scheduled:{}",
+                u8::from(self.scheduled.load(Relaxed))
+            ),
             format!(
                 "aof_last_rewrite_time_sec:{}",
                 self.last_rewrite_secs.load(Relaxed)

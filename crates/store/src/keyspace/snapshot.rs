@@ -7,7 +7,8 @@
 //! walker visits the shards one at a time, encoding each under its own
 //! lock ([`Keyspace::visit_for_snapshot`]), and commands run meanwhile.
 //! Whoever locks a shard first after the instant, before the walker has
-//! been there (a command about to read or change it), encodes it first,
+//! been there, to change it (a write, EXEC, a script, the expiry cycle;
+//! reads are marked `Shards::read_only` and skip this), encodes it first,
 //! as it stands, with the snapshot's [`Encoder`]: the shard's part is then
 //! bytes kept beside it until the walker collects them. So every shard is
 //! encoded exactly once, as it was at the instant, and the snapshot is
@@ -21,8 +22,9 @@
 //! locking a shard costs one load and one predictable branch more.
 //!
 //! **Architecture Invariant:** a shard is part of a snapshot exactly as
-//! it was at the snapshot's instant: it is encoded before anything that
-//! locks it after the instant runs, and never twice.
+//! it was at the snapshot's instant (but for keys whose deadline passes
+//! meanwhile, which a read may delete): it is encoded before anything that
+//! may change it runs, and never twice.
 
 use std::sync::Arc;
 
