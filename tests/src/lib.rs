@@ -154,8 +154,17 @@ impl EmberServer {
     /// server comes back on its old port.
     pub fn start_on(port: u16, lines: &[&str]) -> EmberServer {
         let mut config = server::Config::default();
+        // No save points unless the test sets some (as the Redis servers
+        // here are started with `--save ""`): stopping would save.
         config
-            .load_file(&lines.join("\n"))
+            .load_file(
+                &["save \"\""]
+                    .iter()
+                    .chain(lines)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
             .expect("valid test configuration");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind");
         listener
@@ -442,9 +451,13 @@ impl NodeProcess {
                     "--loglevel",
                     "warning",
                 ]);
-                if !self.lines.is_empty() {
+                if self.lines.is_empty() {
+                    c.args(["--save", ""]);
+                } else {
+                    // No save points unless the lines set some.
                     let file = self.dir.join("node.conf");
-                    std::fs::write(&file, self.lines.join("\n")).expect("write node.conf");
+                    let text = format!("save \"\"\n{}", self.lines.join("\n"));
+                    std::fs::write(&file, text).expect("write node.conf");
                     c.arg(file);
                 }
                 c
@@ -655,11 +668,11 @@ pub fn serve_if_node_process() {
             while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
         });
         let mut config = server::Config::default();
-        if let Some(lines) = std::env::var_os(NODE_CONFIG_ENV) {
-            config
-                .load_file(&lines.to_string_lossy())
-                .expect("valid node configuration");
-        }
+        // No save points unless the node's lines set some.
+        let lines = std::env::var_os(NODE_CONFIG_ENV).unwrap_or_default();
+        config
+            .load_file(&format!("save \"\"\n{}", lines.to_string_lossy()))
+            .expect("valid node configuration");
         let served = server::run(listener, config, async {
             let _ = parent_gone.await;
         })

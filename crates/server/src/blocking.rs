@@ -454,7 +454,8 @@ pub(crate) fn push(
     now: i64,
     fill: impl FnOnce(&mut List),
 ) -> usize {
-    if db.get(key, now).is_none() {
+    let created = db.get(key, now).is_none();
+    if created {
         db.insert(
             Bytes::copy_from_slice(key),
             Entry::new(Value::List(Box::default())),
@@ -467,7 +468,10 @@ pub(crate) fn push(
         }) => {
             fill(list);
             let len = list.len();
-            db.modified(key);
+            // A new key's insertion counted as its change already.
+            if !created {
+                db.modified(key);
+            }
             len
         }
         _ => 0,

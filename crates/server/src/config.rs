@@ -100,6 +100,22 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         true,
     ),
     ("save", "3600 1 300 100 60 10000", Kind::Text, true),
+    // Automatic saves and what a failed one does (see `save.rs`).
+    ("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
+    (
+        "shutdown-on-sigterm",
+        "default",
+        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
+        true,
+    ),
+    (
+        "shutdown-on-sigint",
+        "default",
+        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
+        true,
+    ),
+    // Where the log goes: "" is standard output.
+    ("logfile", "", Kind::Text, false),
     ("appendonly", "no", Kind::Bool, true),
     (
         "appendfsync",
@@ -368,6 +384,12 @@ pub struct Config {
     /// `notify-keyspace-events` as class bits: its text loses `n` beside
     /// `A`, as Redis's does, while the class stays on.
     notify_classes: u32,
+    /// Whether lines are being read from a file or the command line, where
+    /// `save` lines add up (the first one replaces the default), rather
+    /// than from CONFIG SET, where `save` replaces.
+    reading: bool,
+    /// A `save` line was read already.
+    save_read: bool,
 }
 
 impl Default for Config {
@@ -383,6 +405,8 @@ impl Default for Config {
             params,
             file: None,
             notify_classes: 0,
+            reading: false,
+            save_read: false,
         }
     }
 }
@@ -433,16 +457,26 @@ impl Config {
         if let Some(p) = &flags.masterauth {
             set("masterauth", p.clone())?;
         }
+        // redis-server reads its command line as more lines of the file.
+        config.reading = true;
         for pair in flags.set.chunks(2) {
             if let [name, value] = pair {
-                set(name, value.clone())?;
+                config.set(name, value).map_err(ConfigError::Invalid)?;
             }
         }
+        config.reading = false;
         Ok(config)
     }
 
     /// Applies redis.conf lines: `name value...`, `#` comments, blank lines.
     pub fn load_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        self.reading = true;
+        let loaded = self.load_lines(text);
+        self.reading = false;
+        loaded
+    }
+
+    fn load_lines(&mut self, text: &str) -> Result<(), ConfigError> {
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -507,6 +541,7 @@ impl Config {
         };
         let canonical = match kind {
             Kind::Text if key == "dir" => self.resolve_dir(value)?,
+            Kind::Text if key == "save" => self.save_points(value)?,
             Kind::Text if key == "client-output-buffer-limit" => self.output_limits(value)?,
             Kind::Text if key == "notify-keyspace-events" => {
                 let text = keyspace_event_classes(value)?;
@@ -532,6 +567,12 @@ impl Config {
             }
             Kind::Text => value.to_string(),
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                // A setting Ember would not act on never claims to be on.
+                "yes" if key == "daemonize" => {
+                    return Err(
+                        "Ember does not daemonize: run it under a service manager".to_string()
+                    );
+                }
                 "yes" => "yes".to_string(),
                 "no" => "no".to_string(),
                 _ => return Err("argument must be 'yes' or 'no'".to_string()),
@@ -645,6 +686,57 @@ pub(crate) fn format_percentile(p: f64) -> String {
 }
 
 impl Config {
+    /// `save`: pairs of seconds (at least 1) and changes (at least 0), or
+    /// `""` for none, in Redis's canonical form. Read from a file or the
+    /// command line, the lines add up, the first replacing the default
+    /// (Redis's `setConfigSaveOption`).
+    fn save_points(&mut self, value: &str) -> Result<String, String> {
+        let words: Vec<&str> = value.split_ascii_whitespace().collect();
+        if !words.len().is_multiple_of(2) {
+            return Err("Invalid save parameters".into());
+        }
+        let mut points = Vec::new();
+        for (i, word) in words.iter().enumerate() {
+            // strtoll with nothing after the number (leading zeros and a
+            // sign allowed).
+            let n = word
+                .parse::<i64>()
+                .ok()
+                .filter(|&n| n >= if i % 2 == 0 { 1 } else { 0 })
+                .ok_or_else(|| "Invalid save parameters".to_string())?;
+            points.push(if i % 2 == 0 {
+                n.to_string()
+            } else {
+                // Redis keeps the count in an int.
+                (n as i32).to_string()
+            });
+        }
+        let mut text = points.join(" ");
+        if self.reading {
+            if self.save_read && !text.is_empty() {
+                let before = self.get("save").unwrap_or_default();
+                if !before.is_empty() {
+                    text = format!("{before} {text}");
+                }
+            } else if self.save_read && value.is_empty() {
+                text = String::new();
+            }
+            self.save_read = true;
+        }
+        Ok(text)
+    }
+
+    /// The save points, `(seconds, changes)` pairs.
+    pub(crate) fn save_points_list(&self) -> Vec<(i64, i64)> {
+        let words: Vec<i64> = self
+            .get("save")
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        words.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+    }
+
     /// The file the configuration was read from.
     pub(crate) fn file(&self) -> Option<&std::path::Path> {
         self.file.as_deref()

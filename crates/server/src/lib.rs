@@ -26,6 +26,7 @@ mod pubsub;
 mod rdb;
 mod repl;
 mod reply;
+mod save;
 mod script;
 mod server;
 mod tracking;

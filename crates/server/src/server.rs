@@ -375,6 +375,11 @@ impl LocalStats {
         self.changes += 1;
     }
 
+    /// Counts a write's `n` changes (Redis's `server.dirty`).
+    pub(crate) fn changed_by(&mut self, n: u64) {
+        self.changes += n;
+    }
+
     /// Counts a keyspace hit or miss.
     pub(crate) fn hit(&mut self, hit: bool) {
         if hit {
@@ -621,6 +626,7 @@ async fn serve(
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
         shared.repl.aof.configure(&config);
+        shared.persistence.configure(&config);
     }
     crate::db::tick_lru_clock();
     let file = crate::rdb::file_path(
@@ -660,6 +666,9 @@ async fn serve(
     let limit = Arc::new(Semaphore::new(maxclients));
     let mut failed = None;
     tokio::pin!(stop);
+    // Set once `stop` completed: a stop whose final save failed leaves the
+    // server running, as Redis does after a SIGTERM it cannot honour.
+    let mut stopped = false;
     loop {
         let loaded = async {
             match &mut loading {
@@ -704,7 +713,15 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            () = &mut stop => break,
+            () = &mut stop, if !stopped => {
+                stopped = true;
+                // An embedder's stop always stops (as SHUTDOWN FORCE); the
+                // binary's signals keep Redis's rule.
+                if stop_requested(&shared, !load_while_serving).await {
+                    break;
+                }
+                tracing::warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+            }
             () = shared.shutdown.triggered() => break,
         }
     }
@@ -721,6 +738,21 @@ async fn serve(
     }
     tracing::info!("ready to exit, bye bye");
     Ok(())
+}
+
+/// The shutdown sequence for a stop from outside (SIGTERM, SIGINT, the
+/// embedder's `stop`), as `shutdown-on-sigterm` says (`force`: stop even
+/// if the final save fails): true if the server may stop now.
+async fn stop_requested(shared: &Arc<Shared>, force: bool) -> bool {
+    let mut flags =
+        crate::save::ShutdownFlags::from_config(&shared.config_get("shutdown-on-sigterm"));
+    flags.force |= force;
+    let me = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::save::prepare_shutdown(&me, &mut Shards::new(&me.keyspace), flags).is_ok()
+    })
+    .await
+    .unwrap_or(true)
 }
 
 /// Listens for gRPC calls on `grpc-port`, if set, at the first `bind`
@@ -756,6 +788,7 @@ async fn serve_grpc(shared: &Arc<Shared>) -> Result<(), ServeError> {
 /// to replicas, and following the configured master.
 fn start_background(shared: &Arc<Shared>, replicaof: &str) {
     shared.shutdown.spawn(active_expire(shared.clone()));
+    shared.shutdown.spawn(crate::save::cron(shared.clone()));
     shared
         .shutdown
         .spawn(crate::repl::master::ping_replicas(shared.clone()));

@@ -94,7 +94,14 @@ fn exits_cleanly(child: &mut Child) -> bool {
 #[test]
 fn flags_and_sigterm() {
     let port = free_port();
-    let mut child = start(&["--port", &port.to_string(), "--databases", "2"]);
+    let mut child = start(&[
+        "--port",
+        &port.to_string(),
+        "--databases",
+        "2",
+        "--save",
+        "",
+    ]);
     let mut c = connect(port);
     assert_eq!(ask(&mut c, b"PING\r\n"), b"+PONG\r\n");
     assert_eq!(
@@ -268,11 +275,244 @@ fn a_damaged_rdb_file_stops_startup_with_a_clear_error() {
             .args(["--port", &port, "--dir", dir.to_str().unwrap()])
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The log goes to standard output (`logfile ""`), as Redis's.
+        let stderr = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("cannot load the RDB file"), "{stderr}");
         assert!(stderr.contains(reason), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts the binary with its log (standard output and error) in
+/// `dir/log`.
+fn start_logged(args: &[&str], dir: &std::path::Path) -> Child {
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ember-server"))
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start ember-server")
+}
+
+/// Whether a `redis-server` loads `dir/dump.rdb` with `key` = `value` in
+/// it; `None` when redis-server is not installed.
+fn redis_loads(dir: &std::path::Path, key: &str, value: &str) -> Option<bool> {
+    let port = free_port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut c = connect(port);
+    wait_loaded(&mut c);
+    let want = format!("${}\r\n{value}\r\n", value.len());
+    let got = ask(&mut c, format!("GET {key}\r\n").as_bytes());
+    let _ = redis.kill();
+    let _ = redis.wait();
+    Some(got == want.as_bytes())
+}
+
+#[test]
+fn sigterm_with_save_points_saves_what_redis_loads() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-sigterm-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_arg = port.to_string();
+    // The default save points are set: no `--save`.
+    let args = ["--port", &port_arg, "--dir", dir.to_str().unwrap()];
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"SET greeting hello\r\n"), b"+OK\r\n");
+    assert!(!dir.join("dump.rdb").exists());
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(exits_cleanly(&mut child), "SIGTERM did not stop the server");
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    for line in [
+        "Received SIGTERM scheduling shutdown...",
+        "User requested shutdown...",
+        "Saving the final RDB snapshot before exiting.",
+        "DB saved on disk",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+    }
+    // No colour in a log that is a file.
+    assert!(!log.contains('\u{1b}'), "ANSI codes in the log:\n{log}");
+    assert!(dir.join("dump.rdb").exists(), "no dump.rdb after SIGTERM");
+    if let Some(loaded) = redis_loads(&dir, "greeting", "hello") {
+        assert!(loaded, "redis-server did not load Ember's final save");
+    }
+    // Nothing else is left in the directory (no temporary file).
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dump.rdb", "log"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn shutdown_saves_with_save_points_and_nosave_does_not() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-shutdown-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_arg = port.to_string();
+    let args = [
+        "--port",
+        &port_arg,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--save",
+        "3600",
+        "1",
+    ];
+    // SHUTDOWN NOSAVE: nothing written.
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"SET k 1\r\n"), b"+OK\r\n");
+    assert_eq!(
+        ask(&mut c, b"SHUTDOWN SAVE NOSAVE\r\n"),
+        b"-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, b"SHUTDOWN ABORT\r\n"),
+        b"-ERR No shutdown in progress.\r\n"
+    );
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    assert!(!dir.join("dump.rdb").exists(), "SHUTDOWN NOSAVE saved");
+    // A plain SHUTDOWN saves, since save points are set.
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, b"SET k 2\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    assert!(dir.join("dump.rdb").exists(), "SHUTDOWN did not save");
+    // A save that fails keeps the server running (without FORCE).
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    wait_loaded(&mut c);
+    std::fs::create_dir(dir.join("blocked")).unwrap();
+    assert_eq!(
+        ask(&mut c, b"CONFIG SET dbfilename blocked\r\n"),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, b"SHUTDOWN\r\n"),
+        b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    );
+    assert_eq!(ask(&mut c, b"SET k 3\r\n"), b"+OK\r\n");
+    assert_eq!(ask(&mut c, b"SHUTDOWN FORCE\r\n"), b"");
+    assert!(exits_cleanly(&mut child));
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(log.contains("Error trying to save the DB, can't exit."));
+    assert!(log.contains("Error trying to save the DB. Exit anyway."));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The files in `dir` and below, by path relative to it.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() {
+            out.extend(
+                files_in(&entry.path())
+                    .into_iter()
+                    .map(|f| format!("{name}/{f}")),
+            );
+        } else {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn stopping_during_a_bgsave_or_a_rewrite_leaves_no_temporary_file() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ember-stopsave-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_arg = port.to_string();
+    // 100 ms a key: a save of 300 keys would take half a minute.
+    let args = [
+        "--port",
+        &port_arg,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--save",
+        "",
+        "--rdb-key-save-delay",
+        "100000",
+    ];
+    // SHUTDOWN NOSAVE during a BGSAVE.
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    for i in 0..300 {
+        assert_eq!(
+            ask(&mut c, format!("SET k{i} v\r\n").as_bytes()),
+            b"+OK\r\n"
+        );
+    }
+    assert_eq!(
+        ask(&mut c, b"BGSAVE\r\n"),
+        b"+Background saving started\r\n"
+    );
+    assert_eq!(ask(&mut c, b"SHUTDOWN NOSAVE\r\n"), b"");
+    assert!(
+        exits_cleanly(&mut child),
+        "SHUTDOWN did not stop the server"
+    );
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(
+        log.contains("There is a child saving an .rdb. Killing it!"),
+        "{log}"
+    );
+    assert_eq!(files_in(&dir), ["log"]);
+    // SIGTERM during an AOF rewrite.
+    let mut child = start_logged(&args, &dir);
+    let mut c = connect(port);
+    for i in 0..300 {
+        assert_eq!(
+            ask(&mut c, format!("SET k{i} v\r\n").as_bytes()),
+            b"+OK\r\n"
+        );
+    }
+    assert_eq!(
+        ask(&mut c, b"BGREWRITEAOF\r\n"),
+        b"+Background append only file rewriting started\r\n"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(exits_cleanly(&mut child), "SIGTERM did not stop the server");
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(
+        log.contains("There is a child rewriting the AOF. Killing it!"),
+        "{log}"
+    );
+    let left = files_in(&dir);
+    assert!(
+        !left.iter().any(|f| f.contains("temp")),
+        "temporary files left: {left:?}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

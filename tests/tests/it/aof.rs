@@ -436,7 +436,7 @@ fn kill_9_under_load(policy: &str) {
 /// Runs a server on `dir` with `lines`; `Err` is why it did not start.
 fn start_result(dir: &TempDir, lines: &[&str]) -> Result<(), String> {
     let mut config = server::Config::default();
-    let text = format!("dir {}\n{}", dir.str(), lines.join("\n"));
+    let text = format!("dir {}\nsave \"\"\n{}", dir.str(), lines.join("\n"));
     config.load_file(&text).expect("valid configuration");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

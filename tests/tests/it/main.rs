@@ -15,6 +15,7 @@ mod hashes;
 mod healing;
 mod migrate;
 mod notify;
+mod persistence;
 mod protocol_vs_redis;
 mod proxy;
 mod proxy_raw;

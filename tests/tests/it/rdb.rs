@@ -423,7 +423,10 @@ fn save(con: &mut Connection) {
 fn ember_load_error(dir: &TempDir, dbfilename: &str) -> Option<String> {
     let mut config = server::Config::default();
     config
-        .load_file(&format!("dir {}\ndbfilename {dbfilename}", dir.str()))
+        .load_file(&format!(
+            "dir {}\ndbfilename {dbfilename}\nsave \"\"",
+            dir.str()
+        ))
         .expect("valid configuration");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -38,8 +38,11 @@ use bytes::Bytes;
 use store::keyspace::Op;
 
 use crate::db::Shards;
-use crate::rdb::{Aux, Snapshot};
+use crate::rdb::Aux;
 use crate::server::Shared;
+
+/// Why a rewrite did not start: another snapshot runs (it is scheduled).
+pub(crate) const BUSY: &str = "another snapshot is being taken";
 use manifest::Manifest;
 
 /// `appendfsync`.
@@ -111,6 +114,11 @@ pub(crate) struct Aof {
     timestamps: AtomicBool,
     /// The running rewrite must stop (the AOF was turned off).
     cancel: AtomicBool,
+    /// A BGREWRITEAOF waits for the running snapshot to end.
+    scheduled: AtomicBool,
+    /// Why the last write or fsync failed, as C's `strerror` says it
+    /// (`-MISCONF Errors writing to the AOF file: ...`).
+    write_error: Mutex<String>,
 }
 
 /// The buffer of appended bytes.
@@ -168,6 +176,8 @@ impl Default for Aof {
             flush_sleep: AtomicU64::new(0),
             timestamps: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            write_error: Mutex::default(),
         }
     }
 }
@@ -324,7 +334,7 @@ impl Aof {
             }
             Err(e) => {
                 tracing::warn!("Error writing to the AOF file: {e}");
-                self.last_write_ok.store(false, Relaxed);
+                self.failed(&e);
                 // Drop a partial write, and keep the bytes for the next
                 // try. Redis exits here under `always`; Ember keeps the
                 // replies waiting until the disk takes the bytes.
@@ -353,7 +363,7 @@ impl Aof {
         for f in &targets {
             if let Err(e) = f.sync_data() {
                 tracing::warn!("Error fsyncing the AOF file: {e}");
-                self.last_write_ok.store(false, Relaxed);
+                self.failed(&e);
                 return;
             }
         }
@@ -384,7 +394,10 @@ impl Aof {
         let mut lines = vec![
             format!("aof_enabled:{}", u8::from(self.enabled())),
             format!("aof_rewrite_in_progress:{}", u8::from(rewriting)),
-            "aof_rewrite_scheduled:0".to_string(),
+            format!(
+                "aof_rewrite_scheduled:{}",
+                u8::from(self.scheduled.load(Relaxed))
+            ),
             format!(
                 "aof_last_rewrite_time_sec:{}",
                 self.last_rewrite_secs.load(Relaxed)
@@ -430,6 +443,42 @@ impl Aof {
     /// in Redis; here only rewrites exclude rewrites).
     pub(crate) fn rewriting(&self) -> bool {
         self.rewriting.load(Relaxed)
+    }
+
+    /// Takes a scheduled BGREWRITEAOF's request.
+    pub(crate) fn take_scheduled(&self) -> bool {
+        self.scheduled.swap(false, Relaxed)
+    }
+
+    /// Stops the running rewrite (shutdown): its base is not installed
+    /// and its temporary file is removed.
+    pub(crate) fn cancel_rewrite(&self) {
+        self.cancel.store(true, Relaxed);
+    }
+
+    /// Why writes are refused, while the AOF is on and its last write or
+    /// fsync failed (Redis's `DISK_ERROR_TYPE_AOF`).
+    #[inline]
+    pub(crate) fn write_error(&self) -> Option<String> {
+        if self.last_write_ok.load(Relaxed) || !self.enabled() {
+            return None;
+        }
+        Some(lock(&self.write_error).clone())
+    }
+
+    fn failed(&self, e: &io::Error) {
+        *lock(&self.write_error) = strerror(e);
+        self.last_write_ok.store(false, Relaxed);
+    }
+}
+
+/// An I/O error as C's `strerror` words it: Rust's text without its
+/// `(os error N)`.
+pub(crate) fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -729,11 +778,19 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
     if manifest.base.is_none() && manifest.incr.is_empty() {
         let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
         let name = manifest.new_base(prefix, preamble);
-        let (snapshot, functions) =
-            Snapshot::take(&mut shards, || shared.scripts.functions.codes());
         let ts = shared.config_get("aof-timestamp-enabled") == "yes";
-        write_base(&files.path(&name), &snapshot, &functions, preamble, ts)
+        let mut f = File::create(files.path(&name))
             .map_err(|e| format!("Can't write the AOF base file {name}: {e}"))?;
+        let mut pace = |_| true;
+        crate::rdb::stream::foreground(
+            &mut shards,
+            encoder(preamble),
+            || shared.scripts.functions.codes(),
+            &mut pace,
+            |functions, sizes, walker| write_base(&mut f, sizes, walker, functions, preamble, ts),
+        )
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("Can't write the AOF base file {name}: {e}"))?;
         tracing::info!("Creating AOF base file {name} on server start");
     }
     let fresh = manifest.incr.is_empty();
@@ -764,27 +821,38 @@ fn open(shared: &Shared, mut manifest: Manifest, dir: &Path, prefix: &str) -> Re
     Ok(())
 }
 
-/// Writes a base file: the snapshot as an RDB file marked `aof-base`, or
-/// as commands.
-/// The function libraries (taken at the snapshot's instant) come first,
-/// as Redis writes them: FUNCTION2 records, or FUNCTION LOAD commands.
+/// The encoder of a base file's keys: RDB entries (the preamble), or
+/// commands.
+fn encoder(preamble: bool) -> Arc<dyn store::keyspace::Encoder> {
+    if preamble {
+        Arc::new(crate::rdb::stream::RdbEncoder)
+    } else {
+        Arc::new(rewrite::Commands)
+    }
+}
+
+/// Writes a base file from a walk of a snapshot (`sizes` its instant's
+/// counts) encoded by [`encoder`]`(preamble)`: an RDB file marked
+/// `aof-base`, or commands. The function libraries (taken at the
+/// snapshot's instant) come first, as Redis writes them: FUNCTION2
+/// records, or FUNCTION LOAD commands.
 fn write_base(
-    path: &Path,
-    snapshot: &Snapshot,
+    f: &mut File,
+    sizes: &[(usize, usize)],
+    walker: &mut dyn crate::rdb::stream::Walker,
     functions: &[Bytes],
     preamble: bool,
     ts: bool,
 ) -> io::Result<()> {
-    let mut f = File::create(path)?;
     if preamble {
         let aux = Aux {
             aof_base: true,
             functions: functions.to_vec(),
             ..Aux::default()
         };
-        crate::rdb::write(snapshot, &aux, &mut f)?;
+        crate::rdb::stream::write_rdb(&aux, sizes, walker, f)
     } else {
-        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut f);
+        let mut out = io::BufWriter::with_capacity(64 * 1024, f);
         if ts {
             write!(out, "#TS:{}\r\n", now_secs())?;
         }
@@ -793,11 +861,9 @@ fn write_base(
             store::keyspace::encode_into(&mut cmd, [&b"FUNCTION"[..], b"LOAD", code].into_iter());
             out.write_all(&cmd)?;
         }
-        rewrite::commands(snapshot, &mut out)?;
-        out.flush()?;
-        drop(out);
+        rewrite::write_commands(sizes, walker, &mut out)?;
+        out.flush()
     }
-    f.sync_all()
 }
 
 mod rewrite;
@@ -901,9 +967,12 @@ fn auto_rewrite(shared: &Shared) {
     }
 }
 
-/// A rewrite whose snapshot is taken, its base still to write.
+/// A rewrite whose snapshot's instant is fixed, its base still to write.
 struct Job {
-    snapshot: Snapshot,
+    fixed: crate::rdb::stream::Fixed,
+    /// The base has the RDB preamble (the encoder the snapshot was fixed
+    /// with).
+    preamble: bool,
     /// The function libraries at the snapshot's instant.
     functions: Vec<Bytes>,
     /// The AOF is being turned on: the manifest to install names the new
@@ -925,6 +994,13 @@ pub(crate) fn start_rewrite(shared: &Shared, shards: &mut Shards<'_>) -> Result<
     aof.rewrite_started.store(now_secs(), Relaxed);
     let job = match prepare(shared, shards, false) {
         Ok(job) => job,
+        Err(e) if e == BUSY => {
+            // Another snapshot runs (a BGSAVE): Redis schedules the
+            // rewrite for when its child is done, and so does Ember.
+            aof.rewriting.store(false, Relaxed);
+            aof.scheduled.store(true, Relaxed);
+            return Err(BUSY.into());
+        }
         Err(e) => {
             aof.rewriting.store(false, Relaxed);
             aof.last_rewrite_ok.store(false, Relaxed);
@@ -939,8 +1015,11 @@ pub(crate) fn start_rewrite(shared: &Shared, shards: &mut Shards<'_>) -> Result<
 
 fn spawn_job(shared: &Shared, job: Job) -> Result<(), String> {
     let Some(me) = shared.me.upgrade() else {
+        shared.keyspace.end_snapshot(job.fixed.epoch());
+        shared.repl.aof.rewriting.store(false, Relaxed);
         return Err("ERR the server is stopping".into());
     };
+    let epoch = job.fixed.epoch();
     let spawned = std::thread::Builder::new()
         .name("ember-aofrw".into())
         .spawn(move || finish(&me, job));
@@ -951,6 +1030,7 @@ fn spawn_job(shared: &Shared, job: Job) -> Result<(), String> {
         }
         Err(e) => {
             let aof = &shared.repl.aof;
+            shared.keyspace.end_snapshot(epoch);
             aof.rewriting.store(false, Relaxed);
             aof.last_rewrite_ok.store(false, Relaxed);
             Err(format!(
@@ -964,6 +1044,13 @@ fn spawn_job(shared: &Shared, job: Job) -> Result<(), String> {
 /// fixed and appends switch to the new incremental file.
 fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<Job, String> {
     let aof = &shared.repl.aof;
+    let held = shards.held().is_some();
+    if shared.keyspace.snapshot_running() && (held || !enabling) {
+        // One snapshot at a time: BGREWRITEAOF is scheduled; inside EXEC
+        // nothing may wait for the running one (it may need our locks).
+        return Err(BUSY.into());
+    }
+    let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
     let dir = aof_dir(shared);
     let prefix = shared.config_get("appendfilename");
     std::fs::create_dir_all(&dir).map_err(|e| {
@@ -1006,9 +1093,10 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         aof.on.store(true, Relaxed);
     }
     let mut enabling_manifest = None;
-    let (snapshot, functions) = Snapshot::take(shards, || {
+    let mut next = next;
+    let mut at_instant = || {
         let functions = shared.scripts.functions.codes();
-        let Some((manifest, file)) = next else {
+        let Some((manifest, file)) = next.take() else {
             return functions;
         };
         let mut files = lock(&aof.files);
@@ -1031,9 +1119,23 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         files.incr_size = 0;
         files.manifest = manifest;
         functions
-    });
+    };
+    let fixed = if held || !enabling {
+        crate::rdb::stream::fix(shards, encoder(preamble), &mut at_instant)
+    } else {
+        // Turning the AOF on waits for a running snapshot to end.
+        Some(crate::rdb::stream::fix_waiting(
+            shards,
+            encoder(preamble),
+            &mut at_instant,
+        ))
+    };
+    let Some((fixed, functions)) = fixed else {
+        return Err(BUSY.into());
+    };
     Ok(Job {
-        snapshot,
+        fixed,
+        preamble,
         functions,
         enabling: enabling_manifest,
         started: Instant::now(),
@@ -1046,10 +1148,9 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
 fn finish(shared: &Shared, job: Job) {
     let aof = &shared.repl.aof;
     let result = write_and_install(shared, &job);
-    let Job {
-        snapshot, started, ..
-    } = job;
-    drop(snapshot);
+    let Job { fixed, started, .. } = job;
+    // Ended by the walk, unless the base failed before it.
+    shared.keyspace.end_snapshot(fixed.epoch());
     aof.last_rewrite_secs
         .store(started.elapsed().as_secs() as i64, Relaxed);
     match result {
@@ -1070,7 +1171,7 @@ fn finish(shared: &Shared, job: Job) {
 
 fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
     let aof = &shared.repl.aof;
-    let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
+    let preamble = job.preamble;
     let (dir, prefix) = {
         let files = lock(&aof.files);
         (files.dir.clone(), files.prefix.clone())
@@ -1081,9 +1182,23 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         (dir, prefix)
     };
     let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    save_delay(shared, job.snapshot.len())?;
     let ts = shared.config_get("aof-timestamp-enabled") == "yes";
-    if let Err(e) = write_base(&tmp, &job.snapshot, &job.functions, preamble, ts) {
+    let written = File::create(&tmp).and_then(|mut f| {
+        let mut pace = crate::save::pace(shared, || aof.cancel.load(Relaxed));
+        let mut walker = |each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>| {
+            crate::rdb::stream::walk(&shared.keyspace, &job.fixed, &mut pace, each)
+        };
+        write_base(
+            &mut f,
+            &job.fixed.sizes,
+            &mut walker,
+            &job.functions,
+            preamble,
+            ts,
+        )?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("Error writing the AOF base: {e}"));
     }
@@ -1161,34 +1276,6 @@ pub(crate) fn shutdown(shared: &Shared) {
     if shared.repl.aof.enabled() {
         shared.repl.aof.sync();
     }
-}
-
-/// Redis's `rdb-key-save-delay` for a rewrite: that many microseconds per
-/// key, reread as it goes so CONFIG SET can cut the wait short; stops
-/// early when the rewrite is cancelled.
-fn save_delay(shared: &Shared, keys: usize) -> Result<(), String> {
-    const STEP: Duration = Duration::from_millis(10);
-    let aof = &shared.repl.aof;
-    for _ in 0..keys {
-        let mut left = None;
-        loop {
-            if aof.cancel.load(Relaxed) {
-                return Err("the rewrite was stopped".into());
-            }
-            let delay = shared.config_i64("rdb-key-save-delay");
-            if delay <= 0 {
-                return Ok(());
-            }
-            let l = left.get_or_insert(Duration::from_micros(delay as u64));
-            if l.is_zero() {
-                break;
-            }
-            let step = (*l).min(STEP);
-            std::thread::sleep(step);
-            *l -= step;
-        }
-    }
-    Ok(())
 }
 
 /// `CONFIG SET appendonly yes|no` at run time. Turning it on starts a

@@ -5,68 +5,111 @@
 
 use std::io::{self, Write};
 
-use store::keyspace::encode_into;
+use store::keyspace::{Encoder, Entry, encode_into};
 use store::value::Value;
 
-use crate::rdb::Snapshot;
+use crate::rdb::stream::Walker;
 
 /// Elements per command (Redis's `AOF_REWRITE_ITEMS_PER_CMD`).
 const ITEMS_PER_CMD: usize = 64;
 
-/// Writes every key of `snapshot` as commands.
-pub(super) fn commands(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for (db, keys) in snapshot.dbs.iter().enumerate() {
-        if keys.is_empty() {
+/// Keys as commands, for a snapshot's walk (`rdb::stream`).
+#[derive(Debug)]
+pub(super) struct Commands;
+
+impl Encoder for Commands {
+    fn encode(
+        &self,
+        _db: usize,
+        keys: &mut dyn Iterator<Item = (&[u8], &Entry)>,
+        out: &mut Vec<u8>,
+    ) {
+        for (key, entry) in keys {
+            key_commands(out, key, entry);
+        }
+    }
+}
+
+/// Writes a walk of [`Commands`]-encoded shards: SELECT and the first
+/// database with keys as the shards come, then each other database's
+/// (kept, encoded, until the walk ends).
+pub(super) fn write_commands(
+    sizes: &[(usize, usize)],
+    walker: &mut dyn Walker,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let first = sizes.iter().position(|s| s.0 > 0);
+    if let Some(db) = first {
+        let n = db.to_string();
+        let mut buf = Vec::new();
+        emit(&mut buf, &[b"SELECT", n.as_bytes()]);
+        out.write_all(&buf)?;
+    }
+    let mut later: Vec<Vec<u8>> = vec![Vec::new(); sizes.len()];
+    walker.walk(&mut |parts| {
+        for (db, bytes) in parts.into_iter().enumerate() {
+            if bytes.is_empty() {
+                continue;
+            }
+            if Some(db) == first {
+                out.write_all(&bytes)?;
+            } else if let Some(l) = later.get_mut(db) {
+                l.extend_from_slice(&bytes);
+            }
+        }
+        Ok(())
+    })?;
+    for (db, bytes) in later.iter().enumerate() {
+        if bytes.is_empty() {
             continue;
         }
         let n = db.to_string();
+        let mut buf = Vec::new();
         emit(&mut buf, &[b"SELECT", n.as_bytes()]);
-        for (key, entry) in keys {
-            match &entry.value {
-                Value::Str(s) => emit(&mut buf, &[b"SET", key, s.bytes()]),
-                Value::List(list) => {
-                    let items: Vec<&[u8]> = list.iter().collect();
-                    batches(&mut buf, b"RPUSH", key, &items);
-                }
-                Value::Set(set) => {
-                    let members: Vec<Vec<u8>> =
-                        set.iter().map(|m| m.with(<[u8]>::to_vec)).collect();
-                    let refs: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
-                    batches(&mut buf, b"SADD", key, &refs);
-                }
-                Value::Hash(hash) => {
-                    let mut flat: Vec<&[u8]> = Vec::with_capacity(hash.len() * 2);
-                    for (f, v) in hash.iter() {
-                        flat.push(f);
-                        flat.push(v);
-                    }
-                    pairs(&mut buf, b"HMSET", key, &flat);
-                }
-                Value::ZSet(zset) => {
-                    let scores: Vec<store::zset::ScoreText> = zset
-                        .iter()
-                        .map(|(_, s)| store::zset::format_score(s))
-                        .collect();
-                    let mut flat: Vec<&[u8]> = Vec::with_capacity(zset.len() * 2);
-                    for ((m, _), s) in zset.iter().zip(&scores) {
-                        flat.push(s.as_bytes());
-                        flat.push(m);
-                    }
-                    pairs(&mut buf, b"ZADD", key, &flat);
-                }
+        out.write_all(&buf)?;
+        out.write_all(bytes)?;
+    }
+    Ok(())
+}
+
+/// One key's commands: its value, then its deadline.
+fn key_commands(buf: &mut Vec<u8>, key: &[u8], entry: &Entry) {
+    match &entry.value {
+        Value::Str(s) => emit(buf, &[b"SET", key, s.bytes()]),
+        Value::List(list) => {
+            let items: Vec<&[u8]> = list.iter().collect();
+            batches(buf, b"RPUSH", key, &items);
+        }
+        Value::Set(set) => {
+            let members: Vec<Vec<u8>> = set.iter().map(|m| m.with(<[u8]>::to_vec)).collect();
+            let refs: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
+            batches(buf, b"SADD", key, &refs);
+        }
+        Value::Hash(hash) => {
+            let mut flat: Vec<&[u8]> = Vec::with_capacity(hash.len() * 2);
+            for (f, v) in hash.iter() {
+                flat.push(f);
+                flat.push(v);
             }
-            if let Some(at) = entry.expire_at() {
-                let at = at.to_string();
-                emit(&mut buf, &[b"PEXPIREAT", key, at.as_bytes()]);
+            pairs(buf, b"HMSET", key, &flat);
+        }
+        Value::ZSet(zset) => {
+            let scores: Vec<store::zset::ScoreText> = zset
+                .iter()
+                .map(|(_, s)| store::zset::format_score(s))
+                .collect();
+            let mut flat: Vec<&[u8]> = Vec::with_capacity(zset.len() * 2);
+            for ((m, _), s) in zset.iter().zip(&scores) {
+                flat.push(s.as_bytes());
+                flat.push(m);
             }
-            if buf.len() >= 64 * 1024 {
-                out.write_all(&buf)?;
-                buf.clear();
-            }
+            pairs(buf, b"ZADD", key, &flat);
         }
     }
-    out.write_all(&buf)
+    if let Some(at) = entry.expire_at() {
+        let at = at.to_string();
+        emit(buf, &[b"PEXPIREAT", key, at.as_bytes()]);
+    }
 }
 
 fn emit(buf: &mut Vec<u8>, args: &[&[u8]]) {

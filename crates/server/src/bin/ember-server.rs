@@ -20,12 +20,39 @@ fn main() -> std::process::ExitCode {
         "warning" => "warn",
         _ => "info",
     };
+    // Redis's `logfile`: "" is standard output; anything else a file
+    // appended to. Colour only on a terminal.
+    let logfile = config.get("logfile").unwrap_or_default().to_string();
+    let (writer, ansi) = if logfile.is_empty() {
+        use std::io::IsTerminal;
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&logfile)
+        {
+            Ok(file) => (
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(file)),
+                false,
+            ),
+            Err(e) => {
+                // Redis's words when it cannot open its log.
+                eprintln!("Can't open the log file: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(ansi)
         .init();
     // One thread per core but one: the kernel's network work (and, on a
     // small machine, the clients) needs a core too. On two cores, one

@@ -155,6 +155,8 @@ fn hset_generic(ctx: &mut Ctx<'_>, req: &Request, hmset: bool) -> CmdResult {
         }
         Ok((created, true))
     })?;
+    // One change per pair, as Redis counts them.
+    ctx.shards.effects().changed_by((req.len() / 2 - 2) as u64);
     ctx.notify(class::HASH, "hset", &req[1]);
     if hmset {
         ctx.reply.ok();
@@ -313,6 +315,7 @@ pub(super) fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     }
     if deleted > 0 {
+        db.count_changes(deleted as usize - 1);
         db.notify(class::HASH, "hdel", key);
     }
     if emptied {

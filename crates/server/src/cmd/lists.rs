@@ -60,6 +60,8 @@ fn push_generic(ctx: &mut Ctx<'_>, req: &Request, left: bool, only_existing: boo
             }
         }
     });
+    // One change per element, as Redis counts them.
+    db.count_changes(req.len() - 3);
     db.notify(class::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.reply.int(len as i64);
     Ok(())

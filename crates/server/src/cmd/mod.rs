@@ -1081,6 +1081,12 @@ pub(crate) fn execute_command(
         Some(b"ERR Command not allowed inside a transaction".to_vec())
     } else if client.oom && refused_when_out_of_memory(cmd, flags, client) {
         Some(OOM.as_bytes().to_vec())
+    } else if !client.is_master
+        && let Some(text) = crate::save::refused_writes(shared)
+        && refused_on_disk_error(cmd, flags, client)
+    {
+        // -MISCONF: the disk failed a save or the AOF.
+        Some(text)
     } else if flags & WRITE != 0 && !client.is_master && shared.repl.too_few_replicas() {
         Some(NOREPLICAS.as_bytes().to_vec())
     } else if flags & WRITE != 0 && !client.is_master && shared.repl.read_only() {
@@ -1194,6 +1200,9 @@ pub(crate) fn execute_command(
             keys: &keys,
             record: true,
         });
+    } else {
+        // A running snapshot need not encode what a read locks.
+        ctx.shards.read_only();
     }
     call(&mut ctx, index, req);
     // A write that holds its keys (replicas fed, or clients blocked) serves
@@ -1255,8 +1264,9 @@ pub(crate) fn served_ready(
 ) {
     let dirty = locked.effects().dirty();
     crate::blocking::serve_ready(locked, now);
-    if locked.effects().dirty() != dirty {
-        client.stats.changed();
+    let changes = locked.effects().dirty().wrapping_sub(dirty);
+    if changes > 0 {
+        client.stats.changed_by(changes);
     }
 }
 
@@ -1320,6 +1330,18 @@ fn refused_when_out_of_memory(cmd: &Command, flags: u32, client: &Client) -> boo
     }
 }
 
+/// What Redis refuses while it cannot persist (`-MISCONF`): writes, EXEC
+/// of a transaction holding one, and PING (so that monitoring notices).
+fn refused_on_disk_error(cmd: &Command, flags: u32, client: &Client) -> bool {
+    flags & WRITE != 0
+        || cmd.name == "ping"
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| !m.all(|i, r| flags_of(&COMMANDS[i], r) & WRITE == 0)))
+}
+
 /// Runs the command at `index` of the table with `ctx`, counts the call,
 /// and writes its error if it fails. EXEC calls it for each queued command.
 fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
@@ -1341,8 +1363,16 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     if ctx.shards.effects().recording() {
         record(ctx, cmd, req, result.is_ok(), changed);
     }
-    if cmd.flags & WRITE != 0 && (changed || forced(cmd, result.is_ok())) {
-        ctx.client.stats.changed();
+    if cmd.flags & WRITE != 0 {
+        // Each change counts, as in Redis's `server.dirty` (an MSET of
+        // three keys is three); a command Redis always propagates counts
+        // at least one.
+        let changes = ctx.shards.effects().dirty().wrapping_sub(dirty);
+        if changes > 0 {
+            ctx.client.stats.changed_by(changes);
+        } else if forced(cmd, result.is_ok()) {
+            ctx.client.stats.changed();
+        }
     }
     let took = ctx.client.clock.tick();
     // A container's calls count on its subcommand (`config|get`).

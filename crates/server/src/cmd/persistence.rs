@@ -1,10 +1,9 @@
 //! Persistence commands: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF, and the
 //! persistence parts of DEBUG RELOAD, SHUTDOWN SAVE and INFO persistence.
 //!
-//! Every save copies the keyspace under all shard locks (`Snapshot::take`:
-//! the server pauses for the copy, as Redis pauses for its fork) and writes
-//! the copy without holding any lock. There are no automatic save points;
-//! the AOF is `crate::aof`.
+//! Saves take a point-in-time snapshot (`crate::save`, `rdb::Snapshot`);
+//! automatic save points and the shutdown sequence are `crate::save`, the
+//! AOF is `crate::aof`.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -12,7 +11,6 @@ use resp::Request;
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::eq;
-use crate::rdb::{Aux, Snapshot};
 
 /// SAVE: writes the RDB file before replying.
 pub(super) fn save(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
@@ -27,17 +25,12 @@ fn save_now(ctx: &mut Ctx<'_>) -> CmdResult {
     if shared.persistence.bgsave_in_progress() {
         return Err(CmdError::other("ERR Background save already in progress"));
     }
-    let path = rdb_path(shared);
-    let (snapshot, (dirty, aux)) = snapshot(ctx);
-    shared
-        .persistence
-        .save(&path, &snapshot, &aux, dirty)
+    // The master's own stream holds the pause a save takes.
+    let in_exec = ctx.shards.held().is_some() || ctx.client.is_master;
+    crate::save::save_as(shared, &mut ctx.shards, in_exec)
         .map_err(|e| CmdError::other(format!("ERR error saving the DB on disk: {e}")))
 }
 
-/// BGSAVE [SCHEDULE]: copies the keyspace now and writes the copy on a
-/// thread of its own. SCHEDULE only matters in Redis while an AOF rewrite
-/// runs, which never happens here.
 /// Where SAVE and BGSAVE write: `dir`/`dbfilename`.
 fn rdb_path(shared: &crate::server::Shared) -> std::path::PathBuf {
     crate::rdb::file_path(
@@ -48,48 +41,55 @@ fn rdb_path(shared: &crate::server::Shared) -> std::path::PathBuf {
     )
 }
 
-/// A copy of the keyspace for a save, with the change count and the
-/// replication history it stands at (a replica that restarts from the
-/// file asks its master to continue from there). On a replica the
-/// master's stream is paused meanwhile, so the offset matches the data;
-/// inside EXEC, which already holds shard locks, it cannot be, and the
-/// file records no history.
-fn snapshot(ctx: &mut Ctx<'_>) -> (Snapshot, (u64, Aux)) {
-    let shared = ctx.shared;
-    // The master's own stream (which holds the pause) cannot pause itself.
-    let in_exec = ctx.shards.held().is_some() || ctx.client.is_master;
-    let _paused = (!in_exec).then(|| shared.repl.pause_apply());
-    Snapshot::take(&mut ctx.shards, || {
-        let mut aux = if in_exec {
-            Aux::default()
-        } else {
-            shared.repl.save_info()
-        };
-        aux.functions = shared.scripts.functions.codes();
-        (shared.stats.dirty.load(Relaxed), aux)
-    })
-}
-
+/// BGSAVE [SCHEDULE]: the snapshot of this instant, written on a thread
+/// of its own. While an AOF rewrite runs, Redis (which forks one child
+/// at a time) refuses a plain BGSAVE and runs a SCHEDULEd one after it;
+/// so does Ember.
 pub(super) fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    match req.len() {
-        1 => {}
-        2 if eq(&req[1], "schedule") => {}
+    let schedule = match req.len() {
+        1 => false,
+        2 if eq(&req[1], "schedule") => true,
         _ => return Err(CmdError::Syntax),
-    }
+    };
     let shared = ctx.shared;
-    if !shared.persistence.begin_background() {
+    if shared.persistence.bgsave_in_progress() {
         return Err(CmdError::other("ERR Background save already in progress"));
     }
-    // Inside EXEC Redis cannot fork and answers "scheduled"; the copy here
-    // is taken under the transaction's locks, right away.
-    let in_exec = ctx.shards.held().is_some();
-    let path = rdb_path(shared);
-    let (snapshot, (dirty, aux)) = snapshot(ctx);
-    shared
-        .persistence
-        .spawn_background(path, snapshot, aux, dirty)
-        .map_err(|e| CmdError::other(format!("ERR can't save in background: {e}")))?;
-    ctx.reply.simple(if in_exec {
+    if shared.repl.aof.rewriting() {
+        if schedule {
+            shared.persistence.schedule();
+            ctx.reply.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(CmdError::other(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    // Inside EXEC Redis cannot fork and answers "scheduled"; the snapshot
+    // here is taken under the transaction's locks, right away.
+    let in_exec = ctx.shards.held().is_some() || ctx.client.is_master;
+    match crate::save::bgsave(shared, &mut ctx.shards, in_exec) {
+        Ok(()) => {}
+        Err(crate::save::BgsaveError::InProgress) => {
+            return Err(CmdError::other("ERR Background save already in progress"));
+        }
+        Err(crate::save::BgsaveError::Busy) if schedule => {
+            shared.persistence.schedule();
+            ctx.reply.simple("Background saving scheduled");
+            return Ok(());
+        }
+        Err(crate::save::BgsaveError::Busy) => {
+            return Err(CmdError::other(
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            ));
+        }
+        Err(crate::save::BgsaveError::Spawn(e)) => {
+            return Err(CmdError::other(format!(
+                "ERR can't save in background: {e}"
+            )));
+        }
+    }
+    ctx.reply.simple(if ctx.shards.held().is_some() {
         "Background saving scheduled"
     } else {
         "Background saving started"
@@ -251,15 +251,6 @@ fn loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
     }
 }
 
-/// SHUTDOWN SAVE: the save before stopping. Redis refuses to stop when it
-/// fails.
-pub(super) fn shutdown_save(ctx: &mut Ctx<'_>) -> CmdResult {
-    save_now(ctx).map_err(|e| {
-        tracing::warn!("Error trying to save the DB, can't exit: {e}");
-        CmdError::other("ERR Errors trying to SHUTDOWN. Check logs.")
-    })
-}
-
 /// INFO persistence.
 pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     let shared = ctx.shared;
@@ -294,7 +285,15 @@ pub(super) fn info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
 /// BGREWRITEAOF: a new base from a snapshot of this instant, written on a
 /// thread of its own (see `aof::start_rewrite`).
 pub(super) fn bgrewriteaof(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
-    crate::aof::start_rewrite(ctx.shared, &mut ctx.shards).map_err(CmdError::other)?;
+    match crate::aof::start_rewrite(ctx.shared, &mut ctx.shards) {
+        Ok(()) => {}
+        Err(e) if e == crate::aof::BUSY => {
+            ctx.reply
+                .simple("Background append only file rewriting scheduled");
+            return Ok(());
+        }
+        Err(e) => return Err(CmdError::other(e)),
+    }
     ctx.reply
         .simple("Background append only file rewriting started");
     Ok(())

@@ -32,10 +32,14 @@ pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     flush_mode(req)?;
     let db = ctx.client.db;
     let mut locked = ctx.shards.lock_all();
+    let mut removed = 0;
     for shard in locked.shards() {
+        removed += shard.dbs[db].len();
         shard.dbs[db].clear();
     }
     drop(locked);
+    // Each key removed is a change, as Redis counts them.
+    ctx.shards.effects().changed_by(removed as u64);
     ctx.shared.tracking.flushed(ctx.shared);
     ctx.reply.ok();
     Ok(())
@@ -44,10 +48,17 @@ pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     flush_mode(req)?;
     let mut locked = ctx.shards.lock_all();
+    let mut removed = 0;
     for shard in locked.shards() {
+        removed += shard.dbs.iter().map(crate::db::Db::len).sum::<usize>();
         shard.dbs.iter_mut().for_each(crate::db::Db::clear);
     }
     drop(locked);
+    // With save points set, Redis saves the empty dataset at once (a
+    // BGSAVE running is stopped first), and counts one change.
+    if crate::save::flushed_all(ctx.shared, &mut ctx.shards).is_err() {
+        ctx.shards.effects().changed_by(removed as u64);
+    }
     ctx.shared.tracking.flushed(ctx.shared);
     ctx.reply.ok();
     Ok(())
@@ -674,6 +685,7 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
         ctx.shared.repl.aof.configure(&config);
+        ctx.shared.persistence.configure(&config);
         let aof_on = config.get("appendonly") == Some("yes");
         if let Ok(mut current) = ctx.shared.config.lock() {
             *current = config;
@@ -817,30 +829,41 @@ fn command_info(ctx: &mut Ctx<'_>, c: &Command) {
 }
 
 pub(super) fn shutdown(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut flags = crate::save::ShutdownFlags::default();
+    let (mut abort, mut now) = (false, false);
     for opt in req.iter().skip(1) {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| eq(opt, o))
-        {
+        if eq(opt, "nosave") {
+            flags.nosave = true;
+        } else if eq(opt, "save") {
+            flags.save = true;
+        } else if eq(opt, "now") {
+            now = true;
+        } else if eq(opt, "force") {
+            flags.force = true;
+        } else if eq(opt, "abort") {
+            abort = true;
+        } else {
             return Err(CmdError::Syntax);
         }
     }
-    if req.iter().skip(1).any(|o| eq(o, "abort")) {
-        return Err(CmdError::other("ERR No shutdown in progress."));
+    let any = flags != crate::save::ShutdownFlags::default() || now;
+    if (abort && any) || (flags.nosave && flags.save) {
+        return Err(CmdError::Syntax);
     }
-    // Without SAVE nothing is saved: Ember has no save points, which is
-    // what makes Redis save on a plain SHUTDOWN.
-    // Nothing is saved while the file loads: the keyspace is not yet
-    // the file's (Redis forces NOSAVE then too).
-    let nosave =
-        req.iter().skip(1).any(|o| eq(o, "nosave")) || ctx.shared.loading.load(Ordering::Acquire);
-    if !nosave && req.iter().skip(1).any(|o| eq(o, "save")) {
-        super::persistence::shutdown_save(ctx)?;
+    if abort {
+        // Ember never waits for lagging replicas, so no shutdown is
+        // ever in progress for ABORT to cancel.
+        return Err(CmdError::other("ERR No shutdown in progress."));
     }
     // A script past busy-reply-threshold is stopped, even one that
     // wrote: nothing is saved after it.
-    if nosave {
+    if flags.nosave {
         ctx.shared.scripts.watch.force_kill();
+    }
+    if crate::save::prepare_shutdown(ctx.shared, &mut ctx.shards, flags).is_err() {
+        return Err(CmdError::other(
+            "ERR Errors trying to SHUTDOWN. Check logs.",
+        ));
     }
     // No reply: the connection closes as the server stops.
     ctx.shared.shutdown.trigger();

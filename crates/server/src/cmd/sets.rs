@@ -107,6 +107,7 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
     };
     if added > 0 {
+        db.count_changes(added - 1);
         db.notify(class::SET, "sadd", key);
     }
     ctx.reply.int(added as i64);
@@ -132,6 +133,7 @@ pub(super) fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let empty = set.is_empty();
     if removed > 0 {
+        db.count_changes(removed as usize - 1);
         db.notify(class::SET, "srem", key);
     }
     if empty {

@@ -202,6 +202,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, req: &Request, mut flags: AddFlags, mut at: u
         }
     }
     if added + updated > 0 {
+        db.count_changes((added + updated - 1) as usize);
         db.notify(class::ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
     }
     if let Some(e) = error {
@@ -249,6 +250,7 @@ pub(super) fn zrem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let empty = zset.is_empty();
     if removed > 0 {
+        db.count_changes(removed as usize - 1);
         db.notify(class::ZSET, "zrem", key);
     }
     settle(&mut db, key, empty, removed > 0);

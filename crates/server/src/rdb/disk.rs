@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Aux, LoadError, Loaded, Snapshot, read_with, write};
+use super::{LoadError, Loaded, read_with};
 use crate::config::Config;
 
 /// Where SAVE writes and startup reads: `dir`/`dbfilename`.
@@ -17,22 +17,46 @@ pub(crate) fn file_path(config: &Config) -> PathBuf {
     Path::new(config.get("dir").unwrap_or(".")).join(config.get("dbfilename").unwrap_or("dump.rdb"))
 }
 
-/// Writes `snapshot` to `path` atomically: into `path.tmp-PID` beside it,
-/// synced, then renamed over `path`. A failure leaves `path` as it was
-/// and removes the temporary file.
-pub(crate) fn save_file(path: &Path, snapshot: &Snapshot, aux: &Aux) -> io::Result<()> {
+/// What writes a background save's file.
+pub(crate) type WriteFile = Box<dyn FnMut(&mut File) -> io::Result<()> + Send>;
+
+/// Saves told apart, so that two never write the same temporary file.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a file to `path` atomically: `write` fills `path.tmp-PID-N`
+/// beside it, which is synced, then renamed over `path` (unless `stop`
+/// says otherwise by then), and the directory synced. A failure leaves
+/// `path` as it was and removes the temporary file. The check and the
+/// rename happen under `renaming`, so a save stopped in favour of
+/// another never lands after it.
+pub(crate) fn save_file(
+    path: &Path,
+    renaming: &Mutex<()>,
+    write: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "dbfilename is empty"))?;
     let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    tmp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        // The writer buffers in 64 KiB chunks itself.
+        // The writers buffer in 64 KiB chunks themselves.
         let mut file = File::create(&tmp)?;
-        write(snapshot, aux, &mut file)?;
+        write(&mut file)?;
         file.sync_all()?;
         drop(file);
+        let _renaming = renaming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stop() {
+            return Err(super::stream::stopped());
+        }
         std::fs::rename(&tmp, path)?;
         // The rename is durable once the directory is.
         let dir = match path.parent() {
@@ -68,9 +92,9 @@ fn now_secs() -> i64 {
 /// What SAVE, BGSAVE, LASTSAVE and INFO persistence share.
 #[derive(Debug)]
 pub(crate) struct Persistence {
-    /// Held while a file is written, so two saves never write the same
-    /// temporary file at once (SAVE on two connections runs in parallel
-    /// here, unlike in Redis).
+    /// Held while a save checks whether it was stopped and renames its
+    /// file, so that a stopped BGSAVE never lands after the save that
+    /// replaced it.
     writing: Mutex<()>,
     bgsave_in_progress: AtomicBool,
     /// When the running BGSAVE started, in Unix seconds.
@@ -89,6 +113,17 @@ pub(crate) struct Persistence {
     /// Keys the last load put in the keyspace, and left out as expired.
     loaded_keys: AtomicU64,
     expired_keys: AtomicU64,
+    /// When the last BGSAVE was tried, in Unix seconds (a failed one is
+    /// retried by the save points only after a while, as in Redis).
+    last_bgsave_try: AtomicI64,
+    /// A BGSAVE SCHEDULE waits for the running snapshot to end.
+    scheduled: AtomicBool,
+    /// Asks the running BGSAVE to stop and remove its temporary file
+    /// (shutdown).
+    cancel: AtomicBool,
+    /// `stop-writes-on-bgsave-error yes` and save points set: a failed
+    /// BGSAVE refuses writes (`-MISCONF`).
+    stop_writes: AtomicBool,
 }
 
 impl Default for Persistence {
@@ -104,33 +139,39 @@ impl Default for Persistence {
             dirty_at_save: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
+            last_bgsave_try: AtomicI64::new(0),
+            scheduled: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            stop_writes: AtomicBool::new(true),
         }
     }
 }
 
 impl Persistence {
-    /// Saves in the calling thread (SAVE, DEBUG RELOAD, SHUTDOWN SAVE).
-    /// `dirty` is the write counter as of `snapshot`.
+    /// Saves in the calling thread (SAVE, DEBUG RELOAD, SHUTDOWN SAVE):
+    /// `write` writes the file (of `keys` keys) and gives the write
+    /// counter as of its instant.
     pub(crate) fn save(
         &self,
         path: &Path,
-        snapshot: &Snapshot,
-        aux: &Aux,
-        dirty: u64,
+        keys: &dyn Fn() -> usize,
+        write: &mut dyn FnMut(&mut File) -> io::Result<u64>,
     ) -> io::Result<()> {
-        let _writing = self
-            .writing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.saves.fetch_add(1, Relaxed);
         let started = Instant::now();
-        let result = save_file(path, snapshot, aux);
+        let mut dirty = 0;
+        let result = save_file(
+            path,
+            &self.writing,
+            &mut |f| write(f).map(|d| dirty = d),
+            &|| false,
+        );
         match &result {
             Ok(()) => {
                 self.saved(dirty);
                 tracing::info!(
                     "DB saved on disk ({} keys, {:?})",
-                    snapshot.len(),
+                    keys(),
                     started.elapsed()
                 );
             }
@@ -150,32 +191,102 @@ impl Persistence {
         let claimed = !self.bgsave_in_progress.swap(true, Relaxed);
         if claimed {
             self.bgsave_started.store(now_secs(), Relaxed);
+            self.last_bgsave_try.store(now_secs(), Relaxed);
+            self.cancel.store(false, Relaxed);
+            self.scheduled.store(false, Relaxed);
         }
         claimed
     }
 
-    /// Writes `snapshot` on a thread of its own, after
-    /// [`Persistence::begin_background`] succeeded.
+    /// Takes what the configuration says about failed saves.
+    pub(crate) fn configure(&self, config: &Config) {
+        let points = !config.save_points_list().is_empty();
+        let stop = config.get("stop-writes-on-bgsave-error") == Some("yes");
+        self.stop_writes.store(points && stop, Relaxed);
+    }
+
+    /// Whether writes are refused because the last BGSAVE failed (Redis's
+    /// `DISK_ERROR_TYPE_RDB`).
+    #[inline]
+    pub(crate) fn refuses_writes(&self) -> bool {
+        !self.last_bgsave_ok.load(Relaxed) && self.stop_writes.load(Relaxed)
+    }
+
+    /// Whether the last BGSAVE (or SAVE) succeeded.
+    pub(crate) fn last_ok(&self) -> bool {
+        self.last_bgsave_ok.load(Relaxed)
+    }
+
+    /// When the last BGSAVE was tried, in Unix seconds.
+    pub(crate) fn last_try(&self) -> i64 {
+        self.last_bgsave_try.load(Relaxed)
+    }
+
+    /// Asks for a BGSAVE as soon as no snapshot runs (BGSAVE SCHEDULE).
+    pub(crate) fn schedule(&self) {
+        self.scheduled.store(true, Relaxed);
+    }
+
+    /// Takes a scheduled BGSAVE's request.
+    pub(crate) fn take_scheduled(&self) -> bool {
+        self.scheduled.swap(false, Relaxed)
+    }
+
+    /// Asks the running BGSAVE to stop, its temporary file removed.
+    pub(crate) fn cancel_background(&self) {
+        self.cancel.store(true, Relaxed);
+    }
+
+    /// Whether the running BGSAVE was asked to stop.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.load(Relaxed)
+    }
+
+    /// The changes since the last successful save, given the write
+    /// counter now.
+    pub(crate) fn changes_since_save(&self, dirty: u64) -> u64 {
+        dirty.saturating_sub(self.dirty_at_save.load(Relaxed))
+    }
+
+    /// Runs `write` on a thread of its own to save `path` (a BGSAVE of
+    /// `keys` keys whose instant was fixed, at write counter `dirty`),
+    /// after [`Persistence::begin_background`] succeeded. `write` stops
+    /// early when [`Persistence::cancelled`] says so. When the thread
+    /// cannot start, `write` is dropped unrun and the error returned.
     pub(crate) fn spawn_background(
         self: &Arc<Self>,
         path: PathBuf,
-        snapshot: Snapshot,
-        aux: Aux,
         dirty: u64,
+        keys: usize,
+        mut write: WriteFile,
     ) -> io::Result<()> {
         let this = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("ember-bgsave".into())
             .spawn(move || {
-                let ok = this.save(&path, &snapshot, &aux, dirty).is_ok();
-                // Dropping a large snapshot takes a while: not on the clock.
-                drop(snapshot);
-                this.end_background(ok);
-                if ok {
-                    tracing::info!("Background saving terminated with success");
-                } else {
-                    tracing::warn!("Background saving error");
+                this.saves.fetch_add(1, Relaxed);
+                let started = Instant::now();
+                let result = save_file(&path, &this.writing, &mut *write, &|| this.cancelled());
+                drop(write);
+                if this.cancelled() {
+                    // Stopped at shutdown or by FLUSHALL: not a failure
+                    // (Redis kills its child with SIGUSR1 then).
+                    tracing::warn!("Background saving stopped, its temporary file removed");
+                    this.bgsave_in_progress.store(false, Relaxed);
+                    return;
                 }
+                match &result {
+                    Ok(()) => {
+                        this.saved(dirty);
+                        tracing::info!("DB saved on disk ({keys} keys, {:?})", started.elapsed());
+                        tracing::info!("Background saving terminated with success");
+                    }
+                    Err(e) => {
+                        tracing::warn!("Write error saving DB on disk ({}): {e}", path.display());
+                        tracing::warn!("Background saving error");
+                    }
+                }
+                this.end_background(result.is_ok());
             });
         match spawned {
             Ok(_) => {

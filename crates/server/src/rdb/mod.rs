@@ -13,6 +13,7 @@
 
 mod disk;
 mod read;
+pub(crate) mod stream;
 mod write;
 
 use bytes::Bytes;
@@ -24,7 +25,9 @@ pub(crate) use disk::{Persistence, file_path, load_file};
 #[cfg(test)]
 pub(crate) use read::read;
 pub(crate) use read::read_with;
-pub(crate) use write::{stream_snapshot, write};
+pub(crate) use write::stream_snapshot;
+#[cfg(test)]
+pub(crate) use write::write;
 
 /// The `redis-ver` aux field: the Redis release whose files ours match.
 pub(crate) const REDIS_VER: &str = "7.0.15";
@@ -59,7 +62,8 @@ pub(crate) enum LoadError {
     Io(#[from] std::io::Error),
 }
 
-/// A copy of every database, taken under all shard locks.
+/// A copy of every database, taken under all shard locks (DEBUG DIGEST,
+/// tests).
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     /// Keys and entries, index = database number.
@@ -68,57 +72,40 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// A copy of every live key as of one instant, with `under_lock` run
-    /// at that instant (every shard locked), so that, for example, a
-    /// replication offset matches the copy exactly.
-    ///
-    /// Outside a transaction the world does not stop for the copy: the
-    /// keyspace copies each shard when it is next locked
-    /// (`Keyspace::begin_snapshot`), and clients wait only for the copies
-    /// of the shards they touch. Inside EXEC, which holds every shard, the
-    /// copy is made at once. Keys past their deadline but not yet
-    /// reclaimed are left out: they no longer exist for any client.
+    /// at that instant, made under every shard lock (those `shards` holds
+    /// inside EXEC): the world stops for the copy. For DEBUG DIGEST and
+    /// tests; saves stream instead (`stream.rs`). Keys past their deadline
+    /// but not yet reclaimed are left out: they no longer exist for any
+    /// client.
     pub(crate) fn take<T>(
         shards: &mut Shards<'_>,
         under_lock: impl FnOnce() -> T,
     ) -> (Snapshot, T) {
         let now = crate::server::now_ms();
-        let databases = shards.databases();
-        let ks = shards.keyspace();
-        let held = shards.held().is_some();
-        // Inside EXEC the locks are already held: no other snapshot may be
-        // waited for (it could be waiting for them).
-        let guard = (!held).then(|| ks.snapshot_guard());
-        let epoch = ks.next_snapshot_epoch();
-        let mut sizes = vec![0usize; databases];
-        let extra = {
-            let mut all = shards.lock_all();
-            for shard in all.shards() {
-                for (size, db) in sizes.iter_mut().zip(&shard.dbs) {
-                    *size += db.len();
-                }
-            }
-            if !held {
-                ks.begin_snapshot(now, epoch);
-            }
-            under_lock()
-        };
-        let mut dbs: Vec<Vec<(Bytes, Entry)>> = sizes.into_iter().map(Vec::with_capacity).collect();
+        let own = shards.held().is_none();
+        if own {
+            shards.hold_all();
+        }
+        let extra = under_lock();
+        let mut dbs: Vec<Vec<(Bytes, Entry)>> = vec![Vec::new(); shards.databases()];
         for i in 0..SHARDS {
-            let mut shard = shards.lock_shard(i);
-            let part = shard.snapshot_part(epoch, now);
-            drop(shard);
-            for (db, keys) in dbs.iter_mut().zip(part) {
-                db.extend(keys);
+            let shard = shards.lock_shard(i);
+            for (out, db) in dbs.iter_mut().zip(shard.dbs.iter()) {
+                let at = if db.hide_expired { i64::MIN } else { now };
+                out.extend(
+                    db.iter(at)
+                        .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone())),
+                );
             }
         }
-        if !held {
-            ks.end_snapshot();
+        if own {
+            drop(shards.release());
         }
-        drop(guard);
         (Snapshot { dbs }, extra)
     }
 
     /// Number of keys in every database.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.dbs.iter().map(Vec::len).sum()
     }

@@ -770,6 +770,14 @@ impl<W> DbMut<'_, W> {
         true
     }
 
+    /// Counts `n` changes more than the one the change itself counted: a
+    /// command that adds or removes several elements (RPUSH, SADD, HSET...)
+    /// counts each, as Redis's `server.dirty` does.
+    #[inline]
+    pub fn count_changes(&mut self, n: usize) {
+        self.fx.changed_by(n as u64);
+    }
+
     /// The command changed `key`'s value in place: counts the change and
     /// marks the clients watching `key` (their EXEC will fail). Changes
     /// made through this type's own methods do both already.

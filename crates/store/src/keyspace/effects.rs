@@ -213,6 +213,13 @@ impl Effects {
         self.dirty = self.dirty.wrapping_add(1);
     }
 
+    /// `n` more changes: a command that changed several elements at once
+    /// counts each, as Redis adds them to `server.dirty`.
+    #[inline]
+    pub fn changed_by(&mut self, n: u64) {
+        self.dirty = self.dirty.wrapping_add(n);
+    }
+
     /// Changes made so far: a caller compares the count before and after
     /// a step to know whether it changed anything.
     #[inline]

@@ -32,6 +32,7 @@ mod db;
 mod effects;
 mod entry;
 mod shards;
+mod snapshot;
 mod table;
 mod volatile;
 
@@ -44,6 +45,7 @@ pub use shards::{
     Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, ShardView, Shards, Write, WriteKeys,
     shard_of, shard_of_hash,
 };
+pub use snapshot::{Encoder, encode_dbs};
 pub use volatile::Volatile;
 
 /// The seed of [`hash_key`], set once.

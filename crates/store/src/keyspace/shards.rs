@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::{Db, DbMut, Effects, Entry, hash_key};
+pub use super::snapshot::ShardView;
+use super::snapshot::{Encoder, Running, encode_dbs};
+use super::{Db, DbMut, Effects, hash_key};
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
 /// shard per step, keeps steps small, and that two cores rarely meet on the
@@ -58,20 +60,11 @@ pub struct Shard<W> {
     pub waiting: usize,
     /// Its part of each database, by number.
     pub dbs: Dbs<W>,
-    /// The snapshot this shard was last copied for (see
-    /// [`Keyspace::begin_snapshot`]), and the copy, until the snapshot
-    /// collects it.
+    /// The snapshot this shard was last encoded for (see
+    /// [`Keyspace::begin_snapshot`]), and what a command encoded when it
+    /// locked the shard first, until the snapshot's walker collects it.
     snap_done: u64,
-    snap_copy: Option<Vec<Vec<(Bytes, Entry)>>>,
-}
-
-/// What [`Shard::snapshot_view`] gives.
-#[derive(Debug)]
-pub enum ShardView<'s, W> {
-    /// A copy made before a command changed the shard, per database.
-    Copied(Vec<Vec<(Bytes, Entry)>>),
-    /// The shard as it is, unchanged since the snapshot's instant.
-    Live(&'s Dbs<W>),
+    snap_copy: Option<Vec<Vec<u8>>>,
 }
 
 /// A shard's databases, by number: database 0 inside the shard itself,
@@ -176,47 +169,27 @@ impl<'s, W> IntoIterator for &'s mut Dbs<W> {
 struct Line<T>(T);
 
 impl<W> Shard<W> {
-    /// Copies this shard's live keys for snapshot `epoch` (taken at `now`),
-    /// once.
-    fn copy_for_snapshot(&mut self, epoch: u64, now: i64) {
-        if self.snap_done == epoch {
+    /// Encodes this shard's live keys for the running snapshot, once.
+    #[cold]
+    fn encode_for_snapshot(&mut self, running: &Running) {
+        if self.snap_done == running.epoch {
             return;
         }
-        self.snap_done = epoch;
-        // Where expired keys are hidden rather than deleted (a replica, a
-        // master feeding replicas) they are kept: a replica's clock runs
-        // ahead of its master's stream, which may still make them live.
-        let copy = self
-            .dbs
-            .iter()
-            .map(|db| {
-                let now = if db.hide_expired { i64::MIN } else { now };
-                db.iter(now)
-                    .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone()))
-                    .collect()
-            })
-            .collect();
-        self.snap_copy = Some(copy);
+        self.snap_done = running.epoch;
+        self.snap_copy = Some(encode_dbs(&self.dbs, running.now, running.encoder.as_ref()));
     }
 
-    /// This shard as snapshot `epoch` must see it: the copy a command made
-    /// when it touched the shard first, or, if none did, the shard itself,
-    /// which is then marked done (the caller reads it under this lock, so
-    /// no later command needs to copy it).
+    /// This shard as snapshot `epoch` must see it: what a command encoded
+    /// when it locked the shard first, or, if none did, the shard itself,
+    /// which is then marked done (the caller encodes it under this lock,
+    /// so no later command needs to).
     pub fn snapshot_view(&mut self, epoch: u64) -> ShardView<'_, W> {
         if self.snap_done == epoch {
-            ShardView::Copied(self.snap_copy.take().unwrap_or_default())
+            ShardView::Encoded(self.snap_copy.take().unwrap_or_default())
         } else {
             self.snap_done = epoch;
             ShardView::Live(&self.dbs)
         }
-    }
-
-    /// This shard's part of snapshot `epoch`: the copy made when it was
-    /// first locked after the snapshot began, or one made now.
-    pub fn snapshot_part(&mut self, epoch: u64, now: i64) -> Vec<Vec<(Bytes, Entry)>> {
-        self.copy_for_snapshot(epoch, now);
-        self.snap_copy.take().unwrap_or_default()
     }
 }
 
@@ -229,12 +202,13 @@ pub struct Keyspace<W> {
     /// cleared only while every shard is locked, so a command that reads
     /// it holding a shard's lock sees the truth for that shard.
     feeding: AtomicBool,
-    /// The snapshot being taken (0 for none) and the time it stands at:
-    /// see [`Keyspace::begin_snapshot`].
+    /// The snapshot being taken (0 for none): see
+    /// [`Keyspace::begin_snapshot`]. The one field every lock reads.
     snap_epoch: AtomicU64,
-    snap_now: AtomicI64,
-    /// One snapshot at a time.
-    snap_lock: Mutex<()>,
+    /// Its instant and encoder.
+    snap_running: Mutex<Option<Arc<Running>>>,
+    /// One snapshot at a time: claimed by [`Keyspace::claim_snapshot`].
+    snap_busy: AtomicBool,
     /// What every database reads to know whether a CLIENT PAUSE freezes
     /// expiry (see [`crate::pause`]).
     expiry_pause: Arc<AtomicI64>,
@@ -274,8 +248,8 @@ impl<W> Keyspace<W> {
             expiry_pause,
             feeding: AtomicBool::new(false),
             snap_epoch: AtomicU64::new(0),
-            snap_now: AtomicI64::new(0),
-            snap_lock: Mutex::new(()),
+            snap_running: Mutex::new(None),
+            snap_busy: AtomicBool::new(false),
             snap_count: AtomicU64::new(0),
             notify: AtomicU32::new(0),
             track: AtomicBool::new(false),
@@ -297,34 +271,69 @@ impl<W> Keyspace<W> {
         self.expiry_pause.clone()
     }
 
-    /// A snapshot without stopping the world, copy-on-first-lock: the
-    /// caller holds every shard when it calls this, so the snapshot stands
-    /// at that instant. From then on, whoever locks a shard first (a
-    /// command about to change it, or the snapshot collecting it) copies it
-    /// before anything else happens to it; the snapshot then collects the
-    /// copies one shard at a time ([`Shard::snapshot_part`]). Each shard is
-    /// copied once, by whoever gets there first, and no command waits for
-    /// more than its own shards' copies. Returns the snapshot's epoch;
-    /// [`Keyspace::end_snapshot`] ends it. The caller holds
-    /// [`Keyspace::snapshot_guard`].
-    pub fn begin_snapshot(&self, now: i64, epoch: u64) {
-        self.snap_now.store(now, Ordering::Release);
+    /// Claims the right to take a snapshot, if no other runs: one at a
+    /// time. Never waits. The claimer begins it at once
+    /// ([`Keyspace::begin_snapshot`]); [`Keyspace::end_snapshot`] gives it
+    /// back.
+    pub fn claim_snapshot(&self) -> bool {
+        self.snap_busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Whether a snapshot is claimed.
+    pub fn snapshot_running(&self) -> bool {
+        self.snap_busy.load(Ordering::Relaxed)
+    }
+
+    /// Fixes a claimed snapshot's instant (see `snapshot.rs`): the caller
+    /// holds every shard, and `now` is the instant's clock (what has
+    /// expired). From here on whoever locks a shard first encodes it with
+    /// `encoder`, until the walker has visited it
+    /// ([`Keyspace::visit_for_snapshot`]). Returns the snapshot's epoch.
+    pub fn begin_snapshot(&self, now: i64, encoder: Arc<dyn Encoder>) -> u64 {
+        let epoch = self.snap_count.fetch_add(1, Ordering::Relaxed) + 1;
+        *self
+            .snap_running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(Running {
+            epoch,
+            now,
+            encoder,
+        }));
         self.snap_epoch.store(epoch, Ordering::Release);
+        epoch
     }
 
-    /// Ends the snapshot [`Keyspace::begin_snapshot`] began.
-    pub fn end_snapshot(&self) {
-        self.snap_epoch.store(0, Ordering::Release);
-    }
-
-    /// A new snapshot's epoch, never used before (nor 0).
-    pub fn next_snapshot_epoch(&self) -> u64 {
-        self.snap_count.fetch_add(1, Ordering::Relaxed) + 1
+    /// Ends snapshot `epoch`, if it is the one running (so ending one
+    /// twice is harmless, and never ends a later one). What was encoded
+    /// ahead of a walker that stopped early is dropped (a shard locked
+    /// right now keeps it until the next snapshot replaces it). Never
+    /// waits for a shard's lock.
+    pub fn end_snapshot(&self, epoch: u64) {
+        {
+            let mut running = self
+                .snap_running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if running.as_ref().is_none_or(|r| r.epoch != epoch) {
+                return;
+            }
+            *running = None;
+            self.snap_epoch.store(0, Ordering::Release);
+        }
+        for line in self.shards.iter() {
+            if let Ok(mut shard) = line.0.try_lock()
+                && shard.snap_copy.is_some()
+            {
+                shard.snap_copy = None;
+            }
+        }
+        self.snap_busy.store(false, Ordering::Release);
     }
 
     /// Runs `f` on shard `i` as snapshot `epoch` must see it, under the
-    /// shard's lock but without copying it first: the snapshot's own visit
-    /// reads the shard in place.
+    /// shard's lock but without encoding it first: the walker's own visit.
     pub fn visit_for_snapshot<R>(
         &self,
         i: usize,
@@ -338,20 +347,27 @@ impl<W> Keyspace<W> {
         f(guard.snapshot_view(epoch))
     }
 
-    /// Serializes snapshots.
-    pub fn snapshot_guard(&self) -> MutexGuard<'_, ()> {
-        self.snap_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Copies a shard just locked for the running snapshot, if any and if
-    /// not done yet.
+    /// Encodes a shard just locked for the running snapshot, if one runs
+    /// and has not got it yet; drops what an ended one left.
     #[inline]
     fn on_lock(&self, guard: &mut MutexGuard<'_, Shard<W>>) {
+        // The one branch a lock pays while no snapshot runs.
         let epoch = self.snap_epoch.load(Ordering::Acquire);
         if epoch != 0 && guard.snap_done != epoch {
-            guard.copy_for_snapshot(epoch, self.snap_now.load(Ordering::Acquire));
+            self.snapshot_slow(guard, epoch);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn snapshot_slow(&self, guard: &mut MutexGuard<'_, Shard<W>>, epoch: u64) {
+        let running = self
+            .snap_running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(running) = running.filter(|r| r.epoch == epoch) {
+            guard.encode_for_snapshot(&running);
         }
     }
 
@@ -437,6 +453,15 @@ impl<W> Keyspace<W> {
         guard
     }
 
+    /// Locks one shard for a command that only reads it: a running
+    /// snapshot need not encode it first (see [`Shards::read_only`]).
+    fn lock_for_read(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Locks one shard if that needs no waiting.
     fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard<W>>> {
         let mut guard = match self.shards[shard].0.try_lock() {
@@ -455,9 +480,27 @@ impl<W> Keyspace<W> {
 
     /// Locks shards by number, in ascending order, each once.
     fn lock_shards(&self, shards: impl IntoIterator<Item = usize>) -> Locked<'_, W> {
+        self.lock_shards_for(shards, false)
+    }
+
+    /// [`Keyspace::lock_shards`], for a command that only reads them when
+    /// `read`.
+    fn lock_shards_for(
+        &self,
+        shards: impl IntoIterator<Item = usize>,
+        read: bool,
+    ) -> Locked<'_, W> {
         let mut ids: Ids = shards.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
+        if read {
+            let guards = ids.iter().map(|&i| self.lock_for_read(i)).collect();
+            return Locked {
+                ks: self,
+                ids,
+                guards,
+            };
+        }
         self.lock_ids(ids)
     }
 
@@ -500,6 +543,8 @@ pub struct Shards<'a, W> {
     write: Option<Write<'a>>,
     /// What the command (or transaction) did, so far.
     fx: Effects,
+    /// The command only reads (see [`Shards::read_only`]).
+    reads: bool,
 }
 
 /// The keys of a write command, which [`Shards`] asks for only when the
@@ -543,7 +588,19 @@ impl<'a, W> Shards<'a, W> {
             held: None,
             write: None,
             fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
+            reads: false,
         }
+    }
+
+    /// The command only reads: the shards it locks one by one (not those
+    /// it holds, as EXEC and scripts do) are not encoded first for a
+    /// running snapshot, since it changes nothing the snapshot keeps. Only
+    /// its lazy deletion of an expired key does; so a key whose deadline
+    /// passes during a snapshot's walk may be missing from it, which every
+    /// loader would drop anyway (and the stream, where one is fed, has its
+    /// DEL after the snapshot's instant).
+    pub fn read_only(&mut self) {
+        self.reads = true;
     }
 
     /// What the command did so far.
@@ -610,7 +667,11 @@ impl<'a, W> Shards<'a, W> {
     /// One shard by number, locked (SCAN walks them in turn).
     pub fn lock_shard(&mut self, shard: usize) -> ShardRef<'_, W> {
         if self.held.is_none() {
-            let guard = self.ks.lock(shard);
+            let guard = if self.reads {
+                self.ks.lock_for_read(shard)
+            } else {
+                self.ks.lock(shard)
+            };
             if !self.must_upgrade(guard.waiting > 0) {
                 return ShardRef {
                     guard: Guard::Own(guard),
@@ -665,7 +726,7 @@ impl<'a, W> Shards<'a, W> {
     fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a, W> {
         let mut named = None;
         if self.held.is_none() {
-            let locked = self.ks.lock_shards(shards);
+            let locked = self.ks.lock_shards_for(shards, self.reads);
             if !self.must_upgrade(locked.waited()) {
                 return LockedRef {
                     inner: Inner::Own(locked),
@@ -985,18 +1046,45 @@ mod tests {
     use crate::keyspace::tests::entry;
     use crate::value::Value;
 
-    fn snapshot_values(ks: &Keyspace<()>, epoch: u64) -> Vec<(Bytes, Bytes)> {
-        let mut out = Vec::new();
-        for i in 0..SHARDS {
-            for db in ks.lock(i).snapshot_part(epoch, 0) {
-                for (k, e) in db {
-                    let Value::Str(s) = e.value else {
-                        panic!("a string")
-                    };
-                    out.push((k, s.to_bytes()));
-                }
+    /// Encodes string keys as `key=value;`.
+    struct Pairs;
+
+    impl Encoder for Pairs {
+        fn encode(
+            &self,
+            _db: usize,
+            keys: &mut dyn Iterator<Item = (&[u8], &crate::keyspace::Entry)>,
+            out: &mut Vec<u8>,
+        ) {
+            for (k, e) in keys {
+                let Value::Str(s) = &e.value else {
+                    panic!("a string")
+                };
+                out.extend_from_slice(k);
+                out.push(b'=');
+                out.extend_from_slice(&s.to_bytes());
+                out.push(b';');
             }
         }
+    }
+
+    fn snapshot_values(ks: &Keyspace<()>, epoch: u64) -> Vec<String> {
+        let mut bytes = Vec::new();
+        for i in 0..SHARDS {
+            ks.visit_for_snapshot(i, epoch, |view| match view {
+                ShardView::Encoded(dbs) => dbs.iter().for_each(|d| bytes.extend_from_slice(d)),
+                ShardView::Live(dbs) => {
+                    encode_dbs(dbs, 0, &Pairs)
+                        .iter()
+                        .for_each(|d| bytes.extend_from_slice(d));
+                }
+            });
+        }
+        let mut out: Vec<String> = String::from_utf8(bytes)
+            .unwrap()
+            .split_terminator(';')
+            .map(str::to_string)
+            .collect();
         out.sort();
         out
     }
@@ -1014,13 +1102,13 @@ mod tests {
             .lock_key(b"b")
             .db(0)
             .insert(key("b"), entry("kept", None));
-        let _one = ks.snapshot_guard();
-        let epoch = ks.next_snapshot_epoch();
-        {
+        assert!(ks.claim_snapshot());
+        assert!(!ks.claim_snapshot(), "one snapshot at a time");
+        let epoch = {
             let _all = shards.lock_all();
-            ks.begin_snapshot(0, epoch);
-        }
-        // Changes after the instant: the shard is copied before they land.
+            ks.begin_snapshot(0, Arc::new(Pairs))
+        };
+        // Changes after the instant: the shard is encoded before they land.
         shards
             .lock_key(b"a")
             .db(0)
@@ -1031,18 +1119,22 @@ mod tests {
             .insert(key("c"), entry("later", None));
         shards.lock_key(b"b").db(0).remove(b"b");
         let seen = snapshot_values(&ks, epoch);
-        ks.end_snapshot();
-        assert_eq!(seen, [(key("a"), key("old")), (key("b"), key("kept"))]);
+        ks.end_snapshot(epoch);
+        ks.end_snapshot(epoch);
+        assert_eq!(seen, ["a=old", "b=kept"]);
         // The keyspace itself has the changes, and the next snapshot too.
         assert!(shards.lock_key(b"c").db(0).contains(b"c", 0));
-        let next = ks.next_snapshot_epoch();
-        {
+        assert!(ks.claim_snapshot());
+        let next = {
             let _all = shards.lock_all();
-            ks.begin_snapshot(0, next);
-        }
+            ks.begin_snapshot(0, Arc::new(Pairs))
+        };
+        ks.end_snapshot(epoch);
+        assert!(ks.snapshot_running(), "an older epoch ends nothing");
         let seen = snapshot_values(&ks, next);
-        ks.end_snapshot();
-        assert_eq!(seen, [(key("a"), key("new")), (key("c"), key("later"))]);
+        ks.end_snapshot(next);
+        assert!(!ks.snapshot_running());
+        assert_eq!(seen, ["a=new", "c=later"]);
     }
 
     /// A lookup in database 0 finds the shard's lock, the table's header

@@ -262,6 +262,12 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
+    /// Hands everything buffered to the output (and the checksum), as a
+    /// file's pieces written apart are joined later with [`Writer::raw`].
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()
+    }
+
     /// Ends the file: the checksum of everything before it, little endian.
     pub fn finish(mut self) -> io::Result<()> {
         self.flush_buf()?;

@@ -1,0 +1,313 @@
+//! Snapshots written while they are walked, without stopping the server:
+//! [`fix`] fixes the instant under every shard lock (ember-store's
+//! `keyspace/snapshot.rs` says how the shards keep to it), then [`walk`]
+//! visits the shards one at a time, each encoded under its own lock (or
+//! collected as a command encoded it on touching it first), and hands the
+//! bytes out between shards. The file formats around the bytes are
+//! [`write_rdb`] (an RDB file: BGSAVE, SAVE, a replica's full resync, an
+//! AOF base with the RDB preamble) and the AOF's commands (`aof::rewrite`).
+//!
+//! A lock set that already holds every shard (EXEC, DEBUG RELOAD, or a
+//! foreground save while another snapshot runs) walks them in place with
+//! [`walk_held`] instead: nothing else runs meanwhile.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use store::keyspace::{Encoder, Entry, ShardView, encode_dbs};
+use store::rdb::{PLAIN_THRESHOLD, Writer, opcode};
+
+use super::{Aux, write::header};
+use crate::db::{Keyspace, SHARDS, Shards};
+
+/// RDB entries, as Redis 7.0 writes them.
+#[derive(Debug)]
+pub(crate) struct RdbEncoder;
+
+impl Encoder for RdbEncoder {
+    fn encode(
+        &self,
+        _db: usize,
+        keys: &mut dyn Iterator<Item = (&[u8], &Entry)>,
+        out: &mut Vec<u8>,
+    ) {
+        let mut w = Writer::new(out, PLAIN_THRESHOLD);
+        // Writing into a Vec does not fail.
+        for (key, entry) in keys {
+            let _ = w.entry(key, entry.expire_at(), &entry.value);
+        }
+        let _ = w.flush();
+    }
+}
+
+/// A snapshot whose instant is fixed, for [`walk`] (or, with epoch 0,
+/// [`walk_held`]).
+pub(crate) struct Fixed {
+    epoch: u64,
+    /// The instant's clock: keys expired by then are left out.
+    now: i64,
+    /// Keys, and keys with a deadline, per database at the instant (the
+    /// RESIZEDB hints; which databases have keys).
+    pub(crate) sizes: Vec<(usize, usize)>,
+    encoder: Arc<dyn Encoder>,
+}
+
+impl std::fmt::Debug for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixed")
+            .field("epoch", &self.epoch)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fixed {
+    /// Its epoch (see `Keyspace::end_snapshot`).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Keys at the instant, in every database.
+    pub(crate) fn keys(&self) -> usize {
+        self.sizes.iter().map(|s| s.0).sum()
+    }
+}
+
+/// Counts the keys of every database under the locks `shards` holds or
+/// takes.
+fn sizes(shards: &mut Shards<'_>) -> Vec<(usize, usize)> {
+    let mut sizes = vec![(0usize, 0usize); shards.databases()];
+    let mut all = shards.lock_all();
+    for shard in all.shards() {
+        for (size, db) in sizes.iter_mut().zip(shard.dbs.iter()) {
+            size.0 += db.len();
+            size.1 += db.volatile_len();
+        }
+    }
+    sizes
+}
+
+/// Claims a snapshot and fixes its instant under every shard lock (those
+/// `shards` holds, inside EXEC), running `under_lock` at that instant (so
+/// that, say, a replication offset matches the data exactly). `None`,
+/// with nothing done, when another snapshot runs: one at a time. Never
+/// waits for one. The caller must [`walk`] the result (which ends it) or
+/// end it with `Keyspace::end_snapshot` (ending it twice is harmless).
+pub(crate) fn fix<T>(
+    shards: &mut Shards<'_>,
+    encoder: Arc<dyn Encoder>,
+    under_lock: impl FnOnce() -> T,
+) -> Option<(Fixed, T)> {
+    let ks = shards.keyspace();
+    if !ks.claim_snapshot() {
+        return None;
+    }
+    let now = crate::server::now_ms();
+    let mut sizes = vec![(0usize, 0usize); shards.databases()];
+    let (epoch, extra) = {
+        let mut all = shards.lock_all();
+        for shard in all.shards() {
+            for (size, db) in sizes.iter_mut().zip(shard.dbs.iter()) {
+                size.0 += db.len();
+                size.1 += db.volatile_len();
+            }
+        }
+        (ks.begin_snapshot(now, encoder.clone()), under_lock())
+    };
+    Some((
+        Fixed {
+            epoch,
+            now,
+            sizes,
+            encoder,
+        },
+        extra,
+    ))
+}
+
+/// Like [`fix`], waiting (a few milliseconds at a time) for a running
+/// snapshot to end: for a thread of its own (a replica's full resync),
+/// never for one that holds shard locks.
+pub(crate) fn fix_waiting<T>(
+    shards: &mut Shards<'_>,
+    encoder: Arc<dyn Encoder>,
+    under_lock: impl FnOnce() -> T,
+) -> (Fixed, T) {
+    let mut under_lock = Some(under_lock);
+    loop {
+        if let Some((fixed, Some(extra))) =
+            fix(shards, encoder.clone(), || under_lock.take().map(|f| f()))
+        {
+            return (fixed, extra);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Visits every shard of the snapshot `fixed` in order, giving each one's
+/// bytes (per database) to `each` with no lock held, then ends the
+/// snapshot. `pace` runs after each shard with its count of keys (for
+/// `rdb-key-save-delay`) and returns false to stop the walk (shutdown,
+/// cancellation), which then fails with `Interrupted`.
+pub(crate) fn walk(
+    ks: &Keyspace,
+    fixed: &Fixed,
+    pace: &mut dyn FnMut(usize) -> bool,
+    each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>,
+) -> io::Result<()> {
+    let average = fixed.keys() / SHARDS + 1;
+    let result = (|| {
+        for i in 0..SHARDS {
+            let (parts, keys) = ks.visit_for_snapshot(i, fixed.epoch, |view| match view {
+                ShardView::Encoded(parts) => (parts, average),
+                ShardView::Live(dbs) => (
+                    encode_dbs(dbs, fixed.now, fixed.encoder.as_ref()),
+                    dbs.iter().map(crate::db::Db::len).sum(),
+                ),
+            });
+            each(parts)?;
+            if !pace(keys) {
+                return Err(stopped());
+            }
+        }
+        Ok(())
+    })();
+    ks.end_snapshot(fixed.epoch);
+    result
+}
+
+/// The error of a walk stopped by its `pace`.
+pub(crate) fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "the snapshot was stopped")
+}
+
+/// A walk over shards `shards` holds already (every one of them): each is
+/// encoded in place with `encoder`, as of `now`.
+pub(crate) fn walk_held(
+    shards: &mut Shards<'_>,
+    encoder: &dyn Encoder,
+    now: i64,
+    each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>,
+) -> io::Result<()> {
+    for i in 0..SHARDS {
+        let parts = encode_dbs(&shards.lock_shard(i).dbs, now, encoder);
+        each(parts)?;
+    }
+    Ok(())
+}
+
+/// A foreground snapshot's walk: the instant fixed without stopping the
+/// server when no other snapshot runs; otherwise (and inside EXEC) under
+/// every shard lock, held for the whole walk. `run` gets what
+/// `under_lock` gave at the instant, the instant's sizes and the walk.
+pub(crate) fn foreground<T>(
+    shards: &mut Shards<'_>,
+    encoder: Arc<dyn Encoder>,
+    under_lock: impl FnOnce() -> T,
+    pace: &mut dyn FnMut(usize) -> bool,
+    run: impl FnOnce(&T, &[(usize, usize)], &mut dyn Walker) -> io::Result<()>,
+) -> io::Result<T> {
+    let mut under_lock = Some(under_lock);
+    let mut at_instant = || under_lock.take().map(|f| f());
+    if shards.held().is_none() {
+        if let Some((fixed, extra)) = fix(shards, encoder.clone(), &mut at_instant) {
+            let ks = shards.keyspace();
+            let epoch = fixed.epoch;
+            let result = match &extra {
+                Some(extra) => {
+                    let mut walker = |each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>| {
+                        walk(ks, &fixed, pace, each)
+                    };
+                    run(extra, &fixed.sizes, &mut walker)
+                }
+                None => Err(stopped()),
+            };
+            // Ended by the walk, unless `run` failed before it.
+            ks.end_snapshot(epoch);
+            result?;
+            return extra.ok_or_else(stopped);
+        }
+        shards.hold_all();
+        let result = held(shards, encoder, &mut at_instant, run);
+        drop(shards.release());
+        return result?.ok_or_else(stopped);
+    }
+    held(shards, encoder, &mut at_instant, run)?.ok_or_else(stopped)
+}
+
+fn held<T>(
+    shards: &mut Shards<'_>,
+    encoder: Arc<dyn Encoder>,
+    under_lock: &mut dyn FnMut() -> Option<T>,
+    run: impl FnOnce(&T, &[(usize, usize)], &mut dyn Walker) -> io::Result<()>,
+) -> io::Result<Option<T>> {
+    let now = crate::server::now_ms();
+    let sizes = sizes(shards);
+    let Some(extra) = under_lock() else {
+        return Ok(None);
+    };
+    let mut walker = |each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>| {
+        walk_held(shards, encoder.as_ref(), now, each)
+    };
+    run(&extra, &sizes, &mut walker)?;
+    Ok(Some(extra))
+}
+
+/// A walk, as the file formats take it: it gives each shard's bytes to
+/// the function it is given.
+pub(crate) trait Walker {
+    /// Walks every shard.
+    fn walk(&mut self, each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl<F> Walker for F
+where
+    F: FnMut(&mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>) -> io::Result<()>,
+{
+    fn walk(&mut self, each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>) -> io::Result<()> {
+        self(each)
+    }
+}
+
+/// Writes an RDB file into `out` from a walk of RDB-encoded shards
+/// ([`RdbEncoder`]): the header and `aux`, then the first database with
+/// keys as the shards come, then the others (the format groups keys by
+/// database; their bytes wait in memory, encoded), then the trailer.
+/// `sizes` are the instant's counts.
+pub(crate) fn write_rdb(
+    aux: &Aux,
+    sizes: &[(usize, usize)],
+    walker: &mut dyn Walker,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut w = Writer::new(out, PLAIN_THRESHOLD);
+    header(&mut w, aux)?;
+    let first = sizes.iter().position(|s| s.0 > 0);
+    if let Some(db) = first {
+        w.select_db(db, sizes[db].0, sizes[db].1)?;
+    }
+    let mut later: Vec<Vec<u8>> = vec![Vec::new(); sizes.len()];
+    walker.walk(&mut |parts| {
+        for (db, bytes) in parts.into_iter().enumerate() {
+            if bytes.is_empty() {
+                continue;
+            }
+            if Some(db) == first {
+                w.raw(&bytes)?;
+            } else if let Some(l) = later.get_mut(db) {
+                l.extend_from_slice(&bytes);
+            }
+        }
+        // What is buffered leaves now, between shards.
+        w.flush()
+    })?;
+    for (db, bytes) in later.iter().enumerate() {
+        if bytes.is_empty() {
+            continue;
+        }
+        w.select_db(db, sizes[db].0, sizes[db].1)?;
+        w.raw(bytes)?;
+    }
+    w.byte(opcode::EOF)?;
+    w.finish()
+}
