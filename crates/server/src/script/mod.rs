@@ -676,8 +676,8 @@ pub(crate) struct Scripts {
     /// The function libraries, in a Lua state of their own.
     pub(crate) functions: Functions,
     /// Scripts (by SHA1) and functions (`fcall:<name>`, lowercase) seen
-    /// to reach keys they did not declare: they run holding every shard
-    /// from the start (see `cmd/scripting.rs`).
+    /// to run a command on the whole keyspace: they run holding every
+    /// shard from the start (see `cmd/scripting.rs`).
     wide: Mutex<std::collections::HashSet<String>>,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
@@ -715,19 +715,17 @@ impl Scripts {
             .retain(|name| name.starts_with("fcall:"));
     }
 
-    /// Whether the script or function `name` must hold every shard from
-    /// the start. For now every script does: holding only the declared
-    /// keys' shards broke atomicity when a script that had already written
-    /// reached an undeclared key whose shard a client waiting for the
-    /// script held (the call failed after a second and the script's first
-    /// writes stayed; `functions::scripts_with_undeclared_keys_stay_atomic`
-    /// caught it on a clean clone). The declared-keys path comes back once
-    /// a script that reaches out after writing can wait without deadlock.
-    pub(crate) fn is_wide(&self, _name: &str) -> bool {
-        true
+    /// Whether the script or function `name` holds every shard from the
+    /// start: it ran a command on the whole keyspace before (KEYS,
+    /// FLUSHALL, SCAN...), and would take them all one by one again.
+    pub(crate) fn is_wide(&self, name: &str) -> bool {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
     }
 
-    /// The script or function `name` reached keys it did not declare.
+    /// The script or function `name` ran a command on the whole keyspace.
     pub(crate) fn mark_wide(&self, name: &str) {
         self.wide
             .lock()
