@@ -56,9 +56,10 @@ fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
         return Err(CmdError::other("ERR Number of keys can't be negative"));
     }
     let split = 3 + numkeys as usize;
+    // Slices of the request, not copies: they live as long as the script.
     let take = |from: usize, to: usize| {
         (from..to)
-            .map(|i| Bytes::copy_from_slice(&req[i]))
+            .filter_map(|i| req.arg_bytes(i))
             .collect::<Vec<_>>()
     };
     Ok((take(3, split), take(split, req.len())))
@@ -106,7 +107,8 @@ pub(super) fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static 
 
 fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(req)?;
-    let wide = {
+    // Most servers have no wide script: then the SHA1 is not needed here.
+    let wide = ctx.shared.scripts.any_wide() && {
         let sha = if by_sha {
             String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
         } else {
@@ -199,15 +201,13 @@ fn run_held(
 ) -> Result<Frame, CmdError> {
     let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
     let sha = if by_sha {
-        let sha = String::from_utf8_lossy(&req[1]).to_ascii_lowercase();
-        if !engine.exists(&sha) {
-            return Err(CmdError::other(NOSCRIPT));
-        }
-        sha
+        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
     } else {
         engine.load(&req[1]).map_err(CmdError::other)?
     };
-    let flags = engine.flags(&sha).unwrap_or_default();
+    let Some(flags) = engine.flags(&sha) else {
+        return Err(CmdError::other(NOSCRIPT));
+    };
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
@@ -263,6 +263,7 @@ pub(super) fn with_runner(
         read: false,
         scope,
         whole: false,
+        scratch: transport::Output::new(),
     };
     // A script that runs long hands its worker's other connections to
     // another thread (see `script::watch`'s hook).
@@ -315,6 +316,8 @@ struct Runner<'c, 'a> {
     scope: Scope,
     /// It ran a command on the whole keyspace.
     whole: bool,
+    /// Where each command's reply is written, to be read back.
+    scratch: transport::Output,
 }
 
 /// Keyless commands that touch no shard: a script holding only its
@@ -410,15 +413,14 @@ impl Runner<'_, '_> {
 }
 
 impl Host for Runner<'_, '_> {
-    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String> {
-        let req = Request::from_args(args);
+    fn call(&mut self, req: &Request, resp3: bool) -> Result<Frame, String> {
         let Some(index) = lookup_index(&req[0]) else {
             return Err("Unknown Redis command called from script".into());
         };
         // A refusal counts as the command's rejected call, as in Redis.
-        let refused = self.refusal(index, &req);
+        let refused = self.refusal(index, req);
         if refused.is_some()
-            && let Some(stat) = super::stat_index(index, &req)
+            && let Some(stat) = super::stat_index(index, req)
         {
             self.ctx.shared.stats.commands[stat]
                 .rejected
@@ -427,14 +429,14 @@ impl Host for Runner<'_, '_> {
         if let Some(text) = refused {
             return Err(text);
         }
-        self.reach(index, &req);
+        self.reach(index, req);
         let ctx = &mut *self.ctx;
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
             ctx.shared.scripts.watch.wrote();
         }
-        if super::flags_of(cmd, &req) & super::flags::READONLY != 0 {
+        if super::flags_of(cmd, req) & super::flags::READONLY != 0 {
             self.read = true;
         }
         let proto = if resp3 {
@@ -445,18 +447,28 @@ impl Host for Runner<'_, '_> {
         let (saved_proto, client_proto) = (ctx.reply.proto, ctx.client.proto);
         ctx.reply.proto = proto;
         ctx.client.proto = proto;
-        // The command's reply goes to an output of its own, read back as a
-        // frame.
-        let saved = std::mem::take(&mut *ctx.reply.out);
-        call(ctx, index, &req);
-        let produced = std::mem::replace(&mut *ctx.reply.out, saved);
+        // The command's reply goes to an output of its own (kept for the
+        // script's next call), read back as a frame.
+        std::mem::swap(&mut *ctx.reply.out, &mut self.scratch);
+        call(ctx, index, req);
+        std::mem::swap(&mut *ctx.reply.out, &mut self.scratch);
         ctx.reply.proto = saved_proto;
         ctx.client.proto = client_proto;
-        let mut buf = BytesMut::new();
-        for piece in produced.into_pieces() {
-            buf.extend_from_slice(&piece);
-        }
-        match resp::decode(&mut buf) {
+        let buf: &mut BytesMut = &mut self.scratch;
+        let decoded = if buf.len() == self.scratch.len() {
+            // All in the buffer (no large value shared by reference).
+            let buf: &mut BytesMut = &mut self.scratch;
+            let frame = resp::decode(buf);
+            buf.clear();
+            frame
+        } else {
+            let mut buf = BytesMut::new();
+            for piece in std::mem::take(&mut self.scratch).into_pieces() {
+                buf.extend_from_slice(&piece);
+            }
+            resp::decode(&mut buf)
+        };
+        match decoded {
             Ok(Some(frame)) => Ok(frame),
             _ => Err("-ERR the command gave no reply a script can read".into()),
         }

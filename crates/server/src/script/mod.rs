@@ -33,7 +33,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
-use resp::Frame;
+use resp::{Frame, Request};
 
 pub(crate) use convert::format_g17;
 pub(crate) use functions::Functions;
@@ -135,7 +135,7 @@ pub(crate) trait Host {
     /// Runs a command for `redis.call`/`redis.pcall` and returns its
     /// reply, in RESP3 if `resp3`; `Err` is a refusal before the command
     /// ran ("Unknown Redis command called from script", or `-CODE text`).
-    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String>;
+    fn call(&mut self, req: &Request, resp3: bool) -> Result<Frame, String>;
     /// `redis.log`: level 0 (debug) to 3 (warning).
     fn log(&mut self, level: u8, message: &str);
     /// `redis.set_repl`: where the script's effects go from now on.
@@ -558,12 +558,14 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
                 b"Please specify at least one argument for this redis lib call",
             )?);
         }
-        let mut argv = Vec::with_capacity(n);
+        // The arguments, one after the other in one buffer.
+        let mut buf = Vec::with_capacity(64);
+        let mut ends: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::with_capacity(n);
         for i in 1..=n {
             match args.raw_get::<Value>(i)? {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
-                Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
+                Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+                Value::Number(n) => buf.extend_from_slice(format_g17(n).as_bytes()),
+                Value::Integer(i) => buf.extend_from_slice(format_g17(i as f64).as_bytes()),
                 _ => {
                     return failed(convert::error_table(
                         lua,
@@ -571,10 +573,21 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
                     )?);
                 }
             }
+            ends.push(buf.len());
         }
+        let mut start = 0;
+        let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
+            .iter()
+            .map(|&end| {
+                let arg = &buf[start..end];
+                start = end;
+                arg
+            })
+            .collect();
+        let req = Request::from_args(&argv);
         let resp3 = s.resp3.get();
         let reply = s
-            .with_host(|host| host.call(&argv, resp3))
+            .with_host(|host| host.call(&req, resp3))
             .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()));
         match reply {
             Err(text) => {
@@ -679,6 +692,8 @@ pub(crate) struct Scripts {
     /// to run a command on the whole keyspace: they run holding every
     /// shard from the start (see `cmd/scripting.rs`).
     wide: Mutex<std::collections::HashSet<String>>,
+    /// Whether `wide` may hold any name (set with the first).
+    any_wide: std::sync::atomic::AtomicBool,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
     /// The Lua state's memory, for INFO without the lock.
@@ -715,6 +730,11 @@ impl Scripts {
             .retain(|name| name.starts_with("fcall:"));
     }
 
+    /// Whether any script or function is wide (see [`Scripts::is_wide`]).
+    pub(crate) fn any_wide(&self) -> bool {
+        self.any_wide.load(Relaxed)
+    }
+
     /// Whether the script or function `name` holds every shard from the
     /// start: it ran a command on the whole keyspace before (KEYS,
     /// FLUSHALL, SCAN...), and would take them all one by one again.
@@ -731,6 +751,7 @@ impl Scripts {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string());
+        self.any_wide.store(true, Relaxed);
     }
 
     /// How many scripts are cached.
@@ -789,7 +810,8 @@ mod tests {
 
     struct Echo;
     impl Host for Echo {
-        fn call(&mut self, args: &[Bytes], _resp3: bool) -> Result<Frame, String> {
+        fn call(&mut self, req: &Request, _resp3: bool) -> Result<Frame, String> {
+            let args = req.to_vec();
             if args[0].as_ref() == b"fail" {
                 return Ok(Frame::Error("ERR failed".into()));
             }
