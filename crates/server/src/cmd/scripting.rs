@@ -205,7 +205,7 @@ fn run_held(
     } else {
         engine.load(&req[1]).map_err(CmdError::other)?
     };
-    let Some(flags) = engine.flags(&sha) else {
+    let Some((flags, func)) = engine.script(&sha) else {
         return Err(CmdError::other(NOSCRIPT));
     };
     if let Some(why) = refusal(ctx, flags, ro) {
@@ -220,11 +220,7 @@ fn run_held(
         &sha,
         None,
         keys,
-        |runner| {
-            engine
-                .run(&sha, keys, argv, runner)
-                .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
-        },
+        |runner| engine.run(&sha, func, keys, argv, runner),
     ))
 }
 
@@ -384,7 +380,7 @@ impl Runner<'_, '_> {
         if cmd.flags & CONTAINER != 0 && check_subcommand(cmd, req).is_some() {
             return Some("Unknown Redis command called from script".into());
         }
-        if not_in_scripts(cmd.name, req.get(1)) {
+        if not_in_scripts_at(index, req) {
             return Some("This Redis command is not allowed from script".into());
         }
         if cmd.flags & WRITE != 0 {
@@ -485,6 +481,26 @@ impl Host for Runner<'_, '_> {
     fn set_repl(&mut self, _flags: u8) {
         // Ember replicates every effect of a script: REPL_NONE and the
         // others are accepted and have no effect yet.
+    }
+}
+
+/// [`not_in_scripts`] for the command at `index`, from a table made once
+/// (the containers, whose answer depends on the subcommand, asked each
+/// time).
+fn not_in_scripts_at(index: usize, req: &Request) -> bool {
+    static DENIED: std::sync::OnceLock<Vec<Option<bool>>> = std::sync::OnceLock::new();
+    let denied = DENIED.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|c| {
+                let container = matches!(c.name, "client" | "config" | "function" | "script");
+                (!container).then(|| not_in_scripts(c.name, None))
+            })
+            .collect()
+    });
+    match denied.get(index).copied().flatten() {
+        Some(denied) => denied,
+        None => not_in_scripts(COMMANDS[index].name, req.get(1)),
     }
 }
 

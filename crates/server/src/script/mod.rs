@@ -464,11 +464,6 @@ impl Engine {
         Ok(sha)
     }
 
-    /// The flags of the cached script `sha`, if it is cached.
-    pub(crate) fn flags(&self, sha: &str) -> Option<Flags> {
-        self.scripts.get(sha).map(|s| s.flags)
-    }
-
     /// Whether `sha` is cached.
     pub(crate) fn exists(&self, sha: &str) -> bool {
         self.scripts.contains_key(sha)
@@ -484,21 +479,24 @@ impl Engine {
         self.lua.used_memory()
     }
 
-    /// Runs the cached script `sha` with `KEYS` and `ARGV`; its reply
-    /// (an error frame if it failed), for a script that chose RESP3 with
-    /// `redis.setresp(3)` in RESP3 types. `None` if `sha` is not cached.
+    /// The cached script `sha`'s flags and function, if it is cached.
+    pub(crate) fn script(&self, sha: &str) -> Option<(Flags, Function)> {
+        self.scripts.get(sha).map(|s| (s.flags, s.func.clone()))
+    }
+
+    /// Runs the cached script `sha` (its `func`, from [`Engine::script`])
+    /// with `KEYS` and `ARGV`; its reply (an error frame if it failed), for
+    /// a script that chose RESP3 with `redis.setresp(3)` in RESP3 types.
     pub(crate) fn run(
         &mut self,
         sha: &str,
+        func: Function,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> Option<Frame> {
-        let func = self.scripts.get(sha)?.func.clone();
-        Some(
-            self.run_func(sha, func, Calling::Globals, keys, argv, host)
-                .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into())),
-        )
+    ) -> Frame {
+        self.run_func(sha, func, Calling::Globals, keys, argv, host)
+            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
     }
 
     fn run_func(
@@ -825,7 +823,10 @@ mod tests {
 
     fn eval(engine: &mut Engine, body: &str) -> Frame {
         match engine.load(body.as_bytes()) {
-            Ok(sha) => engine.run(&sha, &[], &[], &mut Echo).expect("cached"),
+            Ok(sha) => {
+                let (_, func) = engine.script(&sha).expect("cached");
+                engine.run(&sha, func, &[], &[], &mut Echo)
+            }
             Err(e) => Frame::Error(e.into()),
         }
     }
