@@ -700,3 +700,36 @@ fn reach_out_workload(addr: std::net::SocketAddr) {
         "a lost update"
     );
 }
+
+/// The commands of a script that reaches keys it did not declare (before
+/// and after writing) count once each in commandstats, as in Redis: no run
+/// is abandoned and run again.
+#[test]
+fn a_script_reaching_out_counts_its_commands_once() {
+    let mut p = Pair::start();
+    let script = "redis.call('get', KEYS[1]) redis.call('get', ARGV[1]) \
+                  redis.call('set', KEYS[1], 1) redis.call('incr', ARGV[2]) \
+                  return redis.call('keys', 'none*')";
+    // The counts of these commands, from INFO commandstats.
+    let calls = |info: &[u8]| -> Vec<String> {
+        let text = String::from_utf8_lossy(info);
+        ["eval", "get", "set", "incr", "keys"]
+            .iter()
+            .map(|name| {
+                let head = format!("cmdstat_{name}:calls=");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&head))
+                    .and_then(|rest| rest.split(',').next())
+                    .map_or(format!("{name}: none"), |n| format!("{name}: {n}"))
+            })
+            .collect()
+    };
+    p.both(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..3 {
+        let (r, e) = p.both(&["EVAL", script, "1", "declared", "undeclared", "other"]);
+        assert_eq!(r, e);
+    }
+    let (r, e) = p.both(&["INFO", "commandstats"]);
+    assert_eq!(calls(&e), calls(&r), "(ember first, redis second)");
+    assert_eq!(calls(&e)[0], "eval: 3");
+}

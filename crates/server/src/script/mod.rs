@@ -179,6 +179,11 @@ struct Slot {
     host: Cell<Option<std::ptr::NonNull<dyn Host>>>,
     /// The script chose RESP3 with `redis.setresp(3)`.
     resp3: Cell<bool>,
+    /// A reply `fast_call` leaves for the mlua side to convert.
+    pending: RefCell<Option<Result<Frame, String>>>,
+    /// A bulk reply `fast_call` is pushing (kept here, not in its frame,
+    /// should pushing it raise a memory error).
+    bulk: RefCell<Option<Bytes>>,
 }
 
 // SAFETY: the slot is only read by the engine's Lua functions, which run
@@ -201,6 +206,13 @@ impl Drop for Entered<'_> {
 }
 
 impl Slot {
+    /// Runs a command for the running script, if a script runs.
+    fn call(&self, req: &Request) -> Result<Frame, String> {
+        let resp3 = self.resp3.get();
+        self.with_host(|host| host.call(req, resp3))
+            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()))
+    }
+
     /// Points the slot at `host` until the guard drops.
     fn enter<'s>(&'s self, host: &mut dyn Host) -> Entered<'s> {
         let ptr = std::ptr::NonNull::from(host);
@@ -290,6 +302,145 @@ unsafe extern "C-unwind" fn trampoline(state: *mut mlua::ffi::lua_State) -> std:
             ffi::lua_error(state);
         }
         results
+    }
+}
+
+/// What `redis.call` and `redis.pcall` return for a command's `reply`:
+/// its Lua value (and nil), or, for an error when `raise`, the fail mark
+/// and the error table.
+fn reply_to_lua(
+    lua: &Lua,
+    raise: bool,
+    reply: Result<Frame, String>,
+) -> mlua::Result<(Value, Value)> {
+    match reply {
+        Err(text) => {
+            let t = convert::error_table(lua, text.as_bytes())?;
+            t.raw_set("ignore_error_stats_update", true)?;
+            Ok(if raise {
+                (fail_mark(), Value::Table(t))
+            } else {
+                (Value::Table(t), Value::Nil)
+            })
+        }
+        Ok(frame) => {
+            let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
+            let value = convert::frame_to_lua(lua, &frame)?;
+            Ok(if raise && is_error {
+                (fail_mark(), value)
+            } else {
+                (value, Value::Nil)
+            })
+        }
+    }
+}
+
+/// What [`fast_call`] pushes, holding nothing that needs dropping.
+enum Push {
+    Number(f64),
+    /// The bulk in the slot's `bulk`, at this address and length.
+    Bulk(*const u8, usize),
+    False,
+    /// The reply is in the slot's `pending`, for its mlua side.
+    Pending,
+}
+
+/// `raw.call(raise, ...)`: runs a command for `redis.call`/`redis.pcall`
+/// straight from the Lua stack, and pushes the commonest replies (numbers,
+/// bulk strings, nil) itself; other arguments and replies go through its
+/// mlua upvalues (3: the call from a table of arguments, 2: the
+/// conversion of a pending reply), which say what Redis says. Upvalue 1
+/// is the engine's slot.
+unsafe extern "C-unwind" fn fast_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: a C function Lua calls with the upvalues `host_functions`
+    // set; every Rust value with a destructor is dropped inside
+    // `fast_reply` before anything here may raise a Lua error.
+    unsafe {
+        let top = ffi::lua_gettop(state);
+        let simple = top >= 2
+            && (2..=top)
+                .all(|i| matches!(ffi::lua_type(state, i), ffi::LUA_TSTRING | ffi::LUA_TNUMBER));
+        if !simple {
+            // The arguments as a table, to the mlua side.
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(3));
+            ffi::lua_pushvalue(state, 1);
+            ffi::lua_pushinteger(state, (top - 1).max(0) as ffi::lua_Integer);
+            ffi::lua_createtable(state, (top - 1).max(0), 0);
+            for i in 2..=top {
+                ffi::lua_pushvalue(state, i);
+                ffi::lua_rawseti(state, -2, (i - 1) as ffi::lua_Integer);
+            }
+            ffi::lua_call(state, 3, 2);
+            return 2;
+        }
+        let slot = &*ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)).cast::<Slot>();
+        match fast_reply(state, slot, top) {
+            Push::Number(n) => ffi::lua_pushnumber(state, n),
+            Push::Bulk(ptr, len) => {
+                ffi::lua_pushlstring(state, ptr.cast(), len);
+                slot.bulk.borrow_mut().take();
+            }
+            Push::False => ffi::lua_pushboolean(state, 0),
+            Push::Pending => {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_call(state, 1, 2);
+                return 2;
+            }
+        }
+        ffi::lua_pushnil(state);
+        2
+    }
+}
+
+/// The Rust half of [`fast_call`]: the arguments at 2..=`top` (strings
+/// and numbers) as a request, run; the reply, as what to push.
+///
+/// # Safety
+/// `state` is the running Lua state, with those arguments on its stack.
+unsafe fn fast_reply(state: *mut mlua::ffi::lua_State, slot: &Slot, top: std::ffi::c_int) -> Push {
+    use mlua::ffi;
+    let mut buf = Vec::with_capacity(64);
+    let mut ends: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+    for i in 2..=top {
+        // SAFETY: index `i` holds a string or a number (checked by the
+        // caller); a string's bytes live while it is on the stack.
+        unsafe {
+            if ffi::lua_type(state, i) == ffi::LUA_TSTRING {
+                let mut len = 0;
+                let ptr = ffi::lua_tolstring(state, i, &mut len);
+                buf.extend_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len));
+            } else {
+                buf.extend_from_slice(format_g17(ffi::lua_tonumber(state, i)).as_bytes());
+            }
+        }
+        ends.push(buf.len());
+    }
+    let mut start = 0;
+    let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
+        .iter()
+        .map(|&end| {
+            let arg = &buf[start..end];
+            start = end;
+            arg
+        })
+        .collect();
+    let req = Request::from_args(&argv);
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.call(&req)))
+        .unwrap_or_else(|_| Err("-ERR the command failed".into()));
+    match reply {
+        Ok(Frame::Integer(i)) => Push::Number(i as f64),
+        Ok(Frame::NullBulk | Frame::NullArray) => Push::False,
+        Ok(Frame::Bulk(b)) => {
+            let at = (b.as_ptr(), b.len());
+            *slot.bulk.borrow_mut() = Some(b);
+            Push::Bulk(at.0, at.1)
+        }
+        other => {
+            *slot.pending.borrow_mut() = Some(other);
+            Push::Pending
+        }
     }
 }
 
@@ -583,27 +734,25 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
             })
             .collect();
         let req = Request::from_args(&argv);
-        let resp3 = s.resp3.get();
-        let reply = s
-            .with_host(|host| host.call(&req, resp3))
-            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()));
-        match reply {
-            Err(text) => {
-                let t = convert::error_table(lua, text.as_bytes())?;
-                t.raw_set("ignore_error_stats_update", true)?;
-                failed(t)
-            }
-            Ok(frame) => {
-                let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
-                let value = convert::frame_to_lua(lua, &frame)?;
-                Ok(if raise && is_error {
-                    (fail_mark(), value)
-                } else {
-                    (value, Value::Nil)
-                })
-            }
-        }
+        let reply = s.call(&req);
+        reply_to_lua(lua, raise, reply)
     })?;
+    let s = slot.clone();
+    let convert = lua.create_function(move |lua, raise: bool| {
+        let reply = s.pending.borrow_mut().take();
+        let reply = reply.unwrap_or_else(|| Err("-ERR the command gave no reply".into()));
+        reply_to_lua(lua, raise, reply)
+    })?;
+    // SAFETY: a C closure over the slot's address (the engine keeps the
+    // slot alive longer than its Lua state) and the two functions above.
+    let call: Function = unsafe {
+        lua.exec_raw((convert, call), |state| {
+            use mlua::ffi;
+            ffi::lua_pushlightuserdata(state, Arc::as_ptr(slot).cast_mut().cast());
+            ffi::lua_insert(state, 1);
+            ffi::lua_pushcclosure(state, fast_call, 3);
+        })?
+    };
     let s = slot.clone();
     let setresp = lua.create_function(move |_, v: u8| {
         s.resp3.set(v == 3);
