@@ -555,3 +555,181 @@ fn redis_py_lock_works() {
         "redis-py's Lock against Ember:\n{text}"
     );
 }
+
+/// Scripts that hold only their declared keys' shards stay atomic when
+/// they reach keys they did not declare, before or after writing, on
+/// shards below and above theirs, against everything else that holds
+/// several shards at once: other such scripts and functions, MULTI/EXEC,
+/// MGET and MSET. Units move between eight keys; readers (MGET, and a
+/// script declaring one key and reading all eight) always see the same
+/// total; pairs written together (MSET, and a script writing one then
+/// reaching the other) are always seen equal; a counter every move bumps
+/// (undeclared) loses no update. A deadlock fails the test through the
+/// connections' read timeout rather than hanging it.
+#[test]
+fn declared_key_scripts_stay_atomic_when_they_reach_out() {
+    let ember = EmberServer::start(&[]);
+    let addr = ember.addr();
+    // A deadlocked server cannot be stopped: it is left behind, so that
+    // the test fails instead of hanging in the server's drop.
+    if let Err(panic) = std::panic::catch_unwind(|| reach_out_workload(addr)) {
+        std::mem::forget(ember);
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn reach_out_workload(addr: std::net::SocketAddr) {
+    const KEYS: [&str; 8] = ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"];
+    const ROUNDS: usize = 800;
+    let mut c = ember_tests::connect(addr);
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for k in KEYS {
+        mset.extend([k.as_bytes(), b"100"]);
+    }
+    assert_eq!(&call(&mut c, &mset)[..], b"+OK\r\n");
+    let lib = "#!lua name=movers\n\
+               redis.register_function('move', function(keys, args) \
+               redis.call('decrby', keys[1], 1) redis.call('incrby', args[1], 1) \
+               redis.call('incr', 'moves') return 1 end)";
+    assert_eq!(
+        &call(&mut c, &[b"FUNCTION", b"LOAD", lib.as_bytes()])[..],
+        b"$6\r\nmovers\r\n"
+    );
+    // Writes its declared key, then reaches the other and the counter.
+    let write_first = "redis.call('decrby', KEYS[1], 1) redis.call('incrby', ARGV[1], 1) \
+                       redis.call('incr', 'moves') return 1";
+    // Declares nothing: reads both, then writes both.
+    let read_first = "local x = tonumber(redis.call('get', ARGV[1])) \
+                      local y = tonumber(redis.call('get', ARGV[2])) \
+                      redis.call('set', ARGV[1], x - 1) redis.call('set', ARGV[2], y + 1) \
+                      redis.call('incr', 'moves') return 1";
+    // Declares one key, reads all eight.
+    let sum = "local s = 0 for i = 1, #ARGV do s = s + tonumber(redis.call('get', ARGV[i])) end \
+               return s";
+    // Writes a pair together, declaring one of them.
+    let pair = "redis.call('set', KEYS[1], ARGV[1]) redis.call('set', ARGV[2], ARGV[1]) return 1";
+    let pair_equal = "return redis.call('get', KEYS[1]) == redis.call('get', ARGV[1]) and 1 or 0";
+    let movers: Vec<_> = (0..6u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = ember_tests::connect(addr);
+                let mut seed = t.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                for _ in 0..ROUNDS {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let i = (seed % 8) as usize;
+                    let j = (i + 1 + (seed >> 8) as usize % 7) % 8;
+                    let (from, to) = (KEYS[i].as_bytes(), KEYS[j].as_bytes());
+                    let r = match t % 4 {
+                        0 => call(&mut c, &[b"EVAL", write_first.as_bytes(), b"1", from, to]),
+                        1 => call(&mut c, &[b"EVAL", read_first.as_bytes(), b"0", from, to]),
+                        2 => {
+                            call(&mut c, &[b"MULTI"]);
+                            call(&mut c, &[b"DECRBY", from, b"1"]);
+                            call(&mut c, &[b"INCRBY", to, b"1"]);
+                            call(&mut c, &[b"INCR", b"moves"]);
+                            let r = call(&mut c, &[b"EXEC"]);
+                            assert!(r.starts_with(b"*3\r\n:"), "{r:?}");
+                            Bytes::from_static(b":1\r\n")
+                        }
+                        _ => call(&mut c, &[b"FCALL", b"move", b"1", from, to]),
+                    };
+                    assert_eq!(&r[..], b":1\r\n", "{}", String::from_utf8_lossy(&r));
+                }
+            })
+        })
+        .collect();
+    let pairs: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = ember_tests::connect(addr);
+                for n in 0..ROUNDS {
+                    let v = format!("{t}-{n}");
+                    let r = if n % 2 == 0 {
+                        call(&mut c, &[b"MSET", b"p", v.as_bytes(), b"q", v.as_bytes()])
+                    } else {
+                        let (k, other): (&[u8], &[u8]) =
+                            if t == 0 { (b"p", b"q") } else { (b"q", b"p") };
+                        call(
+                            &mut c,
+                            &[b"EVAL", pair.as_bytes(), b"1", k, v.as_bytes(), other],
+                        )
+                    };
+                    assert!(r[..] == b"+OK\r\n"[..] || r[..] == b":1\r\n"[..], "{r:?}");
+                }
+            })
+        })
+        .collect();
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(KEYS.iter().map(|k| k.as_bytes()));
+    let mut summed: Vec<&[u8]> = vec![b"EVAL", sum.as_bytes(), b"1", KEYS[3].as_bytes()];
+    summed.extend(KEYS.iter().map(|k| k.as_bytes()));
+    for _ in 0..ROUNDS {
+        let r = call(&mut c, &mget);
+        let text = String::from_utf8_lossy(&r).into_owned();
+        let total: i64 = text
+            .split("\r\n")
+            .filter_map(|l| l.parse::<i64>().ok())
+            .sum();
+        assert_eq!(total, 800, "MGET saw half a move: {text:?}");
+        assert_eq!(
+            &call(&mut c, &summed)[..],
+            b":800\r\n",
+            "a script saw half a move"
+        );
+        let r = call(&mut c, &[b"MGET", b"p", b"q"]);
+        let text = String::from_utf8_lossy(&r).into_owned();
+        let parts: Vec<&str> = text.split("\r\n").collect();
+        assert!(
+            parts.len() < 5 || parts[2] == parts[4],
+            "MGET saw half a pair: {text:?}"
+        );
+        let r = call(&mut c, &[b"EVAL", pair_equal.as_bytes(), b"1", b"q", b"p"]);
+        assert_eq!(&r[..], b":1\r\n", "a script saw half a pair");
+    }
+    for t in movers.into_iter().chain(pairs) {
+        t.join().expect("a client");
+    }
+    assert_eq!(&call(&mut c, &summed)[..], b":800\r\n");
+    let moves = (6 * ROUNDS).to_string();
+    let want = format!("${}\r\n{moves}\r\n", moves.len());
+    assert_eq!(
+        &call(&mut c, &[b"GET", b"moves"])[..],
+        want.as_bytes(),
+        "a lost update"
+    );
+}
+
+/// The commands of a script that reaches keys it did not declare (before
+/// and after writing) count once each in commandstats, as in Redis: no run
+/// is abandoned and run again.
+#[test]
+fn a_script_reaching_out_counts_its_commands_once() {
+    let mut p = Pair::start();
+    let script = "redis.call('get', KEYS[1]) redis.call('get', ARGV[1]) \
+                  redis.call('set', KEYS[1], 1) redis.call('incr', ARGV[2]) \
+                  return redis.call('keys', 'none*')";
+    // The counts of these commands, from INFO commandstats.
+    let calls = |info: &[u8]| -> Vec<String> {
+        let text = String::from_utf8_lossy(info);
+        ["eval", "get", "set", "incr", "keys"]
+            .iter()
+            .map(|name| {
+                let head = format!("cmdstat_{name}:calls=");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&head))
+                    .and_then(|rest| rest.split(',').next())
+                    .map_or(format!("{name}: none"), |n| format!("{name}: {n}"))
+            })
+            .collect()
+    };
+    p.both(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..3 {
+        let (r, e) = p.both(&["EVAL", script, "1", "declared", "undeclared", "other"]);
+        assert_eq!(r, e);
+    }
+    let (r, e) = p.both(&["INFO", "commandstats"]);
+    assert_eq!(calls(&e), calls(&r), "(ember first, redis second)");
+    assert_eq!(calls(&e)[0], "eval: 3");
+}

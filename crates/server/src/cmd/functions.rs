@@ -1,7 +1,8 @@
 //! Functions: FUNCTION and FCALL, FCALL_RO.
 //!
-//! A function runs as EVAL's scripts do (`scripting.rs`): holding every
-//! shard, through the same host, its effects reaching replicas as one
+//! A function runs as EVAL's scripts do (`scripting.rs`): holding its
+//! declared keys' shards and taking others as it reaches them, through
+//! the same host, its effects reaching replicas as one
 //! unit. FUNCTION LOAD, DELETE, FLUSH and RESTORE reach replicas as
 //! themselves, as in Redis 7.0; FCALL never does, only what it ran.
 
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use resp::{Frame, Request};
 use store::keyspace::Op;
 
-use super::scripting::{Outcome, Scope, holding, refusal, with_runner, write_frame};
+use super::scripting::{Scope, holding, refusal, with_runner, write_frame};
 use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 use crate::script::functions::{LOAD_TIMEOUT, Policy};
@@ -43,12 +44,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
     Ok(())
 }
 
-fn fcall_held(
-    ctx: &mut Ctx<'_>,
-    req: &Request,
-    ro: bool,
-    scope: Scope,
-) -> Result<Outcome, CmdError> {
+fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool, scope: Scope) -> Result<Frame, CmdError> {
     let shared = ctx.shared;
     let watch = shared.scripts.watch.clone();
     let mut state = shared

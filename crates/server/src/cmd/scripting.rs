@@ -1,24 +1,25 @@
 //! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
 //!
-//! A script is atomic across every shard: it holds them all while it
-//! runs, as EXEC of a command on the whole keyspace does
-//! ([`Shards::hold_all`](crate::db::Shards::hold_all)), and each
-//! `redis.call` goes through [`call`], the path EXEC's queued commands
-//! take, so statistics, WATCH and replication see each command. Feeding
-//! replicas, the script's effects are recorded under those locks and
-//! reach the stream as one unit (MULTI/EXEC when there are several), as
-//! Redis 7.0 replicates scripts by their effects. Inside MULTI, EXEC
-//! already holds every shard (EVAL is flagged `KEYSPACE`) and records.
+//! A script is atomic across every shard without holding them all: it
+//! holds its declared keys' shards, and takes the shard of any other key
+//! it reaches when it reaches it, keeping every shard it took until it
+//! ends (see [`holding`] and `Shards::begin_reach` for why waiting for
+//! those cannot deadlock). Each `redis.call` goes through [`call`], the
+//! path EXEC's queued commands take, so statistics, WATCH and
+//! replication see each command. Feeding replicas, the script's effects
+//! are recorded under those locks and reach the stream as one unit
+//! (MULTI/EXEC when there are several), as Redis 7.0 replicates scripts
+//! by their effects. Inside MULTI, EXEC already holds every shard (EVAL is
+//! flagged `KEYSPACE`), and the reach token, and records.
 //!
-//! The shards are taken before the Lua engine's lock: EXEC holding the
-//! shards may run a queued EVAL, which then waits for the engine, so no
-//! script may hold the engine while it waits for shards.
+//! Locks are taken in one order: the reach token, then shards, then the
+//! Lua engine's lock.
 
 use bytes::{Bytes, BytesMut};
 use resp::{Frame, Protocol, Request};
 
 use super::{
-    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, MAY_REPLICATE, WRITE, call,
+    COMMANDS, CONTAINER, CmdError, CmdResult, Ctx, DENYOOM, KEYSPACE, WRITE, call,
     check_subcommand, lookup_index,
 };
 use crate::args::{eq, parse_i64};
@@ -55,12 +56,22 @@ fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
         return Err(CmdError::other("ERR Number of keys can't be negative"));
     }
     let split = 3 + numkeys as usize;
+    // Slices of the request, not copies: they live as long as the script.
     let take = |from: usize, to: usize| {
         (from..to)
-            .map(|i| Bytes::copy_from_slice(&req[i]))
+            .filter_map(|i| req.arg_bytes(i))
             .collect::<Vec<_>>()
     };
     Ok((take(3, split), take(split, req.len())))
+}
+
+/// Whether the command at `index` runs a script (EVAL, FCALL and their
+/// variants).
+pub(super) fn is_script(index: usize) -> bool {
+    matches!(
+        COMMANDS[index].name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
 }
 
 /// The refusals Redis makes before running a script that declared flags
@@ -96,12 +107,15 @@ pub(super) fn refusal(ctx: &Ctx<'_>, flags: Flags, ro: bool) -> Option<&'static 
 
 fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(req)?;
-    let sha = if by_sha {
-        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
-    } else {
-        crate::script::sha1hex(&req[1])
+    // Most servers have no wide script: then the SHA1 is not needed here.
+    let wide = ctx.shared.scripts.any_wide() && {
+        let sha = if by_sha {
+            String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+        } else {
+            crate::script::sha1hex(&req[1])
+        };
+        ctx.shared.scripts.is_wide(&sha)
     };
-    let wide = ctx.shared.scripts.is_wide(&sha);
     let frame = holding(ctx, &keys, wide, |ctx, scope| {
         run_held(ctx, req, &keys, &argv, by_sha, ro, scope)
     })?;
@@ -116,60 +130,53 @@ fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scope {
     /// Its declared keys' shards, and those of the other keys it reaches
-    /// once it has written (see [`Runner::reach`]).
+    /// as it reaches them (see [`Runner::reach`]).
     Declared,
-    /// Every shard: inside EXEC, or run again after it reached a key it
-    /// did not declare before writing anything.
+    /// Every shard: inside EXEC, or a script that ran a command on the
+    /// whole keyspace before.
     All,
 }
 
-/// How a script's run ended.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// Its reply.
-    Done(Frame),
-    /// It reached a key it did not declare before it had written
-    /// anything: nothing it did counts, and it runs again holding every
-    /// shard.
-    Again,
-}
-
 /// Runs `f` holding the shards of the declared `keys` (or every shard,
-/// inside EXEC or when `f` asks to run again), recording its effects for
-/// replicas and sending them to the stream as one unit when it is done.
+/// inside EXEC or when `wide`), recording its effects for replicas and
+/// sending them to the stream as one unit when it is done.
 ///
-/// The shards are taken before the engine, as EXEC takes them: no script
-/// waits for shards while it holds the engine, but for the other keys a
-/// script reaches after writing, which it takes without waiting.
+/// Outside EXEC the script first becomes the keyspace's one reacher
+/// ([`Shards::begin_reach`](crate::db::Shards::begin_reach)): one script
+/// at a time, which may then wait for the shard of any key it reaches.
+/// The shards are taken before the engine, and EXEC of a script takes the
+/// token before its shards, so a script never waits for shards while it
+/// holds an engine, nor for an engine while it holds shards someone else
+/// waits for.
 pub(super) fn holding(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
     wide: bool,
-    mut f: impl FnMut(&mut Ctx<'_>, Scope) -> Result<Outcome, CmdError>,
+    f: impl FnOnce(&mut Ctx<'_>, Scope) -> Result<Frame, CmdError>,
 ) -> Result<Frame, CmdError> {
     let outer = ctx.shards.held().is_some();
-    let mut scope = if outer || wide {
+    let scope = if outer || wide {
         Scope::All
     } else {
         Scope::Declared
     };
-    loop {
-        if !outer {
-            match scope {
-                Scope::Declared => ctx.shards.hold_keys(keys.iter().map(|k| &k[..])),
-                Scope::All => ctx.shards.hold_all(),
-            }
-            if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
-                ctx.shards.effects().start();
-            }
+    if !outer {
+        ctx.shards.begin_reach();
+        match scope {
+            Scope::Declared => ctx.shards.hold_keys(keys.iter().map(|k| &k[..])),
+            Scope::All => ctx.shards.hold_all(),
         }
-        // Keys noted ready are counted: serving them visits every
-        // database of every held shard, which most scripts need not pay
-        // for.
-        let ready = ctx.shared.keyspace.ready_count();
-        let result = f(ctx, scope);
-        let made_ready = ctx.shared.keyspace.ready_count() != ready;
-        if !outer && let Some(mut locked) = ctx.shards.release() {
+        if ctx.shared.keyspace.feeding() && !ctx.client.is_master {
+            ctx.shards.effects().start();
+        }
+    }
+    // Keys noted ready are counted: serving them visits every database of
+    // every held shard, which most scripts need not pay for.
+    let ready = ctx.shared.keyspace.ready_count();
+    let result = f(ctx, scope);
+    let made_ready = ctx.shared.keyspace.ready_count() != ready;
+    if !outer {
+        if let Some(mut locked) = ctx.shards.release() {
             if made_ready {
                 super::served_ready(ctx.client, &mut locked, super::serving_time(ctx.now));
             }
@@ -178,17 +185,9 @@ pub(super) fn holding(
                 ctx.client.aof_off = ctx.shared.repl.aof.appended();
             }
         }
-        match result? {
-            Outcome::Done(frame) => return Ok(frame),
-            Outcome::Again if scope == Scope::Declared => scope = Scope::All,
-            // Holding every shard, nothing is out of reach.
-            Outcome::Again => {
-                return Err(CmdError::other(
-                    "ERR the script could not reach a key while holding every shard",
-                ));
-            }
-        }
+        ctx.shards.end_reach();
     }
+    result
 }
 
 fn run_held(
@@ -199,18 +198,16 @@ fn run_held(
     by_sha: bool,
     ro: bool,
     scope: Scope,
-) -> Result<Outcome, CmdError> {
+) -> Result<Frame, CmdError> {
     let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
     let sha = if by_sha {
-        let sha = String::from_utf8_lossy(&req[1]).to_ascii_lowercase();
-        if !engine.exists(&sha) {
-            return Err(CmdError::other(NOSCRIPT));
-        }
-        sha
+        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
     } else {
         engine.load(&req[1]).map_err(CmdError::other)?
     };
-    let flags = engine.flags(&sha).unwrap_or_default();
+    let Some((flags, func)) = engine.script(&sha) else {
+        return Err(CmdError::other(NOSCRIPT));
+    };
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
@@ -223,11 +220,7 @@ fn run_held(
         &sha,
         None,
         keys,
-        |runner| {
-            engine
-                .run(&sha, keys, argv, runner)
-                .unwrap_or_else(|| Frame::Error(NOSCRIPT.into()))
-        },
+        |runner| engine.run(&sha, func, keys, argv, runner),
     ))
 }
 
@@ -244,7 +237,7 @@ pub(super) fn with_runner(
     function: Option<(&str, &Request)>,
     keys: &[Bytes],
     f: impl FnOnce(&mut dyn Host) -> Frame,
-) -> Outcome {
+) -> Frame {
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
@@ -265,18 +258,16 @@ pub(super) fn with_runner(
         wrote: false,
         read: false,
         scope,
-        published: false,
-        escaped: false,
-        reached: false,
+        whole: false,
+        scratch: transport::Output::new(),
     };
     // A script that runs long hands its worker's other connections to
     // another thread (see `script::watch`'s hook).
     let frame = f(&mut runner);
-    let escaped = runner.escaped;
     let read = runner.read;
-    // Next time it holds every shard from the start: reaching out after
-    // writing may have to wait, or fail.
-    if runner.reached {
+    // Next time it holds every shard from the start, rather than take
+    // them one by one again.
+    if runner.whole {
         runner.ctx.shared.scripts.mark_wide(wide_name);
     }
     watch.end();
@@ -290,11 +281,7 @@ pub(super) fn with_runner(
     ctx.client.in_exec = in_exec;
     ctx.client.proto = proto;
     ctx.reply.proto = proto;
-    if escaped {
-        Outcome::Again
-    } else {
-        Outcome::Done(frame)
-    }
+    frame
 }
 
 /// The error for a command another client sends while a script has run
@@ -323,19 +310,11 @@ struct Runner<'c, 'a> {
     /// keys remembered).
     read: bool,
     scope: Scope,
-    /// It ran a command that reaches replicas without writing (PUBLISH):
-    /// it can no longer run again.
-    published: bool,
-    /// It reached a key it did not declare.
-    reached: bool,
-    /// It reached a key it did not declare before writing: every later
-    /// call fails, and the script runs again holding every shard.
-    escaped: bool,
+    /// It ran a command on the whole keyspace.
+    whole: bool,
+    /// Where each command's reply is written, to be read back.
+    scratch: transport::Output,
 }
-
-/// What a script's calls get once it has reached a key it did not
-/// declare before writing (never seen: the script runs again).
-const ESCAPED: &str = "-ERR the script reached a key it did not declare; it runs again";
 
 /// Keyless commands that touch no shard: a script holding only its
 /// declared keys' shards runs them as they are. Any other keyless command
@@ -343,23 +322,15 @@ const ESCAPED: &str = "-ERR the script reached a key it did not declare; it runs
 /// with a key...), and needs every shard.
 const KEYLESS_OK: &[&str] = &["ping", "echo", "time", "select", "publish", "lastsave"];
 
-/// How long a script that has written waits for the shard of a key it
-/// did not declare before it gives up (the holder may be waiting for one
-/// of the script's shards).
-const REACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl Runner<'_, '_> {
-    /// Makes sure the shards the command at `index` touches are held. A
-    /// script that has not written yet and reaches beyond its declared
-    /// keys stops and runs again holding every shard (nothing it did is
-    /// seen); one that has written takes the other shards without waiting
-    /// for them, trying for a while, and fails the call if it cannot.
-    fn reach(&mut self, index: usize, req: &Request) -> Result<(), String> {
+    /// Makes sure the shards the command at `index` touches are held,
+    /// waiting for those of keys the script did not declare: the script is
+    /// the keyspace's reacher (see [`holding`]), so that cannot deadlock,
+    /// and it holds every shard it took until it ends, so no one sees a
+    /// key it changed, or changes a key it read, before it is done.
+    fn reach(&mut self, index: usize, req: &Request) {
         if self.scope == Scope::All {
-            return Ok(());
-        }
-        if self.escaped {
-            return Err(ESCAPED.into());
+            return;
         }
         let cmd = &COMMANDS[index];
         let mut keys = Vec::new();
@@ -368,51 +339,34 @@ impl Runner<'_, '_> {
             || matches!(cmd.name, "sort" | "sort_ro")
             || (keys.is_empty() && cmd.keys.0 <= 0 && !KEYLESS_OK.contains(&cmd.name));
         let shards = &mut self.ctx.shards;
-        let missing: Vec<usize> = if whole {
-            (0..crate::db::SHARDS)
-                .filter(|&s| !shards.holds_shard(s))
-                .collect()
-        } else {
-            keys.iter()
-                .map(|k| store::keyspace::shard_of(k))
-                .filter(|&s| !shards.holds_shard(s))
-                .collect()
-        };
-        if missing.is_empty() {
-            return Ok(());
-        }
-        self.reached = true;
-        if !self.wrote && !self.published {
-            self.escaped = true;
-            return Err(ESCAPED.into());
-        }
-        let deadline = std::time::Instant::now() + REACH_PATIENCE;
         // A script that declared no key held no shard until now, so
         // replicas may have started to be fed since it began: it records
         // from here on (what it ran before touched no shard, and PUBLISH
         // reached the stream itself).
-        let held_none = !(0..crate::db::SHARDS).any(|s| shards.holds_shard(s));
-        for shard in missing {
-            while !shards.try_hold_shard(shard) {
-                if std::time::Instant::now() > deadline {
-                    return Err(
-                        "-ERR a key the script did not declare is held by another client; \
-                         declare every key a script writes in KEYS"
-                            .into(),
-                    );
-                }
-                std::thread::yield_now();
+        let held_none = shards.held_count() == 0;
+        let mut took = false;
+        if whole {
+            self.whole = true;
+            for shard in 0..crate::db::SHARDS {
+                took |= !shards.holds_shard(shard);
+                shards.hold_shard(shard);
+            }
+        } else {
+            for key in &keys {
+                let shard = store::keyspace::shard_of(key);
+                took |= !shards.holds_shard(shard);
+                shards.hold_shard(shard);
             }
         }
         let ctx = &mut *self.ctx;
-        if held_none
+        if took
+            && held_none
             && !ctx.client.is_master
             && ctx.shared.keyspace.feeding()
             && !ctx.shards.effects().recording()
         {
             ctx.shards.effects().start();
         }
-        Ok(())
     }
 
     /// Why a script may not run the command at `index` now, in Redis's
@@ -426,7 +380,7 @@ impl Runner<'_, '_> {
         if cmd.flags & CONTAINER != 0 && check_subcommand(cmd, req).is_some() {
             return Some("Unknown Redis command called from script".into());
         }
-        if not_in_scripts(cmd.name, req.get(1)) {
+        if not_in_scripts_at(index, req) {
             return Some("This Redis command is not allowed from script".into());
         }
         if cmd.flags & WRITE != 0 {
@@ -455,15 +409,14 @@ impl Runner<'_, '_> {
 }
 
 impl Host for Runner<'_, '_> {
-    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String> {
-        let req = Request::from_args(args);
+    fn call(&mut self, req: &Request, resp3: bool) -> Result<Frame, String> {
         let Some(index) = lookup_index(&req[0]) else {
             return Err("Unknown Redis command called from script".into());
         };
         // A refusal counts as the command's rejected call, as in Redis.
-        let refused = self.refusal(index, &req);
+        let refused = self.refusal(index, req);
         if refused.is_some()
-            && let Some(stat) = super::stat_index(index, &req)
+            && let Some(stat) = super::stat_index(index, req)
         {
             self.ctx.shared.stats.commands[stat]
                 .rejected
@@ -472,17 +425,14 @@ impl Host for Runner<'_, '_> {
         if let Some(text) = refused {
             return Err(text);
         }
-        self.reach(index, &req)?;
+        self.reach(index, req);
         let ctx = &mut *self.ctx;
         let cmd = &COMMANDS[index];
         if cmd.flags & WRITE != 0 {
             self.wrote = true;
             ctx.shared.scripts.watch.wrote();
         }
-        if cmd.flags & MAY_REPLICATE != 0 {
-            self.published = true;
-        }
-        if super::flags_of(cmd, &req) & super::flags::READONLY != 0 {
+        if super::flags_of(cmd, req) & super::flags::READONLY != 0 {
             self.read = true;
         }
         let proto = if resp3 {
@@ -493,18 +443,28 @@ impl Host for Runner<'_, '_> {
         let (saved_proto, client_proto) = (ctx.reply.proto, ctx.client.proto);
         ctx.reply.proto = proto;
         ctx.client.proto = proto;
-        // The command's reply goes to an output of its own, read back as a
-        // frame.
-        let saved = std::mem::take(&mut *ctx.reply.out);
-        call(ctx, index, &req);
-        let produced = std::mem::replace(&mut *ctx.reply.out, saved);
+        // The command's reply goes to an output of its own (kept for the
+        // script's next call), read back as a frame.
+        std::mem::swap(&mut *ctx.reply.out, &mut self.scratch);
+        call(ctx, index, req);
+        std::mem::swap(&mut *ctx.reply.out, &mut self.scratch);
         ctx.reply.proto = saved_proto;
         ctx.client.proto = client_proto;
-        let mut buf = BytesMut::new();
-        for piece in produced.into_pieces() {
-            buf.extend_from_slice(&piece);
-        }
-        match resp::decode(&mut buf) {
+        let buf: &mut BytesMut = &mut self.scratch;
+        let decoded = if buf.len() == self.scratch.len() {
+            // All in the buffer (no large value shared by reference).
+            let buf: &mut BytesMut = &mut self.scratch;
+            let frame = resp::decode(buf);
+            buf.clear();
+            frame
+        } else {
+            let mut buf = BytesMut::new();
+            for piece in std::mem::take(&mut self.scratch).into_pieces() {
+                buf.extend_from_slice(&piece);
+            }
+            resp::decode(&mut buf)
+        };
+        match decoded {
             Ok(Some(frame)) => Ok(frame),
             _ => Err("-ERR the command gave no reply a script can read".into()),
         }
@@ -521,6 +481,26 @@ impl Host for Runner<'_, '_> {
     fn set_repl(&mut self, _flags: u8) {
         // Ember replicates every effect of a script: REPL_NONE and the
         // others are accepted and have no effect yet.
+    }
+}
+
+/// [`not_in_scripts`] for the command at `index`, from a table made once
+/// (the containers, whose answer depends on the subcommand, asked each
+/// time).
+fn not_in_scripts_at(index: usize, req: &Request) -> bool {
+    static DENIED: std::sync::OnceLock<Vec<Option<bool>>> = std::sync::OnceLock::new();
+    let denied = DENIED.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|c| {
+                let container = matches!(c.name, "client" | "config" | "function" | "script");
+                (!container).then(|| not_in_scripts(c.name, None))
+            })
+            .collect()
+    });
+    match denied.get(index).copied().flatten() {
+        Some(denied) => denied,
+        None => not_in_scripts(COMMANDS[index].name, req.get(1)),
     }
 }
 

@@ -127,6 +127,12 @@ pub(super) fn exec(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
     let whole = queued
         .iter()
         .any(|(i, _)| COMMANDS[*i].flags & KEYSPACE != 0);
+    // A script waits for its engine's lock, which the running script
+    // holds, while that one may wait for any shard: the transaction takes
+    // the reach token first, so a script runs inside it as the only one.
+    if queued.iter().any(|(i, _)| super::scripting::is_script(*i)) {
+        ctx.shards.begin_reach();
+    }
     if whole {
         ctx.shards.hold_all();
     } else {

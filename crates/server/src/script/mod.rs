@@ -33,7 +33,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
-use resp::Frame;
+use resp::{Frame, Request};
 
 pub(crate) use convert::format_g17;
 pub(crate) use functions::Functions;
@@ -135,7 +135,7 @@ pub(crate) trait Host {
     /// Runs a command for `redis.call`/`redis.pcall` and returns its
     /// reply, in RESP3 if `resp3`; `Err` is a refusal before the command
     /// ran ("Unknown Redis command called from script", or `-CODE text`).
-    fn call(&mut self, args: &[Bytes], resp3: bool) -> Result<Frame, String>;
+    fn call(&mut self, req: &Request, resp3: bool) -> Result<Frame, String>;
     /// `redis.log`: level 0 (debug) to 3 (warning).
     fn log(&mut self, level: u8, message: &str);
     /// `redis.set_repl`: where the script's effects go from now on.
@@ -179,6 +179,11 @@ struct Slot {
     host: Cell<Option<std::ptr::NonNull<dyn Host>>>,
     /// The script chose RESP3 with `redis.setresp(3)`.
     resp3: Cell<bool>,
+    /// A reply `fast_call` leaves for the mlua side to convert.
+    pending: RefCell<Option<Result<Frame, String>>>,
+    /// A bulk reply `fast_call` is pushing (kept here, not in its frame,
+    /// should pushing it raise a memory error).
+    bulk: RefCell<Option<Bytes>>,
 }
 
 // SAFETY: the slot is only read by the engine's Lua functions, which run
@@ -201,6 +206,13 @@ impl Drop for Entered<'_> {
 }
 
 impl Slot {
+    /// Runs a command for the running script, if a script runs.
+    fn call(&self, req: &Request) -> Result<Frame, String> {
+        let resp3 = self.resp3.get();
+        self.with_host(|host| host.call(req, resp3))
+            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()))
+    }
+
     /// Points the slot at `host` until the guard drops.
     fn enter<'s>(&'s self, host: &mut dyn Host) -> Entered<'s> {
         let ptr = std::ptr::NonNull::from(host);
@@ -290,6 +302,145 @@ unsafe extern "C-unwind" fn trampoline(state: *mut mlua::ffi::lua_State) -> std:
             ffi::lua_error(state);
         }
         results
+    }
+}
+
+/// What `redis.call` and `redis.pcall` return for a command's `reply`:
+/// its Lua value (and nil), or, for an error when `raise`, the fail mark
+/// and the error table.
+fn reply_to_lua(
+    lua: &Lua,
+    raise: bool,
+    reply: Result<Frame, String>,
+) -> mlua::Result<(Value, Value)> {
+    match reply {
+        Err(text) => {
+            let t = convert::error_table(lua, text.as_bytes())?;
+            t.raw_set("ignore_error_stats_update", true)?;
+            Ok(if raise {
+                (fail_mark(), Value::Table(t))
+            } else {
+                (Value::Table(t), Value::Nil)
+            })
+        }
+        Ok(frame) => {
+            let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
+            let value = convert::frame_to_lua(lua, &frame)?;
+            Ok(if raise && is_error {
+                (fail_mark(), value)
+            } else {
+                (value, Value::Nil)
+            })
+        }
+    }
+}
+
+/// What [`fast_call`] pushes, holding nothing that needs dropping.
+enum Push {
+    Number(f64),
+    /// The bulk in the slot's `bulk`, at this address and length.
+    Bulk(*const u8, usize),
+    False,
+    /// The reply is in the slot's `pending`, for its mlua side.
+    Pending,
+}
+
+/// `raw.call(raise, ...)`: runs a command for `redis.call`/`redis.pcall`
+/// straight from the Lua stack, and pushes the commonest replies (numbers,
+/// bulk strings, nil) itself; other arguments and replies go through its
+/// mlua upvalues (3: the call from a table of arguments, 2: the
+/// conversion of a pending reply), which say what Redis says. Upvalue 1
+/// is the engine's slot.
+unsafe extern "C-unwind" fn fast_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: a C function Lua calls with the upvalues `host_functions`
+    // set; every Rust value with a destructor is dropped inside
+    // `fast_reply` before anything here may raise a Lua error.
+    unsafe {
+        let top = ffi::lua_gettop(state);
+        let simple = top >= 2
+            && (2..=top)
+                .all(|i| matches!(ffi::lua_type(state, i), ffi::LUA_TSTRING | ffi::LUA_TNUMBER));
+        if !simple {
+            // The arguments as a table, to the mlua side.
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(3));
+            ffi::lua_pushvalue(state, 1);
+            ffi::lua_pushinteger(state, (top - 1).max(0) as ffi::lua_Integer);
+            ffi::lua_createtable(state, (top - 1).max(0), 0);
+            for i in 2..=top {
+                ffi::lua_pushvalue(state, i);
+                ffi::lua_rawseti(state, -2, (i - 1) as ffi::lua_Integer);
+            }
+            ffi::lua_call(state, 3, 2);
+            return 2;
+        }
+        let slot = &*ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)).cast::<Slot>();
+        match fast_reply(state, slot, top) {
+            Push::Number(n) => ffi::lua_pushnumber(state, n),
+            Push::Bulk(ptr, len) => {
+                ffi::lua_pushlstring(state, ptr.cast(), len);
+                slot.bulk.borrow_mut().take();
+            }
+            Push::False => ffi::lua_pushboolean(state, 0),
+            Push::Pending => {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_call(state, 1, 2);
+                return 2;
+            }
+        }
+        ffi::lua_pushnil(state);
+        2
+    }
+}
+
+/// The Rust half of [`fast_call`]: the arguments at 2..=`top` (strings
+/// and numbers) as a request, run; the reply, as what to push.
+///
+/// # Safety
+/// `state` is the running Lua state, with those arguments on its stack.
+unsafe fn fast_reply(state: *mut mlua::ffi::lua_State, slot: &Slot, top: std::ffi::c_int) -> Push {
+    use mlua::ffi;
+    let mut buf = Vec::with_capacity(64);
+    let mut ends: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+    for i in 2..=top {
+        // SAFETY: index `i` holds a string or a number (checked by the
+        // caller); a string's bytes live while it is on the stack.
+        unsafe {
+            if ffi::lua_type(state, i) == ffi::LUA_TSTRING {
+                let mut len = 0;
+                let ptr = ffi::lua_tolstring(state, i, &mut len);
+                buf.extend_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len));
+            } else {
+                buf.extend_from_slice(format_g17(ffi::lua_tonumber(state, i)).as_bytes());
+            }
+        }
+        ends.push(buf.len());
+    }
+    let mut start = 0;
+    let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
+        .iter()
+        .map(|&end| {
+            let arg = &buf[start..end];
+            start = end;
+            arg
+        })
+        .collect();
+    let req = Request::from_args(&argv);
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.call(&req)))
+        .unwrap_or_else(|_| Err("-ERR the command failed".into()));
+    match reply {
+        Ok(Frame::Integer(i)) => Push::Number(i as f64),
+        Ok(Frame::NullBulk | Frame::NullArray) => Push::False,
+        Ok(Frame::Bulk(b)) => {
+            let at = (b.as_ptr(), b.len());
+            *slot.bulk.borrow_mut() = Some(b);
+            Push::Bulk(at.0, at.1)
+        }
+        other => {
+            *slot.pending.borrow_mut() = Some(other);
+            Push::Pending
+        }
     }
 }
 
@@ -464,11 +615,6 @@ impl Engine {
         Ok(sha)
     }
 
-    /// The flags of the cached script `sha`, if it is cached.
-    pub(crate) fn flags(&self, sha: &str) -> Option<Flags> {
-        self.scripts.get(sha).map(|s| s.flags)
-    }
-
     /// Whether `sha` is cached.
     pub(crate) fn exists(&self, sha: &str) -> bool {
         self.scripts.contains_key(sha)
@@ -484,21 +630,24 @@ impl Engine {
         self.lua.used_memory()
     }
 
-    /// Runs the cached script `sha` with `KEYS` and `ARGV`; its reply
-    /// (an error frame if it failed), for a script that chose RESP3 with
-    /// `redis.setresp(3)` in RESP3 types. `None` if `sha` is not cached.
+    /// The cached script `sha`'s flags and function, if it is cached.
+    pub(crate) fn script(&self, sha: &str) -> Option<(Flags, Function)> {
+        self.scripts.get(sha).map(|s| (s.flags, s.func.clone()))
+    }
+
+    /// Runs the cached script `sha` (its `func`, from [`Engine::script`])
+    /// with `KEYS` and `ARGV`; its reply (an error frame if it failed), for
+    /// a script that chose RESP3 with `redis.setresp(3)` in RESP3 types.
     pub(crate) fn run(
         &mut self,
         sha: &str,
+        func: Function,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> Option<Frame> {
-        let func = self.scripts.get(sha)?.func.clone();
-        Some(
-            self.run_func(sha, func, Calling::Globals, keys, argv, host)
-                .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into())),
-        )
+    ) -> Frame {
+        self.run_func(sha, func, Calling::Globals, keys, argv, host)
+            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
     }
 
     fn run_func(
@@ -558,12 +707,14 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
                 b"Please specify at least one argument for this redis lib call",
             )?);
         }
-        let mut argv = Vec::with_capacity(n);
+        // The arguments, one after the other in one buffer.
+        let mut buf = Vec::with_capacity(64);
+        let mut ends: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::with_capacity(n);
         for i in 1..=n {
             match args.raw_get::<Value>(i)? {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                Value::Number(n) => argv.push(Bytes::from(format_g17(n))),
-                Value::Integer(i) => argv.push(Bytes::from(format_g17(i as f64))),
+                Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+                Value::Number(n) => buf.extend_from_slice(format_g17(n).as_bytes()),
+                Value::Integer(i) => buf.extend_from_slice(format_g17(i as f64).as_bytes()),
                 _ => {
                     return failed(convert::error_table(
                         lua,
@@ -571,28 +722,37 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
                     )?);
                 }
             }
+            ends.push(buf.len());
         }
-        let resp3 = s.resp3.get();
-        let reply = s
-            .with_host(|host| host.call(&argv, resp3))
-            .unwrap_or_else(|| Err("This Redis command is not allowed from script".into()));
-        match reply {
-            Err(text) => {
-                let t = convert::error_table(lua, text.as_bytes())?;
-                t.raw_set("ignore_error_stats_update", true)?;
-                failed(t)
-            }
-            Ok(frame) => {
-                let is_error = matches!(frame, Frame::Error(_) | Frame::BulkError(_));
-                let value = convert::frame_to_lua(lua, &frame)?;
-                Ok(if raise && is_error {
-                    (fail_mark(), value)
-                } else {
-                    (value, Value::Nil)
-                })
-            }
-        }
+        let mut start = 0;
+        let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
+            .iter()
+            .map(|&end| {
+                let arg = &buf[start..end];
+                start = end;
+                arg
+            })
+            .collect();
+        let req = Request::from_args(&argv);
+        let reply = s.call(&req);
+        reply_to_lua(lua, raise, reply)
     })?;
+    let s = slot.clone();
+    let convert = lua.create_function(move |lua, raise: bool| {
+        let reply = s.pending.borrow_mut().take();
+        let reply = reply.unwrap_or_else(|| Err("-ERR the command gave no reply".into()));
+        reply_to_lua(lua, raise, reply)
+    })?;
+    // SAFETY: a C closure over the slot's address (the engine keeps the
+    // slot alive longer than its Lua state) and the two functions above.
+    let call: Function = unsafe {
+        lua.exec_raw((convert, call), |state| {
+            use mlua::ffi;
+            ffi::lua_pushlightuserdata(state, Arc::as_ptr(slot).cast_mut().cast());
+            ffi::lua_insert(state, 1);
+            ffi::lua_pushcclosure(state, fast_call, 3);
+        })?
+    };
     let s = slot.clone();
     let setresp = lua.create_function(move |_, v: u8| {
         s.resp3.set(v == 3);
@@ -676,9 +836,11 @@ pub(crate) struct Scripts {
     /// The function libraries, in a Lua state of their own.
     pub(crate) functions: Functions,
     /// Scripts (by SHA1) and functions (`fcall:<name>`, lowercase) seen
-    /// to reach keys they did not declare: they run holding every shard
-    /// from the start (see `cmd/scripting.rs`).
+    /// to run a command on the whole keyspace: they run holding every
+    /// shard from the start (see `cmd/scripting.rs`).
     wide: Mutex<std::collections::HashSet<String>>,
+    /// Whether `wide` may hold any name (set with the first).
+    any_wide: std::sync::atomic::AtomicBool,
     /// How many scripts are cached, for INFO without the lock.
     cached: AtomicU64,
     /// The Lua state's memory, for INFO without the lock.
@@ -715,24 +877,28 @@ impl Scripts {
             .retain(|name| name.starts_with("fcall:"));
     }
 
-    /// Whether the script or function `name` must hold every shard from
-    /// the start. For now every script does: holding only the declared
-    /// keys' shards broke atomicity when a script that had already written
-    /// reached an undeclared key whose shard a client waiting for the
-    /// script held (the call failed after a second and the script's first
-    /// writes stayed; `functions::scripts_with_undeclared_keys_stay_atomic`
-    /// caught it on a clean clone). The declared-keys path comes back once
-    /// a script that reaches out after writing can wait without deadlock.
-    pub(crate) fn is_wide(&self, _name: &str) -> bool {
-        true
+    /// Whether any script or function is wide (see [`Scripts::is_wide`]).
+    pub(crate) fn any_wide(&self) -> bool {
+        self.any_wide.load(Relaxed)
     }
 
-    /// The script or function `name` reached keys it did not declare.
+    /// Whether the script or function `name` holds every shard from the
+    /// start: it ran a command on the whole keyspace before (KEYS,
+    /// FLUSHALL, SCAN...), and would take them all one by one again.
+    pub(crate) fn is_wide(&self, name: &str) -> bool {
+        self.wide
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    /// The script or function `name` ran a command on the whole keyspace.
     pub(crate) fn mark_wide(&self, name: &str) {
         self.wide
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string());
+        self.any_wide.store(true, Relaxed);
     }
 
     /// How many scripts are cached.
@@ -791,7 +957,8 @@ mod tests {
 
     struct Echo;
     impl Host for Echo {
-        fn call(&mut self, args: &[Bytes], _resp3: bool) -> Result<Frame, String> {
+        fn call(&mut self, req: &Request, _resp3: bool) -> Result<Frame, String> {
+            let args = req.to_vec();
             if args[0].as_ref() == b"fail" {
                 return Ok(Frame::Error("ERR failed".into()));
             }
@@ -805,7 +972,10 @@ mod tests {
 
     fn eval(engine: &mut Engine, body: &str) -> Frame {
         match engine.load(body.as_bytes()) {
-            Ok(sha) => engine.run(&sha, &[], &[], &mut Echo).expect("cached"),
+            Ok(sha) => {
+                let (_, func) = engine.script(&sha).expect("cached");
+                engine.run(&sha, func, &[], &[], &mut Echo)
+            }
             Err(e) => Frame::Error(e.into()),
         }
     }

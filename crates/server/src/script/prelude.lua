@@ -53,12 +53,13 @@ local wrap = raw.wrap
 
 -- The redis table.
 local R = {}
--- The arguments travel as one table: a script may pass thousands.
+-- raw.call takes the arguments as they are (a C function), and hands
+-- unusual ones to its Rust side as one table: a script may pass thousands.
 R.call = wrap(function(...)
-    return raw.call(true, select('#', ...), { ... })
+    return raw.call(true, ...)
 end)
 R.pcall = wrap(function(...)
-    return (raw.call(false, select('#', ...), { ... }))
+    return (raw.call(false, ...))
 end)
 
 -- Redis's error table from "-CODE message" or "message".

@@ -97,7 +97,10 @@ impl Watch {
     pub(crate) fn end(&self) {
         self.started.store(0, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        // Only a function sets it.
+        if self.function.load(Ordering::Relaxed) {
+            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
     }
 
     /// The running script wrote.

@@ -17,7 +17,7 @@
 //! ([`DbMut`]) reports to. The keyspace's own lock methods are private to
 //! this file for that reason.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -222,6 +222,13 @@ pub struct Keyspace<W> {
     /// The counter every database draws its ready keys' order from (see
     /// [`Keyspace::ready_count`]).
     ready_seq: Arc<AtomicU64>,
+    /// Out-of-order locking (see [`Shards::begin_reach`]): the token, held
+    /// by the one lock set that may take shards in any order; whether
+    /// that holder reaches (set while it holds the token); and how many
+    /// lock sets are waiting for a shard while they hold another.
+    reach: Mutex<()>,
+    reaching: AtomicBool,
+    stalled: AtomicUsize,
 }
 
 impl<W> Keyspace<W> {
@@ -254,6 +261,9 @@ impl<W> Keyspace<W> {
             notify: AtomicU32::new(0),
             track: AtomicBool::new(false),
             ready_seq,
+            reach: Mutex::new(()),
+            reaching: AtomicBool::new(false),
+            stalled: AtomicUsize::new(0),
         }
     }
 
@@ -462,6 +472,28 @@ impl<W> Keyspace<W> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// [`Keyspace::lock`], or [`Keyspace::lock_for_read`] when `read`.
+    fn lock_as(&self, shard: usize, read: bool) -> MutexGuard<'_, Shard<W>> {
+        if read {
+            self.lock_for_read(shard)
+        } else {
+            self.lock(shard)
+        }
+    }
+
+    /// [`Keyspace::try_lock`] for a command that only reads the shard when
+    /// `read`.
+    fn try_lock_as(&self, shard: usize, read: bool) -> Option<MutexGuard<'_, Shard<W>>> {
+        if !read {
+            return self.try_lock(shard);
+        }
+        match self.shards[shard].0.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Locks one shard if that needs no waiting.
     fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard<W>>> {
         let mut guard = match self.shards[shard].0.try_lock() {
@@ -474,49 +506,106 @@ impl<W> Keyspace<W> {
     }
 
     /// Locks the shards of `keys`, in ascending order, each once.
+    #[cfg(test)]
     fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_, W> {
-        self.lock_shards(keys.into_iter().map(shard_of))
+        self.lock_shards(keys.into_iter().map(shard_of), false)
     }
 
-    /// Locks shards by number, in ascending order, each once.
-    fn lock_shards(&self, shards: impl IntoIterator<Item = usize>) -> Locked<'_, W> {
-        self.lock_shards_for(shards, false)
+    /// Locks shards by number, in ascending order, each once (`token`: the
+    /// caller holds the reach token).
+    fn lock_shards(&self, shards: impl IntoIterator<Item = usize>, token: bool) -> Locked<'_, W> {
+        self.lock_shards_for(shards, false, token)
     }
 
     /// [`Keyspace::lock_shards`], for a command that only reads them when
-    /// `read`.
+    /// `read` (a running snapshot need not encode them first).
     fn lock_shards_for(
         &self,
         shards: impl IntoIterator<Item = usize>,
         read: bool,
+        token: bool,
     ) -> Locked<'_, W> {
         let mut ids: Ids = shards.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
-        if read {
-            let guards = ids.iter().map(|&i| self.lock_for_read(i)).collect();
-            return Locked {
-                ks: self,
-                ids,
-                guards,
-            };
+        if token {
+            self.lock_ids_waiting(ids, read)
+        } else {
+            self.lock_ids(ids, read)
         }
-        self.lock_ids(ids)
     }
 
     /// Locks every shard, in order.
     fn lock_all(&self) -> Locked<'_, W> {
-        self.lock_ids((0..SHARDS).collect())
+        self.lock_ids((0..SHARDS).collect(), false)
     }
 
-    /// Locks `ids`, which must be ascending and distinct.
-    fn lock_ids(&self, ids: Ids) -> Locked<'_, W> {
-        let guards = ids.iter().map(|&i| self.lock(i)).collect();
+    /// Locks `ids`, which must be ascending and distinct. Waiting for a
+    /// shard while holding another is what can deadlock with a lock set
+    /// that reaches ([`Shards::begin_reach`]): a caller that would wait so
+    /// counts itself as stalled first, then waits only if nobody reaches;
+    /// otherwise it lets its shards go and takes the reach token before it
+    /// locks them all again (the holder of the token waits for no one who
+    /// waits for it).
+    /// `read`: the caller only reads them (see [`Keyspace::lock_for_read`]).
+    fn lock_ids(&self, ids: Ids, read: bool) -> Locked<'_, W> {
+        let mut guards: SmallVec<[MutexGuard<'_, Shard<W>>; 2]> =
+            SmallVec::with_capacity(ids.len());
+        for &i in &ids {
+            if guards.is_empty() {
+                guards.push(self.lock_as(i, read));
+                continue;
+            }
+            if let Some(guard) = self.try_lock_as(i, read) {
+                guards.push(guard);
+                continue;
+            }
+            // Both sequentially consistent, against `begin_reach`'s store
+            // then load: either it sees this wait, or this sees it reach.
+            self.stalled.fetch_add(1, Ordering::SeqCst);
+            if !self.reaching.load(Ordering::SeqCst) {
+                guards.push(self.lock_as(i, read));
+                self.stalled.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            self.stalled.fetch_sub(1, Ordering::SeqCst);
+            drop(guards);
+            let _token = self
+                .reach
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return self.lock_ids_waiting(ids, read);
+        }
         Locked {
             ks: self,
             ids,
             guards,
         }
+    }
+
+    /// Locks `ids` (ascending and distinct) waiting for each in turn: for
+    /// the holder of the reach token, whom no stalled lock set waits for.
+    fn lock_ids_waiting(&self, ids: Ids, read: bool) -> Locked<'_, W> {
+        let guards = ids.iter().map(|&i| self.lock_as(i, read)).collect();
+        Locked {
+            ks: self,
+            ids,
+            guards,
+        }
+    }
+}
+
+/// The reach token, held by a lock set that may lock shards in any order
+/// (see [`Shards::begin_reach`]); dropping it ends the reach.
+#[derive(Debug)]
+struct ReachToken<'a> {
+    reaching: &'a AtomicBool,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl Drop for ReachToken<'_> {
+    fn drop(&mut self) {
+        self.reaching.store(false, Ordering::SeqCst);
     }
 }
 
@@ -537,6 +626,9 @@ type Ids = SmallVec<[usize; 2]>;
 pub struct Shards<'a, W> {
     ks: &'a Keyspace<W>,
     held: Option<Locked<'a, W>>,
+    /// Held while this lock set may lock shards out of order (dropped
+    /// after `held`, by field order).
+    reach: Option<ReachToken<'a>>,
     /// A write command that started while nothing was recorded for
     /// replicas: should a lock it takes show that recording has begun since,
     /// it holds all its keys instead and records (see [`Shards::upgrade`]).
@@ -586,6 +678,7 @@ impl<'a, W> Shards<'a, W> {
         Shards {
             ks,
             held: None,
+            reach: None,
             write: None,
             fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
             reads: false,
@@ -726,7 +819,7 @@ impl<'a, W> Shards<'a, W> {
     fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a, W> {
         let mut named = None;
         if self.held.is_none() {
-            let locked = self.ks.lock_shards_for(shards, self.reads);
+            let locked = self.ks.lock_shards_for(shards, self.reads, self.reach.is_some());
             if !self.must_upgrade(locked.waited()) {
                 return LockedRef {
                     inner: Inner::Own(locked),
@@ -773,7 +866,57 @@ impl<'a, W> Shards<'a, W> {
     /// ([`Locked::take_ready`]).
     pub fn hold_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        self.held = Some(self.ks.lock_keys(keys));
+        let token = self.reach.is_some();
+        self.held = Some(self.ks.lock_shards(keys.into_iter().map(shard_of), token));
+    }
+
+    /// Makes this lock set the one that may lock shards in any order,
+    /// waiting for each (a script holds its declared keys' shards, then
+    /// takes the shards of the other keys it reaches as it reaches them),
+    /// until it is dropped or [`Shards::end_reach`]. Call it holding no
+    /// shard.
+    ///
+    /// Why that cannot deadlock: a wait cycle needs a lock set that waits
+    /// for a shard while it holds one that a waiter behind it needs.
+    /// Others do so only in ascending order, which alone never closes a
+    /// cycle, and never while someone reaches: this takes the token (one
+    /// reacher at a time), says it reaches, then waits until no lock set
+    /// is stalled (waiting for a shard while holding another); from then
+    /// on a lock set that would stall lets its shards go and waits for
+    /// the token instead (see `Keyspace::lock_ids`). So whoever holds a
+    /// shard the reacher waits for is running, not waiting for the
+    /// reacher, and will let it go. The reacher must not wait, holding
+    /// shards, for anything else a shard holder may hold (the caller's
+    /// part: a script takes its engine's lock after its shards, and EXEC
+    /// of a script takes the token before its shards).
+    pub fn begin_reach(&mut self) {
+        debug_assert!(self.held.is_none(), "reach holding nothing");
+        if self.reach.is_some() {
+            return;
+        }
+        let guard = self
+            .ks
+            .reach
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.ks.reaching.store(true, Ordering::SeqCst);
+        let token = ReachToken {
+            reaching: &self.ks.reaching,
+            _guard: guard,
+        };
+        // Lock sets stalled before they could see the reach: each waits
+        // for a shard in ascending order, held by someone running, so
+        // they end.
+        while self.ks.stalled.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+        self.reach = Some(token);
+    }
+
+    /// Ends what [`Shards::begin_reach`] began; call it once the held
+    /// shards are released.
+    pub fn end_reach(&mut self) {
+        self.reach = None;
     }
 
     /// Whether `shard` is among the held ones (a script that holds its
@@ -784,30 +927,30 @@ impl<'a, W> Shards<'a, W> {
             .is_some_and(|h| h.ids.binary_search(&shard).is_ok())
     }
 
-    /// Adds `shard` to the held ones if that needs no waiting (a script
-    /// touching a key it did not declare); false if it is busy or nothing
-    /// is held. Never waits: the holder may be waiting for a held shard.
-    pub fn try_hold_shard(&mut self, shard: usize) -> bool {
-        let Some(held) = self.held.as_mut() else {
+    /// How many shards are held.
+    pub fn held_count(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.ids.len())
+    }
+
+    /// Adds `shard` to the held ones, waiting for it if it is busy: only
+    /// for a lock set that reaches ([`Shards::begin_reach`]) and holds
+    /// (it may be below the held ones). False, doing nothing, otherwise.
+    pub fn hold_shard(&mut self, shard: usize) -> bool {
+        let (Some(held), Some(_)) = (self.held.as_mut(), self.reach.as_ref()) else {
             return false;
         };
-        match held.ids.binary_search(&shard) {
-            Ok(_) => true,
-            Err(at) => match self.ks.try_lock(shard) {
-                Some(guard) => {
-                    held.ids.insert(at, shard);
-                    held.guards.insert(at, guard);
-                    true
-                }
-                None => false,
-            },
+        if let Err(at) = held.ids.binary_search(&shard) {
+            held.ids.insert(at, shard);
+            held.guards.insert(at, self.ks.lock(shard));
         }
+        true
     }
 
     /// EXEC of a command on the whole keyspace: holds every shard.
     pub fn hold_all(&mut self) {
         debug_assert!(self.held.is_none(), "transactions do not nest");
-        self.held = Some(self.ks.lock_all());
+        let token = self.reach.is_some();
+        self.held = Some(self.ks.lock_shards(0..SHARDS, token));
     }
 
     /// The locks held by EXEC, if any.
@@ -1042,6 +1185,8 @@ impl<'a, W> Locked<'a, W> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::keyspace::tests::entry;
     use crate::value::Value;
@@ -1188,6 +1333,52 @@ mod tests {
         assert_eq!(locked.effects().dirty(), 1);
         drop(locked);
         assert_eq!(ks.lock(shard_of(b"y")).dbs[1].len(), 1);
+    }
+
+    /// A reacher holding a high shard waits for a low one that a lock set
+    /// taking every shard in order holds while it waits for the high one:
+    /// that lock set lets its shards go instead of waiting (it would be a
+    /// deadlock otherwise), and both end.
+    #[test]
+    fn a_reacher_takes_a_lower_shard_from_an_ascending_locker() {
+        let ks = Arc::new(Keyspace::<()>::new(1));
+        let high = (0u32..)
+            .map(|i| i.to_string())
+            .find(|k| shard_of(k.as_bytes()) > SHARDS / 2)
+            .expect("a key on a high shard");
+        for _ in 0..200 {
+            let (done, finished) = std::sync::mpsc::channel();
+            let (ks1, done1, high) = (ks.clone(), done.clone(), high.clone());
+            let (held, hold) = std::sync::mpsc::channel();
+            let reacher = std::thread::spawn(move || {
+                let mut reacher = Shards::new(&ks1);
+                reacher.begin_reach();
+                reacher.hold_keys([high.as_bytes()]);
+                held.send(()).expect("the test waits");
+                // Let the locker get going (it may or may not hold shard 0
+                // by now: the runs cover both).
+                std::thread::yield_now();
+                assert!(reacher.hold_shard(0));
+                assert!(reacher.holds_shard(0) && reacher.held_count() == 2);
+                drop(reacher.release());
+                reacher.end_reach();
+                done1.send(()).expect("the test waits");
+            });
+            hold.recv().expect("the reacher holds its shard");
+            let ks2 = ks.clone();
+            let locker = std::thread::spawn(move || {
+                drop(Shards::new(&ks2).lock_all());
+                done.send(()).expect("the test waits");
+            });
+            for _ in 0..2 {
+                // A deadlock fails here (its threads are left behind).
+                finished
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the reacher and the ascending locker both end");
+            }
+            reacher.join().expect("the reacher");
+            locker.join().expect("the locker");
+        }
     }
 
     #[test]
