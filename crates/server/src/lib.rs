@@ -19,6 +19,7 @@ mod db;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod latency;
+pub mod memory;
 mod notify;
 mod pause;
 mod pubsub;
@@ -30,4 +31,5 @@ mod server;
 mod tracking;
 
 pub use config::{Config, ConfigError, Flags};
+pub use memory::Allocator;
 pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

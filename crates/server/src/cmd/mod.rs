@@ -1059,7 +1059,13 @@ pub(crate) fn execute(
         Some(b"NOAUTH Authentication required.".to_vec())
     } else if flags & NO_MULTI != 0 && client.multi.is_some() {
         Some(b"ERR Command not allowed inside a transaction".to_vec())
-    } else if client.oom && refused_when_out_of_memory(cmd, flags, client) {
+    } else if {
+        // Before every command while `maxmemory` is set, as Redis's
+        // `performEvictions`: evict what the policy allows.
+        client.oom = !client.is_master && shared.out_of_memory();
+        client.oom
+    } && refused_when_out_of_memory(cmd, flags, client)
+    {
         Some(OOM.as_bytes().to_vec())
     } else if flags & WRITE != 0 && !client.is_master && shared.repl.too_few_replicas() {
         Some(NOREPLICAS.as_bytes().to_vec())
