@@ -319,6 +319,11 @@ struct State {
     /// The database the random policies look at next (Redis walks them
     /// round robin).
     next_db: usize,
+    /// The databases that had keys to evict when a sampling round last
+    /// looked at every database (see `populate`).
+    hint: Vec<usize>,
+    /// Sampling rounds so far.
+    rounds: u32,
 }
 
 /// What [`enforce`] found.
@@ -345,6 +350,8 @@ impl Eviction {
                 pool: Pool::default(),
                 rng: Rng::new(0x5eed),
                 next_db: 0,
+                hint: Vec::new(),
+                rounds: 0,
             }),
         }
     }
@@ -378,6 +385,7 @@ impl Eviction {
         let mut st = self.state();
         if st.policy != policy {
             st.pool.clear();
+            st.hint.clear();
         }
         st.policy = policy;
         st.samples = config.get_i64("maxmemory-samples").clamp(1, 64) as usize;
@@ -515,17 +523,52 @@ fn evict_one(shared: &Shared, policy: Policy, samples: usize) -> bool {
 /// (docs/memory.md).
 fn populate(shared: &Shared, rank: Rank, volatile: bool, samples: usize) -> bool {
     let databases = Shards::new(&shared.keyspace).databases();
-    let start = shared.eviction.state().rng.below(SHARDS).unwrap_or(0);
+    let (start, hint, full) = {
+        let mut st = shared.eviction.state();
+        st.rounds = st.rounds.wrapping_add(1);
+        let full = st.hint.is_empty() || st.rounds.is_multiple_of(64);
+        (st.rng.below(SHARDS).unwrap_or(0), st.hint.clone(), full)
+    };
+    // Looking at every database of a shard costs a cache miss each: most
+    // rounds look only at those that had keys when a round last looked at
+    // all of them; if those have none left anywhere, every one is looked
+    // at before the keyspace counts as empty.
+    if !full && sample_shards(shared, start, &hint, rank, volatile, samples).is_some() {
+        return true;
+    }
+    let all: Vec<usize> = (0..databases).collect();
+    match sample_shards(shared, start, &all, rank, volatile, samples) {
+        Some(dbs) => {
+            shared.eviction.state().hint = dbs;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Samples the databases `dbs` of the first shard from `start` on that has
+/// keys to evict in any of them, into the pool; returns the databases that
+/// had some there, or `None` if no shard has any.
+fn sample_shards(
+    shared: &Shared,
+    start: usize,
+    dbs: &[usize],
+    rank: Rank,
+    volatile: bool,
+    samples: usize,
+) -> Option<Vec<usize>> {
     let mut found = Vec::new();
+    let mut rng = Rng::new(shared.eviction.state().rng.next_u64());
     for s in 0..SHARDS {
         let shard = (start + s) % SHARDS;
-        let mut rng = Rng::new(shared.eviction.state().rng.next_u64());
+        let mut had = Vec::new();
         {
             let mut shards = Shards::new(&shared.keyspace);
             let mut locked = shards.lock_shard(shard);
-            for db in 0..databases {
+            for &db in dbs {
                 let view = locked.db(db);
                 if view.evictable(volatile) > 0 {
+                    had.push(db);
                     view.evict_sample(samples, volatile, rank, &mut rng, &mut |c| found.push(c));
                 }
             }
@@ -535,10 +578,10 @@ fn populate(shared: &Shared, rank: Rank, volatile: bool, samples: usize) -> bool
             for c in found {
                 st.pool.offer(c);
             }
-            return true;
+            return Some(had);
         }
     }
-    false
+    None
 }
 
 /// Deletes `key` of database `db` as an eviction: replicas and the AOF

@@ -21,9 +21,18 @@ fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
         .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
 }
 
+/// The INFO section a field is in.
+fn section(field: &str) -> &'static str {
+    match field {
+        "evicted_keys" => "stats",
+        f if f.contains("repl") || f.contains("master") => "replication",
+        _ => "memory",
+    }
+}
+
 /// A field of INFO, as a number.
 fn info(con: &mut Connection, field: &str) -> i64 {
-    let text: String = q(con, &["INFO", "all"]);
+    let text: String = q(con, &["INFO", section(field)]);
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("no {field} in INFO"))
@@ -34,7 +43,7 @@ fn info(con: &mut Connection, field: &str) -> i64 {
 
 /// A field of INFO, as text.
 fn info_text(con: &mut Connection, field: &str) -> String {
-    let text: String = q(con, &["INFO", "all"]);
+    let text: String = q(con, &["INFO", section(field)]);
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_default()
