@@ -447,12 +447,6 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
             break Outcome::Running;
         }
     };
-    if evicted > 0 {
-        shared
-            .stats
-            .evicted_keys
-            .fetch_add(evicted, Ordering::Relaxed);
-    }
     outcome
 }
 
@@ -597,6 +591,9 @@ fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
     let removed = view.remove(key);
     let found = removed.is_some();
     if found {
+        // Counted under the lock: INFO never sees a key gone but not
+        // counted.
+        shared.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
         let fx = view.effects();
         fx.expired(db, key);
         fx.evicted(db, key);
