@@ -434,7 +434,7 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
     let budget = budget.or(tenacity);
     let started = Instant::now();
     let mut evicted = 0u64;
-    let outcome = loop {
+    loop {
         if used() <= limit {
             break Outcome::Ok;
         }
@@ -446,8 +446,7 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
         if evicted.is_multiple_of(16) && budget.is_some_and(|b| started.elapsed() > b) {
             break Outcome::Running;
         }
-    };
-    outcome
+    }
 }
 
 /// Evicts one key the policy picks; false if there is none to pick.
