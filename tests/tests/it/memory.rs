@@ -447,3 +447,36 @@ fn memory_stats_doctor_and_purge_answer() {
     let allocator: String = q(&mut con, &["INFO", "memory"]);
     assert!(allocator.contains("mem_allocator:jemalloc"), "{allocator}");
 }
+
+#[test]
+fn evictions_raise_the_evicted_event() {
+    let maxmemory = format!("maxmemory {LIMIT}");
+    let node = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[
+            &maxmemory,
+            "maxmemory-policy allkeys-random",
+            "notify-keyspace-events Ee",
+        ],
+    );
+    let mut sub = connect(node.addr());
+    let mut pubsub = sub.as_pubsub();
+    pubsub
+        .subscribe("__keyevent@0__:evicted")
+        .expect("subscribe");
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut con = connect(node.addr());
+    let value = "e".repeat(400);
+    for b in 0..40 {
+        assert!(set_batch(&mut con, "key:", b * 1000, 1000, &value, None).is_empty());
+        if info(&mut con, "evicted_keys") > 0 {
+            break;
+        }
+    }
+    let msg = pubsub.get_message().expect("an evicted event");
+    let key: String = msg.get_payload().expect("a key");
+    assert!(key.starts_with("key:"), "{key}");
+    assert_eq!(msg.get_channel_name(), "__keyevent@0__:evicted");
+}
