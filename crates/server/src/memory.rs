@@ -449,6 +449,29 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
     }
 }
 
+/// Before a client's command (`cmd::execute`): evicts what the policy
+/// allows while memory is over `maxmemory`; true if memory stays over the
+/// limit with nothing left to evict, and commands that may grow it are
+/// refused (Redis's OOM error). Invalidations of keys
+/// evicted now, for this client's own tracking, go out before the
+/// command's reply, as in Redis.
+#[inline]
+pub(crate) fn before_command(
+    shared: &Shared,
+    client: &crate::client::Client,
+    reply: &mut crate::reply::Reply<'_>,
+) -> bool {
+    if shared.eviction.limit.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let evicted = shared.stats.evicted_keys.load(Ordering::Relaxed);
+    let full = enforce(shared, None) == Outcome::Full;
+    if shared.stats.evicted_keys.load(Ordering::Relaxed) != evicted {
+        client.info.pubsub.drain(reply.out, reply.proto);
+    }
+    full
+}
+
 /// Evicts one key the policy picks; false if there is none to pick.
 fn evict_one(shared: &Shared, policy: Policy, samples: usize) -> bool {
     let databases = Shards::new(&shared.keyspace).databases();

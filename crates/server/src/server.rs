@@ -80,15 +80,6 @@ impl Shared {
     pub(crate) fn set_memory_limit(&self, config: &Config) {
         self.eviction.configure(config);
     }
-
-    /// Evicts what the policy allows while memory is over `maxmemory`;
-    /// true if memory stays over the limit with nothing left to evict:
-    /// commands that may grow it are refused (Redis's OOM error).
-    #[inline]
-    pub(crate) fn out_of_memory(&self) -> bool {
-        self.eviction.limit.load(Ordering::Relaxed) > 0
-            && crate::memory::enforce(self, None) == crate::memory::Outcome::Full
-    }
 }
 
 /// Resident memory in bytes, from /proc (0 where there is none).

@@ -1062,7 +1062,7 @@ pub(crate) fn execute(
     } else if {
         // Before every command while `maxmemory` is set, as Redis's
         // `performEvictions`: evict what the policy allows.
-        client.oom = !client.is_master && shared.out_of_memory();
+        client.oom = !client.is_master && crate::memory::before_command(shared, client, &mut reply);
         client.oom
     } && refused_when_out_of_memory(cmd, flags, client)
     {
