@@ -177,7 +177,12 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         true,
     ),
     // Eviction's settings (see memory.rs).
-    ("maxmemory-samples", "5", Kind::Int(1, 64), true),
+    (
+        "maxmemory-samples",
+        "5",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
     ("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), true),
     ("lfu-log-factor", "10", Kind::Int(0, i32::MAX as i64), true),
     ("lfu-decay-time", "1", Kind::Int(0, i32::MAX as i64), true),

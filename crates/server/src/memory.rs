@@ -388,7 +388,7 @@ impl Eviction {
             st.hint.clear();
         }
         st.policy = policy;
-        st.samples = config.get_i64("maxmemory-samples").clamp(1, 64) as usize;
+        st.samples = config.get_i64("maxmemory-samples").clamp(1, 1024) as usize;
         st.budget = time_limit(tenacity);
         st.replica_ignores = config.get("replica-ignore-maxmemory") != Some("no");
         drop(st);

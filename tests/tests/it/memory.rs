@@ -480,3 +480,41 @@ fn evictions_raise_the_evicted_event() {
     assert!(key.starts_with("key:"), "{key}");
     assert_eq!(msg.get_channel_name(), "__keyevent@0__:evicted");
 }
+
+/// Eviction's settings: defaults, bounds and errors as redis-server has
+/// them.
+#[test]
+fn eviction_settings_match_redis() {
+    let requests: &[&[&[u8]]] = &[
+        &[b"CONFIG", b"GET", b"maxmemory-samples"],
+        &[b"CONFIG", b"GET", b"maxmemory-eviction-tenacity"],
+        &[b"CONFIG", b"GET", b"lfu-log-factor"],
+        &[b"CONFIG", b"GET", b"lfu-decay-time"],
+        &[b"CONFIG", b"GET", b"replica-ignore-maxmemory"],
+        &[b"CONFIG", b"SET", b"maxmemory-samples", b"0"],
+        &[b"CONFIG", b"SET", b"maxmemory-samples", b"65"],
+        &[b"CONFIG", b"SET", b"maxmemory-eviction-tenacity", b"101"],
+        &[b"CONFIG", b"SET", b"lfu-log-factor", b"-1"],
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"],
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"lru"],
+        &[b"CONFIG", b"GET", b"maxmemory-policy"],
+        &[b"CONFIG", b"SET", b"slave-ignore-maxmemory", b"no"],
+        &[b"CONFIG", b"GET", b"replica-ignore-maxmemory"],
+        &[b"MEMORY", b"USAGE", b"missing"],
+        &[b"MEMORY", b"USAGE", b"missing", b"SAMPLES", b"-1"],
+        &[b"MEMORY", b"NOPE"],
+    ];
+    let mut replies = Vec::new();
+    for kind in [NodeKind::Redis, NodeKind::Ember] {
+        let node = NodeProcess::start(kind);
+        let mut raw = ember_tests::connect(node.addr().parse().expect("address"));
+        let got: Vec<_> = requests
+            .iter()
+            .map(|r| ember_tests::call(&mut raw, r))
+            .collect();
+        replies.push(got);
+    }
+    for (i, (redis, ember)) in replies[0].iter().zip(&replies[1]).enumerate() {
+        assert_eq!(redis, ember, "{:?}", requests[i]);
+    }
+}
