@@ -15,8 +15,9 @@ Traces (seeded: the same keys in the same order every run):
   shifting             Zipf 1.0 over a working set that moves by KEYS/4
                        keys four times
 
-Usage: benches/hit-ratio.py EMBER_BIN [KEYS] [REQUESTS] [MAXMEMORY_MB]
+Usage: benches/hit-ratio.py EMBER_BIN [KEYS] [REQUESTS] [MAXMEMORY_MB] [SVG]
    (defaults: 200000 1000000 16; needs redis-server and the redis module)
+   With SVG, also writes the results as a bar chart to that file.
 Prints one row per trace: each server and policy's hit ratio, in %, at
 equal maxmemory, and Ember's again at the maxmemory where it holds as many
 keys as Redis (its per-key overhead and startup memory differ: the second
@@ -143,6 +144,42 @@ def replay(con, trace):
     return 100.0 * hits / max(reads, 1)
 
 
+def chart(path, runs, results):
+    """A grouped bar chart (one group per trace, one bar per run) as SVG,
+    written without any plotting library."""
+    colors = ["#c0392b", "#e67e22", "#2980b9", "#16a085", "#8e44ad", "#2c3e50"]
+    bar, gap, top, left, height = 14, 30, 30, 50, 260
+    lo = min(min(r) for _, r in results) // 10 * 10
+    hi = 100
+    width = left + len(results) * (len(runs) * bar + gap) + 20
+    y = lambda v: top + height - (v - lo) / (hi - lo) * height
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + 110}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="18" font-size="13">Hit ratio (%), Redis and Ember, same traces</text>',
+    ]
+    for v in range(int(lo), hi + 1, 5):
+        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>')
+    for g, (name, row) in enumerate(results):
+        x0 = left + 10 + g * (len(runs) * bar + gap)
+        for i, v in enumerate(row):
+            x = x0 + i * bar
+            out.append(
+                f'<rect x="{x}" y="{y(v):.1f}" width="{bar - 2}" height="{top + height - y(v):.1f}" '
+                f'fill="{colors[i % len(colors)]}"><title>{v:.2f}</title></rect>'
+            )
+        out.append(f'<text x="{x0}" y="{top + height + 15}">{name}</text>')
+    for i, (kind, policy, mem) in enumerate(runs):
+        yy = top + height + 35 + (i // 2) * 16
+        xx = left + (i % 2) * 260
+        out.append(f'<rect x="{xx}" y="{yy - 9}" width="10" height="10" fill="{colors[i % len(colors)]}"/>')
+        out.append(f'<text x="{xx + 14}" y="{yy}">{kind} {policy} {mem / 2**20:.1f} MB</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
     binary = sys.argv[1]
     keys = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
@@ -162,8 +199,9 @@ def main():
     for k, (startup, bpk) in per.items():
         print(f"{k}: startup {startup} bytes, {bpk:.1f} bytes per key")
     print(f"equal keys: ember at maxmemory {equal_keys} holds as many keys as redis at {memory}")
-    print("| trace | " + " | ".join(f"{k} {p} {m >> 20}mb" for k, p, m in runs) + " |")
+    print("| trace | " + " | ".join(f"{k} {p} {m / 2**20:.1f}mb" for k, p, m in runs) + " |")
     print("|---|" + "---:|" * len(runs))
+    results = []
     for name, trace in traces(keys, requests):
         row = []
         for kind, policy, mem in runs:
@@ -174,6 +212,9 @@ def main():
                 proc.terminate()
                 proc.wait()
         print(f"| {name} | " + " | ".join(f"{r:.2f}" for r in row) + " |", flush=True)
+        results.append((name, row))
+    if len(sys.argv) > 5:
+        chart(sys.argv[5], runs, results)
 
 
 if __name__ == "__main__":
