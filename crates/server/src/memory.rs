@@ -419,6 +419,12 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
     if limit == 0 || used() <= limit {
         return Outcome::Ok;
     }
+    // A running script holds every shard: eviction would wait for it, on
+    // a worker that must answer BUSY meanwhile (or on the main thread),
+    // so it waits for the script's end instead, as Redis's does.
+    if shared.scripts.watch.running_for().is_some() {
+        return Outcome::Ok;
+    }
     let (policy, samples, tenacity, ignore) = {
         let st = shared.eviction.state();
         (st.policy, st.samples, st.budget, st.replica_ignores)
