@@ -525,7 +525,6 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
         limits.max_bulk_len = shared.max_bulk_len.load(Ordering::Relaxed).max(0) as u64;
-        client.oom = shared.out_of_memory();
         decoder.set_limits(limits);
         // Messages published before these commands arrived go out before
         // their replies, as in Redis.

@@ -192,6 +192,18 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         ]),
         true,
     ),
+    // Eviction's settings (see memory.rs).
+    (
+        "maxmemory-samples",
+        "5",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
+    ("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), true),
+    ("lfu-log-factor", "10", Kind::Int(0, i32::MAX as i64), true),
+    ("lfu-decay-time", "1", Kind::Int(0, i32::MAX as i64), true),
+    ("replica-ignore-maxmemory", "yes", Kind::Bool, true),
+    ("slave-ignore-maxmemory", "yes", Kind::Bool, true),
     (
         "list-max-listpack-size",
         "-2",
@@ -367,6 +379,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("slave-serve-stale-data", "replica-serve-stale-data"),
     ("slave-priority", "replica-priority"),
     ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),

@@ -20,6 +20,7 @@ mod db;
 mod grpc;
 mod kill;
 mod latency;
+pub mod memory;
 mod notify;
 mod pause;
 mod pubsub;
@@ -32,4 +33,5 @@ mod server;
 mod tracking;
 
 pub use config::{Config, ConfigError, Flags};
+pub use memory::Allocator;
 pub use server::{ServeError, Workers, run, run_on, run_on_while_loading};

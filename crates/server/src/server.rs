@@ -36,12 +36,8 @@ pub(crate) struct Shared {
     pub(crate) encodings: crate::cmd::Encodings,
     /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
     pub(crate) active_expire: AtomicBool,
-    /// `maxmemory` while the policy is `noeviction`, else 0: the limit past
-    /// which commands that may grow memory are refused. Read once per
-    /// batch. Ember evicts nothing, so other policies set no limit.
-    pub(crate) memory_limit: AtomicU64,
-    /// The memory used, as INFO reports it, sampled while there is a limit.
-    pub(crate) used_memory: AtomicU64,
+    /// `maxmemory` and its policy's settings and state (`memory.rs`).
+    pub(crate) eviction: crate::memory::Eviction,
     /// SAVE and BGSAVE state.
     pub(crate) persistence: Arc<crate::rdb::Persistence>,
     /// CLIENT PAUSE.
@@ -80,24 +76,9 @@ impl Shared {
             .get_i64(name)
     }
 
-    /// Sets [`Shared::memory_limit`] from `config`, and samples the memory
-    /// used if there is a limit.
+    /// Takes `maxmemory` and its policy's settings from `config`.
     pub(crate) fn set_memory_limit(&self, config: &Config) {
-        let limit = match config.get("maxmemory-policy") {
-            Some("noeviction") => config.get_i64("maxmemory").max(0) as u64,
-            _ => 0,
-        };
-        self.memory_limit.store(limit, Ordering::Relaxed);
-        if limit > 0 {
-            self.used_memory.store(resident_memory(), Ordering::Relaxed);
-        }
-    }
-
-    /// Whether memory is over the limit: commands that may grow it are
-    /// refused (Redis's OOM error under `noeviction`).
-    pub(crate) fn out_of_memory(&self) -> bool {
-        let limit = self.memory_limit.load(Ordering::Relaxed);
-        limit > 0 && self.used_memory.load(Ordering::Relaxed) > limit
+        self.eviction.configure(config);
     }
 }
 
@@ -127,6 +108,8 @@ pub(crate) struct Stats {
     pub(crate) commands_processed: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
+    /// Keys deleted to stay within `maxmemory`.
+    pub(crate) evicted_keys: AtomicU64,
     pub(crate) keyspace_hits: AtomicU64,
     pub(crate) keyspace_misses: AtomicU64,
     pub(crate) net_input_bytes: AtomicU64,
@@ -202,6 +185,7 @@ impl Default for Stats {
             commands_processed: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
@@ -222,7 +206,7 @@ impl Default for Stats {
             reads_processed: AtomicU64::new(0),
             writes_processed: AtomicU64::new(0),
             peak_memory: AtomicU64::new(0),
-            startup_memory: resident_memory(),
+            startup_memory: crate::memory::used(),
             rates: Mutex::new(Rates::default()),
         }
     }
@@ -241,10 +225,9 @@ impl Stats {
         }
     }
 
-    /// The memory in use (resident, until Ember counts its allocations),
-    /// noting the peak.
+    /// The memory in use (see `memory.rs`), noting the peak.
     pub(crate) fn used_memory(&self) -> u64 {
-        let used = resident_memory();
+        let used = crate::memory::used();
         self.peak_memory.fetch_max(used, Ordering::Relaxed);
         used
     }
@@ -277,6 +260,7 @@ impl Stats {
             &self.commands_processed,
             &self.rejected_connections,
             &self.expired_keys,
+            &self.evicted_keys,
             &self.keyspace_hits,
             &self.keyspace_misses,
             &self.net_input_bytes,
@@ -599,8 +583,7 @@ async fn serve(
         max_bulk_len: AtomicI64::new(max_bulk_len),
         encodings,
         active_expire: AtomicBool::new(true),
-        memory_limit: AtomicU64::new(0),
-        used_memory: AtomicU64::new(0),
+        eviction: crate::memory::Eviction::new(),
         persistence: Arc::default(),
         next_client_id: AtomicU64::new(1),
         pubsub: crate::pubsub::Hub::default(),
@@ -948,11 +931,9 @@ async fn active_expire(shared: Arc<Shared>) {
         }
         crate::db::tick_lru_clock();
         shared.stats.sample_rates();
-        if shared.memory_limit.load(Ordering::Relaxed) > 0 {
-            shared
-                .used_memory
-                .store(resident_memory(), Ordering::Relaxed);
-        }
+        // Eviction a command's time budget left unfinished goes on here
+        // (Redis's eviction timer).
+        crate::memory::enforce(&shared, Some(Duration::from_millis(10)));
         let started = Instant::now();
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.

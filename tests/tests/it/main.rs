@@ -1,5 +1,10 @@
 //! Ember's end-to-end tests: one binary, one module per area.
 
+// The server's counted allocator, as in `ember-server`: the Ember nodes
+// the tests start are this binary run again (`NodeProcess`).
+#[global_allocator]
+static ALLOC: server::Allocator = server::Allocator;
+
 mod aof;
 mod bitmaps;
 mod check;
@@ -13,6 +18,7 @@ mod functions;
 mod grpc;
 mod hashes;
 mod healing;
+mod memory;
 mod migrate;
 mod notify;
 mod persistence;

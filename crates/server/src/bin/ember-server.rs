@@ -4,6 +4,10 @@ use clap::Parser;
 use ember_server::{Config, Flags, Workers};
 use tokio::net::TcpListener;
 
+// jemalloc, counted: `used_memory` (see the library's `memory` module).
+#[global_allocator]
+static ALLOC: ember_server::Allocator = ember_server::Allocator;
+
 fn main() -> std::process::ExitCode {
     // `--appendonly yes` and the like, as redis-server takes them.
     let flags = Flags::parse_from(ember_server::config::redis_style_args(std::env::args_os()));

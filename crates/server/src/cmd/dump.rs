@@ -37,7 +37,7 @@ struct RestoreOptions {
     absttl: bool,
     /// IDLETIME, in seconds.
     idle: Option<i64>,
-    /// FREQ: accepted and checked, but Ember keeps no access frequencies.
+    /// FREQ: the access frequency to set under an LFU policy.
     freq: Option<i64>,
 }
 
@@ -133,6 +133,9 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let lfu = ctx.shared.config_get("maxmemory-policy").contains("lfu");
     if let (Some(idle), false) = (opts.idle, lfu) {
         target.set_idle(key, idle);
+    }
+    if let (Some(freq), true) = (opts.freq, lfu) {
+        target.set_freq(key, freq.clamp(0, 255) as u8);
     }
     if let (Some(at), false) = (at, opts.absttl) {
         // Replicas get the deadline, not the time to live.

@@ -494,8 +494,8 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let idle = db.idle_secs(key).unwrap_or(0);
         ctx.reply.int(idle as i64);
     } else {
-        // Access frequencies are not tracked: Ember evicts nothing.
-        ctx.reply.int(0);
+        let freq = db.freq(key).unwrap_or(0);
+        ctx.reply.int(i64::from(freq));
     }
     Ok(())
 }

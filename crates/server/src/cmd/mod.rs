@@ -1079,7 +1079,13 @@ pub(crate) fn execute_command(
         Some(b"NOAUTH Authentication required.".to_vec())
     } else if flags & NO_MULTI != 0 && client.multi.is_some() {
         Some(b"ERR Command not allowed inside a transaction".to_vec())
-    } else if client.oom && refused_when_out_of_memory(cmd, flags, client) {
+    } else if {
+        // Before every command while `maxmemory` is set, as Redis's
+        // `performEvictions`: evict what the policy allows.
+        client.oom = !client.is_master && crate::memory::before_command(shared, client, &mut reply);
+        client.oom
+    } && refused_when_out_of_memory(cmd, flags, client)
+    {
         Some(OOM.as_bytes().to_vec())
     } else if !client.is_master
         && let Some(text) = crate::save::refused_writes(shared)

@@ -260,7 +260,7 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                 ("expired_stale_perc", "0.00".into()),
                 ("expired_time_cap_reached_count", "0".into()),
                 ("expire_cycle_cpu_milliseconds", "0".into()),
-                ("evicted_keys", "0".into()),
+                ("evicted_keys", load(&stats.evicted_keys).to_string()),
                 ("evicted_clients", "0".into()),
                 ("total_eviction_exceeded_time", "0".into()),
                 ("current_eviction_exceeded_time", "0".into()),
@@ -441,21 +441,15 @@ fn os_name() -> String {
     }
 }
 
-/// INFO's memory section. Ember does not yet count its allocations:
-/// `used_memory` is the resident set, and the allocator's figures are
-/// those Redis prints when built with libc malloc.
+/// INFO's memory section: `used_memory` is what the counted allocator
+/// holds (see `memory.rs`), the `allocator_*` figures jemalloc's own.
 fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     let shared = ctx.shared;
-    let stats = &shared.stats;
-    let used = stats.used_memory();
-    let peak = stats.peak_memory.load(Ordering::Relaxed).max(used);
-    let startup = stats.startup_memory.min(used);
-    let backlog = {
-        let st = shared.repl.state();
-        crate::repl::Repl::backlog_info(&st).map_or(0, |(size, ..)| size.max(0) as u64)
-    };
-    let overhead = (startup + backlog).min(used);
-    let dataset = used - overhead;
+    let figures = crate::memory::Figures::read(shared);
+    let (used, peak, startup, backlog) =
+        (figures.used, figures.peak, figures.startup, figures.backlog);
+    let overhead = figures.overhead();
+    let dataset = figures.dataset();
     let percent = |part: u64, whole: u64| {
         if whole == 0 {
             0.0
@@ -468,8 +462,11 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     w("# Memory".into());
     w(format!("used_memory:{used}"));
     w(format!("used_memory_human:{}", human_bytes(used)));
-    w(format!("used_memory_rss:{used}"));
-    w(format!("used_memory_rss_human:{}", human_bytes(used)));
+    w(format!("used_memory_rss:{}", figures.rss));
+    w(format!(
+        "used_memory_rss_human:{}",
+        human_bytes(figures.rss)
+    ));
     w(format!("used_memory_peak:{peak}"));
     w(format!("used_memory_peak_human:{}", human_bytes(peak)));
     w(format!("used_memory_peak_perc:{:.2}%", percent(used, peak)));
@@ -480,13 +477,12 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         "used_memory_dataset_perc:{:.2}%",
         percent(dataset, used - startup)
     ));
-    for name in [
-        "allocator_allocated",
-        "allocator_active",
-        "allocator_resident",
-    ] {
-        w(format!("{name}:0"));
-    }
+    w(format!(
+        "allocator_allocated:{}",
+        figures.allocator.allocated
+    ));
+    w(format!("allocator_active:{}", figures.allocator.active));
+    w(format!("allocator_resident:{}", figures.allocator.resident));
     w(format!("total_system_memory:{total}"));
     w(format!("total_system_memory_human:{}", human_bytes(total)));
     // Scripts' figures from the Lua engines (EVAL's and the functions').
@@ -531,14 +527,14 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         "maxmemory_policy:{}",
         shared.config_get("maxmemory-policy")
     ));
-    for name in [
-        "allocator_frag",
-        "allocator_rss",
-        "rss_overhead",
-        "mem_fragmentation",
+    for (name, (ratio, bytes)) in [
+        ("allocator_frag", figures.allocator_frag()),
+        ("allocator_rss", figures.allocator_rss()),
+        ("rss_overhead", figures.rss_overhead()),
+        ("mem_fragmentation", figures.fragmentation()),
     ] {
-        w(format!("{name}_ratio:1.00"));
-        w(format!("{name}_bytes:0"));
+        w(format!("{name}_ratio:{ratio:.2}"));
+        w(format!("{name}_bytes:{bytes}"));
     }
     w("mem_not_counted_for_evict:0".into());
     w(format!("mem_replication_backlog:{backlog}"));
@@ -551,7 +547,7 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
     ] {
         w(format!("{name}:0"));
     }
-    w("mem_allocator:libc".into());
+    w("mem_allocator:jemalloc-5.3.0".into());
     for name in [
         "active_defrag_running",
         "lazyfree_pending_objects",

@@ -17,11 +17,14 @@ use crate::value::Value;
 /// starts, not three.
 #[derive(Debug)]
 #[repr(C)]
-struct Slot {
-    key: Key,
+pub(super) struct Slot {
+    pub(super) key: Key,
     /// When the key was last accessed, on [`lru_clock`] (OBJECT IDLETIME).
-    lru: u32,
-    entry: Entry,
+    pub(super) lru: u32,
+    /// Its access frequency under an LFU policy (Redis's logarithmic
+    /// counter; see `evict.rs`), in what was padding after `lru`.
+    pub(super) freq: u8,
+    pub(super) entry: Entry,
 }
 
 /// Seconds since the epoch, as a `u32` that wraps (in 2106), refreshed by
@@ -64,7 +67,7 @@ pub struct Db<W> {
     /// through the slot that found it. The table holds pointers, as Redis's
     /// dict does: a table is between 44% and 87% full, and empty slots of
     /// 8 bytes waste less than empty slots of a whole entry.
-    map: Table<Box<Slot>>,
+    pub(super) map: Table<Box<Slot>>,
     /// Clients watching keys of this shard. Like the waiters, they stay
     /// with the database index.
     watched: Watched,
@@ -75,7 +78,7 @@ pub struct Db<W> {
     /// whose deletions reach the stream, in order, delete.
     pub hide_expired: bool,
     /// The keys that have a deadline, for sampling; see [`Volatile`].
-    volatile: Volatile,
+    pub(super) volatile: Volatile,
     /// Clients blocked on keys of this shard, oldest first. They belong to
     /// the database index, not its contents: SWAPDB leaves them in place.
     pub waiters: HashMap<Bytes, VecDeque<W>>,
@@ -267,6 +270,7 @@ impl<W> Db<W> {
             key,
             entry,
             lru: lru_clock(),
+            freq: super::evict::LFU_INIT,
         });
         self.map.insert_unique(hash, slot, |s| hash_key(&s.key));
     }
@@ -567,7 +571,7 @@ impl<W> DbMut<'_, W> {
             false => {
                 let slot = db.map.at_mut(i);
                 if access {
-                    slot.lru = lru_clock();
+                    super::evict::touch(slot);
                 }
                 Some(&mut slot.entry)
             }
@@ -609,7 +613,7 @@ impl<W> DbMut<'_, W> {
         match db.map.find_index(hash, |s| s.key[..] == *key) {
             Some(i) => {
                 let slot = db.map.at_mut(i);
-                slot.lru = lru_clock();
+                super::evict::touch(slot);
                 let old = &slot.entry;
                 let live = !old.is_expired(now);
                 let had_deadline = old.expire_at().is_some();
@@ -707,7 +711,7 @@ impl<W> DbMut<'_, W> {
             Some(slot) => {
                 let had = slot.entry.expire_at().is_some();
                 slot.entry = entry;
-                slot.lru = lru_clock();
+                super::evict::touch(slot);
                 match (had, deadline) {
                     (false, true) => db.volatile.insert(hash, &slot.key),
                     (true, false) => db.volatile.remove(hash, &slot.key),
@@ -826,6 +830,12 @@ mod tests {
 
     fn new_db() -> Db<()> {
         Db::new(0, Arc::new(AtomicI64::new(i64::MIN)), Arc::default())
+    }
+
+    #[test]
+    fn the_frequency_counter_takes_no_room() {
+        // The access frequency sits in what was padding after the clock.
+        assert_eq!(size_of::<Slot>(), 88);
     }
 
     #[test]

@@ -31,6 +31,7 @@
 mod db;
 mod effects;
 mod entry;
+mod evict;
 mod shards;
 mod snapshot;
 mod table;
@@ -41,6 +42,9 @@ use std::sync::OnceLock;
 pub use db::{Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
 pub use effects::{Effects, Event, Op, class, encode_into};
 pub use entry::{Entry, Key};
+pub use evict::{
+    Candidate, LFU_INIT, Pool, Rank, lfu_decayed, lfu_enabled, lfu_incremented, set_lfu,
+};
 pub use shards::{
     Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, ShardView, Shards, Write, WriteKeys,
     shard_of, shard_of_hash,

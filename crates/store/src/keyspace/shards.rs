@@ -819,7 +819,9 @@ impl<'a, W> Shards<'a, W> {
     fn lock_shards(&mut self, shards: impl IntoIterator<Item = usize>) -> LockedRef<'_, 'a, W> {
         let mut named = None;
         if self.held.is_none() {
-            let locked = self.ks.lock_shards_for(shards, self.reads, self.reach.is_some());
+            let locked = self
+                .ks
+                .lock_shards_for(shards, self.reads, self.reach.is_some());
             if !self.must_upgrade(locked.waited()) {
                 return LockedRef {
                     inner: Inner::Own(locked),

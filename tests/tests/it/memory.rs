@@ -1,0 +1,520 @@
+//! Memory accounting and eviction (docs/memory.md), against real server
+//! processes: Ember nodes are this binary run again, with the counted
+//! allocator `main.rs` installs, so `used_memory` is what they count.
+
+use std::time::{Duration, Instant};
+
+use ember_tests::{NodeKind, NodeProcess};
+use redis::{Connection, Value};
+
+fn connect(addr: impl std::fmt::Display) -> Connection {
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+    client.get_connection().expect("connection")
+}
+
+fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// The INFO section a field is in.
+fn section(field: &str) -> &'static str {
+    match field {
+        "evicted_keys" => "stats",
+        f if f.contains("repl") || f.contains("master") => "replication",
+        _ => "memory",
+    }
+}
+
+/// A field of INFO, as a number.
+fn info(con: &mut Connection, field: &str) -> i64 {
+    let text: String = q(con, &["INFO", section(field)]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number"))
+}
+
+/// A field of INFO, as text.
+fn info_text(con: &mut Connection, field: &str) -> String {
+    let text: String = q(con, &["INFO", section(field)]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Sends `batch` SETs of `value` (with `EX ttl` when given) to keys
+/// `{prefix}{from..}`; returns the error replies.
+fn set_batch(
+    con: &mut Connection,
+    prefix: &str,
+    from: usize,
+    batch: usize,
+    value: &str,
+    ttl: Option<u64>,
+) -> Vec<String> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for i in from..from + batch {
+        let cmd = pipe.cmd("SET").arg(format!("{prefix}{i:08}")).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("EX").arg(ttl);
+        }
+    }
+    let replies: Vec<Value> = pipe.query(con).expect("pipeline");
+    replies
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::ServerError(e) => Some(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `used_memory` may exceed `maxmemory` by between commands: each
+/// worker thread's count not yet added to the total (32 KiB each), one
+/// command's value, and a batch's replies; Redis, which evicts before each
+/// command, allows one command's growth too.
+const SLACK: i64 = 512 * 1024;
+
+const LIMIT: i64 = 12 << 20;
+
+#[test]
+fn every_evicting_policy_stays_within_maxmemory_without_refusing_writes() {
+    let value = "v".repeat(400);
+    for policy in [
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let maxmemory = format!("maxmemory {LIMIT}");
+        let policy_line = format!("maxmemory-policy {policy}");
+        let node = NodeProcess::start_with(NodeKind::Ember, &[&maxmemory, &policy_line]);
+        let mut con = connect(node.addr());
+        let volatile = policy.starts_with("volatile");
+        // About 14 MB of data written, past the limit.
+        let (batch, batches) = (1000, 40);
+        for b in 0..batches {
+            let ttl = volatile.then_some(100_000 + b as u64);
+            let errors = set_batch(&mut con, "key:", b * batch, batch, &value, ttl);
+            assert!(errors.is_empty(), "{policy}: {errors:?}");
+            let used = info(&mut con, "used_memory");
+            assert!(
+                used <= LIMIT + SLACK,
+                "{policy}: used_memory {used} over {LIMIT} after batch {b}"
+            );
+        }
+        // Eviction may go on in the background: count when it stood
+        // still around DBSIZE.
+        let (evicted, keys) = (0..1000)
+            .find_map(|_| {
+                let evicted = info(&mut con, "evicted_keys");
+                let keys: i64 = q(&mut con, &["DBSIZE"]);
+                (info(&mut con, "evicted_keys") == evicted).then_some((evicted, keys))
+            })
+            .expect("eviction settles");
+        assert!(evicted > 0, "{policy}: nothing evicted");
+        assert_eq!(
+            keys + evicted,
+            (batch * batches) as i64,
+            "{policy}: every key is either there or evicted"
+        );
+    }
+}
+
+#[test]
+fn volatile_policies_evict_only_keys_with_a_deadline_then_refuse() {
+    let value = "p".repeat(400);
+    for policy in [
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let maxmemory = format!("maxmemory {LIMIT}");
+        let policy_line = format!("maxmemory-policy {policy}");
+        let node = NodeProcess::start_with(NodeKind::Ember, &[&maxmemory, &policy_line]);
+        let mut con = connect(node.addr());
+        // Keys with a deadline fill half the room; then keys without one
+        // push them out, and once none is left, writes are refused.
+        let errors = set_batch(&mut con, "ttl:", 0, 10_000, &value, Some(100_000));
+        assert!(errors.is_empty(), "{policy}: {errors:?}");
+        let mut written = 0;
+        let mut refused = None;
+        for b in 0..100 {
+            let errors = set_batch(&mut con, "persistent:", b * 1000, 1000, &value, None);
+            if let Some(e) = errors.first() {
+                refused = Some(e.clone());
+                written += 1000 - errors.len();
+                break;
+            }
+            written += 1000;
+        }
+        let refused = refused.unwrap_or_else(|| panic!("{policy}: never refused"));
+        assert!(
+            refused.contains("OOM") && refused.contains("command not allowed when used memory"),
+            "{policy}: {refused}"
+        );
+        // Every key without a deadline written is still there; only keys
+        // with one were evicted, all of them.
+        let keys: i64 = q(&mut con, &["DBSIZE"]);
+        let volatile: String = q(&mut con, &["INFO", "keyspace"]);
+        assert!(volatile.contains("expires=0"), "{policy}: {volatile}");
+        assert_eq!(keys, written as i64, "{policy}");
+        assert_eq!(info(&mut con, "evicted_keys"), 10_000, "{policy}");
+        // Reads and deletes still work; a delete makes room again.
+        let _: Option<String> = q(&mut con, &["GET", "persistent:00000000"]);
+        let _: i64 = q(
+            &mut con,
+            &["DEL", "persistent:00000000", "persistent:00000001"],
+        );
+    }
+}
+
+/// The OOM error, byte for byte as Redis sends it.
+#[test]
+fn noeviction_refuses_with_redis_error() {
+    let mut texts = Vec::new();
+    for kind in [NodeKind::Redis, NodeKind::Ember] {
+        let node = NodeProcess::start(kind);
+        let mut con = connect(node.addr());
+        let used = info(&mut con, "used_memory");
+        let limit = (used + (1 << 20)).to_string();
+        let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", &limit]);
+        let value = "n".repeat(1000);
+        let mut error = None;
+        for b in 0..100 {
+            if let Some(e) = set_batch(&mut con, "k:", b * 100, 100, &value, None).first() {
+                error = Some(e.clone());
+                break;
+            }
+        }
+        let error = error.expect("refused");
+        // Reads are served.
+        let _: Option<String> = q(&mut con, &["GET", "k:00000000"]);
+        // A raw reply, to compare the bytes.
+        let mut raw = ember_tests::connect(node.addr().parse().expect("address"));
+        let reply = ember_tests::call(&mut raw, &[b"SET", b"one-more", value.as_bytes()]);
+        texts.push((error, reply));
+    }
+    assert_eq!(texts[0].1, texts[1].1);
+    assert_eq!(
+        &texts[1].1[..],
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+}
+
+#[test]
+fn used_memory_moves_by_what_a_model_of_the_keyspace_predicts() {
+    let node = NodeProcess::start(NodeKind::Ember);
+    let mut con = connect(node.addr());
+    // Enough keys that every shard's table holds many (a table's first
+    // group is paid by its first key), strings of 200 bytes.
+    let n = 100_000;
+    let value = "m".repeat(200);
+    let before = info(&mut con, "used_memory");
+    for b in 0..n / 1000 {
+        assert!(set_batch(&mut con, "model:", b * 1000, 1000, &value, None).is_empty());
+    }
+    let after = info(&mut con, "used_memory");
+    // The model: a 96-byte slot (88 bytes in jemalloc's class), the value
+    // in a 224-byte class, and the table's pointer: 64 bytes per 7
+    // places, 44% to 87% full: 10.5 to 21 bytes.
+    let per_key = (after - before) as f64 / n as f64;
+    let (low, high) = (96.0 + 224.0 + 10.5, 96.0 + 224.0 + 21.0);
+    // The counts not yet added (32 KiB per thread) and the connection's
+    // buffers: 2% of the 33 MB written.
+    let tolerance = 0.02;
+    assert!(
+        per_key >= low * (1.0 - tolerance) && per_key <= high * (1.0 + tolerance),
+        "{per_key} bytes per key, expected {low}..{high}"
+    );
+    // MEMORY USAGE agrees with the same model.
+    let usage: i64 = q(&mut con, &["MEMORY", "USAGE", "model:00000042"]);
+    assert!(
+        (usage as f64 - per_key).abs() / per_key < 0.1,
+        "MEMORY USAGE {usage} vs {per_key}"
+    );
+    // Freed again.
+    let _: () = q(&mut con, &["FLUSHALL"]);
+    let freed = info(&mut con, "used_memory");
+    assert!(
+        freed < before + (1 << 20),
+        "{freed} after FLUSHALL, {before} before"
+    );
+}
+
+#[test]
+fn memory_usage_is_within_a_tenth_of_redis_for_strings_and_lists() {
+    let mut figures = Vec::new();
+    for kind in [NodeKind::Redis, NodeKind::Ember] {
+        let node = NodeProcess::start(kind);
+        let mut con = connect(node.addr());
+        let _: () = q(&mut con, &["SET", "s1k", &"a".repeat(1000)]);
+        let _: () = q(&mut con, &["SET", "s10k", &"b".repeat(10_000)]);
+        let _: () = q(&mut con, &["SET", "s100k", &"c".repeat(100_000)]);
+        let mut push = redis::cmd("RPUSH");
+        push.arg("list");
+        for i in 0..1000 {
+            push.arg(format!("element-{i}"));
+        }
+        let _: i64 = push.query(&mut con).expect("RPUSH");
+        let mut big = redis::cmd("RPUSH");
+        big.arg("biglist");
+        for i in 0..200 {
+            big.arg(format!("{i:0500}"));
+        }
+        let _: i64 = big.query(&mut con).expect("RPUSH");
+        let mut got = Vec::new();
+        for key in ["s1k", "s10k", "s100k", "list", "biglist"] {
+            let usage: i64 = q(&mut con, &["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+            got.push((key, usage));
+        }
+        figures.push(got);
+    }
+    for ((key, redis), (_, ember)) in figures[0].iter().zip(&figures[1]) {
+        let ratio = *ember as f64 / *redis as f64;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{key}: Ember {ember}, Redis {redis}"
+        );
+    }
+}
+
+#[test]
+fn lfu_counters_and_idle_times_follow_redis() {
+    let mut freqs = Vec::new();
+    for kind in [NodeKind::Redis, NodeKind::Ember] {
+        let node = NodeProcess::start(kind);
+        let mut con = connect(node.addr());
+        let _: () = q(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        );
+        // With a log factor of 0 every access counts: deterministic.
+        let _: () = q(&mut con, &["CONFIG", "SET", "lfu-log-factor", "0"]);
+        let _: () = q(&mut con, &["SET", "k", "v"]);
+        let fresh: i64 = q(&mut con, &["OBJECT", "FREQ", "k"]);
+        for _ in 0..100 {
+            let _: Option<String> = q(&mut con, &["GET", "k"]);
+        }
+        let used: i64 = q(&mut con, &["OBJECT", "FREQ", "k"]);
+        // OBJECT IDLETIME is refused under LFU, OBJECT FREQ under LRU.
+        let idle = redis::cmd("OBJECT")
+            .arg("IDLETIME")
+            .arg("k")
+            .query::<i64>(&mut con)
+            .is_err();
+        let _: () = q(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        );
+        let freq_refused = redis::cmd("OBJECT")
+            .arg("FREQ")
+            .arg("k")
+            .query::<i64>(&mut con)
+            .is_err();
+        freqs.push((fresh, used, idle, freq_refused));
+    }
+    assert_eq!(freqs[0], freqs[1]);
+    assert_eq!(freqs[1], (5, 105, true, true));
+}
+
+#[test]
+fn lru_eviction_keeps_recently_used_keys() {
+    let maxmemory = format!("maxmemory {LIMIT}");
+    let node = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[&maxmemory, "maxmemory-policy allkeys-lru"],
+    );
+    let mut con = connect(node.addr());
+    // Hot keys, used now; then cold keys restored as idle for a day,
+    // until many have been evicted.
+    let value = "h".repeat(400);
+    assert!(set_batch(&mut con, "hot:", 0, 2000, &value, None).is_empty());
+    let _: () = q(&mut con, &["SET", "template", &value]);
+    let payload: Vec<u8> = q(&mut con, &["DUMP", "template"]);
+    let started = Instant::now();
+    let mut i = 0;
+    while info(&mut con, "evicted_keys") < 20_000 {
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        let mut pipe = redis::pipe();
+        for _ in 0..1000 {
+            pipe.cmd("RESTORE")
+                .arg(format!("cold:{i:08}"))
+                .arg(0)
+                .arg(&payload)
+                .arg("IDLETIME")
+                .arg(86_400);
+            i += 1;
+        }
+        let _: Vec<Value> = pipe.query(&mut con).expect("restores");
+    }
+    let mut exists = redis::cmd("EXISTS");
+    for k in 0..2000 {
+        exists.arg(format!("hot:{k:08}"));
+    }
+    let hot: i64 = exists.query(&mut con).expect("EXISTS");
+    // A hot key goes only when every key sampled into the pool was hot.
+    assert!(hot >= 1980, "{hot} of 2000 hot keys left");
+}
+
+#[test]
+fn evictions_reach_replicas_as_deletes_and_replicas_do_not_evict() {
+    let maxmemory = format!("maxmemory {LIMIT}");
+    let master = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[&maxmemory, "maxmemory-policy allkeys-lru"],
+    );
+    let replicaof = format!("replicaof {}", master.addr().replace(':', " "));
+    // The replica's own limit is far lower: it must not act on it.
+    let replica = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[&replicaof, "maxmemory 8mb", "maxmemory-policy allkeys-lru"],
+    );
+    let mut m = connect(master.addr());
+    let mut r = connect(replica.addr());
+    let started = Instant::now();
+    while info_text(&mut r, "master_link_status") != "up" {
+        assert!(started.elapsed() < Duration::from_secs(30), "no link");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let value = "r".repeat(400);
+    for b in 0..40 {
+        assert!(set_batch(&mut m, "key:", b * 1000, 1000, &value, None).is_empty());
+    }
+    assert!(info(&mut m, "evicted_keys") > 0);
+    // The master may still be evicting in the background: compare once
+    // the replica has caught up with a master that stood still meanwhile.
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "replica behind"
+        );
+        let master_keys: i64 = q(&mut m, &["DBSIZE"]);
+        let offset = info(&mut m, "master_repl_offset");
+        if info(&mut r, "slave_repl_offset") >= offset {
+            let replica_keys: i64 = q(&mut r, &["DBSIZE"]);
+            if info(&mut m, "master_repl_offset") == offset {
+                assert_eq!(replica_keys, master_keys);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info(&mut r, "evicted_keys"), 0);
+}
+
+#[test]
+fn memory_stats_doctor_and_purge_answer() {
+    let node = NodeProcess::start(NodeKind::Ember);
+    let mut con = connect(node.addr());
+    let _: () = q(&mut con, &["SET", "k", "v"]);
+    let stats: Vec<Value> = q(&mut con, &["MEMORY", "STATS"]);
+    let names: Vec<String> = stats
+        .iter()
+        .step_by(2)
+        .filter_map(|v| match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    for name in [
+        "peak.allocated",
+        "total.allocated",
+        "db.0",
+        "keys.count",
+        "fragmentation",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    let doctor: String = q(&mut con, &["MEMORY", "DOCTOR"]);
+    assert!(doctor.starts_with("Hi Sam"), "{doctor}");
+    let _: () = q(&mut con, &["MEMORY", "PURGE"]);
+    let allocator: String = q(&mut con, &["INFO", "memory"]);
+    assert!(allocator.contains("mem_allocator:jemalloc"), "{allocator}");
+}
+
+#[test]
+fn evictions_raise_the_evicted_event() {
+    let maxmemory = format!("maxmemory {LIMIT}");
+    let node = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[
+            &maxmemory,
+            "maxmemory-policy allkeys-random",
+            "notify-keyspace-events Ee",
+        ],
+    );
+    let mut sub = connect(node.addr());
+    let mut pubsub = sub.as_pubsub();
+    pubsub
+        .subscribe("__keyevent@0__:evicted")
+        .expect("subscribe");
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut con = connect(node.addr());
+    let value = "e".repeat(400);
+    for b in 0..40 {
+        assert!(set_batch(&mut con, "key:", b * 1000, 1000, &value, None).is_empty());
+        if info(&mut con, "evicted_keys") > 0 {
+            break;
+        }
+    }
+    let msg = pubsub.get_message().expect("an evicted event");
+    let key: String = msg.get_payload().expect("a key");
+    assert!(key.starts_with("key:"), "{key}");
+    assert_eq!(msg.get_channel_name(), "__keyevent@0__:evicted");
+}
+
+/// Eviction's settings: defaults, bounds and errors as redis-server has
+/// them.
+#[test]
+fn eviction_settings_match_redis() {
+    let requests: &[&[&[u8]]] = &[
+        &[b"CONFIG", b"GET", b"maxmemory-samples"],
+        &[b"CONFIG", b"GET", b"maxmemory-eviction-tenacity"],
+        &[b"CONFIG", b"GET", b"lfu-log-factor"],
+        &[b"CONFIG", b"GET", b"lfu-decay-time"],
+        &[b"CONFIG", b"GET", b"replica-ignore-maxmemory"],
+        &[b"CONFIG", b"SET", b"maxmemory-samples", b"0"],
+        &[b"CONFIG", b"SET", b"maxmemory-samples", b"65"],
+        &[b"CONFIG", b"SET", b"maxmemory-eviction-tenacity", b"101"],
+        &[b"CONFIG", b"SET", b"lfu-log-factor", b"-1"],
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"],
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"lru"],
+        &[b"CONFIG", b"GET", b"maxmemory-policy"],
+        &[b"CONFIG", b"SET", b"slave-ignore-maxmemory", b"no"],
+        &[b"CONFIG", b"GET", b"replica-ignore-maxmemory"],
+        &[b"MEMORY", b"USAGE", b"missing"],
+        &[b"MEMORY", b"USAGE", b"missing", b"SAMPLES", b"-1"],
+        &[b"MEMORY", b"NOPE"],
+    ];
+    let mut replies = Vec::new();
+    for kind in [NodeKind::Redis, NodeKind::Ember] {
+        let node = NodeProcess::start(kind);
+        let mut raw = ember_tests::connect(node.addr().parse().expect("address"));
+        let got: Vec<_> = requests
+            .iter()
+            .map(|r| ember_tests::call(&mut raw, r))
+            .collect();
+        replies.push(got);
+    }
+    for (i, (redis, ember)) in replies[0].iter().zip(&replies[1]).enumerate() {
+        assert_eq!(redis, ember, "{:?}", requests[i]);
+    }
+}
