@@ -659,7 +659,12 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             // A message to deliver: back round the loop, which sends it.
             // Only a subscriber, or a client that may get invalidations
             // (CLIENT TRACKING), waits for one (a waiter costs a lock).
-            () = client.info.pubsub.notified(), if client.info.pubsub.listening() => {}
+            () = client.info.pubsub.notified(), if client.info.pubsub.listening() => {
+                // Woken by a publisher's task, this one runs next; letting
+                // the other ready tasks (more publishers) run first sends
+                // their messages in one write, as Redis's event loop does.
+                tokio::task::yield_now().await;
+            }
         }
     }
 }
