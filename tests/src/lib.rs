@@ -141,6 +141,10 @@ pub struct EmberServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Its own `dir` (removed on drop), unless the test's lines set one:
+    /// what it saves never lands in, nor loads from, the working directory
+    /// every test shares.
+    dir: PathBuf,
 }
 
 impl EmberServer {
@@ -154,11 +158,20 @@ impl EmberServer {
     /// server comes back on its old port.
     pub fn start_on(port: u16, lines: &[&str]) -> EmberServer {
         let mut config = server::Config::default();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ember-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the server's directory");
+        let dir_line = format!("dir {}", dir.display());
         // No save points unless the test sets some (as the Redis servers
-        // here are started with `--save ""`): stopping would save.
+        // here are started with `--save ""`): stopping would save. The
+        // test's own lines come last, so its `dir` wins.
         config
             .load_file(
-                &["save \"\""]
+                &[dir_line.as_str(), "save \"\""]
                     .iter()
                     .chain(lines)
                     .copied()
@@ -193,6 +206,7 @@ impl EmberServer {
             addr,
             stop: Some(stop),
             thread: Some(thread),
+            dir,
         }
     }
 
@@ -220,6 +234,7 @@ impl Drop for EmberServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
