@@ -136,7 +136,8 @@ impl Client {
     /// needs its time and I/O drivers) and opens a connection to every node.
     ///
     /// Returns once every node has been tried: it fails only if no node at
-    /// all could be reached. Nodes that could not be are tried again when a
+    /// all could be reached. With self-healing on, what the client believes
+    /// of every node it reached is known by then ([`Client::trust`]). Nodes that could not be are tried again when a
     /// request needs them, and probed with backoff once they count as down.
     pub async fn connect(topology: Topology, options: Options) -> Result<Client, Error> {
         let (tx, shared, ready) = driver::spawn(topology, &options, Mode::Cluster);
@@ -369,9 +370,7 @@ impl Client {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut sub = crate::Subscription::new(self.shared.clone());
-        sub.subscribe(channels).await?;
-        Ok(sub)
+        self.subscribed(crate::Kind::Channel, channels).await
     }
 
     /// Subscribes to glob-style `patterns` (`PSUBSCRIBE`) on every shard,
@@ -381,9 +380,7 @@ impl Client {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut sub = crate::Subscription::new(self.shared.clone());
-        sub.psubscribe(patterns).await?;
-        Ok(sub)
+        self.subscribed(crate::Kind::Pattern, patterns).await
     }
 
     /// Subscribes to shard `channels` (`SSUBSCRIBE`), each on its shard.
@@ -392,8 +389,17 @@ impl Client {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut sub = crate::Subscription::new(self.shared.clone());
-        sub.ssubscribe(channels).await?;
+        self.subscribed(crate::Kind::Shard, channels).await
+    }
+
+    /// A new subscription to `names` of one kind, once confirmed.
+    async fn subscribed<I>(&self, kind: crate::Kind, names: I) -> Result<crate::Subscription, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut sub = self.subscription();
+        sub.add(kind, names).await?;
         Ok(sub)
     }
 

@@ -745,12 +745,16 @@ impl Startup {
 }
 
 impl Driver {
-    /// Answers `Client::connect` once every node has been tried.
+    /// Answers `Client::connect` once every node has been tried, after
+    /// passing on what the router made of their identities: a caller that
+    /// reads [`Client::trust`](crate::Client::trust) next sees every node
+    /// that answered doubted by its peers' hints, not verified for a moment.
     fn settle_startup(&mut self) {
         let done = self.startup.as_ref().is_some_and(|s| s.left == 0);
         if !done {
             return;
         }
+        self.run_output();
         if let Some(s) = self.startup.take() {
             let result = if s.opened > 0 {
                 Ok(())

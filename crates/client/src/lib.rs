@@ -39,7 +39,8 @@
 //!   fails.
 //!
 //! What it does not do: Redis Cluster's slots and redirections (a topology
-//! is static), RESP3, `WATCH`.
+//! is static), RESP3 (but on a subscription's connections, when
+//! [`Options::pubsub_resp3`] asks), `WATCH`.
 #![warn(missing_docs)]
 
 #[cfg(feature = "cli")]

@@ -70,6 +70,15 @@ pub struct Options {
     /// of writes a node missed from another client (5 s; `None`: only when
     /// a connection opens).
     pub recheck: Option<Duration>,
+    /// Subscriptions speak RESP3 (off): each of a
+    /// [`Subscription`](crate::Subscription)'s connections sends `HELLO 3`
+    /// before subscribing, so that its node pushes messages as RESP3 push
+    /// frames and answers other commands on that connection (the
+    /// keep-alive `PING`) with ordinary replies between them, as Redis 6
+    /// and later allow. A node that refuses `HELLO 3` is spoken to in RESP2
+    /// on that connection. Off, they speak RESP2, which every Redis
+    /// understands.
+    pub pubsub_resp3: bool,
 }
 
 impl Default for Options {
@@ -93,6 +102,7 @@ impl Default for Options {
             repair_pause: Duration::from_secs(2),
             hint_limit: 100_000,
             recheck: Some(Duration::from_secs(5)),
+            pubsub_resp3: false,
         }
     }
 }
@@ -111,6 +121,10 @@ impl Options {
             let mut healing = route::Healing::new(self.meta_database, self.database);
             healing.recheck = self.recheck;
             healing.hint_limit = self.hint_limit;
+            healing.nonce = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                std::process::id(),
+            );
             healing
         });
         config

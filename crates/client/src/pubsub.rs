@@ -27,6 +27,11 @@
 //!
 //! Each subscription has connections of its own, one per shard, never the
 //! pipelined ones of the client; dropping the [`Subscription`] closes them.
+//! With [`Options::pubsub_resp3`](crate::Options::pubsub_resp3) each one
+//! says `HELLO 3` first: messages and confirmations come as RESP3 pushes,
+//! and the node answers the link's other commands (its `PING`) with
+//! ordinary replies between them, as Redis 6 and later allow; a node that
+//! refuses `HELLO 3` is spoken to in RESP2 on that connection.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
@@ -217,6 +222,18 @@ impl Subscription {
         self.rx.try_recv().ok()
     }
 
+    /// Subscribes to more `names` of one kind: what
+    /// [`subscribe`](Subscription::subscribe),
+    /// [`psubscribe`](Subscription::psubscribe) and
+    /// [`ssubscribe`](Subscription::ssubscribe) do.
+    pub(crate) async fn add<I>(&mut self, kind: Kind, names: I) -> Result<(), Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.change(kind, true, self::names(names)).await
+    }
+
     /// Subscribes to more channels (`SUBSCRIBE`). Returns once every
     /// channel's shard confirmed it.
     pub async fn subscribe<I>(&mut self, channels: I) -> Result<(), Error>
@@ -224,7 +241,7 @@ impl Subscription {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.change(Kind::Channel, true, names(channels)).await
+        self.add(Kind::Channel, channels).await
     }
 
     /// Subscribes to more patterns (`PSUBSCRIBE`), on every shard.
@@ -233,7 +250,7 @@ impl Subscription {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.change(Kind::Pattern, true, names(patterns)).await
+        self.add(Kind::Pattern, patterns).await
     }
 
     /// Subscribes to more shard channels (`SSUBSCRIBE`).
@@ -242,7 +259,7 @@ impl Subscription {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.change(Kind::Shard, true, names(channels)).await
+        self.add(Kind::Shard, channels).await
     }
 
     /// Unsubscribes from channels; from every channel when none is named.
@@ -580,6 +597,12 @@ impl Link {
         let timeout = self.shared.options.timeout;
         let mut sent: VecDeque<Sent> = VecDeque::new();
         let mut output = BytesMut::new();
+        // RESP3, asked for in the same write as the subscriptions: the
+        // first reply is `HELLO`'s.
+        let mut hello = self.shared.options.pubsub_resp3;
+        if hello {
+            resp::encode_command(&mut output, &[&b"HELLO"[..], b"3"]);
+        }
         for kind in Kind::ALL {
             let set = &self.names[kind.index()];
             if set.is_empty() {
@@ -644,6 +667,19 @@ impl Link {
                             Ok(None) => break,
                             Err(e) => break 'conn Exit::Failed(format!("bad reply: {e}"), heard),
                         };
+                        if hello {
+                            hello = false;
+                            if let Frame::Error(text) | Frame::BulkError(text) = &frame {
+                                // An older node: it stays in RESP2, and so
+                                // do the subscriptions that follow.
+                                tracing::warn!(
+                                    node = node.0,
+                                    "pub/sub: HELLO 3 refused, RESP2 it is: {}",
+                                    String::from_utf8_lossy(text)
+                                );
+                            }
+                            continue;
+                        }
                         if let Some(message) = message(&frame) {
                             if self.out.send(message).await.is_err() {
                                 break 'conn Exit::Closed;
@@ -706,7 +742,7 @@ async fn write(
 
 /// The message a pushed frame carries, if it is one.
 fn message(frame: &Frame) -> Option<Message> {
-    let Frame::Array(items) = frame else {
+    let (Frame::Array(items) | Frame::Push(items)) = frame else {
         return None;
     };
     let bulk = |i: usize| match items.get(i) {
@@ -735,7 +771,7 @@ fn confirm(sent: &mut VecDeque<Sent>, frame: Frame) {
         return;
     };
     match frame {
-        Frame::Array(items) => {
+        Frame::Array(items) | Frame::Push(items) => {
             let is_confirmation = matches!(
                 items.first(),
                 Some(Frame::Bulk(name)) if Kind::of_confirmation(name).is_some()
@@ -848,6 +884,25 @@ mod tests {
         );
         assert!(message(&Frame::Array(vec![bulk("pmessage"), bulk("ch")])).is_none());
         assert!(message(&bulk("message")).is_none());
+    }
+
+    #[test]
+    fn resp3_pushes_are_messages_and_confirmations() {
+        let push = Frame::Push(vec![bulk("smessage"), bulk("ch"), bulk("hi")]);
+        let m = message(&push).unwrap();
+        assert_eq!((m.kind, &m.payload[..]), (Kind::Shard, &b"hi"[..]));
+        let mut sent = VecDeque::new();
+        let (a, mut ra) = oneshot::channel();
+        sent.push_back(Sent {
+            remaining: 1,
+            done: vec![a],
+        });
+        // A RESP3 `PING`'s reply is no confirmation.
+        confirm(&mut sent, Frame::Simple(Bytes::from_static(b"PONG")));
+        assert!(ra.try_recv().is_err());
+        let conf = Frame::Push(vec![bulk("psubscribe"), bulk("c*"), Frame::Integer(1)]);
+        confirm(&mut sent, conf);
+        assert!(matches!(ra.try_recv(), Ok(Ok(()))));
     }
 
     #[test]

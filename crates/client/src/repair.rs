@@ -4,9 +4,10 @@
 //!
 //! - **Hints.** The node kept its process (same `run_id`, marker in place)
 //!   and missed some writes, whose keys its peers hold in hint lists. Each
-//!   key's current value and TTL is copied from the peer (`DUMP`, `PTTL`,
-//!   then `RESTORE … REPLACE` or `DEL` on the node), the copy is checked
-//!   again once writes in flight have landed, and the hints are trimmed.
+//!   key's current value and deadline is copied from the peer (`DUMP`,
+//!   `PEXPIRETIME`, then `RESTORE … REPLACE ABSTTL` or `DEL` on the node),
+//!   the copy is checked again once writes in flight have landed, and the
+//!   hints are trimmed.
 //! - **Full.** The node restarted (or missed a write without keys, or more
 //!   hints than [`Options::hint_limit`](crate::Options::hint_limit)): it
 //!   becomes a replica of a verified peer (`REPLICAOF`), and once the sync
@@ -61,6 +62,14 @@ pub struct RepairReport {
     pub deleted: u64,
     /// How long it took.
     pub elapsed: Duration,
+}
+
+/// How long a full repair waits, after reading the hints the sync is to
+/// cover, before it pauses the source: one client timeout, for every write
+/// sent before to land or fail, and a quarter more for a server that read
+/// a command just before its client gave up.
+fn settle_time(timeout: Duration) -> Duration {
+    timeout.saturating_add(timeout / 4)
 }
 
 /// How many hints are read and copied at a time.
@@ -455,6 +464,7 @@ impl<'a> Job<'a> {
                 .await;
         }
         self.node_data.cmd(["REPLICAOF", host, port]).await?;
+        tracing::debug!(addr = %self.addr, source = %self.source_addr, "repair: replicating");
         let result = self.sync_and_promote(deadline).await;
         if let (true, Some(delay)) = (quick, delay) {
             let _ = self
@@ -503,6 +513,36 @@ impl<'a> Job<'a> {
             }
             tokio::time::sleep(POLL).await;
         }
+        // The hints and the resync flag the source holds for the node now.
+        // A write a client sent the node before this instant went to the
+        // source too, at the same time; a hint left for it went before it
+        // (the node skipped) or after it (the node refused it), on the same
+        // connection as the write. So once one more timeout has passed,
+        // every such write has landed on the source or failed (clients of
+        // a fleet share their timeout), and the sync's stream up to the
+        // pause below carries it: these hints can go. Writes the node took
+        // before it became a replica (or in its life before the restart),
+        // whose copy on the source was still on its way, are covered by the
+        // same wait. Hints and flags left later stay, and are replayed.
+        let (hints, resync) = (self.hint_key(), self.resync_key());
+        let [covered, flagged] = two(self
+            .source_meta
+            .pipeline([
+                vec![Bytes::from("LLEN"), Bytes::from(hints.clone())],
+                vec![Bytes::from("GET"), Bytes::from(resync.clone())],
+            ])
+            .await)?;
+        let settled = Instant::now() + settle_time(options.timeout);
+        while Instant::now() < settled {
+            self.renew().await?;
+            tokio::time::sleep(
+                settled
+                    .saturating_duration_since(Instant::now())
+                    .min(LOCK_TTL / 4),
+            )
+            .await;
+        }
+        self.renew().await?;
         // The catch-up, with the source's writes paused.
         let pause = options.repair_pause;
         let ms = pause.as_millis().max(1).to_string();
@@ -510,15 +550,7 @@ impl<'a> Job<'a> {
             .cmd(["CLIENT", "PAUSE", ms.as_str(), "WRITE"])
             .await?;
         let paused_at = Instant::now();
-        let (hints, resync) = (self.hint_key(), self.resync_key());
-        // Hints left before the pause name writes the sync carries.
-        let [covered, flagged] = two(self
-            .source_meta
-            .pipeline([
-                vec![Bytes::from("LLEN"), Bytes::from(hints.clone())],
-                vec![Bytes::from("EXISTS"), Bytes::from(resync.clone())],
-            ])
-            .await)?;
+        tracing::debug!(addr = %self.addr, source = %self.source_addr, "repair: synced, source paused");
         let info = self.source_data.cmd(["INFO", "replication"]).await?;
         let target: u64 = info_field(&info, "master_repl_offset")
             .and_then(|o| o.parse().ok())
@@ -542,6 +574,7 @@ impl<'a> Job<'a> {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.node_data.cmd(["REPLICAOF", "NO", "ONE"]).await?;
+        tracing::debug!(addr = %self.addr, %target, ?covered, "repair: caught up, promoted");
         // The node now holds the source's own bookkeeping: hints about
         // itself and the lock of its repair. They are not its.
         self.node_meta
@@ -553,6 +586,7 @@ impl<'a> Job<'a> {
             ])
             .await?;
         self.source_data.cmd(["CLIENT", "UNPAUSE"]).await?;
+        tracing::debug!(addr = %self.addr, source = %self.source_addr, "repair: source unpaused");
         if let Frame::Integer(n) = covered
             && n > 0
         {
@@ -561,9 +595,28 @@ impl<'a> Job<'a> {
                 .cmd(["LTRIM", hints.as_str(), from.as_str(), "-1"])
                 .await?;
         }
-        if flagged == Frame::Integer(1) {
-            self.source_meta.cmd(["DEL", resync.as_str()]).await?;
+        if let Frame::Bulk(value) = flagged {
+            self.clear_flag(&resync, &value).await?;
         }
+        Ok(())
+    }
+
+    /// Deletes the source's resync flag for the node if it still holds
+    /// `value`, the one read before the settling wait: a flag set since
+    /// (each sets a value of its own) names writes the sync may not carry,
+    /// and stays for the next repair.
+    async fn clear_flag(&self, resync: &str, value: &Bytes) -> Result<(), Error> {
+        let meta = &self.source_meta;
+        meta.cmd(["WATCH", resync]).await?;
+        let now = meta.cmd(["GET", resync]).await?;
+        if now.as_bytes() != Some(value) {
+            meta.cmd(["UNWATCH"]).await?;
+            return Ok(());
+        }
+        meta.cmd(["MULTI"]).await?;
+        meta.cmd(["DEL", resync]).await?;
+        // A nil EXEC: the flag was set again in between, and stays.
+        meta.cmd(["EXEC"]).await?;
         Ok(())
     }
 
@@ -624,12 +677,18 @@ impl<'a> Job<'a> {
         Ok((copied, deleted))
     }
 
-    /// Copies `keys` from `data` to the node: value and TTL, or deletion.
+    /// Copies `keys` from `data` to the node: value and deadline, or
+    /// deletion.
+    ///
+    /// The deadline is copied as the instant it is (`PEXPIRETIME`, then
+    /// `RESTORE … ABSTTL`), as replication carries it: a time to live read
+    /// on the peer and set on the node later would move it later by the
+    /// time in between, seconds on a busy machine.
     async fn copy(&self, data: &Connection, keys: &[Bytes]) -> Result<(u64, u64), Error> {
         let reads = keys.iter().flat_map(|k| {
             [
                 vec![Bytes::from_static(b"DUMP"), k.clone()],
-                vec![Bytes::from_static(b"PTTL"), k.clone()],
+                vec![Bytes::from_static(b"PEXPIRETIME"), k.clone()],
             ]
         });
         let answers = data.pipeline(reads).await;
@@ -639,24 +698,27 @@ impl<'a> Job<'a> {
             let (dump, ttl) = match pair {
                 [Ok(dump), Ok(ttl)] => (dump, ttl),
                 [Err(e), _] | [_, Err(e)] => {
-                    return Err(repair_error(format!("DUMP on the peer: {e}")));
+                    return Err(repair_error(format!(
+                        "DUMP or PEXPIRETIME on the peer: {e}"
+                    )));
                 }
                 _ => return Err(repair_error("a reply missing from the peer")),
             };
             match (dump, ttl) {
-                (Frame::Bulk(payload), Frame::Integer(ms)) if *ms != -2 => {
-                    let ttl = if *ms > 0 {
-                        ms.to_string()
-                    } else {
-                        "0".to_owned()
-                    };
-                    writes.push(vec![
+                (Frame::Bulk(payload), Frame::Integer(at)) if *at != -2 => {
+                    let mut restore = vec![
                         Bytes::from_static(b"RESTORE"),
                         key.clone(),
-                        Bytes::from(ttl),
+                        Bytes::from((*at).max(0).to_string()),
                         payload.clone(),
                         Bytes::from_static(b"REPLACE"),
-                    ]);
+                    ];
+                    // A deadline already past leaves the key deleted, as
+                    // it is on the peer.
+                    if *at > 0 {
+                        restore.push(Bytes::from_static(b"ABSTTL"));
+                    }
+                    writes.push(restore);
                     copied += 1;
                 }
                 _ => {

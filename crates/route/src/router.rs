@@ -210,9 +210,11 @@ struct Node {
     missed_keys: std::collections::HashSet<Bytes>,
     missed_all: bool,
     /// Keys hinted for it since it was last verified; past the limit, the
-    /// resync flag instead (once).
+    /// resync flag instead.
     hinted: u64,
-    resync_sent: bool,
+    /// Resync flags set for it: each flag's value is the router's nonce
+    /// and this count.
+    flags: u64,
     /// Whether a marker for its `run_id` is on its way (adoption).
     marking: bool,
     /// `(deadline, sub)` of the node's commands that do not block, in the
@@ -464,7 +466,7 @@ impl Router {
                 missed_keys: Default::default(),
                 missed_all: false,
                 hinted: 0,
-                resync_sent: false,
+                flags: 0,
                 marking: false,
                 deadlines: VecDeque::new(),
             })
@@ -721,7 +723,6 @@ impl Router {
             state.missed_all = false;
             state.missed_keys = Default::default();
             state.hinted = 0;
-            state.resync_sent = false;
         }
         if state.trust != trust {
             state.trust = trust;
@@ -1579,21 +1580,21 @@ impl Router {
             }
         }
         let addr = self.topology.addr(node)?;
-        // Past the limit, one flag for a full copy says it all.
+        // Past the limit, the flag for a full copy says it all. It is set
+        // again for every write missed, each time to a value of its own, so
+        // that a repair clears only the flags its sync covers.
         let state = &mut self.nodes[node.0 as usize];
         state.hinted = state.hinted.saturating_add(keys.len() as u64);
         if !keyless && state.hinted > healing.hint_limit {
-            if std::mem::replace(&mut state.resync_sent, true) {
-                return None;
-            }
             keyless = true;
         }
         let body: Vec<Bytes> = if keyless {
             let key = trust::resync_key(healing.db, addr);
+            state.flags = state.flags.wrapping_add(1);
             vec![
                 Bytes::from_static(b"SET"),
                 Bytes::from(key),
-                Bytes::from_static(b"1"),
+                Bytes::from(format!("{:x}:{:x}", healing.nonce, state.flags)),
             ]
         } else {
             let key = trust::hint_key(healing.db, addr);

@@ -99,6 +99,10 @@ pub struct Healing {
     /// copy instead (the resync flag), so that a node down for long does
     /// not grow its peers' hint lists without bound.
     pub hint_limit: u64,
+    /// Tells this router's resync flags from every other client's (a flag's
+    /// value is the nonce and a count), so that a repair clears only the
+    /// flags set before its sync: give each client a random one.
+    pub nonce: u64,
 }
 
 impl Healing {
@@ -110,6 +114,7 @@ impl Healing {
             db,
             recheck: Some(std::time::Duration::from_secs(5)),
             hint_limit: 100_000,
+            nonce: 0,
         }
     }
 }

@@ -1599,7 +1599,7 @@ fn a_long_lived_client_learns_what_another_client_saw() {
 }
 
 #[test]
-fn hints_past_the_limit_become_one_request_for_a_full_copy() {
+fn hints_past_the_limit_become_requests_for_a_full_copy() {
     let mut cfg = healing();
     if let Some(h) = &mut cfg.healing {
         h.hint_limit = 5;
@@ -1617,13 +1617,17 @@ fn hints_past_the_limit_become_one_request_for_a_full_copy() {
         peer.meta
             .contains_key(resync_key(0, "10.0.0.0:6379").as_bytes())
     );
-    // One flag, not one per write past the limit.
+    // The flag is set again by every write past the limit, each time to a
+    // value of its own (the router's nonce, then a count), so a repair can
+    // tell the flags its sync covers from later ones.
     let flags = sim
         .log
         .iter()
         .filter(|(_, n, c)| *n == NodeId(1) && c == "set")
         .count();
-    assert_eq!(flags, 20 + 1);
+    assert_eq!(flags, 20 + 15);
+    let flag = peer.meta[resync_key(0, "10.0.0.0:6379").as_bytes()][0].clone();
+    assert_eq!(flag, Bytes::from("0:f"));
     // Every key is doubted on node 0, not only the hinted ones.
     sim.heal(NodeId(0));
     sim.run_for(Duration::from_secs(3));

@@ -409,6 +409,15 @@ fn differences_then_fix(kind: NodeKind) {
             Some(b("x"))
         );
         assert!(g1("ttl").await.pttl("ttl").await.unwrap() > 900_000);
+        // A copied key keeps the reference's deadline to the millisecond.
+        for key in ["ttl", "lost-ttl"] {
+            let (g0, g1) = (
+                node_of(&topology, 0, key).await,
+                node_of(&topology, 1, key).await,
+            );
+            let at0 = g0.cmd(["PEXPIRETIME", key]).await.unwrap();
+            assert_eq!(g1.cmd(["PEXPIRETIME", key]).await.unwrap(), at0, "{key}");
+        }
         let mut h = g1("hash").await.hgetall("hash").await.unwrap();
         h.sort();
         assert_eq!(h, [(b("f"), b("1")), (b("g"), b("2"))]);

@@ -61,12 +61,7 @@ fn node_holds(node: &NodeProcess, range: std::ops::Range<usize>) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        // A debug-build node on a busy machine: time is not under test.
-        let mut options = ::client::Options::default();
-        options.timeout = Duration::from_secs(60);
-        let conn = Connection::connect_with(node.addr(), options)
-            .await
-            .expect("connect");
+        let conn = patient_connection(node).await;
         let mut replies = Vec::new();
         let keys: Vec<usize> = range.clone().collect();
         for chunk in keys.chunks(1000) {
@@ -103,6 +98,41 @@ fn node_holds(node: &NodeProcess, range: std::ops::Range<usize>) {
             }
         }
     });
+}
+
+/// A connection to `node` for reading it back: a debug-build node on a
+/// busy machine may take seconds to answer thousands of commands, and time
+/// is not under test (with the default timeout of 1 s, the tail of a long
+/// pipeline would time out and read as missing).
+async fn patient_connection(node: &NodeProcess) -> Connection {
+    let mut options = ::client::Options::default();
+    options.timeout = Duration::from_secs(60);
+    Connection::connect_with(node.addr(), options)
+        .await
+        .expect("connect")
+}
+
+/// The keys of `keys` that `node` does not hold with their own name as
+/// value (as the writers of [`auto_repair_under_load`] set them). A read
+/// that fails is a failure of the test, never a key reported missing.
+async fn lacking<'k>(node: &NodeProcess, keys: &'k [String]) -> Vec<&'k String> {
+    let conn = patient_connection(node).await;
+    let mut lacking = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let gets = chunk
+            .iter()
+            .map(|k| vec![bytes::Bytes::from("GET"), bytes::Bytes::from(k.clone())]);
+        let replies = conn.pipeline(gets).await;
+        assert_eq!(replies.len(), chunk.len());
+        for (key, reply) in chunk.iter().zip(replies) {
+            match reply {
+                Ok(Frame::Bulk(v)) if v == key.as_bytes() => {}
+                Ok(_) => lacking.push(key),
+                Err(e) => panic!("GET {key} on {}: {e}", node.addr()),
+            }
+        }
+    }
+    lacking
 }
 
 fn restart_empty_heals(kind: NodeKind) {
@@ -245,15 +275,26 @@ async fn load(client: &::client::Client, range: std::ops::Range<usize>) {
         }
         set
     });
-    for reply in client.pipeline(sets).await {
-        reply.expect("SET");
+    // In pipelines of a thousand: each command's timeout runs from when it
+    // is sent, and a debug-build node on a busy machine took over 10 s for
+    // 20,000 at once.
+    let sets: Vec<_> = sets.collect();
+    for chunk in sets.chunks(1000) {
+        for reply in client.pipeline(chunk.iter().cloned()).await {
+            reply.expect("SET");
+        }
     }
+    // Under policy `one` a write is answered once one node took it: wait
+    // until every node has (a test that kills a node next must not lose
+    // the writes only that node took).
+    client.flush().await;
 }
 
 /// A long-lived client repairs a node that came back empty by itself, and
 /// while it does, two other clients keep writing: every write they had
 /// acknowledged is on both nodes once the fleet has settled.
 fn auto_repair_under_load(kind: NodeKind) {
+    ember_tests::log_if_asked();
     let mut first = NodeProcess::start(kind);
     let second = NodeProcess::start(kind);
     block_on(async {
@@ -308,30 +349,76 @@ fn auto_repair_under_load(kind: NodeKind) {
             }
         }
         for node in [&first, &second] {
-            let conn = Connection::connect(node.addr()).await.expect("connect");
-            let gets = acked
-                .iter()
-                .map(|k| vec![bytes::Bytes::from("GET"), bytes::Bytes::from(k.clone())]);
-            let replies = conn.pipeline(gets).await;
-            let lost: Vec<&String> = acked
-                .iter()
-                .zip(&replies)
-                .filter(|(k, r)| !matches!(r, Ok(Frame::Bulk(v)) if v == k.as_bytes()))
-                .map(|(k, _)| k)
-                .collect();
+            let lost = lacking(node, &acked).await;
             assert!(
                 lost.is_empty(),
-                "{} lost {} writes: {:?}",
+                "{} (first {}) lost {} writes: {:?}; trust {:?}",
                 node.addr(),
+                first.addr(),
                 lost.len(),
-                &lost[..lost.len().min(5)]
+                &lost[..lost.len().min(5)],
+                [0, 1].map(|n| fresh.trust(::client::NodeId(n))),
             );
         }
+        // The keys with a TTL have the same deadline on both nodes, to the
+        // millisecond: the sync and the hints' copies carry instants.
+        let (a, b) = (
+            deadlines(&first, 0..20_000).await,
+            deadlines(&second, 0..20_000).await,
+        );
+        let differ: Vec<String> = (0..20_000)
+            .zip(a.iter().zip(&b))
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, (x, y))| format!("k{i}: {x} {y}"))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{} deadlines differ: {:?}",
+            differ.len(),
+            &differ[..differ.len().min(5)]
+        );
     });
     node_holds(&first, 0..20_000);
     let t = topology_args(&[&first, &second]);
-    let (code, out, err) = run_cli(&t, &["check"], "");
+    // Verbose: a difference names its key and what differs. Time is not
+    // under test: a 10 s timeout ran out on the busy machine, and `check`
+    // reads each node's PTTL at its own moment, there seconds apart (the
+    // deadlines were compared exactly above).
+    let (code, out, err) = run_cli(
+        &t,
+        &[
+            "--timeout",
+            "60s",
+            "check",
+            "--verbose",
+            "--ttl-tolerance",
+            "60000",
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `PEXPIRETIME k<i>` on `node` for `range`.
+async fn deadlines(node: &NodeProcess, range: std::ops::Range<usize>) -> Vec<i64> {
+    let conn = patient_connection(node).await;
+    let keys: Vec<usize> = range.collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(1000) {
+        let reads = chunk.iter().map(|i| {
+            vec![
+                bytes::Bytes::from("PEXPIRETIME"),
+                bytes::Bytes::from(format!("k{i}")),
+            ]
+        });
+        for reply in conn.pipeline(reads).await {
+            match reply {
+                Ok(Frame::Integer(at)) => out.push(at),
+                other => panic!("PEXPIRETIME on {}: {other:?}", node.addr()),
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -526,6 +613,73 @@ fn two_nodes_that_each_missed_a_write_repair_each_other() {
             Some(::client::Trust::Verified)
         );
     });
+}
+
+/// A hinted key's deadline reaches the node as the instant it is on the
+/// peer, to the millisecond, even when the node takes the copy late (its
+/// writes paused for a second): a time to live read on the peer and set on
+/// the node later would move the deadline later by the wait.
+fn a_hinted_keys_deadline_is_copied_exactly(kind: NodeKind) {
+    let first = NodeProcess::start(kind);
+    let second = NodeProcess::start(kind);
+    block_on(async {
+        let mut options = patient();
+        options.repair = false;
+        // Longer than the pause below; the repair waits one timeout for
+        // writes in flight before it checks its copies again.
+        options.timeout = Duration::from_secs(3);
+        let client = connect(&[&first, &second], options.clone()).await;
+        load(&client, 0..10).await;
+        verified(&client, ::client::NodeId(0)).await;
+        verified(&client, ::client::NodeId(1)).await;
+        // What a writer's client left: the second node took a write with a
+        // deadline (1 January 2100) that the first missed, and holds its
+        // hint.
+        let deadline = 4_102_444_800_000_i64;
+        let (a, b) = (
+            Connection::connect(first.addr()).await.unwrap(),
+            Connection::connect(second.addr()).await.unwrap(),
+        );
+        let at = deadline.to_string();
+        b.cmd(["SET", "k1", "new1", "PXAT", at.as_str()])
+            .await
+            .unwrap();
+        let hint = vec![
+            bytes::Bytes::from("RPUSH"),
+            bytes::Bytes::from(route_hint_key(&first.addr())),
+            bytes::Bytes::from("k1"),
+        ];
+        meta(&second).await.cmd_bytes(hint).await.unwrap();
+        let fresh = connect(&[&first, &second], options).await;
+        assert_eq!(
+            fresh.trust(::client::NodeId(0)),
+            Some(::client::Trust::Unverified(::client::Doubt::Hinted))
+        );
+        // The copy's RESTORE waits for the pause to end; its reads do not.
+        a.cmd(["CLIENT", "PAUSE", "1000", "WRITE"]).await.unwrap();
+        let r = fresh
+            .repair(::client::NodeId(0))
+            .await
+            .expect("node 0 from node 1");
+        assert_eq!((r.kind, r.copied), (::client::RepairKind::Hints, 1));
+        assert_eq!(a.cmd(["GET", "k1"]).await.unwrap(), Frame::bulk("new1"));
+        for conn in [&a, &b] {
+            assert_eq!(
+                conn.cmd(["PEXPIRETIME", "k1"]).await.unwrap(),
+                Frame::Integer(deadline)
+            );
+        }
+    });
+}
+
+#[test]
+fn a_hinted_keys_deadline_is_copied_exactly_to_redis() {
+    a_hinted_keys_deadline_is_copied_exactly(NodeKind::Redis);
+}
+
+#[test]
+fn a_hinted_keys_deadline_is_copied_exactly_to_ember() {
+    a_hinted_keys_deadline_is_copied_exactly(NodeKind::Ember);
 }
 
 /// A connection to `node`'s fleet database.

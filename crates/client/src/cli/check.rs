@@ -650,7 +650,8 @@ impl Checker {
     }
 
     /// Makes the other groups hold what the reference holds: `DUMP` and
-    /// `PTTL` on the reference, then `RESTORE key ttl payload REPLACE` on
+    /// `PEXPIRETIME` on the reference, then `RESTORE key at payload REPLACE
+    /// ABSTTL` on
     /// each group that differs; or `DEL` where the reference lacks the key,
     /// if `deletions`.
     async fn repair(
@@ -668,7 +669,7 @@ impl Checker {
                     let key = r.key.clone();
                     (
                         self.send(reference, vec![Bytes::from_static(b"DUMP"), key.clone()]),
-                        self.send(reference, vec![Bytes::from_static(b"PTTL"), key]),
+                        self.send(reference, vec![Bytes::from_static(b"PEXPIRETIME"), key]),
                     )
                 })
             })
@@ -679,7 +680,7 @@ impl Checker {
                 None => None,
                 Some((payload, ttl)) => {
                     let payload = self.answer(reference, payload).await?;
-                    let ttl = self.integer(reference, "PTTL", ttl).await?;
+                    let ttl = self.integer(reference, "PEXPIRETIME", ttl).await?;
                     match payload {
                         Ok(Frame::Bulk(payload)) if ttl != -2 => Some((payload, ttl)),
                         Err(text) => {
@@ -714,14 +715,22 @@ impl Checker {
             }
             for g in targets {
                 let args = match &copy {
-                    // RESTORE's 0 is no expiry; PTTL's 0 is "about to expire".
-                    Some((payload, ttl)) => vec![
-                        Bytes::from_static(b"RESTORE"),
-                        report.key.clone(),
-                        Bytes::from(if *ttl < 0 { 0 } else { (*ttl).max(1) }.to_string()),
-                        payload.clone(),
-                        Bytes::from_static(b"REPLACE"),
-                    ],
+                    // The reference's deadline itself (a TTL read there
+                    // and set here would move it later by the time between):
+                    // RESTORE's 0 is no expiry, ABSTTL takes the instant.
+                    Some((payload, at)) => {
+                        let mut args = vec![
+                            Bytes::from_static(b"RESTORE"),
+                            report.key.clone(),
+                            Bytes::from((*at).max(0).to_string()),
+                            payload.clone(),
+                            Bytes::from_static(b"REPLACE"),
+                        ];
+                        if *at > 0 {
+                            args.push(Bytes::from_static(b"ABSTTL"));
+                        }
+                        args
+                    }
                     None => vec![Bytes::from_static(b"DEL"), report.key.clone()],
                 };
                 writes.push((i, g, copy.is_some(), self.send(nodes[g], args)));
