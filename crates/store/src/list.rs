@@ -489,6 +489,12 @@ impl List {
         self.len == 0
     }
 
+    /// How many nodes (allocations of packed elements or of one big
+    /// element) hold the elements: what freeing it costs.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Pushes a copy of `item` at the front or back.
     pub fn push(&mut self, front: bool, item: &[u8]) {
         if item.len() >= BIG {

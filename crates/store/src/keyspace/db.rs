@@ -24,6 +24,12 @@ pub(super) struct Slot {
     /// Its access frequency under an LFU policy (Redis's logarithmic
     /// counter; see `evict.rs`), in what was padding after `lru`.
     pub(super) freq: u8,
+    /// Its reads and queue under `allkeys-s3fifo` (see `s3fifo.rs`), in
+    /// what was padding after `freq`.
+    pub(super) s3: u8,
+    /// Kept for the running snapshot, or added since its instant: the
+    /// walker skips it (see `snapshot.rs`), in what was padding.
+    pub(super) snap: bool,
     pub(super) entry: Entry,
 }
 
@@ -93,10 +99,19 @@ pub struct Db<W> {
     /// them (Redis's `signalKeyAsReady`), each with its place in the order
     /// keys became ready anywhere in the keyspace: noted where a key is
     /// added or replaced, served by whoever holds the shard when the
-    /// command ends (`Locked::take_ready`).
-    ready: Vec<(u64, Bytes)>,
+    /// command ends (`Locked::take_ready`). Boxed, as rarely used: 8
+    /// bytes here rather than 24 keep a shard's other databases in a
+    /// 3 KiB allocation (jemalloc's next class is 3.5 KiB).
+    #[allow(clippy::box_collection)]
+    ready: Option<Box<Vec<(u64, Bytes)>>>,
     /// The order of [`Db::ready`]'s notes across databases and shards.
     ready_seq: Arc<AtomicU64>,
+    /// The S3-FIFO queues, while `allkeys-s3fifo` is in force and
+    /// eviction has picked in this database (see `evict.rs`).
+    pub(super) fifo: Option<Box<super::s3fifo::Fifo>>,
+    /// What this database keeps for the running snapshot until its walker
+    /// passes (see `snapshot.rs`); `None` while none runs.
+    pub(super) snap: Option<Box<super::snapshot::KeySaves>>,
 }
 
 /// A client's WATCH state as the keyspace sees it: set when a key it
@@ -213,8 +228,10 @@ impl<W> Db<W> {
             index,
             hide_expired: false,
             expiry_paused_until,
-            ready: Vec::new(),
+            ready: None,
             ready_seq,
+            fifo: None,
+            snap: None,
         }
     }
 
@@ -266,12 +283,19 @@ impl<W> Db<W> {
 
     /// Adds a key known to be absent.
     fn add_slot(&mut self, hash: u64, key: Key, entry: Entry) {
-        let slot = Box::new(Slot {
+        let s3 = match super::evict::s3fifo_enabled() {
+            true => self.s3fifo_admit(hash),
+            false => 0,
+        };
+        let mut slot = Box::new(Slot {
             key,
             entry,
             lru: lru_clock(),
             freq: super::evict::LFU_INIT,
+            s3,
+            snap: false,
         });
+        self.mark_new(&mut slot);
         self.map.insert_unique(hash, slot, |s| hash_key(&s.key));
     }
 
@@ -317,20 +341,26 @@ impl<W> Db<W> {
     /// Notes `key` as ready if clients wait on it, once.
     #[cold]
     fn signal_ready(&mut self, key: &[u8]) {
-        if self.waiters.contains_key(key) && !self.ready.iter().any(|(_, k)| k == key) {
+        let noted = self
+            .ready
+            .iter()
+            .flat_map(|r| r.iter())
+            .any(|(_, k)| k == key);
+        if self.waiters.contains_key(key) && !noted {
             let seq = self.ready_seq.fetch_add(1, Ordering::Relaxed);
-            self.ready.push((seq, Bytes::copy_from_slice(key)));
+            let ready = self.ready.get_or_insert_default();
+            ready.push((seq, Bytes::copy_from_slice(key)));
         }
     }
 
     /// The keys noted ready, with their order, emptying the notes.
     pub fn take_ready(&mut self) -> Vec<(u64, Bytes)> {
-        std::mem::take(&mut self.ready)
+        self.ready.take().map(|r| *r).unwrap_or_default()
     }
 
     /// Whether keys were noted ready since the last [`Db::take_ready`].
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        self.ready.is_some()
     }
 
     /// An expired `key` was just deleted.
@@ -447,20 +477,47 @@ impl<W> Db<W> {
             .map(|s| (&s.key[..], &s.entry))
     }
 
+    /// [`Db::iter`] for a walk of every key (a snapshot's): the slots a
+    /// few keys ahead are brought into the cache meanwhile.
+    pub fn iter_prefetched(&self, now: i64) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.map
+            .iter_prefetched(|s| &**s as *const Slot as *const u8)
+            .filter(move |s| !s.entry.is_expired(now))
+            .map(|s| (&s.key[..], &s.entry))
+    }
+
     /// Deletes every key (FLUSHDB, FLUSHALL).
     pub fn clear(&mut self) {
+        self.keep_whole();
         self.touch_all(None, 0);
         self.map = Table::new();
         self.volatile = Volatile::default();
+        self.fifo = None;
+    }
+
+    /// Deletes every key as [`Db::clear`] does, and hands the keys back
+    /// instead of freeing them, for the caller to free elsewhere
+    /// (FLUSHALL ASYNC frees them on another thread).
+    pub fn take_all(&mut self) -> Contents {
+        self.keep_whole();
+        self.touch_all(None, 0);
+        let volatile = std::mem::take(&mut self.volatile);
+        Contents {
+            map: std::mem::take(&mut self.map),
+            _volatile: volatile,
+        }
     }
 
     /// Exchanges contents (keys and deadlines, not blocked or watching
     /// clients) with `other`, for SWAPDB.
     pub fn swap_contents(&mut self, other: &mut Self, now: i64) {
+        self.keep_whole();
+        other.keep_whole();
         self.touch_all(Some(other), now);
         other.touch_all(Some(self), now);
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
+        std::mem::swap(&mut self.fifo, &mut other.fifo);
         // Clients blocked in either database may now find their lists.
         self.signal_waited_lists();
         other.signal_waited_lists();
@@ -508,6 +565,26 @@ impl<W> Db<W> {
             .filter(|k| self.is_stale(k, now))
             .cloned()
             .collect()
+    }
+}
+
+/// A database's keys taken out of it by [`Db::take_all`]: dropping it frees
+/// them.
+#[derive(Debug)]
+pub struct Contents {
+    map: Table<Box<Slot>>,
+    _volatile: Volatile,
+}
+
+impl Contents {
+    /// How many keys it holds.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
     }
 }
 
@@ -569,6 +646,10 @@ impl<W> DbMut<'_, W> {
         let i = db.map.find_index(hash, |s| s.key[..] == *key)?;
         match db.map.at(i).entry.is_expired(now) {
             false => {
+                // The caller may change it: kept first (see `snapshot.rs`).
+                if !self.fx.reads {
+                    db.keep_at(i);
+                }
                 let slot = db.map.at_mut(i);
                 if access {
                     super::evict::touch(slot);
@@ -582,6 +663,7 @@ impl<W> DbMut<'_, W> {
                 if db.expiry_paused_until.load(Ordering::Relaxed) >= now {
                     return None;
                 }
+                db.keep_at(i);
                 let slot = db.map.remove_at(i, hash);
                 db.volatile.remove(hash, &slot.key);
                 if !db.watched.is_empty() {
@@ -590,9 +672,11 @@ impl<W> DbMut<'_, W> {
                 if db.hide_expired {
                     self.fx.expired(db.index, &slot.key);
                 }
+                self.fx.count_expired();
                 self.fx
                     .event(class::EXPIRED, "expired", db.index, &slot.key);
                 self.fx.key_changed(&slot.key);
+                self.fx.discard(slot.entry.value, super::lazy::EXPIRE);
                 None
             }
         }
@@ -612,6 +696,7 @@ impl<W> DbMut<'_, W> {
         let db = &mut *self.db;
         match db.map.find_index(hash, |s| s.key[..] == *key) {
             Some(i) => {
+                db.keep_at(i);
                 let slot = db.map.at_mut(i);
                 super::evict::touch(slot);
                 let old = &slot.entry;
@@ -632,6 +717,7 @@ impl<W> DbMut<'_, W> {
                 if !live {
                     // Deleted, then (if `new`) added again, as Redis does.
                     self.fx.key_changed(key);
+                    self.fx.count_expired();
                     self.fx.event(class::EXPIRED, "expired", db.index, key);
                     if new.is_some() {
                         self.fx.event(class::NEW, "new", db.index, key);
@@ -645,14 +731,22 @@ impl<W> DbMut<'_, W> {
                             _ => {}
                         }
                         let list = waitable(&new.value);
-                        db.map.at_mut(i).entry = new;
+                        let old = std::mem::replace(&mut db.map.at_mut(i).entry, new);
+                        // Redis frees an overwritten value as the server's
+                        // own deletion, an expired one as an expiry.
+                        let why = match live {
+                            true => super::lazy::SERVER_DEL,
+                            false => super::lazy::EXPIRE,
+                        };
+                        self.fx.discard(old.value, why);
                         self.fx.changed();
                         self.fx.key_changed(key);
                         db.touched(key);
                         db.added(key, list);
                     }
                     None if !live => {
-                        db.map.remove_at(i, hash);
+                        let slot = db.map.remove_at(i, hash);
+                        self.fx.discard(slot.entry.value, super::lazy::EXPIRE);
                         if had_deadline {
                             db.volatile.remove(hash, key);
                         }
@@ -693,6 +787,24 @@ impl<W> DbMut<'_, W> {
         self.store(key, Key::from_slice, entry);
     }
 
+    /// Stores `entry` under `key` as Redis's `setKey` does: an old value
+    /// past its deadline (still in the table, nothing having looked it up)
+    /// is deleted first, as a lookup deletes it (its `expired` event), so
+    /// that the key is then added anew (`new`). [`DbMut::put`] overwrites
+    /// it as it is, and probes the table once where this probes twice.
+    pub fn set_key(&mut self, key: &[u8], entry: Entry, now: i64) {
+        let hash = hash_key(key);
+        if self
+            .db
+            .map
+            .find(hash, |s| s.key[..] == *key)
+            .is_some_and(|s| s.entry.is_expired(now))
+        {
+            self.lookup_hashed(key, hash, now, false);
+        }
+        self.put(key, entry);
+    }
+
     /// Stores `entry` under `key`, replacing any old value and deadline.
     pub fn insert(&mut self, key: Bytes, entry: Entry) {
         self.store(key, |k| Key::from_slice(&k), entry);
@@ -706,11 +818,13 @@ impl<W> DbMut<'_, W> {
         let deadline = entry.expire_at().is_some();
         self.modified(k);
         let db = &mut *self.db;
+        db.keep(hash, k);
         db.added(k, waitable(&entry.value));
         match db.map.find_mut(hash, |s| s.key[..] == *k) {
             Some(slot) => {
                 let had = slot.entry.expire_at().is_some();
-                slot.entry = entry;
+                let old = std::mem::replace(&mut slot.entry, entry);
+                self.fx.discard(old.value, super::lazy::SERVER_DEL);
                 super::evict::touch(slot);
                 match (had, deadline) {
                     (false, true) => db.volatile.insert(hash, &slot.key),
@@ -733,6 +847,7 @@ impl<W> DbMut<'_, W> {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let hash = hash_key(key);
         let i = self.db.map.find_index(hash, |s| s.key[..] == *key)?;
+        self.db.keep_at(i);
         let slot = self.db.map.remove_at(i, hash);
         let entry = slot.entry;
         if entry.expire_at().is_some() {
@@ -742,12 +857,29 @@ impl<W> DbMut<'_, W> {
         Some(entry)
     }
 
+    /// Removes `key` as the server's own deletion (the old destination
+    /// of RENAME, RESTORE REPLACE, a `*STORE` command with an empty
+    /// result; a deadline set in the past), whose value goes to the
+    /// lazy-free thread if `why` ([`super::lazy::SERVER_DEL`] or
+    /// [`super::lazy::EXPIRE`]) is lazy and the value large. Returns
+    /// whether the key was there (expired or not).
+    pub fn delete(&mut self, key: &[u8], why: u8) -> bool {
+        match self.remove(key) {
+            Some(entry) => {
+                self.fx.discard(entry.value, why);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sets or clears the deadline of an existing key. Returns false if the
     /// key does not exist. Clearing a deadline the key does not have is no
     /// change (for WATCH).
     pub fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
         let hash = hash_key(key);
         let db = &mut *self.db;
+        db.keep(hash, key);
         let Some(Slot { key: k, entry, .. }) = db
             .map
             .find_mut(hash, |s| s.key[..] == *key)

@@ -86,6 +86,17 @@ pub struct Effects {
     track: bool,
     /// Keys changed so far (any database), for the server to invalidate.
     changed_keys: Vec<bytes::Bytes>,
+    /// Which of the keyspace's own drops are lazy (`lazy.rs`'s bits).
+    lazy: u8,
+    /// Large values the keyspace dropped, kept for the lazy-free thread
+    /// (see `lazy.rs`).
+    garbage: Vec<crate::value::Value>,
+    /// Keys deleted because they were met past their deadline, by a
+    /// command or the expiry cycle, for INFO's `expired_keys`.
+    expired_on_access: u64,
+    /// The command only reads (`Shards::read_only`): a lookup keeps no
+    /// old value for a running snapshot (see `snapshot.rs`).
+    pub(super) reads: bool,
 }
 
 /// Keyspace event classes, as bits (Redis's `NOTIFY_*` in notify.c, the
@@ -277,6 +288,40 @@ impl Effects {
     /// deletes a key.
     pub fn evicted(&mut self, db: usize, key: &[u8]) {
         self.event(class::EVICTED, "evicted", db, key);
+    }
+
+    /// Keeps `value` for the lazy-free thread (see [`Effects::discard`]).
+    #[cold]
+    pub(super) fn keep_garbage(&mut self, value: crate::value::Value) {
+        self.garbage.push(value);
+    }
+
+    /// Sets which of the keyspace's own drops are lazy (`lazy.rs`'s
+    /// bits); a lock set copies its keyspace's.
+    pub fn set_lazy_bits(&mut self, bits: u8) {
+        self.lazy = bits;
+    }
+
+    /// Which of the keyspace's own drops are lazy.
+    #[inline]
+    pub fn lazy_bits(&self) -> u8 {
+        self.lazy
+    }
+
+    /// A key was deleted because it was met past its deadline.
+    pub(super) fn count_expired(&mut self) {
+        self.expired_on_access += 1;
+    }
+
+    /// How many keys were deleted because they were met past their
+    /// deadline (by a command or the expiry cycle), since last asked.
+    pub fn take_expired_count(&mut self) -> u64 {
+        std::mem::take(&mut self.expired_on_access)
+    }
+
+    /// The values kept for the lazy-free thread, emptying the record.
+    pub fn take_garbage(&mut self) -> Vec<crate::value::Value> {
+        std::mem::take(&mut self.garbage)
     }
 
     /// The events recorded so far, in order, emptying the record.

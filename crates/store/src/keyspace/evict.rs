@@ -10,18 +10,25 @@
 //! LRU, `255 - frequency` for LFU, `u64::MAX - deadline` for TTL.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use super::db::{Db, Slot, lru_clock};
+use super::s3fifo::{Fifo, Head, MAIN, Verdict, compact, expand};
 use crate::Rng;
 
 /// A new key's frequency counter, as Redis's `LFU_INIT_VAL`: a new key is
 /// not the first to go just because it is new.
 pub const LFU_INIT: u8 = 5;
 
-/// Whether accesses count frequencies (an LFU policy is in force). Read on
-/// every access, beside the clock: one relaxed load.
-static LFU: AtomicBool = AtomicBool::new(false);
+/// What accesses count beyond the clock: frequencies ([`COUNT_LFU`], an
+/// LFU policy is in force) and S3-FIFO reads ([`COUNT_S3`]). Read on every
+/// access, beside the clock: one relaxed load, and one branch while no
+/// such policy is in force.
+static COUNTING: AtomicU8 = AtomicU8::new(0);
+/// [`COUNTING`]: an LFU policy.
+const COUNT_LFU: u8 = 1;
+/// [`COUNTING`]: `allkeys-s3fifo`.
+const COUNT_S3: u8 = 2;
 /// `lfu-log-factor`.
 static LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 /// `lfu-decay-time`, in minutes.
@@ -32,13 +39,41 @@ static DECAY_TIME: AtomicU32 = AtomicU32::new(1);
 pub fn set_lfu(lfu: bool, log_factor: u32, decay_minutes: u32) {
     LOG_FACTOR.store(log_factor, Ordering::Relaxed);
     DECAY_TIME.store(decay_minutes, Ordering::Relaxed);
-    LFU.store(lfu, Ordering::Relaxed);
+    match lfu {
+        true => COUNTING.fetch_or(COUNT_LFU, Ordering::Relaxed),
+        false => COUNTING.fetch_and(!COUNT_LFU, Ordering::Relaxed),
+    };
 }
 
 /// Whether an LFU policy is in force.
 #[inline]
 pub fn lfu_enabled() -> bool {
-    LFU.load(Ordering::Relaxed)
+    COUNTING.load(Ordering::Relaxed) & COUNT_LFU != 0
+}
+
+/// Turns S3-FIFO's bookkeeping on or off (`allkeys-s3fifo` in force): new
+/// keys join a database's queues once it has them, reads are counted.
+/// Queues left from an earlier time the policy was in force must be
+/// dropped ([`Db::drop_s3fifo`]) when it changes.
+pub fn set_s3fifo(on: bool) {
+    let was = match on {
+        true => COUNTING.fetch_or(COUNT_S3, Ordering::Relaxed),
+        false => COUNTING.fetch_and(!COUNT_S3, Ordering::Relaxed),
+    };
+    if (was & COUNT_S3 != 0) != on {
+        // Queues built before this change miss what came in meanwhile.
+        S3_EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts the times `allkeys-s3fifo` was turned on or off: queues built
+/// under an earlier count are stale, and are rebuilt or dropped when met.
+static S3_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Whether `allkeys-s3fifo` is in force.
+#[inline]
+pub fn s3fifo_enabled() -> bool {
+    COUNTING.load(Ordering::Relaxed) & COUNT_S3 != 0
 }
 
 /// `counter` as it stands after the minutes since `last_access` (on
@@ -97,10 +132,23 @@ pub fn lfu_incremented(counter: u8) -> u8 {
 #[inline]
 pub(super) fn touch(slot: &mut Slot) {
     let now = lru_clock();
-    if lfu_enabled() {
-        slot.freq = lfu_incremented(lfu_decayed(slot.freq, slot.lru));
+    let counting = COUNTING.load(Ordering::Relaxed);
+    if counting != 0 {
+        if counting & COUNT_LFU != 0 {
+            slot.freq = lfu_incremented(lfu_decayed(slot.freq, slot.lru));
+        }
+        if counting & COUNT_S3 != 0 {
+            slot.s3 = super::s3fifo::read(slot.s3);
+        }
     }
     slot.lru = now;
+}
+
+/// The keys of `map` as S3-FIFO's queues take them: each key's hash, and
+/// whether its slot says it is in the main queue.
+fn queued(map: &super::table::Table<Box<Slot>>) -> impl Iterator<Item = (u64, bool)> + '_ {
+    map.iter()
+        .map(|s| (super::hash_key(&s.key), s.s3 & MAIN != 0))
 }
 
 /// What eviction ranks keys by.
@@ -235,6 +283,89 @@ impl<W> Db<W> {
     pub fn freq(&self, key: &[u8]) -> Option<u8> {
         let slot = self.map.find(super::hash_key(key), |s| s.key[..] == *key)?;
         Some(lfu_decayed(slot.freq, slot.lru))
+    }
+
+    /// The key S3-FIFO evicts next from this database (`allkeys-s3fifo`),
+    /// or `None` if it has none. The queues move on (keys go round, or
+    /// from small to main) but the key is not deleted: the caller deletes
+    /// it as an eviction. The first call builds the queues from the table.
+    pub fn s3fifo_victim(&mut self) -> Option<super::Key> {
+        if self.map.is_empty() {
+            // A database that emptied keeps no queues: built again from
+            // its table should it fill (and need them) again.
+            self.fifo = None;
+            return None;
+        }
+        self.s3fifo_queues();
+        let (map, Some(fifo)) = (&mut self.map, self.fifo.as_mut()) else {
+            return None;
+        };
+        // Each entry is met at most four times (three reads to spend, then
+        // evicted); stale entries once.
+        let mut budget = 4 * fifo.len() + 16;
+        let mut rebuilt = false;
+        while budget > 0 {
+            budget -= 1;
+            let Some(head) = fifo.next(map.len()) else {
+                // Keys but no entries (cannot happen while every new key
+                // joins): once, queue them as they are.
+                if rebuilt {
+                    return None;
+                }
+                rebuilt = true;
+                **fifo = Fifo::build(fifo.epoch(), queued(map));
+                budget = 4 * fifo.len() + 16;
+                continue;
+            };
+            let (Head::Small(entry) | Head::Main(entry)) = head;
+            let at = map.find_index(expand(entry), |s| compact(super::hash_key(&s.key)) == entry);
+            match fifo.decide(head, at.map(|i| map.at(i).s3)) {
+                Verdict::Evict => return at.map(|i| map.at(i).key.clone()),
+                Verdict::Keep(s3) => {
+                    if let Some(i) = at {
+                        map.at_mut(i).s3 = s3;
+                    }
+                }
+                Verdict::Skip => {}
+            }
+        }
+        None
+    }
+
+    /// This database's queues, built from its table if it has none of
+    /// the policy's current epoch: keys that came before the policy (or
+    /// before the queues were dropped) join them as they stand.
+    fn s3fifo_queues(&mut self) -> &mut Fifo {
+        let epoch = S3_EPOCH.load(Ordering::Relaxed);
+        if self.fifo.as_ref().is_none_or(|f| f.epoch() != epoch) {
+            self.fifo = Some(Box::new(Fifo::build(epoch, queued(&self.map))));
+        }
+        self.fifo.get_or_insert_default()
+    }
+
+    /// A new key hashed `hash` joins the queues (`allkeys-s3fifo`, the
+    /// key not in the table yet); returns its slot's S3-FIFO state.
+    pub(super) fn s3fifo_admit(&mut self, hash: u64) -> u8 {
+        let keys = self.map.len();
+        self.s3fifo_queues();
+        let (map, Some(fifo)) = (&self.map, self.fifo.as_mut()) else {
+            return 0;
+        };
+        // Entries of keys deleted by commands stay until met: when they
+        // outnumber the keys, drop them (each sweep follows at least as
+        // many deletions as it costs lookups).
+        if fifo.len() > 2 * keys + 64 {
+            fifo.sweep(|e, main| {
+                map.find(expand(e), |s| compact(super::hash_key(&s.key)) == e)
+                    .is_some_and(|s| (s.s3 & MAIN != 0) == main)
+            });
+        }
+        fifo.admit(hash)
+    }
+
+    /// Drops this database's S3-FIFO queues (the policy changed).
+    pub fn drop_s3fifo(&mut self) {
+        self.fifo = None;
     }
 
     /// Sets `key`'s access frequency (RESTORE's FREQ, DEBUG).

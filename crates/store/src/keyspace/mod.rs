@@ -32,6 +32,8 @@ mod db;
 mod effects;
 mod entry;
 mod evict;
+pub mod lazy;
+mod s3fifo;
 mod shards;
 mod snapshot;
 mod table;
@@ -39,15 +41,16 @@ mod volatile;
 
 use std::sync::OnceLock;
 
-pub use db::{Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
+pub use db::{Contents, Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
 pub use effects::{Effects, Event, Op, class, encode_into};
 pub use entry::{Entry, Key};
 pub use evict::{
-    Candidate, LFU_INIT, Pool, Rank, lfu_decayed, lfu_enabled, lfu_incremented, set_lfu,
+    Candidate, LFU_INIT, Pool, Rank, lfu_decayed, lfu_enabled, lfu_incremented, s3fifo_enabled,
+    set_lfu, set_s3fifo,
 };
 pub use shards::{
-    Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, ShardView, Shards, Write, WriteKeys,
-    shard_of, shard_of_hash,
+    Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, Shards, Write, WriteKeys, shard_of,
+    shard_of_hash,
 };
 pub use snapshot::{Encoder, encode_dbs};
 pub use volatile::Volatile;

@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-pub use super::snapshot::ShardView;
-use super::snapshot::{Encoder, Running, encode_dbs};
+use super::snapshot::{Encoder, Running};
 use super::{Db, DbMut, Effects, hash_key};
 
 /// Shards per keyspace. A power of two; enough that SCAN, which returns one
@@ -60,11 +59,12 @@ pub struct Shard<W> {
     pub waiting: usize,
     /// Its part of each database, by number.
     pub dbs: Dbs<W>,
-    /// The snapshot this shard was last encoded for (see
-    /// [`Keyspace::begin_snapshot`]), and what a command encoded when it
-    /// locked the shard first, until the snapshot's walker collects it.
+    /// The snapshot whose walker has visited this shard (see
+    /// [`Keyspace::begin_snapshot`]), and the one its databases are armed
+    /// for (0 for none): they keep each key's old value as it first
+    /// changes, until the walker comes (see `snapshot.rs`).
     snap_done: u64,
-    snap_copy: Option<Vec<Vec<u8>>>,
+    snap_armed: u64,
 }
 
 /// A shard's databases, by number: database 0 inside the shard itself,
@@ -169,27 +169,45 @@ impl<'s, W> IntoIterator for &'s mut Dbs<W> {
 struct Line<T>(T);
 
 impl<W> Shard<W> {
-    /// Encodes this shard's live keys for the running snapshot, once.
+    /// Arms every database for the running snapshot (their keys' old
+    /// values are kept as they first change), once.
     #[cold]
-    fn encode_for_snapshot(&mut self, running: &Running) {
-        if self.snap_done == running.epoch {
+    fn arm_for_snapshot(&mut self, running: &Arc<Running>) {
+        if self.snap_done == running.epoch || self.snap_armed == running.epoch {
             return;
         }
-        self.snap_done = running.epoch;
-        self.snap_copy = Some(encode_dbs(&self.dbs, running.now, running.encoder.as_ref()));
+        for db in self.dbs.iter_mut() {
+            db.arm(running);
+        }
+        self.snap_armed = running.epoch;
     }
 
-    /// This shard as snapshot `epoch` must see it: what a command encoded
-    /// when it locked the shard first, or, if none did, the shard itself,
-    /// which is then marked done (the caller encodes it under this lock,
-    /// so no later command needs to).
-    pub fn snapshot_view(&mut self, epoch: u64) -> ShardView<'_, W> {
-        if self.snap_done == epoch {
-            ShardView::Encoded(self.snap_copy.take().unwrap_or_default())
-        } else {
-            self.snap_done = epoch;
-            ShardView::Live(&self.dbs)
+    /// Drops what the databases keep for a snapshot that has ended.
+    #[cold]
+    fn disarm(&mut self) {
+        for db in self.dbs.iter_mut() {
+            db.disarm();
         }
+        self.snap_armed = 0;
+    }
+
+    /// This shard's bytes, per database, for snapshot `epoch`, at `now`,
+    /// with `encoder`, and its count of keys; the walker's visit, once.
+    fn encode_for_walk(
+        &mut self,
+        epoch: u64,
+        now: i64,
+        encoder: &dyn Encoder,
+    ) -> (Vec<Vec<u8>>, usize) {
+        self.snap_done = epoch;
+        self.snap_armed = 0;
+        let keys = self.dbs.iter().map(Db::len).sum();
+        let parts = self
+            .dbs
+            .iter_mut()
+            .map(|db| db.encode_for_walk(epoch, now, encoder))
+            .collect();
+        (parts, keys)
     }
 }
 
@@ -229,6 +247,12 @@ pub struct Keyspace<W> {
     reach: Mutex<()>,
     reaching: AtomicBool,
     stalled: AtomicUsize,
+    /// Where lock sets hand the large values the keyspace dropped (see
+    /// `lazy.rs`).
+    disposer: super::lazy::DisposerCell,
+    /// Keys deleted because they were met past their deadline, by a
+    /// command or the expiry cycle (INFO's `expired_keys`).
+    expired_on_access: AtomicU64,
 }
 
 impl<W> Keyspace<W> {
@@ -244,7 +268,7 @@ impl<W> Keyspace<W> {
                         Db::new(index, expiry_pause.clone(), ready_seq.clone())
                     }),
                     snap_done: 0,
-                    snap_copy: None,
+                    snap_armed: 0,
                     waiting: 0,
                 }))
             })
@@ -264,7 +288,35 @@ impl<W> Keyspace<W> {
             reach: Mutex::new(()),
             reaching: AtomicBool::new(false),
             stalled: AtomicUsize::new(0),
+            disposer: Default::default(),
+            expired_on_access: AtomicU64::new(0),
         }
+    }
+
+    /// How many keys were deleted because they were met past their
+    /// deadline, by a command or the expiry cycle, since the start or
+    /// [`Keyspace::reset_expired_count`].
+    pub fn expired_count(&self) -> u64 {
+        self.expired_on_access.load(Ordering::Relaxed)
+    }
+
+    /// Starts [`Keyspace::expired_count`] again from zero (CONFIG RESETSTAT).
+    pub fn reset_expired_count(&self) {
+        self.expired_on_access.store(0, Ordering::Relaxed);
+    }
+
+    /// Sets where the large values the keyspace drops on its own go (the
+    /// server's lazy-free thread; see `lazy.rs`). Only the first call
+    /// counts.
+    pub fn set_disposer(&self, disposer: Box<dyn super::lazy::Disposer>) {
+        self.disposer.set(disposer);
+    }
+
+    /// Sets which of the keyspace's own drops go to the disposer
+    /// ([`super::lazy::bits`]: `lazyfree-lazy-expire`,
+    /// `lazyfree-lazy-server-del`); lock sets made from now on follow it.
+    pub fn set_lazy(&self, bits: u8) {
+        self.disposer.set_lazy(bits);
     }
 
     /// How many times a key was noted ready for blocked clients, ever: a
@@ -298,9 +350,10 @@ impl<W> Keyspace<W> {
 
     /// Fixes a claimed snapshot's instant (see `snapshot.rs`): the caller
     /// holds every shard, and `now` is the instant's clock (what has
-    /// expired). From here on whoever locks a shard first encodes it with
-    /// `encoder`, until the walker has visited it
-    /// ([`Keyspace::visit_for_snapshot`]). Returns the snapshot's epoch.
+    /// expired). From here on whoever locks a shard first arms it: each
+    /// key's value is kept, encoded with `encoder`, before it first
+    /// changes, until the walker has visited the shard
+    /// ([`Keyspace::walk_shard`]). Returns the snapshot's epoch.
     pub fn begin_snapshot(&self, now: i64, encoder: Arc<dyn Encoder>) -> u64 {
         let epoch = self.snap_count.fetch_add(1, Ordering::Relaxed) + 1;
         *self
@@ -316,10 +369,10 @@ impl<W> Keyspace<W> {
     }
 
     /// Ends snapshot `epoch`, if it is the one running (so ending one
-    /// twice is harmless, and never ends a later one). What was encoded
+    /// twice is harmless, and never ends a later one). What was kept
     /// ahead of a walker that stopped early is dropped (a shard locked
-    /// right now keeps it until the next snapshot replaces it). Never
-    /// waits for a shard's lock.
+    /// right now keeps it until its next lock). Never waits for a shard's
+    /// lock.
     pub fn end_snapshot(&self, epoch: u64) {
         {
             let mut running = self
@@ -334,36 +387,39 @@ impl<W> Keyspace<W> {
         }
         for line in self.shards.iter() {
             if let Ok(mut shard) = line.0.try_lock()
-                && shard.snap_copy.is_some()
+                && shard.snap_armed != 0
             {
-                shard.snap_copy = None;
+                shard.disarm();
             }
         }
         self.snap_busy.store(false, Ordering::Release);
     }
 
-    /// Runs `f` on shard `i` as snapshot `epoch` must see it, under the
-    /// shard's lock but without encoding it first: the walker's own visit.
-    pub fn visit_for_snapshot<R>(
+    /// The walker's visit of shard `i` for snapshot `epoch` (whose instant
+    /// is `now` and encoder `encoder`), under the shard's lock: its bytes
+    /// per database (the keys that did not change since the instant, then
+    /// the old values kept of those that did) and its count of keys.
+    pub fn walk_shard(
         &self,
         i: usize,
         epoch: u64,
-        f: impl FnOnce(ShardView<'_, W>) -> R,
-    ) -> R {
+        now: i64,
+        encoder: &dyn Encoder,
+    ) -> (Vec<Vec<u8>>, usize) {
         let mut guard = self.shards[i]
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(guard.snapshot_view(epoch))
+        guard.encode_for_walk(epoch, now, encoder)
     }
 
-    /// Encodes a shard just locked for the running snapshot, if one runs
-    /// and has not got it yet; drops what an ended one left.
+    /// Arms a shard just locked for the running snapshot, if one runs and
+    /// the walker has not been there; drops what an ended one left.
     #[inline]
     fn on_lock(&self, guard: &mut MutexGuard<'_, Shard<W>>) {
-        // The one branch a lock pays while no snapshot runs.
+        // The one branch a lock pays while no snapshot runs (both 0).
         let epoch = self.snap_epoch.load(Ordering::Acquire);
-        if epoch != 0 && guard.snap_done != epoch {
+        if guard.snap_armed != epoch && (guard.snap_armed != 0 || guard.snap_done != epoch) {
             self.snapshot_slow(guard, epoch);
         }
     }
@@ -371,13 +427,19 @@ impl<W> Keyspace<W> {
     #[cold]
     #[inline(never)]
     fn snapshot_slow(&self, guard: &mut MutexGuard<'_, Shard<W>>, epoch: u64) {
+        if guard.snap_armed != 0 && guard.snap_armed != epoch {
+            guard.disarm();
+        }
+        if epoch == 0 || guard.snap_done == epoch {
+            return;
+        }
         let running = self
             .snap_running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if let Some(running) = running.filter(|r| r.epoch == epoch) {
-            guard.encode_for_snapshot(&running);
+            guard.arm_for_snapshot(&running);
         }
     }
 
@@ -463,13 +525,12 @@ impl<W> Keyspace<W> {
         guard
     }
 
-    /// Locks one shard for a command that only reads it: a running
-    /// snapshot need not encode it first (see [`Shards::read_only`]).
+    /// Locks one shard for a command that only reads it. It arms the
+    /// shard for a running snapshot like any lock (arming encodes
+    /// nothing), so that an expired key the read deletes is kept first;
+    /// its lookups keep nothing else (see [`Shards::read_only`]).
     fn lock_for_read(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
-        self.shards[shard]
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lock(shard)
     }
 
     /// [`Keyspace::lock`], or [`Keyspace::lock_for_read`] when `read`.
@@ -484,14 +545,9 @@ impl<W> Keyspace<W> {
     /// [`Keyspace::try_lock`] for a command that only reads the shard when
     /// `read`.
     fn try_lock_as(&self, shard: usize, read: bool) -> Option<MutexGuard<'_, Shard<W>>> {
-        if !read {
-            return self.try_lock(shard);
-        }
-        match self.shards[shard].0.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
+        // Reads arm a shard too (see `lock_for_read`).
+        let _ = read;
+        self.try_lock(shard)
     }
 
     /// Locks one shard if that needs no waiting.
@@ -670,6 +726,25 @@ impl std::fmt::Debug for Write<'_> {
     }
 }
 
+impl<W> Drop for Shards<'_, W> {
+    fn drop(&mut self) {
+        let expired = self.fx.take_expired_count();
+        if expired > 0 {
+            self.ks
+                .expired_on_access
+                .fetch_add(expired, Ordering::Relaxed);
+        }
+        let garbage = self.fx.take_garbage();
+        if !garbage.is_empty() {
+            // Handed over once the locks are released, so nobody waits
+            // on the hand-over.
+            self.held = None;
+            self.reach = None;
+            self.ks.disposer.dispose(garbage);
+        }
+    }
+}
+
 impl<'a, W> Shards<'a, W> {
     /// A lock set of its own, holding nothing yet: each call takes its own
     /// locks. A command uses the `Shards` of its context instead, which
@@ -680,20 +755,23 @@ impl<'a, W> Shards<'a, W> {
             held: None,
             reach: None,
             write: None,
-            fx: Effects::with_events(ks.notify_classes(), ks.tracking()),
+            fx: {
+                let mut fx = Effects::with_events(ks.notify_classes(), ks.tracking());
+                fx.set_lazy_bits(ks.disposer.lazy());
+                fx
+            },
             reads: false,
         }
     }
 
-    /// The command only reads: the shards it locks one by one (not those
-    /// it holds, as EXEC and scripts do) are not encoded first for a
-    /// running snapshot, since it changes nothing the snapshot keeps. Only
-    /// its lazy deletion of an expired key does; so a key whose deadline
-    /// passes during a snapshot's walk may be missing from it, which every
-    /// loader would drop anyway (and the stream, where one is fed, has its
-    /// DEL after the snapshot's instant).
+    /// The command only reads: its lookups in the shards it locks one by
+    /// one (not those it holds, as EXEC and scripts do) keep no old value
+    /// for a running snapshot, since it changes nothing the snapshot
+    /// keeps. Only its lazy deletion of an expired key does, and that
+    /// keeps the key first (see `snapshot.rs`).
     pub fn read_only(&mut self) {
         self.reads = true;
+        self.fx.reads = true;
     }
 
     /// What the command did so far.
@@ -870,6 +948,8 @@ impl<'a, W> Shards<'a, W> {
         debug_assert!(self.held.is_none(), "transactions do not nest");
         let token = self.reach.is_some();
         self.held = Some(self.ks.lock_shards(keys.into_iter().map(shard_of), token));
+        // What a holder runs may write (EXEC and scripts are no reads).
+        self.fx.reads = false;
     }
 
     /// Makes this lock set the one that may lock shards in any order,
@@ -953,6 +1033,7 @@ impl<'a, W> Shards<'a, W> {
         debug_assert!(self.held.is_none(), "transactions do not nest");
         let token = self.reach.is_some();
         self.held = Some(self.ks.lock_shards(0..SHARDS, token));
+        self.fx.reads = false;
     }
 
     /// The locks held by EXEC, if any.
@@ -1218,22 +1299,10 @@ mod tests {
     fn snapshot_values(ks: &Keyspace<()>, epoch: u64) -> Vec<String> {
         let mut bytes = Vec::new();
         for i in 0..SHARDS {
-            ks.visit_for_snapshot(i, epoch, |view| match view {
-                ShardView::Encoded(dbs) => dbs.iter().for_each(|d| bytes.extend_from_slice(d)),
-                ShardView::Live(dbs) => {
-                    encode_dbs(dbs, 0, &Pairs)
-                        .iter()
-                        .for_each(|d| bytes.extend_from_slice(d));
-                }
-            });
+            let (dbs, _) = ks.walk_shard(i, epoch, 0, &Pairs);
+            dbs.iter().for_each(|d| bytes.extend_from_slice(d));
         }
-        let mut out: Vec<String> = String::from_utf8(bytes)
-            .unwrap()
-            .split_terminator(';')
-            .map(str::to_string)
-            .collect();
-        out.sort();
-        out
+        crate::keyspace::snapshot::tests::lines(&bytes)
     }
 
     #[test]

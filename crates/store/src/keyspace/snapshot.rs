@@ -5,35 +5,50 @@
 //! ([`Keyspace::begin_snapshot`]): that costs one pass over the shard
 //! locks, whatever the size of the data. From then on the snapshot's
 //! walker visits the shards one at a time, encoding each under its own
-//! lock ([`Keyspace::visit_for_snapshot`]), and commands run meanwhile.
-//! Whoever locks a shard first after the instant, before the walker has
-//! been there, to change it (a write, EXEC, a script, the expiry cycle;
-//! reads are marked `Shards::read_only` and skip this), encodes it first,
-//! as it stands, with the snapshot's [`Encoder`]: the shard's part is then
-//! bytes kept beside it until the walker collects them. So every shard is
-//! encoded exactly once, as it was at the instant, and the snapshot is
-//! that instant's (Dragonfly's fork-less snapshot, with a shard as its
-//! unit where Dragonfly has a bucket).
+//! lock ([`Keyspace::walk_shard`]), and commands run meanwhile.
 //!
-//! Memory stays bounded by what is encoded ahead of the walker, which is
-//! the encoded form (a few bytes a key, not a copy of the entries); a
-//! client waits at most for the encoding of one shard (about a thousandth
-//! of the keyspace) the first time it touches it. When no snapshot runs,
-//! locking a shard costs one load and one predictable branch more.
+//! **Copy on first write, per key.** The first lock of a shard the walker
+//! has not reached yet *arms* its databases: it hands each the snapshot
+//! ([`KeySaves`]) and costs no encoding. From then on, until the walker passes, every
+//! change of a key in an armed database keeps the key's value as it was
+//! at the instant before it lands: the keyspace's one mutable way to a key
+//! (`DbMut`: `get`, `update`, `put`, `remove`, `set_expire`, and the
+//! deletion of an expired key) first encodes that one key with the
+//! snapshot's [`Encoder`], beside the database, and marks its slot. A key
+//! created meanwhile is marked as it is added (it was not there at the
+//! instant, or its old value was kept when it went). The walker encodes a
+//! database's unmarked keys, which are as they were, and appends the kept
+//! bytes; then it clears the marks. So a write pays for its own key, once
+//! per snapshot, and never for the rest of its shard.
 //!
-//! **Architecture Invariant:** a shard is part of a snapshot exactly as
-//! it was at the snapshot's instant (but for keys whose deadline passes
-//! meanwhile, which a read may delete): it is encoded before anything that
-//! may change it runs, and never twice.
+//! Whole-database changes (FLUSHDB, FLUSHALL, SWAPDB) cannot keep one key
+//! at a time: they encode the armed database as it was at the instant
+//! first ([`Db::keep_whole`]), as the walker would, and the walker takes
+//! those bytes. A read (`Shards::read_only`) keeps nothing, but for a key
+//! whose deadline has passed that it deletes.
+//!
+//! Memory stays bounded by what is kept ahead of the walker: the encoded
+//! old values of the keys changed before it came (a few bytes a key, not
+//! a copy of the entries), and the marked keys' names; both go when the
+//! walker passes the shard. When no snapshot runs, locking a shard costs
+//! one load and one predictable branch more, and a change one null check.
+//!
+//! **Architecture Invariant:** a key is part of a snapshot exactly as it
+//! was at the snapshot's instant: its value is kept before anything that
+//! may change or delete it runs, and never twice.
+//!
+//! [`Keyspace::begin_snapshot`]: super::Keyspace::begin_snapshot
+//! [`Keyspace::walk_shard`]: super::Keyspace::walk_shard
 
 use std::sync::Arc;
 
-use super::Entry;
+use super::db::Slot;
+use super::{Db, Entry, Key, hash_key};
 
 /// How a snapshot turns keys into bytes (an RDB file's entries, an AOF's
 /// commands). Called under a shard's lock, by the walker or by whichever
-/// command locks a shard first: it must not lock anything of the
-/// keyspace.
+/// command changes a key first: it must not lock anything of the
+/// keyspace. Bytes of separate calls for one database are concatenated.
 pub trait Encoder: Send + Sync {
     /// Appends the live `keys` of database `db` of one shard to `out`.
     fn encode(&self, db: usize, keys: &mut dyn Iterator<Item = (&[u8], &Entry)>, out: &mut Vec<u8>);
@@ -56,31 +71,473 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// What a shard is to the snapshot's walker ([`super::Shard::snapshot_view`]).
+/// What an armed database keeps for the running snapshot until the walker
+/// passes (see the module's notes).
 #[derive(Debug)]
-pub enum ShardView<'s, W> {
-    /// Encoded, per database, by a command that locked the shard before
-    /// the walker came.
-    Encoded(Vec<Vec<u8>>),
-    /// The shard as it is, unchanged since the snapshot's instant: the
-    /// walker encodes it under this lock.
-    Live(&'s super::shards::Dbs<W>),
+pub(super) struct KeySaves {
+    running: Arc<Running>,
+    /// The encoded values, as of the instant, of the keys changed since.
+    saved: Vec<u8>,
+    /// The keys whose slots are marked: the walker clears their marks.
+    marked: Vec<Key>,
+    /// The whole database as of the instant, once a whole-database change
+    /// encoded it: then nothing more is kept.
+    whole: Option<Vec<u8>>,
+}
+
+/// The instant's clock for database `db`: every key where expired keys are
+/// hidden rather than deleted (a replica, or a master feeding replicas,
+/// whose stream may still make them live).
+fn instant<W>(db: &Db<W>, now: i64) -> i64 {
+    if db.hide_expired { i64::MIN } else { now }
+}
+
+impl<W> Db<W> {
+    /// Arms this database for snapshot `running`, dropping what an older
+    /// one left.
+    pub(super) fn arm(&mut self, running: &Arc<Running>) {
+        self.disarm();
+        self.snap = Some(Box::new(KeySaves {
+            running: running.clone(),
+            saved: Vec::new(),
+            marked: Vec::new(),
+            whole: None,
+        }));
+    }
+
+    /// Forgets what this database keeps for a snapshot, clearing the marks.
+    pub(super) fn disarm(&mut self) -> Option<Box<KeySaves>> {
+        let saves = self.snap.take()?;
+        for key in &saves.marked {
+            if let Some(slot) = self.map.find_mut(hash_key(key), |s| s.key == *key) {
+                slot.snap = false;
+            }
+        }
+        Some(saves)
+    }
+
+    /// Before the key at table index `i` changes: keeps its value for the
+    /// running snapshot, if this database is armed and the key not yet
+    /// kept.
+    #[inline]
+    pub(super) fn keep_at(&mut self, i: usize) {
+        if self.snap.is_some() {
+            self.keep_slow(i);
+        }
+    }
+
+    /// [`Db::keep_at`] for `key` (hashed `hash`), if it is in the table.
+    #[inline]
+    pub(super) fn keep(&mut self, hash: u64, key: &[u8]) {
+        if self.snap.is_some()
+            && let Some(i) = self.map.find_index(hash, |s| s.key[..] == *key)
+        {
+            self.keep_slow(i);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn keep_slow(&mut self, i: usize) {
+        let at = self.snap.as_ref().map(|s| instant(self, s.running.now));
+        let (Some(saves), Some(at)) = (self.snap.as_deref_mut(), at) else {
+            return;
+        };
+        let slot = self.map.at_mut(i);
+        if slot.snap || saves.whole.is_some() {
+            return;
+        }
+        slot.snap = true;
+        saves.marked.push(slot.key.clone());
+        if !slot.entry.is_expired(at) {
+            let one = (&slot.key[..], &slot.entry);
+            saves
+                .running
+                .encoder
+                .encode(self.index, &mut std::iter::once(one), &mut saves.saved);
+        }
+    }
+
+    /// A slot about to be added: marked, if this database is armed (the
+    /// key was not there at the instant, or its value was kept when it
+    /// went).
+    #[inline]
+    pub(super) fn mark_new(&mut self, slot: &mut Slot) {
+        if let Some(saves) = self.snap.as_deref_mut()
+            && saves.whole.is_none()
+        {
+            slot.snap = true;
+            saves.marked.push(slot.key.clone());
+        }
+    }
+
+    /// Before a change of the whole database (FLUSHDB, FLUSHALL, SWAPDB):
+    /// encodes it as the running snapshot must see it, if armed, and keeps
+    /// nothing per key from then on.
+    pub(super) fn keep_whole(&mut self) {
+        if self.snap.as_ref().is_none_or(|s| s.whole.is_some()) {
+            return;
+        }
+        let bytes = self.encode_armed();
+        if let Some(saves) = self.snap.as_deref_mut() {
+            saves.whole = Some(bytes);
+        }
+    }
+
+    /// The armed database's bytes for the snapshot (its unmarked live
+    /// keys, then the kept ones), its marks cleared and its kept bytes
+    /// taken; the state stays armed.
+    fn encode_armed(&mut self) -> Vec<u8> {
+        let Some(running) = self.snap.as_ref().map(|s| s.running.clone()) else {
+            return Vec::new();
+        };
+        if let Some(whole) = self.snap.as_deref_mut().and_then(|s| s.whole.take()) {
+            return whole;
+        }
+        let mut out = Vec::new();
+        if !self.map.is_empty() {
+            let at = instant(self, running.now);
+            let mut keys = self
+                .map
+                .iter_prefetched(|s| &**s as *const Slot as *const u8)
+                .filter(move |s| !s.snap && !s.entry.is_expired(at))
+                .map(|s| (&s.key[..], &s.entry));
+            running.encoder.encode(self.index, &mut keys, &mut out);
+        }
+        if let Some(mut saves) = self.disarm() {
+            out.append(&mut saves.saved);
+        }
+        self.snap = Some(Box::new(KeySaves {
+            running,
+            saved: Vec::new(),
+            marked: Vec::new(),
+            whole: None,
+        }));
+        out
+    }
+
+    /// This database's bytes for snapshot `epoch` (the walker's visit):
+    /// as kept and marked if armed for it, otherwise all its live keys at
+    /// `now`; disarmed afterwards.
+    pub(super) fn encode_for_walk(
+        &mut self,
+        epoch: u64,
+        now: i64,
+        encoder: &dyn Encoder,
+    ) -> Vec<u8> {
+        if self.snap.as_ref().is_some_and(|s| s.running.epoch == epoch) {
+            let out = self.encode_armed();
+            self.snap = None;
+            return out;
+        }
+        self.disarm();
+        let mut out = Vec::new();
+        if !self.is_empty() {
+            encoder.encode(
+                self.index,
+                &mut self.iter_prefetched(instant(self, now)),
+                &mut out,
+            );
+        }
+        out
+    }
 }
 
 /// Encodes every database of `dbs` with `encoder`, keys live at `now`
-/// (all of them where expired keys are hidden rather than deleted: a
-/// replica, or a master feeding replicas, whose stream may still make
-/// them live).
+/// (all of them where expired keys are hidden rather than deleted): a
+/// walk of shards a lock set holds already, where nothing changes
+/// meanwhile.
 pub fn encode_dbs<W>(dbs: &super::shards::Dbs<W>, now: i64, encoder: &dyn Encoder) -> Vec<Vec<u8>> {
     dbs.iter()
-        .enumerate()
-        .map(|(i, db)| {
+        .map(|db| {
             let mut out = Vec::new();
             if !db.is_empty() {
-                let at = if db.hide_expired { i64::MIN } else { now };
-                encoder.encode(i, &mut db.iter(at), &mut out);
+                encoder.encode(
+                    db.index,
+                    &mut db.iter_prefetched(instant(db, now)),
+                    &mut out,
+                );
             }
             out
         })
         .collect()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::Rng;
+    use crate::keyspace::{Keyspace, SHARDS, Shards};
+    use crate::value::{Form, Str, Value};
+
+    /// Encodes string keys as `db:key=value@deadline;`.
+    struct Lines;
+
+    impl Encoder for Lines {
+        fn encode(
+            &self,
+            db: usize,
+            keys: &mut dyn Iterator<Item = (&[u8], &Entry)>,
+            out: &mut Vec<u8>,
+        ) {
+            for (k, e) in keys {
+                let Value::Str(s) = &e.value else {
+                    panic!("a string")
+                };
+                let line = format!(
+                    "{db}:{}={}@{:?};",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(&s.to_bytes()),
+                    e.expire_at()
+                );
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
+    }
+
+    type Model = BTreeMap<(usize, String), (String, Option<i64>)>;
+
+    fn value(v: &str, at: Option<i64>) -> Entry {
+        Entry::with(Value::Str(Str::from_slice(v.as_bytes(), Form::Auto)), at)
+    }
+
+    /// What a snapshot of `model` at `now` holds, as [`Lines`] writes it.
+    fn lines_of(model: &Model, now: i64) -> Vec<String> {
+        let mut out: Vec<String> = model
+            .iter()
+            .filter(|(_, (_, at))| at.is_none_or(|at| at > now))
+            .map(|((db, k), (v, at))| format!("{db}:{k}={v}@{at:?}"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Asserts `got == want`, naming a few differences.
+    fn same(got: &[String], want: &[String], what: &str) {
+        let missing: Vec<_> = want.iter().filter(|l| !got.contains(l)).take(5).collect();
+        let extra: Vec<_> = got.iter().filter(|l| !want.contains(l)).take(5).collect();
+        assert!(
+            got == want,
+            "{what}: missing {missing:?}, not expected {extra:?} ({} against {} keys)",
+            got.len(),
+            want.len()
+        );
+    }
+
+    /// The `key=value;` pairs the tests' encoder writes, sorted.
+    pub(in crate::keyspace) fn lines(bytes: &[u8]) -> Vec<String> {
+        let mut out: Vec<String> = String::from_utf8(bytes.to_vec())
+            .expect("utf-8")
+            .split_terminator(';')
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every way a key changes, at random, while the walker goes: the
+    /// snapshot is the model as it was at the instant, key for key, and
+    /// the keyspace is the model as it is now. Run for several seeds and
+    /// with the walk stopped half way (the next snapshot must still be
+    /// right: no mark left behind).
+    #[test]
+    fn every_change_keeps_the_old_value_first() {
+        for seed in 1..=6u64 {
+            let ks = Keyspace::<()>::new(2);
+            let mut shards = Shards::new(&ks);
+            let mut rng = Rng::new(seed);
+            let mut model = Model::new();
+            let key = |i: usize| format!("k{i}");
+            for i in 0..3000 {
+                let db = i % 2;
+                let at = (i % 7 == 0).then_some(1_500);
+                shards
+                    .lock_key(key(i).as_bytes())
+                    .db(db)
+                    .insert(Bytes::from(key(i)), value("v0", at));
+                model.insert((db, key(i)), ("v0".into(), at));
+            }
+            for round in 0..2 {
+                let instant = 1_000 + round;
+                assert!(ks.claim_snapshot());
+                let epoch = {
+                    let _all = shards.lock_all();
+                    ks.begin_snapshot(instant, Arc::new(Lines))
+                };
+                let expected = lines_of(&model, instant);
+                let mut bytes = Vec::new();
+                // The first round stops its walk half way.
+                let walk_to = if round == 0 && seed % 2 == 0 {
+                    SHARDS / 2
+                } else {
+                    SHARDS
+                };
+                let mut walked = 0;
+                let mut n = 0;
+                let mut sampled = false;
+                while walked < walk_to {
+                    if rng.below(3) == Some(0) {
+                        let (dbs, _) = ks.walk_shard(walked, epoch, instant, &Lines);
+                        dbs.iter().for_each(|d| bytes.extend_from_slice(d));
+                        walked += 1;
+                        continue;
+                    }
+                    n += 1;
+                    let i = rng.below(3300).expect("some");
+                    let k = key(i);
+                    let db = rng.below(2).expect("some");
+                    let v = format!("r{round}n{n}");
+                    // Past the keys' deadline: a lookup deletes them.
+                    let now = 2_000;
+                    match rng.below(if n % 97 == 0 { 10 } else { 8 }).expect("some") {
+                        0 => {
+                            // In place, through the entry a lookup lends.
+                            let mut shard = shards.lock_key(k.as_bytes());
+                            let mut d = shard.db(db);
+                            if let Some(e) = d.get(k.as_bytes(), now) {
+                                e.value = Value::Str(Str::from_slice(v.as_bytes(), Form::Auto));
+                                model.get_mut(&(db, k)).expect("in the model").0 = v;
+                            } else {
+                                model.remove(&(db, k));
+                            }
+                        }
+                        1 => {
+                            let mut shard = shards.lock_key(k.as_bytes());
+                            let mut d = shard.db(db);
+                            d.update(k.as_bytes(), now, |_| (Some(value(&v, None)), ()));
+                            model.insert((db, k), (v, None));
+                        }
+                        2 => {
+                            shards
+                                .lock_key(k.as_bytes())
+                                .db(db)
+                                .put(k.as_bytes(), value(&v, Some(9_000)));
+                            model.insert((db, k), (v, Some(9_000)));
+                        }
+                        3 => {
+                            shards.lock_key(k.as_bytes()).db(db).remove(k.as_bytes());
+                            model.remove(&(db, k));
+                        }
+                        4 => {
+                            let mut shard = shards.lock_key(k.as_bytes());
+                            let mut d = shard.db(db);
+                            let live = d.get(k.as_bytes(), now).is_some();
+                            if live {
+                                assert!(d.set_expire(k.as_bytes(), None));
+                                model.get_mut(&(db, k)).expect("in the model").1 = None;
+                            } else {
+                                model.remove(&(db, k));
+                            }
+                        }
+                        5 => {
+                            // A read: expired keys go, nothing else changes.
+                            let mut s = Shards::new(&ks);
+                            s.read_only();
+                            let live = s
+                                .lock_key(k.as_bytes())
+                                .db(db)
+                                .get(k.as_bytes(), now)
+                                .is_some();
+                            if !live {
+                                model.remove(&(db, k));
+                            }
+                        }
+                        6 => {
+                            // A rename: gone here, there with the value.
+                            let to = key(rng.below(3300).expect("some"));
+                            let mut locked = shards.lock_keys([k.as_bytes(), to.as_bytes()]);
+                            let moved = locked.db(db, k.as_bytes()).remove(k.as_bytes());
+                            let old = model.remove(&(db, k));
+                            if let Some(e) = moved
+                                && !e.is_expired(now)
+                            {
+                                locked
+                                    .db(db, to.as_bytes())
+                                    .insert(Bytes::from(to.clone()), e);
+                                model.insert((db, to), old.expect("in the model"));
+                            }
+                        }
+                        7 => {
+                            // The expiry cycle.
+                            let mut shard = shards.lock_key(k.as_bytes());
+                            shard.db(db).expire_sample(5, now, &mut rng);
+                            sampled = true;
+                        }
+                        8 => {
+                            let mut all = shards.lock_all();
+                            for shard in all.shards() {
+                                let (a, b) = shard.dbs.pair_mut(0, 1);
+                                a.swap_contents(b, now);
+                            }
+                            let swapped: Model = std::mem::take(&mut model)
+                                .into_iter()
+                                .map(|((db, k), v)| ((1 - db, k), v))
+                                .collect();
+                            model = swapped;
+                        }
+                        _ => {
+                            let mut all = shards.lock_all();
+                            for shard in all.shards() {
+                                if db == 0 {
+                                    shard.dbs[db].clear();
+                                } else {
+                                    drop(shard.dbs[db].take_all());
+                                }
+                            }
+                            model.retain(|(d, _), _| *d != db);
+                        }
+                    }
+                    // The expiry cycle's deletions, known afterwards.
+                    if !std::mem::take(&mut sampled) {
+                        continue;
+                    }
+                    let stale: Vec<(usize, String)> = model
+                        .iter()
+                        .filter(|(_, (_, at))| at.is_some_and(|at| at <= 2_000))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for (d, k) in stale {
+                        let shard = shards.lock_key(k.as_bytes());
+                        if !shard.dbs[d]
+                            .iter(i64::MIN)
+                            .any(|(kk, _)| kk == k.as_bytes())
+                        {
+                            model.remove(&(d, k));
+                        }
+                    }
+                }
+                ks.end_snapshot(epoch);
+                if walk_to == SHARDS {
+                    same(
+                        &lines(&bytes),
+                        &expected,
+                        &format!("seed {seed} round {round}"),
+                    );
+                }
+                assert!(!ks.snapshot_running());
+            }
+            // The keyspace is the model, and a snapshot with no change
+            // meanwhile says so.
+            assert!(ks.claim_snapshot());
+            let epoch = {
+                let _all = shards.lock_all();
+                ks.begin_snapshot(0, Arc::new(Lines))
+            };
+            let mut bytes = Vec::new();
+            for i in 0..SHARDS {
+                let (dbs, _) = ks.walk_shard(i, epoch, 0, &Lines);
+                dbs.iter().for_each(|d| bytes.extend_from_slice(d));
+            }
+            ks.end_snapshot(epoch);
+            assert_eq!(
+                lines(&bytes),
+                lines_of(&model, 0),
+                "seed {seed}: the keyspace"
+            );
+        }
+    }
 }

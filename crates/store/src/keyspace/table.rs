@@ -27,6 +27,8 @@ use std::mem::MaybeUninit;
 
 /// Places per group.
 const WIDTH: usize = 7;
+/// How many groups ahead [`Table::iter_prefetched`] asks for values.
+const AHEAD: usize = 2;
 /// Keys per group, on average, before the table doubles.
 const MAX_PER_GROUP: usize = 6;
 /// The tag bytes of a group word (its 8th byte is the overflow count).
@@ -298,6 +300,31 @@ impl<T> Table<T> {
         })
     }
 
+    /// Like [`Table::iter`], asking the CPU meanwhile for what the values
+    /// of the group [`AHEAD`] groups on point to (`target` gives the
+    /// address): a walk of the whole table (a snapshot's) whose values
+    /// are pointers would otherwise wait for one cache miss per value,
+    /// one after another.
+    pub(crate) fn iter_prefetched<'a>(
+        &'a self,
+        target: impl Fn(&T) -> *const u8 + 'a,
+    ) -> impl Iterator<Item = &'a T> + 'a {
+        self.groups.iter().enumerate().flat_map(move |(g, group)| {
+            if let Some(ahead) = self.groups.get(g + AHEAD) {
+                for i in 0..WIDTH {
+                    if ahead.meta[i] != 0 {
+                        // SAFETY: a place with a non-zero tag holds a value.
+                        prefetch_line(target(unsafe { ahead.values[i].assume_init_ref() }));
+                    }
+                }
+            }
+            (0..WIDTH)
+                .filter(|&i| group.meta[i] != 0)
+                // SAFETY: a place with a non-zero tag holds a value.
+                .map(|i| unsafe { group.values[i].assume_init_ref() })
+        })
+    }
+
     /// Asks the CPU to bring in the group where a value hashed `hash` is
     /// looked for first. Does nothing else; any hash is fine.
     #[inline]
@@ -370,6 +397,26 @@ mod tests {
     fn a_group_is_one_line_for_pointer_values() {
         assert_eq!(size_of::<Group<Box<u64>>>(), 64);
         assert_eq!(align_of::<Group<Box<u64>>>(), 64);
+    }
+
+    #[test]
+    fn iter_prefetched_visits_what_iter_visits() {
+        let mut table: Table<Box<u64>> = Table::new();
+        for k in 0..1000u64 {
+            table.insert_unique(h(&k), Box::new(k), |v| h(v));
+        }
+        for k in (0..1000u64).step_by(7) {
+            if let Some(i) = table.find_index(h(&k), |v| **v == k) {
+                table.remove_at(i, h(&k));
+            }
+        }
+        let plain: Vec<u64> = table.iter().map(|v| **v).collect();
+        let ahead: Vec<u64> = table
+            .iter_prefetched(|v| &**v as *const u64 as *const u8)
+            .map(|v| **v)
+            .collect();
+        assert_eq!(plain.len(), 1000 - 143);
+        assert_eq!(plain, ahead);
     }
 
     #[test]

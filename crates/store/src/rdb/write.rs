@@ -67,6 +67,8 @@ pub struct Writer<'w, W: Write> {
     out: &'w mut W,
     buf: Vec<u8>,
     crc: Crc64,
+    /// Whether `crc` is kept (not for a fragment).
+    checksum: bool,
     plain_threshold: usize,
 }
 
@@ -90,6 +92,21 @@ impl<'w, W: Write> Writer<'w, W> {
             out,
             buf: Vec::with_capacity(BUF),
             crc: Crc64::new(),
+            checksum: true,
+            plain_threshold,
+        }
+    }
+
+    /// A writer of a fragment of a file (a snapshot's shard, encoded
+    /// under its lock), joined to the file later with [`Writer::raw`]:
+    /// no checksum (the file's writer computes it), and no buffer
+    /// reserved up front.
+    pub fn fragment(out: &'w mut W, plain_threshold: usize) -> Self {
+        Writer {
+            out,
+            buf: Vec::new(),
+            crc: Crc64::new(),
+            checksum: false,
             plain_threshold,
         }
     }
@@ -151,7 +168,9 @@ impl<'w, W: Write> Writer<'w, W> {
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
-        self.crc.update(&self.buf);
+        if self.checksum {
+            self.crc.update(&self.buf);
+        }
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
@@ -174,7 +193,9 @@ impl<'w, W: Write> Writer<'w, W> {
         }
         // Large values go straight through, uncopied.
         self.flush_buf()?;
-        self.crc.update(bytes);
+        if self.checksum {
+            self.crc.update(bytes);
+        }
         self.out.write_all(bytes)
     }
 
