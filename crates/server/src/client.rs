@@ -36,6 +36,8 @@ pub(crate) struct ClientInfo {
     pub(crate) postponed: std::sync::atomic::AtomicBool,
     /// Its subscriptions and the messages published to it.
     pub(crate) pubsub: Arc<crate::pubsub::Subscriber>,
+    /// Its buffers' sizes, as of its last batch (CLIENT LIST, INFO).
+    pub(crate) mem: crate::outbuf::Usage,
 }
 
 /// A client's kind (CLIENT LIST's flags, CLIENT KILL TYPE): an ordinary
@@ -119,6 +121,12 @@ pub(crate) struct Client {
     pub(crate) replies: cmd::Replies,
     /// CLIENT TRACKING's options while tracking is on.
     pub(crate) tracking: Option<crate::tracking::Mode>,
+    /// The read buffer as the running command began: bytes left after its
+    /// request, and free room (CLIENT LIST's `qbuf` of itself).
+    pub(crate) qbuf: (usize, usize),
+    /// Its connection's loop sends the BCAST invalidations its commands
+    /// cause once per batch, not after each (see `cmd::execute_command`).
+    pub(crate) bcast_batched: bool,
 }
 
 /// A replica's request for the stream.
@@ -171,6 +179,7 @@ impl ClientInfo {
             watch: Arc::new(WatchFlag::default()),
             kind: std::sync::atomic::AtomicU8::new(NORMAL),
             postponed: std::sync::atomic::AtomicBool::new(false),
+            mem: crate::outbuf::Usage::default(),
         });
         if let Ok(mut clients) = shared.clients.lock() {
             clients.insert(info.id, info.clone());
@@ -202,6 +211,8 @@ impl Client {
             aof_off: 0,
             replies: cmd::Replies::default(),
             tracking: None,
+            qbuf: (0, 0),
+            bcast_batched: false,
         }
     }
 
@@ -231,9 +242,14 @@ pub(crate) async fn serve(
     let info = ClientInfo::register(&shared, peer, laddr);
     let requirepass = !shared.config_get("requirepass").is_empty();
     let mut client = Client::new(info.clone(), !requirepass);
-    let reason = match run(&shared, &mut conn, &mut client).await {
+    client.bcast_batched = true;
+    let ended = run(&shared, &mut conn, &mut client).await;
+    // What its last batch changed, should it have ended mid-batch.
+    shared.tracking.command_done(&shared, Some(info.id));
+    let reason = match ended {
         Ended::Closed(reason) => reason,
         Ended::Replica(psync) => {
+            client.bcast_batched = false;
             info.kind.store(REPLICA, Ordering::Relaxed);
             crate::repl::master::serve(&shared, &mut conn, &mut client, psync).await
         }
@@ -520,7 +536,18 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
     let mut ahead = Ahead::default();
+    let mut over = crate::outbuf::Check::default();
     loop {
+        // The waits below favour reading: a client killed, or a server
+        // stopping, while requests keep coming ends here.
+        if kill.is_cancelled() {
+            return Ended::Closed("killed".into());
+        }
+        if shared.stopping.load(Ordering::Relaxed) {
+            return Ended::Closed("server shutdown".into());
+        }
+        // `client-output-buffer-limit normal`, for this batch.
+        let limit = shared.output_limits.load();
         client.clock = Clock::new();
         decoder.set_authenticated(client.authenticated);
         let mut limits = *decoder.limits();
@@ -561,6 +588,8 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             if request.is_empty() {
                 continue;
             }
+            let read = conn.read_buffer();
+            client.qbuf = (read.len(), read.capacity() - read.len());
             let mut after =
                 cmd::execute_command(shared, client, conn.write_buffer(), &request, index);
             // A command run again after a wait may block or be held back
@@ -617,14 +646,38 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 }
                 _ => {}
             }
+            // As Redis, the client is closed as its output passes the
+            // limit, before anything more runs or is sent.
+            if limit.any() && over_limit(shared, conn, client, limit, &mut over) {
+                client.stats.flush(&shared.stats);
+                return Ended::Closed("output buffer limits".into());
+            }
         }
+        // The batch's BCAST invalidations, one message per prefix.
+        shared.tracking.command_done(shared, Some(client.id()));
         publish_meta(client);
         client.stats.flush(&shared.stats);
         // Messages published to the client go out with the replies.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
         let pending = conn.write_buffer().len();
+        let read = conn.read_buffer();
+        let read = (read.len(), read.capacity());
+        client.info.mem.publish(read, conn.write_buffer());
         // Replies to writes leave once the AOF holds them.
         shared.repl.aof.settle(client.aof_off).await;
+        // Output over the soft limit may wait on the socket for the
+        // limit's seconds only.
+        let soft = if limit.any() && is_normal(client) {
+            over.soft_deadline(limit, pending)
+        } else {
+            None
+        };
+        let soft_expired = async {
+            match soft {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         // A client that does not read holds its flush up; a kill (a
         // subscriber past its output limit) ends it all the same.
         let flushed = tokio::select! {
@@ -633,10 +686,16 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             biased;
             flushed = conn.flush() => flushed,
             () = kill.cancelled() => return Ended::Closed("killed".into()),
+            () = soft_expired => {
+                crate::outbuf::log_closed(&cmd::describe_client(shared, &client.info));
+                return Ended::Closed("output buffer limits".into());
+            }
         };
         if let Err(e) = flushed {
             return Ended::Closed(format!("write failed: {e}"));
         }
+        over.flushed();
+        client.info.mem.flushed();
         client.info.pubsub.flushed();
         if pending > 0 {
             let stats = &shared.stats;
@@ -645,7 +704,11 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 .fetch_add(pending as u64, Ordering::Relaxed);
             stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         }
+        let stopping = &shared.stopping;
         tokio::select! {
+            // The read first; the kill and the shutdown are one wait (see
+            // `kill`), and a killed client's loop meets the kill below.
+            biased;
             read = conn.fill_socket() => match read {
                 Ok(0) => return Ended::Closed("closed by peer".into()),
                 Ok(n) => {
@@ -654,8 +717,12 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 }
                 Err(e) => return Ended::Closed(format!("read failed: {e}")),
             },
-            () = kill.cancelled() => return Ended::Closed("killed".into()),
-            () = shared.shutdown.triggered() => return Ended::Closed("server shutdown".into()),
+            stop = std::future::poll_fn(|cx| kill.poll_stopped(stopping, cx)) => {
+                return Ended::Closed(match stop {
+                    crate::kill::Stop::Killed => "killed",
+                    crate::kill::Stop::Shutdown => "server shutdown",
+                }.into());
+            }
             // A message to deliver: back round the loop, which sends it.
             // Only a subscriber, or a client that may get invalidations
             // (CLIENT TRACKING), waits for one (a waiter costs a lock).
@@ -667,4 +734,31 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             }
         }
     }
+}
+
+/// Whether the output limits of normal clients apply to `client`: not to a
+/// subscriber (`pubsub`'s limits apply) or a replica's link.
+fn is_normal(client: &Client) -> bool {
+    client.info.kind.load(Ordering::Relaxed) == NORMAL && !client.info.pubsub.active()
+}
+
+/// Checks the client's pending output against `limit` after a command;
+/// logs Redis's line if it is over.
+fn over_limit(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    client: &Client,
+    limit: crate::outbuf::Limit,
+    check: &mut crate::outbuf::Check,
+) -> bool {
+    let pending = conn.write_buffer().len();
+    if !is_normal(client) || !check.over(limit, pending) {
+        return false;
+    }
+    let read = conn.read_buffer();
+    let read = (read.len(), read.capacity());
+    client.info.mem.publish(read, conn.write_buffer());
+    publish_meta(client);
+    crate::outbuf::log_closed(&cmd::describe_client(shared, &client.info));
+    true
 }

@@ -189,6 +189,8 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
             "allkeys-lfu",
             "allkeys-random",
             "noeviction",
+            // Ember's own (docs/memory.md; see `EMBER_ONLY_VALUES`).
+            "allkeys-s3fifo",
         ]),
         true,
     ),
@@ -268,6 +270,11 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ("zset-max-ziplist-value", "64", Kind::Int(0, i64::MAX), true),
     ("lazyfree-lazy-user-del", "no", Kind::Bool, true),
     ("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
+    ("lazyfree-lazy-eviction", "no", Kind::Bool, true),
+    ("lazyfree-lazy-expire", "no", Kind::Bool, true),
+    ("lazyfree-lazy-server-del", "no", Kind::Bool, true),
+    ("replica-lazy-flush", "no", Kind::Bool, true),
+    ("slave-lazy-flush", "no", Kind::Bool, true),
     ("lua-time-limit", "5000", Kind::Int(0, i64::MAX), true),
     ("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     ("repl-backlog-size", "1048576", Kind::Int(1, i64::MAX), true),
@@ -380,6 +387,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("slave-priority", "replica-priority"),
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
@@ -593,9 +601,16 @@ impl Config {
             Kind::Enum(words) => {
                 let lower = value.to_ascii_lowercase();
                 if !words.contains(&lower.as_str()) {
+                    // Redis's words only, so that the error is Redis's
+                    // byte for byte; Ember's own values are in the docs.
+                    let redis: Vec<&str> = words
+                        .iter()
+                        .copied()
+                        .filter(|w| !EMBER_ONLY_VALUES.contains(w))
+                        .collect();
                     return Err(format!(
                         "argument(s) must be one of the following: {}",
-                        words.join(", ")
+                        redis.join(", ")
                     ));
                 }
                 lower
@@ -821,6 +836,30 @@ impl Config {
             .map_or((0, 0, 0), |g| (number(g, 1), number(g, 2), number(g, 3)))
     }
 
+    /// `client-output-buffer-limit normal`: hard and soft bytes (0: none)
+    /// and soft seconds.
+    pub fn normal_output_limits(&self) -> (i64, i64, i64) {
+        let text = self.get("client-output-buffer-limit").unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let number = |g: &[&str], i: usize| g.get(i).and_then(|w| w.parse().ok()).unwrap_or(0);
+        words
+            .chunks(4)
+            .find(|g| g[0] == "normal")
+            .map_or((0, 0, 0), |g| (number(g, 1), number(g, 2), number(g, 3)))
+    }
+
+    /// The soft output limit for replicas' links: bytes (0: none) and
+    /// seconds.
+    pub fn replica_output_soft_limit(&self) -> (i64, i64) {
+        let text = self.get("client-output-buffer-limit").unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let number = |g: &[&str], i: usize| g.get(i).and_then(|w| w.parse().ok()).unwrap_or(0);
+        words
+            .chunks(4)
+            .find(|g| g[0] == "slave")
+            .map_or((0, 0), |g| (number(g, 2), number(g, 3)))
+    }
+
     /// The hard output limit for replicas' links, in bytes (0: none).
     pub fn replica_output_limit(&self) -> i64 {
         let text = self.get("client-output-buffer-limit").unwrap_or_default();
@@ -920,6 +959,10 @@ fn parse_memory(value: &str) -> Option<i64> {
     }
     resp::parse_int(lower.as_bytes())
 }
+
+/// Values Ember accepts beyond Redis's, left out of the list an invalid
+/// value's error shows (which stays Redis's text).
+const EMBER_ONLY_VALUES: &[&str] = &["allkeys-s3fifo"];
 
 #[cfg(test)]
 mod tests {

@@ -201,6 +201,31 @@ pub(crate) struct Figures {
     pub(crate) backlog: u64,
     /// jemalloc's figures.
     pub(crate) allocator: AllocatorStats,
+    /// Ordinary clients' buffers (`mem_clients_normal`) and replicas'
+    /// links' (`mem_clients_slaves`): see [`client_memory`].
+    pub(crate) clients_normal: u64,
+    pub(crate) clients_slaves: u64,
+}
+
+/// What clients' buffers hold, as their tasks last published it
+/// (`outbuf.rs`): ordinary clients (subscribers and the link to a master
+/// included, as Redis counts them) and replicas' links.
+pub(crate) fn client_memory(shared: &Shared) -> (u64, u64) {
+    let clients: Vec<_> = shared
+        .clients
+        .lock()
+        .map(|c| c.values().cloned().collect())
+        .unwrap_or_default();
+    let (mut normal, mut slaves) = (0, 0);
+    for c in clients {
+        let mem = c.mem.total() as u64 + c.pubsub.pending() as u64;
+        if c.kind.load(Ordering::Relaxed) == crate::client::REPLICA {
+            slaves += mem;
+        } else {
+            normal += mem;
+        }
+    }
+    (normal, slaves)
 }
 
 impl Figures {
@@ -211,7 +236,10 @@ impl Figures {
             let st = shared.repl.state();
             crate::repl::Repl::backlog_info(&st).map_or(0, |(size, ..)| size.max(0) as u64)
         };
+        let (clients_normal, clients_slaves) = client_memory(shared);
         Figures {
+            clients_normal,
+            clients_slaves,
             used,
             peak: shared.stats.peak_memory.load(Ordering::Relaxed).max(used),
             startup: shared.stats.startup_memory.min(used),
@@ -221,9 +249,10 @@ impl Figures {
         }
     }
 
-    /// What is not the dataset: the startup figure and the backlog.
+    /// What is not the dataset: the startup figure, the backlog and the
+    /// clients' buffers.
     pub(crate) fn overhead(&self) -> u64 {
-        (self.startup + self.backlog).min(self.used)
+        (self.startup + self.backlog + self.clients_normal + self.clients_slaves).min(self.used)
     }
 
     /// `used_memory_dataset`.
@@ -276,6 +305,9 @@ pub enum Policy {
         /// Only keys with a deadline.
         volatile: bool,
     },
+    /// `allkeys-s3fifo`, Ember's own: S3-FIFO queues in each database of
+    /// each shard (`store::keyspace` `s3fifo.rs`, docs/memory.md).
+    S3Fifo,
 }
 
 impl Policy {
@@ -291,6 +323,7 @@ impl Policy {
             "volatile-ttl" => ranked(Rank::Ttl, true),
             "allkeys-random" => Policy::Random { volatile: false },
             "volatile-random" => Policy::Random { volatile: true },
+            "allkeys-s3fifo" => Policy::S3Fifo,
             _ => Policy::NoEviction,
         }
     }
@@ -303,6 +336,9 @@ pub(crate) struct Eviction {
     pub(crate) limit: AtomicU64,
     /// The rest of the settings and the candidates pool.
     state: std::sync::Mutex<State>,
+    /// The policy changed: the background tick frees S3-FIFO queues left
+    /// from before ([`reset_s3fifo`]).
+    pub(crate) s3_reset: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -342,6 +378,7 @@ impl Eviction {
     pub(crate) fn new() -> Eviction {
         Eviction {
             limit: AtomicU64::new(0),
+            s3_reset: std::sync::atomic::AtomicBool::new(false),
             state: std::sync::Mutex::new(State {
                 policy: Policy::NoEviction,
                 samples: 5,
@@ -382,10 +419,13 @@ impl Eviction {
                 .get_i64("lfu-decay-time")
                 .clamp(0, i64::from(u32::MAX)) as u32,
         );
+        store::keyspace::set_s3fifo(policy == Policy::S3Fifo);
         let mut st = self.state();
-        if st.policy != policy {
+        let changed = st.policy != policy;
+        if changed {
             st.pool.clear();
             st.hint.clear();
+            self.s3_reset.store(true, Ordering::Relaxed);
         }
         st.policy = policy;
         st.samples = config.get_i64("maxmemory-samples").clamp(1, 1024) as usize;
@@ -513,6 +553,12 @@ fn evict_one(shared: &Shared, policy: Policy, samples: usize) -> bool {
             }
             false
         }
+        // A victim deleted meanwhile by a command: try again, a few times.
+        Policy::S3Fifo => (0..4)
+            .map(|_| evict_s3fifo(shared))
+            .find(|&found| found != Some(false))
+            .flatten()
+            .unwrap_or(false),
         Policy::Ranked { rank, volatile } => {
             // Up to a few rounds of sampling; each round draws from one
             // random shard in every database with keys to evict, and the
@@ -532,6 +578,107 @@ fn evict_one(shared: &Shared, policy: Policy, samples: usize) -> bool {
                 }
             }
             false
+        }
+    }
+}
+
+/// Evicts the key S3-FIFO picks in one shard: `Some(true)` if it did,
+/// `Some(false)` if the key it picked was gone when deleted, `None` if
+/// there are no keys.
+///
+/// Each database of each shard has its own queues. The databases with keys
+/// take turns (as Redis's random policies walk them); within one, of two
+/// shards drawn at random the one with more keys gives the victim, which
+/// keeps the shards' sizes even as they shrink and grow (the power of two
+/// choices): a key's stay in the cache then depends on its queue, not on
+/// how crowded its shard happens to be.
+fn evict_s3fifo(shared: &Shared) -> Option<bool> {
+    let databases = Shards::new(&shared.keyspace).databases();
+    let (a, b, turn, mut hint, refresh) = {
+        let mut st = shared.eviction.state();
+        st.rounds = st.rounds.wrapping_add(1);
+        st.next_db = st.next_db.wrapping_add(1);
+        let refresh = st.hint.is_empty() || st.rounds.is_multiple_of(64);
+        let a = st.rng.below(SHARDS).unwrap_or(0);
+        let b = st.rng.below(SHARDS).unwrap_or(0);
+        (a, b, st.next_db, std::mem::take(&mut st.hint), refresh)
+    };
+    let len = |shard: usize, db: usize| {
+        let mut shards = Shards::new(&shared.keyspace);
+        let mut locked = shards.lock_shard(shard);
+        locked.db(db).evictable(false)
+    };
+    if refresh {
+        // The databases with keys in either shard join the turns (one
+        // lock each, every 64 evictions).
+        for shard in [a, b] {
+            let mut shards = Shards::new(&shared.keyspace);
+            let mut locked = shards.lock_shard(shard);
+            hint.extend((0..databases).filter(|&db| locked.db(db).evictable(false) > 0));
+        }
+        hint.sort_unstable();
+        hint.dedup();
+        if hint.is_empty() {
+            // Neither shard has keys: any database with keys in any shard.
+            hint.extend((0..databases).filter(|&db| (0..SHARDS).any(|s| len(s, db) > 0)));
+        }
+    }
+    let mut evicted = None;
+    let mut gone = Vec::new();
+    for d in 0..hint.len() {
+        let db = hint[(turn + d) % hint.len()];
+        let (la, lb) = (len(a, db), len(b, db));
+        let shard = match (la, lb) {
+            (0, 0) => match (0..SHARDS)
+                .map(|s| (a + s) % SHARDS)
+                .find(|&s| len(s, db) > 0)
+            {
+                Some(s) => s,
+                None => {
+                    // No keys left in this database anywhere.
+                    gone.push(db);
+                    continue;
+                }
+            },
+            _ if la >= lb => a,
+            _ => b,
+        };
+        let victim = {
+            let mut shards = Shards::new(&shared.keyspace);
+            let mut locked = shards.lock_shard(shard);
+            locked.db(db).s3fifo_victim()
+        };
+        evicted = Some(false);
+        if let Some(key) = victim
+            && delete(shared, db, &key)
+        {
+            evicted = Some(true);
+            break;
+        }
+    }
+    hint.retain(|db| !gone.contains(db));
+    shared.eviction.state().hint = hint;
+    evicted
+}
+
+/// In the background tick, after the policy changed: drops every
+/// database's S3-FIFO queues, whose memory would otherwise stay taken (they
+/// are stale already: a database rebuilds its queues from its table when
+/// it finds them from another epoch). Not while a script holds the shards,
+/// nor from a command, which may hold shards itself (EXEC).
+pub(crate) fn reset_s3fifo(shared: &Shared) {
+    if !shared.eviction.s3_reset.load(Ordering::Relaxed)
+        || shared.scripts.watch.running_for().is_some()
+    {
+        return;
+    }
+    shared.eviction.s3_reset.store(false, Ordering::Relaxed);
+    let databases = Shards::new(&shared.keyspace).databases();
+    for shard in 0..SHARDS {
+        let mut shards = Shards::new(&shared.keyspace);
+        let mut locked = shards.lock_shard(shard);
+        for db in 0..databases {
+            locked.db(db).drop_s3fifo();
         }
     }
 }
@@ -632,8 +779,13 @@ fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
     crate::notify::flush(shared, shard.effects());
     crate::tracking::flush(shared, None, shard.effects());
     drop(shard);
-    // The value is freed here, outside the lock.
-    drop(removed);
+    // The value is freed here, outside the lock, or by the lazy-free
+    // thread (`lazyfree-lazy-eviction`).
+    if let Some(entry) = removed
+        && shared.lazyfree.eviction.load(Ordering::Relaxed)
+    {
+        shared.lazyfree.free(entry.value);
+    }
     found
 }
 

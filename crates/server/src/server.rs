@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) run_id: String,
     pub(crate) shutdown: Shutdown,
+    /// Set as the server stops, with every client's loop woken to see it
+    /// (`kill::wake_all`).
+    pub(crate) stopping: AtomicBool,
     pub(crate) port: u16,
     /// `proto-max-bulk-len`, read by every connection for every batch, so
     /// kept outside the config's lock.
@@ -52,6 +55,10 @@ pub(crate) struct Shared {
     pub(crate) pubsub: crate::pubsub::Hub,
     /// Client-side caching: who may cache which keys.
     pub(crate) tracking: crate::tracking::Tracking,
+    /// `client-output-buffer-limit normal` (`outbuf.rs`).
+    pub(crate) output_limits: crate::outbuf::Limits,
+    /// Large values freed on a background thread (`lazyfree.rs`).
+    pub(crate) lazyfree: crate::lazyfree::LazyFree,
 }
 
 impl Shared {
@@ -107,7 +114,6 @@ pub(crate) struct Stats {
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
-    pub(crate) expired_keys: AtomicU64,
     /// Keys deleted to stay within `maxmemory`.
     pub(crate) evicted_keys: AtomicU64,
     pub(crate) keyspace_hits: AtomicU64,
@@ -184,7 +190,6 @@ impl Default for Stats {
             connections_received: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
@@ -259,7 +264,6 @@ impl Stats {
             &self.connections_received,
             &self.commands_processed,
             &self.rejected_connections,
-            &self.expired_keys,
             &self.evicted_keys,
             &self.keyspace_hits,
             &self.keyspace_misses,
@@ -579,6 +583,7 @@ async fn serve(
         started: Instant::now(),
         run_id: run_id(),
         shutdown: Shutdown::new(),
+        stopping: AtomicBool::new(false),
         port,
         max_bulk_len: AtomicI64::new(max_bulk_len),
         encodings,
@@ -588,6 +593,8 @@ async fn serve(
         next_client_id: AtomicU64::new(1),
         pubsub: crate::pubsub::Hub::default(),
         tracking: crate::tracking::Tracking::default(),
+        output_limits: crate::outbuf::Limits::default(),
+        lazyfree: crate::lazyfree::LazyFree::default(),
     });
     if let Ok(config) = shared.config.lock() {
         shared.set_memory_limit(&config);
@@ -596,7 +603,16 @@ async fn serve(
             Ordering::Relaxed,
         );
         shared.repl.set_output_limit(config.replica_output_limit());
+        shared
+            .repl
+            .set_output_soft_limit(config.replica_output_soft_limit());
         shared.pubsub.set_limits(config.pubsub_output_limits());
+        shared.output_limits.set(config.normal_output_limits());
+        shared.lazyfree.configure(&config);
+        shared
+            .keyspace
+            .set_lazy(crate::lazyfree::LazyFree::keyspace_bits(&config));
+        shared.keyspace.set_disposer(shared.lazyfree.disposer());
         shared.keyspace.set_notify_classes(config.notify_classes());
         shared
             .tracking
@@ -713,6 +729,7 @@ async fn serve(
         shared.clients.lock().map(|c| c.len()).unwrap_or(0)
     );
     shared.shutdown.trigger();
+    crate::kill::wake_all(&shared.stopping, &shared.clients);
     drop(listener);
     shared.shutdown.wait().await;
     crate::aof::shutdown(&shared);
@@ -934,6 +951,9 @@ async fn active_expire(shared: Arc<Shared>) {
         // Eviction a command's time budget left unfinished goes on here
         // (Redis's eviction timer).
         crate::memory::enforce(&shared, Some(Duration::from_millis(10)));
+        crate::memory::reset_s3fifo(&shared);
+        // A replica stuck over its soft output limit (Redis's clientsCron).
+        shared.repl.check_output_limits();
         let started = Instant::now();
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.
@@ -964,11 +984,8 @@ async fn active_expire(shared: Arc<Shared>) {
             for i in 0..shard.dbs.len() {
                 let mut db = shard.db(i);
                 loop {
+                    // Counted by the keyspace, as a command's are.
                     let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);
-                    shared
-                        .stats
-                        .expired_keys
-                        .fetch_add(expired as u64, Ordering::Relaxed);
                     if sampled == 0 || expired * 4 <= sampled || started.elapsed() > BUDGET {
                         break;
                     }

@@ -7,7 +7,10 @@
 //! records it in the command's `Effects` while anyone tracks) is looked up
 //! once, its clients told, and dropped from the table: a client hears of a
 //! key once per read. A client in BCAST mode is told of every changed key
-//! under its prefixes instead, once per command, as one array per prefix.
+//! under its prefixes instead, as one array per prefix, sorted, once per
+//! batch of the changing connection: a pipeline of writes (and a
+//! transaction, a script) gives one message per prefix, as Redis's event
+//! loop sends one per turn.
 //!
 //! Invalidations reach a RESP3 client as `invalidate` pushes, or the
 //! client it redirects to: as a push in RESP3, or, in RESP2, as a message
@@ -47,6 +50,10 @@ pub(crate) struct Tracking {
     clients: AtomicUsize,
     /// `tracking-table-max-keys` (0: no limit).
     max_keys: AtomicI64,
+    /// How many clients' BCAST invalidations wait in `pending` (set under
+    /// the lock): a batch that changed nothing under a prefix ends without
+    /// taking it.
+    pending: AtomicUsize,
     inner: Mutex<Inner>,
 }
 
@@ -61,9 +68,9 @@ struct Inner {
     /// BCAST prefix to the ids of its clients.
     prefixes: BTreeMap<Bytes, HashSet<u64>>,
     /// BCAST invalidations gathered while client id (0: none) runs a
-    /// command, sent once it is done (a transaction's in one message per
-    /// prefix, as Redis sends them from its event loop): prefix, then
-    /// each changed key with its last changer.
+    /// batch of commands, sent once it is done (in one message per prefix,
+    /// as Redis sends them from its event loop): prefix, then each changed
+    /// key with its last changer.
     pending: HashMap<u64, Batches>,
 }
 
@@ -141,6 +148,11 @@ impl Tracking {
             ids.remove(&id);
             !ids.is_empty()
         });
+        if inner.modes.is_empty() {
+            // Nobody left to tell.
+            inner.pending.clear();
+            self.pending.store(0, Ordering::Relaxed);
+        }
         drop(inner);
         if self.clients.fetch_sub(1, Ordering::Relaxed) == 1 {
             shared.keyspace.set_tracking(false);
@@ -226,6 +238,7 @@ impl Tracking {
         if !batches.is_empty() {
             inner.pending.insert(by.unwrap_or(0), batches);
         }
+        self.pending.store(inner.pending.len(), Ordering::Relaxed);
         drop(inner);
         deliver(shared, due);
         if by.is_none() {
@@ -233,16 +246,18 @@ impl Tracking {
         }
     }
 
-    /// Client `by` finished its command (or transaction, or script): the
-    /// BCAST invalidations it caused go out.
+    /// Client `by` finished its batch of commands (a connection's), or a
+    /// command (any other client's): the BCAST invalidations it caused go
+    /// out.
     pub(crate) fn command_done(&self, shared: &Shared, by: Option<u64>) {
-        if !self.active() {
+        if !self.active() || self.pending.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut inner = lock(&self.inner);
         let Some(batches) = inner.pending.remove(&by.unwrap_or(0)) else {
             return;
         };
+        self.pending.store(inner.pending.len(), Ordering::Relaxed);
         let mut due = Vec::new();
         for (prefix, changed) in batches {
             let Some(ids) = inner.prefixes.get(&prefix) else {

@@ -66,6 +66,17 @@ impl Output {
         self.len() == 0
     }
 
+    /// Of [`Output::len`], the bytes in pieces queued ahead of the buffer
+    /// (shared values and the buffer's frozen earlier parts).
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// How many pieces are queued ahead of the buffer.
+    pub fn pieces(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Takes the next piece to send: queued pieces first, then the buffer.
     /// `None` when empty. The buffer keeps its allocation for reuse.
     pub(crate) fn next_piece(&mut self) -> Option<Piece<'_>> {

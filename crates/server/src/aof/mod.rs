@@ -30,7 +30,10 @@ pub(crate) mod manifest;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU8, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -119,7 +122,23 @@ pub(crate) struct Aof {
     /// Why the last write or fsync failed, as C's `strerror` says it
     /// (`-MISCONF Errors writing to the AOF file: ...`).
     write_error: Mutex<String>,
+    /// The background fsync of `everysec` runs (`aof_pending_bio_fsync`).
+    fsyncing: AtomicBool,
+    /// Since when writes of the buffer wait for that fsync (see
+    /// [`Aof::postpone`]).
+    postponed: Mutex<Option<Instant>>,
+    /// Writes that went ahead after waiting [`POSTPONE_LIMIT`] for the
+    /// fsync (`aof_delayed_fsync`).
+    delayed: AtomicU64,
+    /// DEBUG AOF-FSYNC-HOLD: while set, the background fsync waits before
+    /// it starts (a disk that does not answer, for tests).
+    hold: Mutex<bool>,
+    held: Condvar,
 }
+
+/// How long a write of the buffer waits for a running background fsync
+/// under `everysec` (Redis's two seconds).
+const POSTPONE_LIMIT: Duration = Duration::from_secs(2);
 
 /// The buffer of appended bytes.
 #[derive(Debug, Default)]
@@ -178,6 +197,11 @@ impl Default for Aof {
             cancel: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
             write_error: Mutex::default(),
+            fsyncing: AtomicBool::new(false),
+            postponed: Mutex::default(),
+            delayed: AtomicU64::new(0),
+            hold: Mutex::new(false),
+            held: Condvar::new(),
         }
     }
 }
@@ -299,8 +323,63 @@ impl Aof {
             let _ = rx.wait_for(|s| *s >= upto).await;
         } else if self.written.load(Relaxed) < upto {
             let mut files = lock(&self.files);
+            if self.policy() == Fsync::Everysec && self.postpone() {
+                return;
+            }
             self.write_locked(&mut files);
         }
+    }
+
+    /// Redis's rule for `everysec` on a slow disk: while the background
+    /// fsync runs, a write to the same file may block until it ends, so
+    /// the buffer waits (the reply leaves, the bytes stay buffered, the
+    /// writer thread writes them once the fsync is done). After
+    /// [`POSTPONE_LIMIT`] of waiting the write goes ahead anyway, counted
+    /// in `aof_delayed_fsync`. True when this write is to wait.
+    fn postpone(&self) -> bool {
+        let mut since = lock(&self.postponed);
+        if !self.fsyncing.load(Acquire) {
+            *since = None;
+            return false;
+        }
+        match *since {
+            None => {
+                *since = Some(Instant::now());
+                true
+            }
+            Some(t) if t.elapsed() < POSTPONE_LIMIT => true,
+            Some(_) => {
+                *since = None;
+                self.delayed.fetch_add(1, Relaxed);
+                tracing::info!(
+                    "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis."
+                );
+                false
+            }
+        }
+    }
+
+    /// DEBUG AOF-FSYNC-HOLD: `true` makes the next background fsync wait
+    /// before it starts, `false` lets it go.
+    pub(crate) fn set_fsync_hold(&self, on: bool) {
+        *lock(&self.hold) = on;
+        self.held.notify_all();
+    }
+
+    /// The background fsync of `everysec`: the buffer written, then the
+    /// fsync, during which writes of the buffer are postponed.
+    fn sync_background(&self) {
+        self.fsyncing.store(true, Release);
+        self.sync_with(&|| {
+            let mut hold = lock(&self.hold);
+            while *hold {
+                hold = self
+                    .held
+                    .wait(hold)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        });
+        self.fsyncing.store(false, Release);
     }
 
     /// Writes the buffer to the current file. Under `files`' lock, so
@@ -350,6 +429,12 @@ impl Aof {
     /// Writes the buffer, then fsyncs every file written since the last
     /// fsync, and releases the replies waiting for it.
     fn sync(&self) {
+        self.sync_with(&|| {});
+    }
+
+    /// [`Aof::sync`], running `before_fsync` between the write and the
+    /// fsync.
+    fn sync_with(&self, before_fsync: &dyn Fn()) {
         let (targets, upto) = {
             let mut files = lock(&self.files);
             self.write_locked(&mut files);
@@ -360,6 +445,7 @@ impl Aof {
         if upto <= *self.synced.borrow() {
             return;
         }
+        before_fsync();
         for f in &targets {
             if let Err(e) = f.sync_data() {
                 tracing::warn!("Error fsyncing the AOF file: {e}");
@@ -427,8 +513,11 @@ impl Aof {
                 format!("aof_base_size:{}", self.base_size.load(Relaxed)),
                 "aof_pending_rewrite:0".to_string(),
                 format!("aof_buffer_length:{buffered}"),
-                "aof_pending_bio_fsync:0".to_string(),
-                "aof_delayed_fsync:0".to_string(),
+                format!(
+                    "aof_pending_bio_fsync:{}",
+                    u8::from(self.fsyncing.load(Relaxed))
+                ),
+                format!("aof_delayed_fsync:{}", self.delayed.load(Relaxed)),
             ]);
         }
         lines
@@ -924,7 +1013,7 @@ fn writer(me: std::sync::Weak<Shared>) {
         match policy {
             Fsync::Always if !hold => aof.sync(),
             Fsync::Everysec if !hold && last_sync.elapsed() >= Duration::from_secs(1) => {
-                aof.sync();
+                aof.sync_background();
                 last_sync = Instant::now();
             }
             _ => {
@@ -1273,6 +1362,8 @@ pub(crate) fn restart_after_sync(shared: &Shared, shards: &mut Shards<'_>) {
 /// At shutdown: what is buffered is written and fsynced, as Redis does
 /// before it exits.
 pub(crate) fn shutdown(shared: &Shared) {
+    // A held fsync (DEBUG AOF-FSYNC-HOLD) must not keep the writer waiting.
+    shared.repl.aof.set_fsync_hold(false);
     if shared.repl.aof.enabled() {
         shared.repl.aof.sync();
     }

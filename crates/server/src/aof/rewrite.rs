@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use store::keyspace::{Encoder, Entry, encode_into};
 use store::value::Value;
 
-use crate::rdb::stream::Walker;
+use crate::rdb::stream::{Part, Walker, walk_by_database};
 
 /// Elements per command (Redis's `AOF_REWRITE_ITEMS_PER_CMD`).
 const ITEMS_PER_CMD: usize = 64;
@@ -30,46 +30,23 @@ impl Encoder for Commands {
     }
 }
 
-/// Writes a walk of [`Commands`]-encoded shards: SELECT and the first
-/// database with keys as the shards come, then each other database's
-/// (kept, encoded, until the walk ends).
+/// Writes a walk of [`Commands`]-encoded shards, SELECT before each
+/// database's keys (ordered as `rdb::stream::walk_by_database` orders them).
 pub(super) fn write_commands(
     sizes: &[(usize, usize)],
     walker: &mut dyn Walker,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    let first = sizes.iter().position(|s| s.0 > 0);
-    if let Some(db) = first {
-        let n = db.to_string();
-        let mut buf = Vec::new();
-        emit(&mut buf, &[b"SELECT", n.as_bytes()]);
-        out.write_all(&buf)?;
-    }
-    let mut later: Vec<Vec<u8>> = vec![Vec::new(); sizes.len()];
-    walker.walk(&mut |parts| {
-        for (db, bytes) in parts.into_iter().enumerate() {
-            if bytes.is_empty() {
-                continue;
-            }
-            if Some(db) == first {
-                out.write_all(&bytes)?;
-            } else if let Some(l) = later.get_mut(db) {
-                l.extend_from_slice(&bytes);
-            }
+    walk_by_database(sizes, walker, &mut |part| match part {
+        Part::Select(db) => {
+            let n = db.to_string();
+            let mut buf = Vec::new();
+            emit(&mut buf, &[b"SELECT", n.as_bytes()]);
+            out.write_all(&buf)
         }
-        Ok(())
-    })?;
-    for (db, bytes) in later.iter().enumerate() {
-        if bytes.is_empty() {
-            continue;
-        }
-        let n = db.to_string();
-        let mut buf = Vec::new();
-        emit(&mut buf, &[b"SELECT", n.as_bytes()]);
-        out.write_all(&buf)?;
-        out.write_all(bytes)?;
-    }
-    Ok(())
+        Part::Bytes(bytes) => out.write_all(bytes),
+        Part::ShardDone => Ok(()),
+    })
 }
 
 /// One key's commands: its value, then its deadline.

@@ -222,12 +222,12 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut target = locked.db(db, dest);
     if len > 0 {
         let value = Str::new(Bytes::from(result), Form::Raw);
-        target.put(dest, Entry::new(Value::Str(value)));
+        target.set_key(dest, Entry::new(Value::Str(value)), now);
         target.notify(class::STRING, "set", dest);
     } else {
-        // An empty result deletes the destination.
-        target.get(dest, now);
-        if target.remove(dest).is_some() {
+        // An empty result deletes the destination, without a lookup: an
+        // expired one too (`del`, not `expired`), as in Redis.
+        if target.delete(dest, store::keyspace::lazy::SERVER_DEL) {
             target.notify(class::GENERIC, "del", dest);
         }
     }

@@ -233,14 +233,14 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             {
                 continue;
             }
-            text.push_str(&client_line(ctx, &c));
+            text.push_str(&client_line(ctx, req, &c));
             text.push('\n');
         }
         ctx.reply.verbatim(text.as_bytes());
     } else if eq(sub, "info") {
         want(2, "info")?;
         let me = ctx.client.info.clone();
-        let mut line = client_line(ctx, &me);
+        let mut line = client_line(ctx, req, &me);
         line.push('\n');
         ctx.reply.verbatim(line.as_bytes());
     } else if eq(sub, "kill") {
@@ -321,19 +321,73 @@ fn client_pause(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     Ok(())
 }
 
+/// The buffers of the client running the command, as CLIENT LIST shows
+/// them: the request is still in its read buffer (Redis trims the query
+/// buffer after the command), its arguments count as `argv-mem`, and the
+/// output so far of its batch is pending.
+struct Own {
+    qbuf: usize,
+    qbuf_free: usize,
+    argv_mem: usize,
+    obl: usize,
+    oll: usize,
+    omem: usize,
+    rbs: usize,
+}
+
 /// One CLIENT LIST line, with Redis 7.0's fields.
-fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
-    let me = c.id == ctx.client.id();
-    let (name, db, cmd, idle, proto, multi, multi_mem) = if me {
-        let multi = ctx.client.multi.as_ref();
+fn client_line(ctx: &Ctx<'_>, req: &Request, c: &ClientInfo) -> String {
+    let own = (c.id == ctx.client.id()).then(|| {
+        let out = &*ctx.reply.out;
+        Own {
+            qbuf: wire_len(req) + ctx.client.qbuf.0,
+            qbuf_free: ctx.client.qbuf.1,
+            argv_mem: req.iter().map(<[u8]>::len).sum(),
+            obl: out.len() - out.queued(),
+            oll: out.pieces(),
+            omem: out.len(),
+            rbs: out.capacity(),
+        }
+    });
+    describe(ctx.shared, Some(ctx.client), own, c)
+}
+
+/// How long `req` was as a multibulk request.
+fn wire_len(req: &Request) -> usize {
+    let digits = |n: usize| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let args: usize = req
+        .iter()
+        .map(|a| 1 + digits(a.len()) + 2 + a.len() + 2)
+        .sum();
+    1 + digits(req.len()) + 2 + args
+}
+
+/// A client as CLIENT LIST and the log describe it, from what it last
+/// published (its connection's task may be anywhere).
+pub(crate) fn describe_client(shared: &crate::server::Shared, c: &ClientInfo) -> String {
+    describe(shared, None, None, c)
+}
+
+/// One CLIENT LIST line; `me` is the client running the command, `own` its
+/// buffers when the line is its own.
+fn describe(
+    shared: &crate::server::Shared,
+    me: Option<&crate::client::Client>,
+    own: Option<Own>,
+    c: &ClientInfo,
+) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mine = me.filter(|m| m.id() == c.id);
+    let (name, db, cmd, idle, proto, multi, multi_mem) = if let Some(client) = mine {
+        let multi = client.multi.as_ref();
         (
-            ctx.client.name.clone(),
-            ctx.client.db,
+            client.name.clone(),
+            client.db,
             // The command that came from the connection: EXEC while it
             // runs the queue, as in Redis.
-            ctx.client.last_command.to_string() + &ctx.client.last_sub,
+            client.last_command.to_string() + &client.last_sub,
             0,
-            ctx.client.proto,
+            client.proto,
             multi.map_or(-1, |m| m.len() as i64),
             multi.map_or(0, |m| m.memory()),
         )
@@ -359,12 +413,10 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     if multi >= 0 {
         flags.push('x');
     }
-    if c.blocked_on.lock().is_ok_and(|b| b.is_some())
-        || c.postponed.load(std::sync::atomic::Ordering::Relaxed)
-    {
+    if c.blocked_on.lock().is_ok_and(|b| b.is_some()) || c.postponed.load(Relaxed) {
         flags.push('b');
     }
-    let tracking = ctx.shared.tracking.describe(c.id);
+    let tracking = shared.tracking.describe(c.id);
     if let Some((_, broken, bcast)) = tracking {
         flags.push('t');
         if broken {
@@ -377,7 +429,7 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
     if c.watch.is_set() {
         flags.push('d');
     }
-    match c.kind.load(std::sync::atomic::Ordering::Relaxed) {
+    match c.kind.load(Relaxed) {
         crate::client::REPLICA => flags.push('S'),
         crate::client::MASTER => flags.push('M'),
         _ => {}
@@ -386,13 +438,41 @@ fn client_line(ctx: &Ctx<'_>, c: &ClientInfo) -> String {
         flags.push('N');
     }
     let (sub, psub, ssub) = c.pubsub.counts();
-    // Messages published to the client and not yet sent.
-    let omem = c.pubsub.pending();
+    let mem = &c.mem;
+    let own = own.unwrap_or_else(|| Own {
+        qbuf: mem.qbuf.load(Relaxed),
+        qbuf_free: mem.qbuf_free.load(Relaxed),
+        argv_mem: 0,
+        obl: mem.obl.load(Relaxed),
+        oll: mem.oll.load(Relaxed),
+        omem: mem.omem.load(Relaxed),
+        rbs: mem.rbs.load(Relaxed),
+    });
+    // Messages published to the client and not yet sent count too (those
+    // drained into its output are in both figures).
+    let omem = own.omem.max(c.pubsub.pending());
+    let rbp = mem.rbp.load(Relaxed).max(own.obl);
+    // The client's own memory (see `outbuf::Usage::total`).
+    let tot_mem = own.qbuf
+        + own.qbuf_free
+        + own.argv_mem
+        + multi_mem
+        + own.rbs.max(own.obl)
+        + crate::outbuf::CLIENT_OVERHEAD;
+    let Own {
+        qbuf,
+        qbuf_free,
+        argv_mem,
+        obl,
+        oll,
+        rbs,
+        ..
+    } = own;
     let redir = tracking.map_or(-1, |(redirect, ..)| redirect as i64);
     let mut line = String::new();
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=1024 rbp=0 obl=0 oll=0 omem={omem} tot-mem=0 events=r cmd={cmd} user=default redir={redir} resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} rbs={rbs} rbp={rbp} obl={obl} oll={oll} omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir={redir} resp={}",
         c.id,
         c.addr,
         c.laddr,

@@ -98,7 +98,10 @@ pub(super) fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         set.fit_loaded(super::sets::max_intset(ctx.shared));
     }
     // An old value goes even if it had expired, as Redis's dbDelete does.
-    let deleted = opts.replace && locked.db(db, key).remove(key).is_some();
+    let deleted = opts.replace
+        && locked
+            .db(db, key)
+            .delete(key, store::keyspace::lazy::SERVER_DEL);
     // The master's stream runs with its clock stopped; its RESTOREs carry
     // absolute deadlines anyway.
     let wall = if ctx.now == i64::MIN {

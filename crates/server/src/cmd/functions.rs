@@ -37,9 +37,6 @@ fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
     let frame = holding(ctx, &keys, wide, |ctx, scope| {
         fcall_held(ctx, req, ro, scope)
     })?;
-    if let Frame::Error(text) = &frame {
-        return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
-    }
     write_frame(&mut ctx.reply, &frame);
     Ok(())
 }
@@ -47,7 +44,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, req: &Request, ro: bool) -> CmdResult {
 fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool, scope: Scope) -> Result<Frame, CmdError> {
     let shared = ctx.shared;
     let watch = shared.scripts.watch.clone();
-    let mut state = shared
+    let state = shared
         .scripts
         .functions
         .lock(&watch)
@@ -77,7 +74,7 @@ fn fcall_held(ctx: &mut Ctx<'_>, req: &Request, ro: bool, scope: Scope) -> Resul
     };
     let (keys, argv) = (take(3, split), take(split, req.len()));
     let read_only = ro || flags.no_writes;
-    Ok(with_runner(
+    super::scripting::script_reply(with_runner(
         ctx,
         read_only,
         flags,

@@ -12,15 +12,32 @@ use store::keyspace::class;
 
 pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let keys: Vec<&[u8]> = req.iter().skip(1).collect();
+    // UNLINK, and DEL with `lazyfree-lazy-user-del`, leave large values
+    // to the lazy-free thread (`lazyfree.rs`).
+    let lazy = ctx.cmd.name == "unlink"
+        || ctx
+            .shared
+            .lazyfree
+            .user_del
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let mut removed = Vec::new();
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let mut n = 0;
     for key in keys {
         let mut db = locked.db(ctx.client.db, key);
         // An expired key counts as absent.
         if db.contains(key, ctx.now) {
-            db.remove(key);
+            removed.extend(db.remove(key));
             db.notify(class::GENERIC, "del", key);
             n += 1;
+        }
+    }
+    drop(locked);
+    // Freed after the shards are unlocked, so other clients of them do
+    // not wait for it.
+    for entry in removed {
+        if lazy {
+            ctx.shared.lazyfree.free(entry.value);
         }
     }
     ctx.reply.int(n);
@@ -196,7 +213,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
         }
         return Ok(());
     }
-    if nx && locked.db(db, dst).contains(dst, ctx.now) {
+    // Looked up whatever the mode, as Redis does: an expired destination
+    // is deleted (`expired`) before the key replaces it.
+    if locked.db(db, dst).contains(dst, ctx.now) && nx {
         ctx.reply.int(0);
         return Ok(());
     }
@@ -204,7 +223,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
         // Redis deletes the old destination and adds the key anew (a
         // `new` event).
         let mut target = locked.db(db, dst);
-        target.remove(dst);
+        target.delete(dst, store::keyspace::lazy::SERVER_DEL);
         target.insert(Bytes::copy_from_slice(dst), entry);
         locked
             .db(db, src)
@@ -267,7 +286,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         return Ok(());
     }
     // The old destination goes first: the copy is a `new` key, as in Redis.
-    target.remove(dst);
+    target.delete(dst, store::keyspace::lazy::SERVER_DEL);
     target.insert(Bytes::copy_from_slice(dst), entry);
     target.notify(class::GENERIC, "copy_to", dst);
     ctx.reply.int(1);
@@ -358,7 +377,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, relative: bool
         return Ok(());
     }
     if when <= ctx.now {
-        db.remove(key);
+        db.delete(key, store::keyspace::lazy::EXPIRE);
         db.notify(class::GENERIC, "del", key);
     } else {
         db.set_expire(key, Some(when));

@@ -150,9 +150,14 @@ fn stats(ctx: &mut Ctx<'_>) -> CmdResult {
         .map(|(i, (keys, expires))| (i, keys * SLOT_BYTES as u64, expires * EXPIRES_BYTES))
         .collect();
     let keys: u64 = counts.iter().map(|c| c.0).sum();
-    let overhead =
-        (f.startup + f.backlog + lua + functions + per_db.iter().map(|d| d.1 + d.2).sum::<u64>())
-            .min(f.used);
+    let overhead = (f.startup
+        + f.backlog
+        + f.clients_normal
+        + f.clients_slaves
+        + lua
+        + functions
+        + per_db.iter().map(|d| d.1 + d.2).sum::<u64>())
+    .min(f.used);
     let net = f.used.saturating_sub(f.startup);
     let dataset = f.used - overhead;
     let percent = |a: u64, b: u64| {
@@ -172,8 +177,8 @@ fn stats(ctx: &mut Ctx<'_>) -> CmdResult {
     int(r, "total.allocated", f.used as i64);
     int(r, "startup.allocated", f.startup as i64);
     int(r, "replication.backlog", f.backlog as i64);
-    int(r, "clients.slaves", 0);
-    int(r, "clients.normal", 0);
+    int(r, "clients.slaves", f.clients_slaves as i64);
+    int(r, "clients.normal", f.clients_normal as i64);
     int(r, "cluster.links", 0);
     int(r, "aof.buffer", 0);
     int(r, "lua.caches", lua as i64);

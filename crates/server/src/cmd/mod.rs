@@ -39,6 +39,7 @@ use crate::server::Shared;
 use store::keyspace::{Op, Write};
 
 pub(crate) use client_reply::Replies;
+pub(crate) use connection::describe_client;
 pub(crate) use hashes::Encodings;
 pub(crate) use transactions::{Multi, unwatch_all};
 
@@ -64,6 +65,10 @@ pub(crate) enum CmdError {
     /// Any other error, its full text (code first).
     #[error("{0}")]
     Other(String),
+    /// An error already counted in errorstats: a script's, raised by a
+    /// command it called (Redis counts it once, when the command failed).
+    #[error("{0}")]
+    Counted(String),
 }
 
 impl CmdError {
@@ -153,6 +158,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) shards: Shards<'a>,
     /// What the handler asks to happen after its reply.
     pub(crate) next: Option<Next>,
+    /// The command runs from a script (`redis.call`).
+    pub(crate) scripted: bool,
 }
 
 /// A handler.
@@ -1040,6 +1047,25 @@ pub(crate) fn execute_command(
     req: &Request,
     index: Option<usize>,
 ) -> After {
+    let after = execute_one(shared, client, out, req, index);
+    // BCAST invalidations go out once per batch of a connection (Redis:
+    // once per event-loop turn), which sends them as the batch ends; at
+    // once when the client will wait (blocked, paused, WAIT) or is not a
+    // connection's (a script's caller, the AOF, gRPC, a master's stream).
+    if !client.bcast_batched || !matches!(after, After::Continue) {
+        shared.tracking.command_done(shared, Some(client.id()));
+    }
+    after
+}
+
+/// [`execute_command`] but for the BCAST invalidations it caused.
+fn execute_one(
+    shared: &Shared,
+    client: &mut Client,
+    out: &mut transport::Output,
+    req: &Request,
+    index: Option<usize>,
+) -> After {
     if req.is_empty() {
         return After::Continue;
     }
@@ -1182,6 +1208,7 @@ pub(crate) fn execute_command(
         cmd,
         shards: Shards::new(&shared.keyspace),
         next: None,
+        scripted: false,
     };
     if cmd.flags & WRITE != 0 {
         // The master's stream reaches sub-replicas as it came: it is not
@@ -1233,8 +1260,6 @@ pub(crate) fn execute_command(
     {
         mode.caching = false;
     }
-    // BCAST invalidations go out once per command (once per transaction).
-    shared.tracking.command_done(shared, Some(ctx.client.id()));
     match ctx.next {
         None => After::Continue,
         Some(Next::Close) => After::Close,
@@ -1386,7 +1411,9 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     ctx.client.stats.call(&ctx.shared.stats, stat, took);
     if let Err(e) = result {
         let text = e.to_string();
-        ctx.shared.stats.error(text.as_bytes());
+        if !matches!(e, CmdError::Counted(_)) {
+            ctx.shared.stats.error(text.as_bytes());
+        }
         ctx.shared.stats.commands[stat].failed.fetch_add(1, Relaxed);
         ctx.reply.error(text);
     }

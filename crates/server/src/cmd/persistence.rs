@@ -184,7 +184,15 @@ pub(super) fn debug_loadaof(ctx: &mut Ctx<'_>) -> CmdResult {
     if own {
         ctx.shards.hold_all();
     }
+    // Meanwhile other clients get -LOADING and INFO says `loading:1`, as
+    // in Redis (a command that reached a key already waits for it).
+    let shared = ctx.shared;
+    let loading = &shared.loading;
+    let was_loading = loading.swap(true, std::sync::atomic::Ordering::AcqRel);
     let result = loadaof(ctx);
+    if !was_loading {
+        loading.store(false, std::sync::atomic::Ordering::Release);
+    }
     if own && let Some(mut locked) = ctx.shards.release() {
         crate::blocking::serve_ready(&mut locked, ctx.now);
     }

@@ -44,8 +44,20 @@ pub(super) fn evalsha_ro(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
+/// A script's keys or arguments: most scripts have a few, kept inline.
+type Args = smallvec::SmallVec<[Bytes; 4]>;
+
+/// The SHA1 an EVALSHA names, lowercase: borrowed from the request when it
+/// already is (as clients send it).
+fn sha_of(arg: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(arg) {
+        Ok(text) if !text.bytes().any(|b| b.is_ascii_uppercase()) => text.into(),
+        _ => String::from_utf8_lossy(arg).to_ascii_lowercase().into(),
+    }
+}
+
 /// The script's keys and arguments, after Redis's checks of `numkeys`.
-fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+fn keys_and_args(req: &Request) -> Result<(Args, Args), CmdError> {
     let numkeys = parse_i64(&req[2])?;
     if numkeys > req.len() as i64 - 3 {
         return Err(CmdError::other(
@@ -60,7 +72,7 @@ fn keys_and_args(req: &Request) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
     let take = |from: usize, to: usize| {
         (from..to)
             .filter_map(|i| req.arg_bytes(i))
-            .collect::<Vec<_>>()
+            .collect::<Args>()
     };
     Ok((take(3, split), take(split, req.len())))
 }
@@ -110,20 +122,34 @@ fn run(ctx: &mut Ctx<'_>, req: &Request, by_sha: bool, ro: bool) -> CmdResult {
     // Most servers have no wide script: then the SHA1 is not needed here.
     let wide = ctx.shared.scripts.any_wide() && {
         let sha = if by_sha {
-            String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+            sha_of(&req[1])
         } else {
-            crate::script::sha1hex(&req[1])
+            crate::script::sha1hex(&req[1]).into()
         };
         ctx.shared.scripts.is_wide(&sha)
     };
     let frame = holding(ctx, &keys, wide, |ctx, scope| {
         run_held(ctx, req, &keys, &argv, by_sha, ro, scope)
     })?;
-    if let Frame::Error(text) = &frame {
-        return Err(CmdError::other(String::from_utf8_lossy(text).into_owned()));
-    }
     write_frame(&mut ctx.reply, &frame);
     Ok(())
+}
+
+/// A script's reply as the command's result: an error is the command's
+/// error, counted in errorstats unless a command the script called raised
+/// it (and was counted then), as Redis counts it.
+pub(super) fn script_reply((frame, counted): (Frame, bool)) -> Result<Frame, CmdError> {
+    match frame {
+        Frame::Error(text) => {
+            let text = String::from_utf8_lossy(&text).into_owned();
+            Err(if counted {
+                CmdError::Counted(text)
+            } else {
+                CmdError::Other(text)
+            })
+        }
+        frame => Ok(frame),
+    }
 }
 
 /// Which shards a script holds while it runs.
@@ -201,18 +227,18 @@ fn run_held(
 ) -> Result<Frame, CmdError> {
     let mut engine = ctx.shared.scripts.lock().map_err(CmdError::other)?;
     let sha = if by_sha {
-        String::from_utf8_lossy(&req[1]).to_ascii_lowercase()
+        sha_of(&req[1])
     } else {
-        engine.load(&req[1]).map_err(CmdError::other)?
+        engine.load(&req[1]).map_err(CmdError::other)?.into()
     };
-    let Some((flags, func)) = engine.script(&sha) else {
+    let Some(flags) = engine.script(&sha) else {
         return Err(CmdError::other(NOSCRIPT));
     };
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
     let read_only = ro || flags.no_writes;
-    Ok(with_runner(
+    script_reply(with_runner(
         ctx,
         read_only,
         flags,
@@ -220,7 +246,7 @@ fn run_held(
         &sha,
         None,
         keys,
-        |runner| engine.run(&sha, func, keys, argv, runner),
+        |runner| engine.run(&sha, keys, argv, runner),
     ))
 }
 
@@ -236,8 +262,8 @@ pub(super) fn with_runner(
     wide_name: &str,
     function: Option<(&str, &Request)>,
     keys: &[Bytes],
-    f: impl FnOnce(&mut dyn Host) -> Frame,
-) -> Frame {
+    f: impl FnOnce(&mut dyn Host) -> (Frame, bool),
+) -> (Frame, bool) {
     let (cmd, db, in_exec, proto) = (ctx.cmd, ctx.client.db, ctx.client.in_exec, ctx.reply.proto);
     // Blocking commands answer at once inside scripts, as inside EXEC.
     ctx.client.in_exec = true;
@@ -263,7 +289,9 @@ pub(super) fn with_runner(
     };
     // A script that runs long hands its worker's other connections to
     // another thread (see `script::watch`'s hook).
+    let scripted = std::mem::replace(&mut runner.ctx.scripted, true);
     let frame = f(&mut runner);
+    runner.ctx.scripted = scripted;
     let read = runner.read;
     // Next time it holds every shard from the start, rather than take
     // them one by one again.
@@ -423,6 +451,16 @@ impl Host for Runner<'_, '_> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(text) = refused {
+            // Counted now, as Redis counts it, whether or not the script
+            // lets the error reach its caller.
+            match text.strip_prefix('-') {
+                Some(coded) => self.ctx.shared.stats.error(coded.as_bytes()),
+                None => self
+                    .ctx
+                    .shared
+                    .stats
+                    .error(format!("ERR {text}").as_bytes()),
+            }
             return Err(text);
         }
         self.reach(index, req);
@@ -454,7 +492,10 @@ impl Host for Runner<'_, '_> {
         let decoded = if buf.len() == self.scratch.len() {
             // All in the buffer (no large value shared by reference).
             let buf: &mut BytesMut = &mut self.scratch;
-            let frame = resp::decode(buf);
+            let frame = match quick_frame(buf) {
+                Some(frame) => Ok(Some(frame)),
+                None => resp::decode(buf),
+            };
             buf.clear();
             frame
         } else {
@@ -487,6 +528,54 @@ impl Host for Runner<'_, '_> {
 /// [`not_in_scripts`] for the command at `index`, from a table made once
 /// (the containers, whose answer depends on the subcommand, asked each
 /// time).
+/// The reply in `buf` when it is exactly one integer, bulk string, null
+/// bulk or status line, the commonest replies a script reads, without the
+/// general decoder (which costs more than the command). `None` for
+/// anything else.
+fn quick_frame(buf: &mut BytesMut) -> Option<Frame> {
+    let (&kind, rest) = buf.split_first()?;
+    let line = rest.iter().position(|&b| b == b'\r')?;
+    if rest.get(line + 1) != Some(&b'\n') {
+        return None;
+    }
+    let head = &rest[..line];
+    let after = line + 3;
+    match kind {
+        b':' if after == buf.len() => quick_int(head).map(Frame::Integer),
+        b'+' if after == buf.len() => Some(Frame::Simple(Bytes::copy_from_slice(head))),
+        b'$' if head == b"-1" && after == buf.len() => Some(Frame::NullBulk),
+        b'$' => {
+            let len = usize::try_from(quick_int(head)?).ok()?;
+            if buf.len() != after + len + 2 || &buf[after + len..] != b"\r\n" {
+                return None;
+            }
+            let all = buf.split_to(after + len).freeze();
+            Some(Frame::Bulk(all.slice(after..)))
+        }
+        _ => None,
+    }
+}
+
+/// A decimal integer as the server writes one (an optional minus, then
+/// digits), or `None`.
+fn quick_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative { Some(n) } else { n.checked_neg() }
+}
+
 fn not_in_scripts_at(index: usize, req: &Request) -> bool {
     static DENIED: std::sync::OnceLock<Vec<Option<bool>>> = std::sync::OnceLock::new();
     let denied = DENIED.get_or_init(|| {
@@ -683,4 +772,53 @@ pub(super) fn script(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ));
     }
     Err(super::keys::unknown_subcommand(&req[0], sub))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever `quick_frame` reads, the general decoder reads alike; what
+    /// it declines, it leaves to the decoder.
+    #[test]
+    fn quick_frames_agree_with_the_decoder() {
+        let cases: &[&[u8]] = &[
+            b":0\r\n",
+            b":-1\r\n",
+            b":9223372036854775807\r\n",
+            b":-9223372036854775808\r\n",
+            b":9223372036854775808\r\n",
+            b"+OK\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\nhello\r\n",
+            b"$5\r\nhel\r\n\r\n",
+            b"$4\r\nhello\r\n",
+            b":1\r\n:2\r\n",
+            b"*1\r\n:1\r\n",
+            b"-ERR no\r\n",
+            b":1\r",
+            b"",
+        ];
+        for &case in cases {
+            let quick = quick_frame(&mut BytesMut::from(case));
+            let general = resp::decode(&mut BytesMut::from(case)).ok().flatten();
+            if let Some(frame) = quick {
+                assert_eq!(Some(frame), general, "{:?}", String::from_utf8_lossy(case));
+            }
+        }
+        assert_eq!(
+            quick_frame(&mut BytesMut::from(&b":-42\r\n"[..])),
+            Some(Frame::Integer(-42))
+        );
+        assert_eq!(
+            quick_frame(&mut BytesMut::from(&b"$5\r\nhello\r\n"[..])),
+            Some(Frame::Bulk(Bytes::from_static(b"hello")))
+        );
+        assert_eq!(quick_frame(&mut BytesMut::from(&b":1\r\n:2\r\n"[..])), None);
+        assert_eq!(
+            quick_frame(&mut BytesMut::from(&b":9223372036854775808\r\n"[..])),
+            None
+        );
+    }
 }

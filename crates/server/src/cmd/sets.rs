@@ -449,18 +449,18 @@ fn with_sets<R>(
 /// `dst` instead.
 fn store_result(
     reply: &mut Reply<'_>,
-    db: &mut DbMut<'_>,
+    (db, now): (&mut DbMut<'_>, i64),
     dst: &[u8],
     result: Set,
     event: &'static str,
 ) {
     let n = result.len();
     if n == 0 {
-        if db.remove(dst).is_some() {
+        if db.delete(dst, store::keyspace::lazy::SERVER_DEL) {
             db.notify(class::GENERIC, "del", dst);
         }
     } else {
-        db.put(dst, Entry::new(Value::Set(result)));
+        db.set_key(dst, Entry::new(Value::Set(result)), now);
         db.notify(class::SET, event, dst);
     }
     reply.int(n as i64);
@@ -516,7 +516,7 @@ pub(super) fn sinterstore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     )?;
     store_result(
         &mut ctx.reply,
-        &mut locked.db(db, dst),
+        (&mut locked.db(db, dst), now),
         dst,
         result,
         "sinterstore",
@@ -613,7 +613,13 @@ fn sunion_diff_store(ctx: &mut Ctx<'_>, req: &Request, diff: bool) -> CmdResult 
         |sets| union_or_diff(sets, &keys, diff, max_intset(shared)),
     )?;
     let event = if diff { "sdiffstore" } else { "sunionstore" };
-    store_result(&mut ctx.reply, &mut locked.db(db, dst), dst, result, event);
+    store_result(
+        &mut ctx.reply,
+        (&mut locked.db(db, dst), now),
+        dst,
+        result,
+        event,
+    );
     Ok(())
 }
 

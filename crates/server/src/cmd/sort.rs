@@ -179,9 +179,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
             Value::Str(_) | Value::Hash(_) => return Err(CmdError::WrongType),
         },
     };
-    // A set's order is its table's: sorted anyway when stored, so that
-    // what replicas store is the same.
-    if o.dont_sort && matches!(kind, Kind::Set) && o.store.is_some() {
+    // A set's order is its table's: sorted anyway when stored or read by
+    // a script, so that what replicas store, and what a script's effects
+    // make of it, is the same.
+    if o.dont_sort && matches!(kind, Kind::Set) && (o.store.is_some() || ctx.scripted) {
         o.dont_sort = false;
         o.alpha = true;
         o.by = None;
@@ -311,10 +312,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, req: &Request, readonly: bool) -> CmdResult {
     }
     let mut target = locked.db(db, dest);
     if outputlen > 0 {
-        target.put(dest, Entry::new(Value::List(Box::new(list))));
+        target.set_key(dest, Entry::new(Value::List(Box::new(list))), now);
         target.notify(class::LIST, "sortstore", dest);
-    } else if target.contains(dest, now) {
-        target.remove(dest);
+    } else if target.delete(dest, store::keyspace::lazy::SERVER_DEL) {
+        // Deleted without a lookup, expired or not (`del`), as in Redis.
         target.notify(class::GENERIC, "del", dest);
     }
     ctx.reply.int(outputlen as i64);

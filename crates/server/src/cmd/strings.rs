@@ -247,7 +247,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, req: &Request, millis: bool) -> CmdResult 
     entry.set_expire_at(deadline);
     let mut shard = ctx.shards.lock_key(&key);
     let mut db = shard.db(ctx.client.db);
-    db.insert(key.clone(), entry);
+    db.set_key(&key, entry, ctx.now);
     db.notify(class::STRING, "set", &key);
     db.notify(class::GENERIC, "expire", &key);
     ctx.reply.ok();
@@ -383,7 +383,9 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     for i in (1..req.len()).step_by(2) {
         let key = &req[i];
         let mut d = locked.db(db, key);
-        d.put(key, string_entry(stored_str(req, i + 1)));
+        // An expired key still in the table is deleted first (`expired`),
+        // as Redis's lookup in `setKey` does.
+        d.set_key(key, string_entry(stored_str(req, i + 1)), ctx.now);
         d.notify(class::STRING, "set", key);
     }
     ctx.reply.ok();

@@ -451,11 +451,11 @@ fn zrange_generic(
     let n = result.as_ref().map_or(0, ZSet::len);
     match result {
         Some(z) if !z.is_empty() => {
-            db.put(dst, Entry::new(Value::ZSet(z)));
+            db.set_key(dst, Entry::new(Value::ZSet(z)), now);
             db.notify(class::ZSET, "zrangestore", dst);
         }
         _ => {
-            if db.remove(dst).is_some() {
+            if db.delete(dst, store::keyspace::lazy::SERVER_DEL) {
                 db.notify(class::GENERIC, "del", dst);
             }
         }
@@ -1112,11 +1112,11 @@ fn zsetop(
         let mut db = locked.db(dbi, dst);
         let n = result.len();
         if n == 0 {
-            if db.remove(dst).is_some() {
+            if db.delete(dst, store::keyspace::lazy::SERVER_DEL) {
                 db.notify(class::GENERIC, "del", dst);
             }
         } else {
-            db.put(dst, Entry::new(Value::ZSet(result)));
+            db.set_key(dst, Entry::new(Value::ZSet(result)), now);
             let event = match op {
                 SetOp::Union => "zunionstore",
                 SetOp::Inter => "zinterstore",

@@ -200,13 +200,35 @@ pub(crate) fn install(
     loaded: Loaded,
     drop_expired_before: Option<i64>,
 ) -> Result<(), LoadError> {
+    install_taking(shards, loaded, drop_expired_before, None)
+}
+
+/// [`install`], handing the databases it replaces to `taken` (with their
+/// number of keys) instead of freeing them, when given: a replica's flush
+/// for the lazy-free thread (`replica-lazy-flush`).
+pub(crate) fn install_taking(
+    shards: &mut Shards<'_>,
+    loaded: Loaded,
+    drop_expired_before: Option<i64>,
+    taken: Option<&mut (Vec<store::keyspace::Contents>, usize)>,
+) -> Result<(), LoadError> {
     let databases = shards.databases();
     if let Some(&(db, _)) = loaded.dbs.iter().find(|(db, _)| *db >= databases) {
         return Err(LoadError::DbIndex { db, databases });
     }
     let mut locked = shards.lock_all();
-    for shard in locked.shards() {
-        shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+    match taken {
+        Some((contents, keys)) => {
+            for shard in locked.shards() {
+                *keys += shard.dbs.iter().map(crate::db::Db::len).sum::<usize>();
+                contents.extend(shard.dbs.iter_mut().map(crate::db::Db::take_all));
+            }
+        }
+        None => {
+            for shard in locked.shards() {
+                shard.dbs.iter_mut().for_each(crate::db::Db::clear);
+            }
+        }
     }
     for (db, keys) in loaded.dbs {
         // Tables sized once, not grown (and rehashed) step by step.

@@ -14,7 +14,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use store::keyspace::{Encoder, Entry, ShardView, encode_dbs};
+use store::keyspace::{Encoder, Entry, encode_dbs};
 use store::rdb::{PLAIN_THRESHOLD, Writer, opcode};
 
 use super::{Aux, write::header};
@@ -31,7 +31,8 @@ impl Encoder for RdbEncoder {
         keys: &mut dyn Iterator<Item = (&[u8], &Entry)>,
         out: &mut Vec<u8>,
     ) {
-        let mut w = Writer::new(out, PLAIN_THRESHOLD);
+        // A fragment: the file's writer checksums it when it joins it.
+        let mut w = Writer::fragment(out, PLAIN_THRESHOLD);
         // Writing into a Vec does not fail.
         for (key, entry) in keys {
             let _ = w.entry(key, entry.expire_at(), &entry.value);
@@ -155,16 +156,9 @@ pub(crate) fn walk(
     pace: &mut dyn FnMut(usize) -> bool,
     each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let average = fixed.keys() / SHARDS + 1;
     let result = (|| {
         for i in 0..SHARDS {
-            let (parts, keys) = ks.visit_for_snapshot(i, fixed.epoch, |view| match view {
-                ShardView::Encoded(parts) => (parts, average),
-                ShardView::Live(dbs) => (
-                    encode_dbs(dbs, fixed.now, fixed.encoder.as_ref()),
-                    dbs.iter().map(crate::db::Db::len).sum(),
-                ),
-            });
+            let (parts, keys) = ks.walk_shard(i, fixed.epoch, fixed.now, fixed.encoder.as_ref());
             each(parts)?;
             if !pace(keys) {
                 return Err(stopped());
@@ -269,22 +263,29 @@ where
     }
 }
 
-/// Writes an RDB file into `out` from a walk of RDB-encoded shards
-/// ([`RdbEncoder`]): the header and `aux`, then the first database with
-/// keys as the shards come, then the others (the format groups keys by
-/// database; their bytes wait in memory, encoded), then the trailer.
-/// `sizes` are the instant's counts.
-pub(crate) fn write_rdb(
-    aux: &Aux,
+/// What [`walk_by_database`] hands on, in the order a file takes it.
+#[derive(Debug)]
+pub(crate) enum Part<'a> {
+    /// The keys of database `db` follow.
+    Select(usize),
+    /// Encoded keys of the database last selected.
+    Bytes(&'a [u8]),
+    /// One shard is done (a place to flush what is buffered).
+    ShardDone,
+}
+
+/// Walks the shards and orders their bytes by database, as both file
+/// formats group keys: the first database with keys as the shards come,
+/// then every other's (kept, encoded, until the walk ends). `sizes` are
+/// the instant's counts.
+pub(crate) fn walk_by_database(
     sizes: &[(usize, usize)],
     walker: &mut dyn Walker,
-    out: &mut impl Write,
+    out: &mut dyn FnMut(Part<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut w = Writer::new(out, PLAIN_THRESHOLD);
-    header(&mut w, aux)?;
     let first = sizes.iter().position(|s| s.0 > 0);
     if let Some(db) = first {
-        w.select_db(db, sizes[db].0, sizes[db].1)?;
+        out(Part::Select(db))?;
     }
     let mut later: Vec<Vec<u8>> = vec![Vec::new(); sizes.len()];
     walker.walk(&mut |parts| {
@@ -293,21 +294,40 @@ pub(crate) fn write_rdb(
                 continue;
             }
             if Some(db) == first {
-                w.raw(&bytes)?;
+                out(Part::Bytes(&bytes))?;
             } else if let Some(l) = later.get_mut(db) {
                 l.extend_from_slice(&bytes);
             }
         }
-        // What is buffered leaves now, between shards.
-        w.flush()
+        out(Part::ShardDone)
     })?;
     for (db, bytes) in later.iter().enumerate() {
-        if bytes.is_empty() {
-            continue;
+        if !bytes.is_empty() {
+            out(Part::Select(db))?;
+            out(Part::Bytes(bytes))?;
         }
-        w.select_db(db, sizes[db].0, sizes[db].1)?;
-        w.raw(bytes)?;
     }
+    Ok(())
+}
+
+/// Writes an RDB file into `out` from a walk of RDB-encoded shards
+/// ([`RdbEncoder`]): the header and `aux`, the databases as
+/// [`walk_by_database`] orders them, then the trailer. `sizes` are the
+/// instant's counts.
+pub(crate) fn write_rdb(
+    aux: &Aux,
+    sizes: &[(usize, usize)],
+    walker: &mut dyn Walker,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut w = Writer::new(out, PLAIN_THRESHOLD);
+    header(&mut w, aux)?;
+    walk_by_database(sizes, walker, &mut |part| match part {
+        Part::Select(db) => w.select_db(db, sizes[db].0, sizes[db].1),
+        Part::Bytes(bytes) => w.raw(bytes),
+        // What is buffered leaves now, between shards.
+        Part::ShardDone => w.flush(),
+    })?;
     w.byte(opcode::EOF)?;
     w.finish()
 }

@@ -35,6 +35,7 @@ pub(crate) async fn serve(
         last_ack: Instant::now(),
         online: false,
         dropped: false,
+        soft_since: None,
         kill: client.info.kill.clone(),
     };
     if repl.is_replica() {

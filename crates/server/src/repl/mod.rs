@@ -44,6 +44,11 @@ pub(crate) struct Repl {
     /// will resync): the hard limit of `client-output-buffer-limit
     /// replica`; 0 for none.
     output_limit: AtomicI64,
+    /// The soft limit of `client-output-buffer-limit replica` (bytes, 0
+    /// for none) and its seconds: a replica further behind than that for
+    /// longer than that is disconnected too.
+    output_soft: AtomicI64,
+    output_soft_secs: AtomicI64,
     /// `replica-serve-stale-data`.
     serve_stale: AtomicBool,
     /// `min-replicas-to-write` and `min-replicas-max-lag`.
@@ -108,6 +113,8 @@ pub(crate) struct Follower {
     pub(crate) online: bool,
     /// Fell too far behind: its connection closes.
     pub(crate) dropped: bool,
+    /// Since when it has been at or over the soft output limit.
+    pub(crate) soft_since: Option<Instant>,
     /// Closes its connection (CLIENT KILL's token).
     pub(crate) kill: crate::kill::Kill,
 }
@@ -250,6 +257,8 @@ impl Repl {
             }),
             replica: AtomicBool::new(false),
             output_limit: AtomicI64::new(256 * 1024 * 1024),
+            output_soft: AtomicI64::new(64 * 1024 * 1024),
+            output_soft_secs: AtomicI64::new(60),
             serve_stale: AtomicBool::new(true),
             min_replicas: AtomicI64::new(0),
             min_replicas_lag: AtomicI64::new(10),
@@ -405,11 +414,7 @@ impl Repl {
                 );
             }
         }
-        let keep_from = limit_lag(
-            &mut st.replicas,
-            st.offset,
-            self.output_limit.load(Ordering::Relaxed),
-        );
+        let keep_from = limit_lag(&mut st.replicas, st.offset, self.limits());
         backlog.trim(st.offset, keep_from);
         drop(units);
         self.data.notify_waiters();
@@ -450,11 +455,7 @@ impl Repl {
         }
         let chunks = st.backlog.as_ref()?.read(follower.sent, st.offset)?;
         follower.sent = st.offset;
-        let keep_from = limit_lag(
-            &mut st.replicas,
-            st.offset,
-            self.output_limit.load(Ordering::Relaxed),
-        );
+        let keep_from = limit_lag(&mut st.replicas, st.offset, self.limits());
         if let Some(b) = &mut st.backlog {
             b.trim(st.offset, keep_from);
         }
@@ -506,6 +507,42 @@ impl Repl {
     /// Applies a new replica output limit (bytes, 0 for none).
     pub(crate) fn set_output_limit(&self, limit: i64) {
         self.output_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Applies a new soft replica output limit: bytes (0 for none) and
+    /// seconds.
+    pub(crate) fn set_output_soft_limit(&self, (bytes, secs): (i64, i64)) {
+        self.output_soft.store(bytes, Ordering::Relaxed);
+        self.output_soft_secs.store(secs, Ordering::Relaxed);
+    }
+
+    /// The replica class's limits, as [`limit_lag`] takes them.
+    fn limits(&self) -> Limits {
+        Limits {
+            hard: self.output_limit.load(Ordering::Relaxed),
+            soft: self.output_soft.load(Ordering::Relaxed),
+            soft_secs: self.output_soft_secs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks the replicas' output limits without new stream bytes, so a
+    /// replica stuck over the soft limit is dropped once its seconds pass
+    /// even if nothing more is written (Redis checks in `clientsCron`).
+    /// The server's tick calls it.
+    pub(crate) fn check_output_limits(&self) {
+        let limits = self.limits();
+        if limits.soft <= 0 {
+            return;
+        }
+        let mut st = self.state();
+        let st = &mut *st;
+        if st.replicas.is_empty() {
+            return;
+        }
+        let keep_from = limit_lag(&mut st.replicas, st.offset, limits);
+        if let Some(b) = &mut st.backlog {
+            b.trim(st.offset, keep_from);
+        }
     }
 
     /// Applies a new `repl-backlog-size`.
@@ -585,17 +622,54 @@ fn push_op(backlog: &mut Backlog, offset: &mut i64, stream_db: &mut Option<usize
 
 /// Drops replicas more than `limit` bytes behind (0: no limit) and
 /// returns the earliest position a remaining one still needs.
-fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64, limit: i64) -> i64 {
+fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64, limits: Limits) -> i64 {
     let mut keep_from = end;
     for f in replicas.values_mut().filter(|f| !f.dropped) {
-        if limit > 0 && end - f.sent > limit {
+        let lag = end - f.sent;
+        if (limits.hard > 0 && lag > limits.hard) || limits.soft_reached(f, lag) {
             f.dropped = true;
             f.kill.cancel();
+            tracing::warn!(
+                "Client addr={}:{} (replica) scheduled to be closed ASAP for overcoming of output buffer limits.",
+                f.ip,
+                f.port
+            );
         } else {
             keep_from = keep_from.min(f.sent);
         }
     }
     keep_from
+}
+
+/// `client-output-buffer-limit replica`: hard and soft bytes (0: none),
+/// the soft limit's seconds.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    hard: i64,
+    soft: i64,
+    soft_secs: i64,
+}
+
+impl Limits {
+    /// Whether `f`, `lag` bytes behind, has been at or over the soft
+    /// limit for more than its seconds, as Redis's
+    /// `checkClientOutputBufferLimits` decides: the first time over it
+    /// starts the clock, and going under stops it.
+    fn soft_reached(&self, f: &mut Follower, lag: i64) -> bool {
+        if self.soft <= 0 || lag < self.soft {
+            f.soft_since = None;
+            return false;
+        }
+        match f.soft_since {
+            None => {
+                f.soft_since = Some(Instant::now());
+                false
+            }
+            Some(since) => {
+                since.elapsed() > std::time::Duration::from_secs(self.soft_secs.max(0) as u64)
+            }
+        }
+    }
 }
 
 /// A new 40-character replication id.

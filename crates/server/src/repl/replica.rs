@@ -363,8 +363,16 @@ async fn full_resync(
         }
         let mut shards = Shards::new(&shared.keyspace);
         let functions = std::mem::take(&mut loaded.functions);
-        rdb::install(&mut shards, loaded, None)
+        // With `replica-lazy-flush`, the old dataset is freed on the
+        // lazy-free thread, as Redis's `emptyData` with EMPTYDB_ASYNC.
+        let lazy = shared
+            .lazyfree
+            .replica_flush
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut taken = (Vec::new(), 0);
+        rdb::install_taking(&mut shards, loaded, None, lazy.then_some(&mut taken))
             .map_err(|e| format!("cannot load the master's RDB: {e}"))?;
+        shared.lazyfree.free_contents(taken.0, taken.1);
         // The master's libraries replace this server's, as in Redis.
         shared
             .scripts

@@ -167,8 +167,8 @@ pub(crate) struct Engine {
     slot: Arc<Slot>,
     /// The prelude's `raw.run`.
     run: Function,
-    /// Runs since the collector last took a step.
-    runs: u32,
+    /// The registry slot of the [`entry`] closure.
+    entry: std::ffi::c_int,
 }
 
 /// The host of the running script, for the `raw.*` functions made once
@@ -254,10 +254,6 @@ enum Calling {
     /// FCALL: two arguments, the keys and the arguments.
     Arguments,
 }
-
-/// Scripts between two steps of the Lua collector (Redis's
-/// `LUA_GC_CYCLE_PERIOD`).
-const GC_PERIOD: u32 = 50;
 
 /// What a raw function returns first when it fails (then the error): a
 /// light userdata at this static's address, which no script can forge.
@@ -345,13 +341,61 @@ enum Push {
     Pending,
 }
 
-/// `raw.call(raise, ...)`: runs a command for `redis.call`/`redis.pcall`
+/// `redis.call(...)` (`raw.call`): [`fast_call`], raising a failure as
+/// the trampoline does. A C function the script calls directly, so an
+/// error names the script's line, even on a tail call.
+unsafe extern "C-unwind" fn redis_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: a C function Lua calls with `fast_call`'s upvalues; nothing
+    // with a destructor lives in this frame when `lua_error` unwinds it.
+    unsafe {
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_insert(state, 1);
+        let results = fast_call(state);
+        let first = ffi::lua_gettop(state) - results + 1;
+        let mark = std::ptr::from_ref(&FAIL_MARK).cast_mut().cast();
+        if results >= 2
+            && ffi::lua_type(state, first) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(state, first) == mark
+        {
+            if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+                ffi::luaL_where(state, 1);
+                ffi::lua_insert(state, -2);
+                ffi::lua_concat(state, 2);
+            }
+            ffi::lua_error(state);
+        }
+        results
+    }
+}
+
+/// `redis.pcall(...)` (`raw.pcall`): [`fast_call`]'s first result, an
+/// error table for a failure.
+unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: as `redis_call`.
+    unsafe {
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_insert(state, 1);
+        let results = fast_call(state);
+        if results > 1 {
+            ffi::lua_settop(state, ffi::lua_gettop(state) - (results - 1));
+        }
+        1
+    }
+}
+
+/// `call(raise, ...)`: runs a command for `redis.call`/`redis.pcall`
 /// straight from the Lua stack, and pushes the commonest replies (numbers,
 /// bulk strings, nil) itself; other arguments and replies go through its
 /// mlua upvalues (3: the call from a table of arguments, 2: the
 /// conversion of a pending reply), which say what Redis says. Upvalue 1
-/// is the engine's slot.
-unsafe extern "C-unwind" fn fast_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+/// is the engine's slot. Its results are the top values of the stack, as
+/// many as it returns: the value and nil, or the fail mark and the error.
+///
+/// # Safety
+/// Called by [`redis_call`] and [`redis_pcall`], on their Lua stack.
+unsafe fn fast_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
     use mlua::ffi;
     // SAFETY: a C function Lua calls with the upvalues `host_functions`
     // set; every Rust value with a destructor is dropped inside
@@ -394,6 +438,19 @@ unsafe extern "C-unwind" fn fast_call(state: *mut mlua::ffi::lua_State) -> std::
     }
 }
 
+/// A command's arguments written one after the other in `buf`, each
+/// ending at its entry of `ends`, as slices.
+fn split_args<'a>(buf: &'a [u8], ends: &[usize]) -> smallvec::SmallVec<[&'a [u8]; 8]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let arg = &buf[start..end];
+            start = end;
+            arg
+        })
+        .collect()
+}
+
 /// The Rust half of [`fast_call`]: the arguments at 2..=`top` (strings
 /// and numbers) as a request, run; the reply, as what to push.
 ///
@@ -417,15 +474,7 @@ unsafe fn fast_reply(state: *mut mlua::ffi::lua_State, slot: &Slot, top: std::ff
         }
         ends.push(buf.len());
     }
-    let mut start = 0;
-    let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
-        .iter()
-        .map(|&end| {
-            let arg = &buf[start..end];
-            start = end;
-            arg
-        })
-        .collect();
+    let argv = split_args(&buf, &ends);
     let req = Request::from_args(&argv);
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.call(&req)))
         .unwrap_or_else(|_| Err("-ERR the command failed".into()));
@@ -441,6 +490,54 @@ unsafe fn fast_reply(state: *mut mlua::ffi::lua_State, slot: &Slot, top: std::ff
             *slot.pending.borrow_mut() = Some(other);
             Push::Pending
         }
+    }
+}
+
+/// What [`entry`] runs: how the script takes its keys and arguments.
+struct Job<'a> {
+    calling: Calling,
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
+}
+
+/// Runs a script: called (protected) with the prelude's `run`, the
+/// script's function, the real globals and a [`Job`] as light userdata;
+/// sets `KEYS` and `ARGV` (its upvalues name them) in the globals, or
+/// passes the two tables to a function, and returns `run`'s two results.
+unsafe extern "C-unwind" fn entry(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: called by `Engine::run_func`'s `lua_pcall` with a `Job` that
+    // outlives the call; nothing with a destructor lives in this frame
+    // when an error unwinds it.
+    unsafe {
+        let job = &*ffi::lua_touserdata(state, 4).cast::<Job<'_>>();
+        let push_array = |items: &[Bytes]| {
+            ffi::lua_createtable(state, items.len() as std::ffi::c_int, 0);
+            for (i, item) in items.iter().enumerate() {
+                ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+            }
+        };
+        ffi::lua_settop(state, 3);
+        match job.calling {
+            Calling::Globals => {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+                push_array(job.keys);
+                ffi::lua_rawset(state, 3);
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+                push_array(job.argv);
+                ffi::lua_rawset(state, 3);
+                ffi::lua_settop(state, 2);
+                ffi::lua_call(state, 1, 2);
+            }
+            Calling::Arguments => {
+                ffi::lua_settop(state, 2);
+                push_array(job.keys);
+                push_array(job.argv);
+                ffi::lua_call(state, 3, 2);
+            }
+        }
+        2
     }
 }
 
@@ -488,6 +585,8 @@ impl Engine {
             "wrap",
             lua.create_function(|lua, f: Function| wrap(lua, f))?,
         )?;
+        let slot = Arc::new(Slot::default());
+        host_functions(&lua, &raw, &slot)?;
         let globals = lua.globals();
         let prelude = lua
             .load(include_str!("prelude.lua"))
@@ -496,9 +595,19 @@ impl Engine {
         let (view, _real): (Table, Table) = prelude.call((raw.clone(), fail_mark()))?;
         lua.set_globals(view)?;
         watch::install(&lua, &watch)?;
-        let slot = Arc::new(Slot::default());
-        host_functions(&lua, &raw, &slot)?;
         let run: Function = raw.raw_get("run")?;
+        // SAFETY: makes the entry closure over the two names it sets, and
+        // keeps it in the registry for the engine's life.
+        let entry = unsafe {
+            lua.exec_raw::<i64>((), |state| {
+                use mlua::ffi;
+                ffi::lua_pushstring(state, c"KEYS".as_ptr());
+                ffi::lua_pushstring(state, c"ARGV".as_ptr());
+                ffi::lua_pushcclosure(state, entry, 2);
+                let at = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                ffi::lua_pushinteger(state, at as ffi::lua_Integer);
+            })?
+        };
         Ok(Engine {
             lua,
             raw,
@@ -508,7 +617,7 @@ impl Engine {
             watch,
             slot,
             run,
-            runs: 0,
+            entry: entry as std::ffi::c_int,
         })
     }
 
@@ -577,17 +686,19 @@ impl Engine {
     }
 
     /// Runs the function `func` (registered as `name`) with `keys` and
-    /// `argv` as its two arguments: its reply, or an error frame.
+    /// `argv` as its two arguments: its reply, or an error frame (and
+    /// whether a command the function called raised that error, counted
+    /// then).
     pub(crate) fn call_function(
-        &mut self,
+        &self,
         name: &str,
         func: &Function,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> Frame {
-        self.run_func(name, func.clone(), Calling::Arguments, keys, argv, host)
-            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
+    ) -> (Frame, bool) {
+        self.run_func(name, func, Calling::Arguments, keys, argv, host)
+            .unwrap_or_else(|e| (Frame::Error(format!("ERR {e}").into()), false))
     }
 
     /// Compiles `body` and caches it under its SHA1, which it returns (a
@@ -631,60 +742,105 @@ impl Engine {
     }
 
     /// The cached script `sha`'s flags and function, if it is cached.
-    pub(crate) fn script(&self, sha: &str) -> Option<(Flags, Function)> {
-        self.scripts.get(sha).map(|s| (s.flags, s.func.clone()))
+    pub(crate) fn script(&self, sha: &str) -> Option<Flags> {
+        self.scripts.get(sha).map(|s| s.flags)
     }
 
-    /// Runs the cached script `sha` (its `func`, from [`Engine::script`])
-    /// with `KEYS` and `ARGV`; its reply (an error frame if it failed), for
-    /// a script that chose RESP3 with `redis.setresp(3)` in RESP3 types.
+    /// Runs the cached script `sha` (see [`Engine::script`]) with `KEYS`
+    /// and `ARGV`; its reply (an error frame if it failed, and whether a
+    /// command the script called raised that error, counted then), for a
+    /// script that chose RESP3 with `redis.setresp(3)` in RESP3 types.
     pub(crate) fn run(
-        &mut self,
+        &self,
         sha: &str,
-        func: Function,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> Frame {
-        self.run_func(sha, func, Calling::Globals, keys, argv, host)
-            .unwrap_or_else(|e| Frame::Error(format!("ERR {e}").into()))
+    ) -> (Frame, bool) {
+        let Some(script) = self.scripts.get(sha) else {
+            let text = "NOSCRIPT No matching script. Please use EVAL.";
+            return (Frame::Error(text.into()), false);
+        };
+        self.run_func(sha, &script.func, Calling::Globals, keys, argv, host)
+            .unwrap_or_else(|e| (Frame::Error(format!("ERR {e}").into()), false))
     }
 
     fn run_func(
-        &mut self,
+        &self,
         sha: &str,
-        func: Function,
+        func: &Function,
         calling: Calling,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> mlua::Result<Frame> {
-        let lua = &self.lua;
-        let (keys, argv) = (array(lua, keys)?, array(lua, argv)?);
-        if calling == Calling::Globals {
-            self.globals.raw_set("KEYS", keys.clone())?;
-            self.globals.raw_set("ARGV", argv.clone())?;
-        }
+    ) -> mlua::Result<(Frame, bool)> {
         let _running = self.slot.enter(host);
-        let (ok, value): (bool, Value) = match calling {
-            Calling::Globals => self.run.call(func)?,
-            Calling::Arguments => self.run.call((func, keys, argv))?,
+        let job = Job {
+            calling,
+            keys,
+            argv,
         };
+        // One protected call of the [`entry`] closure, which builds KEYS
+        // and ARGV and runs the prelude's `run` (the script under
+        // `xpcall`): mlua's tables, strings and `Function::call` cost
+        // twice as much.
+        let (ok, value): (bool, Value) = self.lua.exec_raw_lua(|raw| {
+            use mlua::ffi;
+            let state = raw.state();
+            // SAFETY: the stack is checked for room and put back as it
+            // was; `entry` reads `job` (alive for the call) at index 4.
+            unsafe {
+                let top = ffi::lua_gettop(state);
+                if ffi::lua_checkstack(state, 8) == 0 {
+                    return Err(mlua::Error::runtime("the Lua stack is full"));
+                }
+                ffi::lua_rawgeti(
+                    state,
+                    ffi::LUA_REGISTRYINDEX,
+                    self.entry as ffi::lua_Integer,
+                );
+                let pushed = (|| {
+                    raw.push(&self.run)?;
+                    raw.push(func)?;
+                    raw.push(&self.globals)
+                })();
+                if let Err(e) = pushed {
+                    ffi::lua_settop(state, top);
+                    return Err(e);
+                }
+                ffi::lua_pushlightuserdata(state, std::ptr::from_ref(&job).cast_mut().cast());
+                let out = if ffi::lua_pcall(state, 4, 2, 0) == 0 {
+                    let ok = ffi::lua_toboolean(state, -2) != 0;
+                    Ok((ok, raw.pop_value()))
+                } else {
+                    Err(match raw.pop_value() {
+                        Value::String(e) => mlua::Error::runtime(e.to_string_lossy()),
+                        other => mlua::Error::runtime(format!("{other:?}")),
+                    })
+                };
+                ffi::lua_settop(state, top);
+                out
+            }
+        })?;
+        // An error a command the script called raised was counted then.
+        let counted = matches!(&value, Value::Table(t)
+            if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false));
         let result = if ok {
-            Ok(convert::lua_to_frame(&value, self.slot.resp3.get()))
+            Ok((
+                convert::lua_to_frame(&value, self.slot.resp3.get()),
+                counted,
+            ))
         } else {
-            Ok(script_error(sha, &value))
+            Ok((script_error(sha, &value), counted))
         };
         if self.watch.take_line_mode() {
             watch::rearm(&self.lua);
         }
-        // A step of the collector every 50 runs, as Redis takes one: the
-        // garbage of small scripts is collected without a pause.
-        self.runs += 1;
-        if self.runs == GC_PERIOD {
-            self.runs = 0;
-            let _ = self.lua.gc_step_kbytes(GC_PERIOD as i32);
-        }
+        // No step of the collector every 50 runs, as Redis takes: Lua's
+        // incremental collector paces itself by what scripts allocate,
+        // and a forced step marks this state's 90 KB (Redis's is 32 KB)
+        // whatever the runs left: 1,700 instructions a run of a one-INCR
+        // script, measured with callgrind.
         result
     }
 }
@@ -724,15 +880,7 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
             }
             ends.push(buf.len());
         }
-        let mut start = 0;
-        let argv: smallvec::SmallVec<[&[u8]; 8]> = ends
-            .iter()
-            .map(|&end| {
-                let arg = &buf[start..end];
-                start = end;
-                arg
-            })
-            .collect();
+        let argv = split_args(&buf, &ends);
         let req = Request::from_args(&argv);
         let reply = s.call(&req);
         reply_to_lua(lua, raise, reply)
@@ -743,14 +891,20 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
         let reply = reply.unwrap_or_else(|| Err("-ERR the command gave no reply".into()));
         reply_to_lua(lua, raise, reply)
     })?;
-    // SAFETY: a C closure over the slot's address (the engine keeps the
+    // SAFETY: C closures over the slot's address (the engine keeps the
     // slot alive longer than its Lua state) and the two functions above.
-    let call: Function = unsafe {
+    let (call, pcall): (Function, Function) = unsafe {
         lua.exec_raw((convert, call), |state| {
             use mlua::ffi;
-            ffi::lua_pushlightuserdata(state, Arc::as_ptr(slot).cast_mut().cast());
-            ffi::lua_insert(state, 1);
-            ffi::lua_pushcclosure(state, fast_call, 3);
+            let closures: [ffi::lua_CFunction; 2] = [redis_call, redis_pcall];
+            for f in closures {
+                ffi::lua_pushlightuserdata(state, Arc::as_ptr(slot).cast_mut().cast());
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, 2);
+                ffi::lua_pushcclosure(state, f, 3);
+            }
+            ffi::lua_remove(state, 1);
+            ffi::lua_remove(state, 1);
         })?
     };
     let s = slot.clone();
@@ -778,6 +932,7 @@ fn host_functions(lua: &Lua, raw: &Table, slot: &Arc<Slot>) -> mlua::Result<()> 
         Ok(())
     })?;
     raw.raw_set("call", call)?;
+    raw.raw_set("pcall", pcall)?;
     raw.raw_set("setresp", setresp)?;
     raw.raw_set("log", log)?;
     raw.raw_set("set_repl", set_repl)?;
@@ -816,14 +971,6 @@ fn lua_err(e: mlua::Error) -> String {
 /// A number as Lua's `tostring` writes it (`%.14g`).
 fn lua_number_text(n: f64) -> String {
     convert::format_g(n, 14)
-}
-
-fn array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
-    }
-    Ok(t)
 }
 
 /// The server's scripting state.
@@ -972,10 +1119,7 @@ mod tests {
 
     fn eval(engine: &mut Engine, body: &str) -> Frame {
         match engine.load(body.as_bytes()) {
-            Ok(sha) => {
-                let (_, func) = engine.script(&sha).expect("cached");
-                engine.run(&sha, func, &[], &[], &mut Echo)
-            }
+            Ok(sha) => engine.run(&sha, &[], &[], &mut Echo).0,
             Err(e) => Frame::Error(e.into()),
         }
     }

@@ -53,14 +53,11 @@ local wrap = raw.wrap
 
 -- The redis table.
 local R = {}
--- raw.call takes the arguments as they are (a C function), and hands
--- unusual ones to its Rust side as one table: a script may pass thousands.
-R.call = wrap(function(...)
-    return raw.call(true, ...)
-end)
-R.pcall = wrap(function(...)
-    return (raw.call(false, ...))
-end)
+-- raw.call and raw.pcall are C functions that take the arguments as they
+-- are, raise a failure themselves (call) and hand unusual arguments to
+-- their Rust side as one table: a script may pass thousands.
+R.call = raw.call
+R.pcall = raw.pcall
 
 -- Redis's error table from "-CODE message" or "message".
 local function error_table(text)
