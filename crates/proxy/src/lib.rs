@@ -10,15 +10,19 @@
 //! and `HELLO 2` (its own `--requirepass`), `SELECT 0`, `COMMAND`,
 //! `CLIENT SETNAME/GETNAME/ID`, `INFO` (its own sections), and `MULTI` ...
 //! `EXEC`, which it queues and sends as one transaction when every key
-//! lives on one shard. Everything else is routed; what cannot be routed
-//! gets an error saying why.
+//! lives on one shard. Pub/sub (`SUBSCRIBE` and its siblings, RESP2's
+//! subscriber mode, `RESET`, `PUBSUB` merged across the nodes) runs on a
+//! fleet `Subscription` per subscribing client. Everything else is routed;
+//! what cannot be routed gets an error saying why.
 //!
 //! What it refuses to do: own any routing or failover logic (that is
-//! `ember-route`'s and `ember-client`'s), or speak RESP3 (`HELLO 3` answers
-//! `NOPROTO`: the fleet's replies are RESP2).
+//! `ember-route`'s and `ember-client`'s, pub/sub failover included).
 #![warn(missing_docs)]
 
+mod exec;
 mod grpc_backend;
+mod limit;
+mod pubsub;
 mod resp3;
 mod session;
 
@@ -31,6 +35,7 @@ use tokio::net::TcpListener;
 use transport::Shutdown;
 
 pub use grpc_backend::serve_grpc;
+pub use limit::OutputLimit;
 pub use session::Stats;
 
 /// The proxy's own settings (the fleet's are the [`Client`]'s).
@@ -42,14 +47,19 @@ pub struct ProxyConfig {
     pub requirepass: Option<String>,
     /// The most clients at once (10,000).
     pub maxclients: usize,
+    /// `client-output-buffer-limit pubsub`: a subscribed client whose
+    /// unsent output passes it is disconnected, as Redis disconnects its
+    /// own (32 MiB at once, 8 MiB for 60 s, by default).
+    pub pubsub_output_limit: OutputLimit,
 }
 
 impl ProxyConfig {
-    /// No password, 10,000 clients.
+    /// No password, 10,000 clients, Redis's pub/sub output limit.
     pub fn new() -> ProxyConfig {
         ProxyConfig {
             requirepass: None,
             maxclients: 10_000,
+            pubsub_output_limit: OutputLimit::PUBSUB,
         }
     }
 }

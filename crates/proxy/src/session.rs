@@ -4,10 +4,11 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use client::{Answer as Fleet, Command, Error, Frame, Pending, RawPending, Trust};
 use resp::{FrameRef, RawFrame, Request, RequestDecoder};
 use route::RouteError;
@@ -15,6 +16,9 @@ use tokio::net::TcpStream;
 use transport::Connection;
 
 use crate::Ctx;
+use crate::exec::PubSubExec;
+use crate::limit::LimitState;
+use crate::pubsub::{self, Change, Introspect, PubSub};
 use crate::resp3::Shape;
 
 /// The proxy's counters, for `INFO`.
@@ -32,6 +36,9 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Answers written as the node sent them, without encoding them again.
     pub forwarded_raw: AtomicU64,
+    /// Subscribers disconnected for passing `client-output-buffer-limit
+    /// pubsub`.
+    pub output_limit_disconnections: AtomicU64,
 }
 
 /// An answer, ready or on its way from the fleet.
@@ -40,6 +47,17 @@ enum Slot {
     Fleet(Pending),
     /// A routed command whose answer may come as the node's own bytes.
     Raw(RawPending),
+    /// A subscribe or unsubscribe: made, and its confirmations written,
+    /// before the requests after it are read.
+    Change(Change),
+    /// A question asked of several nodes (`PUBSUB NUMSUB`), in a task.
+    Spawned(tokio::task::JoinHandle<Frame>),
+    /// `RESET` of a client that subscribed: answered once its
+    /// subscriptions are off the nodes.
+    Reset(client::Subscription),
+    /// `EXEC` of a transaction that subscribes or unsubscribes: made,
+    /// like a `Change`, before the requests after it are read.
+    Exec(PubSubExec),
 }
 
 /// An answer and how it is written: RESP2 as it is, or RESP3 in a shape.
@@ -63,6 +81,8 @@ struct Session {
     resp3: bool,
     /// The commands of the last EXEC, for the shapes of its answers.
     executed: Vec<Vec<Bytes>>,
+    /// Channels, patterns and shard channels subscribed to.
+    pubsub: PubSub,
 }
 
 /// Tells a client over the limit so, and closes.
@@ -88,12 +108,23 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         quit: false,
         resp3: false,
         executed: Vec::new(),
+        pubsub: PubSub::default(),
     };
     let mut slots: VecDeque<Answer> = VecDeque::new();
     let stop = Stop::register(ctx, session.id);
+    let mut writer = Writer {
+        spare: BytesMut::new(),
+        state: LimitState::default(),
+        id: session.id,
+        peer,
+    };
     tracing::debug!(id = session.id, %peer, "client connected");
     loop {
         decoder.set_authenticated(session.authenticated);
+        // Set after a subscribe or unsubscribe: the requests after it are
+        // read once it is made, since it changes how they are answered
+        // (subscriber mode, the counts in confirmations).
+        let mut paused = false;
         loop {
             let request = match decoder.decode(conn.read_buffer()) {
                 Ok(Some(request)) => request,
@@ -111,11 +142,12 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
                 continue;
             }
             let slot = session.handle(ctx, &request);
+            paused = matches!(slot, Slot::Change(_) | Slot::Exec(_));
             // Shaped after the command ran: HELLO 3 is answered in RESP3.
             let resp3 = session.resp3.then(|| session.shape(&request));
             slots.push_back(Answer { slot, resp3 });
             decoder.set_authenticated(session.authenticated);
-            if session.quit {
+            if session.quit || paused {
                 break;
             }
         }
@@ -123,18 +155,56 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
             ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
             let frame = match slot {
                 Slot::Ready(frame) => frame,
-                Slot::Fleet(pending) => answer(pending.await),
-                Slot::Raw(pending) => match pending.await {
-                    // The node's reply as it came, when the client reads
-                    // it as it is: no decoding into frames, no encoding.
-                    Ok(Fleet::Raw(raw)) if forwardable(&raw, resp3.as_ref()) => {
-                        conn.write_buffer().extend_from_slice(raw.as_bytes());
-                        ctx.stats.forwarded_raw.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                Slot::Change(change) => {
+                    let resp3 = session.resp3;
+                    let out = conn.write_buffer();
+                    if session.pubsub.apply(&ctx.client, change, resp3, out).await {
+                        ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(fleet) => fleet.into_frame(),
-                    Err(e) => answer(Err(e)),
-                },
+                    continue;
+                }
+                Slot::Exec(exec) => {
+                    let resp3 = session.resp3;
+                    let out = conn.write_buffer();
+                    let errors = exec.run(&ctx.client, &mut session.pubsub, resp3, out).await;
+                    ctx.stats.errors.fetch_add(errors, Ordering::Relaxed);
+                    continue;
+                }
+                Slot::Reset(sub) => {
+                    pubsub::close(sub).await;
+                    Frame::simple("RESET")
+                }
+                Slot::Spawned(task) => {
+                    let io = (&mut session.pubsub, &mut conn, &mut writer);
+                    let Ok(joined) = settle(ctx, task, io, session.resp3).await else {
+                        return;
+                    };
+                    joined.unwrap_or_else(|e| Frame::error(format!("ERR {e}")))
+                }
+                Slot::Fleet(pending) => {
+                    let io = (&mut session.pubsub, &mut conn, &mut writer);
+                    let Ok(settled) = settle(ctx, pending, io, session.resp3).await else {
+                        return;
+                    };
+                    answer(settled)
+                }
+                Slot::Raw(pending) => {
+                    let io = (&mut session.pubsub, &mut conn, &mut writer);
+                    let Ok(settled) = settle(ctx, pending, io, session.resp3).await else {
+                        return;
+                    };
+                    match settled {
+                        // The node's reply as it came, when the client reads
+                        // it as it is: no decoding into frames, no encoding.
+                        Ok(Fleet::Raw(raw)) if forwardable(&raw, resp3.as_ref()) => {
+                            conn.write_buffer().extend_from_slice(raw.as_bytes());
+                            ctx.stats.forwarded_raw.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Ok(fleet) => fleet.into_frame(),
+                        Err(e) => answer(Err(e)),
+                    }
+                }
             };
             if frame.is_error() {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -144,8 +214,14 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
                 None => frame.encode(conn.write_buffer()),
             }
         }
-        if conn.flush().await.is_err() || session.quit {
+        let flushed = writer
+            .flush(ctx, &stop, &mut conn, &mut session.pubsub, session.resp3)
+            .await;
+        if flushed.is_err() || session.quit {
             return;
+        }
+        if paused {
+            continue;
         }
         // Requests that already arrived are answered even when the proxy
         // is stopping: reading comes first.
@@ -158,6 +234,189 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
             () = std::future::poll_fn(|cx| stop.poll(ctx, cx)) => {
                 tracing::debug!(id = session.id, "stopping: client closed");
                 return;
+            }
+            message = session.pubsub.recv() => {
+                // What else has come goes out in the same write.
+                write_messages(&mut session.pubsub, message, session.resp3, conn.write_buffer());
+                if writer.over_limit(ctx, &mut conn, &session.pubsub) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes `first` and the messages already waiting behind it (a batch),
+/// up to [`BATCH_BYTES`] of output: the limit is checked after each
+/// batch, so a client is never more than one batch past it.
+fn write_messages(pubsub: &mut PubSub, first: client::Message, resp3: bool, out: &mut BytesMut) {
+    pubsub.write(&first, resp3, out);
+    for _ in 0..MESSAGE_BATCH {
+        if out.len() >= BATCH_BYTES {
+            break;
+        }
+        let Some(message) = pubsub.try_recv() else {
+            break;
+        };
+        pubsub.write(&message, resp3, out);
+    }
+}
+
+/// Why a session's output could not be written.
+#[derive(Debug)]
+enum End {
+    /// The client's socket failed, or the proxy is stopping.
+    Gone,
+    /// The client passed `client-output-buffer-limit pubsub` and was cut.
+    Cut,
+}
+
+/// Writes a session's output to its client without ever waiting on a
+/// client that does not read: meanwhile its messages keep being taken
+/// from the fleet (so its nodes never see it lag), and it is held to the
+/// proxy's `client-output-buffer-limit pubsub`, as Redis holds its own
+/// subscribers, counting the bytes not yet taken by the socket.
+struct Writer {
+    /// The other half of the output buffer, swapped in while writing.
+    spare: BytesMut,
+    state: LimitState,
+    id: u64,
+    peer: SocketAddr,
+}
+
+/// Output buffers above this capacity are given back once written, so one
+/// large reply does not pin memory for the life of the connection.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+impl Writer {
+    /// Writes what the socket takes now, without waiting. Fails if the
+    /// socket does.
+    fn write_now(&mut self, conn: &mut Connection<TcpStream>) -> std::io::Result<()> {
+        if conn.write_buffer().is_empty() {
+            return Ok(());
+        }
+        // The bytes are written from `spare` while the connection's buffer
+        // is the (empty) other half: the socket and the bytes are then two
+        // borrows. The proxy never queues shared pieces, so the buffer is
+        // all there is.
+        std::mem::swap::<BytesMut>(conn.write_buffer(), &mut self.spare);
+        let mut result = Ok(());
+        while !self.spare.is_empty() {
+            match conn.stream().try_write(&self.spare) {
+                Ok(0) => {
+                    result = Err(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => self.spare.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        std::mem::swap::<BytesMut>(conn.write_buffer(), &mut self.spare);
+        let out: &mut BytesMut = conn.write_buffer();
+        if out.is_empty() && out.capacity() > KEEP_CAPACITY {
+            *out = BytesMut::new();
+        }
+        result
+    }
+
+    /// Whether a subscribed client's unsent output is past the limit; if
+    /// so, says so in the log and counts it: the caller closes it.
+    fn over_limit(&mut self, ctx: &Ctx, conn: &mut Connection<TcpStream>, pubsub: &PubSub) -> bool {
+        let used = conn.write_buffer().len();
+        // As Redis: the pubsub class is a client's while it is subscribed.
+        if used == 0 || !pubsub.active() {
+            self.state = LimitState::default();
+            return false;
+        }
+        let limit = &ctx.config.pubsub_output_limit;
+        if !self.state.exceeded(limit, used, std::time::Instant::now()) {
+            return false;
+        }
+        tracing::warn!(
+            id = self.id,
+            peer = %self.peer,
+            "closing a subscriber that does not read: {used} bytes waiting for it, past \
+             client-output-buffer-limit pubsub {} {} {}",
+            limit.hard,
+            limit.soft,
+            limit.soft_seconds
+        );
+        ctx.stats
+            .output_limit_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Writes the whole output. While the client does not take it, its
+    /// messages are added behind it and the limit is checked; the wait
+    /// ends when it is all written, the client is cut or gone, or the
+    /// proxy stops.
+    async fn flush(
+        &mut self,
+        ctx: &Ctx,
+        stop: &Stop<'_>,
+        conn: &mut Connection<TcpStream>,
+        pubsub: &mut PubSub,
+        resp3: bool,
+    ) -> Result<(), End> {
+        loop {
+            self.write_now(conn).map_err(|_| End::Gone)?;
+            if conn.write_buffer().is_empty() {
+                return Ok(());
+            }
+            if self.over_limit(ctx, conn, pubsub) {
+                return Err(End::Cut);
+            }
+            tokio::select! {
+                biased;
+                ready = conn.stream().writable() => ready.map_err(|_| End::Gone)?,
+                () = std::future::poll_fn(|cx| stop.poll(ctx, cx)) => return Err(End::Gone),
+                message = pubsub.recv() => {
+                    write_messages(pubsub, message, resp3, conn.write_buffer());
+                }
+            }
+        }
+    }
+}
+
+/// Messages written to a subscriber at most per write.
+const MESSAGE_BATCH: usize = 1024;
+
+/// Output past which a batch of messages takes no more: enough for one
+/// write to pay for itself.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Awaits an answer; meanwhile, to a client that has subscribed, writes
+/// the messages that come, as redis-server pushes them between replies (a
+/// RESP3 client's BLPOP does not hold its messages back), as far as the
+/// client takes them: fails if that leaves it past its output limit.
+async fn settle<F: Future>(
+    ctx: &Ctx,
+    answer: F,
+    (pubsub, conn, writer): (&mut PubSub, &mut Connection<TcpStream>, &mut Writer),
+    resp3: bool,
+) -> Result<F::Output, End> {
+    let mut answer = std::pin::pin!(answer);
+    if !pubsub.listening() {
+        return Ok(answer.await);
+    }
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut answer => return Ok(out),
+            message = pubsub.recv() => {
+                write_messages(pubsub, message, resp3, conn.write_buffer());
+                if writer.write_now(conn).is_err() {
+                    // The client is gone: its answer no longer matters.
+                    return Ok(answer.await);
+                }
+                if writer.over_limit(ctx, conn, pubsub) {
+                    return Err(End::Cut);
+                }
             }
         }
     }
@@ -218,7 +477,7 @@ fn forwardable(raw: &RawFrame, resp3: Option<&Shape>) -> bool {
 }
 
 /// What a client sees of the fleet's answer.
-fn answer(result: Result<Frame, Error>) -> Frame {
+pub(crate) fn answer(result: Result<Frame, Error>) -> Frame {
     match result {
         Ok(frame) => frame,
         Err(Error::Redis(text)) => Frame::error(text),
@@ -273,16 +532,52 @@ impl Session {
             None => "",
         };
         let argc = request.len();
-        if !self.authenticated && !matches!(name, "auth" | "hello" | "quit") {
+        if !self.authenticated && !matches!(name, "auth" | "hello" | "quit" | "reset") {
             return Slot::Ready(Frame::error("NOAUTH Authentication required."));
         }
+        // RESP2's subscriber mode, as redis-server's: a command it knows
+        // with the right arity, other than these, is refused (unknown
+        // commands and wrong arities get their usual errors).
+        if self.pubsub.active()
+            && !self.resp3
+            && !matches!(
+                name,
+                "ping"
+                    | "subscribe"
+                    | "psubscribe"
+                    | "ssubscribe"
+                    | "unsubscribe"
+                    | "punsubscribe"
+                    | "sunsubscribe"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            let args: Vec<&[u8]> = request.iter().collect();
+            if let Ok(info) = route::resolve(&args) {
+                return Slot::Ready(pubsub::not_in_subscriber_mode(&fullname(
+                    info.name(),
+                    &args,
+                )));
+            }
+        }
         if let Some((queued, refused)) = &mut self.multi
-            && !matches!(name, "exec" | "discard" | "multi" | "watch" | "quit")
+            && !matches!(
+                name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
         {
             let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
             let name = lower(raw);
             let topology = ctx.client.topology();
             return Slot::Ready(match route::resolve(&args) {
+                // Queued as Redis queues them; EXEC makes them on the
+                // client's own subscription (see `exec`), not on the
+                // transaction's node connection.
+                Ok(info) if info.arity_ok(argc) && crate::exec::is_pubsub(&args) => {
+                    queued.push(args);
+                    Frame::simple("QUEUED")
+                }
                 Ok(info) if info.arity_ok(argc) => {
                     // As Redis Cluster: a key on another shard than the
                     // transaction's is refused as it is queued.
@@ -318,6 +613,10 @@ impl Session {
             });
         }
         let ready = match name {
+            "ping" if self.pubsub.active() && !self.resp3 => match argc {
+                1 | 2 => pubsub::subscriber_pong(request.arg_bytes(1)),
+                _ => wrong_arity("ping"),
+            },
             "ping" => match argc {
                 1 => Frame::simple("PONG"),
                 2 => Frame::Bulk(request.arg_bytes(1).unwrap_or_default()),
@@ -352,6 +651,9 @@ impl Session {
                     Frame::error("EXECABORT Transaction discarded because of previous errors.")
                 }
                 Some((queued, false)) if queued.is_empty() => Frame::Array(Vec::new()),
+                Some((queued, false)) if queued.iter().any(|c| crate::exec::is_pubsub(c)) => {
+                    return Slot::Exec(PubSubExec::start(&ctx.client, queued, self.resp3));
+                }
                 Some((queued, false)) => {
                     if self.resp3 {
                         self.executed.clone_from(&queued);
@@ -370,6 +672,32 @@ impl Session {
                 "ERR ember-proxy does not support WATCH: it needs one connection to one node",
             ),
             "unwatch" => Frame::simple("OK"),
+            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+            | "sunsubscribe" => {
+                let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+                match Change::parse(name, args) {
+                    Some(change) if !change.lacks_names() => return Slot::Change(change),
+                    _ => wrong_arity(name),
+                }
+            }
+            "pubsub" => {
+                let args: Vec<Bytes> = (0..argc).filter_map(|i| request.arg_bytes(i)).collect();
+                let question = Introspect::parse(args);
+                return Slot::Spawned(tokio::spawn(question.run(ctx.client.clone())));
+            }
+            "reset" if argc == 1 => {
+                self.multi = None;
+                self.multi_shard = None;
+                self.resp3 = false;
+                self.name = None;
+                self.executed.clear();
+                self.authenticated = ctx.config.requirepass.is_none();
+                match self.pubsub.take() {
+                    Some(sub) => return Slot::Reset(sub),
+                    None => Frame::simple("RESET"),
+                }
+            }
+            "reset" => wrong_arity("reset"),
             _ => {
                 // One allocation: the arguments straight into the shared
                 // command the router and its transmits hold.
@@ -496,6 +824,21 @@ impl Session {
     }
 }
 
+/// A command's name as Redis reports it in errors: `container|sub` for
+/// the subcommands of Redis's container commands.
+fn fullname(name: &str, args: &[&[u8]]) -> String {
+    const CONTAINERS: [&str; 16] = [
+        "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
+        "object", "pubsub", "script", "sentinel", "slowlog", "xgroup", "xinfo",
+    ];
+    match args.get(1) {
+        Some(sub) if !name.contains('|') && CONTAINERS.contains(&name) => {
+            format!("{name}|{}", lower(sub))
+        }
+        _ => name.to_owned(),
+    }
+}
+
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`: what clients ask on
 /// connecting. The proxy lists no command details.
 fn command(request: &Request) -> Frame {
@@ -536,12 +879,13 @@ fn info(ctx: &Ctx, section: Option<&[u8]>) -> String {
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
              total_commands_processed:{}\r\ntotal_error_replies:{}\r\n\
-             replies_forwarded_raw:{}\r\n\r\n",
+             replies_forwarded_raw:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
             stats.connections.load(Ordering::Relaxed),
             stats.rejected.load(Ordering::Relaxed),
             stats.commands.load(Ordering::Relaxed),
             stats.errors.load(Ordering::Relaxed),
-            stats.forwarded_raw.load(Ordering::Relaxed)
+            stats.forwarded_raw.load(Ordering::Relaxed),
+            stats.output_limit_disconnections.load(Ordering::Relaxed)
         );
     }
     if all || want == "fleet" {

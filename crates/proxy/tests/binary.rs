@@ -86,8 +86,19 @@ fn proxy(args: &[&str]) -> (Process, u16) {
 
 #[test]
 fn serves_and_drains_on_sigterm() {
+    drains_on_sigterm("2");
+}
+
+/// With one thread the proxy runs on a current-thread runtime.
+#[test]
+fn serves_and_drains_on_sigterm_on_one_thread() {
+    drains_on_sigterm("1");
+}
+
+fn drains_on_sigterm(threads: &str) {
     let (_redis, node) = redis();
-    let (mut proxy, port) = proxy(&["--replica", &format!("127.0.0.1:{node}")]);
+    let replica = format!("127.0.0.1:{node}");
+    let (mut proxy, port) = proxy(&["--replica", &replica, "--threads", threads]);
     let mut s = connect(port);
     assert_eq!(
         ask(&mut s, b"SET k v\r\nGET k\r\nPING\r\n", 16),
@@ -152,7 +163,7 @@ fn takes_its_settings_from_a_config_file() {
     std::fs::write(
         &file,
         format!(
-            "replicas = [[\"127.0.0.1:{node}\"]]\ntimeout = \"2s\"\n\n[proxy]\nport = {port}\nrequirepass = \"from-file\"\nmaxclients = 100\n"
+            "replicas = [[\"127.0.0.1:{node}\"]]\ntimeout = \"2s\"\n\n[proxy]\nport = {port}\nrequirepass = \"from-file\"\nmaxclients = 100\nthreads = 1\nclient_output_buffer_limit = \"pubsub 1mb 0 0\"\n"
         ),
     )
     .unwrap();
@@ -200,5 +211,14 @@ fn takes_its_settings_from_a_config_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("prot"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--client-output-buffer-limit", "normal 0 0 0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pubsub class only"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

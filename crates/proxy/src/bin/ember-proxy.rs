@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use client::Client;
 use client::cli::FleetArgs;
-use ember_proxy::ProxyConfig;
+use ember_proxy::{OutputLimit, ProxyConfig};
 use tokio::net::TcpListener;
 use transport::Shutdown;
 
@@ -22,7 +22,7 @@ struct Args {
     /// A TOML file with the fleet (as `--topology` takes it: `replicas`,
     /// `write_policy`...) and a `[proxy]` table of this program's settings
     /// (`port`, `bind`, `requirepass`, `maxclients`, `threads`,
-    /// `grpc_port`); flags override it.
+    /// `grpc_port`, `client_output_buffer_limit`); flags override it.
     #[arg(long, value_name = "FILE", conflicts_with = "topology")]
     config: Option<PathBuf>,
     /// The port to listen on [default: 7379].
@@ -37,13 +37,19 @@ struct Args {
     /// The most clients at once [default: 10000].
     #[arg(long)]
     maxclients: Option<usize>,
-    /// Threads serving clients [default: one per core].
+    /// Threads serving clients [default: one per core]; with 1, one
+    /// current-thread runtime runs everything.
     #[arg(long)]
     threads: Option<usize>,
     /// Also serve the gRPC API (ember.v1.Cache, with health and reflection)
     /// on this port.
     #[arg(long)]
     grpc_port: Option<u16>,
+    /// A subscribed client whose unsent output passes this is
+    /// disconnected, as Redis does: 'pubsub <hard> <soft> <seconds>'
+    /// [default: pubsub 32mb 8mb 60; 0 0 0 for none].
+    #[arg(long, value_name = "LIMIT")]
+    client_output_buffer_limit: Option<String>,
 }
 
 /// The `[proxy]` table of `--config`.
@@ -56,6 +62,7 @@ struct ProxySection {
     maxclients: Option<usize>,
     threads: Option<usize>,
     grpc_port: Option<u16>,
+    client_output_buffer_limit: Option<String>,
 }
 
 /// Reads `--config`: the proxy's table, and the rest (the fleet) as TOML
@@ -93,6 +100,10 @@ fn main() -> std::process::ExitCode {
             args.maxclients = args.maxclients.or(proxy.maxclients);
             args.threads = args.threads.or(proxy.threads);
             args.grpc_port = args.grpc_port.or(proxy.grpc_port);
+            args.client_output_buffer_limit = args
+                .client_output_buffer_limit
+                .take()
+                .or(proxy.client_output_buffer_limit);
             let name = path.display().to_string();
             args.fleet.settings_with(Some((&name, &fleet)))
         }),
@@ -105,11 +116,33 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let pubsub_limit = match args.client_output_buffer_limit.as_deref() {
+        Some(text) => match text.parse::<OutputLimit>() {
+            Ok(limit) => limit,
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        None => OutputLimit::PUBSUB,
+    };
     let port = args.port.unwrap_or(7379);
     let bind = args.bind.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
+    // One thread: everything (the sessions, the fleet client's driver,
+    // the accept loop) on one current-thread runtime, where a request's
+    // hand-off from its session to the driver and back is a local wake
+    // and each turn of the loop first runs every ready session and only
+    // then the driver, as one event loop would (no LIFO slot to run the
+    // driver after the first session, no second thread for the accept
+    // loop, no work-stealing bookkeeping around each park).
+    let mut runtime = match args.threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(threads) = args.threads
+        && threads > 1
+    {
+        runtime.worker_threads(threads);
     }
     let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
@@ -141,6 +174,7 @@ fn main() -> std::process::ExitCode {
         let mut config = ProxyConfig::new();
         config.requirepass = args.requirepass;
         config.maxclients = args.maxclients.unwrap_or(10_000);
+        config.pubsub_output_limit = pubsub_limit;
         let shutdown = Shutdown::new();
         let stopper = shutdown.clone();
         tokio::spawn(async move {
