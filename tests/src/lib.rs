@@ -320,6 +320,14 @@ pub const NODE_CONFIG_ENV: &str = "EMBER_TEST_NODE_CONFIG";
 /// `#[ignore]`d, so a run of the suite does not count it as a test.
 pub const NODE_PROCESS_TEST: &str = "client::ember_node_process";
 
+/// Set (to a tracing filter, say `debug`), an Ember node run by
+/// [`NodeProcess`] logs to the `node.log` in its directory.
+pub const NODE_LOG_ENV: &str = "EMBER_NODE_LOG";
+
+/// Set, a [`NodeProcess`]'s directory (its log, its files) outlives it, and
+/// its path is printed: for a test that failed.
+pub const KEEP_NODES_ENV: &str = "EMBER_KEEP_NODES";
+
 /// A server in a process of its own on a fixed loopback port, so a test can
 /// SIGKILL it mid-load and start it again on the same port. Killed on drop.
 ///
@@ -497,7 +505,14 @@ impl NodeProcess {
             }
         };
         let log = self.dir.join("node.log");
-        let (stdout, stderr) = output_to(&log);
+        // A restarted node's log follows its first life's.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open a log file");
+        let clone = file.try_clone().expect("clone a file handle");
+        let (stdout, stderr) = (Stdio::from(file), Stdio::from(clone));
         let child = command
             .stdin(Stdio::piped())
             .stdout(stdout)
@@ -517,6 +532,15 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::env::var_os(KEEP_NODES_ENV).is_some() {
+            eprintln!(
+                "{:?} node {}: kept {}",
+                self.kind,
+                self.addr(),
+                self.dir.display()
+            );
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -682,6 +706,7 @@ pub fn serve_if_node_process() {
             let mut buf = [0u8; 64];
             while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
         });
+        log_if_asked();
         let mut config = server::Config::default();
         // No save points unless the node's lines set some.
         let lines = std::env::var_os(NODE_CONFIG_ENV).unwrap_or_default();
@@ -697,6 +722,18 @@ pub fn serve_if_node_process() {
         }
     });
     runtime.shutdown_background();
+}
+
+/// With [`NODE_LOG_ENV`] set (to a tracing filter, say `debug`), logs this
+/// process's tracing events to its standard error: a node's go to its
+/// `node.log`, a test's to its output, for a test that failed.
+pub fn log_if_asked() {
+    if let Ok(filter) = std::env::var(NODE_LOG_ENV) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
 
 /// `groups` replica groups of `shards` nodes each, every node its own

@@ -13,19 +13,7 @@ use std::time::{Duration, Instant};
 use ember_tests::{EmberServer, NodeKind, NodeProcess, RedisServer, TempDir};
 use redis::Connection;
 
-fn connect(addr: impl std::fmt::Display) -> Connection {
-    let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
-    client.get_connection().expect("connection")
-}
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
+use crate::redis_crate::{connect, q};
 
 /// Writes a bit of everything: every type, several databases, deadlines,
 /// a transaction, a script, keys changed and deleted, an expired key.
@@ -78,7 +66,7 @@ fn write_dataset(con: &mut Connection) {
 
 /// Every key of every database with its type, value and deadline, as
 /// text, for comparison.
-fn dump(con: &mut Connection) -> BTreeMap<String, String> {
+pub(crate) fn dump(con: &mut Connection) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for db in 0..16 {
         let _: () = q(con, &["SELECT", &db.to_string()]);
@@ -804,4 +792,156 @@ fn function_libraries_survive_rewrites_and_load_into_redis() {
         let seven: i64 = q(&mut con, &["FCALL", "later", "0"]);
         assert_eq!(seven, 7);
     }
+}
+
+/// A field of `INFO persistence`, as a number.
+fn info_field(con: &mut Connection, name: &str) -> u64 {
+    let info: String = q(con, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// `appendfsync everysec` on a disk whose fsync does not return (DEBUG
+/// AOF-FSYNC-HOLD holds it): while it runs, writes of the buffer wait and
+/// replies still leave; after Redis's two seconds a write goes ahead
+/// anyway, counted in `aof_delayed_fsync`; once the fsync returns,
+/// everything reaches the file and loads back.
+#[test]
+fn everysec_postpones_writes_while_the_fsync_runs() {
+    let dir = TempDir::new("aof-delayed-fsync");
+    let ember = EmberServer::start(&[
+        &format!("dir {}", dir.str()),
+        "appendonly yes",
+        "appendfsync everysec",
+    ]);
+    let mut con = connect(ember.addr());
+    let incr = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    let _: () = q(&mut con, &["DEBUG", "AOF-FSYNC-HOLD", "1"]);
+    // Written at once (no fsync runs yet); the next second's fsync holds.
+    let _: () = q(&mut con, &["SET", "before", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "aof_pending_bio_fsync") == 0 {
+        assert!(Instant::now() < deadline, "the fsync never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut con, "aof_delayed_fsync"), 0);
+    // Writes while it is held: each reply arrives; the file holds a key
+    // only once a write went ahead (read the file, then the count).
+    let mut keys = Vec::new();
+    let mut postponed = 0;
+    loop {
+        let key = format!("during-{}", keys.len());
+        let _: () = q(&mut con, &["SET", &key, "1"]);
+        keys.push(key);
+        let data = std::fs::read(&incr).expect("incr file");
+        let delayed = info_field(&mut con, "aof_delayed_fsync");
+        if delayed == 0 {
+            for key in &keys {
+                assert!(!contains(&data, key), "{key} was written during the fsync");
+            }
+            postponed += 1;
+        } else {
+            // The write that went ahead took the whole buffer.
+            let data = std::fs::read(&incr).expect("incr file");
+            assert!(contains(&data, "during-0"), "the delayed write is missing");
+            assert_eq!(delayed, 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write went ahead of the fsync"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _: () = q(&mut con, &["DEBUG", "AOF-FSYNC-HOLD", "0"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "aof_pending_bio_fsync") == 1 {
+        assert!(Instant::now() < deadline, "the fsync never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _: () = q(&mut con, &["SET", "after", "1"]);
+    let data = std::fs::read(&incr).expect("incr file");
+    for key in keys.iter().map(String::as_str).chain(["before", "after"]) {
+        assert!(contains(&data, key), "{key} is not in the file");
+    }
+    let _: () = q(&mut con, &["DEBUG", "LOADAOF"]);
+    let size: usize = q(&mut con, &["DBSIZE"]);
+    assert_eq!(size, keys.len() + 2, "after {postponed} postponed writes");
+}
+
+/// While DEBUG LOADAOF replays a large file, another client's PING gets
+/// `-LOADING Redis is loading the dataset in memory` and its INFO says
+/// `loading:1`, as in Redis; afterwards both are back to normal. The
+/// poller races the load, so a load it missed is tried again (a few
+/// times at most; each load takes a good while).
+#[test]
+fn debug_loadaof_answers_loading_to_other_clients() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::new("aof-loading");
+    let ember = EmberServer::start(&[
+        &format!("dir {}", dir.str()),
+        "appendonly yes",
+        "aof-use-rdb-preamble no",
+    ]);
+    let mut con = connect(ember.addr());
+    const KEYS: usize = 200_000;
+    for chunk in 0..KEYS / 10_000 {
+        let mut pipe = redis::pipe();
+        for i in chunk * 10_000..(chunk + 1) * 10_000 {
+            pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+        }
+        let _: () = pipe.query(&mut con).expect("pipeline");
+    }
+    let mut poller = connect(ember.addr());
+    let (mut saw_error, mut saw_info) = (false, false);
+    for _attempt in 0..10 {
+        let done = Arc::new(AtomicBool::new(false));
+        let loader = {
+            let done = done.clone();
+            let addr = ember.addr();
+            std::thread::spawn(move || {
+                let mut con = connect(addr);
+                let _: () = q(&mut con, &["DEBUG", "LOADAOF"]);
+                done.store(true, Ordering::Release);
+            })
+        };
+        while !done.load(Ordering::Acquire) {
+            match redis::cmd("PING").query::<String>(&mut poller) {
+                Ok(pong) => assert_eq!(pong, "PONG"),
+                Err(e) => {
+                    assert_eq!(e.code(), Some("LOADING"), "{e}");
+                    assert!(
+                        e.to_string()
+                            .contains("Redis is loading the dataset in memory"),
+                        "{e}"
+                    );
+                    saw_error = true;
+                    let info: String = q(&mut poller, &["INFO", "persistence"]);
+                    saw_info |= info.contains("loading:1\r\n");
+                }
+            }
+        }
+        loader.join().expect("the loader");
+        if saw_error && saw_info {
+            break;
+        }
+    }
+    assert!(
+        saw_error && saw_info,
+        "never saw the load ({saw_error}, {saw_info})"
+    );
+    let info: String = q(&mut poller, &["INFO", "persistence"]);
+    assert!(info.contains("loading:0\r\n"), "{info}");
+    let _: String = q(&mut poller, &["PING"]);
+    let size: usize = q(&mut poller, &["DBSIZE"]);
+    assert_eq!(size, KEYS);
 }

@@ -1,8 +1,9 @@
 //! Pub/sub across a fleet, through `ember-client` and `ember-cli`: 2 x 2
 //! fleets of real `ember-server` and `redis-server` processes, channels on
 //! both shards, patterns that span them, order per publisher, a subscriber
-//! whose node is SIGKILLed, and `ember-cli SUBSCRIBE` (a process of its
-//! own, interrupted with SIGINT) printing what `redis-cli` prints.
+//! whose node is SIGKILLed, the same over RESP3 (`Options::pubsub_resp3`),
+//! and `ember-cli SUBSCRIBE` (a process of its own, interrupted with
+//! SIGINT) printing what `redis-cli` prints.
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -26,7 +27,13 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 /// A client that notices failures and recoveries quickly.
 async fn connect(groups: Vec<Vec<String>>) -> Client {
+    connect_with(groups, false).await
+}
+
+/// [`connect`], its subscriptions speaking RESP3 when `resp3` is set.
+async fn connect_with(groups: Vec<Vec<String>>, resp3: bool) -> Client {
     let mut options = Options::default();
+    options.pubsub_resp3 = resp3;
     options.timeout = Duration::from_secs(1);
     options.backoff = Backoff {
         initial: Duration::from_millis(50),
@@ -83,16 +90,59 @@ fn payload(m: &Message) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
 }
 
-fn subscriber_hears_every_shard(kind: NodeKind) {
+/// Per node, its subscribed connections (CLIENT LIST's `sub`, `psub` or
+/// `ssub` above 0) by protocol: (RESP2, RESP3). Nothing for a node that
+/// does not answer.
+async fn subscribers_by_protocol(client: &Client) -> Vec<(usize, usize)> {
+    let mut counts = Vec::new();
+    for node in 0..client.topology().len() as u32 {
+        let Ok(Frame::Bulk(list)) = client.cmd_on(NodeId(node), ["CLIENT", "LIST"]).await else {
+            counts.push((0, 0));
+            continue;
+        };
+        let (mut resp2, mut resp3) = (0, 0);
+        for line in String::from_utf8_lossy(&list).lines() {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or("0")
+                    .to_string()
+            };
+            if ["sub", "psub", "ssub"].iter().all(|f| field(f) == "0") {
+                continue;
+            }
+            match field("resp").as_str() {
+                "3" => resp3 += 1,
+                _ => resp2 += 1,
+            }
+        }
+        counts.push((resp2, resp3));
+    }
+    counts
+}
+
+/// How many subscribed connections speak RESP3, and how many RESP2, over
+/// all nodes.
+async fn subscriber_protocols(client: &Client) -> (usize, usize) {
+    subscribers_by_protocol(client)
+        .await
+        .into_iter()
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+}
+
+fn subscriber_hears_every_shard(kind: NodeKind, resp3: bool) {
     let cluster = NodeCluster::start(kind, 2, 2);
     block_on(async {
         let publisher = connect(cluster.groups()).await;
-        let listener = connect(cluster.groups()).await;
+        let listener = connect_with(cluster.groups(), resp3).await;
         let t = publisher.topology().clone();
         let (a, b) = (channel_on(&t, 0, "chan:"), channel_on(&t, 1, "chan:"));
         let mut sub = listener.subscribe([&a, &b]).await.expect("subscribe");
         // One subscriber in one group: each publish reaches it once.
         assert_eq!(numsub(&publisher, &a).await.iter().sum::<i64>(), 1);
+        // One connection per shard, in the protocol asked for.
+        let want = if resp3 { (0, 2) } else { (2, 0) };
+        assert_eq!(subscriber_protocols(&publisher).await, want);
         // Channels of different shards come over different connections, in
         // no set order between them: one at a time.
         assert_eq!(publisher.publish(&a, "to a").await.unwrap(), 1);
@@ -174,12 +224,22 @@ fn subscriber_hears_every_shard(kind: NodeKind) {
 
 #[test]
 fn subscriber_hears_every_shard_on_ember_nodes() {
-    subscriber_hears_every_shard(NodeKind::Ember);
+    subscriber_hears_every_shard(NodeKind::Ember, false);
 }
 
 #[test]
 fn subscriber_hears_every_shard_on_redis_nodes() {
-    subscriber_hears_every_shard(NodeKind::Redis);
+    subscriber_hears_every_shard(NodeKind::Redis, false);
+}
+
+#[test]
+fn resp3_subscriber_hears_every_shard_on_ember_nodes() {
+    subscriber_hears_every_shard(NodeKind::Ember, true);
+}
+
+#[test]
+fn resp3_subscriber_hears_every_shard_on_redis_nodes() {
+    subscriber_hears_every_shard(NodeKind::Redis, true);
 }
 
 /// How the subscribed node fails.
@@ -194,11 +254,11 @@ enum Failure {
 
 /// A subscriber whose node fails moves to the other group: what is
 /// published once it has moved arrives, in order, and nothing twice.
-fn subscriber_survives_its_node(kind: NodeKind, failure: Failure) {
+fn subscriber_survives_its_node(kind: NodeKind, failure: Failure, resp3: bool) {
     let mut cluster = NodeCluster::start(kind, 2, 2);
     let node = block_on(async {
         let publisher = connect(cluster.groups()).await;
-        let listener = connect(cluster.groups()).await;
+        let listener = connect_with(cluster.groups(), resp3).await;
         let t = publisher.topology().clone();
         let (a, b) = (channel_on(&t, 0, "live:"), channel_on(&t, 1, "live:"));
         let mut sub = listener.subscribe([&a]).await.expect("subscribe");
@@ -251,6 +311,12 @@ fn subscriber_survives_its_node(kind: NodeKind, failure: Failure) {
         let moved = numsub(&publisher, &a).await;
         assert_eq!(moved.iter().sum::<i64>(), 1, "{moved:?}");
         assert_eq!(moved[node], 0, "{moved:?}");
+        // The new connection speaks the protocol asked for too.
+        let protocols = subscribers_by_protocol(&publisher).await;
+        let at = moved.iter().position(|&n| n == 1).unwrap_or(0);
+        let (resp2, resp3_conns) = protocols[at];
+        assert_eq!(resp3_conns > 0, resp3, "{protocols:?}");
+        assert_eq!(resp2 > 0, !resp3, "{protocols:?}");
         // Drain what the probes left (their pattern copies too).
         while tokio::time::timeout(Duration::from_millis(300), sub.recv())
             .await
@@ -297,22 +363,39 @@ fn subscriber_survives_its_node(kind: NodeKind, failure: Failure) {
 
 #[test]
 fn subscriber_survives_its_ember_node() {
-    subscriber_survives_its_node(NodeKind::Ember, Failure::Kill);
+    subscriber_survives_its_node(NodeKind::Ember, Failure::Kill, false);
 }
 
 #[test]
 fn subscriber_survives_its_redis_node() {
-    subscriber_survives_its_node(NodeKind::Redis, Failure::Kill);
+    subscriber_survives_its_node(NodeKind::Redis, Failure::Kill, false);
 }
 
 #[test]
 fn subscriber_leaves_a_hung_ember_node() {
-    subscriber_survives_its_node(NodeKind::Ember, Failure::Hang);
+    subscriber_survives_its_node(NodeKind::Ember, Failure::Hang, false);
 }
 
 #[test]
 fn subscriber_leaves_a_hung_redis_node() {
-    subscriber_survives_its_node(NodeKind::Redis, Failure::Hang);
+    subscriber_survives_its_node(NodeKind::Redis, Failure::Hang, false);
+}
+
+#[test]
+fn resp3_subscriber_survives_its_ember_node() {
+    subscriber_survives_its_node(NodeKind::Ember, Failure::Kill, true);
+}
+
+#[test]
+fn resp3_subscriber_survives_its_redis_node() {
+    subscriber_survives_its_node(NodeKind::Redis, Failure::Kill, true);
+}
+
+/// A hung node is found out by the `PING` the link sends, answered in
+/// RESP3 by an ordinary reply among the pushes.
+#[test]
+fn resp3_subscriber_leaves_a_hung_redis_node() {
+    subscriber_survives_its_node(NodeKind::Redis, Failure::Hang, true);
 }
 
 /// The environment variable that makes [`ember_cli_process`] run

@@ -465,6 +465,7 @@ fn messages(sub: &mut Conn, n: usize) -> Vec<String> {
 fn expiry_events(addr: SocketAddr, lazy: bool) -> Vec<String> {
     let mut ctl = Conn::new(addr);
     ctl.call(&["FLUSHALL"], 1);
+    ctl.call(&["CONFIG", "RESETSTAT"], 1);
     ctl.call(&["CONFIG", "SET", "notify-keyspace-events", "Ex"], 1);
     let active = if lazy { "0" } else { "1" };
     ctl.call(&["DEBUG", "SET-ACTIVE-EXPIRE", active], 1);
@@ -486,6 +487,10 @@ fn expiry_events(addr: SocketAddr, lazy: bool) -> Vec<String> {
     let mut got = messages(&mut sub, keys.len());
     got.sort();
     ctl.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"], 1);
+    // INFO counts them all, found by a command or by the cycle.
+    let info = show(&ctl.call(&["INFO", "stats"], 1));
+    let counted = info.lines().find(|l| l.starts_with("expired_keys:"));
+    got.push(counted.unwrap_or("no expired_keys").to_owned());
     got
 }
 
@@ -498,7 +503,8 @@ fn expired_keys_raise_expired_events_as_in_redis() {
         let want = expiry_events(redis.addr(), lazy);
         let got = expiry_events(ember.addr(), lazy);
         assert_eq!(got, want, "lazy: {lazy}");
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[3], "expired_keys:3");
     }
 }
 
@@ -526,4 +532,248 @@ fn a_replica_raises_the_events_of_what_it_applies() {
     assert!(names[0].starts_with("set\r\n"), "{got:?}");
     assert!(names[1].starts_with("lpush\r\n"), "{got:?}");
     assert!(names[2].starts_with("del\r\n"), "{got:?}");
+}
+
+/// Keys that have expired but are still in the table (the expiry cycle
+/// off, nothing has looked them up), each met by a command that
+/// overwrites, moves or reads it: the setup (databases 0 and 1), the keys
+/// to expire (database, key) and the commands.
+type InPlace<'a> = (
+    &'a [&'a [&'a str]],
+    &'a [(&'a str, &'a str)],
+    &'a [&'a [&'a str]],
+);
+
+/// Runs the setup with notifications off, gives the keys to expire one
+/// deadline a little ahead and waits until it has passed (a sentinel key
+/// with the same deadline is polled with PTTL until it is gone; the keys
+/// themselves are never looked at), then subscribes and runs the commands
+/// under `classes`. Returns what the subscriber received.
+fn expired_in_place_events(
+    addr: SocketAddr,
+    classes: &str,
+    (setup, expire, script): InPlace<'_>,
+) -> Vec<String> {
+    let mut ctl = Conn::new(addr);
+    ctl.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"], 1);
+    // A deadline the setup is sure to beat: more room on each try (a busy
+    // machine may take long between the TIME and the PEXPIREATs).
+    let mut ahead_ms = 100;
+    let sizes = loop {
+        ctl.call(&["CONFIG", "SET", "notify-keyspace-events", ""], 1);
+        ctl.call(&["FLUSHALL"], 1);
+        for cmd in setup {
+            ctl.call(cmd, 1);
+        }
+        let sizes = dbsizes(&mut ctl);
+        let time = show(&ctl.call(&["TIME"], 1));
+        let parts: Vec<i64> = time.split("\r\n").filter_map(|l| l.parse().ok()).collect();
+        let deadline = (parts[0] * 1000 + parts[1] / 1000 + ahead_ms).to_string();
+        for &(db, key) in expire.iter().chain(&[("0", "in-place:clock")]) {
+            ctl.call(&["SELECT", db], 1);
+            if key == "in-place:clock" {
+                ctl.call(&["SET", key, "tick"], 1);
+            }
+            ctl.call(&["PEXPIREAT", key, &deadline], 1);
+        }
+        ctl.call(&["SELECT", "0"], 1);
+        let waited = std::time::Instant::now() + Duration::from_secs(10);
+        while show(&ctl.call(&["PTTL", "in-place:clock"], 1)) != ":-2\r\n" {
+            assert!(
+                std::time::Instant::now() < waited,
+                "the deadline never passed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Every key still in the table (none was deleted by a deadline
+        // already past when it was set).
+        if dbsizes(&mut ctl) == sizes {
+            break sizes;
+        }
+        assert!(ahead_ms < 5_000, "the setup never beat its deadline");
+        ahead_ms *= 4;
+    };
+    assert!(sizes.iter().sum::<usize>() > 0);
+    ctl.call(&["CONFIG", "SET", "notify-keyspace-events", classes], 1);
+    let mut sub = Conn::new(addr);
+    sub.call(&["PSUBSCRIBE", "__key*__:*"], 1);
+    for cmd in script {
+        // Each command's events end with a message naming it and its
+        // reply (a command that fails or does nothing must do so on both).
+        let reply = show(&ctl.call(cmd, 1));
+        let step = format!("{cmd:?} -> {reply:?}");
+        ctl.call(&["PUBLISH", "__keyevent@99__:step", &step], 1);
+    }
+    let got = until_end(&mut ctl, &mut sub);
+    ctl.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"], 1);
+    got
+}
+
+/// DBSIZE of databases 0 and 1 (which count expired keys not yet
+/// deleted); leaves database 0 selected.
+fn dbsizes(ctl: &mut Conn) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for db in ["1", "0"] {
+        ctl.call(&["SELECT", db], 1);
+        let n = show(&ctl.call(&["DBSIZE"], 1));
+        sizes.push(
+            n.trim_start_matches(':')
+                .trim_end()
+                .parse()
+                .expect("DBSIZE"),
+        );
+    }
+    sizes
+}
+
+/// A command that meets a key past its deadline but still in the table
+/// raises `expired` for it first (the lookup that deletes it), then its
+/// own events (`new` where the key is then added), as Redis does: MSET,
+/// MSETNX, RENAME, COPY, MOVE, SMOVE, the STORE commands, the pushes and
+/// sets that create a key.
+#[test]
+fn keys_expired_in_place_raise_expired_first_as_in_redis() {
+    let redis = RedisServer::start(&["--enable-debug-command", "yes"]);
+    let ember = EmberServer::start(&[]);
+    let setup: &[&[&str]] = &[
+        &["MSET", "m1", "1", "m2", "1", "mn1", "1", "md", "1"],
+        &[
+            "MSET", "rs", "1", "rd", "1", "rs2", "1", "ns", "1", "nd", "1",
+        ],
+        &[
+            "MSET", "cs", "1", "cd", "1", "cs2", "1", "cd2", "1", "cs3", "1",
+        ],
+        &[
+            "MSET", "mv", "1", "mv2", "1", "gs", "1", "sn", "1", "st", "1",
+        ],
+        &[
+            "MSET", "se", "1", "ud", "1", "id", "1", "sd2", "1", "zd", "1",
+        ],
+        &[
+            "MSET", "zrd", "1", "bs", "a", "bd", "1", "d1", "1", "d2", "1",
+        ],
+        &[
+            "MSET", "in", "1", "ap", "1", "sr", "1", "bit", "1", "gd", "1",
+        ],
+        &["MSET", "ex", "1", "ge", "1", "ps", "1", "ifl", "1"],
+        &["SADD", "ss", "a", "b"],
+        &["SADD", "sd", "x"],
+        &["SADD", "ss2", "a"],
+        &["SADD", "us", "a"],
+        &["SADD", "is", "a"],
+        &["SADD", "sa", "a"],
+        &["RPUSH", "ls", "a"],
+        &["RPUSH", "ld", "x"],
+        &["RPUSH", "rls", "a"],
+        &["RPUSH", "rld", "x"],
+        &["RPUSH", "srt", "2", "1"],
+        &["RPUSH", "lp", "x"],
+        &["ZADD", "z", "1", "a"],
+        &["ZADD", "z2", "1", "a"],
+        &["ZADD", "za", "1", "a"],
+        &["HSET", "hs", "f", "v"],
+        &["HSET", "hi", "f", "1"],
+        &["SELECT", "1"],
+        &["SET", "mv", "2"],
+        &["SELECT", "0"],
+    ];
+    let expire: &[(&str, &str)] = &[
+        ("0", "m1"),
+        ("0", "mn1"),
+        ("0", "md"),
+        ("0", "rd"),
+        ("0", "rs2"),
+        ("0", "nd"),
+        ("0", "cd"),
+        ("0", "cd2"),
+        ("0", "cs3"),
+        ("1", "mv"),
+        ("0", "mv2"),
+        ("0", "sd"),
+        ("0", "ss2"),
+        ("0", "gs"),
+        ("0", "sn"),
+        ("0", "st"),
+        ("0", "se"),
+        ("0", "ud"),
+        ("0", "id"),
+        ("0", "ld"),
+        ("0", "rld"),
+        ("0", "sd2"),
+        ("0", "zd"),
+        ("0", "zrd"),
+        ("0", "bd"),
+        ("0", "d1"),
+        ("0", "lp"),
+        ("0", "in"),
+        ("0", "ap"),
+        ("0", "hs"),
+        ("0", "sa"),
+        ("0", "za"),
+        ("0", "sr"),
+        ("0", "bit"),
+        ("0", "gd"),
+        ("0", "ex"),
+        ("0", "ge"),
+        ("0", "ps"),
+        ("0", "ifl"),
+        ("0", "hi"),
+    ];
+    let script: &[&[&str]] = &[
+        &["MSET", "m1", "2", "m2", "2", "m3", "2"],
+        &["MSETNX", "mn1", "2", "mn3", "2"],
+        &["MSET", "md", "2", "md", "3"],
+        &["RENAME", "rs", "rd"],
+        &["RENAME", "rs2", "rd2"],
+        &["RENAMENX", "ns", "nd"],
+        &["COPY", "cs", "cd"],
+        &["COPY", "cs2", "cd2", "REPLACE"],
+        &["COPY", "cs3", "cd3"],
+        &["MOVE", "mv", "1"],
+        &["MOVE", "mv2", "1"],
+        &["SMOVE", "ss", "sd", "a"],
+        &["SMOVE", "ss2", "sd3", "a"],
+        &["GETSET", "gs", "2"],
+        &["SETNX", "sn", "2"],
+        &["SET", "st", "2"],
+        &["SETEX", "se", "100", "2"],
+        &["SUNIONSTORE", "ud", "us"],
+        &["SINTERSTORE", "id", "is"],
+        &["LMOVE", "ls", "ld", "LEFT", "RIGHT"],
+        &["RPOPLPUSH", "rls", "rld"],
+        &["SORT", "srt", "STORE", "sd2"],
+        &["ZUNIONSTORE", "zd", "1", "z"],
+        &["ZRANGESTORE", "zrd", "z2", "0", "-1"],
+        &["BITOP", "NOT", "bd", "bs"],
+        &["DEL", "d1", "d2"],
+        &["LPUSH", "lp", "a"],
+        &["INCR", "in"],
+        &["APPEND", "ap", "x"],
+        &["HSET", "hs", "g", "v"],
+        &["SADD", "sa", "b"],
+        &["ZADD", "za", "2", "b"],
+        &["SETRANGE", "sr", "0", "x"],
+        &["SETBIT", "bit", "0", "1"],
+        &["GETDEL", "gd"],
+        &["EXPIRE", "ex", "100"],
+        &["GETEX", "ge", "PERSIST"],
+        &["PERSIST", "ps"],
+        &["INCRBYFLOAT", "ifl", "1.5"],
+        &["HINCRBY", "hi", "f", "1"],
+    ];
+    for classes in ["KEA", "KEAn", "Eg$n", "Kx"] {
+        let want = expired_in_place_events(redis.addr(), classes, (setup, expire, script));
+        let got = expired_in_place_events(ember.addr(), classes, (setup, expire, script));
+        if got != want {
+            let at = got.iter().zip(&want).take_while(|(g, w)| g == w).count();
+            panic!(
+                "notify-keyspace-events {classes:?}: {} lines, Redis {}; first difference at \
+                 {at}: {:?} where Redis has {:?}",
+                got.len(),
+                want.len(),
+                got.get(at),
+                want.get(at)
+            );
+        }
+    }
 }

@@ -36,6 +36,16 @@ impl Conn {
         self.stream.write_all(&request).expect("write");
     }
 
+    /// Sends `commands` in one write: a pipeline that arrives at once.
+    pub(crate) fn send_many(&mut self, commands: &[&[&str]]) {
+        let mut request = BytesMut::new();
+        for args in commands {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            resp::encode_command(&mut request, &args);
+        }
+        self.stream.write_all(&request).expect("write");
+    }
+
     /// Sends a command of binary arguments.
     pub(crate) fn send_bytes(&mut self, args: &[&[u8]]) {
         let mut request = BytesMut::new();

@@ -577,7 +577,13 @@ fn a_replica_that_stops_reading_is_dropped_and_the_master_keeps_serving() {
         info_field(&mut m, "replication", "connected_slaves") == "0"
     });
     assert_eq!(cmd::<i64>(&mut m, &["DBSIZE"]), 32);
-    // Its connection is closed: reading drains what was sent, then ends.
+    link_closed(&mut stuck);
+}
+
+/// Asserts that the master closes the link of a replica that stopped
+/// reading: reading drains what was sent, then ends (within a bound).
+pub(crate) fn link_closed(stuck: &mut std::net::TcpStream) {
+    use std::io::Read;
     stuck
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

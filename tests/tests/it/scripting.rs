@@ -733,3 +733,131 @@ fn a_script_reaching_out_counts_its_commands_once() {
     assert_eq!(calls(&e), calls(&r), "(ember first, redis second)");
     assert_eq!(calls(&e)[0], "eval: 3");
 }
+
+/// What errorstats, `total_error_replies` and each command's rejected and
+/// failed calls say after a script's command fails or is refused, whether
+/// the script lets the error out or catches it: Redis counts such an error
+/// once, when the command fails. And SORT BY a constant inside a script
+/// sorts a set's members, as Redis does so that scripts are deterministic.
+#[test]
+fn script_errors_are_counted_as_redis_counts_them() {
+    let mut p = Pair::start();
+    // The counters of `line`'s command (`cmdstat_set`), without the times.
+    let counts = |info: &[u8], command: &str| -> String {
+        let text = String::from_utf8_lossy(info).into_owned();
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("errorstat_") || l.starts_with("total_error_replies"))
+            .map(str::to_owned)
+            .collect();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        {
+            out.extend(
+                line.split(',')
+                    .filter(|f| f.starts_with("rejected_calls") || f.starts_with("failed_calls"))
+                    .map(str::to_owned),
+            );
+        }
+        out.sort();
+        out.join(" ")
+    };
+    let cases: &[(&[&str], &[&str], &str)] = &[
+        // Refused: over maxmemory, raised or caught.
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.call('set','x','y')", "1", "x"],
+            "set",
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('set','x','y') return 1",
+                "1",
+                "x",
+            ],
+            "set",
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.pcall('set','x','y')", "1", "x"],
+            "set",
+        ),
+        // Refused: a write from a read-only script.
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL_RO", "return redis.call('set','x','y')", "1", "x"],
+            "set",
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &[
+                "EVAL_RO",
+                "local t = redis.pcall('set','x','y') return 1",
+                "1",
+                "x",
+            ],
+            "set",
+        ),
+        // Failed: the command ran and answered an error.
+        (
+            &["SET", "s", "abc"],
+            &["EVAL", "return redis.call('incr','s')", "1", "s"],
+            "incr",
+        ),
+        (
+            &["SET", "s", "abc"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('incr','s') return 1",
+                "1",
+                "s",
+            ],
+            "incr",
+        ),
+        // The script's own error.
+        (&["PING"], &["EVAL", "error('boom')", "0"], "eval"),
+    ];
+    for (setup, script, command) in cases {
+        let mut seen = Vec::new();
+        for conn in [&mut p.redis, &mut p.ember] {
+            call(conn, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+            call(conn, &[b"FLUSHALL"]);
+            let args: Vec<&[u8]> = setup.iter().map(|a| a.as_bytes()).collect();
+            call(conn, &args);
+            call(conn, &[b"CONFIG", b"RESETSTAT"]);
+            let args: Vec<&[u8]> = script.iter().map(|a| a.as_bytes()).collect();
+            let reply = call(conn, &args);
+            call(conn, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+            let info = call(conn, &[b"INFO", b"all"]);
+            seen.push((
+                String::from_utf8_lossy(&reply).into_owned(),
+                counts(&info, command),
+            ));
+        }
+        assert_eq!(seen[0], seen[1], "{script:?} after {setup:?} (redis first)");
+    }
+    let mut sadd = vec!["SADD", "myset"];
+    let members = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "l", "m", "n", "o", "p", "q", "r", "s", "t",
+        "u", "v", "z", "aa", "aaa", "azz",
+    ];
+    sadd.extend(members);
+    p.check(&[
+        &sadd,
+        &[
+            "EVAL",
+            "return redis.call('sort',KEYS[1],'by','_')",
+            "1",
+            "myset",
+        ],
+        &[
+            "EVAL",
+            "return redis.call('sort_ro',KEYS[1],'by','_')",
+            "1",
+            "myset",
+        ],
+    ]);
+}

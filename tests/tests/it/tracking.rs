@@ -13,7 +13,8 @@ use crate::python::run_py;
 
 /// One step: on connection `conn` (0: tracking, RESP3; 1: writer; 2:
 /// redirect target, RESP2 subscriber; 3: tracking, RESP2), send `args`
-/// (`$R` stands for connection 2's id) and read `frames` frames.
+/// (`$R` stands for connection 2's id; `|` separates the commands of a
+/// pipeline) and read `frames` frames.
 type Step = (usize, &'static [&'static str], usize);
 
 fn run(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
@@ -30,11 +31,22 @@ fn run(addr: SocketAddr, steps: &[Step]) -> Vec<String> {
                 .iter()
                 .map(|&a| if a == "$R" { id.as_str() } else { a })
                 .collect();
-            let got = conns[c].call(&args, frames);
+            // `|` separates the commands of a pipeline, sent in one write.
+            let got = if args.contains(&"|") {
+                let commands: Vec<&[&str]> = args.split(|a| *a == "|").collect();
+                conns[c].send_many(&commands);
+                conns[c].call(&[], frames)
+            } else {
+                conns[c].call(&args, frames)
+            };
             // The redirect id differs between the servers: CLIENT GETREDIR
-            // and TRACKINGINFO's redirect name it.
+            // and TRACKINGINFO's redirect name it (only those: another
+            // reply may be the same number, APPEND's length say).
             let got = show(&got).replace(&format!("redirect\r\n:{id}\r\n"), "redirect\r\n:$R\r\n");
-            if got == format!(":{id}\r\n") {
+            let getredir = args.len() == 2
+                && args[0].eq_ignore_ascii_case("client")
+                && args[1].eq_ignore_ascii_case("getredir");
+            if getredir && got == format!(":{id}\r\n") {
                 ":$R\r\n".to_string()
             } else {
                 got
@@ -183,6 +195,83 @@ fn bcast_and_resp2_redirection_match_redis() {
         (0, &["SET", "mine", "1"], 1),
         (1, &["SET", "theirs", "1"], 1),
         (0, &[], 1),
+    ]);
+}
+
+/// A pipeline of writes: Redis gathers its BCAST invalidations and sends
+/// them once, before its event loop sleeps, one array per prefix with
+/// every key of the pipeline (sorted, each once); Ember once the batch
+/// ends. A `PING` after them shows nothing more came.
+#[test]
+fn bcast_invalidations_of_a_pipeline_come_at_once_as_in_redis() {
+    same(&[
+        (
+            0,
+            &[
+                "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "p:", "PREFIX", "q",
+            ],
+            1,
+        ),
+        (
+            1,
+            &[
+                "SET", "p:2", "a", "|", "SET", "q1", "b", "|", "SET", "p:1", "c", "|", "DEL",
+                "p:2", "|", "MSET", "p:3", "x", "q0", "y", "zz", "z", "|", "INCR", "p:0", "|",
+                "SET", "other", "1", "|", "GET", "p:1",
+            ],
+            8,
+        ),
+        (0, &[], 2),
+        (0, &["PING"], 1),
+        // Its own pipeline: the replies, then the invalidations.
+        (
+            0,
+            &["SET", "p:b", "1", "|", "SET", "p:a", "2", "|", "GET", "q"],
+            4,
+        ),
+        (0, &["PING"], 1),
+        // NOLOOP: it hears of the other's pipeline, not of its own.
+        (0, &["CLIENT", "TRACKING", "off"], 1),
+        (
+            0,
+            &[
+                "CLIENT", "TRACKING", "on", "BCAST", "NOLOOP", "PREFIX", "p:",
+            ],
+            1,
+        ),
+        (0, &["SET", "p:mine", "1", "|", "SET", "p:both", "1"], 2),
+        (1, &["SET", "p:theirs", "1", "|", "SET", "p:both", "2"], 2),
+        (0, &[], 1),
+        (0, &["SET", "p:both", "3"], 1),
+        (0, &["PING"], 1),
+        // A transaction inside a pipeline: one message still.
+        (
+            1,
+            &[
+                "SET", "p:t0", "1", "|", "MULTI", "|", "SET", "p:t1", "1", "|", "SET", "q:t", "1",
+                "|", "EXEC", "|", "SET", "p:t2", "1",
+            ],
+            6,
+        ),
+        (0, &[], 1),
+        (0, &["PING"], 1),
+        // RESP2 redirection: one `__redis__:invalidate` message per prefix.
+        (
+            3,
+            &[
+                "CLIENT", "TRACKING", "on", "BCAST", "REDIRECT", "$R", "PREFIX", "r:",
+            ],
+            1,
+        ),
+        (
+            1,
+            &[
+                "SET", "r:1", "a", "|", "SET", "r:0", "b", "|", "SET", "r:1", "c",
+            ],
+            3,
+        ),
+        (2, &[], 1),
+        (2, &["PING"], 1),
     ]);
 }
 
