@@ -46,7 +46,9 @@ wait_up() {
 wait_up "$EPORT"
 wait_up "$RPORT"
 
-# N keys of 16-byte values, through redis-cli --pipe.
+# N keys of 18-byte values, through redis-cli --pipe, named as
+# redis-benchmark names its random keys (`key:` and 12 digits), so that its
+# SET load overwrites them (every write changes a key the snapshot has).
 populate() {
     python3 - "$KEYS" <<'EOF' | redis-cli -p "$1" --pipe >/dev/null
 import sys
@@ -54,8 +56,8 @@ n = int(sys.argv[1])
 out = sys.stdout.buffer
 chunk = []
 for i in range(n):
-    k = b"key:%010d" % i
-    v = b"value-%010d" % i
+    k = b"key:%012d" % i
+    v = b"value-%012d" % i
     chunk.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
     if len(chunk) == 10000:
         out.write(b"".join(chunk))
@@ -73,7 +75,7 @@ port, stop = int(sys.argv[1]), sys.argv[2]
 s = socket.create_connection(("127.0.0.1", port))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 lat = []
-reqs = [b"*1\r\n$4\r\nPING\r\n", b"*2\r\n$3\r\nGET\r\n$14\r\nkey:0000000042\r\n"]
+reqs = [b"*1\r\n$4\r\nPING\r\n", b"*2\r\n$3\r\nGET\r\n$16\r\nkey:000000000042\r\n"]
 i = 0
 while not os.path.exists(stop):
     t = time.perf_counter()
@@ -136,7 +138,8 @@ baseline() { # NAME PORT
     rm -f "$stop"
     probe "$2" "$stop" >"$WORK/probe-base-$1" &
     local probe_pid=$!
-    redis-benchmark -p "$2" -t get -r "$KEYS" -c 20 -n 100000000 -q >/dev/null 2>&1 &
+    redis-benchmark -p "$2" -t "$([ -n "${WRITES:-}" ] && echo set || echo get)" \
+        -r "$KEYS" -c 20 -n 100000000 -q >/dev/null 2>&1 &
     local bench_pid=$!
     sleep 3
     touch "$stop"
@@ -171,6 +174,9 @@ baseline ember "$EPORT"
 baseline redis "$RPORT"
 measure ember "$EPORT" "$EPID"
 measure redis "$RPORT" "$RPID"
+# The noise floor under writes.
+WRITES=1 baseline ember-w "$EPORT"
+WRITES=1 baseline redis-w "$RPORT"
 # Writes during the save: SET on random keys makes the server encode
 # shards ahead of the walker (Ember) or copy pages (Redis).
 WRITES=1 measure ember-w "$EPORT" "$EPID"

@@ -13,7 +13,8 @@
 # Usage: benches/cache-per-request.sh [KEYS] [REQUESTS] [TESTS] [PIPELINE]
 #   KEYS      preloaded keys `key:NNNNNNNNNNNN` holding "1" (default 1000000)
 #   REQUESTS  requests per run (default 200000)
-#   TESTS     comma-separated: get, set, incr (default get,incr)
+#   TESTS     comma-separated: get, set, incr, evalsha, eval (default
+#             get,incr; the scripts run `redis.call('INCR', KEYS[1])`)
 #   PIPELINE  redis-benchmark's -P (default 16)
 #   SERVERS   (environment) which to run, default "redis ember"
 #   EMBER_BIN (environment) another ember-server binary to measure (an
@@ -67,11 +68,14 @@ redis-cli -p "$port" save >/dev/null
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 wait "${pids[-1]}" 2>/dev/null || true
 
+script="return redis.call('INCR', KEYS[1])"
+sha=$(printf '%s' "$script" | sha1sum | cut -d' ' -f1)
 command_of() {
     case $1 in
         get) echo "GET key:__rand_int__" ;;
         set) echo "SET key:__rand_int__ 1" ;;
         incr) echo "INCR key:__rand_int__" ;;
+        evalsha) echo "EVALSHA $sha 1 key:__rand_int__" ;;
         *) echo "unknown test $1" >&2; exit 1 ;;
     esac
 }
@@ -93,7 +97,7 @@ run() {
             --dir "$dir" --dbfilename dump.rdb --enable-debug-command local >/dev/null 2>&1 &
     else
         "${cg[@]}" "${EMBER_BIN:-target/release/ember-server}" --port "$port" --threads 1 --dir "$dir" \
-            --dbfilename dump.rdb >/dev/null 2>&1 &
+            --dbfilename dump.rdb --save '' >/dev/null 2>&1 &
     fi
     local pid=$!
     pids+=("$pid")
@@ -104,14 +108,20 @@ run() {
     # keyspace ten times a second, and under valgrind a run lasts minutes:
     # work that depends on how long the run takes, not on its requests.
     redis-cli -p "$port" debug set-active-expire 0 >/dev/null
+    redis-cli -p "$port" script load "$script" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
     # A first run warms the simulated caches (they start empty when the
     # instrumentation starts), then the counts start again from zero.
     local round
     for round in warm count; do
         # shellcheck disable=SC2046
-        redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
-            $(command_of "$test") >/dev/null 2>&1
+        if [[ $test == eval ]]; then
+            redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
+                EVAL "$script" 1 key:__rand_int__ >/dev/null 2>&1
+        else
+            redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -P "$pipeline" -r "$keys" -q \
+                $(command_of "$test") >/dev/null 2>&1
+        fi
         [[ $round == warm ]] && callgrind_control -z "$pid" >/dev/null 2>&1
     done
     callgrind_control -i off "$pid" >/dev/null 2>&1

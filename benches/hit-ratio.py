@@ -11,21 +11,29 @@ fifth of the trace).
 Traces (seeded: the same keys in the same order every run):
   zipf-0.8, zipf-1.0   Zipf-distributed reads over KEYS keys
   zipf-scan            Zipf 1.0, and every REQUESTS/20 reads a scan of
-                       KEYS/10 keys read once and never again
+                       KEYS/10 keys (at most REQUESTS/20) read once and
+                       never again
   shifting             Zipf 1.0 over a working set that moves by KEYS/4
                        keys four times
 
 Usage: benches/hit-ratio.py EMBER_BIN [KEYS] [REQUESTS] [MAXMEMORY_MB] [SVG]
    (defaults: 200000 1000000 16; needs redis-server and the redis module)
    With SVG, also writes the results as a bar chart to that file.
+   TRACES=zipf-0.8,... runs only those traces; RUNS=0,1,6 only those
+   columns (numbered as printed), for the long runs at 10M keys.
 Prints one row per trace: each server and policy's hit ratio, in %, at
 equal maxmemory, and Ember's again at the maxmemory where it holds as many
 keys as Redis (its per-key overhead and startup memory differ: the second
-pair compares the eviction policies alone).
+pair compares the eviction policies alone); then Ember's own policy,
+allkeys-s3fifo, at both.
 """
 
+import array
 import bisect
+import itertools
+import os
 import random
+import math
 import socket
 import subprocess
 import sys
@@ -38,12 +46,10 @@ CHUNK = 500
 
 
 def zipf_cdf(n, s):
-    weights = [1.0 / (i + 1) ** s for i in range(n)]
-    total = sum(weights)
-    cdf, acc = [], 0.0
-    for w in weights:
-        acc += w / total
-        cdf.append(acc)
+    # Arrays of doubles, not lists of floats: at 10M keys a list would
+    # take 320 MB a distribution.
+    total = math.fsum(1.0 / (i + 1) ** s for i in range(n))
+    cdf = array.array("d", itertools.accumulate((1.0 / (i + 1) ** s) / total for i in range(n)))
     return cdf
 
 
@@ -55,16 +61,17 @@ def traces(keys, requests):
     rng = random.Random(16)
     # Ranks are spread over key names at random, so popular keys are not
     # neighbours in any table.
-    names = list(range(keys * 2))
+    names = array.array("q", range(keys * 2))
     rng.shuffle(names)
     c08, c10 = zipf_cdf(keys, 0.8), zipf_cdf(keys, 1.0)
     yield "zipf-0.8", [names[draw(rng, c08)] for _ in range(requests)]
     yield "zipf-1.0", [names[draw(rng, c10)] for _ in range(requests)]
     scan, out, fresh = requests // 20, [], keys
+    scanned = min(keys // 10, scan)
     for i in range(requests):
         if i % scan == 0 and i > 0:
-            out.extend(("scan", fresh + j) for j in range(keys // 10))
-            fresh += keys // 10
+            out.extend(("scan", fresh + j) for j in range(scanned))
+            fresh += scanned
         out.append(names[draw(rng, c10)])
     yield "zipf-scan", out
     out = []
@@ -74,7 +81,14 @@ def traces(keys, requests):
     yield "shifting", out
 
 
+# HIT_RATIO_PORT=N: servers take ports N, N+1, ... (a range of one's own)
+# instead of whatever port the system has free.
+PORTS = itertools.count(int(os.environ["HIT_RATIO_PORT"])) if os.environ.get("HIT_RATIO_PORT") else None
+
+
 def free_port():
+    if PORTS is not None:
+        return next(PORTS)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -100,13 +114,14 @@ def start(kind, binary, memory, policy):
     raise RuntimeError(f"{kind} did not start")
 
 
-def calibrate(kind, binary, memory):
+def calibrate(kind, binary, memory, policy="noeviction"):
     """The memory at which `kind` holds as many keys as Redis does within
     `memory`: each server's startup memory and bytes per key of the
-    traces' shape, measured by filling 50,000 keys without a limit."""
+    traces' shape, measured by filling 50,000 keys without a limit (under
+    `policy` for `kind`: allkeys-s3fifo counts its queues)."""
     per = {}
     for k in ("redis", kind):
-        proc, con = start(k, binary, 0, "noeviction")
+        proc, con = start(k, binary, 0, policy if k == kind else "noeviction")
         try:
             before = con.info("memory")["used_memory"]
             pipe = con.pipeline(transaction=False)
@@ -147,7 +162,7 @@ def replay(con, trace):
 def chart(path, runs, results):
     """A grouped bar chart (one group per trace, one bar per run) as SVG,
     written without any plotting library."""
-    colors = ["#c0392b", "#e67e22", "#2980b9", "#16a085", "#8e44ad", "#2c3e50"]
+    colors = ["#c0392b", "#e67e22", "#2980b9", "#16a085", "#8e44ad", "#2c3e50", "#27ae60", "#7f8c8d"]
     bar, gap, top, left, height = 14, 30, 30, 50, 260
     lo = min(min(r) for _, r in results) // 10 * 10
     hi = 100
@@ -180,6 +195,14 @@ def chart(path, runs, results):
         f.write("\n".join(out) + "\n")
 
 
+def only(runs):
+    """EMBER_ONLY=policy,... restricts the runs (for trying one policy)."""
+    want = os.environ.get("EMBER_ONLY")
+    if not want:
+        return runs
+    return [r for r in runs if r[1] in want.split(",")]
+
+
 def main():
     binary = sys.argv[1]
     keys = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
@@ -187,6 +210,8 @@ def main():
     memory_mb = int(sys.argv[4]) if len(sys.argv) > 4 else 16
     memory = memory_mb << 20
     equal_keys, per = calibrate("ember", binary, memory)
+    equal_keys_s3, per_s3 = calibrate("ember", binary, memory, "allkeys-s3fifo")
+    per["ember allkeys-s3fifo"] = per_s3["ember"]
     runs = [
         ("redis", "allkeys-lru", memory),
         ("redis", "allkeys-lfu", memory),
@@ -194,15 +219,24 @@ def main():
         ("ember", "allkeys-lfu", memory),
         ("ember", "allkeys-lru", equal_keys),
         ("ember", "allkeys-lfu", equal_keys),
+        ("ember", "allkeys-s3fifo", memory),
+        ("ember", "allkeys-s3fifo", equal_keys_s3),
     ]
+    runs = only(runs)
+    if os.environ.get("RUNS"):
+        runs = [runs[int(i)] for i in os.environ["RUNS"].split(",")]
     print(f"keys={keys} requests={requests} maxmemory={memory_mb}mb value=100B")
     for k, (startup, bpk) in per.items():
         print(f"{k}: startup {startup} bytes, {bpk:.1f} bytes per key")
     print(f"equal keys: ember at maxmemory {equal_keys} holds as many keys as redis at {memory}")
+    print(f"equal keys: ember allkeys-s3fifo at maxmemory {equal_keys_s3}, its queues included")
     print("| trace | " + " | ".join(f"{k} {p} {m / 2**20:.1f}mb" for k, p, m in runs) + " |")
     print("|---|" + "---:|" * len(runs))
     results = []
+    wanted = os.environ.get("TRACES")
     for name, trace in traces(keys, requests):
+        if wanted and name not in wanted.split(","):
+            continue
         row = []
         for kind, policy, mem in runs:
             proc, con = start(kind, binary, mem, policy)

@@ -11,6 +11,11 @@
 #   ROUNDS    runs per row and proxy, alternating; the median is shown (3)
 #   PIN=1     redis-benchmark on core 0, servers and proxies on the others
 #   TESTS     the rows, space-separated (default: set get incr mset mget)
+#   PIPELINES the pipeline depths, space-separated (default: 1 16)
+#   PROXY     the ember-proxy binary (default: a release build of this tree,
+#             in $CARGO_TARGET_DIR if set), to compare two builds
+#   GROUPS2=0 skips the two-group ember-proxy column
+#   PORT_BASE ports from this one up (default: any free ports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-100000}
@@ -23,9 +28,20 @@ if [[ ${PIN:-0} == 1 ]] && (($(nproc) >= 2)); then
     server_cpus="taskset -c 1-$(($(nproc) - 1))"
     client_cpus="taskset -c 0"
 fi
-cargo build --release -q -p ember-proxy
+if [[ -z ${PROXY:-} ]]; then
+    cargo build --release -q -p ember-proxy
+    PROXY=${CARGO_TARGET_DIR:-target}/release/ember-proxy
+fi
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# PORT_BASE=N: ports N, N+1... (else any free port).
+free_port() {
+    if [[ -n ${PORT_BASE:-} ]]; then
+        local n; n=$(cat "$workdir/next-port" 2>/dev/null || echo "$PORT_BASE")
+        echo $((n + 1)) >"$workdir/next-port"; echo "$n"
+    else
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    fi
+}
 wait_port() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
 
 workdir=$(mktemp -d)
@@ -56,14 +72,17 @@ $server_cpus nutcracker -c "$workdir/nutcracker.yml" -o "$workdir/nutcracker.log
 twem_pid=$!; pids+=($twem_pid); wait_port "$twem_port"
 
 ember_port=$(free_port)
-$server_cpus target/release/ember-proxy --port "$ember_port" --threads 1 \
+$server_cpus "$PROXY" --port "$ember_port" --threads 1 \
     --replica "127.0.0.1:$s1,127.0.0.1:$s2" >/dev/null 2>&1 &
 ember_pid=$!; pids+=($ember_pid); wait_port "$ember_port"
 
-ember2_port=$(free_port)
-$server_cpus target/release/ember-proxy --port "$ember2_port" --threads 1 \
-    --replica "127.0.0.1:$s1,127.0.0.1:$s2" --replica "127.0.0.1:$r1,127.0.0.1:$r2" >/dev/null 2>&1 &
-ember2_pid=$!; pids+=($ember2_pid); wait_port "$ember2_port"
+ember2_port=$ember_port ember2_pid=$ember_pid
+if [[ ${GROUPS2:-1} != 0 ]]; then
+    ember2_port=$(free_port)
+    $server_cpus "$PROXY" --port "$ember2_port" --threads 1 \
+        --replica "127.0.0.1:$s1,127.0.0.1:$s2" --replica "127.0.0.1:$r1,127.0.0.1:$r2" >/dev/null 2>&1 &
+    ember2_pid=$!; pids+=($ember2_pid); wait_port "$ember2_port"
+fi
 
 # One run: "rps cpu_us_per_request".
 run() {
@@ -86,12 +105,16 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $0 } END { print v[int(
 
 printf '%-6s %3s %12s %12s %6s %9s %9s %14s %9s\n' test P twemproxy ember ratio "twem µs" "ember µs" "ember 2 groups" "µs"
 for test in ${TESTS:-set get incr mset mget}; do
-    for pipeline in 1 16; do
+    for pipeline in ${PIPELINES:-1 16}; do
         t=() e=() e2=()
         for _ in $(seq "$rounds"); do
             t+=("$(run "$twem_port" "$twem_pid" $test $pipeline)")
             e+=("$(run "$ember_port" "$ember_pid" $test $pipeline)")
-            e2+=("$(run "$ember2_port" "$ember2_pid" $test $pipeline)")
+            if [[ ${GROUPS2:-1} != 0 ]]; then
+                e2+=("$(run "$ember2_port" "$ember2_pid" $test $pipeline)")
+            else
+                e2+=("0 0")
+            fi
         done
         tm=$(median "${t[@]}") em=$(median "${e[@]}") e2m=$(median "${e2[@]}")
         read -r trps tcpu <<<"$tm"; read -r erps ecpu <<<"$em"; read -r e2rps e2cpu <<<"$e2m"

@@ -41,7 +41,7 @@ fleet() {
                 $server_cpus redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
                     --dir "$workdir" >/dev/null 2>&1 &
             else
-                $server_cpus "$out/ember-server" --port "$port" >/dev/null 2>&1 &
+                $server_cpus "$out/ember-server" --port "$port" --save "" >/dev/null 2>&1 &
             fi
             pids+=($!)
             for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done

@@ -29,7 +29,7 @@ mkdir -p "$workdir/replica"
 redis-server --port "$redis_replica_port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$workdir/replica" >/dev/null &
 redis_replica_pid=$!
-target/release/ember-server --port "$ember_replica_port" >/dev/null 2>&1 &
+target/release/ember-server --port "$ember_replica_port" --save "" >/dev/null 2>&1 &
 ember_replica_pid=$!
 trap 'kill $redis_pid $ember_pid $redis_replica_pid $ember_replica_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
 for port in "$redis_replica_port" "$ember_replica_port"; do

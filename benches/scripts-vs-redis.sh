@@ -30,7 +30,7 @@ fi
 workdir=$(mktemp -d)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
 redis_pid=$!
-"$EMBER" --port "$ember_port" >/dev/null 2>&1 &
+"$EMBER" --port "$ember_port" --save "" --dir "$workdir" >/dev/null 2>&1 &
 ember_pid=$!
 trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
 for port in "$redis_port" "$ember_port"; do

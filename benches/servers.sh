@@ -33,7 +33,7 @@ start_servers() {
     workdir=$(mktemp -d)
     $server_cpus redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
     redis_pid=$!
-    $server_cpus target/release/ember-server --port "$ember_port" "$@" >/dev/null 2>&1 &
+    $server_cpus target/release/ember-server --port "$ember_port" --save "" "$@" >/dev/null 2>&1 &
     ember_pid=$!
     trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
     local port
