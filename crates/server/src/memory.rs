@@ -754,7 +754,7 @@ fn sample_shards(
 }
 
 /// Deletes `key` of database `db` as an eviction: replicas and the AOF
-/// get a DEL, subscribers an `evicted` event, trackers an invalidation.
+/// get a DEL (UNLINK under `lazyfree-lazy-eviction`), subscribers an `evicted` event, trackers an invalidation.
 fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
     let mut shards = Shards::new(&shared.keyspace);
     let mut shard = shards.lock_key(key);
@@ -770,7 +770,7 @@ fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
         // counted.
         shared.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
         let fx = view.effects();
-        fx.expired(db, key);
+        fx.dropped(db, key, shared.lazyfree.eviction.load(Ordering::Relaxed));
         fx.evicted(db, key);
     }
     if record {

@@ -277,3 +277,62 @@ fn a_replica_that_keeps_up_is_not_dropped_by_the_soft_limit() {
     assert_eq!(info(&mut m, "stats", "sync_full"), 1);
     assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), 200);
 }
+
+/// A key the server drops on its own reaches replicas as `UNLINK` when it
+/// is freed lazily (`lazyfree-lazy-expire`, `lazyfree-lazy-eviction`) and
+/// as `DEL` otherwise, in redis-server's stream as in Ember's: Redis's
+/// `propagateDeletion` picks the command by the same settings.
+#[test]
+fn lazily_dropped_keys_reach_replicas_as_unlink() {
+    use crate::replication::{attach_to_stream, read_stream};
+    let mut streams = Vec::new();
+    for lazy in ["yes", "no"] {
+        let (ember, redis) = both(&[
+            "enable-debug-command yes",
+            &format!("lazyfree-lazy-expire {lazy}"),
+            &format!("lazyfree-lazy-eviction {lazy}"),
+        ]);
+        for addr in [redis.addr(), ember.addr()] {
+            let (mut s, mut buf) = attach_to_stream(addr);
+            let mut con = connect(addr);
+            // Expired, met by a read.
+            q::<()>(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+            q::<()>(&mut con, &["SET", "gone", "v", "PX", "1"]);
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(q::<Option<String>>(&mut con, &["GET", "gone"]), None);
+            // Evicted: the only key, under a limit nothing fits in (the
+            // write that needs room is refused once nothing is left).
+            q::<()>(&mut con, &["SET", "evicted", "v"]);
+            q::<()>(
+                &mut con,
+                &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+            );
+            q::<()>(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+            let refused = redis::cmd("SET").arg("x").arg("y").query::<()>(&mut con);
+            assert!(refused.is_err(), "{refused:?}");
+            q::<()>(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+            q::<()>(&mut con, &["SET", "end", "1"]);
+            streams.push(read_stream(&mut s, &mut buf, "end"));
+        }
+    }
+    let (unlink, del) = (
+        vec![
+            "select 0",
+            "set gone v PXAT <t>",
+            "unlink gone",
+            "set evicted v",
+            "unlink evicted",
+        ],
+        vec![
+            "select 0",
+            "set gone v PXAT <t>",
+            "del gone",
+            "set evicted v",
+            "del evicted",
+        ],
+    );
+    assert_eq!(streams[0], unlink, "redis, lazy");
+    assert_eq!(streams[1], unlink, "ember, lazy");
+    assert_eq!(streams[2], del, "redis, not lazy");
+    assert_eq!(streams[3], del, "ember, not lazy");
+}

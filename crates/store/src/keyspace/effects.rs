@@ -35,9 +35,16 @@ impl Op {
     }
 
     /// `DEL key` on database `db`: how a key deleted because it expired
-    /// reaches replicas.
+    /// or was evicted reaches replicas.
     pub fn del(db: usize, key: &[u8]) -> Op {
         Op::new(Some(db), &[&b"DEL"[..], key])
+    }
+
+    /// `UNLINK key` on database `db`: the same, when the server freed the
+    /// value lazily (`lazyfree-lazy-expire`, `lazyfree-lazy-eviction`), as
+    /// Redis's `propagateDeletion` tells replicas.
+    pub fn unlink(db: usize, key: &[u8]) -> Op {
+        Op::new(Some(db), &[&b"UNLINK"[..], key])
     }
 }
 
@@ -239,10 +246,22 @@ impl Effects {
     }
 
     /// An expired `key` of database `db` was deleted: replicas delete it
-    /// too, before whatever the command does next.
+    /// too, before whatever the command does next (`UNLINK` under
+    /// `lazyfree-lazy-expire`, else `DEL`).
     pub fn expired(&mut self, db: usize, key: &[u8]) {
+        let lazy = self.lazy & super::lazy::EXPIRE != 0;
+        self.dropped(db, key, lazy);
+    }
+
+    /// The server deleted `key` of database `db` on its own (it expired,
+    /// or was evicted): replicas get `UNLINK` if `lazy` (the value freed
+    /// lazily), else `DEL`.
+    pub fn dropped(&mut self, db: usize, key: &[u8], lazy: bool) {
         if self.recording {
-            self.ops.push(Op::del(db, key));
+            self.ops.push(match lazy {
+                true => Op::unlink(db, key),
+                false => Op::del(db, key),
+            });
         }
     }
 
