@@ -861,3 +861,33 @@ fn script_errors_are_counted_as_redis_counts_them() {
         ],
     ]);
 }
+
+/// Replies of every size read back by scripts, one script after another
+/// on one connection (the buffer a script's commands reply into is kept
+/// for the next script): a value shared by reference (over 64 KiB), one
+/// that outgrows the kept buffer (over 16 KiB), small ones after both,
+/// several calls in one script, and commands naming one key, several
+/// keys, keys the script did not declare, and none.
+#[test]
+fn scripts_read_replies_of_every_size() {
+    let mut p = Pair::start();
+    let big = "b".repeat(100 * 1024);
+    let mid = "m".repeat(20 * 1024);
+    p.check(&[
+        &["SET", "big", &big],
+        &["SET", "mid", &mid],
+        &["SET", "small", "s"],
+        eval!("return #redis.call('get', 'big')"),
+        eval!("return redis.call('get', 'small')"),
+        eval!("return redis.call('get', 'big')"),
+        eval!("return redis.call('get', 'mid')"),
+        eval!("return redis.call('get', 'small')"),
+        eval!("local a = redis.call('get', 'big') local b = redis.call('get', 'small') return {#a, b}"),
+        eval!("local a = redis.call('get', 'mid') redis.call('incr', 'n') return {#a, redis.call('get', 'n')}"),
+        &["EVAL", "return redis.call('mget', KEYS[1], KEYS[2], 'small')", "2", "mid", "nothing"],
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "counter"],
+        &["EVAL", "return redis.call('incr', 'undeclared')", "1", "counter"],
+        eval!("return redis.call('ping')"),
+        eval!("return redis.call('strlen', 'big')"),
+    ]);
+}

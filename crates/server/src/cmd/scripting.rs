@@ -285,13 +285,14 @@ pub(super) fn with_runner(
         read: false,
         scope,
         whole: false,
-        scratch: transport::Output::new(),
+        scratch: SCRATCH.take(),
     };
     // A script that runs long hands its worker's other connections to
     // another thread (see `script::watch`'s hook).
     let scripted = std::mem::replace(&mut runner.ctx.scripted, true);
     let frame = f(&mut runner);
     runner.ctx.scripted = scripted;
+    keep_scratch(std::mem::take(&mut runner.scratch));
     let read = runner.read;
     // Next time it holds every shard from the start, rather than take
     // them one by one again.
@@ -324,6 +325,22 @@ pub(super) fn busy(shared: &crate::server::Shared) -> Option<&'static str> {
         .parse::<u64>()
         .unwrap_or(5000);
     watch.busy(std::time::Duration::from_millis(ms))
+}
+
+thread_local! {
+    /// The output scripts' commands write their replies into, kept
+    /// between scripts run on this thread (see [`keep_scratch`]).
+    static SCRATCH: std::cell::Cell<transport::Output> = std::cell::Cell::default();
+}
+
+/// Keeps a script's reply buffer for the next script run on this thread,
+/// so that a script's first `redis.call` does not allocate one again;
+/// a buffer grown past 16 KiB, or holding anything, is let go.
+fn keep_scratch(mut scratch: transport::Output) {
+    if scratch.is_empty() && scratch.capacity() <= 16 * 1024 {
+        scratch.clear();
+        SCRATCH.set(scratch);
+    }
 }
 
 /// The server as a script's `redis.*` functions see it.
@@ -361,11 +378,23 @@ impl Runner<'_, '_> {
             return;
         }
         let cmd = &COMMANDS[index];
+        // Most commands a script calls name one key, first: found without
+        // the list (an allocation per call, and its code, on the path of
+        // every `redis.call`).
         let mut keys = Vec::new();
-        super::command_keys(cmd, req, &mut keys);
+        let one = match (&cmd.extra.keys, cmd.keys) {
+            (super::Keys::Positions, (1, 1, 1)) => req.get(1),
+            _ => {
+                super::command_keys(cmd, req, &mut keys);
+                None
+            }
+        };
         let whole = cmd.flags & KEYSPACE != 0
             || matches!(cmd.name, "sort" | "sort_ro")
-            || (keys.is_empty() && cmd.keys.0 <= 0 && !KEYLESS_OK.contains(&cmd.name));
+            || (one.is_none()
+                && keys.is_empty()
+                && cmd.keys.0 <= 0
+                && !KEYLESS_OK.contains(&cmd.name));
         let shards = &mut self.ctx.shards;
         // A script that declared no key held no shard until now, so
         // replicas may have started to be fed since it began: it records
@@ -380,7 +409,7 @@ impl Runner<'_, '_> {
                 shards.hold_shard(shard);
             }
         } else {
-            for key in &keys {
+            for key in one.into_iter().chain(keys.iter().copied()) {
                 let shard = store::keyspace::shard_of(key);
                 took |= !shards.holds_shard(shard);
                 shards.hold_shard(shard);
