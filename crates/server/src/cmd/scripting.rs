@@ -231,9 +231,10 @@ fn run_held(
     } else {
         engine.load(&req[1]).map_err(CmdError::other)?.into()
     };
-    let Some(flags) = engine.script(&sha) else {
+    let Some(script) = engine.script(&sha) else {
         return Err(CmdError::other(NOSCRIPT));
     };
+    let flags = script.flags();
     if let Some(why) = refusal(ctx, flags, ro) {
         return Err(CmdError::other(why));
     }
@@ -246,7 +247,7 @@ fn run_held(
         &sha,
         None,
         keys,
-        |runner| engine.run(&sha, keys, argv, runner),
+        |runner| engine.run_script(&sha, script, keys, argv, runner),
     ))
 }
 

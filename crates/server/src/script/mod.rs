@@ -144,9 +144,16 @@ pub(crate) trait Host {
 
 /// A cached script.
 #[derive(Debug)]
-struct Script {
+pub(crate) struct Script {
     flags: Flags,
     func: Function,
+}
+
+impl Script {
+    /// Its shebang's flags.
+    pub(crate) fn flags(&self) -> Flags {
+        self.flags
+    }
 }
 
 /// The Lua state and the scripts compiled in it.
@@ -741,15 +748,31 @@ impl Engine {
         self.lua.used_memory()
     }
 
-    /// The cached script `sha`'s flags and function, if it is cached.
-    pub(crate) fn script(&self, sha: &str) -> Option<Flags> {
-        self.scripts.get(sha).map(|s| s.flags)
+    /// The cached script `sha`, if it is cached: looked up once per run,
+    /// for its flags and then [`Engine::run_script`].
+    pub(crate) fn script(&self, sha: &str) -> Option<&Script> {
+        self.scripts.get(sha)
     }
 
-    /// Runs the cached script `sha` (see [`Engine::script`]) with `KEYS`
+    /// Runs `script`, found by [`Engine::script`] under `sha`, with `KEYS`
     /// and `ARGV`; its reply (an error frame if it failed, and whether a
     /// command the script called raised that error, counted then), for a
     /// script that chose RESP3 with `redis.setresp(3)` in RESP3 types.
+    pub(crate) fn run_script(
+        &self,
+        sha: &str,
+        script: &Script,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> (Frame, bool) {
+        self.run_func(sha, &script.func, Calling::Globals, keys, argv, host)
+            .unwrap_or_else(|e| (Frame::Error(format!("ERR {e}").into()), false))
+    }
+
+    /// Runs the cached script `sha`, as [`Engine::run_script`] does (the
+    /// tests' shorthand).
+    #[cfg(test)]
     pub(crate) fn run(
         &self,
         sha: &str,
@@ -761,8 +784,7 @@ impl Engine {
             let text = "NOSCRIPT No matching script. Please use EVAL.";
             return (Frame::Error(text.into()), false);
         };
-        self.run_func(sha, &script.func, Calling::Globals, keys, argv, host)
-            .unwrap_or_else(|e| (Frame::Error(format!("ERR {e}").into()), false))
+        self.run_script(sha, script, keys, argv, host)
     }
 
     fn run_func(
