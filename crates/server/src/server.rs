@@ -326,35 +326,68 @@ impl Clock {
 }
 
 /// Counters a connection gathers while it runs a batch of requests. They
-/// reach the shared [`Stats`] when the command changes and at the end of the
-/// batch, not per command: an atomic that every thread updates moves its
-/// cache line between cores on each update. A command that reads the
-/// counters (INFO) differs from the one before it, so it sees them all.
+/// reach the shared [`Stats`] at the end of the batch, not per command: an
+/// atomic that every thread updates moves its cache line between cores on
+/// each update. Two commands' calls are gathered at once, so that a batch
+/// that alternates between two (EVALSHA and the command its script calls)
+/// flushes nothing until it ends; a third command flushes the older one.
+/// A command that reads the counters (INFO, CONFIG RESETSTAT) flushes
+/// them first, so that it sees every call before it.
 #[derive(Debug, Default)]
 pub(crate) struct LocalStats {
-    /// The command whose calls are counted, by its index in the table.
-    index: Option<usize>,
-    calls: u64,
-    usec: u64,
+    /// The command counted last, then the one before it.
+    recent: [CommandCalls; 2],
     /// Write calls that changed something, for
     /// `rdb_changes_since_last_save`.
     changes: u64,
     hits: u64,
     misses: u64,
+}
+
+/// One command's calls in a [`LocalStats`].
+#[derive(Debug, Default)]
+struct CommandCalls {
+    /// The command whose calls are counted, by its index in the table.
+    index: Option<usize>,
+    calls: u64,
+    usec: u64,
     latency: crate::latency::Local,
+}
+
+impl CommandCalls {
+    fn flush(&mut self, stats: &Stats) {
+        if let Some(index) = self.index.take() {
+            let command = &stats.commands[index];
+            command.calls.fetch_add(self.calls, Ordering::Relaxed);
+            command.usec.fetch_add(self.usec, Ordering::Relaxed);
+            stats
+                .commands_processed
+                .fetch_add(self.calls, Ordering::Relaxed);
+            match stats.latency.get(index) {
+                Some(h) => self.latency.flush(h),
+                None => self.latency = Default::default(),
+            }
+            self.calls = 0;
+            self.usec = 0;
+        }
+    }
 }
 
 impl LocalStats {
     /// Counts one call of the command at `index` that took `took`.
     pub(crate) fn call(&mut self, stats: &Stats, index: usize, took: Duration) {
-        if self.index != Some(index) {
-            self.flush(stats);
-            self.index = Some(index);
+        if self.recent[0].index != Some(index) {
+            if self.recent[1].index != Some(index) {
+                self.recent[1].flush(stats);
+                self.recent[1].index = Some(index);
+            }
+            self.recent.swap(0, 1);
         }
-        self.calls += 1;
-        self.usec += took.as_micros() as u64;
+        let calls = &mut self.recent[0];
+        calls.calls += 1;
+        calls.usec += took.as_micros() as u64;
         if stats.latency_tracking.load(Ordering::Relaxed) {
-            self.latency.record(took.as_nanos() as u64);
+            calls.latency.record(took.as_nanos() as u64);
         }
     }
 
@@ -379,29 +412,23 @@ impl LocalStats {
 
     /// Adds what was gathered to the shared counters.
     pub(crate) fn flush(&mut self, stats: &Stats) {
-        if let Some(index) = self.index.take() {
-            let command = &stats.commands[index];
-            command.calls.fetch_add(self.calls, Ordering::Relaxed);
-            command.usec.fetch_add(self.usec, Ordering::Relaxed);
-            stats
-                .commands_processed
-                .fetch_add(self.calls, Ordering::Relaxed);
-            if let Some(h) = stats.latency.get(index) {
-                self.latency.flush(h);
-            }
+        for calls in &mut self.recent {
+            calls.flush(stats);
         }
         if self.changes > 0 {
             stats.dirty.fetch_add(self.changes, Ordering::Relaxed);
+            self.changes = 0;
         }
         if self.hits > 0 {
             stats.keyspace_hits.fetch_add(self.hits, Ordering::Relaxed);
+            self.hits = 0;
         }
         if self.misses > 0 {
             stats
                 .keyspace_misses
                 .fetch_add(self.misses, Ordering::Relaxed);
+            self.misses = 0;
         }
-        *self = LocalStats::default();
     }
 }
 

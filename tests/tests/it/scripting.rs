@@ -891,3 +891,74 @@ fn scripts_read_replies_of_every_size() {
         eval!("return redis.call('strlen', 'big')"),
     ]);
 }
+
+/// INFO and CONFIG RESETSTAT sent in one pipeline behind other commands
+/// (scripts and what they call, alternating, then a third command) see
+/// every call before them, as redis-server's do: a connection's counters
+/// are gathered per batch and must be flushed before they are read.
+#[test]
+fn stats_read_in_a_pipeline_count_every_call_before_them() {
+    use std::io::Write;
+    let mut p = Pair::start();
+    let script = "return redis.call('incr', KEYS[1])";
+    let pipeline = |conn: &mut TcpStream, commands: &[&[&str]]| -> Vec<Bytes> {
+        let mut bytes = Vec::new();
+        for args in commands {
+            bytes.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in *args {
+                bytes.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        conn.write_all(&bytes).expect("write");
+        let (mut decoder, mut buf) = (resp::Decoder::new(), bytes::BytesMut::new());
+        let mut replies = Vec::new();
+        while replies.len() < commands.len() {
+            match decoder.decode_raw(&mut buf).expect("a valid reply") {
+                Some(frame) => replies.push(frame.as_bytes().clone()),
+                None => {
+                    let mut chunk = [0u8; 16 * 1024];
+                    let n = std::io::Read::read(conn, &mut chunk).expect("read");
+                    assert!(n > 0, "closed");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        replies
+    };
+    let calls = |info: &Bytes| -> Vec<String> {
+        let text = String::from_utf8_lossy(info);
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .map(|l| l.split(",usec=").next().unwrap_or(l).to_owned())
+            .collect();
+        lines.sort();
+        lines
+    };
+    let commands: &[&[&str]] = &[
+        &["CONFIG", "RESETSTAT"],
+        &["GET", "a"],
+        &["EVAL", script, "1", "n"],
+        &["EVAL", script, "1", "n"],
+        &["EVAL", script, "1", "n"],
+        &["SET", "a", "1"],
+        &["EVAL", script, "1", "n"],
+        &["INFO", "commandstats"],
+        &["GET", "a"],
+        &["CONFIG", "RESETSTAT"],
+        &["GET", "a"],
+        &["INFO", "commandstats"],
+    ];
+    let redis = pipeline(&mut p.redis, commands);
+    let ember = pipeline(&mut p.ember, commands);
+    for at in [7, 11] {
+        assert_eq!(
+            calls(&ember[at]),
+            calls(&redis[at]),
+            "INFO at {at} (ember first)"
+        );
+    }
+    assert!(calls(&ember[7]).contains(&"eval:calls=4".to_owned()));
+    assert!(calls(&ember[7]).contains(&"incr:calls=4".to_owned()));
+    assert!(calls(&ember[11]).contains(&"get:calls=1".to_owned()));
+}

@@ -133,6 +133,8 @@ const SECTIONS: &[(&str, bool)] = &[
 ];
 
 pub(super) fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    // What this connection ran before INFO, earlier in its batch, counts.
+    ctx.client.stats.flush(&ctx.shared.stats);
     let asked: Vec<String> = req
         .iter()
         .skip(1)
@@ -732,6 +734,8 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if req.len() != 2 {
             return Err(subcommand_arity("config", "resetstat"));
         }
+        // What ran before it, earlier in this batch, is reset too.
+        ctx.client.stats.flush(&ctx.shared.stats);
         ctx.shared.stats.reset();
         ctx.shared.keyspace.reset_expired_count();
         ctx.shared.lazyfree.reset();
