@@ -9,12 +9,14 @@ use super::{Effects, Entry, Key, Volatile, class, hash_key};
 use crate::Rng;
 use crate::value::Value;
 
-/// A key and its entry, as the table holds them: 88 bytes in a 96-byte
-/// allocation, which glibc places 16 or 48 bytes into a cache line. What
-/// a lookup reads and writes (the key, the access clock, the deadline, the
-/// start of the value) is kept within the first 64 bytes (`repr(C)`, the
-/// entry's deadline first), so that it spans two lines wherever the slot
-/// starts, not three.
+/// A key and its entry, as the table holds them: 80 bytes, exactly
+/// jemalloc's 80-byte class (a 24-byte [`Key`], 8 bytes of clock and
+/// flags, a 48-byte [`Entry`]), 16 bytes per key less than the 96-byte
+/// class a slot with a 32-byte key took. What a lookup reads and writes
+/// (the key, the access clock, the deadline, the start of the value) is
+/// kept within the first 64 bytes (`repr(C)`, the entry's deadline
+/// first), so that it spans two lines wherever the slot starts, not
+/// three.
 #[derive(Debug)]
 #[repr(C)]
 pub(super) struct Slot {
@@ -61,10 +63,16 @@ pub fn tick_lru_clock(now_ms: i64) {
 /// client, which the keyspace only queues per key.
 ///
 /// Laid out (`repr(C)`) so that what every lookup and change reads first,
-/// the table's header and whether anyone watches, comes first: a shard's
-/// database 0 sits in the same cache line as the shard's lock (see
+/// the table's header and whether anyone watches or waits, comes first: a
+/// shard's database 0 sits in the same cache line as the shard's lock (see
 /// `Shard`), so a command on a keyspace of millions of keys misses the
 /// cache on its key, not on the way to it.
+///
+/// 96 bytes: a server has 16 of them per shard, 16,384 in all, most of
+/// them empty for good, so whatever is rarely used (blocked clients,
+/// deadlines, S3-FIFO queues, snapshot saves) is one pointer, null until
+/// needed. A shard's databases other than 0 then take 1,440 bytes, in
+/// jemalloc's 1,536-byte class.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Db<W> {
@@ -77,34 +85,27 @@ pub struct Db<W> {
     /// Clients watching keys of this shard. Like the waiters, they stay
     /// with the database index.
     watched: Watched,
+    /// Clients blocked on keys of this shard, oldest first, and the keys
+    /// made ready for them. They belong to the database index, not its
+    /// contents: SWAPDB leaves them in place.
+    pub waiters: Waiters<W>,
+    /// The keys that have a deadline, for sampling; see [`Volatile`].
+    pub(super) volatile: Volatile,
+    /// This database's number (SWAPDB exchanges contents, not numbers).
+    pub index: usize,
     /// Expired keys are hidden instead of deleted, unless the running
     /// command records what it changes for replicas (see
     /// [`Effects::recording`]). A replica sets it, as it leaves deletions to
     /// its master; a master feeding replicas sets it so that only commands
     /// whose deletions reach the stream, in order, delete.
     pub hide_expired: bool,
-    /// The keys that have a deadline, for sampling; see [`Volatile`].
-    pub(super) volatile: Volatile,
-    /// Clients blocked on keys of this shard, oldest first. They belong to
-    /// the database index, not its contents: SWAPDB leaves them in place.
-    pub waiters: HashMap<Bytes, VecDeque<W>>,
-    /// This database's number (SWAPDB exchanges contents, not numbers).
-    pub index: usize,
     /// The end (Unix ms) of the CLIENT PAUSE in force, `i64::MIN` for
     /// none, shared by every database: while a pause is on, expired keys
     /// are hidden, not deleted, so the keyspace and replication stream stay
     /// still (Redis's `expireIfNeeded` under a pause).
     expiry_paused_until: Arc<AtomicI64>,
-    /// Keys of this database that became lists while clients waited on
-    /// them (Redis's `signalKeyAsReady`), each with its place in the order
-    /// keys became ready anywhere in the keyspace: noted where a key is
-    /// added or replaced, served by whoever holds the shard when the
-    /// command ends (`Locked::take_ready`). Boxed, as rarely used: 8
-    /// bytes here rather than 24 keep a shard's other databases in a
-    /// 3 KiB allocation (jemalloc's next class is 3.5 KiB).
-    #[allow(clippy::box_collection)]
-    ready: Option<Box<Vec<(u64, Bytes)>>>,
-    /// The order of [`Db::ready`]'s notes across databases and shards.
+    /// The order of the ready notes (see [`Waiters`]) across databases
+    /// and shards.
     ready_seq: Arc<AtomicU64>,
     /// The S3-FIFO queues, while `allkeys-s3fifo` is in force and
     /// eviction has picked in this database (see `evict.rs`).
@@ -134,6 +135,96 @@ impl WatchFlag {
     /// Forgets changes seen so far (EXEC, UNWATCH).
     pub fn clear(&self) {
         self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The clients blocked on a database's keys, oldest first per key: a null
+/// pointer while nobody waits (nearly every database), a map once someone
+/// does. It also holds the keys of its database that became lists (or
+/// sorted sets) while clients waited on them (Redis's
+/// `signalKeyAsReady`), each with its place in the order keys became
+/// ready anywhere in the keyspace: noted where a key is added or
+/// replaced, served by whoever holds the shard when the command ends
+/// (`Locked::take_ready`).
+#[derive(Debug)]
+pub struct Waiters<W>(Option<Box<Blocked<W>>>);
+
+#[derive(Debug)]
+struct Blocked<W> {
+    queues: HashMap<Bytes, VecDeque<W>>,
+    ready: Vec<(u64, Bytes)>,
+}
+
+impl<W> Default for Waiters<W> {
+    fn default() -> Self {
+        Waiters(None)
+    }
+}
+
+impl<W> Waiters<W> {
+    /// Whether no client waits on any key.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.queues.is_empty())
+    }
+
+    /// Whether clients wait on `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        Bytes: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.as_ref().is_some_and(|b| b.queues.contains_key(key))
+    }
+
+    /// The clients waiting on `key`.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut VecDeque<W>>
+    where
+        Bytes: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.as_mut()?.queues.get_mut(key)
+    }
+
+    /// The place of `key`'s queue, to add a client to.
+    pub fn entry(
+        &mut self,
+        key: Bytes,
+    ) -> std::collections::hash_map::Entry<'_, Bytes, VecDeque<W>> {
+        let blocked = self.0.get_or_insert_with(|| {
+            Box::new(Blocked {
+                queues: HashMap::new(),
+                ready: Vec::new(),
+            })
+        });
+        blocked.queues.entry(key)
+    }
+
+    /// Forgets `key`'s queue, and everything once nothing is left.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<VecDeque<W>>
+    where
+        Bytes: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let queue = self.0.as_mut()?.queues.remove(key);
+        self.shrink();
+        queue
+    }
+
+    /// The keys clients wait on.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        self.0.iter().flat_map(|b| b.queues.keys())
+    }
+
+    /// Back to a null pointer if nobody waits and no note is left.
+    fn shrink(&mut self) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|b| b.queues.is_empty() && b.ready.is_empty())
+        {
+            self.0 = None;
+        }
     }
 }
 
@@ -223,12 +314,11 @@ impl<W> Db<W> {
         Db {
             map: Table::new(),
             volatile: Volatile::default(),
-            waiters: HashMap::new(),
+            waiters: Waiters::default(),
             watched: Watched::default(),
             index,
             hide_expired: false,
             expiry_paused_until,
-            ready: None,
             ready_seq,
             fifo: None,
             snap: None,
@@ -341,26 +431,29 @@ impl<W> Db<W> {
     /// Notes `key` as ready if clients wait on it, once.
     #[cold]
     fn signal_ready(&mut self, key: &[u8]) {
-        let noted = self
-            .ready
-            .iter()
-            .flat_map(|r| r.iter())
-            .any(|(_, k)| k == key);
-        if self.waiters.contains_key(key) && !noted {
+        // Clients wait on the key: the notes exist.
+        let Some(blocked) = self.waiters.0.as_deref_mut() else {
+            return;
+        };
+        if blocked.queues.contains_key(key) && !blocked.ready.iter().any(|(_, k)| k == key) {
             let seq = self.ready_seq.fetch_add(1, Ordering::Relaxed);
-            let ready = self.ready.get_or_insert_default();
-            ready.push((seq, Bytes::copy_from_slice(key)));
+            blocked.ready.push((seq, Bytes::copy_from_slice(key)));
         }
     }
 
     /// The keys noted ready, with their order, emptying the notes.
     pub fn take_ready(&mut self) -> Vec<(u64, Bytes)> {
-        self.ready.take().map(|r| *r).unwrap_or_default()
+        let Some(blocked) = self.waiters.0.as_deref_mut() else {
+            return Vec::new();
+        };
+        let ready = std::mem::take(&mut blocked.ready);
+        self.waiters.shrink();
+        ready
     }
 
     /// Whether keys were noted ready since the last [`Db::take_ready`].
     pub fn has_ready(&self) -> bool {
-        self.ready.is_some()
+        self.waiters.0.as_ref().is_some_and(|b| !b.ready.is_empty())
     }
 
     /// An expired `key` was just deleted.
@@ -965,9 +1058,46 @@ mod tests {
     }
 
     #[test]
-    fn the_frequency_counter_takes_no_room() {
-        // The access frequency sits in what was padding after the clock.
-        assert_eq!(size_of::<Slot>(), 88);
+    fn a_slot_fills_the_80_byte_class() {
+        // A 24-byte key; the access frequency, the S3-FIFO bits and the
+        // snapshot mark sit in what was padding after the clock.
+        assert_eq!(size_of::<Key>(), 24);
+        assert_eq!(size_of::<Slot>(), 80);
+    }
+
+    #[test]
+    fn an_empty_database_is_96_bytes() {
+        // 15 of them (a shard's databases but 0) in jemalloc's 1,536-byte
+        // class; see `Db`.
+        assert_eq!(size_of::<Db<Arc<()>>>(), 96);
+        assert_eq!(size_of::<Waiters<()>>(), 8);
+    }
+
+    fn entry_list() -> Entry {
+        let mut list = crate::list::List::new();
+        list.push(false, b"x");
+        Entry::new(Value::List(Box::new(list)))
+    }
+
+    #[test]
+    fn ready_notes_outlive_the_waiter_until_taken() {
+        let mut db: Db<u8> = Db::new(0, Arc::new(AtomicI64::new(i64::MIN)), Arc::default());
+        let mut fx = Effects::new();
+        db.waiters
+            .entry(Bytes::from_static(b"l"))
+            .or_default()
+            .push_back(1);
+        let mut dbm = db.with(&mut fx);
+        dbm.insert(Bytes::from_static(b"l"), entry_list());
+        assert!(dbm.has_ready());
+        // The client gave up meanwhile: the note stays until taken.
+        assert_eq!(dbm.waiters.remove(&b"l"[..]).map(|q| q.len()), Some(1));
+        assert!(dbm.waiters.is_empty() && dbm.has_ready());
+        let ready = dbm.take_ready();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(&ready[0].1[..], b"l");
+        assert!(!dbm.has_ready());
+        assert!(dbm.waiters.0.is_none(), "back to a null pointer");
     }
 
     #[test]

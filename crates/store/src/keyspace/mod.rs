@@ -41,9 +41,9 @@ mod volatile;
 
 use std::sync::OnceLock;
 
-pub use db::{Contents, Db, DbMut, WatchFlag, lru_clock, tick_lru_clock};
+pub use db::{Contents, Db, DbMut, Waiters, WatchFlag, lru_clock, tick_lru_clock};
 pub use effects::{Effects, Event, Op, class, encode_into};
-pub use entry::{Entry, Key};
+pub use entry::{Entry, KEY_INLINE, Key};
 pub use evict::{
     Candidate, LFU_INIT, Pool, Rank, lfu_decayed, lfu_enabled, lfu_incremented, s3fifo_enabled,
     set_lfu, set_s3fifo,

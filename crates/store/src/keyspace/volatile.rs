@@ -5,14 +5,21 @@ use hashbrown::HashTable;
 use super::{Key, hash_key};
 
 /// The keys with a deadline, in a form that can be sampled at random in
-/// O(1): a vector of keys (copies, inline for keys of up to 24 bytes) and,
+/// O(1): a vector of keys (copies, inline for keys of up to 22 bytes) and,
 /// to find a key's place in it, a table of positions that compares through
-/// the vector. About 40 bytes per key with a deadline.
+/// the vector. About 32 bytes per key with a deadline.
 ///
 /// Every method takes the key's [`hash_key`], which its caller has
 /// computed already for its own table: no key is hashed twice.
+///
+/// One pointer while no key has a deadline (most databases of most
+/// servers: 16,384 of them at startup), the vector and table once one
+/// does.
 #[derive(Debug, Default)]
-pub struct Volatile {
+pub struct Volatile(Option<Box<Inner>>);
+
+#[derive(Debug, Default)]
+struct Inner {
     keys: Vec<Key>,
     pos: HashTable<u32>,
 }
@@ -20,56 +27,66 @@ pub struct Volatile {
 impl Volatile {
     /// Adds `key` (whose hash is `hash`) if it is not there yet.
     pub fn insert(&mut self, hash: u64, key: &[u8]) {
-        let keys = &self.keys;
-        if self
+        let inner = self.0.get_or_insert_default();
+        let keys = &inner.keys;
+        if inner
             .pos
             .find(hash, |&i| keys[i as usize][..] == *key)
             .is_none()
         {
-            self.pos
+            inner
+                .pos
                 .insert_unique(hash, keys.len() as u32, |&i| hash_key(&keys[i as usize]));
-            self.keys.push(Key::from_slice(key));
+            inner.keys.push(Key::from_slice(key));
         }
     }
 
     /// Removes `key` (whose hash is `hash`) if it is there.
     pub fn remove(&mut self, hash: u64, key: &[u8]) {
-        if self.keys.is_empty() {
+        let Some(inner) = self.0.as_deref_mut() else {
             return;
-        }
-        let keys = &self.keys;
-        let Ok(slot) = self.pos.find_entry(hash, |&i| keys[i as usize][..] == *key) else {
+        };
+        let keys = &inner.keys;
+        let Ok(slot) = inner
+            .pos
+            .find_entry(hash, |&i| keys[i as usize][..] == *key)
+        else {
             return;
         };
         let (i, _) = slot.remove();
-        let last = (self.keys.len() - 1) as u32;
+        let last = (inner.keys.len() - 1) as u32;
         if i != last {
             // The last key moves into the hole: repoint its position.
-            let moved = hash_key(&self.keys[last as usize]);
-            if let Some(p) = self.pos.find_mut(moved, |&j| j == last) {
+            let moved = hash_key(&inner.keys[last as usize]);
+            if let Some(p) = inner.pos.find_mut(moved, |&j| j == last) {
                 *p = i;
             }
         }
-        self.keys.swap_remove(i as usize);
+        inner.keys.swap_remove(i as usize);
+        if inner.keys.is_empty() {
+            // Back to one pointer: the vector and the table may have grown
+            // large.
+            self.0 = None;
+        }
     }
 
     /// Every key with a deadline, in no useful order: `keys()[i]` for a
     /// random `i` is a uniform sample.
     #[inline]
     pub fn keys(&self) -> &[Key] {
-        &self.keys
+        self.0.as_ref().map_or(&[], |v| &v.keys)
     }
 
     /// Number of keys with a deadline.
     #[inline]
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys().len()
     }
 
     /// Whether no key has a deadline.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.0.is_none()
     }
 }
 
@@ -84,13 +101,24 @@ mod tests {
     /// Every key is found at its position, and nothing else is there.
     fn check(v: &Volatile, model: &HashSet<Vec<u8>>) {
         assert_eq!(v.len(), model.len());
-        assert_eq!(v.pos.len(), model.len());
+        assert_eq!(v.0.as_ref().map_or(0, |i| i.pos.len()), model.len());
+        assert_eq!(v.is_empty(), model.is_empty());
         let keys: HashSet<Vec<u8>> = v.keys().iter().map(|k| k.to_vec()).collect();
         assert_eq!(&keys, model);
         for (i, key) in v.keys().iter().enumerate() {
-            let found = v.pos.find(hash_key(key), |&j| j as usize == i);
+            let pos = &v.0.as_ref().expect("a key").pos;
+            let found = pos.find(hash_key(key), |&j| j as usize == i);
             assert!(found.is_some(), "{key:?} is not found at {i}");
         }
+    }
+
+    #[test]
+    fn no_deadline_is_one_pointer() {
+        assert_eq!(size_of::<Volatile>(), 8);
+        let mut v = Volatile::default();
+        v.insert(hash_key(b"k"), b"k");
+        v.remove(hash_key(b"k"), b"k");
+        assert!(v.0.is_none());
     }
 
     proptest! {
