@@ -30,7 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use resp::Protocol;
 use transport::Output;
 
@@ -74,54 +74,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One message on its way to one subscriber.
+/// One message on its way to its subscribers, encoded once for all of
+/// them: every subscriber's queue holds the same bytes (a reference count
+/// apiece), and a drain copies them into the output as they are.
 #[derive(Debug, Clone)]
 struct Message {
-    kind: Kind,
-    /// The pattern that matched, for a pattern subscription.
-    pattern: Option<Bytes>,
-    channel: Bytes,
-    payload: Bytes,
-    /// `payload` is a whole frame, written as it is (a client-side caching
-    /// invalidation, framed for its receiver).
+    /// The whole frame as RESP2 sends it. In RESP3 its first byte (the
+    /// array's `*`) becomes the push type's `>`: the rest is the same.
+    frame: Bytes,
+    /// What the message counts for against the output limits.
+    size: usize,
+    /// `frame` was framed for its one receiver and is written as it is (a
+    /// client-side caching invalidation).
     raw: bool,
 }
 
 impl Message {
-    /// What the message counts for against the output limits.
-    fn size(&self) -> usize {
-        self.channel.len()
-            + self.payload.len()
-            + self.pattern.as_ref().map_or(0, Bytes::len)
-            + FRAMING
-    }
-
-    /// Writes the message as Redis sends it: an array in RESP2, a push in
-    /// RESP3.
-    fn encode(&self, out: &mut Output, proto: Protocol) {
-        if self.raw {
-            out.put_slice(&self.payload);
-            return;
-        }
-        let (name, len): (&[u8], usize) = match self.kind {
+    /// A message published to `channel` (through `pattern`, for a pattern
+    /// subscription), framed as Redis sends it.
+    fn new(kind: Kind, pattern: Option<&Bytes>, channel: &[u8], payload: &[u8]) -> Message {
+        let (name, len): (&[u8], usize) = match kind {
             Kind::Channel => (b"message", 3),
             Kind::Pattern => (b"pmessage", 4),
             Kind::Shard => (b"smessage", 3),
         };
-        push_header(out, proto, len);
-        resp::write_bulk(out, name);
-        if let Some(pattern) = &self.pattern {
-            resp::write_bulk(out, pattern);
+        let pattern_len = pattern.map_or(0, Bytes::len);
+        // Four headers of at most 24 bytes each, the three strings and the
+        // message's name.
+        let mut frame =
+            BytesMut::with_capacity(96 + name.len() + pattern_len + channel.len() + payload.len());
+        resp::write_header(&mut frame, b'*', len);
+        resp::write_bulk(&mut frame, name);
+        if let Some(pattern) = pattern {
+            resp::write_bulk(&mut frame, pattern);
         }
-        resp::write_bulk(out, &self.channel);
-        // A large payload goes out from the publisher's own buffer, shared
-        // by every subscriber, rather than copied into each output.
-        if self.payload.len() < Output::SHARE_FROM {
-            resp::write_bulk(out, &self.payload);
+        resp::write_bulk(&mut frame, channel);
+        resp::write_bulk(&mut frame, payload);
+        Message {
+            frame: frame.freeze(),
+            size: channel.len() + payload.len() + pattern_len + FRAMING,
+            raw: false,
+        }
+    }
+
+    /// Writes the message in the receiver's protocol: an array in RESP2, a
+    /// push in RESP3.
+    fn encode(&self, out: &mut Output, proto: Protocol) {
+        let frame = if self.raw || proto != Protocol::Resp3 {
+            &self.frame[..]
         } else {
-            resp::write_header(out, b'$', self.payload.len());
-            out.put_shared(self.payload.clone());
-            out.put_slice(b"\r\n");
+            out.put_u8(b'>');
+            &self.frame[1..]
+        };
+        // A large message goes out from the publisher's one copy, shared
+        // by every subscriber, rather than copied into each output.
+        if frame.len() < Output::SHARE_FROM {
+            out.put_slice(frame);
+        } else {
+            let skip = self.frame.len() - frame.len();
+            out.put_shared(self.frame.slice(skip..));
         }
     }
 }
@@ -276,7 +287,7 @@ impl Subscriber {
         if q.closed {
             return;
         }
-        q.pending += message.size();
+        q.pending += message.size;
         q.messages.push_back(message);
         let pending = q.pending as u64;
         let hard = limits.hard.load(Ordering::Relaxed);
@@ -323,7 +334,7 @@ impl Subscriber {
         let messages = {
             let mut q = lock(&self.queue);
             let messages = std::mem::take(&mut q.messages);
-            q.drained += messages.iter().map(Message::size).sum::<usize>();
+            q.drained += messages.iter().map(|m| m.size).sum::<usize>();
             messages
         };
         for message in &messages {
@@ -428,18 +439,9 @@ impl Registry {
         let Some(subs) = shard.get(channel) else {
             return 0;
         };
+        let message = Message::new(kind, None, channel, payload);
         for sub in subs {
-            sub.push(
-                Message {
-                    kind,
-                    pattern: None,
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                    raw: false,
-                },
-                limits,
-                clock,
-            );
+            sub.push(message.clone(), limits, clock);
         }
         subs.len()
     }
@@ -579,18 +581,9 @@ impl Hub {
                 if !store::glob::matches(pattern, channel, false) {
                     continue;
                 }
+                let message = Message::new(Kind::Pattern, Some(pattern), channel, payload);
                 for sub in subs {
-                    sub.push(
-                        Message {
-                            kind: Kind::Pattern,
-                            pattern: Some(pattern.clone()),
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                            raw: false,
-                        },
-                        &self.limits,
-                        clock,
-                    );
+                    sub.push(message.clone(), &self.limits, clock);
                 }
                 receivers += subs.len();
             }
@@ -603,10 +596,8 @@ impl Hub {
     pub(crate) fn push_frame(&self, sub: &Subscriber, frame: Bytes) {
         sub.push(
             Message {
-                kind: Kind::Channel,
-                pattern: None,
-                channel: Bytes::new(),
-                payload: frame,
+                size: frame.len() + FRAMING,
+                frame,
                 raw: true,
             },
             &self.limits,
