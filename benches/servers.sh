@@ -28,12 +28,13 @@ start_servers() {
     }
     cargo build --release -q -p ember-server
     local free_port='import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-    redis_port=$(python3 -c "$free_port")
-    ember_port=$(python3 -c "$free_port")
+    # REDIS_PORT and EMBER_PORT (environment) pick them instead.
+    redis_port=${REDIS_PORT:-$(python3 -c "$free_port")}
+    ember_port=${EMBER_PORT:-$(python3 -c "$free_port")}
     workdir=$(mktemp -d)
     $server_cpus redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
     redis_pid=$!
-    $server_cpus target/release/ember-server --port "$ember_port" --save "" "$@" >/dev/null 2>&1 &
+    $server_cpus "${CARGO_TARGET_DIR:-target}"/release/ember-server --port "$ember_port" --save "" "$@" >/dev/null 2>&1 &
     ember_pid=$!
     trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
     local port

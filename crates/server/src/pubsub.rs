@@ -3,8 +3,10 @@
 //!
 //! PUBLISH runs on the publisher's own connection task. It finds the
 //! channel's subscribers in one of [`SHARDS`] registry shards, picked by the
-//! channel's hash, and appends the message to each subscriber's own queue
-//! ([`Subscriber`]); then it checks the patterns. Nothing on that path is
+//! channel's hash, frames the message once ([`Message`]) and appends those
+//! same bytes to each subscriber's own queue ([`Subscriber`]); then it
+//! checks the patterns. Per subscriber a publish costs a reference count
+//! and a push, and its drain a copy: no encoding. Nothing on that path is
 //! one lock for the whole server: two publishers to channels of different
 //! shards never wait for each other, the pattern list is read-locked only
 //! (and skipped while nobody has a pattern), and each subscriber's queue has
@@ -31,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::{BufMut, Bytes};
+use hashbrown::HashTable;
 use resp::Protocol;
 use transport::Output;
 
@@ -74,56 +77,110 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One message on its way to one subscriber.
+/// One message on its way to its subscribers, encoded once for all of
+/// them: every subscriber's queue holds the same bytes (a reference count
+/// apiece), and a drain copies them into the output as they are.
 #[derive(Debug, Clone)]
 struct Message {
-    kind: Kind,
-    /// The pattern that matched, for a pattern subscription.
-    pattern: Option<Bytes>,
-    channel: Bytes,
-    payload: Bytes,
-    /// `payload` is a whole frame, written as it is (a client-side caching
-    /// invalidation, framed for its receiver).
+    /// The whole frame as RESP2 sends it. In RESP3 its first byte (the
+    /// array's `*`) becomes the push type's `>`: the rest is the same.
+    frame: Bytes,
+    /// What the message counts for against the output limits.
+    size: usize,
+    /// `frame` was framed for its one receiver and is written as it is (a
+    /// client-side caching invalidation).
     raw: bool,
 }
 
 impl Message {
-    /// What the message counts for against the output limits.
-    fn size(&self) -> usize {
-        self.channel.len()
-            + self.payload.len()
-            + self.pattern.as_ref().map_or(0, Bytes::len)
-            + FRAMING
+    /// A message published to `channel` (through `pattern`, for a pattern
+    /// subscription), framed as Redis sends it. Built once per publish, in
+    /// one buffer of the exact size.
+    fn new(kind: Kind, pattern: Option<&Bytes>, channel: &[u8], payload: &[u8]) -> Message {
+        // The array's header and the message's name never change.
+        let head: &[u8] = match kind {
+            Kind::Channel => b"*3\r\n$7\r\nmessage\r\n",
+            Kind::Pattern => b"*4\r\n$8\r\npmessage\r\n",
+            Kind::Shard => b"*3\r\n$8\r\nsmessage\r\n",
+        };
+        let pattern = pattern.map(|p| &p[..]);
+        let parts = [pattern, Some(channel), Some(payload)];
+        let len = head.len()
+            + parts
+                .iter()
+                .flatten()
+                .map(|p| bulk_len(p.len()))
+                .sum::<usize>();
+        let mut frame = Vec::with_capacity(len);
+        frame.extend_from_slice(head);
+        for part in parts.into_iter().flatten() {
+            put_bulk(&mut frame, part);
+        }
+        debug_assert_eq!(frame.len(), len);
+        Message {
+            frame: Bytes::from(frame),
+            size: channel.len() + payload.len() + pattern.map_or(0, <[u8]>::len) + FRAMING,
+            raw: false,
+        }
     }
 
-    /// Writes the message as Redis sends it: an array in RESP2, a push in
-    /// RESP3.
-    fn encode(&self, out: &mut Output, proto: Protocol) {
-        if self.raw {
-            out.put_slice(&self.payload);
+    /// Queues the message for each of `subs`, in order. The last one takes
+    /// it without a clone: a single subscriber costs no shared count.
+    fn push_to(self, subs: &[Arc<Subscriber>], limits: &Limits, clock: Clock) {
+        let Some((last, rest)) = subs.split_last() else {
             return;
-        }
-        let (name, len): (&[u8], usize) = match self.kind {
-            Kind::Channel => (b"message", 3),
-            Kind::Pattern => (b"pmessage", 4),
-            Kind::Shard => (b"smessage", 3),
         };
-        push_header(out, proto, len);
-        resp::write_bulk(out, name);
-        if let Some(pattern) = &self.pattern {
-            resp::write_bulk(out, pattern);
+        for sub in rest {
+            sub.push(self.clone(), limits, clock);
         }
-        resp::write_bulk(out, &self.channel);
-        // A large payload goes out from the publisher's own buffer, shared
-        // by every subscriber, rather than copied into each output.
-        if self.payload.len() < Output::SHARE_FROM {
-            resp::write_bulk(out, &self.payload);
+        last.push(self, limits, clock);
+    }
+
+    /// Writes the message in the receiver's protocol: an array in RESP2, a
+    /// push in RESP3.
+    fn encode(&self, out: &mut Output, proto: Protocol) {
+        let frame = if self.raw || proto != Protocol::Resp3 {
+            &self.frame[..]
         } else {
-            resp::write_header(out, b'$', self.payload.len());
-            out.put_shared(self.payload.clone());
-            out.put_slice(b"\r\n");
+            out.put_u8(b'>');
+            &self.frame[1..]
+        };
+        // A large message goes out from the publisher's one copy, shared
+        // by every subscriber, rather than copied into each output.
+        if frame.len() < Output::SHARE_FROM {
+            out.put_slice(frame);
+        } else {
+            let skip = self.frame.len() - frame.len();
+            out.put_shared(self.frame.slice(skip..));
         }
     }
+}
+
+/// Bytes of a bulk string of `len` bytes: `$`, the length, CRLF, the
+/// bytes, CRLF.
+fn bulk_len(len: usize) -> usize {
+    // 1 to 20 digits.
+    len + 6 + len.checked_ilog10().unwrap_or(0) as usize
+}
+
+/// Appends `bytes` as a bulk string.
+fn put_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = bytes.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push(b'$');
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The header of a pub/sub message or (un)subscribe confirmation: `*n` in
@@ -276,7 +333,7 @@ impl Subscriber {
         if q.closed {
             return;
         }
-        q.pending += message.size();
+        q.pending += message.size;
         q.messages.push_back(message);
         let pending = q.pending as u64;
         let hard = limits.hard.load(Ordering::Relaxed);
@@ -307,7 +364,7 @@ impl Subscriber {
         // connection: the later ones find it woken already (its wake-up
         // is stored until it waits again, and a drain clears the flag
         // before it takes the queue).
-        let woken = self.queued.swap(true, Ordering::AcqRel);
+        let woken = self.queued.load(Ordering::Relaxed) || self.queued.swap(true, Ordering::AcqRel);
         drop(q);
         if !woken {
             self.wake.notify_one();
@@ -323,7 +380,7 @@ impl Subscriber {
         let messages = {
             let mut q = lock(&self.queue);
             let messages = std::mem::take(&mut q.messages);
-            q.drained += messages.iter().map(Message::size).sum::<usize>();
+            q.drained += messages.iter().map(|m| m.size).sum::<usize>();
             messages
         };
         for message in &messages {
@@ -353,10 +410,23 @@ impl Subscriber {
     }
 }
 
-/// Channel name to subscribers, spread over [`SHARDS`] locks.
+/// One channel and its subscribers, in the order they subscribed.
+#[derive(Debug)]
+struct Channel {
+    name: Bytes,
+    /// The name's hash, which also picked the registry shard.
+    hash: u64,
+    subs: Vec<Arc<Subscriber>>,
+}
+
+type Shard = HashTable<Channel>;
+
+/// Channel name to subscribers, spread over [`SHARDS`] locks. A name is
+/// hashed once per lookup: the one hash picks the shard and finds the
+/// channel in it.
 #[derive(Debug)]
 struct Registry {
-    shards: Vec<Mutex<HashMap<Bytes, Vec<Arc<Subscriber>>>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Channels with at least one subscriber (INFO).
     channels: AtomicUsize,
 }
@@ -369,35 +439,45 @@ impl Registry {
         }
     }
 
-    fn shard(&self, channel: &[u8]) -> MutexGuard<'_, HashMap<Bytes, Vec<Arc<Subscriber>>>> {
+    /// The shard that holds `channel`, locked, and the name's hash.
+    fn shard(&self, channel: &[u8]) -> (MutexGuard<'_, Shard>, u64) {
         let hash = twox_hash::XxHash3_64::oneshot(channel);
-        lock(&self.shards[hash as usize % SHARDS])
+        (lock(&self.shards[hash as usize % SHARDS]), hash)
     }
 
     fn add(&self, channel: Bytes, sub: &Arc<Subscriber>) {
-        let mut shard = self.shard(&channel);
-        let subs = shard.entry(channel).or_insert_with(|| {
+        let (mut shard, hash) = self.shard(&channel);
+        let entry = shard.entry(hash, |c| c.name == channel, |c| c.hash);
+        let entry = entry.or_insert_with(|| {
             self.channels.fetch_add(1, Ordering::Relaxed);
-            Vec::new()
+            Channel {
+                name: channel.clone(),
+                hash,
+                subs: Vec::new(),
+            }
         });
-        subs.push(sub.clone());
+        entry.into_mut().subs.push(sub.clone());
     }
 
     fn remove(&self, channel: &[u8], id: u64) {
-        let mut shard = self.shard(channel);
-        if let Some(subs) = shard.get_mut(channel) {
+        let (mut shard, hash) = self.shard(channel);
+        if let Ok(mut entry) = shard.find_entry(hash, |c| c.name == channel) {
+            let subs = &mut entry.get_mut().subs;
             subs.retain(|s| s.id != id);
             // A channel nobody listens to is forgotten, so that many
             // short-lived channels do not pile up.
             if subs.is_empty() {
-                shard.remove(channel);
+                entry.remove();
                 self.channels.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
 
     fn subscribers(&self, channel: &[u8]) -> usize {
-        self.shard(channel).get(channel).map_or(0, Vec::len)
+        let (shard, hash) = self.shard(channel);
+        shard
+            .find(hash, |c| c.name == channel)
+            .map_or(0, |c| c.subs.len())
     }
 
     /// Channels matching `pattern` (all without one).
@@ -407,9 +487,9 @@ impl Registry {
             let shard = lock(shard);
             names.extend(
                 shard
-                    .keys()
-                    .filter(|c| pattern.is_none_or(|p| store::glob::matches(p, c, false)))
-                    .cloned(),
+                    .iter()
+                    .filter(|c| pattern.is_none_or(|p| store::glob::matches(p, &c.name, false)))
+                    .map(|c| c.name.clone()),
             );
         }
         names
@@ -419,29 +499,17 @@ impl Registry {
     fn deliver(
         &self,
         kind: Kind,
-        channel: &Bytes,
-        payload: &Bytes,
+        channel: &[u8],
+        payload: &[u8],
         limits: &Limits,
         clock: Clock,
     ) -> usize {
-        let shard = self.shard(channel);
-        let Some(subs) = shard.get(channel) else {
+        let (shard, hash) = self.shard(channel);
+        let Some(found) = shard.find(hash, |c| c.name == channel) else {
             return 0;
         };
-        for sub in subs {
-            sub.push(
-                Message {
-                    kind,
-                    pattern: None,
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                    raw: false,
-                },
-                limits,
-                clock,
-            );
-        }
-        subs.len()
+        Message::new(kind, None, channel, payload).push_to(&found.subs, limits, clock);
+        found.subs.len()
     }
 }
 
@@ -559,12 +627,12 @@ impl Hub {
     /// Delivers `payload` to the subscribers of `channel` and of the
     /// patterns it matches (shard channels: to that channel's subscribers
     /// only); returns how many received it.
-    pub(crate) fn publish(&self, shard: bool, channel: &Bytes, payload: &Bytes) -> usize {
+    pub(crate) fn publish(&self, shard: bool, channel: &[u8], payload: &[u8]) -> usize {
         self.publish_at(shard, channel, payload, &crate::server::now_ms)
     }
 
     /// [`Hub::publish`] with the clock the soft limit is timed by.
-    fn publish_at(&self, shard: bool, channel: &Bytes, payload: &Bytes, clock: Clock) -> usize {
+    fn publish_at(&self, shard: bool, channel: &[u8], payload: &[u8], clock: Clock) -> usize {
         if shard {
             return self
                 .shard_channels
@@ -579,19 +647,11 @@ impl Hub {
                 if !store::glob::matches(pattern, channel, false) {
                     continue;
                 }
-                for sub in subs {
-                    sub.push(
-                        Message {
-                            kind: Kind::Pattern,
-                            pattern: Some(pattern.clone()),
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                            raw: false,
-                        },
-                        &self.limits,
-                        clock,
-                    );
-                }
+                Message::new(Kind::Pattern, Some(pattern), channel, payload).push_to(
+                    subs,
+                    &self.limits,
+                    clock,
+                );
                 receivers += subs.len();
             }
         }
@@ -603,10 +663,8 @@ impl Hub {
     pub(crate) fn push_frame(&self, sub: &Subscriber, frame: Bytes) {
         sub.push(
             Message {
-                kind: Kind::Channel,
-                pattern: None,
-                channel: Bytes::new(),
-                payload: frame,
+                size: frame.len() + FRAMING,
+                frame,
                 raw: true,
             },
             &self.limits,
@@ -644,6 +702,8 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     fn drained(sub: &Subscriber, proto: Protocol) -> Vec<u8> {
@@ -693,6 +753,71 @@ mod tests {
             (0, 0, 0)
         );
         assert_eq!(hub.publish(false, &ch, &msg), 0);
+    }
+
+    #[test]
+    fn a_message_is_framed_once_as_redis_frames_it() {
+        for len in [0, 1, 9, 10, 99, 100, 12_345] {
+            let mut out = Vec::new();
+            put_bulk(&mut out, &vec![b'x'; len]);
+            assert_eq!(out.len(), bulk_len(len), "{len}");
+        }
+        let pattern = Bytes::from_static(b"n*");
+        let cases = [
+            (Kind::Channel, None, "message"),
+            (Kind::Pattern, Some(&pattern), "pmessage"),
+            (Kind::Shard, None, "smessage"),
+        ];
+        for (kind, pattern, name) in cases {
+            let message = Message::new(kind, pattern, b"news", b"0123456789");
+            let mut want = BytesMut::new();
+            let len = if pattern.is_some() { 4 } else { 3 };
+            resp::write_header(&mut want, b'*', len);
+            resp::write_bulk(&mut want, name.as_bytes());
+            if let Some(pattern) = pattern {
+                resp::write_bulk(&mut want, pattern);
+            }
+            resp::write_bulk(&mut want, b"news");
+            resp::write_bulk(&mut want, b"0123456789");
+            assert_eq!(message.frame, want);
+            assert_eq!(
+                message.size,
+                4 + 10 + pattern.map_or(0, Bytes::len) + FRAMING
+            );
+            let mut out = Output::new();
+            message.encode(&mut out, Protocol::Resp3);
+            want[0] = b'>';
+            assert_eq!(out.into_pieces().concat(), want);
+        }
+    }
+
+    #[test]
+    fn a_large_message_is_shared_by_its_subscribers_and_a_raw_frame_kept() {
+        let hub = Hub::default();
+        let a = Subscriber::new(1, crate::kill::Kill::new());
+        let b = Subscriber::new(2, crate::kill::Kill::new());
+        hub.subscribe(&a, Kind::Channel, b"c");
+        hub.subscribe(&b, Kind::Channel, b"c");
+        let payload = vec![b'x'; Output::SHARE_FROM];
+        assert_eq!(hub.publish(false, b"c", &payload), 2);
+        let (mut out_a, mut out_b) = (Output::new(), Output::new());
+        a.drain(&mut out_a, Protocol::Resp2);
+        b.drain(&mut out_b, Protocol::Resp3);
+        let (pieces_a, pieces_b) = (out_a.into_pieces(), out_b.into_pieces());
+        // One copy of the frame, in both outputs; RESP3's `>` before it.
+        assert_eq!(pieces_a.len(), 1);
+        assert_eq!(&pieces_b[0][..], b">");
+        assert_eq!(pieces_a[0].as_ptr().wrapping_add(1), pieces_b[1].as_ptr());
+        let head = format!("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n${}\r\n", payload.len());
+        assert!(pieces_a[0].starts_with(head.as_bytes()));
+        assert!(pieces_a[0].ends_with(b"x\r\n"));
+        assert_eq!(pieces_a[0].len(), head.len() + payload.len() + 2);
+        // An invalidation was framed for its receiver: sent as it is.
+        hub.push_frame(&b, Bytes::from_static(b">2\r\n$10\r\ninvalidate\r\n_\r\n"));
+        assert_eq!(
+            drained(&b, Protocol::Resp3),
+            b">2\r\n$10\r\ninvalidate\r\n_\r\n"
+        );
     }
 
     #[test]

@@ -344,6 +344,44 @@ fn one_publishers_messages_arrive_in_order() {
     }
 }
 
+/// One message reaches a RESP2 and a RESP3 subscriber, through a channel,
+/// a pattern and a shard channel, each framed for its receiver; empty,
+/// small and large payloads (a large one is shared by its subscribers
+/// rather than copied for each), byte for byte as Redis sends them.
+#[test]
+fn one_message_reaches_resp2_and_resp3_subscribers_as_in_redis() {
+    let redis = RedisServer::start(&[]);
+    let ember = EmberServer::start(&[]);
+    let frames = |addr: SocketAddr| {
+        let mut subs: Vec<Conn> = (0..2).map(|_| Conn::new(addr)).collect();
+        subs[1].call(&["HELLO", "3"], 1);
+        for sub in &mut subs {
+            sub.call(&["SUBSCRIBE", "big"], 1);
+            sub.call(&["PSUBSCRIBE", "b*"], 1);
+            sub.call(&["SSUBSCRIBE", "big"], 1);
+        }
+        let mut publisher = Conn::new(addr);
+        let mut got = Vec::new();
+        for len in [0, 10, 70_000] {
+            let payload = vec![b'p'; len];
+            for command in [&b"PUBLISH"[..], b"SPUBLISH"] {
+                publisher.send_bytes(&[command, b"big", &payload]);
+                got.push(publisher.frame());
+            }
+            for sub in &mut subs {
+                got.extend((0..3).map(|_| sub.frame()));
+            }
+        }
+        got
+    };
+    let want = frames(redis.addr());
+    let got = frames(ember.addr());
+    assert_eq!(got.len(), want.len());
+    for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert!(got == want, "frame {i}: {} != {}", show(got), show(want));
+    }
+}
+
 /// A subscriber that never reads while a publisher floods is cut off at
 /// the hard limit of `client-output-buffer-limit pubsub`; a subscriber
 /// that reads keeps receiving everything.

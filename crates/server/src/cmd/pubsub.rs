@@ -3,7 +3,6 @@
 //! subscriber sees them. The registry and delivery are in
 //! [`crate::pubsub`].
 
-use bytes::Bytes;
 use resp::{Protocol, Request};
 
 use super::keys::unknown_subcommand;
@@ -151,15 +150,9 @@ pub(super) fn sunsubscribe(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     unsubscribe_from(ctx, req, Kind::Shard, "sunsubscribe")
 }
 
-/// The argument at `i` to keep past the request: a slice of it if large
-/// (one copy shared by every subscriber), a small copy otherwise.
-fn arg(req: &Request, i: usize) -> Bytes {
-    crate::args::stored_arg(req, i)
-}
-
 fn publish_to(ctx: &mut Ctx<'_>, req: &Request, shard: bool) -> CmdResult {
-    let channel = Bytes::copy_from_slice(&req[1]);
-    let receivers = ctx.shared.pubsub.publish(shard, &channel, &arg(req, 2));
+    // The message is framed once from the request's own bytes.
+    let receivers = ctx.shared.pubsub.publish(shard, &req[1], &req[2]);
     propagate(ctx, req);
     // A client publishing to itself sees the message before the count, as
     // in Redis.
@@ -177,11 +170,12 @@ fn propagate(ctx: &mut Ctx<'_>, req: &Request) {
     if ctx.client.is_master {
         return;
     }
-    let op = Op::from_iter(Some(ctx.client.db), req.iter());
+    // The command is encoded for the stream only when something takes it.
+    let op = || Op::from_iter(Some(ctx.client.db), req.iter());
     if ctx.shards.effects().recording() {
-        ctx.shards.effects().rewrite(vec![op]);
+        ctx.shards.effects().rewrite(vec![op()]);
     } else if ctx.shared.keyspace.feeding() {
-        ctx.shared.repl.append(vec![op]);
+        ctx.shared.repl.append(vec![op()]);
     }
 }
 
