@@ -211,6 +211,10 @@ impl<W> Shard<W> {
     }
 }
 
+/// How many times the walker yields its thread, at most, for a lock set
+/// waiting for the shard it walks (see [`Keyspace::walk_shard`]).
+const LET_IN_YIELDS: usize = 64;
+
 /// The walker's visit of one shard, a slice at a time (see
 /// [`Keyspace::walk_shard`]).
 #[derive(Debug)]
@@ -283,6 +287,10 @@ pub struct Keyspace<W> {
     reach: Mutex<()>,
     reaching: AtomicBool,
     stalled: AtomicUsize,
+    /// A shard a lock set is waiting for (its number plus one; 0 for
+    /// none), set only when a lock has to wait: a hint to the snapshot's
+    /// walker to let it in between two slices ([`Keyspace::walk_shard`]).
+    wanted: AtomicUsize,
     /// Where lock sets hand the large values the keyspace dropped (see
     /// `lazy.rs`).
     disposer: super::lazy::DisposerCell,
@@ -324,6 +332,7 @@ impl<W> Keyspace<W> {
             reach: Mutex::new(()),
             reaching: AtomicBool::new(false),
             stalled: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
             disposer: Default::default(),
             expired_on_access: AtomicU64::new(0),
         }
@@ -449,8 +458,24 @@ impl<W> Keyspace<W> {
         slice: usize,
     ) -> (Vec<Vec<u8>>, usize) {
         let mut walk = ShardWalk::new(i, epoch, now);
-        while !self.walk_step(&mut walk, encoder, slice) {}
+        while !self.walk_step(&mut walk, encoder, slice) {
+            self.let_waiter_in(i);
+        }
         (walk.parts, walk.keys)
+    }
+
+    /// Between two slices of shard `i`, with its lock free: if a lock set
+    /// is waiting for it, gives it the time to wake up and take the lock
+    /// (a bounded number of yields). Without this the walker, already
+    /// running, would lock the shard again before the waiter ran, and the
+    /// waiter would wait for the whole shard after all.
+    fn let_waiter_in(&self, i: usize) {
+        for _ in 0..LET_IN_YIELDS {
+            if self.wanted.load(Ordering::Relaxed) != i + 1 {
+                return;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// One hold of the lock of the shard `walk` visits: the whole shard if
@@ -617,11 +642,28 @@ impl<W> Keyspace<W> {
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
-        let mut guard = self.shards[shard]
+        let mut guard = match self.shards[shard].0.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => self.lock_waiting(shard),
+        };
+        self.on_lock(&mut guard);
+        guard
+    }
+
+    /// [`Keyspace::lock`] of a shard someone holds: says so (`wanted`)
+    /// while it waits, for the snapshot's walker.
+    #[cold]
+    #[inline(never)]
+    fn lock_waiting(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
+        self.wanted.store(shard + 1, Ordering::Relaxed);
+        let guard = self.shards[shard]
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.on_lock(&mut guard);
+        let _ = self
+            .wanted
+            .compare_exchange(shard + 1, 0, Ordering::Relaxed, Ordering::Relaxed);
         guard
     }
 
