@@ -4,8 +4,8 @@
 //! stands at one instant, fixed while every shard is locked
 //! ([`Keyspace::begin_snapshot`]): that costs one pass over the shard
 //! locks, whatever the size of the data. From then on the snapshot's
-//! walker visits the shards one at a time, encoding each under its own
-//! lock ([`Keyspace::walk_shard`]), and commands run meanwhile.
+//! walker visits the shards one at a time ([`Keyspace::walk_shard`]),
+//! and commands run meanwhile.
 //!
 //! **Copy on first write, per key.** The first lock of a shard the walker
 //! has not reached yet *arms* its databases: it hands each the snapshot
@@ -21,6 +21,23 @@
 //! bytes; then it clears the marks. So a write pays for its own key, once
 //! per snapshot, and never for the rest of its shard.
 //!
+//! **Walking in slices.** A shard bigger than [`WALK_SLICE`] keys is not
+//! encoded in one hold of its lock: the walker arms it (as a write would)
+//! and encodes a database a slice at a time, in table order, releasing the
+//! lock between slices, so a write to that shard waits for one slice. In
+//! between, it remembers how far it came (`KeySaves::walked`, an index
+//! into the table): the keys below it are in the snapshot, so a change
+//! there keeps nothing ([`Db::keep_at`]), and the keys from it on are
+//! kept, marked and skipped as in an unwalked database. Keys never move
+//! in the table except when it grows (removals only empty a place; a key
+//! deleted and added again is a new slot, marked). Growing moves every
+//! key, so [`Db::before_moving_keys`] runs first: it marks the unmarked
+//! keys below `walked` (in the snapshot already) and sets `walked` back
+//! to 0; the walk then goes over the new table from its start, skipping
+//! every mark. A whole-database change part way through encodes only what
+//! lies from `walked` on. When a database is done, its marks are cleared
+//! by the names noted with them, the walked ones among them.
+//!
 //! Whole-database changes (FLUSHDB, FLUSHALL, SWAPDB) cannot keep one key
 //! at a time: they encode the armed database as it was at the instant
 //! first ([`Db::keep_whole`]), as the walker would, and the walker takes
@@ -35,7 +52,11 @@
 //!
 //! **Architecture Invariant:** a key is part of a snapshot exactly as it
 //! was at the snapshot's instant: its value is kept before anything that
-//! may change or delete it runs, and never twice.
+//! may change or delete it runs, and never twice. In an armed database, a
+//! key of the instant is in the snapshot already exactly when its slot is
+//! marked or lies below `walked`; every mark is noted (`marked`) so that
+//! it is cleared; nothing moves slots in a table without calling
+//! [`Db::before_moving_keys`] first.
 //!
 //! [`Keyspace::begin_snapshot`]: super::Keyspace::begin_snapshot
 //! [`Keyspace::walk_shard`]: super::Keyspace::walk_shard
