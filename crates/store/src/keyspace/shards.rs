@@ -213,7 +213,7 @@ impl<W> Shard<W> {
 
 /// How many times the walker yields its thread, at most, for a lock set
 /// waiting for the shard it walks (see [`Keyspace::walk_shard`]).
-const LET_IN_YIELDS: usize = 64;
+const LET_IN_YIELDS: usize = 2;
 
 /// The walker's visit of one shard, a slice at a time (see
 /// [`Keyspace::walk_shard`]).
