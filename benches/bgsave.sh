@@ -6,7 +6,11 @@
 # the peak RSS of the server during the save. For Redis also its
 # `latest_fork_usec` (the fork is where Redis's clients wait).
 #
-#   benches/bgsave.sh [KEYS] [EMBER_PORT] [REDIS_PORT]
+#   benches/bgsave.sh [KEYS] [EMBER_PORT] [REDIS_PORT] [WHOLE_PORT]
+#
+# With WHOLE_PORT, a second Ember runs there whose snapshot walker holds a
+# shard's lock for the whole shard (EMBER_SNAPSHOT_SLICE set huge), as
+# before the walk was sliced: the rows named `whole` are that one.
 #
 # Needs target/release/ember-server (or EMBER_BIN), redis-server,
 # redis-cli, redis-benchmark and python3. Not a test: it prints figures.
@@ -15,6 +19,7 @@ set -euo pipefail
 KEYS=${1:-1000000}
 EPORT=${2:-7510}
 RPORT=${3:-7511}
+WPORT=${4:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EMBER_BIN=${EMBER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/ember-server}
 WORK=$(mktemp -d /tmp/ember-bgsave-bench.XXXXXX)
@@ -34,6 +39,13 @@ redis-server --port "$RPORT" --dir "$WORK/redis" --save "" --appendonly no \
     --daemonize no --logfile "$WORK/redis/log" &
 PIDS+=($!)
 RPID=$!
+if [ -n "$WPORT" ]; then
+    mkdir -p "$WORK/whole"
+    EMBER_SNAPSHOT_SLICE=1000000000000 "$EMBER_BIN" --port "$WPORT" --dir "$WORK/whole" \
+        --save "" --logfile "$WORK/whole/log" &
+    PIDS+=($!)
+    WPID=$!
+fi
 
 wait_up() {
     for _ in $(seq 1 200); do
@@ -45,6 +57,7 @@ wait_up() {
 }
 wait_up "$EPORT"
 wait_up "$RPORT"
+[ -n "$WPORT" ] && wait_up "$WPORT"
 
 # N keys of 18-byte values, through redis-cli --pipe, named as
 # redis-benchmark names its random keys (`key:` and 12 digits), so that its
@@ -170,16 +183,20 @@ bench_p99() { # PORT
 echo "populating $KEYS keys..."
 populate "$EPORT"
 populate "$RPORT"
+[ -n "$WPORT" ] && populate "$WPORT"
 baseline ember "$EPORT"
 baseline redis "$RPORT"
 measure ember "$EPORT" "$EPID"
+[ -n "$WPORT" ] && measure whole "$WPORT" "$WPID"
 measure redis "$RPORT" "$RPID"
 # The noise floor under writes.
 WRITES=1 baseline ember-w "$EPORT"
 WRITES=1 baseline redis-w "$RPORT"
-# Writes during the save: SET on random keys makes the server encode
-# shards ahead of the walker (Ember) or copy pages (Redis).
+# Writes during the save: SET on random keys makes the server keep the
+# old values of keys ahead of the walker, and wait for the walker's hold
+# of a shard's lock (Ember), or copy pages (Redis).
 WRITES=1 measure ember-w "$EPORT" "$EPID"
+[ -n "$WPORT" ] && WRITES=1 measure whole-w "$WPORT" "$WPID"
 WRITES=1 measure redis-w "$RPORT" "$RPID"
 echo "redis-benchmark GET -c 20 during a BGSAVE (avg min p50 p95 p99 max, ms):"
 echo "ember $(bench_p99 "$EPORT")"

@@ -564,3 +564,165 @@ fn a_bgsave_sees_every_write_family_as_of_its_instant() {
     );
     assert!(want.len() > 7 * n, "{} keys", want.len());
 }
+
+/// Shards bigger than the walker's slice (300,000 keys: about 290 a
+/// shard, walked in two holds of its lock each), saved while writers
+/// change pairs of keys one command at a time (`b <= a <= b + 1` at every
+/// instant) and add new keys in numbered batches of 200 (so tables grow
+/// during the walk): the file holds every filler key as it was, every
+/// pair as it stood at one instant, and the batches up to one, each whole,
+/// none after.
+#[test]
+fn a_bgsave_of_shards_bigger_than_a_slice_is_one_instant() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use crate::redis_crate::{connect, q};
+
+    let dir = TempDir::new("slices");
+    let ember = EmberServer::start(&[&format!("dir {}", dir.str()), "save \"\""]);
+    let mut c = ember.connect();
+    let fillers = 300_000;
+    let mset = |s: &mut TcpStream, pairs: &mut dyn Iterator<Item = (String, String)>| {
+        let mut args: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+        for (k, v) in pairs {
+            args.push(k.into_bytes());
+            args.push(v.into_bytes());
+        }
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        assert_eq!(&call(s, &refs)[..], b"+OK\r\n");
+    };
+    for chunk in 0..fillers / 1000 {
+        mset(
+            &mut c,
+            &mut (0..1000).map(|i| (format!("filler:{chunk}:{i}"), format!("f{i}"))),
+        );
+    }
+    let (writers, pairs) = (2, 50);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let batches = Arc::new(AtomicU64::new(0));
+    let mut threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let (stop, done) = (stop.clone(), done.clone());
+            let mut s = ember.connect();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for p in 0..pairs {
+                        for side in ["a", "b"] {
+                            let key = format!("{side}:{w}:{p}");
+                            let reply = call(&mut s, &[b"INCR", key.as_bytes()]);
+                            assert_eq!(reply[0], b':', "{reply:?}");
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.push({
+        let (stop, batches) = (stop.clone(), batches.clone());
+        let mut s = ember.connect();
+        std::thread::spawn(move || {
+            // Bounded: 1,500 batches are 300,000 keys.
+            for b in 0..1500 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                mset(
+                    &mut s,
+                    &mut (0..200).map(|i| (format!("new:{b}:{i}"), b.to_string())),
+                );
+                batches.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while done.load(Ordering::Relaxed) < 200 || batches.load(Ordering::Relaxed) < 2 {
+        assert!(Instant::now() < deadline, "the writers made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // About 290 keys a shard at 3 µs each: a walk of about a second.
+    assert_eq!(
+        &call(&mut c, &[b"CONFIG", b"SET", b"rdb-key-save-delay", b"3"])[..],
+        b"+OK\r\n"
+    );
+    let (before, batches_before) = (
+        done.load(Ordering::Relaxed),
+        batches.load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        &call(&mut c, &[b"BGSAVE"])[..],
+        b"+Background saving started\r\n"
+    );
+    wait_field(&mut c, "rdb_bgsave_in_progress", "0");
+    let during = done.load(Ordering::Relaxed) - before;
+    let batches_during = batches.load(Ordering::Relaxed) - batches_before;
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer");
+    }
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    // The test means something only if writes ran during the save.
+    assert!(during > 50, "only {during} pairs written during the save");
+    assert!(
+        batches_during > 2,
+        "only {batches_during} batches during the save"
+    );
+    drop(ember);
+    let copy = TempDir::new("slices-load");
+    std::fs::copy(dir.path().join("dump.rdb"), copy.path().join("dump.rdb")).expect("copy");
+    let loaded = EmberServer::start(&[&format!("dir {}", copy.str()), "save \"\""]);
+    let mut l = connect(loaded.addr());
+    let keys: Vec<String> = q(&mut l, &["KEYS", "filler:*"]);
+    assert_eq!(keys.len(), fillers, "filler keys");
+    for chunk in 0..fillers / 1000 {
+        let mut args = vec!["MGET".to_string()];
+        args.extend((0..1000).map(|i| format!("filler:{chunk}:{i}")));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let got: Vec<Option<String>> = q(&mut l, &refs);
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(
+                v.as_deref(),
+                Some(format!("f{i}").as_str()),
+                "filler:{chunk}:{i}"
+            );
+        }
+    }
+    let mut per_batch: BTreeMap<u64, usize> = BTreeMap::new();
+    let new: Vec<String> = q(&mut l, &["KEYS", "new:*"]);
+    for k in &new {
+        let b = k
+            .split(':')
+            .nth(1)
+            .and_then(|b| b.parse().ok())
+            .expect("a batch");
+        *per_batch.entry(b).or_default() += 1;
+    }
+    let saved = per_batch.len() as u64;
+    assert!(
+        saved >= batches_before,
+        "{saved} batches, {batches_before} before the save"
+    );
+    assert!(
+        per_batch.keys().copied().eq(0..saved) && per_batch.values().all(|&n| n == 200),
+        "the batches are not one instant's: {:?}",
+        per_batch
+            .iter()
+            .filter(|(_, n)| **n != 200)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    for w in 0..writers {
+        for p in 0..pairs {
+            let a = number(q(&mut l, &["GET", &format!("a:{w}:{p}")]));
+            let b = number(q(&mut l, &["GET", &format!("b:{w}:{p}")]));
+            assert!(
+                b <= a && a <= b + 1,
+                "pair {w}:{p} is a={a} b={b}: not one instant"
+            );
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Snapshots written while they are walked, without stopping the server:
 //! [`fix`] fixes the instant under every shard lock (ember-store's
 //! `keyspace/snapshot.rs` says how the shards keep to it), then [`walk`]
-//! visits the shards one at a time, each encoded under its own lock (or
-//! collected as a command encoded it on touching it first), and hands the
-//! bytes out between shards. The file formats around the bytes are
+//! visits the shards one at a time, each encoded a slice of keys per hold
+//! of its lock (with the old values commands kept of the keys they changed
+//! first), and hands the bytes out between shards. The file formats around the bytes are
 //! [`write_rdb`] (an RDB file: BGSAVE, SAVE, a replica's full resync, an
 //! AOF base with the RDB preamble) and the AOF's commands (`aof::rewrite`).
 //!
@@ -156,9 +156,11 @@ pub(crate) fn walk(
     pace: &mut dyn FnMut(usize) -> bool,
     each: &mut dyn FnMut(Vec<Vec<u8>>) -> io::Result<()>,
 ) -> io::Result<()> {
+    let slice = walk_slice();
     let result = (|| {
         for i in 0..SHARDS {
-            let (parts, keys) = ks.walk_shard(i, fixed.epoch, fixed.now, fixed.encoder.as_ref());
+            let (parts, keys) =
+                ks.walk_shard(i, fixed.epoch, fixed.now, fixed.encoder.as_ref(), slice);
             each(parts)?;
             if !pace(keys) {
                 return Err(stopped());
@@ -168,6 +170,22 @@ pub(crate) fn walk(
     })();
     ks.end_snapshot(fixed.epoch);
     result
+}
+
+/// Keys the walker encodes per hold of a shard's lock: ember-store's
+/// `WALK_SLICE`, unless the environment variable `EMBER_SNAPSHOT_SLICE`
+/// says otherwise. Not a setting (Redis has none): `benches/bgsave.sh`
+/// sets it huge to compare with a walk that holds a shard's lock for the
+/// whole shard.
+fn walk_slice() -> usize {
+    static SLICE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SLICE.get_or_init(|| {
+        std::env::var("EMBER_SNAPSHOT_SLICE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(store::keyspace::WALK_SLICE)
+    })
 }
 
 /// The error of a walk stopped by its `pace`.

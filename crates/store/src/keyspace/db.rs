@@ -386,11 +386,13 @@ impl<W> Db<W> {
             snap: false,
         });
         self.mark_new(&mut slot);
+        self.before_moving_keys(1);
         self.map.insert_unique(hash, slot, |s| hash_key(&s.key));
     }
 
     /// Makes room for `n` more keys.
     pub fn reserve(&mut self, n: usize) {
+        self.before_moving_keys(n);
         self.map.reserve(n, |s| hash_key(&s.key));
     }
 

@@ -52,7 +52,7 @@ pub use shards::{
     Keyspace, Locked, LockedRef, SHARDS, Shard, ShardRef, Shards, Write, WriteKeys, shard_of,
     shard_of_hash,
 };
-pub use snapshot::{Encoder, encode_dbs};
+pub use snapshot::{Encoder, WALK_SLICE, encode_dbs};
 pub use volatile::Volatile;
 
 /// The seed of [`hash_key`], set once.

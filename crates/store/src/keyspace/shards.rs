@@ -211,6 +211,46 @@ impl<W> Shard<W> {
     }
 }
 
+/// How many times the walker yields its thread, at most, for a lock set
+/// waiting for the shard it walks (see [`Keyspace::walk_shard`]).
+const LET_IN_YIELDS: usize = 2;
+
+/// The walker's visit of one shard, a slice at a time (see
+/// [`Keyspace::walk_shard`]).
+#[derive(Debug)]
+pub(super) struct ShardWalk {
+    shard: usize,
+    epoch: u64,
+    now: i64,
+    started: bool,
+    /// The database being walked.
+    db: usize,
+    /// The bytes so far, per database.
+    parts: Vec<Vec<u8>>,
+    /// Keys in the shard when the visit began.
+    keys: usize,
+}
+
+impl ShardWalk {
+    pub(super) fn new(shard: usize, epoch: u64, now: i64) -> Self {
+        ShardWalk {
+            shard,
+            epoch,
+            now,
+            started: false,
+            db: 0,
+            parts: Vec::new(),
+            keys: 0,
+        }
+    }
+
+    /// The bytes per database, once done.
+    #[cfg(test)]
+    pub(super) fn into_parts(self) -> Vec<Vec<u8>> {
+        self.parts
+    }
+}
+
 /// All databases, sharded. Its shards are locked only through [`Shards`].
 #[derive(Debug)]
 pub struct Keyspace<W> {
@@ -247,6 +287,10 @@ pub struct Keyspace<W> {
     reach: Mutex<()>,
     reaching: AtomicBool,
     stalled: AtomicUsize,
+    /// A shard a lock set is waiting for (its number plus one; 0 for
+    /// none), set only when a lock has to wait: a hint to the snapshot's
+    /// walker to let it in between two slices ([`Keyspace::walk_shard`]).
+    wanted: AtomicUsize,
     /// Where lock sets hand the large values the keyspace dropped (see
     /// `lazy.rs`).
     disposer: super::lazy::DisposerCell,
@@ -288,6 +332,7 @@ impl<W> Keyspace<W> {
             reach: Mutex::new(()),
             reaching: AtomicBool::new(false),
             stalled: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
             disposer: Default::default(),
             expired_on_access: AtomicU64::new(0),
         }
@@ -396,21 +441,101 @@ impl<W> Keyspace<W> {
     }
 
     /// The walker's visit of shard `i` for snapshot `epoch` (whose instant
-    /// is `now` and encoder `encoder`), under the shard's lock: its bytes
-    /// per database (the keys that did not change since the instant, then
-    /// the old values kept of those that did) and its count of keys.
+    /// is `now` and encoder `encoder`): its bytes per database (the keys
+    /// that did not change since the instant, and the old values kept of
+    /// those that did) and its count of keys when the visit began. The
+    /// shard's lock is held for at most `slice` keys at a time
+    /// ([`WALK_SLICE`] unless a benchmark says otherwise), and commands
+    /// run on the shard in between (see `snapshot.rs`).
+    ///
+    /// [`WALK_SLICE`]: super::WALK_SLICE
     pub fn walk_shard(
         &self,
         i: usize,
         epoch: u64,
         now: i64,
         encoder: &dyn Encoder,
+        slice: usize,
     ) -> (Vec<Vec<u8>>, usize) {
-        let mut guard = self.shards[i]
+        let mut walk = ShardWalk::new(i, epoch, now);
+        while !self.walk_step(&mut walk, encoder, slice) {
+            self.let_waiter_in(i);
+        }
+        (walk.parts, walk.keys)
+    }
+
+    /// Between two slices of shard `i`, with its lock free: if a lock set
+    /// is waiting for it, gives it the time to wake up and take the lock
+    /// (a bounded number of yields). Without this the walker, already
+    /// running, would lock the shard again before the waiter ran, and the
+    /// waiter would wait for the whole shard after all.
+    fn let_waiter_in(&self, i: usize) {
+        for _ in 0..LET_IN_YIELDS {
+            if self.wanted.load(Ordering::Relaxed) != i + 1 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// One hold of the lock of the shard `walk` visits: the whole shard if
+    /// it has at most `slice` keys, otherwise at most `slice` keys' worth
+    /// of it. Returns whether the shard is done.
+    pub(super) fn walk_step(
+        &self,
+        walk: &mut ShardWalk,
+        encoder: &dyn Encoder,
+        slice: usize,
+    ) -> bool {
+        let mut guard = self.shards[walk.shard]
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.encode_for_walk(epoch, now, encoder)
+        let slice = slice.max(1);
+        if !walk.started {
+            walk.started = true;
+            walk.keys = guard.dbs.iter().map(Db::len).sum();
+            let running = self
+                .snap_running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+                .filter(|r| r.epoch == walk.epoch);
+            let Some(running) = running else {
+                // The snapshot has ended: nothing to write, and a later
+                // one's state is left alone.
+                walk.parts = vec![Vec::new(); guard.dbs.len()];
+                return true;
+            };
+            if walk.keys <= slice {
+                (walk.parts, _) = guard.encode_for_walk(walk.epoch, walk.now, encoder);
+                return true;
+            }
+            // Armed for the walk, if no write did it: between slices,
+            // writes keep the old values of the keys not yet walked.
+            if guard.snap_armed != walk.epoch {
+                if guard.snap_armed != 0 {
+                    guard.disarm();
+                }
+                guard.arm_for_snapshot(&running);
+            }
+            walk.parts = vec![Vec::new(); guard.dbs.len()];
+        }
+        let mut budget = slice;
+        while walk.db < walk.parts.len() {
+            let db = walk.db;
+            if !guard.dbs[db].walk_slice(walk.epoch, &mut budget, &mut walk.parts[db]) {
+                return false;
+            }
+            walk.db += 1;
+        }
+        // Unless a later snapshot armed the shard since (this one having
+        // ended), the walker has been here.
+        if guard.snap_armed == walk.epoch {
+            guard.snap_done = walk.epoch;
+            guard.snap_armed = 0;
+        }
+        true
     }
 
     /// Arms a shard just locked for the running snapshot, if one runs and
@@ -517,11 +642,28 @@ impl<W> Keyspace<W> {
     /// Locks one shard. A poisoned lock (a command panicked while holding
     /// it) is taken anyway: a shard's maps are valid after any panic.
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
-        let mut guard = self.shards[shard]
+        let mut guard = match self.shards[shard].0.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => self.lock_waiting(shard),
+        };
+        self.on_lock(&mut guard);
+        guard
+    }
+
+    /// [`Keyspace::lock`] of a shard someone holds: says so (`wanted`)
+    /// while it waits, for the snapshot's walker.
+    #[cold]
+    #[inline(never)]
+    fn lock_waiting(&self, shard: usize) -> MutexGuard<'_, Shard<W>> {
+        self.wanted.store(shard + 1, Ordering::Relaxed);
+        let guard = self.shards[shard]
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.on_lock(&mut guard);
+        let _ = self
+            .wanted
+            .compare_exchange(shard + 1, 0, Ordering::Relaxed, Ordering::Relaxed);
         guard
     }
 
@@ -1299,7 +1441,7 @@ mod tests {
     fn snapshot_values(ks: &Keyspace<()>, epoch: u64) -> Vec<String> {
         let mut bytes = Vec::new();
         for i in 0..SHARDS {
-            let (dbs, _) = ks.walk_shard(i, epoch, 0, &Pairs);
+            let (dbs, _) = ks.walk_shard(i, epoch, 0, &Pairs, crate::keyspace::WALK_SLICE);
             dbs.iter().for_each(|d| bytes.extend_from_slice(d));
         }
         crate::keyspace::snapshot::tests::lines(&bytes)

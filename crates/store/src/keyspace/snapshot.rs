@@ -4,8 +4,8 @@
 //! stands at one instant, fixed while every shard is locked
 //! ([`Keyspace::begin_snapshot`]): that costs one pass over the shard
 //! locks, whatever the size of the data. From then on the snapshot's
-//! walker visits the shards one at a time, encoding each under its own
-//! lock ([`Keyspace::walk_shard`]), and commands run meanwhile.
+//! walker visits the shards one at a time ([`Keyspace::walk_shard`]),
+//! and commands run meanwhile.
 //!
 //! **Copy on first write, per key.** The first lock of a shard the walker
 //! has not reached yet *arms* its databases: it hands each the snapshot
@@ -21,6 +21,23 @@
 //! bytes; then it clears the marks. So a write pays for its own key, once
 //! per snapshot, and never for the rest of its shard.
 //!
+//! **Walking in slices.** A shard bigger than [`WALK_SLICE`] keys is not
+//! encoded in one hold of its lock: the walker arms it (as a write would)
+//! and encodes a database a slice at a time, in table order, releasing the
+//! lock between slices, so a write to that shard waits for one slice. In
+//! between, it remembers how far it came (`KeySaves::walked`, an index
+//! into the table): the keys below it are in the snapshot, so a change
+//! there keeps nothing ([`Db::keep_at`]), and the keys from it on are
+//! kept, marked and skipped as in an unwalked database. Keys never move
+//! in the table except when it grows (removals only empty a place; a key
+//! deleted and added again is a new slot, marked). Growing moves every
+//! key, so [`Db::before_moving_keys`] runs first: it marks the unmarked
+//! keys below `walked` (in the snapshot already) and sets `walked` back
+//! to 0; the walk then goes over the new table from its start, skipping
+//! every mark. A whole-database change part way through encodes only what
+//! lies from `walked` on. When a database is done, its marks are cleared
+//! by the names noted with them, the walked ones among them.
+//!
 //! Whole-database changes (FLUSHDB, FLUSHALL, SWAPDB) cannot keep one key
 //! at a time: they encode the armed database as it was at the instant
 //! first ([`Db::keep_whole`]), as the walker would, and the walker takes
@@ -35,7 +52,11 @@
 //!
 //! **Architecture Invariant:** a key is part of a snapshot exactly as it
 //! was at the snapshot's instant: its value is kept before anything that
-//! may change or delete it runs, and never twice.
+//! may change or delete it runs, and never twice. In an armed database, a
+//! key of the instant is in the snapshot already exactly when its slot is
+//! marked or lies below `walked`; every mark is noted (`marked`) so that
+//! it is cleared; nothing moves slots in a table without calling
+//! [`Db::before_moving_keys`] first.
 //!
 //! [`Keyspace::begin_snapshot`]: super::Keyspace::begin_snapshot
 //! [`Keyspace::walk_shard`]: super::Keyspace::walk_shard
@@ -43,7 +64,16 @@
 use std::sync::Arc;
 
 use super::db::Slot;
+use super::table::prefetch_line;
 use super::{Db, Entry, Key, hash_key};
+
+/// How many keys the walker encodes per hold of a shard's lock, at most:
+/// a write to the shard being walked waits for one slice, not the shard.
+pub const WALK_SLICE: usize = 256;
+
+/// How many places ahead a sliced walk asks for slots (two table groups,
+/// as `Db::iter_prefetched` does).
+const PREFETCH_AHEAD: usize = 14;
 
 /// How a snapshot turns keys into bytes (an RDB file's entries, an AOF's
 /// commands). Called under a shard's lock, by the walker or by whichever
@@ -83,6 +113,21 @@ pub(super) struct KeySaves {
     /// The whole database as of the instant, once a whole-database change
     /// encoded it: then nothing more is kept.
     whole: Option<Vec<u8>>,
+    /// How far the walker has come in the table: the keys at lower
+    /// indexes are in the snapshot already (see the module's notes).
+    walked: usize,
+}
+
+impl KeySaves {
+    fn new(running: Arc<Running>) -> Box<Self> {
+        Box::new(KeySaves {
+            running,
+            saved: Vec::new(),
+            marked: Vec::new(),
+            whole: None,
+            walked: 0,
+        })
+    }
 }
 
 /// The instant's clock for database `db`: every key where expired keys are
@@ -97,12 +142,7 @@ impl<W> Db<W> {
     /// one left.
     pub(super) fn arm(&mut self, running: &Arc<Running>) {
         self.disarm();
-        self.snap = Some(Box::new(KeySaves {
-            running: running.clone(),
-            saved: Vec::new(),
-            marked: Vec::new(),
-            whole: None,
-        }));
+        self.snap = Some(KeySaves::new(running.clone()));
     }
 
     /// Forgets what this database keeps for a snapshot, clearing the marks.
@@ -144,7 +184,8 @@ impl<W> Db<W> {
             return;
         };
         let slot = self.map.at_mut(i);
-        if slot.snap || saves.whole.is_some() {
+        // Below `walked`, the walker has encoded it already.
+        if slot.snap || saves.whole.is_some() || i < saves.walked {
             return;
         }
         slot.snap = true;
@@ -171,6 +212,119 @@ impl<W> Db<W> {
         }
     }
 
+    /// Before `n` keys are added: if that grows the table while the walker
+    /// is part way through it, every key moves to a new index, so the keys
+    /// it has encoded (those below `walked`) are marked instead, and its
+    /// walk starts again from index 0, skipping them.
+    #[inline]
+    pub(super) fn before_moving_keys(&mut self, n: usize) {
+        if self.snap.as_ref().is_some_and(|s| s.walked > 0) && self.map.room() < n {
+            self.walked_to_marks();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn walked_to_marks(&mut self) {
+        let Some(saves) = self.snap.as_deref_mut() else {
+            return;
+        };
+        let walked = std::mem::take(&mut saves.walked);
+        if saves.whole.is_some() {
+            return;
+        }
+        for i in 0..walked.min(self.map.num_buckets()) {
+            if self.map.get_bucket(i).is_some_and(|s| !s.snap) {
+                let slot = self.map.at_mut(i);
+                slot.snap = true;
+                saves.marked.push(slot.key.clone());
+            }
+        }
+    }
+
+    /// Encodes the live unmarked keys from index `walked` on into `out`,
+    /// until `budget` runs out (each key visited costs one, each empty
+    /// place an eighth), and moves `walked` past them. Returns whether the
+    /// walk reached the table's end.
+    fn encode_unwalked(
+        &mut self,
+        running: &Running,
+        budget: &mut usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let start = self.snap.as_ref().map_or(0, |s| s.walked);
+        let end = self.map.num_buckets();
+        if self.map.is_empty() {
+            if let Some(saves) = self.snap.as_deref_mut() {
+                saves.walked = end;
+            }
+            return true;
+        }
+        let at = instant(self, running.now);
+        let map = &self.map;
+        let (mut i, mut seen, mut empty) = (start, 0usize, 0usize);
+        {
+            let limit = *budget;
+            let mut keys = std::iter::from_fn(|| {
+                while i < end && seen + empty / 8 < limit {
+                    // As `Db::iter_prefetched` does: the slot two groups
+                    // on is asked for now, to be in the cache when needed.
+                    if let Some(ahead) = map.get_bucket(i + PREFETCH_AHEAD) {
+                        prefetch_line(&**ahead as *const Slot as *const u8);
+                    }
+                    let here = map.get_bucket(i);
+                    i += 1;
+                    match here {
+                        None => empty += 1,
+                        Some(slot) => {
+                            seen += 1;
+                            if !slot.snap && !slot.entry.is_expired(at) {
+                                return Some((&slot.key[..], &slot.entry));
+                            }
+                        }
+                    }
+                }
+                None
+            });
+            running.encoder.encode(self.index, &mut keys, out);
+        }
+        *budget = budget.saturating_sub(seen + empty / 8);
+        if let Some(saves) = self.snap.as_deref_mut() {
+            saves.walked = i;
+        }
+        i >= end
+    }
+
+    /// One slice of the walker's visit of this database for snapshot
+    /// `epoch`: appends to `out` what was kept since the last slice and
+    /// the bytes of the next keys, as many as `budget` allows (taken from
+    /// it). Returns true once the database is done: then it is disarmed,
+    /// its marks cleared. A database not armed for `epoch` (the snapshot
+    /// ended meanwhile) is done at once, with nothing.
+    pub(super) fn walk_slice(&mut self, epoch: u64, budget: &mut usize, out: &mut Vec<u8>) -> bool {
+        let Some(saves) = self
+            .snap
+            .as_deref_mut()
+            .filter(|s| s.running.epoch == epoch)
+        else {
+            return true;
+        };
+        if let Some(mut whole) = saves.whole.take() {
+            out.append(&mut whole);
+            self.disarm();
+            return true;
+        }
+        out.append(&mut saves.saved);
+        let running = saves.running.clone();
+        if !self.encode_unwalked(&running, budget, out) {
+            return false;
+        }
+        if let Some(mut saves) = self.disarm() {
+            out.append(&mut saves.saved);
+        }
+        true
+    }
+
     /// Before a change of the whole database (FLUSHDB, FLUSHALL, SWAPDB):
     /// encodes it as the running snapshot must see it, if armed, and keeps
     /// nothing per key from then on.
@@ -195,7 +349,12 @@ impl<W> Db<W> {
             return whole;
         }
         let mut out = Vec::new();
-        if !self.map.is_empty() {
+        let walked = self.snap.as_ref().is_some_and(|s| s.walked > 0);
+        if walked {
+            // Part way through a sliced walk: only what lies ahead.
+            let mut unbounded = usize::MAX;
+            self.encode_unwalked(&running, &mut unbounded, &mut out);
+        } else if !self.map.is_empty() {
             let at = instant(self, running.now);
             let mut keys = self
                 .map
@@ -207,12 +366,7 @@ impl<W> Db<W> {
         if let Some(mut saves) = self.disarm() {
             out.append(&mut saves.saved);
         }
-        self.snap = Some(Box::new(KeySaves {
-            running,
-            saved: Vec::new(),
-            marked: Vec::new(),
-            whole: None,
-        }));
+        self.snap = Some(KeySaves::new(running));
         out
     }
 
@@ -271,7 +425,8 @@ pub(super) mod tests {
 
     use super::*;
     use crate::Rng;
-    use crate::keyspace::{Keyspace, SHARDS, Shards};
+    use crate::keyspace::shards::ShardWalk;
+    use crate::keyspace::{Keyspace, SHARDS, Shards, shard_of};
     use crate::value::{Form, Str, Value};
 
     /// Encodes string keys as `db:key=value@deadline;`.
@@ -381,7 +536,7 @@ pub(super) mod tests {
                 let mut sampled = false;
                 while walked < walk_to {
                     if rng.below(3) == Some(0) {
-                        let (dbs, _) = ks.walk_shard(walked, epoch, instant, &Lines);
+                        let (dbs, _) = ks.walk_shard(walked, epoch, instant, &Lines, WALK_SLICE);
                         dbs.iter().for_each(|d| bytes.extend_from_slice(d));
                         walked += 1;
                         continue;
@@ -529,7 +684,7 @@ pub(super) mod tests {
             };
             let mut bytes = Vec::new();
             for i in 0..SHARDS {
-                let (dbs, _) = ks.walk_shard(i, epoch, 0, &Lines);
+                let (dbs, _) = ks.walk_shard(i, epoch, 0, &Lines, WALK_SLICE);
                 dbs.iter().for_each(|d| bytes.extend_from_slice(d));
             }
             ks.end_snapshot(epoch);
@@ -539,5 +694,256 @@ pub(super) mod tests {
                 "seed {seed}: the keyspace"
             );
         }
+    }
+
+    /// The keys of `want` shards, `per` names each, named `k<n>`.
+    fn names_in(want: &[usize], per: usize) -> Vec<Vec<String>> {
+        let mut out = vec![Vec::new(); want.len()];
+        let mut n = 0u64;
+        while out.iter().any(|v| v.len() < per) {
+            let name = format!("k{n}");
+            n += 1;
+            if let Some(at) = want.iter().position(|&s| s == shard_of(name.as_bytes()))
+                && out[at].len() < per
+            {
+                out[at].push(name);
+            }
+        }
+        out
+    }
+
+    /// A walk in slices of a few keys, with changes between the slices
+    /// to the shard being walked: writes to keys walked and not yet
+    /// walked, deletes, new keys, expiry, renames across shards and
+    /// databases, SWAPDB, FLUSHDB, and enough new keys at once to grow
+    /// the table (every key moves) or deletes of most of them. The
+    /// snapshot is the model as it was at the instant; the keyspace, and
+    /// the next snapshot, the model as it is now.
+    #[test]
+    fn a_sliced_walk_sees_the_instant_whatever_changes_between_slices() {
+        const HOT: [usize; 3] = [0, 1, 2];
+        let pools = names_in(&HOT, 700);
+        let all: Vec<&String> = pools.iter().flatten().collect();
+        let mut grew_mid_walk = 0;
+        for seed in 1..=8u64 {
+            let ks = Keyspace::<()>::new(2);
+            let mut shards = Shards::new(&ks);
+            let mut rng = Rng::new(seed);
+            let mut model = Model::new();
+            for pool in &pools {
+                for (i, k) in pool.iter().take(150).enumerate() {
+                    for db in 0..2 {
+                        let at = match i % 11 {
+                            0 => Some(900),
+                            1..=3 => Some(1_500),
+                            _ => None,
+                        };
+                        shards
+                            .lock_key(k.as_bytes())
+                            .db(db)
+                            .insert(Bytes::from(k.clone()), value("v0", at));
+                        model.insert((db, k.clone()), ("v0".into(), at));
+                    }
+                }
+            }
+            let now = 2_000;
+            for round in 0..3 {
+                let instant = 1_000 + round;
+                assert!(ks.claim_snapshot());
+                let epoch = {
+                    let _all = shards.lock_all();
+                    ks.begin_snapshot(instant, Arc::new(Lines))
+                };
+                let expected = lines_of(&model, instant);
+                // Some walks stop in the middle of a hot shard.
+                let stop_at = (round == 0 && seed % 3 == 0).then_some(HOT[seed as usize % 3]);
+                let mut bytes = Vec::new();
+                let mut n = 0;
+                'walk: for shard in 0..SHARDS {
+                    let mut walk = ShardWalk::new(shard, epoch, instant);
+                    let slice = 1 + rng.below(8).expect("some");
+                    let mut steps = 0;
+                    while !ks.walk_step(&mut walk, &Lines, slice) {
+                        steps += 1;
+                        if stop_at == Some(shard) && steps == 5 {
+                            break 'walk;
+                        }
+                        let pool = &pools[HOT.iter().position(|&h| h == shard).expect("hot")];
+                        for _ in 0..rng.below(3).expect("some") {
+                            n += 1;
+                            let v = format!("r{round}n{n}");
+                            let k = pool[rng.below(pool.len()).expect("some")].clone();
+                            let db = rng.below(2).expect("some");
+                            let op = rng.below(if n % 41 == 0 { 13 } else { 11 }).expect("some");
+                            match op {
+                                0 => {
+                                    let mut shard = shards.lock_key(k.as_bytes());
+                                    let mut d = shard.db(db);
+                                    if let Some(e) = d.get(k.as_bytes(), now) {
+                                        e.value =
+                                            Value::Str(Str::from_slice(v.as_bytes(), Form::Auto));
+                                        model.get_mut(&(db, k)).expect("in the model").0 = v;
+                                    } else {
+                                        model.remove(&(db, k));
+                                    }
+                                }
+                                1 => {
+                                    let mut shard = shards.lock_key(k.as_bytes());
+                                    shard
+                                        .db(db)
+                                        .update(k.as_bytes(), now, |_| (Some(value(&v, None)), ()));
+                                    model.insert((db, k), (v, None));
+                                }
+                                2 => {
+                                    shards
+                                        .lock_key(k.as_bytes())
+                                        .db(db)
+                                        .put(k.as_bytes(), value(&v, Some(9_000)));
+                                    model.insert((db, k), (v, Some(9_000)));
+                                }
+                                3 => {
+                                    shards.lock_key(k.as_bytes()).db(db).remove(k.as_bytes());
+                                    model.remove(&(db, k));
+                                }
+                                4 => {
+                                    let mut shard = shards.lock_key(k.as_bytes());
+                                    let mut d = shard.db(db);
+                                    if d.get(k.as_bytes(), now).is_some() {
+                                        assert!(d.set_expire(k.as_bytes(), Some(8_000)));
+                                        model.get_mut(&(db, k)).expect("in the model").1 =
+                                            Some(8_000);
+                                    } else {
+                                        model.remove(&(db, k));
+                                    }
+                                }
+                                5 => {
+                                    // A read: expired keys go, nothing else changes.
+                                    let mut s = Shards::new(&ks);
+                                    s.read_only();
+                                    if s.lock_key(k.as_bytes())
+                                        .db(db)
+                                        .get(k.as_bytes(), now)
+                                        .is_none()
+                                    {
+                                        model.remove(&(db, k));
+                                    }
+                                }
+                                6 => {
+                                    // RENAME or MOVE, to any shard and database.
+                                    let to = all[rng.below(all.len()).expect("some")].clone();
+                                    let to_db = rng.below(2).expect("some");
+                                    let mut locked =
+                                        shards.lock_keys([k.as_bytes(), to.as_bytes()]);
+                                    let moved = locked.db(db, k.as_bytes()).remove(k.as_bytes());
+                                    let old = model.remove(&(db, k));
+                                    if let Some(e) = moved
+                                        && !e.is_expired(now)
+                                    {
+                                        locked
+                                            .db(to_db, to.as_bytes())
+                                            .insert(Bytes::from(to.clone()), e);
+                                        model.insert((to_db, to), old.expect("in the model"));
+                                    }
+                                }
+                                7 | 8 => {
+                                    // Many new keys at once: the table grows.
+                                    let mut shard = shards.lock_key(k.as_bytes());
+                                    let d = &mut shard.dbs[db];
+                                    let buckets = d.map.num_buckets();
+                                    let walked = d.snap.as_ref().is_some_and(|s| s.walked > 0);
+                                    let mut d = shard.db(db);
+                                    let add = 1 + rng.below(250).expect("some");
+                                    for _ in 0..add {
+                                        let k = pool[rng.below(pool.len()).expect("some")].clone();
+                                        d.put(k.as_bytes(), value(&v, None));
+                                        model.insert((db, k), (v.clone(), None));
+                                    }
+                                    if walked && d.map.num_buckets() != buckets {
+                                        grew_mid_walk += 1;
+                                    }
+                                }
+                                9 => {
+                                    // Most keys deleted at once.
+                                    let mut shard = shards.lock_key(k.as_bytes());
+                                    let mut d = shard.db(db);
+                                    for k in pool.iter().filter(|_| rng.below(5) != Some(0)) {
+                                        d.remove(k.as_bytes());
+                                        model.remove(&(db, k.clone()));
+                                    }
+                                }
+                                10 => {
+                                    // The expiry cycle, its deletions known afterwards.
+                                    shards
+                                        .lock_key(k.as_bytes())
+                                        .db(db)
+                                        .expire_sample(20, now, &mut rng);
+                                    let shard = shards.lock_key(k.as_bytes());
+                                    model.retain(|(d, key), (_, at)| {
+                                        *d != db
+                                            || shard_of(key.as_bytes()) != shard_of(k.as_bytes())
+                                            || at.is_none_or(|at| at > now)
+                                            || shard.dbs[db]
+                                                .map
+                                                .find(hash_key(key.as_bytes()), |s| {
+                                                    s.key[..] == *key.as_bytes()
+                                                })
+                                                .is_some()
+                                    });
+                                }
+                                11 => {
+                                    let mut all = shards.lock_all();
+                                    for shard in all.shards() {
+                                        let (a, b) = shard.dbs.pair_mut(0, 1);
+                                        a.swap_contents(b, now);
+                                    }
+                                    model = std::mem::take(&mut model)
+                                        .into_iter()
+                                        .map(|((db, k), v)| ((1 - db, k), v))
+                                        .collect();
+                                }
+                                _ => {
+                                    let mut all = shards.lock_all();
+                                    for shard in all.shards() {
+                                        shard.dbs[db].clear();
+                                    }
+                                    model.retain(|(d, _), _| *d != db);
+                                }
+                            }
+                        }
+                    }
+                    walk.into_parts()
+                        .iter()
+                        .for_each(|d| bytes.extend_from_slice(d));
+                }
+                ks.end_snapshot(epoch);
+                if stop_at.is_none() {
+                    same(
+                        &lines(&bytes),
+                        &expected,
+                        &format!("seed {seed} round {round}"),
+                    );
+                }
+                assert!(!ks.snapshot_running());
+            }
+            // No mark left behind: a snapshot with nothing changing is
+            // the keyspace, which is the model.
+            assert!(ks.claim_snapshot());
+            let epoch = {
+                let _all = shards.lock_all();
+                ks.begin_snapshot(now, Arc::new(Lines))
+            };
+            let mut bytes = Vec::new();
+            for i in 0..SHARDS {
+                let (dbs, _) = ks.walk_shard(i, epoch, now, &Lines, 3);
+                dbs.iter().for_each(|d| bytes.extend_from_slice(d));
+            }
+            ks.end_snapshot(epoch);
+            same(
+                &lines(&bytes),
+                &lines_of(&model, now),
+                &format!("seed {seed}: the keyspace"),
+            );
+        }
+        assert!(grew_mid_walk > 0, "no table grew part way through a walk");
     }
 }

@@ -142,6 +142,12 @@ impl<T> Table<T> {
         self.groups.len() * WIDTH
     }
 
+    /// How many values can be added before the table grows (and every
+    /// value moves to a new index).
+    pub(crate) fn room(&self) -> usize {
+        (self.groups.len() * MAX_PER_GROUP).saturating_sub(self.len)
+    }
+
     /// The index of the value whose hash is `hash` and for which `eq` holds.
     #[inline]
     pub(crate) fn find_index(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<usize> {
