@@ -127,6 +127,10 @@ pub(crate) struct Client {
     /// Its connection's loop sends the BCAST invalidations its commands
     /// cause once per batch, not after each (see `cmd::execute_command`).
     pub(crate) bcast_batched: bool,
+    /// The command name [`ClientInfo::meta`] shows, as last published
+    /// without a subcommand (the empty string otherwise, which no
+    /// command's name is).
+    published: &'static str,
 }
 
 /// A replica's request for the stream.
@@ -213,6 +217,7 @@ impl Client {
             tracking: None,
             qbuf: (0, 0),
             bcast_batched: false,
+            published: "",
         }
     }
 
@@ -406,15 +411,27 @@ pub(crate) fn write_outcome(
 
 /// Updates what other clients see of this one (CLIENT LIST): after each
 /// batch, and before a wait.
-fn publish_meta(client: &Client) {
+fn publish_meta(client: &mut Client) {
     let mut meta = client.info.meta();
     meta.db = client.db;
-    meta.last_command.clear();
-    meta.last_command.push_str(client.last_command);
-    meta.last_command.push_str(&client.last_sub);
+    // Mostly the same command as the batch before (the same name in the
+    // table, no subcommand): then the text is there already.
+    let command = client.last_command;
+    if !(client.last_sub.is_empty() && std::ptr::eq(command, client.published)) {
+        meta.last_command.clear();
+        meta.last_command.push_str(command);
+        meta.last_command.push_str(&client.last_sub);
+        client.published = if client.last_sub.is_empty() {
+            command
+        } else {
+            ""
+        };
+    }
     meta.last_active = client.clock.last();
     meta.proto = client.proto;
-    meta.name = client.name.clone();
+    if meta.name != client.name {
+        meta.name = client.name.clone();
+    }
     meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
     meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
 }
@@ -559,6 +576,9 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         loop {
             let (decoded, index) = match ahead.next() {
                 Some(next) => next,
+                // All read is decoded (the decoder keeps no partial
+                // request once the buffer is empty): the batch is over.
+                None if conn.read_buffer().is_empty() => break,
                 None => {
                     let decoded = decoder.decode(conn.read_buffer());
                     let mut index = None;
@@ -747,7 +767,7 @@ fn is_normal(client: &Client) -> bool {
 fn over_limit(
     shared: &Shared,
     conn: &mut Connection<TcpStream>,
-    client: &Client,
+    client: &mut Client,
     limit: crate::outbuf::Limit,
     check: &mut crate::outbuf::Check,
 ) -> bool {
