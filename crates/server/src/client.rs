@@ -509,6 +509,7 @@ impl Ahead {
         db: usize,
         decoder: &mut RequestDecoder,
         conn: &mut Connection<TcpStream>,
+        names: &mut cmd::LastName,
         (first, index): (&resp::Request, Option<usize>),
     ) {
         let hashes = &mut self.hashes;
@@ -521,7 +522,7 @@ impl Ahead {
             let decoded = decoder.decode(conn.read_buffer());
             let (more, index) = match &decoded {
                 Ok(Some(request)) => {
-                    let index = request.get(0).and_then(cmd::lookup_index);
+                    let index = request.get(0).and_then(|name| names.lookup(name));
                     let more = cmd::prefetch_keys(index, request, Self::MAX_KEYS, |k| {
                         hashes.push(hash(k))
                     });
@@ -553,6 +554,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
     let mut ahead = Ahead::default();
+    let mut names = cmd::LastName::default();
     let mut over = crate::outbuf::Check::default();
     loop {
         // The waits below favour reading: a client killed, or a server
@@ -583,11 +585,18 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                     let decoded = decoder.decode(conn.read_buffer());
                     let mut index = None;
                     if let Ok(Some(request)) = &decoded {
-                        index = request.get(0).and_then(cmd::lookup_index);
+                        index = request.get(0).and_then(|name| names.lookup(name));
                         // Nothing more buffered (a pipeline of one): no
                         // batch to prefetch for.
                         if client.authenticated && !conn.read_buffer().is_empty() {
-                            ahead.read(shared, client.db, &mut decoder, conn, (request, index));
+                            ahead.read(
+                                shared,
+                                client.db,
+                                &mut decoder,
+                                conn,
+                                &mut names,
+                                (request, index),
+                            );
                         }
                     }
                     (decoded, index)

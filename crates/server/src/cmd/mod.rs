@@ -880,6 +880,34 @@ pub(crate) fn lookup_index(name: &[u8]) -> Option<usize> {
         .copied()
 }
 
+/// A connection's memory of the last command name it looked up: a client
+/// mostly sends the same command again (a pipeline of GETs, a benchmark, a
+/// worker's loop), and comparing a few bytes costs less than a probe of
+/// [`BY_NAME`].
+#[derive(Debug, Default)]
+pub(crate) struct LastName {
+    name: [u8; 16],
+    len: usize,
+    index: Option<usize>,
+}
+
+impl LastName {
+    /// [`lookup_index`], remembering the answer for a short name.
+    #[inline]
+    pub(crate) fn lookup(&mut self, name: &[u8]) -> Option<usize> {
+        if name.len() == self.len && name == &self.name[..self.len] {
+            return self.index;
+        }
+        let index = lookup_index(name);
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.index = index;
+        }
+        index
+    }
+}
+
 /// Whether `name` is `lower` (a table name, lower case) in any case: one
 /// conversion a byte, where `eq_ignore_ascii_case` makes two.
 #[inline]
@@ -1610,6 +1638,23 @@ mod tests {
             assert_eq!(lookup_index(&other), None);
         }
         assert_eq!(lookup_index(b""), None);
+    }
+
+    #[test]
+    fn the_last_name_is_remembered_exactly() {
+        let mut last = LastName::default();
+        assert_eq!(last.lookup(b""), None);
+        let get = lookup_index(b"get");
+        assert_eq!(last.lookup(b"GET"), get);
+        assert_eq!(last.lookup(b"GET"), get);
+        assert_eq!(last.lookup(b"get"), get);
+        assert_eq!(last.lookup(b"GEX"), None);
+        assert_eq!(last.lookup(b"GEX"), None);
+        assert_eq!(last.lookup(b"set"), lookup_index(b"set"));
+        let long = b"averyveryverylongname";
+        assert_eq!(last.lookup(long), None);
+        assert_eq!(last.lookup(b"set"), lookup_index(b"set"));
+        assert_eq!(last.lookup(b""), None);
     }
 
     /// What a stale replica and a loading server serve is the table's
