@@ -118,6 +118,18 @@ impl RequestDecoder {
     /// stream cannot be trusted: reply with
     /// [`DecodeError::to_redis_error`] and close, as Redis does.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
+        if self.pos == 0
+            && self.remaining.is_none()
+            && let Some(request) = self.whole(buf)
+        {
+            return Ok(Some(request));
+        }
+        self.decode_general(buf)
+    }
+
+    /// [`RequestDecoder::decode`] without the fast path: resumable, and the
+    /// judge of every shape the fast path declines.
+    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
         if buf.len() < self.pos {
             self.reset();
         }
@@ -141,6 +153,47 @@ impl RequestDecoder {
         if self.args.capacity() > KEEP_ARGS {
             self.args = Args::new();
         }
+    }
+
+    /// The fast path: a whole multibulk request of the common shape, all of
+    /// it in `buf`, each header a plain number (`*2\r\n$3\r\nGET\r\n...`),
+    /// within the limits. One pass, no state kept between calls. Anything
+    /// else (a request not all here yet, an odd or refused header, an
+    /// unauthenticated client) returns `None` and takes the general path,
+    /// which gives the same request or the exact error.
+    #[inline]
+    fn whole(&mut self, buf: &mut BytesMut) -> Option<Request> {
+        let b: &[u8] = buf;
+        if b.first() != Some(&b'*') || !self.authenticated {
+            return None;
+        }
+        let (count, cr) = plain_len(b, 1)?;
+        if count == 0 || count > self.limits.max_multibulk_len.min(i32::MAX as u64) {
+            return None;
+        }
+        let mut args = Args::new();
+        let mut at = cr + 2;
+        for _ in 0..count {
+            if b.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (len, cr) = plain_len(b, at + 1)?;
+            if len > self.limits.max_bulk_len {
+                return None;
+            }
+            let data = cr + 2;
+            let end = data + len as usize;
+            // As the general path: the two bytes after the payload must be
+            // here, and are skipped unchecked.
+            if b.len() < end + 2 {
+                return None;
+            }
+            args.push(data..end);
+            at = end + 2;
+        }
+        self.searched = 0;
+        let bytes = buf.split_to(at).freeze();
+        Some(Request { bytes, args })
     }
 
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
@@ -371,6 +424,34 @@ impl PartialEq for Request {
 
 impl Eq for Request {}
 
+/// A header's number for [`RequestDecoder::whole`]: the digits from
+/// `start` up to a `\r`, canonical (no sign, no leading zero), at most 9 of
+/// them. Returns the number and the index of the `\r`; `None` for any other
+/// shape, which the general path then judges.
+#[inline]
+fn plain_len(b: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut i = start;
+    loop {
+        let &d = b.get(i)?;
+        if d == b'\r' {
+            break;
+        }
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 || i - start == 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(digit);
+        i += 1;
+    }
+    let digits = i - start;
+    if digits == 0 || (digits > 1 && b[start] == b'0') {
+        return None;
+    }
+    // The general path waits for the byte after `\r` too.
+    (i + 1 < b.len()).then_some((v, i))
+}
+
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -558,6 +639,141 @@ mod tests {
             prop_assert_eq!(got, want);
             prop_assert!(buf.is_empty());
         }
+    }
+
+    /// Headers near the fast path's edges: plain, signed, padded with
+    /// zeros, long, not numbers at all.
+    fn arb_header() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (0u64..20).prop_map(|n| n.to_string().into_bytes()),
+            Just(b"999999999".to_vec()),
+            Just(b"1000000000".to_vec()),
+            Just(b"-1".to_vec()),
+            Just(b"01".to_vec()),
+            Just(b"0".to_vec()),
+            Just(b"".to_vec()),
+            Just(b"x".to_vec()),
+        ]
+    }
+
+    /// A multibulk request whose headers may lie or be malformed, cut
+    /// short or followed by more; what the fast path sees first.
+    fn arb_wire() -> impl Strategy<Value = Vec<u8>> {
+        (
+            arb_header(),
+            proptest::collection::vec(
+                (
+                    prop_oneof![Just(b'$'), Just(b'$'), Just(b'$'), Just(b'*'), Just(b'x')],
+                    arb_header(),
+                    proptest::collection::vec(any::<u8>(), 0..12),
+                    prop_oneof![Just(&b"\r\n"[..]), Just(&b"XY"[..]), Just(&b"\r"[..])],
+                    any::<bool>(),
+                ),
+                0..6,
+            ),
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+        )
+            .prop_map(|(count, args, cut, honest)| {
+                let mut wire = b"*".to_vec();
+                if honest {
+                    wire.extend_from_slice(args.len().to_string().as_bytes());
+                } else {
+                    wire.extend_from_slice(&count);
+                }
+                wire.extend_from_slice(b"\r\n");
+                for (marker, len, data, end, honest) in args {
+                    wire.push(marker);
+                    // Half the headers tell the payload's true length.
+                    if honest {
+                        wire.extend_from_slice(data.len().to_string().as_bytes());
+                    } else {
+                        wire.extend_from_slice(&len);
+                    }
+                    wire.extend_from_slice(b"\r\n");
+                    wire.extend_from_slice(&data);
+                    wire.extend_from_slice(end);
+                }
+                // Sometimes only a prefix of it has arrived.
+                if cut.index(4) == 0 {
+                    let at = cut.index(wire.len() + 1);
+                    wire.truncate(at);
+                }
+                wire
+            })
+    }
+
+    proptest! {
+        /// The fast path answers exactly as the general path would, request
+        /// after request, for authenticated clients or not, under small
+        /// limits or not.
+        #[test]
+        fn fast_path_agrees_with_the_general_path(
+            wires in proptest::collection::vec(arb_wire(), 1..4),
+            authenticated in any::<bool>(),
+            small_limits in any::<bool>(),
+        ) {
+            let wire: Vec<u8> = wires.concat();
+            let mut limits = Limits::default();
+            if small_limits {
+                limits.max_bulk_len = 5;
+                limits.max_multibulk_len = 3;
+            }
+            let mut fast = RequestDecoder::with_limits(limits);
+            let mut general = RequestDecoder::with_limits(limits);
+            fast.set_authenticated(authenticated);
+            general.set_authenticated(authenticated);
+            let mut a = BytesMut::from(&wire[..]);
+            let mut b = BytesMut::from(&wire[..]);
+            loop {
+                let x = fast.decode(&mut a);
+                let y = general.decode_general(&mut b);
+                prop_assert_eq!(&x, &y);
+                prop_assert_eq!(&a, &b);
+                if !matches!(x, Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_shapes() {
+        // Each of these is whole and plain: the fast path takes it.
+        for input in [
+            &b"*2\r\n$3\r\nGET\r\n$16\r\nkey:000000000001\r\n"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+            b"*1\r\n$1\r\naXY",
+            b"*1\r $1\rxaXY",
+        ] {
+            let mut buf = BytesMut::from(input);
+            let mut decoder = RequestDecoder::new();
+            let whole = decoder.whole(&mut buf).expect("fast path");
+            let mut again = BytesMut::from(input);
+            let general = RequestDecoder::new().decode_general(&mut again).unwrap();
+            assert_eq!(Some(whole), general);
+            assert!(buf.is_empty());
+        }
+        // These are for the general path.
+        for input in [
+            &b"*2\r\n$3\r\nGET\r\n$3\r\nke"[..],
+            b"*0\r\n",
+            b"*-1\r\n",
+            b"*01\r\n$1\r\na\r\n",
+            b"*1\r\n$01\r\na\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*1\r\nfoo\r\n",
+            b"PING\r\n",
+            b"*1\r\n$1234567890\r\n",
+        ] {
+            let mut buf = BytesMut::from(input);
+            assert!(RequestDecoder::new().whole(&mut buf).is_none(), "{input:?}");
+            assert_eq!(&buf[..], input);
+        }
+        let mut unauthenticated = RequestDecoder::new();
+        unauthenticated.set_authenticated(false);
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n"[..]);
+        assert!(unauthenticated.whole(&mut buf).is_none());
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub(crate) struct Client {
     /// Its connection's loop sends the BCAST invalidations its commands
     /// cause once per batch, not after each (see `cmd::execute_command`).
     pub(crate) bcast_batched: bool,
+    /// The command name [`ClientInfo::meta`] shows, as last published
+    /// without a subcommand (the empty string otherwise, which no
+    /// command's name is).
+    published: &'static str,
 }
 
 /// A replica's request for the stream.
@@ -213,6 +217,7 @@ impl Client {
             tracking: None,
             qbuf: (0, 0),
             bcast_batched: false,
+            published: "",
         }
     }
 
@@ -406,15 +411,27 @@ pub(crate) fn write_outcome(
 
 /// Updates what other clients see of this one (CLIENT LIST): after each
 /// batch, and before a wait.
-fn publish_meta(client: &Client) {
+fn publish_meta(client: &mut Client) {
     let mut meta = client.info.meta();
     meta.db = client.db;
-    meta.last_command.clear();
-    meta.last_command.push_str(client.last_command);
-    meta.last_command.push_str(&client.last_sub);
+    // Mostly the same command as the batch before (the same name in the
+    // table, no subcommand): then the text is there already.
+    let command = client.last_command;
+    if !(client.last_sub.is_empty() && std::ptr::eq(command, client.published)) {
+        meta.last_command.clear();
+        meta.last_command.push_str(command);
+        meta.last_command.push_str(&client.last_sub);
+        client.published = if client.last_sub.is_empty() {
+            command
+        } else {
+            ""
+        };
+    }
     meta.last_active = client.clock.last();
     meta.proto = client.proto;
-    meta.name = client.name.clone();
+    if meta.name != client.name {
+        meta.name = client.name.clone();
+    }
     meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
     meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
 }
@@ -492,6 +509,7 @@ impl Ahead {
         db: usize,
         decoder: &mut RequestDecoder,
         conn: &mut Connection<TcpStream>,
+        names: &mut cmd::LastName,
         (first, index): (&resp::Request, Option<usize>),
     ) {
         let hashes = &mut self.hashes;
@@ -504,7 +522,7 @@ impl Ahead {
             let decoded = decoder.decode(conn.read_buffer());
             let (more, index) = match &decoded {
                 Ok(Some(request)) => {
-                    let index = request.get(0).and_then(cmd::lookup_index);
+                    let index = request.get(0).and_then(|name| names.lookup(name));
                     let more = cmd::prefetch_keys(index, request, Self::MAX_KEYS, |k| {
                         hashes.push(hash(k))
                     });
@@ -536,6 +554,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
     let mut decoder = RequestDecoder::new();
     let kill = client.info.kill.clone();
     let mut ahead = Ahead::default();
+    let mut names = cmd::LastName::default();
     let mut over = crate::outbuf::Check::default();
     loop {
         // The waits below favour reading: a client killed, or a server
@@ -559,15 +578,25 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         loop {
             let (decoded, index) = match ahead.next() {
                 Some(next) => next,
+                // All read is decoded (the decoder keeps no partial
+                // request once the buffer is empty): the batch is over.
+                None if conn.read_buffer().is_empty() => break,
                 None => {
                     let decoded = decoder.decode(conn.read_buffer());
                     let mut index = None;
                     if let Ok(Some(request)) = &decoded {
-                        index = request.get(0).and_then(cmd::lookup_index);
+                        index = request.get(0).and_then(|name| names.lookup(name));
                         // Nothing more buffered (a pipeline of one): no
                         // batch to prefetch for.
                         if client.authenticated && !conn.read_buffer().is_empty() {
-                            ahead.read(shared, client.db, &mut decoder, conn, (request, index));
+                            ahead.read(
+                                shared,
+                                client.db,
+                                &mut decoder,
+                                conn,
+                                &mut names,
+                                (request, index),
+                            );
                         }
                     }
                     (decoded, index)
@@ -747,7 +776,7 @@ fn is_normal(client: &Client) -> bool {
 fn over_limit(
     shared: &Shared,
     conn: &mut Connection<TcpStream>,
-    client: &Client,
+    client: &mut Client,
     limit: crate::outbuf::Limit,
     check: &mut crate::outbuf::Check,
 ) -> bool {

@@ -284,12 +284,15 @@ impl Stats {
 /// clock costs more than a whole GET on some virtual machines.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
-    base: Instant,
+    /// The wall clock's reading, as the batch began.
     base_ms: i64,
     last: Instant,
-    /// `base_ms` plus the milliseconds from `base` to `last`, worked out
-    /// at each reading rather than at each of the several uses a command
-    /// makes of it.
+    /// From the first reading to `last`, summed from the readings'
+    /// differences: one subtraction of `Instant`s per reading, not two.
+    since_base: Duration,
+    /// `base_ms` plus `since_base` in milliseconds, worked out at each
+    /// reading rather than at each of the several uses a command makes of
+    /// it.
     last_ms: i64,
 }
 
@@ -298,9 +301,9 @@ impl Clock {
         let now = Instant::now();
         let base_ms = now_ms();
         Clock {
-            base: now,
             base_ms,
             last: now,
+            since_base: Duration::ZERO,
             last_ms: base_ms,
         }
     }
@@ -320,7 +323,8 @@ impl Clock {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
-        self.last_ms = self.base_ms + now.saturating_duration_since(self.base).as_millis() as i64;
+        self.since_base += elapsed;
+        self.last_ms = self.base_ms + self.since_base.as_millis() as i64;
         elapsed
     }
 }

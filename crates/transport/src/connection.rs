@@ -1,5 +1,7 @@
 //! A RESP connection with a reused read buffer and a coalescing write buffer.
 
+use std::task::Poll;
+
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -53,32 +55,54 @@ impl Connection<tokio::net::TcpStream> {
     /// everything the socket held, so here the socket is marked not ready
     /// at once. Bytes that arrive meanwhile raise readiness anew, and
     /// tokio's readiness ticks keep that from being cleared by mistake.
+    ///
+    /// The wait is the socket's own reader slot (`poll_read_ready`), not
+    /// the waiter list that `readable()` joins: that future takes the
+    /// socket's lock to join the list, again when polled, and again when
+    /// dropped, even when the socket was ready at once; the slot takes it
+    /// once, and only when the socket is not ready. One task per
+    /// connection reads it, which is what the slot requires.
+    ///
+    /// A read loop that never waits on the socket never spends tokio's
+    /// cooperative budget here: a connection's replies spend it as they
+    /// are written.
     pub async fn fill_socket(&mut self) -> Result<usize, TransportError> {
         let want = self.limits.read_chunk.max(self.read.len()).max(1);
         self.read.reserve(want);
-        loop {
-            self.stream.readable().await?;
-            let stream = &self.stream;
-            let buf = &mut self.read;
-            let mut drained = None;
-            let read = stream.try_io(tokio::io::Interest::READABLE, || {
-                let n = stream.try_read_buf(&mut buf.limit(want))?;
-                if n > 0 && n < want {
-                    drained = Some(n);
-                    return Err(std::io::ErrorKind::WouldBlock.into());
-                }
-                Ok(n)
-            });
-            match read {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Some(n) = drained {
-                        return Ok(n);
+        let stream = &self.stream;
+        let buf = &mut self.read;
+        std::future::poll_fn(|cx| {
+            loop {
+                // The read first: tokio's readiness says, without a system
+                // call, whether the socket may hold something (woken by
+                // the driver, it does). Only a socket not ready is waited
+                // on.
+                let mut drained = None;
+                let read = stream.try_io(tokio::io::Interest::READABLE, || {
+                    let n = stream.try_read_buf(&mut (&mut *buf).limit(want))?;
+                    if n > 0 && n < want {
+                        drained = Some(n);
+                        return Err(std::io::ErrorKind::WouldBlock.into());
                     }
+                    Ok(n)
+                });
+                match read {
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if let Some(n) = drained {
+                            return Poll::Ready(Ok(n));
+                        }
+                    }
+                    Err(e) => return Poll::Ready(Err(e.into())),
                 }
-                Err(e) => return Err(e.into()),
+                // Not ready: wait for it. Readiness raised meanwhile makes
+                // this ready at once, and the read is tried again.
+                if let Err(e) = std::task::ready!(stream.poll_read_ready(cx)) {
+                    return Poll::Ready(Err(e.into()));
+                }
             }
-        }
+        })
+        .await
     }
 }
 
@@ -198,6 +222,30 @@ mod tests {
         conn.flush().await.unwrap();
         assert_eq!(client.fill().await.unwrap(), 21);
         assert_eq!(&client.read_buffer()[..], b"+PONG\r\n+PONG\r\n+PONG\r\n");
+    }
+
+    /// The socket read first, waited on only when it is empty: what is
+    /// there is read at once, what comes later wakes the wait, and the
+    /// peer's close reads as 0.
+    #[tokio::test]
+    async fn fill_socket_reads_then_waits() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(server);
+        client.write_all(b"PING\r\n").await.unwrap();
+        assert_eq!(conn.fill_socket().await.unwrap(), 6);
+        let writer = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            client.write_all(b"ECHO\r\n").await.unwrap();
+            client
+        });
+        assert_eq!(conn.fill_socket().await.unwrap(), 6);
+        drop(writer.await.unwrap());
+        assert_eq!(conn.fill_socket().await.unwrap(), 0);
+        assert_eq!(&conn.read_buffer()[..], b"PING\r\nECHO\r\n");
     }
 
     #[tokio::test]
