@@ -460,6 +460,75 @@ pub(super) mod tests {
         Entry::with(Value::Str(Str::from_slice(v.as_bytes(), Form::Auto)), at)
     }
 
+    /// One of the changes both walks' tests make to key `k` of database
+    /// `db`, mirrored in `model`, at time 2,000 (past the test keys' early
+    /// deadlines): 0 the value changed in place through a lookup, 1
+    /// replaced through `update`, 2 put with a deadline, 3 removed, 4 its
+    /// deadline set to `deadline` if it is live, 5 read (an expired key
+    /// goes, nothing else changes). `v` is the new value.
+    fn simple_change(
+        ks: &Keyspace<()>,
+        shards: &mut Shards<'_, ()>,
+        model: &mut Model,
+        op: usize,
+        (db, k): (usize, String),
+        v: String,
+        deadline: Option<i64>,
+    ) {
+        let now = 2_000;
+        match op {
+            0 => {
+                let mut shard = shards.lock_key(k.as_bytes());
+                let mut d = shard.db(db);
+                if let Some(e) = d.get(k.as_bytes(), now) {
+                    e.value = Value::Str(Str::from_slice(v.as_bytes(), Form::Auto));
+                    model.get_mut(&(db, k)).expect("in the model").0 = v;
+                } else {
+                    model.remove(&(db, k));
+                }
+            }
+            1 => {
+                let mut shard = shards.lock_key(k.as_bytes());
+                let mut d = shard.db(db);
+                d.update(k.as_bytes(), now, |_| (Some(value(&v, None)), ()));
+                model.insert((db, k), (v, None));
+            }
+            2 => {
+                shards
+                    .lock_key(k.as_bytes())
+                    .db(db)
+                    .put(k.as_bytes(), value(&v, Some(9_000)));
+                model.insert((db, k), (v, Some(9_000)));
+            }
+            3 => {
+                shards.lock_key(k.as_bytes()).db(db).remove(k.as_bytes());
+                model.remove(&(db, k));
+            }
+            4 => {
+                let mut shard = shards.lock_key(k.as_bytes());
+                let mut d = shard.db(db);
+                if d.get(k.as_bytes(), now).is_some() {
+                    assert!(d.set_expire(k.as_bytes(), deadline));
+                    model.get_mut(&(db, k)).expect("in the model").1 = deadline;
+                } else {
+                    model.remove(&(db, k));
+                }
+            }
+            _ => {
+                let mut s = Shards::new(ks);
+                s.read_only();
+                let live = s
+                    .lock_key(k.as_bytes())
+                    .db(db)
+                    .get(k.as_bytes(), now)
+                    .is_some();
+                if !live {
+                    model.remove(&(db, k));
+                }
+            }
+        }
+    }
+
     /// What a snapshot of `model` at `now` holds, as [`Lines`] writes it.
     fn lines_of(model: &Model, now: i64) -> Vec<String> {
         let mut out: Vec<String> = model
@@ -549,57 +618,8 @@ pub(super) mod tests {
                     // Past the keys' deadline: a lookup deletes them.
                     let now = 2_000;
                     match rng.below(if n % 97 == 0 { 10 } else { 8 }).expect("some") {
-                        0 => {
-                            // In place, through the entry a lookup lends.
-                            let mut shard = shards.lock_key(k.as_bytes());
-                            let mut d = shard.db(db);
-                            if let Some(e) = d.get(k.as_bytes(), now) {
-                                e.value = Value::Str(Str::from_slice(v.as_bytes(), Form::Auto));
-                                model.get_mut(&(db, k)).expect("in the model").0 = v;
-                            } else {
-                                model.remove(&(db, k));
-                            }
-                        }
-                        1 => {
-                            let mut shard = shards.lock_key(k.as_bytes());
-                            let mut d = shard.db(db);
-                            d.update(k.as_bytes(), now, |_| (Some(value(&v, None)), ()));
-                            model.insert((db, k), (v, None));
-                        }
-                        2 => {
-                            shards
-                                .lock_key(k.as_bytes())
-                                .db(db)
-                                .put(k.as_bytes(), value(&v, Some(9_000)));
-                            model.insert((db, k), (v, Some(9_000)));
-                        }
-                        3 => {
-                            shards.lock_key(k.as_bytes()).db(db).remove(k.as_bytes());
-                            model.remove(&(db, k));
-                        }
-                        4 => {
-                            let mut shard = shards.lock_key(k.as_bytes());
-                            let mut d = shard.db(db);
-                            let live = d.get(k.as_bytes(), now).is_some();
-                            if live {
-                                assert!(d.set_expire(k.as_bytes(), None));
-                                model.get_mut(&(db, k)).expect("in the model").1 = None;
-                            } else {
-                                model.remove(&(db, k));
-                            }
-                        }
-                        5 => {
-                            // A read: expired keys go, nothing else changes.
-                            let mut s = Shards::new(&ks);
-                            s.read_only();
-                            let live = s
-                                .lock_key(k.as_bytes())
-                                .db(db)
-                                .get(k.as_bytes(), now)
-                                .is_some();
-                            if !live {
-                                model.remove(&(db, k));
-                            }
+                        op @ 0..=5 => {
+                            simple_change(&ks, &mut shards, &mut model, op, (db, k), v, None)
                         }
                         6 => {
                             // A rename: gone here, there with the value.
@@ -776,58 +796,15 @@ pub(super) mod tests {
                             let db = rng.below(2).expect("some");
                             let op = rng.below(if n % 41 == 0 { 13 } else { 11 }).expect("some");
                             match op {
-                                0 => {
-                                    let mut shard = shards.lock_key(k.as_bytes());
-                                    let mut d = shard.db(db);
-                                    if let Some(e) = d.get(k.as_bytes(), now) {
-                                        e.value =
-                                            Value::Str(Str::from_slice(v.as_bytes(), Form::Auto));
-                                        model.get_mut(&(db, k)).expect("in the model").0 = v;
-                                    } else {
-                                        model.remove(&(db, k));
-                                    }
-                                }
-                                1 => {
-                                    let mut shard = shards.lock_key(k.as_bytes());
-                                    shard
-                                        .db(db)
-                                        .update(k.as_bytes(), now, |_| (Some(value(&v, None)), ()));
-                                    model.insert((db, k), (v, None));
-                                }
-                                2 => {
-                                    shards
-                                        .lock_key(k.as_bytes())
-                                        .db(db)
-                                        .put(k.as_bytes(), value(&v, Some(9_000)));
-                                    model.insert((db, k), (v, Some(9_000)));
-                                }
-                                3 => {
-                                    shards.lock_key(k.as_bytes()).db(db).remove(k.as_bytes());
-                                    model.remove(&(db, k));
-                                }
-                                4 => {
-                                    let mut shard = shards.lock_key(k.as_bytes());
-                                    let mut d = shard.db(db);
-                                    if d.get(k.as_bytes(), now).is_some() {
-                                        assert!(d.set_expire(k.as_bytes(), Some(8_000)));
-                                        model.get_mut(&(db, k)).expect("in the model").1 =
-                                            Some(8_000);
-                                    } else {
-                                        model.remove(&(db, k));
-                                    }
-                                }
-                                5 => {
-                                    // A read: expired keys go, nothing else changes.
-                                    let mut s = Shards::new(&ks);
-                                    s.read_only();
-                                    if s.lock_key(k.as_bytes())
-                                        .db(db)
-                                        .get(k.as_bytes(), now)
-                                        .is_none()
-                                    {
-                                        model.remove(&(db, k));
-                                    }
-                                }
+                                0..=5 => simple_change(
+                                    &ks,
+                                    &mut shards,
+                                    &mut model,
+                                    op,
+                                    (db, k),
+                                    v,
+                                    Some(8_000),
+                                ),
                                 6 => {
                                     // RENAME or MOVE, to any shard and database.
                                     let to = all[rng.below(all.len()).expect("some")].clone();
