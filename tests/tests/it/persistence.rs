@@ -7,6 +7,8 @@
 //! tests in `aof.rs`.
 
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ember_tests::{EmberServer, RedisServer, TempDir, call};
@@ -199,9 +201,6 @@ fn flushall_saves_when_save_points_are_set() {
 /// pair.
 #[test]
 fn a_bgsave_under_writes_is_one_instant() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
     let dir = TempDir::new("instant");
     let ember = EmberServer::start(&[&format!("dir {}", dir.str())]);
     let mut c = ember.connect();
@@ -218,24 +217,7 @@ fn a_bgsave_under_writes_is_one_instant() {
     let (writers, pairs) = (4, 50);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..writers)
-        .map(|w| {
-            let (stop, done) = (stop.clone(), done.clone());
-            let mut s = ember.connect();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    for p in 0..pairs {
-                        for side in ["a", "b"] {
-                            let key = format!("{side}:{w}:{p}");
-                            let reply = call(&mut s, &[b"INCR", key.as_bytes()]);
-                            assert_eq!(reply[0], b':', "{reply:?}");
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let threads = pair_writers(&ember, writers, pairs, &stop, &done);
     let wait_done = |at_least: u64| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while done.load(Ordering::Relaxed) < at_least {
@@ -575,8 +557,6 @@ fn a_bgsave_sees_every_write_family_as_of_its_instant() {
 #[test]
 fn a_bgsave_of_shards_bigger_than_a_slice_is_one_instant() {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use crate::redis_crate::{connect, q};
 
@@ -603,24 +583,7 @@ fn a_bgsave_of_shards_bigger_than_a_slice_is_one_instant() {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let batches = Arc::new(AtomicU64::new(0));
-    let mut threads: Vec<_> = (0..writers)
-        .map(|w| {
-            let (stop, done) = (stop.clone(), done.clone());
-            let mut s = ember.connect();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    for p in 0..pairs {
-                        for side in ["a", "b"] {
-                            let key = format!("{side}:{w}:{p}");
-                            let reply = call(&mut s, &[b"INCR", key.as_bytes()]);
-                            assert_eq!(reply[0], b':', "{reply:?}");
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let mut threads = pair_writers(&ember, writers, pairs, &stop, &done);
     threads.push({
         let (stop, batches) = (stop.clone(), batches.clone());
         let mut s = ember.connect();
@@ -725,4 +688,35 @@ fn a_bgsave_of_shards_bigger_than_a_slice_is_one_instant() {
             );
         }
     }
+}
+
+/// `writers` threads, each INCRementing `a:W:P` then `b:W:P` for `P` in
+/// `0..pairs`, over and over until `stop`, counting each pair done in
+/// `done`: a snapshot taken meanwhile must show every pair equal (both
+/// keys of a pair change under one connection, one after the other).
+fn pair_writers(
+    ember: &EmberServer,
+    writers: usize,
+    pairs: usize,
+    stop: &Arc<AtomicBool>,
+    done: &Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..writers)
+        .map(|w| {
+            let (stop, done) = (stop.clone(), done.clone());
+            let mut s = ember.connect();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for p in 0..pairs {
+                        for side in ["a", "b"] {
+                            let key = format!("{side}:{w}:{p}");
+                            let reply = call(&mut s, &[b"INCR", key.as_bytes()]);
+                            assert_eq!(reply[0], b':', "{reply:?}");
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect()
 }
