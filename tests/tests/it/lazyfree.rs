@@ -225,14 +225,9 @@ fn replica_lazy_flush_frees_the_old_dataset_on_the_thread_as_redis_counts_it() {
 /// more written meanwhile.
 #[test]
 fn a_replica_over_the_soft_output_limit_for_its_seconds_is_dropped() {
-    use std::io::{Read, Write};
     let master = EmberServer::start(&["client-output-buffer-limit replica 0 1mb 1"]);
     let mut m = connect(master.addr());
-    let mut stuck = master.connect();
-    stuck.write_all(b"PSYNC ? -1\r\n").expect("write");
-    let mut first = [0u8; 11];
-    stuck.read_exact(&mut first).expect("the master answers");
-    assert_eq!(&first, b"+FULLRESYNC");
+    let mut stuck = crate::replication::stuck_replica(&master);
     eventually("the replica to be listed", || {
         info(&mut m, "replication", "connected_slaves") == 1
     });

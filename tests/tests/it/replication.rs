@@ -556,15 +556,10 @@ fn replica_restarted_from_its_file_continues_with_a_partial_resync() {
 
 #[test]
 fn a_replica_that_stops_reading_is_dropped_and_the_master_keeps_serving() {
-    use std::io::{Read, Write};
     let master = EmberServer::start(&["client-output-buffer-limit replica 1mb 0 0"]);
     let mut m = conn(master.addr());
     // A replica that asks for the stream, then never reads again.
-    let mut stuck = master.connect();
-    stuck.write_all(b"PSYNC ? -1\r\n").expect("write");
-    let mut first = [0u8; 11];
-    stuck.read_exact(&mut first).expect("the master answers");
-    assert_eq!(&first, b"+FULLRESYNC");
+    let mut stuck = stuck_replica(&master);
     eventually("the replica to be listed", || {
         info_field(&mut m, "replication", "connected_slaves") == "1"
     });
@@ -1153,4 +1148,17 @@ fn set_writes_stream_like_redis() {
         streams[0], streams[1],
         "redis sent the first, ember the second"
     );
+}
+
+/// A connection to `master` that asks for the replication stream (PSYNC
+/// from scratch), reads the `+FULLRESYNC` line, and is then left for the
+/// caller, who usually never reads from it again.
+pub(crate) fn stuck_replica(master: &EmberServer) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut stuck = master.connect();
+    stuck.write_all(b"PSYNC ? -1\r\n").expect("write");
+    let mut first = [0u8; 11];
+    stuck.read_exact(&mut first).expect("the master answers");
+    assert_eq!(&first, b"+FULLRESYNC");
+    stuck
 }

@@ -697,23 +697,35 @@ pub(super) mod tests {
             }
             // The keyspace is the model, and a snapshot with no change
             // meanwhile says so.
-            assert!(ks.claim_snapshot());
-            let epoch = {
-                let _all = shards.lock_all();
-                ks.begin_snapshot(0, Arc::new(Lines))
-            };
-            let mut bytes = Vec::new();
-            for i in 0..SHARDS {
-                let (dbs, _) = ks.walk_shard(i, epoch, 0, &Lines, WALK_SLICE);
-                dbs.iter().for_each(|d| bytes.extend_from_slice(d));
-            }
-            ks.end_snapshot(epoch);
+            let bytes = quiet_snapshot(&ks, &mut shards, 0, WALK_SLICE);
             assert_eq!(
                 lines(&bytes),
                 lines_of(&model, 0),
                 "seed {seed}: the keyspace"
             );
         }
+    }
+
+    /// A whole snapshot at `instant` with nothing changing meanwhile,
+    /// walked in slices of `slice` keys: its bytes.
+    fn quiet_snapshot(
+        ks: &Keyspace<()>,
+        shards: &mut Shards<'_, ()>,
+        instant: i64,
+        slice: usize,
+    ) -> Vec<u8> {
+        assert!(ks.claim_snapshot());
+        let epoch = {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(instant, Arc::new(Lines))
+        };
+        let mut bytes = Vec::new();
+        for i in 0..SHARDS {
+            let (dbs, _) = ks.walk_shard(i, epoch, instant, &Lines, slice);
+            dbs.iter().for_each(|d| bytes.extend_from_slice(d));
+        }
+        ks.end_snapshot(epoch);
+        bytes
     }
 
     /// The keys of `want` shards, `per` names each, named `k<n>`.
@@ -904,17 +916,7 @@ pub(super) mod tests {
             }
             // No mark left behind: a snapshot with nothing changing is
             // the keyspace, which is the model.
-            assert!(ks.claim_snapshot());
-            let epoch = {
-                let _all = shards.lock_all();
-                ks.begin_snapshot(now, Arc::new(Lines))
-            };
-            let mut bytes = Vec::new();
-            for i in 0..SHARDS {
-                let (dbs, _) = ks.walk_shard(i, epoch, now, &Lines, 3);
-                dbs.iter().for_each(|d| bytes.extend_from_slice(d));
-            }
-            ks.end_snapshot(epoch);
+            let bytes = quiet_snapshot(&ks, &mut shards, now, 3);
             same(
                 &lines(&bytes),
                 &lines_of(&model, now),
