@@ -998,9 +998,30 @@ fn writer(me: std::sync::Weak<Shared>) {
             std::thread::sleep(TICK);
         }
         {
+            // Under `always` the thread works as soon as something waits
+            // to be fsynced; otherwise only at its next tick or the next
+            // second's fsync (before, `everysec` found bytes written and
+            // not fsynced for up to a second after each fsync and spun,
+            // contending for the buffer's lock with every client).
             let p = lock(&aof.pending);
-            if p.buf.is_empty() && aof.written.load(Relaxed) <= *aof.synced.borrow() {
-                let _ = aof.wake.wait_timeout(p, TICK);
+            let idle = match aof.policy() {
+                Fsync::Always => {
+                    p.buf.is_empty() && aof.written.load(Relaxed) <= *aof.synced.borrow()
+                }
+                Fsync::Everysec | Fsync::No => true,
+            };
+            if idle {
+                let next_sync = Duration::from_secs(1).saturating_sub(last_sync.elapsed());
+                // A rewrite under `no-appendfsync-on-rewrite` holds the
+                // fsync: the next one is not due while it runs.
+                let held = aof.no_fsync_on_rewrite.load(Relaxed) && aof.rewriting();
+                let wait = match aof.policy() {
+                    Fsync::Everysec if !held => TICK.min(next_sync),
+                    _ => TICK,
+                };
+                if !wait.is_zero() {
+                    let _ = aof.wake.wait_timeout(p, wait);
+                }
             }
         }
         if !aof.enabled() {
