@@ -383,7 +383,7 @@ impl Aof {
             // Redis writes its buffer once per turn of its event loop.
             // Worth it while writes take several appends each; with one
             // client writing it only costs, so then one write in 16 tries.
-            if self.crowd.load(Relaxed) || self.probe.fetch_add(1, Relaxed) % 16 == 0 {
+            if self.crowd.load(Relaxed) || self.probe.fetch_add(1, Relaxed).is_multiple_of(16) {
                 tokio::task::yield_now().await;
                 if self.written.load(Relaxed) >= upto {
                     return;
