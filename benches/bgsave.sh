@@ -8,6 +8,9 @@
 #
 #   benches/bgsave.sh [KEYS] [EMBER_PORT] [REDIS_PORT] [WHOLE_PORT]
 #
+# With SAVE=BGREWRITEAOF both servers run with the AOF on (`everysec`,
+# automatic rewrites off) and the rewrite is measured instead of BGSAVE.
+#
 # With WHOLE_PORT, a second Ember runs there whose snapshot walker holds a
 # shard's lock for the whole shard (EMBER_SNAPSHOT_SLICE set huge), as
 # before the walk was sliced: the rows named `whole` are that one.
@@ -23,6 +26,21 @@ WPORT=${4:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EMBER_BIN=${EMBER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/ember-server}
 WORK=$(mktemp -d /tmp/ember-bgsave-bench.XXXXXX)
+SAVE=${SAVE:-BGSAVE}
+case $SAVE in
+BGSAVE)
+    AOF=(--appendonly no)
+    RUNNING=rdb_bgsave_in_progress
+    ;;
+BGREWRITEAOF)
+    AOF=(--appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0)
+    RUNNING=aof_rewrite_in_progress
+    ;;
+*)
+    echo "SAVE is BGSAVE or BGREWRITEAOF" >&2
+    exit 1
+    ;;
+esac
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -32,17 +50,17 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/ember" "$WORK/redis"
-"$EMBER_BIN" --port "$EPORT" --dir "$WORK/ember" --save "" --logfile "$WORK/ember/log" &
+"$EMBER_BIN" --port "$EPORT" --dir "$WORK/ember" --save "" "${AOF[@]}" --logfile "$WORK/ember/log" &
 PIDS+=($!)
 EPID=$!
-redis-server --port "$RPORT" --dir "$WORK/redis" --save "" --appendonly no \
+redis-server --port "$RPORT" --dir "$WORK/redis" --save "" "${AOF[@]}" \
     --daemonize no --logfile "$WORK/redis/log" &
 PIDS+=($!)
 RPID=$!
 if [ -n "$WPORT" ]; then
     mkdir -p "$WORK/whole"
     EMBER_SNAPSHOT_SLICE=1000000000000 "$EMBER_BIN" --port "$WPORT" --dir "$WORK/whole" \
-        --save "" --logfile "$WORK/whole/log" &
+        --save "" "${AOF[@]}" --logfile "$WORK/whole/log" &
     PIDS+=($!)
     WPID=$!
 fi
@@ -129,8 +147,8 @@ measure() { # NAME PORT PID
     # A benchmark of its own for the p99: as long as the save, roughly.
     local t0 t1
     t0=$(date +%s.%N)
-    redis-cli -p "$port" BGSAVE >/dev/null
-    while [ "$(redis-cli -p "$port" INFO persistence | tr -d '\r' | awk -F: '/rdb_bgsave_in_progress/ {print $2}')" = 1 ]; do
+    redis-cli -p "$port" "$SAVE" >/dev/null
+    while [ "$(redis-cli -p "$port" INFO persistence | tr -d '\r' | awk -F: "/$RUNNING/ {print \$2}")" = 1 ]; do
         sleep 0.01
     done
     t1=$(date +%s.%N)
@@ -168,8 +186,8 @@ bench_p99() { # PORT
     rm -f "$stop"
     (
         sleep 1
-        redis-cli -p "$1" BGSAVE >/dev/null
-        while [ "$(redis-cli -p "$1" INFO persistence | tr -d '\r' | awk -F: '/rdb_bgsave_in_progress/ {print $2}')" = 1 ]; do
+        redis-cli -p "$1" "$SAVE" >/dev/null
+        while [ "$(redis-cli -p "$1" INFO persistence | tr -d '\r' | awk -F: "/$RUNNING/ {print \$2}")" = 1 ]; do
             sleep 0.01
         done
         touch "$stop"
@@ -198,6 +216,6 @@ WRITES=1 baseline redis-w "$RPORT"
 WRITES=1 measure ember-w "$EPORT" "$EPID"
 [ -n "$WPORT" ] && WRITES=1 measure whole-w "$WPORT" "$WPID"
 WRITES=1 measure redis-w "$RPORT" "$RPID"
-echo "redis-benchmark GET -c 20 during a BGSAVE (avg min p50 p95 p99 max, ms):"
+echo "redis-benchmark GET -c 20 during a $SAVE (avg min p50 p95 p99 max, ms):"
 echo "ember $(bench_p99 "$EPORT")"
 echo "redis $(bench_p99 "$RPORT")"

@@ -1235,34 +1235,41 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
     let preamble = shared.config_get("aof-use-rdb-preamble") == "yes";
     let dir = aof_dir(shared);
     let prefix = shared.config_get("appendfilename");
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        format!(
-            "Can't open or create append-only dir {}: {e}",
-            dir.display()
-        )
-    })?;
-    let on = aof.enabled() || enabling;
-    // The new incremental file, in a manifest made durable before anything
-    // is written to it.
-    let next = if on {
-        let mut manifest = if enabling {
-            read_manifest(&dir, &prefix)?.unwrap_or_default()
+    // Creating the file and making the manifest durable (three fsyncs)
+    // take milliseconds: the worker's other connections are served
+    // elsewhere meanwhile, as Redis's clients are not (it does this on
+    // its main thread).
+    let next = off_worker(|| -> Result<_, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "Can't open or create append-only dir {}: {e}",
+                dir.display()
+            )
+        })?;
+        let on = aof.enabled() || enabling;
+        // The new incremental file, in a manifest made durable before anything
+        // is written to it.
+        let next = if on {
+            let mut manifest = if enabling {
+                read_manifest(&dir, &prefix)?.unwrap_or_default()
+            } else {
+                lock(&aof.files).manifest.clone()
+            };
+            let name = manifest.new_incr(&prefix);
+            let file = open_append(&dir.join(&name))
+                .map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+            file.set_len(0).map_err(|e| e.to_string())?;
+            if !enabling {
+                let files = lock(&aof.files);
+                files.persist(&manifest).map_err(|e| e.to_string())?;
+            }
+            tracing::info!("Creating AOF incr file {name} on background rewrite");
+            Some((manifest, Arc::new(file)))
         } else {
-            lock(&aof.files).manifest.clone()
+            None
         };
-        let name = manifest.new_incr(&prefix);
-        let file = open_append(&dir.join(&name))
-            .map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
-        file.set_len(0).map_err(|e| e.to_string())?;
-        if !enabling {
-            let files = lock(&aof.files);
-            files.persist(&manifest).map_err(|e| e.to_string())?;
-        }
-        tracing::info!("Creating AOF incr file {name} on background rewrite");
-        Some((manifest, Arc::new(file)))
-    } else {
-        None
-    };
+        Ok(next)
+    })?;
     if enabling {
         // A replica records nothing itself: its AOF is its master's stream.
         if !shared.repl.is_replica() {
@@ -1322,6 +1329,20 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         enabling: enabling_manifest,
         started: Instant::now(),
     })
+}
+
+/// Runs blocking file work on a worker so that its other connections are
+/// served meanwhile: the worker's runtime (multi-threaded, one thread)
+/// hands them to another thread (`block_in_place`). Elsewhere (the writer
+/// thread, a single-threaded runtime) it just runs.
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }
 
 /// Writes the base, then installs it: the manifest names it and the
@@ -1419,13 +1440,12 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
             tmp.display()
         ));
     }
-    files
-        .persist(&manifest)
-        .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
-    for h in std::mem::take(&mut manifest.history) {
-        tracing::info!("Removing the history file {} in the background", h.name);
-        let _ = std::fs::remove_file(dir.join(&h.name));
-    }
+    // The manifest is persisted once, without the files it replaced, and
+    // those are deleted after the lock is let go: every client's write of
+    // the buffer waits for this lock. Should the process die between the
+    // two, the old files stay behind, named by no manifest, and nothing
+    // loads them.
+    let history = std::mem::take(&mut manifest.history);
     files
         .persist(&manifest)
         .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
@@ -1434,6 +1454,11 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
     let size = files.incr_size + files.others_size;
     aof.current_size.store(size, Relaxed);
     aof.base_size.store(size, Relaxed);
+    drop(files);
+    for h in history {
+        tracing::info!("Removing the history file {} in the background", h.name);
+        let _ = std::fs::remove_file(dir.join(&h.name));
+    }
     Ok(())
 }
 
