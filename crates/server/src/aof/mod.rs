@@ -1409,29 +1409,42 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         "Successfully created the temporary AOF base file {}",
         tmp.display()
     );
-    let mut files = lock(&aof.files);
-    if aof.cancel.load(Relaxed) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err("the rewrite was stopped".into());
-    }
-    if files.dir.as_os_str().is_empty() {
-        files.dir.clone_from(&dir);
-        files.prefix.clone_from(&prefix);
-    }
-    let mut manifest = match &job.enabling {
-        Some(m) => m.clone(),
-        None => files.manifest.clone(),
-    };
-    let name = manifest.new_base(&prefix, preamble);
-    if aof.enabled() {
-        manifest.retire_incr_but_last();
-    } else {
-        // A rewrite with the AOF off leaves a base alone.
-        for mut f in manifest.incr.drain(..) {
-            f.kind = manifest::Kind::History;
-            manifest.history.push(f);
+    // Every client's write of the buffer takes the files' lock, so the
+    // slow part of installing the base (the rename of the base, writing
+    // and fsyncing the new manifest, fsyncing the directory, deleting the
+    // old files) is done outside it: the lock is held to decide the new
+    // manifest, then again to check nothing changed meanwhile and rename
+    // it into place. Only a rewrite changes the manifest, one at a time;
+    // turning the AOF off sets `cancel`.
+    let decided = {
+        let mut files = lock(&aof.files);
+        if aof.cancel.load(Relaxed) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err("the rewrite was stopped".into());
         }
-    }
+        if files.dir.as_os_str().is_empty() {
+            files.dir.clone_from(&dir);
+            files.prefix.clone_from(&prefix);
+        }
+        let current = match &job.enabling {
+            Some(m) => m.clone(),
+            None => files.manifest.clone(),
+        };
+        let mut manifest = current.clone();
+        let enabled = aof.enabled();
+        let name = manifest.new_base(&prefix, preamble);
+        if enabled {
+            manifest.retire_incr_but_last();
+        } else {
+            // A rewrite with the AOF off leaves a base alone.
+            for mut f in manifest.incr.drain(..) {
+                f.kind = manifest::Kind::History;
+                manifest.history.push(f);
+            }
+        }
+        (current.format(), enabled, name, manifest)
+    };
+    let (before, enabled, name, mut manifest) = decided;
     let base = dir.join(&name);
     if let Err(e) = std::fs::rename(&tmp, &base) {
         let _ = std::fs::remove_file(&tmp);
@@ -1440,21 +1453,50 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
             tmp.display()
         ));
     }
-    // The manifest is persisted once, without the files it replaced, and
-    // those are deleted after the lock is let go: every client's write of
-    // the buffer waits for this lock. Should the process die between the
-    // two, the old files stay behind, named by no manifest, and nothing
-    // loads them.
+    // The manifest is persisted once, without the files it replaced,
+    // which are deleted once it is durable. Should the process die
+    // between the two, the old files stay behind, named by no manifest,
+    // and nothing loads them.
     let history = std::mem::take(&mut manifest.history);
-    files
-        .persist(&manifest)
+    let manifest_name = format!("{prefix}.manifest");
+    let manifest_tmp = dir.join(format!("temp-{manifest_name}"));
+    let staged = File::create(&manifest_tmp).and_then(|mut f| {
+        f.write_all(manifest.format().as_bytes())?;
+        f.sync_all()
+    });
+    let undo = |why: String| {
+        let _ = std::fs::remove_file(&manifest_tmp);
+        let _ = std::fs::remove_file(&base);
+        Err(why)
+    };
+    if let Err(e) = staged {
+        return undo(format!("Can't persist the AOF manifest: {e}"));
+    }
+    {
+        let mut files = lock(&aof.files);
+        if aof.cancel.load(Relaxed) {
+            return undo("the rewrite was stopped".into());
+        }
+        let now = match &job.enabling {
+            Some(m) => m.format(),
+            None => files.manifest.format(),
+        };
+        if now != before || aof.enabled() != enabled {
+            return undo("the AOF changed during the rewrite".into());
+        }
+        if let Err(e) = std::fs::rename(&manifest_tmp, dir.join(&manifest_name)) {
+            return undo(format!("Can't persist the AOF manifest: {e}"));
+        }
+        files.manifest = manifest;
+        files.measure();
+        let size = files.incr_size + files.others_size;
+        aof.current_size.store(size, Relaxed);
+        aof.base_size.store(size, Relaxed);
+    }
+    // The rename is durable once the directory is; the old files go after.
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
         .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
-    files.manifest = manifest;
-    files.measure();
-    let size = files.incr_size + files.others_size;
-    aof.current_size.store(size, Relaxed);
-    aof.base_size.store(size, Relaxed);
-    drop(files);
     for h in history {
         tracing::info!("Removing the history file {} in the background", h.name);
         let _ = std::fs::remove_file(dir.join(&h.name));
