@@ -144,6 +144,7 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
     ("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     ("aof-load-truncated", "yes", Kind::Bool, true),
     ("aof-timestamp-enabled", "no", Kind::Bool, true),
+    ("aof-disable-auto-gc", "no", Kind::Bool, true),
     ("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
     // Microseconds to wait per key an AOF rewrite writes, for tests.
     (

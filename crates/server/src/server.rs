@@ -656,6 +656,10 @@ async fn serve(
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
         shared.repl.aof.configure(&config);
+        shared
+            .scripts
+            .watch
+            .set_threshold(config.get_i64("busy-reply-threshold"));
         shared.persistence.configure(&config);
     }
     crate::db::tick_lru_clock();

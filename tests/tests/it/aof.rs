@@ -945,3 +945,51 @@ fn debug_loadaof_answers_loading_to_other_clients() {
     let size: usize = q(&mut poller, &["DBSIZE"]);
     assert_eq!(size, KEYS);
 }
+
+/// `aof-disable-auto-gc`: with it on, the files two rewrites replaced
+/// stay, named as history in the manifest; turned off, they leave the
+/// manifest at once and are deleted. Ember's manifest and files match
+/// redis-server's, step by step.
+#[test]
+fn disabling_auto_gc_keeps_history_files_as_redis_does() {
+    let steps = |dir: &TempDir, con: &mut Connection| -> Vec<(String, Vec<String>)> {
+        let aof_dir = dir.path().join("appendonlydir");
+        let manifest = aof_dir.join("appendonly.aof.manifest");
+        let snap = |aof_dir: &Path| {
+            (
+                std::fs::read_to_string(&manifest).expect("a manifest"),
+                files(aof_dir),
+            )
+        };
+        let mut seen = vec![snap(&aof_dir)];
+        let _: () = q(con, &["CONFIG", "SET", "aof-disable-auto-gc", "yes"]);
+        for i in 0..2 {
+            let _: () = q(con, &["SET", "k", &i.to_string()]);
+            let _: String = q(con, &["BGREWRITEAOF"]);
+            wait_rewrite(con);
+            seen.push(snap(&aof_dir));
+        }
+        let _: () = q(con, &["CONFIG", "SET", "aof-disable-auto-gc", "no"]);
+        // The manifest changes at once; the files go soon after (Redis
+        // deletes them on a background thread).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let last = loop {
+            let now = snap(&aof_dir);
+            if now.1.len() <= 3 || Instant::now() > deadline {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        seen.push(last);
+        seen
+    };
+    let edir = TempDir::new("aof-gc-ember");
+    let ember = EmberServer::start(&[&format!("dir {}", edir.str()), "appendonly yes"]);
+    let ember_steps = steps(&edir, &mut connect(ember.addr()));
+    let rdir = TempDir::new("aof-gc-redis");
+    let redis = RedisServer::start(&["--dir", rdir.str(), "--appendonly", "yes"]);
+    let redis_steps = steps(&rdir, &mut connect(redis.addr()));
+    assert_eq!(ember_steps, redis_steps);
+    let (_, kept) = &ember_steps[2];
+    assert_eq!(kept.len(), 7, "three bases, three incremental files and the manifest: {kept:?}");
+}

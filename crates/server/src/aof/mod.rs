@@ -141,6 +141,9 @@ pub(crate) struct Aof {
     probe: AtomicU32,
     /// `pending.appended`, read without its lock.
     tail: AtomicU64,
+    /// `aof-disable-auto-gc`: the files a rewrite replaced stay, named
+    /// as history in the manifest.
+    no_gc: AtomicBool,
     /// The writer thread waits on `wake` (set and cleared under
     /// `pending`'s lock, so an append made after it went to sleep sees
     /// it set).
@@ -218,6 +221,7 @@ impl Default for Aof {
             probe: AtomicU32::new(0),
             asleep: AtomicBool::new(false),
             tail: AtomicU64::new(0),
+            no_gc: AtomicBool::new(false),
             held: Condvar::new(),
         }
     }
@@ -253,6 +257,8 @@ impl Aof {
             .store(config.get_i64("auto-aof-rewrite-min-size"), Relaxed);
         self.timestamps
             .store(config.get("aof-timestamp-enabled") == Some("yes"), Relaxed);
+        self.no_gc
+            .store(config.get("aof-disable-auto-gc") == Some("yes"), Relaxed);
     }
 
     /// `#TS:<now>` before what is appended next, once a second, under
@@ -342,7 +348,7 @@ impl Aof {
             // Group commit: the worker's other ready connections append
             // theirs first (a yield runs after them and after the next
             // look at the sockets; while each look brings more appends,
-            // another, at most four so that arrivals cannot hold the
+            // another, at most eight so that arrivals cannot hold the
             // fsync up); then the first of them to resume writes and
             // fsyncs for all, on the worker itself, as Redis does once
             // per turn of its event loop. The worker serves nobody
@@ -351,7 +357,7 @@ impl Aof {
             // requests an fsync at pipeline 1 with 50 clients; this
             // takes about 23 (Redis: 50, strace).
             let mut seen = self.tail.load(Relaxed);
-            for _ in 0..4 {
+            for _ in 0..8 {
                 tokio::task::yield_now().await;
                 if *self.synced.borrow() >= upto {
                     return;
@@ -1457,7 +1463,11 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
     // which are deleted once it is durable. Should the process die
     // between the two, the old files stay behind, named by no manifest,
     // and nothing loads them.
-    let history = std::mem::take(&mut manifest.history);
+    let history = if aof.no_gc.load(Relaxed) {
+        Vec::new()
+    } else {
+        std::mem::take(&mut manifest.history)
+    };
     let manifest_name = format!("{prefix}.manifest");
     let manifest_tmp = dir.join(format!("temp-{manifest_name}"));
     let staged = File::create(&manifest_tmp).and_then(|mut f| {
@@ -1502,6 +1512,33 @@ fn write_and_install(shared: &Shared, job: &Job) -> Result<(), String> {
         let _ = std::fs::remove_file(dir.join(&h.name));
     }
     Ok(())
+}
+
+/// `CONFIG SET aof-disable-auto-gc no`: the history files kept meanwhile
+/// leave the manifest and are deleted, as Redis's `aofDelHistoryFiles`.
+pub(crate) fn collect_history(shared: &Shared) {
+    let aof = &shared.repl.aof;
+    if aof.no_gc.load(Relaxed) {
+        return;
+    }
+    let (dir, history) = {
+        let mut files = lock(&aof.files);
+        if files.manifest.history.is_empty() || files.dir.as_os_str().is_empty() {
+            return;
+        }
+        let mut manifest = files.manifest.clone();
+        let history = std::mem::take(&mut manifest.history);
+        if let Err(e) = files.persist(&manifest) {
+            tracing::warn!("Can't persist the AOF manifest: {e}");
+            return;
+        }
+        files.manifest = manifest;
+        (files.dir.clone(), history)
+    };
+    for h in history {
+        tracing::info!("Removing the history file {} in the background", h.name);
+        let _ = std::fs::remove_file(dir.join(&h.name));
+    }
 }
 
 /// After a replica loaded its master's RDB: the AOF starts again from the

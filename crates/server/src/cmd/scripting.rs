@@ -276,7 +276,7 @@ pub(super) fn with_runner(
         Some((name, req)) => {
             watch.begin(true, name, req.iter().map(Bytes::copy_from_slice).collect())
         }
-        None => watch.begin(false, "", Vec::new()),
+        None => watch.begin_eval(wide_name),
     }
     let mut runner = Runner {
         ctx,

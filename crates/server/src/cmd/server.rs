@@ -712,6 +712,11 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             .repl
             .set_serve_stale(config.get("replica-serve-stale-data") == Some("yes"));
         ctx.shared.repl.aof.configure(&config);
+        crate::aof::collect_history(ctx.shared);
+        ctx.shared
+            .scripts
+            .watch
+            .set_threshold(config.get_i64("busy-reply-threshold"));
         ctx.shared.persistence.configure(&config);
         let aof_on = config.get("appendonly") == Some("yes");
         if let Ok(mut current) = ctx.shared.config.lock() {

@@ -55,6 +55,15 @@ pub(crate) struct Watch {
     /// The hook looks at every line (it stopped a script): the engine
     /// puts it back to counting after the run.
     line_mode: AtomicBool,
+    /// `busy-reply-threshold` in milliseconds.
+    slow_ms: AtomicU64,
+    /// The running script was logged as slow.
+    slow_logged: AtomicBool,
+}
+
+thread_local! {
+    /// The SHA1 of the EVAL script running on this thread, for the log.
+    static EVAL_SHA: std::cell::Cell<[u8; 40]> = const { std::cell::Cell::new([0; 40]) };
 }
 
 impl Default for Watch {
@@ -68,6 +77,8 @@ impl Default for Watch {
             load_deadline: AtomicU64::new(0),
             current: Mutex::new(None),
             line_mode: AtomicBool::new(false),
+            slow_ms: AtomicU64::new(5000),
+            slow_logged: AtomicBool::new(false),
         }
     }
 }
@@ -84,6 +95,7 @@ impl Watch {
     /// are what FUNCTION STATS shows of it.
     pub(crate) fn begin(&self, function: bool, name: &str, command: Vec<Bytes>) {
         self.function.store(function, Ordering::Relaxed);
+        self.slow_logged.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         if function {
@@ -101,6 +113,43 @@ impl Watch {
         if self.function.load(Ordering::Relaxed) {
             *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
+    }
+
+    /// An EVAL script starts: its SHA1, named by the slow-script log line
+    /// should it run long (a copy on this thread, no allocation).
+    pub(crate) fn begin_eval(&self, sha: &str) {
+        let mut b = [0u8; 40];
+        let n = sha.len().min(40);
+        b[..n].copy_from_slice(&sha.as_bytes()[..n]);
+        EVAL_SHA.set(b);
+        self.begin(false, "", Vec::new());
+    }
+
+    /// `busy-reply-threshold`, for the slow-script log line.
+    pub(crate) fn set_threshold(&self, ms: i64) {
+        self.slow_ms
+            .store(u64::try_from(ms).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Redis's warning, once per script, when it has run past
+    /// `busy-reply-threshold` (from then on other clients get `-BUSY`).
+    fn log_if_slow(&self, running: Duration) {
+        let ms = self.slow_ms.load(Ordering::Relaxed);
+        if running < Duration::from_millis(ms) || self.slow_logged.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (command, name) = if self.is_function() {
+            let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+            let name = current.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+            ("FUNCTION KILL", name)
+        } else {
+            let sha = EVAL_SHA.get();
+            ("SCRIPT KILL", String::from_utf8_lossy(&sha).into_owned())
+        };
+        tracing::warn!(
+            "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {command} command. Script name is: {name}.",
+            running.as_millis()
+        );
     }
 
     /// The running script wrote.
@@ -250,8 +299,11 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
             return;
         };
         let Some(text) = watch.interrupt() else {
-            if watch.running_for().is_some_and(|t| t >= HANDOFF_AFTER) {
-                handoff();
+            if let Some(running) = watch.running_for() {
+                watch.log_if_slow(running);
+                if running >= HANDOFF_AFTER {
+                    handoff();
+                }
             }
             return;
         };
