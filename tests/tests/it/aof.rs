@@ -991,5 +991,9 @@ fn disabling_auto_gc_keeps_history_files_as_redis_does() {
     let redis_steps = steps(&rdir, &mut connect(redis.addr()));
     assert_eq!(ember_steps, redis_steps);
     let (_, kept) = &ember_steps[2];
-    assert_eq!(kept.len(), 7, "three bases, three incremental files and the manifest: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        7,
+        "three bases, three incremental files and the manifest: {kept:?}"
+    );
 }
