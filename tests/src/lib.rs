@@ -44,8 +44,7 @@ impl RedisServer {
         let mut attempt = 1;
         loop {
             let port = free_port();
-            let dir =
-                std::env::temp_dir().join(format!("ember-redis-{}-{port}", std::process::id()));
+            let dir = unique_dir(&format!("ember-redis-{port}"));
             std::fs::create_dir_all(&dir).expect("create a temporary directory");
             let log = dir.join("redis.log");
             let (stdout, stderr) = output_to(&log);
@@ -363,8 +362,7 @@ impl NodeProcess {
         let mut attempt = 1;
         loop {
             let port = free_port();
-            let dir =
-                std::env::temp_dir().join(format!("ember-node-{}-{port}", std::process::id()));
+            let dir = unique_dir(&format!("ember-node-{port}"));
             std::fs::create_dir_all(&dir).expect("create a temporary directory");
             let mut lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
             if !lines.is_empty() {
@@ -527,6 +525,16 @@ impl NodeProcess {
         };
         wait_serving(child, addr, None, expect, &log)
     }
+}
+
+/// A directory name of this process's own under the system's temporary
+/// directory: two servers started at once may be handed the same free
+/// port (one of them then tries another), and a name made of the port
+/// alone let the loser's cleanup delete the winner's directory.
+fn unique_dir(stem: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{stem}-{}-{n}", std::process::id()))
 }
 
 impl Drop for NodeProcess {
