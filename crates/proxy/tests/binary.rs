@@ -23,6 +23,21 @@ impl Drop for Process {
     }
 }
 
+/// A redis-server killed on drop, its directory removed after it.
+struct Redis {
+    _process: Process,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        // The process is killed after this body runs: kill it first.
+        let _ = self._process.0.kill();
+        let _ = self._process.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Connects once `port` listens (bounded wait).
 fn connect(port: u16) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -49,7 +64,7 @@ fn ask(s: &mut TcpStream, request: &[u8], want: usize) -> Vec<u8> {
     reply
 }
 
-fn redis() -> (Process, u16) {
+fn redis() -> (Redis, u16) {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("ember-proxy-bin-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -67,9 +82,12 @@ fn redis() -> (Process, u16) {
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server");
-    let process = Process(child);
+    let redis = Redis {
+        _process: Process(child),
+        dir,
+    };
     drop(connect(port));
-    (process, port)
+    (redis, port)
 }
 
 fn proxy(args: &[&str]) -> (Process, u16) {
