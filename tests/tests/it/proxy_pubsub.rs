@@ -322,6 +322,11 @@ fn a_subscriber_that_never_reads_is_cut_at_its_output_limit() {
     let mut fast = Wire::connect(proxy.addr);
     assert!(show(&fast.call(&["SUBSCRIBE", "big"], 1)).contains("subscribe"));
     let payload = |i: usize| format!("{i:06}{}", "x".repeat(SIZE - 6));
+    // The publisher stays at most four messages ahead of the reader, so
+    // the reader never nears the limit however slowly a loaded machine
+    // runs its thread.
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = taken.clone();
     let reader = std::thread::spawn(move || {
         for i in 0..MESSAGES {
             let want = format!(
@@ -330,10 +335,16 @@ fn a_subscriber_that_never_reads_is_cut_at_its_output_limit() {
             );
             let got = fast.frame();
             assert!(got == want.as_bytes(), "message {i} differs");
+            progress.store(i + 1, std::sync::atomic::Ordering::Release);
         }
     });
     let mut publisher = Wire::connect(proxy.addr);
     for i in 0..MESSAGES {
+        let deadline = Instant::now() + WAIT;
+        while taken.load(std::sync::atomic::Ordering::Acquire) + 4 < i {
+            assert!(Instant::now() < deadline, "the reader stopped receiving");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let answer = show(&publisher.call(&["PUBLISH", "big", &payload(i)], 1));
         assert!(answer == ":2\r\n" || answer == ":1\r\n", "{answer}");
     }

@@ -393,6 +393,12 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
     let mut reader = Conn::new(ember.addr());
     reader.call(&["SUBSCRIBE", "flood"], 1);
     let payload = "x".repeat(64 * 1024);
+    // How many messages the reader has taken: the publisher stays at most
+    // four messages (256 KB) ahead of it, so the reader never nears the
+    // limit however slowly a loaded machine runs its thread (before, a
+    // starved reader was now and then cut off too).
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = taken.clone();
     let reading = std::thread::spawn(move || {
         let mut n = 0usize;
         loop {
@@ -401,6 +407,7 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
                 return n;
             }
             n += 1;
+            progress.store(n, std::sync::atomic::Ordering::Release);
         }
     });
     let mut publisher = Conn::new(ember.addr());
@@ -408,6 +415,14 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
     // client's output starts to count; 256 MB is far past them.
     let mut published = 0;
     loop {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while taken.load(std::sync::atomic::Ordering::Acquire) + 4 < published {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader stopped receiving"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let receivers = publisher.call(&["PUBLISH", "flood", &payload], 1);
         published += 1;
         if receivers == b":1\r\n" {
