@@ -8,21 +8,21 @@
 //!   stream's lock, with the same units in the same order (expiries as
 //!   DEL, MULTI/EXEC units whole), and SELECT when the file's database
 //!   changes. PING, REPLCONF and PUBLISH go to replicas only, as in Redis.
-//! - The bytes wait in a buffer until written: a client writes the buffer
-//!   itself before its replies leave (`everysec`, `no`: a crash of the
-//!   process loses nothing acknowledged), or, with `always`, waits for the
-//!   writer thread, which writes whatever every client appended and
-//!   fsyncs once for all of them (group commit), then releases their
-//!   replies. With `everysec` the same thread fsyncs once a second.
+//! - The bytes wait in a buffer until written: before its replies leave
+//!   a client writes the buffer itself (`everysec`, `no`: a crash of the
+//!   process loses nothing acknowledged), or, with `always`, writes and
+//!   fsyncs it once its worker's other ready connections have appended
+//!   theirs (group commit, see [`Aof::settle`]). The writer thread fsyncs
+//!   once a second under `everysec`, writes what no client did (the
+//!   expiry cycle's deletions), and starts automatic rewrites.
 //! - A rewrite ([`start_rewrite`]) opens a new incremental file at the
 //!   instant of a point-in-time snapshot (every shard locked), writes the
 //!   snapshot as the new base on a thread of its own, then switches the
 //!   manifest (temporary file, fsync, rename) and deletes what it
 //!   replaced.
 //! - [`load`] loads a directory at startup.
-//!
-//! Not done: a replica writes nothing to its AOF while it follows a
-//! master (Redis appends the master's stream).
+//! - A replica appends its master's stream as it applies it
+//!   ([`Aof::append_replicated`]).
 
 pub(crate) mod load;
 pub(crate) mod manifest;
@@ -1048,11 +1048,12 @@ fn spawn_writer(shared: &Shared) {
     }
 }
 
-/// The writer thread: under `always`, writes and fsyncs whatever was
-/// appended as soon as a client waits for it (one fsync for everyone who
-/// appended meanwhile); otherwise writes what commands outside any
-/// client appended (the expiry cycle's deletions) every tick and, under
-/// `everysec`, fsyncs once a second. Also starts automatic rewrites.
+/// The writer thread: writes what commands outside any client appended
+/// (the expiry cycle's deletions) every tick and, under `everysec`,
+/// fsyncs once a second; under `always` it writes and fsyncs what
+/// clients left waiting (a rewrite holding the fsync, a failing disk
+/// retried), since clients fsync their own. Also starts automatic
+/// rewrites.
 fn writer(me: std::sync::Weak<Shared>) {
     let mut last_sync = Instant::now();
     let mut last_check = Instant::now();
