@@ -415,12 +415,9 @@ fn a_subscriber_that_never_reads_is_cut_off_at_the_hard_limit() {
     // client's output starts to count; 256 MB is far past them.
     let mut published = 0;
     loop {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while taken.load(std::sync::atomic::Ordering::Acquire) + 4 < published {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the reader stopped receiving"
-            );
+            assert!(Instant::now() < deadline, "the reader stopped receiving");
             std::thread::sleep(Duration::from_millis(1));
         }
         let receivers = publisher.call(&["PUBLISH", "flood", &payload], 1);
