@@ -497,8 +497,30 @@ pub async fn run(
     run_on(listener, config, stop, None).await
 }
 
-/// Threads that serve connections, each with a single-threaded runtime of
-/// its own: a connection stays on the thread it was given, so its task is
+/// Whether the running thread is a connection worker whose other tasks
+/// `block_in_place` can move to another thread (the workers are
+/// multi-threaded runtimes of one thread for this); elsewhere (a
+/// single-threaded runtime, a plain thread) nothing can move.
+pub(crate) fn can_hand_off() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Runs blocking work (file creation, fsyncs) so that the worker's other
+/// connections are served meanwhile, by another thread; where they cannot
+/// move (see [`can_hand_off`]) it just runs.
+pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    if can_hand_off() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+/// Threads that serve connections, each with a runtime of one thread of
+/// its own (the multi-threaded scheduler, so that a long script or file
+/// work can hand its other connections to another thread, see
+/// [`can_hand_off`]): a connection stays on the thread it was given, so its task is
 /// never stolen by, or woken from, another core. On a machine where the
 /// server shares its cores (with a load generator, with other services),
 /// work stealing costs more than it balances.

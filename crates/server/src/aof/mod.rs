@@ -1246,7 +1246,7 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
     // take milliseconds: the worker's other connections are served
     // elsewhere meanwhile, as Redis's clients are not (it does this on
     // its main thread).
-    let next = off_worker(|| -> Result<_, String> {
+    let next = crate::server::off_worker(|| -> Result<_, String> {
         std::fs::create_dir_all(&dir).map_err(|e| {
             format!(
                 "Can't open or create append-only dir {}: {e}",
@@ -1336,20 +1336,6 @@ fn prepare(shared: &Shared, shards: &mut Shards<'_>, enabling: bool) -> Result<J
         enabling: enabling_manifest,
         started: Instant::now(),
     })
-}
-
-/// Runs blocking file work on a worker so that its other connections are
-/// served meanwhile: the worker's runtime (multi-threaded, one thread)
-/// hands them to another thread (`block_in_place`). Elsewhere (the writer
-/// thread, a single-threaded runtime) it just runs.
-fn off_worker<T>(f: impl FnOnce() -> T) -> T {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
 }
 
 /// Writes the base, then installs it: the manifest names it and the

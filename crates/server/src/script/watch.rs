@@ -329,9 +329,7 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
 /// would take it back. Once handed off, further calls return at once. On
 /// a single-threaded runtime nothing can move, and nothing is done.
 fn handoff() {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
+    if crate::server::can_hand_off() {
         tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
     }
 }
