@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use resp::Request;
-use store::value::{Form, INLINE, Str};
+use store::value::{Form, KEEP_HANDLE, Str};
 
 use crate::cmd::CmdError;
 
@@ -80,13 +80,13 @@ pub(crate) fn eq(arg: &[u8], keyword: &str) -> bool {
 /// Arguments at least this long are stored as slices of the request that
 /// carried them, like Redis's big-argument path; shorter ones are copied so
 /// a stored value never pins a whole read buffer.
-const SHARE_ABOVE: usize = 32 * 1024;
+const SHARE_ABOVE: usize = KEEP_HANDLE;
 
 /// The string to store for argument `i` of a request: inside the entry if
 /// short, a slice of the request if very long, a copy otherwise.
 pub(crate) fn stored_str(req: &Request, i: usize) -> Str {
     let arg = req.get(i).unwrap_or_default();
-    if arg.len() <= INLINE {
+    if arg.len() < KEEP_HANDLE {
         Str::from_slice(arg, Form::Auto)
     } else {
         Str::new(stored_arg(req, i), Form::Auto)

@@ -541,8 +541,9 @@ fn evict_one(shared: &Shared, policy: Policy, samples: usize) -> bool {
                         let mut shards = Shards::new(&shared.keyspace);
                         let mut locked = shards.lock_shard(shard);
                         let mut st = shared.eviction.state();
-                        let view = locked.db(db);
-                        view.evict_random(volatile, &mut st.rng)
+                        locked
+                            .db_made(db)
+                            .and_then(|view| view.evict_random(volatile, &mut st.rng))
                     };
                     if let Some(key) = key
                         && delete(shared, db, &key)
@@ -606,7 +607,7 @@ fn evict_s3fifo(shared: &Shared) -> Option<bool> {
     let len = |shard: usize, db: usize| {
         let mut shards = Shards::new(&shared.keyspace);
         let mut locked = shards.lock_shard(shard);
-        locked.db(db).evictable(false)
+        locked.db_made(db).map_or(0, |view| view.evictable(false))
     };
     if refresh {
         // The databases with keys in either shard join the turns (one
@@ -614,7 +615,11 @@ fn evict_s3fifo(shared: &Shared) -> Option<bool> {
         for shard in [a, b] {
             let mut shards = Shards::new(&shared.keyspace);
             let mut locked = shards.lock_shard(shard);
-            hint.extend((0..databases).filter(|&db| locked.db(db).evictable(false) > 0));
+            hint.extend((0..databases).filter(|&db| {
+                locked
+                    .db_made(db)
+                    .is_some_and(|view| view.evictable(false) > 0)
+            }));
         }
         hint.sort_unstable();
         hint.dedup();
@@ -678,7 +683,9 @@ pub(crate) fn reset_s3fifo(shared: &Shared) {
         let mut shards = Shards::new(&shared.keyspace);
         let mut locked = shards.lock_shard(shard);
         for db in 0..databases {
-            locked.db(db).drop_s3fifo();
+            if let Some(mut view) = locked.db_made(db) {
+                view.drop_s3fifo();
+            }
         }
     }
 }
@@ -735,7 +742,9 @@ fn sample_shards(
             let mut shards = Shards::new(&shared.keyspace);
             let mut locked = shards.lock_shard(shard);
             for &db in dbs {
-                let view = locked.db(db);
+                let Some(view) = locked.db_made(db) else {
+                    continue;
+                };
                 if view.evictable(volatile) > 0 {
                     had.push(db);
                     view.evict_sample(samples, volatile, rank, &mut rng, &mut |c| found.push(c));

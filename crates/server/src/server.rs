@@ -1047,8 +1047,11 @@ async fn active_expire(shared: Arc<Shared>) {
             if record {
                 shard.effects().start();
             }
+            // The databases never used are empty: not made by looking.
             for i in 0..shard.dbs.len() {
-                let mut db = shard.db(i);
+                let Some(mut db) = shard.db_made(i) else {
+                    break;
+                };
                 loop {
                     // Counted by the keyspace, as a command's are.
                     let (sampled, expired) = db.expire_sample(SAMPLES, now, &mut rng);

@@ -129,11 +129,33 @@ fn read_entry(buf: &[u8], pos: usize) -> (usize, usize) {
 /// A packed hash: entries `varint(len) bytes`, field then value, in one
 /// buffer sized exactly (each change reallocates it, as Redis's listpack
 /// does, which keeps a small hash's memory at what it holds).
+///
+/// The buffer starts with the count of pairs (a `u32`, little-endian;
+/// an empty buffer counts none), so that the hash is one boxed slice and
+/// a key's value stays 24 bytes.
 #[derive(Clone, Default)]
 struct Packed {
     buf: Box<[u8]>,
-    /// Pairs, not entries.
-    count: u32,
+}
+
+/// The bytes of a packed buffer's header (hashes' and sorted sets'): the
+/// count of its pairs or entries.
+pub(crate) const HEAD: usize = 4;
+
+/// The count in a packed buffer's header; 0 for an empty buffer.
+#[inline]
+pub(crate) fn head_count(buf: &[u8]) -> u32 {
+    match buf.get(..HEAD) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Writes the count into a packed buffer's header, if it has one.
+pub(crate) fn set_head_count(buf: &mut [u8], count: u32) {
+    if let Some(head) = buf.get_mut(..HEAD) {
+        head.copy_from_slice(&count.to_le_bytes());
+    }
 }
 
 /// Where a pair is in a packed buffer.
@@ -147,9 +169,26 @@ struct Found {
 }
 
 impl Packed {
+    /// The number of pairs.
+    #[inline]
+    fn count(&self) -> u32 {
+        head_count(&self.buf)
+    }
+
+    /// Sets the number of pairs (the buffer has its header: every change
+    /// goes through [`Packed::splice`], which makes it).
+    fn set_count(&mut self, count: u32) {
+        set_head_count(&mut self.buf, count);
+    }
+
+    /// Where the next pair goes: the end of the entries.
+    fn end(&self) -> usize {
+        self.buf.len().max(HEAD)
+    }
+
     fn find(&self, field: &[u8]) -> Option<Found> {
         let buf = &self.buf[..];
-        let mut pos = 0;
+        let mut pos = HEAD;
         while pos < buf.len() {
             let (fa, fb) = read_entry(buf, pos);
             let (_, vb) = read_entry(buf, fb);
@@ -177,6 +216,9 @@ impl Packed {
         let add: usize = items.iter().map(|e| entry_size(e.len())).sum();
         let removed = b - a;
         let mut v = std::mem::take(&mut self.buf).into_vec();
+        if v.len() < HEAD {
+            v.resize(HEAD, 0);
+        }
         let old_len = v.len();
         if add > removed {
             let grow = add - removed;
@@ -202,9 +244,9 @@ impl Packed {
                 false
             }
             None => {
-                let end = self.buf.len();
+                let end = self.end();
                 self.splice(end, end, &[field, value]);
-                self.count += 1;
+                self.set_count(self.count() + 1);
                 true
             }
         }
@@ -214,7 +256,7 @@ impl Packed {
         match self.find(field) {
             Some(found) => {
                 self.splice(found.field, found.end, &[]);
-                self.count -= 1;
+                self.set_count(self.count() - 1);
                 true
             }
             None => false,
@@ -224,7 +266,7 @@ impl Packed {
     fn iter(&self) -> PackedIter<'_> {
         PackedIter {
             buf: &self.buf,
-            pos: 0,
+            pos: HEAD,
         }
     }
 }
@@ -401,7 +443,7 @@ impl Hash {
     #[inline]
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Packed(p) => p.count as usize,
+            Repr::Packed(p) => p.count() as usize,
             Repr::Table(t) => t.len(),
         }
     }
@@ -479,7 +521,7 @@ impl Hash {
         match &mut self.repr {
             Repr::Packed(p) => {
                 let new = p.set(field, value);
-                if p.count as usize > limits.entries || p.count == u32::MAX {
+                if p.count() as usize > limits.entries || p.count() == u32::MAX {
                     self.convert();
                 }
                 new
@@ -499,7 +541,7 @@ impl Hash {
     /// Converts a packed hash to a table (a table stays as it is).
     pub fn convert(&mut self) {
         if let Repr::Packed(p) = &self.repr {
-            let mut table = Dict::with_capacity(p.count as usize);
+            let mut table = Dict::with_capacity(p.count() as usize);
             for (f, v) in p.iter() {
                 table.insert(Pair::new(f, v));
             }
@@ -661,13 +703,13 @@ impl Hash {
             let fits = field.len() <= limits.value
                 && value.len() <= limits.value
                 && size <= MAX_PACKED_BYTES
-                && (p.count as usize) < limits.entries;
+                && (p.count() as usize) < limits.entries;
             if fits {
                 // Appended without a search: duplicates are found once, at
                 // the end (a sort, not a search per field).
-                let end = p.buf.len();
+                let end = p.end();
                 p.splice(end, end, &[field, value]);
-                p.count += 1;
+                p.set_count(p.count() + 1);
                 return Ok(());
             }
             self.check_unique()?;
@@ -706,17 +748,20 @@ impl Hash {
         pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         limits: &Limits,
     ) -> Result<Hash, LoadError> {
-        let mut p = Packed::default();
-        let mut buf = Vec::new();
+        let mut buf = vec![0; HEAD];
+        let mut count = 0u32;
         for (f, v) in pairs {
             for item in [f, v] {
                 let at = buf.len();
                 buf.resize(at + entry_size(item.len()), 0);
                 write_entry(&mut buf[at..], item);
             }
-            p.count = p.count.saturating_add(1);
+            count = count.saturating_add(1);
         }
-        p.buf = buf.into_boxed_slice();
+        let mut p = Packed {
+            buf: buf.into_boxed_slice(),
+        };
+        p.set_count(count);
         let mut hash = Hash {
             repr: Repr::Packed(p),
         };
@@ -767,7 +812,7 @@ mod tests {
     #[test]
     fn sizes_stay_small() {
         assert_eq!(size_of::<Pair>(), 32);
-        assert_eq!(size_of::<Hash>(), 24);
+        assert_eq!(size_of::<Hash>(), 16);
     }
 
     #[test]
@@ -806,7 +851,7 @@ mod tests {
         assert_eq!(h.get(b"c"), Some(&b"3"[..]));
         assert_eq!(h.get(b"b"), None);
         assert_eq!(h.encoding(), "listpack");
-        assert_eq!(h.bytes(), 2 + 61 + 2 + 2);
+        assert_eq!(h.bytes(), HEAD + 2 + 61 + 2 + 2);
     }
 
     #[test]

@@ -66,7 +66,7 @@ enum Enc {
 
 impl Default for Enc {
     fn default() -> Self {
-        Enc::Ints(Ints::W16(Vec::new()))
+        Enc::Ints(Ints::default())
     }
 }
 
@@ -174,24 +174,13 @@ impl fmt::Debug for Member {
 }
 
 /// An intset's members, ascending, in the narrowest width that has held
-/// them all.
-#[derive(Debug, Clone)]
-enum Ints {
-    W16(Vec<i16>),
-    W32(Vec<i32>),
-    W64(Vec<i64>),
-}
-
-/// Runs `$e` with `$v` bound to the vector, whatever its width.
-macro_rules! each {
-    ($ints:expr, $v:ident => $e:expr) => {
-        match $ints {
-            Ints::W16($v) => $e,
-            Ints::W32($v) => $e,
-            Ints::W64($v) => $e,
-        }
-    };
-}
+/// them all, laid out as Redis's intset is but for its count: the width
+/// (2, 4 or 8) in the first byte, then the members, little-endian, in one
+/// buffer sized exactly (each change reallocates it, as Redis's
+/// `intsetResize` does), so that a set is 16 bytes and a key's value 24.
+/// An empty buffer is an empty set of width 2.
+#[derive(Debug, Clone, Default)]
+struct Ints(Box<[u8]>);
 
 /// The bytes an intset needs for `v`: 2, 4 or 8 (Redis's
 /// `_intsetValueEncoding`).
@@ -205,42 +194,52 @@ fn width_of(v: i64) -> usize {
     }
 }
 
-/// `x` in an intset's element type, if it fits.
-fn narrow<T: TryFrom<i64>>(x: i64) -> Option<T> {
-    T::try_from(x).ok()
-}
-
-/// Makes room for one more element, growing by an eighth: an intset grows
-/// one member at a time and is at most a few KiB while it is one.
-fn grow<T>(v: &mut Vec<T>) {
-    if v.len() == v.capacity() {
-        v.reserve_exact(v.len() / 8 + 1);
+/// A member stored in `bytes.len()` (2, 4 or 8) bytes.
+#[inline]
+fn read_int(bytes: &[u8]) -> i64 {
+    match *bytes {
+        [a, b] => i64::from(i16::from_le_bytes([a, b])),
+        [a, b, c, d] => i64::from(i32::from_le_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => i64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
     }
 }
 
 impl Ints {
     fn len(&self) -> usize {
-        each!(self, v => v.len())
+        self.0.len().saturating_sub(1) / self.width()
     }
 
     fn width(&self) -> usize {
-        match self {
-            Ints::W16(_) => 2,
-            Ints::W32(_) => 4,
-            Ints::W64(_) => 8,
-        }
+        self.0.first().map_or(2, |&w| usize::from(w))
     }
 
     fn get(&self, i: usize) -> i64 {
-        match self {
-            Ints::W16(v) => i64::from(v[i]),
-            Ints::W32(v) => i64::from(v[i]),
-            Ints::W64(v) => v[i],
+        let w = self.width();
+        let at = 1 + i * w;
+        read_int(&self.0[at..at + w])
+    }
+
+    /// Where `x` is (`Ok`), or where it would go (`Err`).
+    fn search(&self, x: i64) -> Result<usize, usize> {
+        if width_of(x) > self.width() {
+            // Beyond every member's width: below them all or above.
+            return Err(if x < 0 { 0 } else { self.len() });
         }
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(&x) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
     }
 
     fn contains(&self, x: i64) -> bool {
-        each!(self, v => narrow(x).is_some_and(|x| v.binary_search(&x).is_ok()))
+        self.search(x).is_ok()
     }
 
     /// Widens every member to `width` bytes.
@@ -254,11 +253,12 @@ impl Ints {
     fn with_width(width: usize, sorted: Vec<i64>) -> Ints {
         // Values that do not fit cannot occur (callers check), and would
         // only be truncated, never a panic.
-        match width {
-            2 => Ints::W16(sorted.into_iter().map(|x| x as i16).collect()),
-            4 => Ints::W32(sorted.into_iter().map(|x| x as i32).collect()),
-            _ => Ints::W64(sorted),
+        let mut buf = Vec::with_capacity(1 + sorted.len() * width);
+        buf.push(width as u8);
+        for x in sorted {
+            buf.extend_from_slice(&x.to_le_bytes()[..width]);
         }
+        Ints(buf.into_boxed_slice())
     }
 
     /// Adds `x`; false if it was there.
@@ -267,38 +267,32 @@ impl Ints {
         if need > self.width() {
             self.upgrade(need);
         }
-        each!(self, v => {
-            let Some(x) = narrow(x) else {
-                return false;
-            };
-            match v.binary_search(&x) {
-                Ok(_) => false,
-                Err(at) => {
-                    grow(v);
-                    v.insert(at, x);
-                    true
-                }
-            }
-        })
+        let Err(at) = self.search(x) else {
+            return false;
+        };
+        let w = self.width();
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        if v.is_empty() {
+            v.push(w as u8);
+        }
+        v.reserve_exact(w);
+        let pos = 1 + at * w;
+        v.splice(pos..pos, x.to_le_bytes()[..w].iter().copied());
+        self.0 = v.into_boxed_slice();
+        true
     }
 
     /// Removes `x`; false if it was not there. The width stays.
     fn remove(&mut self, x: i64) -> bool {
-        each!(self, v => {
-            let Some(x) = narrow(x) else {
-                return false;
-            };
-            match v.binary_search(&x) {
-                Ok(at) => {
-                    v.remove(at);
-                    if v.capacity() > 2 * v.len() + 8 {
-                        v.shrink_to(v.len() + v.len() / 8);
-                    }
-                    true
-                }
-                Err(_) => false,
-            }
-        })
+        let Ok(at) = self.search(x) else {
+            return false;
+        };
+        let w = self.width();
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        let pos = 1 + at * w;
+        v.drain(pos..pos + w);
+        self.0 = v.into_boxed_slice();
+        true
     }
 
     /// Removes the member at `i` and returns it.
@@ -310,15 +304,16 @@ impl Ints {
 
     /// Redis's intset blob: width and count (u32 LE), then the members LE.
     fn blob(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.len() * self.width());
+        let members = self.0.get(1..).unwrap_or_default();
+        let mut out = Vec::with_capacity(8 + members.len());
         out.extend_from_slice(&(self.width() as u32).to_le_bytes());
         out.extend_from_slice(&(self.len() as u32).to_le_bytes());
-        each!(self, v => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())));
+        out.extend_from_slice(members);
         out
     }
 
     fn heap_bytes(&self) -> usize {
-        each!(self, v => v.capacity() * self.width())
+        self.0.len()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Values stored under keys.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::hash::Hash;
 use crate::list::List;
@@ -57,11 +57,20 @@ impl Value {
 }
 
 /// Strings up to this long are stored inside the entry.
-pub const INLINE: usize = 30;
+pub const INLINE: usize = 22;
 
-/// A string value: up to [`INLINE`] bytes inside the entry itself (no
-/// allocation of its own), longer ones as a `Bytes` handle. Either way 40
-/// bytes, as a handle and its encoding note took before.
+/// Strings at least this long keep the handle they come in (a slice of a
+/// request's buffer, say) rather than being copied, and are sent from it
+/// without a copy either.
+pub const KEEP_HANDLE: usize = 32 * 1024;
+
+/// A string value, 24 bytes in any form, so that a key's whole slot fits
+/// jemalloc's 64-byte class: up to [`INLINE`] bytes inside the entry
+/// itself (no allocation of its own, and its encoding note beside them);
+/// longer ones in an allocation of their own sized exactly (a boxed slice,
+/// 8 bytes smaller than a `Bytes` handle), the form folded into the
+/// variant (a string that long reads as `embstr` or `raw` only); from
+/// [`KEEP_HANDLE`] bytes, a boxed `Bytes` handle, shared without copying.
 #[derive(Clone)]
 pub enum Str {
     /// A short string, inside the entry.
@@ -73,13 +82,13 @@ pub enum Str {
         /// The bytes, then padding.
         data: [u8; INLINE],
     },
-    /// A longer string, in a handle of its own.
-    Shared {
-        /// What decides its reported encoding.
-        form: Form,
-        /// The bytes.
-        bytes: Bytes,
-    },
+    /// A longer string ([`Form::Auto`] or [`Form::Plain`]: the same for
+    /// it), copied.
+    Heap(Box<[u8]>),
+    /// A longer string changed in place ([`Form::Raw`]).
+    HeapRaw(Box<[u8]>),
+    /// A long string in the handle it came in.
+    Shared(Box<Bytes>),
 }
 
 /// Writes the decimal text of `n` at the start of `data` (at most 20
@@ -116,12 +125,13 @@ impl std::fmt::Debug for Str {
 }
 
 impl Str {
-    /// `bytes`, kept as they are if long, copied inside if short.
+    /// `bytes`: kept as they are if very long ([`KEEP_HANDLE`]), copied
+    /// otherwise.
     pub fn new(bytes: Bytes, form: Form) -> Str {
-        if bytes.len() <= INLINE {
-            Str::from_slice(&bytes, form)
+        if bytes.len() >= KEEP_HANDLE {
+            Str::Shared(Box::new(bytes))
         } else {
-            Str::Shared { form, bytes }
+            Str::from_slice(&bytes, form)
         }
     }
 
@@ -136,10 +146,34 @@ impl Str {
                 data,
             }
         } else {
-            Str::Shared {
-                form,
-                bytes: Bytes::copy_from_slice(bytes),
-            }
+            Str::boxed(bytes.into(), form)
+        }
+    }
+
+    /// `bytes`, in their own allocation when longer than [`INLINE`] (no
+    /// copy unless the vector has room to spare).
+    pub fn from_vec(bytes: Vec<u8>, form: Form) -> Str {
+        if bytes.len() <= INLINE {
+            Str::from_slice(&bytes, form)
+        } else {
+            Str::boxed(bytes.into_boxed_slice(), form)
+        }
+    }
+
+    /// Appends `extra` (APPEND), in place when the allocation can grow
+    /// where it is; returns the new length. The string reads as `raw`.
+    pub fn append(&mut self, extra: &[u8]) -> usize {
+        let old = self.bytes().len();
+        let len = old + extra.len();
+        self.modify(len, |b| b[old..len].copy_from_slice(extra));
+        len
+    }
+
+    /// A string longer than [`INLINE`] in the allocation `bytes`.
+    fn boxed(bytes: Box<[u8]>, form: Form) -> Str {
+        match form {
+            Form::Raw => Str::HeapRaw(bytes),
+            Form::Auto | Form::Plain => Str::Heap(bytes),
         }
     }
 
@@ -158,23 +192,24 @@ impl Str {
     /// Makes this the decimal text of `n` (INCR on a stored number): in
     /// place when the string is already inside the entry, writing only the
     /// bytes the number needs, so that an increment touches no more of the
-    /// entry than its first bytes (the rest may sit on a cache line of its
-    /// own).
+    /// entry than its first bytes.
     pub fn set_i64(&mut self, n: i64) {
         match self {
             Str::Inline { len, form, data } => {
                 *len = write_i64(data, n);
                 *form = Form::Auto;
             }
-            Str::Shared { .. } => *self = Str::from_i64(n),
+            _ => *self = Str::from_i64(n),
         }
     }
 
     /// The string's bytes.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         match self {
             Str::Inline { len, data, .. } => &data[..usize::from(*len)],
-            Str::Shared { bytes, .. } => bytes,
+            Str::Heap(bytes) | Str::HeapRaw(bytes) => bytes,
+            Str::Shared(bytes) => bytes,
         }
     }
 
@@ -182,31 +217,44 @@ impl Str {
     /// bytes.
     pub fn form(&self) -> Form {
         match self {
-            Str::Inline { form, .. } | Str::Shared { form, .. } => *form,
+            Str::Inline { form, .. } => *form,
+            Str::Heap(_) => Form::Auto,
+            Str::HeapRaw(_) | Str::Shared(_) => Form::Raw,
         }
     }
 
-    /// The handle of a long string, to send without copying.
+    /// The handle of a very long string, to send without copying.
     pub fn shared(&self) -> Option<&Bytes> {
         match self {
-            Str::Inline { .. } => None,
-            Str::Shared { bytes, .. } => Some(bytes),
+            Str::Shared(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// What the string allocates besides the entry, as requested of the
+    /// allocator: its bytes, and for a kept handle the handle too (the
+    /// bytes behind a handle may be a slice of a larger buffer).
+    pub fn heap_sizes(&self) -> [usize; 2] {
+        match self {
+            Str::Inline { .. } => [0, 0],
+            Str::Heap(bytes) | Str::HeapRaw(bytes) => [bytes.len(), 0],
+            Str::Shared(bytes) => [bytes.len(), size_of::<Bytes>()],
         }
     }
 
     /// The bytes as a handle of their own.
     pub fn to_bytes(&self) -> Bytes {
         match self {
-            Str::Inline { .. } => Bytes::copy_from_slice(self.bytes()),
-            Str::Shared { bytes, .. } => bytes.clone(),
+            Str::Shared(bytes) => Bytes::clone(bytes),
+            _ => Bytes::copy_from_slice(self.bytes()),
         }
     }
 
     /// Changes the string in place (SETBIT, BITFIELD): grows it with zeros
     /// to at least `min_len` bytes, marks it [`Form::Raw`], and hands `f`
-    /// its bytes. A short string is changed inside the entry; a long one
-    /// whose handle nobody else holds is changed where it lies, and one
-    /// still shared (with a request buffer, a snapshot) is copied once.
+    /// its bytes. A short string is changed inside the entry, a longer one
+    /// in its allocation (reallocated when it grows), and one in a kept
+    /// handle copied once into an allocation of its own.
     pub fn modify<R>(&mut self, min_len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         match self {
             Str::Inline { len, form, data } if min_len <= INLINE => {
@@ -217,28 +265,27 @@ impl Str {
                 *len = new_len as u8;
                 f(&mut data[..new_len])
             }
-            Str::Inline { len, data, .. } => {
-                let mut buf = BytesMut::with_capacity(min_len);
-                buf.extend_from_slice(&data[..usize::from(*len)]);
-                buf.resize(min_len, 0);
-                let r = f(&mut buf);
-                *self = Str::Shared {
-                    form: Form::Raw,
-                    bytes: buf.freeze(),
-                };
+            Str::Heap(bytes) | Str::HeapRaw(bytes) if bytes.len() >= min_len => {
+                let r = f(bytes);
+                *self = Str::HeapRaw(std::mem::take(bytes));
                 r
             }
-            Str::Shared { form, bytes } => {
-                *form = Form::Raw;
-                let mut buf = match std::mem::take(bytes).try_into_mut() {
-                    Ok(unique) => unique,
-                    Err(shared) => BytesMut::from(&shared[..]),
+            _ => {
+                let mut buf = match std::mem::replace(self, Str::from_i64(0)) {
+                    // Reallocated, where it lies if the allocator can.
+                    Str::Heap(bytes) | Str::HeapRaw(bytes) => bytes.into_vec(),
+                    other => other.bytes().to_vec(),
                 };
                 if buf.len() < min_len {
+                    buf.reserve_exact(min_len - buf.len());
                     buf.resize(min_len, 0);
                 }
                 let r = f(&mut buf);
-                *bytes = buf.freeze();
+                *self = if buf.len() <= INLINE {
+                    Str::from_slice(&buf, Form::Raw)
+                } else {
+                    Str::HeapRaw(buf.into_boxed_slice())
+                };
                 r
             }
         }
@@ -280,12 +327,12 @@ impl Str {
 mod tests {
     use super::*;
 
-    /// Short strings inside the entry cost no room: a value is as large as
-    /// a `Bytes` handle with its encoding note.
+    /// Short strings inside the entry cost no room, and a value of any
+    /// type is 24 bytes (the slot's 64-byte class depends on it).
     #[test]
     fn values_stay_small() {
-        assert_eq!(size_of::<Str>(), 40);
-        assert_eq!(size_of::<Value>(), 40);
+        assert_eq!(size_of::<Str>(), 24);
+        assert_eq!(size_of::<Value>(), 24);
     }
 
     #[test]
@@ -321,17 +368,30 @@ mod tests {
     }
 
     #[test]
-    fn strings_inline_or_shared() {
+    fn strings_inline_boxed_or_shared() {
         let short = Str::from_slice(b"xxx", Form::Plain);
         assert!(short.shared().is_none());
+        assert_eq!(short.heap_sizes(), [0, 0]);
         assert_eq!((short.bytes(), short.form()), (&b"xxx"[..], Form::Plain));
-        let long = Bytes::from(vec![b'y'; INLINE + 1]);
-        let s = Str::new(long.clone(), Form::Raw);
-        assert_eq!(s.shared().map(|b| b.as_ptr()), Some(long.as_ptr()));
-        assert_eq!(s.to_bytes(), long);
         let edge = Str::from_slice(&[b'z'; INLINE], Form::Auto);
-        assert_eq!(edge.bytes().len(), INLINE);
-        assert!(edge.shared().is_none());
+        assert_eq!((edge.bytes().len(), edge.heap_sizes()), (INLINE, [0, 0]));
+        // Past the inline room: copied into an allocation of its own.
+        let long = Bytes::from(vec![b'y'; INLINE + 1]);
+        for form in [Form::Auto, Form::Plain, Form::Raw] {
+            let s = Str::new(long.clone(), form);
+            assert!(s.shared().is_none());
+            assert_eq!(s.heap_sizes(), [INLINE + 1, 0]);
+            assert_eq!(s.to_bytes(), long);
+            let want = if form == Form::Raw { "raw" } else { "embstr" };
+            assert_eq!(s.encoding(), want);
+        }
+        // From KEEP_HANDLE bytes on, the handle itself.
+        let big = Bytes::from(vec![b'w'; KEEP_HANDLE]);
+        let s = Str::new(big.clone(), Form::Auto);
+        assert_eq!(s.shared().map(|b| b.as_ptr()), Some(big.as_ptr()));
+        assert_eq!((s.to_bytes().as_ptr(), s.encoding()), (big.as_ptr(), "raw"));
+        let s = Str::new(big.slice(..KEEP_HANDLE - 1), Form::Auto);
+        assert!(s.shared().is_none());
     }
 
     #[test]
@@ -339,19 +399,26 @@ mod tests {
         let mut s = Str::from_i64(12);
         s.modify(3, |b| b[2] = b'x');
         assert_eq!((s.bytes(), s.encoding()), (&b"12x"[..], "raw"));
-        assert!(s.shared().is_none());
-        // Growing past the inline room moves it to a handle.
+        assert_eq!(s.heap_sizes(), [0, 0]);
+        // Growing past the inline room moves it to an allocation.
         s.modify(INLINE + 2, |b| b[INLINE + 1] = 1);
         assert_eq!(s.bytes().len(), INLINE + 2);
         assert_eq!(&s.bytes()[..3], b"12x");
-        // A handle nobody else holds is changed where it lies.
-        let at = s.shared().map(|b| b.as_ptr());
+        assert_eq!(s.heap_sizes(), [INLINE + 2, 0]);
+        // Changed where it lies when it does not grow.
+        let at = s.bytes().as_ptr();
         s.modify(0, |b| b[0] = b'9');
-        assert_eq!(s.shared().map(|b| b.as_ptr()), at);
-        assert_eq!(s.bytes()[0], b'9');
-        // A shared one is copied, and the other holder keeps its bytes.
+        assert_eq!((s.bytes().as_ptr(), s.bytes()[0]), (at, b'9'));
+        // A kept handle is copied, and the other holder keeps its bytes.
+        let mut s = Str::new(Bytes::from(vec![b'9'; KEEP_HANDLE]), Form::Auto);
         let other = s.to_bytes();
         s.modify(0, |b| b[0] = b'8');
-        assert_eq!((other[0], s.bytes()[0]), (b'9', b'8'));
+        assert_eq!((other[0], s.bytes()[0], s.encoding()), (b'9', b'8', "raw"));
+        assert!(s.shared().is_none());
+        // An embstr-length string changed in place reads as raw.
+        let mut s = Str::from_slice(&[b'a'; 30], Form::Auto);
+        assert_eq!(s.encoding(), "embstr");
+        s.modify(0, |_| ());
+        assert_eq!(s.encoding(), "raw");
     }
 }

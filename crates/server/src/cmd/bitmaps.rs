@@ -73,7 +73,7 @@ pub(super) fn setbit(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         None => {
             let mut buf = vec![0u8; need];
             bits::set_bit(&mut buf, offset, on);
-            let value = Str::new(Bytes::from(buf), Form::Raw);
+            let value = Str::from_vec(buf, Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
             db.notify(class::STRING, "setbit", key);
             false
@@ -221,7 +221,7 @@ pub(super) fn bitop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let len = result.len();
     let mut target = locked.db(db, dest);
     if len > 0 {
-        let value = Str::new(Bytes::from(result), Form::Raw);
+        let value = Str::from_vec(result, Form::Raw);
         target.set_key(dest, Entry::new(Value::Str(value)), now);
         target.notify(class::STRING, "set", dest);
     } else {
@@ -357,7 +357,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, req: &Request, read_only: bool) -> CmdRes
         None => {
             let mut buf = vec![0u8; need];
             let (replies, changes) = run(&mut buf);
-            let value = Str::new(Bytes::from(buf), Form::Raw);
+            let value = Str::from_vec(buf, Form::Raw);
             db.insert(Bytes::copy_from_slice(key), Entry::new(Value::Str(value)));
             (replies, changes)
         }

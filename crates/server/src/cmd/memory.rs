@@ -15,10 +15,11 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::args::{eq, parse_i64};
 
 /// What a key costs before its value's own heap: its slot (key inline up
-/// to 22 bytes, entry, access time: 80 bytes, exactly jemalloc's 80-byte
-/// class), and its share of the table (an 8-byte pointer in a group of 7
-/// in one line, the table between 44% and 87% full: about 16 bytes).
-const SLOT_BYTES: usize = 96;
+/// to 22 bytes, access time, deadline, value: 64 bytes, exactly
+/// jemalloc's 64-byte class), and its share of the table (an 8-byte
+/// pointer in a group of 7 in one line, the table between 44% and 87%
+/// full: about 16 bytes).
+const SLOT_BYTES: usize = 80;
 
 /// Heap bytes a value holds beyond its place in the entry; a list's
 /// elements are sampled (`samples` of them, 0 for all) and the average
@@ -26,7 +27,12 @@ const SLOT_BYTES: usize = 96;
 fn value_bytes(value: &Value, samples: usize) -> usize {
     use crate::memory::size_class;
     match value {
-        Value::Str(s) => s.shared().map_or(0, |b| size_class(b.len())),
+        Value::Str(s) => s
+            .heap_sizes()
+            .into_iter()
+            .filter(|&n| n > 0)
+            .map(size_class)
+            .sum(),
         // Each element's bytes and its two length varints.
         Value::List(l) => {
             let n = l.len();

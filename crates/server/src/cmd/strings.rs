@@ -433,10 +433,7 @@ pub(super) fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(s) => {
             let len = (s.bytes().len() + extra.len()) as u64;
             check_size(ctx.shared, len)?;
-            let mut grown = BytesMut::with_capacity(len as usize);
-            grown.extend_from_slice(s.bytes());
-            grown.extend_from_slice(extra);
-            *s = Str::new(grown.freeze(), Form::Raw);
+            s.append(extra);
             db.modified(key);
             ctx.reply.int(len as i64);
         }

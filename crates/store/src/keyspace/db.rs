@@ -103,10 +103,10 @@ pub struct Db<W> {
     /// none, shared by every database: while a pause is on, expired keys
     /// are hidden, not deleted, so the keyspace and replication stream stay
     /// still (Redis's `expireIfNeeded` under a pause).
-    expiry_paused_until: Arc<AtomicI64>,
+    pub(super) expiry_paused_until: Arc<AtomicI64>,
     /// The order of the ready notes (see [`Waiters`]) across databases
     /// and shards.
-    ready_seq: Arc<AtomicU64>,
+    pub(super) ready_seq: Arc<AtomicU64>,
     /// The S3-FIFO queues, while `allkeys-s3fifo` is in force and
     /// eviction has picked in this database (see `evict.rs`).
     pub(super) fifo: Option<Box<super::s3fifo::Fifo>>,
@@ -1064,7 +1064,7 @@ mod tests {
         // A 24-byte key; the access frequency, the S3-FIFO bits and the
         // snapshot mark sit in what was padding after the clock.
         assert_eq!(size_of::<Key>(), 24);
-        assert_eq!(size_of::<Slot>(), 80);
+        assert_eq!(size_of::<Slot>(), 64);
     }
 
     #[test]

@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn deadlines_take_no_room_and_zero_has_passed() {
-        assert_eq!(size_of::<Entry>(), 48);
+        assert_eq!(size_of::<Entry>(), 32);
         let mut e = Entry::with(value(), Some(100));
         assert_eq!(e.expire_at(), Some(100));
         assert!(!e.is_expired(99));

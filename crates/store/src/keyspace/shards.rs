@@ -68,27 +68,39 @@ pub struct Shard<W> {
 }
 
 /// A shard's databases, by number: database 0 inside the shard itself,
-/// the others in one allocation beside it. Indexed and iterated like a
-/// slice.
+/// the others in one allocation beside it, made the first time one of them
+/// is used (most servers only ever use database 0, and 1,024 shards of
+/// fifteen empty databases would be 1.4 MB before the first key). Until
+/// then, reads see empty databases shared by every shard. Indexed and
+/// iterated like a slice; indexing to change a database makes the others.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Dbs<W> {
     first: Db<W>,
-    rest: Box<[Db<W>]>,
+    /// Databases 1 and up, once one was changed.
+    rest: Option<Box<[Db<W>]>>,
+    /// Empty databases 1 and up, shared by every shard and never changed:
+    /// what reads see while `rest` is not made.
+    empty: Arc<[Db<W>]>,
+    /// The snapshot the databases are armed for, if any: databases made
+    /// while it runs are armed for it too.
+    armed: Option<Arc<Running>>,
 }
 
 impl<W> Dbs<W> {
-    /// `n` databases (at least one), numbered from 0, made by `make`.
-    fn new(n: usize, mut make: impl FnMut(usize) -> Db<W>) -> Self {
+    /// Database 0, and the empty databases 1 and up all shards share.
+    fn new(first: Db<W>, empty: Arc<[Db<W>]>) -> Self {
         Dbs {
-            first: make(0),
-            rest: (1..n.max(1)).map(make).collect(),
+            first,
+            rest: None,
+            empty,
+            armed: None,
         }
     }
 
     /// Number of databases.
     pub fn len(&self) -> usize {
-        1 + self.rest.len()
+        1 + self.empty.len()
     }
 
     /// Never: a shard has database 0 at least.
@@ -96,24 +108,91 @@ impl<W> Dbs<W> {
         false
     }
 
-    /// The databases, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Db<W>> {
-        std::iter::once(&self.first).chain(self.rest.iter())
+    /// How many databases, from 0, have been made (and may hold keys): 1
+    /// until one of the others is changed, then all.
+    pub fn made(&self) -> usize {
+        1 + self.rest.as_ref().map_or(0, |rest| rest.len())
     }
 
-    /// The databases, in order, to change.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Db<W>> {
-        std::iter::once(&mut self.first).chain(self.rest.iter_mut())
+    /// The databases, in order (the ones not made yet as empty ones).
+    pub fn iter(&self) -> std::iter::Chain<std::iter::Once<&Db<W>>, std::slice::Iter<'_, Db<W>>> {
+        std::iter::once(&self.first).chain(self.rest.as_deref().unwrap_or(&self.empty).iter())
+    }
+
+    /// The databases that have been made, in order, to change. The others
+    /// are empty, and made with database 0's settings when first changed.
+    pub fn iter_mut(
+        &mut self,
+    ) -> std::iter::Chain<std::iter::Once<&mut Db<W>>, std::slice::IterMut<'_, Db<W>>> {
+        std::iter::once(&mut self.first)
+            .chain(self.rest.as_deref_mut().unwrap_or_default().iter_mut())
+    }
+
+    /// Database `i` if it has been made, without making it.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Db<W>> {
+        match i {
+            0 => Some(&mut self.first),
+            _ => self.rest.as_deref_mut()?.get_mut(i - 1),
+        }
+    }
+
+    /// Databases 1 and up, made now if they were not: empty, sharing
+    /// database 0's pause and ready counter, hiding expired keys as it
+    /// does, and armed for the running snapshot if the shard is.
+    fn rest_mut(&mut self) -> &mut [Db<W>] {
+        if self.rest.is_none() {
+            self.rest = Some(self.make_rest());
+        }
+        self.rest.as_deref_mut().unwrap_or_default()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_rest(&self) -> Box<[Db<W>]> {
+        (1..self.len())
+            .map(|index| {
+                let mut db = Db::new(
+                    index,
+                    self.first.expiry_paused_until.clone(),
+                    self.first.ready_seq.clone(),
+                );
+                db.hide_expired = self.first.hide_expired;
+                if let Some(running) = &self.armed {
+                    db.arm(running);
+                }
+                db
+            })
+            .collect()
+    }
+
+    /// Arms the databases made for snapshot `running` (and those made
+    /// while it runs).
+    fn arm(&mut self, running: &Arc<Running>) {
+        for db in self.iter_mut() {
+            db.arm(running);
+        }
+        self.armed = Some(running.clone());
+    }
+
+    /// Drops what the databases keep for a snapshot that has ended.
+    fn disarm(&mut self) {
+        for db in self.iter_mut() {
+            db.disarm();
+        }
+        self.armed = None;
     }
 
     /// Databases `a` and `b` at once (SWAPDB); they must differ.
     pub fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Db<W>, &mut Db<W>) {
         assert_ne!(a, b, "two different databases");
         let (lo, hi) = (a.min(b), a.max(b));
+        self.rest_mut();
         let (low, high) = if lo == 0 {
-            (&mut self.first, &mut self.rest[hi - 1])
+            let rest = self.rest.as_deref_mut().unwrap_or_default();
+            (&mut self.first, &mut rest[hi - 1])
         } else {
-            let (left, right) = self.rest.split_at_mut(hi - 1);
+            let rest = self.rest.as_deref_mut().unwrap_or_default();
+            let (left, right) = rest.split_at_mut(hi - 1);
             (&mut left[lo - 1], &mut right[0])
         };
         if a < b { (low, high) } else { (high, low) }
@@ -127,7 +206,7 @@ impl<W> std::ops::Index<usize> for Dbs<W> {
     fn index(&self, i: usize) -> &Db<W> {
         match i {
             0 => &self.first,
-            _ => &self.rest[i - 1],
+            _ => &self.rest.as_deref().unwrap_or(&self.empty)[i - 1],
         }
     }
 }
@@ -137,7 +216,7 @@ impl<W> std::ops::IndexMut<usize> for Dbs<W> {
     fn index_mut(&mut self, i: usize) -> &mut Db<W> {
         match i {
             0 => &mut self.first,
-            _ => &mut self.rest[i - 1],
+            _ => &mut self.rest_mut()[i - 1],
         }
     }
 }
@@ -147,7 +226,7 @@ impl<'s, W> IntoIterator for &'s Dbs<W> {
     type IntoIter = std::iter::Chain<std::iter::Once<&'s Db<W>>, std::slice::Iter<'s, Db<W>>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        std::iter::once(&self.first).chain(self.rest.iter())
+        self.iter()
     }
 }
 
@@ -157,7 +236,7 @@ impl<'s, W> IntoIterator for &'s mut Dbs<W> {
         std::iter::Chain<std::iter::Once<&'s mut Db<W>>, std::slice::IterMut<'s, Db<W>>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        std::iter::once(&mut self.first).chain(self.rest.iter_mut())
+        self.iter_mut()
     }
 }
 
@@ -176,18 +255,14 @@ impl<W> Shard<W> {
         if self.snap_done == running.epoch || self.snap_armed == running.epoch {
             return;
         }
-        for db in self.dbs.iter_mut() {
-            db.arm(running);
-        }
+        self.dbs.arm(running);
         self.snap_armed = running.epoch;
     }
 
     /// Drops what the databases keep for a snapshot that has ended.
     #[cold]
     fn disarm(&mut self) {
-        for db in self.dbs.iter_mut() {
-            db.disarm();
-        }
+        self.dbs.disarm();
         self.snap_armed = 0;
     }
 
@@ -202,11 +277,13 @@ impl<W> Shard<W> {
         self.snap_done = epoch;
         self.snap_armed = 0;
         let keys = self.dbs.iter().map(Db::len).sum();
-        let parts = self
+        let mut parts: Vec<Vec<u8>> = self
             .dbs
             .iter_mut()
             .map(|db| db.encode_for_walk(epoch, now, encoder))
             .collect();
+        // The databases not made are empty.
+        parts.resize(self.dbs.len(), Vec::new());
         (parts, keys)
     }
 }
@@ -305,12 +382,16 @@ impl<W> Keyspace<W> {
     pub fn new(databases: usize) -> Self {
         let expiry_pause = Arc::new(AtomicI64::new(i64::MIN));
         let ready_seq = Arc::new(AtomicU64::new(0));
+        let empty: Arc<[Db<W>]> = (1..databases.max(1))
+            .map(|index| Db::new(index, expiry_pause.clone(), ready_seq.clone()))
+            .collect();
         let shards = (0..SHARDS)
             .map(|_| {
                 Line(Mutex::new(Shard {
-                    dbs: Dbs::new(databases, |index| {
-                        Db::new(index, expiry_pause.clone(), ready_seq.clone())
-                    }),
+                    dbs: Dbs::new(
+                        Db::new(0, expiry_pause.clone(), ready_seq.clone()),
+                        empty.clone(),
+                    ),
                     snap_done: 0,
                     snap_armed: 0,
                     waiting: 0,
@@ -524,7 +605,11 @@ impl<W> Keyspace<W> {
         let mut budget = slice;
         while walk.db < walk.parts.len() {
             let db = walk.db;
-            if !guard.dbs[db].walk_slice(walk.epoch, &mut budget, &mut walk.parts[db]) {
+            // A database not made is empty (one made during the walk was
+            // armed for it, and holds no key of its instant).
+            if let Some(d) = guard.dbs.get_mut(db)
+                && !d.walk_slice(walk.epoch, &mut budget, &mut walk.parts[db])
+            {
                 return false;
             }
             walk.db += 1;
@@ -1221,6 +1306,18 @@ impl<W> ShardRef<'_, W> {
             Guard::Held(shard) => shard,
         };
         shard.dbs[db].with(self.fx)
+    }
+
+    /// Database `db` of this shard if it has been made (see [`Dbs`]):
+    /// for the eviction and expiry cycles, which look at every database
+    /// and should not make the ones never used. One not made is empty.
+    #[inline]
+    pub fn db_made(&mut self, db: usize) -> Option<DbMut<'_, W>> {
+        let shard: &mut Shard<W> = match &mut self.guard {
+            Guard::Own(guard) => guard,
+            Guard::Held(shard) => shard,
+        };
+        Some(shard.dbs.get_mut(db)?.with(self.fx))
     }
 
     /// The command's effects.

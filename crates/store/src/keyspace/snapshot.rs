@@ -706,6 +706,37 @@ pub(super) mod tests {
         }
     }
 
+    /// A database first used while a snapshot runs (see `Dbs`: databases
+    /// 1 and up are made on their first change) is armed as the others
+    /// are: what is written to it after the instant stays out.
+    #[test]
+    fn a_database_made_during_a_snapshot_keeps_its_new_keys_out() {
+        let ks = Keyspace::<()>::new(2);
+        let mut shards = Shards::new(&ks);
+        shards
+            .lock_key(b"a")
+            .db(0)
+            .insert(Bytes::from_static(b"a"), value("v0", None));
+        assert_eq!(shards.lock_key(b"a").dbs.made(), 1);
+        assert!(ks.claim_snapshot());
+        let epoch = {
+            let _all = shards.lock_all();
+            ks.begin_snapshot(5, Arc::new(Lines))
+        };
+        shards
+            .lock_key(b"a")
+            .db(1)
+            .insert(Bytes::from_static(b"a"), value("v1", None));
+        assert_eq!(shards.lock_key(b"a").dbs.made(), 2);
+        let (dbs, _) = ks.walk_shard(shard_of(b"a"), epoch, 5, &Lines, WALK_SLICE);
+        ks.end_snapshot(epoch);
+        assert_eq!(dbs.len(), 2);
+        assert_eq!(lines(&dbs.concat()), ["0:a=v0@None"]);
+        // Afterwards it is an ordinary database.
+        let bytes = quiet_snapshot(&ks, &mut shards, 6, WALK_SLICE);
+        assert_eq!(lines(&bytes), ["0:a=v0@None", "1:a=v1@None"]);
+    }
+
     /// A whole snapshot at `instant` with nothing changing meanwhile,
     /// walked in slices of `slice` keys: its bytes.
     fn quiet_snapshot(
@@ -762,9 +793,12 @@ pub(super) mod tests {
             let mut shards = Shards::new(&ks);
             let mut rng = Rng::new(seed);
             let mut model = Model::new();
+            // With odd seeds database 1 starts unmade (see `Dbs`): the
+            // first write to it, mid-walk, makes it armed.
+            let dbs = if seed % 2 == 1 { 1 } else { 2 };
             for pool in &pools {
                 for (i, k) in pool.iter().take(150).enumerate() {
-                    for db in 0..2 {
+                    for db in 0..dbs {
                         let at = match i % 11 {
                             0 => Some(900),
                             1..=3 => Some(1_500),

@@ -201,10 +201,7 @@ impl<'a> Reader<'a> {
         match ty {
             kind::STRING => {
                 let s = self.string()?;
-                Ok(Some(Value::Str(Str::new(
-                    Bytes::from(s.into_owned()),
-                    Form::Auto,
-                ))))
+                Ok(Some(Value::Str(Str::from_vec(s.into_owned(), Form::Auto))))
             }
             kind::LIST => {
                 let n = self.count(1)?;

@@ -26,9 +26,9 @@ fn strs(s: &Set) -> Vec<String> {
 #[test]
 fn members_are_small() {
     assert_eq!(size_of::<Member>(), 24);
-    // Inside the key's entry, where a value has 40 bytes.
-    assert_eq!(size_of::<Set>(), 32);
-    assert_eq!(size_of::<crate::Value>(), 40);
+    // Inside the key's entry, where a value has 24 bytes.
+    assert_eq!(size_of::<Set>(), 16);
+    assert_eq!(size_of::<crate::Value>(), 24);
     let short = Member::new(b"0123456789012345678901");
     assert_eq!(short.heap_bytes(), 0);
     assert_eq!(short.bytes(), b"0123456789012345678901");

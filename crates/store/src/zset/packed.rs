@@ -16,6 +16,7 @@
 //! back as `0`: Redis's ZSCORE answers `0` for it in a listpack and `-0`
 //! in a skiplist, and so does Ember.
 
+use crate::hash::{HEAD, head_count, set_head_count};
 use std::cmp::Ordering;
 
 /// Bytes a length takes as a varint.
@@ -137,31 +138,43 @@ pub(super) struct At<'a> {
 }
 
 /// A packed sorted set; see the module's notes. The buffer is sized
-/// exactly: each change reallocates it, as Redis's listpack does.
+/// exactly: each change reallocates it, as Redis's listpack does. It
+/// starts with the count of entries (`hash::HEAD`, as a packed hash's), so
+/// that the set is one boxed slice and a key's value stays 24 bytes.
 #[derive(Clone, Default)]
 pub(super) struct Packed {
     buf: Box<[u8]>,
-    count: u32,
 }
 
 impl Packed {
     /// A packed set of `entries`, which must be sorted and distinct.
     pub(super) fn from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], f64)>) -> Packed {
-        let mut buf = Vec::new();
+        let mut buf = vec![0; HEAD];
         let mut count = 0u32;
         for (member, score) in entries {
             push_entry(&mut buf, member, score);
             count = count.saturating_add(1);
         }
+        set_head_count(&mut buf, count);
         Packed {
             buf: buf.into_boxed_slice(),
-            count,
         }
     }
 
     #[inline]
     pub(super) fn len(&self) -> usize {
-        self.count as usize
+        head_count(&self.buf) as usize
+    }
+
+    /// Adds `n` to the count (which wraps as a `u32` would).
+    fn add_count(&mut self, n: i64) {
+        let count = i64::from(head_count(&self.buf)) + n;
+        set_head_count(&mut self.buf, count as u32);
+    }
+
+    /// The end of the entries.
+    fn end(&self) -> usize {
+        self.buf.len().max(HEAD)
     }
 
     /// Bytes the buffer holds.
@@ -189,7 +202,7 @@ impl Packed {
     pub(super) fn iter(&self) -> Entries<'_> {
         Entries {
             packed: self,
-            pos: 0,
+            pos: HEAD,
         }
     }
 
@@ -203,15 +216,20 @@ impl Packed {
     fn insert_pos(&self, member: &[u8], score: f64) -> usize {
         self.iter()
             .find(|at| cmp_key(at.score, at.member, score, member) == Ordering::Greater)
-            .map_or(self.buf.len(), |at| at.start)
+            .map_or(self.end(), |at| at.start)
     }
 
     /// Puts `with` in place of the bytes `a..b`, with one reallocation.
     fn splice(&mut self, a: usize, b: usize, with: &[u8]) {
-        let mut v = Vec::with_capacity(self.buf.len() - (b - a) + with.len());
-        v.extend_from_slice(&self.buf[..a]);
+        let old: &[u8] = if self.buf.len() < HEAD {
+            &[0; HEAD]
+        } else {
+            &self.buf
+        };
+        let mut v = Vec::with_capacity(old.len() - (b - a) + with.len());
+        v.extend_from_slice(&old[..a]);
         v.extend_from_slice(with);
-        v.extend_from_slice(&self.buf[b..]);
+        v.extend_from_slice(&old[b..]);
         self.buf = v.into_boxed_slice();
     }
 
@@ -221,13 +239,13 @@ impl Packed {
         let mut entry = Vec::with_capacity(entry_size(member, score));
         push_entry(&mut entry, member, score);
         self.splice(pos, pos, &entry);
-        self.count += 1;
+        self.add_count(1);
     }
 
     /// Removes the entry at `start..end`.
     pub(super) fn remove_at(&mut self, start: usize, end: usize) {
         self.splice(start, end, &[]);
-        self.count -= 1;
+        self.add_count(-1);
     }
 
     /// Removes the entries of ranks `from..to` (which must be entries);
@@ -237,14 +255,14 @@ impl Packed {
             return 0;
         }
         let mut it = self.iter();
-        let start = it.nth(from).map_or(self.buf.len(), |at| at.start);
+        let start = it.nth(from).map_or(self.end(), |at| at.start);
         let end = if to - from > 1 {
-            it.nth(to - from - 2).map_or(self.buf.len(), |at| at.end)
+            it.nth(to - from - 2).map_or(self.end(), |at| at.end)
         } else {
             self.at(start).end
         };
         self.splice(start, end, &[]);
-        self.count -= (to - from) as u32;
+        self.add_count(-((to - from) as i64));
         to - from
     }
 
