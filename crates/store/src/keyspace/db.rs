@@ -1060,7 +1060,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_fills_the_80_byte_class() {
+    fn a_slot_fills_the_64_byte_class() {
         // A 24-byte key; the access frequency, the S3-FIFO bits and the
         // snapshot mark sit in what was padding after the clock.
         assert_eq!(size_of::<Key>(), 24);
