@@ -148,9 +148,13 @@ impl Fifo {
         self.live = keys;
         let share = (keys / 10).max(1);
         if !self.small.is_empty() && (self.small.len() >= share || self.main.is_empty()) {
-            return self.small.pop_front().map(Head::Small);
+            let head = self.small.pop_front().map(Head::Small);
+            trim(&mut self.small);
+            return head;
         }
-        self.main.pop_front().map(Head::Main)
+        let head = self.main.pop_front().map(Head::Main);
+        trim(&mut self.main);
+        head
     }
 
     /// Decides the fate of the key at `head`, whose slot's state is `s3`
@@ -191,6 +195,18 @@ impl Fifo {
         self.main.retain(|&h| live(h, true));
         self.small.shrink_to_fit();
         self.main.shrink_to_fit();
+    }
+}
+
+/// Gives back a queue's room once it holds under half of it: a cache
+/// fills with every key in the small queue (nothing is evicted until
+/// then), which then keeps a tenth, and the room it had would be several
+/// bytes a key counted against `maxmemory` for nothing. Each shrink
+/// follows at least as many pops as it moves entries.
+fn trim(queue: &mut VecDeque<u32>) {
+    let len = queue.len();
+    if queue.capacity() > 2 * len + 16 {
+        queue.shrink_to(len + len / 2 + 8);
     }
 }
 
@@ -338,6 +354,40 @@ mod tests {
             assert_eq!(x & LOW_MASK, h & LOW_MASK);
             assert_eq!(compact(x), compact(h));
         }
+    }
+
+    /// A cache fills with every key in the small queue; once it evicts,
+    /// small keeps a tenth and gives the rest of its room back.
+    #[test]
+    fn the_small_queue_gives_back_the_room_of_the_fill() {
+        let mut m = Model::default();
+        for k in 0..2_000 {
+            m.set(k);
+        }
+        assert!(m.fifo.small.capacity() >= 2_000);
+        for k in 0..1_000 {
+            m.get(k);
+        }
+        for k in 2_000..2_400 {
+            m.access(k, 1_000);
+        }
+        let (small, main) = (&m.fifo.small, &m.fifo.main);
+        assert!(
+            small.len() <= 150 && main.len() >= 850,
+            "{} {}",
+            small.len(),
+            main.len()
+        );
+        assert!(
+            small.capacity() <= 2 * small.len() + 16,
+            "{}",
+            small.capacity()
+        );
+        assert!(
+            main.capacity() <= 2 * main.len() + 16,
+            "{}",
+            main.capacity()
+        );
     }
 
     #[test]
