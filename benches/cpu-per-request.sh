@@ -16,6 +16,9 @@
 #   ROUNDS    (environment) runs per row and server, alternating; the
 #             median counts (default 3)
 #   PIPELINES (environment) default "1 16"
+#   SPLIT     (environment) 1: also each server's user and system CPU per
+#             request (from /proc/PID/stat, in clock ticks: use enough
+#             requests that a run takes seconds), medians of the rounds
 #
 # Keys are `key:NNNNNNNNNNNN` (redis-benchmark's -r form) holding "1", and
 # `hash:NNNNNNNNNNNN` holding one field `f`; INCR, EXPIRE and HSET work on
@@ -78,20 +81,37 @@ command_of() {
     esac
 }
 
-# One run: the server's CPU microseconds per request.
+# A process's user and system CPU (all its threads), in clock ticks.
+ticks() { awk '{ print $14, $15 }' /proc/"$1"/stat; }
+
+# One run: the server's CPU microseconds per request, then its user and
+# system parts.
 run() {
-    local port=$1 pid=$2 test=$3 pipeline=$4 before after
+    local port=$1 pid=$2 test=$3 pipeline=$4 before after t0 t1
     before=$(cpu_ns "$pid")
+    t0=$(ticks "$pid")
     # shellcheck disable=SC2046
     $client_cpus redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
         -r "$keys" -q $(command_of "$test") >/dev/null 2>&1
     after=$(cpu_ns "$pid")
-    awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.3f\n", (b - a) / n / 1000 }'
+    t1=$(ticks "$pid")
+    awk -v a="$before" -v b="$after" -v n="$requests" -v t0="$t0" -v t1="$t1" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN {
+            split(t0, x, " "); split(t1, y, " ")
+            printf "%.3f %.3f %.3f\n", (b - a) / n / 1000,
+                (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) * 1e6 / hz / n
+        }'
 }
 
-median() { sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'; }
+# The median of column $1 of the runs.
+median() { awk -v c="$1" '{ print $c }' | sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '%-8s %3s %10s %16s %16s %8s\n' test P keys "redis us/req" "ember us/req" "E / R"
+if [[ ${SPLIT:-0} == 1 ]]; then
+    printf '%-8s %3s %10s %16s %16s %8s %10s %10s %10s %10s\n' test P keys "redis us/req" \
+        "ember us/req" "E / R" "R user" "R sys" "E user" "E sys"
+else
+    printf '%-8s %3s %10s %16s %16s %8s\n' test P keys "redis us/req" "ember us/req" "E / R"
+fi
 for pipeline in $pipelines; do
     for test in ${tests//,/ }; do
         r_runs=""; e_runs=""
@@ -99,9 +119,17 @@ for pipeline in $pipelines; do
             r_runs+="$(run "$redis_port" "$redis_pid" "$test" "$pipeline")"$'\n'
             e_runs+="$(run "$ember_port" "$ember_pid" "$test" "$pipeline")"$'\n'
         done
-        r=$(printf '%s' "$r_runs" | grep . | median)
-        e=$(printf '%s' "$e_runs" | grep . | median)
-        printf '%-8s %3s %10s %16s %16s %7sx\n' "$test" "$pipeline" "$keys" "$r" "$e" \
+        r=$(printf '%s' "$r_runs" | grep . | median 1)
+        e=$(printf '%s' "$e_runs" | grep . | median 1)
+        printf '%-8s %3s %10s %16s %16s %7sx' "$test" "$pipeline" "$keys" "$r" "$e" \
             "$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.2f", e / r }')"
+        if [[ ${SPLIT:-0} == 1 ]]; then
+            for runs in "$r_runs" "$e_runs"; do
+                for column in 2 3; do
+                    printf ' %10s' "$(printf '%s' "$runs" | grep . | median "$column")"
+                done
+            done
+        fi
+        printf '\n'
     done
 done

@@ -46,9 +46,23 @@ pub(super) fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// EXISTS and TOUCH: how many of the keys exist, repeats counted.
 pub(super) fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let keys: Vec<&[u8]> = req.iter().skip(1).collect();
     // TOUCH counts as an access (OBJECT IDLETIME); EXISTS does not.
     let access = ctx.cmd.name == "touch";
+    if req.len() == 2 {
+        // One key, the common case: one lock and one hash of the key, as
+        // GET, rather than a lock set.
+        let key = &req[1];
+        let mut shard = ctx.shards.lock_key(key);
+        let mut db = shard.db(ctx.client.db);
+        crate::notify::read_miss(&mut db, key, ctx.now);
+        let found = match access {
+            true => db.get(key, ctx.now).is_some(),
+            false => db.peek(key, ctx.now).is_some(),
+        };
+        ctx.reply.int(i64::from(found));
+        return Ok(());
+    }
+    let keys: Vec<&[u8]> = req.iter().skip(1).collect();
     let mut locked = ctx.shards.lock_keys(keys.iter().copied());
     let n = keys
         .iter()
