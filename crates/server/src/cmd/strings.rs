@@ -1,6 +1,6 @@
 //! String commands.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use resp::Request;
 use smallvec::SmallVec;
 use store::longdouble;
@@ -581,22 +581,27 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     check_size(ctx.shared, end)?;
     let end = end as usize;
     let offset = offset as usize;
-    let mut buf = BytesMut::from(existing.map(|s| s.bytes()).unwrap_or_default());
-    if buf.len() < end {
-        buf.resize(end, 0);
-    }
-    buf[offset..end].copy_from_slice(value);
-    let len = buf.len();
-    match get_str(&mut db, key, ctx.now)? {
+    // Written where the string lies (grown in place if the allocator
+    // can), or a new string of zeros up to `offset`.
+    let len = match existing {
         Some(s) => {
-            *s = Str::new(buf.freeze(), Form::Raw);
+            let len = s.modify(end, |b| {
+                b[offset..end].copy_from_slice(value);
+                b.len()
+            });
             db.modified(key);
+            len
         }
-        None => db.insert(
-            Bytes::copy_from_slice(key),
-            Entry::new(Value::Str(Str::new(buf.freeze(), Form::Raw))),
-        ),
-    }
+        None => {
+            let mut buf = vec![0; end];
+            buf[offset..end].copy_from_slice(value);
+            db.insert(
+                Bytes::copy_from_slice(key),
+                Entry::new(Value::Str(Str::from_vec(buf, Form::Raw))),
+            );
+            end
+        }
+    };
     db.notify(class::STRING, "setrange", key);
     ctx.reply.int(len as i64);
     Ok(())
