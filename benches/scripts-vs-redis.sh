@@ -13,6 +13,8 @@
 #   REDIS_PORT, EMBER_PORT (environment) the ports to start them on
 #             (default 7601, 7602)
 #   EMBER     (environment) the ember-server binary (default: built here)
+#   PIN=1     (environment) both servers on core 1, redis-benchmark on
+#             core 0, so that neither competes with the load for a core
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +29,14 @@ if [[ -z ${EMBER:-} ]]; then
     cargo build --release -q -p ember-server
     EMBER=${CARGO_TARGET_DIR:-target}/release/ember-server
 fi
+pin_server=(); pin_client=()
+if [[ ${PIN:-0} == 1 ]] && (($(nproc) >= 2)); then
+    pin_server=(taskset -c 1); pin_client=(taskset -c 0)
+fi
 workdir=$(mktemp -d)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
+"${pin_server[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
 redis_pid=$!
-"$EMBER" --port "$ember_port" --save "" --dir "$workdir" >/dev/null 2>&1 &
+"${pin_server[@]}" "$EMBER" --port "$ember_port" --save "" --dir "$workdir" >/dev/null 2>&1 &
 ember_pid=$!
 trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
 for port in "$redis_port" "$ember_port"; do
@@ -51,7 +57,7 @@ run() {
     shift 3
     ((pipeline > 1)) && n=$((requests * 10))
     before=$(cpu_ns "$pid")
-    redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$n" -P "$pipeline" --csv "$@" 2>/dev/null |
+    "${pin_client[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$n" -P "$pipeline" --csv "$@" 2>/dev/null |
         awk -F, 'NR==2 { gsub(/"/, ""); printf "%s ", $(NF - 6) }'
     after=$(cpu_ns "$pid")
     awk -v a="$before" -v b="$after" -v n="$n" 'BEGIN { printf "%.2f\n", (b - a) / n / 1000 }'

@@ -3,7 +3,9 @@
 # both answer, and stops both on exit.
 #
 # After `start_servers [EMBER_FLAGS...]`: redis_port, ember_port, redis_pid,
-# ember_pid and workdir (a scratch directory removed on exit).
+# ember_pid and workdir (a scratch directory removed on exit). EMBER
+# (environment) names an ember-server binary to run instead of building one
+# (scripts/build-pgo's, or another commit's).
 
 # With PIN=1 (and two cores or more), the servers run on every core but the
 # first and load generators (run through $client_cpus) on the first, so that
@@ -26,7 +28,11 @@ start_servers() {
         echo "needs redis-server and redis-cli (apt-get install redis-server redis-tools)" >&2
         exit 1
     }
-    cargo build --release -q -p ember-server
+    local ember=${EMBER:-}
+    if [[ -z $ember ]]; then
+        cargo build --release -q -p ember-server
+        ember=${CARGO_TARGET_DIR:-target}/release/ember-server
+    fi
     local free_port='import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
     # REDIS_PORT and EMBER_PORT (environment) pick them instead.
     redis_port=${REDIS_PORT:-$(python3 -c "$free_port")}
@@ -34,7 +40,7 @@ start_servers() {
     workdir=$(mktemp -d)
     $server_cpus redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" >/dev/null &
     redis_pid=$!
-    $server_cpus "${CARGO_TARGET_DIR:-target}"/release/ember-server --port "$ember_port" --save "" "$@" >/dev/null 2>&1 &
+    $server_cpus "$ember" --port "$ember_port" --save "" "$@" >/dev/null 2>&1 &
     ember_pid=$!
     trap 'kill $redis_pid $ember_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
     local port

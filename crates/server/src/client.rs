@@ -542,6 +542,21 @@ impl Ahead {
     }
 }
 
+/// Whether other tasks of this worker wait to run (a connection's worker
+/// runs one thread: its queue is worker 0's). Without tokio's unstable
+/// metrics, assumes they do.
+fn others_ready() -> bool {
+    #[cfg(tokio_unstable)]
+    {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        metrics.worker_local_queue_depth(0) + metrics.global_queue_depth() > 0
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        true
+    }
+}
+
 /// How a connection's loop ended.
 enum Ended {
     /// The connection is done, for this reason.
@@ -575,6 +590,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // Messages published before these commands arrived go out before
         // their replies, as in Redis.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
+        let mut ran = 0usize;
         loop {
             let (decoded, index) = match ahead.next() {
                 Some(next) => next,
@@ -617,6 +633,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             if request.is_empty() {
                 continue;
             }
+            ran += 1;
             let read = conn.read_buffer();
             client.qbuf = (read.len(), read.capacity() - read.len());
             let mut after =
@@ -694,6 +711,17 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         client.info.mem.publish(read, conn.write_buffer());
         // Replies to writes leave once the AOF holds them.
         shared.repl.aof.settle(client.aof_off).await;
+        // A pipelined batch's replies wait until the worker's other ready
+        // connections have run theirs, then all go out together, as Redis
+        // writes every client's replies at the end of its loop's turn: a
+        // peer that is still reading the first reply needs no wake-up for
+        // the next, and on loopback that wake-up is paid by the sender
+        // (about 0.3 µs a request for EVALSHA at pipeline 16, in
+        // `_raw_spin_unlock_irqrestore` under `sock_def_readable`). One
+        // request alone goes at once: no gain was measured there.
+        if ran > 1 && others_ready() {
+            tokio::task::yield_now().await;
+        }
         // Output over the soft limit may wait on the socket for the
         // limit's seconds only.
         let soft = if limit.any() && is_normal(client) {
