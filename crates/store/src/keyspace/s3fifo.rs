@@ -25,10 +25,9 @@
 
 use std::collections::VecDeque;
 
-/// Bits of a hash a queue entry keeps below the tag: enough to name the
-/// key's home group in any table of up to 2^25 groups (200 million keys
-/// in one database of one shard).
-const LOW_BITS: u32 = 25;
+/// Bits of a hash a queue entry keeps below the tag: the ones that name
+/// the key's home group in a table (`table::HOME_BITS`).
+const LOW_BITS: u32 = super::table::HOME_BITS;
 const LOW_MASK: u64 = (1 << LOW_BITS) - 1;
 
 /// A queue entry for a key hashed `hash`: the 7 bits the table tags a
