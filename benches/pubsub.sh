@@ -14,6 +14,8 @@
 #               with the median publish rate (default 3)
 #   PIN=1       (environment) the load tool on the first core, the servers
 #               on the others
+#   TARGETS, SUBS (environment) the rows to run (default "channel pattern"
+#               and "1 10 1000")
 #
 # Columns: publishes/s and deliveries/s for each server, the ratio
 # (Ember / Redis) of publishes/s, and delivery latency p50/p99 in ms.
@@ -35,8 +37,8 @@ median() {
 }
 
 printf '%-8s %5s %12s %12s %6s %14s %14s %16s %16s\n' target subs redis_pub/s ember_pub/s ratio redis_deliv/s ember_deliv/s "redis p50/p99" "ember p50/p99"
-for target in channel pattern; do
-    for subs in 1 10 1000; do
+for target in ${TARGETS:-channel pattern}; do
+    for subs in ${SUBS:-1 10 1000}; do
         messages=$((deliveries / subs))
         ((messages > 100000)) && messages=100000
         flags=(--subscribers "$subs" --messages "$messages")

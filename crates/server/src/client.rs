@@ -15,6 +15,7 @@ use transport::{Connection, ConnectionLimits};
 use crate::cmd::{self, After, Multi};
 use crate::db::{Shards, WatchFlag};
 use crate::server::{Clock, LocalStats, Shared};
+use crate::turn::others_ready;
 
 /// What other connections may see of a client (CLIENT LIST, CLIENT KILL).
 #[derive(Debug)]
@@ -127,9 +128,12 @@ pub(crate) struct Client {
     /// Its connection's loop sends the BCAST invalidations its commands
     /// cause once per batch, not after each (see `cmd::execute_command`).
     pub(crate) bcast_batched: bool,
-    /// A command of this batch delivered a message to a subscriber
+    /// The most subscribers one of this batch's commands published to
     /// (PUBLISH, SPUBLISH): the reply waits for the subscribers' writes.
-    pub(crate) woke_subscribers: bool,
+    pub(crate) published_to: usize,
+    /// The end of its worker's turn, which a subscriber waits for before it
+    /// writes what was published to it (none off the workers).
+    pub(crate) turn: Option<Arc<crate::turn::Turn>>,
     /// The command name [`ClientInfo::meta`] shows, as last published
     /// without a subcommand (the empty string otherwise, which no
     /// command's name is).
@@ -219,7 +223,8 @@ impl Client {
             replies: cmd::Replies::default(),
             tracking: None,
             qbuf: (0, 0),
-            woke_subscribers: false,
+            published_to: 0,
+            turn: None,
             bcast_batched: false,
             published: "",
         }
@@ -238,6 +243,7 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
+    turn: Option<Arc<crate::turn::Turn>>,
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(peer);
@@ -252,6 +258,7 @@ pub(crate) async fn serve(
     let requirepass = !shared.config_get("requirepass").is_empty();
     let mut client = Client::new(info.clone(), !requirepass);
     client.bcast_batched = true;
+    client.turn = turn;
     let ended = run(&shared, &mut conn, &mut client).await;
     // What its last batch changed, should it have ended mid-batch.
     shared.tracking.command_done(&shared, Some(info.id));
@@ -433,7 +440,8 @@ fn publish_meta(client: &mut Client) {
     }
     meta.last_active = client.clock.last();
     meta.proto = client.proto;
-    if meta.name != client.name {
+    // Mostly both empty: no comparison of bytes then.
+    if !(meta.name.is_empty() && client.name.is_empty()) && meta.name != client.name {
         meta.name = client.name.clone();
     }
     meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
@@ -543,21 +551,6 @@ impl Ahead {
         if hashes.len() > 1 {
             shared.keyspace.prefetch(db, hashes);
         }
-    }
-}
-
-/// Whether other tasks of this worker wait to run (a connection's worker
-/// runs one thread: its queue is worker 0's). Without tokio's unstable
-/// metrics, assumes they do.
-fn others_ready() -> bool {
-    #[cfg(tokio_unstable)]
-    {
-        let metrics = tokio::runtime::Handle::current().metrics();
-        metrics.worker_local_queue_depth(0) + metrics.global_queue_depth() > 0
-    }
-    #[cfg(not(tokio_unstable))]
-    {
-        true
     }
 }
 
@@ -728,9 +721,17 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // messages waiting in their queues, so the delivery latency,
         // grow (with one subscriber, a median of 0.52 ms before, 0.16
         // after; Redis 0.36, which answers and delivers in one pass).
-        let published = std::mem::take(&mut client.woke_subscribers);
-        if (ran > 1 || published) && others_ready() {
-            tokio::task::yield_now().await;
+        //
+        // A publish to many subscribers (`pubsub::WIDE`) waits for the end
+        // of the worker's turn instead, as they do: it is answered as their
+        // pass of writes starts, as Redis answers in the same pass.
+        let published = std::mem::take(&mut client.published_to);
+        match &client.turn {
+            Some(turn) if published >= crate::pubsub::WIDE => turn.end().await,
+            _ if (ran > 1 || published > 0) && others_ready() => {
+                tokio::task::yield_now().await;
+            }
+            _ => {}
         }
         // Output over the soft limit may wait on the socket for the
         // limit's seconds only.
@@ -797,7 +798,12 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 // Woken by a publisher's task, this one runs next; letting
                 // the other ready tasks (more publishers) run first sends
                 // their messages in one write, as Redis's event loop does.
-                tokio::task::yield_now().await;
+                // Many subscribers of one publish write in one pass at the
+                // end of the worker's turn (`turn.rs`).
+                match &client.turn {
+                    Some(turn) if client.info.pubsub.take_wide() => turn.end().await,
+                    _ => tokio::task::yield_now().await,
+                }
             }
         }
     }

@@ -33,6 +33,7 @@ mod save;
 mod script;
 mod server;
 mod tracking;
+mod turn;
 
 pub use config::{Config, ConfigError, Flags};
 pub use memory::Allocator;

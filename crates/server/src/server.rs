@@ -527,6 +527,8 @@ pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<tokio::runtime::Handle>,
+    /// Each worker's end of turn (see `turn.rs`).
+    turns: Vec<Arc<crate::turn::Turn>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop: tokio_util::sync::CancellationToken,
     next: std::sync::atomic::AtomicUsize,
@@ -537,6 +539,7 @@ impl Workers {
     pub fn start(n: usize) -> std::io::Result<Workers> {
         let stop = tokio_util::sync::CancellationToken::new();
         let mut handles = Vec::new();
+        let mut turns = Vec::new();
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
             // One worker thread each, but the multi-threaded scheduler: a
@@ -558,6 +561,9 @@ impl Workers {
             builder.disable_lifo_slot();
             let runtime = builder.build()?;
             handles.push(runtime.handle().clone());
+            let turn = crate::turn::Turn::new();
+            runtime.spawn(turn.clone().run());
+            turns.push(turn);
             let stop = stop.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -567,16 +573,17 @@ impl Workers {
         }
         Ok(Workers {
             handles,
+            turns,
             threads,
             stop,
             next: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// The runtime for the next connection, in turn.
-    fn pick(&self) -> &tokio::runtime::Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.handles[i % self.handles.len()]
+    /// The runtime for the next connection, in turn, and its end of turn.
+    fn pick(&self) -> (&tokio::runtime::Handle, Arc<crate::turn::Turn>) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        (&self.handles[i], self.turns[i].clone())
     }
 }
 
@@ -973,7 +980,7 @@ fn spawn_client(
     let Some(workers) = workers else {
         shared
             .shutdown
-            .spawn(client::serve(shared.clone(), stream, peer, permit));
+            .spawn(client::serve(shared.clone(), stream, peer, permit, None));
         return;
     };
     // The socket moves to the worker's own reactor.
@@ -985,14 +992,15 @@ fn spawn_client(
         }
     };
     let task_shared = shared.clone();
+    let (handle, turn) = workers.pick();
     shared.shutdown.spawn_on(
         async move {
             match tokio::net::TcpStream::from_std(stream) {
-                Ok(stream) => client::serve(task_shared, stream, peer, permit).await,
+                Ok(stream) => client::serve(task_shared, stream, peer, permit, Some(turn)).await,
                 Err(e) => tracing::warn!("cannot hand over a connection: {e}"),
             }
         },
-        workers.pick(),
+        handle,
     );
 }
 

@@ -344,6 +344,98 @@ fn one_publishers_messages_arrive_in_order() {
     }
 }
 
+/// A channel with more subscribers than `pubsub::WIDE` (their writes wait
+/// for the end of the worker's turn): two publishers pipelining at once,
+/// every subscriber gets each one's messages in order, a subscriber's own
+/// PING reply keeps its place among them, and one subscriber that never
+/// reads holds nobody up.
+#[test]
+fn many_subscribers_get_every_message_in_order() {
+    let ember = EmberServer::start(&["client-output-buffer-limit pubsub 256kb 0 0"]);
+    const SUBS: usize = 100;
+    const N: usize = 300;
+    let mut subs: Vec<Conn> = (0..SUBS)
+        .map(|i| {
+            let mut c = Conn::new(ember.addr());
+            if i % 10 == 0 {
+                c.call(&["PSUBSCRIBE", "fan*"], 1);
+            } else {
+                c.call(&["SUBSCRIBE", "fanout"], 1);
+            }
+            c
+        })
+        .collect();
+    let mut stalled = Conn::new(ember.addr());
+    stalled.call(&["SUBSCRIBE", "fanout"], 1);
+    let publishers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let mut publisher = connect(ember.addr());
+            std::thread::spawn(move || {
+                let payload = "y".repeat(2048);
+                let mut batch = BytesMut::new();
+                for i in 0..N {
+                    let message = format!("{name}{i}:{payload}");
+                    resp::encode_command(
+                        &mut batch,
+                        &[&b"PUBLISH"[..], b"fanout", message.as_bytes()],
+                    );
+                }
+                publisher.write_all(&batch).expect("write");
+                let mut replies = Conn {
+                    stream: publisher,
+                    buf: BytesMut::new(),
+                    decoder: resp::Decoder::new(),
+                };
+                for _ in 0..N {
+                    let reply = show(&replies.frame());
+                    assert!(reply.starts_with(':'), "{reply}");
+                }
+            })
+        })
+        .collect();
+    // One subscriber asks for a PING mid-stream: its reply comes between
+    // messages, whole.
+    subs[1].send(&["PING", "mid"]);
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let mut next = [0usize; 2];
+        let mut pinged = false;
+        while next != [N, N] {
+            let frame = show(&sub.frame());
+            if frame == "*2\r\n$4\r\npong\r\n$3\r\nmid\r\n" {
+                assert_eq!(i, 1, "a PING reply to the wrong subscriber");
+                pinged = true;
+                continue;
+            }
+            let body = frame
+                .split("fanout\r\n$")
+                .nth(1)
+                .and_then(|rest| rest.split("\r\n").nth(1))
+                .unwrap_or_else(|| panic!("not a message: {frame}"));
+            let (from, rest) = body.split_at(1);
+            let n: usize = rest
+                .split(':')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("number");
+            let from = usize::from(from == "b");
+            assert_eq!(n, next[from], "subscriber {i}: out of order");
+            next[from] += 1;
+        }
+        assert_eq!(pinged, i == 1, "subscriber {i}");
+    }
+    for publisher in publishers {
+        publisher.join().expect("publisher");
+    }
+    // Every subscriber is still there (the one that never read may have
+    // been cut off at its limit, once the kernel's buffers filled).
+    let mut admin = Conn::new(ember.addr());
+    let list = show(&admin.call(&["CLIENT", "LIST", "TYPE", "pubsub"], 1));
+    let count = list.matches("id=").count();
+    assert!(count == SUBS || count == SUBS + 1, "{list}");
+    drop(stalled);
+}
+
 /// One message reaches a RESP2 and a RESP3 subscriber, through a channel,
 /// a pattern and a shard channel, each framed for its receiver; empty,
 /// small and large payloads (a large one is shared by its subscribers

@@ -153,7 +153,7 @@ pub(super) fn sunsubscribe(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn publish_to(ctx: &mut Ctx<'_>, req: &Request, shard: bool) -> CmdResult {
     // The message is framed once from the request's own bytes.
     let receivers = ctx.shared.pubsub.publish(shard, &req[1], &req[2]);
-    ctx.client.woke_subscribers |= receivers > 0;
+    ctx.client.published_to = ctx.client.published_to.max(receivers);
     propagate(ctx, req);
     // A client publishing to itself sees the message before the count, as
     // in Redis.
