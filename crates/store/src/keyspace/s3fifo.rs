@@ -238,24 +238,17 @@ struct Ghost {
 
 impl Ghost {
     /// An entry's fingerprint (never 0, which marks an empty place) and
-    /// its place in a table of `len` places: the fingerprint is the top
-    /// 16 bits, the place is scaled from the low 16 first (the entry
-    /// rotated, multiply-shift), so that up to 65,536 places the two are
-    /// independent.
+    /// its place in a table of `len` places (a power of two).
     fn locate(entry: u32, len: usize) -> (u16, usize) {
         let fp = (entry >> 16) as u16 | 1;
-        let at = (u64::from(entry.rotate_left(16)) * len as u64) >> 32;
-        (fp, at as usize)
+        (fp, entry as usize & (len - 1))
     }
 
-    /// Remembers `entry`, the table sized for a database of `keys` keys:
-    /// about as many places as main holds keys, an eighth more when it
-    /// is made, made again when the keys outgrow it or shrink to under
-    /// half of it (not a power of two: 2 bytes a key, not 2 to 4).
+    /// Remembers `entry`, the table sized for a database of `keys` keys.
     fn remember(&mut self, entry: u32, keys: usize) {
-        let want = (keys - keys / 10).max(8);
-        if self.places.len() < want || self.places.len() > want * 2 {
-            self.resize(want + want / 8);
+        let want = (keys - keys / 10).max(8).next_power_of_two();
+        if self.places.len() < want || self.places.len() > want * 4 {
+            self.resize(want);
         }
         let (fp, at) = Self::locate(entry, self.places.len());
         self.places[at] = fp;
@@ -410,19 +403,19 @@ mod tests {
             main.capacity(),
             main.len()
         );
-        // The ghost follows the keys down (made again under half full).
+        // The ghost follows the keys down (made again under a quarter
+        // full).
         let places = m.fifo.ghost.places.len();
-        assert!((900..=1_800).contains(&places), "{places}");
+        assert!((900..=4 * 1_024).contains(&places), "{places}");
     }
 
     /// The ghost has about as many places as main holds keys (nine tenths
-    /// of them), an eighth more, not the next power of two; what it
-    /// remembers it finds at any size.
+    /// of them, to the next power of two); what it remembers it finds.
     #[test]
     fn the_ghost_is_sized_to_the_keys() {
         let mut ghost = Ghost::default();
         ghost.remember(compact(hash(1)), 1_000);
-        assert_eq!(ghost.places.len(), 900 + 112);
+        assert_eq!(ghost.places.len(), 1_024);
         for k in 0..200 {
             ghost.remember(compact(hash(k)), 1_000);
         }
@@ -430,7 +423,7 @@ mod tests {
         // Direct-mapped: a few collide and are overwritten.
         assert!(found >= 170, "{found}");
         ghost.remember(compact(hash(1)), 3_000);
-        assert_eq!(ghost.places.len(), 2_700 + 337);
+        assert_eq!(ghost.places.len(), 4_096);
     }
 
     #[test]
