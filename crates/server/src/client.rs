@@ -727,7 +727,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // pass of writes starts, as Redis answers in the same pass.
         let published = std::mem::take(&mut client.published_to);
         match &client.turn {
-            Some(turn) if published >= crate::pubsub::WIDE => turn.end().await,
+            Some(turn) if published >= crate::pubsub::WIDE => turn.end_first().await,
             _ if (ran > 1 || published > 0) && others_ready() => {
                 tokio::task::yield_now().await;
             }

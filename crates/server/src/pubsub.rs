@@ -47,12 +47,13 @@ const SHARDS: usize = 16;
 const FRAMING: usize = 48;
 
 /// From how many subscribers on one publish their writes wait for the end
-/// of their worker's turn (`turn.rs`) rather than go at once: with few,
-/// at once is sooner (half Redis's latency with 1 and 10 subscribers);
-/// with many, one pass that gathers every publish of the turn makes
-/// fewer writes and a shorter queue (1,000 subscribers: median latency
-/// from 1.2x Redis's to 0.8x, docs/benchmarks.md).
-pub(crate) const WIDE: usize = 64;
+/// of their worker's turn (`turn.rs`) rather than go at once: with one,
+/// at once is sooner (0.2 ms median latency against Redis's 0.38, the
+/// same rate); with ten or more, one pass that gathers every publish of
+/// the turn makes fewer writes (10 subscribers: 1.02x-1.15x Redis's
+/// publish rate instead of 0.92x-0.96x, latency level with Redis's;
+/// 1,000: median latency 0.6x Redis's, docs/benchmarks.md).
+pub(crate) const WIDE: usize = 8;
 
 /// The three kinds of subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
