@@ -11,7 +11,7 @@
 A=$1; B=$2; rounds=${3:-3}; subs=${4:-1}; n=${N:-200000}
 read -r port_a port_b <<<"${PORTS:-7821 7822}"
 start() { local bin=$1 port=$2
-  if [[ $bin == redis ]]; then taskset -c 1 redis-server --port $port --save '' --appendonly no >/dev/null & else taskset -c 1 $bin --port $port --threads 1 >/dev/null 2>&1 & fi
+  if [[ $bin == redis ]]; then taskset -c 1 redis-server --port $port --save '' --appendonly no >/dev/null & else taskset -c 1 $bin --port $port --threads 1 --save "" >/dev/null 2>&1 & fi
   echo $!; }
 cpu() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END {printf "%.0f", s}'; }
 pa=$(start $A $port_a); pb=$(start $B $port_b)
