@@ -50,9 +50,9 @@ const FRAMING: usize = 48;
 /// of their worker's turn (`turn.rs`) rather than go at once: with one,
 /// at once is sooner (0.2 ms median latency against Redis's 0.38, the
 /// same rate); with ten or more, one pass that gathers every publish of
-/// the turn makes fewer writes (10 subscribers: 1.02x-1.15x Redis's
-/// publish rate instead of 0.92x-0.96x, latency level with Redis's;
-/// 1,000: median latency 0.6x Redis's, docs/benchmarks.md).
+/// the turn makes fewer writes (10 subscribers: about 5% less server CPU
+/// a publish than at once, level with Redis's; 1,000: a third less than
+/// Redis's, median latency 0.7x Redis's; docs/benchmarks.md).
 pub(crate) const WIDE: usize = 8;
 
 /// The three kinds of subscription.

@@ -18,9 +18,10 @@
 //! first, so that their replies go out ahead of the subscribers' writes,
 //! as Redis writes the clients that got output last first: the publishers
 //! send their next request while the subscribers are being written, and
-//! the next turn gathers more of them (1,000 subscribers: 1.0x-1.1x Redis's
-//! publish rate, against 0.8x-0.9x with the publishers released among the
-//! subscribers, in the order they waited).
+//! the next turn gathers more of them (1,000 subscribers: 22-32 writes
+//! and 360-460 µs of CPU a publish, against 36-104 writes and 630-770 µs
+//! with the publishers released among the subscribers, in the order they
+//! waited; Redis 31-49 and 525-716 µs).
 
 use std::sync::Arc;
 
@@ -106,14 +107,13 @@ pub(crate) fn others_ready() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::Duration;
-
     use std::future::Future;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
 
     use super::Turn;
 
