@@ -191,6 +191,7 @@ impl Worker {
         let spawned = std::thread::Builder::new()
             .name("ember-lazyfree".into())
             .spawn(move || {
+                let _flush = crate::memory::FlushOnExit;
                 for job in rx {
                     counters.free(job);
                 }

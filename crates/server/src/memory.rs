@@ -9,7 +9,8 @@
 //! total once it passes [`FLUSH`] bytes either way: no cache line is
 //! shared between threads on the hot path, and the total is never off by
 //! more than [`FLUSH`] per thread. A thread reads the total plus its own
-//! unflushed figure, so what it frees it sees at once.
+//! unflushed figure, so what it frees it sees at once; a thread that ends
+//! moves its figure first ([`flush_thread`]).
 //!
 //! A process that did not install [`Allocator`] (a library user, some
 //! tests) counts nothing: [`used`] then falls back to the resident set.
@@ -32,13 +33,20 @@ use tikv_jemallocator::Jemalloc;
 use crate::db::{SHARDS, Shards};
 use crate::server::Shared;
 
-/// Bytes a thread may count before moving them to the shared total.
-pub const FLUSH: isize = 32 * 1024;
+/// Bytes a thread may count before moving them to the shared total. Small
+/// enough that the total read by another thread is off by a few KB at
+/// most (Redis's suite sets `maxmemory` 32 KB above what is used and
+/// expects no eviction), large enough that allocations and frees of a
+/// request, which mostly cancel out, rarely reach the shared line.
+pub const FLUSH: isize = 4 * 1024;
 
 /// The shared total of bytes allocated (flushed figures only).
 static USED: AtomicIsize = AtomicIsize::new(0);
 
 thread_local! {
+    /// Bytes the deletions of this thread's running eviction round freed
+    /// themselves (see [`enforce`]).
+    static FREED: Cell<i64> = const { Cell::new(0) };
     /// This thread's bytes allocated since its last flush (negative when
     /// it freed more than it allocated). No destructor: safe to touch from
     /// inside the allocator.
@@ -123,6 +131,27 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// Moves this thread's unflushed count to the shared total: called as a
+/// thread ends (tokio's `on_thread_stop`, the end of the server's own
+/// threads), whose count would otherwise be lost with it.
+pub fn flush_thread() {
+    let v = DELTA.with(|d| d.replace(0));
+    if v != 0 {
+        USED.fetch_add(v, Ordering::Relaxed);
+    }
+}
+
+/// Calls [`flush_thread`] when dropped: the first thing a thread of the
+/// server's own makes, so that every way out of it flushes.
+#[derive(Debug)]
+pub struct FlushOnExit;
+
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        flush_thread();
+    }
+}
+
 /// Bytes allocated now, as this thread sees them (the shared total and
 /// its own unflushed count); the resident set where [`Allocator`] is not
 /// installed.
@@ -197,49 +226,51 @@ pub(crate) struct Figures {
     pub(crate) startup: u64,
     /// The process's resident set.
     pub(crate) rss: u64,
-    /// The replication backlog's size.
+    /// The replication buffer's part that is the backlog's
+    /// (`mem_replication_backlog`), see [`crate::repl::ReplBuffer`].
     pub(crate) backlog: u64,
+    /// The whole replication buffer (`mem_total_replication_buffers`).
+    pub(crate) repl_buffers: u64,
+    /// What `maxmemory` does not count (`mem_not_counted_for_evict`).
+    pub(crate) not_counted: u64,
     /// jemalloc's figures.
     pub(crate) allocator: AllocatorStats,
-    /// Ordinary clients' buffers (`mem_clients_normal`) and replicas'
-    /// links' (`mem_clients_slaves`): see [`client_memory`].
+    /// Ordinary clients' buffers (`mem_clients_normal`, see
+    /// [`client_memory`]) and the replication buffer's part that is the
+    /// replicas' (`mem_clients_slaves`).
     pub(crate) clients_normal: u64,
     pub(crate) clients_slaves: u64,
 }
 
-/// What clients' buffers hold, as their tasks last published it
-/// (`outbuf.rs`): ordinary clients (subscribers and the link to a master
-/// included, as Redis counts them) and replicas' links.
-pub(crate) fn client_memory(shared: &Shared) -> (u64, u64) {
+/// What ordinary clients' buffers hold (subscribers and the link to a
+/// master included, as Redis counts them), as their tasks last published
+/// it (`outbuf.rs`). Replicas' links are counted by the replication
+/// buffer they are sent from, as in Redis 7.0.
+pub(crate) fn client_memory(shared: &Shared) -> u64 {
     let clients: Vec<_> = shared
         .clients
         .lock()
         .map(|c| c.values().cloned().collect())
         .unwrap_or_default();
-    let (mut normal, mut slaves) = (0, 0);
-    for c in clients {
-        let mem = c.mem.total() as u64 + c.pubsub.pending() as u64;
-        if c.kind.load(Ordering::Relaxed) == crate::client::REPLICA {
-            slaves += mem;
-        } else {
-            normal += mem;
-        }
-    }
-    (normal, slaves)
+    clients
+        .iter()
+        .filter(|c| c.kind.load(Ordering::Relaxed) != crate::client::REPLICA)
+        .map(|c| c.mem.total() as u64 + c.pubsub.pending() as u64)
+        .sum()
 }
 
 impl Figures {
     /// Reads them from `shared`.
     pub(crate) fn read(shared: &Shared) -> Figures {
         let used = shared.stats.used_memory();
-        let backlog = {
-            let st = shared.repl.state();
-            crate::repl::Repl::backlog_info(&st).map_or(0, |(size, ..)| size.max(0) as u64)
-        };
-        let (clients_normal, clients_slaves) = client_memory(shared);
+        let repl = shared.repl.buffer();
+        let (backlog, clients_slaves) = repl.split();
+        let clients_normal = client_memory(shared);
         Figures {
             clients_normal,
             clients_slaves,
+            repl_buffers: repl.mem.max(0) as u64,
+            not_counted: repl.not_counted(),
             used,
             peak: shared.stats.peak_memory.load(Ordering::Relaxed).max(used),
             startup: shared.stats.startup_memory.min(used),
@@ -451,12 +482,43 @@ fn time_limit(tenacity: i64) -> Option<Duration> {
     }
 }
 
+/// Bytes of the messages evictions sent (invalidations to tracking
+/// clients, keyspace events) in this tick and the one before: see
+/// [`in_flight`].
+static SENT_NEW: AtomicU64 = AtomicU64::new(0);
+static SENT_OLD: AtomicU64 = AtomicU64::new(0);
+
+/// What eviction does not count yet: the messages its deletions sent in
+/// the last one or two ticks (100 to 200 ms). They are in clients'
+/// queues until those clients' tasks write them to their sockets, which
+/// is soon; Redis writes them before it runs the next command (its
+/// `beforeSleep`), so the next command never sees them. Counted at once,
+/// they would evict more keys for the next command, whose messages would
+/// evict more: with enough clients tracking keys, the whole keyspace.
+/// Messages a client does not take within that time (its socket full)
+/// count again, as any client's output does.
+fn in_flight() -> u64 {
+    SENT_NEW.load(Ordering::Relaxed) + SENT_OLD.load(Ordering::Relaxed)
+}
+
+/// The background tick's turn: the messages of two ticks ago are due.
+pub(crate) fn age_in_flight() {
+    SENT_OLD.store(SENT_NEW.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+}
+
 /// Before a command: evicts while memory is over `maxmemory` (see the
 /// module's documentation). `budget` overrides the tenacity's time limit
 /// (the background tick gives itself more).
 pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
     let limit = shared.eviction.limit.load(Ordering::Relaxed);
     if limit == 0 || used() <= limit {
+        return Outcome::Ok;
+    }
+    // The replication buffer past the backlog's size is the replicas',
+    // not the dataset's (Redis's `freeMemoryGetNotCountedMemory`).
+    let not_counted = shared.repl.buffer().not_counted() + in_flight();
+    let over = || used().saturating_sub(not_counted) > limit;
+    if !over() {
         return Outcome::Ok;
     }
     // A running script holds every shard: eviction would wait for it, on
@@ -480,13 +542,23 @@ pub(crate) fn enforce(shared: &Shared, budget: Option<Duration>) -> Outcome {
     let budget = budget.or(tenacity);
     let started = Instant::now();
     let mut evicted = 0u64;
+    // As Redis's `performEvictions`: the round frees what memory was over
+    // the limit when it began, counting what each deletion freed, not
+    // what the deletions' invalidation messages, keyspace events and DELs
+    // for replicas allocate meanwhile. Those are sent soon after; counting
+    // them would evict more keys, whose messages would evict more: with
+    // enough clients tracking keys, the whole keyspace.
+    let to_free = used().saturating_sub(not_counted).saturating_sub(limit) as i64;
+    let mut freed = 0i64;
+    FREED.with(|f| f.set(0));
     loop {
-        if used() <= limit {
+        if freed >= to_free || !over() {
             break Outcome::Ok;
         }
         if !evict_one(shared, policy, samples) {
             break Outcome::Full;
         }
+        freed += FREED.with(|f| f.replace(0));
         evicted += 1;
         // The clock is read every 16 keys, as Redis does.
         if evicted.is_multiple_of(16) && budget.is_some_and(|b| started.elapsed() > b) {
@@ -774,6 +846,21 @@ fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
     let mut view = shard.db(db);
     let removed = view.remove(key);
     let found = removed.is_some();
+    // What the deletion frees (see `enforce`), as MEMORY USAGE counts it:
+    // measuring the allocator around it would also count the copy of the
+    // key the deletion records for trackers, and the tracking table's
+    // entry it drops later.
+    if let Some(entry) = &removed {
+        let key_heap = if key.len() > store::keyspace::KEY_INLINE {
+            size_class(key.len())
+        } else {
+            0
+        };
+        let bytes = crate::cmd::memory::SLOT_BYTES
+            + key_heap
+            + crate::cmd::memory::value_bytes(&entry.value, 5);
+        FREED.with(|f| f.set(f.get() + bytes as i64));
+    }
     if found {
         // Counted under the lock: INFO never sees a key gone but not
         // counted.
@@ -785,8 +872,17 @@ fn delete(shared: &Shared, db: usize, key: &[u8]) -> bool {
     if record {
         shared.repl.append_expired(shard.effects());
     }
+    // The invalidations and keyspace events the deletion sends (see
+    // [`in_flight`]).
+    let sending = used();
     crate::notify::flush(shared, shard.effects());
     crate::tracking::flush(shared, None, shard.effects());
+    SENT_NEW.fetch_add(used().saturating_sub(sending), Ordering::Relaxed);
+    // The shard's last key outside database 0 gives its databases' room
+    // back: what the next key there made is then evicted with it.
+    if found && db != 0 {
+        shard.dbs.reclaim();
+    }
     drop(shard);
     // The value is freed here, outside the lock, or by the lazy-free
     // thread (`lazyfree-lazy-eviction`).

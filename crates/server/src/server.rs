@@ -550,6 +550,7 @@ impl Workers {
             builder
                 .worker_threads(1)
                 .thread_name(format!("ember-worker-{i}-rt"))
+                .on_thread_stop(crate::memory::flush_thread)
                 .enable_all();
             // The LIFO slot runs the last connection woken first: of
             // connections whose commands arrive together, the last would
@@ -568,7 +569,10 @@ impl Workers {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ember-worker-{i}"))
-                    .spawn(move || runtime.block_on(stop.cancelled()))?,
+                    .spawn(move || {
+                        runtime.block_on(stop.cancelled());
+                        crate::memory::flush_thread();
+                    })?,
             );
         }
         Ok(Workers {
@@ -717,6 +721,7 @@ async fn serve(
         let spawned = std::thread::Builder::new()
             .name("ember-load".into())
             .spawn(move || {
+                let _flush = crate::memory::FlushOnExit;
                 let _ = done.send(load_at_startup(&loader));
             });
         if let Err(e) = spawned {
@@ -1024,6 +1029,7 @@ async fn active_expire(shared: Arc<Shared>) {
         shared.stats.sample_rates();
         // Eviction a command's time budget left unfinished goes on here
         // (Redis's eviction timer).
+        crate::memory::age_in_flight();
         crate::memory::enforce(&shared, Some(Duration::from_millis(10)));
         crate::memory::reset_s3fifo(&shared);
         // A replica stuck over its soft output limit (Redis's clientsCron).
@@ -1068,6 +1074,9 @@ async fn active_expire(shared: Arc<Shared>) {
                     }
                 }
             }
+            // Databases 1 and up, emptied by commands or expiry, give
+            // their room back (see `Dbs::reclaim`).
+            shard.dbs.reclaim();
             if record {
                 shared.repl.append_expired(shard.effects());
             }

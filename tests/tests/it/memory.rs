@@ -13,6 +13,8 @@ use crate::redis_crate::{connect, q};
 fn section(field: &str) -> &'static str {
     match field {
         "evicted_keys" => "stats",
+        "connected_slaves" => "replication",
+        f if f.starts_with("mem_") => "memory",
         f if f.contains("repl") || f.contains("master") => "replication",
         _ => "memory",
     }
@@ -68,7 +70,7 @@ fn set_batch(
 }
 
 /// What `used_memory` may exceed `maxmemory` by between commands: each
-/// worker thread's count not yet added to the total (32 KiB each), one
+/// worker thread's count not yet added to the total (4 KiB each), one
 /// command's value, and a batch's replies; Redis, which evicts before each
 /// command, allows one command's growth too.
 const SLACK: i64 = 512 * 1024;
@@ -671,4 +673,233 @@ fn s3fifo_is_set_and_read_by_config_and_takes_over_a_full_keyspace() {
     }
     let old_left: i64 = exists.query(&mut con).expect("EXISTS");
     assert!(old_left < old / 10, "{old_left} of {old} old keys left");
+}
+
+/// Redis's suite (`unit/maxmemory`) sets `maxmemory` 100 KB above what is
+/// used and fills another database than 0 until it is reached: keys that
+/// were the first of their shard in that database must give its room
+/// back when evicted, or the policy evicts every key and still refuses
+/// writes. FLUSHALL gives it back too.
+#[test]
+fn keys_of_another_database_give_their_room_back_when_evicted() {
+    let node = NodeProcess::start(NodeKind::Ember);
+    let mut con = connect(node.addr());
+    let _: () = q(&mut con, &["SELECT", "9"]);
+    let baseline = info(&mut con, "used_memory");
+    for policy in ["allkeys-random", "allkeys-lru", "volatile-ttl"] {
+        let _: () = q(&mut con, &["FLUSHALL"]);
+        let used = info(&mut con, "used_memory");
+        assert!(
+            used < baseline + 64 * 1024,
+            "{policy}: {used} after FLUSHALL, {baseline} before"
+        );
+        let limit = used + 100 * 1024;
+        let _: () = q(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", &limit.to_string()],
+        );
+        let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory-policy", policy]);
+        let mut keys = 0;
+        while info(&mut con, "used_memory") + 4096 <= limit {
+            let _: () = q(&mut con, &["SETEX", &format!("first:{keys}"), "10000", "x"]);
+            keys += 1;
+        }
+        assert!(keys > 10, "{policy}: {keys} keys");
+        for k in 0..keys {
+            let set: redis::RedisResult<()> = redis::cmd("SETEX")
+                .arg(format!("second:{k}"))
+                .arg(10000)
+                .arg("x")
+                .query(&mut con);
+            assert!(set.is_ok(), "{policy}: {set:?}");
+        }
+        let used = info(&mut con, "used_memory");
+        assert!(
+            used < limit + 16 * 1024,
+            "{policy}: used_memory {used}, limit {limit}"
+        );
+        let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+    }
+}
+
+/// OBJECT REFCOUNT and DEBUG OBJECT report Redis's shared integers (0 to
+/// 9999, except under `maxmemory` with an LRU or LFU policy) as Redis
+/// does.
+#[test]
+fn shared_integer_refcounts_match_redis() {
+    let run = |kind| {
+        let node = NodeProcess::start(kind);
+        let mut con = connect(node.addr());
+        let mut out = Vec::new();
+        for (maxmemory, policy) in [
+            ("0", "noeviction"),
+            ("1gb", "allkeys-random"),
+            ("1gb", "allkeys-lru"),
+            ("1gb", "volatile-lfu"),
+            ("0", "allkeys-lru"),
+        ] {
+            let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", maxmemory]);
+            let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory-policy", policy]);
+            for v in ["0", "1", "9999", "10000", "-1", "007", "abc"] {
+                let _: () = q(&mut con, &["SET", "k", v]);
+                let n: i64 = q(&mut con, &["OBJECT", "REFCOUNT", "k"]);
+                out.push(format!("{maxmemory} {policy} {v}: {n}"));
+            }
+            let _: () = q(&mut con, &["DEL", "n"]);
+            let _: i64 = q(&mut con, &["INCR", "n"]);
+            let n: i64 = q(&mut con, &["OBJECT", "REFCOUNT", "n"]);
+            out.push(format!("{maxmemory} {policy} INCR: {n}"));
+            let _: i64 = q(&mut con, &["RPUSH", "l", "1"]);
+            let n: i64 = q(&mut con, &["OBJECT", "REFCOUNT", "l"]);
+            out.push(format!("{maxmemory} {policy} list: {n}"));
+        }
+        out
+    };
+    let ember = run(NodeKind::Ember);
+    assert!(
+        ember.contains(&"0 noeviction 1: 2147483647".to_string()),
+        "{ember:?}"
+    );
+    assert_eq!(ember, run(NodeKind::Redis));
+}
+
+/// A replica that stopped reading: its stream piles up in the master's
+/// replication buffer, which `maxmemory` does not count past the
+/// backlog's size (Redis's `mem_not_counted_for_evict`), so no key is
+/// evicted for it; INFO shows it as the replica's. Killing the replica
+/// gives it back.
+#[test]
+fn a_stalled_replicas_buffer_is_not_counted_for_eviction() {
+    use std::io::Write;
+    let master = NodeProcess::start_with(
+        NodeKind::Ember,
+        &["maxmemory-policy allkeys-random", "repl-backlog-size 16kb"],
+    );
+    let mut m = connect(master.addr());
+    let big = "b".repeat(10_000);
+    for k in 0..100 {
+        let _: () = q(&mut m, &["SET", &format!("key:{k}"), &big]);
+    }
+    // A replica that takes its RDB and then reads nothing: a small
+    // receive buffer, so the stream piles up at the master.
+    let addr: std::net::SocketAddr = master.addr().parse().expect("address");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut replica = rt
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_recv_buffer_size(4096)?;
+            socket.connect(addr).await?.into_std()
+        })
+        .expect("connect");
+    replica.set_nonblocking(false).expect("blocking");
+    replica
+        .write_all(b"REPLCONF listening-port 1\r\nREPLCONF capa psync2\r\nPSYNC ? -1\r\n")
+        .expect("handshake");
+    let started = Instant::now();
+    while info(&mut m, "connected_slaves") != 1 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no replica");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let used = info(&mut m, "used_memory") - info(&mut m, "mem_not_counted_for_evict");
+    // Room for the commands' own buffers, a sixteenth of the stream.
+    let limit = used + 1024 * 1024;
+    let _: () = q(&mut m, &["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    // 16 MB of stream, far past what the sockets hold.
+    let payload = "p".repeat(8 * 1024);
+    for _ in 0..2048 {
+        let _: i64 = q(&mut m, &["SETRANGE", "key:0", "0", &payload]);
+    }
+    let keys: i64 = q(&mut m, &["DBSIZE"]);
+    assert_eq!(keys, 100);
+    assert_eq!(info(&mut m, "evicted_keys"), 0);
+    let not_counted = info(&mut m, "mem_not_counted_for_evict");
+    let replicas = info(&mut m, "mem_clients_slaves");
+    let buffers = info(&mut m, "mem_total_replication_buffers");
+    assert!(
+        not_counted > 4 << 20,
+        "mem_not_counted_for_evict {not_counted}"
+    );
+    assert!(replicas > 4 << 20, "mem_clients_slaves {replicas}");
+    assert!(buffers >= not_counted && buffers >= replicas, "{buffers}");
+    // What is counted moved by the backlog's size, not by the stream.
+    let counted = info(&mut m, "used_memory") - not_counted;
+    assert!(counted < limit, "counted {counted}, limit {limit}");
+    let killed: i64 = q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    let started = Instant::now();
+    while info(&mut m, "connected_slaves") != 0 || info(&mut m, "mem_clients_slaves") != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica still counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let keys: i64 = q(&mut m, &["DBSIZE"]);
+    assert_eq!(keys, 100);
+    drop(replica);
+}
+
+/// Ten RESP3 clients track 300 keys and read nothing; `maxmemory` set
+/// 40 KB under what is used evicts about 40 KB of keys, as Redis does
+/// (its suite's "client tracking don't cause eviction feedback loop"):
+/// not every key, as it would if the invalidations the evictions queue
+/// counted against the limit before their clients could take them.
+#[test]
+fn tracking_invalidations_do_not_feed_eviction() {
+    use std::io::{Read, Write};
+    let node = NodeProcess::start_with(
+        NodeKind::Ember,
+        &[
+            "maxmemory-policy allkeys-lru",
+            "maxmemory-eviction-tenacity 100",
+        ],
+    );
+    let mut con = connect(node.addr());
+    let read_reply = |s: &mut std::net::TcpStream| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !got.ends_with(b"\r\n") {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    let mut trackers: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(node.addr()).expect("connect");
+            s.write_all(b"HELLO 3\r\n").expect("HELLO");
+            std::thread::sleep(Duration::from_millis(5));
+            read_reply(&mut s);
+            s.write_all(b"CLIENT TRACKING on\r\n").expect("TRACKING");
+            read_reply(&mut s);
+            s
+        })
+        .collect();
+    for j in 0..300 {
+        let key = format!("{j}{}", "x".repeat(1000));
+        let _: () = q(&mut con, &["SET", &key, "x"]);
+        let get = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+        for s in &mut trackers {
+            s.write_all(get.as_bytes()).expect("GET");
+        }
+        for s in &mut trackers {
+            read_reply(s);
+        }
+    }
+    let used = info(&mut con, "used_memory");
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory", &(used - 40_000).to_string()],
+    );
+    let evicted = info(&mut con, "evicted_keys");
+    let keys: i64 = q(&mut con, &["DBSIZE"]);
+    assert!((10..=50).contains(&evicted), "evicted {evicted}");
+    assert!((200..=300).contains(&keys), "{keys} keys left");
+    // The invalidations were sent.
+    let mut buf = [0u8; 4096];
+    let n = trackers[0].read(&mut buf).expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("invalidate"));
 }

@@ -1041,7 +1041,10 @@ fn spawn_writer(shared: &Shared) {
     let me = shared.me.clone();
     let spawned = std::thread::Builder::new()
         .name("ember-aof".into())
-        .spawn(move || writer(me));
+        .spawn(move || {
+            let _flush = crate::memory::FlushOnExit;
+            writer(me);
+        });
     if let Err(e) = spawned {
         tracing::warn!("Can't start the AOF thread: {e}");
         aof.thread.store(false, Relaxed);
@@ -1211,7 +1214,10 @@ fn spawn_job(shared: &Shared, job: Job) -> Result<(), String> {
     let epoch = job.fixed.epoch();
     let spawned = std::thread::Builder::new()
         .name("ember-aofrw".into())
-        .spawn(move || finish(&me, job));
+        .spawn(move || {
+            let _flush = crate::memory::FlushOnExit;
+            finish(&me, job);
+        });
     match spawned {
         Ok(_) => {
             tracing::info!("Background append only file rewriting started");

@@ -77,6 +77,7 @@ fn main() -> std::process::ExitCode {
     // The main thread accepts connections, handles signals and runs the
     // background work; the workers serve the connections.
     let runtime = match tokio::runtime::Builder::new_current_thread()
+        .on_thread_stop(ember_server::memory::flush_thread)
         .enable_all()
         .build()
     {

@@ -517,7 +517,7 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if eq(sub, "encoding") {
         ctx.reply.bulk(entry.value.encoding().as_bytes());
     } else if eq(sub, "refcount") {
-        ctx.reply.int(1);
+        ctx.reply.int(refcount(ctx.shared, &entry.value));
     } else if eq(sub, "idletime") {
         if lfu_policy {
             return Err(CmdError::other(
@@ -531,6 +531,46 @@ pub(super) fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.int(i64::from(freq));
     }
     Ok(())
+}
+
+/// Redis's shared integers (`OBJ_SHARED_INTEGERS`): a string value of
+/// 0 to 9999 is one of them, whose count Redis reports as `INT_MAX`.
+const SHARED_INTEGERS: i64 = 10_000;
+
+/// What OBJECT REFCOUNT (and DEBUG OBJECT) report for `value`. Ember
+/// shares no values, but Redis keeps one object for each of the integers
+/// 0 to 9999 and stores them in place of equal values, unless `maxmemory`
+/// is set under a policy that keeps per-key state in the object (LRU and
+/// LFU; S3-FIFO is counted with them here), where a shared object would
+/// mix the keys' clocks: clients and Redis's suite read the difference.
+/// Redis decides when the value is stored; Ember, when it is asked, so a
+/// key written before the policy changed reads as written after.
+pub(super) fn refcount(shared: &crate::server::Shared, value: &store::Value) -> i64 {
+    let store::Value::Str(s) = value else {
+        return 1;
+    };
+    let small = value.encoding() == "int"
+        && std::str::from_utf8(s.bytes())
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .is_some_and(|n| (0..SHARED_INTEGERS).contains(&n));
+    if !small {
+        return 1;
+    }
+    let limited = shared
+        .eviction
+        .limit
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0;
+    let per_key = {
+        let policy = shared.config_get("maxmemory-policy");
+        policy.contains("lru") || policy.contains("lfu") || policy.contains("s3fifo")
+    };
+    if limited && per_key {
+        1
+    } else {
+        i64::from(i32::MAX)
+    }
 }
 
 /// Redis's error for an unknown subcommand of `command` (as typed).

@@ -19,12 +19,12 @@ use crate::args::{eq, parse_i64};
 /// jemalloc's 64-byte class), and its share of the table (an 8-byte
 /// pointer in a group of 7 in one line, the table between 44% and 87%
 /// full: about 16 bytes).
-const SLOT_BYTES: usize = 80;
+pub(crate) const SLOT_BYTES: usize = 80;
 
 /// Heap bytes a value holds beyond its place in the entry; a list's
 /// elements are sampled (`samples` of them, 0 for all) and the average
 /// extrapolated, as Redis does.
-fn value_bytes(value: &Value, samples: usize) -> usize {
+pub(crate) fn value_bytes(value: &Value, samples: usize) -> usize {
     use crate::memory::size_class;
     match value {
         Value::Str(s) => s
@@ -281,8 +281,9 @@ pub(super) fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let serialized = store::rdb::dump(&entry.value).len().saturating_sub(11);
     // Redis's LRU stamps are 24 bits of seconds.
     let lru = crate::db::lru_clock().wrapping_sub(idle as u32) & 0xFF_FFFF;
+    let refcount = super::keys::refcount(ctx.shared, &entry.value);
     let line = format!(
-        "Value at:{:p} refcount:1 encoding:{} serializedlength:{serialized} lru:{lru} lru_seconds_idle:{idle}",
+        "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{serialized} lru:{lru} lru_seconds_idle:{idle}",
         &entry.value as *const Value,
         entry.value.encoding(),
     );

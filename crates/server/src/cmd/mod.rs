@@ -14,7 +14,7 @@ mod functions;
 mod hashes;
 mod keys;
 mod lists;
-mod memory;
+pub(crate) mod memory;
 mod persistence;
 mod pubsub;
 mod replication;

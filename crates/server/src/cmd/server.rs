@@ -38,12 +38,17 @@ pub(super) fn flushdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut removed = 0;
     let mut taken = Vec::new();
     for shard in locked.shards() {
-        removed += shard.dbs[db].len();
+        // A database never made in this shard is empty: not made now.
+        let Some(d) = shard.dbs.get_mut(db) else {
+            continue;
+        };
+        removed += d.len();
         if lazy {
-            taken.push(shard.dbs[db].take_all());
+            taken.push(d.take_all());
         } else {
-            shard.dbs[db].clear();
+            d.clear();
         }
+        shard.dbs.reclaim();
     }
     drop(locked);
     if lazy {
@@ -68,6 +73,7 @@ pub(super) fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         } else {
             shard.dbs.iter_mut().for_each(crate::db::Db::clear);
         }
+        shard.dbs.reclaim();
     }
     drop(locked);
     if lazy {
@@ -563,9 +569,12 @@ fn memory_info(ctx: &Ctx<'_>, w: &mut impl FnMut(String)) {
         w(format!("{name}_ratio:{ratio:.2}"));
         w(format!("{name}_bytes:{bytes}"));
     }
-    w("mem_not_counted_for_evict:0".into());
+    w(format!("mem_not_counted_for_evict:{}", figures.not_counted));
     w(format!("mem_replication_backlog:{backlog}"));
-    w("mem_total_replication_buffers:0".into());
+    w(format!(
+        "mem_total_replication_buffers:{}",
+        figures.repl_buffers
+    ));
     w(format!("mem_clients_slaves:{}", figures.clients_slaves));
     w(format!("mem_clients_normal:{}", figures.clients_normal));
     for name in ["mem_cluster_links", "mem_aof_buffer"] {

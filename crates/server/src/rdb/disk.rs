@@ -264,6 +264,7 @@ impl Persistence {
         let spawned = std::thread::Builder::new()
             .name("ember-bgsave".into())
             .spawn(move || {
+                let _flush = crate::memory::FlushOnExit;
                 this.saves.fetch_add(1, Relaxed);
                 let started = Instant::now();
                 let result = save_file(&path, &this.writing, &mut *write, &|| this.cancelled());

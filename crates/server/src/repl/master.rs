@@ -37,6 +37,8 @@ pub(crate) async fn serve(
         dropped: false,
         soft_since: None,
         kill: client.info.kill.clone(),
+        written: 0,
+        copied: 0,
     };
     if repl.is_replica() {
         return "this server became a replica".into();
@@ -78,6 +80,7 @@ async fn sync(
         let mut st = repl.state();
         if !psync.old && Repl::can_continue(&st, &psync.replid, psync.offset) {
             follower.sent = psync.offset - 1;
+            follower.written = psync.offset - 1;
             follower.ack = psync.offset - 1;
             follower.online = true;
             st.replicas.insert(id, follower);
@@ -114,7 +117,7 @@ async fn sync(
     let encoder = tokio::task::spawn_blocking(move || {
         let repl = &me.repl;
         let mut shards = Shards::new(&me.keyspace);
-        rdb::stream_snapshot(
+        let saved = rdb::stream_snapshot(
             &mut shards,
             || {
                 let (replid, offset) = repl.begin_full_sync(id, follower);
@@ -134,7 +137,10 @@ async fn sync(
                 tx.blocking_send(bytes.into())
                     .map_err(|_| std::io::Error::other("the replica's link closed"))
             },
-        )
+        );
+        // This thread may idle for a while before it exits.
+        store::rdb::lzf::release_table();
+        saved
     });
     let (replid, offset) = start_rx
         .await
@@ -254,7 +260,7 @@ async fn stream(
         let notified = repl.data.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let Some(chunks) = repl.take_for(id) else {
+        let Some((chunks, end)) = repl.take_for(id) else {
             return "the replica fell too far behind".into();
         };
         if !chunks.is_empty() {
@@ -263,7 +269,7 @@ async fn stream(
             }
             tokio::select! {
                 done = tokio::time::timeout(timeout, conn.flush()) => match done {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => repl.written(id, end),
                     Ok(Err(e)) => return format!("write failed: {e}"),
                     Err(_) => return "timeout writing to the replica".into(),
                 },

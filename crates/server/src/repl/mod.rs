@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,11 @@ use store::keyspace::{Effects, Op};
 
 /// Backlog bytes are kept in chunks of about this size.
 const CHUNK: usize = 16 * 1024;
+
+/// What a chunk's `Bytes` allocates besides its bytes once a replica's
+/// slice of it shares it (the `bytes` crate's shared header, 24 bytes,
+/// in jemalloc's 32-byte class).
+const SHARED_HEADER: usize = 32;
 
 /// The server's replication state, shared by every connection.
 #[derive(Debug)]
@@ -117,6 +122,52 @@ pub(crate) struct Follower {
     pub(crate) soft_since: Option<Instant>,
     /// Closes its connection (CLIENT KILL's token).
     pub(crate) kill: crate::kill::Kill,
+    /// Stream bytes up to here were written to its socket: the backlog
+    /// keeps what comes after (the batch being written is the backlog's
+    /// chunks, shared), so the replication buffer is all the backlog's.
+    pub(crate) written: i64,
+    /// Bytes of the backlog's tail copied into the batch its connection
+    /// is writing (the rest of a batch is the backlog's own chunks).
+    pub(crate) copied: usize,
+}
+
+/// What the replication buffer holds, as Redis 7.0 counts it: the
+/// backlog and replicas share one buffer (`repl_buffer_mem`), of which
+/// `repl-backlog-size` is the backlog's and the rest the replicas'.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReplBuffer {
+    /// Bytes the allocator holds for it (`mem_total_replication_buffers`).
+    pub(crate) mem: i64,
+    /// `repl-backlog-size`.
+    pub(crate) size: i64,
+    /// Replicas attached.
+    pub(crate) replicas: usize,
+}
+
+impl ReplBuffer {
+    /// `mem_replication_backlog` and `mem_clients_slaves`: with replicas
+    /// attached, what is over the backlog's size is theirs.
+    pub(crate) fn split(&self) -> (u64, u64) {
+        if self.replicas > 0 && self.mem > self.size {
+            (self.size as u64, (self.mem - self.size) as u64)
+        } else {
+            (self.mem as u64, 0)
+        }
+    }
+
+    /// What `maxmemory` does not count (Redis's `mem_not_counted_for_evict`):
+    /// the buffer beyond the backlog's size and its chunks' overhead,
+    /// held for replicas (or, once they left, until it is trimmed), not
+    /// by the dataset. Counting it would evict keys for a slow replica,
+    /// whose buffer grows with every key evicted (each a DEL it is sent).
+    pub(crate) fn not_counted(&self) -> u64 {
+        if self.mem <= self.size {
+            return 0;
+        }
+        let per_chunk = (SHARED_HEADER + size_of::<Bytes>()) as i64;
+        let counted = self.size + (self.size / CHUNK as i64 + 1) * per_chunk;
+        (self.mem - counted).max(0) as u64
+    }
 }
 
 /// The link of a replica to its master.
@@ -162,10 +213,15 @@ impl LinkStatus {
 /// The stream's recent bytes, for partial resyncs, and the bytes replicas
 /// have not been handed yet: at least `size` bytes are kept (Redis's
 /// `repl-backlog-size`), and more while a replica still needs them.
+///
+/// Its chunks are [`CHUNK`] bytes each, copied out of the tail, so that
+/// each is one allocation of a size class of its own and [`Backlog::mem`]
+/// knows what the allocator holds for it: what `maxmemory` does not count
+/// (Redis's `mem_not_counted_for_evict`) is derived from it.
 #[derive(Debug)]
 struct Backlog {
     chunks: VecDeque<Bytes>,
-    tail: BytesMut,
+    tail: Vec<u8>,
     /// Stream position of the first byte kept.
     base: i64,
     size: i64,
@@ -175,7 +231,7 @@ impl Backlog {
     fn new(base: i64, size: i64) -> Self {
         Backlog {
             chunks: VecDeque::new(),
-            tail: BytesMut::new(),
+            tail: Vec::new(),
             base,
             size,
         }
@@ -183,15 +239,36 @@ impl Backlog {
 
     fn push(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
-        if self.tail.len() >= CHUNK {
-            self.seal();
+        if self.tail.len() < CHUNK {
+            return;
+        }
+        // Whole chunks out of the front, then what is left moved down
+        // once (a value of megabytes is cut in one pass).
+        let mut at = 0;
+        while self.tail.len() - at >= CHUNK {
+            self.chunks
+                .push_back(Bytes::copy_from_slice(&self.tail[at..at + CHUNK]));
+            at += CHUNK;
+        }
+        self.tail.drain(..at);
+        // A big value grew the tail: its room goes back.
+        if self.tail.capacity() > 4 * CHUNK {
+            self.tail.shrink_to(2 * CHUNK);
         }
     }
 
-    fn seal(&mut self) {
-        if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
-        }
+    /// The bytes the allocator holds for the backlog: its chunks (each a
+    /// size class of its own, and the header a replica's slice of it
+    /// adds), the queue of them and the tail's room.
+    fn mem(&self) -> i64 {
+        let chunks: usize = self
+            .chunks
+            .iter()
+            .map(|c| crate::memory::size_class(c.len()) + SHARED_HEADER)
+            .sum();
+        (chunks
+            + self.chunks.capacity() * size_of::<Bytes>()
+            + crate::memory::size_class(self.tail.capacity().max(1))) as i64
     }
 
     /// The bytes from stream position `from` to `end` (the stream's
@@ -330,6 +407,7 @@ impl Repl {
         let mut st = self.state();
         st.stream_db = None;
         follower.sent = st.offset;
+        follower.written = st.offset;
         st.replicas.insert(id, follower);
         (st.replid.clone(), st.offset)
     }
@@ -444,22 +522,42 @@ impl Repl {
         Some(self.state().offset)
     }
 
-    /// The stream from `from` on for replica `id`, marking it handed over;
-    /// `None` if the replica was dropped or the bytes are gone.
-    pub(crate) fn take_for(&self, id: u64) -> Option<Vec<Bytes>> {
+    /// The stream from `from` on for replica `id`, marking it handed over,
+    /// and the position it ends at (for [`Repl::written`]); `None` if the
+    /// replica was dropped or the bytes are gone.
+    pub(crate) fn take_for(&self, id: u64) -> Option<(Vec<Bytes>, i64)> {
         let mut st = self.state();
         let st = &mut *st;
         let follower = st.replicas.get_mut(&id)?;
         if follower.dropped {
             return None;
         }
-        let chunks = st.backlog.as_ref()?.read(follower.sent, st.offset)?;
+        let backlog = st.backlog.as_ref()?;
+        let chunks = backlog.read(follower.sent, st.offset)?;
+        follower.copied = backlog.tail.len().min((st.offset - follower.sent) as usize);
         follower.sent = st.offset;
+        let end = st.offset;
         let keep_from = limit_lag(&mut st.replicas, st.offset, self.limits());
         if let Some(b) = &mut st.backlog {
             b.trim(st.offset, keep_from);
         }
-        Some(chunks)
+        Some((chunks, end))
+    }
+
+    /// Replica `id`'s connection wrote the stream up to `upto`: the
+    /// backlog may let those bytes go.
+    pub(crate) fn written(&self, id: u64, upto: i64) {
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(follower) = st.replicas.get_mut(&id) else {
+            return;
+        };
+        follower.written = follower.written.max(upto);
+        follower.copied = 0;
+        let keep_from = limit_lag(&mut st.replicas, st.offset, self.limits());
+        if let Some(b) = &mut st.backlog {
+            b.trim(st.offset, keep_from);
+        }
     }
 
     /// Applies `replica-serve-stale-data`.
@@ -575,6 +673,25 @@ impl Repl {
         same && from >= backlog.base && from <= st.offset
     }
 
+    /// The replication buffer's figures (see [`ReplBuffer`]).
+    pub(crate) fn buffer(&self) -> ReplBuffer {
+        let st = self.state();
+        let Some(b) = &st.backlog else {
+            return ReplBuffer::default();
+        };
+        let copies: usize = st
+            .replicas
+            .values()
+            .filter(|f| f.copied > 0)
+            .map(|f| crate::memory::size_class(f.copied))
+            .sum();
+        ReplBuffer {
+            mem: b.mem() + copies as i64,
+            size: b.size,
+            replicas: st.replicas.len(),
+        }
+    }
+
     /// Whether a backlog exists (INFO's `repl_backlog_active`).
     pub(crate) fn backlog_info(st: &State) -> Option<(i64, i64, i64)> {
         st.backlog
@@ -625,7 +742,7 @@ fn push_op(backlog: &mut Backlog, offset: &mut i64, stream_db: &mut Option<usize
 fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64, limits: Limits) -> i64 {
     let mut keep_from = end;
     for f in replicas.values_mut().filter(|f| !f.dropped) {
-        let lag = end - f.sent;
+        let lag = end - f.written;
         if (limits.hard > 0 && lag > limits.hard) || limits.soft_reached(f, lag) {
             f.dropped = true;
             f.kill.cancel();
@@ -635,7 +752,7 @@ fn limit_lag(replicas: &mut BTreeMap<u64, Follower>, end: i64, limits: Limits) -
                 f.port
             );
         } else {
-            keep_from = keep_from.min(f.sent);
+            keep_from = keep_from.min(f.written);
         }
     }
     keep_from

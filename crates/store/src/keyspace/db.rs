@@ -581,6 +581,16 @@ impl<W> Db<W> {
             .map(|s| (&s.key[..], &s.entry))
     }
 
+    /// Whether the database holds nothing that would be lost if it were
+    /// dropped and made again empty: no key (expired ones included), no
+    /// client blocked or watching, nothing kept for a snapshot.
+    pub fn is_blank(&self) -> bool {
+        self.map.is_empty()
+            && self.watched.is_empty()
+            && self.waiters.0.is_none()
+            && self.snap.is_none()
+    }
+
     /// Deletes every key (FLUSHDB, FLUSHALL).
     pub fn clear(&mut self) {
         self.keep_whole();

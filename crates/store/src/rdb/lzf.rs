@@ -104,6 +104,18 @@ thread_local! {
     };
 }
 
+/// Frees this thread's table (512 KB), for a thread that compressed a
+/// snapshot and may stay idle for long: tokio's blocking threads linger
+/// 10 s, and the table would be `used_memory` freed at an arbitrary
+/// moment. The next call on the thread makes it again.
+pub fn release_table() {
+    TABLE.with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            t.slots = Vec::new();
+        }
+    });
+}
+
 /// Compresses `input` into at most `max_out` bytes, or `None` if it does
 /// not fit (or `input` is empty), with liblzf's algorithm as Redis builds
 /// it (`lzf_c.c` with `HLOG 16`, `VERY_FAST`), so that the output, and
