@@ -21,6 +21,8 @@ Usage: benches/hit-ratio.py EMBER_BIN [KEYS] [REQUESTS] [MAXMEMORY_MB] [SVG]
    With SVG, also writes the results as a bar chart to that file.
    TRACES=zipf-0.8,... runs only those traces; RUNS=0,1,6 only those
    columns (numbered as printed), for the long runs at 10M keys.
+   DUMP_TRACES=DIR writes the traces to DIR/NAME.bin for
+   `policy-sim` (src/bin/policy-sim.rs) instead, and runs nothing.
 Prints one row per trace: each server and policy's hit ratio, in %, at
 equal maxmemory, and Ember's again at the maxmemory where it holds as many
 keys as Redis (its per-key overhead and startup memory differ: the second
@@ -203,10 +205,26 @@ def only(runs):
     return [r for r in runs if r[1] in want.split(",")]
 
 
+def dump(directory, keys, requests):
+    """Writes each trace to DIR/NAME.bin, for policy-sim: 8 bytes a read,
+    little-endian, a scanned key with its top bit set."""
+    os.makedirs(directory, exist_ok=True)
+    for name, trace in traces(keys, requests):
+        out = array.array("Q", ((1 << 63) | k[1] if isinstance(k, tuple) else k for k in trace))
+        if sys.byteorder != "little":
+            out.byteswap()
+        with open(os.path.join(directory, f"{name}.bin"), "wb") as f:
+            out.tofile(f)
+        print(f"{directory}/{name}.bin: {len(out)} reads")
+
+
 def main():
     binary = sys.argv[1]
     keys = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
     requests = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
+    if os.environ.get("DUMP_TRACES"):
+        dump(os.environ["DUMP_TRACES"], keys, requests)
+        return
     memory_mb = int(sys.argv[4]) if len(sys.argv) > 4 else 16
     memory = memory_mb << 20
     equal_keys, per = calibrate("ember", binary, memory)
