@@ -587,6 +587,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         // Messages published before these commands arrived go out before
         // their replies, as in Redis.
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
+        let batch_input = conn.read_buffer().len();
         let mut ran = 0usize;
         loop {
             let (decoded, index) = match ahead.next() {
@@ -704,6 +705,16 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         client.info.pubsub.drain(conn.write_buffer(), client.proto);
         let pending = conn.write_buffer().len();
         let read = conn.read_buffer();
+        // A read buffer a big request grew, twice what this batch read:
+        // its room goes back (Redis's clientsCron resizes a query buffer
+        // over twice its recent peak). A client whose requests are all
+        // big keeps it.
+        if read.is_empty()
+            && read.capacity() > READ_BUFFER_KEEP
+            && read.capacity() / 2 > batch_input
+        {
+            *read = bytes::BytesMut::new();
+        }
         let read = (read.len(), read.capacity());
         client.info.mem.publish(read, conn.write_buffer());
         // Replies to writes leave once the AOF holds them.
@@ -773,6 +784,21 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         }
         let stopping = &shared.stopping;
+        // A big request grew the read buffer: once the client has been
+        // idle for a while, the room goes back (Redis's clientsCron
+        // resizes a query buffer idle for 2 s). Only such a client waits
+        // on a timer.
+        let oversized = {
+            let read = conn.read_buffer();
+            read.is_empty() && read.capacity() > READ_BUFFER_KEEP
+        };
+        let idle = async {
+            if oversized {
+                tokio::time::sleep(READ_BUFFER_IDLE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             // The read first; the kill and the shutdown are one wait (see
             // `kill`), and a killed client's loop meets the kill below.
@@ -805,9 +831,23 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                     _ => tokio::task::yield_now().await,
                 }
             }
+            () = idle => {
+                *conn.read_buffer() = bytes::BytesMut::new();
+                let read = (0, 0);
+                client.info.mem.publish(read, conn.write_buffer());
+            }
         }
     }
 }
+
+/// A read buffer with more room than this is given back once its client
+/// has been idle for [`READ_BUFFER_IDLE`] (Redis's `PROTO_RESIZE_THRESHOLD`
+/// is 32 KB; a read takes 16 KB at a time).
+const READ_BUFFER_KEEP: usize = 64 * 1024;
+
+/// How long a client with an oversized read buffer must be idle before the
+/// buffer goes (Redis: 2 s).
+const READ_BUFFER_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether the output limits of normal clients apply to `client`: not to a
 /// subscriber (`pubsub`'s limits apply) or a replica's link.

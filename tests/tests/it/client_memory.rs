@@ -361,3 +361,28 @@ fn lazyfree_settings_have_redis_defaults() {
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
     );
 }
+
+/// A big request grows its connection's read buffer; the next batch, far
+/// smaller, gives the room back, as Redis's cron resizes a query buffer
+/// twice its recent peak (unit/lazyfree's "UNLINK can reclaim memory in
+/// background" measures `used_memory` after such a request).
+#[test]
+fn a_big_requests_read_buffer_is_given_back() {
+    let node = NodeProcess::start(NodeKind::Ember);
+    let mut con = connect(node.addr());
+    let _: () = q(&mut con, &["CLIENT", "SETNAME", "big"]);
+    let before = info(&mut con, "memory", "used_memory");
+    let members: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("myset").arg(&members);
+    let added: i64 = sadd.query(&mut con).expect("SADD");
+    assert_eq!(added, 100_000);
+    let _: i64 = q(&mut con, &["DEL", "myset"]);
+    let line = client_line(&mut con, "big").expect("listed");
+    assert!(field(&line, "qbuf-free") < 64 * 1024, "{line}");
+    let after = info(&mut con, "memory", "used_memory");
+    assert!(
+        after < before + 256 * 1024,
+        "used_memory {before} before, {after} after"
+    );
+}
