@@ -22,6 +22,8 @@
 //! - `tinylfu:W`: W-TinyLFU as Caffeine builds it (a window LRU of W of
 //!   the keys, 0.01 by default, then a segmented LRU, a 4-bit count-min
 //!   sketch of 16 counters a key, halved every 10 keys' worth of reads);
+//!   `tinylfu:climb` starts at 1% and moves the window with Caffeine's
+//!   hill climber (see [`Climber`]);
 //! - `opt`: Belady's optimum (evicts the key read again last).
 
 // The report on standard output is what this program is for.
@@ -397,11 +399,66 @@ struct TinyLfu {
     at: HashMap<u64, u32>,
     lists: Lists,
     sketch: Sketch,
+    /// The hill climber, if on (`tinylfu:climb`).
+    climber: Option<Climber>,
+}
+
+/// Caffeine's hill climber, sampling every `period` reads (Caffeine's is
+/// ten caches' worth of reads; here one, so that it can follow the
+/// shifting trace's phases): if the last sample's hit ratio was better
+/// than the one before, the window keeps moving the same way, else it
+/// turns; the step starts at 6.25% of the keys and decays by 2% a sample.
+#[derive(Debug)]
+struct Climber {
+    period: usize,
+    reads: usize,
+    hits: usize,
+    previous: f64,
+    step: f64,
+}
+
+impl TinyLfu {
+    /// Evicts main's victim (probation's oldest, else protected's).
+    fn evict_main(&mut self) {
+        let v = match self.lists.tail[PROBATION as usize] {
+            NIL => self.lists.tail[PROTECTED as usize],
+            v => v,
+        };
+        if v == NIL {
+            return;
+        }
+        let vk = self.lists.key[v as usize];
+        self.lists.unlink(v);
+        self.lists.free.push(v);
+        self.at.remove(&vk);
+    }
+
+    fn climb(&mut self, hit: bool) {
+        let Some(c) = &mut self.climber else { return };
+        c.reads += 1;
+        c.hits += usize::from(hit);
+        if c.reads < c.period {
+            return;
+        }
+        let ratio = c.hits as f64 / c.reads as f64;
+        if ratio < c.previous {
+            c.step = -c.step;
+        }
+        c.previous = ratio;
+        c.reads = 0;
+        c.hits = 0;
+        let window = (self.window as f64 + c.step).clamp(1.0, (self.cap - 1) as f64);
+        c.step *= 0.98;
+        self.window = window as usize;
+        self.protected = (self.cap - self.window) * 8 / 10;
+    }
 }
 
 impl Policy for TinyLfu {
     fn access(&mut self, key: u64) -> bool {
         self.sketch.add(key);
+        let hit = self.at.contains_key(&key);
+        self.climb(hit);
         if let Some(&i) = self.at.get(&key) {
             match self.lists.list[i as usize] {
                 PROBATION => {
@@ -440,6 +497,10 @@ impl Policy for TinyLfu {
             self.lists.unlink(loser);
             self.lists.free.push(loser);
             self.at.remove(&lk);
+        }
+        // A window grown by the climber: main gives up its oldest.
+        while self.at.len() > self.cap {
+            self.evict_main();
         }
         false
     }
@@ -514,6 +575,13 @@ fn policy(name: &str, cap: usize) -> Option<Box<dyn Policy>> {
         }),
         "tinylfu" => {
             let share: f64 = option.parse().unwrap_or(0.01);
+            let climber = (option == "climb").then(|| Climber {
+                period: cap,
+                reads: 0,
+                hits: 0,
+                previous: 0.0,
+                step: cap as f64 / 16.0,
+            });
             let window = ((cap as f64 * share) as usize).max(1);
             Box::new(TinyLfu {
                 cap,
@@ -526,6 +594,7 @@ fn policy(name: &str, cap: usize) -> Option<Box<dyn Policy>> {
                     added: 0,
                     period: 10 * cap,
                 },
+                climber,
             })
         }
         _ => return None,
