@@ -59,4 +59,4 @@ pub use inline::split_args;
 pub use limits::Limits;
 pub use parse::parse_int;
 pub use raw::{Elements, ElementsIter, FrameRef, RawFrame};
-pub use request::{Request, RequestDecoder};
+pub use request::{BIG_ARG, Request, RequestDecoder};

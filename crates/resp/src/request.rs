@@ -67,7 +67,18 @@ pub struct RequestDecoder {
     remaining: Option<u64>,
     /// Ranges of the arguments read so far.
     args: Args,
+    /// Where the payload of a big argument (see [`BIG_ARG`]) starts while
+    /// it is arriving; 0 otherwise.
+    big_data: usize,
+    /// The buffer length the request being read needs at least, while a
+    /// big argument's payload arrives; 0 otherwise.
+    needed: usize,
 }
+
+/// An argument at least this long is a big one (Redis's
+/// `PROTO_MBULK_BIG_ARG`): while its payload arrives, Redis holds it in a
+/// buffer of its exact size, its header already consumed.
+pub const BIG_ARG: usize = 32 * 1024;
 
 impl Default for RequestDecoder {
     fn default() -> Self {
@@ -90,6 +101,8 @@ impl RequestDecoder {
             searched: 0,
             remaining: None,
             args: Args::new(),
+            big_data: 0,
+            needed: 0,
         }
     }
 
@@ -144,8 +157,31 @@ impl RequestDecoder {
         result
     }
 
+    /// Of the bytes buffered for a request not all read yet: how many are
+    /// consumed (its complete arguments and their headers, and the header
+    /// of a big argument whose payload is arriving), and how many of those
+    /// are the complete arguments' payloads. Redis shows the rest of the
+    /// buffer as the client's `qbuf`, and the payloads as its `argv-mem`.
+    pub fn progress(&self) -> (usize, usize) {
+        let consumed = if self.big_data > 0 {
+            self.big_data
+        } else {
+            self.pos
+        };
+        (consumed, self.args.iter().map(|r| r.len()).sum())
+    }
+
+    /// While a big argument's payload arrives, the buffer length the
+    /// request needs at least; 0 otherwise. A reader can size its buffer
+    /// to it once, as Redis does, rather than grow it by doubling.
+    pub fn needed(&self) -> usize {
+        self.needed
+    }
+
     /// Forgets any partly read request.
     pub fn reset(&mut self) {
+        self.big_data = 0;
+        self.needed = 0;
         self.pos = 0;
         self.searched = 0;
         self.remaining = None;
@@ -277,8 +313,14 @@ impl RequestDecoder {
                 // Keep the header's line end found, so the next call goes
                 // straight to the length check.
                 self.searched = cr - start;
+                if len as usize >= BIG_ARG {
+                    self.big_data = data;
+                    self.needed = end + 2;
+                }
                 return Ok(None);
             }
+            self.big_data = 0;
+            self.needed = 0;
             self.args.push(data..end);
             // Redis skips the two bytes after the payload without looking.
             self.pos = end + 2;
@@ -375,6 +417,11 @@ impl Request {
     /// The number of arguments, the command name included.
     pub fn len(&self) -> usize {
         self.args.len()
+    }
+
+    /// The bytes the request holds: as decoded, its whole encoding.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Whether the request has no arguments at all (an empty request).
@@ -735,6 +782,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A request in progress: its complete arguments are `argv-mem`, and
+    /// a big argument's header is consumed while its payload arrives, so
+    /// the rest of the buffer is that payload alone (Redis's `qbuf`).
+    #[test]
+    fn progress_of_a_request_in_pieces() {
+        let mut decoder = RequestDecoder::new();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk"[..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!(decoder.progress(), (13, 3));
+        assert_eq!(decoder.needed(), 0);
+        buf.extend_from_slice(b"\r\n$40000\r\n");
+        buf.extend_from_slice(&[b'v'; 1000]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        let header = 13 + 7 + 8;
+        assert_eq!(decoder.progress(), (header, 4));
+        assert_eq!(buf.len() - decoder.progress().0, 1000);
+        assert_eq!(decoder.needed(), header + 40000 + 2);
+        buf.extend_from_slice(&[b'v'; 39000]);
+        buf.extend_from_slice(b"\r\n");
+        let request = decoder.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(request[2].len(), 40000);
+        assert_eq!((decoder.progress(), decoder.needed()), ((0, 0), 0));
+        // A small argument's header stays in the buffer.
+        buf.extend_from_slice(b"*1\r\n$100\r\nab");
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!((decoder.progress(), decoder.needed()), ((4, 0), 0));
     }
 
     #[test]

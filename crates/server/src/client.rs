@@ -267,10 +267,14 @@ pub(crate) async fn serve(
         Ended::Replica(psync) => {
             client.bcast_batched = false;
             info.kind.store(REPLICA, Ordering::Relaxed);
+            // The replication buffer counts it from now on.
+            info.mem.release(&shared.client_memory);
             crate::repl::master::serve(&shared, &mut conn, &mut client, psync).await
         }
     };
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
+    info.mem.release(&shared.client_memory);
+    info.pubsub.release();
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     shared.pubsub.leave(&info.pubsub);
     shared.tracking.disable(&shared, info.id);
@@ -446,6 +450,31 @@ fn publish_meta(client: &mut Client) {
     }
     meta.multi = client.multi.as_ref().map_or(-1, |m| m.len() as i64);
     meta.multi_mem = client.multi.as_ref().map_or(0, Multi::memory);
+    drop(meta);
+    let state = state_memory(client);
+    if client.info.mem.state.load(Ordering::Relaxed) != state {
+        client.info.mem.state.store(state, Ordering::Relaxed);
+    }
+}
+
+/// What one watched key, subscription or tracking prefix is counted for in
+/// a client's memory: its entry in the client's set and in the server's
+/// (Redis counts its list node and entry, not the name, which is shared).
+pub(crate) const ENTRY_COST: usize = 64;
+
+/// The memory a client's state takes beside its buffers (`tot-mem`'s part
+/// that is not a buffer): the commands MULTI queued, and an entry for each
+/// key it watches, each subscription and each tracking prefix.
+pub(crate) fn state_memory(client: &Client) -> usize {
+    let multi = client.multi.as_ref().map_or(0, Multi::memory);
+    let subs = if client.info.pubsub.active() {
+        let (sub, psub, ssub) = client.info.pubsub.counts();
+        sub + psub + ssub
+    } else {
+        0
+    };
+    let prefixes = client.tracking.as_ref().map_or(0, |t| t.prefixes.len());
+    multi + (client.watching.len() + subs + prefixes) * ENTRY_COST
 }
 
 /// Waits while CLIENT PAUSE holds `request` back, as a blocked client
@@ -634,6 +663,26 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             ran += 1;
             let read = conn.read_buffer();
             client.qbuf = (read.len(), read.capacity() - read.len());
+            // Redis evicts clients before each command, once the last one
+            // has grown someone's output; a big request counts itself
+            // first, as its arguments are the client's memory now.
+            if shared.client_memory.enabled() {
+                if request.size() >= resp::BIG_ARG {
+                    let read = crate::outbuf::Read {
+                        len: client.qbuf.0,
+                        capacity: client.qbuf.0 + client.qbuf.1,
+                        consumed: 0,
+                        argv: request.iter().map(<[u8]>::len).sum(),
+                    };
+                    client.info.mem.publish(read, conn.write_buffer());
+                    account(shared, client);
+                } else {
+                    crate::outbuf::evict_clients(shared);
+                }
+                if kill.is_cancelled() {
+                    return Ended::Closed("evicted".into());
+                }
+            }
             let mut after =
                 cmd::execute_command(shared, client, conn.write_buffer(), &request, index);
             // A command run again after a wait may block or be held back
@@ -715,8 +764,21 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
         {
             *read = bytes::BytesMut::new();
         }
-        let read = (read.len(), read.capacity());
+        // A big argument arriving: its buffer is sized for it once.
+        conn.expect(decoder.needed());
+        let (consumed, argv) = decoder.progress();
+        let read = conn.read_buffer();
+        let read = crate::outbuf::Read {
+            len: read.len(),
+            capacity: read.capacity(),
+            consumed,
+            argv,
+        };
         client.info.mem.publish(read, conn.write_buffer());
+        if account(shared, client) {
+            // Evicted itself: its connection ends at the top of the loop.
+            continue;
+        }
         // Replies to writes leave once the AOF holds them.
         shared.repl.aof.settle(client.aof_off).await;
         // A pipelined batch's replies wait until the worker's other ready
@@ -757,32 +819,52 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
                 None => std::future::pending().await,
             }
         };
-        // A client that does not read holds its flush up; a kill (a
-        // subscriber past its output limit) ends it all the same.
+        // A client that does not read holds its flush up, and what it
+        // sends meanwhile is read and run all the same, as Redis does (its
+        // output grows, bounded by the output limits and
+        // `maxmemory-clients`); a kill (a subscriber past its output
+        // limit, a client evicted) ends it.
         let flushed = tokio::select! {
             // The flush first: when it completes at once, as it mostly
             // does, the kill is not waited on at all.
             biased;
-            flushed = conn.flush() => flushed,
+            flushed = conn.flush_or_read() => flushed,
             () = kill.cancelled() => return Ended::Closed("killed".into()),
             () = soft_expired => {
                 crate::outbuf::log_closed(&cmd::describe_client(shared, &client.info));
                 return Ended::Closed("output buffer limits".into());
             }
         };
-        if let Err(e) = flushed {
-            return Ended::Closed(format!("write failed: {e}"));
-        }
-        over.flushed();
-        client.info.mem.flushed();
-        client.info.pubsub.flushed();
-        if pending > 0 {
+        let flushed = match flushed {
+            Ok(flushed) => flushed,
+            Err(e) => return Ended::Closed(format!("write failed: {e}")),
+        };
+        let sent = pending - conn.write_buffer().len().min(pending);
+        if sent > 0 {
             let stats = &shared.stats;
             stats
                 .net_output_bytes
-                .fetch_add(pending as u64, Ordering::Relaxed);
+                .fetch_add(sent as u64, Ordering::Relaxed);
             stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         }
+        match flushed {
+            transport::Flushed::Done => {}
+            transport::Flushed::Read(0) => return Ended::Closed("closed by peer".into()),
+            transport::Flushed::Read(n) => {
+                shared
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                shared.stats.reads_processed.fetch_add(1, Ordering::Relaxed);
+                // The output not sent stays, and the new requests' replies
+                // join it.
+                continue;
+            }
+        }
+        over.flushed();
+        client.info.mem.flushed(conn.write_buffer().capacity());
+        client.info.pubsub.flushed();
+        account(shared, client);
         let stopping = &shared.stopping;
         // A big request grew the read buffer: once the client has been
         // idle for a while, the room goes back (Redis's clientsCron
@@ -833,11 +915,31 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
             }
             () = idle => {
                 *conn.read_buffer() = bytes::BytesMut::new();
-                let read = (0, 0);
+                let read = crate::outbuf::Read::default();
                 client.info.mem.publish(read, conn.write_buffer());
+                account(shared, client);
             }
         }
     }
+}
+
+/// Brings the client's part of what clients hold up to date after it
+/// published its buffers, and evicts clients if they hold too much
+/// (`maxmemory-clients`); whether this client was evicted.
+fn account(shared: &Shared, client: &Client) -> bool {
+    let info = &client.info;
+    if info.kind.load(Ordering::Relaxed) != NORMAL {
+        return false;
+    }
+    // Only a client that may be sent messages has a queue worth a lock.
+    let pubsub = if info.pubsub.listening() {
+        info.pubsub.pending()
+    } else {
+        0
+    };
+    info.mem.account(&shared.client_memory, pubsub);
+    crate::outbuf::evict_clients(shared);
+    info.kill.is_cancelled()
 }
 
 /// A read buffer with more room than this is given back once its client
@@ -869,7 +971,11 @@ fn over_limit(
         return false;
     }
     let read = conn.read_buffer();
-    let read = (read.len(), read.capacity());
+    let read = crate::outbuf::Read {
+        len: read.len(),
+        capacity: read.capacity(),
+        ..Default::default()
+    };
     client.info.mem.publish(read, conn.write_buffer());
     publish_meta(client);
     crate::outbuf::log_closed(&cmd::describe_client(shared, &client.info));

@@ -83,6 +83,9 @@ enum Kind {
     Enum(&'static [&'static str]),
     /// Percentiles, 0 to 100, separated by spaces (`latency-tracking-info-percentiles`).
     Percentiles,
+    /// Bytes (memory units allowed), or a percentage (`10%`) of
+    /// `maxmemory` (`maxmemory-clients`).
+    MemoryOrPercent,
 }
 
 /// Every parameter, Redis 7.0's default, its kind, and whether CONFIG SET
@@ -171,6 +174,8 @@ const PARAMS: &[(&str, &str, Kind, bool)] = &[
         true,
     ),
     ("maxmemory", "0", Kind::Int(0, i64::MAX), true),
+    // Client eviction (`outbuf.rs`).
+    ("maxmemory-clients", "0", Kind::MemoryOrPercent, true),
     // Microseconds to wait per key loaded at startup, for tests.
     (
         "key-load-delay",
@@ -626,6 +631,30 @@ impl Config {
                 }
                 n.to_string()
             }
+            Kind::MemoryOrPercent => {
+                // Redis's order: a memory value, else a percentage, else
+                // its error; then its bounds (-100% to SSIZE_MAX).
+                if let Some(n) = parse_memory(value).filter(|n| *n >= 0) {
+                    n.to_string()
+                } else if let Some(p) = value
+                    .strip_suffix('%')
+                    .filter(|p| !p.is_empty())
+                    .and_then(|p| resp::parse_int(p.as_bytes()))
+                    .filter(|p| *p >= 0)
+                {
+                    if p > 100 {
+                        return Err("percentage argument must be less or equal to 100".to_string());
+                    }
+                    // Redis stores it negated: 0% is 0.
+                    if p == 0 {
+                        "0".to_string()
+                    } else {
+                        format!("{p}%")
+                    }
+                } else {
+                    return Err("argument must be a memory or percent value".to_string());
+                }
+            }
             Kind::Percentiles => {
                 let mut out = Vec::new();
                 for word in value.split_ascii_whitespace() {
@@ -769,6 +798,16 @@ impl Config {
     /// The file the configuration was read from.
     pub(crate) fn file(&self) -> Option<&std::path::Path> {
         self.file.as_deref()
+    }
+
+    /// `maxmemory-clients` as Redis stores it: bytes, or minus a percentage
+    /// of `maxmemory`.
+    pub(crate) fn maxmemory_clients(&self) -> i64 {
+        let value = self.get("maxmemory-clients").unwrap_or("0");
+        match value.strip_suffix('%') {
+            Some(p) => -p.parse::<i64>().unwrap_or(0),
+            None => value.parse().unwrap_or(0),
+        }
     }
 
     /// The percentiles INFO's `latencystats` reports.

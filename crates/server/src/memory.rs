@@ -255,7 +255,7 @@ pub(crate) fn client_memory(shared: &Shared) -> u64 {
     clients
         .iter()
         .filter(|c| c.kind.load(Ordering::Relaxed) != crate::client::REPLICA)
-        .map(|c| c.mem.total() as u64 + c.pubsub.pending() as u64)
+        .map(|c| c.mem.allocated(c.pubsub.pending()) as u64)
         .sum()
 }
 

@@ -82,6 +82,16 @@ pub(crate) fn client_type(c: &crate::client::ClientInfo) -> u8 {
     }
 }
 
+/// Bytes published to subscribers and not yet sent, all subscribers
+/// together (the server's part of `maxmemory-clients`'s sum, see
+/// `outbuf::ClientMemory`). One per process, as a server is.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes published to subscribers and not yet sent, in all.
+pub(crate) fn pending_total() -> usize {
+    PENDING.load(Ordering::Relaxed)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -356,6 +366,7 @@ impl Subscriber {
             return;
         }
         q.pending += message.size;
+        PENDING.fetch_add(message.size, Ordering::Relaxed);
         q.messages.push_back(message);
         let pending = q.pending as u64;
         let hard = limits.hard.load(Ordering::Relaxed);
@@ -417,9 +428,22 @@ impl Subscriber {
     pub(crate) fn flushed(&self) {
         let mut q = lock(&self.queue);
         if q.drained > 0 {
-            q.pending = q.pending.saturating_sub(q.drained);
+            let sent = q.drained.min(q.pending);
+            q.pending -= sent;
+            PENDING.fetch_sub(sent, Ordering::Relaxed);
             q.drained = 0;
         }
+    }
+
+    /// The client is gone or going (closed, evicted): nothing more is
+    /// queued, and what was is no longer counted.
+    pub(crate) fn release(&self) {
+        let mut q = lock(&self.queue);
+        q.closed = true;
+        q.messages = VecDeque::new();
+        PENDING.fetch_sub(q.pending, Ordering::Relaxed);
+        q.pending = 0;
+        q.drained = 0;
     }
 
     /// The client's subscriptions of `kind`, oldest first.

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) encodings: crate::cmd::Encodings,
     /// Whether the expiry cycle runs (`DEBUG SET-ACTIVE-EXPIRE`).
     pub(crate) active_expire: AtomicBool,
+    /// `DEBUG PAUSE-CRON 1`: the background tick skips its turns.
+    pub(crate) cron_paused: AtomicBool,
     /// `maxmemory` and its policy's settings and state (`memory.rs`).
     pub(crate) eviction: crate::memory::Eviction,
     /// SAVE and BGSAVE state.
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) tracking: crate::tracking::Tracking,
     /// `client-output-buffer-limit normal` (`outbuf.rs`).
     pub(crate) output_limits: crate::outbuf::Limits,
+    /// What ordinary clients hold, and `maxmemory-clients` (`outbuf.rs`).
+    pub(crate) client_memory: crate::outbuf::ClientMemory,
     /// Large values freed on a background thread (`lazyfree.rs`).
     pub(crate) lazyfree: crate::lazyfree::LazyFree,
 }
@@ -86,6 +90,8 @@ impl Shared {
     /// Takes `maxmemory` and its policy's settings from `config`.
     pub(crate) fn set_memory_limit(&self, config: &Config) {
         self.eviction.configure(config);
+        self.client_memory
+            .configure(config.maxmemory_clients(), config.get_i64("maxmemory"));
     }
 }
 
@@ -661,12 +667,14 @@ async fn serve(
         max_bulk_len: AtomicI64::new(max_bulk_len),
         encodings,
         active_expire: AtomicBool::new(true),
+        cron_paused: AtomicBool::new(false),
         eviction: crate::memory::Eviction::new(),
         persistence: Arc::default(),
         next_client_id: AtomicU64::new(1),
         pubsub: crate::pubsub::Hub::default(),
         tracking: crate::tracking::Tracking::default(),
         output_limits: crate::outbuf::Limits::default(),
+        client_memory: crate::outbuf::ClientMemory::default(),
         lazyfree: crate::lazyfree::LazyFree::default(),
     });
     if let Ok(config) = shared.config.lock() {
@@ -1025,6 +1033,9 @@ async fn active_expire(shared: Arc<Shared>) {
             _ = tick.tick() => {}
             () = shared.shutdown.triggered() => return,
         }
+        if shared.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         crate::db::tick_lru_clock();
         shared.stats.sample_rates();
         // Eviction a command's time budget left unfinished goes on here
@@ -1034,6 +1045,9 @@ async fn active_expire(shared: Arc<Shared>) {
         crate::memory::reset_s3fifo(&shared);
         // A replica stuck over its soft output limit (Redis's clientsCron).
         shared.repl.check_output_limits();
+        // Clients over `maxmemory-clients` with no command of any client
+        // to check them (Redis checks in each turn of its loop too).
+        crate::outbuf::evict_clients(&shared);
         let started = Instant::now();
         // Created after the await: a `Shards` may hold locks, which never
         // cross an await.

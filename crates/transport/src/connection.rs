@@ -45,6 +45,9 @@ pub struct Connection<S> {
     read: BytesMut,
     write: Output,
     limits: ConnectionLimits,
+    /// The read buffer's length the request being read needs, set by
+    /// [`Connection::expect`]; 0 for none.
+    expect: usize,
 }
 
 impl Connection<tokio::net::TcpStream> {
@@ -67,7 +70,7 @@ impl Connection<tokio::net::TcpStream> {
     /// cooperative budget here: a connection's replies spend it as they
     /// are written.
     pub async fn fill_socket(&mut self) -> Result<usize, TransportError> {
-        let want = self.limits.read_chunk.max(self.read.len()).max(1);
+        let want = self.want();
         self.read.reserve(want);
         let stream = &self.stream;
         let buf = &mut self.read;
@@ -106,6 +109,74 @@ impl Connection<tokio::net::TcpStream> {
     }
 }
 
+/// How [`Connection::flush_or_read`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything was sent.
+    Done,
+    /// The socket would take no more output, and the peer sent this many
+    /// bytes meanwhile (0: it closed its side); the rest of the output
+    /// still waits in [`Connection::write_buffer`].
+    Read(usize),
+}
+
+impl Connection<tokio::net::TcpStream> {
+    /// Sends the output as the socket takes it, and while the socket takes
+    /// no more, reads what the peer sends meanwhile, as Redis does: it
+    /// keeps reading a client's requests whatever output that client has
+    /// not read yet, bounded by the output limits alone. A peer that sends
+    /// all its requests before it reads a reply is then never stuck
+    /// against a server that stopped reading it.
+    ///
+    /// Cancel-safe: what the socket took is gone from the output, what it
+    /// did not is still there, in order.
+    pub async fn flush_or_read(&mut self) -> Result<Flushed, TransportError> {
+        let want = self.want();
+        let stream = &self.stream;
+        let write = &mut self.write;
+        let read = &mut self.read;
+        let result = std::future::poll_fn(|cx| {
+            loop {
+                while let Some(front) = write.front() {
+                    match stream.try_write(front) {
+                        Ok(n) => write.advance(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    }
+                }
+                if write.is_empty() {
+                    return Poll::Ready(Ok(Flushed::Done));
+                }
+                read.reserve(want);
+                match stream.try_read_buf(&mut (&mut *read).limit(want)) {
+                    Ok(n) => return Poll::Ready(Ok(Flushed::Read(n))),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                }
+                // Neither way can go on: wait for either. Readiness raised
+                // meanwhile makes a poll ready at once, and both are tried
+                // again.
+                let writable = stream.poll_write_ready(cx);
+                let readable = stream.poll_read_ready(cx);
+                match (writable, readable) {
+                    (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => {
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    (Poll::Pending, Poll::Pending) => return Poll::Pending,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        match result {
+            Ok(Flushed::Done) => self.write.clear(KEEP_CAPACITY),
+            Err(_) => self.write.clear(KEEP_CAPACITY),
+            Ok(Flushed::Read(_)) => {}
+        }
+        result
+    }
+}
+
 /// Buffers above this capacity are given back after a flush, so one huge
 /// reply does not pin memory for the life of the connection.
 const KEEP_CAPACITY: usize = 64 * 1024;
@@ -123,13 +194,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             read: BytesMut::with_capacity(limits.read_chunk),
             write: Output::new(),
             limits,
+            expect: 0,
         }
     }
 
     /// Reads once from the stream into the read buffer. Returns the number
     /// of bytes read; `Ok(0)` means the peer closed its side.
     pub async fn fill(&mut self) -> Result<usize, TransportError> {
-        let want = self.limits.read_chunk.max(self.read.len()).max(1);
+        let want = self.want();
         // `reserve` reuses the buffer's allocation once earlier frames
         // split off it have been dropped.
         self.read.reserve(want);
@@ -138,6 +210,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .read_buf(&mut (&mut self.read).limit(want))
             .await?;
         Ok(n)
+    }
+
+    /// Bytes to ask of the socket in one read: a chunk, or as much as the
+    /// buffer holds while a large request arrives (so big values cost few
+    /// reads), but no more than the request [`Connection::expect`]s.
+    fn want(&self) -> usize {
+        let want = self.limits.read_chunk.max(self.read.len());
+        if self.expect > self.read.len() {
+            want.min(self.expect - self.read.len()).max(1)
+        } else {
+            want.max(1)
+        }
+    }
+
+    /// Sizes the read buffer for a request that needs `total` bytes in all
+    /// (a big argument arriving: `RequestDecoder::needed`): one allocation
+    /// of that size, as Redis makes, where growing by doubling could leave
+    /// nearly half of it unused, and reads that take no more than the
+    /// request needs. 0 lifts it.
+    pub fn expect(&mut self, total: usize) {
+        self.expect = total;
+        if total > self.read.capacity() {
+            let mut buf = BytesMut::with_capacity(total);
+            buf.extend_from_slice(&self.read);
+            self.read = buf;
+        }
     }
 
     /// The bytes read and not yet consumed.
@@ -224,17 +322,22 @@ mod tests {
         assert_eq!(&client.read_buffer()[..], b"+PONG\r\n+PONG\r\n+PONG\r\n");
     }
 
+    /// A client socket and a server's connection, over loopback.
+    async fn loopback() -> (tokio::net::TcpStream, Connection<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, Connection::new(server))
+    }
+
     /// The socket read first, waited on only when it is empty: what is
     /// there is read at once, what comes later wakes the wait, and the
     /// peer's close reads as 0.
     #[tokio::test]
     async fn fill_socket_reads_then_waits() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let mut conn = Connection::new(server);
+        let (mut client, mut conn) = loopback().await;
         client.write_all(b"PING\r\n").await.unwrap();
         assert_eq!(conn.fill_socket().await.unwrap(), 6);
         let writer = tokio::spawn(async move {
@@ -246,6 +349,38 @@ mod tests {
         drop(writer.await.unwrap());
         assert_eq!(conn.fill_socket().await.unwrap(), 0);
         assert_eq!(&conn.read_buffer()[..], b"PING\r\nECHO\r\n");
+    }
+
+    /// A peer that writes and does not read: the output waits, the
+    /// requests are still read, and once the peer reads, the output leaves
+    /// whole and in order.
+    #[tokio::test]
+    async fn a_stuck_flush_still_reads() {
+        let (mut client, mut conn) = loopback().await;
+        // Far more than two sockets' buffers hold.
+        let reply: Vec<u8> = (0..32 << 20).map(|i| (i % 251) as u8).collect();
+        conn.write_buffer().put_slice(&reply);
+        client.write_all(b"PING\r\n").await.unwrap();
+        let mut read = 0;
+        while read < 6 {
+            match conn.flush_or_read().await.unwrap() {
+                Flushed::Read(n) => read += n,
+                Flushed::Done => panic!("32 MB went into a socket nobody reads"),
+            }
+        }
+        assert_eq!(&conn.read_buffer()[..], b"PING\r\n");
+        assert!(!conn.write_buffer().is_empty());
+        // Cancelled mid-send: nothing is lost.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(10), conn.flush_or_read()).await;
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; reply.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert!(got == reply, "the output arrived out of order");
+        });
+        assert_eq!(conn.flush_or_read().await.unwrap(), Flushed::Done);
+        assert!(conn.write_buffer().is_empty());
+        reader.await.unwrap();
     }
 
     #[tokio::test]

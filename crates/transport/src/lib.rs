@@ -22,7 +22,7 @@ mod output;
 mod shutdown;
 
 pub use codec::{RequestCodec, RespCodec};
-pub use connection::{Connection, ConnectionLimits};
+pub use connection::{Connection, ConnectionLimits, Flushed};
 pub use error::TransportError;
 pub use output::Output;
 pub use shutdown::Shutdown;

@@ -21,6 +21,9 @@ pub struct Output {
     queue: VecDeque<Bytes>,
     queued: usize,
     buf: BytesMut,
+    /// Part of the buffer was sent, the rest not: its `capacity` no longer
+    /// tells the room it holds, so [`Output::clear`] lets it go.
+    advanced: bool,
 }
 
 impl Output {
@@ -87,6 +90,39 @@ impl Output {
         (!self.buf.is_empty()).then_some(Piece::Buffer(&mut self.buf))
     }
 
+    /// The bytes to send next: the first queued piece, else the buffer.
+    /// `None` when nothing waits.
+    pub(crate) fn front(&self) -> Option<&[u8]> {
+        match self.queue.front() {
+            Some(piece) => Some(piece),
+            None => (!self.buf.is_empty()).then_some(&self.buf[..]),
+        }
+    }
+
+    /// Drops the first `n` bytes of [`Output::front`]: the socket took
+    /// them. What remains stays in order, so a send cut short by a
+    /// cancelled wait loses nothing.
+    pub(crate) fn advance(&mut self, n: usize) {
+        use bytes::Buf;
+        match self.queue.front_mut() {
+            Some(piece) => {
+                piece.advance(n);
+                self.queued -= n;
+                if piece.is_empty() {
+                    self.queue.pop_front();
+                }
+            }
+            // All of it sent: the buffer keeps its whole room for reuse
+            // (an advance would hide the sent part's room from
+            // `capacity`, and `clear` would keep a large buffer).
+            None if n == self.buf.len() => self.buf.clear(),
+            None => {
+                self.buf.advance(n);
+                self.advanced = true;
+            }
+        }
+    }
+
     /// Everything waiting, in order, as pieces: shared values stay the
     /// memory they were queued as (an in-process caller, such as the gRPC
     /// side of a server, takes replies without copying large values).
@@ -103,8 +139,9 @@ impl Output {
         self.queue.clear();
         self.queued = 0;
         self.buf.clear();
-        if self.buf.capacity() > keep_capacity {
+        if self.buf.capacity() > keep_capacity || self.advanced {
             self.buf = BytesMut::new();
+            self.advanced = false;
         }
     }
 }
@@ -146,6 +183,28 @@ mod tests {
             }
         }
         sent
+    }
+
+    #[test]
+    fn a_send_in_steps_keeps_the_order() {
+        let big = Bytes::from(vec![7u8; Output::SHARE_FROM]);
+        let mut out = Output::new();
+        out.extend_from_slice(b"head");
+        out.put_shared(big.clone());
+        out.extend_from_slice(b"tail");
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"tail");
+        let mut sent = Vec::new();
+        // Three bytes at a time, as a socket short of room takes them.
+        while let Some(front) = out.front() {
+            let n = front.len().min(3);
+            sent.extend_from_slice(&front[..n]);
+            out.advance(n);
+            assert_eq!(out.len(), want.len() - sent.len());
+        }
+        assert_eq!(sent, want);
+        assert!(out.is_empty());
     }
 
     #[test]

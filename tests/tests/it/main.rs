@@ -9,6 +9,7 @@ mod aof;
 mod bitmaps;
 mod check;
 mod client;
+mod client_eviction;
 mod client_memory;
 mod client_pause;
 mod commands;

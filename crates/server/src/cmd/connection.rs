@@ -277,8 +277,20 @@ pub(super) fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.reply.ok();
     } else if eq(sub, "no-evict") {
         want(3, "no-evict")?;
-        if !eq(&req[2], "on") && !eq(&req[2], "off") {
+        let on = if eq(&req[2], "on") {
+            true
+        } else if eq(&req[2], "off") {
+            false
+        } else {
             return Err(CmdError::Syntax);
+        };
+        ctx.client
+            .info
+            .mem
+            .no_evict
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            ctx.shared.client_memory.reconsider();
         }
         ctx.reply.ok();
     } else {
@@ -403,10 +415,16 @@ fn describe(
             m.multi_mem,
         )
     };
-    // Redis's letters, in its order: P subscribed, x in MULTI, b blocked,
-    // t tracking (R its redirect gone, B in BCAST mode), d a watched key
-    // changed; N for none.
+    // Redis's letters, in its order: S a replica, M a master, P
+    // subscribed, x in MULTI, b blocked, t tracking (R its redirect gone,
+    // B in BCAST mode), d a watched key changed, e CLIENT NO-EVICT; N for
+    // none.
     let mut flags = String::new();
+    match c.kind.load(Relaxed) {
+        crate::client::REPLICA => flags.push('S'),
+        crate::client::MASTER => flags.push('M'),
+        _ => {}
+    }
     if c.pubsub.active() {
         flags.push('P');
     }
@@ -429,10 +447,8 @@ fn describe(
     if c.watch.is_set() {
         flags.push('d');
     }
-    match c.kind.load(Relaxed) {
-        crate::client::REPLICA => flags.push('S'),
-        crate::client::MASTER => flags.push('M'),
-        _ => {}
+    if c.mem.no_evict.load(Relaxed) {
+        flags.push('e');
     }
     if flags.is_empty() {
         flags.push('N');
@@ -442,7 +458,7 @@ fn describe(
     let own = own.unwrap_or_else(|| Own {
         qbuf: mem.qbuf.load(Relaxed),
         qbuf_free: mem.qbuf_free.load(Relaxed),
-        argv_mem: 0,
+        argv_mem: mem.argv.load(Relaxed),
         obl: mem.obl.load(Relaxed),
         oll: mem.oll.load(Relaxed),
         omem: mem.omem.load(Relaxed),
@@ -453,12 +469,18 @@ fn describe(
     let omem = own.omem.max(c.pubsub.pending());
     let rbp = mem.rbp.load(Relaxed).max(own.obl);
     // The client's own memory (see `outbuf::Usage::total`).
-    let tot_mem = own.qbuf
-        + own.qbuf_free
-        + own.argv_mem
-        + multi_mem
-        + own.rbs.max(own.obl)
-        + crate::outbuf::CLIENT_OVERHEAD;
+    let tot_mem = match mine {
+        Some(client) => {
+            let queued = own.omem - own.obl;
+            own.qbuf
+                + own.qbuf_free
+                + own.argv_mem
+                + crate::client::state_memory(client)
+                + (own.rbs.max(own.obl) + queued).max(c.pubsub.pending())
+                + crate::outbuf::CLIENT_OVERHEAD
+        }
+        None => c.mem.total(c.pubsub.pending()),
+    };
     let Own {
         qbuf,
         qbuf_free,

@@ -294,7 +294,10 @@ fn info_section(ctx: &mut Ctx<'_>, name: &str, out: &mut String) {
                 ("expired_time_cap_reached_count", "0".into()),
                 ("expire_cycle_cpu_milliseconds", "0".into()),
                 ("evicted_keys", load(&stats.evicted_keys).to_string()),
-                ("evicted_clients", "0".into()),
+                (
+                    "evicted_clients",
+                    load(&shared.client_memory.evicted).to_string(),
+                ),
                 ("total_eviction_exceeded_time", "0".into()),
                 ("current_eviction_exceeded_time", "0".into()),
                 ("keyspace_hits", load(&stats.keyspace_hits).to_string()),
@@ -963,6 +966,22 @@ pub(super) fn debug(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let on = resp::parse_int(&req[2][..digits]).is_some_and(|n| n != 0);
         ctx.shared.active_expire.store(on, Ordering::Relaxed);
         ctx.reply.ok();
+    } else if eq(sub, "pause-cron") && req.len() == 3 {
+        // Redis's serverCron stops: here the background tick (eviction,
+        // expiry, the clients' checks) skips its turns.
+        let on = resp::parse_int(&req[2]).is_some_and(|n| n != 0);
+        ctx.shared.cron_paused.store(on, Ordering::Relaxed);
+        ctx.reply.ok();
+    } else if eq(sub, "replybuffer") && req.len() == 4 {
+        // Redis's cron resizes each client's reply buffer to its recent
+        // peak; Ember's write buffer is given back after each flush that
+        // leaves it large (`transport::Output`), with no cron to pause or
+        // peak to reset. Accepted, with Redis's arguments.
+        if eq(&req[2], "peak-reset-time") || eq(&req[2], "resizing") {
+            ctx.reply.ok();
+        } else {
+            return Err(CmdError::Syntax);
+        }
     } else if eq(sub, "log") || eq(sub, "quicklist-packed-threshold") {
         // Accepted for the test suite's sake; they change nothing here.
         ctx.reply.ok();
