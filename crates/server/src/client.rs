@@ -48,6 +48,15 @@ pub(crate) const NORMAL: u8 = 0;
 pub(crate) const REPLICA: u8 = 1;
 /// This replica's link to its master (flag `M`).
 pub(crate) const MASTER: u8 = 2;
+/// A client in MONITOR mode (flag `O`; shown as of type normal, as Redis
+/// shows it).
+pub(crate) const MONITOR: u8 = 3;
+
+/// Whether a client of `kind` is an ordinary one, as Redis's type
+/// `normal` (or `pubsub`): not a replica's link nor a master's.
+pub(crate) fn ordinary(kind: u8) -> bool {
+    kind == NORMAL || kind == MONITOR
+}
 
 /// The changing part of [`ClientInfo`], updated after each batch of
 /// commands.
@@ -275,6 +284,7 @@ pub(crate) async fn serve(
     tracing::debug!(id = info.id, %peer, "client closed: {reason}");
     info.mem.release(&shared.client_memory);
     info.pubsub.release();
+    shared.monitors.remove(info.id);
     cmd::unwatch_all(&mut Shards::new(&shared.keyspace), &mut client);
     shared.pubsub.leave(&info.pubsub);
     shared.tracking.disable(&shared, info.id);
@@ -928,7 +938,7 @@ async fn run(shared: &Shared, conn: &mut Connection<TcpStream>, client: &mut Cli
 /// (`maxmemory-clients`); whether this client was evicted.
 fn account(shared: &Shared, client: &Client) -> bool {
     let info = &client.info;
-    if info.kind.load(Ordering::Relaxed) != NORMAL {
+    if !ordinary(info.kind.load(Ordering::Relaxed)) {
         return false;
     }
     // Only a client that may be sent messages has a queue worth a lock.

@@ -22,6 +22,7 @@ mod kill;
 mod latency;
 mod lazyfree;
 pub mod memory;
+mod monitor;
 mod notify;
 mod outbuf;
 mod pause;

@@ -264,7 +264,7 @@ pub(crate) fn evict_clients(shared: &Shared) {
     let mut candidates: Vec<(usize, Arc<ClientInfo>)> = clients
         .into_iter()
         .filter(|c| {
-            c.kind.load(Ordering::Relaxed) == crate::client::NORMAL
+            crate::client::ordinary(c.kind.load(Ordering::Relaxed))
                 && !c.mem.no_evict.load(Ordering::Relaxed)
                 && !c.mem.gone.load(Ordering::Relaxed)
         })

@@ -77,6 +77,9 @@ pub(crate) fn client_type(c: &crate::client::ClientInfo) -> u8 {
     let kind = c.kind.load(Ordering::Relaxed);
     if kind == crate::client::NORMAL && c.pubsub.active() {
         PUBSUB
+    } else if kind == crate::client::MONITOR {
+        // Redis marks a monitor a replica, but shows it as a normal client.
+        crate::client::NORMAL
     } else {
         kind
     }

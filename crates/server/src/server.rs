@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) output_limits: crate::outbuf::Limits,
     /// What ordinary clients hold, and `maxmemory-clients` (`outbuf.rs`).
     pub(crate) client_memory: crate::outbuf::ClientMemory,
+    /// The clients in MONITOR mode (`monitor.rs`).
+    pub(crate) monitors: crate::monitor::Monitors,
     /// Large values freed on a background thread (`lazyfree.rs`).
     pub(crate) lazyfree: crate::lazyfree::LazyFree,
 }
@@ -442,6 +444,14 @@ impl LocalStats {
     }
 }
 
+/// Unix time in microseconds.
+pub(crate) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// Unix time in milliseconds.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -675,6 +685,7 @@ async fn serve(
         tracking: crate::tracking::Tracking::default(),
         output_limits: crate::outbuf::Limits::default(),
         client_memory: crate::outbuf::ClientMemory::default(),
+        monitors: crate::monitor::Monitors::default(),
         lazyfree: crate::lazyfree::LazyFree::default(),
     });
     if let Ok(config) = shared.config.lock() {

@@ -23,6 +23,7 @@ mod healing;
 mod lazyfree;
 mod memory;
 mod migrate;
+mod monitor;
 mod notify;
 mod persistence;
 mod protocol_vs_redis;

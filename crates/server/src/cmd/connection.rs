@@ -160,7 +160,38 @@ fn valid_name(name: &[u8]) -> CmdResult {
     Ok(())
 }
 
+/// `MONITOR`: from now on the client is sent every command the server runs
+/// (`monitor.rs`). Ignored, with no reply, by a client that monitors
+/// already, as Redis ignores it; refused inside EXEC, as Redis refuses it
+/// to a client that expects a reply per command.
+pub(super) fn monitor(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::other(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    let info = &ctx.client.info;
+    if info.kind.load(std::sync::atomic::Ordering::Relaxed) != crate::client::NORMAL
+        || !ctx.shared.monitors.add(info)
+    {
+        return Ok(());
+    }
+    info.kind
+        .store(crate::client::MONITOR, std::sync::atomic::Ordering::Relaxed);
+    // Its lines come as pushes: the connection waits for them while idle.
+    info.pubsub.expect_pushes();
+    ctx.reply.ok();
+    Ok(())
+}
+
 pub(super) fn reset(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    // A monitor becomes an ordinary client again, as in Redis.
+    if ctx.shared.monitors.remove(ctx.client.id()) {
+        ctx.client
+            .info
+            .kind
+            .store(crate::client::NORMAL, std::sync::atomic::Ordering::Relaxed);
+    }
     super::transactions::discard_transaction(&mut ctx.shards, ctx.client);
     ctx.client.db = 0;
     ctx.client.proto = Protocol::Resp2;
@@ -415,12 +446,13 @@ fn describe(
             m.multi_mem,
         )
     };
-    // Redis's letters, in its order: S a replica, M a master, P
+    // Redis's letters, in its order: O a monitor, S a replica, M a master, P
     // subscribed, x in MULTI, b blocked, t tracking (R its redirect gone,
     // B in BCAST mode), d a watched key changed, e CLIENT NO-EVICT; N for
     // none.
     let mut flags = String::new();
     match c.kind.load(Relaxed) {
+        crate::client::MONITOR => flags.push('O'),
         crate::client::REPLICA => flags.push('S'),
         crate::client::MASTER => flags.push('M'),
         _ => {}

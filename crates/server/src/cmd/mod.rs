@@ -433,6 +433,7 @@ pub(crate) static COMMANDS: &[Command] = commands! {
     "config", -2, SLOW | CONTAINER, NOKEY, server::config;
     "command", -1, OK_LOADING | OK_STALE | SLOW | CONTAINER, NOKEY, server::command;
     "shutdown", -1, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | NO_MULTI | ALLOW_BUSY, NOKEY, server::shutdown;
+    "monitor", 1, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE, NOKEY, connection::monitor;
     "debug", -2, ADMIN | NOSCRIPT | OK_LOADING | OK_STALE | KEYSPACE, NOKEY, server::debug;
     "function", -2, SLOW | CONTAINER, NOKEY, functions::function;
     // persistence
@@ -1429,8 +1430,16 @@ fn refused_on_disk_error(cmd: &Command, flags: u32, client: &Client) -> bool {
 fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
     let cmd = &COMMANDS[index];
     ctx.cmd = cmd;
+    // MONITOR shows a script's command before the commands it runs.
+    let monitored = ctx.shared.monitors.active() && monitored(ctx, cmd, req);
+    if monitored && cmd.flags & SKIP_MONITOR != 0 {
+        feed_monitors(ctx, req);
+    }
     let dirty = ctx.shards.effects().dirty();
     let result = (cmd.handler)(ctx, req);
+    if monitored && cmd.flags & SKIP_MONITOR == 0 {
+        feed_monitors(ctx, req);
+    }
     // Its keyspace events, in the order raised (inside EXEC and scripts,
     // each command's after it, as Redis sends them).
     crate::notify::flush(ctx.shared, ctx.shards.effects());
@@ -1468,6 +1477,20 @@ fn call(ctx: &mut Ctx<'_>, index: usize, req: &Request) {
         ctx.shared.stats.commands[stat].failed.fetch_add(1, Relaxed);
         ctx.reply.error(text);
     }
+}
+
+/// Whether MONITOR shows `cmd` (nobody monitors the AOF as it loads, and
+/// administrative commands are never shown, as in Redis).
+fn monitored(ctx: &Ctx<'_>, cmd: &Command, req: &Request) -> bool {
+    flags_of(cmd, req) & ADMIN == 0 && !ctx.shared.loading.load(Relaxed)
+}
+
+/// Sends `req` to the monitors, as run by this client, or by a script.
+fn feed_monitors(ctx: &Ctx<'_>, req: &Request) {
+    let from = (!ctx.scripted).then_some(&*ctx.client.info);
+    ctx.shared
+        .monitors
+        .feed(ctx.shared, from, ctx.client.db, req);
 }
 
 /// Whether Redis counts `cmd` as a change, and sends it to replicas, even
