@@ -104,7 +104,7 @@ fn line(from: Option<&ClientInfo>, db: usize, req: &Request, now_us: i64) -> Vec
         if redacted.contains(&i) {
             out.push_str("\"(redacted)\"");
         } else {
-            repr(&mut out, arg);
+            crate::reply::repr(&mut out, arg);
         }
     }
     out.push_str("\r\n");
@@ -140,29 +140,6 @@ fn redacted(req: &Request) -> Vec<usize> {
         }
     }
     hidden
-}
-
-/// `bytes` quoted as Redis's `sdscatrepr` quotes: printable ASCII as is,
-/// `\\` and `"` escaped, the usual control characters by their letter,
-/// anything else as `\xNN`.
-fn repr(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            7 => out.push_str("\\a"),
-            8 => out.push_str("\\b"),
-            b' '..=b'~' => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -1,8 +1,33 @@
 //! Writing replies straight into a connection's output buffer.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, Bytes};
 use resp::Protocol;
 use transport::Output;
+
+/// `bytes` quoted as Redis's `sdscatrepr` quotes: printable ASCII as is,
+/// `\\` and `"` escaped, the usual control characters by their letter,
+/// anything else as `\xNN` (MONITOR's lines, the AOF manifest's names).
+pub(crate) fn repr(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            b' '..=b'~' => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+}
 
 /// Appends replies in the client's protocol.
 #[derive(Debug)]

@@ -9,17 +9,23 @@ use ember_tests::{NodeKind, NodeProcess};
 
 use crate::redis_crate::{connect, q};
 
+/// A raw connection to `addr`, and a reader of its lines.
+fn raw(addr: impl std::net::ToSocketAddrs) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let lines = BufReader::new(stream.try_clone().expect("clone"));
+    (stream, lines)
+}
+
 /// What a monitor of `kind` is sent while another client runs a mix of
 /// commands: one line each, the time and the client's address replaced.
 fn monitored(kind: NodeKind) -> Vec<String> {
     let node = NodeProcess::start(kind);
     let mut con = connect(node.addr());
-    let mut monitor = TcpStream::connect(node.addr()).expect("connect");
-    monitor
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let (mut monitor, mut lines) = raw(node.addr());
     monitor.write_all(b"MONITOR\r\n").expect("MONITOR");
-    let mut lines = BufReader::new(monitor.try_clone().expect("clone"));
     let mut ok = String::new();
     lines.read_line(&mut ok).expect("MONITOR's reply");
     assert_eq!(ok, "+OK\r\n", "{kind:?}");
@@ -109,11 +115,7 @@ fn a_monitor_in_client_list_and_after_reset() {
     for kind in [NodeKind::Ember, NodeKind::Redis] {
         let node = NodeProcess::start(kind);
         let mut con = connect(node.addr());
-        let mut monitor = TcpStream::connect(node.addr()).expect("connect");
-        monitor
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut lines = BufReader::new(monitor.try_clone().expect("clone"));
+        let (mut monitor, mut lines) = raw(node.addr());
         monitor
             .write_all(b"CLIENT SETNAME mon\r\nMONITOR\r\nMONITOR\r\nRESET\r\n")
             .expect("write");

@@ -224,21 +224,8 @@ fn needs_repr(name: &str) -> bool {
 
 /// A quoted name as `sdscatrepr` writes it.
 fn repr(name: &str) -> String {
-    let mut out = String::from("\"");
-    for b in name.bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..0x7f => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
+    let mut out = String::new();
+    crate::reply::repr(&mut out, name.as_bytes());
     out
 }
 
