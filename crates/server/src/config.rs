@@ -401,6 +401,16 @@ const ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
 ];
 
+/// Parameters for tests that a CONFIG GET pattern does not show (Redis's
+/// `HIDDEN_CONFIG`).
+const HIDDEN: &[&str] = &[
+    "key-load-delay",
+    "rdb-key-save-delay",
+    "loading-process-events-interval-bytes",
+    "use-exit-on-panic",
+    "watchdog-period",
+];
+
 /// The server's configuration: every parameter by name, as text in the
 /// canonical form CONFIG GET shows.
 #[derive(Debug, Clone)]
@@ -544,10 +554,14 @@ impl Config {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
-    /// The names and values of parameters matching a glob `pattern`.
+    /// The names and values of parameters matching a glob `pattern`. A
+    /// pattern with a wildcard leaves out the [`HIDDEN`] ones, as Redis's
+    /// CONFIG GET does; their exact names still match.
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
+        let glob = pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         self.params
             .iter()
+            .filter(|(name, _)| !(glob && HIDDEN.contains(name)))
             .filter(|(name, _)| store::glob::matches(pattern, name.as_bytes(), true))
             .map(|(name, value)| (*name, value.as_str()))
             .collect()

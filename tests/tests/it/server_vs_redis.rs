@@ -839,6 +839,13 @@ fn hand_written_cases_match_redis() {
             "CONFIG SET appendonly maybe",
             "CONFIG GET nosuch",
             "CONFIG GET save",
+            "CONFIG SET maxmemory 10000001 maxmemory 10000002",
+            "CONFIG SET maxclients 100 nosuch 1 maxclients 200",
+            "CONFIG SET slave-lazy-flush yes replica-lazy-flush no",
+            "CONFIG GET maxmemory",
+            "CONFIG GET key-load-delay",
+            "CONFIG GET key-load*",
+            "CLIENT KILL USER wrong_user",
         ],
         &[
             "CONFIG GET list-max-ziplist-size",

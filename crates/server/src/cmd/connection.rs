@@ -583,7 +583,16 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             };
         } else if eq(opt, "type") {
             kind = Some(client_kind(value)?);
-        } else if eq(opt, "user") || eq(opt, "maxage") {
+        } else if eq(opt, "user") {
+            // Every client is a client of the default user, the only one
+            // there is without ACLs.
+            if value != b"default" {
+                return Err(CmdError::other(format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(value)
+                )));
+            }
+        } else if eq(opt, "maxage") {
             // Every client is a client of the default user.
         } else {
             return Err(CmdError::Syntax);

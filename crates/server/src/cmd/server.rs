@@ -666,6 +666,16 @@ pub(super) fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         for i in (2..req.len()).step_by(2) {
             let name = String::from_utf8_lossy(&req[i]).to_ascii_lowercase();
             let value = String::from_utf8_lossy(&req[i + 1]).into_owned();
+            // The same name twice (an alias and its new name are two, as
+            // in Redis 7.0).
+            let duplicate = (2..i)
+                .step_by(2)
+                .any(|j| req[j].eq_ignore_ascii_case(name.as_bytes()));
+            if duplicate && Config::is_mutable(&name).is_some() {
+                return Err(CmdError::other(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                )));
+            }
             match Config::is_mutable(&name) {
                 None => {
                     return Err(CmdError::other(format!(
