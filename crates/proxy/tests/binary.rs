@@ -65,41 +65,70 @@ fn ask(s: &mut TcpStream, request: &[u8], want: usize) -> Vec<u8> {
 }
 
 fn redis() -> (Redis, u16) {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("ember-proxy-bin-{}-{port}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ember-proxy-bin-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    let redis = Redis {
-        _process: Process(child),
-        dir,
-    };
-    drop(connect(port));
-    (redis, port)
+    let (process, port) = listening(|port| {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    });
+    (
+        Redis {
+            _process: process,
+            dir,
+        },
+        port,
+    )
+}
+
+/// Starts a server with `start(port)` on a free port and waits until it
+/// listens. A port found free may be taken again before the server binds
+/// it (by another test's outgoing connection, whose ephemeral port comes
+/// from the same range): a server that exits is started again on another.
+fn listening(start: impl Fn(u16) -> Child) -> (Process, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut process = Process(start(port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return (process, port);
+            }
+            if process.0.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nothing listened on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("no server started in five tries");
 }
 
 fn proxy(args: &[&str]) -> (Process, u16) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
-        .args(["--port", &port.to_string()])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ember-proxy");
-    (Process(child), port)
+    listening(|port| {
+        Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ember-proxy")
+    })
 }
 
 #[test]
@@ -174,25 +203,29 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn takes_its_settings_from_a_config_file() {
     let (_redis, node) = redis();
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("ember-proxy-conf-{}-{port}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ember-proxy-conf-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("proxy.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "replicas = [[\"127.0.0.1:{node}\"]]\ntimeout = \"2s\"\n\n[proxy]\nport = {port}\nrequirepass = \"from-file\"\nmaxclients = 100\nthreads = 1\nclient_output_buffer_limit = \"pubsub 1mb 0 0\"\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
-        .arg("--config")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ember-proxy");
-    let _proxy = Process(child);
+    let (_proxy, port) = listening(|port| {
+        std::fs::write(
+            &file,
+            format!(
+                "replicas = [[\"127.0.0.1:{node}\"]]\ntimeout = \"2s\"\n\n[proxy]\nport = {port}\nrequirepass = \"from-file\"\nmaxclients = 100\nthreads = 1\nclient_output_buffer_limit = \"pubsub 1mb 0 0\"\n"
+            ),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+            .arg("--config")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ember-proxy")
+    });
     let mut s = connect(port);
     assert_eq!(
         ask(&mut s, b"GET k\r\n", 34),
@@ -203,16 +236,16 @@ fn takes_its_settings_from_a_config_file() {
         b"+OK\r\n+OK\r\n$1\r\nv\r\n"
     );
     // A flag wins over the file.
-    let flagged = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
-        .arg("--config")
-        .arg(&file)
-        .args(["--port", &flagged.to_string(), "--requirepass", "from-flag"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ember-proxy");
-    let _second = Process(child);
+    let (_second, flagged) = listening(|flagged| {
+        Command::new(env!("CARGO_BIN_EXE_ember-proxy"))
+            .arg("--config")
+            .arg(&file)
+            .args(["--port", &flagged.to_string(), "--requirepass", "from-flag"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ember-proxy")
+    });
     let mut s = connect(flagged);
     assert_eq!(
         ask(&mut s, b"AUTH from-flag\r\nGET k\r\n", 12),
