@@ -128,7 +128,9 @@ fn a_monitor_in_client_list_and_after_reset() {
         assert_eq!(replies, ["+OK\r\n", "+OK\r\n", "+RESET\r\n"], "{kind:?}");
         // RESET dropped the name; the connection is an ordinary one again.
         let list: String = q(&mut con, &["CLIENT", "LIST"]);
-        assert_eq!(list.lines().count(), 2, "{kind:?}: {list}");
+        // (Not a count of lines: the harness's own first connection may
+        // still be listed while its close is on the way.)
+        assert!(!list.contains("name=mon "), "{kind:?}: {list}");
         assert!(!list.contains("flags=O"), "{kind:?}: {list}");
         // Monitoring again: flag O, of type normal (Redis marks a monitor
         // a replica, and shows it as a normal client).
